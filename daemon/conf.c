@@ -1,0 +1,388 @@
+/*
+ * conf: the configuration file (credbroker.conf(5)) and -o overrides.
+ *
+ * The file is INI, parsed by inih.  Every key is known here, with its
+ * default and its validation; an unknown section or key is an error, so a
+ * typo cannot silently leave a setting at its default.  -o section.key=value
+ * is applied after the file and overrides it.  For the repeatable key
+ * access.grant, the first -o replaces the file's grants and later ones add.
+ */
+#include <errno.h>
+#include <grp.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#include "cb_error.h"
+#include "credbrokerd.h"
+#include "log.h"
+#include "secbuf.h"
+
+#define CONF_DEFAULT_SOCKET	"/run/credbroker/credbroker.sock"
+#define CONF_DEFAULT_DATABASE	"/var/lib/credbroker/credbroker.db"
+#define CONF_DEFAULT_CREDENTIAL	"master-key"
+
+struct conf_parse {
+	struct conf	*conf;
+	struct cb_error	*err;
+	const char	*where;		/* file name or "-o" */
+	int		 lineno;
+	bool		 overriding;	/* applying -o */
+	bool		 grants_replaced;
+	int		 failed;
+};
+
+/* Replace a string setting. */
+static int
+conf_set_str(char **slot, const char *value)
+{
+	char	*s;
+
+	if ((s = strdup(value)) == NULL)
+		return -CB_EINTERNAL;
+	free(*slot);
+	*slot = s;
+	return 0;
+}
+
+/* Parse an unsigned decimal in [min, max]. */
+static int
+conf_parse_uint(const char *value, unsigned long long min,
+    unsigned long long max, unsigned long long *out)
+{
+	char			*end;
+	unsigned long long	 v;
+
+	if (*value == '\0' || *value == '-' || *value == '+')
+		return -1;
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Permission names separated by commas, or "*". */
+static int
+conf_parse_perms(const char *list, unsigned *out, struct cb_error *err)
+{
+	const char	*p = list, *e;
+	int		 perm;
+
+	*out = 0;
+	while (*p != '\0') {
+		e = strchr(p, ',');
+		if (e == NULL)
+			e = p + strlen(p);
+		if (e - p == 1 && *p == '*')
+			*out |= CB_PERM_ALL;
+		else if ((perm = proto_perm_lookup(p, (size_t)(e - p))) >= 0)
+			*out |= CB_PERM_BIT(perm);
+		else
+			return cb_error_set(err, CB_EBADREQ,
+			    "unknown permission '%.*s'", (int)(e - p), p);
+		p = *e == ',' ? e + 1 : e;
+	}
+	if (*out == 0)
+		return cb_error_set(err, CB_EBADREQ, "no permission given");
+	return 0;
+}
+
+int
+conf_parse_grant(const char *text, struct grant *g, struct cb_error *err)
+{
+	char			*copy, *principal, *perms, *extra, *save;
+	const char		*name;
+	unsigned long long	 id;
+	struct passwd		*pw;
+	struct group		*gr;
+	int			 rc = -CB_EBADREQ;
+
+	memset(g, 0, sizeof(*g));
+	if ((copy = strdup(text)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	principal = strtok_r(copy, " \t", &save);
+	perms = strtok_r(NULL, " \t", &save);
+	extra = strtok_r(NULL, " \t", &save);
+	if (principal == NULL || perms == NULL || extra != NULL) {
+		cb_error_set(err, CB_EBADREQ,
+		    "grant must be 'PRINCIPAL PERM[,PERM...]'");
+		goto done;
+	}
+	name = strchr(principal, ':');
+	name = name != NULL ? name + 1 : "";
+	if (strncmp(principal, "uid:", 4) == 0 ||
+	    strncmp(principal, "gid:", 4) == 0) {
+		if (conf_parse_uint(name, 0, UINT32_MAX - 1, &id) != 0) {
+			cb_error_set(err, CB_EBADREQ, "bad numeric id in '%s'",
+			    principal);
+			goto done;
+		}
+		g->kind = principal[0] == 'u' ? GRANT_UID : GRANT_GID;
+		g->id = (uint32_t)id;
+	} else if (strncmp(principal, "user:", 5) == 0 && *name != '\0') {
+		if ((pw = getpwnam(name)) == NULL) {
+			cb_error_set(err, CB_EBADREQ, "unknown user '%s'", name);
+			goto done;
+		}
+		g->kind = GRANT_UID;
+		g->id = pw->pw_uid;
+	} else if (strncmp(principal, "group:", 6) == 0 && *name != '\0') {
+		if ((gr = getgrnam(name)) == NULL) {
+			cb_error_set(err, CB_EBADREQ, "unknown group '%s'", name);
+			goto done;
+		}
+		g->kind = GRANT_GID;
+		g->id = gr->gr_gid;
+	} else {
+		cb_error_set(err, CB_EBADREQ, "principal '%s' must be uid:N, "
+		    "user:NAME, gid:N or group:NAME", principal);
+		goto done;
+	}
+	if (conf_parse_perms(perms, &g->perms, err) != 0)
+		goto done;
+	if ((g->text = strdup(text)) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	rc = 0;
+done:
+	free(copy);
+	return rc;
+}
+
+/* Free the grant list. */
+static void
+conf_grants_free(struct conf *c)
+{
+	size_t	i;
+
+	for (i = 0; i < c->ngrants; i++)
+		free(c->grants[i].text);
+	free(c->grants);
+	c->grants = NULL;
+	c->ngrants = 0;
+}
+
+/* Apply one section/key/value; 0 or -CB_EBADREQ with err filled. */
+static int
+conf_apply(struct conf_parse *cp, const char *section, const char *key,
+    const char *value)
+{
+	struct conf		*c = cp->conf;
+	struct cb_error		 gerr;
+	struct grant		 g, *ng;
+	unsigned long long	 v;
+	int			 lvl;
+
+#define KEY(s, k) (strcmp(section, s) == 0 && strcmp(key, k) == 0)
+	if (KEY("server", "socket")) {
+		if (*value != '/')
+			goto bad_abs;
+		return conf_set_str(&c->socket, value);
+	} else if (KEY("server", "socket_mode")) {
+		char *end;
+		unsigned long m = strtoul(value, &end, 8);
+		if (*value == '\0' || *end != '\0' || m > 0777)
+			goto bad;
+		c->socket_mode = (unsigned)m;
+	} else if (KEY("server", "max_message_size")) {
+		if (conf_parse_uint(value, 1024, 64ULL * 1024 * 1024, &v) != 0)
+			goto bad;
+		c->max_message = (size_t)v;
+	} else if (KEY("server", "max_connections")) {
+		if (conf_parse_uint(value, 1, 1000000, &v) != 0)
+			goto bad;
+		c->max_connections = (unsigned)v;
+	} else if (KEY("server", "max_inflight")) {
+		if (conf_parse_uint(value, 1, 100000, &v) != 0)
+			goto bad;
+		c->max_inflight = (unsigned)v;
+	} else if (KEY("server", "idle_timeout")) {
+		if (conf_parse_uint(value, 0, 86400 * 7, &v) != 0)
+			goto bad;
+		c->idle_timeout = (unsigned)v;
+	} else if (KEY("server", "shutdown_timeout")) {
+		if (conf_parse_uint(value, 0, 3600, &v) != 0)
+			goto bad;
+		c->shutdown_timeout = (unsigned)v;
+	} else if (KEY("storage", "database")) {
+		if (*value != '/')
+			goto bad_abs;
+		return conf_set_str(&c->database, value);
+	} else if (KEY("security", "secret_key_file")) {
+		if (*value != '/')
+			goto bad_abs;
+		return conf_set_str(&c->secret_key_file, value);
+	} else if (KEY("security", "secret_key_credential")) {
+		if (*value == '\0' || strchr(value, '/') != NULL)
+			goto bad;
+		return conf_set_str(&c->secret_key_credential, value);
+	} else if (KEY("security", "secret_key")) {
+		if (cp->overriding)
+			return cb_error_set(cp->err, CB_EBADREQ,
+			    "the master key is never accepted on the command "
+			    "line; use security.secret_key_file");
+		cb_strfree_wipe(c->secret_key);
+		if ((c->secret_key = strdup(value)) == NULL)
+			return -CB_EINTERNAL;
+	} else if (KEY("access", "grant")) {
+		if (conf_parse_grant(value, &g, &gerr) != 0)
+			return cb_error_set(cp->err, CB_EBADREQ,
+			    "%s:%d: access.grant: %s", cp->where, cp->lineno,
+			    gerr.msg);
+		if (cp->overriding && !cp->grants_replaced) {
+			conf_grants_free(c);
+			cp->grants_replaced = true;
+		}
+		ng = reallocarray(c->grants, c->ngrants + 1, sizeof(*ng));
+		if (ng == NULL) {
+			free(g.text);
+			return -CB_EINTERNAL;
+		}
+		c->grants = ng;
+		c->grants[c->ngrants++] = g;
+	} else if (KEY("log", "level")) {
+		if ((lvl = log_level_from_name(value)) < 0)
+			goto bad;
+		c->log_level = lvl;
+	} else
+		return cb_error_set(cp->err, CB_EBADREQ,
+		    "%s:%d: unknown key '%s.%s'", cp->where, cp->lineno,
+		    section, key);
+#undef KEY
+	return 0;
+bad:
+	return cb_error_set(cp->err, CB_EBADREQ,
+	    "%s:%d: invalid value for %s.%s", cp->where, cp->lineno, section,
+	    key);
+bad_abs:
+	return cb_error_set(cp->err, CB_EBADREQ,
+	    "%s:%d: %s.%s must be an absolute path", cp->where, cp->lineno,
+	    section, key);
+}
+
+/* inih callback: returns 1 to go on, 0 to stop. */
+static int
+conf_ini_handler(void *user, const char *section, const char *name,
+    const char *value)
+{
+	struct conf_parse	*cp = user;
+
+	cp->lineno++;
+	if (cp->failed)
+		return 0;
+	if (conf_apply(cp, section, name, value) != 0) {
+		if (cp->err != NULL && cp->err->code == 0)
+			cb_error_set(cp->err, CB_EINTERNAL, "out of memory");
+		cp->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+int
+conf_load(struct conf *c, const char *path, char *const *overrides,
+    size_t noverrides, struct cb_error *err)
+{
+	struct conf_parse	 cp;
+	FILE			*f;
+	char			*dot, *eq, *sec = NULL;
+	size_t			 i, seclen = 0;
+	int			 rc;
+
+	memset(c, 0, sizeof(*c));
+	c->socket_mode = 0660;
+	c->max_message = CB_DEFAULT_MAX_MESSAGE;
+	c->max_connections = 1024;
+	c->max_inflight = 64;
+	c->idle_timeout = 300;
+	c->shutdown_timeout = 10;
+	c->log_level = LOG_LVL_INFO;
+	if (conf_set_str(&c->socket, CONF_DEFAULT_SOCKET) != 0 ||
+	    conf_set_str(&c->database, CONF_DEFAULT_DATABASE) != 0 ||
+	    conf_set_str(&c->secret_key_credential,
+	    CONF_DEFAULT_CREDENTIAL) != 0)
+		goto oom;
+
+	memset(&cp, 0, sizeof(cp));
+	cp.conf = c;
+	cp.err = err;
+	cb_error_clear(err);
+	if (path != NULL) {
+		if (conf_set_str(&c->path, path) != 0)
+			goto oom;
+		if ((f = fopen(path, "re")) == NULL) {
+			rc = cb_error_set(err, CB_EBADREQ,
+			    "cannot open configuration %s: %s", path,
+			    strerror(errno));
+			goto fail;
+		}
+		cp.where = path;
+		rc = ini_parse_file(f, conf_ini_handler, &cp);
+		fclose(f);
+		if (cp.failed) {
+			rc = -CB_EBADREQ;
+			goto fail;
+		}
+		if (rc != 0) {
+			rc = cb_error_set(err, CB_EBADREQ,
+			    "%s:%d: syntax error", path, rc);
+			goto fail;
+		}
+	}
+
+	cp.where = "-o";
+	cp.overriding = true;
+	for (i = 0; i < noverrides; i++) {
+		cp.lineno = (int)i + 1;
+		seclen = strlen(overrides[i]);
+		if ((sec = strdup(overrides[i])) == NULL)
+			goto oom;
+		dot = strchr(sec, '.');
+		eq = strchr(sec, '=');
+		if (dot == NULL || eq == NULL || dot > eq || dot == sec ||
+		    dot + 1 == eq) {
+			rc = cb_error_set(err, CB_EBADREQ,
+			    "-o takes section.key=value");
+			goto fail;
+		}
+		*dot = *eq = '\0';
+		if ((rc = conf_apply(&cp, sec, dot + 1, eq + 1)) != 0) {
+			if (err != NULL && err->code == 0)
+				goto oom;
+			goto fail;
+		}
+		cb_wipe(sec, seclen);
+		free(sec);
+		sec = NULL;
+	}
+	return 0;
+oom:
+	rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+fail:
+	if (sec != NULL) {
+		cb_wipe(sec, seclen);
+		free(sec);
+	}
+	conf_free(c);
+	return rc;
+}
+
+void
+conf_free(struct conf *c)
+{
+	free(c->path);
+	free(c->socket);
+	free(c->database);
+	free(c->secret_key_file);
+	free(c->secret_key_credential);
+	cb_strfree_wipe(c->secret_key);
+	conf_grants_free(c);
+	memset(c, 0, sizeof(*c));
+}

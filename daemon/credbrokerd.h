@@ -1,0 +1,160 @@
+/*
+ * credbrokerd: the daemon's central header.  One prototype section per
+ * source file, in the order a request travels: configuration and access
+ * (conf.c, access.c), the listener and connections (server.c), dispatch
+ * (rpc.c), and the method families (rpc-*.c).
+ */
+#ifndef CREDBROKERD_H
+#define CREDBROKERD_H
+
+#include <sys/types.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "cb_error.h"
+#include "proto.h"
+#include "secbuf.h"
+
+struct seal_key;
+struct store;
+
+/* conf.c */
+
+enum grant_kind { GRANT_UID, GRANT_GID };
+
+struct grant {
+	int		 kind;		/* enum grant_kind */
+	uint32_t	 id;
+	unsigned	 perms;		/* CB_PERM_BIT mask */
+	char		*text;		/* as written, for messages */
+};
+
+struct conf {
+	char		*path;		/* the file, NULL if none */
+
+	char		*socket;
+	unsigned	 socket_mode;
+	size_t		 max_message;
+	unsigned	 max_connections;
+	unsigned	 max_inflight;
+	unsigned	 idle_timeout;		/* seconds, 0 = none */
+	unsigned	 shutdown_timeout;	/* seconds */
+
+	char		*database;
+
+	char		*secret_key_file;
+	char		*secret_key_credential;
+	char		*secret_key;		/* inline; wiped on free */
+
+	struct grant	*grants;
+	size_t		 ngrants;
+
+	int		 log_level;
+};
+
+/* Defaults, then the file (may be NULL), then -o overrides in order. */
+int	 conf_load(struct conf *c, const char *path, char *const *overrides,
+	    size_t noverrides, struct cb_error *err);
+void	 conf_free(struct conf *c);
+/* Parse "PRINCIPAL PERM[,PERM...]" into g. */
+int	 conf_parse_grant(const char *text, struct grant *g,
+	    struct cb_error *err);
+
+/* access.c */
+
+struct peer {
+	uid_t		 uid;
+	gid_t		 gid;
+	pid_t		 pid;
+	gid_t		*groups;	/* supplementary, from SO_PEERGROUPS */
+	int		 ngroups;
+};
+
+/* Read the kernel's view of the peer on fd. */
+int	 access_peer_get(int fd, struct peer *p, struct cb_error *err);
+void	 access_peer_free(struct peer *p);
+/* Union of the permissions that grants give this peer. */
+unsigned access_perms(const struct grant *grants, size_t n,
+	    const struct peer *p);
+
+/* server.c */
+
+struct broker {
+	uv_loop_t	*loop;
+	struct conf	*conf;
+	char		*conf_path;
+	char *const	*overrides;
+	size_t		 noverrides;
+	struct store	*store;
+	struct seal_key	*key;
+	uint64_t	 started_ms;	/* uv_now at start */
+	time_t		 started;
+	unsigned	 nconns;
+	bool		 stopping;
+	int		 exit_status;
+};
+
+struct conn;
+
+int	 server_start(struct broker *b, struct cb_error *err);
+/* Stop accepting, drain, and close every handle. */
+void	 server_shutdown(struct broker *b);
+/* Re-read the configuration (SIGHUP). */
+void	 server_reload(struct broker *b);
+
+/* The peer of a connection. */
+const struct peer *conn_peer(const struct conn *c);
+/* Queue bytes for writing; takes ownership of buf (wiped after write). */
+void	 conn_write(struct conn *c, struct secbuf *buf);
+/* Close after pending writes. */
+void	 conn_close(struct conn *c);
+
+/* rpc.c */
+
+struct rpc_call {
+	struct broker	*broker;
+	struct conn	*conn;
+	int		 method;	/* enum cb_method */
+	uint32_t	 msgid;
+	unsigned	 perms;
+	uint64_t	 start_ms;
+	struct secbuf	 reply;
+	msgpack_packer	 pk;		/* writes into reply */
+};
+
+/*
+ * A handler packs exactly one result object into call->pk and returns 0,
+ * or returns a negative CB_E* code with err filled.
+ */
+typedef int (*rpc_handler)(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err);
+
+/* Handle one unpacked message from conn. */
+void	 rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj);
+/* RFC 3339 UTC text of a unix time into buf (at least 32 bytes). */
+const char *rpc_time(int64_t t, char buf[32]);
+/* Pack key then RFC 3339 time (nil when t is 0). */
+void	 rpc_pack_kv_time(msgpack_packer *pk, const char *k, int64_t t);
+
+/* rpc-misc.c */
+int	 rpc_hello(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_health(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
+/* rpc-type.c */
+int	 rpc_type_create(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_type_get(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_type_list(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_type_update(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_type_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_type_clear(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
+/* rpc-cred.c */
+int	 rpc_cred_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_cred_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_cred_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
+#endif

@@ -1,0 +1,27 @@
+/*
+ * log: leveled logging to stderr (journald under systemd picks up the
+ * "<N>" priority prefixes when log.format is journal).  log_warn() appends
+ * strerror(errno); log_warnx() does not.  fatal()/fatalx() exit(1) and are
+ * only for start-up failures and broken invariants.  Never pass a secret.
+ */
+#ifndef CB_LOG_H
+#define CB_LOG_H
+
+#include <stdarg.h>
+
+enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
+
+void	log_init(int level, int journal_prefix);
+void	log_set_level(int level);
+int	log_level_from_name(const char *name);	/* -1 if unknown */
+void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void	fatal(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+void	fatalx(const char *fmt, ...)
+	    __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

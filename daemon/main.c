@@ -1,0 +1,233 @@
+/*
+ * credbrokerd: start-up and shutdown.
+ *
+ * Order matters: harden the process first (no core dumps, not dumpable),
+ * read the configuration, load and check the master key, open the store
+ * and compare its key check value, and only then listen.  Every failure
+ * before the loop runs is fatal with a message that says what to fix.
+ * After the loop returns, every handle is closed and uv_loop_close() must
+ * succeed.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+#include <uv.h>
+
+#include "cb_error.h"
+#include "cb_version.h"
+#include "credbrokerd.h"
+#include "log.h"
+#include "seal.h"
+#include "store.h"
+
+#define CONF_DEFAULT_PATH	"/etc/credbroker/credbroker.conf"
+
+static void usage(int) __attribute__((noreturn));
+
+/* Print the synopsis and exit with status. */
+static void
+usage(int status)
+{
+	fprintf(status ? stderr : stdout,
+	    "usage: credbrokerd [-f] [-c file] [-o section.key=value]...\n"
+	    "                   [--check-config] [--version]\n"
+	    "  -c, --config FILE     configuration (default %s)\n"
+	    "  -f, --foreground      stay in the foreground\n"
+	    "  -o section.key=value  override a configuration key\n"
+	    "      --check-config    check configuration and key, then exit\n"
+	    "      --version         print the version and exit\n",
+	    CONF_DEFAULT_PATH);
+	exit(status);
+}
+
+/* No core dumps and no ptrace by other users: memory holds keys. */
+static void
+harden(void)
+{
+	struct rlimit	rl = { 0, 0 };
+
+	if (setrlimit(RLIMIT_CORE, &rl) != 0)
+		log_warn("setrlimit(RLIMIT_CORE)");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
+		log_warn("prctl(PR_SET_DUMPABLE)");
+	umask(0077);
+}
+
+/*
+ * Load the master key from, in order: security.secret_key_file,
+ * $CREDENTIALS_DIRECTORY/<security.secret_key_credential> (systemd's
+ * LoadCredential=), or security.secret_key inline (with a warning).
+ */
+static struct seal_key *
+load_key(const struct conf *c)
+{
+	struct seal_key	*k;
+	struct cb_error	 err;
+	const char	*credsdir;
+	char		*path = NULL;
+	int		 rc;
+
+	if ((k = seal_key_alloc()) == NULL)
+		fatalx("cannot allocate memory for the master key");
+	credsdir = getenv("CREDENTIALS_DIRECTORY");
+	if (c->secret_key_file != NULL)
+		rc = seal_key_load_file(k, c->secret_key_file, 1, &err);
+	else if (credsdir != NULL && *credsdir != '\0') {
+		if (asprintf(&path, "%s/%s", credsdir,
+		    c->secret_key_credential) < 0)
+			fatalx("out of memory");
+		rc = seal_key_load_file(k, path, 1, &err);
+		free(path);
+	} else if (c->secret_key != NULL) {
+		log_warnx("the master key is written inline in the "
+		    "configuration (security.secret_key); use "
+		    "security.secret_key_file or a systemd credential");
+		rc = seal_key_init(k, (const uint8_t *)c->secret_key,
+		    strlen(c->secret_key), 1, &err);
+	} else
+		fatalx("no master key: set security.secret_key_file, or run "
+		    "with a systemd credential named '%s'",
+		    c->secret_key_credential);
+	if (rc != 0)
+		fatalx("%s", err.msg);
+	return k;
+}
+
+/* Record the key check value in a new store, or compare it. */
+static void
+check_key(struct store *st, const struct seal_key *k, const char *dbpath)
+{
+	struct cb_error	 err;
+	char		 kcv[SEAL_KCV_MAX], *stored = NULL;
+
+	if (seal_kcv(k, kcv, &err) != 0)
+		fatalx("%s", err.msg);
+	if (store_kcv_get(st, &stored, &err) != 0)
+		fatalx("%s", err.msg);
+	if (stored == NULL) {
+		if (store_kcv_set(st, kcv, &err) != 0)
+			fatalx("%s", err.msg);
+		log_info("new store %s: master key recorded", dbpath);
+	} else if (strlen(stored) != strlen(kcv) ||
+	    CRYPTO_memcmp(stored, kcv, strlen(kcv)) != 0)
+		fatalx("master key does not match this store (%s): the "
+		    "values in it were sealed with another key", dbpath);
+	free(stored);
+}
+
+int
+main(int argc, char *argv[])
+{
+	static const struct option longopts[] = {
+		{ "config",	  required_argument, NULL, 'c' },
+		{ "foreground",	  no_argument,	     NULL, 'f' },
+		{ "check-config", no_argument,	     NULL, 'C' },
+		{ "version",	  no_argument,	     NULL, 'V' },
+		{ "help",	  no_argument,	     NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct broker	 b;
+	struct conf	*conf;
+	struct cb_error	 err;
+	uv_loop_t	 loop;
+	const char	*conf_path = CONF_DEFAULT_PATH;
+	char		**overrides = NULL;
+	size_t		 noverrides = 0;
+	int		 ch, foreground = 0, check_only = 0, rc;
+
+	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
+	harden();
+	while ((ch = getopt_long(argc, argv, "c:fo:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c':
+			conf_path = optarg;
+			break;
+		case 'f':
+			foreground = 1;
+			break;
+		case 'o':
+			overrides = reallocarray(overrides, noverrides + 1,
+			    sizeof(*overrides));
+			if (overrides == NULL)
+				fatalx("out of memory");
+			overrides[noverrides++] = optarg;
+			break;
+		case 'C':
+			check_only = 1;
+			break;
+		case 'V':
+			printf("credbroker %s\n", CB_VERSION);
+			return 0;
+		case 'h':
+			usage(0);
+		default:
+			usage(1);
+		}
+	}
+	if (optind != argc)
+		usage(1);
+
+	if ((conf = calloc(1, sizeof(*conf))) == NULL)
+		fatalx("out of memory");
+	if (conf_load(conf, conf_path, overrides, noverrides, &err) != 0)
+		fatalx("configuration: %s", err.msg);
+	log_set_level(conf->log_level);
+
+	memset(&b, 0, sizeof(b));
+	b.conf = conf;
+	b.conf_path = (char *)conf_path;
+	b.overrides = overrides;
+	b.noverrides = noverrides;
+	b.key = load_key(conf);
+	/* The inline key, if any, is no longer needed in the clear. */
+	cb_strfree_wipe(conf->secret_key);
+	conf->secret_key = NULL;
+
+	if (store_open(conf->database, &b.store, &err) != 0)
+		fatalx("%s", err.msg);
+	check_key(b.store, b.key, conf->database);
+	if (check_only) {
+		printf("configuration and master key OK\n");
+		store_close(b.store);
+		seal_key_free(b.key);
+		conf_free(conf);
+		free(conf);
+		free(overrides);
+		return 0;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	if ((rc = uv_loop_init(&loop)) != 0)
+		fatalx("uv_loop_init: %s", uv_strerror(rc));
+	b.loop = &loop;
+	b.started_ms = uv_now(&loop);
+	b.started = time(NULL);
+	if (server_start(&b, &err) != 0)
+		fatalx("%s", err.msg);
+	if (!foreground && daemon(1, 1) != 0)
+		fatal("daemon");
+	log_info("credbroker %s started (pid %d)", CB_VERSION, (int)getpid());
+
+	uv_run(&loop, UV_RUN_DEFAULT);
+
+	if ((rc = uv_loop_close(&loop)) != 0)
+		log_warnx("uv_loop_close: %s", uv_strerror(rc));
+	store_close(b.store);
+	seal_key_free(b.key);
+	conf_free(b.conf);
+	free(b.conf);
+	free(overrides);
+	log_info("stopped");
+	return rc == 0 ? 0 : 1;
+}

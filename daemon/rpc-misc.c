@@ -1,0 +1,67 @@
+/*
+ * rpc-misc: hello and health, the two methods that touch no credential.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cb_error.h"
+#include "cb_version.h"
+#include "credbrokerd.h"
+#include "proto.h"
+
+/* hello {} -> {protocol, server, permissions, uid} */
+int
+rpc_hello(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { NULL };
+	msgpack_packer	*pk = &call->pk;
+	int		 i, n = 0;
+
+	if (proto_check_keys(params, keys, err) != 0)
+		return -CB_EBADREQ;
+	for (i = 0; i < CB_PERM_COUNT; i++)
+		if (call->perms & CB_PERM_BIT(i))
+			n++;
+	msgpack_pack_map(pk, 4);
+	proto_pack_kv_int(pk, "protocol", CB_PROTOCOL_VERSION);
+	proto_pack_kv_str(pk, "server", "credbroker " CB_VERSION);
+	proto_pack_cstr(pk, "permissions");
+	msgpack_pack_array(pk, (size_t)n);
+	for (i = 0; i < CB_PERM_COUNT; i++)
+		if (call->perms & CB_PERM_BIT(i))
+			proto_pack_cstr(pk, proto_perm_name(i));
+	proto_pack_kv_int(pk, "uid", (int64_t)conn_peer(call->conn)->uid);
+	return 0;
+}
+
+/* health {} -> {status, version, uptime, connections, store, vault} */
+int
+rpc_health(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { NULL };
+	msgpack_packer	*pk = &call->pk;
+	struct broker	*b = call->broker;
+
+	if (proto_check_keys(params, keys, err) != 0)
+		return -CB_EBADREQ;
+	msgpack_pack_map(pk, 6);
+	proto_pack_kv_str(pk, "status", "ok");
+	proto_pack_kv_str(pk, "version", CB_VERSION);
+	proto_pack_kv_int(pk, "uptime",
+	    (int64_t)((uv_now(b->loop) - b->started_ms) / 1000));
+	proto_pack_kv_int(pk, "connections", b->nconns);
+	proto_pack_cstr(pk, "store");
+	msgpack_pack_map(pk, 2);
+	proto_pack_kv_str(pk, "backend", "sqlite");
+	proto_pack_kv_str(pk, "status", "ok");
+	proto_pack_cstr(pk, "vault");
+	msgpack_pack_map(pk, 5);
+	proto_pack_kv_bool(pk, "configured", false);
+	proto_pack_kv_bool(pk, "enabled", false);
+	proto_pack_kv_bool(pk, "authenticated", false);
+	proto_pack_kv_int(pk, "token_ttl", 0);
+	proto_pack_kv_str(pk, "last_error", NULL);
+	return 0;
+}

@@ -1,0 +1,347 @@
+/*
+ * rpc-type: credential types (SPEC section 2 and 4.3): type.create, get,
+ * list, update, delete and clear.  Types carry no secret; they need the
+ * edit:user-access-credentials-types permission.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "cb_error.h"
+#include "credbrokerd.h"
+#include "dest.h"
+#include "proto.h"
+#include "store.h"
+
+/* Wire name of a storage kind. */
+static const char *
+rpc_storage_name(int kind)
+{
+	return kind == STORE_VAULT ? "vault" : "db";
+}
+
+/* Pack a type as the map the protocol documents. */
+static void
+rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
+    const char *notice)
+{
+	size_t	i;
+
+	msgpack_pack_map(pk, notice != NULL ? 9 : 8);
+	proto_pack_kv_str(pk, "uuid", t->uuid);
+	proto_pack_kv_str(pk, "ident", t->ident);
+	proto_pack_kv_str(pk, "name", t->name);
+	proto_pack_kv_str(pk, "description",
+	    t->description != NULL ? t->description : "");
+	proto_pack_kv_str(pk, "storage", rpc_storage_name(t->storage));
+	proto_pack_cstr(pk, "destinations");
+	msgpack_pack_array(pk, t->ndestinations);
+	for (i = 0; i < t->ndestinations; i++)
+		proto_pack_cstr(pk, t->destinations[i]);
+	rpc_pack_kv_time(pk, "created_at", t->created_at);
+	rpc_pack_kv_time(pk, "updated_at", t->updated_at);
+	if (notice != NULL)
+		proto_pack_kv_str(pk, "notice", notice);
+}
+
+/*
+ * Read name, description, storage and destinations into t; absent keys
+ * leave t as it is.  Shared by type.create and type.update.
+ */
+static int
+rpc_type_fields(const msgpack_object *params, struct store_type *t,
+    struct cb_error *err)
+{
+	const msgpack_object	*d;
+	char			*s = NULL, **dests;
+	uint32_t		 i, j;
+	int			 rc;
+
+	if ((rc = proto_get_str(params, "name", false, &s, err)) < 0)
+		return rc;
+	if (rc == 0) {
+		if (*s == '\0' || strlen(s) > STORE_NAME_MAX) {
+			free(s);
+			return cb_error_set(err, CB_EBADREQ,
+			    "name must be 1 to %d bytes", STORE_NAME_MAX);
+		}
+		free(t->name);
+		t->name = s;
+	}
+	if ((rc = proto_get_str(params, "description", false, &s, err)) < 0)
+		return rc;
+	if (rc == 0) {
+		if (strlen(s) > STORE_DESC_MAX) {
+			free(s);
+			return cb_error_set(err, CB_EBADREQ,
+			    "description must be at most %d bytes",
+			    STORE_DESC_MAX);
+		}
+		free(t->description);
+		t->description = s;
+	}
+	if ((rc = proto_get_str(params, "storage", false, &s, err)) < 0)
+		return rc;
+	if (rc == 0) {
+		if (strcmp(s, "db") == 0)
+			t->storage = STORE_DB;
+		else if (strcmp(s, "vault") == 0)
+			t->storage = STORE_VAULT;
+		else {
+			free(s);
+			return cb_error_set(err, CB_EBADREQ,
+			    "storage must be \"db\" or \"vault\"");
+		}
+		free(s);
+	}
+	if ((d = proto_map_get(params, "destinations")) == NULL ||
+	    d->type == MSGPACK_OBJECT_NIL)
+		return 0;
+	if (d->type != MSGPACK_OBJECT_ARRAY)
+		return cb_error_set(err, CB_EBADREQ,
+		    "parameter 'destinations' must be an array of strings");
+	if (d->via.array.size > STORE_DEST_MAX)
+		return cb_error_set(err, CB_EBADREQ,
+		    "at most %d destinations per type", STORE_DEST_MAX);
+	if ((dests = calloc(d->via.array.size + 1, sizeof(*dests))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	for (i = 0; i < d->via.array.size; i++) {
+		const msgpack_object *e = &d->via.array.ptr[i];
+		char tmp[STORE_DEST_LEN_MAX + 1];
+
+		if (e->type != MSGPACK_OBJECT_STR ||
+		    e->via.str.size > STORE_DEST_LEN_MAX ||
+		    memchr(e->via.str.ptr, '\0', e->via.str.size) != NULL) {
+			rc = cb_error_set(err, CB_EBADREQ, "destinations must "
+			    "be strings of at most %d bytes",
+			    STORE_DEST_LEN_MAX);
+			goto fail;
+		}
+		memcpy(tmp, e->via.str.ptr, e->via.str.size);
+		tmp[e->via.str.size] = '\0';
+		if ((rc = dest_normalize(tmp, &dests[i], err)) != 0)
+			goto fail;
+		for (j = 0; j < i; j++)
+			if (strcmp(dests[j], dests[i]) == 0) {
+				rc = cb_error_set(err, CB_EBADREQ,
+				    "destination '%s' is listed twice",
+				    dests[i]);
+				goto fail;
+			}
+	}
+	for (j = 0; j < t->ndestinations; j++)
+		free(t->destinations[j]);
+	free(t->destinations);
+	t->destinations = dests;
+	t->ndestinations = d->via.array.size;
+	return 0;
+fail:
+	for (j = 0; j <= i && j < d->via.array.size; j++)
+		free(dests[j]);
+	free(dests);
+	return rc;
+}
+
+/* Look up params.type; not_found names it. */
+static int
+rpc_type_lookup(struct rpc_call *call, const msgpack_object *params,
+    struct store_type *t, struct cb_error *err)
+{
+	char	*ref;
+	int	 rc;
+
+	if ((rc = proto_get_str(params, "type", true, &ref, err)) != 0)
+		return rc;
+	rc = store_type_get(call->broker->store, ref, t, err);
+	free(ref);
+	return rc;
+}
+
+/* type.create {ident, name, description?, storage?, destinations?} */
+int
+rpc_type_create(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "ident", "name", "description",
+	    "storage", "destinations", NULL };
+	struct store_type	 t;
+	char			*ident = NULL;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = proto_get_str(params, "ident", true, &ident, err)) != 0)
+		goto done;
+	if (!store_ident_valid(ident)) {
+		rc = cb_error_set(err, CB_EBADREQ,
+		    "ident must match [a-z][a-z0-9_]{0,63}");
+		goto done;
+	}
+	memcpy(t.ident, ident, strlen(ident) + 1);
+	t.storage = STORE_DB;
+	if ((rc = rpc_type_fields(params, &t, err)) != 0)
+		goto done;
+	if (t.name == NULL) {
+		rc = cb_error_set(err, CB_EBADREQ,
+		    "missing required parameter 'name'");
+		goto done;
+	}
+	if (t.description == NULL && (t.description = strdup("")) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	if (t.destinations == NULL &&
+	    (t.destinations = calloc(1, sizeof(char *))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	if ((rc = store_uuid_new(t.uuid)) != 0) {
+		rc = cb_error_set(err, CB_EINTERNAL, "cannot make a uuid");
+		goto done;
+	}
+	t.created_at = t.updated_at = (int64_t)time(NULL);
+	if ((rc = store_type_create(call->broker->store, &t, err)) != 0)
+		goto done;
+	rpc_pack_type(&call->pk, &t, NULL);
+done:
+	free(ident);
+	store_type_free(&t);
+	return rc;
+}
+
+/* type.get {type} */
+int
+rpc_type_get(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", NULL };
+	struct store_type	 t;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
+		return rc;
+	rpc_pack_type(&call->pk, &t, NULL);
+	store_type_free(&t);
+	return 0;
+}
+
+/* type.list {} */
+int
+rpc_type_list(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { NULL };
+	struct store_type	*v;
+	size_t			 n, i;
+	int			 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = store_type_list(call->broker->store, &v, &n, err)) != 0)
+		return rc;
+	msgpack_pack_array(&call->pk, n);
+	for (i = 0; i < n; i++)
+		rpc_pack_type(&call->pk, &v[i], NULL);
+	store_type_list_free(v, n);
+	return 0;
+}
+
+/* type.update {type, name?, description?, storage?, destinations?} */
+int
+rpc_type_update(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", "name", "description",
+	    "storage", "destinations", NULL };
+	struct store_type	 t;
+	const char		*notice = NULL;
+	int			 rc, old_storage;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
+		goto done;
+	old_storage = t.storage;
+	if ((rc = rpc_type_fields(params, &t, err)) != 0)
+		goto done;
+	t.updated_at = (int64_t)time(NULL);
+	if ((rc = store_type_update(call->broker->store, &t, err)) != 0)
+		goto done;
+	/* SPEC 4.3: values stay where they were and are not migrated. */
+	if (t.storage != old_storage)
+		notice = old_storage == STORE_DB ?
+		    "storage changed from db to vault: values stored in the "
+		    "database are not migrated and are no longer visible "
+		    "through this type" :
+		    "storage changed from vault to db: values stored in Vault "
+		    "are not migrated and are no longer visible through this "
+		    "type";
+	rpc_pack_type(&call->pk, &t, notice);
+done:
+	store_type_free(&t);
+	return rc;
+}
+
+/* type.delete {type, force?}: conflict while db values exist. */
+int
+rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", "force", NULL };
+	struct store_type	 t;
+	bool			 force = false;
+	int64_t			 n = 0;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = proto_get_bool(params, "force", false, &force, err)) < 0 ||
+	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
+		goto done;
+	if ((rc = store_value_count(call->broker->store, t.uuid, &n,
+	    err)) != 0)
+		goto done;
+	if (n > 0 && !force) {
+		rc = cb_error_set(err, CB_ECONFLICT, "credential type '%s' "
+		    "still has %lld stored value(s); clear it first or pass "
+		    "force", t.ident, (long long)n);
+		goto done;
+	}
+	if ((rc = store_type_delete(call->broker->store, t.uuid, err)) != 0)
+		goto done;
+	msgpack_pack_map(&call->pk, 0);
+done:
+	store_type_free(&t);
+	return rc;
+}
+
+/* type.clear {type} -> {removed} */
+int
+rpc_type_clear(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", NULL };
+	struct store_type	 t;
+	int64_t			 removed = 0;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
+		goto done;
+	if (t.storage == STORE_VAULT) {
+		rc = cb_error_set(err, CB_ENOTCONFIGURED, "credential type "
+		    "'%s' is stored in Vault, and Vault is not configured",
+		    t.ident);
+		goto done;
+	}
+	if ((rc = store_value_clear(call->broker->store, t.uuid, &removed,
+	    err)) != 0)
+		goto done;
+	msgpack_pack_map(&call->pk, 1);
+	proto_pack_kv_int(&call->pk, "removed", removed);
+done:
+	store_type_free(&t);
+	return rc;
+}

@@ -1,0 +1,853 @@
+/*
+ * seal: the master key and AES-GCM sealing of values at rest (SPEC
+ * section 3).  This is the only file that holds the master key or turns a
+ * stored value back into plaintext.
+ *
+ * The key lives in a page of its own that is mlock'd and excluded from core
+ * dumps (seal_key_alloc).  It is checked against four strength rules
+ * before use (seal_key_check_strength), and a sealing key is derived from
+ * it with HKDF-SHA256 so that the new CB1 format never uses the master key
+ * directly.  The legacy GCM: format does use the master key directly, as
+ * the source document defines it, and is only ever read.
+ *
+ * Wiping: every buffer that holds plaintext or key bytes is cleansed with
+ * OPENSSL_cleanse on every path (one "goto done;" exit per function), and
+ * no message ever contains key bytes, plaintext or the stored text itself
+ * (a corrupt row may well be a plaintext secret stored by mistake).
+ */
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/core_names.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+#include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include "cb_error.h"
+#include "seal.h"
+#include "secbuf.h"
+
+#define SEAL_KEYFILE_MAX	64	/* bytes; a key plus slack for "\r\n" */
+#define SEAL_KCV_LEN		16	/* bytes of HKDF output in the KCV */
+#define SEAL_OVERHEAD		(SEAL_NONCE_LEN + SEAL_TAG_LEN)
+#define SEAL_MIN_DISTINCT	8	/* fewer distinct characters is weak */
+
+#define SEAL_INFO_SEAL		"credbroker seal v1"
+#define SEAL_INFO_KCV		"credbroker key check v1"
+#define SEAL_AAD_PREFIX		"credbroker/1"
+
+#define SEAL_WEAK_HINT \
+	"generate one with: openssl rand -base64 24 | head -c 32"
+
+/*
+ * Well-known weak keys and passwords, compared case-insensitively with the
+ * whole key.  Only entries of a valid key length (16, 24, 32) can ever
+ * match.  Many of these are also caught by the pattern, run and variety
+ * rules below; they are listed so that the message says "well-known".
+ * Sources: AES test vectors (FIPS-197, SP 800-38A), the examples in popular
+ * crypto library documentation and tutorials, keyboard walks, and common
+ * passwords repeated to fill a key.
+ */
+static const char *const seal_weak_keys[] = {
+	/* 16 bytes */
+	"0123456789abcdef",
+	"abcdef0123456789",
+	"1234567890abcdef",
+	"fedcba9876543210",
+	"1234567890123456",
+	"1234567812345678",
+	"abcdefghijklmnop",
+	"aaaabbbbccccdddd",
+	"passwordpassword",
+	"password12345678",
+	"p@ssw0rdp@ssw0rd",
+	"secretsecretsecr",
+	"secretkeysecretk",
+	"mysecretpassword",
+	"mysupersecretkey",
+	"mysecretkey12345",
+	"thisisasecretkey",
+	"changemechangeme",
+	"letmeinletmeinle",
+	"iloveyouiloveyou",
+	"adminadminadmina",
+	"qwertyuiopasdfgh",
+	"1qaz2wsx3edc4rfv",
+	"YELLOW SUBMARINE",		/* cryptopals */
+	"Sixteen byte key",		/* PyCryptodome docs */
+	"This is a key123",		/* PyCrypto docs */
+	/* 24 bytes */
+	"123456789012345678901234",
+	"123456781234567812345678",
+	"0123456789abcdef01234567",
+	"abcdefghijklmnopqrstuvwx",
+	"passwordpasswordpassword",
+	"secretsecretsecretsecret",
+	"secretkeysecretkeysecret",
+	"changemechangemechangeme",
+	"qwertyuiopasdfghjklzxcvb",
+	/* 32 bytes */
+	"12345678901234567890123456789012",
+	"01234567890123456789012345678901",
+	"12345678123456781234567812345678",
+	"0123456789abcdef0123456789abcdef",
+	"abcdefghijklmnopqrstuvwxyz012345",
+	"abcdefghijklmnopqrstuvwxyz123456",
+	"passwordpasswordpasswordpassword",
+	"secretsecretsecretsecretsecretse",
+	"secretkeysecretkeysecretkeysecre",
+	"changemechangemechangemechangeme",
+	"qwertyuiopasdfghjklzxcvbnm123456",
+	"my32lengthsupersecretnooneknows1",	/* Go tutorials */
+	"the-key-has-to-be-32-bytes-long!",
+	"thisis32bitlongpassphraseimusing",
+	"AES256Key-32Characters1234567890",
+	"2b7e151628aed2a6abf7158809cf4f3c",	/* FIPS-197/SP 800-38A key */
+	"000102030405060708090a0b0c0d0e0f",	/* FIPS-197 appendix C */
+};
+
+/* ASCII letter folded to lower case; anything else unchanged. */
+static int
+seal_fold(uint8_t c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A' + 'a';
+	return c;
+}
+
+/* Whether key (len bytes) equals s, ignoring ASCII case. */
+static int
+seal_eq_nocase(const uint8_t *key, size_t len, const char *s)
+{
+	size_t	i;
+
+	if (strlen(s) != len)
+		return 0;
+	for (i = 0; i < len; i++)
+		if (seal_fold(key[i]) != seal_fold((uint8_t)s[i]))
+			return 0;
+	return 1;
+}
+
+/*
+ * Smallest p in 1..len/2 such that the key (case folded) is a p-character
+ * pattern repeated, possibly cut short at the end; 0 if there is none.
+ */
+static size_t
+seal_period(const uint8_t *key, size_t len)
+{
+	size_t	p, i;
+
+	for (p = 1; p <= len / 2; p++) {
+		for (i = p; i < len; i++)
+			if (seal_fold(key[i]) != seal_fold(key[i - p]))
+				break;
+		if (i == len)
+			return p;
+	}
+	return 0;
+}
+
+/*
+ * Whether b follows a as a step up or down in a run: neighbours in ASCII,
+ * letters ignoring case and wrapping z/a, digits wrapping 9/0.
+ */
+static int
+seal_is_step(uint8_t a, uint8_t b)
+{
+	int	fa = seal_fold(a), fb = seal_fold(b);
+
+	if (fa >= 'a' && fa <= 'z' && fb >= 'a' && fb <= 'z')
+		return fa - fb == 1 || fb - fa == 1 ||
+		    (fa == 'a' && fb == 'z') || (fa == 'z' && fb == 'a');
+	if (a >= '0' && a <= '9' && b >= '0' && b <= '9')
+		return a - b == 1 || b - a == 1 ||
+		    (a == '0' && b == '9') || (a == '9' && b == '0');
+	return a - b == 1 || b - a == 1;
+}
+
+/* Number of distinct byte values in key. */
+static size_t
+seal_distinct(const uint8_t *key, size_t len)
+{
+	uint8_t	seen[256];
+	size_t	i, n = 0;
+
+	memset(seen, 0, sizeof(seen));
+	for (i = 0; i < len; i++) {
+		if (!seen[key[i]])
+			n++;
+		seen[key[i]] = 1;
+	}
+	cb_wipe(seen, sizeof(seen));
+	return n;
+}
+
+/*
+ * The rules, in order, each with its own message:
+ *
+ *  1. Length 16, 24 or 32 bytes.  The key is checked as given:
+ *     seal_key_init strips the trailing newline before calling this.
+ *  2. Printable ASCII, 0x20 (space) to 0x7e.  Space is included because it
+ *     is printable ASCII in the usual (isprint) sense and well-known keys
+ *     such as "YELLOW SUBMARINE" show that source documents use it; control
+ *     characters, DEL and every byte >= 0x80 (UTF-8) are refused.
+ *  3. Not a single repeated character.
+ *  4. Not weak, four ways, every message starting "master key is too
+ *     weak": on the built-in list (case-insensitive); a pattern of at most
+ *     len/2 characters repeated (stronger than "period <= 4"); a run of
+ *     consecutive characters (up or down) making at least 3/4 of the
+ *     steps between neighbours; fewer than 8 distinct characters.
+ *
+ * None of the rule-4 checks can reasonably reject a random key: for 32
+ * characters of "openssl rand -base64 24", or random printable strings of
+ * 16 or 24 characters, the chance is far below 1e-9.  The exception is a
+ * 16-character hex key (64 bits), which has fewer than 8 distinct digits
+ * about 1% of the time; such a key is weak anyway.
+ */
+int
+seal_key_check_strength(const uint8_t *key, size_t len, struct cb_error *err)
+{
+	size_t	i, steps;
+
+	if (len != 16 && len != 24 && len != 32)
+		return cb_error_set(err, CB_EBADREQ,
+		    "master key must be 16, 24 or 32 bytes long (got %zu)",
+		    len);
+	if (key == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "no master key given");
+	for (i = 0; i < len; i++)
+		if (key[i] < 0x20 || key[i] > 0x7e)
+			return cb_error_set(err, CB_EBADREQ,
+			    "master key must be printable ASCII "
+			    "(characters 0x20 to 0x7e)");
+	for (i = 1; i < len; i++)
+		if (key[i] != key[0])
+			break;
+	if (i == len)
+		return cb_error_set(err, CB_EBADREQ,
+		    "master key must not be a single repeated character");
+
+	for (i = 0; i < sizeof(seal_weak_keys) / sizeof(seal_weak_keys[0]);
+	    i++)
+		if (seal_eq_nocase(key, len, seal_weak_keys[i]))
+			return cb_error_set(err, CB_EBADREQ,
+			    "master key is too weak: it is a well-known weak "
+			    "key or password; " SEAL_WEAK_HINT);
+	if (seal_period(key, len) != 0)
+		return cb_error_set(err, CB_EBADREQ,
+		    "master key is too weak: it is a short pattern repeated; "
+		    SEAL_WEAK_HINT);
+	for (i = 1, steps = 0; i < len; i++)
+		if (seal_is_step(key[i - 1], key[i]))
+			steps++;
+	if (steps * 4 >= (len - 1) * 3)
+		return cb_error_set(err, CB_EBADREQ,
+		    "master key is too weak: it is a run of consecutive "
+		    "characters; " SEAL_WEAK_HINT);
+	if (seal_distinct(key, len) < SEAL_MIN_DISTINCT)
+		return cb_error_set(err, CB_EBADREQ,
+		    "master key is too weak: it has fewer than %d distinct "
+		    "characters; " SEAL_WEAK_HINT, SEAL_MIN_DISTINCT);
+	return 0;
+}
+
+/* HKDF-SHA256 (no salt) of key with info into out[outlen]; 0 or -1. */
+static int
+seal_hkdf(const uint8_t *key, size_t keylen, const char *info, uint8_t *out,
+    size_t outlen)
+{
+	static char	 digest[] = "SHA256";
+	EVP_KDF		*kdf = NULL;
+	EVP_KDF_CTX	*kctx = NULL;
+	OSSL_PARAM	 params[4];
+	int		 r = -1;
+
+	if ((kdf = EVP_KDF_fetch(NULL, "HKDF", NULL)) == NULL)
+		goto done;
+	if ((kctx = EVP_KDF_CTX_new(kdf)) == NULL)
+		goto done;
+	params[0] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+	    digest, 0);
+	params[1] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY,
+	    (void *)key, keylen);
+	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO,
+	    (void *)info, strlen(info));
+	params[3] = OSSL_PARAM_construct_end();
+	if (EVP_KDF_derive(kctx, out, outlen, params) <= 0)
+		goto done;
+	r = 0;
+ done:
+	if (r != 0) {
+		cb_wipe(out, outlen);
+		ERR_clear_error();
+	}
+	EVP_KDF_CTX_free(kctx);		/* cleanses its copy of the key */
+	EVP_KDF_free(kdf);
+	return r;
+}
+
+/* Size of the mapping that holds a struct seal_key: whole pages. */
+static size_t
+seal_key_mapsize(void)
+{
+	long	pg = sysconf(_SC_PAGESIZE);
+	size_t	psz = pg > 0 ? (size_t)pg : 4096;
+
+	return (sizeof(struct seal_key) + psz - 1) / psz * psz;
+}
+
+/* A zeroed struct seal_key in its own locked, undumpable mapping. */
+struct seal_key *
+seal_key_alloc(void)
+{
+	size_t	 sz = seal_key_mapsize();
+	void	*p;
+
+	p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	/*
+	 * mlock fails with EPERM or ENOMEM under a small RLIMIT_MEMLOCK (or
+	 * in some containers).  The key is still usable and MADV_DONTDUMP
+	 * still keeps it out of core dumps, so carry on quietly rather than
+	 * refuse to start.
+	 */
+	(void)mlock(p, sz);
+	(void)madvise(p, sz, MADV_DONTDUMP);
+	return p;				/* anonymous pages are zeroed */
+}
+
+/* Wipe, unlock and unmap a key from seal_key_alloc; NULL is fine. */
+void
+seal_key_free(struct seal_key *k)
+{
+	size_t	sz = seal_key_mapsize();
+
+	if (k == NULL)
+		return;
+	cb_wipe(k, sizeof(*k));
+	(void)munlock(k, sz);
+	(void)munmap(k, sz);
+}
+
+/* Strip one trailing newline, check strength, copy and derive subkeys. */
+int
+seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
+    uint32_t version, struct cb_error *err)
+{
+	int	r;
+
+	if (k == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "no key structure");
+	cb_wipe(k, sizeof(*k));
+	if (raw == NULL && len != 0) {
+		r = cb_error_set(err, CB_EINTERNAL, "no master key given");
+		goto done;
+	}
+	if (version == 0) {
+		r = cb_error_set(err, CB_EBADREQ,
+		    "master key version must be at least 1");
+		goto done;
+	}
+	/* One trailing newline, as written by echo or an editor. */
+	if (len >= 2 && raw[len - 2] == '\r' && raw[len - 1] == '\n')
+		len -= 2;
+	else if (len >= 1 && raw[len - 1] == '\n')
+		len -= 1;
+	if ((r = seal_key_check_strength(raw, len, err)) != 0)
+		goto done;
+	memcpy(k->master, raw, len);
+	k->len = len;
+	k->version = version;
+	if (seal_hkdf(k->master, k->len, SEAL_INFO_SEAL, k->sealkey,
+	    k->len) != 0) {
+		r = cb_error_set(err, CB_EINTERNAL,
+		    "could not derive the sealing key from the master key");
+		goto done;
+	}
+	r = 0;
+ done:
+	if (r != 0)
+		cb_wipe(k, sizeof(*k));
+	return r;
+}
+
+/*
+ * Read a key file of at most SEAL_KEYFILE_MAX bytes into k.
+ * Not O_NOFOLLOW: systemd credentials ($CREDENTIALS_DIRECTORY/<name>) may
+ * be symlinks.  O_NONBLOCK keeps a FIFO from blocking start-up; it is then
+ * refused as not a regular file.
+ */
+int
+seal_key_load_file(struct seal_key *k, const char *path, uint32_t version,
+    struct cb_error *err)
+{
+	uint8_t		buf[SEAL_KEYFILE_MAX + 1];
+	struct stat	st;
+	size_t		n = 0;
+	ssize_t		got;
+	int		fd = -1, r, saved;
+
+	if (k == NULL) {
+		r = cb_error_set(err, CB_EINTERNAL, "no key structure");
+		goto done;
+	}
+	cb_wipe(k, sizeof(*k));		/* no old key survives a failure */
+	if (path == NULL) {
+		r = cb_error_set(err, CB_EINTERNAL, "no master key file given");
+		goto done;
+	}
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
+		saved = errno;
+		r = cb_error_set(err, CB_EBADREQ,
+		    "cannot open master key file %s: %s", path,
+		    strerror(saved));
+		goto done;
+	}
+	if (fstat(fd, &st) == -1) {
+		saved = errno;
+		r = cb_error_set(err, CB_EBADREQ,
+		    "cannot stat master key file %s: %s", path,
+		    strerror(saved));
+		goto done;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		r = cb_error_set(err, CB_EBADREQ,
+		    "master key file %s is not a regular file", path);
+		goto done;
+	}
+	if (st.st_size > SEAL_KEYFILE_MAX) {
+		r = cb_error_set(err, CB_EBADREQ,
+		    "master key file %s is larger than a key (%lld bytes, at "
+		    "most %d allowed)", path, (long long)st.st_size,
+		    SEAL_KEYFILE_MAX);
+		goto done;
+	}
+	/* Read one byte more than allowed to notice a file that grew. */
+	while (n < sizeof(buf)) {
+		got = read(fd, buf + n, sizeof(buf) - n);
+		if (got == -1) {
+			if (errno == EINTR)
+				continue;
+			saved = errno;
+			r = cb_error_set(err, CB_EBADREQ,
+			    "cannot read master key file %s: %s", path,
+			    strerror(saved));
+			goto done;
+		}
+		if (got == 0)
+			break;
+		n += (size_t)got;
+	}
+	if (n > SEAL_KEYFILE_MAX) {
+		r = cb_error_set(err, CB_EBADREQ,
+		    "master key file %s is larger than a key (more than %d "
+		    "bytes)", path, SEAL_KEYFILE_MAX);
+		goto done;
+	}
+	r = seal_key_init(k, buf, n, version, err);
+ done:
+	cb_wipe(buf, sizeof(buf));
+	if (fd != -1)
+		close(fd);
+	return r;
+}
+
+/* "kcv1:" + hex of HKDF-SHA256(master, "credbroker key check v1", 16). */
+int
+seal_kcv(const struct seal_key *k, char out[SEAL_KCV_MAX],
+    struct cb_error *err)
+{
+	static const char	hex[] = "0123456789abcdef";
+	uint8_t			kcv[SEAL_KCV_LEN];
+	char			*p;
+	size_t			i;
+	int			r;
+
+	if (k == NULL || out == NULL || k->len == 0) {
+		r = cb_error_set(err, CB_EINTERNAL, "no master key loaded");
+		goto done;
+	}
+	if (seal_hkdf(k->master, k->len, SEAL_INFO_KCV, kcv,
+	    sizeof(kcv)) != 0) {
+		r = cb_error_set(err, CB_EINTERNAL,
+		    "could not compute the key check value");
+		goto done;
+	}
+	p = out;
+	memcpy(p, "kcv1:", 5);
+	p += 5;
+	for (i = 0; i < sizeof(kcv); i++) {
+		*p++ = hex[kcv[i] >> 4];
+		*p++ = hex[kcv[i] & 0x0f];
+	}
+	*p = '\0';
+	r = 0;
+ done:
+	cb_wipe(kcv, sizeof(kcv));
+	return r;
+}
+
+/* The cipher for a key of len bytes, or NULL. */
+static const EVP_CIPHER *
+seal_cipher(size_t len)
+{
+	switch (len) {
+	case 16:
+		return EVP_aes_128_gcm();
+	case 24:
+		return EVP_aes_192_gcm();
+	case 32:
+		return EVP_aes_256_gcm();
+	default:
+		return NULL;
+	}
+}
+
+/*
+ * AES-GCM encrypt pt into out = nonce || ct || tag (ptlen + SEAL_OVERHEAD
+ * bytes) with a fresh random nonce; 0 or -1.
+ */
+static int
+seal_gcm_encrypt(const uint8_t *key, size_t keylen, const uint8_t *aad,
+    size_t aadlen, const uint8_t *pt, size_t ptlen, uint8_t *out)
+{
+	const EVP_CIPHER	*cipher;
+	EVP_CIPHER_CTX		*ctx = NULL;
+	uint8_t			*nonce = out, *ct = out + SEAL_NONCE_LEN;
+	int			 n, r = -1;
+
+	if ((cipher = seal_cipher(keylen)) == NULL ||
+	    ptlen > INT_MAX || aadlen > INT_MAX)
+		goto done;
+	if (RAND_bytes(nonce, SEAL_NONCE_LEN) != 1)
+		goto done;
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    EVP_EncryptInit_ex(ctx, cipher, NULL, NULL, NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN,
+	    NULL) != 1 ||
+	    EVP_EncryptInit_ex(ctx, NULL, NULL, key, nonce) != 1)
+		goto done;
+	if (aadlen > 0 &&
+	    EVP_EncryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
+		goto done;
+	if (ptlen > 0 &&
+	    (EVP_EncryptUpdate(ctx, ct, &n, pt, (int)ptlen) != 1 ||
+	    (size_t)n != ptlen))
+		goto done;
+	if (EVP_EncryptFinal_ex(ctx, ct + ptlen, &n) != 1 || n != 0)
+		goto done;
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, SEAL_TAG_LEN,
+	    ct + ptlen) != 1)
+		goto done;
+	r = 0;
+ done:
+	if (r != 0)
+		ERR_clear_error();
+	EVP_CIPHER_CTX_free(ctx);	/* cleanses the key schedule */
+	return r;
+}
+
+/*
+ * AES-GCM decrypt in = nonce || ct || tag into pt (inlen - SEAL_OVERHEAD
+ * bytes) and check the tag; 0 or -1.  On failure pt is wiped: GCM
+ * decrypts before it authenticates, so pt holds unauthenticated plaintext.
+ */
+static int
+seal_gcm_decrypt(const uint8_t *key, size_t keylen, const uint8_t *aad,
+    size_t aadlen, const uint8_t *in, size_t inlen, uint8_t *pt)
+{
+	const EVP_CIPHER	*cipher;
+	EVP_CIPHER_CTX		*ctx = NULL;
+	const uint8_t		*nonce = in, *ct = in + SEAL_NONCE_LEN;
+	uint8_t			 tag[SEAL_TAG_LEN];
+	size_t			 ctlen = 0;
+	int			 n, r = -1;
+
+	if ((cipher = seal_cipher(keylen)) == NULL || inlen < SEAL_OVERHEAD ||
+	    inlen - SEAL_OVERHEAD > INT_MAX || aadlen > INT_MAX)
+		goto done;
+	ctlen = inlen - SEAL_OVERHEAD;
+	memcpy(tag, ct + ctlen, SEAL_TAG_LEN);
+	if ((ctx = EVP_CIPHER_CTX_new()) == NULL ||
+	    EVP_DecryptInit_ex(ctx, cipher, NULL, NULL, NULL) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, SEAL_NONCE_LEN,
+	    NULL) != 1 ||
+	    EVP_DecryptInit_ex(ctx, NULL, NULL, key, nonce) != 1)
+		goto done;
+	if (aadlen > 0 &&
+	    EVP_DecryptUpdate(ctx, NULL, &n, aad, (int)aadlen) != 1)
+		goto done;
+	if (ctlen > 0 &&
+	    (EVP_DecryptUpdate(ctx, pt, &n, ct, (int)ctlen) != 1 ||
+	    (size_t)n != ctlen))
+		goto done;
+	if (EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, SEAL_TAG_LEN,
+	    tag) != 1)
+		goto done;
+	if (EVP_DecryptFinal_ex(ctx, pt + ctlen, &n) != 1 || n != 0)
+		goto done;
+	r = 0;
+ done:
+	if (r != 0) {
+		cb_wipe(pt, ctlen);
+		ERR_clear_error();
+	}
+	EVP_CIPHER_CTX_free(ctx);
+	return r;
+}
+
+/* Value of a standard base64 alphabet character, or -1. */
+static int
+seal_b64val(char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+')
+		return 62;
+	if (c == '/')
+		return 63;
+	return -1;
+}
+
+/*
+ * Strict standard base64 (RFC 4648 section 4, padded, no whitespace, zero
+ * pad bits) of s into a malloc'd *outp; 0 or -1.  EVP_DecodeBlock alone
+ * would skip surrounding whitespace and count padding as output bytes.
+ */
+static int
+seal_b64_decode(const char *s, size_t slen, uint8_t **outp, size_t *outlenp)
+{
+	uint8_t	*out = NULL;
+	size_t	 i, pad = 0, cap;
+	int	 n, r = -1;
+
+	*outp = NULL;
+	*outlenp = 0;
+	if (slen == 0 || slen % 4 != 0 || slen > INT_MAX)
+		goto done;
+	if (s[slen - 1] == '=')
+		pad = s[slen - 2] == '=' ? 2 : 1;
+	for (i = 0; i < slen - pad; i++)
+		if (seal_b64val(s[i]) < 0)
+			goto done;
+	/* The bits after the last byte must be zero (one encoding only). */
+	if (pad == 2 && (seal_b64val(s[slen - 3]) & 0x0f) != 0)
+		goto done;
+	if (pad == 1 && (seal_b64val(s[slen - 2]) & 0x03) != 0)
+		goto done;
+	cap = slen / 4 * 3;
+	if ((out = malloc(cap)) == NULL)
+		goto done;
+	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)slen);
+	if (n < 0 || (size_t)n != cap)
+		goto done;
+	*outp = out;
+	*outlenp = cap - pad;
+	out = NULL;
+	r = 0;
+ done:
+	free(out);
+	return r;
+}
+
+/* "credbroker/1|<keyver>|<context>" into a malloc'd *aadp; 0 or -1. */
+static int
+seal_make_aad(uint32_t keyver, const char *context, char **aadp,
+    size_t *aadlenp)
+{
+	char	*aad;
+	int	 n;
+
+	*aadp = NULL;
+	n = snprintf(NULL, 0, SEAL_AAD_PREFIX "|%u|%s", keyver, context);
+	if (n < 0 || (aad = malloc((size_t)n + 1)) == NULL)
+		return -1;
+	snprintf(aad, (size_t)n + 1, SEAL_AAD_PREFIX "|%u|%s", keyver,
+	    context);
+	*aadp = aad;
+	*aadlenp = (size_t)n;
+	return 0;
+}
+
+/* Seal pt as "CB1:<keyver>:<base64>" bound to context. */
+int
+seal_seal(const struct seal_key *k, const char *context, const uint8_t *pt,
+    size_t ptlen, char **out, struct cb_error *err)
+{
+	char	 prefix[32], *aad = NULL, *text = NULL;
+	uint8_t	*raw = NULL;
+	size_t	 aadlen = 0, rawlen, b64len, prelen;
+	int	 r;
+
+	if (out != NULL)
+		*out = NULL;
+	if (k == NULL || k->len == 0 || context == NULL || out == NULL ||
+	    (pt == NULL && ptlen != 0)) {
+		r = cb_error_set(err, CB_EINTERNAL,
+		    "cannot seal: no key, context or output given");
+		goto done;
+	}
+	/* Keep every length within int for the EVP calls. */
+	if (ptlen > (size_t)INT_MAX / 4 * 3 - SEAL_OVERHEAD - 64) {
+		r = cb_error_set(err, CB_EBADREQ, "value is too large to seal");
+		goto done;
+	}
+	if (seal_make_aad(k->version, context, &aad, &aadlen) != 0) {
+		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	rawlen = ptlen + SEAL_OVERHEAD;
+	if ((raw = malloc(rawlen)) == NULL) {
+		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	if (seal_gcm_encrypt(k->sealkey, k->len, (const uint8_t *)aad, aadlen,
+	    pt, ptlen, raw) != 0) {
+		r = cb_error_set(err, CB_EINTERNAL, "could not seal value");
+		goto done;
+	}
+	prelen = (size_t)snprintf(prefix, sizeof(prefix), "CB1:%u:",
+	    k->version);
+	b64len = (rawlen + 2) / 3 * 4;
+	if ((text = malloc(prelen + b64len + 1)) == NULL) {
+		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	memcpy(text, prefix, prelen);
+	EVP_EncodeBlock((unsigned char *)text + prelen, raw, (int)rawlen);
+	text[prelen + b64len] = '\0';
+	*out = text;
+	text = NULL;
+	r = 0;
+ done:
+	free(text);
+	free(raw);			/* nonce, ciphertext and tag only */
+	free(aad);
+	return r;
+}
+
+/*
+ * Parse the "<keyver>:" after "CB1:" at s: decimal, 1 to UINT32_MAX, no
+ * sign or leading zero.  Sets *keyver and *endp past the ':'; 0 or -1.
+ */
+static int
+seal_parse_keyver(const char *s, uint32_t *keyver, const char **endp)
+{
+	uint64_t	v = 0;
+	size_t		i;
+
+	for (i = 0; s[i] >= '0' && s[i] <= '9'; i++) {
+		if (i >= 10)
+			return -1;
+		v = v * 10 + (uint64_t)(s[i] - '0');
+	}
+	if (i == 0 || s[0] == '0' || s[i] != ':' || v > UINT32_MAX)
+		return -1;
+	*keyver = (uint32_t)v;
+	*endp = s + i + 1;
+	return 0;
+}
+
+/* Open a GCM: or CB1: value, appending the plaintext to out. */
+int
+seal_open(const struct seal_key *k, const char *context, const char *text,
+    struct secbuf *out, struct cb_error *err)
+{
+	const uint8_t	*key;
+	const char	*b64;
+	char		*aad = NULL;
+	uint8_t		*raw = NULL, *pt = NULL;
+	size_t		 aadlen = 0, rawlen = 0, ptlen = 0;
+	uint32_t	 keyver;
+	int		 r;
+
+	if (k == NULL || k->len == 0 || text == NULL || out == NULL) {
+		r = cb_error_set(err, CB_EINTERNAL,
+		    "cannot open sealed value: no key, value or output given");
+		goto done;
+	}
+	if (strncmp(text, "GCM:", 4) == 0) {
+		key = k->master;
+		b64 = text + 4;
+	} else if (strncmp(text, "CB1:", 4) == 0) {
+		if (seal_parse_keyver(text + 4, &keyver, &b64) != 0) {
+			r = cb_error_set(err, CB_EINTERNAL,
+			    "cannot open sealed value: malformed key version");
+			goto done;
+		}
+		if (keyver != k->version) {
+			r = cb_error_set(err, CB_EINTERNAL,
+			    "cannot open sealed value: it was sealed with key "
+			    "version %u, broker has %u", keyver, k->version);
+			goto done;
+		}
+		if (context == NULL) {
+			r = cb_error_set(err, CB_EINTERNAL,
+			    "cannot open sealed value: no context given");
+			goto done;
+		}
+		if (seal_make_aad(keyver, context, &aad, &aadlen) != 0) {
+			r = cb_error_set(err, CB_EINTERNAL, "out of memory");
+			goto done;
+		}
+		key = k->sealkey;
+	} else {
+		r = cb_error_set(err, CB_EINTERNAL,
+		    "cannot open sealed value: unknown format (expected a "
+		    "GCM: or CB1: prefix)");
+		goto done;
+	}
+	if (seal_b64_decode(b64, strlen(b64), &raw, &rawlen) != 0) {
+		r = cb_error_set(err, CB_EINTERNAL,
+		    "cannot open sealed value: not valid base64");
+		goto done;
+	}
+	if (rawlen < SEAL_OVERHEAD) {
+		r = cb_error_set(err, CB_EINTERNAL,
+		    "cannot open sealed value: too short");
+		goto done;
+	}
+	ptlen = rawlen - SEAL_OVERHEAD;
+	if ((pt = malloc(ptlen > 0 ? ptlen : 1)) == NULL) {
+		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	if (seal_gcm_decrypt(key, k->len, (const uint8_t *)aad, aadlen, raw,
+	    rawlen, pt) != 0) {
+		r = cb_error_set(err, CB_EINTERNAL,
+		    "sealed value could not be opened: authentication failed "
+		    "(wrong master key, or the value was altered or belongs "
+		    "to another owner)");
+		goto done;
+	}
+	if (secbuf_append(out, pt, ptlen) != 0) {
+		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	r = 0;
+ done:
+	if (pt != NULL) {
+		cb_wipe(pt, ptlen);
+		free(pt);
+	}
+	free(raw);
+	free(aad);
+	return r;
+}

@@ -1,0 +1,86 @@
+/*
+ * seal: the master key and AES-GCM sealing of values (SPEC section 3).
+ *
+ * Formats (documented in credbroker.conf(5) / credbrokerd(8)):
+ *
+ *   GCM:<base64(nonce[12] || ciphertext || tag[16])>
+ *	The source document's format: AES-GCM under the master key used
+ *	directly, no associated data.  Always readable, never written.
+ *
+ *   CB1:<keyver>:<base64(nonce[12] || ciphertext || tag[16])>
+ *	Written by default.  The AES key is derived from the master key with
+ *	HKDF-SHA256 (info "credbroker seal v1"); the associated data is
+ *	"credbroker/1|<keyver>|<context>", where context names the owner of
+ *	the value (for credentials "<type_uuid>/<user_uuid>"), so a value
+ *	moved to another row, or opened with another key, fails to open.
+ *
+ * The key check value stored in the database is "kcv1:" followed by hex of
+ * HKDF-SHA256(master, info "credbroker key check v1", 16 bytes).
+ */
+#ifndef CB_SEAL_H
+#define CB_SEAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cb_error.h"
+#include "secbuf.h"
+
+#define SEAL_KEY_MAX	32
+#define SEAL_NONCE_LEN	12
+#define SEAL_TAG_LEN	16
+#define SEAL_KCV_MAX	64
+
+struct seal_key {
+	uint8_t		 master[SEAL_KEY_MAX];
+	size_t		 len;			/* 16, 24 or 32 */
+	uint32_t	 version;		/* key version, starts at 1 */
+	uint8_t		 sealkey[SEAL_KEY_MAX];	/* HKDF-derived */
+};
+
+/*
+ * Check the four strength rules on a candidate key, taken exactly as given
+ * (seal_key_init strips the trailing newline first).  Each failure is
+ * -CB_EBADREQ with its own message naming the rule:
+ *   "master key must be 16, 24 or 32 bytes long (got N)"
+ *   "master key must be printable ASCII (characters 0x20 to 0x7e)"
+ *   "master key must not be a single repeated character"
+ *   "master key is too weak: <reason>; generate one with: ..." where the
+ *	reason is a well-known weak key or password, a short pattern
+ *	repeated, a run of consecutive characters, or fewer than 8 distinct
+ *	characters.
+ * Never puts the key into the message.
+ */
+int	 seal_key_check_strength(const uint8_t *key, size_t len,
+	    struct cb_error *err);
+/*
+ * Initialise k from raw key bytes: checks strength, derives subkeys.  The
+ * key may be followed by one "\n" or "\r\n" (as written by echo), which is
+ * stripped.  k lives in locked memory (seal_key_alloc).
+ */
+int	 seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
+	    uint32_t version, struct cb_error *err);
+/* Read a key file (refusing files larger than a key) into k. */
+int	 seal_key_load_file(struct seal_key *k, const char *path,
+	    uint32_t version, struct cb_error *err);
+/* Allocate a key struct in memory that is mlock'd and MADV_DONTDUMP. */
+struct seal_key *seal_key_alloc(void);
+/* Wipe and release. */
+void	 seal_key_free(struct seal_key *k);
+
+/* Key check value text for k, into out (SEAL_KCV_MAX). */
+int	 seal_kcv(const struct seal_key *k, char out[SEAL_KCV_MAX],
+	    struct cb_error *err);
+
+/* Seal pt in CB1 format bound to context; *out malloc'd text. */
+int	 seal_seal(const struct seal_key *k, const char *context,
+	    const uint8_t *pt, size_t ptlen, char **out, struct cb_error *err);
+/*
+ * Open sealed text (GCM: or CB1:) into out (appended).  context is used
+ * for CB1; GCM: values carry no binding.  Authentication failure is
+ * -CB_EINTERNAL with a message that says the value could not be opened.
+ */
+int	 seal_open(const struct seal_key *k, const char *context,
+	    const char *text, struct secbuf *out, struct cb_error *err);
+
+#endif

@@ -1,0 +1,544 @@
+/*
+ * server: the listening socket and the client connections.
+ *
+ * A connection reads straight into a wiping buffer (struct secbuf).  The
+ * framing scanner (proto_scan) decides when one whole message is there and
+ * refuses oversized ones before msgpack allocates anything; each complete
+ * message is unpacked and handed to rpc_dispatch(), and the consumed bytes
+ * are wiped at once, since a cred.set request carries a plaintext value.
+ * Replies are queued as secbufs and wiped when their write completes.
+ *
+ * A connection owns two handles (the pipe and its idle timer) and is freed
+ * when both close callbacks have run.  Shutdown stops the listener, lets
+ * queued replies drain, and force-closes what is left after
+ * server.shutdown_timeout seconds; the loop then has nothing left to run.
+ */
+#include <sys/queue.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <uv.h>
+
+#include "cb_error.h"
+#include "credbrokerd.h"
+#include "log.h"
+#include "proto.h"
+#include "secbuf.h"
+
+#define CONN_READ_CHUNK		(64 * 1024)
+
+#ifndef TAILQ_FOREACH_SAFE	/* glibc's sys/queue.h lacks it */
+#define TAILQ_FOREACH_SAFE(var, head, field, tvar)			\
+	for ((var) = TAILQ_FIRST(head);					\
+	    (var) != NULL && ((tvar) = TAILQ_NEXT(var, field), 1);	\
+	    (var) = (tvar))
+#endif
+
+struct conn {
+	uv_pipe_t		 pipe;
+	uv_timer_t		 idle;
+	struct broker		*b;
+	uint64_t		 id;
+	struct peer		 peer;
+	struct secbuf		 rbuf;
+	struct proto_scan	 scan;
+	unsigned		 pending_writes;
+	int			 open_handles;
+	bool			 reading;
+	bool			 closing;	/* close once writes drain */
+	bool			 closed;	/* uv_close called */
+	TAILQ_ENTRY(conn)	 entry;
+};
+
+struct wreq {
+	uv_write_t	 req;
+	struct conn	*c;
+	struct secbuf	 buf;
+};
+
+static TAILQ_HEAD(, conn) server_conns = TAILQ_HEAD_INITIALIZER(server_conns);
+static uv_pipe_t	 server_listener;
+static bool		 server_listening;
+static bool		 server_created_socket;
+static uv_signal_t	 server_sigs[3];
+static uv_timer_t	 server_stop_timer;
+static bool		 server_stop_timer_on;
+static uint64_t		 server_next_id = 1;
+
+static void	conn_read_start(struct conn *);
+static void	conn_really_close(struct conn *);
+
+const struct peer *
+conn_peer(const struct conn *c)
+{
+	return &c->peer;
+}
+
+/* Close callback of both handles; frees the connection after the last. */
+static void
+conn_handle_closed(uv_handle_t *h)
+{
+	struct conn	*c = h->data;
+	struct broker	*b = c->b;
+
+	if (--c->open_handles > 0)
+		return;
+	log_debug("connection %llu closed", (unsigned long long)c->id);
+	TAILQ_REMOVE(&server_conns, c, entry);
+	b->nconns--;
+	secbuf_free(&c->rbuf);
+	access_peer_free(&c->peer);
+	free(c);
+	if (b->stopping && TAILQ_EMPTY(&server_conns))
+		server_shutdown(b);
+}
+
+/* Close both handles now, dropping anything unsent. */
+static void
+conn_really_close(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closed = true;
+	c->closing = true;
+	uv_close((uv_handle_t *)&c->idle, conn_handle_closed);
+	uv_close((uv_handle_t *)&c->pipe, conn_handle_closed);
+}
+
+void
+conn_close(struct conn *c)
+{
+	if (c->closed)
+		return;
+	c->closing = true;
+	if (c->reading) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = false;
+	}
+	if (c->pending_writes == 0)
+		conn_really_close(c);
+}
+
+/* A reply has been written (or failed): wipe it. */
+static void
+conn_write_done(uv_write_t *req, int status)
+{
+	struct wreq	*w = req->data;
+	struct conn	*c = w->c;
+
+	secbuf_free(&w->buf);
+	free(w);
+	c->pending_writes--;
+	if (status < 0 && status != UV_ECANCELED) {
+		log_debug("connection %llu: write: %s",
+		    (unsigned long long)c->id, uv_strerror(status));
+		conn_close(c);
+	}
+	if (c->closing) {
+		if (c->pending_writes == 0)
+			conn_really_close(c);
+		return;
+	}
+	/* Reading resumes once a slow reader has caught up. */
+	if (!c->reading && c->pending_writes < c->b->conf->max_inflight)
+		conn_read_start(c);
+}
+
+void
+conn_write(struct conn *c, struct secbuf *buf)
+{
+	struct wreq	*w;
+	uv_buf_t	 ub;
+	int		 rc;
+
+	if (c->closed || (w = calloc(1, sizeof(*w))) == NULL) {
+		secbuf_free(buf);
+		if (!c->closed)
+			conn_close(c);
+		return;
+	}
+	w->c = c;
+	w->buf = *buf;
+	*buf = (struct secbuf)SECBUF_INIT;
+	w->req.data = w;
+	ub = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
+	if ((rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1,
+	    conn_write_done)) != 0) {
+		log_debug("connection %llu: write: %s",
+		    (unsigned long long)c->id, uv_strerror(rc));
+		secbuf_free(&w->buf);
+		free(w);
+		conn_close(c);
+		return;
+	}
+	c->pending_writes++;
+	/*
+	 * A client that sends requests but does not read the replies stops
+	 * being read from, rather than making the daemon buffer without end.
+	 */
+	if (c->reading && c->pending_writes >= c->b->conf->max_inflight) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = false;
+	}
+}
+
+/* Answer with an error whose msgid is unknown, then close. */
+static void
+conn_fail(struct conn *c, int code, const char *msg)
+{
+	struct secbuf	 out = SECBUF_INIT;
+	msgpack_packer	 pk;
+	struct cb_error	 err;
+
+	cb_error_set(&err, code, "%s", msg);
+	msgpack_packer_init(&pk, &out, secbuf_msgpack_write);
+	proto_pack_error_response(&pk, 0, &err);
+	conn_write(c, &out);
+	conn_close(c);
+}
+
+/* Unpack and dispatch every complete message in the read buffer. */
+static void
+conn_process(struct conn *c)
+{
+	struct broker		*b = c->b;
+	msgpack_unpacked	 up;
+	msgpack_unpack_return	 ret;
+	size_t			 consumed = 0, off;
+	int			 rc;
+
+	while (!c->closing && consumed < c->rbuf.len) {
+		rc = proto_scan(&c->scan, c->rbuf.data + consumed,
+		    c->rbuf.len - consumed, b->conf->max_message);
+		if (rc == PROTO_SCAN_MORE)
+			break;
+		if (rc == PROTO_SCAN_TOOBIG) {
+			log_info("connection %llu (uid %u): message larger "
+			    "than %zu bytes; closing",
+			    (unsigned long long)c->id, (unsigned)c->peer.uid,
+			    b->conf->max_message);
+			conn_fail(c, CB_ETOOLARGE, "message exceeds the maximum "
+			    "message size");
+			break;
+		}
+		if (rc == PROTO_SCAN_BAD) {
+			log_info("connection %llu (uid %u): malformed msgpack; "
+			    "closing", (unsigned long long)c->id,
+			    (unsigned)c->peer.uid);
+			conn_close(c);
+			break;
+		}
+		off = 0;
+		msgpack_unpacked_init(&up);
+		ret = msgpack_unpack_next(&up, (const char *)c->rbuf.data +
+		    consumed, c->scan.off, &off);
+		if (ret == MSGPACK_UNPACK_SUCCESS && off == c->scan.off)
+			rpc_dispatch(b, c, &up.data);
+		else {
+			log_info("connection %llu (uid %u): malformed msgpack "
+			    "(%d); closing", (unsigned long long)c->id,
+			    (unsigned)c->peer.uid, (int)ret);
+			conn_close(c);
+		}
+		msgpack_unpacked_destroy(&up);
+		consumed += c->scan.off;
+		proto_scan_reset(&c->scan);
+	}
+	/* Wipes the consumed requests, which may have carried secrets. */
+	secbuf_consume(&c->rbuf, consumed);
+}
+
+/* Hand libuv the free tail of the read buffer. */
+static void
+conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct conn	*c = h->data;
+
+	if (secbuf_reserve(&c->rbuf, CONN_READ_CHUNK) != 0) {
+		*buf = uv_buf_init(NULL, 0);
+		return;
+	}
+	*buf = uv_buf_init((char *)c->rbuf.data + c->rbuf.len,
+	    (unsigned)(c->rbuf.cap - c->rbuf.len));
+}
+
+/* Bytes arrived, or EOF or an error. */
+static void
+conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
+{
+	struct conn	*c = s->data;
+
+	if (nread < 0) {
+		if (nread != UV_EOF)
+			log_debug("connection %llu: read: %s",
+			    (unsigned long long)c->id, uv_strerror((int)nread));
+		conn_close(c);
+		return;
+	}
+	if (nread == 0)
+		return;
+	c->rbuf.len += (size_t)nread;
+	if (c->b->conf->idle_timeout > 0)
+		uv_timer_again(&c->idle);
+	conn_process(c);
+}
+
+static void
+conn_read_start(struct conn *c)
+{
+	int	rc;
+
+	if ((rc = uv_read_start((uv_stream_t *)&c->pipe, conn_alloc,
+	    conn_read)) != 0) {
+		log_warnx("connection %llu: read start: %s",
+		    (unsigned long long)c->id, uv_strerror(rc));
+		conn_close(c);
+		return;
+	}
+	c->reading = true;
+}
+
+/* The idle timer fired: nothing was received for idle_timeout seconds. */
+static void
+conn_idle(uv_timer_t *t)
+{
+	struct conn	*c = t->data;
+
+	log_debug("connection %llu idle; closing", (unsigned long long)c->id);
+	conn_close(c);
+}
+
+/* A client is connecting. */
+static void
+server_accept(uv_stream_t *listener, int status)
+{
+	struct broker	*b = listener->data;
+	struct conn	*c;
+	struct cb_error	 err;
+	uv_os_fd_t	 fd;
+	int		 rc;
+
+	if (status < 0) {
+		log_warnx("accept: %s", uv_strerror(status));
+		return;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		log_warnx("accept: out of memory");
+		return;
+	}
+	c->b = b;
+	c->id = server_next_id++;
+	proto_scan_reset(&c->scan);
+	uv_pipe_init(b->loop, &c->pipe, 0);
+	uv_timer_init(b->loop, &c->idle);
+	c->pipe.data = c->idle.data = c;
+	c->open_handles = 2;
+	TAILQ_INSERT_TAIL(&server_conns, c, entry);
+	b->nconns++;
+
+	if ((rc = uv_accept(listener, (uv_stream_t *)&c->pipe)) != 0) {
+		log_warnx("accept: %s", uv_strerror(rc));
+		conn_really_close(c);
+		return;
+	}
+	if (b->stopping) {
+		conn_really_close(c);
+		return;
+	}
+	if (b->nconns > b->conf->max_connections) {
+		log_warnx("refusing connection: %u connections open "
+		    "(server.max_connections)", b->nconns - 1);
+		conn_really_close(c);
+		return;
+	}
+	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
+	    access_peer_get(fd, &c->peer, &err) != 0) {
+		log_warnx("connection %llu: cannot identify peer",
+		    (unsigned long long)c->id);
+		conn_really_close(c);
+		return;
+	}
+	log_debug("connection %llu from uid %u gid %u pid %d",
+	    (unsigned long long)c->id, (unsigned)c->peer.uid,
+	    (unsigned)c->peer.gid, (int)c->peer.pid);
+	if (b->conf->idle_timeout > 0)
+		uv_timer_start(&c->idle, conn_idle,
+		    (uint64_t)b->conf->idle_timeout * 1000,
+		    (uint64_t)b->conf->idle_timeout * 1000);
+	conn_read_start(c);
+}
+
+/*
+ * Remove a socket file left by a daemon that is gone; refuse to start when
+ * one is still answering on it, and never remove something that is not a
+ * socket.
+ */
+static int
+server_clear_stale(const char *path, struct cb_error *err)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	int			 fd, rc;
+
+	if (lstat(path, &st) != 0)
+		return errno == ENOENT ? 0 : cb_error_set(err, CB_EINTERNAL,
+		    "%s: %s", path, strerror(errno));
+	if (!S_ISSOCK(st.st_mode))
+		return cb_error_set(err, CB_EINTERNAL,
+		    "%s exists and is not a socket", path);
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sun.sun_path))
+		return cb_error_set(err, CB_EINTERNAL, "socket path too long");
+	memcpy(sun.sun_path, path, strlen(path));
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+		return cb_error_set(err, CB_EINTERNAL, "socket: %s",
+		    strerror(errno));
+	rc = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+	close(fd);
+	if (rc == 0)
+		return cb_error_set(err, CB_EINTERNAL,
+		    "another broker is listening on %s", path);
+	if (unlink(path) != 0)
+		return cb_error_set(err, CB_EINTERNAL, "unlink %s: %s", path,
+		    strerror(errno));
+	return 0;
+}
+
+/* SIGTERM/SIGINT stop, SIGHUP reloads. */
+static void
+server_signal(uv_signal_t *h, int signum)
+{
+	struct broker	*b = h->data;
+
+	if (signum == SIGHUP) {
+		server_reload(b);
+		return;
+	}
+	if (!b->stopping)
+		log_info("signal %d: shutting down", signum);
+	server_shutdown(b);
+}
+
+int
+server_start(struct broker *b, struct cb_error *err)
+{
+	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
+	const char	*path = b->conf->socket;
+	mode_t		 old;
+	size_t		 i;
+	int		 rc;
+
+	if (server_clear_stale(path, err) != 0)
+		return -CB_EINTERNAL;
+	uv_pipe_init(b->loop, &server_listener, 0);
+	server_listener.data = b;
+	server_listening = true;
+	old = umask(0177);
+	rc = uv_pipe_bind(&server_listener, path);
+	umask(old);
+	if (rc != 0)
+		return cb_error_set(err, CB_EINTERNAL, "bind %s: %s", path,
+		    uv_strerror(rc));
+	server_created_socket = true;
+	if (chmod(path, b->conf->socket_mode) != 0)
+		return cb_error_set(err, CB_EINTERNAL, "chmod %s: %s", path,
+		    strerror(errno));
+	if ((rc = uv_listen((uv_stream_t *)&server_listener, SOMAXCONN,
+	    server_accept)) != 0)
+		return cb_error_set(err, CB_EINTERNAL, "listen %s: %s", path,
+		    uv_strerror(rc));
+	for (i = 0; i < 3; i++) {
+		uv_signal_init(b->loop, &server_sigs[i]);
+		server_sigs[i].data = b;
+		uv_signal_start(&server_sigs[i], server_signal, sigs[i]);
+	}
+	uv_timer_init(b->loop, &server_stop_timer);
+	server_stop_timer.data = b;
+	server_stop_timer_on = true;
+	log_info("listening on %s", path);
+	return 0;
+}
+
+/* The drain deadline passed: drop whatever is still open. */
+static void
+server_stop_deadline(uv_timer_t *t)
+{
+	struct conn	*c, *next;
+
+	log_warnx("shutdown deadline reached; closing remaining connections");
+	TAILQ_FOREACH_SAFE(c, &server_conns, entry, next)
+		conn_really_close(c);
+}
+
+void
+server_shutdown(struct broker *b)
+{
+	struct conn	*c, *next;
+	size_t		 i;
+
+	if (!b->stopping) {
+		b->stopping = true;
+		if (server_listening) {
+			uv_close((uv_handle_t *)&server_listener, NULL);
+			server_listening = false;
+			if (server_created_socket)
+				unlink(b->conf->socket);
+		}
+		TAILQ_FOREACH_SAFE(c, &server_conns, entry, next)
+			conn_close(c);
+		if (server_stop_timer_on && !TAILQ_EMPTY(&server_conns))
+			uv_timer_start(&server_stop_timer, server_stop_deadline,
+			    (uint64_t)b->conf->shutdown_timeout * 1000, 0);
+	}
+	if (!TAILQ_EMPTY(&server_conns))
+		return;
+	/* Everything drained: close the remaining handles. */
+	if (server_stop_timer_on) {
+		uv_close((uv_handle_t *)&server_stop_timer, NULL);
+		server_stop_timer_on = false;
+		for (i = 0; i < 3; i++)
+			uv_close((uv_handle_t *)&server_sigs[i], NULL);
+	}
+}
+
+void
+server_reload(struct broker *b)
+{
+	struct conf	*nc;
+	struct cb_error	 err;
+
+	if ((nc = calloc(1, sizeof(*nc))) == NULL) {
+		log_warnx("reload: out of memory");
+		return;
+	}
+	if (conf_load(nc, b->conf_path, b->overrides, b->noverrides,
+	    &err) != 0) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "%s", err.msg);
+		free(nc);
+		return;
+	}
+	if (strcmp(nc->socket, b->conf->socket) != 0 ||
+	    strcmp(nc->database, b->conf->database) != 0)
+		log_warnx("reload: server.socket and storage.database "
+		    "changes take effect at the next start");
+	/* Keep what cannot change while running. */
+	free(nc->socket);
+	nc->socket = b->conf->socket;
+	b->conf->socket = NULL;
+	free(nc->database);
+	nc->database = b->conf->database;
+	b->conf->database = NULL;
+	conf_free(b->conf);
+	free(b->conf);
+	b->conf = nc;
+	log_set_level(nc->log_level);
+	log_info("configuration reloaded (%zu grants)", nc->ngrants);
+}

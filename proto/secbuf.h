@@ -1,0 +1,40 @@
+/*
+ * secbuf: a growable byte buffer for anything that may hold a secret.
+ *
+ * Growth allocates a new block, copies, and wipes the old block before
+ * freeing it (realloc would leave the old copy behind).  secbuf_free() and
+ * secbuf_reset() wipe with OPENSSL_cleanse.  A msgpack write callback is
+ * provided so that secret-bearing replies are packed straight into one.
+ */
+#ifndef CB_SECBUF_H
+#define CB_SECBUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct secbuf {
+	uint8_t	*data;
+	size_t	 len;
+	size_t	 cap;
+};
+
+#define SECBUF_INIT { NULL, 0, 0 }
+
+/* Make room for at least extra more bytes; 0 or -CB_EINTERNAL. */
+int	 secbuf_reserve(struct secbuf *b, size_t extra);
+/* Append n bytes; 0 or -CB_EINTERNAL. */
+int	 secbuf_append(struct secbuf *b, const void *p, size_t n);
+/* Drop the first n bytes, wiping what moves and what is left behind. */
+void	 secbuf_consume(struct secbuf *b, size_t n);
+/* Wipe the contents and set len to 0, keeping the allocation. */
+void	 secbuf_reset(struct secbuf *b);
+/* Wipe and free everything. */
+void	 secbuf_free(struct secbuf *b);
+/* msgpack_packer write callback; data is a struct secbuf *. */
+int	 secbuf_msgpack_write(void *data, const char *buf, size_t len);
+/* Wipe n bytes at p (OPENSSL_cleanse); p may be NULL when n is 0. */
+void	 cb_wipe(void *p, size_t n);
+/* Wipe a NUL-terminated string and free it; NULL is fine. */
+void	 cb_strfree_wipe(char *s);
+
+#endif

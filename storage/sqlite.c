@@ -1,0 +1,1256 @@
+/*
+ * sqlite: the store interface (store.h) on one SQLite database file.
+ *
+ * One connection, opened at start-up and used only from the daemon's loop
+ * thread.  store_open() creates the file with mode 0600 (SQLite gives the
+ * -wal and -shm files the mode of the database), switches it to WAL with
+ * synchronous=FULL so that a write which returned 0 survives kill -9 and
+ * power loss, turns on foreign keys and secure_delete (deleted sealed values
+ * are overwritten with zeros instead of lingering in free pages), applies
+ * the forward migrations and prepares every statement the store will ever
+ * run.  Each function binds, steps, and then resets its statement and
+ * clears its bindings on every path, so no read snapshot or write lock
+ * outlives a call.
+ *
+ * Bound text is SQLITE_STATIC: the caller's strings (and the joined
+ * destinations we build) outlive the step, and the bindings are cleared
+ * before the function returns, so SQLite never holds a pointer to memory
+ * it does not own.  Column text is copied out before the reset that
+ * invalidates it.
+ *
+ * The store never sees plaintext, only sealed text.  Its error messages go
+ * to clients and logs all the same, so they name idents, uuids, the path
+ * and SQLite's own message, never a bound value.
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <openssl/rand.h>
+#include <sqlite3.h>
+
+#include "cb_error.h"
+#include "store.h"
+
+#define STORE_BUSY_TIMEOUT_MS	5000
+
+/*
+ * Forward migrations: store_migrations[v] takes schema version v to v + 1.
+ * Each runs in its own BEGIN IMMEDIATE transaction together with the
+ * user_version bump, so a crash leaves the database at a known version.
+ * Never edit a released entry; append a new one and bump
+ * STORE_SCHEMA_VERSION.
+ */
+static const char *const store_migrations[] = {
+	/* 0 -> 1: initial schema. */
+	"CREATE TABLE types ("
+	"  uuid TEXT PRIMARY KEY,"
+	"  ident TEXT UNIQUE NOT NULL,"
+	"  name TEXT NOT NULL,"
+	"  description TEXT NOT NULL DEFAULT '',"
+	"  storage TEXT NOT NULL CHECK (storage IN ('db', 'vault')),"
+	"  destinations TEXT NOT NULL DEFAULT '',"	/* newline-separated */
+	"  created_at INTEGER,"
+	"  updated_at INTEGER"
+	");"
+	"CREATE TABLE credvalues ("
+	"  type_uuid TEXT NOT NULL REFERENCES types(uuid) ON DELETE CASCADE,"
+	"  user_uuid TEXT NOT NULL,"
+	"  sealed TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (type_uuid, user_uuid)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX credvalues_user ON credvalues(user_uuid);"
+	"CREATE TABLE settings ("
+	"  key TEXT PRIMARY KEY,"
+	"  value TEXT NOT NULL"
+	");"
+	"CREATE TABLE keycheck ("
+	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
+	"  kcv TEXT NOT NULL"
+	");",
+};
+
+_Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
+    STORE_SCHEMA_VERSION, "one migration per schema version");
+
+/* Every statement the store runs after open, prepared once. */
+enum store_stmt {
+	STMT_BEGIN,
+	STMT_COMMIT,
+	STMT_ROLLBACK,
+	STMT_KCV_GET,
+	STMT_KCV_SET,
+	STMT_TYPE_INSERT,
+	STMT_TYPE_GET_UUID,
+	STMT_TYPE_GET_IDENT,
+	STMT_TYPE_LIST,
+	STMT_TYPE_UPDATE,
+	STMT_TYPE_DELETE,
+	STMT_VALUE_SET,
+	STMT_VALUE_GET,
+	STMT_VALUE_DELETE,
+	STMT_VALUE_COUNT,
+	STMT_VALUE_CLEAR,
+	STMT_VALUE_LIST_USER,
+	STMT_SETTING_GET,
+	STMT_SETTING_SET,
+	STMT_SETTING_DELETE,
+	STMT__COUNT
+};
+
+/* Column order read by type_from_row(). */
+#define TYPE_COLUMNS \
+	"uuid, ident, name, description, storage, destinations, " \
+	"created_at, updated_at"
+
+static const char *const store_sql[STMT__COUNT] = {
+	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_COMMIT] = "COMMIT",
+	[STMT_ROLLBACK] = "ROLLBACK",
+	[STMT_KCV_GET] = "SELECT kcv FROM keycheck WHERE id = 1",
+	[STMT_KCV_SET] =
+	    "INSERT INTO keycheck (id, kcv) VALUES (1, ?1)"
+	    " ON CONFLICT (id) DO UPDATE SET kcv = excluded.kcv",
+	[STMT_TYPE_INSERT] =
+	    "INSERT INTO types (" TYPE_COLUMNS ")"
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	[STMT_TYPE_GET_UUID] =
+	    "SELECT " TYPE_COLUMNS " FROM types WHERE uuid = ?1",
+	[STMT_TYPE_GET_IDENT] =
+	    "SELECT " TYPE_COLUMNS " FROM types WHERE ident = ?1",
+	[STMT_TYPE_LIST] =
+	    "SELECT " TYPE_COLUMNS " FROM types ORDER BY ident",
+	[STMT_TYPE_UPDATE] =
+	    "UPDATE types SET name = ?2, description = ?3, storage = ?4,"
+	    " destinations = ?5, updated_at = ?6 WHERE uuid = ?1",
+	[STMT_TYPE_DELETE] = "DELETE FROM types WHERE uuid = ?1",
+	[STMT_VALUE_SET] =
+	    "INSERT INTO credvalues (type_uuid, user_uuid, sealed, updated_at)"
+	    " VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (type_uuid, user_uuid) DO UPDATE"
+	    " SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+	[STMT_VALUE_GET] =
+	    "SELECT sealed, updated_at FROM credvalues"
+	    " WHERE type_uuid = ?1 AND user_uuid = ?2",
+	[STMT_VALUE_DELETE] =
+	    "DELETE FROM credvalues WHERE type_uuid = ?1 AND user_uuid = ?2",
+	[STMT_VALUE_COUNT] =
+	    "SELECT count(*) FROM credvalues WHERE type_uuid = ?1",
+	[STMT_VALUE_CLEAR] = "DELETE FROM credvalues WHERE type_uuid = ?1",
+	/* Only types whose storage is db now: see store_value_list_user(). */
+	[STMT_VALUE_LIST_USER] =
+	    "SELECT v.type_uuid, v.updated_at FROM credvalues AS v"
+	    " JOIN types AS t ON t.uuid = v.type_uuid"
+	    " WHERE v.user_uuid = ?1 AND t.storage = 'db'"
+	    " ORDER BY v.type_uuid",
+	[STMT_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
+	[STMT_SETTING_SET] =
+	    "INSERT INTO settings (key, value) VALUES (?1, ?2)"
+	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+	[STMT_SETTING_DELETE] = "DELETE FROM settings WHERE key = ?1",
+};
+
+struct store {
+	sqlite3		*db;
+	char		*path;			/* for messages */
+	sqlite3_stmt	*stmt[STMT__COUNT];
+};
+
+static const char *const store_kind_names[] = {
+	[STORE_DB] = "db",
+	[STORE_VAULT] = "vault",
+};
+
+/* Record an allocation failure. */
+static int
+store_nomem(struct cb_error *err)
+{
+	return cb_error_set(err, CB_EINTERNAL, "out of memory");
+}
+
+/*
+ * Convert a failed SQLite result into a CB error carrying SQLite's message.
+ * Must be called before anything else runs on the connection, since
+ * sqlite3_errmsg() describes the most recent call.  Busy, locked, I/O,
+ * disk-full and read-only conditions are -CB_EUNAVAILABLE: they are about
+ * the host, not the request, and may go away.
+ */
+static int
+store_dberr(struct store *st, int rc, const char *what, struct cb_error *err)
+{
+	const char	*msg = sqlite3_errmsg(st->db);
+
+	switch (rc & 0xff) {
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return cb_error_set(err, CB_EUNAVAILABLE,
+		    "database %s is busy (%s): %s", st->path, what, msg);
+	case SQLITE_IOERR:
+	case SQLITE_FULL:
+	case SQLITE_CANTOPEN:
+	case SQLITE_PROTOCOL:
+	case SQLITE_READONLY:
+		return cb_error_set(err, CB_EUNAVAILABLE,
+		    "database %s is unavailable (%s): %s", st->path, what, msg);
+	case SQLITE_NOTADB:
+		return cb_error_set(err, CB_EINTERNAL,
+		    "%s is not a SQLite database (%s)", st->path, msg);
+	case SQLITE_CORRUPT:
+		return cb_error_set(err, CB_EINTERNAL,
+		    "database %s is corrupt (%s): %s", st->path, what, msg);
+	default:
+		return cb_error_set(err, CB_EINTERNAL,
+		    "database error (%s): %s", what, msg);
+	}
+}
+
+/* Reset a statement and drop its bindings; every use of one ends here. */
+static void
+stmt_done(sqlite3_stmt *s)
+{
+	if (s != NULL) {
+		sqlite3_reset(s);
+		sqlite3_clear_bindings(s);
+	}
+}
+
+/* Bind text the caller keeps alive until stmt_done() (SQLITE_STATIC). */
+static int
+bind_text(sqlite3_stmt *s, int idx, const char *v)
+{
+	return sqlite3_bind_text(s, idx, v, -1, SQLITE_STATIC);
+}
+
+/* Column text, "" for NULL. */
+static const char *
+col_text(sqlite3_stmt *s, int idx)
+{
+	const unsigned char	*v = sqlite3_column_text(s, idx);
+
+	return v != NULL ? (const char *)v : "";
+}
+
+/* malloc'd copy of a text column ("" for NULL); NULL when out of memory. */
+static char *
+col_dup(sqlite3_stmt *s, int idx)
+{
+	const char	*v = col_text(s, idx);
+	size_t		 len = (size_t)sqlite3_column_bytes(s, idx);
+	char		*p;
+
+	if ((p = malloc(len + 1)) == NULL)
+		return NULL;
+	memcpy(p, v, len);
+	p[len] = '\0';
+	return p;
+}
+
+/* Run a prepared statement that takes no parameters and returns no rows. */
+static int
+store_run(struct store *st, enum store_stmt which, const char *what,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[which];
+	int		 rc, ret = 0;
+
+	if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, what, err);
+	stmt_done(s);
+	return ret;
+}
+
+/* Start a write transaction, taking the write lock now. */
+static int
+store_begin(struct store *st, struct cb_error *err)
+{
+	return store_run(st, STMT_BEGIN, "begin", err);
+}
+
+/* Commit, rolling back if the commit itself fails. */
+static int
+store_commit(struct store *st, struct cb_error *err)
+{
+	int	ret;
+
+	if ((ret = store_run(st, STMT_COMMIT, "commit", err)) != 0 &&
+	    !sqlite3_get_autocommit(st->db))
+		(void)store_run(st, STMT_ROLLBACK, "rollback", NULL);
+	return ret;
+}
+
+/* Roll back the open transaction, if SQLite has not already done so. */
+static void
+store_rollback(struct store *st)
+{
+	if (!sqlite3_get_autocommit(st->db))
+		(void)store_run(st, STMT_ROLLBACK, "rollback", NULL);
+}
+
+/* Run one SQL script outside the prepared set (open and migrations only). */
+static int
+store_exec(struct store *st, const char *sql, const char *what,
+    struct cb_error *err)
+{
+	int	rc;
+
+	if ((rc = sqlite3_exec(st->db, sql, NULL, NULL, NULL)) != SQLITE_OK)
+		return store_dberr(st, rc, what, err);
+	return 0;
+}
+
+/* Run a pragma; the first column of its first row (if any) goes to ans. */
+static int
+store_pragma(struct store *st, const char *sql, char *ans, size_t anslen,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = NULL;
+	int		 rc, ret = 0, row = 0;
+
+	if (ans != NULL)
+		ans[0] = '\0';
+	rc = sqlite3_prepare_v2(st->db, sql, -1, &s, NULL);
+	if (rc != SQLITE_OK) {
+		ret = store_dberr(st, rc, sql, err);
+		goto done;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (ans != NULL && row++ == 0)
+			snprintf(ans, anslen, "%s", col_text(s, 0));
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, sql, err);
+done:
+	sqlite3_finalize(s);
+	return ret;
+}
+
+/* The database's schema version (PRAGMA user_version). */
+static int
+store_user_version(struct store *st, int *version, struct cb_error *err)
+{
+	char	ans[32];
+	int	ret;
+
+	if ((ret = store_pragma(st, "PRAGMA user_version", ans, sizeof(ans),
+	    err)) != 0)
+		return ret;
+	*version = atoi(ans);
+	return 0;
+}
+
+/* Refuse a schema version this code does not know. */
+static int
+store_version_refuse(struct store *st, int version, struct cb_error *err)
+{
+	return cb_error_set(err, CB_EINTERNAL,
+	    "database %s has schema version %d, but this credbroker knows "
+	    "versions up to %d only: it was written by a newer credbroker "
+	    "(upgrade, or restore a backup)", st->path, version,
+	    STORE_SCHEMA_VERSION);
+}
+
+/*
+ * Bring the schema to STORE_SCHEMA_VERSION, one migration per transaction.
+ * The version is read again under the write lock, so two processes opening
+ * the same new file cannot both apply a migration.
+ */
+static int
+store_migrate(struct store *st, struct cb_error *err)
+{
+	char	sql[64];
+	int	ret, version, locked;
+
+	for (;;) {
+		if ((ret = store_user_version(st, &version, err)) != 0)
+			return ret;
+		if (version == STORE_SCHEMA_VERSION)
+			return 0;
+		if (version < 0 || version > STORE_SCHEMA_VERSION)
+			return store_version_refuse(st, version, err);
+
+		if ((ret = store_exec(st, "BEGIN IMMEDIATE", "migrate",
+		    err)) != 0)
+			return ret;
+		if ((ret = store_user_version(st, &version, err)) != 0)
+			goto fail;
+		locked = version;
+		if (locked < 0 || locked > STORE_SCHEMA_VERSION) {
+			ret = store_version_refuse(st, locked, err);
+			goto fail;
+		}
+		if (locked < STORE_SCHEMA_VERSION) {
+			if ((ret = store_exec(st, store_migrations[locked],
+			    "migrate", err)) != 0)
+				goto fail;
+			snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
+			    locked + 1);
+			if ((ret = store_exec(st, sql, "migrate", err)) != 0)
+				goto fail;
+		}
+		if ((ret = store_exec(st, "COMMIT", "migrate", err)) != 0)
+			goto fail;
+	}
+
+fail:
+	if (!sqlite3_get_autocommit(st->db))
+		(void)sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+	return ret;
+}
+
+/* Connection settings; journal_mode and foreign_keys are verified. */
+static int
+store_configure(struct store *st, struct cb_error *err)
+{
+	char	ans[32];
+	int	ret;
+
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	/* No writable_schema and friends; no functions run from the schema. */
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0,
+	    (int *)NULL);
+
+	/* journal_mode reads the header first: a non-database fails here. */
+	if ((ret = store_pragma(st, "PRAGMA journal_mode = WAL", ans,
+	    sizeof(ans), err)) != 0)
+		return ret;
+	if (strcasecmp(ans, "wal") != 0)
+		return cb_error_set(err, CB_EINTERNAL,
+		    "database %s cannot use WAL mode (journal_mode is '%s'); "
+		    "is it on a network file system?", st->path, ans);
+	if ((ret = store_pragma(st, "PRAGMA synchronous = FULL", NULL, 0,
+	    err)) != 0)
+		return ret;
+	if ((ret = store_pragma(st, "PRAGMA secure_delete = ON", NULL, 0,
+	    err)) != 0)
+		return ret;
+	if ((ret = store_pragma(st, "PRAGMA foreign_keys = ON", NULL, 0,
+	    err)) != 0)
+		return ret;
+	if ((ret = store_pragma(st, "PRAGMA foreign_keys", ans, sizeof(ans),
+	    err)) != 0)
+		return ret;
+	if (strcmp(ans, "1") != 0)
+		return cb_error_set(err, CB_EINTERNAL,
+		    "SQLite was built without foreign key support");
+	return 0;
+}
+
+/* Prepare every statement for the life of the connection. */
+static int
+store_prepare(struct store *st, struct cb_error *err)
+{
+	size_t	i;
+	int	rc;
+
+	for (i = 0; i < STMT__COUNT; i++) {
+		rc = sqlite3_prepare_v3(st->db, store_sql[i], -1,
+		    SQLITE_PREPARE_PERSISTENT, &st->stmt[i], NULL);
+		if (rc != SQLITE_OK)
+			return store_dberr(st, rc, "prepare", err);
+	}
+	return 0;
+}
+
+/* The directory that will hold the database must already exist. */
+static int
+store_check_dir(const char *path, struct cb_error *err)
+{
+	struct stat	 sb;
+	const char	*slash;
+	char		*dir;
+	int		 ret = 0;
+
+	if ((slash = strrchr(path, '/')) == NULL)
+		return 0;		/* relative to the working directory */
+	if ((dir = strndup(path, slash == path ? 1 : (size_t)(slash - path)))
+	    == NULL)
+		return store_nomem(err);
+	if (stat(dir, &sb) == -1)
+		ret = cb_error_set(err, CB_EUNAVAILABLE,
+		    "database directory %s for %s: %s (it must exist; under "
+		    "systemd use StateDirectory=)", dir, path, strerror(errno));
+	else if (!S_ISDIR(sb.st_mode))
+		ret = cb_error_set(err, CB_EUNAVAILABLE,
+		    "database directory %s for %s is not a directory", dir,
+		    path);
+	free(dir);
+	return ret;
+}
+
+/*
+ * Open (creating if needed) and migrate the database at path.
+ *
+ * The file is created here with open(2) and mode 0600 rather than by
+ * SQLite, which would use 0644 less the umask; SQLite then creates the
+ * -wal and -shm files with the database file's mode.  An existing file's
+ * mode is left alone.
+ */
+int
+store_open(const char *path, struct store **out, struct cb_error *err)
+{
+	struct store	*st = NULL;
+	int		 fd, rc, ret = 0;
+
+	*out = NULL;
+	if (path == NULL || *path == '\0')
+		return cb_error_set(err, CB_EINTERNAL,
+		    "no database path configured");
+	if ((ret = store_check_dir(path, err)) != 0)
+		return ret;
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->path = strdup(path)) == NULL) {
+		ret = store_nomem(err);
+		goto done;
+	}
+
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY,
+	    S_IRUSR | S_IWUSR)) == -1) {
+		ret = cb_error_set(err, CB_EUNAVAILABLE,
+		    "cannot open database %s: %s", path, strerror(errno));
+		goto done;
+	}
+	close(fd);
+
+	rc = sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE, NULL);
+	if (rc != SQLITE_OK) {
+		ret = store_dberr(st, rc, "open", err);
+		goto done;
+	}
+	if ((ret = store_configure(st, err)) != 0 ||
+	    (ret = store_migrate(st, err)) != 0 ||
+	    (ret = store_prepare(st, err)) != 0)
+		goto done;
+
+	*out = st;
+	st = NULL;
+done:
+	store_close(st);
+	return ret;
+}
+
+/* Finalize every statement and close; the last close checkpoints the WAL. */
+void
+store_close(struct store *st)
+{
+	size_t	i;
+
+	if (st == NULL)
+		return;
+	for (i = 0; i < STMT__COUNT; i++)
+		sqlite3_finalize(st->stmt[i]);
+	sqlite3_close_v2(st->db);
+	free(st->path);
+	free(st);
+}
+
+/* Read one optional text value from a one-column, at-most-one-row query. */
+static int
+store_get_text(struct store *st, enum store_stmt which, const char *key,
+    char **out, const char *what, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[which];
+	int		 rc, ret = 0;
+
+	*out = NULL;
+	if (key != NULL && (rc = bind_text(s, 1, key)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, what, err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if ((*out = col_dup(s, 0)) == NULL)
+			ret = store_nomem(err);
+	} else if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, what, err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+/* The recorded key check value, or *out NULL on a new store. */
+int
+store_kcv_get(struct store *st, char **out, struct cb_error *err)
+{
+	return store_get_text(st, STMT_KCV_GET, NULL, out, "read key check",
+	    err);
+}
+
+/* Record (or replace) the key check value. */
+int
+store_kcv_set(struct store *st, const char *kcv, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_KCV_SET];
+	int		 rc, ret = 0;
+
+	if (kcv == NULL || *kcv == '\0')
+		return cb_error_set(err, CB_EINTERNAL, "empty key check value");
+	if ((rc = bind_text(s, 1, kcv)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "write key check", err);
+	stmt_done(s);
+	return ret;
+}
+
+/* Check the fields of t that update may change. */
+static int
+type_check_fields(const struct store_type *t, struct cb_error *err)
+{
+	if (t->name == NULL)
+		return cb_error_set(err, CB_EBADREQ,
+		    "a credential type needs a name");
+	if (strlen(t->name) > STORE_NAME_MAX)
+		return cb_error_set(err, CB_EBADREQ,
+		    "credential type name is longer than %d bytes",
+		    STORE_NAME_MAX);
+	if (t->description != NULL && strlen(t->description) > STORE_DESC_MAX)
+		return cb_error_set(err, CB_EBADREQ,
+		    "credential type description is longer than %d bytes",
+		    STORE_DESC_MAX);
+	if (t->storage != STORE_DB && t->storage != STORE_VAULT)
+		return cb_error_set(err, CB_EBADREQ,
+		    "credential type storage must be db or vault");
+	return 0;
+}
+
+/*
+ * Validate t's destinations and join them with '\n' into *out (malloc'd).
+ * Newlines separate the stored list, so a destination may not contain one,
+ * and may not be empty (an empty list and a list of one "" would read back
+ * the same).
+ */
+static int
+dest_join(const struct store_type *t, char **out, struct cb_error *err)
+{
+	size_t	 i, len, total = 1;
+	char	*p;
+
+	*out = NULL;
+	if (t->ndestinations > STORE_DEST_MAX)
+		return cb_error_set(err, CB_EBADREQ,
+		    "a credential type has at most %d destinations",
+		    STORE_DEST_MAX);
+	if (t->ndestinations > 0 && t->destinations == NULL)
+		return cb_error_set(err, CB_EBADREQ, "destinations missing");
+	for (i = 0; i < t->ndestinations; i++) {
+		if (t->destinations[i] == NULL)
+			return cb_error_set(err, CB_EBADREQ,
+			    "destination %zu is missing", i + 1);
+		len = strlen(t->destinations[i]);
+		if (len == 0)
+			return cb_error_set(err, CB_EBADREQ,
+			    "destination %zu is empty", i + 1);
+		if (len > STORE_DEST_LEN_MAX)
+			return cb_error_set(err, CB_EBADREQ,
+			    "destination %zu is longer than %d bytes", i + 1,
+			    STORE_DEST_LEN_MAX);
+		if (strpbrk(t->destinations[i], "\r\n") != NULL)
+			return cb_error_set(err, CB_EBADREQ,
+			    "destination %zu contains a line break", i + 1);
+		total += len + 1;
+	}
+	if ((p = malloc(total)) == NULL)
+		return store_nomem(err);
+	*out = p;
+	for (i = 0; i < t->ndestinations; i++) {
+		len = strlen(t->destinations[i]);
+		if (i > 0)
+			*p++ = '\n';
+		memcpy(p, t->destinations[i], len);
+		p += len;
+	}
+	*p = '\0';
+	return 0;
+}
+
+/* Split stored destinations into a NULL-terminated array; -1 on no memory. */
+static int
+dest_split(const char *text, char ***out, size_t *n)
+{
+	const char	 *p, *nl;
+	char		**v;
+	size_t		  count = 0, i, len;
+
+	if (*text != '\0')
+		for (count = 1, p = text; *p != '\0'; p++)
+			if (*p == '\n')
+				count++;
+	if ((v = calloc(count + 1, sizeof(*v))) == NULL)
+		return -1;
+	for (i = 0, p = text; i < count; i++) {
+		nl = strchr(p, '\n');
+		len = nl != NULL ? (size_t)(nl - p) : strlen(p);
+		if ((v[i] = strndup(p, len)) == NULL) {
+			while (i > 0)
+				free(v[--i]);
+			free(v);
+			return -1;
+		}
+		p += len + (nl != NULL);
+	}
+	*out = v;
+	*n = count;
+	return 0;
+}
+
+/* Fill t from the current row of a "SELECT TYPE_COLUMNS" statement. */
+static int
+type_from_row(struct store *st, sqlite3_stmt *s, struct store_type *t,
+    struct cb_error *err)
+{
+	const char	*uuid = col_text(s, 0), *ident = col_text(s, 1);
+	const char	*storage = col_text(s, 4);
+
+	memset(t, 0, sizeof(*t));
+	if (strlen(uuid) > STORE_UUID_LEN || strlen(ident) > STORE_IDENT_MAX)
+		return cb_error_set(err, CB_EINTERNAL,
+		    "database %s holds a malformed credential type", st->path);
+	memcpy(t->uuid, uuid, strlen(uuid) + 1);
+	memcpy(t->ident, ident, strlen(ident) + 1);
+	t->storage = strcmp(storage, "vault") == 0 ? STORE_VAULT : STORE_DB;
+	t->created_at = sqlite3_column_int64(s, 6);
+	t->updated_at = sqlite3_column_int64(s, 7);
+	if ((t->name = col_dup(s, 2)) == NULL ||
+	    (t->description = col_dup(s, 3)) == NULL ||
+	    dest_split(col_text(s, 5), &t->destinations,
+	    &t->ndestinations) == -1) {
+		store_type_free(t);
+		return store_nomem(err);
+	}
+	return 0;
+}
+
+/* Insert a new type; a taken ident (or uuid) is -CB_ECONFLICT. */
+int
+store_type_create(struct store *st, const struct store_type *t,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_TYPE_INSERT];
+	char		*dests = NULL;
+	int		 rc, ret;
+
+	if (!store_uuid_valid(t->uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if (!store_ident_valid(t->ident))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type ident (must match "
+		    "[a-z][a-z0-9_]{0,63})");
+	if ((ret = type_check_fields(t, err)) != 0 ||
+	    (ret = dest_join(t, &dests, err)) != 0)
+		return ret;
+
+	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, t->ident)) != SQLITE_OK ||
+	    (rc = bind_text(s, 3, t->name)) != SQLITE_OK ||
+	    (rc = bind_text(s, 4, t->description != NULL ? t->description :
+	    "")) != SQLITE_OK ||
+	    (rc = bind_text(s, 5, store_kind_names[t->storage])) != SQLITE_OK ||
+	    (rc = bind_text(s, 6, dests)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 7, t->created_at)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 8, t->updated_at)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "create type", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT_UNIQUE)
+		ret = cb_error_set(err, CB_ECONFLICT,
+		    "credential type '%s' already exists", t->ident);
+	else if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		ret = cb_error_set(err, CB_ECONFLICT,
+		    "credential type uuid %s already exists", t->uuid);
+	else if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "create type", err);
+done:
+	stmt_done(s);
+	free(dests);
+	return ret;
+}
+
+/* Look a type up by uuid (lower-case) or else by ident. */
+int
+store_type_get(struct store *st, const char *ref, struct store_type *out,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s;
+	int		 rc, ret = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (store_uuid_valid(ref))
+		s = st->stmt[STMT_TYPE_GET_UUID];
+	else if (store_ident_valid(ref))
+		s = st->stmt[STMT_TYPE_GET_IDENT];
+	else
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type reference: expected an ident "
+		    "([a-z][a-z0-9_]{0,63}) or a lower-case uuid");
+
+	if ((rc = bind_text(s, 1, ref)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "get type", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		ret = type_from_row(st, s, out, err);
+	else if (rc == SQLITE_DONE)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", ref);
+	else
+		ret = store_dberr(st, rc, "get type", err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+/* All types ordered by ident. */
+int
+store_type_list(struct store *st, struct store_type **out, size_t *n,
+    struct cb_error *err)
+{
+	sqlite3_stmt		*s = st->stmt[STMT_TYPE_LIST];
+	struct store_type	*v = NULL, *nv;
+	size_t			 len = 0, cap = 0;
+	int			 rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			v = nv;
+		}
+		if ((ret = type_from_row(st, s, &v[len], err)) != 0)
+			goto done;
+		len++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "list types", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		store_type_list_free(v, len);
+		return ret;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+/* Replace the mutable fields of type t->uuid; uuid, ident, created_at stay. */
+int
+store_type_update(struct store *st, const struct store_type *t,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_TYPE_UPDATE];
+	char		*dests = NULL;
+	int		 rc, ret;
+
+	if (!store_uuid_valid(t->uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if ((ret = type_check_fields(t, err)) != 0 ||
+	    (ret = dest_join(t, &dests, err)) != 0)
+		return ret;
+
+	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, t->name)) != SQLITE_OK ||
+	    (rc = bind_text(s, 3, t->description != NULL ? t->description :
+	    "")) != SQLITE_OK ||
+	    (rc = bind_text(s, 4, store_kind_names[t->storage])) != SQLITE_OK ||
+	    (rc = bind_text(s, 5, dests)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 6, t->updated_at)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "update type", err);
+	else if (sqlite3_changes(st->db) == 0)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", t->uuid);
+	stmt_done(s);
+	free(dests);
+	return ret;
+}
+
+/*
+ * Delete a type and its db values in one transaction.  The values are
+ * deleted explicitly as well as by the foreign key's ON DELETE CASCADE, so
+ * the outcome does not hang on a pragma.
+ */
+int
+store_type_delete(struct store *st, const char *uuid, struct cb_error *err)
+{
+	sqlite3_stmt	*s;
+	int		 rc, ret;
+
+	if (!store_uuid_valid(uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+
+	s = st->stmt[STMT_VALUE_CLEAR];
+	if ((rc = bind_text(s, 1, uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "delete type values", err);
+	stmt_done(s);
+	if (ret != 0)
+		goto done;
+
+	s = st->stmt[STMT_TYPE_DELETE];
+	if ((rc = bind_text(s, 1, uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "delete type", err);
+	else if (sqlite3_changes(st->db) == 0)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", uuid);
+	stmt_done(s);
+	if (ret != 0)
+		goto done;
+
+	ret = store_commit(st, err);
+done:
+	if (ret != 0)
+		store_rollback(st);
+	return ret;
+}
+
+/* Free the strings of one type and zero it. */
+void
+store_type_free(struct store_type *t)
+{
+	size_t	i;
+
+	if (t == NULL)
+		return;
+	free(t->name);
+	free(t->description);
+	if (t->destinations != NULL) {
+		for (i = 0; t->destinations[i] != NULL; i++)
+			free(t->destinations[i]);
+		free(t->destinations);
+	}
+	memset(t, 0, sizeof(*t));
+}
+
+/* Free an array from store_type_list(). */
+void
+store_type_list_free(struct store_type *v, size_t n)
+{
+	size_t	i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_type_free(&v[i]);
+	free(v);
+}
+
+/* Check a (type uuid, user uuid) pair given by a caller. */
+static int
+value_check_ids(const char *type_uuid, const char *user_uuid,
+    struct cb_error *err)
+{
+	if (!store_uuid_valid(type_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if (!store_uuid_valid(user_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid user id (must be a lower-case uuid)");
+	return 0;
+}
+
+/* Set or replace the sealed value of (type, user); a missing type fails. */
+int
+store_value_set(struct store *st, const char *type_uuid,
+    const char *user_uuid, const char *sealed, int64_t updated_at,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_SET];
+	int		 rc, ret;
+
+	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
+		return ret;
+	if (sealed == NULL || *sealed == '\0')
+		return cb_error_set(err, CB_EINTERNAL, "empty sealed value");
+
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 3, sealed)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 4, updated_at)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "set value", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", type_uuid);
+	else if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "set value", err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+/* The sealed value of (type, user), malloc'd; -CB_ENOTFOUND when unset. */
+int
+store_value_get(struct store *st, const char *type_uuid,
+    const char *user_uuid, char **sealed, int64_t *updated_at,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_GET];
+	int		 rc, ret;
+
+	*sealed = NULL;
+	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
+		return ret;
+
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "get value", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if ((*sealed = col_dup(s, 0)) == NULL)
+			ret = store_nomem(err);
+		else if (updated_at != NULL)
+			*updated_at = sqlite3_column_int64(s, 1);
+	} else if (rc == SQLITE_DONE)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "no value set for credential type %s and user %s",
+		    type_uuid, user_uuid);
+	else
+		ret = store_dberr(st, rc, "get value", err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+/* Delete the value of (type, user); -CB_ENOTFOUND when unset. */
+int
+store_value_delete(struct store *st, const char *type_uuid,
+    const char *user_uuid, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_DELETE];
+	int		 rc, ret;
+
+	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
+		return ret;
+
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "delete value", err);
+	else if (sqlite3_changes(st->db) == 0)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "no value set for credential type %s and user %s",
+		    type_uuid, user_uuid);
+	stmt_done(s);
+	return ret;
+}
+
+/* Number of values stored for a type (0 for an unknown type). */
+int
+store_value_count(struct store *st, const char *type_uuid, int64_t *n,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_COUNT];
+	int		 rc, ret = 0;
+
+	*n = 0;
+	if (!store_uuid_valid(type_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_ROW)
+		ret = store_dberr(st, rc, "count values", err);
+	else
+		*n = sqlite3_column_int64(s, 0);
+	stmt_done(s);
+	return ret;
+}
+
+/* Delete every value of a type; *removed is how many rows went. */
+int
+store_value_clear(struct store *st, const char *type_uuid,
+    int64_t *removed, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_CLEAR];
+	int		 rc, ret = 0;
+
+	*removed = 0;
+	if (!store_uuid_valid(type_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "clear values", err);
+	else
+		*removed = sqlite3_changes(st->db);
+	stmt_done(s);
+	return ret;
+}
+
+/*
+ * The values one user has, ordered by type uuid.  Rows of types whose
+ * storage is now vault are left out: after a storage change the old db
+ * values are not visible through the type (SPEC 4.3) until cleared.
+ */
+int
+store_value_list_user(struct store *st, const char *user_uuid,
+    struct store_status **out, size_t *n, struct cb_error *err)
+{
+	sqlite3_stmt		*s = st->stmt[STMT_VALUE_LIST_USER];
+	struct store_status	*v = NULL, *nv;
+	const char		*uuid;
+	size_t			 len = 0, cap = 0;
+	int			 rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	if (!store_uuid_valid(user_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid user id (must be a lower-case uuid)");
+	if ((rc = bind_text(s, 1, user_uuid)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "list values", err);
+		goto done;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			v = nv;
+		}
+		uuid = col_text(s, 0);
+		if (strlen(uuid) != STORE_UUID_LEN) {
+			ret = cb_error_set(err, CB_EINTERNAL,
+			    "database %s holds a malformed value row",
+			    st->path);
+			goto done;
+		}
+		memcpy(v[len].type_uuid, uuid, STORE_UUID_LEN + 1);
+		v[len].updated_at = sqlite3_column_int64(s, 1);
+		len++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "list values", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+/* A setting's value, or *out NULL when absent. */
+int
+store_setting_get(struct store *st, const char *key, char **out,
+    struct cb_error *err)
+{
+	if (key == NULL || *key == '\0') {
+		*out = NULL;
+		return cb_error_set(err, CB_EINTERNAL, "empty setting key");
+	}
+	return store_get_text(st, STMT_SETTING_GET, key, out, "read setting",
+	    err);
+}
+
+/* Set a setting, or delete it when val is NULL (absent is not an error). */
+int
+store_setting_set(struct store *st, const char *key, const char *val,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s;
+	int		 rc, ret = 0;
+
+	if (key == NULL || *key == '\0')
+		return cb_error_set(err, CB_EINTERNAL, "empty setting key");
+	s = st->stmt[val != NULL ? STMT_SETTING_SET : STMT_SETTING_DELETE];
+	if ((rc = bind_text(s, 1, key)) != SQLITE_OK ||
+	    (val != NULL && (rc = bind_text(s, 2, val)) != SQLITE_OK) ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "write setting", err);
+	stmt_done(s);
+	return ret;
+}
+
+/*
+ * A user or type id: exactly 36 characters, 8-4-4-4-12 groups of lower-case
+ * hex separated by '-'.  Upper case is refused rather than folded so that
+ * one id has exactly one spelling, one row and one Vault path.  Version and
+ * variant bits are not checked: the platform's ids are its own business.
+ */
+bool
+store_uuid_valid(const char *s)
+{
+	size_t	i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; i < STORE_UUID_LEN; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!((s[i] >= '0' && s[i] <= '9') ||
+		    (s[i] >= 'a' && s[i] <= 'f')))
+			return false;	/* also stops at an early NUL */
+	}
+	return s[STORE_UUID_LEN] == '\0';
+}
+
+/* A type ident: [a-z][a-z0-9_]{0,63}, checked without the locale. */
+bool
+store_ident_valid(const char *s)
+{
+	size_t	i;
+
+	if (s == NULL || s[0] < 'a' || s[0] > 'z')
+		return false;
+	for (i = 1; s[i] != '\0'; i++) {
+		if (i >= STORE_IDENT_MAX)
+			return false;
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* A new random RFC 4122 version 4 uuid in lower-case text form. */
+int
+store_uuid_new(char out[STORE_UUID_LEN + 1])
+{
+	static const char	hex[] = "0123456789abcdef";
+	unsigned char		b[16];
+	size_t			i, j;
+
+	out[0] = '\0';
+	if (RAND_bytes(b, sizeof(b)) != 1)
+		return -CB_EINTERNAL;
+	b[6] = (b[6] & 0x0f) | 0x40;		/* version 4 */
+	b[8] = (b[8] & 0x3f) | 0x80;		/* variant 10xx */
+	for (i = 0, j = 0; i < sizeof(b); i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[b[i] >> 4];
+		out[j++] = hex[b[i] & 0x0f];
+	}
+	out[j] = '\0';
+	return 0;
+}

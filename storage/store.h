@@ -1,0 +1,120 @@
+/*
+ * store: the broker's SQLite database (SPEC section 4.1).
+ *
+ * Holds credential types, sealed values of db-stored types, the sealed
+ * Vault settings, and the master-key check value.  Everything runs on the
+ * daemon's loop thread; statements are prepared once at open and kept for
+ * the life of the connection.  The database runs in WAL mode with
+ * synchronous=FULL, so a write that returned 0 survives kill -9 and power
+ * loss.  The store never sees plaintext: values arrive and leave sealed.
+ */
+#ifndef CB_STORE_H
+#define CB_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cb_error.h"
+
+#define STORE_UUID_LEN		36	/* RFC 4122 text form */
+#define STORE_IDENT_MAX		64
+#define STORE_NAME_MAX		256
+#define STORE_DESC_MAX		4096
+#define STORE_DEST_MAX		64	/* destinations per type */
+#define STORE_DEST_LEN_MAX	512
+#define STORE_SCHEMA_VERSION	1
+
+enum store_kind {
+	STORE_DB = 0,
+	STORE_VAULT = 1
+};
+
+struct store;
+
+struct store_type {
+	char		 uuid[STORE_UUID_LEN + 1];
+	char		 ident[STORE_IDENT_MAX + 1];
+	char		*name;
+	char		*description;		/* "" when none */
+	int		 storage;		/* enum store_kind */
+	char		**destinations;		/* NULL-terminated; may be empty */
+	size_t		 ndestinations;
+	int64_t		 created_at;		/* unix seconds */
+	int64_t		 updated_at;
+};
+
+/* Open (creating if needed) and migrate the database at path. */
+int	 store_open(const char *path, struct store **out, struct cb_error *err);
+void	 store_close(struct store *st);
+
+/* The key check value; *out NULL when none is recorded yet (new store). */
+int	 store_kcv_get(struct store *st, char **out, struct cb_error *err);
+int	 store_kcv_set(struct store *st, const char *kcv, struct cb_error *err);
+
+/*
+ * Types.  ref is an ident or a uuid.  Missing types are -CB_ENOTFOUND;
+ * malformed uuids or idents given by the caller are -CB_EBADREQ.
+ */
+int	 store_type_create(struct store *st, const struct store_type *t,
+	    struct cb_error *err);	/* t->uuid, created/updated_at filled by caller */
+int	 store_type_get(struct store *st, const char *ref, struct store_type *out,
+	    struct cb_error *err);
+/* All types ordered by ident; *out is an array of *n types. */
+int	 store_type_list(struct store *st, struct store_type **out, size_t *n,
+	    struct cb_error *err);
+/* Replace name, description, storage, destinations and updated_at of t->uuid. */
+int	 store_type_update(struct store *st, const struct store_type *t,
+	    struct cb_error *err);
+/* Delete a type and (in the same transaction) its db values. */
+int	 store_type_delete(struct store *st, const char *uuid, struct cb_error *err);
+void	 store_type_free(struct store_type *t);
+void	 store_type_list_free(struct store_type *v, size_t n);
+
+/* Values of db-stored types, sealed text. */
+int	 store_value_set(struct store *st, const char *type_uuid,
+	    const char *user_uuid, const char *sealed, int64_t updated_at,
+	    struct cb_error *err);
+/* *sealed malloc'd; -CB_ENOTFOUND when not set. */
+int	 store_value_get(struct store *st, const char *type_uuid,
+	    const char *user_uuid, char **sealed, int64_t *updated_at,
+	    struct cb_error *err);
+/* -CB_ENOTFOUND when not set. */
+int	 store_value_delete(struct store *st, const char *type_uuid,
+	    const char *user_uuid, struct cb_error *err);
+/* Number of values stored for a type. */
+int	 store_value_count(struct store *st, const char *type_uuid, int64_t *n,
+	    struct cb_error *err);
+/* Remove every value of a type; *removed is how many. */
+int	 store_value_clear(struct store *st, const char *type_uuid,
+	    int64_t *removed, struct cb_error *err);
+
+/* Status of one user's values: for each type uuid, filled and updated_at. */
+struct store_status {
+	char	 type_uuid[STORE_UUID_LEN + 1];
+	int64_t	 updated_at;
+};
+/*
+ * Every db value this user has, ordered by type uuid; *out array of *n
+ * entries.  Rows of types whose storage is now vault are left out (SPEC
+ * 4.3: old values are not visible through the type).
+ */
+int	 store_value_list_user(struct store *st, const char *user_uuid,
+	    struct store_status **out, size_t *n, struct cb_error *err);
+
+/* Small key/value settings table (vault settings, sealed where secret). */
+int	 store_setting_get(struct store *st, const char *key, char **out,
+	    struct cb_error *err);		/* *out NULL when absent */
+int	 store_setting_set(struct store *st, const char *key, const char *val,
+	    struct cb_error *err);		/* val NULL deletes */
+
+/*
+ * Validation shared by daemon and store.  uuids are lower-case hex only
+ * (upper case is refused, not folded), so one id has one row and one path.
+ */
+bool	 store_uuid_valid(const char *s);
+bool	 store_ident_valid(const char *s);
+/* Fill out with a new random (version 4) uuid. */
+int	 store_uuid_new(char out[STORE_UUID_LEN + 1]);
+
+#endif

@@ -1,0 +1,976 @@
+/*
+ * test_store: unit tests for the SQLite store (storage/sqlite.c).
+ *
+ * Every test gets its own mkdtemp() directory under /tmp holding a fresh
+ * database, opened by the setup and closed and removed by the teardown.
+ * Some tests look at the file behind the store's back with a second,
+ * plain sqlite3 connection (journal mode, schema version, leftover rows).
+ */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <sqlite3.h>
+
+#include "cb_error.h"
+#include "store.h"
+
+#define TYPE_A	"0f8fad5b-d9cb-469f-a165-70867728950e"
+#define TYPE_B	"7c9e6679-7425-40de-944b-e07fc1f90ae7"
+#define TYPE_C	"16fd2706-8baf-433b-82eb-8c7fada847da"
+#define USER_1	"886313e1-3b8a-5372-9b90-0c9aee199e5d"
+#define USER_2	"a8098c1a-f86e-11da-bd1a-00112444be1e"
+
+struct fixture {
+	char		 dir[64];
+	char		 path[128];
+	struct store	*st;
+};
+
+/* nftw callback removing everything under the test directory. */
+static int
+rm_cb(const char *p, const struct stat *sb, int flag, struct FTW *ftw)
+{
+	return remove(p);
+}
+
+/* Make a temporary directory and open a store in it. */
+static int
+setup(void **state)
+{
+	struct fixture	*f;
+	struct cb_error	 err;
+
+	if ((f = calloc(1, sizeof(*f))) == NULL)
+		return -1;
+	snprintf(f->dir, sizeof(f->dir), "/tmp/test_store.XXXXXX");
+	if (mkdtemp(f->dir) == NULL) {
+		free(f);
+		return -1;
+	}
+	snprintf(f->path, sizeof(f->path), "%s/cb.db", f->dir);
+	cb_error_clear(&err);
+	if (store_open(f->path, &f->st, &err) != 0) {
+		print_error("store_open: %s\n", err.msg);
+		nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+		free(f);
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+/* Close the store and remove the temporary directory. */
+static int
+teardown(void **state)
+{
+	struct fixture	*f = *state;
+
+	store_close(f->st);
+	nftw(f->dir, rm_cb, 8, FTW_DEPTH | FTW_PHYS);
+	free(f);
+	return 0;
+}
+
+/* Reopen the fixture's store (persistence across close/open). */
+static void
+reopen(struct fixture *f)
+{
+	struct cb_error	err;
+
+	store_close(f->st);
+	f->st = NULL;
+	assert_int_equal(store_open(f->path, &f->st, &err), 0);
+}
+
+/* One text answer from a second, independent connection to path. */
+static char *
+side_query(const char *path, const char *sql)
+{
+	sqlite3		*db = NULL;
+	sqlite3_stmt	*s = NULL;
+	char		*ans = NULL;
+
+	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
+	if (sqlite3_step(s) == SQLITE_ROW)
+		ans = strdup((const char *)sqlite3_column_text(s, 0));
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	assert_non_null(ans);
+	return ans;
+}
+
+/* A type with the given fields; destinations point at the caller's. */
+static struct store_type
+mktype(const char *uuid, const char *ident, const char *name, int storage,
+    char **dests, size_t ndests)
+{
+	struct store_type	t;
+
+	memset(&t, 0, sizeof(t));
+	snprintf(t.uuid, sizeof(t.uuid), "%s", uuid);
+	snprintf(t.ident, sizeof(t.ident), "%s", ident);
+	t.name = (char *)name;
+	t.description = (char *)"";
+	t.storage = storage;
+	t.destinations = dests;
+	t.ndestinations = ndests;
+	t.created_at = 1000;
+	t.updated_at = 1000;
+	return t;
+}
+
+/* Create a db type with no destinations. */
+static void
+create_simple(struct store *st, const char *uuid, const char *ident)
+{
+	struct store_type	t = mktype(uuid, ident, ident, STORE_DB, NULL, 0);
+	struct cb_error		err;
+
+	assert_int_equal(store_type_create(st, &t, &err), 0);
+}
+
+/* Whether path exists. */
+static int
+exists(const char *path)
+{
+	struct stat	sb;
+
+	return stat(path, &sb) == 0;
+}
+
+/* Write len bytes to path, creating or truncating it. */
+static void
+write_file(const char *path, const char *data, size_t len)
+{
+	int	fd;
+
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, data, len), (ssize_t)len);
+	close(fd);
+}
+
+/* The file is created 0600, in WAL mode, at schema version 1. */
+static void
+test_open_creates_0600_wal(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+	struct stat	 sb;
+	char		 wal[160], *ans;
+
+	assert_int_equal(stat(f->path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+
+	assert_int_equal(store_kcv_set(f->st, "kcv1:00", &err), 0);
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_int_equal(stat(wal, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+
+	ans = side_query(f->path, "PRAGMA journal_mode");
+	assert_string_equal(ans, "wal");
+	free(ans);
+	ans = side_query(f->path, "PRAGMA user_version");
+	assert_string_equal(ans, "1");
+	free(ans);
+}
+
+/* The file is created 0600 even under a permissive umask. */
+static void
+test_open_mode_ignores_umask(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*st = NULL;
+	struct cb_error	 err;
+	struct stat	 sb;
+	char		 path[160];
+	mode_t		 old;
+
+	snprintf(path, sizeof(path), "%s/other.db", f->dir);
+	old = umask(0);
+	assert_int_equal(store_open(path, &st, &err), 0);
+	umask(old);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 07777, 0600);
+	store_close(st);
+}
+
+/* A missing parent directory is a clear error naming it. */
+static void
+test_open_missing_dir(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*st = (struct store *)1;
+	struct cb_error	 err;
+	char		 path[200], dir[160];
+
+	snprintf(dir, sizeof(dir), "%s/nope", f->dir);
+	snprintf(path, sizeof(path), "%s/cb.db", dir);
+	cb_error_clear(&err);
+	assert_int_equal(store_open(path, &st, &err), -CB_EUNAVAILABLE);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, dir));
+	assert_non_null(strstr(err.msg, "No such file"));
+	assert_false(exists(path));
+}
+
+/* Closing and reopening keeps types, values, settings and the kcv. */
+static void
+test_reopen_persists(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 t;
+	struct cb_error		 err;
+	char			*s;
+	int64_t			 at;
+
+	create_simple(f->st, TYPE_A, "github");
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "CB1:1:xx",
+	    42, &err), 0);
+	assert_int_equal(store_setting_set(f->st, "vault.url",
+	    "https://vault:8200", &err), 0);
+	assert_int_equal(store_kcv_set(f->st, "kcv1:ab", &err), 0);
+	reopen(f);
+
+	assert_int_equal(store_type_get(f->st, "github", &t, &err), 0);
+	assert_string_equal(t.uuid, TYPE_A);
+	store_type_free(&t);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &s, &at,
+	    &err), 0);
+	assert_string_equal(s, "CB1:1:xx");
+	assert_int_equal(at, 42);
+	free(s);
+	assert_int_equal(store_setting_get(f->st, "vault.url", &s, &err), 0);
+	assert_string_equal(s, "https://vault:8200");
+	free(s);
+	assert_int_equal(store_kcv_get(f->st, &s, &err), 0);
+	assert_string_equal(s, "kcv1:ab");
+	free(s);
+
+	s = side_query(f->path, "PRAGMA user_version");
+	assert_string_equal(s, "1");
+	free(s);
+}
+
+/* A database from a newer credbroker is refused and left untouched. */
+static void
+test_open_newer_version_refused(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*st = NULL;
+	struct cb_error	 err;
+	sqlite3		*db;
+	char		 path[160], *ans;
+
+	snprintf(path, sizeof(path), "%s/new.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA user_version = 99", NULL,
+	    NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	cb_error_clear(&err);
+	assert_int_equal(store_open(path, &st, &err), -CB_EINTERNAL);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "99"));
+	assert_non_null(strstr(err.msg, "newer"));
+	assert_non_null(strstr(err.msg, path));
+
+	ans = side_query(path, "PRAGMA user_version");
+	assert_string_equal(ans, "99");
+	free(ans);
+	ans = side_query(path,
+	    "SELECT count(*) FROM sqlite_master WHERE name = 'types'");
+	assert_string_equal(ans, "0");
+	free(ans);
+}
+
+/* A file that is not a database is refused with a message naming it. */
+static void
+test_open_not_a_database(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*st = NULL;
+	struct cb_error	 err;
+	char		 path[160], junk[4096];
+
+	snprintf(path, sizeof(path), "%s/junk.db", f->dir);
+	memset(junk, 'x', sizeof(junk));
+	write_file(path, junk, sizeof(junk));
+
+	cb_error_clear(&err);
+	assert_int_not_equal(store_open(path, &st, &err), 0);
+	assert_null(st);
+	assert_int_equal(err.code, CB_EINTERNAL);
+	assert_non_null(strstr(err.msg, path));
+	assert_non_null(strstr(err.msg, "not a SQLite database"));
+}
+
+/* Create, get by ident and by uuid, conflicts, not-found, bad refs. */
+static void
+test_type_crud(void **state)
+{
+	struct fixture		*f = *state;
+	char			*dests[] = { "https://api.github.com", NULL };
+	struct store_type	 t = mktype(TYPE_A, "github", "GitHub token",
+				    STORE_VAULT, dests, 1), got, dup;
+	struct cb_error		 err;
+
+	t.description = "personal access token";
+	t.created_at = 111;
+	t.updated_at = 222;
+	assert_int_equal(store_type_create(f->st, &t, &err), 0);
+
+	assert_int_equal(store_type_get(f->st, "github", &got, &err), 0);
+	assert_string_equal(got.uuid, TYPE_A);
+	assert_string_equal(got.ident, "github");
+	assert_string_equal(got.name, "GitHub token");
+	assert_string_equal(got.description, "personal access token");
+	assert_int_equal(got.storage, STORE_VAULT);
+	assert_int_equal(got.ndestinations, 1);
+	assert_string_equal(got.destinations[0], "https://api.github.com");
+	assert_null(got.destinations[1]);
+	assert_int_equal(got.created_at, 111);
+	assert_int_equal(got.updated_at, 222);
+	store_type_free(&got);
+	assert_null(got.name);
+	assert_null(got.destinations);
+
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.ident, "github");
+	store_type_free(&got);
+
+	/* Same ident, other uuid. */
+	dup = mktype(TYPE_B, "github", "again", STORE_DB, NULL, 0);
+	cb_error_clear(&err);
+	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_ECONFLICT);
+	assert_string_equal(err.msg, "credential type 'github' already exists");
+	/* Same uuid, other ident. */
+	dup = mktype(TYPE_A, "gitlab", "again", STORE_DB, NULL, 0);
+	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_ECONFLICT);
+	assert_non_null(strstr(err.msg, TYPE_A));
+
+	cb_error_clear(&err);
+	assert_int_equal(store_type_get(f->st, "gitlab", &got, &err),
+	    -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "credential type 'gitlab' not found");
+	assert_null(got.name);
+	store_type_free(&got);		/* harmless after a failure */
+	assert_int_equal(store_type_get(f->st, TYPE_B, &got, &err),
+	    -CB_ENOTFOUND);
+	assert_non_null(strstr(err.msg, TYPE_B));
+
+	/* Neither an ident nor a uuid. */
+	assert_int_equal(store_type_get(f->st, "../x", &got, &err),
+	    -CB_EBADREQ);
+	assert_int_equal(store_type_get(f->st, "GitHub", &got, &err),
+	    -CB_EBADREQ);
+	assert_int_equal(store_type_get(f->st,
+	    "0F8FAD5B-D9CB-469F-A165-70867728950E", &got, &err), -CB_EBADREQ);
+
+	/* Invalid fields on create. */
+	dup = mktype(TYPE_C, "Bad", "x", STORE_DB, NULL, 0);
+	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_EBADREQ);
+	dup = mktype("not-a-uuid", "okay", "x", STORE_DB, NULL, 0);
+	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_EBADREQ);
+	dup = mktype(TYPE_C, "okay", "x", 7, NULL, 0);
+	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_EBADREQ);
+	dup = mktype(TYPE_C, "okay", NULL, STORE_DB, NULL, 0);
+	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_EBADREQ);
+
+	/* Failures above left no statement half-used: this still works. */
+	create_simple(f->st, TYPE_C, "okay");
+	assert_int_equal(store_type_get(f->st, "okay", &got, &err), 0);
+	assert_string_equal(got.description, "");
+	assert_int_equal(got.ndestinations, 0);
+	assert_non_null(got.destinations);
+	assert_null(got.destinations[0]);
+	store_type_free(&got);
+}
+
+/* Update replaces the mutable fields; destinations round-trip 0/1/many. */
+static void
+test_type_update_destinations(void **state)
+{
+	struct fixture		*f = *state;
+	char			*one[] = { "https://a.example.com", NULL };
+	char			*many[] = { "https://*.example.com:8443",
+				    "https://api.github.com", "http://x", NULL };
+	char			*bad_nl[] = { "https://a\nhttps://b", NULL };
+	char			*bad_empty[] = { "", NULL };
+	struct store_type	 t = mktype(TYPE_A, "svc", "Service", STORE_DB,
+				    NULL, 0), got;
+	struct cb_error		 err;
+	size_t			 i;
+
+	assert_int_equal(store_type_create(f->st, &t, &err), 0);
+
+	t.name = "Service 2";
+	t.description = "new text";
+	t.storage = STORE_VAULT;
+	t.destinations = many;
+	t.ndestinations = 3;
+	t.created_at = 5;		/* must be ignored */
+	t.updated_at = 2000;
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	assert_int_equal(store_type_get(f->st, "svc", &got, &err), 0);
+	assert_string_equal(got.name, "Service 2");
+	assert_string_equal(got.description, "new text");
+	assert_int_equal(got.storage, STORE_VAULT);
+	assert_int_equal(got.created_at, 1000);
+	assert_int_equal(got.updated_at, 2000);
+	assert_int_equal(got.ndestinations, 3);
+	for (i = 0; i < 3; i++)
+		assert_string_equal(got.destinations[i], many[i]);
+	assert_null(got.destinations[3]);
+	store_type_free(&got);
+
+	t.destinations = one;
+	t.ndestinations = 1;
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_int_equal(got.ndestinations, 1);
+	assert_string_equal(got.destinations[0], one[0]);
+	assert_null(got.destinations[1]);
+	store_type_free(&got);
+
+	t.destinations = NULL;
+	t.ndestinations = 0;
+	t.storage = STORE_DB;
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_int_equal(got.ndestinations, 0);
+	assert_null(got.destinations[0]);
+	assert_int_equal(got.storage, STORE_DB);
+	store_type_free(&got);
+
+	t.destinations = bad_nl;
+	t.ndestinations = 1;
+	assert_int_equal(store_type_update(f->st, &t, &err), -CB_EBADREQ);
+	assert_non_null(strstr(err.msg, "line break"));
+	t.destinations = bad_empty;
+	assert_int_equal(store_type_update(f->st, &t, &err), -CB_EBADREQ);
+	t.destinations = NULL;
+	t.ndestinations = 0;
+
+	memcpy(t.uuid, TYPE_B, sizeof(t.uuid));
+	cb_error_clear(&err);
+	assert_int_equal(store_type_update(f->st, &t, &err), -CB_ENOTFOUND);
+	assert_non_null(strstr(err.msg, TYPE_B));
+}
+
+/* List is ordered by ident; an empty store lists nothing. */
+static void
+test_type_list_order(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	*v = (struct store_type *)1;
+	struct cb_error		 err;
+	size_t			 n = 99;
+
+	assert_int_equal(store_type_list(f->st, &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_type_list_free(v, n);
+
+	create_simple(f->st, TYPE_A, "zeta");
+	create_simple(f->st, TYPE_B, "alpha");
+	create_simple(f->st, TYPE_C, "mid_1");
+	assert_int_equal(store_type_list(f->st, &v, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(v[0].ident, "alpha");
+	assert_string_equal(v[0].uuid, TYPE_B);
+	assert_string_equal(v[1].ident, "mid_1");
+	assert_string_equal(v[2].ident, "zeta");
+	assert_non_null(v[2].destinations);
+	store_type_list_free(v, n);
+}
+
+/* Set, get, replace, count, list_user, delete, clear. */
+static void
+test_values(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_status	*sv;
+	struct cb_error		 err;
+	char			*s;
+	int64_t			 at, n;
+	size_t			 ns;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+
+	cb_error_clear(&err);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &s, &at,
+	    &err), -CB_ENOTFOUND);
+	assert_null(s);
+	assert_int_equal(err.code, CB_ENOTFOUND);
+
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "CB1:1:one",
+	    10, &err), 0);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &s, &at,
+	    &err), 0);
+	assert_string_equal(s, "CB1:1:one");
+	assert_int_equal(at, 10);
+	free(s);
+
+	/* Replace. */
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "CB1:1:two",
+	    20, &err), 0);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &s, NULL,
+	    &err), 0);
+	assert_string_equal(s, "CB1:1:two");
+	free(s);
+	assert_int_equal(store_value_count(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 1);
+
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_2, "GCM:abc",
+	    30, &err), 0);
+	assert_int_equal(store_value_set(f->st, TYPE_B, USER_1, "GCM:def",
+	    40, &err), 0);
+	assert_int_equal(store_value_count(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 2);
+
+	assert_int_equal(store_value_list_user(f->st, USER_1, &sv, &ns, &err),
+	    0);
+	assert_int_equal(ns, 2);
+	/* Ordered by type uuid: TYPE_A (0f8f...) before TYPE_B (7c9e...). */
+	assert_string_equal(sv[0].type_uuid, TYPE_A);
+	assert_int_equal(sv[0].updated_at, 20);
+	assert_string_equal(sv[1].type_uuid, TYPE_B);
+	assert_int_equal(sv[1].updated_at, 40);
+	free(sv);
+	assert_int_equal(store_value_list_user(f->st, TYPE_C, &sv, &ns, &err),
+	    0);
+	assert_int_equal(ns, 0);
+	free(sv);
+
+	/* Delete one, then again. */
+	assert_int_equal(store_value_delete(f->st, TYPE_A, USER_1, &err), 0);
+	assert_int_equal(store_value_delete(f->st, TYPE_A, USER_1, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &s, &at,
+	    &err), -CB_ENOTFOUND);
+
+	/* Clear reports how many went, and only that type's. */
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "x", 50,
+	    &err), 0);
+	assert_int_equal(store_value_clear(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_value_clear(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_value_count(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_value_count(f->st, TYPE_B, &n, &err), 0);
+	assert_int_equal(n, 1);
+
+	/* A value for a type that does not exist. */
+	cb_error_clear(&err);
+	assert_int_equal(store_value_set(f->st, TYPE_C, USER_1, "x", 1, &err),
+	    -CB_ENOTFOUND);
+	assert_non_null(strstr(err.msg, TYPE_C));
+
+	/* Bad ids are bad requests, never a row. */
+	assert_int_equal(store_value_set(f->st, TYPE_A,
+	    "886313E1-3B8A-5372-9B90-0C9AEE199E5D", "x", 1, &err),
+	    -CB_EBADREQ);
+	assert_int_equal(store_value_set(f->st, TYPE_A, "../../x", "x", 1,
+	    &err), -CB_EBADREQ);
+	assert_int_equal(store_value_get(f->st, "alpha", USER_1, &s, &at,
+	    &err), -CB_EBADREQ);
+	assert_int_equal(store_value_list_user(f->st, "a/b", &sv, &ns, &err),
+	    -CB_EBADREQ);
+}
+
+/* Error messages about values never contain the sealed text. */
+static void
+test_value_messages_hold_no_value(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+
+	cb_error_clear(&err);
+	assert_int_equal(store_value_set(f->st, TYPE_C, USER_1,
+	    "CB1:1:SECRETSEALED", 1, &err), -CB_ENOTFOUND);
+	assert_null(strstr(err.msg, "SECRETSEALED"));
+}
+
+/* Values of types now stored in Vault are left out of list_user. */
+static void
+test_list_user_skips_vault_types(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 t;
+	struct store_status	*sv;
+	struct cb_error		 err;
+	size_t			 ns;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "x", 1, &err),
+	    0);
+	assert_int_equal(store_value_set(f->st, TYPE_B, USER_1, "y", 2, &err),
+	    0);
+	t = mktype(TYPE_A, "alpha", "alpha", STORE_VAULT, NULL, 0);
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	assert_int_equal(store_value_list_user(f->st, USER_1, &sv, &ns, &err),
+	    0);
+	assert_int_equal(ns, 1);
+	assert_string_equal(sv[0].type_uuid, TYPE_B);
+	free(sv);
+}
+
+/* Deleting a type takes its values with it, and only its own. */
+static void
+test_type_delete_cascades(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 got;
+	struct store_status	*sv;
+	struct cb_error		 err;
+	char			*s;
+	int64_t			 n;
+	size_t			 ns;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "a1", 1, &err),
+	    0);
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_2, "a2", 1, &err),
+	    0);
+	assert_int_equal(store_value_set(f->st, TYPE_B, USER_1, "b1", 1, &err),
+	    0);
+
+	assert_int_equal(store_type_delete(f->st, TYPE_A, &err), 0);
+	assert_int_equal(store_type_get(f->st, "alpha", &got, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_value_count(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &s, NULL,
+	    &err), -CB_ENOTFOUND);
+	assert_int_equal(store_value_list_user(f->st, USER_1, &sv, &ns, &err),
+	    0);
+	assert_int_equal(ns, 1);
+	assert_string_equal(sv[0].type_uuid, TYPE_B);
+	free(sv);
+
+	s = side_query(f->path,
+	    "SELECT count(*) FROM credvalues WHERE type_uuid = '" TYPE_A "'");
+	assert_string_equal(s, "0");
+	free(s);
+
+	cb_error_clear(&err);
+	assert_int_equal(store_type_delete(f->st, TYPE_A, &err),
+	    -CB_ENOTFOUND);
+	assert_non_null(strstr(err.msg, TYPE_A));
+	assert_int_equal(store_type_delete(f->st, "alpha", &err),
+	    -CB_EBADREQ);
+
+	/* The failed delete rolled back: the connection writes again. */
+	create_simple(f->st, TYPE_A, "alpha");
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "a1", 1, &err),
+	    0);
+}
+
+/* Settings: absent, set, replace, delete, delete again. */
+static void
+test_settings(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+	char		*s = (char *)1;
+
+	assert_int_equal(store_setting_get(f->st, "vault.role_id", &s, &err),
+	    0);
+	assert_null(s);
+	assert_int_equal(store_setting_set(f->st, "vault.role_id", "CB1:1:r",
+	    &err), 0);
+	assert_int_equal(store_setting_get(f->st, "vault.role_id", &s, &err),
+	    0);
+	assert_string_equal(s, "CB1:1:r");
+	free(s);
+	assert_int_equal(store_setting_set(f->st, "vault.role_id", "CB1:1:q",
+	    &err), 0);
+	assert_int_equal(store_setting_get(f->st, "vault.role_id", &s, &err),
+	    0);
+	assert_string_equal(s, "CB1:1:q");
+	free(s);
+	assert_int_equal(store_setting_set(f->st, "vault.role_id", NULL, &err),
+	    0);
+	assert_int_equal(store_setting_get(f->st, "vault.role_id", &s, &err),
+	    0);
+	assert_null(s);
+	assert_int_equal(store_setting_set(f->st, "vault.role_id", NULL, &err),
+	    0);
+	assert_int_equal(store_setting_set(f->st, "", "x", &err),
+	    -CB_EINTERNAL);
+}
+
+/* Key check value: absent on a new store, then set and replaced. */
+static void
+test_kcv(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+	char		*s = (char *)1;
+
+	assert_int_equal(store_kcv_get(f->st, &s, &err), 0);
+	assert_null(s);
+	assert_int_equal(store_kcv_set(f->st, "kcv1:0011", &err), 0);
+	assert_int_equal(store_kcv_get(f->st, &s, &err), 0);
+	assert_string_equal(s, "kcv1:0011");
+	free(s);
+	assert_int_equal(store_kcv_set(f->st, "kcv1:2233", &err), 0);
+	assert_int_equal(store_kcv_get(f->st, &s, &err), 0);
+	assert_string_equal(s, "kcv1:2233");
+	free(s);
+	s = side_query(f->path, "SELECT count(*) FROM keycheck");
+	assert_string_equal(s, "1");
+	free(s);
+}
+
+/*
+ * After a mix of calls, no statement holds a read snapshot or lock: a
+ * second connection can write and can truncate the WAL.
+ */
+static void
+test_no_lingering_transaction(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 got, *v;
+	struct cb_error		 err;
+	char			*s;
+	size_t			 n;
+	sqlite3			*db;
+	sqlite3_stmt		*q;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "x", 1, &err),
+	    0);
+	assert_int_equal(store_type_get(f->st, "alpha", &got, &err), 0);
+	store_type_free(&got);
+	assert_int_equal(store_type_get(f->st, "nope", &got, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_type_list(f->st, &v, &n, &err), 0);
+	store_type_list_free(v, n);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &s, NULL,
+	    &err), 0);
+	free(s);
+	assert_int_equal(store_kcv_get(f->st, &s, &err), 0);
+	free(s);
+
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "INSERT INTO settings VALUES ('k', 'v')", NULL, NULL, NULL),
+	    SQLITE_OK);
+	assert_int_equal(sqlite3_prepare_v2(db,
+	    "PRAGMA wal_checkpoint(TRUNCATE)", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	assert_int_equal(sqlite3_column_int(q, 0), 0);	/* not busy */
+	sqlite3_finalize(q);
+	sqlite3_close(db);
+
+	assert_int_equal(store_setting_get(f->st, "k", &s, &err), 0);
+	assert_string_equal(s, "v");
+	free(s);
+}
+
+/* Whether needle occurs in the file at path (absent file: no). */
+static int
+file_contains(const char *path, const char *needle)
+{
+	FILE	*fp;
+	char	*buf;
+	long	 len;
+	int	 found = 0;
+
+	if ((fp = fopen(path, "rb")) == NULL)
+		return 0;
+	fseek(fp, 0, SEEK_END);
+	len = ftell(fp);
+	fseek(fp, 0, SEEK_SET);
+	buf = malloc((size_t)len + 1);
+	assert_non_null(buf);
+	assert_int_equal(fread(buf, 1, (size_t)len, fp), (size_t)len);
+	fclose(fp);
+	found = memmem(buf, (size_t)len, needle, strlen(needle)) != NULL;
+	free(buf);
+	return found;
+}
+
+/* secure_delete: a deleted sealed value is not left in the file. */
+static void
+test_secure_delete(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+	char		 wal[160];
+	const char	*marker = "CB1:1:MARKERMARKERMARKER0123456789";
+
+	create_simple(f->st, TYPE_A, "alpha");
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, marker, 1,
+	    &err), 0);
+	reopen(f);			/* checkpoint into the main file */
+	assert_true(file_contains(f->path, marker));
+
+	assert_int_equal(store_value_delete(f->st, TYPE_A, USER_1, &err), 0);
+	store_close(f->st);		/* checkpoint, remove the WAL */
+	f->st = NULL;
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	assert_false(file_contains(f->path, marker));
+	assert_false(file_contains(wal, marker));
+	reopen(f);
+}
+
+/* uuid syntax: lower-case 8-4-4-4-12 hex only. */
+static void
+test_uuid_valid(void **state)
+{
+	assert_true(store_uuid_valid(TYPE_A));
+	assert_true(store_uuid_valid("00000000-0000-0000-0000-000000000000"));
+	assert_true(store_uuid_valid("ffffffff-ffff-ffff-ffff-ffffffffffff"));
+
+	assert_false(store_uuid_valid(NULL));
+	assert_false(store_uuid_valid(""));
+	assert_false(store_uuid_valid("0F8FAD5B-D9CB-469F-A165-70867728950E"));
+	assert_false(store_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728950E"));
+	/* 35 and 37 characters. */
+	assert_false(store_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728950"));
+	assert_false(store_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728950e0"));
+	/* Wrong group lengths, same total. */
+	assert_false(store_uuid_valid("0f8fad5bd-9cb-469f-a165-70867728950e"));
+	assert_false(store_uuid_valid("0f8fad5b-d9cb4-69f-a165-70867728950e"));
+	assert_false(store_uuid_valid("0f8fad5b-d9cb-469f-a16570-867728950e"));
+	/* No hyphens at all, or extra ones. */
+	assert_false(store_uuid_valid("0f8fad5bd9cb469fa16570867728950e"));
+	assert_false(store_uuid_valid("0f8fad5b-d9cb-469f-a165-7086772895-e"));
+	assert_false(store_uuid_valid("{0f8fad5b-d9cb-469f-a165-70867728950}"));
+	/* Not hex. */
+	assert_false(store_uuid_valid("0f8fad5g-d9cb-469f-a165-70867728950e"));
+	assert_false(store_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728950 "));
+	/* Path-ish. */
+	assert_false(store_uuid_valid("../x"));
+	assert_false(store_uuid_valid("a/b"));
+	assert_false(store_uuid_valid("../../../../../../../../../../etc/pw"));
+	assert_false(store_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728/../"));
+}
+
+/* ident syntax: [a-z][a-z0-9_]{0,63}. */
+static void
+test_ident_valid(void **state)
+{
+	char	buf[80];
+
+	assert_true(store_ident_valid("a"));
+	assert_true(store_ident_valid("github"));
+	assert_true(store_ident_valid("aws_key_2"));
+	assert_true(store_ident_valid("z9_"));
+	memset(buf, 'a', 64);
+	buf[64] = '\0';
+	assert_true(store_ident_valid(buf));
+
+	buf[64] = 'a';
+	buf[65] = '\0';
+	assert_false(store_ident_valid(buf));
+	assert_false(store_ident_valid(NULL));
+	assert_false(store_ident_valid(""));
+	assert_false(store_ident_valid("1abc"));
+	assert_false(store_ident_valid("_abc"));
+	assert_false(store_ident_valid("GitHub"));
+	assert_false(store_ident_valid("gitHub"));
+	assert_false(store_ident_valid("a-b"));
+	assert_false(store_ident_valid("a b"));
+	assert_false(store_ident_valid("a.b"));
+	assert_false(store_ident_valid("../x"));
+	assert_false(store_ident_valid("a/b"));
+	assert_false(store_ident_valid("caf\xc3\xa9"));
+	assert_false(store_ident_valid("a\n"));
+}
+
+/* New uuids are valid, version 4, RFC 4122 variant, and distinct. */
+static int
+cmp_uuid(const void *a, const void *b)
+{
+	return strcmp(a, b);
+}
+
+static void
+test_uuid_new(void **state)
+{
+	enum { N = 1000 };
+	char	(*v)[STORE_UUID_LEN + 1];
+	size_t	 i;
+
+	v = calloc(N, sizeof(*v));
+	assert_non_null(v);
+	for (i = 0; i < N; i++) {
+		assert_int_equal(store_uuid_new(v[i]), 0);
+		assert_int_equal(strlen(v[i]), STORE_UUID_LEN);
+		assert_true(store_uuid_valid(v[i]));
+		assert_int_equal(v[i][14], '4');
+		assert_non_null(strchr("89ab", v[i][19]));
+	}
+	qsort(v, N, sizeof(*v), cmp_uuid);
+	for (i = 1; i < N; i++)
+		assert_string_not_equal(v[i - 1], v[i]);
+	free(v);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_open_creates_0600_wal,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_mode_ignores_umask,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_missing_dir,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_reopen_persists,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_newer_version_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_not_a_database,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_type_crud,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_type_update_destinations,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_type_list_order,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_values,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_value_messages_hold_no_value, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_list_user_skips_vault_types, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_type_delete_cascades,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_settings,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kcv,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_no_lingering_transaction, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_secure_delete,
+		    setup, teardown),
+		cmocka_unit_test(test_uuid_valid),
+		cmocka_unit_test(test_ident_valid),
+		cmocka_unit_test(test_uuid_new),
+	};
+
+	return cmocka_run_group_tests_name("store", tests, NULL, NULL);
+}
