@@ -24,12 +24,12 @@ build-asan: deps
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 check-release: build
-	ctest --test-dir $(BUILD) $(CTEST_FLAGS) -j$(JOBS)
+	ctest --test-dir $(BUILD) $(CTEST_FLAGS) -j$(JOBS) -LE valgrind
 
 check-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	ctest --test-dir $(ASAN_BUILD) $(CTEST_FLAGS) -j$(JOBS)
+	ctest --test-dir $(ASAN_BUILD) $(CTEST_FLAGS) -j$(JOBS) -LE valgrind
 
 check-valgrind: build
 	CB_VALGRIND=1 ctest --test-dir $(BUILD) $(CTEST_FLAGS) -L valgrind

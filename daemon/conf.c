@@ -30,7 +30,9 @@ struct conf_parse {
 	struct conf	*conf;
 	struct cb_error	*err;
 	const char	*where;		/* file name or "-o" */
-	int		 lineno;
+	FILE		*f;
+	int		 lineno;	/* of the line inih is working on */
+	int		 readerr;	/* errno of a failed read, or -1: too long */
 	bool		 overriding;	/* applying -o */
 	bool		 grants_replaced;
 	int		 failed;
@@ -86,6 +88,9 @@ conf_parse_perms(const char *list, unsigned *out, struct cb_error *err)
 		else
 			return cb_error_set(err, CB_EBADREQ,
 			    "unknown permission '%.*s'", (int)(e - p), p);
+		if (*e == ',' && e[1] == '\0')
+			return cb_error_set(err, CB_EBADREQ,
+			    "unknown permission ''");
 		p = *e == ',' ? e + 1 : e;
 	}
 	if (*out == 0)
@@ -187,8 +192,12 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		return conf_set_str(&c->socket, value);
 	} else if (KEY("server", "socket_mode")) {
 		char *end;
-		unsigned long m = strtoul(value, &end, 8);
-		if (*value == '\0' || *end != '\0' || m > 0777)
+		unsigned long m;
+
+		if (*value < '0' || *value > '7')
+			goto bad;
+		m = strtoul(value, &end, 8);
+		if (*end != '\0' || m > 0777)
 			goto bad;
 		c->socket_mode = (unsigned)m;
 	} else if (KEY("server", "max_message_size")) {
@@ -267,6 +276,32 @@ bad_abs:
 	    section, key);
 }
 
+/*
+ * inih line reader.  It counts lines, so that messages name the right one
+ * (Debian's inih does not pass line numbers to the handler), and stops on
+ * a read error or a line longer than inih's buffer instead of letting inih
+ * split the line or take the error for the end of the file.
+ */
+static char *
+conf_ini_reader(char *str, int num, void *arg)
+{
+	struct conf_parse	*cp = arg;
+	size_t			 n;
+
+	if (fgets(str, num, cp->f) == NULL) {
+		if (ferror(cp->f))
+			cp->readerr = errno ? errno : EIO;
+		return NULL;
+	}
+	cp->lineno++;
+	n = strlen(str);
+	if (n > 0 && str[n - 1] != '\n' && !feof(cp->f)) {
+		cp->readerr = -1;
+		return NULL;
+	}
+	return str;
+}
+
 /* inih callback: returns 1 to go on, 0 to stop. */
 static int
 conf_ini_handler(void *user, const char *section, const char *name,
@@ -274,7 +309,6 @@ conf_ini_handler(void *user, const char *section, const char *name,
 {
 	struct conf_parse	*cp = user;
 
-	cp->lineno++;
 	if (cp->failed)
 		return 0;
 	if (conf_apply(cp, section, name, value) != 0) {
@@ -324,10 +358,26 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 			goto fail;
 		}
 		cp.where = path;
-		rc = ini_parse_file(f, conf_ini_handler, &cp);
+		cp.f = f;
+		errno = 0;
+		rc = ini_parse_stream(conf_ini_reader, &cp, conf_ini_handler,
+		    &cp);
 		fclose(f);
+		cp.f = NULL;
 		if (cp.failed) {
 			rc = -CB_EBADREQ;
+			goto fail;
+		}
+		if (cp.readerr == -1) {
+			rc = cb_error_set(err, CB_EBADREQ, "%s:%d: line longer "
+			    "than %d bytes", path, cp.lineno,
+			    INI_MAX_LINE - 2);
+			goto fail;
+		}
+		if (cp.readerr != 0) {
+			rc = cb_error_set(err, CB_EBADREQ, "cannot read "
+			    "configuration %s: %s", path,
+			    strerror(cp.readerr));
 			goto fail;
 		}
 		if (rc != 0) {

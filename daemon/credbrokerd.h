@@ -124,6 +124,8 @@ struct rpc_call {
 	uint64_t	 start_ms;
 	struct secbuf	 reply;
 	msgpack_packer	 pk;		/* writes into reply */
+	char		 audit_subject[40];	/* user the call is about */
+	char		 audit_types[256];	/* type idents, comma-separated */
 };
 
 /*
@@ -135,6 +137,8 @@ typedef int (*rpc_handler)(struct rpc_call *call, const msgpack_object *params,
 
 /* Handle one unpacked message from conn. */
 void	 rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj);
+/* Record a type ident (or ref) and the subject for the audit line. */
+void	 rpc_audit(struct rpc_call *call, const char *type, const char *user);
 /* RFC 3339 UTC text of a unix time into buf (at least 32 bytes). */
 const char *rpc_time(int64_t t, char buf[32]);
 /* Pack key then RFC 3339 time (nil when t is 0). */

@@ -1,6 +1,8 @@
 /*
  * dest: validation and normalisation of destination origins.
  */
+#include <arpa/inet.h>
+
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,19 +58,26 @@ dest_normalize(const char *in, char **out, struct cb_error *err)
 	if (strpbrk(host, "/?#@ \t\\") != NULL)
 		goto bad;
 	if (*host == '[') {
-		if ((p = strchr(host, ']')) == NULL)
+		struct in6_addr	 a6;
+		char		 lit[INET6_ADDRSTRLEN + 2];
+
+		/* An IPv6 literal, in its standard short form. */
+		if ((p = strchr(host, ']')) == NULL ||
+		    (size_t)(p - host - 1) >= sizeof(lit) - 2)
 			goto bad;
-		for (i = 1; host + i < p; i++)
-			if (!isxdigit((unsigned char)host[i]) &&
-			    host[i] != ':' && host[i] != '.')
-				goto bad;
-		if (p == host + 1)
+		memcpy(lit, host + 1, (size_t)(p - host - 1));
+		lit[p - host - 1] = '\0';
+		if (inet_pton(AF_INET6, lit, &a6) != 1)
 			goto bad;
 		if (p[1] == ':')
 			port = p + 2;
 		else if (p[1] != '\0')
 			goto bad;
-		p[1] = '\0';
+		lit[0] = '[';
+		if (inet_ntop(AF_INET6, &a6, lit + 1, sizeof(lit) - 2) == NULL)
+			goto bad;
+		strcat(lit, "]");
+		memcpy(host, lit, strlen(lit) + 1);
 	} else {
 		if ((p = strchr(host, ':')) != NULL) {
 			*p = '\0';
@@ -78,8 +87,9 @@ dest_normalize(const char *in, char **out, struct cb_error *err)
 		if (hlen > 0 && host[hlen - 1] == '.')
 			host[--hlen] = '\0';
 		p = host;
-		if (strncmp(p, "*.", 2) == 0)
-			p += 2;
+		/* A wildcard must leave at least two labels: no "*.com". */
+		if (strncmp(p, "*.", 2) == 0 && strchr((p += 2), '.') == NULL)
+			goto bad;
 		if (*p == '\0')
 			goto bad;
 		while (*p != '\0') {

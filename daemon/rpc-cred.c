@@ -23,7 +23,8 @@
 
 /* Read params.user and check it is a lower-case RFC 4122 uuid. */
 static int
-rpc_user(const msgpack_object *params, char **user, struct cb_error *err)
+rpc_user(struct rpc_call *call, const msgpack_object *params, char **user,
+    struct cb_error *err)
 {
 	int	rc;
 
@@ -35,6 +36,7 @@ rpc_user(const msgpack_object *params, char **user, struct cb_error *err)
 		return cb_error_set(err, CB_EBADREQ, "user must be a UUID in "
 		    "lower-case RFC 4122 text form");
 	}
+	rpc_audit(call, NULL, *user);
 	return 0;
 }
 
@@ -47,9 +49,13 @@ rpc_cred_target(struct rpc_call *call, const msgpack_object *params,
 	int	 rc;
 
 	if ((rc = proto_get_str(params, "type", true, &ref, err)) != 0 ||
-	    (rc = rpc_user(params, user, err)) != 0 ||
-	    (rc = store_type_get(call->broker->store, ref, t, err)) != 0)
+	    (rc = rpc_user(call, params, user, err)) != 0 ||
+	    (rc = store_type_get(call->broker->store, ref, t, err)) != 0) {
+		if (ref != NULL)
+			rpc_audit(call, ref, NULL);
 		goto done;
+	}
+	rpc_audit(call, t->ident, NULL);
 	if (t->storage == STORE_VAULT)
 		rc = cb_error_set(err, CB_ENOTCONFIGURED, "credential type "
 		    "'%s' is stored in Vault, and Vault is not configured",
@@ -131,7 +137,7 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 	int			 rc;
 
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
-	    (rc = rpc_user(params, &user, err)) != 0 ||
+	    (rc = rpc_user(call, params, &user, err)) != 0 ||
 	    (rc = store_type_list(call->broker->store, &types, &ntypes,
 	    err)) != 0 ||
 	    (rc = store_value_list_user(call->broker->store, user, &vals,

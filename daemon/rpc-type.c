@@ -153,6 +153,7 @@ rpc_type_lookup(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_get_str(params, "type", true, &ref, err)) != 0)
 		return rc;
 	rc = store_type_get(call->broker->store, ref, t, err);
+	rpc_audit(call, rc == 0 ? t->ident : ref, NULL);
 	free(ref);
 	return rc;
 }
@@ -178,6 +179,7 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	}
 	memcpy(t.ident, ident, strlen(ident) + 1);
+	rpc_audit(call, t.ident, NULL);
 	t.storage = STORE_DB;
 	if ((rc = rpc_type_fields(params, &t, err)) != 0)
 		goto done;

@@ -34,6 +34,50 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_CRED_DELETE] =	rpc_cred_delete,
 };
 
+/* Append s to dst, keeping only characters that cannot forge a field. */
+static void
+rpc_audit_append(char *dst, size_t dstsz, const char *s, bool list)
+{
+	size_t	n = strlen(dst), i;
+
+	if (list && n > 0 && n + 1 < dstsz)
+		dst[n++] = ',';
+	for (i = 0; s[i] != '\0' && n + 1 < dstsz && i < 64; i++) {
+		char ch = s[i];
+
+		dst[n++] = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' &&
+		    ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+		    ch == '-' || ch == '.') ? ch : '?';
+	}
+	dst[n] = '\0';
+}
+
+void
+rpc_audit(struct rpc_call *call, const char *type, const char *user)
+{
+	if (user != NULL) {
+		call->audit_subject[0] = '\0';
+		rpc_audit_append(call->audit_subject,
+		    sizeof(call->audit_subject), user, false);
+	}
+	if (type != NULL)
+		rpc_audit_append(call->audit_types, sizeof(call->audit_types),
+		    type, true);
+}
+
+/* Log the audit line of a call that reads or changes credentials. */
+static void
+rpc_audit_log(struct broker *b, const struct rpc_call *call,
+    const struct peer *peer, const char *outcome)
+{
+	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s "
+	    "outcome=%s ms=%" PRIu64, cb_methods[call->method].name,
+	    (unsigned)peer->uid, (int)peer->pid,
+	    call->audit_subject[0] ? call->audit_subject : "-",
+	    call->audit_types[0] ? call->audit_types : "-", outcome,
+	    uv_now(b->loop) - call->start_ms);
+}
+
 const char *
 rpc_time(int64_t t, char buf[32])
 {
@@ -126,17 +170,13 @@ rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 		goto fail;
 	}
 	if (mi->flags & CB_MF_AUDIT)
-		log_info("audit: method=%s uid=%u pid=%d outcome=ok ms=%" PRIu64,
-		    mi->name, (unsigned)peer->uid, (int)peer->pid,
-		    uv_now(b->loop) - call.start_ms);
+		rpc_audit_log(b, &call, peer, "ok");
 	conn_write(c, &call.reply);
 	return;
 
 fail:
 	if (mi != NULL && (mi->flags & CB_MF_AUDIT))
-		log_info("audit: method=%s uid=%u pid=%d outcome=%s ms=%" PRIu64,
-		    mi->name, (unsigned)peer->uid, (int)peer->pid,
-		    cb_error_name(err.code), uv_now(b->loop) - call.start_ms);
+		rpc_audit_log(b, &call, peer, cb_error_name(err.code));
 	else
 		log_debug("uid %u pid %d: %s: %s", (unsigned)peer->uid,
 		    (int)peer->pid, cb_error_name(err.code), err.msg);

@@ -1,0 +1,338 @@
+/*
+ * credctl cred commands: set, status, rm.
+ *
+ * "cred set" is the one place where credctl holds a secret.  The value
+ * never comes from argv (it would be visible in ps and shell history): it
+ * is read from standard input, or, when that is a terminal, from a prompt
+ * on /dev/tty with echo turned off.  It goes straight from read(2) into
+ * a wiping buffer (no stdio), is packed into a second wiping buffer, and
+ * libcredbroker copies it once more into its own; all three are wiped
+ * with OPENSSL_cleanse on every path, including errors and signals that
+ * interrupt the prompt.  Core dumps and ptrace attach are disabled first.
+ */
+#include <sys/prctl.h>
+#include <sys/resource.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <paths.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "credbroker.h"
+#include "credctl.h"
+#include "proto.h"
+#include "secbuf.h"
+
+/* Largest value accepted, in bytes. */
+#define CREDCTL_VALUE_MAX	(1024 * 1024)
+
+/* Signals that would otherwise leave the terminal without echo. */
+static const int credctl_tty_signals[] = {
+	SIGALRM, SIGHUP, SIGINT, SIGPIPE, SIGQUIT, SIGTERM, SIGTSTP, SIGTTIN,
+	SIGTTOU
+};
+#define CREDCTL_NSIGNALS \
+	(sizeof(credctl_tty_signals) / sizeof(credctl_tty_signals[0]))
+
+static volatile sig_atomic_t credctl_signo;
+
+/* Remember which signal interrupted the prompt. */
+static void
+credctl_on_signal(int sig)
+{
+	credctl_signo = sig;
+}
+
+/* Keep the value out of core dumps and away from same-uid debuggers. */
+static void
+credctl_harden(void)
+{
+	struct rlimit	rl = { 0, 0 };
+
+	(void)setrlimit(RLIMIT_CORE, &rl);
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+}
+
+/*
+ * Prompt on /dev/tty with echo off and read one line (without its
+ * newline) into val.  The terminal settings and signal handlers are
+ * restored on every path; a signal that arrived meanwhile is re-raised
+ * after the restore (after a stop, the prompt starts again).  Returns 0
+ * or an exit status; val is wiped on failure.
+ */
+static int
+credctl_read_tty(struct credctl *ctx, const char *type, const char *user,
+    struct secbuf *val)
+{
+	struct sigaction	 sa, saved[CREDCTL_NSIGNALS];
+	struct termios		 term, noecho;
+	size_t			 i;
+	ssize_t			 n;
+	int			 fd, sig, rc, read_errno;
+	bool			 toolong;
+
+restart:
+	secbuf_reset(val);
+	if ((fd = open(_PATH_TTY, O_RDWR | O_NOCTTY | O_CLOEXEC)) == -1)
+		return credctl_local_error(ctx, CREDBROKER_ERR_IO,
+		    "cannot open %s: %s", _PATH_TTY, strerror(errno));
+	if (tcgetattr(fd, &term) == -1) {
+		rc = credctl_local_error(ctx, CREDBROKER_ERR_IO,
+		    "cannot turn off echo on %s: %s", _PATH_TTY,
+		    strerror(errno));
+		close(fd);
+		return rc;
+	}
+
+	credctl_signo = 0;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = credctl_on_signal;	/* no SA_RESTART: EINTR */
+	for (i = 0; i < CREDCTL_NSIGNALS; i++)
+		(void)sigaction(credctl_tty_signals[i], &sa, &saved[i]);
+
+	noecho = term;
+	noecho.c_lflag &= ~(ECHO | ECHONL);
+	noecho.c_lflag |= ICANON;
+	rc = 0;
+	read_errno = 0;
+	toolong = false;
+	if (tcsetattr(fd, TCSAFLUSH, &noecho) == -1) {
+		read_errno = errno;
+		goto restore;
+	}
+	dprintf(fd, "Value for %s of %s: ", type, user);
+	while (credctl_signo == 0) {
+		if (secbuf_reserve(val, 1) != 0) {
+			read_errno = ENOMEM;
+			break;
+		}
+		n = read(fd, val->data + val->len, 1);
+		if (n == 0)
+			break;			/* end of input (^D) */
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			read_errno = errno;
+			break;
+		}
+		if (val->data[val->len] == '\n') {
+			cb_wipe(val->data + val->len, 1);
+			break;
+		}
+		if (val->len >= CREDCTL_VALUE_MAX) {
+			cb_wipe(val->data + val->len, 1);
+			toolong = true;		/* drain the rest of the line */
+			continue;
+		}
+		val->len++;
+	}
+	/* The user's Enter was not echoed; end the prompt line. */
+	n = write(fd, "\n", 1);
+
+restore:
+	while (tcsetattr(fd, TCSAFLUSH, &term) == -1 && errno == EINTR)
+		;
+	for (i = 0; i < CREDCTL_NSIGNALS; i++)
+		(void)sigaction(credctl_tty_signals[i], &saved[i], NULL);
+	close(fd);
+
+	if ((sig = credctl_signo) != 0) {
+		secbuf_reset(val);
+		credctl_signo = 0;
+		(void)raise(sig);	/* usually the end of credctl */
+		if (sig == SIGTSTP || sig == SIGTTIN || sig == SIGTTOU)
+			goto restart;	/* continued after a stop */
+		return credctl_local_error(ctx, CREDBROKER_ERR_IO,
+		    "interrupted by signal %d", sig);
+	}
+	if (read_errno != 0) {
+		secbuf_reset(val);
+		return credctl_local_error(ctx, CREDBROKER_ERR_IO,
+		    "cannot read the value from %s: %s", _PATH_TTY,
+		    strerror(read_errno));
+	}
+	if (toolong) {
+		secbuf_reset(val);
+		return credctl_invalid(ctx, "the value is larger than %d bytes",
+		    CREDCTL_VALUE_MAX);
+	}
+	return rc;
+}
+
+/*
+ * Read all of standard input into val, at most CREDCTL_VALUE_MAX bytes,
+ * and strip one trailing "\n" or "\r\n" unless raw.  Returns 0 or an
+ * exit status; val is wiped on failure.
+ */
+static int
+credctl_read_stdin(struct credctl *ctx, bool raw, struct secbuf *val)
+{
+	ssize_t	n;
+	size_t	want;
+
+	for (;;) {
+		if (secbuf_reserve(val, 64 * 1024) != 0) {
+			secbuf_reset(val);
+			return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+			    "out of memory");
+		}
+		want = val->cap - val->len;
+		if (want > CREDCTL_VALUE_MAX + 1 - val->len)
+			want = CREDCTL_VALUE_MAX + 1 - val->len;
+		n = read(STDIN_FILENO, val->data + val->len, want);
+		if (n == 0)
+			break;
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			secbuf_reset(val);
+			return credctl_local_error(ctx, CREDBROKER_ERR_IO,
+			    "cannot read the value from standard input: %s",
+			    strerror(errno));
+		}
+		val->len += (size_t)n;
+		if (val->len > CREDCTL_VALUE_MAX) {
+			secbuf_reset(val);
+			return credctl_invalid(ctx, "the value on standard "
+			    "input is larger than %d bytes", CREDCTL_VALUE_MAX);
+		}
+	}
+	if (!raw && val->len > 0 && val->data[val->len - 1] == '\n') {
+		cb_wipe(&val->data[--val->len], 1);
+		if (val->len > 0 && val->data[val->len - 1] == '\r')
+			cb_wipe(&val->data[--val->len], 1);
+	}
+	return 0;
+}
+
+/* credctl cred set TYPE USER [--raw] */
+int
+credctl_cred_set(struct credctl *ctx, struct credctl_args *args)
+{
+	struct secbuf		 val = SECBUF_INIT;
+	struct credctl_pack	 p;
+	struct credbroker_reply	*reply = NULL;
+	const msgpack_object	*at;
+	char			*s;
+	int			 rc;
+
+	credctl_harden();
+	credctl_pack_init(&p);
+
+	/* Fail before asking for a secret when the broker is not there. */
+	if ((rc = credctl_connect(ctx)) != 0)
+		goto done;
+	if (isatty(STDIN_FILENO))
+		rc = credctl_read_tty(ctx, args->argv[0], args->argv[1], &val);
+	else
+		rc = credctl_read_stdin(ctx, args->raw, &val);
+	if (rc != 0)
+		goto done;
+	if (val.len == 0) {
+		rc = credctl_invalid(ctx, "the value is empty; nothing was "
+		    "set");
+		goto done;
+	}
+
+	msgpack_pack_map(&p.pk, 3);
+	proto_pack_kv_str(&p.pk, "type", args->argv[0]);
+	proto_pack_kv_str(&p.pk, "user", args->argv[1]);
+	proto_pack_cstr(&p.pk, "value");
+	if (credctl_utf8_valid(val.data, val.len)) {
+		msgpack_pack_str(&p.pk, val.len);
+		msgpack_pack_str_body(&p.pk, val.data, val.len);
+	} else {
+		msgpack_pack_bin(&p.pk, val.len);
+		msgpack_pack_bin_body(&p.pk, val.data, val.len);
+	}
+	secbuf_free(&val);
+
+	if ((rc = credctl_call(ctx, "cred.set", &p, &reply)) != 0)
+		goto done;
+	credctl_pack_free(&p);
+	if (ctx->json)
+		rc = credctl_output(ctx, credbroker_reply_result(reply));
+	else if ((at = proto_map_get(credbroker_reply_result(reply),
+	    "updated_at")) != NULL) {
+		s = credctl_text(at);
+		printf("updated at %s\n", s != NULL ? s : "?");
+		free(s);
+	} else
+		printf("updated\n");
+done:
+	secbuf_free(&val);
+	credctl_pack_free(&p);
+	credbroker_reply_free(reply);
+	return rc;
+}
+
+/* credctl cred status USER */
+int
+credctl_cred_status(struct credctl *ctx, struct credctl_args *args)
+{
+	static const char *const headers[] = {
+		"IDENT", "NAME", "STORAGE", "FILLED", "UPDATED_AT", NULL
+	};
+	static const char *const keys[] = {
+		"ident", "name", "storage", "filled", "updated_at", NULL
+	};
+	struct credbroker_reply	*reply;
+	const msgpack_object	*res;
+	struct credctl_table	*t;
+	struct credctl_pack	 p;
+	uint32_t		 i;
+	int			 rc;
+
+	credctl_pack_init(&p);
+	msgpack_pack_map(&p.pk, 1);
+	proto_pack_kv_str(&p.pk, "user", args->argv[0]);
+	rc = credctl_call(ctx, "cred.status", &p, &reply);
+	credctl_pack_free(&p);
+	if (rc != 0)
+		return rc;
+	res = credbroker_reply_result(reply);
+	if (ctx->json)
+		rc = credctl_output(ctx, res);
+	else if (res->type != MSGPACK_OBJECT_ARRAY)
+		rc = credctl_local_error(ctx, CREDBROKER_ERR_PROTOCOL,
+		    "cred.status did not return an array");
+	else if ((t = credctl_table_new(headers)) == NULL)
+		rc = credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+		    "out of memory");
+	else {
+		for (i = 0; i < res->via.array.size; i++)
+			credctl_table_add(t, &res->via.array.ptr[i], keys);
+		credctl_table_print(stdout, t);
+		credctl_table_free(t);
+	}
+	credbroker_reply_free(reply);
+	return rc;
+}
+
+/* credctl cred rm TYPE USER */
+int
+credctl_cred_rm(struct credctl *ctx, struct credctl_args *args)
+{
+	struct credbroker_reply	*reply;
+	struct credctl_pack	 p;
+	int			 rc;
+
+	credctl_pack_init(&p);
+	msgpack_pack_map(&p.pk, 2);
+	proto_pack_kv_str(&p.pk, "type", args->argv[0]);
+	proto_pack_kv_str(&p.pk, "user", args->argv[1]);
+	rc = credctl_call(ctx, "cred.delete", &p, &reply);
+	credctl_pack_free(&p);
+	if (rc != 0)
+		return rc;
+	if (ctx->json)
+		rc = credctl_output(ctx, credbroker_reply_result(reply));
+	credbroker_reply_free(reply);
+	return rc;
+}

@@ -1,0 +1,643 @@
+/*
+ * credctl: the administrator's command-line client of credbroker.
+ *
+ *	credctl [-s SOCKET] [--json] [-h] [--version] COMMAND [ARG...]
+ *
+ * This file holds main(), the command table (one designated-initialiser
+ * entry per command: name, usage, argument counts, accepted options,
+ * handler), the per-command option parser, the help text, and the
+ * helpers that every command uses to pack parameters, call the broker and
+ * report errors.  The commands themselves live in credctl-<family>.c.
+ *
+ * Exit status (also in credctl --help and credctl(1)):
+ *	0  success
+ *	1  the broker answered with an error (its code and message are shown)
+ *	2  usage error or invalid input: unknown command or option, wrong
+ *	   number of arguments, an empty or oversized credential value
+ *	3  cannot connect to the broker, or a protocol or I/O failure
+ *
+ * Errors with status 1 and 3 go to stderr as "credctl: CODE: MESSAGE",
+ * or with --json to stdout as {"error": {"code": ..., "message": ...}};
+ * usage errors always go to stderr.  No message ever contains a
+ * credential value, and argv is never echoed past an option's name.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cb_version.h"
+#include "credbroker.h"
+#include "credctl.h"
+#include "proto.h"
+#include "secbuf.h"
+
+static int	credctl_help(struct credctl *, struct credctl_args *);
+
+static const struct credctl_cmd credctl_cmds[] = {
+	{
+		.name = "hello",
+		.args = "",
+		.about = "show the broker's version, the protocol and your "
+		    "permissions",
+		.exec = credctl_hello,
+	},
+	{
+		.name = "health",
+		.args = "",
+		.about = "show the state of the store and of Vault, and the "
+		    "uptime",
+		.exec = credctl_health,
+	},
+	{
+		.name = "type add",
+		.args = "IDENT --name NAME [--description TEXT] "
+		    "[--storage db|vault] [--destination ORIGIN]...",
+		.about = "create a credential type (storage defaults to db)",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_NAME | CREDCTL_OPT_DESCRIPTION |
+		    CREDCTL_OPT_STORAGE | CREDCTL_OPT_DESTINATION,
+		.exec = credctl_type_add,
+	},
+	{
+		.name = "type list",
+		.args = "",
+		.about = "list the credential types",
+		.exec = credctl_type_list,
+	},
+	{
+		.name = "type show",
+		.args = "TYPE",
+		.about = "show one credential type (TYPE: an ident or a uuid)",
+		.min_args = 1, .max_args = 1,
+		.exec = credctl_type_show,
+	},
+	{
+		.name = "type edit",
+		.args = "TYPE [--name NAME] [--description TEXT] "
+		    "[--storage db|vault] [--destination ORIGIN]... "
+		    "[--no-destinations]",
+		.about = "change a credential type; values kept in the old "
+		    "storage are not moved",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_NAME | CREDCTL_OPT_DESCRIPTION |
+		    CREDCTL_OPT_STORAGE | CREDCTL_OPT_DESTINATION |
+		    CREDCTL_OPT_NO_DESTINATIONS,
+		.exec = credctl_type_edit,
+	},
+	{
+		.name = "type rm",
+		.args = "TYPE [--force]",
+		.about = "delete a credential type; --force also deletes its "
+		    "values",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_FORCE,
+		.exec = credctl_type_rm,
+	},
+	{
+		.name = "type clear",
+		.args = "TYPE",
+		.about = "delete every value of a type from its storage",
+		.min_args = 1, .max_args = 1,
+		.exec = credctl_type_clear,
+	},
+	{
+		.name = "cred set",
+		.args = "TYPE USER [--raw]",
+		.about = "set a user's value, read from standard input or a "
+		    "no-echo prompt",
+		.min_args = 2, .max_args = 2,
+		.opts = CREDCTL_OPT_RAW,
+		.exec = credctl_cred_set,
+	},
+	{
+		.name = "cred status",
+		.args = "USER",
+		.about = "show which types a user has a value for",
+		.min_args = 1, .max_args = 1,
+		.exec = credctl_cred_status,
+	},
+	{
+		.name = "cred rm",
+		.args = "TYPE USER",
+		.about = "delete a user's value",
+		.min_args = 2, .max_args = 2,
+		.exec = credctl_cred_rm,
+	},
+	{
+		.name = "help",
+		.args = "[COMMAND...]",
+		.about = "show this help, or the commands matching COMMAND",
+		.min_args = 0, .max_args = 2,
+		.exec = credctl_help,
+	},
+};
+#define CREDCTL_NCMDS	(sizeof(credctl_cmds) / sizeof(credctl_cmds[0]))
+
+/* Option values returned by getopt_long for the per-command options. */
+enum {
+	OPTV_NAME = 256,
+	OPTV_DESCRIPTION,
+	OPTV_STORAGE,
+	OPTV_DESTINATION,
+	OPTV_NO_DESTINATIONS,
+	OPTV_FORCE,
+	OPTV_RAW,
+	OPTV_JSON,
+	OPTV_VERSION
+};
+
+/* The per-command options and the CREDCTL_OPT_* bit enabling each. */
+static const struct {
+	int		bit;
+	struct option	opt;
+} credctl_cmd_opts[] = {
+	{ CREDCTL_OPT_NAME, { "name", required_argument, NULL, OPTV_NAME } },
+	{ CREDCTL_OPT_DESCRIPTION,
+	    { "description", required_argument, NULL, OPTV_DESCRIPTION } },
+	{ CREDCTL_OPT_STORAGE,
+	    { "storage", required_argument, NULL, OPTV_STORAGE } },
+	{ CREDCTL_OPT_DESTINATION,
+	    { "destination", required_argument, NULL, OPTV_DESTINATION } },
+	{ CREDCTL_OPT_NO_DESTINATIONS,
+	    { "no-destinations", no_argument, NULL, OPTV_NO_DESTINATIONS } },
+	{ CREDCTL_OPT_FORCE, { "force", no_argument, NULL, OPTV_FORCE } },
+	{ CREDCTL_OPT_RAW, { "raw", no_argument, NULL, OPTV_RAW } },
+};
+#define CREDCTL_NCMDOPTS \
+	(sizeof(credctl_cmd_opts) / sizeof(credctl_cmd_opts[0]))
+
+/* Options accepted before the command and after it alike. */
+static const struct option credctl_common_opts[] = {
+	{ "socket", required_argument, NULL, 's' },
+	{ "json", no_argument, NULL, OPTV_JSON },
+	{ "help", no_argument, NULL, 'h' },
+};
+#define CREDCTL_NCOMMON \
+	(sizeof(credctl_common_opts) / sizeof(credctl_common_opts[0]))
+
+/* Print the top-level usage line. */
+static void
+credctl_usage_line(FILE *f)
+{
+	fprintf(f, "usage: credctl [-s SOCKET] [--json] [-h] [--version] "
+	    "COMMAND [ARG...]\n");
+}
+
+/* Print one command's usage, and its description when verbose. */
+static void
+credctl_cmd_usage(FILE *f, const struct credctl_cmd *cmd, bool verbose)
+{
+	fprintf(f, "%s %s%s%s\n", verbose ? " " : "usage: credctl", cmd->name,
+	    *cmd->args != '\0' ? " " : "", cmd->args);
+	if (verbose)
+		fprintf(f, "\t%s\n", cmd->about);
+}
+
+/* The full help: usage, commands, options, environment, exit status. */
+static void
+credctl_full_help(FILE *f)
+{
+	size_t	i;
+
+	credctl_usage_line(f);
+	fprintf(f, "\nCommands:\n");
+	for (i = 0; i < CREDCTL_NCMDS; i++)
+		credctl_cmd_usage(f, &credctl_cmds[i], true);
+	fprintf(f,
+	    "\nOptions (before or after the command):\n"
+	    "  -s, --socket SOCKET  the broker's socket (default: "
+	    "$" CREDBROKER_SOCKET_ENV ",\n"
+	    "                       else " CREDBROKER_DEFAULT_SOCKET ")\n"
+	    "      --json           print results (and errors) as JSON on "
+	    "standard output\n"
+	    "  -h, --help           show help (for a command: its usage)\n"
+	    "      --version        show credctl's version\n"
+	    "\nThe value of 'cred set' is never taken from the command line: "
+	    "it is read\nfrom standard input (at most 1 MiB; one trailing "
+	    "newline is removed unless\n--raw) or, when standard input is a "
+	    "terminal, from a prompt without echo.\n"
+	    "\nExit status:\n"
+	    "  0  success\n"
+	    "  1  the broker answered with an error\n"
+	    "  2  usage error or invalid input\n"
+	    "  3  cannot connect to the broker, or a protocol or I/O "
+	    "failure\n");
+}
+
+/* Does cmd's name start with the nwords words in words? */
+static bool
+credctl_cmd_matches(const struct credctl_cmd *cmd, char **words, int nwords,
+    bool whole)
+{
+	const char	*p = cmd->name;
+	size_t		 n;
+	int		 i;
+
+	for (i = 0; i < nwords; i++) {
+		n = strlen(words[i]);
+		if (strncmp(p, words[i], n) != 0 || (p[n] != ' ' &&
+		    p[n] != '\0'))
+			return false;
+		p += n;
+		if (*p == ' ')
+			p++;
+		else if (i + 1 < nwords)
+			return false;
+	}
+	return !whole || *p == '\0';
+}
+
+/*
+ * Find the command named by the first words of argv (one or two words);
+ * *nwords receives how many words it took.
+ */
+static const struct credctl_cmd *
+credctl_find(int argc, char **argv, int *nwords)
+{
+	size_t	i;
+	int	n;
+
+	for (n = argc < 2 ? argc : 2; n > 0; n--)
+		for (i = 0; i < CREDCTL_NCMDS; i++)
+			if (credctl_cmd_matches(&credctl_cmds[i], argv, n,
+			    true)) {
+				*nwords = n;
+				return &credctl_cmds[i];
+			}
+	return NULL;
+}
+
+/* List (f NULL: count) the commands whose names start with words. */
+static int
+credctl_list_matching(FILE *f, char **words, int nwords)
+{
+	size_t	i;
+	int	found = 0;
+
+	for (i = 0; i < CREDCTL_NCMDS; i++)
+		if (credctl_cmd_matches(&credctl_cmds[i], words, nwords,
+		    false)) {
+			if (f != NULL)
+				credctl_cmd_usage(f, &credctl_cmds[i], true);
+			found++;
+		}
+	return found;
+}
+
+/* credctl help [COMMAND...] */
+static int
+credctl_help(struct credctl *ctx, struct credctl_args *args)
+{
+	if (args->argc == 0) {
+		credctl_full_help(stdout);
+		return CREDCTL_EXIT_OK;
+	}
+	if (credctl_list_matching(stdout, args->argv, args->argc) == 0) {
+		fprintf(stderr, "credctl: no such command; see 'credctl "
+		    "help'\n");
+		return CREDCTL_EXIT_USAGE;
+	}
+	return CREDCTL_EXIT_OK;
+}
+
+/* Report a usage error for the current command; returns exit status 2. */
+int
+credctl_usage(struct credctl *ctx, const char *fmt, ...)
+{
+	va_list	ap;
+
+	fprintf(stderr, "credctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	if (ctx->cmd != NULL)
+		credctl_cmd_usage(stderr, ctx->cmd, false);
+	else
+		credctl_usage_line(stderr);
+	return CREDCTL_EXIT_USAGE;
+}
+
+/* Report invalid input (no usage line); returns exit status 2. */
+int
+credctl_invalid(struct credctl *ctx, const char *fmt, ...)
+{
+	va_list	ap;
+
+	fprintf(stderr, "credctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return CREDCTL_EXIT_USAGE;
+}
+
+/* Print an error with a code, as JSON or for humans. */
+static void
+credctl_print_error(struct credctl *ctx, const char *code, const char *msg)
+{
+	char	*safe;
+
+	if (ctx->json) {
+		credctl_json_error(stdout, code, msg);
+		return;
+	}
+	safe = credctl_sanitize(msg, strlen(msg));
+	fprintf(stderr, "credctl: %s: %s\n", code, safe != NULL ? safe : "");
+	free(safe);
+}
+
+/* Report a local failure (code "io", ...); returns exit status 3. */
+int
+credctl_local_error(struct credctl *ctx, const char *code, const char *fmt,
+    ...)
+{
+	char	msg[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	credctl_print_error(ctx, code, msg);
+	return CREDCTL_EXIT_LOCAL;
+}
+
+/* msgpack write callback: append to the pack's secbuf, note failure. */
+static int
+credctl_pack_write(void *data, const char *buf, size_t len)
+{
+	struct credctl_pack	*p = data;
+
+	if (secbuf_append(&p->buf, buf, len) != 0) {
+		p->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+/* Start packing params into a wiping buffer. */
+void
+credctl_pack_init(struct credctl_pack *p)
+{
+	memset(p, 0, sizeof(*p));
+	msgpack_packer_init(&p->pk, p, credctl_pack_write);
+}
+
+/* Wipe and free a pack. */
+void
+credctl_pack_free(struct credctl_pack *p)
+{
+	secbuf_free(&p->buf);
+}
+
+/* Open the connection if it is not open yet; 0 or exit status 3. */
+int
+credctl_connect(struct credctl *ctx)
+{
+	struct credbroker_error	err;
+
+	if (ctx->conn != NULL)
+		return 0;
+	if (credbroker_connect(ctx->socket, &ctx->conn, &err) != 0) {
+		credctl_print_error(ctx, err.code, err.message);
+		return CREDCTL_EXIT_LOCAL;
+	}
+	return 0;
+}
+
+/*
+ * Call method with the params in p (NULL: none).  Returns 0 with *out
+ * set, or the exit status after reporting the error.
+ */
+int
+credctl_call(struct credctl *ctx, const char *method, struct credctl_pack *p,
+    struct credbroker_reply **out)
+{
+	struct credbroker_error	err;
+	int			rc;
+
+	*out = NULL;
+	if (p != NULL && p->failed)
+		return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+		    "out of memory");
+	if ((rc = credctl_connect(ctx)) != 0)
+		return rc;
+	rc = credbroker_call(ctx->conn, method,
+	    p != NULL ? (const char *)p->buf.data : NULL,
+	    p != NULL ? p->buf.len : 0, out, &err);
+	if (rc == 0)
+		return CREDCTL_EXIT_OK;
+	credctl_print_error(ctx, err.code, err.message);
+	return rc == CREDBROKER_EBROKER ? CREDCTL_EXIT_BROKER :
+	    CREDCTL_EXIT_LOCAL;
+}
+
+/* --json: print the result as JSON on stdout. */
+int
+credctl_output(struct credctl *ctx, const msgpack_object *result)
+{
+	if (credctl_json_print(stdout, result) != 0)
+		return credctl_local_error(ctx, CREDBROKER_ERR_PROTOCOL,
+		    "cannot convert the result to JSON");
+	return CREDCTL_EXIT_OK;
+}
+
+/* Report a getopt error without echoing an option's argument. */
+static int
+credctl_bad_option(struct credctl *ctx, int ch, char **argv)
+{
+	const char	*arg = argv[optind - 1];
+	int		 n;
+
+	/* "--value=secret": show only up to the '='. */
+	n = (int)strcspn(arg, "=");
+	if (n > 64)
+		n = 64;
+	if (optopt > 0 && optopt < 256) {
+		if (ch == ':')
+			return credctl_usage(ctx,
+			    "option -%c needs an argument", optopt);
+		return credctl_usage(ctx, "unknown option -%c", optopt);
+	}
+	if (ch == ':')
+		return credctl_usage(ctx, "option %.*s needs an argument", n,
+		    arg);
+	if (optopt >= 256)
+		return credctl_usage(ctx, "option %.*s takes no argument", n,
+		    arg);
+	return credctl_usage(ctx, "unknown option %.*s", n, arg);
+}
+
+/* Record a single-use string option, refusing a repeat. */
+static int
+credctl_set_once(struct credctl *ctx, const char **slot, const char *name)
+{
+	if (*slot != NULL)
+		return credctl_usage(ctx, "option --%s given twice", name);
+	*slot = optarg;
+	return 0;
+}
+
+/*
+ * Parse the options and arguments after the command words.  argv[0] is
+ * the last command word.  Returns 0, -1 when --help was handled (exit 0),
+ * or exit status 2.
+ */
+static int
+credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
+    char **argv, struct credctl_args *args)
+{
+	struct option	 opts[CREDCTL_NCOMMON + CREDCTL_NCMDOPTS + 1];
+	const char	**d;
+	size_t		 i, n = 0;
+	int		 ch, rc;
+
+	memset(opts, 0, sizeof(opts));
+	for (i = 0; i < CREDCTL_NCOMMON; i++)
+		opts[n++] = credctl_common_opts[i];
+	for (i = 0; i < CREDCTL_NCMDOPTS; i++)
+		if (cmd->opts & credctl_cmd_opts[i].bit)
+			opts[n++] = credctl_cmd_opts[i].opt;
+
+	optind = 0;		/* glibc: full re-initialisation */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":s:h", opts, NULL)) != -1) {
+		rc = 0;
+		switch (ch) {
+		case 's':
+			ctx->socket = optarg;
+			break;
+		case OPTV_JSON:
+			ctx->json = true;
+			break;
+		case 'h':
+			credctl_cmd_usage(stdout, cmd, false);
+			printf("\t%s\n", cmd->about);
+			return -1;
+		case OPTV_NAME:
+			rc = credctl_set_once(ctx, &args->name, "name");
+			break;
+		case OPTV_DESCRIPTION:
+			rc = credctl_set_once(ctx, &args->description,
+			    "description");
+			break;
+		case OPTV_STORAGE:
+			rc = credctl_set_once(ctx, &args->storage, "storage");
+			if (rc == 0 && strcmp(optarg, "db") != 0 &&
+			    strcmp(optarg, "vault") != 0)
+				rc = credctl_usage(ctx,
+				    "--storage must be db or vault");
+			break;
+		case OPTV_DESTINATION:
+			d = reallocarray(args->destinations,
+			    args->ndestinations + 1, sizeof(*d));
+			if (d == NULL)
+				return credctl_usage(ctx, "out of memory");
+			args->destinations = d;
+			d[args->ndestinations++] = optarg;
+			break;
+		case OPTV_NO_DESTINATIONS:
+			args->no_destinations = true;
+			break;
+		case OPTV_FORCE:
+			args->force = true;
+			break;
+		case OPTV_RAW:
+			args->raw = true;
+			break;
+		default:
+			return credctl_bad_option(ctx, ch, argv);
+		}
+		if (rc != 0)
+			return rc;
+	}
+	args->argc = argc - optind;
+	args->argv = argv + optind;
+	if (args->argc < cmd->min_args)
+		return credctl_usage(ctx, "%s: missing argument", cmd->name);
+	if (args->argc > cmd->max_args)
+		return credctl_usage(ctx, "%s: too many arguments", cmd->name);
+	if (args->no_destinations && args->ndestinations > 0)
+		return credctl_usage(ctx, "--destination and --no-destinations "
+		    "exclude each other");
+	return 0;
+}
+
+/* Parse global options, find the command, parse its options, run it. */
+int
+main(int argc, char **argv)
+{
+	static const struct option gopts[] = {
+		{ "socket", required_argument, NULL, 's' },
+		{ "json", no_argument, NULL, OPTV_JSON },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, OPTV_VERSION },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct credctl		 ctx;
+	struct credctl_args	 args;
+	const struct credctl_cmd *cmd;
+	int			 ch, nwords, rc;
+
+	memset(&ctx, 0, sizeof(ctx));
+	memset(&args, 0, sizeof(args));
+
+	/* Global options stop at the first word: the command. */
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, "+:s:h", gopts, NULL)) != -1) {
+		switch (ch) {
+		case 's':
+			ctx.socket = optarg;
+			break;
+		case OPTV_JSON:
+			ctx.json = true;
+			break;
+		case 'h':
+			credctl_full_help(stdout);
+			return CREDCTL_EXIT_OK;
+		case OPTV_VERSION:
+			printf("credctl %s (protocol %d)\n", CB_VERSION,
+			    CREDBROKER_PROTOCOL_VERSION);
+			return CREDCTL_EXIT_OK;
+		default:
+			return credctl_bad_option(&ctx, ch, argv);
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0)
+		return credctl_usage(&ctx, "no command given; see 'credctl "
+		    "help'");
+
+	if ((cmd = credctl_find(argc, argv, &nwords)) == NULL) {
+		if (credctl_list_matching(NULL, argv, 1) > 0) {
+			fprintf(stderr, "credctl: %s command; the %s "
+			    "commands are:\n", argc == 1 ? "incomplete" :
+			    "unknown", argv[0]);
+			credctl_list_matching(stderr, argv, 1);
+		} else
+			fprintf(stderr, "credctl: unknown command; see "
+			    "'credctl help'\n");
+		return CREDCTL_EXIT_USAGE;
+	}
+	ctx.cmd = cmd;
+	rc = credctl_parse(&ctx, cmd, argc - nwords + 1, argv + nwords - 1,
+	    &args);
+	if (rc == 0)
+		rc = cmd->exec(&ctx, &args);
+	else if (rc < 0)
+		rc = CREDCTL_EXIT_OK;
+
+	credbroker_close(ctx.conn);
+	free(args.destinations);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "credctl: standard output: %s\n",
+		    strerror(errno));
+		if (rc == CREDCTL_EXIT_OK)
+			rc = CREDCTL_EXIT_LOCAL;
+	}
+	return rc;
+}

@@ -1,0 +1,132 @@
+/*
+ * credctl: internal declarations shared by the credctl-*.c files.
+ *
+ * credctl.c holds main(), the command table and its parser, the help
+ * text, and the helpers every command uses to talk to the broker and to
+ * report errors; each credctl-<family>.c file implements one family of
+ * commands; credctl-print.c turns results into tables, key: value lines
+ * or JSON.
+ */
+#ifndef CREDCTL_H
+#define CREDCTL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <msgpack.h>
+
+#include "credbroker.h"
+#include "secbuf.h"
+
+/*
+ * Exit status (documented in credctl --help and credctl(1)):
+ *	0  success
+ *	1  the broker answered with an error
+ *	2  usage error or invalid input (bad arguments, empty value, ...)
+ *	3  cannot connect, or a protocol or I/O failure
+ */
+#define CREDCTL_EXIT_OK		0
+#define CREDCTL_EXIT_BROKER	1
+#define CREDCTL_EXIT_USAGE	2
+#define CREDCTL_EXIT_LOCAL	3
+
+/* Command options; a command accepts those in its .opts mask. */
+#define CREDCTL_OPT_NAME		0x0001
+#define CREDCTL_OPT_DESCRIPTION		0x0002
+#define CREDCTL_OPT_STORAGE		0x0004
+#define CREDCTL_OPT_DESTINATION		0x0008
+#define CREDCTL_OPT_NO_DESTINATIONS	0x0010
+#define CREDCTL_OPT_FORCE		0x0020
+#define CREDCTL_OPT_RAW			0x0040
+
+/* Parsed arguments of one command. */
+struct credctl_args {
+	int		  argc;		/* positional arguments */
+	char		**argv;
+	const char	 *name;		/* NULL when not given */
+	const char	 *description;
+	const char	 *storage;
+	const char	**destinations;
+	size_t		  ndestinations;
+	bool		  no_destinations;
+	bool		  force;
+	bool		  raw;
+};
+
+struct credctl;
+
+/* One entry of the command table. */
+struct credctl_cmd {
+	const char	*name;		/* "type add" */
+	const char	*args;		/* usage after the name */
+	const char	*about;		/* one line for help */
+	int		 min_args;
+	int		 max_args;
+	int		 opts;		/* CREDCTL_OPT_* */
+	int		(*exec)(struct credctl *, struct credctl_args *);
+};
+
+/* State of one credctl run. */
+struct credctl {
+	const char		*socket;	/* NULL: library default */
+	bool			 json;
+	const struct credctl_cmd *cmd;		/* the command being run */
+	struct credbroker	*conn;		/* opened on first use */
+};
+
+/* A msgpack packer writing into a wiping buffer. */
+struct credctl_pack {
+	struct secbuf	buf;
+	msgpack_packer	pk;
+	bool		failed;			/* out of memory */
+};
+
+/* credctl.c */
+void	credctl_pack_init(struct credctl_pack *);
+void	credctl_pack_free(struct credctl_pack *);
+int	credctl_connect(struct credctl *);
+int	credctl_call(struct credctl *, const char *,
+	    struct credctl_pack *, struct credbroker_reply **);
+int	credctl_usage(struct credctl *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	credctl_invalid(struct credctl *, const char *, ...)
+	    __attribute__((format(printf, 2, 3)));
+int	credctl_local_error(struct credctl *, const char *, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+int	credctl_output(struct credctl *, const msgpack_object *);
+
+/* credctl-print.c */
+bool	credctl_utf8_valid(const unsigned char *, size_t);
+char   *credctl_sanitize(const char *, size_t);
+char   *credctl_text(const msgpack_object *);
+void	credctl_print_kv(FILE *, const msgpack_object *, int);
+void	credctl_print_fields(FILE *, const msgpack_object *,
+	    const char *const *, const char *const *);
+struct credctl_table;
+struct credctl_table *credctl_table_new(const char *const *);
+int	credctl_table_add(struct credctl_table *, const msgpack_object *,
+	    const char *const *);
+void	credctl_table_print(FILE *, struct credctl_table *);
+void	credctl_table_free(struct credctl_table *);
+int	credctl_json_print(FILE *, const msgpack_object *);
+void	credctl_json_error(FILE *, const char *, const char *);
+
+/* credctl-server.c */
+int	credctl_hello(struct credctl *, struct credctl_args *);
+int	credctl_health(struct credctl *, struct credctl_args *);
+
+/* credctl-type.c */
+int	credctl_type_add(struct credctl *, struct credctl_args *);
+int	credctl_type_list(struct credctl *, struct credctl_args *);
+int	credctl_type_show(struct credctl *, struct credctl_args *);
+int	credctl_type_edit(struct credctl *, struct credctl_args *);
+int	credctl_type_rm(struct credctl *, struct credctl_args *);
+int	credctl_type_clear(struct credctl *, struct credctl_args *);
+
+/* credctl-cred.c */
+int	credctl_cred_set(struct credctl *, struct credctl_args *);
+int	credctl_cred_status(struct credctl *, struct credctl_args *);
+int	credctl_cred_rm(struct credctl *, struct credctl_args *);
+
+#endif

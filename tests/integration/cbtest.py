@@ -1,0 +1,673 @@
+"""
+cbtest: harness for credbroker's integration tests.
+
+Starts the real credbrokerd on a private socket in a temporary directory and
+talks to it two ways: with a plain msgpack-rpc client written here against
+the wire contract (SPEC section 6), and with the credctl binary.  Everything
+a test starts is registered for clean-up, so daemons and temporary
+directories go away even when an assertion fails half-way through.
+
+Environment:
+  CB_BUILD_DIR   build tree (binaries in daemon/ and client/)
+  CB_SOURCE_DIR  source tree (unused by the harness, passed by ctest)
+  CB_VALGRIND=1  run the daemon under valgrind and check its exit status
+  CB_KEEP_TMP=1  keep temporary directories (for debugging)
+"""
+
+import atexit
+import base64
+import errno
+import os
+import re
+import secrets
+import select
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import unittest
+import uuid
+
+import msgpack
+
+BUILD_DIR = os.environ.get("CB_BUILD_DIR",
+                           os.path.join(os.path.dirname(os.path.abspath(
+                               __file__)), "..", "..", "build"))
+SOURCE_DIR = os.environ.get("CB_SOURCE_DIR", "")
+DAEMON = os.path.join(BUILD_DIR, "daemon", "credbrokerd")
+CREDCTL = os.path.join(BUILD_DIR, "client", "credctl")
+VALGRIND = os.environ.get("CB_VALGRIND") == "1"
+KEEP_TMP = os.environ.get("CB_KEEP_TMP") == "1"
+
+# Time limits.  Valgrind makes everything an order of magnitude slower.
+SCALE = 10 if VALGRIND else 1
+START_TIMEOUT = 15 * SCALE
+STOP_TIMEOUT = 20 * SCALE
+CALL_TIMEOUT = 10 * SCALE
+
+PERMISSIONS = [
+    "edit:user-access-credentials-types",
+    "edit:user-credentials",
+    "use:credentials",
+    "read:health",
+]
+ERROR_CODES = ["bad_request", "forbidden", "not_found", "conflict",
+               "not_configured", "unavailable", "too_large", "internal"]
+
+UUID_RE = re.compile(
+    r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+TIME_RE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|\+00:00)$")
+SERVER_RE = re.compile(r"^credbroker \d+\.\d+\.\d+$")
+
+# Every byte any Client received and every credctl output, for the canary
+# checks (test_canary.py scans them for leaked values).
+RECEIVED = bytearray()
+CREDCTL_OUTPUT = []
+
+_live_daemons = []
+_tmpdirs = []
+
+
+def have_binaries():
+    return os.access(DAEMON, os.X_OK)
+
+
+def have_credctl():
+    return os.access(CREDCTL, os.X_OK)
+
+
+def daemon_sanitized():
+    """True when credbrokerd is built with AddressSanitizer (memory
+    figures from /proc are meaningless then)."""
+    try:
+        with open(DAEMON, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+def new_user():
+    """A fresh user id in the lower-case RFC 4122 text form."""
+    return str(uuid.uuid4())
+
+
+def strong_key(n=32):
+    """A random printable key of n characters with plenty of variety."""
+    alphabet = string.ascii_letters + string.digits + "!$%&()*+,-./:<>?@[]^_{|}~"
+    while True:
+        k = "".join(secrets.choice(alphabet) for _ in range(n))
+        if (any(c.islower() for c in k) and any(c.isupper() for c in k)
+                and any(c.isdigit() for c in k) and len(set(k)) >= n // 2):
+            return k
+
+
+def plain_key(n=32):
+    """A random alphanumeric key (safe inline in an INI file)."""
+    alphabet = string.ascii_letters + string.digits
+    while True:
+        k = "".join(secrets.choice(alphabet) for _ in range(n))
+        if (any(c.islower() for c in k) and any(c.isupper() for c in k)
+                and any(c.isdigit() for c in k)):
+            return k
+
+
+def make_tmpdir(prefix="cbt"):
+    """A temporary directory short enough for UNIX socket paths."""
+    base = os.environ.get("TMPDIR", "/tmp")
+    if len(base) > 60 or not os.path.isdir(base):
+        base = "/tmp"
+    d = tempfile.mkdtemp(prefix=prefix, dir=base)
+    _tmpdirs.append(d)
+    return d
+
+
+def remove_tmpdir(d):
+    if KEEP_TMP:
+        sys.stderr.write("cbtest: keeping %s\n" % d)
+        return
+    shutil.rmtree(d, ignore_errors=True)
+    if d in _tmpdirs:
+        _tmpdirs.remove(d)
+
+
+def write_file(path, data, mode=0o600):
+    if isinstance(data, str):
+        data = data.encode()
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+def write_config(path, sections):
+    """Write an INI file.  sections: {name: [(key, value), ...]} (list so
+    that repeatable keys such as access.grant can repeat)."""
+    lines = []
+    for sec, items in sections.items():
+        lines.append("[%s]" % sec)
+        for k, v in items:
+            lines.append("%s = %s" % (k, v))
+        lines.append("")
+    write_file(path, "\n".join(lines))
+
+
+def default_grants():
+    return ["uid:%d *" % os.getuid()]
+
+
+def poll_until(fn, timeout, interval=0.02, what="condition"):
+    """Call fn until it returns a true value or the deadline passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        v = fn()
+        if v:
+            return v
+        if time.monotonic() >= deadline:
+            raise AssertionError("timed out after %.1fs waiting for %s"
+                                 % (timeout, what))
+        time.sleep(interval)
+
+
+class DaemonDied(AssertionError):
+    pass
+
+
+class Daemon:
+    """One credbrokerd on a private socket, database and key.
+
+    Files live in a directory of their own (tmpdir): cb.sock, cb.db,
+    master.key, cb.conf, and stderr-N.log for each start.
+    """
+
+    def __init__(self, tmpdir=None, key=None, grants=None, extra=None,
+                 key_source="file", args=None, env=None):
+        self.dir = tmpdir or make_tmpdir()
+        self.socket = os.path.join(self.dir, "cb.sock")
+        self.database = os.path.join(self.dir, "cb.db")
+        self.key_file = os.path.join(self.dir, "master.key")
+        self.config = os.path.join(self.dir, "cb.conf")
+        assert len(self.socket) < 100, self.socket
+        self.key = strong_key() if key is None else key
+        self.grants = default_grants() if grants is None else grants
+        self.extra = extra or {}
+        self.key_source = key_source   # "file" | "inline" | "none"
+        self.args = list(args or [])
+        self.env = env
+        self.proc = None
+        self.starts = 0
+        self.stderr_path = None
+        self.write_key()
+        self.write_config()
+
+    # -- files --------------------------------------------------------
+    def write_key(self, key=None):
+        if key is not None:
+            self.key = key
+        k = self.key.encode() if isinstance(self.key, str) else self.key
+        write_file(self.key_file, k + b"\n")
+
+    @property
+    def key_bytes(self):
+        return self.key.encode() if isinstance(self.key, str) else self.key
+
+    def config_sections(self):
+        sec = {
+            "server": [("socket", self.socket)],
+            "storage": [("database", self.database)],
+            "security": [],
+            "access": [("grant", g) for g in self.grants],
+        }
+        if self.key_source == "file":
+            sec["security"].append(("secret_key_file", self.key_file))
+        elif self.key_source == "inline":
+            sec["security"].append(("secret_key", self.key))
+        for s, items in self.extra.items():
+            sec.setdefault(s, []).extend(items)
+        if not sec["security"]:
+            del sec["security"]
+        return sec
+
+    def write_config(self):
+        write_config(self.config, self.config_sections())
+
+    # -- process ------------------------------------------------------
+    def command(self, extra_args=()):
+        cmd = [DAEMON, "-f", "-c", self.config] + self.args + list(extra_args)
+        if VALGRIND:
+            cmd = ["valgrind", "--error-exitcode=99", "--leak-check=full",
+                   "--errors-for-leak-kinds=definite", "-q"] + cmd
+        return cmd
+
+    def environ(self):
+        env = dict(os.environ)
+        for k in ("CREDENTIALS_DIRECTORY", "NOTIFY_SOCKET", "LISTEN_FDS",
+                  "LISTEN_PID", "LISTEN_FDNAMES", "WATCHDOG_USEC",
+                  "WATCHDOG_PID"):
+            env.pop(k, None)
+        if self.env:
+            env.update(self.env)
+        return env
+
+    def start(self, wait=True, extra_args=()):
+        assert self.proc is None or self.proc.poll() is not None
+        self.starts += 1
+        self.killed = False     # set by kill9()
+        self.checked = False    # exit status already checked by stop()
+        self.stderr_path = os.path.join(self.dir, "stderr-%d.log" % self.starts)
+        errf = open(self.stderr_path, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                self.command(extra_args), stdin=subprocess.DEVNULL,
+                stdout=errf, stderr=errf, env=self.environ(),
+                cwd=self.dir)
+        finally:
+            errf.close()
+        if self not in _live_daemons:
+            _live_daemons.append(self)
+        if wait:
+            self.wait_ready()
+        return self
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc else None
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def log(self):
+        """stderr of the current (last) run."""
+        if not self.stderr_path or not os.path.exists(self.stderr_path):
+            return ""
+        with open(self.stderr_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def all_logs(self):
+        out = []
+        for i in range(1, self.starts + 1):
+            p = os.path.join(self.dir, "stderr-%d.log" % i)
+            if os.path.exists(p):
+                with open(p, "rb") as f:
+                    out.append(f.read())
+        return b"".join(out)
+
+    def wait_ready(self, timeout=START_TIMEOUT):
+        """Poll until the socket accepts and hello answers."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while True:
+            rc = self.proc.poll()
+            if rc is not None:
+                raise DaemonDied("credbrokerd exited with %d before it was "
+                                 "ready; stderr:\n%s" % (rc, self.log()))
+            if os.path.exists(self.socket):
+                try:
+                    c = Client(self.socket, timeout=2 * SCALE)
+                    try:
+                        err, res = c.call("hello", {})
+                        if err is None:
+                            return res
+                        last = err
+                    finally:
+                        c.close()
+                except (OSError, ConnectionClosed) as e:
+                    last = e
+            if time.monotonic() >= deadline:
+                self.kill9()
+                raise AssertionError("credbrokerd not ready after %.1fs "
+                                     "(last: %r); stderr:\n%s"
+                                     % (timeout, last, self.log()))
+            time.sleep(0.02)
+
+    def wait_exit(self, timeout=STOP_TIMEOUT):
+        """Wait for the process to exit; return its status or None."""
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            return None
+
+    def signal(self, sig):
+        if self.alive():
+            os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout=STOP_TIMEOUT, check=True):
+        """SIGTERM and wait.  With check, insist on exit status 0 (under
+        valgrind: no memory errors, no definite leaks)."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            rc = self.wait_exit(timeout)
+            if rc is None:
+                self.kill9()
+                raise AssertionError("credbrokerd did not exit within %.1fs "
+                                     "of SIGTERM; stderr:\n%s"
+                                     % (timeout, self.log()))
+        rc = self.proc.returncode
+        if check:
+            self.checked = True
+            if VALGRIND and rc == 99:
+                raise AssertionError("valgrind reported errors:\n%s"
+                                     % self.log())
+            if rc != 0:
+                raise AssertionError("credbrokerd exited with %d on SIGTERM;"
+                                     " stderr:\n%s" % (rc, self.log()))
+        return rc
+
+    def kill9(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.killed = True
+            self.proc.kill()
+            self.proc.wait()
+
+    def finish(self):
+        """End of a test: stop a running daemon with SIGTERM and require a
+        clean exit (under valgrind: no errors); a daemon that exited by
+        itself must have exited 0.  Catches crashes and, with valgrind or
+        sanitizers, memory errors in whatever the test exercised."""
+        if self.proc is None:
+            return
+        if self.alive():
+            self.stop(check=True)
+            return
+        if not self.killed and not self.checked:
+            rc = self.proc.returncode
+            self.checked = True
+            if rc != 0:
+                raise AssertionError("credbrokerd exited unexpectedly with "
+                                     "status %d; stderr:\n%s"
+                                     % (rc, self.log()))
+
+    def restart(self, wait=True):
+        if self.alive():
+            self.stop()
+        return self.start(wait=wait)
+
+    def cleanup(self):
+        try:
+            if self.alive():
+                self.proc.send_signal(signal.SIGTERM)
+                if self.wait_exit(STOP_TIMEOUT) is None:
+                    self.kill9()
+        finally:
+            if self in _live_daemons:
+                _live_daemons.remove(self)
+
+    def client(self, timeout=CALL_TIMEOUT):
+        return Client(self.socket, timeout=timeout)
+
+    def vm_kib(self, field="VmHWM"):
+        """A memory figure of the daemon from /proc (KiB), or None."""
+        try:
+            with open("/proc/%d/status" % self.proc.pid) as f:
+                for line in f:
+                    if line.startswith(field + ":"):
+                        return int(line.split()[1])
+        except OSError:
+            return None
+        return None
+
+
+@atexit.register
+def _cleanup_everything():
+    for d in list(_live_daemons):
+        try:
+            d.kill9()
+        except Exception:
+            pass
+    for t in list(_tmpdirs):
+        remove_tmpdir(t)
+
+
+class ConnectionClosed(Exception):
+    pass
+
+
+def pack_request(msgid, method, params=None, wrap=True):
+    if params is None:
+        params = {}
+    return msgpack.packb([0, msgid, method, [params] if wrap else params],
+                         use_bin_type=True)
+
+
+class Client:
+    """A plain msgpack-rpc client over a UNIX socket.
+
+    call() sends one request and waits for the response with the same
+    msgid; responses to other msgids that arrive meanwhile are kept.
+    """
+
+    def __init__(self, path, timeout=CALL_TIMEOUT):
+        self.path = path
+        self.timeout = timeout
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except OSError:
+            self.sock.close()
+            raise
+        self.unpacker = msgpack.Unpacker(raw=False, strict_map_key=False,
+                                         max_buffer_size=64 << 20)
+        self.msgs = []          # decoded messages not yet consumed
+        self.raw = bytearray()  # every byte received on this connection
+        self.next_id = 1
+        self.eof = False
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.close()
+
+    def fileno(self):
+        return self.sock.fileno()
+
+    def new_id(self):
+        i = self.next_id
+        self.next_id += 1
+        return i
+
+    def send_raw(self, data):
+        self.sock.sendall(data)
+
+    def _fill(self, deadline):
+        """Read once (waiting until the deadline); False on timeout."""
+        if self.eof:
+            raise ConnectionClosed("connection closed by the daemon")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return False
+        r, _, _ = select.select([self.sock], [], [], left)
+        if not r:
+            return False
+        try:
+            data = self.sock.recv(1 << 16)
+        except ConnectionResetError:
+            data = b""
+        if not data:
+            self.eof = True
+            raise ConnectionClosed("connection closed by the daemon")
+        self.raw += data
+        RECEIVED.extend(data)
+        self.unpacker.feed(data)
+        for m in self.unpacker:
+            self.msgs.append(m)
+        return True
+
+    def recv(self, timeout=None):
+        """Next message, raising ConnectionClosed or TimeoutError."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while not self.msgs:
+            if not self._fill(deadline):
+                raise TimeoutError("no message within the deadline")
+        return self.msgs.pop(0)
+
+    def wait_response(self, msgid, timeout=None):
+        deadline = time.monotonic() + (timeout or self.timeout)
+        while True:
+            for i, m in enumerate(self.msgs):
+                if (isinstance(m, list) and len(m) == 4 and m[0] == 1
+                        and m[1] == msgid):
+                    return self.msgs.pop(i)
+            if not self._fill(deadline):
+                raise TimeoutError("no response to msgid %d" % msgid)
+
+    def call(self, method, params=None, msgid=None, timeout=None):
+        """Send a request and return (error, result)."""
+        if msgid is None:
+            msgid = self.new_id()
+        self.send_raw(pack_request(msgid, method, params))
+        m = self.wait_response(msgid, timeout)
+        return m[2], m[3]
+
+    def ok(self, method, params=None):
+        """call() that insists on success and returns the result."""
+        err, res = self.call(method, params)
+        if err is not None:
+            raise AssertionError("%s %r failed: %r" % (method, params, err))
+        return res
+
+    def pipeline(self, requests, timeout=None):
+        """Send [(method, params), ...] in one write; return the list of
+        (msgid, response) in request order plus the msgids used."""
+        ids = []
+        buf = bytearray()
+        for method, params in requests:
+            i = self.new_id()
+            ids.append(i)
+            buf += pack_request(i, method, params)
+        self.send_raw(bytes(buf))
+        return [(i, self.wait_response(i, timeout)) for i in ids]
+
+    def wait_closed(self, timeout=None):
+        """Read until the daemon closes the connection.  Returns the list
+        of messages received meanwhile; raises AssertionError on timeout."""
+        deadline = time.monotonic() + (timeout or self.timeout)
+        got = list(self.msgs)
+        self.msgs = []
+        while True:
+            try:
+                if not self._fill(deadline):
+                    raise AssertionError("connection not closed by the "
+                                         "daemon within the deadline")
+            except ConnectionClosed:
+                break
+            got.extend(self.msgs)
+            self.msgs = []
+        got.extend(self.msgs)
+        self.msgs = []
+        return got
+
+
+def credctl(sock, *args, input=None, json=False, timeout=30 * SCALE,
+            env=None):
+    """Run credctl -s SOCK [--json] ARGS.  input: bytes/str for stdin (None:
+    stdin is /dev/null).  Returns (rc, stdout, stderr) as text."""
+    cmd = [CREDCTL, "-s", sock]
+    if json:
+        cmd.append("--json")
+    cmd += list(args)
+    if isinstance(input, str):
+        input = input.encode()
+    e = dict(os.environ)
+    if env:
+        e.update(env)
+    p = subprocess.run(cmd, input=input if input is not None else None,
+                       stdin=subprocess.DEVNULL if input is None else None,
+                       stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                       timeout=timeout, env=e)
+    out = p.stdout.decode("utf-8", "replace")
+    err = p.stderr.decode("utf-8", "replace")
+    CREDCTL_OUTPUT.append(p.stdout)
+    CREDCTL_OUTPUT.append(p.stderr)
+    return p.returncode, out, err
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A test case with one daemon started per test (self.d) and a client
+    (self.c).  Subclasses may set daemon_kwargs."""
+
+    daemon_kwargs = {}
+    start_daemon = True
+
+    def setUp(self):
+        if not have_binaries():
+            self.skipTest("credbrokerd not built at %s" % DAEMON)
+        self.tmp = make_tmpdir()
+        self.addCleanup(remove_tmpdir, self.tmp)
+        self.d = Daemon(self.tmp, **self.daemon_kwargs)
+        self.addCleanup(self.d.cleanup)
+        self.addCleanup(self.d.finish)
+        if self.start_daemon:
+            self.d.start()
+            self.c = self.d.client()
+            self.addCleanup(self.c.close)
+
+    def assertError(self, resp, code, msg=None):
+        err, res = resp
+        self.assertIsNotNone(err, msg or "expected error %s, got result %r"
+                             % (code, res))
+        self.assertIsInstance(err, dict)
+        self.assertEqual(err.get("code"), code,
+                         msg or "expected %s, got %r" % (code, err))
+        self.assertIsInstance(err.get("message"), str)
+        self.assertTrue(err["message"], "empty error message")
+        return err
+
+    def assertOk(self, resp):
+        err, res = resp
+        self.assertIsNone(err, "unexpected error %r" % (err,))
+        return res
+
+    def stop_daemon_checked(self):
+        """Stop the daemon with SIGTERM and require a clean exit."""
+        self.d.stop()
+
+
+def b64_forms(data):
+    """Substrings that any base64 encoding of data (standard or URL-safe,
+    at any alignment inside a larger buffer) must contain."""
+    forms = set()
+    for k in range(3):
+        enc = base64.b64encode(b"\0" * k + data)
+        # Drop the group holding prefix bytes and the last (unstable) one.
+        start = 4 if k else 0
+        mid = enc[start:len(enc) - 4]
+        if len(mid) >= 8:
+            forms.add(mid)
+            forms.add(mid.translate(bytes.maketrans(b"+/", b"-_")))
+    return forms
+
+
+def leak_forms(secret):
+    """Every encoding of secret (bytes) to look for in outputs."""
+    forms = {secret, secret.hex().encode(), secret.hex().upper().encode()}
+    forms |= b64_forms(secret)
+    return forms
+
+
+def find_leaks(blob, secrets_list):
+    """Return a list of (secret, form) found in blob."""
+    found = []
+    for s in secrets_list:
+        for f in leak_forms(s):
+            if f in blob:
+                found.append((s, f))
+    return found
+
+
+def main():
+    unittest.main(verbosity=2)
