@@ -161,4 +161,7 @@ int	 rpc_cred_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
 
+/* rpc-substitute.c */
+int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
 #endif

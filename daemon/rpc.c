@@ -32,6 +32,7 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_CRED_SET] =	rpc_cred_set,
 	[CB_M_CRED_STATUS] =	rpc_cred_status,
 	[CB_M_CRED_DELETE] =	rpc_cred_delete,
+	[CB_M_SUBSTITUTE] =	rpc_substitute,
 };
 
 /* Append s to dst, keeping only characters that cannot forge a field. */
@@ -145,7 +146,8 @@ rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 		goto fail;
 	}
 	call.msgid = req.msgid;
-	if ((m = proto_method_lookup(req.method, req.method_len)) < 0) {
+	if ((m = proto_method_lookup(req.method, req.method_len)) < 0 ||
+	    rpc_handlers[m] == NULL) {
 		cb_error_set(&err, CB_EBADREQ, "unknown method '%s'",
 		    rpc_printable(req.method, req.method_len, name,
 		    sizeof(name)));

@@ -1,0 +1,139 @@
+/*
+ * template: credential placeholders in outgoing request templates (SPEC
+ * section 5.2): parsing, filters, and rendering with structure protection.
+ *
+ * Grammar (spaces are ' ' or '\t'):
+ *
+ *	placeholder = "<<" *SP ".credentials." ID *SP
+ *	              *( "|" *SP FILTER *SP ) ">>"
+ *	ID          = [A-Za-z_][A-Za-z0-9_-]{0,63}
+ *	FILTER      = "urlquery" / "urlpath" / "json" / "base64"
+ *
+ * What "looks like a placeholder": every "<<" that is followed by optional
+ * whitespace (' ', '\t', '\r', '\n', '\v', '\f') and then a '.' is a
+ * placeholder attempt and must parse completely, or the whole template is
+ * refused (so "<<.credential.x>>", "<< .creds.a >>", "<<.credentials.a"
+ * and "<<\n.credentials.a>>" are errors, never passed through).  Any other
+ * "<<" is literal text: "a << b", "cat <<EOF", "<<" at the end of the text.
+ * Scanning resumes one byte later, so in "<<<.credentials.a>>" the first
+ * '<' is literal and the rest is a placeholder.  A lone ">>" is literal.
+ *
+ * Filters, applied left to right:
+ *	urlquery  percent-encode every byte but A-Z a-z 0-9 - . _ ~
+ *		  (space is %20, '+' is %2B), upper-case hex
+ *	urlpath   the same set, so '/' becomes %2F: the value stays one segment
+ *	json	  the inside of a JSON string: '"' and '\' escaped, control
+ *		  characters as \b \f \n \r \t or \u00XX, and also 0x7f, '<',
+ *		  '>', '&', U+2028 and U+2029 as \uXXXX so that JSON embedded
+ *		  in HTML or JavaScript stays safe; other non-ASCII UTF-8 passes
+ *		  unchanged; a value that is not valid UTF-8 is an error
+ *	base64	  standard alphabet with padding, no line breaks
+ *
+ * Rendering is one pass: literal text and values are copied to the output
+ * and never scanned again, so a value that contains "<<.credentials.x>>"
+ * ends up as that literal text.  Error messages name the placeholder by its
+ * text in the template (at most TPL_QUOTE_MAX bytes, non-printable bytes
+ * shown as '?'), never by a value.
+ */
+#ifndef CB_TEMPLATE_H
+#define CB_TEMPLATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cb_error.h"
+#include "secbuf.h"
+
+#define TPL_ID_MAX	64	/* bytes in a credential id */
+#define TPL_FILTERS_MAX	4	/* filters in one chain */
+#define TPL_QUOTE_MAX	80	/* bytes of placeholder text in a message */
+
+enum tpl_filter {
+	TPL_F_URLQUERY = 1,
+	TPL_F_URLPATH,
+	TPL_F_JSON,
+	TPL_F_BASE64
+};
+
+/*
+ * Where the rendered text goes, which decides what a value may contain
+ * after its filters:
+ *	TPL_URL		printable ASCII only (0x21..0x7e): no whitespace, no
+ *			control characters, and no raw non-ASCII bytes
+ *			(Unicode spaces and C1 controls are multi-byte)
+ *	TPL_HEADER	no CR, LF or NUL (a header value; names take no
+ *			placeholders: callers refuse any in a header name)
+ *	TPL_BODY	anything
+ */
+enum tpl_ctx {
+	TPL_URL,
+	TPL_HEADER,
+	TPL_BODY
+};
+
+struct tpl_ph {
+	size_t		 start;		/* offset of "<<" in the text */
+	size_t		 end;		/* offset just past ">>" */
+	char		 id[TPL_ID_MAX + 1];
+	int		 filters[TPL_FILTERS_MAX];	/* enum tpl_filter */
+	int		 nfilters;
+};
+
+struct tpl {
+	const char	*text;		/* not owned: must outlive the tpl */
+	size_t		 len;
+	struct tpl_ph	*ph;		/* in text order */
+	size_t		 nph;
+};
+
+#define TPL_INIT { NULL, 0, NULL, 0 }
+
+/*
+ * Parse len bytes of text (which may contain NULs) in one pass.  On
+ * success out->ph lists every placeholder in order (nph may be 0); out
+ * points into text, which must stay alive and unchanged.  On error
+ * (-CB_EBADREQ for malformed text, -CB_EINTERNAL for memory) out is left
+ * empty and needs no tpl_free, though calling it is harmless.
+ */
+int	 tpl_parse(const char *text, size_t len, struct tpl *out,
+	    struct cb_error *err);
+/* Release what tpl_parse allocated; t may be reused afterwards. */
+void	 tpl_free(struct tpl *t);
+
+/*
+ * Look up the plaintext value of a credential id for tpl_render.  On
+ * success *val and *len describe bytes owned by the caller of tpl_render
+ * (tpl_render neither keeps nor wipes them); they must stay valid until the
+ * lookup function is called again or tpl_render returns.  On failure
+ * return a negative CB_E* code with err filled; tpl_render returns it.
+ */
+typedef int (*tpl_lookup_fn)(void *arg, const char *id, const uint8_t **val,
+	    size_t *len, struct cb_error *err);
+
+/*
+ * Render t into out for context ctx: out's previous contents are wiped and
+ * replaced.  lookup is called once per placeholder, in order.  On error
+ * (lookup failure, a value refused by ctx, invalid UTF-8 for json) the
+ * call fails as a whole: out is wiped and left with len 0 (all or
+ * nothing), and every scratch buffer that held value bytes is wiped.
+ */
+int	 tpl_render(const struct tpl *t, enum tpl_ctx ctx,
+	    tpl_lookup_fn lookup, void *arg, struct secbuf *out,
+	    struct cb_error *err);
+
+/*
+ * Check a parsed URL template: its literal text must start with
+ * "http://" or "https://" (any case), and no placeholder may start before
+ * the end of the authority (the first '/', '?' or '#' after "//", or the
+ * end of the text), so a placeholder can never form the scheme, host, port
+ * or userinfo -- not even "https://<<.credentials.x>>".  -CB_EBADREQ with
+ * "placeholder <<...>> may not form the scheme, host, port or userinfo of
+ * the URL", or "URL must start with http:// or https://".  The origin of
+ * the rendered URL (url_origin) then equals that of the template.
+ */
+int	 tpl_check_url_template(const struct tpl *t, struct cb_error *err);
+
+/* Name of a filter ("urlquery"), or NULL if f is not one. */
+const char *tpl_filter_name(int f);
+
+#endif

@@ -1,0 +1,60 @@
+/*
+ * url: the origin of an outgoing request's URL, and whether a credential
+ * type's destinations allow it (SPEC sections 2 and 5.2).
+ *
+ * An origin is written in the normal form of dest_normalize (dest.h):
+ * "scheme://host[:port]", scheme "http" or "https", host lower case with
+ * no trailing dot, port only when it is not the scheme's default.  IPv6
+ * literals are written bracketed in the canonical text form of RFC 5952
+ * and compared by address, so "[0:0::1]" and "[::1]" are the same host.
+ *
+ * Decisions, each refusing what another parser might read differently:
+ *  - userinfo ("user@", "user:pass@") is refused, not dropped: it is the
+ *    classic trick for making "https://api.github.com@evil.example/" look
+ *    like a trusted origin;
+ *  - a backslash, whitespace, a control character, '%' (percent-encoded
+ *    host) or any non-ASCII byte in the authority is refused;
+ *  - IDNA: hosts must be given in ASCII, internationalised names in their
+ *    punycode A-label form ("xn--..."); destinations are ASCII too
+ *    (dest_normalize), so no Unicode mapping is needed to compare them and
+ *    no mapping table can disagree with the resolver's;
+ *  - a host whose last label is numeric (all digits, or "0x" and hex) must
+ *    be a dotted-decimal IPv4 address of four parts without leading zeros;
+ *    forms such as "2130706433", "127.1" or "0x7f.0.0.1", which resolvers
+ *    and URL parsers turn into addresses differently, are refused;
+ *  - a port must be 1..65535; an empty port ("host:") is refused.
+ */
+#ifndef CB_URL_H
+#define CB_URL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cb_error.h"
+
+/*
+ * Parse the absolute http(s) URL of len bytes (need not be NUL-terminated)
+ * and return its origin in *origin (malloc'd, normal form above).  The
+ * path, query and fragment are not examined.  -CB_EBADREQ with a message
+ * on any refusal ("URL must not contain userinfo", ...); messages may
+ * quote the authority, so call this on the template text after
+ * tpl_check_url_template (the authority then holds no value, and the
+ * origin equals that of the rendered URL) or on a URL without secrets.
+ */
+int	 url_origin(const char *url, size_t len, char **origin,
+	    struct cb_error *err);
+
+/*
+ * May a value be sent to origin (normal form, from url_origin)?  n == 0:
+ * yes, the type has no restriction.  Otherwise yes only if some
+ * destination (normal form, from dest_normalize) has the same scheme and
+ * the same port (default ports applied) and either the same host, or a
+ * wildcard host "*.suffix" where the origin's host ends in ".suffix" with
+ * at least one more label before it (any number of labels; "suffix"
+ * itself does not match, nor does an IP address).  An unparsable origin
+ * or destination never matches.
+ */
+bool	 url_origin_allowed(const char *origin, char *const *destinations,
+	    size_t n);
+
+#endif
