@@ -19,8 +19,11 @@
 #include "proto.h"
 #include "secbuf.h"
 
+struct http;
 struct seal_key;
 struct store;
+struct vault;
+struct vault_conf;
 
 /* conf.c */
 
@@ -91,6 +94,8 @@ struct broker {
 	size_t		 noverrides;
 	struct store	*store;
 	struct seal_key	*key;
+	struct http	*http;		/* Vault's HTTP client */
+	struct vault	*vault;
 	uint64_t	 started_ms;	/* uv_now at start */
 	time_t		 started;
 	unsigned	 nconns;
@@ -110,8 +115,13 @@ void	 server_reload(struct broker *b);
 const struct peer *conn_peer(const struct conn *c);
 /* Queue bytes for writing; takes ownership of buf (wiped after write). */
 void	 conn_write(struct conn *c, struct secbuf *buf);
-/* Close after pending writes. */
+/* Close after pending writes and waiting calls. */
 void	 conn_close(struct conn *c);
+/* A waiting call holds the connection (and counts as in flight). */
+void	 conn_ref(struct conn *c);
+void	 conn_unref(struct conn *c);
+/* Whether the connection has gone (a late reply is then dropped). */
+bool	 conn_is_closed(const struct conn *c);
 
 /* rpc.c */
 
@@ -130,11 +140,19 @@ struct rpc_call {
 
 /*
  * A handler packs exactly one result object into call->pk and returns 0,
- * or returns a negative CB_E* code with err filled.
+ * or returns a negative CB_E* code with err filled, or returns RPC_WAIT
+ * after arranging for rpc_finish() to be called later (the call then owns
+ * a reference on its connection until it finishes).
  */
+#define RPC_WAIT	1
 typedef int (*rpc_handler)(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err);
 
+/*
+ * Finish a call that returned RPC_WAIT: rc 0 sends what the handler packed
+ * into call->pk, a negative rc sends err.  Frees call.
+ */
+void	 rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err);
 /* Handle one unpacked message from conn. */
 void	 rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj);
 /* Record a type ident (or ref) and the subject for the audit line. */
@@ -157,9 +175,20 @@ int	 rpc_type_delete(struct rpc_call *, const msgpack_object *, struct cb_error 
 int	 rpc_type_clear(struct rpc_call *, const msgpack_object *, struct cb_error *);
 
 /* rpc-cred.c */
+/* "credentials/<type_uuid>/users/<user_uuid>", relative to vault.path. */
+void	 rpc_vault_relpath(char *buf, size_t sz, const char *type_uuid,
+	    const char *user_uuid);
 int	 rpc_cred_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
+/* rpc-vault.c */
+int	 rpc_vault_get(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_vault_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_vault_test(struct rpc_call *, const msgpack_object *, struct cb_error *);
+/* The stored Vault settings; *found false when there are none. */
+int	 rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
+	    struct cb_error *err);
 
 /* rpc-substitute.c */
 int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);

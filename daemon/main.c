@@ -30,6 +30,8 @@
 #include "log.h"
 #include "seal.h"
 #include "store.h"
+#include "http.h"
+#include "vault.h"
 
 #define CONF_DEFAULT_PATH	"/etc/credbroker/credbroker.conf"
 
@@ -126,6 +128,24 @@ check_key(struct store *st, const struct seal_key *k, const char *dbpath)
 	free(stored);
 }
 
+/* The HTTP client and Vault, configured from the stored settings. */
+static void
+start_vault(struct broker *b)
+{
+	struct vault_conf	 vc;
+	struct cb_error		 err;
+	bool			 found;
+
+	if (http_init(b->loop, &b->http, &err) != 0 ||
+	    vault_init(b->loop, b->http, &b->vault, &err) != 0)
+		fatalx("%s", err.msg);
+	if (rpc_vault_load(b, &vc, &found, &err) != 0)
+		fatalx("Vault settings: %s", err.msg);
+	if (found && vault_configure(b->vault, &vc, &err) != 0)
+		log_warnx("stored Vault settings refused: %s", err.msg);
+	vault_conf_free(&vc);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -213,6 +233,7 @@ main(int argc, char *argv[])
 	b.loop = &loop;
 	b.started_ms = uv_now(&loop);
 	b.started = time(NULL);
+	start_vault(&b);
 	if (server_start(&b, &err) != 0)
 		fatalx("%s", err.msg);
 	if (!foreground && daemon(1, 1) != 0)

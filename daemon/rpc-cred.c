@@ -18,8 +18,101 @@
 #include "seal.h"
 #include "secbuf.h"
 #include "store.h"
+#include "vault.h"
 
 #define RPC_CONTEXT_LEN	(2 * STORE_UUID_LEN + 2)
+#define RPC_RELPATH_LEN	(2 * STORE_UUID_LEN + 32)
+
+/* Where a value of a vault-stored type lives, relative to vault.path. */
+void
+rpc_vault_relpath(char *buf, size_t sz, const char *type_uuid,
+    const char *user_uuid)
+{
+	snprintf(buf, sz, "credentials/%s/users/%s", type_uuid, user_uuid);
+}
+
+/* A call waiting on Vault, with what it needs to answer. */
+struct cred_wait {
+	struct rpc_call	*call;
+	int64_t		 now;
+	char		 type_uuid[STORE_UUID_LEN + 1];
+	char		 user[STORE_UUID_LEN + 1];
+	char		 ident[STORE_IDENT_MAX + 1];
+};
+
+/* Allocate the waiting context of a call. */
+static struct cred_wait *
+cred_wait_new(struct rpc_call *call, const struct store_type *t,
+    const char *user, struct cb_error *err)
+{
+	struct cred_wait	*w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		cb_error_set(err, CB_EINTERNAL, "out of memory");
+		return NULL;
+	}
+	w->call = call;
+	w->now = (int64_t)time(NULL);
+	memcpy(w->type_uuid, t->uuid, sizeof(w->type_uuid));
+	memcpy(w->user, user, sizeof(w->user));
+	memcpy(w->ident, t->ident, sizeof(w->ident));
+	return w;
+}
+
+/* Vault answered a cred.set write. */
+static void
+cred_set_written(void *arg, int rc, const struct cb_error *err)
+{
+	struct cred_wait	*w = arg;
+
+	if (rc == 0) {
+		msgpack_pack_map(&w->call->pk, 1);
+		rpc_pack_kv_time(&w->call->pk, "updated_at", w->now);
+	}
+	rpc_finish(w->call, rc, err);
+	free(w);
+}
+
+/* Vault answered the destroy of cred.delete. */
+static void
+cred_delete_done(void *arg, int rc, const struct cb_error *err)
+{
+	struct cred_wait	*w = arg;
+
+	if (rc == 0)
+		msgpack_pack_map(&w->call->pk, 0);
+	rpc_finish(w->call, rc, err);
+	free(w);
+}
+
+/* Vault answered the read of cred.delete: destroy what is there. */
+static void
+cred_delete_read(void *arg, int rc, const char *value, int64_t created,
+    const struct cb_error *err)
+{
+	struct cred_wait	*w = arg;
+	struct cb_error		 e;
+	char			 rel[RPC_RELPATH_LEN];
+
+	if (rc == -CB_ENOTFOUND) {
+		cb_error_set(&e, CB_ENOTFOUND, "user %s has no value of "
+		    "credential type '%s'", w->user, w->ident);
+		rpc_finish(w->call, rc, &e);
+		free(w);
+		return;
+	}
+	if (rc != 0) {
+		rpc_finish(w->call, rc, err);
+		free(w);
+		return;
+	}
+	rpc_vault_relpath(rel, sizeof(rel), w->type_uuid, w->user);
+	if ((rc = vault_destroy(w->call->broker->vault, rel, cred_delete_done,
+	    w, &e)) != 0) {
+		rpc_finish(w->call, rc, &e);
+		free(w);
+	}
+}
 
 /* Read params.user and check it is a lower-case RFC 4122 uuid. */
 static int
@@ -40,13 +133,14 @@ rpc_user(struct rpc_call *call, const msgpack_object *params, char **user,
 	return 0;
 }
 
-/* Look up params.type and params.user; refuse vault-stored types. */
+/* Look up params.type and params.user; vault types need a usable Vault. */
 static int
 rpc_cred_target(struct rpc_call *call, const msgpack_object *params,
     struct store_type *t, char **user, struct cb_error *err)
 {
-	char	*ref = NULL;
-	int	 rc;
+	struct cb_error	 why;
+	char		*ref = NULL;
+	int		 rc;
 
 	if ((rc = proto_get_str(params, "type", true, &ref, err)) != 0 ||
 	    (rc = rpc_user(call, params, user, err)) != 0 ||
@@ -56,10 +150,10 @@ rpc_cred_target(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	}
 	rpc_audit(call, t->ident, NULL);
-	if (t->storage == STORE_VAULT)
-		rc = cb_error_set(err, CB_ENOTCONFIGURED, "credential type "
-		    "'%s' is stored in Vault, and Vault is not configured",
-		    t->ident);
+	if (t->storage == STORE_VAULT && !vault_usable(call->broker->vault,
+	    &why))
+		rc = cb_error_set(err, why.code, "credential type '%s' is "
+		    "stored in Vault: %s", t->ident, why.msg);
 done:
 	free(ref);
 	return rc;
@@ -110,6 +204,23 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = seal_seal(call->broker->key, context, pt, ptlen, &sealed,
 	    err)) != 0)
 		goto done;
+	if (t.storage == STORE_VAULT) {
+		struct cred_wait	*w;
+		char			 rel[RPC_RELPATH_LEN];
+
+		if ((w = cred_wait_new(call, &t, user, err)) == NULL) {
+			rc = -CB_EINTERNAL;
+			goto done;
+		}
+		rpc_vault_relpath(rel, sizeof(rel), t.uuid, user);
+		if ((rc = vault_write(call->broker->vault, rel, sealed,
+		    cred_set_written, w, err)) != 0) {
+			free(w);
+			goto done;
+		}
+		rc = RPC_WAIT;
+		goto done;
+	}
 	now = (int64_t)time(NULL);
 	if ((rc = store_value_set(call->broker->store, t.uuid, user, sealed,
 	    now, err)) != 0)
@@ -123,47 +234,153 @@ done:
 	return rc;
 }
 
+/*
+ * cred.status waits for one Vault read per vault-stored type (the reads
+ * run concurrently); db-stored types are answered from SQLite at once.  A
+ * vault-stored type whose status cannot be read carries an "error" instead
+ * of failing the whole call: the db-stored ones still answer.
+ */
+struct status_ctx;
+struct status_slot {
+	struct status_ctx	*ctx;
+	size_t			 i;
+};
+struct status_ctx {
+	struct rpc_call		*call;
+	struct store_type	*types;
+	size_t			 ntypes;
+	int64_t			*updated;
+	char			**errors;
+	struct status_slot	*slots;
+	size_t			 pending;
+};
+
+/* Pack the answer of cred.status. */
+static void
+status_pack(struct status_ctx *x)
+{
+	msgpack_packer	*pk = &x->call->pk;
+	size_t		 i;
+
+	msgpack_pack_array(pk, x->ntypes);
+	for (i = 0; i < x->ntypes; i++) {
+		msgpack_pack_map(pk, x->errors[i] != NULL ? 7 : 6);
+		proto_pack_kv_str(pk, "type", x->types[i].uuid);
+		proto_pack_kv_str(pk, "ident", x->types[i].ident);
+		proto_pack_kv_str(pk, "name", x->types[i].name);
+		proto_pack_kv_str(pk, "storage",
+		    x->types[i].storage == STORE_VAULT ? "vault" : "db");
+		proto_pack_kv_bool(pk, "filled", x->updated[i] != 0);
+		rpc_pack_kv_time(pk, "updated_at", x->updated[i]);
+		if (x->errors[i] != NULL)
+			proto_pack_kv_str(pk, "error", x->errors[i]);
+	}
+}
+
+static void
+status_free(struct status_ctx *x)
+{
+	size_t	i;
+
+	for (i = 0; x->errors != NULL && i < x->ntypes; i++)
+		free(x->errors[i]);
+	free(x->errors);
+	free(x->updated);
+	free(x->slots);
+	store_type_list_free(x->types, x->ntypes);
+	free(x);
+}
+
+/* Record why a vault-stored type's status is unknown. */
+static void
+status_error(struct status_ctx *x, size_t i, const struct cb_error *err)
+{
+	char	*m = NULL;
+
+	if (asprintf(&m, "%s: %s", cb_error_name(err->code), err->msg) >= 0)
+		x->errors[i] = m;
+}
+
+/* One Vault read of cred.status answered. */
+static void
+status_read(void *arg, int rc, const char *value, int64_t created,
+    const struct cb_error *err)
+{
+	struct status_slot	*slot = arg;
+	struct status_ctx	*x = slot->ctx;
+
+	if (rc == 0)
+		x->updated[slot->i] = created != 0 ? created : 1;
+	else if (rc != -CB_ENOTFOUND)
+		status_error(x, slot->i, err);
+	if (--x->pending > 0)
+		return;
+	status_pack(x);
+	rpc_finish(x->call, 0, NULL);
+	status_free(x);
+}
+
 /* cred.status {user} -> [{type, ident, name, storage, filled, updated_at}] */
 int
 rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
 	static const char *const keys[] = { "user", NULL };
-	struct store_type	*types = NULL;
+	struct status_ctx	*x = NULL;
 	struct store_status	*vals = NULL;
-	size_t			 ntypes = 0, nvals = 0, i, j;
-	char			*user = NULL;
-	int64_t			 updated;
+	struct cb_error		 e;
+	size_t			 nvals = 0, i, j;
+	char			*user = NULL, rel[RPC_RELPATH_LEN];
 	int			 rc;
 
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	x->call = call;
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_user(call, params, &user, err)) != 0 ||
-	    (rc = store_type_list(call->broker->store, &types, &ntypes,
+	    (rc = store_type_list(call->broker->store, &x->types, &x->ntypes,
 	    err)) != 0 ||
 	    (rc = store_value_list_user(call->broker->store, user, &vals,
 	    &nvals, err)) != 0)
-		goto done;
-	msgpack_pack_array(&call->pk, ntypes);
-	for (i = 0; i < ntypes; i++) {
-		updated = 0;
-		if (types[i].storage == STORE_DB)
+		goto fail;
+	x->updated = calloc(x->ntypes + 1, sizeof(*x->updated));
+	x->errors = calloc(x->ntypes + 1, sizeof(*x->errors));
+	x->slots = calloc(x->ntypes + 1, sizeof(*x->slots));
+	if (x->updated == NULL || x->errors == NULL || x->slots == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto fail;
+	}
+	/* One extra count keeps synchronous answers from finishing early. */
+	x->pending = 1;
+	for (i = 0; i < x->ntypes; i++) {
+		if (x->types[i].storage == STORE_DB) {
 			for (j = 0; j < nvals; j++)
 				if (strcmp(vals[j].type_uuid,
-				    types[i].uuid) == 0)
-					updated = vals[j].updated_at;
-		msgpack_pack_map(&call->pk, 6);
-		proto_pack_kv_str(&call->pk, "type", types[i].uuid);
-		proto_pack_kv_str(&call->pk, "ident", types[i].ident);
-		proto_pack_kv_str(&call->pk, "name", types[i].name);
-		proto_pack_kv_str(&call->pk, "storage",
-		    types[i].storage == STORE_VAULT ? "vault" : "db");
-		proto_pack_kv_bool(&call->pk, "filled", updated != 0);
-		rpc_pack_kv_time(&call->pk, "updated_at", updated);
+				    x->types[i].uuid) == 0)
+					x->updated[i] = vals[j].updated_at;
+			continue;
+		}
+		x->slots[i].ctx = x;
+		x->slots[i].i = i;
+		rpc_vault_relpath(rel, sizeof(rel), x->types[i].uuid, user);
+		x->pending++;
+		if (vault_read(call->broker->vault, rel, status_read,
+		    &x->slots[i], &e) != 0) {
+			x->pending--;
+			status_error(x, i, &e);
+		}
 	}
-done:
 	free(vals);
-	store_type_list_free(types, ntypes);
 	free(user);
+	if (--x->pending > 0)
+		return RPC_WAIT;
+	status_pack(x);
+	status_free(x);
+	return 0;
+fail:
+	free(vals);
+	free(user);
+	status_free(x);
 	return rc;
 }
 
@@ -181,6 +398,23 @@ rpc_cred_delete(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_cred_target(call, params, &t, &user, err)) != 0)
 		goto done;
+	if (t.storage == STORE_VAULT) {
+		struct cred_wait	*w;
+		char			 rel[RPC_RELPATH_LEN];
+
+		if ((w = cred_wait_new(call, &t, user, err)) == NULL) {
+			rc = -CB_EINTERNAL;
+			goto done;
+		}
+		rpc_vault_relpath(rel, sizeof(rel), t.uuid, user);
+		if ((rc = vault_read(call->broker->vault, rel,
+		    cred_delete_read, w, err)) != 0) {
+			free(w);
+			goto done;
+		}
+		rc = RPC_WAIT;
+		goto done;
+	}
 	if ((rc = store_value_delete(call->broker->store, t.uuid, user,
 	    err)) != 0) {
 		if (rc == -CB_ENOTFOUND)

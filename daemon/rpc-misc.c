@@ -8,6 +8,7 @@
 #include "cb_version.h"
 #include "credbrokerd.h"
 #include "proto.h"
+#include "vault.h"
 
 /* hello {} -> {protocol, server, permissions, uid} */
 int
@@ -43,7 +44,9 @@ rpc_health(struct rpc_call *call, const msgpack_object *params,
 	static const char *const keys[] = { NULL };
 	msgpack_packer	*pk = &call->pk;
 	struct broker	*b = call->broker;
+	struct vault_status vs;
 
+	vault_get_status(b->vault, &vs);
 	if (proto_check_keys(params, keys, err) != 0)
 		return -CB_EBADREQ;
 	msgpack_pack_map(pk, 6);
@@ -57,11 +60,14 @@ rpc_health(struct rpc_call *call, const msgpack_object *params,
 	proto_pack_kv_str(pk, "backend", "sqlite");
 	proto_pack_kv_str(pk, "status", "ok");
 	proto_pack_cstr(pk, "vault");
-	msgpack_pack_map(pk, 5);
-	proto_pack_kv_bool(pk, "configured", false);
-	proto_pack_kv_bool(pk, "enabled", false);
-	proto_pack_kv_bool(pk, "authenticated", false);
-	proto_pack_kv_int(pk, "token_ttl", 0);
-	proto_pack_kv_str(pk, "last_error", NULL);
+	msgpack_pack_map(pk, 7);
+	proto_pack_kv_bool(pk, "configured", vs.configured);
+	proto_pack_kv_bool(pk, "enabled", vs.enabled);
+	proto_pack_kv_bool(pk, "authenticated", vs.authenticated);
+	proto_pack_kv_int(pk, "token_ttl", vs.token_ttl);
+	proto_pack_kv_str(pk, "last_error",
+	    vs.last_error[0] ? vs.last_error : NULL);
+	proto_pack_kv_int(pk, "logins", (int64_t)vs.logins);
+	proto_pack_kv_int(pk, "renewals", (int64_t)vs.renewals);
 	return 0;
 }

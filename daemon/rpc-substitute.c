@@ -33,13 +33,17 @@
 #include "subject.h"
 #include "template.h"
 #include "url.h"
+#include "vault.h"
 
 #define SUB_HEADERS_MAX		128
 #define SUB_METHOD_MAX		32
 #define SUB_HNAME_MAX		256
 
+struct sub;
+
 /* One credential the templates use. */
 struct sub_cred {
+	struct sub		*sub;		/* for Vault callbacks */
 	const struct comp_cred	*decl;
 	struct store_type	 type;
 	char			*sealed;	/* NULL when not set (dry run) */
@@ -54,6 +58,13 @@ struct sub_header {
 };
 
 struct sub {
+	struct rpc_call		*call;
+	size_t			 pending;	/* Vault reads in flight + 1 */
+	int			 rc;		/* first failure of a read */
+	struct cb_error		 err;
+	struct secbuf		 params_buf;	/* own copy, when waiting */
+	msgpack_unpacked	 params_up;
+	bool			 have_params_up;
 	struct component	 comp;
 	const char		*subject;
 	bool			 dry_run;
@@ -133,7 +144,7 @@ sub_declared(struct sub *s, const struct tpl *t, struct cb_error *err)
 
 /* Step 2: read and parse request.{method, url, headers, body}. */
 static int
-sub_parse_request(struct sub *s, const msgpack_object *req,
+sub_parse_templates(struct sub *s, const msgpack_object *req,
     struct cb_error *err)
 {
 	static const char *const keys[] = { "method", "url", "headers",
@@ -215,7 +226,16 @@ sub_parse_request(struct sub *s, const msgpack_object *req,
 			return rc;
 	}
 
-	/* Every id must be declared; collect the distinct ones. */
+	return 0;
+}
+
+/* Every id must be declared; collect the distinct ones. */
+static int
+sub_collect(struct sub *s, struct cb_error *err)
+{
+	size_t	i;
+	int	rc;
+
 	s->creds = calloc(s->comp.ncreds + 1, sizeof(*s->creds));
 	if (s->creds == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -229,11 +249,22 @@ sub_parse_request(struct sub *s, const msgpack_object *req,
 	return 0;
 }
 
-/* Step 3: types, destinations, sealed values. */
+/* A sealed value of a vault-stored type arrived (or did not). */
+static void	sub_vault_read(void *, int, const char *, int64_t,
+		    const struct cb_error *);
+static void	sub_finish(struct sub *);
+
+/*
+ * Step 3: types, destinations, sealed values.  Values of db-stored types
+ * are read here; those of vault-stored types are asked for all at once,
+ * and the call goes on in sub_finish() when the last one has answered.
+ */
 static int
 sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
 	struct store	*st = call->broker->store;
+	struct cb_error	 e;
+	char		 rel[2 * STORE_UUID_LEN + 32];
 	size_t		 i;
 	int64_t		 updated;
 	int		 rc;
@@ -241,6 +272,7 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 	for (i = 0; i < s->ncreds; i++) {
 		struct sub_cred *c = &s->creds[i];
 
+		c->sub = s;
 		if ((rc = store_type_get(st, c->decl->type, &c->type,
 		    err)) != 0) {
 			if (rc == -CB_ENOTFOUND || rc == -CB_EBADREQ)
@@ -250,16 +282,18 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 			return rc;
 		}
 		rpc_audit(call, c->type.ident, NULL);
-		if (c->type.storage == STORE_VAULT)
-			return cb_error_set(err, CB_ENOTCONFIGURED,
-			    "credential '%s': type '%s' is stored in Vault, and "
-			    "Vault is not configured", c->decl->id,
-			    c->type.ident);
+		if (c->type.storage == STORE_VAULT &&
+		    !vault_usable(call->broker->vault, &e))
+			return cb_error_set(err, e.code, "credential '%s': "
+			    "type '%s' is stored in Vault: %s", c->decl->id,
+			    c->type.ident, e.msg);
 		if (!url_origin_allowed(s->origin, c->type.destinations,
 		    c->type.ndestinations))
 			return cb_error_set(err, CB_EFORBIDDEN,
 			    "credential '%s' (type '%s') may not be sent to %s",
 			    c->decl->id, c->type.ident, s->origin);
+		if (c->type.storage == STORE_VAULT)
+			continue;
 		rc = store_value_get(st, c->type.uuid, s->subject, &c->sealed,
 		    &updated, err);
 		if (rc == -CB_ENOTFOUND) {
@@ -272,7 +306,44 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 		if (rc != 0)
 			return rc;
 	}
+	for (i = 0; i < s->ncreds; i++) {
+		struct sub_cred *c = &s->creds[i];
+
+		if (c->type.storage != STORE_VAULT)
+			continue;
+		rpc_vault_relpath(rel, sizeof(rel), c->type.uuid, s->subject);
+		s->pending++;
+		if (vault_read(call->broker->vault, rel, sub_vault_read, c,
+		    &e) != 0)
+			sub_vault_read(c, -e.code, NULL, 0, &e);
+	}
 	return 0;
+}
+
+static void
+sub_vault_read(void *arg, int rc, const char *value, int64_t created,
+    const struct cb_error *err)
+{
+	struct sub_cred	*c = arg;
+	struct sub	*s = c->sub;
+
+	if (rc == 0 && (c->sealed = strdup(value)) == NULL)
+		rc = -CB_EINTERNAL;
+	if (rc == -CB_ENOTFOUND && !s->dry_run && s->rc == 0)
+		s->rc = cb_error_set(&s->err, CB_ENOTFOUND, "credential '%s' "
+		    "(type '%s') is not set for user %s", c->decl->id,
+		    c->type.ident, s->subject);
+	else if (rc != 0 && rc != -CB_ENOTFOUND && s->rc == 0) {
+		s->rc = rc;
+		if (err != NULL && err->code != 0)
+			cb_error_set(&s->err, err->code, "credential '%s' "
+			    "(type '%s'): %.300s", c->decl->id, c->type.ident,
+			    err->msg);
+		else
+			cb_error_set(&s->err, -rc, "out of memory");
+	}
+	if (--s->pending == 0)
+		sub_finish(s);
 }
 
 /* Step 4a: decrypt (or mask) every value. */
@@ -347,8 +418,9 @@ sub_render(struct sub *s, struct cb_error *err)
 		if ((rc = tpl_render(&s->headers[i].value, hdr_ctx, sub_lookup,
 		    s, &s->headers[i].out, err)) != 0)
 			return rc;
-	if (s->body != NULL && (rc = tpl_render(&s->body_tpl, TPL_BODY,
-	    sub_lookup, s, &s->body_out, err)) != 0)
+	if (s->body != NULL && (rc = tpl_render(&s->body_tpl,
+	    s->body->type == MSGPACK_OBJECT_BIN || s->dry_run ? TPL_BODY :
+	    TPL_TEXT, sub_lookup, s, &s->body_out, err)) != 0)
 		return rc;
 	if (s->dry_run)
 		return 0;
@@ -421,6 +493,48 @@ sub_pack(struct rpc_call *call, struct sub *s)
 		proto_pack_kv_bool(pk, "dry_run", true);
 }
 
+/* Free what sub_parse_templates made. */
+static void
+sub_templates_free(struct sub *s)
+{
+	size_t	i;
+
+	for (i = 0; s->headers != NULL && i < s->nheaders; i++) {
+		tpl_free(&s->headers[i].value);
+		secbuf_free(&s->headers[i].out);
+	}
+	free(s->headers);
+	s->headers = NULL;
+	s->nheaders = 0;
+	tpl_free(&s->url_tpl);
+	tpl_free(&s->body_tpl);
+	free(s->origin);
+	s->origin = NULL;
+}
+
+/*
+ * The request's templates point into the connection's read buffer, which
+ * is wiped once the handler returns.  A call that waits on Vault first
+ * takes its own copy of the request and parses it again from there.
+ */
+static int
+sub_rebase(struct sub *s, const msgpack_object *params, struct cb_error *err)
+{
+	msgpack_packer	 pk;
+	size_t		 off = 0;
+
+	msgpack_packer_init(&pk, &s->params_buf, secbuf_msgpack_write);
+	if (msgpack_pack_object(&pk, *proto_map_get(params, "request")) != 0)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	msgpack_unpacked_init(&s->params_up);
+	s->have_params_up = true;
+	if (msgpack_unpack_next(&s->params_up, (const char *)s->params_buf.data,
+	    s->params_buf.len, &off) != MSGPACK_UNPACK_SUCCESS)
+		return cb_error_set(err, CB_EINTERNAL, "cannot copy request");
+	sub_templates_free(s);
+	return sub_parse_templates(s, &s->params_up.data, err);
+}
+
 /* Step 5: wipe and free everything. */
 static void
 sub_free(struct sub *s)
@@ -433,17 +547,28 @@ sub_free(struct sub *s)
 		store_type_free(&s->creds[i].type);
 	}
 	free(s->creds);
-	for (i = 0; s->headers != NULL && i < s->nheaders; i++) {
-		tpl_free(&s->headers[i].value);
-		secbuf_free(&s->headers[i].out);
-	}
-	free(s->headers);
-	tpl_free(&s->url_tpl);
+	sub_templates_free(s);
 	secbuf_free(&s->url_out);
-	tpl_free(&s->body_tpl);
 	secbuf_free(&s->body_out);
-	free(s->origin);
 	component_free(&s->comp);
+	if (s->have_params_up)
+		msgpack_unpacked_destroy(&s->params_up);
+	secbuf_free(&s->params_buf);
+	free(s);
+}
+
+/* Steps 4 and 5, once every sealed value is at hand; frees s. */
+static void
+sub_finish(struct sub *s)
+{
+	struct rpc_call	*call = s->call;
+	int		 rc = s->rc;
+
+	if (rc == 0 && (rc = sub_open(call, s, &s->err)) == 0 &&
+	    (rc = sub_render(s, &s->err)) == 0)
+		sub_pack(call, s);
+	rpc_finish(call, rc, &s->err);
+	sub_free(s);
 }
 
 /* substitute {component, request, dry_run?} */
@@ -453,20 +578,22 @@ rpc_substitute(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "component", "request",
 	    "dry_run", NULL };
-	struct sub	 s;
+	struct sub	*s;
 	const char	*skip = NULL;
 	int		 rc;
 
-	memset(&s, 0, sizeof(s));
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	s->call = call;
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
-	    (rc = proto_get_bool(params, "dry_run", false, &s.dry_run,
+	    (rc = proto_get_bool(params, "dry_run", false, &s->dry_run,
 	    err)) < 0 ||
-	    (rc = component_parse(proto_map_get(params, "component"), &s.comp,
-	    err)) != 0 ||
-	    (rc = subject_resolve(&s.comp, &s.subject, &skip, err)) != 0)
+	    (rc = component_parse(proto_map_get(params, "component"),
+	    &s->comp, err)) != 0 ||
+	    (rc = subject_resolve(&s->comp, &s->subject, &skip, err)) != 0)
 		goto done;
-	if (s.subject != NULL)
-		rpc_audit(call, NULL, s.subject);
+	if (s->subject != NULL)
+		rpc_audit(call, NULL, s->subject);
 	if (skip != NULL) {
 		/* SPEC 5.1: a skipped status check is an answer, not an error. */
 		msgpack_pack_map(&call->pk, 2);
@@ -474,14 +601,30 @@ rpc_substitute(struct rpc_call *call, const msgpack_object *params,
 		proto_pack_kv_str(&call->pk, "reason", skip);
 		goto done;
 	}
-	if ((rc = sub_parse_request(&s, proto_map_get(params, "request"),
+	s->pending = 1;
+	if ((rc = sub_parse_templates(s, proto_map_get(params, "request"),
 	    err)) != 0 ||
-	    (rc = sub_fetch(call, &s, err)) != 0 ||
-	    (rc = sub_open(call, &s, err)) != 0 ||
-	    (rc = sub_render(&s, err)) != 0)
+	    (rc = sub_collect(s, err)) != 0 ||
+	    (rc = sub_fetch(call, s, err)) != 0)
 		goto done;
-	sub_pack(call, &s);
+	if (s->pending > 1 && (rc = sub_rebase(s, params, err)) != 0) {
+		/* The reads still answer; sub_finish reports the failure. */
+		if (s->rc == 0) {
+			s->rc = rc;
+			s->err = *err;
+		}
+	}
+	if (--s->pending > 0)
+		return RPC_WAIT;
+	if ((rc = s->rc) != 0) {
+		*err = s->err;
+		goto done;
+	}
+	if ((rc = sub_open(call, s, err)) != 0 ||
+	    (rc = sub_render(s, err)) != 0)
+		goto done;
+	sub_pack(call, s);
 done:
-	sub_free(&s);
+	sub_free(s);
 	return rc;
 }

@@ -3,6 +3,7 @@
  * list, update, delete and clear.  Types carry no secret; they need the
  * edit:user-access-credentials-types permission.
  */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,7 @@
 #include "dest.h"
 #include "proto.h"
 #include "store.h"
+#include "vault.h"
 
 /* Wire name of a storage kind. */
 static const char *
@@ -318,6 +320,77 @@ done:
 	return rc;
 }
 
+/*
+ * type.clear of a vault-stored type: LIST the users under the type, then
+ * delete each secret with all its versions (metadata delete), all at once.
+ * The answer counts what was removed; the first failure, if any, fails the
+ * call after every delete has ended, so a retry finishes the job.
+ */
+struct clear_ctx {
+	struct rpc_call	*call;
+	char		 type_uuid[STORE_UUID_LEN + 1];
+	size_t		 pending;
+	int64_t		 removed;
+	int		 rc;
+	struct cb_error	 err;
+};
+
+/* Answer type.clear once every delete has ended. */
+static void
+clear_end(struct clear_ctx *x)
+{
+	if (--x->pending > 0)
+		return;
+	if (x->rc == 0) {
+		msgpack_pack_map(&x->call->pk, 1);
+		proto_pack_kv_int(&x->call->pk, "removed", x->removed);
+	}
+	rpc_finish(x->call, x->rc, &x->err);
+	free(x);
+}
+
+static void
+clear_destroyed(void *arg, int rc, const struct cb_error *err)
+{
+	struct clear_ctx	*x = arg;
+
+	if (rc == 0)
+		x->removed++;
+	else if (x->rc == 0) {
+		x->rc = rc;
+		x->err = *err;
+	}
+	clear_end(x);
+}
+
+static void
+clear_listed(void *arg, int rc, char *const *keys, size_t nkeys,
+    const struct cb_error *err)
+{
+	struct clear_ctx	*x = arg;
+	struct cb_error		 e;
+	char			 rel[2 * STORE_UUID_LEN + 32];
+	size_t			 i;
+
+	if (rc != 0) {
+		x->rc = rc;
+		x->err = *err;
+		clear_end(x);
+		return;
+	}
+	for (i = 0; i < nkeys; i++) {
+		/* Only what this broker writes: a user uuid, no folder. */
+		if (!store_uuid_valid(keys[i]))
+			continue;
+		rpc_vault_relpath(rel, sizeof(rel), x->type_uuid, keys[i]);
+		x->pending++;
+		if (vault_destroy(x->call->broker->vault, rel, clear_destroyed,
+		    x, &e) != 0)
+			clear_destroyed(x, -e.code, &e);
+	}
+	clear_end(x);
+}
+
 /* type.clear {type} -> {removed} */
 int
 rpc_type_clear(struct rpc_call *call, const msgpack_object *params,
@@ -333,9 +406,27 @@ rpc_type_clear(struct rpc_call *call, const msgpack_object *params,
 	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
 		goto done;
 	if (t.storage == STORE_VAULT) {
-		rc = cb_error_set(err, CB_ENOTCONFIGURED, "credential type "
-		    "'%s' is stored in Vault, and Vault is not configured",
-		    t.ident);
+		struct clear_ctx	*x;
+		char			 dir[STORE_UUID_LEN + 32];
+
+		if (!vault_usable(call->broker->vault, err)) {
+			rc = -err->code;
+			goto done;
+		}
+		if ((x = calloc(1, sizeof(*x))) == NULL) {
+			rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+			goto done;
+		}
+		x->call = call;
+		x->pending = 1;
+		memcpy(x->type_uuid, t.uuid, sizeof(x->type_uuid));
+		snprintf(dir, sizeof(dir), "credentials/%s/users/", t.uuid);
+		if ((rc = vault_list(call->broker->vault, dir, clear_listed, x,
+		    err)) != 0) {
+			free(x);
+			goto done;
+		}
+		rc = RPC_WAIT;
 		goto done;
 	}
 	if ((rc = store_value_clear(call->broker->store, t.uuid, &removed,

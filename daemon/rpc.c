@@ -33,6 +33,9 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_CRED_STATUS] =	rpc_cred_status,
 	[CB_M_CRED_DELETE] =	rpc_cred_delete,
 	[CB_M_SUBSTITUTE] =	rpc_substitute,
+	[CB_M_VAULT_GET] =	rpc_vault_get,
+	[CB_M_VAULT_SET] =	rpc_vault_set,
+	[CB_M_VAULT_TEST] =	rpc_vault_test,
 };
 
 /* Append s to dst, keeping only characters that cannot forge a field. */
@@ -115,25 +118,67 @@ rpc_printable(const char *s, size_t len, char *buf, size_t bufsz)
 	return buf;
 }
 
+/* Queue the reply (or the error) of a call, write the audit line, free. */
+static void
+rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
+{
+	struct broker		*b = call->broker;
+	const struct cb_method_info *mi = &cb_methods[call->method];
+	const struct peer	*peer = conn_peer(call->conn);
+	struct cb_error		 e;
+
+	if (rc == 0) {
+		if (mi->flags & CB_MF_AUDIT)
+			rpc_audit_log(b, call, peer, "ok");
+	} else {
+		e = *err;
+		if (e.code == 0)
+			cb_error_set(&e, -rc, "%s failed", mi->name);
+		if (mi->flags & CB_MF_AUDIT)
+			rpc_audit_log(b, call, peer, cb_error_name(e.code));
+		else
+			log_debug("uid %u pid %d: %s: %s: %s",
+			    (unsigned)peer->uid, (int)peer->pid, mi->name,
+			    cb_error_name(e.code), e.msg);
+		secbuf_reset(&call->reply);
+		proto_pack_error_response(&call->pk, call->msgid, &e);
+	}
+	/* A reply for a connection that has gone is wiped, never sent. */
+	if (conn_is_closed(call->conn))
+		secbuf_free(&call->reply);
+	else
+		conn_write(call->conn, &call->reply);
+	free(call);
+}
+
+void
+rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err)
+{
+	struct conn	*c = call->conn;
+	bool		 secret = cb_methods[call->method].flags &
+			    (CB_MF_SECRET_IN | CB_MF_SECRET_OUT);
+
+	rpc_reply(call, rc, err);
+	conn_unref(c);
+	if (secret)
+		cb_stack_scrub();
+}
+
 void
 rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 {
 	struct proto_request	 req;
-	struct rpc_call		 call;
+	struct rpc_call		*call;
 	struct cb_error		 err;
+	struct secbuf		 out = SECBUF_INIT;
+	msgpack_packer		 pk;
 	const struct peer	*peer = conn_peer(c);
-	const struct cb_method_info *mi = NULL;
+	const struct cb_method_info *mi;
 	char			 name[80];
 	bool			 msgid_ok;
 	int			 m, rc;
 
-	memset(&call, 0, sizeof(call));
 	cb_error_clear(&err);
-	call.broker = b;
-	call.conn = c;
-	call.start_ms = uv_now(b->loop);
-	msgpack_packer_init(&call.pk, &call.reply, secbuf_msgpack_write);
-
 	if (proto_parse_request(obj, &req, &msgid_ok, &err) != 0) {
 		if (!msgid_ok) {
 			/* Not a msgpack-rpc request: nothing to answer. */
@@ -142,46 +187,53 @@ rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 			conn_close(c);
 			return;
 		}
-		call.msgid = req.msgid;
-		goto fail;
+		goto early;
 	}
-	call.msgid = req.msgid;
 	if ((m = proto_method_lookup(req.method, req.method_len)) < 0 ||
 	    rpc_handlers[m] == NULL) {
 		cb_error_set(&err, CB_EBADREQ, "unknown method '%s'",
 		    rpc_printable(req.method, req.method_len, name,
 		    sizeof(name)));
-		goto fail;
+		goto early;
 	}
-	call.method = m;
+	if ((call = calloc(1, sizeof(*call))) == NULL) {
+		cb_error_set(&err, CB_EINTERNAL, "out of memory");
+		goto early;
+	}
+	call->broker = b;
+	call->conn = c;
+	call->method = m;
+	call->msgid = req.msgid;
+	call->start_ms = uv_now(b->loop);
+	msgpack_packer_init(&call->pk, &call->reply, secbuf_msgpack_write);
 	mi = &cb_methods[m];
-	call.perms = access_perms(b->conf->grants, b->conf->ngrants, peer);
+	call->perms = access_perms(b->conf->grants, b->conf->ngrants, peer);
 	if (mi->perm != CB_PERM_NONE &&
-	    (call.perms & CB_PERM_BIT(mi->perm)) == 0) {
-		cb_error_set(&err, CB_EFORBIDDEN,
+	    (call->perms & CB_PERM_BIT(mi->perm)) == 0) {
+		rc = cb_error_set(&err, CB_EFORBIDDEN,
 		    "%s needs permission %s, which uid %u does not have",
 		    mi->name, proto_perm_name(mi->perm), (unsigned)peer->uid);
-		goto fail;
+		rpc_reply(call, rc, &err);
+		return;
 	}
-
-	proto_pack_response_head(&call.pk, call.msgid, NULL);
-	if ((rc = rpc_handlers[m](&call, req.params, &err)) != 0) {
-		if (err.code == 0)
-			cb_error_set(&err, -rc, "%s failed", mi->name);
-		secbuf_reset(&call.reply);
-		goto fail;
-	}
-	if (mi->flags & CB_MF_AUDIT)
-		rpc_audit_log(b, &call, peer, "ok");
-	conn_write(c, &call.reply);
+	proto_pack_response_head(&call->pk, call->msgid, NULL);
+	/*
+	 * The connection is referenced before the handler runs, so that a
+	 * handler which waits (RPC_WAIT) and one that fails at once leave it
+	 * in the same state.
+	 */
+	conn_ref(c);
+	rc = rpc_handlers[m](call, req.params, &err);
+	if (rc == RPC_WAIT)
+		return;
+	rpc_finish(call, rc, &err);
 	return;
 
-fail:
-	if (mi != NULL && (mi->flags & CB_MF_AUDIT))
-		rpc_audit_log(b, &call, peer, cb_error_name(err.code));
-	else
-		log_debug("uid %u pid %d: %s: %s", (unsigned)peer->uid,
-		    (int)peer->pid, cb_error_name(err.code), err.msg);
-	proto_pack_error_response(&call.pk, call.msgid, &err);
-	conn_write(c, &call.reply);
+early:
+	/* Refused before a call existed: bad envelope or unknown method. */
+	log_debug("uid %u pid %d: %s: %s", (unsigned)peer->uid,
+	    (int)peer->pid, cb_error_name(err.code), err.msg);
+	msgpack_packer_init(&pk, &out, secbuf_msgpack_write);
+	proto_pack_error_response(&pk, req.msgid, &err);
+	conn_write(c, &out);
 }

@@ -9,7 +9,9 @@
  * Replies are queued as secbufs and wiped when their write completes.
  *
  * A connection owns two handles (the pipe and its idle timer) and is freed
- * when both close callbacks have run.  Shutdown stops the listener, lets
+ * when both close callbacks have run and no waiting call still refers to
+ * it (conn_ref/conn_unref): a reply that arrives after its connection has
+ * gone is wiped and dropped, never written to freed memory.  Shutdown stops the listener, lets
  * queued replies drain, and force-closes what is left after
  * server.shutdown_timeout seconds; the loop then has nothing left to run.
  */
@@ -30,6 +32,8 @@
 #include "log.h"
 #include "proto.h"
 #include "secbuf.h"
+#include "http.h"
+#include "vault.h"
 
 #define CONN_READ_CHUNK		(64 * 1024)
 
@@ -49,6 +53,8 @@ struct conn {
 	struct secbuf		 rbuf;
 	struct proto_scan	 scan;
 	unsigned		 pending_writes;
+	unsigned		 inflight;	/* calls waiting (on Vault) */
+	unsigned		 refs;		/* held by waiting calls */
 	int			 open_handles;
 	bool			 reading;
 	bool			 closing;	/* close once writes drain */
@@ -80,14 +86,13 @@ conn_peer(const struct conn *c)
 	return &c->peer;
 }
 
-/* Close callback of both handles; frees the connection after the last. */
+/* Free a connection once its handles are closed and nothing refers to it. */
 static void
-conn_handle_closed(uv_handle_t *h)
+conn_maybe_free(struct conn *c)
 {
-	struct conn	*c = h->data;
 	struct broker	*b = c->b;
 
-	if (--c->open_handles > 0)
+	if (c->open_handles > 0 || c->refs > 0)
 		return;
 	log_debug("connection %llu closed", (unsigned long long)c->id);
 	TAILQ_REMOVE(&server_conns, c, entry);
@@ -97,6 +102,43 @@ conn_handle_closed(uv_handle_t *h)
 	free(c);
 	if (b->stopping && TAILQ_EMPTY(&server_conns))
 		server_shutdown(b);
+}
+
+/* Close callback of both handles. */
+static void
+conn_handle_closed(uv_handle_t *h)
+{
+	struct conn	*c = h->data;
+
+	c->open_handles--;
+	conn_maybe_free(c);
+}
+
+void
+conn_ref(struct conn *c)
+{
+	c->refs++;
+	c->inflight++;
+}
+
+void
+conn_unref(struct conn *c)
+{
+	c->refs--;
+	c->inflight--;
+	if (c->closing && !c->closed && c->pending_writes == 0 &&
+	    c->inflight == 0)
+		conn_really_close(c);
+	else if (!c->closing && !c->reading &&
+	    c->pending_writes + c->inflight < c->b->conf->max_inflight)
+		conn_read_start(c);
+	conn_maybe_free(c);
+}
+
+bool
+conn_is_closed(const struct conn *c)
+{
+	return c->closed;
 }
 
 /* Close both handles now, dropping anything unsent. */
@@ -121,7 +163,7 @@ conn_close(struct conn *c)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = false;
 	}
-	if (c->pending_writes == 0)
+	if (c->pending_writes == 0 && c->inflight == 0)
 		conn_really_close(c);
 }
 
@@ -141,12 +183,13 @@ conn_write_done(uv_write_t *req, int status)
 		conn_close(c);
 	}
 	if (c->closing) {
-		if (c->pending_writes == 0)
+		if (c->pending_writes == 0 && c->inflight == 0)
 			conn_really_close(c);
 		return;
 	}
 	/* Reading resumes once a slow reader has caught up. */
-	if (!c->reading && c->pending_writes < c->b->conf->max_inflight)
+	if (!c->reading &&
+	    c->pending_writes + c->inflight < c->b->conf->max_inflight)
 		conn_read_start(c);
 }
 
@@ -182,7 +225,8 @@ conn_write(struct conn *c, struct secbuf *buf)
 	 * A client that sends requests but does not read the replies stops
 	 * being read from, rather than making the daemon buffer without end.
 	 */
-	if (c->reading && c->pending_writes >= c->b->conf->max_inflight) {
+	if (c->reading &&
+	    c->pending_writes + c->inflight >= c->b->conf->max_inflight) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = false;
 	}
@@ -472,9 +516,18 @@ server_stop_deadline(uv_timer_t *t)
 {
 	struct conn	*c, *next;
 
+	struct broker	*b = t->data;
+
 	log_warnx("shutdown deadline reached; closing remaining connections");
 	TAILQ_FOREACH_SAFE(c, &server_conns, entry, next)
 		conn_really_close(c);
+	/* Calls still waiting on Vault fail now, releasing their conns. */
+	if (b->vault != NULL) {
+		struct vault *v = b->vault;
+
+		b->vault = NULL;
+		vault_close(v);
+	}
 }
 
 void
@@ -499,7 +552,24 @@ server_shutdown(struct broker *b)
 	}
 	if (!TAILQ_EMPTY(&server_conns))
 		return;
-	/* Everything drained: close the remaining handles. */
+	/*
+	 * Everything drained: close Vault (its waiting calls, if any, fail
+	 * now) and the HTTP client, then the remaining handles.  The
+	 * pointers are cleared first: closing can complete calls, which can
+	 * bring us back here.
+	 */
+	if (b->vault != NULL) {
+		struct vault *v = b->vault;
+
+		b->vault = NULL;
+		vault_close(v);
+	}
+	if (b->http != NULL) {
+		struct http *h = b->http;
+
+		b->http = NULL;
+		http_close(h);
+	}
 	if (server_stop_timer_on) {
 		uv_close((uv_handle_t *)&server_stop_timer, NULL);
 		server_stop_timer_on = false;

@@ -92,7 +92,6 @@ component_creds(struct component *c, const msgpack_object *list,
 {
 	const msgpack_object	*e, *id, *type;
 	struct comp_cred	*nc;
-	size_t			 first = c->ncreds;
 	uint32_t		 i;
 	size_t			 j;
 
@@ -132,15 +131,22 @@ component_creds(struct component *c, const msgpack_object *list,
 			return cb_error_set(err, CB_EBADREQ,
 			    "%s[%u].type must be a type ident or uuid", where,
 			    (unsigned)i);
-		/* A repeated id within one list is a mistake worth naming. */
-		for (j = first; j < c->ncreds; j++)
-			if (strlen(c->creds[j].id) == id->via.str.size &&
-			    memcmp(c->creds[j].id, id->via.str.ptr,
+		/*
+		 * A repeated id within one list is a mistake worth naming,
+		 * also when the component's own declaration overrides it.
+		 */
+		for (j = 0; j < i; j++) {
+			const msgpack_object *pid = proto_map_get(
+			    &list->via.array.ptr[j], "id");
+
+			if (pid->via.str.size == id->via.str.size &&
+			    memcmp(pid->via.str.ptr, id->via.str.ptr,
 			    id->via.str.size) == 0)
 				return cb_error_set(err, CB_EBADREQ,
 				    "%s declares credential id '%.*s' twice",
 				    where, (int)id->via.str.size,
 				    id->via.str.ptr);
+		}
 		/* The component's own declaration wins (SPEC 5.1). */
 		if (inherited && component_find(c, id->via.str.ptr,
 		    id->via.str.size) != NULL)

@@ -18,6 +18,7 @@
  * path; messages name placeholders by their template text, never a value.
  */
 #include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -479,6 +480,24 @@ tpl_apply(int f, const uint8_t *s, size_t n, struct secbuf *dst)
 	return -CB_EINTERNAL;
 }
 
+/* Whether n bytes at s are valid UTF-8 (ASCII included). */
+static bool
+tpl_utf8_valid(const uint8_t *s, size_t n)
+{
+	size_t	i = 0, k;
+
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if ((k = tpl_utf8_len(s + i, n - i)) == 0)
+			return false;
+		i += k;
+	}
+	return true;
+}
+
 /*
  * Check a value, after its filters, against the place it goes.  This is
  * what keeps a value from adding a header or a second request (CR/LF),
@@ -512,9 +531,21 @@ tpl_check_ctx(const struct tpl *t, const struct tpl_ph *ph, enum tpl_ctx ctx,
 				    "URL; use a filter such as urlquery or "
 				    "urlpath", tpl_quote_ph(t, ph, q));
 		break;
+	case TPL_TEXT:
+		/* A msgpack str must stay valid UTF-8 for every client. */
+		if (!tpl_utf8_valid(s, n))
+			return cb_error_set(err, CB_EBADREQ,
+			    "placeholder %s would put bytes that are not "
+			    "UTF-8 into text; use the base64 filter or send "
+			    "the body as binary", tpl_quote_ph(t, ph, q));
+		break;
 	case TPL_BODY:
 		break;
 	}
+	if (ctx == TPL_HEADER && !tpl_utf8_valid(s, n))
+		return cb_error_set(err, CB_EBADREQ, "placeholder %s would put "
+		    "bytes that are not UTF-8 into a header; use a filter such "
+		    "as base64", tpl_quote_ph(t, ph, q));
 	return 0;
 }
 

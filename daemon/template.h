@@ -61,13 +61,15 @@ enum tpl_filter {
  *	TPL_URL		printable ASCII only (0x21..0x7e): no whitespace, no
  *			control characters, and no raw non-ASCII bytes
  *			(Unicode spaces and C1 controls are multi-byte)
- *	TPL_HEADER	no CR, LF or NUL (a header value; names take no
- *			placeholders: callers refuse any in a header name)
- *	TPL_BODY	anything
+ *	TPL_HEADER	no CR, LF or NUL, and valid UTF-8 (a header value;
+ *			names take no placeholders: callers refuse any)
+ *	TPL_TEXT	valid UTF-8 (a body sent as a msgpack str)
+ *	TPL_BODY	anything (a body sent as msgpack bin)
  */
 enum tpl_ctx {
 	TPL_URL,
 	TPL_HEADER,
+	TPL_TEXT,
 	TPL_BODY
 };
 

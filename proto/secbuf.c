@@ -103,3 +103,17 @@ secbuf_msgpack_write(void *data, const char *buf, size_t len)
 {
 	return secbuf_append(data, buf, len) == 0 ? 0 : -1;
 }
+
+/*
+ * Wipe the stack below the caller.  Called after a call that handled a
+ * secret: the frames it used are gone but their bytes are not, and
+ * neither are registers spilled there by library code.
+ */
+__attribute__((noinline)) void
+cb_stack_scrub(void)
+{
+	volatile unsigned char	buf[CB_STACK_SCRUB];
+
+	OPENSSL_cleanse((void *)buf, sizeof(buf));
+	__asm__ __volatile__("" : : "r"(buf) : "memory");
+}

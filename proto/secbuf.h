@@ -34,6 +34,10 @@ void	 secbuf_free(struct secbuf *b);
 int	 secbuf_msgpack_write(void *data, const char *buf, size_t len);
 /* Wipe n bytes at p (OPENSSL_cleanse); p may be NULL when n is 0. */
 void	 cb_wipe(void *p, size_t n);
+/* Bytes of stack wiped by cb_stack_scrub(). */
+#define CB_STACK_SCRUB	(32 * 1024)
+/* Wipe CB_STACK_SCRUB bytes of stack below the caller's frame. */
+void	 cb_stack_scrub(void);
 /* Wipe a NUL-terminated string and free it; NULL is fine. */
 void	 cb_strfree_wipe(char *s);
 

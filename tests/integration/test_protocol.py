@@ -385,7 +385,14 @@ class TestCreds(ProtocolBase):
         by = {e["ident"]: e for e in res}
         for t in (self.t_db, self.t_db2, self.t_vault):
             e = by[t["ident"]]
-            self.assertEqual(set(e.keys()), STATUS_KEYS, e)
+            if t["storage"] == "vault":
+                # Vault is not configured: the status of a vault-stored
+                # type is unknown, and the entry says why.
+                self.assertEqual(set(e.keys()), STATUS_KEYS | {"error"}, e)
+                self.assertEqual(e["error"],
+                                 "not_configured: Vault is not configured")
+            else:
+                self.assertEqual(set(e.keys()), STATUS_KEYS, e)
             self.assertEqual(e["type"], t["uuid"])
             self.assertEqual(e["name"], t["name"])
             self.assertEqual(e["storage"], t["storage"])

@@ -1,0 +1,325 @@
+/*
+ * rpc-vault: the Vault settings (SPEC sections 4.2 and 6): vault.get,
+ * vault.set and vault.test, and their persistence.
+ *
+ * The settings are one row of the settings table, a JSON document, so a
+ * change is all or nothing.  role_id and secret_id are sealed in it like
+ * credential values (contexts "vault/role_id" and "vault/secret_id"); no
+ * method ever returns them, only whether they are set.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "cb_error.h"
+#include "credbrokerd.h"
+#include "proto.h"
+#include "seal.h"
+#include "secbuf.h"
+#include "store.h"
+#include "vault.h"
+
+#define VAULT_SETTING	"vault"
+
+/* Open a sealed id from the settings document into a new string. */
+static int
+vault_open_id(struct broker *b, json_t *doc, const char *key, char **out,
+    struct cb_error *err)
+{
+	struct secbuf	 plain = SECBUF_INIT;
+	json_t		*j = json_object_get(doc, key);
+	char		 context[32];
+	int		 rc;
+
+	*out = NULL;
+	if (!json_is_string(j))
+		return 0;
+	snprintf(context, sizeof(context), "vault/%s", key);
+	if ((rc = seal_open(b->key, context, json_string_value(j), &plain,
+	    err)) != 0)
+		return rc;
+	if ((*out = calloc(1, plain.len + 1)) == NULL) {
+		secbuf_free(&plain);
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	memcpy(*out, plain.data, plain.len);
+	secbuf_free(&plain);
+	return 0;
+}
+
+/* Copy an optional string member. */
+static int
+vault_json_str(json_t *doc, const char *key, char **out)
+{
+	json_t	*j = json_object_get(doc, key);
+
+	*out = NULL;
+	if (!json_is_string(j))
+		return 0;
+	return (*out = strdup(json_string_value(j))) == NULL ? -1 : 0;
+}
+
+int
+rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
+    struct cb_error *err)
+{
+	json_t	*doc = NULL;
+	char	*text = NULL;
+	int	 rc;
+
+	memset(c, 0, sizeof(*c));
+	*found = false;
+	if ((rc = store_setting_get(b->store, VAULT_SETTING, &text, err)) != 0)
+		return rc;
+	if (text == NULL)
+		return 0;
+	if ((doc = json_loads(text, 0, NULL)) == NULL ||
+	    !json_is_object(doc)) {
+		rc = cb_error_set(err, CB_EINTERNAL,
+		    "stored Vault settings are not valid JSON");
+		goto done;
+	}
+	c->enabled = json_is_true(json_object_get(doc, "enabled"));
+	c->timeout_ms = (unsigned)json_integer_value(json_object_get(doc,
+	    "timeout_ms"));
+	if (vault_json_str(doc, "url", &c->url) != 0 ||
+	    vault_json_str(doc, "path", &c->path) != 0 ||
+	    vault_json_str(doc, "ca_file", &c->ca_file) != 0 ||
+	    vault_json_str(doc, "namespace", &c->namespace) != 0) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	if ((rc = vault_open_id(b, doc, "role_id", &c->role_id, err)) != 0 ||
+	    (rc = vault_open_id(b, doc, "secret_id", &c->secret_id,
+	    err)) != 0)
+		goto done;
+	*found = true;
+done:
+	json_decref(doc);
+	free(text);
+	if (rc != 0)
+		vault_conf_free(c);
+	return rc;
+}
+
+/* Seal an id and put it into the document. */
+static int
+vault_seal_id(struct broker *b, json_t *doc, const char *key,
+    const char *value, struct cb_error *err)
+{
+	char	 context[32], *sealed = NULL;
+	int	 rc;
+
+	if (value == NULL)
+		return 0;
+	snprintf(context, sizeof(context), "vault/%s", key);
+	if ((rc = seal_seal(b->key, context, (const uint8_t *)value,
+	    strlen(value), &sealed, err)) != 0)
+		return rc;
+	rc = json_object_set_new(doc, key, json_string(sealed));
+	free(sealed);
+	return rc == 0 ? 0 : cb_error_set(err, CB_EINTERNAL, "out of memory");
+}
+
+/* Persist c (one row: all or nothing). */
+static int
+vault_save(struct broker *b, const struct vault_conf *c, struct cb_error *err)
+{
+	json_t	*doc;
+	char	*text = NULL;
+	int	 rc;
+
+	doc = json_pack("{s:b, s:s, s:s, s:i}", "enabled", c->enabled,
+	    "url", c->url, "path", c->path, "timeout_ms", (int)c->timeout_ms);
+	if (doc == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	if (c->ca_file != NULL)
+		json_object_set_new(doc, "ca_file", json_string(c->ca_file));
+	if (c->namespace != NULL)
+		json_object_set_new(doc, "namespace",
+		    json_string(c->namespace));
+	if ((rc = vault_seal_id(b, doc, "role_id", c->role_id, err)) != 0 ||
+	    (rc = vault_seal_id(b, doc, "secret_id", c->secret_id, err)) != 0)
+		goto done;
+	if ((text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	rc = store_setting_set(b->store, VAULT_SETTING, text, err);
+done:
+	free(text);
+	json_decref(doc);
+	return rc;
+}
+
+/*
+ * Read vault.set/vault.test parameters over base (the stored settings):
+ * absent keys keep the stored value.  role_id and secret_id are secrets:
+ * the copies are wiped by vault_conf_free.
+ */
+static int
+vault_params(const msgpack_object *params, const struct vault_conf *base,
+    struct vault_conf *c, bool require, struct cb_error *err)
+{
+	static const char *const keys[] = { "enabled", "url", "role_id",
+	    "secret_id", "path", "ca_file", "namespace", "timeout_ms", NULL };
+	static const char *const strs[] = { "url", "role_id", "secret_id",
+	    "path", "ca_file", "namespace" };
+	char		**slots[6];
+	char		*s;
+	int64_t		 t;
+	size_t		 i;
+	int		 rc;
+
+	if (vault_conf_copy(c, base) != 0)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	slots[0] = &c->url;
+	slots[1] = &c->role_id;
+	slots[2] = &c->secret_id;
+	slots[3] = &c->path;
+	slots[4] = &c->ca_file;
+	slots[5] = &c->namespace;
+	if ((rc = proto_check_keys(params, keys, err)) != 0)
+		goto fail;
+	if ((rc = proto_get_bool(params, "enabled", require, &c->enabled,
+	    err)) < 0)
+		goto fail;
+	for (i = 0; i < 6; i++) {
+		bool req = require && (i == 0 || i == 3);
+
+		if ((rc = proto_get_str(params, strs[i], req, &s, err)) < 0)
+			goto fail;
+		if (rc == 0) {
+			cb_strfree_wipe(*slots[i]);
+			/* An empty ca_file or namespace clears it. */
+			if (*s == '\0' && (i == 4 || i == 5)) {
+				free(s);
+				s = NULL;
+			}
+			*slots[i] = s;
+		}
+	}
+	if ((rc = proto_get_int(params, "timeout_ms", false, &t, err)) < 0)
+		goto fail;
+	if (rc == 0) {
+		if (t < 0 || t > 600000) {
+			rc = cb_error_set(err, CB_EBADREQ,
+			    "timeout_ms must be 0 to 600000");
+			goto fail;
+		}
+		c->timeout_ms = (unsigned)t;
+	}
+	if ((rc = vault_conf_check(c, err)) != 0)
+		goto fail;
+	return 0;
+fail:
+	vault_conf_free(c);
+	return rc < 0 ? rc : -CB_EBADREQ;
+}
+
+/* vault.get {} -> settings without the secrets */
+int
+rpc_vault_get(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { NULL };
+	struct vault_conf	 c;
+	msgpack_packer		*pk = &call->pk;
+	bool			 found;
+	int			 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_vault_load(call->broker, &c, &found, err)) != 0)
+		return rc;
+	msgpack_pack_map(pk, 9);
+	proto_pack_kv_bool(pk, "configured", found);
+	proto_pack_kv_bool(pk, "enabled", c.enabled);
+	proto_pack_kv_str(pk, "url", c.url);
+	proto_pack_kv_str(pk, "path", c.path);
+	proto_pack_kv_str(pk, "ca_file", c.ca_file);
+	proto_pack_kv_str(pk, "namespace", c.namespace);
+	proto_pack_kv_int(pk, "timeout_ms", c.timeout_ms ? c.timeout_ms :
+	    VAULT_TIMEOUT_DEFAULT);
+	proto_pack_kv_bool(pk, "role_id_set", c.role_id != NULL);
+	proto_pack_kv_bool(pk, "secret_id_set", c.secret_id != NULL);
+	vault_conf_free(&c);
+	return 0;
+}
+
+/* vault.set {enabled, url, path, role_id?, secret_id?, ...} -> {} */
+int
+rpc_vault_set(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	struct broker		*b = call->broker;
+	struct vault_conf	 base, c;
+	bool			 found;
+	int			 rc;
+
+	if ((rc = rpc_vault_load(b, &base, &found, err)) != 0)
+		return rc;
+	rc = vault_params(params, &base, &c, true, err);
+	vault_conf_free(&base);
+	if (rc != 0)
+		return rc;
+	if ((rc = vault_save(b, &c, err)) == 0 &&
+	    (rc = vault_configure(b->vault, &c, err)) == 0)
+		msgpack_pack_map(&call->pk, 0);
+	vault_conf_free(&c);
+	return rc;
+}
+
+/* vault.test finished: {ok, steps: [{step, ok, message}]} */
+static void
+rpc_vault_tested(void *arg, const struct vault_test_step *steps, size_t n)
+{
+	struct rpc_call	*call = arg;
+	msgpack_packer	*pk = &call->pk;
+	bool		 ok = n == 4;
+	size_t		 i;
+
+	for (i = 0; i < n; i++)
+		ok = ok && steps[i].ok;
+	msgpack_pack_map(pk, 2);
+	proto_pack_kv_bool(pk, "ok", ok);
+	proto_pack_cstr(pk, "steps");
+	msgpack_pack_array(pk, n);
+	for (i = 0; i < n; i++) {
+		msgpack_pack_map(pk, 3);
+		proto_pack_kv_str(pk, "step", steps[i].step);
+		proto_pack_kv_bool(pk, "ok", steps[i].ok);
+		proto_pack_kv_str(pk, "message", steps[i].message);
+	}
+	rpc_finish(call, 0, NULL);
+}
+
+/* vault.test {} or settings -> {ok, steps} (waits on Vault) */
+int
+rpc_vault_test(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	struct broker		*b = call->broker;
+	struct vault_conf	 base, c;
+	bool			 found;
+	int			 rc;
+
+	if ((rc = rpc_vault_load(b, &base, &found, err)) != 0)
+		return rc;
+	/* Unset keys come from the stored settings. */
+	rc = vault_params(params, &base, &c, false, err);
+	vault_conf_free(&base);
+	if (rc != 0)
+		return rc;
+	if (c.url == NULL || c.path == NULL || c.role_id == NULL ||
+	    c.secret_id == NULL) {
+		vault_conf_free(&c);
+		return cb_error_set(err, CB_ENOTCONFIGURED, "Vault settings "
+		    "are incomplete: url, path, role_id and secret_id are "
+		    "needed");
+	}
+	rc = vault_test(b->loop, b->http, &c, rpc_vault_tested, call, err);
+	vault_conf_free(&c);
+	return rc == 0 ? RPC_WAIT : rc;
+}

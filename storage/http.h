@@ -1,0 +1,86 @@
+/*
+ * http: asynchronous HTTP(S) requests on the daemon's libuv loop, through
+ * libcurl's multi-socket interface.
+ *
+ * libcurl tells us which sockets to watch (CURLMOPT_SOCKETFUNCTION) and
+ * when to wake up (CURLMOPT_TIMERFUNCTION); one uv_poll per socket and one
+ * uv_timer drive curl_multi_socket_action(), and completed transfers are
+ * drained with curl_multi_info_read() after every action.  Nothing ever
+ * blocks the loop.  Request and response bodies live in wiping buffers:
+ * they carry Vault tokens, AppRole secrets and sealed values.
+ */
+#ifndef CB_HTTP_H
+#define CB_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "cb_error.h"
+#include "secbuf.h"
+
+struct http;
+struct http_req;
+
+#define HTTP_HEADERS_MAX	8
+
+struct http_opts {
+	const char	*method;	/* "GET" (NULL), "POST", "LIST"... */
+	const char	*url;
+	/* Extra request headers, "Name: value"; they may hold secrets. */
+	const char	*headers[HTTP_HEADERS_MAX];
+	size_t		 nheaders;
+	const void	*body;		/* copied into a wiping buffer */
+	size_t		 body_len;
+	const char	*ca_file;	/* NULL: system store; else the only CA */
+	unsigned	 timeout_ms;	/* whole transfer; 0 = none */
+	size_t		 max_response;	/* bytes; 0 = 1 MiB */
+};
+
+/*
+ * Completion.  status is the HTTP status (0 when no response was
+ * received); body holds the response (wiped and freed by http after the
+ * callback returns: copy what you need).  On a transport failure (refused,
+ * timeout, TLS, oversized response) err->code is CB_EUNAVAILABLE and the
+ * message says why; err->code is 0 otherwise, whatever the status.  Not
+ * called for a cancelled request.  err is never NULL; on a failure status
+ * is 0 and body is empty, so a partial answer never looks like one.
+ *
+ * The callback runs on the loop, outside libcurl, with its request already
+ * finished.  It may call http_start() (chains such as login-then-retry),
+ * http_cancel() on any other request, and http_close(); calling
+ * http_cancel() on its own request is a harmless no-op.
+ */
+typedef void (*http_done_fn)(void *arg, long status, const struct secbuf *body,
+    const struct cb_error *err);
+
+/*
+ * Create the client on loop.  The first call initialises libcurl
+ * (curl_global_init, not thread-safe): make it from the main thread at
+ * start-up.  Requests go to http and https URLs only, never through a
+ * proxy, never follow redirects, and always verify TLS peers.
+ */
+int	 http_init(uv_loop_t *loop, struct http **out, struct cb_error *err);
+/*
+ * Close every handle (cancelling pending requests without calling their
+ * callbacks) and free the client once libuv has closed them.
+ */
+void	 http_close(struct http *h);
+/*
+ * Start a request.  Every string in opts is copied; the request owns its
+ * own copies (headers and body wiped on completion).  *req, if not NULL,
+ * receives a handle valid until the callback runs or http_cancel().
+ */
+int	 http_start(struct http *h, const struct http_opts *opts,
+	    http_done_fn done, void *arg, struct http_req **req,
+	    struct cb_error *err);
+/*
+ * Abandon a request; its callback will not be called.  req must still be
+ * valid (its callback has not run, http_close() has not been called).
+ */
+void	 http_cancel(struct http_req *req);
+/* Number of transfers in progress. */
+size_t	 http_active(const struct http *h);
+
+#endif

@@ -1,0 +1,1285 @@
+/*
+ * vault: the Vault KV v2 client (see vault.h for the behaviour).
+ *
+ * State machine of the token:
+ *
+ *	IDLE --(a call arrives, or settings enable Vault)--> LOGIN
+ *	LOGIN --ok--> READY (timer: renew or re-login at ~2/3 of the lease)
+ *	LOGIN --fail--> BACKOFF (timer: exponential with jitter, capped)
+ *	BACKOFF --timer--> LOGIN
+ *	READY --renew ok--> READY;  renew failed / capped / 403 --> LOGIN
+ *
+ * Calls that arrive during LOGIN wait in a queue and are sent once the
+ * login succeeds, or fail with the login's error.  Calls that arrive during
+ * BACKOFF fail at once, so a broken AppRole cannot turn traffic into a
+ * login storm.  Every callback carries the settings generation it was
+ * started under; a reply from before vault_configure() is ignored.
+ *
+ * Tokens, role_id and secret_id are secrets: they live in wiping buffers,
+ * and jansson's allocator is replaced so that every JSON document parsed
+ * here (login answers carry the token) is wiped when freed.
+ */
+#include <sys/queue.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/rand.h>
+#include <uv.h>
+
+#include "cb_error.h"
+#include "http.h"
+
+#include "secbuf.h"
+#include "vault.h"
+
+#define VAULT_BACKOFF_MIN	500		/* ms */
+#define VAULT_BACKOFF_MAX	60000		/* ms */
+#define VAULT_TEST_DIR		"credbroker-test"
+
+enum vault_state { VS_IDLE, VS_LOGIN, VS_READY, VS_BACKOFF };
+enum vop_kind { VOP_READ, VOP_WRITE, VOP_DESTROY, VOP_LIST };
+
+struct vwaiter {
+	vault_read_fn		 fn;
+	void			*arg;
+	struct vwaiter		*next;
+};
+
+struct vop {
+	TAILQ_ENTRY(vop)	 entry;
+	struct vault		*v;
+	int			 kind;
+	char			*relpath;
+	char			*sealed;	/* write */
+	bool			 retried;
+	bool			 inflight;
+	struct http_req		*req;
+	uint64_t		 gen;
+	vault_done_fn		 done;
+	vault_list_fn		 list_done;
+	struct vwaiter		*readers;	/* read: coalesced callers */
+	void			*arg;
+};
+TAILQ_HEAD(vopq, vop);
+
+struct vault {
+	uv_loop_t		*loop;
+	struct http		*http;
+	struct vault_conf	 conf;
+	bool			 configured;
+	uint64_t		 gen;
+	int			 state;
+	struct secbuf		 token;		/* NUL-terminated */
+	bool			 renewable;
+	int64_t			 lease;		/* seconds, last granted */
+	uint64_t		 expiry;	/* loop ms */
+	unsigned		 backoff;	/* ms of the next backoff */
+	uv_timer_t		*timer;
+	struct http_req		*auth_req;
+	struct vopq		 ops;		/* waiting and in flight */
+	uint64_t		 logins;
+	uint64_t		 renewals;
+	char			 last_error[256];
+	/* vault.test: called when a login attempt ends. */
+	void			(*login_hook)(void *, bool, const char *);
+	void			*login_hook_arg;
+};
+
+/* jansson allocator that wipes: login answers carry the token. */
+static void *
+vault_json_malloc(size_t n)
+{
+	size_t	*p;
+
+	if (n > SIZE_MAX - sizeof(size_t) || (p = malloc(n + sizeof(size_t))) == NULL)
+		return NULL;
+	*p = n;
+	return p + 1;
+}
+
+static void
+vault_json_free(void *ptr)
+{
+	size_t	*p;
+
+	if (ptr == NULL)
+		return;
+	p = (size_t *)ptr - 1;
+	cb_wipe(p, *p + sizeof(size_t));
+	free(p);
+}
+
+static void	vault_login(struct vault *);
+static void	vault_send(struct vault *, struct vop *);
+
+/* Uniform random in [0, n). */
+static unsigned
+vault_rand(unsigned n)
+{
+	uint32_t	r = 0;
+
+	if (n == 0 || RAND_bytes((unsigned char *)&r, sizeof(r)) != 1)
+		return 0;
+	return r % n;
+}
+
+/* ms scaled by a random factor in [1 - pct/100, 1 + pct/100]. */
+static uint64_t
+vault_jitter(uint64_t ms, unsigned pct)
+{
+	uint64_t	span = ms * pct / 100;
+
+	if (span == 0)
+		return ms;
+	return ms - span + vault_rand((unsigned)(2 * span + 1));
+}
+
+/* Copy the first of Vault's {"errors": [...]} into buf, or the status. */
+static void
+vault_errors(const struct secbuf *body, long status, char *buf, size_t sz)
+{
+	json_t		*root, *errs, *e;
+	size_t		 i, n = 0;
+
+	buf[0] = '\0';
+	root = body != NULL && body->len > 0 ? json_loadb((const char *)
+	    body->data, body->len, 0, NULL) : NULL;
+	errs = root != NULL ? json_object_get(root, "errors") : NULL;
+	if (json_is_array(errs)) {
+		json_array_foreach(errs, i, e) {
+			if (!json_is_string(e))
+				continue;
+			n += (size_t)snprintf(buf + n, n < sz ? sz - n : 0,
+			    "%s%s", n > 0 ? "; " : "", json_string_value(e));
+			if (n >= sz)
+				break;
+		}
+	}
+	json_decref(root);
+	if (buf[0] == '\0')
+		snprintf(buf, sz, "HTTP status %ld", status);
+}
+
+/* Map a Vault answer to a call's error (SPEC 4.2: unavailable, says why). */
+static int
+vault_fail_status(long status, const struct secbuf *body, struct cb_error *err)
+{
+	char	why[200];
+
+	vault_errors(body, status, why, sizeof(why));
+	if (status == 503)
+		return cb_error_set(err, CB_EUNAVAILABLE, "Vault is "
+		    "unavailable (503): %s", why);
+	if (status == 403)
+		return cb_error_set(err, CB_EUNAVAILABLE, "Vault denied "
+		    "permission: %s", why);
+	if (status >= 500)
+		return cb_error_set(err, CB_EUNAVAILABLE, "Vault failed "
+		    "(%ld): %s", status, why);
+	return cb_error_set(err, CB_EUNAVAILABLE, "Vault refused the request "
+	    "(%ld): %s", status, why);
+}
+
+/* Remember the last Vault error for health. */
+static void
+vault_note(struct vault *v, const char *msg)
+{
+	snprintf(v->last_error, sizeof(v->last_error), "%s", msg);
+}
+
+/* Complete an operation and free it. */
+static void
+vault_op_end(struct vault *v, struct vop *op, int rc, const char *value,
+    int64_t created, char *const *keys, size_t nkeys,
+    const struct cb_error *err)
+{
+	struct vwaiter	*w, *next;
+
+	TAILQ_REMOVE(&v->ops, op, entry);
+	switch (op->kind) {
+	case VOP_READ:
+		for (w = op->readers; w != NULL; w = next) {
+			next = w->next;
+			w->fn(w->arg, rc, value, created, err);
+			free(w);
+		}
+		break;
+	case VOP_LIST:
+		op->list_done(op->arg, rc, keys, nkeys, err);
+		break;
+	default:
+		op->done(op->arg, rc, err);
+		break;
+	}
+	free(op->relpath);
+	free(op->sealed);
+	free(op);
+}
+
+/* Fail every operation; drop in-flight requests. */
+static void
+vault_fail_all(struct vault *v, int code, const char *msg)
+{
+	struct cb_error	 err;
+	struct vop	*op;
+
+	cb_error_set(&err, code, "%s", msg);
+	while ((op = TAILQ_FIRST(&v->ops)) != NULL) {
+		if (op->req != NULL) {
+			http_cancel(op->req);
+			op->req = NULL;
+		}
+		vault_op_end(v, op, -code, NULL, 0, NULL, 0, &err);
+	}
+}
+
+/* Send every operation that waited for a login. */
+static void
+vault_flush(struct vault *v)
+{
+	struct vop	*op, *next;
+
+	for (op = TAILQ_FIRST(&v->ops); op != NULL; op = next) {
+		next = TAILQ_NEXT(op, entry);
+		if (!op->inflight)
+			vault_send(v, op);
+	}
+}
+
+/* Forget the token. */
+static void
+vault_drop_token(struct vault *v)
+{
+	secbuf_free(&v->token);
+	v->lease = 0;
+	v->expiry = 0;
+	v->renewable = false;
+}
+
+/* Timer: renew, log in again, or end a backoff. */
+static void
+vault_timer_fired(uv_timer_t *t)
+{
+	struct vault	*v = t->data;
+
+	if (!v->configured || !v->conf.enabled)
+		return;
+	if (v->state == VS_READY && v->renewable && v->token.len > 0)
+		vault_login(v);		/* vault_login renews when it can */
+	else if (v->state == VS_READY || v->state == VS_BACKOFF ||
+	    v->state == VS_IDLE)
+		vault_login(v);
+}
+
+/* Arm the timer for ms from now. */
+static void
+vault_timer_arm(struct vault *v, uint64_t ms)
+{
+	uv_timer_start(v->timer, vault_timer_fired, ms, 0);
+}
+
+/* Build "{url}/v1/{path}" into a new string. */
+static char *
+vault_url(const struct vault *v, const char *path)
+{
+	char	*u = NULL;
+	size_t	 n = strlen(v->conf.url);
+
+	while (n > 0 && v->conf.url[n - 1] == '/')
+		n--;
+	if (asprintf(&u, "%.*s/v1/%s", (int)n, v->conf.url, path) < 0)
+		return NULL;
+	return u;
+}
+
+/* Fill the common request options: token and namespace headers. */
+static void
+vault_opts(const struct vault *v, struct http_opts *o, const char *method,
+    const char *url, char *tokhdr, size_t tokhdrsz, char *nshdr, size_t nshdrsz,
+    bool with_token)
+{
+	memset(o, 0, sizeof(*o));
+	o->method = method;
+	o->url = url;
+	o->ca_file = v->conf.ca_file;
+	o->timeout_ms = v->conf.timeout_ms ? v->conf.timeout_ms :
+	    VAULT_TIMEOUT_DEFAULT;
+	if (with_token && v->token.len > 0) {
+		snprintf(tokhdr, tokhdrsz, "X-Vault-Token: %s",
+		    (const char *)v->token.data);
+		o->headers[o->nheaders++] = tokhdr;
+	}
+	if (v->conf.namespace != NULL && *v->conf.namespace != '\0') {
+		snprintf(nshdr, nshdrsz, "X-Vault-Namespace: %s",
+		    v->conf.namespace);
+		o->headers[o->nheaders++] = nshdr;
+	}
+}
+
+/* Parse the "auth" block of a login or renew answer. */
+static int
+vault_parse_auth(const struct secbuf *body, struct vault *v, bool login,
+    struct cb_error *err)
+{
+	json_t		*root, *auth, *tok, *lease, *ren;
+	const char	*t;
+	int		 rc = 0;
+
+	root = json_loadb((const char *)body->data, body->len, 0, NULL);
+	auth = root != NULL ? json_object_get(root, "auth") : NULL;
+	tok = auth != NULL ? json_object_get(auth, "client_token") : NULL;
+	lease = auth != NULL ? json_object_get(auth, "lease_duration") : NULL;
+	ren = auth != NULL ? json_object_get(auth, "renewable") : NULL;
+	if (!json_is_object(auth) || !json_is_integer(lease) ||
+	    json_integer_value(lease) < 0 || (login && !json_is_string(tok))) {
+		rc = cb_error_set(err, CB_EUNAVAILABLE,
+		    "malformed answer from Vault: no auth block");
+		goto done;
+	}
+	if (login) {
+		t = json_string_value(tok);
+		if (*t == '\0' || strlen(t) > 4096 ||
+		    strpbrk(t, "\r\n") != NULL) {
+			rc = cb_error_set(err, CB_EUNAVAILABLE,
+			    "malformed answer from Vault: bad client_token");
+			goto done;
+		}
+		secbuf_free(&v->token);
+		if (secbuf_append(&v->token, t, strlen(t) + 1) != 0) {
+			rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+			goto done;
+		}
+		v->token.len--;		/* keep the NUL out of len */
+	}
+	v->lease = json_integer_value(lease);
+	v->renewable = json_is_true(ren);
+	v->expiry = uv_now(v->loop) + (uint64_t)v->lease * 1000;
+done:
+	json_decref(root);
+	return rc;
+}
+
+/* Login or renewal answered. */
+static void
+vault_auth_done(void *arg, long status, const struct secbuf *body,
+    const struct cb_error *terr)
+{
+	struct vault	*v = arg;
+	struct cb_error	 err;
+	bool		 renew = v->token.len > 0;
+	int64_t		 before = v->lease;
+	char		 why[200];
+	uint64_t	 at;
+
+	v->auth_req = NULL;
+	cb_error_clear(&err);
+	if (terr->code != 0)
+		cb_error_set(&err, terr->code, "%s", terr->msg);
+	else if (status != 200) {
+		vault_errors(body, status, why, sizeof(why));
+		cb_error_set(&err, CB_EUNAVAILABLE, "%s (%ld): %s",
+		    renew ? "token renewal failed" : "login failed", status,
+		    why);
+	} else
+		vault_parse_auth(body, v, !renew, &err);
+
+	if (err.code != 0 && renew) {
+		/* A failed renewal is followed by a fresh login at once. */
+		vault_note(v, err.msg);
+		vault_drop_token(v);
+		v->state = VS_IDLE;
+		vault_login(v);
+		return;
+	}
+	if (err.code != 0) {
+		char msg[CB_ERRMSG_MAX];
+
+		snprintf(msg, sizeof(msg), "Vault %.400s", err.msg);
+		vault_note(v, msg);
+		v->state = VS_BACKOFF;
+		at = vault_jitter(v->backoff, 25);
+		v->backoff = v->backoff * 2 > VAULT_BACKOFF_MAX ?
+		    VAULT_BACKOFF_MAX : v->backoff * 2;
+		vault_timer_arm(v, at);
+		if (v->login_hook != NULL)
+			v->login_hook(v->login_hook_arg, false, msg);
+		vault_fail_all(v, CB_EUNAVAILABLE, msg);
+		return;
+	}
+	if (renew)
+		v->renewals++;
+	v->state = VS_READY;
+	v->backoff = VAULT_BACKOFF_MIN;
+	v->last_error[0] = '\0';
+	/*
+	 * Renew at about two thirds of the lease.  When the lease did not
+	 * grow back on renewal, the max TTL caps it: log in again instead,
+	 * before it runs out.  A token that is not renewable is replaced by a
+	 * new login the same way.
+	 */
+	at = vault_jitter((uint64_t)v->lease * 1000 * 2 / 3, 10);
+	if (renew && v->lease < before)
+		v->renewable = false;
+	if (v->lease > 0)
+		vault_timer_arm(v, at);
+	if (v->login_hook != NULL && !renew)
+		v->login_hook(v->login_hook_arg, true, "logged in");
+	vault_flush(v);
+}
+
+/*
+ * Log in (or renew when the token is renewable and still valid).  Waiting
+ * operations are sent when it succeeds.
+ */
+static void
+vault_login(struct vault *v)
+{
+	struct http_opts o;
+	struct secbuf	 body = SECBUF_INIT;
+	struct cb_error	 err;
+	char		*url = NULL, tokhdr[4200], nshdr[300];
+	bool		 renew;
+
+	if (v->auth_req != NULL)
+		return;
+	renew = v->state == VS_READY && v->renewable && v->token.len > 0 &&
+	    uv_now(v->loop) < v->expiry;
+	if (!renew) {
+		vault_drop_token(v);
+		v->logins++;
+		url = vault_url(v, "auth/approle/login");
+		/* role_id and secret_id are checked: no JSON escaping needed. */
+		if (secbuf_append(&body, "{\"role_id\":\"", 12) != 0 ||
+		    secbuf_append(&body, v->conf.role_id,
+		    strlen(v->conf.role_id)) != 0 ||
+		    secbuf_append(&body, "\",\"secret_id\":\"", 15) != 0 ||
+		    secbuf_append(&body, v->conf.secret_id,
+		    strlen(v->conf.secret_id)) != 0 ||
+		    secbuf_append(&body, "\"}", 2) != 0) {
+			free(url);
+			url = NULL;
+		}
+	} else
+		url = vault_url(v, "auth/token/renew-self");
+	v->state = renew ? VS_READY : VS_LOGIN;
+	if (url == NULL) {
+		secbuf_free(&body);
+		cb_error_set(&err, CB_EINTERNAL, "out of memory");
+		vault_auth_done(v, 0, NULL, &err);
+		return;
+	}
+	vault_opts(v, &o, "POST", url, tokhdr, sizeof(tokhdr), nshdr,
+	    sizeof(nshdr), renew);
+	if (!renew) {
+		o.body = body.data;
+		o.body_len = body.len;
+	} else {
+		o.body = "{}";
+		o.body_len = 2;
+	}
+	if (http_start(v->http, &o, vault_auth_done, v, &v->auth_req,
+	    &err) != 0) {
+		v->auth_req = NULL;
+		cb_wipe(tokhdr, sizeof(tokhdr));
+		secbuf_free(&body);
+		free(url);
+		vault_auth_done(v, 0, NULL, &err);
+		return;
+	}
+	cb_wipe(tokhdr, sizeof(tokhdr));
+	secbuf_free(&body);
+	free(url);
+}
+
+/* Split "mount/data/prefix" into the data and metadata URL paths of rel. */
+static char *
+vault_kv_path(const struct vault *v, const char *rel, bool metadata)
+{
+	const char	*p = v->conf.path, *d = strstr(p, "/data/");
+	char		*out = NULL;
+
+	if (d == NULL)
+		d = strstr(p, "/data");	/* "mount/data" without a prefix */
+	if (d == NULL)
+		return NULL;
+	if (asprintf(&out, "%.*s/%s%s/%s", (int)(d - p), p,
+	    metadata ? "metadata" : "data", d + 5, rel) < 0)
+		return NULL;
+	/* "mount/data/" + "/" would double the slash; squeeze it. */
+	for (char *q = out; (q = strstr(q, "//")) != NULL;)
+		memmove(q, q + 1, strlen(q));
+	return out;
+}
+
+/* Parse a KV v2 read answer: data.data.value and metadata.created_time. */
+static int
+vault_parse_read(const struct secbuf *body, char **value, int64_t *created,
+    struct cb_error *err)
+{
+	json_t		*root, *data, *inner, *val, *meta, *ct, *dt;
+	int		 rc = 0;
+
+	*value = NULL;
+	*created = 0;
+	root = json_loadb((const char *)body->data, body->len, 0, NULL);
+	data = root != NULL ? json_object_get(root, "data") : NULL;
+	if (!json_is_object(data)) {
+		rc = cb_error_set(err, CB_EUNAVAILABLE,
+		    "malformed answer from Vault: no data");
+		goto done;
+	}
+	inner = json_object_get(data, "data");
+	meta = json_object_get(data, "metadata");
+	dt = json_is_object(meta) ? json_object_get(meta, "deletion_time") :
+	    NULL;
+	/* A soft-deleted or destroyed latest version means "not set". */
+	if (json_is_null(inner) || (json_is_string(dt) &&
+	    *json_string_value(dt) != '\0') ||
+	    (json_is_object(meta) &&
+	    json_is_true(json_object_get(meta, "destroyed")))) {
+		rc = -CB_ENOTFOUND;
+		goto done;
+	}
+	val = json_is_object(inner) ? json_object_get(inner, "value") : NULL;
+	if (!json_is_string(val)) {
+		rc = cb_error_set(err, CB_EUNAVAILABLE, "malformed secret in "
+		    "Vault: no string \"value\"");
+		goto done;
+	}
+	if ((*value = strdup(json_string_value(val))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	ct = json_is_object(meta) ? json_object_get(meta, "created_time") :
+	    NULL;
+	if (json_is_string(ct)) {
+		struct tm	tm;
+		const char	*s = json_string_value(ct);
+
+		memset(&tm, 0, sizeof(tm));
+		if (strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) != NULL)
+			*created = (int64_t)timegm(&tm);
+	}
+done:
+	json_decref(root);
+	return rc;
+}
+
+/* Parse a LIST answer: data.keys. */
+static int
+vault_parse_list(const struct secbuf *body, char ***keys, size_t *n,
+    struct cb_error *err)
+{
+	json_t		*root, *data, *k, *e;
+	size_t		 i;
+	int		 rc = 0;
+
+	*keys = NULL;
+	*n = 0;
+	root = json_loadb((const char *)body->data, body->len, 0, NULL);
+	data = root != NULL ? json_object_get(root, "data") : NULL;
+	k = json_is_object(data) ? json_object_get(data, "keys") : NULL;
+	if (!json_is_array(k)) {
+		rc = cb_error_set(err, CB_EUNAVAILABLE,
+		    "malformed answer from Vault: no data.keys");
+		goto done;
+	}
+	if ((*keys = calloc(json_array_size(k) + 1, sizeof(char *))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	json_array_foreach(k, i, e) {
+		if (!json_is_string(e))
+			continue;
+		if (((*keys)[*n] = strdup(json_string_value(e))) == NULL) {
+			rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+			goto done;
+		}
+		(*n)++;
+	}
+done:
+	json_decref(root);
+	return rc;
+}
+
+/* An operation's request was answered. */
+static void
+vault_op_answered(void *arg, long status, const struct secbuf *body,
+    const struct cb_error *terr)
+{
+	struct vop	*op = arg;
+	struct vault	*v = op->v;
+	struct cb_error	 err;
+	char		*value = NULL, **keys = NULL;
+	size_t		 nkeys = 0, i;
+	int64_t		 created = 0;
+	int		 rc = 0;
+
+	op->req = NULL;
+	op->inflight = false;
+	cb_error_clear(&err);
+	if (terr->code != 0) {
+		rc = cb_error_set(&err, terr->code, "Vault unreachable: %s",
+		    terr->msg);
+		vault_note(v, err.msg);
+		goto end;
+	}
+	/*
+	 * 403 "invalid token" with a token we believed valid: it expired or
+	 * was revoked.  Log in again and retry this call once.
+	 */
+	if (status == 403 && !op->retried) {
+		char why[200];
+
+		vault_errors(body, status, why, sizeof(why));
+		/*
+		 * Only "invalid token" means the token is gone; a bare
+		 * "permission denied" is a policy refusal, and logging in
+		 * again for each of those would turn refusals into a login
+		 * storm.
+		 */
+		if (strstr(why, "invalid token") != NULL) {
+			op->retried = true;
+			vault_drop_token(v);
+			v->state = VS_IDLE;
+			/* Out of the queue, so a failed login cannot free it. */
+			TAILQ_REMOVE(&v->ops, op, entry);
+			vault_login(v);
+			TAILQ_INSERT_TAIL(&v->ops, op, entry);
+			if (v->auth_req != NULL)
+				return;		/* sent again by vault_flush */
+			rc = cb_error_set(&err, CB_EUNAVAILABLE, "%s",
+			    v->last_error[0] ? v->last_error :
+			    "Vault login failed");
+			goto end;
+		}
+	}
+	if (status == 404) {
+		if (op->kind == VOP_READ)
+			rc = -CB_ENOTFOUND;
+		else if (op->kind == VOP_LIST)
+			rc = 0;		/* an empty folder does not exist */
+		else if (op->kind == VOP_DESTROY)
+			rc = 0;
+		else
+			rc = vault_fail_status(status, body, &err);
+		goto end;
+	}
+	if (status != 200 && status != 204) {
+		rc = vault_fail_status(status, body, &err);
+		vault_note(v, err.msg);
+		goto end;
+	}
+	if (op->kind == VOP_READ)
+		rc = vault_parse_read(body, &value, &created, &err);
+	else if (op->kind == VOP_LIST)
+		rc = vault_parse_list(body, &keys, &nkeys, &err);
+	if (rc != 0 && rc != -CB_ENOTFOUND)
+		vault_note(v, err.msg);
+end:
+	vault_op_end(v, op, rc, value, created, keys, nkeys, &err);
+	free(value);
+	for (i = 0; i < nkeys; i++)
+		free(keys[i]);
+	free(keys);
+}
+
+/* Send one operation with the current token. */
+static void
+vault_send(struct vault *v, struct vop *op)
+{
+	static const char *const methods[] = {
+		[VOP_READ] = "GET", [VOP_WRITE] = "POST",
+		[VOP_DESTROY] = "DELETE", [VOP_LIST] = "LIST"
+	};
+	struct http_opts o;
+	struct cb_error	 err;
+	char		*path, *url = NULL, *body = NULL, tokhdr[4200], nshdr[300];
+	int		 rc = -1;
+
+	path = vault_kv_path(v, op->relpath, op->kind == VOP_DESTROY ||
+	    op->kind == VOP_LIST);
+	if (path != NULL)
+		url = vault_url(v, path);
+	if (url == NULL) {
+		cb_error_set(&err, CB_EINTERNAL, "out of memory");
+		goto fail;
+	}
+	vault_opts(v, &o, methods[op->kind], url, tokhdr, sizeof(tokhdr), nshdr,
+	    sizeof(nshdr), true);
+	if (op->kind == VOP_WRITE) {
+		json_t *doc = json_pack("{s:{s:s}}", "data", "value",
+		    op->sealed);
+
+		body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+		json_decref(doc);
+		if (body == NULL) {
+			cb_error_set(&err, CB_EINTERNAL, "out of memory");
+			goto fail;
+		}
+		o.body = body;
+		o.body_len = strlen(body);
+	}
+	op->gen = v->gen;
+	rc = http_start(v->http, &o, vault_op_answered, op, &op->req, &err);
+	if (rc == 0)
+		op->inflight = true;
+fail:
+	cb_wipe(tokhdr, sizeof(tokhdr));
+	vault_json_free(body);
+	free(url);
+	free(path);
+	if (rc != 0) {
+		op->req = NULL;
+		vault_op_end(v, op, -CB_EUNAVAILABLE, NULL, 0, NULL, 0, &err);
+	}
+}
+
+/* Free an operation that never got queued. */
+static void
+vault_op_free(struct vop *op)
+{
+	struct vwaiter	*w, *next;
+
+	for (w = op->readers; w != NULL; w = next) {
+		next = w->next;
+		free(w);
+	}
+	free(op->relpath);
+	free(op->sealed);
+	free(op);
+}
+
+/* Queue an operation; sends it now when logged in. */
+static int
+vault_submit(struct vault *v, struct vop *op, struct cb_error *err)
+{
+	if (!vault_usable(v, err)) {
+		vault_op_free(op);
+		return -err->code;
+	}
+	if (v->state == VS_BACKOFF) {
+		cb_error_set(err, CB_EUNAVAILABLE, "%s; retrying later",
+		    v->last_error[0] ? v->last_error : "Vault login failed");
+		vault_op_free(op);
+		return -CB_EUNAVAILABLE;
+	}
+	op->v = v;
+	TAILQ_INSERT_TAIL(&v->ops, op, entry);
+	if (v->state == VS_READY && v->token.len > 0 &&
+	    uv_now(v->loop) < v->expiry) {
+		vault_send(v, op);
+		return 0;
+	}
+	/* No valid token: the call waits for a login. */
+	if (v->state == VS_READY)
+		v->state = VS_IDLE;
+	vault_login(v);
+	return 0;
+}
+
+/* A new operation for relpath. */
+static struct vop *
+vault_op_new(int kind, const char *relpath, struct cb_error *err)
+{
+	struct vop	*op;
+
+	if ((op = calloc(1, sizeof(*op))) == NULL ||
+	    (op->relpath = strdup(relpath)) == NULL) {
+		free(op);
+		cb_error_set(err, CB_EINTERNAL, "out of memory");
+		return NULL;
+	}
+	op->kind = kind;
+	return op;
+}
+
+int
+vault_read(struct vault *v, const char *relpath, vault_read_fn done,
+    void *arg, struct cb_error *err)
+{
+	struct vop	*op;
+	struct vwaiter	*w;
+
+	if ((w = calloc(1, sizeof(*w))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	w->fn = done;
+	w->arg = arg;
+	/* Identical reads in flight share one request. */
+	if (vault_usable(v, NULL) && v->state != VS_BACKOFF)
+	    TAILQ_FOREACH(op, &v->ops, entry)
+		if (op->kind == VOP_READ && strcmp(op->relpath, relpath) == 0) {
+			w->next = op->readers;
+			op->readers = w;
+			return 0;
+		}
+	if ((op = vault_op_new(VOP_READ, relpath, err)) == NULL) {
+		free(w);
+		return -CB_EINTERNAL;
+	}
+	op->readers = w;
+	return vault_submit(v, op, err);
+}
+
+int
+vault_write(struct vault *v, const char *relpath, const char *sealed,
+    vault_done_fn done, void *arg, struct cb_error *err)
+{
+	struct vop	*op;
+
+	if ((op = vault_op_new(VOP_WRITE, relpath, err)) == NULL)
+		return -CB_EINTERNAL;
+	if ((op->sealed = strdup(sealed)) == NULL) {
+		free(op->relpath);
+		free(op);
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	op->done = done;
+	op->arg = arg;
+	return vault_submit(v, op, err);
+}
+
+int
+vault_destroy(struct vault *v, const char *relpath, vault_done_fn done,
+    void *arg, struct cb_error *err)
+{
+	struct vop	*op;
+
+	if ((op = vault_op_new(VOP_DESTROY, relpath, err)) == NULL)
+		return -CB_EINTERNAL;
+	op->done = done;
+	op->arg = arg;
+	return vault_submit(v, op, err);
+}
+
+int
+vault_list(struct vault *v, const char *relpath, vault_list_fn done,
+    void *arg, struct cb_error *err)
+{
+	struct vop	*op;
+
+	if ((op = vault_op_new(VOP_LIST, relpath, err)) == NULL)
+		return -CB_EINTERNAL;
+	op->list_done = done;
+	op->arg = arg;
+	return vault_submit(v, op, err);
+}
+
+/* Segments of [A-Za-z0-9_.-] separated by single slashes; no "." or "..". */
+static bool
+vault_path_ok(const char *p)
+{
+	const char	*seg = p;
+	size_t		 n;
+
+	for (;; p++) {
+		if (*p == '/' || *p == '\0') {
+			n = (size_t)(p - seg);
+			if (n == 0 || (n == 1 && seg[0] == '.') ||
+			    (n == 2 && seg[0] == '.' && seg[1] == '.'))
+				return false;
+			if (*p == '\0')
+				return true;
+			seg = p + 1;
+			continue;
+		}
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		    (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' ||
+		    *p == '.'))
+			return false;
+	}
+}
+
+/* role_id / secret_id: what Vault issues (uuids), nothing to escape. */
+static bool
+vault_id_ok(const char *s)
+{
+	size_t	n = strlen(s), i;
+
+	if (n == 0 || n > VAULT_ID_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (!((s[i] >= 'a' && s[i] <= 'z') ||
+		    (s[i] >= 'A' && s[i] <= 'Z') ||
+		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+		    s[i] == '-' || s[i] == '.'))
+			return false;
+	return true;
+}
+
+int
+vault_conf_check(const struct vault_conf *c, struct cb_error *err)
+{
+	const char	*d;
+
+	if (c->url == NULL || (strncmp(c->url, "https://", 8) != 0 &&
+	    strncmp(c->url, "http://", 7) != 0) ||
+	    strpbrk(c->url, " \t\r\n?#@") != NULL || strlen(c->url) > 512)
+		return cb_error_set(err, CB_EBADREQ, "url must be an http:// "
+		    "or https:// address without userinfo, query or fragment");
+	if (c->path == NULL || !vault_path_ok(c->path))
+		return cb_error_set(err, CB_EBADREQ, "path must be segments "
+		    "of [A-Za-z0-9_.-] separated by '/', without '.' or '..'");
+	d = strstr(c->path, "/data/");
+	if (d == NULL && (strlen(c->path) < 5 ||
+	    strcmp(c->path + strlen(c->path) - 5, "/data") != 0))
+		return cb_error_set(err, CB_EBADREQ, "path '%s' has no /data/ "
+		    "segment: KV v2 paths look like mount/data/prefix "
+		    "(for example secrets/data/ddp)", c->path);
+	if (c->role_id != NULL && !vault_id_ok(c->role_id))
+		return cb_error_set(err, CB_EBADREQ, "role_id must be 1 to %d "
+		    "characters of [A-Za-z0-9_.-]", VAULT_ID_MAX);
+	if (c->secret_id != NULL && !vault_id_ok(c->secret_id))
+		return cb_error_set(err, CB_EBADREQ, "secret_id must be 1 to "
+		    "%d characters of [A-Za-z0-9_.-]", VAULT_ID_MAX);
+	if (c->namespace != NULL && *c->namespace != '\0' &&
+	    !vault_path_ok(c->namespace))
+		return cb_error_set(err, CB_EBADREQ, "namespace must be "
+		    "segments of [A-Za-z0-9_.-] separated by '/'");
+	if (c->ca_file != NULL && *c->ca_file != '/')
+		return cb_error_set(err, CB_EBADREQ,
+		    "ca_file must be an absolute path");
+	if (c->timeout_ms > 600000)
+		return cb_error_set(err, CB_EBADREQ,
+		    "timeout_ms must be at most 600000");
+	if (c->enabled && (c->role_id == NULL || c->secret_id == NULL))
+		return cb_error_set(err, CB_EBADREQ,
+		    "role_id and secret_id are needed to enable Vault");
+	return 0;
+}
+
+/* strdup that keeps NULL. */
+static int
+vault_dup(char **dst, const char *src)
+{
+	*dst = NULL;
+	if (src == NULL)
+		return 0;
+	return (*dst = strdup(src)) == NULL ? -1 : 0;
+}
+
+int
+vault_conf_copy(struct vault_conf *dst, const struct vault_conf *c)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->enabled = c->enabled;
+	dst->timeout_ms = c->timeout_ms;
+	if (vault_dup(&dst->url, c->url) != 0 ||
+	    vault_dup(&dst->role_id, c->role_id) != 0 ||
+	    vault_dup(&dst->secret_id, c->secret_id) != 0 ||
+	    vault_dup(&dst->path, c->path) != 0 ||
+	    vault_dup(&dst->ca_file, c->ca_file) != 0 ||
+	    vault_dup(&dst->namespace, c->namespace) != 0) {
+		vault_conf_free(dst);
+		return -CB_EINTERNAL;
+	}
+	return 0;
+}
+
+void
+vault_conf_free(struct vault_conf *c)
+{
+	free(c->url);
+	cb_strfree_wipe(c->role_id);
+	cb_strfree_wipe(c->secret_id);
+	free(c->path);
+	free(c->ca_file);
+	free(c->namespace);
+	memset(c, 0, sizeof(*c));
+}
+
+int
+vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
+    struct cb_error *err)
+{
+	static bool	 alloc_set;
+	struct vault	*v;
+
+	if (!alloc_set) {
+		json_set_alloc_funcs(vault_json_malloc, vault_json_free);
+		alloc_set = true;
+	}
+	if ((v = calloc(1, sizeof(*v))) == NULL ||
+	    (v->timer = calloc(1, sizeof(*v->timer))) == NULL) {
+		free(v);
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	v->loop = loop;
+	v->http = http;
+	v->backoff = VAULT_BACKOFF_MIN;
+	TAILQ_INIT(&v->ops);
+	uv_timer_init(loop, v->timer);
+	v->timer->data = v;
+	*out = v;
+	return 0;
+}
+
+/* Stop the token machinery and fail everything with code/msg. */
+static void
+vault_reset(struct vault *v, int code, const char *msg)
+{
+	v->gen++;
+	uv_timer_stop(v->timer);
+	if (v->auth_req != NULL) {
+		http_cancel(v->auth_req);
+		v->auth_req = NULL;
+	}
+	vault_fail_all(v, code, msg);
+	vault_drop_token(v);
+	v->state = VS_IDLE;
+	v->backoff = VAULT_BACKOFF_MIN;
+}
+
+int
+vault_configure(struct vault *v, const struct vault_conf *c,
+    struct cb_error *err)
+{
+	struct vault_conf	nc;
+
+	if (c != NULL && vault_conf_check(c, err) != 0)
+		return -CB_EBADREQ;
+	if (c != NULL && vault_conf_copy(&nc, c) != 0)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	vault_reset(v, CB_EUNAVAILABLE, "Vault settings changed");
+	vault_conf_free(&v->conf);
+	v->configured = c != NULL;
+	v->last_error[0] = '\0';
+	if (c == NULL)
+		return 0;
+	v->conf = nc;
+	if (v->conf.enabled)
+		vault_login(v);
+	return 0;
+}
+
+bool
+vault_usable(const struct vault *v, struct cb_error *err)
+{
+	if (v == NULL || !v->configured) {
+		cb_error_set(err, CB_ENOTCONFIGURED,
+		    "Vault is not configured");
+		return false;
+	}
+	if (!v->conf.enabled) {
+		cb_error_set(err, CB_ENOTCONFIGURED, "Vault is disabled");
+		return false;
+	}
+	return true;
+}
+
+void
+vault_get_status(const struct vault *v, struct vault_status *st)
+{
+	uint64_t	now;
+
+	memset(st, 0, sizeof(*st));
+	if (v == NULL)
+		return;
+	now = uv_now(v->loop);
+	st->configured = v->configured;
+	st->enabled = v->configured && v->conf.enabled;
+	st->authenticated = v->state == VS_READY && v->token.len > 0 &&
+	    now < v->expiry;
+	st->token_ttl = st->authenticated ?
+	    (int64_t)((v->expiry - now) / 1000) : 0;
+	st->logins = v->logins;
+	st->renewals = v->renewals;
+	snprintf(st->last_error, sizeof(st->last_error), "%s", v->last_error);
+}
+
+/* The timer handle is freed once closed. */
+static void
+vault_timer_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+void
+vault_close(struct vault *v)
+{
+	if (v == NULL)
+		return;
+	vault_reset(v, CB_EUNAVAILABLE, "the broker is shutting down");
+	uv_close((uv_handle_t *)v->timer, vault_timer_closed);
+	vault_conf_free(&v->conf);
+	secbuf_free(&v->token);
+	free(v);
+}
+
+/* vault.test: log in, write, read, list, clean up; one step each. */
+struct vtest {
+	struct vault		*v;
+	vault_test_fn		 done;
+	void			*arg;
+	struct vault_test_step	 steps[4];
+	size_t			 nsteps;
+	char			 rel[80];
+	char			 marker[40];
+	uv_timer_t		 reaper;
+};
+
+/* Record a step. */
+static void
+vtest_step(struct vtest *t, const char *step, bool ok, const char *msg)
+{
+	struct vault_test_step *s = &t->steps[t->nsteps++];
+
+	s->step = step;
+	s->ok = ok;
+	snprintf(s->message, sizeof(s->message), "%s", msg);
+}
+
+static void
+vtest_reaped(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/* Close the temporary client outside of its own callbacks. */
+static void
+vtest_reap(uv_timer_t *timer)
+{
+	struct vtest	*t = timer->data;
+
+	vault_close(t->v);
+	uv_close((uv_handle_t *)&t->reaper, vtest_reaped);
+}
+
+/* Report and schedule the clean-up. */
+static void
+vtest_finish(struct vtest *t)
+{
+	t->done(t->arg, t->steps, t->nsteps);
+	uv_timer_start(&t->reaper, vtest_reap, 0, 0);
+}
+
+static void
+vtest_destroyed(void *arg, int rc, const struct cb_error *err)
+{
+	vtest_finish(arg);
+}
+
+static void
+vtest_listed(void *arg, int rc, char *const *keys, size_t nkeys,
+    const struct cb_error *err)
+{
+	struct vtest	*t = arg;
+	struct cb_error	 e;
+	size_t		 i;
+	bool		 found = false;
+
+	for (i = 0; rc == 0 && i < nkeys; i++)
+		if (strcmp(keys[i], t->marker) == 0)
+			found = true;
+	if (rc != 0)
+		vtest_step(t, "list", false, err->msg);
+	else
+		vtest_step(t, "list", found, found ? "the test secret is "
+		    "listed" : "the test secret is missing from the list");
+	if (vault_destroy(t->v, t->rel, vtest_destroyed, t, &e) != 0)
+		vtest_finish(t);
+}
+
+static void
+vtest_read(void *arg, int rc, const char *value, int64_t created,
+    const struct cb_error *err)
+{
+	struct vtest	*t = arg;
+	struct cb_error	 e;
+	char		 dir[40];
+	bool		 ok = rc == 0 && strcmp(value, t->marker) == 0;
+
+	vtest_step(t, "read", ok, rc == 0 ? (ok ? "read back what was "
+	    "written" : "read back something else") : err->msg);
+	snprintf(dir, sizeof(dir), "%s/", VAULT_TEST_DIR);
+	if (vault_list(t->v, dir, vtest_listed, t, &e) != 0) {
+		vtest_step(t, "list", false, e.msg);
+		vtest_finish(t);
+	}
+}
+
+static void
+vtest_written(void *arg, int rc, const struct cb_error *err)
+{
+	struct vtest	*t = arg;
+	struct cb_error	 e;
+
+	vtest_step(t, "write", rc == 0, rc == 0 ? "wrote a test secret" :
+	    err->msg);
+	if (rc != 0) {
+		vtest_finish(t);
+		return;
+	}
+	if (vault_read(t->v, t->rel, vtest_read, t, &e) != 0) {
+		vtest_step(t, "read", false, e.msg);
+		vtest_finish(t);
+	}
+}
+
+static void
+vtest_logged_in(void *arg, bool ok, const char *msg)
+{
+	struct vtest	*t = arg;
+	struct cb_error	 e;
+
+	t->v->login_hook = NULL;
+	vtest_step(t, "login", ok, msg);
+	if (!ok) {
+		vtest_finish(t);
+		return;
+	}
+	if (vault_write(t->v, t->rel, t->marker, vtest_written, t, &e) != 0) {
+		vtest_step(t, "write", false, e.msg);
+		vtest_finish(t);
+	}
+}
+
+int
+vault_test(uv_loop_t *loop, struct http *http, const struct vault_conf *c,
+    vault_test_fn done, void *arg, struct cb_error *err)
+{
+	struct vault_conf	 tc;
+	struct vtest		*t;
+	unsigned char		 rnd[8];
+	size_t			 i;
+
+	if (vault_conf_copy(&tc, c) != 0)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	tc.enabled = true;
+	if (vault_conf_check(&tc, err) != 0) {
+		vault_conf_free(&tc);
+		return -CB_EBADREQ;
+	}
+	if ((t = calloc(1, sizeof(*t))) == NULL) {
+		vault_conf_free(&tc);
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	RAND_bytes(rnd, sizeof(rnd));
+	memcpy(t->marker, "probe-", 6);
+	for (i = 0; i < sizeof(rnd); i++)
+		snprintf(t->marker + 6 + 2 * i, 3, "%02x", rnd[i]);
+	snprintf(t->rel, sizeof(t->rel), "%s/%s", VAULT_TEST_DIR, t->marker);
+	t->done = done;
+	t->arg = arg;
+	uv_timer_init(loop, &t->reaper);
+	t->reaper.data = t;
+	if (vault_init(loop, http, &t->v, err) != 0) {
+		vault_conf_free(&tc);
+		uv_close((uv_handle_t *)&t->reaper, vtest_reaped);
+		return -CB_EINTERNAL;
+	}
+	t->v->login_hook = vtest_logged_in;
+	t->v->login_hook_arg = t;
+	if (vault_configure(t->v, &tc, err) != 0) {
+		vault_conf_free(&tc);
+		vault_close(t->v);
+		uv_close((uv_handle_t *)&t->reaper, vtest_reaped);
+		return -CB_EBADREQ;
+	}
+	vault_conf_free(&tc);
+	return 0;
+}

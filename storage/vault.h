@@ -1,0 +1,123 @@
+/*
+ * vault: HashiCorp Vault KV v2 over AppRole (SPEC section 4.2), on the
+ * daemon's loop.
+ *
+ * The client logs in with POST /v1/auth/approle/login, renews its token
+ * with renew-self at about two thirds of the lease (with jitter), and logs
+ * in again when renewal fails, when the token is not renewable, when its
+ * max TTL caps the lease, or when Vault says the token is no longer valid
+ * (a call that met that is retried once after the new login).  Failed
+ * logins back off exponentially with jitter up to a cap; while backing
+ * off, calls fail at once with "unavailable" rather than adding logins.
+ *
+ * Values are stored at {path}/credentials/{type_uuid}/users/{user_uuid} as
+ * {"data": {"value": SEALED}}: Vault only ever sees sealed text.  Paths
+ * given to this module are relative to the configured path and are made of
+ * checked uuids only, so they cannot leave the prefix.
+ *
+ * Identical reads in flight at the same time share one Vault request.
+ */
+#ifndef CB_VAULT_H
+#define CB_VAULT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cb_error.h"
+#include "secbuf.h"
+
+struct http;
+struct vault;
+
+#define VAULT_TIMEOUT_DEFAULT	5000	/* ms */
+#define VAULT_ID_MAX		256	/* role_id / secret_id length */
+
+struct vault_conf {
+	bool		 enabled;
+	char		*url;		/* https://vault.example:8200 */
+	char		*role_id;	/* secrets: wiped on free */
+	char		*secret_id;
+	char		*path;		/* mount/data/prefix */
+	char		*ca_file;	/* NULL: system trust store */
+	char		*namespace;	/* NULL: none */
+	unsigned	 timeout_ms;
+};
+
+struct vault_status {
+	bool		 configured;
+	bool		 enabled;
+	bool		 authenticated;
+	int64_t		 token_ttl;	/* seconds left, 0 when none */
+	uint64_t	 logins;	/* attempts since start */
+	uint64_t	 renewals;
+	char		 last_error[256];	/* "" when none */
+};
+
+/*
+ * Completion of a read: rc 0 with the sealed text in value (owned by the
+ * vault module, valid during the callback) and the version's creation
+ * time; -CB_ENOTFOUND when no value is set (missing, or the latest version
+ * soft-deleted); another negative code with err otherwise.
+ */
+typedef void (*vault_read_fn)(void *arg, int rc, const char *value,
+    int64_t created, const struct cb_error *err);
+/* Completion of a write or delete. */
+typedef void (*vault_done_fn)(void *arg, int rc, const struct cb_error *err);
+/* Completion of a list: keys (NULL-terminated) valid during the call. */
+typedef void (*vault_list_fn)(void *arg, int rc, char *const *keys,
+    size_t nkeys, const struct cb_error *err);
+
+/* Check settings: path with a /data/ segment, url, ids. */
+int	 vault_conf_check(const struct vault_conf *c, struct cb_error *err);
+/* Copy c into dst (strings duplicated). */
+int	 vault_conf_copy(struct vault_conf *dst, const struct vault_conf *c);
+/* Free the strings, wiping role_id and secret_id. */
+void	 vault_conf_free(struct vault_conf *c);
+
+int	 vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
+	    struct cb_error *err);
+/*
+ * Replace the settings (copied).  Drops the token, fails waiting calls
+ * and, when enabled, logs in.  NULL or !enabled: calls answer
+ * not_configured.
+ */
+int	 vault_configure(struct vault *v, const struct vault_conf *c,
+	    struct cb_error *err);
+/* Whether calls can be made at all (configured and enabled). */
+bool	 vault_usable(const struct vault *v, struct cb_error *err);
+void	 vault_get_status(const struct vault *v, struct vault_status *st);
+/* Fail every waiting call ("shutting down"), stop timers, free. */
+void	 vault_close(struct vault *v);
+
+/* KV v2 operations; relpath like "credentials/T/users/U". */
+int	 vault_read(struct vault *v, const char *relpath, vault_read_fn done,
+	    void *arg, struct cb_error *err);
+int	 vault_write(struct vault *v, const char *relpath, const char *sealed,
+	    vault_done_fn done, void *arg, struct cb_error *err);
+/* Delete every version and the metadata. */
+int	 vault_destroy(struct vault *v, const char *relpath, vault_done_fn done,
+	    void *arg, struct cb_error *err);
+/* LIST the metadata under relpath (a folder). */
+int	 vault_list(struct vault *v, const char *relpath, vault_list_fn done,
+	    void *arg, struct cb_error *err);
+
+/*
+ * Connection test (vault.test): with settings c, log in, then write, read
+ * and list a test secret under the path, and delete it.  steps receives
+ * one line per step.
+ */
+struct vault_test_step {
+	const char	*step;		/* "login", "write", "read", "list" */
+	bool		 ok;
+	char		 message[256];
+};
+typedef void (*vault_test_fn)(void *arg, const struct vault_test_step *steps,
+    size_t nsteps);
+int	 vault_test(uv_loop_t *loop, struct http *http,
+	    const struct vault_conf *c, vault_test_fn done, void *arg,
+	    struct cb_error *err);
+
+#endif
