@@ -27,6 +27,11 @@
  * and fill a caller-provided struct credbroker_error (which may be NULL).
  * Messages are for humans and never contain a secret value.
  *
+ * Runners.  credbroker_substitute() wraps the "substitute" method in C
+ * structures: it packs a component and a request template, and returns
+ * the substituted request in one wiping allocation (see "Substitution"
+ * below for the lifetime rules of its secrets).
+ *
  * Threads.  A connection may be used by one thread at a time; different
  * connections are independent.  The library installs no signal handlers;
  * writes use MSG_NOSIGNAL, so a closed connection gives an error instead
@@ -186,6 +191,218 @@ void	credbroker_reply_free(struct credbroker_reply *r);
 
 /* Close the connection and wipe and free its buffers; NULL is allowed. */
 void	credbroker_close(struct credbroker *c);
+
+/*
+ * Substitution (SPEC section 5): the runner's API.
+ *
+ * A runner describes the component it runs and the HTTP request it is
+ * about to make, with placeholders such as <<.credentials.github>> in the
+ * URL, in header values and in the body.  The broker decides whose
+ * credentials apply, fills the placeholders and returns the request,
+ * which the runner sends at once (client/examples/runner.c shows the
+ * whole cycle with libcurl).
+ *
+ *	struct credbroker_cred_decl decl[] = { { "github", "github_token" } };
+ *	struct credbroker_component comp = {
+ *		.kind = "action", .initiator = user_uuid,
+ *		.credentials = decl, .ncredentials = 1,
+ *	};
+ *	struct credbroker_header hdr[] = {
+ *		{ "Authorization", "Bearer <<.credentials.github>>", 0 },
+ *	};
+ *	struct credbroker_request req = {
+ *		.method = "GET", .url = "https://api.github.com/user",
+ *		.headers = hdr, .nheaders = 1,
+ *	};
+ *	struct credbroker_substituted *s;
+ *
+ *	if (credbroker_substitute(c, &comp, &req, &s, &err) == 0) {
+ *		if (!s->skipped)
+ *			send_it(s->method, s->url, s->headers, s->nheaders,
+ *			    s->body, s->body_len);
+ *		credbroker_substituted_free(s);
+ *	}
+ *
+ * Lifetime rules.  The strings of a substituted request ARE the secrets:
+ * the URL, header values and body contain decrypted credential values.
+ *  - Use them at once, for the one request they were made for, then call
+ *    credbroker_substituted_free(), which wipes every byte (with
+ *    OPENSSL_cleanse) before freeing.  Do not keep them, cache them or
+ *    hand them to another thread that outlives the request.
+ *  - Never log them, print them, put them in an error message or an
+ *    exception, or pass them to a tracing or debug facility (libcurl's
+ *    CURLOPT_VERBOSE prints request headers).  The library itself never
+ *    logs anything.
+ *  - Every copy the runner makes (a "Name: value" header line, an HTTP
+ *    client's own buffers) is the runner's to wipe.
+ *  - Do not follow redirects with these headers: a redirect to another
+ *    origin would carry the credential past the broker's destination
+ *    check.
+ *  - Disable core dumps in the runner (setrlimit(RLIMIT_CORE) to 0,
+ *    prctl(PR_SET_DUMPABLE, 0)) so that a crash does not write them to
+ *    disk.
+ * All of a result lives in one allocation that belongs to it; the reply
+ * it was decoded from has already been wiped when the call returns.
+ *
+ * Dry runs.  credbroker_substitute_dry_run() asks the broker for the same
+ * substitution with every value replaced by the mask "~masked-ID~" (passed
+ * through the placeholder's filters), decrypting nothing.  A value that
+ * is not set is not an error then; used[i].filled says which are.  A dry
+ * run shows where values would go (credctl substitute --dry-run prints it)
+ * and is safe to log.
+ */
+
+/* One credential a component declares: placeholder id and type. */
+struct credbroker_cred_decl {
+	const char	*id;		/* the ID of <<.credentials.ID>> */
+	const char	*type;		/* a type ident or uuid */
+};
+
+/*
+ * Who is calling and for whom (SPEC 5.1).  kind is "action", "widget",
+ * "data_source" or "status_check"; initiator, run_as and system_account
+ * are user uuids in lower-case RFC 4122 text form, NULL when not given.
+ * The broker applies the subject rules:
+ *	action, widget	run_as when given, else initiator
+ *	data_source	system_account (required; initiator never used)
+ *	status_check	system_account; without one the check is skipped
+ * service_credentials are those of the external service the component
+ * uses (sent only when nservice_credentials > 0); they are inherited, and
+ * a component's own declaration of the same id wins.
+ */
+struct credbroker_component {
+	const char				*kind;
+	const char				*initiator;
+	const char				*run_as;
+	const char				*system_account;
+	const struct credbroker_cred_decl	*credentials;
+	size_t					 ncredentials;
+	const struct credbroker_cred_decl	*service_credentials;
+	size_t					 nservice_credentials;
+};
+
+/*
+ * One HTTP header.  In a request template, value is a template of
+ * value_len bytes; a value_len of 0 means strlen(value).  In a result,
+ * name and value are NUL-terminated and value_len is the length of value
+ * without the NUL.  Placeholders are allowed in values only; a name must
+ * be an HTTP token.
+ */
+struct credbroker_header {
+	const char	*name;
+	const char	*value;
+	size_t		 value_len;
+};
+
+/*
+ * The request template.  method is an HTTP method name ("GET", ...); url
+ * is an absolute http or https URL whose scheme, host, port and userinfo
+ * are literal text (placeholders may appear in the path, query and
+ * fragment).  A body is sent only when has_body is set; it may be empty
+ * and may hold any bytes (it goes out as a msgpack str when it is valid
+ * UTF-8, as a bin otherwise).
+ */
+struct credbroker_request {
+	const char			*method;
+	const char			*url;
+	const struct credbroker_header	*headers;
+	size_t				 nheaders;
+	const void			*body;
+	size_t				 body_len;
+	int				 has_body;
+};
+
+/* One credential the substitution used; filled is set in dry runs only. */
+struct credbroker_used {
+	const char	*id;		/* the placeholder id */
+	const char	*type;		/* the type's ident */
+	int		 filled;	/* dry run: 1 when the subject has it */
+};
+
+/*
+ * The answer to a substitution.  Every pointer points into the same
+ * allocation as the structure itself and stays valid until
+ * credbroker_substituted_free().  All strings are NUL-terminated, and no
+ * string but the body contains a NUL byte (an answer where one would is
+ * refused), so each can be used as a C string; lengths are given where a
+ * value may come from a credential.
+ *
+ * When skipped is set (a status check without a system account, SPEC
+ * 5.1) only reason is meaningful: the check is not run, and that is not
+ * an error.  Otherwise reason is NULL and the rest describes the request
+ * to send: method, url (url_len bytes), headers in the order given, body
+ * (body_len bytes plus a terminating NUL; NULL when the template had no
+ * body, has_body 0), subject (the user whose values were used), and used,
+ * the distinct credentials the templates referenced.  dry_run is set when
+ * the broker masked the values.
+ */
+struct credbroker_substituted {
+	int				 skipped;
+	const char			*reason;
+	int				 dry_run;
+	const char			*method;
+	const char			*url;
+	size_t				 url_len;
+	const struct credbroker_header	*headers;
+	size_t				 nheaders;
+	const char			*body;
+	size_t				 body_len;
+	int				 has_body;
+	const char			*subject;
+	const struct credbroker_used	*used;
+	size_t				 nused;
+};
+
+/*
+ * Substitute the credentials of comp's subject into req.
+ *
+ *	c	the connection (needs the use:credentials permission).
+ *	comp	the component; see struct credbroker_component.
+ *	req	the request template; see struct credbroker_request.
+ *	out	receives the result on success, NULL otherwise; the caller
+ *		owns it and must release it with credbroker_substituted_free()
+ *		as soon as the request has been sent.
+ *	err	may be NULL.
+ *
+ * Returns, like credbroker_call():
+ *	0			success; *out is set (check (*out)->skipped).
+ *	CREDBROKER_EBROKER	the broker refused; err->code is, for example,
+ *				"not_found" (the subject has no value for a
+ *				referenced credential), "forbidden" (the URL's
+ *				origin is not among a type's destinations),
+ *				"bad_request" (a template or component error:
+ *				unknown filter, undeclared id, a value that
+ *				would break the request's structure, ...) or
+ *				"not_configured" (a Vault-stored type while
+ *				Vault is off).  Messages name credential ids,
+ *				types and users, never a value.
+ *	CREDBROKER_ELOCAL	"invalid" (a NULL argument or field that is
+ *				required, more than 2^32-1 elements), "nomem",
+ *				"protocol" (the answer does not have the shape
+ *				of a substitution result), or any local error
+ *				of credbroker_call().
+ * The packed request and the broker's reply are wiped before returning,
+ * on every path.
+ */
+int	credbroker_substitute(struct credbroker *c,
+	    const struct credbroker_component *comp,
+	    const struct credbroker_request *req,
+	    struct credbroker_substituted **out, struct credbroker_error *err);
+
+/*
+ * The same as credbroker_substitute() with dry_run set: values are masked
+ * as "~masked-ID~" (after filters), nothing is decrypted, a value that is
+ * not set is not an error, and used[i].filled says which are set.  An
+ * answer that is not marked dry_run by the broker is refused ("protocol")
+ * and wiped, so a dry-run caller never receives a value.
+ */
+int	credbroker_substitute_dry_run(struct credbroker *c,
+	    const struct credbroker_component *comp,
+	    const struct credbroker_request *req,
+	    struct credbroker_substituted **out, struct credbroker_error *err);
+
+/* Wipe every byte of a substitution result and free it; NULL is allowed. */
+void	credbroker_substituted_free(struct credbroker_substituted *s);
 
 #ifdef __cplusplus
 }

@@ -13,7 +13,8 @@
  *	0  success
  *	1  the broker answered with an error (its code and message are shown)
  *	2  usage error or invalid input: unknown command or option, wrong
- *	   number of arguments, an empty or oversized credential value
+ *	   number of arguments, an empty or oversized credential value,
+ *	   "substitute" without --dry-run, an invalid JSON document
  *	3  cannot connect to the broker, or a protocol or I/O failure
  *
  * Errors with status 1 and 3 go to stderr as "credctl: CODE: MESSAGE",
@@ -127,6 +128,14 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.exec = credctl_cred_rm,
 	},
 	{
+		.name = "substitute",
+		.args = "--dry-run [--file FILE]",
+		.about = "show where a request template's values would go, "
+		    "masked (never the values)",
+		.opts = CREDCTL_OPT_DRY_RUN | CREDCTL_OPT_FILE,
+		.exec = credctl_substitute,
+	},
+	{
 		.name = "help",
 		.args = "[COMMAND...]",
 		.about = "show this help, or the commands matching COMMAND",
@@ -145,6 +154,8 @@ enum {
 	OPTV_NO_DESTINATIONS,
 	OPTV_FORCE,
 	OPTV_RAW,
+	OPTV_DRY_RUN,
+	OPTV_FILE,
 	OPTV_JSON,
 	OPTV_VERSION
 };
@@ -165,6 +176,9 @@ static const struct {
 	    { "no-destinations", no_argument, NULL, OPTV_NO_DESTINATIONS } },
 	{ CREDCTL_OPT_FORCE, { "force", no_argument, NULL, OPTV_FORCE } },
 	{ CREDCTL_OPT_RAW, { "raw", no_argument, NULL, OPTV_RAW } },
+	{ CREDCTL_OPT_DRY_RUN,
+	    { "dry-run", no_argument, NULL, OPTV_DRY_RUN } },
+	{ CREDCTL_OPT_FILE, { "file", required_argument, NULL, OPTV_FILE } },
 };
 #define CREDCTL_NCMDOPTS \
 	(sizeof(credctl_cmd_opts) / sizeof(credctl_cmd_opts[0]))
@@ -219,6 +233,12 @@ credctl_full_help(FILE *f)
 	    "it is read\nfrom standard input (at most 1 MiB; one trailing "
 	    "newline is removed unless\n--raw) or, when standard input is a "
 	    "terminal, from a prompt without echo.\n"
+	    "\n'substitute --dry-run' reads the params of the substitute "
+	    "method as JSON,\n{\"component\": {...}, \"request\": {...}}, "
+	    "from FILE or standard input, and\nshows the request with every "
+	    "value masked as ~masked-ID~, the subject, and\nwhich values are "
+	    "set.  credctl never prints a credential value: --dry-run is\n"
+	    "required.\n"
 	    "\nExit status:\n"
 	    "  0  success\n"
 	    "  1  the broker answered with an error\n"
@@ -547,6 +567,12 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 			break;
 		case OPTV_RAW:
 			args->raw = true;
+			break;
+		case OPTV_DRY_RUN:
+			args->dry_run = true;
+			break;
+		case OPTV_FILE:
+			rc = credctl_set_once(ctx, &args->file, "file");
 			break;
 		default:
 			return credctl_bad_option(ctx, ch, argv);

@@ -4,7 +4,8 @@
  * credctl.c holds main(), the command table and its parser, the help
  * text, and the helpers every command uses to talk to the broker and to
  * report errors; each credctl-<family>.c file implements one family of
- * commands; credctl-print.c turns results into tables, key: value lines
+ * commands (credctl-substitute.c: the dry run that shows where values
+ * would go); credctl-print.c turns results into tables, key: value lines
  * or JSON.
  */
 #ifndef CREDCTL_H
@@ -39,6 +40,8 @@
 #define CREDCTL_OPT_NO_DESTINATIONS	0x0010
 #define CREDCTL_OPT_FORCE		0x0020
 #define CREDCTL_OPT_RAW			0x0040
+#define CREDCTL_OPT_DRY_RUN		0x0080
+#define CREDCTL_OPT_FILE		0x0100
 
 /* Parsed arguments of one command. */
 struct credctl_args {
@@ -52,6 +55,8 @@ struct credctl_args {
 	bool		  no_destinations;
 	bool		  force;
 	bool		  raw;
+	bool		  dry_run;
+	const char	 *file;		/* NULL or "-": standard input */
 };
 
 struct credctl;
@@ -128,5 +133,8 @@ int	credctl_type_clear(struct credctl *, struct credctl_args *);
 int	credctl_cred_set(struct credctl *, struct credctl_args *);
 int	credctl_cred_status(struct credctl *, struct credctl_args *);
 int	credctl_cred_rm(struct credctl *, struct credctl_args *);
+
+/* credctl-substitute.c */
+int	credctl_substitute(struct credctl *, struct credctl_args *);
 
 #endif

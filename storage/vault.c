@@ -188,7 +188,8 @@ vault_fail_status(long status, const struct secbuf *body, struct cb_error *err)
 static void
 vault_note(struct vault *v, const char *msg)
 {
-	snprintf(v->last_error, sizeof(v->last_error), "%s", msg);
+	snprintf(v->last_error, sizeof(v->last_error), "%.*s",
+	    (int)sizeof(v->last_error) - 1, msg);
 }
 
 /* Complete an operation and free it. */
@@ -1130,7 +1131,8 @@ vtest_step(struct vtest *t, const char *step, bool ok, const char *msg)
 
 	s->step = step;
 	s->ok = ok;
-	snprintf(s->message, sizeof(s->message), "%s", msg);
+	snprintf(s->message, sizeof(s->message), "%.*s",
+	    (int)sizeof(s->message) - 1, msg);
 }
 
 static void

@@ -11,7 +11,11 @@
  * errors, truncated, garbage and oversized responses, responses split at
  * every byte, every msgpack header form, large responses, params checks,
  * connect errors and $CREDBROKER_SOCKET, timeouts, the broker refusing a
- * request mid-write, and replies outliving their connection.
+ * request mid-write, and replies outliving their connection.  For
+ * credbroker_substitute(): the exact bytes of the params it packs, the
+ * decoding of substituted, dry-run and skipped results, broker errors,
+ * malformed results and invalid arguments (the wiping free runs under
+ * ASan and valgrind like everything else here).
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1026,6 +1030,693 @@ test_reply_outlives_connection(void **state)
 	credbroker_set_max_response(NULL, 1);
 }
 
+/*
+ * Substitution.  The fake answers one "substitute" request with a canned
+ * result; the test then checks the exact bytes of the params the library
+ * packed, and the result it decoded.
+ */
+
+/* Pack a str from a C string. */
+static void
+pk_str(msgpack_packer *pk, const char *s)
+{
+	msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* Pack [{id, type}, ...] from alternating id/type strings. */
+static void
+pk_decls(msgpack_packer *pk, const char *const *idtype, size_t n)
+{
+	size_t	i;
+
+	msgpack_pack_array(pk, n);
+	for (i = 0; i < n; i++) {
+		msgpack_pack_map(pk, 2);
+		pk_str(pk, "id");
+		pk_str(pk, idtype[2 * i]);
+		pk_str(pk, "type");
+		pk_str(pk, idtype[2 * i + 1]);
+	}
+}
+
+/* Start a canned success response with msgid 0x01020304 (patched). */
+static void
+pk_result_head(msgpack_sbuffer *sb, msgpack_packer *pk)
+{
+	msgpack_sbuffer_init(sb);
+	msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+	pack_response_head(pk, 0x01020304, NULL, NULL);
+}
+
+/*
+ * A substituted request: GET url, headers Authorization and X-Empty (an
+ * empty value), the body given (NULL: none; bin when is_bin), subject,
+ * used [{tok, tokt}], and an extra key the library must ignore.
+ */
+static void
+pk_subst_result(msgpack_sbuffer *sb, const char *body, size_t body_len,
+    bool is_bin, bool dry_run)
+{
+	msgpack_packer	pk;
+
+	pk_result_head(sb, &pk);
+	msgpack_pack_map(&pk, 4);
+	pk_str(&pk, "request");
+	msgpack_pack_map(&pk, body != NULL ? 4 : 3);
+	pk_str(&pk, "method");
+	pk_str(&pk, "POST");
+	pk_str(&pk, "url");
+	pk_str(&pk, "https://api.example.com/x?t=s%20cret");
+	pk_str(&pk, "headers");
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_array(&pk, 2);
+	pk_str(&pk, "Authorization");
+	pk_str(&pk, "Bearer s3cr\xc3\xa9t");
+	msgpack_pack_array(&pk, 2);
+	pk_str(&pk, "X-Empty");
+	pk_str(&pk, "");
+	if (body != NULL) {
+		pk_str(&pk, "body");
+		if (is_bin)
+			msgpack_pack_bin_with_body(&pk, body, body_len);
+		else
+			msgpack_pack_str_with_body(&pk, body, body_len);
+	}
+	pk_str(&pk, "subject");
+	pk_str(&pk, "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11");
+	pk_str(&pk, "used");
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_map(&pk, dry_run ? 3 : 2);
+	pk_str(&pk, "id");
+	pk_str(&pk, "tok");
+	pk_str(&pk, "type");
+	pk_str(&pk, "tokt");
+	if (dry_run) {
+		pk_str(&pk, "filled");
+		msgpack_pack_true(&pk);
+	}
+	msgpack_pack_map(&pk, dry_run ? 3 : 2);
+	pk_str(&pk, "id");
+	pk_str(&pk, "other");
+	pk_str(&pk, "type");
+	pk_str(&pk, "othert");
+	if (dry_run) {
+		pk_str(&pk, "filled");
+		msgpack_pack_false(&pk);
+	}
+	if (dry_run) {
+		pk_str(&pk, "dry_run");
+		msgpack_pack_true(&pk);
+	} else {
+		pk_str(&pk, "later");	/* added by a newer broker */
+		msgpack_pack_int(&pk, 1);
+	}
+}
+
+/*
+ * Run one credbroker_substitute() (or its dry run) against canned bytes.
+ * The fake is returned (joined, not freed) so that the test can look at
+ * the request; pass fp NULL to free it here.
+ */
+static int
+run_subst(struct canned *cn, bool dry_run,
+    const struct credbroker_component *comp,
+    const struct credbroker_request *req, struct credbroker_substituted **sp,
+    struct credbroker_error *err, struct fake **fp)
+{
+	struct fake			*f = fake_start(script_canned, cn);
+	struct credbroker		*c = fake_connect(f);
+	struct credbroker_substituted	*s = (void *)1;
+	int				 rc;
+
+	if (dry_run)
+		rc = credbroker_substitute_dry_run(c, comp, req, &s, err);
+	else
+		rc = credbroker_substitute(c, comp, req, &s, err);
+	if (rc != 0)
+		assert_null(s);
+	else {
+		assert_non_null(s);
+		assert_string_equal(err->code, "");
+	}
+	credbroker_close(c);
+	fake_join(f);
+	if (fp != NULL)
+		*fp = f;
+	else
+		fake_free(f);
+	*sp = s;
+	return rc;
+}
+
+/* Check that request i's params are exactly the bytes in want. */
+static void
+check_params_bytes(struct fake *f, int i, const msgpack_sbuffer *want)
+{
+	msgpack_unpacked	u;
+
+	check_request(f, i, &u, "substitute");
+	msgpack_unpacked_destroy(&u);
+	/* The params map is the last element of the envelope. */
+	assert_true(f->rawlen[i] > want->size);
+	assert_memory_equal(f->raw[i] + f->rawlen[i] - want->size, want->data,
+	    want->size);
+}
+
+/* Every field of a component and request is packed as the wire says. */
+static void
+test_substitute_request_full(void **state)
+{
+	static const char *const cred_pairs[] = { "tok", "tokt", "gh",
+	    "9a1f5ad4-0a7e-4b8e-9b5f-1d2e3f4a5b6c" };
+	static const char *const svc_pairs[] = { "svc", "svct" };
+	const struct credbroker_cred_decl creds[] = {
+		{ "tok", "tokt" },
+		{ "gh", "9a1f5ad4-0a7e-4b8e-9b5f-1d2e3f4a5b6c" },
+	};
+	const struct credbroker_cred_decl svc[] = { { "svc", "svct" } };
+	const struct credbroker_component comp = {
+		.kind = "action",
+		.initiator = "11111111-1111-4111-8111-111111111111",
+		.run_as = "22222222-2222-4222-8222-222222222222",
+		.system_account = "33333333-3333-4333-8333-333333333333",
+		.credentials = creds, .ncredentials = 2,
+		.service_credentials = svc, .nservice_credentials = 1,
+	};
+	const struct credbroker_header hdrs[] = {
+		{ "Authorization", "Bearer <<.credentials.tok>>", 0 },
+		{ "X-Cut", "abcdef", 3 },
+	};
+	static const char body[] = "{\"t\":\"<<.credentials.tok|json>>\","
+	    "\"u\":\"\xc3\xa9\"}";
+	const struct credbroker_request req = {
+		.method = "POST",
+		.url = "https://api.example.com/x?t=<<.credentials.tok|"
+		    "urlquery>>",
+		.headers = hdrs, .nheaders = 2,
+		.body = body, .body_len = sizeof(body) - 1, .has_body = 1,
+	};
+	msgpack_sbuffer			 sb, want;
+	msgpack_packer			 pk;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_substituted	*s;
+	struct credbroker_error		 err;
+	struct fake			*f;
+
+	pk_subst_result(&sb, "b", 1, false, false);
+	assert_int_equal(run_subst(&cn, false, &comp, &req, &s, &err, &f), 0);
+	credbroker_substituted_free(s);
+
+	msgpack_sbuffer_init(&want);
+	msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+	msgpack_pack_map(&pk, 2);
+	pk_str(&pk, "component");
+	msgpack_pack_map(&pk, 6);
+	pk_str(&pk, "kind");
+	pk_str(&pk, "action");
+	pk_str(&pk, "initiator");
+	pk_str(&pk, "11111111-1111-4111-8111-111111111111");
+	pk_str(&pk, "run_as");
+	pk_str(&pk, "22222222-2222-4222-8222-222222222222");
+	pk_str(&pk, "system_account");
+	pk_str(&pk, "33333333-3333-4333-8333-333333333333");
+	pk_str(&pk, "credentials");
+	pk_decls(&pk, cred_pairs, 2);
+	pk_str(&pk, "external_service");
+	msgpack_pack_map(&pk, 1);
+	pk_str(&pk, "credentials");
+	pk_decls(&pk, svc_pairs, 1);
+	pk_str(&pk, "request");
+	msgpack_pack_map(&pk, 4);
+	pk_str(&pk, "method");
+	pk_str(&pk, "POST");
+	pk_str(&pk, "url");
+	pk_str(&pk, "https://api.example.com/x?t=<<.credentials.tok|"
+	    "urlquery>>");
+	pk_str(&pk, "headers");
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_array(&pk, 2);
+	pk_str(&pk, "Authorization");
+	pk_str(&pk, "Bearer <<.credentials.tok>>");
+	msgpack_pack_array(&pk, 2);
+	pk_str(&pk, "X-Cut");
+	pk_str(&pk, "abc");
+	pk_str(&pk, "body");
+	msgpack_pack_str_with_body(&pk, body, sizeof(body) - 1);
+	assert_int_equal(f->nreq, 1);
+	check_params_bytes(f, 0, &want);
+	msgpack_sbuffer_destroy(&want);
+	fake_free(f);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/*
+ * The smallest component sends only kind and credentials; no body means
+ * no "body" key; a dry run adds dry_run: true; a body that is not UTF-8
+ * goes as bin, an empty one as an empty str.
+ */
+static void
+test_substitute_request_minimal(void **state)
+{
+	const struct credbroker_component comp = { .kind = "status_check" };
+	struct credbroker_request	 req = {
+		.method = "GET", .url = "http://127.0.0.1:1/",
+	};
+	static const char binbody[] = { 'a', (char)0xff, '\0', 'b' };
+	msgpack_sbuffer			 sb, want;
+	msgpack_packer			 pk, rp;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_substituted	*s;
+	struct credbroker_error		 err;
+	struct fake			*f;
+	int				 round;
+
+	/* The broker's answer to a status check without an account. */
+	pk_result_head(&sb, &rp);
+	msgpack_pack_map(&rp, 2);
+	pk_str(&rp, "skipped");
+	msgpack_pack_true(&rp);
+	pk_str(&rp, "reason");
+	pk_str(&rp, "status check has no system account");
+
+	for (round = 0; round < 4; round++) {
+		req.has_body = round >= 2;
+		req.body = round == 2 ? binbody : NULL;
+		req.body_len = round == 2 ? sizeof(binbody) : 0;
+		assert_int_equal(run_subst(&cn, round == 1, &comp, &req, &s,
+		    &err, &f), 0);
+		assert_true(s->skipped);
+		credbroker_substituted_free(s);
+
+		msgpack_sbuffer_init(&want);
+		msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, round == 1 ? 3 : 2);
+		pk_str(&pk, "component");
+		msgpack_pack_map(&pk, 2);
+		pk_str(&pk, "kind");
+		pk_str(&pk, "status_check");
+		pk_str(&pk, "credentials");
+		msgpack_pack_array(&pk, 0);
+		pk_str(&pk, "request");
+		msgpack_pack_map(&pk, round >= 2 ? 4 : 3);
+		pk_str(&pk, "method");
+		pk_str(&pk, "GET");
+		pk_str(&pk, "url");
+		pk_str(&pk, "http://127.0.0.1:1/");
+		pk_str(&pk, "headers");
+		msgpack_pack_array(&pk, 0);
+		if (round == 2) {
+			pk_str(&pk, "body");
+			msgpack_pack_bin_with_body(&pk, binbody,
+			    sizeof(binbody));
+		} else if (round == 3) {
+			pk_str(&pk, "body");
+			pk_str(&pk, "");
+		}
+		if (round == 1) {
+			pk_str(&pk, "dry_run");
+			msgpack_pack_true(&pk);
+		}
+		check_params_bytes(f, 0, &want);
+		msgpack_sbuffer_destroy(&want);
+		fake_free(f);
+	}
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* A substituted request is decoded into NUL-terminated fields. */
+static void
+test_substitute_result(void **state)
+{
+	const struct credbroker_cred_decl creds[] = { { "tok", "tokt" } };
+	const struct credbroker_component comp = {
+		.kind = "action",
+		.initiator = "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11",
+		.credentials = creds, .ncredentials = 1,
+	};
+	const struct credbroker_request req = {
+		.method = "POST", .url = "https://api.example.com/x",
+	};
+	static const char body[] = { 'a', '\0', 'b', (char)0xff };
+	msgpack_sbuffer			 sb;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_substituted	*s;
+	struct credbroker_error		 err;
+	int				 is_bin;
+
+	for (is_bin = 0; is_bin < 2; is_bin++) {
+		pk_subst_result(&sb, body, sizeof(body), is_bin, false);
+		assert_int_equal(run_subst(&cn, false, &comp, &req, &s, &err,
+		    NULL), 0);
+		assert_false(s->skipped);
+		assert_null(s->reason);
+		assert_false(s->dry_run);
+		assert_string_equal(s->method, "POST");
+		assert_string_equal(s->url,
+		    "https://api.example.com/x?t=s%20cret");
+		assert_int_equal(s->url_len, strlen(s->url));
+		assert_int_equal(s->nheaders, 2);
+		assert_string_equal(s->headers[0].name, "Authorization");
+		assert_string_equal(s->headers[0].value,
+		    "Bearer s3cr\xc3\xa9t");
+		assert_int_equal(s->headers[0].value_len, 14);
+		assert_string_equal(s->headers[1].name, "X-Empty");
+		assert_string_equal(s->headers[1].value, "");
+		assert_int_equal(s->headers[1].value_len, 0);
+		assert_true(s->has_body);
+		assert_int_equal(s->body_len, sizeof(body));
+		assert_memory_equal(s->body, body, sizeof(body));
+		assert_int_equal(s->body[s->body_len], '\0');
+		assert_string_equal(s->subject,
+		    "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11");
+		assert_int_equal(s->nused, 2);
+		assert_string_equal(s->used[0].id, "tok");
+		assert_string_equal(s->used[0].type, "tokt");
+		assert_string_equal(s->used[1].id, "other");
+		assert_string_equal(s->used[1].type, "othert");
+		assert_false(s->used[0].filled);
+		credbroker_substituted_free(s);
+		msgpack_sbuffer_destroy(&sb);
+	}
+
+	/* Without a body: has_body 0 and body NULL. */
+	pk_subst_result(&sb, NULL, 0, false, false);
+	assert_int_equal(run_subst(&cn, false, &comp, &req, &s, &err, NULL),
+	    0);
+	assert_false(s->has_body);
+	assert_null(s->body);
+	assert_int_equal(s->body_len, 0);
+	assert_string_equal(s->subject, "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11");
+	credbroker_substituted_free(s);
+	msgpack_sbuffer_destroy(&sb);
+	credbroker_substituted_free(NULL);
+}
+
+/*
+ * A dry run reports filled per credential; an answer to a dry run that
+ * the broker did not mark as one is refused, and so never returned.
+ */
+static void
+test_substitute_dry_run(void **state)
+{
+	const struct credbroker_component comp = { .kind = "widget",
+	    .run_as = "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11" };
+	const struct credbroker_request req = {
+		.method = "GET", .url = "https://api.example.com/",
+	};
+	msgpack_sbuffer			 sb;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_substituted	*s;
+	struct credbroker_error		 err;
+
+	pk_subst_result(&sb, "{}", 2, false, true);
+	assert_int_equal(run_subst(&cn, true, &comp, &req, &s, &err, NULL), 0);
+	assert_true(s->dry_run);
+	assert_int_equal(s->nused, 2);
+	assert_true(s->used[0].filled);
+	assert_false(s->used[1].filled);
+	credbroker_substituted_free(s);
+	/* The same answer to an ordinary call is accepted as it is. */
+	assert_int_equal(run_subst(&cn, false, &comp, &req, &s, &err, NULL),
+	    0);
+	assert_true(s->dry_run);
+	credbroker_substituted_free(s);
+	msgpack_sbuffer_destroy(&sb);
+
+	pk_subst_result(&sb, "{}", 2, false, false);
+	assert_int_equal(run_subst(&cn, true, &comp, &req, &s, &err, NULL),
+	    CREDBROKER_ELOCAL);
+	assert_string_equal(err.code, CREDBROKER_ERR_PROTOCOL);
+	assert_non_null(strstr(err.message, "dry run"));
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* A skipped status check is an answer with a reason, not an error. */
+static void
+test_substitute_skipped(void **state)
+{
+	const struct credbroker_component comp = { .kind = "status_check" };
+	const struct credbroker_request req = {
+		.method = "GET", .url = "https://api.example.com/",
+	};
+	msgpack_sbuffer			 sb;
+	msgpack_packer			 pk;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_substituted	*s;
+	struct credbroker_error		 err;
+
+	pk_result_head(&sb, &pk);
+	msgpack_pack_map(&pk, 2);
+	pk_str(&pk, "skipped");
+	msgpack_pack_true(&pk);
+	pk_str(&pk, "reason");
+	pk_str(&pk, "status check has no system account");
+	assert_int_equal(run_subst(&cn, false, &comp, &req, &s, &err, NULL),
+	    0);
+	assert_true(s->skipped);
+	assert_string_equal(s->reason, "status check has no system account");
+	assert_null(s->url);
+	assert_int_equal(s->nheaders, 0);
+	assert_int_equal(s->nused, 0);
+	credbroker_substituted_free(s);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* Without a reason: an empty one. */
+	pk_result_head(&sb, &pk);
+	msgpack_pack_map(&pk, 1);
+	pk_str(&pk, "skipped");
+	msgpack_pack_true(&pk);
+	assert_int_equal(run_subst(&cn, true, &comp, &req, &s, &err, NULL), 0);
+	assert_true(s->skipped);
+	assert_string_equal(s->reason, "");
+	credbroker_substituted_free(s);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Script: refuse the first substitution, then answer the second. */
+static void
+script_subst_error_then_ok(struct fake *f, int fd)
+{
+	msgpack_sbuffer	*ok = f->arg;
+	char		*b;
+	int		 i;
+
+	if ((i = fake_read_request(f, fd)) < 0)
+		return;
+	send_error(fd, f->msgids[i], "forbidden", "credential 'tok' (type "
+	    "'tokt') may not be sent to https://evil.example");
+	if ((i = fake_read_request(f, fd)) < 0)
+		return;
+	b = malloc(ok->size);
+	memcpy(b, ok->data, ok->size);
+	b[3] = (char)(f->msgids[i] >> 24);
+	b[4] = (char)(f->msgids[i] >> 16);
+	b[5] = (char)(f->msgids[i] >> 8);
+	b[6] = (char)f->msgids[i];
+	fake_write(fd, b, ok->size, 0, 0);
+	free(b);
+	fake_drain(f, fd);
+}
+
+/* Broker errors come back as -1 with code and message; the link lives. */
+static void
+test_substitute_broker_error(void **state)
+{
+	const struct credbroker_cred_decl creds[] = { { "tok", "tokt" } };
+	const struct credbroker_component comp = { .kind = "action",
+	    .initiator = "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11",
+	    .credentials = creds, .ncredentials = 1 };
+	const struct credbroker_request req = {
+		.method = "GET", .url = "https://evil.example/",
+	};
+	msgpack_sbuffer			 sb;
+	struct fake			*f;
+	struct credbroker		*c;
+	struct credbroker_substituted	*s = (void *)1;
+	struct credbroker_error		 err;
+
+	pk_subst_result(&sb, NULL, 0, false, false);
+	f = fake_start(script_subst_error_then_ok, &sb);
+	c = fake_connect(f);
+	assert_int_equal(credbroker_substitute(c, &comp, &req, &s, &err),
+	    CREDBROKER_EBROKER);
+	assert_null(s);
+	assert_string_equal(err.code, "forbidden");
+	assert_non_null(strstr(err.message, "https://evil.example"));
+	assert_int_equal(credbroker_substitute(c, &comp, &req, &s, &err), 0);
+	assert_string_equal(err.code, "");
+	assert_string_equal(s->method, "POST");
+	credbroker_substituted_free(s);
+	credbroker_close(c);
+	fake_join(f);
+	assert_int_equal(f->nreq, 2);
+	fake_free(f);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Results without the shape of a substitution are "protocol" errors. */
+static void
+test_substitute_malformed_result(void **state)
+{
+	const struct credbroker_component comp = { .kind = "action",
+	    .initiator = "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11" };
+	const struct credbroker_request req = {
+		.method = "GET", .url = "https://api.example.com/",
+	};
+	msgpack_sbuffer			 sb;
+	msgpack_packer			 pk;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_substituted	*s;
+	struct credbroker_error		 err;
+	int				 k;
+
+	for (k = 0; k < 11; k++) {
+		pk_result_head(&sb, &pk);
+		if (k == 0) {			/* not a map */
+			pk_str(&pk, "request");
+			goto run;
+		}
+		if (k == 1) {			/* skipped, reason an int */
+			msgpack_pack_map(&pk, 2);
+			pk_str(&pk, "skipped");
+			msgpack_pack_true(&pk);
+			pk_str(&pk, "reason");
+			msgpack_pack_int(&pk, 3);
+			goto run;
+		}
+		if (k == 2) {			/* no request */
+			msgpack_pack_map(&pk, 1);
+			pk_str(&pk, "subject");
+			pk_str(&pk, "x");
+			goto run;
+		}
+		msgpack_pack_map(&pk, 3);
+		pk_str(&pk, "request");
+		msgpack_pack_map(&pk, 4);
+		pk_str(&pk, "method");
+		if (k == 3)			/* method an int */
+			msgpack_pack_int(&pk, 1);
+		else
+			pk_str(&pk, "GET");
+		pk_str(&pk, "url");
+		if (k == 4)			/* NUL in the url */
+			msgpack_pack_str_with_body(&pk, "http://a/\0x", 11);
+		else
+			pk_str(&pk, "http://a/");
+		pk_str(&pk, "headers");
+		msgpack_pack_array(&pk, 1);
+		if (k == 5) {			/* header not a pair */
+			msgpack_pack_array(&pk, 1);
+			pk_str(&pk, "X");
+		} else {
+			msgpack_pack_array(&pk, 2);
+			pk_str(&pk, "X");
+			if (k == 6)		/* NUL in a header value */
+				msgpack_pack_str_with_body(&pk, "a\0b", 3);
+			else
+				pk_str(&pk, "v");
+		}
+		pk_str(&pk, "body");
+		if (k == 7)			/* body an array */
+			msgpack_pack_array(&pk, 0);
+		else
+			pk_str(&pk, "b");
+		pk_str(&pk, "subject");
+		if (k == 8)			/* subject nil */
+			msgpack_pack_nil(&pk);
+		else
+			pk_str(&pk, "s");
+		pk_str(&pk, "used");
+		msgpack_pack_array(&pk, 1);
+		if (k == 9)			/* used entry not a map */
+			pk_str(&pk, "tok");
+		else {
+			msgpack_pack_map(&pk, 3);
+			pk_str(&pk, "id");
+			pk_str(&pk, "tok");
+			pk_str(&pk, "type");
+			pk_str(&pk, "tokt");
+			pk_str(&pk, "filled");
+			if (k == 10)		/* filled a string */
+				pk_str(&pk, "yes");
+			else
+				msgpack_pack_true(&pk);
+		}
+run:
+		assert_int_equal(run_subst(&cn, false, &comp, &req, &s, &err,
+		    NULL), CREDBROKER_ELOCAL);
+		assert_string_equal(err.code, CREDBROKER_ERR_PROTOCOL);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+/* Bad arguments are "invalid" and send nothing. */
+static void
+test_substitute_invalid_args(void **state)
+{
+	const struct credbroker_cred_decl bad_decl[] = { { "tok", NULL } };
+	const struct credbroker_header bad_hdr[] = { { NULL, "v", 0 } };
+	const struct credbroker_component ok_comp = { .kind = "action" };
+	const struct credbroker_component no_kind = { .kind = NULL };
+	const struct credbroker_component null_creds = { .kind = "action",
+	    .ncredentials = 1 };
+	const struct credbroker_component bad_creds = { .kind = "action",
+	    .credentials = bad_decl, .ncredentials = 1 };
+	const struct credbroker_component bad_svc = { .kind = "action",
+	    .service_credentials = bad_decl, .nservice_credentials = 1 };
+	const struct credbroker_request ok_req = { .method = "GET",
+	    .url = "http://a/" };
+	const struct credbroker_request no_url = { .method = "GET" };
+	const struct credbroker_request null_hdrs = { .method = "GET",
+	    .url = "http://a/", .nheaders = 2 };
+	const struct credbroker_request bad_hdrs = { .method = "GET",
+	    .url = "http://a/", .headers = bad_hdr, .nheaders = 1 };
+	const struct credbroker_request null_body = { .method = "GET",
+	    .url = "http://a/", .has_body = 1, .body_len = 3 };
+	const struct {
+		const struct credbroker_component	*comp;
+		const struct credbroker_request		*req;
+	} cases[] = {
+		{ NULL, &ok_req }, { &ok_comp, NULL }, { &no_kind, &ok_req },
+		{ &null_creds, &ok_req }, { &bad_creds, &ok_req },
+		{ &bad_svc, &ok_req }, { &ok_comp, &no_url },
+		{ &ok_comp, &null_hdrs }, { &ok_comp, &bad_hdrs },
+		{ &ok_comp, &null_body },
+	};
+	struct fake			*f = fake_start(script_echo, NULL);
+	struct credbroker		*c = fake_connect(f);
+	struct credbroker_substituted	*s;
+	struct credbroker_error		 err;
+	struct credbroker_reply		*r;
+	size_t				 i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		s = (void *)1;
+		assert_int_equal(credbroker_substitute(c, cases[i].comp,
+		    cases[i].req, &s, &err), CREDBROKER_ELOCAL);
+		assert_string_equal(err.code, CREDBROKER_ERR_INVALID);
+		assert_null(s);
+	}
+	assert_int_equal(credbroker_substitute(NULL, &ok_comp, &ok_req, &s,
+	    &err), CREDBROKER_ELOCAL);
+	assert_int_equal(credbroker_substitute_dry_run(c, &ok_comp, &ok_req,
+	    NULL, NULL), CREDBROKER_ELOCAL);
+	/* Nothing was sent, and the connection still works. */
+	assert_int_equal(credbroker_call(c, "hello", NULL, 0, &r, NULL), 0);
+	check_ok(r, 0);
+	credbroker_reply_free(r);
+	credbroker_close(c);
+	fake_join(f);
+	assert_int_equal(f->nreq, 1);
+	fake_free(f);
+}
+
 int
 main(void)
 {
@@ -1049,6 +1740,14 @@ main(void)
 		cmocka_unit_test(test_timeout),
 		cmocka_unit_test(test_refused_mid_write),
 		cmocka_unit_test(test_reply_outlives_connection),
+		cmocka_unit_test(test_substitute_request_full),
+		cmocka_unit_test(test_substitute_request_minimal),
+		cmocka_unit_test(test_substitute_result),
+		cmocka_unit_test(test_substitute_dry_run),
+		cmocka_unit_test(test_substitute_skipped),
+		cmocka_unit_test(test_substitute_broker_error),
+		cmocka_unit_test(test_substitute_malformed_result),
+		cmocka_unit_test(test_substitute_invalid_args),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

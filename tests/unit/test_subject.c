@@ -103,7 +103,7 @@ parse_quoted(struct parser *ps, struct node *nd)
 {
 	char	*buf = NULL;
 	size_t	 len = 0, cap = 0;
-	int	 h, l;
+	int	 h, l = 0;
 
 	ps->p++;			/* the opening quote */
 	push_byte(&buf, &len, &cap, 'x');
