@@ -25,6 +25,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "cb_error.h"
@@ -76,6 +77,8 @@ static uv_signal_t	 server_sigs[3];
 static uv_timer_t	 server_stop_timer;
 static bool		 server_stop_timer_on;
 static uint64_t		 server_next_id = 1;
+static uv_timer_t	 server_watchdog;
+static bool		 server_watchdog_on;
 
 static void	conn_read_start(struct conn *);
 static void	conn_really_close(struct conn *);
@@ -455,6 +458,13 @@ server_clear_stale(const char *path, struct cb_error *err)
 	return 0;
 }
 
+/* Tell systemd the loop is alive. */
+static void
+server_watchdog_pet(uv_timer_t *t)
+{
+	sd_notify(0, "WATCHDOG=1");
+}
+
 /* SIGTERM/SIGINT stop, SIGHUP reloads. */
 static void
 server_signal(uv_signal_t *h, int signum)
@@ -475,25 +485,49 @@ server_start(struct broker *b, struct cb_error *err)
 {
 	static const int sigs[] = { SIGTERM, SIGINT, SIGHUP };
 	const char	*path = b->conf->socket;
+	uint64_t	 wd_usec = 0;
 	mode_t		 old;
 	size_t		 i;
-	int		 rc;
+	int		 rc, nfds;
 
-	if (server_clear_stale(path, err) != 0)
-		return -CB_EINTERNAL;
 	uv_pipe_init(b->loop, &server_listener, 0);
 	server_listener.data = b;
 	server_listening = true;
-	old = umask(0177);
-	rc = uv_pipe_bind(&server_listener, path);
-	umask(old);
-	if (rc != 0)
-		return cb_error_set(err, CB_EINTERNAL, "bind %s: %s", path,
-		    uv_strerror(rc));
-	server_created_socket = true;
-	if (chmod(path, b->conf->socket_mode) != 0)
-		return cb_error_set(err, CB_EINTERNAL, "chmod %s: %s", path,
-		    strerror(errno));
+	/*
+	 * Socket activation: systemd made the socket (path, owner and mode
+	 * come from credbroker.socket), and server.socket is ignored.
+	 */
+	if ((nfds = sd_listen_fds(1)) < 0)
+		return cb_error_set(err, CB_EINTERNAL, "sd_listen_fds: %s",
+		    strerror(-nfds));
+	if (nfds > 1)
+		return cb_error_set(err, CB_EINTERNAL, "systemd passed %d "
+		    "sockets; credbroker listens on one", nfds);
+	if (nfds == 1) {
+		if (sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1,
+		    NULL, 0) <= 0)
+			return cb_error_set(err, CB_EINTERNAL, "the socket "
+			    "systemd passed is not a listening UNIX stream "
+			    "socket");
+		if ((rc = uv_pipe_open(&server_listener,
+		    SD_LISTEN_FDS_START)) != 0)
+			return cb_error_set(err, CB_EINTERNAL,
+			    "socket from systemd: %s", uv_strerror(rc));
+		path = "the socket passed by systemd";
+	} else {
+		if (server_clear_stale(path, err) != 0)
+			return -CB_EINTERNAL;
+		old = umask(0177);
+		rc = uv_pipe_bind(&server_listener, path);
+		umask(old);
+		if (rc != 0)
+			return cb_error_set(err, CB_EINTERNAL, "bind %s: %s",
+			    path, uv_strerror(rc));
+		server_created_socket = true;
+		if (chmod(path, b->conf->socket_mode) != 0)
+			return cb_error_set(err, CB_EINTERNAL, "chmod %s: %s",
+			    path, strerror(errno));
+	}
 	if ((rc = uv_listen((uv_stream_t *)&server_listener, SOMAXCONN,
 	    server_accept)) != 0)
 		return cb_error_set(err, CB_EINTERNAL, "listen %s: %s", path,
@@ -506,7 +540,15 @@ server_start(struct broker *b, struct cb_error *err)
 	uv_timer_init(b->loop, &server_stop_timer);
 	server_stop_timer.data = b;
 	server_stop_timer_on = true;
+	/* The watchdog is petted at half its interval, from the loop itself. */
+	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000) {
+		uv_timer_init(b->loop, &server_watchdog);
+		uv_timer_start(&server_watchdog, server_watchdog_pet,
+		    wd_usec / 2000, wd_usec / 2000);
+		server_watchdog_on = true;
+	}
 	log_info("listening on %s", path);
+	sd_notifyf(0, "READY=1\nSTATUS=serving on %s", path);
 	return 0;
 }
 
@@ -538,6 +580,7 @@ server_shutdown(struct broker *b)
 
 	if (!b->stopping) {
 		b->stopping = true;
+		sd_notify(0, "STOPPING=1\nSTATUS=draining connections");
 		if (server_listening) {
 			uv_close((uv_handle_t *)&server_listener, NULL);
 			server_listening = false;
@@ -570,6 +613,10 @@ server_shutdown(struct broker *b)
 		b->http = NULL;
 		http_close(h);
 	}
+	if (server_watchdog_on) {
+		uv_close((uv_handle_t *)&server_watchdog, NULL);
+		server_watchdog_on = false;
+	}
 	if (server_stop_timer_on) {
 		uv_close((uv_handle_t *)&server_stop_timer, NULL);
 		server_stop_timer_on = false;
@@ -588,11 +635,14 @@ server_reload(struct broker *b)
 		log_warnx("reload: out of memory");
 		return;
 	}
+	sd_notify(0, "RELOADING=1");
 	if (conf_load(nc, b->conf_path, b->overrides, b->noverrides,
 	    &err) != 0) {
 		log_warnx("reload failed, keeping the running configuration: "
 		    "%s", err.msg);
 		free(nc);
+		sd_notify(0, "READY=1\nSTATUS=reload failed; running "
+		    "configuration kept");
 		return;
 	}
 	if (strcmp(nc->socket, b->conf->socket) != 0 ||
@@ -611,4 +661,6 @@ server_reload(struct broker *b)
 	b->conf = nc;
 	log_set_level(nc->log_level);
 	log_info("configuration reloaded (%zu grants)", nc->ngrants);
+	sd_notifyf(0, "READY=1\nSTATUS=configuration reloaded (%zu grants)",
+	    nc->ngrants);
 }
