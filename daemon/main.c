@@ -64,6 +64,11 @@ harden(void)
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0)
 		log_warn("prctl(PR_SET_DUMPABLE)");
 	umask(0077);
+	/* One descriptor per client: allow as many as the hard limit. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 /*
@@ -168,6 +173,7 @@ main(int argc, char *argv[])
 
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
 	harden();
+	secmem_pool_enable();
 	while ((ch = getopt_long(argc, argv, "c:fo:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

@@ -149,7 +149,7 @@ vault_save(struct broker *b, const struct vault_conf *c, struct cb_error *err)
 	}
 	rc = store_setting_set(b->store, VAULT_SETTING, text, err);
 done:
-	free(text);
+	vault_json_release(text);
 	json_decref(doc);
 	return rc;
 }

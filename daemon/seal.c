@@ -428,6 +428,16 @@ seal_key_load_file(struct seal_key *k, const char *path, uint32_t version,
 		    "master key file %s is not a regular file", path);
 		goto done;
 	}
+	/*
+	 * A key that other users can read is not a secret any more: refuse
+	 * to start until it is fixed, rather than use it.
+	 */
+	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+		r = cb_error_set(err, CB_EBADREQ, "master key file %s can be "
+		    "read or written by other users (mode %04o); run: chmod "
+		    "600 %s", path, (unsigned)(st.st_mode & 07777), path);
+		goto done;
+	}
 	if (st.st_size > SEAL_KEYFILE_MAX) {
 		r = cb_error_set(err, CB_EBADREQ,
 		    "master key file %s is larger than a key (%lld bytes, at "

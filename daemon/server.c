@@ -299,6 +299,9 @@ conn_process(struct conn *c)
 	}
 	/* Wipes the consumed requests, which may have carried secrets. */
 	secbuf_consume(&c->rbuf, consumed);
+	/* An idle connection holds no buffer: it goes back to the pool. */
+	if (c->rbuf.len == 0)
+		secbuf_free(&c->rbuf);
 }
 
 /* Hand libuv the free tail of the read buffer. */

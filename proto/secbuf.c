@@ -2,6 +2,9 @@
  * secbuf: growable buffers that never leave a copy of their contents
  * behind.  Used for request bytes, decrypted values and packed replies.
  */
+#include <sys/mman.h>
+
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,6 +12,139 @@
 
 #include "cb_error.h"
 #include "secbuf.h"
+
+/*
+ * The locked pool.  When the daemon turns it on (secmem_pool_enable), the
+ * memory of every secbuf comes from chunks that are mlock'ed (never
+ * swapped) and marked MADV_DONTDUMP (never in a core dump).  mlockall is
+ * not an option: it would lock SQLite's page cache and memory maps too.
+ *
+ * Blocks come in power-of-two classes from SECMEM_MIN to SECMEM_MAX bytes;
+ * freed blocks (already wiped) go on a free list per class and are reused,
+ * so the pool grows to the peak in use and stays there.  Larger blocks get
+ * a locked mapping of their own.  Single-threaded, like the daemon's loop.
+ */
+#define SECMEM_MIN_SHIFT	6
+#define SECMEM_MAX_SHIFT	20
+#define SECMEM_MIN		((size_t)1 << SECMEM_MIN_SHIFT)
+#define SECMEM_MAX		((size_t)1 << SECMEM_MAX_SHIFT)
+#define SECMEM_CHUNK		((size_t)2 << 20)
+#define SECMEM_NCLASS		(SECMEM_MAX_SHIFT - SECMEM_MIN_SHIFT + 1)
+
+struct secmem_free {
+	struct secmem_free	*next;
+};
+
+static bool			 secmem_on;
+static struct secmem_free	*secmem_lists[SECMEM_NCLASS];
+static uint8_t			*secmem_cur, *secmem_end;
+static size_t			 secmem_locked, secmem_unlocked;
+
+/* Map n bytes, locked and kept out of core dumps where the OS allows. */
+static void *
+secmem_map(size_t n)
+{
+	void	*p;
+
+	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+	    -1, 0);
+	if (p == MAP_FAILED)
+		return NULL;
+	(void)madvise(p, n, MADV_DONTDUMP);
+	if (mlock(p, n) == 0)
+		secmem_locked += n;
+	else
+		secmem_unlocked += n;	/* RLIMIT_MEMLOCK: still DONTDUMP */
+	return p;
+}
+
+void
+secmem_pool_enable(void)
+{
+	secmem_on = true;
+}
+
+void
+secmem_pool_stats(size_t *locked, size_t *unlocked)
+{
+	*locked = secmem_locked;
+	*unlocked = secmem_unlocked;
+}
+
+/* Class index for n bytes, n <= SECMEM_MAX. */
+static unsigned
+secmem_class(size_t n)
+{
+	unsigned	c = 0;
+
+	while (((size_t)SECMEM_MIN << c) < n)
+		c++;
+	return c;
+}
+
+void *
+secmem_alloc(size_t n, size_t *cap)
+{
+	struct secmem_free	*f;
+	unsigned		 c;
+	size_t			 sz;
+	void			*p;
+
+	if (!secmem_on) {
+		*cap = n;
+		return malloc(n);
+	}
+	if (n > SECMEM_MAX) {
+		sz = (n + 4095) & ~(size_t)4095;
+		if ((p = secmem_map(sz)) == NULL)
+			return NULL;
+		*cap = sz;
+		return p;
+	}
+	c = secmem_class(n);
+	sz = SECMEM_MIN << c;
+	if ((f = secmem_lists[c]) != NULL) {
+		secmem_lists[c] = f->next;
+		f->next = NULL;
+		*cap = sz;
+		return f;
+	}
+	if ((size_t)(secmem_end - secmem_cur) < sz) {
+		/* The rest of the old chunk is lost: at most SECMEM_MAX. */
+		if ((secmem_cur = secmem_map(SECMEM_CHUNK)) == NULL) {
+			secmem_end = NULL;
+			return NULL;
+		}
+		secmem_end = secmem_cur + SECMEM_CHUNK;
+	}
+	p = secmem_cur;
+	secmem_cur += sz;
+	*cap = sz;
+	return p;
+}
+
+void
+secmem_free(void *p, size_t cap)
+{
+	struct secmem_free	*f = p;
+	unsigned		 c;
+
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, cap);
+	if (!secmem_on) {
+		free(p);
+		return;
+	}
+	if (cap > SECMEM_MAX) {
+		(void)munlock(p, cap);
+		(void)munmap(p, cap);
+		return;
+	}
+	c = secmem_class(cap);
+	f->next = secmem_lists[c];
+	secmem_lists[c] = f;
+}
 
 void
 cb_wipe(void *p, size_t n)
@@ -43,14 +179,12 @@ secbuf_reserve(struct secbuf *b, size_t extra)
 			return -CB_EINTERNAL;
 		ncap *= 2;
 	}
-	if ((n = malloc(ncap)) == NULL)
+	if ((n = secmem_alloc(ncap, &ncap)) == NULL)
 		return -CB_EINTERNAL;
 	if (b->len > 0)
 		memcpy(n, b->data, b->len);
-	if (b->data != NULL) {
-		cb_wipe(b->data, b->cap);
-		free(b->data);
-	}
+	if (b->data != NULL)
+		secmem_free(b->data, b->cap);
 	b->data = n;
 	b->cap = ncap;
 	return 0;
@@ -90,10 +224,8 @@ secbuf_reset(struct secbuf *b)
 void
 secbuf_free(struct secbuf *b)
 {
-	if (b->data != NULL) {
-		cb_wipe(b->data, b->cap);
-		free(b->data);
-	}
+	if (b->data != NULL)
+		secmem_free(b->data, b->cap);
 	b->data = NULL;
 	b->len = b->cap = 0;
 }

@@ -20,6 +20,18 @@ struct secbuf {
 
 #define SECBUF_INIT { NULL, 0, 0 }
 
+/*
+ * Locked memory for secrets.  Off by default (plain malloc, still wiped);
+ * the daemon turns it on at start-up, before any secbuf exists.
+ * secmem_alloc returns at least n bytes and their real size in *cap;
+ * secmem_free wipes cap bytes and releases them.
+ */
+void	 secmem_pool_enable(void);
+void	*secmem_alloc(size_t n, size_t *cap);
+void	 secmem_free(void *p, size_t cap);
+/* Bytes of pool memory locked, and mapped but not lockable. */
+void	 secmem_pool_stats(size_t *locked, size_t *unlocked);
+
 /* Make room for at least extra more bytes; 0 or -CB_EINTERNAL. */
 int	 secbuf_reserve(struct secbuf *b, size_t extra);
 /* Append n bytes; 0 or -CB_EINTERNAL. */

@@ -89,16 +89,19 @@ struct vault {
 	void			*login_hook_arg;
 };
 
-/* jansson allocator that wipes: login answers carry the token. */
+/*
+ * jansson allocator that wipes, from the locked pool: login answers carry
+ * the token.  The block's real size sits in a 16-byte header.
+ */
 static void *
 vault_json_malloc(size_t n)
 {
-	size_t	*p;
+	size_t	*p, cap;
 
-	if (n > SIZE_MAX - sizeof(size_t) || (p = malloc(n + sizeof(size_t))) == NULL)
+	if (n > SIZE_MAX - 16 || (p = secmem_alloc(n + 16, &cap)) == NULL)
 		return NULL;
-	*p = n;
-	return p + 1;
+	p[0] = cap;
+	return (uint8_t *)p + 16;
 }
 
 static void
@@ -108,9 +111,14 @@ vault_json_free(void *ptr)
 
 	if (ptr == NULL)
 		return;
-	p = (size_t *)ptr - 1;
-	cb_wipe(p, *p + sizeof(size_t));
-	free(p);
+	p = (size_t *)(void *)((uint8_t *)ptr - 16);
+	secmem_free(p, p[0]);
+}
+
+void
+vault_json_release(void *ptr)
+{
+	vault_json_free(ptr);
 }
 
 static void	vault_login(struct vault *);

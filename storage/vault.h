@@ -70,6 +70,12 @@ typedef void (*vault_done_fn)(void *arg, int rc, const struct cb_error *err);
 typedef void (*vault_list_fn)(void *arg, int rc, char *const *keys,
     size_t nkeys, const struct cb_error *err);
 
+/*
+ * Free what jansson allocated (json_dumps output): vault_init replaces
+ * jansson's allocator with one that wipes, so plain free() is wrong.
+ */
+void	 vault_json_release(void *p);
+
 /* Check settings: path with a /data/ segment, url, ids. */
 int	 vault_conf_check(const struct vault_conf *c, struct cb_error *err);
 /* Copy c into dst (strings duplicated). */

@@ -137,6 +137,21 @@ class TestWeakKeys(KeyTestBase):
         dm = self.new_daemon("nokey", key_source="none")
         self.expect_refusal(dm, None)
 
+    def test_key_file_readable_by_others_refused(self):
+        # SPEC 7 hardening: a master key other users can read is refused,
+        # with a message that says how to fix it, and without the key.
+        for mode in (0o644, 0o640, 0o604, 0o660):
+            dm = self.new_daemon("mode%o" % mode)
+            os.chmod(dm.key_file, mode)
+            log = self.expect_refusal(
+                dm, "read or written by other users (mode %04o)" % mode)
+            self.assertIn("chmod 600 " + dm.key_file, log)
+            self.assertNotIn(dm.key, log)
+        dm = self.new_daemon("mode400")
+        os.chmod(dm.key_file, 0o400)
+        dm.start()
+        dm.stop()
+
     def test_strong_keys_accepted(self):
         for n in (16, 24, 32):
             for trailer in (b"", b"\n"):

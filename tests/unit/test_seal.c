@@ -924,6 +924,7 @@ write_file(const char *path, const char *data, size_t len)
 	assert_non_null(fp);
 	assert_int_equal(fwrite(data, 1, len, fp), len);
 	assert_int_equal(fclose(fp), 0);
+	assert_int_equal(chmod(path, 0600), 0);
 }
 
 /* seal_key_load_file: good files, symlinks, and every refusal. */
@@ -956,6 +957,19 @@ test_load_file(void **state)
 	assert_int_equal(k->len, 24);
 	write_file(p, K24, 24);
 	assert_int_equal(seal_key_load_file(k, p, 1, &err), 0);
+
+	/* A key that other users can read or write is refused. */
+	assert_int_equal(chmod(p, 0640), 0);
+	r = seal_key_load_file(k, p, 1, &err);
+	assert_int_equal(r, -CB_EBADREQ);
+	assert_non_null(strstr(err.msg, "read or written by other users "
+	    "(mode 0640)"));
+	assert_memory_equal(k, zero, sizeof(*k));
+	assert_int_equal(chmod(p, 0604), 0);
+	assert_int_equal(seal_key_load_file(k, p, 1, &err), -CB_EBADREQ);
+	assert_int_equal(chmod(p, 0400), 0);
+	assert_int_equal(seal_key_load_file(k, p, 1, &err), 0);
+	assert_int_equal(chmod(p, 0600), 0);
 
 	/* A symlink, as systemd credentials may be. */
 	snprintf(l, sizeof(l), "%s/link", dir);
