@@ -2,13 +2,23 @@
 #   make demo    install what is missing, build, and walk through a real
 #                substitution-ready set-up on a scratch SQLite store
 #   make check   install what is missing, build with -Werror, run the unit
-#                and integration tests, then again under ASan+UBSan
+#                and integration tests, then again under ASan+UBSan, then
+#                each libFuzzer target for FUZZ_SECONDS (fuzz-short)
+#   make fuzz-long  each libFuzzer target for FUZZ_LONG_SECONDS with
+#                FUZZ_JOBS workers, keeping its corpus in $(FUZZ_BUILD)
 BUILD		?= build
 ASAN_BUILD	?= build-asan
 JOBS		?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_FLAGS	?= --output-on-failure
+FUZZ_BUILD	?= build-fuzz
+FUZZ_TARGETS	?= fuzz_proto fuzz_template
+FUZZ_SECONDS	?= 30
+FUZZ_LONG_SECONDS ?= 3600
+FUZZ_JOBS	?= 2
+FUZZ_FLAGS	?= -timeout=25 -max_len=4096 -print_final_stats=1
 
 .PHONY: all deps build build-asan check check-release check-asan check-valgrind demo clean
+.PHONY: build-fuzz fuzz-short fuzz-long
 
 all: build
 
@@ -34,10 +44,62 @@ check-asan: build-asan
 check-valgrind: build
 	CB_VALGRIND=1 ctest --test-dir $(BUILD) $(CTEST_FLAGS) -L valgrind
 
-check: check-release check-asan check-valgrind
+# libFuzzer targets (tests/fuzz/) with clang, ASan and UBSan.
+build-fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang \
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCB_FUZZ=ON >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(FUZZ_TARGETS)
+
+# Each target for FUZZ_SECONDS on a scratch copy of its seed corpus
+# (tests/fuzz/corpus/); any crash, leak, timeout or broken invariant fails,
+# and its reproducer is kept in $(FUZZ_BUILD)/artifacts/.
+fuzz-short: build-fuzz
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    d=$$(mktemp -d); cp -R tests/fuzz/corpus/$$t $$d/corpus; \
+	    mkdir $$d/art; echo "fuzz-short: $$t for $(FUZZ_SECONDS)s"; \
+	    if ! $(FUZZ_BUILD)/tests/$$t $(FUZZ_FLAGS) \
+	        -dict=tests/fuzz/$$t.dict \
+	        -max_total_time=$(FUZZ_SECONDS) -artifact_prefix=$$d/art/ \
+	        $$d/corpus </dev/null >$$d/log 2>&1; then \
+		tail -n 60 $$d/log; mkdir -p $(FUZZ_BUILD)/artifacts; \
+		cp $$d/art/* $(FUZZ_BUILD)/artifacts/ 2>/dev/null || true; \
+		echo "fuzz-short: $$t FAILED; reproducer in" \
+		    "$(FUZZ_BUILD)/artifacts/ (replay: $(FUZZ_BUILD)/tests/$$t FILE)"; \
+		rm -rf $$d; exit 1; \
+	    fi; \
+	    grep -E 'executed_units|new_units_added' $$d/log; rm -rf $$d; \
+	done
+
+# Long runs: each target for FUZZ_LONG_SECONDS with FUZZ_JOBS workers
+# (-fork), crashes collected without stopping; the corpus grows in
+# $(FUZZ_BUILD)/corpus/ from run to run.  Fails if anything was found.
+# CB_FUZZ_KNOWN_BUGS=1 looks past the known bugs of tests/fuzz/crashes/.
+fuzz-long: build-fuzz
+	@set -e; mkdir -p $(FUZZ_BUILD)/artifacts; \
+	before=$$(ls $(FUZZ_BUILD)/artifacts | wc -l); \
+	for t in $(FUZZ_TARGETS); do \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t; \
+	    echo "fuzz-long: $$t for $(FUZZ_LONG_SECONDS)s, $(FUZZ_JOBS) workers"; \
+	    CB_FUZZ_KNOWN_BUGS=$(CB_FUZZ_KNOWN_BUGS) \
+	    $(FUZZ_BUILD)/tests/$$t $(FUZZ_FLAGS) -fork=$(FUZZ_JOBS) \
+	        -dict=tests/fuzz/$$t.dict \
+	        -ignore_crashes=1 -max_total_time=$(FUZZ_LONG_SECONDS) \
+	        -artifact_prefix=$(FUZZ_BUILD)/artifacts/ \
+	        $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t \
+	        </dev/null >$(FUZZ_BUILD)/fuzz-long-$$t.log 2>&1 || true; \
+	    grep -E 'executed_units|new_units_added|^#.*DONE' \
+	        $(FUZZ_BUILD)/fuzz-long-$$t.log || tail -n 5 \
+	        $(FUZZ_BUILD)/fuzz-long-$$t.log; \
+	done; \
+	after=$$(ls $(FUZZ_BUILD)/artifacts | wc -l); \
+	if [ $$after -gt $$before ]; then \
+	    echo "fuzz-long: $$((after - before)) new finding(s) in" \
+		"$(FUZZ_BUILD)/artifacts/"; exit 1; fi
+
+check: check-release check-asan check-valgrind fuzz-short
 
 demo: build
 	./scripts/demo $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

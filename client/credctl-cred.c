@@ -9,6 +9,9 @@
  * libcredbroker copies it once more into its own; all three are wiped
  * with OPENSSL_cleanse on every path, including errors and signals that
  * interrupt the prompt.  Core dumps and ptrace attach are disabled first.
+ *
+ * The readers and the hardening are shared (credctl.h): "vault set" and
+ * "vault test" read the Vault secret_id with them.
  */
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -17,6 +20,7 @@
 #include <fcntl.h>
 #include <paths.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,7 +53,7 @@ credctl_on_signal(int sig)
 }
 
 /* Keep the value out of core dumps and away from same-uid debuggers. */
-static void
+void
 credctl_harden(void)
 {
 	struct rlimit	rl = { 0, 0 };
@@ -66,7 +70,7 @@ credctl_harden(void)
  * or an exit status; val is wiped on failure.
  */
 static int
-credctl_read_tty(struct credctl *ctx, const char *type, const char *user,
+credctl_read_tty_prompt(struct credctl *ctx, const char *prompt,
     struct secbuf *val)
 {
 	struct sigaction	 sa, saved[CREDCTL_NSIGNALS];
@@ -106,7 +110,7 @@ restart:
 		read_errno = errno;
 		goto restore;
 	}
-	dprintf(fd, "Value for %s of %s: ", type, user);
+	dprintf(fd, "%s", prompt);
 	while (credctl_signo == 0) {
 		if (secbuf_reserve(val, 1) != 0) {
 			read_errno = ENOMEM;
@@ -166,11 +170,35 @@ restore:
 }
 
 /*
+ * Prompt on /dev/tty with the printf-style prompt, echo off, and read one
+ * line into val (see credctl_read_tty_prompt).  Returns 0 or an exit
+ * status; val is wiped on failure.
+ */
+int
+credctl_read_tty(struct credctl *ctx, struct secbuf *val, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+	char	*prompt;
+	int	 n, rc;
+
+	va_start(ap, fmt);
+	n = vasprintf(&prompt, fmt, ap);
+	va_end(ap);
+	if (n == -1)
+		return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+		    "out of memory");
+	rc = credctl_read_tty_prompt(ctx, prompt, val);
+	free(prompt);
+	return rc;
+}
+
+/*
  * Read all of standard input into val, at most CREDCTL_VALUE_MAX bytes,
  * and strip one trailing "\n" or "\r\n" unless raw.  Returns 0 or an
  * exit status; val is wiped on failure.
  */
-static int
+int
 credctl_read_stdin(struct credctl *ctx, bool raw, struct secbuf *val)
 {
 	ssize_t	n;
@@ -229,7 +257,8 @@ credctl_cred_set(struct credctl *ctx, struct credctl_args *args)
 	if ((rc = credctl_connect(ctx)) != 0)
 		goto done;
 	if (isatty(STDIN_FILENO))
-		rc = credctl_read_tty(ctx, args->argv[0], args->argv[1], &val);
+		rc = credctl_read_tty(ctx, &val, "Value for %s of %s: ",
+		    args->argv[0], args->argv[1]);
 	else
 		rc = credctl_read_stdin(ctx, args->raw, &val);
 	if (rc != 0)

@@ -11,7 +11,8 @@
  *
  * Exit status (also in credctl --help and credctl(1)):
  *	0  success
- *	1  the broker answered with an error (its code and message are shown)
+ *	1  the broker answered with an error (its code and message are shown),
+ *	   or a step of "vault test" failed
  *	2  usage error or invalid input: unknown command or option, wrong
  *	   number of arguments, an empty or oversized credential value,
  *	   "substitute" without --dry-run, an invalid JSON document
@@ -136,6 +137,60 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.exec = credctl_substitute,
 	},
 	{
+		.name = "vault show",
+		.args = "",
+		.about = "show the Vault settings (role_id and secret_id only "
+		    "as set or not set)",
+		.exec = credctl_vault_show,
+	},
+	{
+		.name = "vault set",
+		.args = "--url URL --path PATH [--enable|--disable] "
+		    "[--role-id ID|--role-id-stdin] "
+		    "[--secret-id-stdin|--secret-id-prompt] [--ca-file FILE] "
+		    "[--namespace NS] [--timeout-ms N]",
+		.about = "change the Vault settings; role_id and secret_id "
+		    "are kept unless given",
+		.opts = CREDCTL_OPT_VAULT | CREDCTL_OPT_ENABLE,
+		.exec = credctl_vault_set,
+	},
+	{
+		.name = "vault test",
+		.args = "[--url URL] [--path PATH] "
+		    "[--role-id ID|--role-id-stdin] "
+		    "[--secret-id-stdin|--secret-id-prompt] [--ca-file FILE] "
+		    "[--namespace NS] [--timeout-ms N]",
+		.about = "log in to Vault, write, read and list a test secret "
+		    "(stored settings, or these); exit 1 if a step fails",
+		.opts = CREDCTL_OPT_VAULT,
+		.exec = credctl_vault_test,
+	},
+	{
+		.name = "audit verify",
+		.args = "FILE [--head HASH]",
+		.about = "check the hash chain of an audit file (locally); "
+		    "exit 1 if it was changed or cut",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_HEAD,
+		.exec = credctl_audit_verify,
+	},
+	{
+		.name = "key check",
+		.args = "",
+		.about = "show the master key version and the state and "
+		    "progress of a key rotation",
+		.exec = credctl_key_check,
+	},
+	{
+		.name = "key rotate",
+		.args = "NEW_KEY_FILE [--wait]",
+		.about = "re-seal every value under the key in NEW_KEY_FILE (a "
+		    "file on the broker's host), or resume; --wait: until done",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_WAIT,
+		.exec = credctl_key_rotate,
+	},
+	{
 		.name = "help",
 		.args = "[COMMAND...]",
 		.about = "show this help, or the commands matching COMMAND",
@@ -156,6 +211,19 @@ enum {
 	OPTV_RAW,
 	OPTV_DRY_RUN,
 	OPTV_FILE,
+	OPTV_URL,
+	OPTV_PATH,
+	OPTV_ENABLE,
+	OPTV_DISABLE,
+	OPTV_ROLE_ID,
+	OPTV_ROLE_ID_STDIN,
+	OPTV_SECRET_ID_STDIN,
+	OPTV_SECRET_ID_PROMPT,
+	OPTV_CA_FILE,
+	OPTV_NAMESPACE,
+	OPTV_TIMEOUT_MS,
+	OPTV_HEAD,
+	OPTV_WAIT,
 	OPTV_JSON,
 	OPTV_VERSION
 };
@@ -179,6 +247,27 @@ static const struct {
 	{ CREDCTL_OPT_DRY_RUN,
 	    { "dry-run", no_argument, NULL, OPTV_DRY_RUN } },
 	{ CREDCTL_OPT_FILE, { "file", required_argument, NULL, OPTV_FILE } },
+	{ CREDCTL_OPT_VAULT, { "url", required_argument, NULL, OPTV_URL } },
+	{ CREDCTL_OPT_VAULT, { "path", required_argument, NULL, OPTV_PATH } },
+	{ CREDCTL_OPT_ENABLE, { "enable", no_argument, NULL, OPTV_ENABLE } },
+	{ CREDCTL_OPT_ENABLE,
+	    { "disable", no_argument, NULL, OPTV_DISABLE } },
+	{ CREDCTL_OPT_VAULT,
+	    { "role-id", required_argument, NULL, OPTV_ROLE_ID } },
+	{ CREDCTL_OPT_VAULT,
+	    { "role-id-stdin", no_argument, NULL, OPTV_ROLE_ID_STDIN } },
+	{ CREDCTL_OPT_VAULT,
+	    { "secret-id-stdin", no_argument, NULL, OPTV_SECRET_ID_STDIN } },
+	{ CREDCTL_OPT_VAULT,
+	    { "secret-id-prompt", no_argument, NULL, OPTV_SECRET_ID_PROMPT } },
+	{ CREDCTL_OPT_VAULT,
+	    { "ca-file", required_argument, NULL, OPTV_CA_FILE } },
+	{ CREDCTL_OPT_VAULT,
+	    { "namespace", required_argument, NULL, OPTV_NAMESPACE } },
+	{ CREDCTL_OPT_VAULT,
+	    { "timeout-ms", required_argument, NULL, OPTV_TIMEOUT_MS } },
+	{ CREDCTL_OPT_HEAD, { "head", required_argument, NULL, OPTV_HEAD } },
+	{ CREDCTL_OPT_WAIT, { "wait", no_argument, NULL, OPTV_WAIT } },
 };
 #define CREDCTL_NCMDOPTS \
 	(sizeof(credctl_cmd_opts) / sizeof(credctl_cmd_opts[0]))
@@ -239,9 +328,19 @@ credctl_full_help(FILE *f)
 	    "value masked as ~masked-ID~, the subject, and\nwhich values are "
 	    "set.  credctl never prints a credential value: --dry-run is\n"
 	    "required.\n"
+	    "\n'vault set' and 'vault test' never take the secret_id from "
+	    "the command line:\n--secret-id-stdin reads it from standard "
+	    "input (one line), --secret-id-prompt\nasks for it on the "
+	    "terminal without echo.  --role-id-stdin reads the role_id\n"
+	    "from standard input (with --secret-id-stdin too: the role_id "
+	    "on the first line,\nthe secret_id on the second).  Without "
+	    "them the stored role_id and secret_id\nare kept; without "
+	    "--enable or --disable 'vault set' keeps the stored state.\n"
+	    "--ca-file '' and --namespace '' clear those settings.\n"
 	    "\nExit status:\n"
 	    "  0  success\n"
-	    "  1  the broker answered with an error\n"
+	    "  1  the broker answered with an error, or a step of 'vault "
+	    "test' failed\n"
 	    "  2  usage error or invalid input\n"
 	    "  3  cannot connect to the broker, or a protocol or I/O "
 	    "failure\n");
@@ -573,6 +672,47 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 			break;
 		case OPTV_FILE:
 			rc = credctl_set_once(ctx, &args->file, "file");
+			break;
+		case OPTV_URL:
+			rc = credctl_set_once(ctx, &args->url, "url");
+			break;
+		case OPTV_PATH:
+			rc = credctl_set_once(ctx, &args->path, "path");
+			break;
+		case OPTV_ENABLE:
+			args->enable = true;
+			break;
+		case OPTV_DISABLE:
+			args->disable = true;
+			break;
+		case OPTV_ROLE_ID:
+			rc = credctl_set_once(ctx, &args->role_id, "role-id");
+			break;
+		case OPTV_ROLE_ID_STDIN:
+			args->role_id_stdin = true;
+			break;
+		case OPTV_SECRET_ID_STDIN:
+			args->secret_id_stdin = true;
+			break;
+		case OPTV_SECRET_ID_PROMPT:
+			args->secret_id_prompt = true;
+			break;
+		case OPTV_CA_FILE:
+			rc = credctl_set_once(ctx, &args->ca_file, "ca-file");
+			break;
+		case OPTV_NAMESPACE:
+			rc = credctl_set_once(ctx, &args->namespace,
+			    "namespace");
+			break;
+		case OPTV_TIMEOUT_MS:
+			rc = credctl_set_once(ctx, &args->timeout_ms,
+			    "timeout-ms");
+			break;
+		case OPTV_HEAD:
+			rc = credctl_set_once(ctx, &args->head, "head");
+			break;
+		case OPTV_WAIT:
+			args->wait = true;
 			break;
 		default:
 			return credctl_bad_option(ctx, ch, argv);

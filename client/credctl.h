@@ -5,8 +5,8 @@
  * text, and the helpers every command uses to talk to the broker and to
  * report errors; each credctl-<family>.c file implements one family of
  * commands (credctl-substitute.c: the dry run that shows where values
- * would go); credctl-print.c turns results into tables, key: value lines
- * or JSON.
+ * would go; credctl-vault.c: the Vault settings); credctl-print.c turns
+ * results into tables, key: value lines or JSON.
  */
 #ifndef CREDCTL_H
 #define CREDCTL_H
@@ -23,7 +23,8 @@
 /*
  * Exit status (documented in credctl --help and credctl(1)):
  *	0  success
- *	1  the broker answered with an error
+ *	1  the broker answered with an error ("vault test": or a step of
+ *	   the connection test failed)
  *	2  usage error or invalid input (bad arguments, empty value, ...)
  *	3  cannot connect, or a protocol or I/O failure
  */
@@ -42,6 +43,10 @@
 #define CREDCTL_OPT_RAW			0x0040
 #define CREDCTL_OPT_DRY_RUN		0x0080
 #define CREDCTL_OPT_FILE		0x0100
+#define CREDCTL_OPT_VAULT		0x0200	/* --url ... --timeout-ms */
+#define CREDCTL_OPT_ENABLE		0x0400	/* --enable, --disable */
+#define CREDCTL_OPT_HEAD		0x0800	/* --head HASH */
+#define CREDCTL_OPT_WAIT		0x1000	/* --wait */
 
 /* Parsed arguments of one command. */
 struct credctl_args {
@@ -57,6 +62,20 @@ struct credctl_args {
 	bool		  raw;
 	bool		  dry_run;
 	const char	 *file;		/* NULL or "-": standard input */
+	/* vault set / vault test; the secret_id never comes from argv */
+	const char	 *url;
+	const char	 *path;
+	const char	 *role_id;	/* an identifier, not a secret */
+	const char	 *ca_file;	/* "": clear */
+	const char	 *namespace;	/* "": clear */
+	const char	 *timeout_ms;	/* checked by the command */
+	bool		  enable;
+	bool		  disable;
+	bool		  role_id_stdin;
+	bool		  secret_id_stdin;
+	bool		  secret_id_prompt;
+	const char	 *head;		/* audit verify: recorded head */
+	bool		  wait;		/* key rotate: until done */
 };
 
 struct credctl;
@@ -133,8 +152,25 @@ int	credctl_type_clear(struct credctl *, struct credctl_args *);
 int	credctl_cred_set(struct credctl *, struct credctl_args *);
 int	credctl_cred_status(struct credctl *, struct credctl_args *);
 int	credctl_cred_rm(struct credctl *, struct credctl_args *);
+/* Secret input, shared with credctl-vault.c (values go into secbufs). */
+void	credctl_harden(void);
+int	credctl_read_tty(struct credctl *, struct secbuf *, const char *, ...)
+	    __attribute__((format(printf, 3, 4)));
+int	credctl_read_stdin(struct credctl *, bool, struct secbuf *);
 
 /* credctl-substitute.c */
 int	credctl_substitute(struct credctl *, struct credctl_args *);
+
+/* credctl-audit.c (local: no broker) */
+int	credctl_audit_verify(struct credctl *, struct credctl_args *);
+
+/* credctl-vault.c */
+int	credctl_vault_show(struct credctl *, struct credctl_args *);
+int	credctl_vault_set(struct credctl *, struct credctl_args *);
+int	credctl_vault_test(struct credctl *, struct credctl_args *);
+
+/* credctl-key.c */
+int	credctl_key_check(struct credctl *, struct credctl_args *);
+int	credctl_key_rotate(struct credctl *, struct credctl_args *);
 
 #endif

@@ -256,6 +256,20 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		}
 		c->grants = ng;
 		c->grants[c->ngrants++] = g;
+	} else if (KEY("audit", "file")) {
+		if (*value != '/')
+			goto bad_abs;
+		return conf_set_str(&c->audit_file, value);
+	} else if (KEY("audit", "sync")) {
+		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+		    strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
+			c->audit_sync = true;
+		else if (strcmp(value, "no") == 0 ||
+		    strcmp(value, "false") == 0 || strcmp(value, "off") == 0 ||
+		    strcmp(value, "0") == 0)
+			c->audit_sync = false;
+		else
+			goto bad;
 	} else if (KEY("log", "level")) {
 		if ((lvl = log_level_from_name(value)) < 0)
 			goto bad;
@@ -338,6 +352,7 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	c->idle_timeout = 300;
 	c->shutdown_timeout = 10;
 	c->log_level = LOG_LVL_INFO;
+	c->audit_sync = true;
 	if (conf_set_str(&c->socket, CONF_DEFAULT_SOCKET) != 0 ||
 	    conf_set_str(&c->database, CONF_DEFAULT_DATABASE) != 0 ||
 	    conf_set_str(&c->secret_key_credential,
@@ -433,6 +448,7 @@ conf_free(struct conf *c)
 	free(c->secret_key_file);
 	free(c->secret_key_credential);
 	cb_strfree_wipe(c->secret_key);
+	free(c->audit_file);
 	conf_grants_free(c);
 	memset(c, 0, sizeof(*c));
 }

@@ -19,7 +19,9 @@
 #include "proto.h"
 #include "secbuf.h"
 
+struct audit;
 struct http;
+struct rotation;
 struct seal_key;
 struct store;
 struct vault;
@@ -57,6 +59,9 @@ struct conf {
 	size_t		 ngrants;
 
 	int		 log_level;
+
+	char		*audit_file;		/* NULL: stderr only */
+	bool		 audit_sync;		/* fdatasync each line */
 };
 
 /* Defaults, then the file (may be NULL), then -o overrides in order. */
@@ -93,9 +98,12 @@ struct broker {
 	char *const	*overrides;
 	size_t		 noverrides;
 	struct store	*store;
-	struct seal_key	*key;
+	struct seal_key	*key;		/* the key in use */
+	struct seal_key	*key_next;	/* during a rotation: the new key */
+	struct rotation	*rot;		/* keys.c */
 	struct http	*http;		/* Vault's HTTP client */
 	struct vault	*vault;
+	struct audit	*audit;		/* NULL without [audit] file */
 	uint64_t	 started_ms;	/* uv_now at start */
 	time_t		 started;
 	unsigned	 nconns;
@@ -162,6 +170,42 @@ const char *rpc_time(int64_t t, char buf[32]);
 /* Pack key then RFC 3339 time (nil when t is 0). */
 void	 rpc_pack_kv_time(msgpack_packer *pk, const char *k, int64_t t);
 
+/* audit.c */
+
+#define AUDIT_HASH_HEX	64	/* lowercase hex SHA-256 of a line */
+#define AUDIT_LINE_MAX	4096	/* bytes in one line, without newline */
+
+/* One audit record; the strings are broker-controlled or sanitised. */
+struct audit_rec {
+	int64_t		 time_ms;	/* unix time in milliseconds */
+	const char	*method;
+	uint32_t	 uid;
+	int32_t		 pid;
+	const char	*subject;	/* NULL or "": none */
+	const char	*types;		/* idents, comma-separated, maybe "" */
+	const char	*outcome;	/* "ok" or an error code */
+	uint64_t	 ms;		/* duration of the call */
+};
+
+/*
+ * Open the audit file (O_APPEND, created 0600, flock'd) and continue the
+ * chain from its last line; a partial or unparsable last line is refused.
+ * check_only (--check-config): read-only, unlocked, a missing file is
+ * fine.
+ */
+int	 audit_open(const char *path, bool sync, bool check_only,
+	    struct audit **out, struct cb_error *err);
+void	 audit_close(struct audit *a);
+/* Append one line for r: one write(2), then fdatasync when sync. */
+int	 audit_append(struct audit *a, const struct audit_rec *r,
+	    struct cb_error *err);
+/* The line of a finished call (rpc.c); a failure is logged and counted. */
+void	 audit_write(struct broker *b, const struct rpc_call *call,
+	    const struct peer *peer, const char *outcome);
+/* seq and hash of the last line (0 and zeros when none), failures. */
+void	 audit_head(const struct audit *a, uint64_t *seq,
+	    char hash[AUDIT_HASH_HEX + 1], uint64_t *failures);
+
 /* rpc-misc.c */
 int	 rpc_hello(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_health(struct rpc_call *, const msgpack_object *, struct cb_error *);
@@ -189,6 +233,29 @@ int	 rpc_vault_test(struct rpc_call *, const msgpack_object *, struct cb_error *
 /* The stored Vault settings; *found false when there are none. */
 int	 rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
 	    struct cb_error *err);
+
+/* keys.c */
+/* Seal with the newest key; open with the key the text names. */
+int	 keys_seal(struct broker *b, const char *context, const uint8_t *pt,
+	    size_t n, char **out, struct cb_error *err);
+int	 keys_open(struct broker *b, const char *context, const char *text,
+	    struct secbuf *out, struct cb_error *err);
+/* Read the key version and any rotation state from the store. */
+int	 keys_load_state(struct broker *b, uint32_t *version,
+	    struct cb_error *err);
+/* The key file a finished rotation moved to, or NULL. */
+const char *keys_rotated_to(const struct broker *b);
+/* Load the new key of an interrupted rotation. */
+int	 keys_resume(struct broker *b, struct cb_error *err);
+/* Schedule the rotation's work on the loop (if one is running). */
+void	 keys_start(struct broker *b);
+/* Close the rotation's timer (shutdown); free its state (after the loop). */
+void	 keys_close(struct broker *b);
+void	 keys_free(struct broker *b);
+int	 rpc_key_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_key_rotate(struct rpc_call *, const msgpack_object *, struct cb_error *);
+/* rpc-vault.c: re-seal the stored Vault secrets with the newest key. */
+int	 rpc_vault_reseal(struct broker *b, struct cb_error *err);
 
 /* rpc-substitute.c */
 int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);

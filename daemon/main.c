@@ -77,7 +77,7 @@ harden(void)
  * LoadCredential=), or security.secret_key inline (with a warning).
  */
 static struct seal_key *
-load_key(const struct conf *c)
+load_key(const struct conf *c, uint32_t version)
 {
 	struct seal_key	*k;
 	struct cb_error	 err;
@@ -89,19 +89,21 @@ load_key(const struct conf *c)
 		fatalx("cannot allocate memory for the master key");
 	credsdir = getenv("CREDENTIALS_DIRECTORY");
 	if (c->secret_key_file != NULL)
-		rc = seal_key_load_file(k, c->secret_key_file, 1, &err);
+		rc = seal_key_load_file(k, c->secret_key_file, version,
+		    &err);
 	else if (credsdir != NULL && *credsdir != '\0') {
 		if (asprintf(&path, "%s/%s", credsdir,
 		    c->secret_key_credential) < 0)
 			fatalx("out of memory");
-		rc = seal_key_load_file(k, path, 1, &err);
+		/* systemd controls who reads its credentials. */
+		rc = seal_key_load_file_mode(k, path, version, false, &err);
 		free(path);
 	} else if (c->secret_key != NULL) {
 		log_warnx("the master key is written inline in the "
 		    "configuration (security.secret_key); use "
 		    "security.secret_key_file or a systemd credential");
 		rc = seal_key_init(k, (const uint8_t *)c->secret_key,
-		    strlen(c->secret_key), 1, &err);
+		    strlen(c->secret_key), version, &err);
 	} else
 		fatalx("no master key: set security.secret_key_file, or run "
 		    "with a systemd credential named '%s'",
@@ -113,8 +115,10 @@ load_key(const struct conf *c)
 
 /* Record the key check value in a new store, or compare it. */
 static void
-check_key(struct store *st, const struct seal_key *k, const char *dbpath)
+check_key(struct broker *b, const char *dbpath)
 {
+	struct store		*st = b->store;
+	const struct seal_key	*k = b->key;
 	struct cb_error	 err;
 	char		 kcv[SEAL_KCV_MAX], *stored = NULL;
 
@@ -127,9 +131,15 @@ check_key(struct store *st, const struct seal_key *k, const char *dbpath)
 			fatalx("%s", err.msg);
 		log_info("new store %s: master key recorded", dbpath);
 	} else if (strlen(stored) != strlen(kcv) ||
-	    CRYPTO_memcmp(stored, kcv, strlen(kcv)) != 0)
+	    CRYPTO_memcmp(stored, kcv, strlen(kcv)) != 0) {
+		if (keys_rotated_to(b) != NULL)
+			fatalx("master key does not match this store (%s): its "
+			    "key was rotated to the key in %s; configure that "
+			    "key (security.secret_key_file)", dbpath,
+			    keys_rotated_to(b));
 		fatalx("master key does not match this store (%s): the "
 		    "values in it were sealed with another key", dbpath);
+	}
 	free(stored);
 }
 
@@ -169,6 +179,7 @@ main(int argc, char *argv[])
 	const char	*conf_path = CONF_DEFAULT_PATH;
 	char		**overrides = NULL;
 	size_t		 noverrides = 0;
+	uint32_t	 key_version;
 	int		 ch, foreground = 0, check_only = 0, rc;
 
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
@@ -215,16 +226,24 @@ main(int argc, char *argv[])
 	b.conf_path = (char *)conf_path;
 	b.overrides = overrides;
 	b.noverrides = noverrides;
-	b.key = load_key(conf);
+	if (store_open(conf->database, &b.store, &err) != 0)
+		fatalx("%s", err.msg);
+	if (keys_load_state(&b, &key_version, &err) != 0)
+		fatalx("%s", err.msg);
+	b.key = load_key(conf, key_version);
 	/* The inline key, if any, is no longer needed in the clear. */
 	cb_strfree_wipe(conf->secret_key);
 	conf->secret_key = NULL;
-
-	if (store_open(conf->database, &b.store, &err) != 0)
+	check_key(&b, conf->database);
+	if (keys_resume(&b, &err) != 0)
 		fatalx("%s", err.msg);
-	check_key(b.store, b.key, conf->database);
+	if (conf->audit_file != NULL && audit_open(conf->audit_file,
+	    conf->audit_sync, check_only, &b.audit, &err) != 0)
+		fatalx("%s", err.msg);
 	if (check_only) {
 		printf("configuration and master key OK\n");
+		keys_free(&b);
+		audit_close(b.audit);
 		store_close(b.store);
 		seal_key_free(b.key);
 		conf_free(conf);
@@ -244,12 +263,15 @@ main(int argc, char *argv[])
 		fatalx("%s", err.msg);
 	if (!foreground && daemon(1, 1) != 0)
 		fatal("daemon");
+	keys_start(&b);
 	log_info("credbroker %s started (pid %d)", CB_VERSION, (int)getpid());
 
 	uv_run(&loop, UV_RUN_DEFAULT);
 
 	if ((rc = uv_loop_close(&loop)) != 0)
 		log_warnx("uv_loop_close: %s", uv_strerror(rc));
+	audit_close(b.audit);
+	keys_free(&b);
 	store_close(b.store);
 	seal_key_free(b.key);
 	conf_free(b.conf);

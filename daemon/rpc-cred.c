@@ -201,7 +201,7 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = rpc_cred_target(call, params, &t, &user, err)) != 0)
 		goto done;
 	snprintf(context, sizeof(context), "%s/%s", t.uuid, user);
-	if ((rc = seal_seal(call->broker->key, context, pt, ptlen, &sealed,
+	if ((rc = keys_seal(call->broker, context, pt, ptlen, &sealed,
 	    err)) != 0)
 		goto done;
 	if (t.storage == STORE_VAULT) {

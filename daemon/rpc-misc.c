@@ -36,7 +36,7 @@ rpc_hello(struct rpc_call *call, const msgpack_object *params,
 	return 0;
 }
 
-/* health {} -> {status, version, uptime, connections, store, vault} */
+/* health {} -> {status, version, uptime, connections, store, vault, audit} */
 int
 rpc_health(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
@@ -45,11 +45,14 @@ rpc_health(struct rpc_call *call, const msgpack_object *params,
 	msgpack_packer	*pk = &call->pk;
 	struct broker	*b = call->broker;
 	struct vault_status vs;
+	char		 head[AUDIT_HASH_HEX + 1];
+	uint64_t	 seq, failures;
 
 	vault_get_status(b->vault, &vs);
+	audit_head(b->audit, &seq, head, &failures);
 	if (proto_check_keys(params, keys, err) != 0)
 		return -CB_EBADREQ;
-	msgpack_pack_map(pk, 6);
+	msgpack_pack_map(pk, 7);
 	proto_pack_kv_str(pk, "status", "ok");
 	proto_pack_kv_str(pk, "version", CB_VERSION);
 	proto_pack_kv_int(pk, "uptime",
@@ -69,5 +72,12 @@ rpc_health(struct rpc_call *call, const msgpack_object *params,
 	    vs.last_error[0] ? vs.last_error : NULL);
 	proto_pack_kv_int(pk, "logins", (int64_t)vs.logins);
 	proto_pack_kv_int(pk, "renewals", (int64_t)vs.renewals);
+	/* The head of the audit chain, for monitoring to record. */
+	proto_pack_cstr(pk, "audit");
+	msgpack_pack_map(pk, 4);
+	proto_pack_kv_bool(pk, "enabled", b->audit != NULL);
+	proto_pack_kv_int(pk, "seq", (int64_t)seq);
+	proto_pack_kv_str(pk, "hash", b->audit != NULL ? head : NULL);
+	proto_pack_kv_int(pk, "failures", (int64_t)failures);
 	return 0;
 }

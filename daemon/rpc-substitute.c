@@ -370,7 +370,7 @@ sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 		}
 		snprintf(context, sizeof(context), "%s/%s", c->type.uuid,
 		    s->subject);
-		if ((rc = seal_open(call->broker->key, context, c->sealed,
+		if ((rc = keys_open(call->broker, context, c->sealed,
 		    &c->plain, err)) != 0) {
 			char why[CB_ERRMSG_MAX];
 

@@ -287,7 +287,84 @@ done:
 	return rc;
 }
 
-/* type.delete {type, force?}: conflict while db values exist. */
+/*
+ * type.delete of a vault-stored type: LIST its users in Vault first.  With
+ * values there, the answer is conflict unless force; with force, every
+ * secret is deleted (all versions) before the type.
+ */
+struct tdel_ctx {
+	struct rpc_call	*call;
+	char		 uuid[STORE_UUID_LEN + 1];
+	char		 ident[STORE_IDENT_MAX + 1];
+	bool		 force;
+	size_t		 pending;
+	int		 rc;
+	struct cb_error	 err;
+};
+
+/* Every delete ended: delete the type itself, then answer. */
+static void
+tdel_end(struct tdel_ctx *x)
+{
+	if (--x->pending > 0)
+		return;
+	if (x->rc == 0 && (x->rc = store_type_delete(x->call->broker->store,
+	    x->uuid, &x->err)) == 0)
+		msgpack_pack_map(&x->call->pk, 0);
+	rpc_finish(x->call, x->rc, &x->err);
+	free(x);
+}
+
+static void
+tdel_destroyed(void *arg, int rc, const struct cb_error *err)
+{
+	struct tdel_ctx	*x = arg;
+
+	if (rc != 0 && x->rc == 0) {
+		x->rc = rc;
+		x->err = *err;
+	}
+	tdel_end(x);
+}
+
+static void
+tdel_listed(void *arg, int rc, char *const *keys, size_t nkeys,
+    const struct cb_error *err)
+{
+	struct tdel_ctx	*x = arg;
+	struct cb_error	 e;
+	char		 rel[2 * STORE_UUID_LEN + 32];
+	size_t		 i, n = 0;
+
+	if (rc != 0) {
+		x->rc = rc;
+		x->err = *err;
+		tdel_end(x);
+		return;
+	}
+	for (i = 0; i < nkeys; i++)
+		if (store_uuid_valid(keys[i]))
+			n++;
+	if (n > 0 && !x->force) {
+		x->rc = cb_error_set(&x->err, CB_ECONFLICT, "credential type "
+		    "'%s' still has %zu value(s) in Vault; clear it first or "
+		    "pass force", x->ident, n);
+		tdel_end(x);
+		return;
+	}
+	for (i = 0; i < nkeys; i++) {
+		if (!store_uuid_valid(keys[i]))
+			continue;
+		rpc_vault_relpath(rel, sizeof(rel), x->uuid, keys[i]);
+		x->pending++;
+		if (vault_destroy(x->call->broker->vault, rel, tdel_destroyed,
+		    x, &e) != 0)
+			tdel_destroyed(x, -e.code, &e);
+	}
+	tdel_end(x);
+}
+
+/* type.delete {type, force?}: conflict while values exist. */
 int
 rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
@@ -310,6 +387,29 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 		rc = cb_error_set(err, CB_ECONFLICT, "credential type '%s' "
 		    "still has %lld stored value(s); clear it first or pass "
 		    "force", t.ident, (long long)n);
+		goto done;
+	}
+	if (t.storage == STORE_VAULT && vault_usable(call->broker->vault,
+	    NULL)) {
+		struct tdel_ctx	*x;
+		char		 dir[STORE_UUID_LEN + 32];
+
+		if ((x = calloc(1, sizeof(*x))) == NULL) {
+			rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+			goto done;
+		}
+		x->call = call;
+		x->force = force;
+		x->pending = 1;
+		memcpy(x->uuid, t.uuid, sizeof(x->uuid));
+		memcpy(x->ident, t.ident, sizeof(x->ident));
+		snprintf(dir, sizeof(dir), "credentials/%s/users/", t.uuid);
+		if ((rc = vault_list(call->broker->vault, dir, tdel_listed, x,
+		    err)) != 0) {
+			free(x);
+			goto done;
+		}
+		rc = RPC_WAIT;
 		goto done;
 	}
 	if ((rc = store_type_delete(call->broker->store, t.uuid, err)) != 0)

@@ -37,7 +37,7 @@ vault_open_id(struct broker *b, json_t *doc, const char *key, char **out,
 	if (!json_is_string(j))
 		return 0;
 	snprintf(context, sizeof(context), "vault/%s", key);
-	if ((rc = seal_open(b->key, context, json_string_value(j), &plain,
+	if ((rc = keys_open(b, context, json_string_value(j), &plain,
 	    err)) != 0)
 		return rc;
 	if ((*out = calloc(1, plain.len + 1)) == NULL) {
@@ -115,7 +115,7 @@ vault_seal_id(struct broker *b, json_t *doc, const char *key,
 	if (value == NULL)
 		return 0;
 	snprintf(context, sizeof(context), "vault/%s", key);
-	if ((rc = seal_seal(b->key, context, (const uint8_t *)value,
+	if ((rc = keys_seal(b, context, (const uint8_t *)value,
 	    strlen(value), &sealed, err)) != 0)
 		return rc;
 	rc = json_object_set_new(doc, key, json_string(sealed));
@@ -211,7 +211,8 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 		}
 		c->timeout_ms = (unsigned)t;
 	}
-	if ((rc = vault_conf_check(c, err)) != 0)
+	/* vault.test checks completeness first: see rpc_vault_test. */
+	if (require && (rc = vault_conf_check(c, err)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -322,4 +323,19 @@ rpc_vault_test(struct rpc_call *call, const msgpack_object *params,
 	rc = vault_test(b->loop, b->http, &c, rpc_vault_tested, call, err);
 	vault_conf_free(&c);
 	return rc == 0 ? RPC_WAIT : rc;
+}
+
+int
+rpc_vault_reseal(struct broker *b, struct cb_error *err)
+{
+	struct vault_conf	 c;
+	bool			 found;
+	int			 rc;
+
+	if ((rc = rpc_vault_load(b, &c, &found, err)) != 0)
+		return rc;
+	if (found)
+		rc = vault_save(b, &c, err);
+	vault_conf_free(&c);
+	return rc;
 }

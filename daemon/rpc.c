@@ -36,6 +36,8 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_VAULT_GET] =	rpc_vault_get,
 	[CB_M_VAULT_SET] =	rpc_vault_set,
 	[CB_M_VAULT_TEST] =	rpc_vault_test,
+	[CB_M_KEY_STATUS] =	rpc_key_status,
+	[CB_M_KEY_ROTATE] =	rpc_key_rotate,
 };
 
 /* Append s to dst, keeping only characters that cannot forge a field. */
@@ -69,7 +71,10 @@ rpc_audit(struct rpc_call *call, const char *type, const char *user)
 		    type, true);
 }
 
-/* Log the audit line of a call that reads or changes credentials. */
+/*
+ * Log the audit line of a call that reads or changes credentials, and
+ * append it to the audit file (audit.c).
+ */
 static void
 rpc_audit_log(struct broker *b, const struct rpc_call *call,
     const struct peer *peer, const char *outcome)
@@ -80,6 +85,7 @@ rpc_audit_log(struct broker *b, const struct rpc_call *call,
 	    call->audit_subject[0] ? call->audit_subject : "-",
 	    call->audit_types[0] ? call->audit_types : "-", outcome,
 	    uv_now(b->loop) - call->start_ms);
+	audit_write(b, call, peer, outcome);
 }
 
 const char *

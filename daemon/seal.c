@@ -394,6 +394,13 @@ int
 seal_key_load_file(struct seal_key *k, const char *path, uint32_t version,
     struct cb_error *err)
 {
+	return seal_key_load_file_mode(k, path, version, true, err);
+}
+
+int
+seal_key_load_file_mode(struct seal_key *k, const char *path,
+    uint32_t version, bool check_mode, struct cb_error *err)
+{
 	uint8_t		buf[SEAL_KEYFILE_MAX + 1];
 	struct stat	st;
 	size_t		n = 0;
@@ -432,7 +439,7 @@ seal_key_load_file(struct seal_key *k, const char *path, uint32_t version,
 	 * A key that other users can read is not a secret any more: refuse
 	 * to start until it is fixed, rather than use it.
 	 */
-	if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+	if (check_mode && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
 		r = cb_error_set(err, CB_EBADREQ, "master key file %s can be "
 		    "read or written by other users (mode %04o); run: chmod "
 		    "600 %s", path, (unsigned)(st.st_mode & 07777), path);

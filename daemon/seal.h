@@ -20,6 +20,7 @@
 #ifndef CB_SEAL_H
 #define CB_SEAL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,14 @@ int	 seal_key_check_strength(const uint8_t *key, size_t len,
 int	 seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
 	    uint32_t version, struct cb_error *err);
 /* Read a key file (refusing files larger than a key) into k. */
+/*
+ * The same, choosing whether to refuse a file that group or others may
+ * read.  A systemd credential is checked by systemd instead: where its
+ * file system has ACLs, the file shows mode 0440 with an ACL for the
+ * service user alone.
+ */
+int	 seal_key_load_file_mode(struct seal_key *k, const char *path,
+	    uint32_t version, bool check_mode, struct cb_error *err);
 int	 seal_key_load_file(struct seal_key *k, const char *path,
 	    uint32_t version, struct cb_error *err);
 /* Allocate a key struct in memory that is mlock'd and MADV_DONTDUMP. */

@@ -610,6 +610,7 @@ server_shutdown(struct broker *b)
 		b->vault = NULL;
 		vault_close(v);
 	}
+	keys_close(b);
 	if (b->http != NULL) {
 		struct http *h = b->http;
 
@@ -652,7 +653,15 @@ server_reload(struct broker *b)
 	    strcmp(nc->database, b->conf->database) != 0)
 		log_warnx("reload: server.socket and storage.database "
 		    "changes take effect at the next start");
+	if ((nc->audit_file == NULL) != (b->conf->audit_file == NULL) ||
+	    (nc->audit_file != NULL &&
+	    strcmp(nc->audit_file, b->conf->audit_file) != 0))
+		log_warnx("reload: audit.file changes take effect at the next "
+		    "start");
 	/* Keep what cannot change while running. */
+	free(nc->audit_file);
+	nc->audit_file = b->conf->audit_file;
+	b->conf->audit_file = NULL;
 	free(nc->socket);
 	nc->socket = b->conf->socket;
 	b->conf->socket = NULL;

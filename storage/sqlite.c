@@ -102,6 +102,9 @@ enum store_stmt {
 	STMT_SETTING_GET,
 	STMT_SETTING_SET,
 	STMT_SETTING_DELETE,
+	STMT_VALUE_SCAN,
+	STMT_VALUE_RESEAL,
+	STMT_VALUE_COUNT_ALL,
 	STMT__COUNT
 };
 
@@ -155,6 +158,15 @@ static const char *const store_sql[STMT__COUNT] = {
 	    "INSERT INTO settings (key, value) VALUES (?1, ?2)"
 	    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
 	[STMT_SETTING_DELETE] = "DELETE FROM settings WHERE key = ?1",
+	/* Key rotation walks every value in primary-key order. */
+	[STMT_VALUE_SCAN] =
+	    "SELECT type_uuid, user_uuid, sealed FROM credvalues"
+	    " WHERE (type_uuid, user_uuid) > (?1, ?2)"
+	    " ORDER BY type_uuid, user_uuid LIMIT ?3",
+	[STMT_VALUE_RESEAL] =
+	    "UPDATE credvalues SET sealed = ?3"
+	    " WHERE type_uuid = ?1 AND user_uuid = ?2",
+	[STMT_VALUE_COUNT_ALL] = "SELECT count(*) FROM credvalues",
 };
 
 struct store {
@@ -1253,4 +1265,132 @@ store_uuid_new(char out[STORE_UUID_LEN + 1])
 	}
 	out[j] = '\0';
 	return 0;
+}
+
+/* Up to limit values after (after_type, after_user), in key order. */
+int
+store_value_scan(struct store *st, const char *after_type,
+    const char *after_user, size_t limit, struct store_row **out, size_t *n,
+    struct cb_error *err)
+{
+	sqlite3_stmt		*s = st->stmt[STMT_VALUE_SCAN];
+	struct store_row	*v;
+	const char		*t, *u;
+	size_t			 len = 0;
+	int			 rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	if ((v = calloc(limit + 1, sizeof(*v))) == NULL)
+		return store_nomem(err);
+	if ((rc = bind_text(s, 1, after_type)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, after_user)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 3, (sqlite3_int64)limit)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "scan values", err);
+		goto done;
+	}
+	while (len < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
+		t = col_text(s, 0);
+		u = col_text(s, 1);
+		if (strlen(t) != STORE_UUID_LEN || strlen(u) != STORE_UUID_LEN) {
+			ret = cb_error_set(err, CB_EINTERNAL, "database %s "
+			    "holds a malformed value row", st->path);
+			goto done;
+		}
+		memcpy(v[len].type_uuid, t, STORE_UUID_LEN + 1);
+		memcpy(v[len].user_uuid, u, STORE_UUID_LEN + 1);
+		if ((v[len].sealed = strdup(col_text(s, 2))) == NULL) {
+			ret = store_nomem(err);
+			goto done;
+		}
+		len++;
+	}
+	if (len < limit && rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "scan values", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		store_rows_free(v, len);
+		return ret;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+void
+store_rows_free(struct store_row *rows, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; rows != NULL && i < n; i++)
+		free(rows[i].sealed);
+	free(rows);
+}
+
+/*
+ * Replace the sealed text of n rows (a row that was deleted meanwhile is
+ * simply not updated) and set one setting, in one transaction: the rows
+ * and the progress recorded in the setting commit together or not at all.
+ */
+int
+store_value_reseal(struct store *st, const struct store_row *rows, size_t n,
+    const char *key, const char *val, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_RESEAL];
+	size_t		 i;
+	int		 rc, ret;
+
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+	for (i = 0; i < n; i++) {
+		if ((rc = bind_text(s, 1, rows[i].type_uuid)) != SQLITE_OK ||
+		    (rc = bind_text(s, 2, rows[i].user_uuid)) != SQLITE_OK ||
+		    (rc = bind_text(s, 3, rows[i].sealed)) != SQLITE_OK ||
+		    (rc = sqlite3_step(s)) != SQLITE_DONE) {
+			ret = store_dberr(st, rc, "re-seal value", err);
+			stmt_done(s);
+			store_rollback(st);
+			return ret;
+		}
+		stmt_done(s);
+	}
+	if (key != NULL && (ret = store_setting_set(st, key, val, err)) != 0) {
+		store_rollback(st);
+		return ret;
+	}
+	return store_commit(st, err);
+}
+
+/* Set the key check value and a setting in one transaction. */
+int
+store_kcv_set_with(struct store *st, const char *kcv, const char *key,
+    const char *val, struct cb_error *err)
+{
+	int	ret;
+
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+	if ((ret = store_kcv_set(st, kcv, err)) != 0 ||
+	    (ret = store_setting_set(st, key, val, err)) != 0) {
+		store_rollback(st);
+		return ret;
+	}
+	return store_commit(st, err);
+}
+
+/* Number of values stored, all types. */
+int
+store_value_count_all(struct store *st, int64_t *n, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_COUNT_ALL];
+	int		 rc, ret = 0;
+
+	*n = 0;
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		*n = sqlite3_column_int64(s, 0);
+	else
+		ret = store_dberr(st, rc, "count values", err);
+	stmt_done(s);
+	return ret;
 }

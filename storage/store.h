@@ -108,6 +108,26 @@ int	 store_setting_get(struct store *st, const char *key, char **out,
 int	 store_setting_set(struct store *st, const char *key, const char *val,
 	    struct cb_error *err);		/* val NULL deletes */
 
+/* Key rotation: walk every value and replace its sealed text. */
+struct store_row {
+	char	 type_uuid[STORE_UUID_LEN + 1];
+	char	 user_uuid[STORE_UUID_LEN + 1];
+	char	*sealed;
+};
+/* Up to limit rows after (after_type, after_user) ("" to start). */
+int	 store_value_scan(struct store *st, const char *after_type,
+	    const char *after_user, size_t limit, struct store_row **out,
+	    size_t *n, struct cb_error *err);
+void	 store_rows_free(struct store_row *rows, size_t n);
+/* Update rows' sealed text and set setting key (if not NULL), atomically. */
+int	 store_value_reseal(struct store *st, const struct store_row *rows,
+	    size_t n, const char *key, const char *val, struct cb_error *err);
+/* Set the key check value and setting key, atomically. */
+int	 store_kcv_set_with(struct store *st, const char *kcv, const char *key,
+	    const char *val, struct cb_error *err);
+int	 store_value_count_all(struct store *st, int64_t *n,
+	    struct cb_error *err);
+
 /*
  * Validation shared by daemon and store.  uuids are lower-case hex only
  * (upper case is refused, not folded), so one id has one row and one path.

@@ -57,6 +57,7 @@ struct vop {
 	char			*sealed;	/* write */
 	bool			 retried;
 	bool			 inflight;
+	bool			 nojoin;	/* read: older than a write */
 	struct http_req		*req;
 	uint64_t		 gen;
 	vault_done_fn		 done;
@@ -207,8 +208,19 @@ vault_op_end(struct vault *v, struct vop *op, int rc, const char *value,
     const struct cb_error *err)
 {
 	struct vwaiter	*w, *next;
+	struct vop	*o;
 
 	TAILQ_REMOVE(&v->ops, op, entry);
+	/*
+	 * A read that was already under way may answer with what was there
+	 * before this write or delete.  Once the change is acknowledged, no
+	 * new caller may share such a read.
+	 */
+	if (op->kind == VOP_WRITE || op->kind == VOP_DESTROY)
+		TAILQ_FOREACH(o, &v->ops, entry)
+			if (o->kind == VOP_READ &&
+			    strcmp(o->relpath, op->relpath) == 0)
+				o->nojoin = true;
 	switch (op->kind) {
 	case VOP_READ:
 		for (w = op->readers; w != NULL; w = next) {
@@ -504,15 +516,30 @@ vault_login(struct vault *v)
 	free(url);
 }
 
+/*
+ * The "/data" that ends the mount in "mount/data[/prefix]": the first
+ * segment that is exactly "data", after at least one segment (so neither
+ * "team/database/data" nor "data/..." fools it).
+ */
+static const char *
+vault_data_segment(const char *p)
+{
+	const char	*d;
+
+	for (d = strchr(p, '/'); d != NULL; d = strchr(d + 1, '/'))
+		if (strncmp(d, "/data", 5) == 0 && (d[5] == '/' ||
+		    d[5] == '\0'))
+			return d;
+	return NULL;
+}
+
 /* Split "mount/data/prefix" into the data and metadata URL paths of rel. */
 static char *
 vault_kv_path(const struct vault *v, const char *rel, bool metadata)
 {
-	const char	*p = v->conf.path, *d = strstr(p, "/data/");
+	const char	*p = v->conf.path, *d = vault_data_segment(p);
 	char		*out = NULL;
 
-	if (d == NULL)
-		d = strstr(p, "/data");	/* "mount/data" without a prefix */
 	if (d == NULL)
 		return NULL;
 	if (asprintf(&out, "%.*s/%s%s/%s", (int)(d - p), p,
@@ -821,7 +848,8 @@ vault_read(struct vault *v, const char *relpath, vault_read_fn done,
 	/* Identical reads in flight share one request. */
 	if (vault_usable(v, NULL) && v->state != VS_BACKOFF)
 	    TAILQ_FOREACH(op, &v->ops, entry)
-		if (op->kind == VOP_READ && strcmp(op->relpath, relpath) == 0) {
+		if (op->kind == VOP_READ && !op->nojoin &&
+		    strcmp(op->relpath, relpath) == 0) {
 			w->next = op->readers;
 			op->readers = w;
 			return 0;
@@ -933,9 +961,8 @@ vault_conf_check(const struct vault_conf *c, struct cb_error *err)
 	if (c->path == NULL || !vault_path_ok(c->path))
 		return cb_error_set(err, CB_EBADREQ, "path must be segments "
 		    "of [A-Za-z0-9_.-] separated by '/', without '.' or '..'");
-	d = strstr(c->path, "/data/");
-	if (d == NULL && (strlen(c->path) < 5 ||
-	    strcmp(c->path + strlen(c->path) - 5, "/data") != 0))
+	d = vault_data_segment(c->path);
+	if (d == NULL)
 		return cb_error_set(err, CB_EBADREQ, "path '%s' has no /data/ "
 		    "segment: KV v2 paths look like mount/data/prefix "
 		    "(for example secrets/data/ddp)", c->path);

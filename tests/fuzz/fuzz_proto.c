@@ -1,0 +1,529 @@
+/*
+ * fuzz_proto: libFuzzer target for the protocol decoder and the
+ * dispatcher, in process.  The input is what a client sends on one
+ * connection: it is fed in chunks (their size derived from the input)
+ * through proto_scan, each complete message is copied into a buffer of
+ * its own, unpacked with msgpack_unpack_next and handed to rpc_dispatch,
+ * and the buffer is wiped and freed straight away, as server.c does: a
+ * handler that kept a pointer into a request would be caught by ASan.
+ *
+ * The broker behind it is real: a scratch SQLite store (in /dev/shm when
+ * there is one, created once in LLVMFuzzerInitialize), a master key, every
+ * permission granted to the caller so that every method is reachable, and
+ * Vault from vault_init but never configured at the start of an input.
+ *
+ * Two pieces are replaced here, by defining their functions in this file
+ * so that the linker never pulls their objects out of the static
+ * libraries (it would fail with "multiple definition" if it did):
+ *
+ *  - the connection (server.c's conn_*): a fake that checks every reply
+ *    and then wipes it.  Each reply must be one msgpack object
+ *    [1, msgid, error, result], error nil or {code, message} with a known
+ *    code and a non-empty message (then result nil), and msgid that of a
+ *    request still owed an answer.  Every request whose msgid could be
+ *    read must be answered exactly once unless the connection closed.
+ *  - the HTTP client (storage/http.c's http_*): vault.set and vault.test
+ *    take a URL from the input, and a fuzzer must not make DNS lookups or
+ *    connections to wherever that points.  Every request "fails" as a
+ *    transport error (unavailable) once the input has been dispatched, so
+ *    calls that wait on Vault complete out of order, through rpc_finish,
+ *    like in production when Vault is down.
+ *
+ * After each input the state goes back to the start (Vault unconfigured
+ * and its settings deleted, every type and value deleted), so that every
+ * input, and every crash reproducer, means the same thing on its own; any
+ * call still holding the connection at that point is a bug (trap).
+ */
+#include <sys/queue.h>
+#include <sys/stat.h>
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <msgpack.h>
+#include <uv.h>
+
+#include "cb_error.h"
+#include "credbrokerd.h"
+#include "http.h"
+#include "log.h"
+#include "proto.h"
+#include "seal.h"
+#include "secbuf.h"
+#include "store.h"
+#include "vault.h"
+
+#define FZ_MAX_MESSAGE	4096	/* server.max_message_size, the minimum */
+#define FZ_MAX_MSGS	64	/* messages dispatched per input */
+#define FZ_SETTLE	100	/* rounds of the loop to settle an input */
+#define FZ_KEY		"Fz8#kQ2!vL9@pX4$wR7^mT1&bN6*cH3%"
+
+int	LLVMFuzzerInitialize(int *, char ***);
+int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
+
+#define FZ_ASSERT(x)	do { if (!(x)) fz_fail(#x, __LINE__); } while (0)
+
+/* An invariant does not hold: say which, then crash for libFuzzer. */
+static void
+fz_fail(const char *what, int line)
+{
+	fprintf(stderr, "fuzz_proto: invariant violated at line %d: %s\n",
+	    line, what);
+	__builtin_trap();
+}
+
+/* The fake connection. */
+struct conn {
+	struct peer	 peer;
+	unsigned	 refs;
+	bool		 closed;
+	uint32_t	 owed[FZ_MAX_MSGS];	/* msgids owed a reply */
+	size_t		 nowed;
+};
+
+/* The fake HTTP client: requests wait until fz_http_fail() ends them. */
+struct http_req {
+	TAILQ_ENTRY(http_req)	 entry;
+	http_done_fn		 done;
+	void			*arg;
+};
+
+struct http {
+	TAILQ_HEAD(http_req_q, http_req) reqs;
+	size_t			 n;
+};
+
+static struct broker	 fz_b;
+static struct conf	 fz_conf;
+static uv_loop_t	 fz_loop;
+static struct peer	 fz_peer;
+static char		 fz_dir[64];
+static char		 fz_db[128];
+
+/* --- the connection, instead of server.c --- */
+
+const struct peer *
+conn_peer(const struct conn *c)
+{
+	return &c->peer;
+}
+
+/* Whether s (n bytes) is valid UTF-8; messages go to every client. */
+static bool
+fz_utf8(const unsigned char *s, size_t n)
+{
+	size_t	i = 0, k, j;
+
+	while (i < n) {
+		if (s[i] < 0x80) {
+			i++;
+			continue;
+		}
+		if (s[i] >= 0xc2 && s[i] <= 0xdf)
+			k = 2;
+		else if (s[i] >= 0xe0 && s[i] <= 0xef)
+			k = 3;
+		else if (s[i] >= 0xf0 && s[i] <= 0xf4)
+			k = 4;
+		else
+			return false;
+		if (n - i < k)
+			return false;
+		for (j = 1; j < k; j++)
+			if ((s[i + j] & 0xc0) != 0x80)
+				return false;
+		i += k;
+	}
+	return true;
+}
+
+/*
+ * With CB_FUZZ_KNOWN_BUGS=1 in the environment, tolerate the known bugs
+ * listed in tests/fuzz/crashes/README, so that a long run can look past
+ * them for new ones.  Without it (make fuzz-short) they crash.  Known:
+ * error messages that quote client bytes as they came (proto_check_keys,
+ * dest.c, ...), so a message is not always valid UTF-8.
+ */
+static bool
+fz_known_bug(const msgpack_object *msg)
+{
+	static int	known = -1;
+
+	if (known < 0)
+		known = getenv("CB_FUZZ_KNOWN_BUGS") != NULL &&
+		    strcmp(getenv("CB_FUZZ_KNOWN_BUGS"), "1") == 0;
+	return known;
+}
+
+/* Check one reply against the response shape and the msgids owed. */
+static void
+fz_check_reply(struct conn *c, const struct secbuf *buf)
+{
+	msgpack_unpacked	 up;
+	const msgpack_object	*o, *code, *msg;
+	size_t			 off = 0, i;
+	uint32_t		 msgid;
+
+	FZ_ASSERT(buf->len > 0);
+	msgpack_unpacked_init(&up);
+	FZ_ASSERT(msgpack_unpack_next(&up, (const char *)buf->data, buf->len,
+	    &off) == MSGPACK_UNPACK_SUCCESS);
+	FZ_ASSERT(off == buf->len);
+	o = &up.data;
+	FZ_ASSERT(o->type == MSGPACK_OBJECT_ARRAY && o->via.array.size == 4);
+	o = o->via.array.ptr;
+	FZ_ASSERT(o[0].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	    o[0].via.u64 == CB_MSG_RESPONSE);
+	FZ_ASSERT(o[1].type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+	    o[1].via.u64 <= UINT32_MAX);
+	msgid = (uint32_t)o[1].via.u64;
+	if (o[2].type != MSGPACK_OBJECT_NIL) {
+		FZ_ASSERT(o[2].type == MSGPACK_OBJECT_MAP);
+		code = proto_map_get(&o[2], "code");
+		msg = proto_map_get(&o[2], "message");
+		FZ_ASSERT(code != NULL && code->type == MSGPACK_OBJECT_STR);
+		FZ_ASSERT(cb_error_from_name(code->via.str.ptr,
+		    code->via.str.size) != 0);
+		FZ_ASSERT(msg != NULL && msg->type == MSGPACK_OBJECT_STR &&
+		    msg->via.str.size > 0);
+		if (!fz_utf8((const unsigned char *)msg->via.str.ptr,
+		    msg->via.str.size) && !fz_known_bug(msg)) {
+			fprintf(stderr, "fuzz_proto: error message: ");
+			for (i = 0; i < msg->via.str.size; i++) {
+				unsigned char ch = (unsigned char)
+				    msg->via.str.ptr[i];
+				fprintf(stderr, ch >= 0x20 && ch < 0x7f ?
+				    "%c" : "\\x%02x", ch);
+			}
+			fputc('\n', stderr);
+			fz_fail("error message is valid UTF-8", __LINE__);
+		}
+		FZ_ASSERT(o[3].type == MSGPACK_OBJECT_NIL);
+	}
+	msgpack_unpacked_destroy(&up);
+
+	/* Exactly one reply per request, to a msgid that was sent. */
+	for (i = 0; i < c->nowed && c->owed[i] != msgid; i++)
+		;
+	FZ_ASSERT(i < c->nowed);
+	c->owed[i] = c->owed[--c->nowed];
+}
+
+void
+conn_write(struct conn *c, struct secbuf *buf)
+{
+	fz_check_reply(c, buf);
+	secbuf_free(buf);
+}
+
+void
+conn_close(struct conn *c)
+{
+	c->closed = true;
+}
+
+void
+conn_ref(struct conn *c)
+{
+	c->refs++;
+}
+
+void
+conn_unref(struct conn *c)
+{
+	FZ_ASSERT(c->refs > 0);
+	c->refs--;
+}
+
+bool
+conn_is_closed(const struct conn *c)
+{
+	return c->closed;
+}
+
+/* --- the HTTP client, instead of storage/http.c --- */
+
+int
+http_init(uv_loop_t *loop, struct http **out, struct cb_error *err)
+{
+	struct http	*h;
+
+	if ((h = calloc(1, sizeof(*h))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	TAILQ_INIT(&h->reqs);
+	*out = h;
+	return 0;
+}
+
+void
+http_close(struct http *h)
+{
+	struct http_req	*r;
+
+	while ((r = TAILQ_FIRST(&h->reqs)) != NULL) {
+		TAILQ_REMOVE(&h->reqs, r, entry);
+		free(r);
+	}
+	free(h);
+}
+
+int
+http_start(struct http *h, const struct http_opts *opts, http_done_fn done,
+    void *arg, struct http_req **req, struct cb_error *err)
+{
+	struct http_req	*r;
+
+	FZ_ASSERT(opts != NULL && opts->url != NULL && done != NULL);
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	r->done = done;
+	r->arg = arg;
+	TAILQ_INSERT_TAIL(&h->reqs, r, entry);
+	h->n++;
+	if (req != NULL)
+		*req = r;
+	return 0;
+}
+
+void
+http_cancel(struct http_req *req)
+{
+	struct http	*h = fz_b.http;
+	struct http_req	*r;
+
+	TAILQ_FOREACH(r, &h->reqs, entry)
+		if (r == req)
+			break;
+	/* A handle that is not pending any more is a caller's bug. */
+	FZ_ASSERT(r != NULL);
+	TAILQ_REMOVE(&h->reqs, r, entry);
+	h->n--;
+	free(r);
+}
+
+size_t
+http_active(const struct http *h)
+{
+	return h->n;
+}
+
+/*
+ * End as many requests as are pending now as transport failures (a
+ * callback may start new ones, or cancel others); how many ended.
+ */
+static size_t
+fz_http_fail(void)
+{
+	struct http	*h = fz_b.http;
+	struct http_req	*r;
+	struct secbuf	 empty = SECBUF_INIT;
+	struct cb_error	 err;
+	size_t		 n, todo = h->n;
+
+	for (n = 0; n < todo && (r = TAILQ_FIRST(&h->reqs)) != NULL; n++) {
+		TAILQ_REMOVE(&h->reqs, r, entry);
+		h->n--;
+		cb_error_set(&err, CB_EUNAVAILABLE, "fuzz: no network");
+		r->done(r->arg, 0, &empty, &err);
+		free(r);
+	}
+	return n;
+}
+
+/* Run the loop and fail HTTP requests until nothing is left to do. */
+static void
+fz_settle(void)
+{
+	int	i;
+
+	for (i = 0; i < FZ_SETTLE; i++) {
+		uv_run(&fz_loop, UV_RUN_NOWAIT);
+		if (fz_http_fail() == 0 && !uv_loop_alive(&fz_loop))
+			break;
+	}
+}
+
+/* --- set-up and the per-input reset --- */
+
+/* Remove the scratch store at exit. */
+static void
+fz_cleanup(void)
+{
+	char	p[160];
+
+	snprintf(p, sizeof(p), "%s-wal", fz_db);
+	unlink(p);
+	snprintf(p, sizeof(p), "%s-shm", fz_db);
+	unlink(p);
+	unlink(fz_db);
+	rmdir(fz_dir);
+}
+
+int
+LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+	struct cb_error	 err;
+	struct stat	 st;
+	char		 grant[64], *ov[2];
+	int		 rc;
+
+	log_init(LOG_LVL_ERROR, 0);
+	snprintf(fz_dir, sizeof(fz_dir), "%s/cbfuzz.XXXXXX",
+	    stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" :
+	    "/tmp");
+	if (mkdtemp(fz_dir) == NULL) {
+		perror("mkdtemp");
+		exit(1);
+	}
+	snprintf(fz_db, sizeof(fz_db), "%s/fuzz.db", fz_dir);
+	atexit(fz_cleanup);
+
+	/* Defaults, every permission for us, the smallest message cap. */
+	snprintf(grant, sizeof(grant), "access.grant=uid:%u *",
+	    (unsigned)getuid());
+	ov[0] = grant;
+	ov[1] = "server.max_message_size=4096";
+	if (conf_load(&fz_conf, NULL, ov, 2, &err) != 0) {
+		fprintf(stderr, "conf_load: %s\n", err.msg);
+		exit(1);
+	}
+	FZ_ASSERT(fz_conf.max_message == FZ_MAX_MESSAGE);
+
+	memset(&fz_b, 0, sizeof(fz_b));
+	fz_b.conf = &fz_conf;
+	if ((fz_b.key = seal_key_alloc()) == NULL ||
+	    seal_key_init(fz_b.key, (const uint8_t *)FZ_KEY, strlen(FZ_KEY), 1,
+	    &err) != 0) {
+		fprintf(stderr, "master key: %s\n", err.msg);
+		exit(1);
+	}
+	if (store_open(fz_db, &fz_b.store, &err) != 0) {
+		fprintf(stderr, "store_open: %s\n", err.msg);
+		exit(1);
+	}
+	if ((rc = uv_loop_init(&fz_loop)) != 0) {
+		fprintf(stderr, "uv_loop_init: %s\n", uv_strerror(rc));
+		exit(1);
+	}
+	fz_b.loop = &fz_loop;
+	fz_b.started_ms = uv_now(&fz_loop);
+	fz_b.started = time(NULL);
+	if (http_init(&fz_loop, &fz_b.http, &err) != 0 ||
+	    vault_init(&fz_loop, fz_b.http, &fz_b.vault, &err) != 0) {
+		fprintf(stderr, "vault_init: %s\n", err.msg);
+		exit(1);
+	}
+
+	fz_peer.uid = getuid();
+	fz_peer.gid = getgid();
+	fz_peer.pid = getpid();
+	return 0;
+}
+
+/* Back to the state every input starts from. */
+static void
+fz_reset(void)
+{
+	struct store_type	*types = NULL;
+	struct cb_error		 err;
+	size_t			 n = 0, i;
+
+	/* Calls waiting on Vault fail here; its settings go. */
+	FZ_ASSERT(vault_configure(fz_b.vault, NULL, &err) == 0);
+	fz_settle();
+	FZ_ASSERT(store_setting_set(fz_b.store, "vault", NULL, &err) == 0);
+	FZ_ASSERT(store_type_list(fz_b.store, &types, &n, &err) == 0);
+	for (i = 0; i < n; i++)
+		FZ_ASSERT(store_type_delete(fz_b.store, types[i].uuid,
+		    &err) == 0);
+	store_type_list_free(types, n);
+}
+
+/* Unpack and dispatch one complete message of n bytes. */
+static void
+fz_message(struct conn *c, const uint8_t *p, size_t n)
+{
+	struct proto_request	 req;
+	struct cb_error		 err;
+	msgpack_unpacked	 up;
+	uint8_t			*copy;
+	size_t			 off = 0;
+	bool			 msgid_ok = false;
+
+	/* A buffer of exactly this size, wiped and freed after dispatch. */
+	FZ_ASSERT((copy = malloc(n)) != NULL);
+	memcpy(copy, p, n);
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, (const char *)copy, n, &off) ==
+	    MSGPACK_UNPACK_SUCCESS && off == n) {
+		/* A reply is owed when the msgid can be read. */
+		if (proto_parse_request(&up.data, &req, &msgid_ok, &err) == 0 ||
+		    msgid_ok) {
+			FZ_ASSERT(c->nowed < FZ_MAX_MSGS);
+			c->owed[c->nowed++] = req.msgid;
+		}
+		rpc_dispatch(&fz_b, c, &up.data);
+	} else
+		c->closed = true;	/* malformed: the server closes */
+	msgpack_unpacked_destroy(&up);
+	cb_wipe(copy, n);
+	free(copy);
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct conn		*c;
+	struct proto_scan	 scan;
+	size_t			 consumed = 0, avail = 0, step, i;
+	uint32_t		 h = 0;
+	int			 rc, nmsgs = 0;
+
+	FZ_ASSERT((c = calloc(1, sizeof(*c))) != NULL);
+	c->peer = fz_peer;
+
+	/*
+	 * Bytes arrive in reads of step bytes (1 to 64, or all at once),
+	 * so proto_scan also sees messages split at every place.
+	 */
+	for (i = 0; i < size; i++)
+		h = h * 31 + data[i];
+	step = (h & 1) ? size : 1 + (h >> 1) % 64;
+
+	proto_scan_reset(&scan);
+	while (!c->closed && avail < size && nmsgs < FZ_MAX_MSGS) {
+		avail = size - avail > step ? avail + step : size;
+		while (!c->closed && consumed < avail && nmsgs < FZ_MAX_MSGS) {
+			rc = proto_scan(&scan, data + consumed,
+			    avail - consumed, fz_conf.max_message);
+			if (rc == PROTO_SCAN_MORE)
+				break;
+			if (rc != PROTO_SCAN_DONE) {
+				/* Too big, or not msgpack: closed. */
+				FZ_ASSERT(rc == PROTO_SCAN_TOOBIG ||
+				    rc == PROTO_SCAN_BAD);
+				c->closed = true;
+				break;
+			}
+			FZ_ASSERT(scan.off > 0 && scan.off <= avail - consumed);
+			FZ_ASSERT(scan.off <= fz_conf.max_message);
+			fz_message(c, data + consumed, scan.off);
+			nmsgs++;
+			consumed += scan.off;
+			proto_scan_reset(&scan);
+		}
+	}
+
+	/* Let calls waiting on Vault finish, then forget this input. */
+	fz_settle();
+	fz_reset();
+	FZ_ASSERT(c->refs == 0);
+	FZ_ASSERT(c->closed || c->nowed == 0);
+	free(c);
+	return 0;
+}

@@ -1,0 +1,360 @@
+#!/usr/bin/python3
+"""
+make_corpus: write the seed corpora of the fuzz targets into
+tests/fuzz/corpus/<target>/ (committed; rerun after changing this file).
+
+  fuzz_proto     what a client sends on one connection: one or more
+                 msgpack-rpc requests back to back.  A valid request for
+                 every method in proto/methods.def, then sequences that go
+                 somewhere (create a type, set a value, substitute it), the
+                 Vault methods (which wait on the fuzz target's always
+                 failing HTTP client), and malformed envelopes, oversized
+                 and broken msgpack.  The broker is reset between inputs,
+                 so each seed sets up what it needs itself.
+  fuzz_template  [flags][template length, 2 bytes big-endian][template]
+                 then values as [len][bytes] (len 0xff: a lookup that
+                 fails): templates with every filter and chain, every
+                 malformed placeholder form of template.h, URL authority
+                 cases, and values with CR/LF/NUL, bad UTF-8, U+2028.
+
+It also writes the dictionaries tests/fuzz/<target>.dict (libFuzzer's
+-dict=): method names and parameter names as msgpack strings, enum values,
+and the placeholder and filter syntax.
+
+Usage: tests/fuzz/make_corpus.py [OUTDIR]   (default: next to this file)
+"""
+
+import hashlib
+import os
+import re
+import shutil
+import sys
+
+import msgpack
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SRC = os.path.dirname(os.path.dirname(HERE))
+
+USER = "886313e1-3b8a-5372-9b90-0c9aee199e5d"
+USER2 = "a8098c1a-f86e-11da-bd1a-00112444be1e"
+
+
+def req(msgid, method, params=None, raw_params=None):
+    p = raw_params if raw_params is not None else [params or {}]
+    return msgpack.packb([0, msgid, method, p], use_bin_type=True)
+
+
+def seq(*calls):
+    """Requests back to back, msgids 1, 2, ..."""
+    return b"".join(req(i + 1, m, p) for i, (m, p) in enumerate(calls))
+
+
+def methods():
+    """Method names from proto/methods.def."""
+    path = os.path.join(SRC, "proto", "methods.def")
+    with open(path) as f:
+        return re.findall(r'^CB_METHODDEF\(\w+,\s*"([^"]+)"', f.read(), re.M)
+
+
+def type_create(ident, storage="db", dest=None, **kw):
+    p = {"ident": ident, "name": ident.upper(), "storage": storage}
+    if dest is not None:
+        p["destinations"] = dest
+    p.update(kw)
+    return ("type.create", p)
+
+
+def cred_set(t, value, user=USER):
+    return ("cred.set", {"type": t, "user": user, "value": value})
+
+
+def substitute(component, request):
+    return ("substitute", {"component": component, "request": request})
+
+
+def action(creds, **kw):
+    c = {"kind": "action", "initiator": USER, "credentials": creds}
+    c.update(kw)
+    return c
+
+
+def proto_seeds():
+    s = {}
+    # Every method once, with empty params (most answer bad_request).
+    for m in methods():
+        s["method-" + m] = req(1, m, {})
+    s["hello"] = req(7, "hello", {})
+    s["health"] = req(1, "health", {})
+    s["types-crud"] = seq(
+        type_create("gh", description="GitHub token"),
+        ("type.get", {"type": "gh"}),
+        ("type.list", {}),
+        ("type.update", {"type": "gh", "name": "GH", "description": "",
+                         "destinations": ["https://api.github.com"]}),
+        ("type.update", {"type": "gh", "storage": "vault"}),
+        ("type.delete", {"type": "gh"}),
+        ("type.get", {"type": "gh"}))
+    s["types-conflict"] = seq(
+        type_create("aws"), type_create("aws"),
+        cred_set("aws", "v1"),
+        ("type.delete", {"type": "aws"}),
+        ("type.clear", {"type": "aws"}),
+        ("type.delete", {"type": "aws", "force": True}))
+    s["types-bad"] = seq(
+        type_create("Bad-Ident"), type_create("x" * 70),
+        type_create("ok", storage="s3"),
+        type_create("d", dest=["ftp://x", "https://*.example.com:8443",
+                               "https://a.example.com:99999"]),
+        ("type.get", {"type": "00000000-0000-0000-0000-000000000000"}),
+        ("type.update", {"type": "nope", "name": 5}))
+    s["creds"] = seq(
+        type_create("gh"), type_create("slack"),
+        cred_set("gh", "ghp_canary"), cred_set("slack", b"\x00\x01bin"),
+        ("cred.status", {"user": USER}),
+        ("cred.delete", {"type": "gh", "user": USER}),
+        ("cred.delete", {"type": "gh", "user": USER}),
+        ("cred.status", {"user": USER2}))
+    s["creds-bad"] = seq(
+        type_create("gh"),
+        cred_set("gh", ""), cred_set("gh", "x", user="not-a-uuid"),
+        cred_set("gh", "x", user=USER.upper()), cred_set("nope", "x"),
+        ("cred.set", {"type": "gh", "user": USER, "value": 42}),
+        ("cred.set", {"type": "gh", "user": USER}),
+        ("cred.status", {"user": "../../etc"}))
+    s["creds-vault-type"] = seq(
+        type_create("vt", storage="vault"), cred_set("vt", "in-vault"),
+        ("cred.status", {"user": USER}),
+        ("cred.delete", {"type": "vt", "user": USER}),
+        ("type.clear", {"type": "vt"}))
+    req_ok = {
+        "method": "POST",
+        "url": "https://api.github.com/repos/<<.credentials.gh | urlpath>>"
+               "?token=<<.credentials.gh|urlquery>>",
+        "headers": [["Authorization", "Bearer <<.credentials.gh>>"],
+                    ["X-B64", "<< .credentials.gh | base64 >>"]],
+        "body": '{"t":"<<.credentials.gh | json>>"}'}
+    s["substitute-action"] = seq(
+        type_create("gh", dest=["https://api.github.com"]),
+        cred_set("gh", "ghp_value"),
+        substitute(action([{"id": "gh", "type": "gh"}]), req_ok))
+    s["substitute-bin-body"] = seq(
+        type_create("k"), cred_set("k", "v\r\nX: y"),
+        substitute(action([{"id": "k", "type": "k"}]),
+                   {"method": "PUT", "url": "http://h/<<.credentials.k|urlpath>>",
+                    "headers": [], "body": b"\x00<<.credentials.k>>\xff"}))
+    s["substitute-kinds"] = seq(
+        type_create("t"), cred_set("t", "x", user=USER2),
+        substitute({"kind": "widget", "initiator": USER, "run_as": USER2,
+                    "credentials": [{"id": "t", "type": "t"}]},
+                   {"method": "GET", "url": "https://h/<<.credentials.t>>",
+                    "headers": []}),
+        substitute({"kind": "data_source", "initiator": USER,
+                    "system_account": USER2,
+                    "credentials": [{"id": "t", "type": "t"}]},
+                   {"method": "GET", "url": "https://h/", "headers": []}),
+        substitute({"kind": "data_source", "initiator": USER,
+                    "credentials": []},
+                   {"method": "GET", "url": "https://h/", "headers": []}),
+        substitute({"kind": "status_check", "credentials": []},
+                   {"method": "GET", "url": "https://h/", "headers": []}),
+        substitute({"kind": "action", "initiator": USER,
+                    "credentials": [{"id": "a", "type": "t"}],
+                    "external_service": {"credentials": [
+                        {"id": "a", "type": "nope"},
+                        {"id": "b", "type": "t"}]}},
+                   {"method": "GET", "url": "https://h/<<.credentials.b>>",
+                    "headers": [["X", "<<.credentials.a>>"]]}))
+    s["substitute-refused"] = seq(
+        type_create("t", dest=["https://good.example"]), cred_set("t", "v"),
+        substitute(action([{"id": "t", "type": "t"}]),
+                   {"method": "GET", "url": "https://evil.example/"
+                    "<<.credentials.t>>", "headers": []}),
+        substitute(action([{"id": "t", "type": "t"}]),
+                   {"method": "GET", "url": "https://<<.credentials.t>>/",
+                    "headers": []}),
+        substitute(action([{"id": "t", "type": "t"}]),
+                   {"method": "GET", "url": "https://good.example/",
+                    "headers": [["<<.credentials.t>>", "x"]]}),
+        substitute(action([{"id": "t", "type": "t"}]),
+                   {"method": "GET", "url": "https://good.example/"
+                    "<<.credentials.u>>", "headers": []}),
+        substitute(action([{"id": "t", "type": "t"}]),
+                   {"method": "GET", "url": "https://good.example/"
+                    "<<.credentials.t | upper>>", "headers": []}),
+        substitute(action([{"id": "t", "type": "t"}], initiator=USER2),
+                   {"method": "GET", "url": "https://good.example/"
+                    "<<.credentials.t>>", "headers": []}))
+    s["substitute-vault-type"] = seq(
+        type_create("vt", storage="vault"),
+        substitute(action([{"id": "v", "type": "vt"}]),
+                   {"method": "GET", "url": "https://h/<<.credentials.v>>",
+                    "headers": []}))
+    vs = {"enabled": True, "url": "http://127.0.0.1:8200",
+          "role_id": "role", "secret_id": "secret",
+          "path": "secret/data/credbroker", "timeout_ms": 1000}
+    s["vault-set-use"] = seq(
+        ("vault.get", {}), ("vault.set", vs), ("vault.get", {}),
+        type_create("vt", storage="vault"), cred_set("vt", "sealed"),
+        substitute(action([{"id": "v", "type": "vt"}]),
+                   {"method": "GET", "url": "https://h/<<.credentials.v>>",
+                    "headers": []}),
+        ("cred.delete", {"type": "vt", "user": USER}),
+        ("type.clear", {"type": "vt"}), ("health", {}))
+    s["vault-test"] = seq(
+        ("vault.test", {}), ("vault.test", vs),
+        ("vault.test", dict(vs, url="https://vault.example:8200",
+                            ca_file="/nonexistent", namespace="ns")))
+    s["vault-bad"] = seq(
+        ("vault.set", dict(vs, path="secret/credbroker")),
+        ("vault.set", dict(vs, url="ftp://x")),
+        ("vault.set", dict(vs, timeout_ms=-1)),
+        ("vault.set", dict(vs, enabled=False)), ("vault.get", {}))
+    # Envelopes.
+    s["env-not-array"] = msgpack.packb({"a": 1})
+    s["env-response"] = msgpack.packb([1, 5, None, None])
+    s["env-notify"] = msgpack.packb([2, "hello", []])
+    s["env-msgid-big"] = msgpack.packb([0, 1 << 33, "hello", [{}]])
+    s["env-msgid-neg"] = msgpack.packb([0, -1, "hello", [{}]])
+    s["env-unknown-method"] = req(3, "no.such\x00method\xff", {})
+    s["env-method-bin"] = msgpack.packb([0, 3, b"hello", [{}]],
+                                        use_bin_type=True)
+    s["env-params-forms"] = (req(1, "hello", raw_params=[]) +
+                             msgpack.packb([0, 2, "hello", None]) +
+                             req(3, "hello", raw_params=[{}, {}]) +
+                             req(4, "hello", raw_params={"a": 1}) +
+                             req(5, "hello", raw_params=[[1]]) +
+                             req(6, "hello", {"extra": 1}))
+    s["env-pipeline"] = b"".join(req(i, "hello", {}) for i in range(1, 40))
+    s["env-same-msgid"] = req(9, "type.list", {}) * 3
+    s["bad-c1"] = req(1, "hello", {}) + b"\xc1" + req(2, "hello", {})
+    s["bad-truncated"] = req(1, "hello", {}) + req(2, "health", {})[:-3]
+    s["bad-toobig"] = b"\x94\x00\x01\xa5hello\x91\xdb\x00\x01\x00\x00"
+    s["bad-huge-array"] = b"\xdd\xff\xff\xff\xff"
+    s["bad-deep"] = b"\x91" * 300 + b"\xc0"
+    s["bad-map-keys"] = req(1, "type.create", raw_params=[{1: 2, b"ident":
+                                                           "x"}])
+    return s
+
+
+def tpl_seed(template, values=(), flags=0):
+    t = template.encode() if isinstance(template, str) else template
+    out = bytes([flags]) + len(t).to_bytes(2, "big") + t
+    for v in values:
+        if v is None:
+            out += b"\xff"
+            continue
+        v = v.encode() if isinstance(v, str) else v
+        out += bytes([len(v)]) + v
+    return out
+
+
+def template_seeds():
+    s = {}
+    P = "<<.credentials.%s>>"
+    s["plain"] = tpl_seed("no placeholders here, just << and >>")
+    s["empty"] = tpl_seed("")
+    s["one"] = tpl_seed(P % "gh", ["ghp_value"])
+    s["url-path-query"] = tpl_seed(
+        "https://api.example.com/a/<<.credentials.p | urlpath>>"
+        "?q=<<.credentials.q|urlquery>>&r=<< .credentials.r >>",
+        ["a/b c", "x&y=z+%", "plain"])
+    s["header-bearer"] = tpl_seed("Bearer <<.credentials.tok>>",
+                                  ["abc\r\nX-Injected: 1"], flags=1)
+    s["header-base64"] = tpl_seed("Basic <<.credentials.tok | base64>>",
+                                  ["user:pa\x00ss\r\n"])
+    s["json-body"] = tpl_seed('{"v":"<<.credentials.v | json>>"}',
+                              ['q"\\\n\t\x01\x7f<>&\u2028\u2029é'])
+    s["json-bad-utf8"] = tpl_seed('"<<.credentials.v|json>>"',
+                                  [b"\xc3\x28\xed\xa0\x80\xf4\x90\x80\x80"])
+    s["chain-4"] = tpl_seed(
+        "<<.credentials.a|json|base64|urlquery|urlpath>>", ["v"])
+    s["chain-5"] = tpl_seed(
+        "<<.credentials.a|json|base64|urlquery|urlpath|json>>", ["v"])
+    s["notfound"] = tpl_seed(P % "a" + P % "b", ["x", None], flags=1)
+    s["values-cycle"] = tpl_seed((P % "a") * 5, ["1", "", "\x00", "\xff"])
+    s["id-max"] = tpl_seed(P % ("_" + "a" * 63), ["v"])
+    s["id-too-long"] = tpl_seed(P % ("a" * 65), ["v"])
+    for i, bad in enumerate([
+            "<<.credential.x>>", "<< .creds.a >>", "<<.credentials.a",
+            "<<\n.credentials.a>>", "<<.credentials.>>",
+            "<<.credentials.1a>>", "<<.credentials.-a>>",
+            "<<.credentials.a | upper>>", "<<.credentials.a |>>",
+            "<<.credentials.a json>>", "<<\t.credentials.a\t|\tjson\t>>",
+            "<<.credentials.a>", "<<. credentials.a>>"]):
+        s["malformed-%02d" % i] = tpl_seed("x " + bad + " y", ["v"])
+    s["literal-shifts"] = tpl_seed("a << b; cat <<EOF\n>> <<", [])
+    s["triple-lt"] = tpl_seed("<<<.credentials.a>>>", ["v"])
+    s["scheme-ph"] = tpl_seed("http<<.credentials.x>>://h/", ["s"])
+    s["host-ph"] = tpl_seed("https://<<.credentials.h>>/", ["evil.com"])
+    s["userinfo-ph"] = tpl_seed("https://u:<<.credentials.p>>@h/", ["pw"])
+    s["port-ph"] = tpl_seed("HTTP://h:<<.credentials.p>>/x", ["80"])
+    s["backslash"] = tpl_seed("https://h\\<<.credentials.p>>/", ["x"])
+    s["no-scheme"] = tpl_seed("ftp://h/<<.credentials.p>>", ["x"])
+    s["query-first"] = tpl_seed("https://h?<<.credentials.p|urlquery>>",
+                                [" "])
+    s["fragment"] = tpl_seed("HTTPS://h#<<.credentials.p>>", ["frag"])
+    s["nul-in-text"] = tpl_seed(b"a\x00<<.credentials.a>>\x00b", ["\x00"])
+    s["value-is-ph"] = tpl_seed(P % "a", [P % "b"])
+    s["url-space-value"] = tpl_seed("https://h/" + P % "a",
+                                    ["a b", "\u0085", "\u00a0"])
+    return s
+
+
+def dict_entry(b):
+    return '"' + "".join(chr(c) if 0x20 <= c < 0x7f and c not in b'"\\'
+                         else "\\x%02x" % c for c in b) + '"'
+
+
+def proto_dict():
+    words = set(methods())
+    words |= {"ident", "name", "description", "storage", "destinations",
+              "type", "force", "user", "value", "component", "request",
+              "kind", "initiator", "run_as", "system_account", "credentials",
+              "id", "external_service", "method", "url", "headers", "body",
+              "enabled", "role_id", "secret_id", "path", "ca_file",
+              "namespace", "timeout_ms", "new_key_file", "db", "vault",
+              "action", "widget", "data_source", "status_check", USER,
+              "https://", "http://", "secret/data/x"}
+    out = [dict_entry(msgpack.packb(w)) for w in sorted(words)]
+    out += [dict_entry(x) for x in (b"\x94\x00", b"\x91\x80", b"\xc0",
+                                    b"\xc3", b"\xc2")]
+    out += [dict_entry(w.encode()) for w in (
+        "<<.credentials.", ">>", "|urlquery", "|urlpath", "|json",
+        "|base64")]
+    return "\n".join(out) + "\n"
+
+
+def template_dict():
+    words = ["<<.credentials.", "<< .credentials.", ">>", " >>", "|",
+             "urlquery", "urlpath", "json", "base64", "https://",
+             "http://", "HTTPS://", "/", "?", "#", "@", ":", "\\",
+             "\r\n", "\x00", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xc2\x85",
+             "\xed\xa0\x80", "\xf4\x90\x80\x80", "<<\n.", "<<\t."]
+    return "\n".join(dict_entry(w.encode("latin-1")) for w in words) + "\n"
+
+
+def write(outdir, name, seeds):
+    d = os.path.join(outdir, name)
+    shutil.rmtree(d, ignore_errors=True)
+    os.makedirs(d)
+    for k, v in sorted(seeds.items()):
+        with open(os.path.join(d, k), "wb") as f:
+            f.write(v)
+    return len(seeds)
+
+
+def main():
+    outdir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE,
+                                                                 "corpus")
+    n1 = write(outdir, "fuzz_proto", proto_seeds())
+    n2 = write(outdir, "fuzz_template", template_seeds())
+    for name, text in (("fuzz_proto", proto_dict()),
+                       ("fuzz_template", template_dict())):
+        with open(os.path.join(HERE, name + ".dict"), "w") as f:
+            f.write(text)
+    print("make_corpus: %d fuzz_proto and %d fuzz_template seeds in %s"
+          % (n1, n2, outdir))
+
+
+if __name__ == "__main__":
+    main()
