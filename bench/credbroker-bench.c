@@ -816,7 +816,7 @@ conn_fill(struct bconn *c)
 		}
 		s = c->freeslots[--c->nfree];
 		msgid = (c->seq << c->slotbits) | s;
-		if (++c->seq >= (1u << (32 - c->slotbits)))
+		if (++c->seq >= ((uint64_t)1 << (32 - c->slotbits)))
 			c->seq = 1;
 		c->slots[s].msgid = msgid;
 		c->slots[s].kind = (uint8_t)kind;
@@ -1510,7 +1510,7 @@ print_json(const struct result *r)
 		    r->idle_rss_after);
 	if (r->did_load) {
 		printf(",\"requests\":%" PRIu64 ",\"errors\":%" PRIu64
-		    ",\"verify_failed\":%" PRIu64 ",\"seconds\":%.3f,"
+		    ",\"verify_failed\":%" PRIu64 ",\"seconds\":%.6f,"
 		    "\"rps\":%.1f,\"latency_ms\":{\"p50\":%.4f,\"p99\":%.4f,"
 		    "\"p999\":%.4f,\"max\":%.4f,\"mean\":%.4f}",
 		    r->ok, r->errors, r->verify_failed, r->secs, r->rps,

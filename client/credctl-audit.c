@@ -151,9 +151,9 @@ audit_check_line(const char *line, size_t len, uint64_t n, const char *prev,
 	v = json_object_get(doc, "seq");
 	if (json_integer_value(v) < 1 ||
 	    (uint64_t)json_integer_value(v) != n) {
-		snprintf(why, whysz, "seq is %" JSON_INTEGER_FORMAT ", expected "
-		    "%" PRIu64 ": a line is missing, repeated or out of order",
-		    json_integer_value(v), n);
+		snprintf(why, whysz, "seq is %" JSON_INTEGER_FORMAT
+		    ", expected %" PRIu64 ": a line is missing, repeated or "
+		    "out of order", json_integer_value(v), n);
 		goto done;
 	}
 	if (strcmp(json_string_value(json_object_get(doc, "prev")),

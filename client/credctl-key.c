@@ -259,8 +259,8 @@ credctl_key_wait(struct credctl *ctx)
 				fputc('\n', stderr);
 			w.dirty = false;
 			s = credctl_text(state);
-			fprintf(stderr, "credctl: the key rotation is no longer "
-			    "running (state %s)\n", s != NULL ? s : "-");
+			fprintf(stderr, "credctl: the key rotation is no "
+			    "longer running (state %s)\n", s != NULL ? s : "-");
 			free(s);
 			rc = CREDCTL_EXIT_BROKER;
 			break;

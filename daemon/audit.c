@@ -278,8 +278,8 @@ audit_read_tail(struct audit *a, struct cb_error *err)
 	for (start = want - 1; start > 0 && buf[start - 1] != '\n'; start--)
 		;
 	if (start == 0 && off > 0)
-		return cb_error_set(err, CB_EINTERNAL, "audit file %s: the last "
-		    "line is longer than %d bytes, so it is not an audit "
+		return cb_error_set(err, CB_EINTERNAL, "audit file %s: the "
+		    "last line is longer than %d bytes, so it is not an audit "
 		    "record; check the file with 'credctl audit verify'",
 		    a->path, AUDIT_LINE_MAX);
 	len = want - 1 - start;

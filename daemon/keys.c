@@ -239,7 +239,12 @@ keys_schedule(struct broker *b, uint64_t ms)
 		uv_timer_init(b->loop, r->timer);
 		r->timer->data = b;
 	}
-	uv_timer_start(r->timer, keys_step, ms, 0);
+	/*
+	 * At least 1 ms: libuv 1.44 runs a 0 ms timer restarted from its own
+	 * callback again in the same loop pass, so the loop would never get
+	 * back to the sockets between batches.
+	 */
+	uv_timer_start(r->timer, keys_step, ms > 0 ? ms : 1, 0);
 }
 
 /* Re-seal text from the old key to the new one under context. */
@@ -264,6 +269,7 @@ keys_db_batch(struct broker *b, struct cb_error *err)
 {
 	struct rotation		*r = b->rot;
 	struct store_row	*rows = NULL, *upd = NULL;
+	struct rotation		 saved;
 	char			 context[2 * STORE_UUID_LEN + 2], *doc;
 	size_t			 n = 0, i, m = 0;
 	int			 rc;
@@ -290,6 +296,11 @@ keys_db_batch(struct broker *b, struct cb_error *err)
 			goto done;
 		m++;
 	}
+	/*
+	 * The rows and the cursor after them commit together.  The state in
+	 * memory moves only if the commit does: a failed batch is redone.
+	 */
+	saved = *r;
 	if (n > 0) {
 		memcpy(r->cur_type, rows[n - 1].type_uuid, sizeof(r->cur_type));
 		memcpy(r->cur_user, rows[n - 1].user_uuid, sizeof(r->cur_user));
@@ -299,15 +310,22 @@ keys_db_batch(struct broker *b, struct cb_error *err)
 		r->total = r->done;
 	if (n < KEYS_BATCH)
 		r->phase = PH_VAULT;
-	if ((doc = keys_doc(b, b->key->version)) == NULL) {
+	if ((doc = keys_doc(b, b->key->version)) == NULL)
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+	else {
+		rc = store_value_reseal(b->store, upd, m, KEYS_SETTING, doc,
+		    err);
+		vault_json_release(doc);
+	}
+	if (rc != 0) {
+		memcpy(r->cur_type, saved.cur_type, sizeof(r->cur_type));
+		memcpy(r->cur_user, saved.cur_user, sizeof(r->cur_user));
+		r->done = saved.done;
+		r->total = saved.total;
+		r->phase = saved.phase;
 		goto done;
 	}
-	/* The rows and the cursor after them commit together. */
-	rc = store_value_reseal(b->store, upd, m, KEYS_SETTING, doc, err);
-	vault_json_release(doc);
-	if (rc == 0)
-		rc = n < KEYS_BATCH;
+	rc = n < KEYS_BATCH;
 done:
 	store_rows_free(upd, m);
 	store_rows_free(rows, n);
@@ -351,6 +369,12 @@ keys_vault_written(void *arg, int rc, const struct cb_error *err)
 	struct broker	*b = arg;
 
 	b->rot->busy = false;
+	if (rc == -CB_ECONFLICT) {
+		/* Changed meanwhile: read it again (it is new, and skipped). */
+		if (!b->stopping)
+			keys_schedule(b, 0);
+		return;
+	}
 	if (rc != 0) {
 		keys_wait(b, err->msg);
 		return;
@@ -362,7 +386,8 @@ keys_vault_written(void *arg, int rc, const struct cb_error *err)
 }
 
 static void
-keys_vault_read(void *arg, int rc, const char *value, int64_t created,
+keys_vault_read(void *arg, int rc, const char *value,
+    const struct vault_meta *meta,
     const struct cb_error *err)
 {
 	struct broker	*b = arg;
@@ -392,8 +417,9 @@ keys_vault_read(void *arg, int rc, const char *value, int64_t created,
 	rpc_vault_relpath(rel, sizeof(rel), r->vtypes[r->vti],
 	    r->vusers[r->vui]);
 	r->busy = true;
-	if (vault_write(b->vault, rel, sealed, keys_vault_written, b,
-	    &e) != 0) {
+	/* Check-and-set: a cred.set that lands meanwhile wins. */
+	if (vault_write_cas(b->vault, rel, sealed, meta->version,
+	    keys_vault_written, b, &e) != 0) {
 		r->busy = false;
 		keys_wait(b, e.msg);
 	}
@@ -421,9 +447,27 @@ keys_vault_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 		if (store_uuid_valid(keys[i]) &&
 		    (r->vusers[r->nvusers] = strdup(keys[i])) != NULL)
 			r->nvusers++;
+	r->total += (int64_t)r->nvusers;
 	r->vui = 0;
 	if (!b->stopping)
 		keys_schedule(b, 0);
+}
+
+/* Whether any type is stored in Vault (rc set on a store error). */
+static bool
+keys_have_vault_types(struct broker *b, int *rc, struct cb_error *err)
+{
+	struct store_type	*types = NULL;
+	size_t			 n = 0, i;
+	bool			 any = false;
+
+	if ((*rc = store_type_list(b->store, &types, &n, err)) != 0)
+		return false;
+	for (i = 0; i < n; i++)
+		if (types[i].storage == STORE_VAULT)
+			any = true;
+	store_type_list_free(types, n);
+	return any;
 }
 
 /* One step of the Vault phase; returns 1 when it is done. */
@@ -438,9 +482,24 @@ keys_vault_step(struct broker *b, struct cb_error *err)
 	int			 rc;
 
 	if (r->vtypes == NULL) {
-		/* Without a usable Vault no value can have been stored there. */
-		if (!vault_usable(b->vault, &e))
-			return 1;
+		/*
+		 * Never configured: no value can be in Vault.  Configured but
+		 * disabled or failing: values may be there, and the rotation
+		 * cannot finish without re-sealing them, so it waits.
+		 */
+		if (!vault_usable(b->vault, &e)) {
+			struct vault_status vs;
+
+			vault_get_status(b->vault, &vs);
+			if (!vs.configured)
+				return 1;
+			if (!keys_have_vault_types(b, &rc, err))
+				return rc != 0 ? rc : 1;
+			r->busy = false;
+			keys_wait(b, "waiting for Vault, which holds values "
+			    "to re-seal: Vault is disabled");
+			return 0;
+		}
 		if ((rc = store_type_list(b->store, &types, &n, err)) != 0)
 			return rc;
 		if ((r->vtypes = calloc(n + 1, sizeof(char *))) == NULL) {
@@ -705,7 +764,8 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 	    (rc = seal_kcv(k, kcv, err)) != 0 ||
 	    (rc = seal_kcv(b->key, cur, err)) != 0)
 		goto done;
-	if (CRYPTO_memcmp(kcv, cur, sizeof(kcv)) == 0) {
+	if (strlen(kcv) == strlen(cur) &&
+	    CRYPTO_memcmp(kcv, cur, strlen(kcv)) == 0) {
 		rc = cb_error_set(err, CB_EBADREQ,
 		    "the new key is the key in use");
 		goto done;

@@ -87,7 +87,8 @@ cred_delete_done(void *arg, int rc, const struct cb_error *err)
 
 /* Vault answered the read of cred.delete: destroy what is there. */
 static void
-cred_delete_read(void *arg, int rc, const char *value, int64_t created,
+cred_delete_read(void *arg, int rc, const char *value,
+    const struct vault_meta *meta,
     const struct cb_error *err)
 {
 	struct cred_wait	*w = arg;
@@ -303,14 +304,15 @@ status_error(struct status_ctx *x, size_t i, const struct cb_error *err)
 
 /* One Vault read of cred.status answered. */
 static void
-status_read(void *arg, int rc, const char *value, int64_t created,
+status_read(void *arg, int rc, const char *value,
+    const struct vault_meta *meta,
     const struct cb_error *err)
 {
 	struct status_slot	*slot = arg;
 	struct status_ctx	*x = slot->ctx;
 
 	if (rc == 0)
-		x->updated[slot->i] = created != 0 ? created : 1;
+		x->updated[slot->i] = meta->created != 0 ? meta->created : 1;
 	else if (rc != -CB_ENOTFOUND)
 		status_error(x, slot->i, err);
 	if (--x->pending > 0)

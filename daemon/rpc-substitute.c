@@ -250,8 +250,8 @@ sub_collect(struct sub *s, struct cb_error *err)
 }
 
 /* A sealed value of a vault-stored type arrived (or did not). */
-static void	sub_vault_read(void *, int, const char *, int64_t,
-		    const struct cb_error *);
+static void	sub_vault_read(void *, int, const char *,
+		    const struct vault_meta *, const struct cb_error *);
 static void	sub_finish(struct sub *);
 
 /*
@@ -315,13 +315,14 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 		s->pending++;
 		if (vault_read(call->broker->vault, rel, sub_vault_read, c,
 		    &e) != 0)
-			sub_vault_read(c, -e.code, NULL, 0, &e);
+			sub_vault_read(c, -e.code, NULL, NULL, &e);
 	}
 	return 0;
 }
 
 static void
-sub_vault_read(void *arg, int rc, const char *value, int64_t created,
+sub_vault_read(void *arg, int rc, const char *value,
+    const struct vault_meta *meta,
     const struct cb_error *err)
 {
 	struct sub_cred	*c = arg;

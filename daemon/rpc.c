@@ -124,6 +124,21 @@ rpc_printable(const char *s, size_t len, char *buf, size_t bufsz)
 	return buf;
 }
 
+/*
+ * Error messages may quote what a client sent (a parameter name, a path):
+ * keep them printable ASCII, so that every client can decode the reply's
+ * message string.
+ */
+static void
+rpc_clean_message(struct cb_error *e)
+{
+	unsigned char	*p;
+
+	for (p = (unsigned char *)e->msg; *p != '\0'; p++)
+		if (*p < 0x20 || *p >= 0x7f)
+			*p = '?';
+}
+
 /* Queue the reply (or the error) of a call, write the audit line, free. */
 static void
 rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
@@ -138,6 +153,7 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 			rpc_audit_log(b, call, peer, "ok");
 	} else {
 		e = *err;
+		rpc_clean_message(&e);
 		if (e.code == 0)
 			cb_error_set(&e, -rc, "%s failed", mi->name);
 		if (mi->flags & CB_MF_AUDIT)
@@ -240,6 +256,7 @@ early:
 	log_debug("uid %u pid %d: %s: %s", (unsigned)peer->uid,
 	    (int)peer->pid, cb_error_name(err.code), err.msg);
 	msgpack_packer_init(&pk, &out, secbuf_msgpack_write);
+	rpc_clean_message(&err);
 	proto_pack_error_response(&pk, req.msgid, &err);
 	conn_write(c, &out);
 }

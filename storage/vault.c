@@ -58,6 +58,8 @@ struct vop {
 	bool			 retried;
 	bool			 inflight;
 	bool			 nojoin;	/* read: older than a write */
+	uint64_t		 token_gen;	/* the token it was sent with */
+	int64_t			 cas;		/* write: check-and-set, or -1 */
 	struct http_req		*req;
 	uint64_t		 gen;
 	vault_done_fn		 done;
@@ -84,6 +86,7 @@ struct vault {
 	struct vopq		 ops;		/* waiting and in flight */
 	uint64_t		 logins;
 	uint64_t		 renewals;
+	uint64_t		 token_gen;	/* bumped by every new token */
 	char			 last_error[256];
 	/* vault.test: called when a login attempt ends. */
 	void			(*login_hook)(void *, bool, const char *);
@@ -121,6 +124,8 @@ vault_json_release(void *ptr)
 {
 	vault_json_free(ptr);
 }
+
+static const struct vault_meta vault_nometa;
 
 static void	vault_login(struct vault *);
 static void	vault_send(struct vault *, struct vop *);
@@ -204,7 +209,7 @@ vault_note(struct vault *v, const char *msg)
 /* Complete an operation and free it. */
 static void
 vault_op_end(struct vault *v, struct vop *op, int rc, const char *value,
-    int64_t created, char *const *keys, size_t nkeys,
+    const struct vault_meta *meta, char *const *keys, size_t nkeys,
     const struct cb_error *err)
 {
 	struct vwaiter	*w, *next;
@@ -225,7 +230,7 @@ vault_op_end(struct vault *v, struct vop *op, int rc, const char *value,
 	case VOP_READ:
 		for (w = op->readers; w != NULL; w = next) {
 			next = w->next;
-			w->fn(w->arg, rc, value, created, err);
+			w->fn(w->arg, rc, value, meta, err);
 			free(w);
 		}
 		break;
@@ -254,7 +259,7 @@ vault_fail_all(struct vault *v, int code, const char *msg)
 			http_cancel(op->req);
 			op->req = NULL;
 		}
-		vault_op_end(v, op, -code, NULL, 0, NULL, 0, &err);
+		vault_op_end(v, op, -code, NULL, &vault_nometa, NULL, 0, &err);
 	}
 }
 
@@ -375,6 +380,7 @@ vault_parse_auth(const struct secbuf *body, struct vault *v, bool login,
 			goto done;
 		}
 		v->token.len--;		/* keep the NUL out of len */
+		v->token_gen++;
 	}
 	v->lease = json_integer_value(lease);
 	v->renewable = json_is_true(ren);
@@ -553,14 +559,14 @@ vault_kv_path(const struct vault *v, const char *rel, bool metadata)
 
 /* Parse a KV v2 read answer: data.data.value and metadata.created_time. */
 static int
-vault_parse_read(const struct secbuf *body, char **value, int64_t *created,
-    struct cb_error *err)
+vault_parse_read(const struct secbuf *body, char **value,
+    struct vault_meta *m, struct cb_error *err)
 {
 	json_t		*root, *data, *inner, *val, *meta, *ct, *dt;
 	int		 rc = 0;
 
 	*value = NULL;
-	*created = 0;
+	memset(m, 0, sizeof(*m));
 	root = json_loadb((const char *)body->data, body->len, 0, NULL);
 	data = root != NULL ? json_object_get(root, "data") : NULL;
 	if (!json_is_object(data)) {
@@ -590,6 +596,10 @@ vault_parse_read(const struct secbuf *body, char **value, int64_t *created,
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
+	if (json_is_object(meta) &&
+	    json_is_integer(json_object_get(meta, "version")))
+		m->version = json_integer_value(json_object_get(meta,
+		    "version"));
 	ct = json_is_object(meta) ? json_object_get(meta, "created_time") :
 	    NULL;
 	if (json_is_string(ct)) {
@@ -598,7 +608,7 @@ vault_parse_read(const struct secbuf *body, char **value, int64_t *created,
 
 		memset(&tm, 0, sizeof(tm));
 		if (strptime(s, "%Y-%m-%dT%H:%M:%S", &tm) != NULL)
-			*created = (int64_t)timegm(&tm);
+			m->created = (int64_t)timegm(&tm);
 	}
 done:
 	json_decref(root);
@@ -652,12 +662,13 @@ vault_op_answered(void *arg, long status, const struct secbuf *body,
 	struct cb_error	 err;
 	char		*value = NULL, **keys = NULL;
 	size_t		 nkeys = 0, i;
-	int64_t		 created = 0;
+	struct vault_meta meta;
 	int		 rc = 0;
 
 	op->req = NULL;
 	op->inflight = false;
 	cb_error_clear(&err);
+	memset(&meta, 0, sizeof(meta));
 	if (terr->code != 0) {
 		rc = cb_error_set(&err, terr->code, "Vault unreachable: %s",
 		    terr->msg);
@@ -680,6 +691,15 @@ vault_op_answered(void *arg, long status, const struct secbuf *body,
 		 */
 		if (strstr(why, "invalid token") != NULL) {
 			op->retried = true;
+			/*
+			 * Sent with a token that a login has since replaced:
+			 * just send it again with the new one.
+			 */
+			if (op->token_gen != v->token_gen &&
+			    v->state == VS_READY && v->token.len > 0) {
+				vault_send(v, op);
+				return;
+			}
 			vault_drop_token(v);
 			v->state = VS_IDLE;
 			/* Out of the queue, so a failed login cannot free it. */
@@ -705,19 +725,29 @@ vault_op_answered(void *arg, long status, const struct secbuf *body,
 			rc = vault_fail_status(status, body, &err);
 		goto end;
 	}
+	if (status == 400 && op->kind == VOP_WRITE && op->cas >= 0) {
+		char why[200];
+
+		vault_errors(body, status, why, sizeof(why));
+		if (strstr(why, "check-and-set") != NULL) {
+			rc = cb_error_set(&err, CB_ECONFLICT, "the secret "
+			    "changed meanwhile: %s", why);
+			goto end;
+		}
+	}
 	if (status != 200 && status != 204) {
 		rc = vault_fail_status(status, body, &err);
 		vault_note(v, err.msg);
 		goto end;
 	}
 	if (op->kind == VOP_READ)
-		rc = vault_parse_read(body, &value, &created, &err);
+		rc = vault_parse_read(body, &value, &meta, &err);
 	else if (op->kind == VOP_LIST)
 		rc = vault_parse_list(body, &keys, &nkeys, &err);
 	if (rc != 0 && rc != -CB_ENOTFOUND)
 		vault_note(v, err.msg);
 end:
-	vault_op_end(v, op, rc, value, created, keys, nkeys, &err);
+	vault_op_end(v, op, rc, value, &meta, keys, nkeys, &err);
 	free(value);
 	for (i = 0; i < nkeys; i++)
 		free(keys[i]);
@@ -748,8 +778,10 @@ vault_send(struct vault *v, struct vop *op)
 	vault_opts(v, &o, methods[op->kind], url, tokhdr, sizeof(tokhdr), nshdr,
 	    sizeof(nshdr), true);
 	if (op->kind == VOP_WRITE) {
-		json_t *doc = json_pack("{s:{s:s}}", "data", "value",
-		    op->sealed);
+		json_t *doc = op->cas >= 0 ?
+		    json_pack("{s:{s:I}, s:{s:s}}", "options", "cas",
+		    (json_int_t)op->cas, "data", "value", op->sealed) :
+		    json_pack("{s:{s:s}}", "data", "value", op->sealed);
 
 		body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
 		json_decref(doc);
@@ -761,6 +793,7 @@ vault_send(struct vault *v, struct vop *op)
 		o.body_len = strlen(body);
 	}
 	op->gen = v->gen;
+	op->token_gen = v->token_gen;
 	rc = http_start(v->http, &o, vault_op_answered, op, &op->req, &err);
 	if (rc == 0)
 		op->inflight = true;
@@ -771,7 +804,8 @@ fail:
 	free(path);
 	if (rc != 0) {
 		op->req = NULL;
-		vault_op_end(v, op, -CB_EUNAVAILABLE, NULL, 0, NULL, 0, &err);
+		vault_op_end(v, op, -CB_EUNAVAILABLE, NULL, &vault_nometa, NULL, 0,
+		    &err);
 	}
 }
 
@@ -831,6 +865,7 @@ vault_op_new(int kind, const char *relpath, struct cb_error *err)
 		return NULL;
 	}
 	op->kind = kind;
+	op->cas = -1;
 	return op;
 }
 
@@ -875,6 +910,25 @@ vault_write(struct vault *v, const char *relpath, const char *sealed,
 		free(op);
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	}
+	op->done = done;
+	op->arg = arg;
+	return vault_submit(v, op, err);
+}
+
+int
+vault_write_cas(struct vault *v, const char *relpath, const char *sealed,
+    int64_t cas, vault_done_fn done, void *arg, struct cb_error *err)
+{
+	struct vop	*op;
+
+	if ((op = vault_op_new(VOP_WRITE, relpath, err)) == NULL)
+		return -CB_EINTERNAL;
+	if ((op->sealed = strdup(sealed)) == NULL) {
+		free(op->relpath);
+		free(op);
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	op->cas = cas;
 	op->done = done;
 	op->arg = arg;
 	return vault_submit(v, op, err);
@@ -1222,7 +1276,7 @@ vtest_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 }
 
 static void
-vtest_read(void *arg, int rc, const char *value, int64_t created,
+vtest_read(void *arg, int rc, const char *value, const struct vault_meta *meta,
     const struct cb_error *err)
 {
 	struct vtest	*t = arg;

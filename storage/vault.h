@@ -59,11 +59,15 @@ struct vault_status {
 /*
  * Completion of a read: rc 0 with the sealed text in value (owned by the
  * vault module, valid during the callback) and the version's creation
- * time; -CB_ENOTFOUND when no value is set (missing, or the latest version
+ * time and number in meta (never NULL); -CB_ENOTFOUND when no value is set (missing, or the latest version
  * soft-deleted); another negative code with err otherwise.
  */
+struct vault_meta {
+	int64_t		 created;	/* the version's creation time */
+	int64_t		 version;	/* KV v2 version number */
+};
 typedef void (*vault_read_fn)(void *arg, int rc, const char *value,
-    int64_t created, const struct cb_error *err);
+    const struct vault_meta *meta, const struct cb_error *err);
 /* Completion of a write or delete. */
 typedef void (*vault_done_fn)(void *arg, int rc, const struct cb_error *err);
 /* Completion of a list: keys (NULL-terminated) valid during the call. */
@@ -103,6 +107,13 @@ int	 vault_read(struct vault *v, const char *relpath, vault_read_fn done,
 	    void *arg, struct cb_error *err);
 int	 vault_write(struct vault *v, const char *relpath, const char *sealed,
 	    vault_done_fn done, void *arg, struct cb_error *err);
+/*
+ * Write only if the secret's current version is still cas (KV v2
+ * check-and-set): a write that lost the race fails with -CB_ECONFLICT.
+ */
+int	 vault_write_cas(struct vault *v, const char *relpath,
+	    const char *sealed, int64_t cas, vault_done_fn done, void *arg,
+	    struct cb_error *err);
 /* Delete every version and the metadata. */
 int	 vault_destroy(struct vault *v, const char *relpath, vault_done_fn done,
 	    void *arg, struct cb_error *err);

@@ -37,6 +37,9 @@
 #include <sys/queue.h>
 #include <sys/stat.h>
 
+#include <dirent.h>
+#include <errno.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -58,7 +61,7 @@
 #include "store.h"
 #include "vault.h"
 
-#define FZ_MAX_MESSAGE	4096	/* server.max_message_size, the minimum */
+#define FZ_MAX_MESSAGE	4096	/* smallest max_message_size */
 #define FZ_MAX_MSGS	64	/* messages dispatched per input */
 #define FZ_SETTLE	100	/* rounds of the loop to settle an input */
 #define FZ_KEY		"Fz8#kQ2!vL9@pX4$wR7^mT1&bN6*cH3%"
@@ -350,18 +353,54 @@ fz_settle(void)
 
 /* --- set-up and the per-input reset --- */
 
-/* Remove the scratch store at exit. */
+/* Remove a scratch directory and its store. */
+static void
+fz_remove(const char *dir)
+{
+	static const char *const files[] = {
+		"fuzz.db", "fuzz.db-wal", "fuzz.db-shm", "fuzz.db-journal"
+	};
+	char	p[160];
+	size_t	i;
+
+	for (i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		snprintf(p, sizeof(p), "%s/%s", dir, files[i]);
+		unlink(p);
+	}
+	rmdir(dir);
+}
+
+/* Remove the scratch store at a normal exit. */
 static void
 fz_cleanup(void)
 {
-	char	p[160];
+	fz_remove(fz_dir);
+}
 
-	snprintf(p, sizeof(p), "%s-wal", fz_db);
-	unlink(p);
-	snprintf(p, sizeof(p), "%s-shm", fz_db);
-	unlink(p);
-	unlink(fz_db);
-	rmdir(fz_dir);
+/*
+ * A crash ends the process without atexit handlers, leaving its scratch
+ * directory (in memory, under /dev/shm) behind; a long -fork run can
+ * crash many times.  Each directory is named after its process, so the
+ * next start removes those whose process is gone.
+ */
+static void
+fz_sweep(const char *base)
+{
+	DIR		*d;
+	struct dirent	*de;
+	char		 p[160];
+	long		 pid;
+
+	if ((d = opendir(base)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (sscanf(de->d_name, "cbfuzz.%ld.", &pid) != 1 ||
+		    pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+			continue;
+		snprintf(p, sizeof(p), "%s/%s", base, de->d_name);
+		fz_remove(p);
+	}
+	closedir(d);
 }
 
 int
@@ -369,13 +408,16 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 {
 	struct cb_error	 err;
 	struct stat	 st;
+	const char	*base;
 	char		 grant[64], *ov[2];
 	int		 rc;
 
 	log_init(LOG_LVL_ERROR, 0);
-	snprintf(fz_dir, sizeof(fz_dir), "%s/cbfuzz.XXXXXX",
-	    stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ? "/dev/shm" :
-	    "/tmp");
+	base = stat("/dev/shm", &st) == 0 && S_ISDIR(st.st_mode) ?
+	    "/dev/shm" : "/tmp";
+	fz_sweep(base);
+	snprintf(fz_dir, sizeof(fz_dir), "%s/cbfuzz.%ld.XXXXXX", base,
+	    (long)getpid());
 	if (mkdtemp(fz_dir) == NULL) {
 		perror("mkdtemp");
 		exit(1);

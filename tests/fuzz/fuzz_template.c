@@ -4,8 +4,8 @@
  *
  * Input layout (tests/fuzz/make_corpus.py writes seeds in it):
  *
- *	byte 0		flags (bit 0: leave garbage in the output buffer)
- *	bytes 1-2	template length L, big-endian (clamped to what is left)
+ *	byte 0		flags (bit 0: leave stale bytes in the output)
+ *	bytes 1-2	template length L, big-endian (at most what is left)
  *	L bytes		the template
  *	then values	[len][len bytes], used in turn for each lookup and
  *			cycled; len 0xff is a lookup that fails (not_found)
@@ -61,7 +61,7 @@ struct fz_vals {
 	size_t		 len[FZ_MAXVALS];
 	size_t		 n;
 	size_t		 next;		/* lookups made */
-	uint8_t		*cur;		/* the value handed out last */
+	uint8_t		*cur;	/* the value handed out last */
 };
 
 /* The value of the i-th lookup (NULL: fails); cycles through the list. */
@@ -279,7 +279,8 @@ static int
 fz_model_render(const struct tpl *t, enum tpl_ctx ctx,
     const struct fz_vals *fv, struct secbuf *out, size_t *calls)
 {
-	struct secbuf	 a = SECBUF_INIT, b = SECBUF_INIT, *cur, *nxt, *tmp;
+	struct secbuf	 a = SECBUF_INIT, b = SECBUF_INIT;
+	struct secbuf	*cur, *nxt, *tmp;
 	const uint8_t	*v;
 	size_t		 i, n, pos = 0;
 	int		 k, rc = 0;

@@ -140,7 +140,8 @@ def proto_seeds():
     s["substitute-bin-body"] = seq(
         type_create("k"), cred_set("k", "v\r\nX: y"),
         substitute(action([{"id": "k", "type": "k"}]),
-                   {"method": "PUT", "url": "http://h/<<.credentials.k|urlpath>>",
+                   {"method": "PUT",
+                    "url": "http://h/<<.credentials.k|urlpath>>",
                     "headers": [], "body": b"\x00<<.credentials.k>>\xff"}))
     s["substitute-kinds"] = seq(
         type_create("t"), cred_set("t", "x", user=USER2),

@@ -29,7 +29,8 @@
 #include "credbrokerd.h"
 #include "log.h"
 
-#define ZEROS	"0000000000000000000000000000000000000000000000000000000000000000"
+#define ZEROS	"00000000000000000000000000000000" \
+		"00000000000000000000000000000000"
 
 struct fixture {
 	char	dir[64];
@@ -181,7 +182,8 @@ test_new_file_format(void **state)
 	struct audit_rec	 r;
 	struct cb_error		 err;
 	struct stat		 st;
-	char			*buf, head[AUDIT_HASH_HEX + 1], h[AUDIT_HASH_HEX + 1];
+	char			*buf, head[AUDIT_HASH_HEX + 1];
+	char			 h[AUDIT_HASH_HEX + 1];
 	uint64_t		 seq, failures;
 	size_t			 n;
 
@@ -308,7 +310,8 @@ test_bad_last_line_refused(void **state)
 {
 	static const char *const bad[] = {
 		"not json\n",
-		"{\"seq\":1,\"prev\":\"" ZEROS "\"}\n\n",	/* empty line */
+		/* an empty last line */
+		"{\"seq\":1,\"prev\":\"" ZEROS "\"}\n\n",
 		"[1,2,3]\n",
 		"{\"seq\":0,\"prev\":\"" ZEROS "\"}\n",
 		"{\"seq\":\"1\",\"prev\":\"" ZEROS "\"}\n",
@@ -510,8 +513,9 @@ test_conf_keys(void **state)
 {
 	struct conf	 c;
 	struct cb_error	 err;
-	char		*o1[] = { "audit.file=/var/log/credbroker/audit.log",
-			    "audit.sync=no" };
+	char		*o1[] = {
+		"audit.file=/var/log/credbroker/audit.log", "audit.sync=no"
+	};
 	char		*o2[] = { "audit.file=audit.log" };
 	char		*o3[] = { "audit.sync=maybe" };
 
