@@ -901,18 +901,7 @@ int
 vault_write(struct vault *v, const char *relpath, const char *sealed,
     vault_done_fn done, void *arg, struct cb_error *err)
 {
-	struct vop	*op;
-
-	if ((op = vault_op_new(VOP_WRITE, relpath, err)) == NULL)
-		return -CB_EINTERNAL;
-	if ((op->sealed = strdup(sealed)) == NULL) {
-		free(op->relpath);
-		free(op);
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	}
-	op->done = done;
-	op->arg = arg;
-	return vault_submit(v, op, err);
+	return vault_write_cas(v, relpath, sealed, -1, done, arg, err);
 }
 
 int
@@ -928,7 +917,7 @@ vault_write_cas(struct vault *v, const char *relpath, const char *sealed,
 		free(op);
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	}
-	op->cas = cas;
+	op->cas = cas;		/* -1: no check-and-set */
 	op->done = done;
 	op->arg = arg;
 	return vault_submit(v, op, err);
