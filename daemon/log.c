@@ -48,6 +48,9 @@ log_level_from_name(const char *name)
 }
 
 /* Format one line; errnum >= 0 appends strerror. */
+static void	log_vmsg(int, int, const char *, va_list)
+		    __attribute__((format(printf, 3, 0)));
+
 static void
 log_vmsg(int level, int errnum, const char *fmt, va_list ap)
 {

@@ -1163,8 +1163,9 @@ vault_get_status(const struct vault *v, struct vault_status *st)
 	st->enabled = v->configured && v->conf.enabled;
 	st->authenticated = v->state == VS_READY && v->token.len > 0 &&
 	    now < v->expiry;
+	/* Rounded up: a token with 0.4 s left is still a valid token. */
 	st->token_ttl = st->authenticated ?
-	    (int64_t)((v->expiry - now) / 1000) : 0;
+	    (int64_t)((v->expiry - now + 999) / 1000) : 0;
 	st->logins = v->logins;
 	st->renewals = v->renewals;
 	snprintf(st->last_error, sizeof(st->last_error), "%s", v->last_error);

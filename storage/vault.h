@@ -50,7 +50,7 @@ struct vault_status {
 	bool		 configured;
 	bool		 enabled;
 	bool		 authenticated;
-	int64_t		 token_ttl;	/* seconds left, 0 when none */
+	int64_t		 token_ttl;	/* seconds left, rounded up; 0 when none */
 	uint64_t	 logins;	/* attempts since start */
 	uint64_t	 renewals;
 	char		 last_error[256];	/* "" when none */
