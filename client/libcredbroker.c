@@ -192,13 +192,13 @@ cb_recv_some(struct credbroker *c, const struct timespec *deadline,
 {
 	ssize_t	n;
 
-	if (secbuf_reserve(&c->in, CB_READ_CHUNK) != 0)
+	if (secbuf_tail(&c->in, CB_READ_CHUNK) != 0)
 		return cb_fail(err, CREDBROKER_ERR_NOMEM, "out of memory");
 	for (;;) {
 		n = recv(c->fd, c->in.data + c->in.len, c->in.cap - c->in.len,
 		    0);
 		if (n > 0) {
-			c->in.len += (size_t)n;
+			secbuf_commit(&c->in, (size_t)n);
 			return 0;
 		}
 		if (n == 0)

@@ -118,6 +118,8 @@ int	 server_start(struct broker *b, struct cb_error *err);
 void	 server_shutdown(struct broker *b);
 /* Re-read the configuration (SIGHUP). */
 void	 server_reload(struct broker *b);
+/* A call handled a secret: wipe the stack at the end of this iteration. */
+void	 server_scrub_later(void);
 
 /* The peer of a connection. */
 const struct peer *conn_peer(const struct conn *c);

@@ -2,6 +2,13 @@
  * log: leveled messages to stderr.  Under systemd, stderr goes to the
  * journal; with journal prefixes on, each line starts with "<N>" so
  * journald records the right priority.  Callers never pass secrets.
+ *
+ * While the event loop runs, lines are collected in a buffer and written
+ * with one write(2) by log_flush(), which the server calls before it sends
+ * any reply and once per loop iteration: a call's audit line is out before
+ * its caller can see the answer, and a burst of pipelined calls costs one
+ * system call, not one per line.  Outside the loop (start-up, shutdown,
+ * fatal) every line is written at once.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -9,11 +16,19 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 
+#define LOG_BUF_SIZE	(32 * 1024)
+
 static int	log_level = LOG_LVL_INFO;
 static int	log_journal;
+static int	log_buffered;
+static char	log_buf[LOG_BUF_SIZE];
+static size_t	log_buf_len;
+static time_t	log_ts_sec = (time_t)-1;	/* second formatted in log_ts */
+static char	log_ts[32];
 
 static const char *const log_names[] = { "error", "warning", "info", "debug" };
 static const int log_syslog[] = { 3, 4, 6, 7 };
@@ -47,6 +62,59 @@ log_level_from_name(const char *name)
 	return -1;
 }
 
+/* Write all of p to stderr; a log line that cannot be written is lost. */
+static void
+log_write(const char *p, size_t n)
+{
+	ssize_t	w;
+
+	while (n > 0) {
+		if ((w = write(STDERR_FILENO, p, n)) < 0) {
+			if (errno == EINTR)
+				continue;
+			return;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+}
+
+void
+log_flush(void)
+{
+	int	saved = errno;
+
+	if (log_buf_len > 0)
+		log_write(log_buf, log_buf_len);
+	log_buf_len = 0;
+	errno = saved;
+}
+
+void
+log_set_buffered(int on)
+{
+	log_flush();
+	log_buffered = on;
+}
+
+/* Queue (or write) one formatted line. */
+static void
+log_emit(const char *line, size_t n)
+{
+	if (!log_buffered) {
+		log_write(line, n);
+		return;
+	}
+	if (n > sizeof(log_buf) - log_buf_len)
+		log_flush();
+	if (n > sizeof(log_buf)) {
+		log_write(line, n);
+		return;
+	}
+	memcpy(log_buf + log_buf_len, line, n);
+	log_buf_len += n;
+}
+
 /* Format one line; errnum >= 0 appends strerror. */
 static void	log_vmsg(int, int, const char *, va_list)
 		    __attribute__((format(printf, 3, 0)));
@@ -54,10 +122,11 @@ static void	log_vmsg(int, int, const char *, va_list)
 static void
 log_vmsg(int level, int errnum, const char *fmt, va_list ap)
 {
-	char		 msg[2048], ts[32];
+	char		 msg[2048], line[2400];
 	struct timespec	 now;
 	struct tm	 tm;
 	size_t		 i;
+	int		 n;
 
 	if (level > log_level)
 		return;
@@ -68,22 +137,36 @@ log_vmsg(int level, int errnum, const char *fmt, va_list ap)
 			msg[i] = ' ';
 	if (log_journal) {
 		if (errnum >= 0)
-			fprintf(stderr, "<%d>%s: %s\n", log_syslog[level], msg,
-			    strerror(errnum));
+			n = snprintf(line, sizeof(line), "<%d>%s: %s\n",
+			    log_syslog[level], msg, strerror(errnum));
 		else
-			fprintf(stderr, "<%d>%s\n", log_syslog[level], msg);
-		return;
+			n = snprintf(line, sizeof(line), "<%d>%s\n",
+			    log_syslog[level], msg);
+	} else {
+		clock_gettime(CLOCK_REALTIME, &now);
+		/* One strftime per second, not per line. */
+		if (now.tv_sec != log_ts_sec) {
+			gmtime_r(&now.tv_sec, &tm);
+			strftime(log_ts, sizeof(log_ts), "%Y-%m-%dT%H:%M:%S",
+			    &tm);
+			log_ts_sec = now.tv_sec;
+		}
+		if (errnum >= 0)
+			n = snprintf(line, sizeof(line), "%s.%03ldZ %s: %s: %s\n",
+			    log_ts, now.tv_nsec / 1000000, log_names[level],
+			    msg, strerror(errnum));
+		else
+			n = snprintf(line, sizeof(line), "%s.%03ldZ %s: %s\n",
+			    log_ts, now.tv_nsec / 1000000, log_names[level],
+			    msg);
 	}
-	clock_gettime(CLOCK_REALTIME, &now);
-	gmtime_r(&now.tv_sec, &tm);
-	strftime(ts, sizeof(ts), "%Y-%m-%dT%H:%M:%S", &tm);
-	if (errnum >= 0)
-		fprintf(stderr, "%s.%03ldZ %s: %s: %s\n", ts,
-		    now.tv_nsec / 1000000, log_names[level], msg,
-		    strerror(errnum));
-	else
-		fprintf(stderr, "%s.%03ldZ %s: %s\n", ts, now.tv_nsec / 1000000,
-		    log_names[level], msg);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {	/* cut, but still one line */
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	log_emit(line, (size_t)n);
 }
 
 #define LOG_FN(fn, level, witherr)			\
@@ -115,6 +198,7 @@ fatal(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_LVL_ERROR, saved, fmt, ap);
 	va_end(ap);
+	log_flush();
 	exit(1);
 }
 
@@ -127,5 +211,6 @@ fatalx(const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vmsg(LOG_LVL_ERROR, -1, fmt, ap);
 	va_end(ap);
+	log_flush();
 	exit(1);
 }

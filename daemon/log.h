@@ -14,6 +14,10 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 void	log_init(int level, int journal_prefix);
 void	log_set_level(int level);
 int	log_level_from_name(const char *name);	/* -1 if unknown */
+/* Collect lines until log_flush() (on while the loop runs), or not. */
+void	log_set_buffered(int on);
+/* Write the collected lines. */
+void	log_flush(void);
 void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -266,7 +266,9 @@ main(int argc, char *argv[])
 	keys_start(&b);
 	log_info("credbroker %s started (pid %d)", CB_VERSION, (int)getpid());
 
+	log_set_buffered(1);
 	uv_run(&loop, UV_RUN_DEFAULT);
+	log_set_buffered(0);
 
 	if ((rc = uv_loop_close(&loop)) != 0)
 		log_warnx("uv_loop_close: %s", uv_strerror(rc));

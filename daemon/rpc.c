@@ -183,7 +183,7 @@ rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err)
 	rpc_reply(call, rc, err);
 	conn_unref(c);
 	if (secret)
-		cb_stack_scrub();
+		server_scrub_later();
 }
 
 void

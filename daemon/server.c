@@ -6,7 +6,15 @@
  * refuses oversized ones before msgpack allocates anything; each complete
  * message is unpacked and handed to rpc_dispatch(), and the consumed bytes
  * are wiped at once, since a cred.set request carries a plaintext value.
- * Replies are queued as secbufs and wiped when their write completes.
+ * Replies are queued as secbufs and wiped when their write completes.  The
+ * replies produced by one pass over the read buffer go out in one write:
+ * sixteen pipelined calls cost one write(2), not sixteen.  Log lines are
+ * flushed before any reply is sent, so a call's audit line always precedes
+ * its answer.
+ *
+ * Once per loop iteration a check handle wipes the stack below the loop
+ * when a call that handled a secret ran in that iteration, and flushes
+ * the log: one scrub covers every call of the iteration.
  *
  * A connection owns two handles (the pipe and its idle timer) and is freed
  * when both close callbacks have run and no waiting call still refers to
@@ -52,8 +60,11 @@ struct conn {
 	uint64_t		 id;
 	struct peer		 peer;
 	struct secbuf		 rbuf;
+	struct secbuf		 obuf;		/* replies of this pass */
+	unsigned		 obuf_n;
+	bool			 batching;	/* inside conn_process */
 	struct proto_scan	 scan;
-	unsigned		 pending_writes;
+	unsigned		 pending_writes;	/* replies being written */
 	unsigned		 inflight;	/* calls waiting (on Vault) */
 	unsigned		 refs;		/* held by waiting calls */
 	int			 open_handles;
@@ -67,6 +78,7 @@ struct wreq {
 	uv_write_t	 req;
 	struct conn	*c;
 	struct secbuf	 buf;
+	unsigned	 nreplies;
 };
 
 static TAILQ_HEAD(, conn) server_conns = TAILQ_HEAD_INITIALIZER(server_conns);
@@ -79,9 +91,13 @@ static bool		 server_stop_timer_on;
 static uint64_t		 server_next_id = 1;
 static uv_timer_t	 server_watchdog;
 static bool		 server_watchdog_on;
+static uv_check_t	 server_check;
+static bool		 server_check_on;
+static bool		 server_scrub_pending;
 
 static void	conn_read_start(struct conn *);
 static void	conn_really_close(struct conn *);
+static void	conn_flush(struct conn *);
 
 const struct peer *
 conn_peer(const struct conn *c)
@@ -101,6 +117,7 @@ conn_maybe_free(struct conn *c)
 	TAILQ_REMOVE(&server_conns, c, entry);
 	b->nconns--;
 	secbuf_free(&c->rbuf);
+	secbuf_free(&c->obuf);
 	access_peer_free(&c->peer);
 	free(c);
 	if (b->stopping && TAILQ_EMPTY(&server_conns))
@@ -161,6 +178,9 @@ conn_close(struct conn *c)
 {
 	if (c->closed)
 		return;
+	/* Replies already produced are sent before the close. */
+	if (c->obuf.len > 0)
+		conn_flush(c);
 	c->closing = true;
 	if (c->reading) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
@@ -178,8 +198,8 @@ conn_write_done(uv_write_t *req, int status)
 	struct conn	*c = w->c;
 
 	secbuf_free(&w->buf);
+	c->pending_writes -= w->nreplies;
 	free(w);
-	c->pending_writes--;
 	if (status < 0 && status != UV_ECANCELED) {
 		log_debug("connection %llu: write: %s",
 		    (unsigned long long)c->id, uv_strerror(status));
@@ -196,8 +216,9 @@ conn_write_done(uv_write_t *req, int status)
 		conn_read_start(c);
 }
 
-void
-conn_write(struct conn *c, struct secbuf *buf)
+/* Send buf, which holds n replies; takes ownership of buf. */
+static void
+conn_send(struct conn *c, struct secbuf *buf, unsigned n)
 {
 	struct wreq	*w;
 	uv_buf_t	 ub;
@@ -209,8 +230,11 @@ conn_write(struct conn *c, struct secbuf *buf)
 			conn_close(c);
 		return;
 	}
+	/* The audit lines of these calls go out before their answers. */
+	log_flush();
 	w->c = c;
 	w->buf = *buf;
+	w->nreplies = n;
 	*buf = (struct secbuf)SECBUF_INIT;
 	w->req.data = w;
 	ub = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
@@ -223,7 +247,7 @@ conn_write(struct conn *c, struct secbuf *buf)
 		conn_close(c);
 		return;
 	}
-	c->pending_writes++;
+	c->pending_writes += n;
 	/*
 	 * A client that sends requests but does not read the replies stops
 	 * being read from, rather than making the daemon buffer without end.
@@ -233,6 +257,41 @@ conn_write(struct conn *c, struct secbuf *buf)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = false;
 	}
+}
+
+/* Send the replies collected during a pass over the read buffer. */
+static void
+conn_flush(struct conn *c)
+{
+	struct secbuf	out = c->obuf;
+	unsigned	n = c->obuf_n;
+
+	c->obuf = (struct secbuf)SECBUF_INIT;
+	c->obuf_n = 0;
+	if (out.len > 0)
+		conn_send(c, &out, n);
+	else
+		secbuf_free(&out);
+}
+
+void
+conn_write(struct conn *c, struct secbuf *buf)
+{
+	if (c->closed) {
+		secbuf_free(buf);
+		return;
+	}
+	if (!c->batching) {
+		conn_send(c, buf, 1);
+		return;
+	}
+	if (secbuf_append(&c->obuf, buf->data, buf->len) != 0) {
+		secbuf_free(buf);
+		conn_close(c);
+		return;
+	}
+	secbuf_free(buf);
+	c->obuf_n++;
 }
 
 /* Answer with an error whose msgid is unknown, then close. */
@@ -260,6 +319,7 @@ conn_process(struct conn *c)
 	size_t			 consumed = 0, off;
 	int			 rc;
 
+	c->batching = true;
 	while (!c->closing && consumed < c->rbuf.len) {
 		rc = proto_scan(&c->scan, c->rbuf.data + consumed,
 		    c->rbuf.len - consumed, b->conf->max_message);
@@ -299,9 +359,15 @@ conn_process(struct conn *c)
 	}
 	/* Wipes the consumed requests, which may have carried secrets. */
 	secbuf_consume(&c->rbuf, consumed);
-	/* An idle connection holds no buffer: it goes back to the pool. */
+	/*
+	 * An idle connection holds no buffer: it goes back to the pool, and
+	 * only the bytes that were received need wiping.
+	 */
 	if (c->rbuf.len == 0)
 		secbuf_free(&c->rbuf);
+	c->batching = false;
+	if (c->obuf.len > 0)
+		conn_flush(c);
 }
 
 /* Hand libuv the free tail of the read buffer. */
@@ -310,7 +376,8 @@ conn_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
 	struct conn	*c = h->data;
 
-	if (secbuf_reserve(&c->rbuf, CONN_READ_CHUNK) != 0) {
+	/* Only the bytes the kernel writes are marked for wiping. */
+	if (secbuf_tail(&c->rbuf, CONN_READ_CHUNK) != 0) {
 		*buf = uv_buf_init(NULL, 0);
 		return;
 	}
@@ -333,7 +400,7 @@ conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	}
 	if (nread == 0)
 		return;
-	c->rbuf.len += (size_t)nread;
+	secbuf_commit(&c->rbuf, (size_t)nread);
 	if (c->b->conf->idle_timeout > 0)
 		uv_timer_again(&c->idle);
 	conn_process(c);
@@ -461,6 +528,26 @@ server_clear_stale(const char *path, struct cb_error *err)
 	return 0;
 }
 
+void
+server_scrub_later(void)
+{
+	server_scrub_pending = true;
+}
+
+/*
+ * The end of each loop iteration: wipe the stack the iteration's calls
+ * used if one of them handled a secret, and write the collected log lines.
+ */
+static void
+server_iteration_done(uv_check_t *h)
+{
+	if (server_scrub_pending) {
+		server_scrub_pending = false;
+		cb_stack_scrub();
+	}
+	log_flush();
+}
+
 /* Tell systemd the loop is alive. */
 static void
 server_watchdog_pet(uv_timer_t *t)
@@ -543,6 +630,10 @@ server_start(struct broker *b, struct cb_error *err)
 	uv_timer_init(b->loop, &server_stop_timer);
 	server_stop_timer.data = b;
 	server_stop_timer_on = true;
+	uv_check_init(b->loop, &server_check);
+	uv_check_start(&server_check, server_iteration_done);
+	uv_unref((uv_handle_t *)&server_check);	/* never keeps the loop up */
+	server_check_on = true;
 	/* The watchdog is petted at half its interval, from the loop itself. */
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000) {
 		uv_timer_init(b->loop, &server_watchdog);
@@ -620,6 +711,15 @@ server_shutdown(struct broker *b)
 	if (server_watchdog_on) {
 		uv_close((uv_handle_t *)&server_watchdog, NULL);
 		server_watchdog_on = false;
+	}
+	if (server_check_on) {
+		/* The last iterations' secrets: scrub now, not never. */
+		if (server_scrub_pending) {
+			server_scrub_pending = false;
+			cb_stack_scrub();
+		}
+		uv_close((uv_handle_t *)&server_check, NULL);
+		server_check_on = false;
 	}
 	if (server_stop_timer_on) {
 		uv_close((uv_handle_t *)&server_stop_timer, NULL);

@@ -126,12 +126,21 @@ secmem_alloc(size_t n, size_t *cap)
 void
 secmem_free(void *p, size_t cap)
 {
+	secmem_free_used(p, cap, cap);
+}
+
+void
+secmem_free_used(void *p, size_t cap, size_t used)
+{
 	struct secmem_free	*f = p;
 	unsigned		 c;
 
 	if (p == NULL)
 		return;
-	OPENSSL_cleanse(p, cap);
+	if (used > cap)
+		used = cap;
+	if (used > 0)
+		OPENSSL_cleanse(p, used);
 	if (!secmem_on) {
 		free(p);
 		return;
@@ -162,15 +171,20 @@ cb_strfree_wipe(char *s)
 	free(s);
 }
 
-int
-secbuf_reserve(struct secbuf *b, size_t extra)
+/* Bytes that may hold data: everything below the high-water mark. */
+static size_t
+secbuf_used(const struct secbuf *b)
 {
-	size_t	 need, ncap;
+	return b->dirty > b->len ? b->dirty : b->len;
+}
+
+/* Grow to hold need bytes; the old block is wiped as far as it was used. */
+static int
+secbuf_grow(struct secbuf *b, size_t need)
+{
+	size_t	 ncap;
 	uint8_t	*n;
 
-	if (extra > SIZE_MAX - b->len)
-		return -CB_EINTERNAL;
-	need = b->len + extra;
 	if (need <= b->cap)
 		return 0;
 	ncap = b->cap ? b->cap : 256;
@@ -184,10 +198,43 @@ secbuf_reserve(struct secbuf *b, size_t extra)
 	if (b->len > 0)
 		memcpy(n, b->data, b->len);
 	if (b->data != NULL)
-		secmem_free(b->data, b->cap);
+		secmem_free_used(b->data, b->cap, secbuf_used(b));
 	b->data = n;
 	b->cap = ncap;
+	b->dirty = b->len;
 	return 0;
+}
+
+int
+secbuf_reserve(struct secbuf *b, size_t extra)
+{
+	size_t	 need;
+
+	if (extra > SIZE_MAX - b->len)
+		return -CB_EINTERNAL;
+	need = b->len + extra;
+	if (secbuf_grow(b, need) != 0)
+		return -CB_EINTERNAL;
+	/* The caller may write anywhere up to need. */
+	if (b->dirty < need)
+		b->dirty = need;
+	return 0;
+}
+
+int
+secbuf_tail(struct secbuf *b, size_t min)
+{
+	if (min > SIZE_MAX - b->len)
+		return -CB_EINTERNAL;
+	return secbuf_grow(b, b->len + min);
+}
+
+void
+secbuf_commit(struct secbuf *b, size_t n)
+{
+	b->len += n;
+	if (b->dirty < b->len)
+		b->dirty = b->len;
 }
 
 int
@@ -205,29 +252,32 @@ secbuf_append(struct secbuf *b, const void *p, size_t n)
 void
 secbuf_consume(struct secbuf *b, size_t n)
 {
+	size_t	used = secbuf_used(b);
+
 	if (n >= b->len) {
 		secbuf_reset(b);
 		return;
 	}
 	memmove(b->data, b->data + n, b->len - n);
-	cb_wipe(b->data + (b->len - n), n);
 	b->len -= n;
+	cb_wipe(b->data + b->len, used - b->len);
+	b->dirty = b->len;
 }
 
 void
 secbuf_reset(struct secbuf *b)
 {
-	cb_wipe(b->data, b->len);
-	b->len = 0;
+	cb_wipe(b->data, secbuf_used(b));
+	b->len = b->dirty = 0;
 }
 
 void
 secbuf_free(struct secbuf *b)
 {
 	if (b->data != NULL)
-		secmem_free(b->data, b->cap);
+		secmem_free_used(b->data, b->cap, secbuf_used(b));
 	b->data = NULL;
-	b->len = b->cap = 0;
+	b->len = b->cap = b->dirty = 0;
 }
 
 int

@@ -5,6 +5,14 @@
  * freeing it (realloc would leave the old copy behind).  secbuf_free() and
  * secbuf_reset() wipe with OPENSSL_cleanse.  A msgpack write callback is
  * provided so that secret-bearing replies are packed straight into one.
+ *
+ * Only the bytes that may have been written are wiped, not the whole
+ * allocation: dirty is the high-water mark of what secbuf_reserve() handed
+ * out for writing (and of len), and every byte from there to cap is known
+ * to hold nothing.  A 64 KiB read buffer that carried a 200-byte request
+ * costs a 200-byte wipe, not a 64 KiB one.  Code that lets the kernel
+ * write into the free tail (a socket read) uses secbuf_tail() and
+ * secbuf_commit(), which mark only the bytes actually received.
  */
 #ifndef CB_SECBUF_H
 #define CB_SECBUF_H
@@ -16,24 +24,34 @@ struct secbuf {
 	uint8_t	*data;
 	size_t	 len;
 	size_t	 cap;
+	size_t	 dirty;		/* bytes [dirty, cap) never held data */
 };
 
-#define SECBUF_INIT { NULL, 0, 0 }
+#define SECBUF_INIT { NULL, 0, 0, 0 }
 
 /*
  * Locked memory for secrets.  Off by default (plain malloc, still wiped);
  * the daemon turns it on at start-up, before any secbuf exists.
  * secmem_alloc returns at least n bytes and their real size in *cap;
- * secmem_free wipes cap bytes and releases them.
+ * secmem_free wipes cap bytes and releases them; secmem_free_used wipes
+ * only the first used bytes, for a caller that knows the rest is clean.
  */
 void	 secmem_pool_enable(void);
 void	*secmem_alloc(size_t n, size_t *cap);
 void	 secmem_free(void *p, size_t cap);
+void	 secmem_free_used(void *p, size_t cap, size_t used);
 /* Bytes of pool memory locked, and mapped but not lockable. */
 void	 secmem_pool_stats(size_t *locked, size_t *unlocked);
 
 /* Make room for at least extra more bytes; 0 or -CB_EINTERNAL. */
 int	 secbuf_reserve(struct secbuf *b, size_t extra);
+/*
+ * Make room for at least min more bytes for a writer that reports how many
+ * it wrote (a socket read): the free tail is not marked dirty until
+ * secbuf_commit(b, n) adds the n bytes written to len.
+ */
+int	 secbuf_tail(struct secbuf *b, size_t min);
+void	 secbuf_commit(struct secbuf *b, size_t n);
 /* Append n bytes; 0 or -CB_EINTERNAL. */
 int	 secbuf_append(struct secbuf *b, const void *p, size_t n);
 /* Drop the first n bytes, wiping what moves and what is left behind. */
@@ -47,7 +65,7 @@ int	 secbuf_msgpack_write(void *data, const char *buf, size_t len);
 /* Wipe n bytes at p (OPENSSL_cleanse); p may be NULL when n is 0. */
 void	 cb_wipe(void *p, size_t n);
 /* Bytes of stack wiped by cb_stack_scrub(). */
-#define CB_STACK_SCRUB	(32 * 1024)
+#define CB_STACK_SCRUB	(64 * 1024)
 /* Wipe CB_STACK_SCRUB bytes of stack below the caller's frame. */
 void	 cb_stack_scrub(void);
 /* Wipe a NUL-terminated string and free it; NULL is fine. */

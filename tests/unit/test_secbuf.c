@@ -104,12 +104,82 @@ test_secbuf_uses_pool(void **state)
 	assert_int_equal(b.cap, 0);
 }
 
+/* No byte of the block at p (cap bytes) past its free-list link is 0x5a. */
+static void
+assert_block_clean(const unsigned char *p, size_t cap)
+{
+	size_t	i;
+
+	for (i = sizeof(void *); i < cap; i++)
+		if (p[i] == 0x5a)
+			fail_msg("byte %zu of %zu left unwiped", i, cap);
+}
+
+/*
+ * Only the used part of a buffer is wiped on free, and that is enough:
+ * whatever was written, through append, a reserve-and-write that never
+ * set len (an error path), a kernel read through secbuf_tail/commit, or
+ * bytes moved by consume, is gone when the block is back in the pool.
+ */
+static void
+test_secbuf_wipes_what_was_used(void **state)
+{
+	struct secbuf	 b = SECBUF_INIT;
+	unsigned char	 chunk[300], *blk, *q;
+	size_t		 cap, cap2;
+
+	secmem_pool_enable();
+	memset(chunk, 0x5a, sizeof(chunk));
+
+	/* A read buffer: big free tail, 300 bytes received, all consumed. */
+	assert_int_equal(secbuf_tail(&b, 64 * 1024), 0);
+	assert_true(b.cap >= 64 * 1024);
+	assert_int_equal(b.dirty, 0);
+	memcpy(b.data, chunk, sizeof(chunk));
+	secbuf_commit(&b, sizeof(chunk));
+	assert_int_equal(b.dirty, sizeof(chunk));
+	secbuf_consume(&b, 100);
+	assert_int_equal(b.len, 200);
+	assert_int_equal(b.dirty, 200);
+	secbuf_consume(&b, 200);
+	assert_int_equal(b.len, 0);
+	assert_block_clean(b.data, b.cap);
+
+	/* A writer that reserved and wrote, then failed before setting len. */
+	assert_int_equal(secbuf_reserve(&b, 250), 0);
+	memcpy(b.data, chunk, 250);
+	assert_int_equal(b.dirty, 250);
+	blk = b.data;
+	cap = b.cap;
+	secbuf_free(&b);
+	assert_block_clean(blk, cap);
+	/* The same block comes back for the next buffer of its class. */
+	q = secmem_alloc(cap, &cap2);
+	assert_ptr_equal(q, blk);
+	secmem_free(q, cap2);
+
+	/* Growth wipes the old block as far as it was written. */
+	assert_int_equal(secbuf_append(&b, chunk, 200), 0);
+	blk = b.data;
+	cap = b.cap;
+	assert_int_equal(secbuf_reserve(&b, 4000), 0);
+	assert_ptr_not_equal(b.data, blk);
+	assert_block_clean(blk, cap);
+	assert_int_equal(b.len, 200);
+	assert_memory_equal(b.data, chunk, 200);
+	secbuf_reset(&b);
+	assert_int_equal(b.dirty, 0);
+	assert_block_clean(b.data, b.cap);
+	secbuf_free(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_secbuf_uses_pool),
+		cmocka_unit_test(test_secbuf_wipes_what_was_used),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
