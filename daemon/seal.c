@@ -517,20 +517,26 @@ seal_kcv(const struct seal_key *k, char out[SEAL_KCV_MAX],
 	return r;
 }
 
-/* The cipher for a key of len bytes, or NULL. */
+/*
+ * The cipher for a key of len bytes, or NULL.  Fetched from the provider
+ * once and kept: EVP_aes_256_gcm() would make every EVP_*Init_ex do an
+ * implicit fetch, with its lookups and locks, for every value opened.
+ */
 static const EVP_CIPHER *
 seal_cipher(size_t len)
 {
-	switch (len) {
-	case 16:
-		return EVP_aes_128_gcm();
-	case 24:
-		return EVP_aes_192_gcm();
-	case 32:
-		return EVP_aes_256_gcm();
-	default:
+	static EVP_CIPHER	*fetched[3];
+	static const char *const names[3] = {
+		"AES-128-GCM", "AES-192-GCM", "AES-256-GCM"
+	};
+	size_t			 i;
+
+	if (len != 16 && len != 24 && len != 32)
 		return NULL;
-	}
+	i = (len - 16) / 8;
+	if (fetched[i] == NULL)
+		fetched[i] = EVP_CIPHER_fetch(NULL, names[i], NULL);
+	return fetched[i];
 }
 
 /*
@@ -626,6 +632,9 @@ seal_gcm_decrypt(const uint8_t *key, size_t keylen, const uint8_t *aad,
 	return r;
 }
 
+/* Room for the AAD of a two-uuid context without a malloc. */
+#define SEAL_AAD_BUF	160
+
 /* Value of a standard base64 alphabet character, or -1. */
 static int
 seal_b64val(char c)
@@ -684,21 +693,31 @@ seal_b64_decode(const char *s, size_t slen, uint8_t **outp, size_t *outlenp)
 	return r;
 }
 
-/* "credbroker/1|<keyver>|<context>" into a malloc'd *aadp; 0 or -1. */
+/*
+ * "credbroker/1|<keyver>|<context>": in buf when it fits (the usual case:
+ * a context is two uuids), else in a malloc'd *heap.  *aadp points at
+ * the result; 0 or -1.
+ */
 static int
-seal_make_aad(uint32_t keyver, const char *context, char **aadp,
-    size_t *aadlenp)
+seal_make_aad(uint32_t keyver, const char *context, char *buf, size_t bufsz,
+    char **heap, const char **aadp, size_t *aadlenp)
 {
-	char	*aad;
 	int	 n;
 
-	*aadp = NULL;
-	n = snprintf(NULL, 0, SEAL_AAD_PREFIX "|%u|%s", keyver, context);
-	if (n < 0 || (aad = malloc((size_t)n + 1)) == NULL)
+	*heap = NULL;
+	n = snprintf(buf, bufsz, SEAL_AAD_PREFIX "|%u|%s", keyver, context);
+	if (n < 0)
 		return -1;
-	snprintf(aad, (size_t)n + 1, SEAL_AAD_PREFIX "|%u|%s", keyver,
+	if ((size_t)n < bufsz) {
+		*aadp = buf;
+		*aadlenp = (size_t)n;
+		return 0;
+	}
+	if ((*heap = malloc((size_t)n + 1)) == NULL)
+		return -1;
+	snprintf(*heap, (size_t)n + 1, SEAL_AAD_PREFIX "|%u|%s", keyver,
 	    context);
-	*aadp = aad;
+	*aadp = *heap;
 	*aadlenp = (size_t)n;
 	return 0;
 }
@@ -708,10 +727,12 @@ int
 seal_seal(const struct seal_key *k, const char *context, const uint8_t *pt,
     size_t ptlen, char **out, struct cb_error *err)
 {
-	char	 prefix[32], *aad = NULL, *text = NULL;
-	uint8_t	*raw = NULL;
-	size_t	 aadlen = 0, rawlen, b64len, prelen;
-	int	 r;
+	char		 prefix[32], aadbuf[SEAL_AAD_BUF], *aadheap = NULL;
+	char		*text = NULL;
+	const char	*aad = NULL;
+	uint8_t		*raw = NULL;
+	size_t		 aadlen = 0, rawlen, b64len, prelen;
+	int		 r;
 
 	if (out != NULL)
 		*out = NULL;
@@ -726,7 +747,8 @@ seal_seal(const struct seal_key *k, const char *context, const uint8_t *pt,
 		r = cb_error_set(err, CB_EBADREQ, "value is too large to seal");
 		goto done;
 	}
-	if (seal_make_aad(k->version, context, &aad, &aadlen) != 0) {
+	if (seal_make_aad(k->version, context, aadbuf, sizeof(aadbuf),
+	    &aadheap, &aad, &aadlen) != 0) {
 		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
@@ -756,7 +778,7 @@ seal_seal(const struct seal_key *k, const char *context, const uint8_t *pt,
  done:
 	free(text);
 	free(raw);			/* nonce, ciphertext and tag only */
-	free(aad);
+	free(aadheap);
 	return r;
 }
 
@@ -788,9 +810,9 @@ seal_open(const struct seal_key *k, const char *context, const char *text,
     struct secbuf *out, struct cb_error *err)
 {
 	const uint8_t	*key;
-	const char	*b64;
-	char		*aad = NULL;
-	uint8_t		*raw = NULL, *pt = NULL;
+	const char	*b64, *aad = NULL;
+	char		 aadbuf[SEAL_AAD_BUF], *aadheap = NULL;
+	uint8_t		*raw = NULL;
 	size_t		 aadlen = 0, rawlen = 0, ptlen = 0;
 	uint32_t	 keyver;
 	int		 r;
@@ -820,7 +842,8 @@ seal_open(const struct seal_key *k, const char *context, const char *text,
 			    "cannot open sealed value: no context given");
 			goto done;
 		}
-		if (seal_make_aad(keyver, context, &aad, &aadlen) != 0) {
+		if (seal_make_aad(keyver, context, aadbuf, sizeof(aadbuf),
+		    &aadheap, &aad, &aadlen) != 0) {
 			r = cb_error_set(err, CB_EINTERNAL, "out of memory");
 			goto done;
 		}
@@ -842,29 +865,23 @@ seal_open(const struct seal_key *k, const char *context, const char *text,
 		goto done;
 	}
 	ptlen = rawlen - SEAL_OVERHEAD;
-	if ((pt = malloc(ptlen > 0 ? ptlen : 1)) == NULL) {
+	/* Decrypted straight into out: no other copy of the plaintext. */
+	if (secbuf_reserve(out, ptlen > 0 ? ptlen : 1) != 0) {
 		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
 	if (seal_gcm_decrypt(key, k->len, (const uint8_t *)aad, aadlen, raw,
-	    rawlen, pt) != 0) {
+	    rawlen, out->data + out->len) != 0) {
 		r = cb_error_set(err, CB_EINTERNAL,
 		    "sealed value could not be opened: authentication failed "
 		    "(wrong master key, or the value was altered or belongs "
 		    "to another owner)");
 		goto done;
 	}
-	if (secbuf_append(out, pt, ptlen) != 0) {
-		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
-		goto done;
-	}
+	out->len += ptlen;
 	r = 0;
  done:
-	if (pt != NULL) {
-		cb_wipe(pt, ptlen);
-		free(pt);
-	}
 	free(raw);
-	free(aad);
+	free(aadheap);
 	return r;
 }

@@ -88,8 +88,6 @@ enum store_stmt {
 	STMT_KCV_GET,
 	STMT_KCV_SET,
 	STMT_TYPE_INSERT,
-	STMT_TYPE_GET_UUID,
-	STMT_TYPE_GET_IDENT,
 	STMT_TYPE_LIST,
 	STMT_TYPE_UPDATE,
 	STMT_TYPE_DELETE,
@@ -124,10 +122,7 @@ static const char *const store_sql[STMT__COUNT] = {
 	[STMT_TYPE_INSERT] =
 	    "INSERT INTO types (" TYPE_COLUMNS ")"
 	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-	[STMT_TYPE_GET_UUID] =
-	    "SELECT " TYPE_COLUMNS " FROM types WHERE uuid = ?1",
-	[STMT_TYPE_GET_IDENT] =
-	    "SELECT " TYPE_COLUMNS " FROM types WHERE ident = ?1",
+	/* BINARY collation: the order strcmp() gives (store_types_find). */
 	[STMT_TYPE_LIST] =
 	    "SELECT " TYPE_COLUMNS " FROM types ORDER BY ident",
 	[STMT_TYPE_UPDATE] =
@@ -169,11 +164,23 @@ static const char *const store_sql[STMT__COUNT] = {
 	[STMT_VALUE_COUNT_ALL] = "SELECT count(*) FROM credvalues",
 };
 
+/*
+ * The types table is small and read by every substitute and cred.status,
+ * so it is kept in memory: loaded on first use, dropped by every type
+ * write (the daemon is the database's only writer), and searched by ident
+ * (types[], ordered as SQL's ORDER BY ident) or by uuid (by_uuid[]).
+ */
 struct store {
-	sqlite3		*db;
-	char		*path;			/* for messages */
-	sqlite3_stmt	*stmt[STMT__COUNT];
+	sqlite3			*db;
+	char			*path;		/* for messages */
+	sqlite3_stmt		*stmt[STMT__COUNT];
+	struct store_type	*types;
+	struct store_type	**by_uuid;
+	size_t			 ntypes;
+	bool			 types_ok;
 };
+
+static void	store_types_drop(struct store *);
 
 static const char *const store_kind_names[] = {
 	[STORE_DB] = "db",
@@ -444,6 +451,14 @@ store_configure(struct store *st, struct cb_error *err)
 	if ((ret = store_pragma(st, "PRAGMA secure_delete = ON", NULL, 0,
 	    err)) != 0)
 		return ret;
+	/*
+	 * 8 MiB of page cache instead of SQLite's 2 MiB: enough for the
+	 * interior pages of a million-value table, so a lookup reads at most
+	 * its leaf from the file.  Pages fill in as they are used.
+	 */
+	if ((ret = store_pragma(st, "PRAGMA cache_size = -8192", NULL, 0,
+	    err)) != 0)
+		return ret;
 	if ((ret = store_pragma(st, "PRAGMA foreign_keys = ON", NULL, 0,
 	    err)) != 0)
 		return ret;
@@ -557,6 +572,7 @@ store_close(struct store *st)
 
 	if (st == NULL)
 		return;
+	store_types_drop(st);
 	for (i = 0; i < STMT__COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
 	sqlite3_close_v2(st->db);
@@ -760,6 +776,7 @@ store_type_create(struct store *st, const struct store_type *t,
 	    (ret = dest_join(t, &dests, err)) != 0)
 		return ret;
 
+	store_types_drop(st);
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, t->ident)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, t->name)) != SQLITE_OK ||
@@ -787,44 +804,153 @@ done:
 	return ret;
 }
 
+/* Copy src into dst with strings of its own. */
+static int
+type_copy(struct store_type *dst, const struct store_type *src,
+    struct cb_error *err)
+{
+	size_t	i;
+
+	*dst = *src;
+	dst->name = dst->description = NULL;
+	dst->destinations = NULL;
+	if ((dst->name = strdup(src->name)) == NULL ||
+	    (dst->description = strdup(src->description)) == NULL ||
+	    (dst->destinations = calloc(src->ndestinations + 1,
+	    sizeof(char *))) == NULL)
+		goto nomem;
+	for (i = 0; i < src->ndestinations; i++)
+		if ((dst->destinations[i] = strdup(src->destinations[i])) ==
+		    NULL)
+			goto nomem;
+	return 0;
+nomem:
+	store_type_free(dst);
+	return store_nomem(err);
+}
+
+static int
+type_cmp_uuid(const void *a, const void *b)
+{
+	const struct store_type *const *x = a, *const *y = b;
+
+	return strcmp((*x)->uuid, (*y)->uuid);
+}
+
+/* Forget the cached types; the next lookup reads the table again. */
+static void
+store_types_drop(struct store *st)
+{
+	store_type_list_free(st->types, st->ntypes);
+	free(st->by_uuid);
+	st->types = NULL;
+	st->by_uuid = NULL;
+	st->ntypes = 0;
+	st->types_ok = false;
+}
+
+static int	store_type_list_db(struct store *, struct store_type **,
+		    size_t *, struct cb_error *);
+
+/* Load the types into memory unless they are there already. */
+static int
+store_types_load(struct store *st, struct cb_error *err)
+{
+	size_t	i;
+	int	ret;
+
+	if (st->types_ok)
+		return 0;
+	store_types_drop(st);
+	if ((ret = store_type_list_db(st, &st->types, &st->ntypes, err)) != 0)
+		return ret;
+	if ((st->by_uuid = calloc(st->ntypes + 1, sizeof(*st->by_uuid))) ==
+	    NULL) {
+		store_types_drop(st);
+		return store_nomem(err);
+	}
+	for (i = 0; i < st->ntypes; i++)
+		st->by_uuid[i] = &st->types[i];
+	qsort(st->by_uuid, st->ntypes, sizeof(*st->by_uuid), type_cmp_uuid);
+	st->types_ok = true;
+	return 0;
+}
+
+/* The cached type whose uuid or ident is ref, or NULL. */
+static const struct store_type *
+store_types_find(struct store *st, const char *ref, bool by_uuid)
+{
+	size_t	lo = 0, hi = st->ntypes, mid;
+	int	c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = strcmp(ref, by_uuid ? st->by_uuid[mid]->uuid :
+		    st->types[mid].ident);
+		if (c == 0)
+			return by_uuid ? st->by_uuid[mid] : &st->types[mid];
+		if (c < 0)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return NULL;
+}
+
 /* Look a type up by uuid (lower-case) or else by ident. */
 int
 store_type_get(struct store *st, const char *ref, struct store_type *out,
     struct cb_error *err)
 {
-	sqlite3_stmt	*s;
-	int		 rc, ret = 0;
+	const struct store_type	*t;
+	bool			 by_uuid;
+	int			 ret;
 
 	memset(out, 0, sizeof(*out));
 	if (store_uuid_valid(ref))
-		s = st->stmt[STMT_TYPE_GET_UUID];
+		by_uuid = true;
 	else if (store_ident_valid(ref))
-		s = st->stmt[STMT_TYPE_GET_IDENT];
+		by_uuid = false;
 	else
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type reference: expected an ident "
 		    "([a-z][a-z0-9_]{0,63}) or a lower-case uuid");
-
-	if ((rc = bind_text(s, 1, ref)) != SQLITE_OK) {
-		ret = store_dberr(st, rc, "get type", err);
-		goto done;
-	}
-	rc = sqlite3_step(s);
-	if (rc == SQLITE_ROW)
-		ret = type_from_row(st, s, out, err);
-	else if (rc == SQLITE_DONE)
-		ret = cb_error_set(err, CB_ENOTFOUND,
+	if ((ret = store_types_load(st, err)) != 0)
+		return ret;
+	if ((t = store_types_find(st, ref, by_uuid)) == NULL)
+		return cb_error_set(err, CB_ENOTFOUND,
 		    "credential type '%s' not found", ref);
-	else
-		ret = store_dberr(st, rc, "get type", err);
-done:
-	stmt_done(s);
-	return ret;
+	return type_copy(out, t, err);
 }
 
 /* All types ordered by ident. */
 int
 store_type_list(struct store *st, struct store_type **out, size_t *n,
+    struct cb_error *err)
+{
+	struct store_type	*v;
+	size_t			 i;
+	int			 ret;
+
+	*out = NULL;
+	*n = 0;
+	if ((ret = store_types_load(st, err)) != 0)
+		return ret;
+	if ((v = calloc(st->ntypes + 1, sizeof(*v))) == NULL)
+		return store_nomem(err);
+	for (i = 0; i < st->ntypes; i++)
+		if ((ret = type_copy(&v[i], &st->types[i], err)) != 0) {
+			store_type_list_free(v, i);
+			return ret;
+		}
+	*out = v;
+	*n = st->ntypes;
+	return 0;
+}
+
+/* All types ordered by ident, from the table. */
+static int
+store_type_list_db(struct store *st, struct store_type **out, size_t *n,
     struct cb_error *err)
 {
 	sqlite3_stmt		*s = st->stmt[STMT_TYPE_LIST];
@@ -876,6 +1002,7 @@ store_type_update(struct store *st, const struct store_type *t,
 	    (ret = dest_join(t, &dests, err)) != 0)
 		return ret;
 
+	store_types_drop(st);
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, t->name)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, t->description != NULL ? t->description :
@@ -907,6 +1034,7 @@ store_type_delete(struct store *st, const char *uuid, struct cb_error *err)
 	if (!store_uuid_valid(uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
+	store_types_drop(st);
 	if ((ret = store_begin(st, err)) != 0)
 		return ret;
 

@@ -929,10 +929,80 @@ test_uuid_new(void **state)
 	free(v);
 }
 
+/*
+ * Types are served from memory: every one of many types is found by ident
+ * and by uuid, and creating, updating and deleting a type is seen by the
+ * very next lookup and listing.
+ */
+static void
+test_type_lookup_cache(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 t, got, *v;
+	struct cb_error		 err;
+	char			 uuid[STORE_UUID_LEN + 1], ident[16];
+	size_t			 n, i;
+	int			 k;
+
+	/* Idents and uuids in different orders, so both indexes matter. */
+	for (k = 0; k < 40; k++) {
+		snprintf(uuid, sizeof(uuid),
+		    "%08x-0000-4000-8000-000000000000", (unsigned)(k * 7919 % 40));
+		snprintf(ident, sizeof(ident), "t%02d", 39 - k);
+		create_simple(f->st, uuid, ident);
+	}
+	for (k = 0; k < 40; k++) {
+		snprintf(uuid, sizeof(uuid),
+		    "%08x-0000-4000-8000-000000000000", (unsigned)(k * 7919 % 40));
+		snprintf(ident, sizeof(ident), "t%02d", 39 - k);
+		assert_int_equal(store_type_get(f->st, ident, &got, &err), 0);
+		assert_string_equal(got.uuid, uuid);
+		store_type_free(&got);
+		assert_int_equal(store_type_get(f->st, uuid, &got, &err), 0);
+		assert_string_equal(got.ident, ident);
+		store_type_free(&got);
+	}
+	assert_int_equal(store_type_get(f->st, "t40", &got, &err),
+	    -CB_ENOTFOUND);
+
+	/* A new type is found at once, though the cache was loaded. */
+	create_simple(f->st, TYPE_A, "zz_new");
+	assert_int_equal(store_type_get(f->st, "zz_new", &got, &err), 0);
+	assert_string_equal(got.uuid, TYPE_A);
+	store_type_free(&got);
+
+	/* An update is seen by get and by list. */
+	t = mktype(TYPE_A, "zz_new", "Renamed", STORE_DB, NULL, 0);
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.name, "Renamed");
+	store_type_free(&got);
+	assert_int_equal(store_type_list(f->st, &v, &n, &err), 0);
+	assert_int_equal(n, 41);
+	assert_string_equal(v[0].ident, "t00");
+	assert_string_equal(v[40].ident, "zz_new");
+	assert_string_equal(v[40].name, "Renamed");
+	for (i = 1; i < n; i++)
+		assert_true(strcmp(v[i - 1].ident, v[i].ident) < 0);
+	store_type_list_free(v, n);
+
+	/* A deleted type is gone from both. */
+	assert_int_equal(store_type_delete(f->st, TYPE_A, &err), 0);
+	assert_int_equal(store_type_get(f->st, "zz_new", &got, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_type_list(f->st, &v, &n, &err), 0);
+	assert_int_equal(n, 40);
+	store_type_list_free(v, n);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_type_lookup_cache,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_creates_0600_wal,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_mode_ignores_umask,
