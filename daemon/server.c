@@ -6,15 +6,17 @@
  * refuses oversized ones before msgpack allocates anything; each complete
  * message is unpacked and handed to rpc_dispatch(), and the consumed bytes
  * are wiped at once, since a cred.set request carries a plaintext value.
- * Replies are queued as secbufs and wiped when their write completes.  The
- * replies produced by one pass over the read buffer go out in one write:
- * sixteen pipelined calls cost one write(2), not sixteen.  Log lines are
- * flushed before any reply is sent, so a call's audit line always precedes
- * its answer.
  *
- * Once per loop iteration a check handle wipes the stack below the loop
- * when a call that handled a secret ran in that iteration, and flushes
- * the log: one scrub covers every call of the iteration.
+ * Replies are collected per connection during a loop iteration and sent at
+ * its end by a check handle, the way redis answers before it sleeps: the
+ * sixteen pipelined calls of a client cost one write(2), not sixteen, and
+ * the log lines of the whole iteration one more.  The log is flushed
+ * before any reply is sent, so a call's audit line always precedes its
+ * answer.  Reply buffers are wiped once written.  The same check handle
+ * wipes the stack below the loop when a call of the iteration handled a
+ * secret: one scrub covers every call of the iteration.  A prepare handle
+ * does the same just before the loop waits, for what timer callbacks
+ * produced.
  *
  * A connection owns two handles (the pipe and its idle timer) and is freed
  * when both close callbacks have run and no waiting call still refers to
@@ -60,9 +62,10 @@ struct conn {
 	uint64_t		 id;
 	struct peer		 peer;
 	struct secbuf		 rbuf;
-	struct secbuf		 obuf;		/* replies of this pass */
+	struct secbuf		 obuf;		/* replies not yet sent */
 	unsigned		 obuf_n;
-	bool			 batching;	/* inside conn_process */
+	bool			 wqueued;	/* on server_wpending */
+	TAILQ_ENTRY(conn)	 wentry;
 	struct proto_scan	 scan;
 	unsigned		 pending_writes;	/* replies being written */
 	unsigned		 inflight;	/* calls waiting (on Vault) */
@@ -82,6 +85,9 @@ struct wreq {
 };
 
 static TAILQ_HEAD(, conn) server_conns = TAILQ_HEAD_INITIALIZER(server_conns);
+/* Connections with replies to send at the end of this loop iteration. */
+static TAILQ_HEAD(, conn) server_wpending =
+    TAILQ_HEAD_INITIALIZER(server_wpending);
 static uv_pipe_t	 server_listener;
 static bool		 server_listening;
 static bool		 server_created_socket;
@@ -92,12 +98,14 @@ static uint64_t		 server_next_id = 1;
 static uv_timer_t	 server_watchdog;
 static bool		 server_watchdog_on;
 static uv_check_t	 server_check;
+static uv_prepare_t	 server_prepare;
 static bool		 server_check_on;
 static bool		 server_scrub_pending;
 
 static void	conn_read_start(struct conn *);
 static void	conn_really_close(struct conn *);
 static void	conn_flush(struct conn *);
+static void	conn_close_if_drained(struct conn *);
 
 const struct peer *
 conn_peer(const struct conn *c)
@@ -141,17 +149,43 @@ conn_ref(struct conn *c)
 	c->inflight++;
 }
 
+/* Replies queued or being written, and calls waiting: what a conn holds. */
+static unsigned
+conn_queued(const struct conn *c)
+{
+	return c->pending_writes + c->obuf_n + c->inflight;
+}
+
+/* Reading resumes once a slow reader has caught up. */
+static void
+conn_maybe_resume(struct conn *c)
+{
+	if (!c->closing && !c->reading &&
+	    conn_queued(c) < c->b->conf->max_inflight)
+		conn_read_start(c);
+}
+
+/* A closing connection closes once its last replies are out. */
+static void
+conn_close_if_drained(struct conn *c)
+{
+	if (c->closed)
+		return;
+	if (c->obuf_n > 0)
+		conn_flush(c);
+	if (!c->closed && c->pending_writes == 0 && c->inflight == 0)
+		conn_really_close(c);
+}
+
 void
 conn_unref(struct conn *c)
 {
 	c->refs--;
 	c->inflight--;
-	if (c->closing && !c->closed && c->pending_writes == 0 &&
-	    c->inflight == 0)
-		conn_really_close(c);
-	else if (!c->closing && !c->reading &&
-	    c->pending_writes + c->inflight < c->b->conf->max_inflight)
-		conn_read_start(c);
+	if (c->closing)
+		conn_close_if_drained(c);
+	else
+		conn_maybe_resume(c);
 	conn_maybe_free(c);
 }
 
@@ -159,6 +193,16 @@ bool
 conn_is_closed(const struct conn *c)
 {
 	return c->closed;
+}
+
+/* Take c off the list of connections with replies to send. */
+static void
+conn_unqueue(struct conn *c)
+{
+	if (c->wqueued) {
+		TAILQ_REMOVE(&server_wpending, c, wentry);
+		c->wqueued = false;
+	}
 }
 
 /* Close both handles now, dropping anything unsent. */
@@ -169,6 +213,9 @@ conn_really_close(struct conn *c)
 		return;
 	c->closed = true;
 	c->closing = true;
+	conn_unqueue(c);
+	secbuf_free(&c->obuf);
+	c->obuf_n = 0;
 	uv_close((uv_handle_t *)&c->idle, conn_handle_closed);
 	uv_close((uv_handle_t *)&c->pipe, conn_handle_closed);
 }
@@ -179,8 +226,10 @@ conn_close(struct conn *c)
 	if (c->closed)
 		return;
 	/* Replies already produced are sent before the close. */
-	if (c->obuf.len > 0)
+	if (c->obuf_n > 0)
 		conn_flush(c);
+	if (c->closed)
+		return;
 	c->closing = true;
 	if (c->reading) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
@@ -206,36 +255,62 @@ conn_write_done(uv_write_t *req, int status)
 		conn_close(c);
 	}
 	if (c->closing) {
-		if (c->pending_writes == 0 && c->inflight == 0)
-			conn_really_close(c);
+		conn_close_if_drained(c);
 		return;
 	}
-	/* Reading resumes once a slow reader has caught up. */
-	if (!c->reading &&
-	    c->pending_writes + c->inflight < c->b->conf->max_inflight)
-		conn_read_start(c);
+	conn_maybe_resume(c);
 }
 
-/* Send buf, which holds n replies; takes ownership of buf. */
+/*
+ * Send the replies queued on c.  Most of the time the socket takes them
+ * all at once (uv_try_write: no request, no poll re-arm); what it does not
+ * take is queued with uv_write and wiped when written.
+ */
 static void
-conn_send(struct conn *c, struct secbuf *buf, unsigned n)
+conn_flush(struct conn *c)
 {
+	struct secbuf	 out = c->obuf;
+	unsigned	 n = c->obuf_n;
 	struct wreq	*w;
 	uv_buf_t	 ub;
 	int		 rc;
 
-	if (c->closed || (w = calloc(1, sizeof(*w))) == NULL) {
-		secbuf_free(buf);
-		if (!c->closed)
-			conn_close(c);
+	conn_unqueue(c);
+	c->obuf = (struct secbuf)SECBUF_INIT;
+	c->obuf_n = 0;
+	if (c->closed || out.len == 0) {
+		secbuf_free(&out);
 		return;
 	}
 	/* The audit lines of these calls go out before their answers. */
 	log_flush();
+	ub = uv_buf_init((char *)out.data, (unsigned)out.len);
+	rc = uv_try_write((uv_stream_t *)&c->pipe, &ub, 1);
+	if (rc == (int)out.len) {
+		secbuf_free(&out);
+		if (c->closing)
+			conn_close_if_drained(c);
+		else
+			conn_maybe_resume(c);
+		return;
+	}
+	if (rc < 0 && rc != UV_EAGAIN) {
+		log_debug("connection %llu: write: %s",
+		    (unsigned long long)c->id, uv_strerror(rc));
+		secbuf_free(&out);
+		conn_close(c);
+		return;
+	}
+	if (rc > 0)
+		secbuf_consume(&out, (size_t)rc);
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		secbuf_free(&out);
+		conn_close(c);
+		return;
+	}
 	w->c = c;
-	w->buf = *buf;
+	w->buf = out;
 	w->nreplies = n;
-	*buf = (struct secbuf)SECBUF_INIT;
 	w->req.data = w;
 	ub = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
 	if ((rc = uv_write(&w->req, (uv_stream_t *)&c->pipe, &ub, 1,
@@ -248,32 +323,12 @@ conn_send(struct conn *c, struct secbuf *buf, unsigned n)
 		return;
 	}
 	c->pending_writes += n;
-	/*
-	 * A client that sends requests but does not read the replies stops
-	 * being read from, rather than making the daemon buffer without end.
-	 */
-	if (c->reading &&
-	    c->pending_writes + c->inflight >= c->b->conf->max_inflight) {
-		uv_read_stop((uv_stream_t *)&c->pipe);
-		c->reading = false;
-	}
 }
 
-/* Send the replies collected during a pass over the read buffer. */
-static void
-conn_flush(struct conn *c)
-{
-	struct secbuf	out = c->obuf;
-	unsigned	n = c->obuf_n;
-
-	c->obuf = (struct secbuf)SECBUF_INIT;
-	c->obuf_n = 0;
-	if (out.len > 0)
-		conn_send(c, &out, n);
-	else
-		secbuf_free(&out);
-}
-
+/*
+ * Queue a reply; it is sent at the end of the loop iteration together
+ * with the connection's other replies (server_iteration_done).
+ */
 void
 conn_write(struct conn *c, struct secbuf *buf)
 {
@@ -281,17 +336,35 @@ conn_write(struct conn *c, struct secbuf *buf)
 		secbuf_free(buf);
 		return;
 	}
-	if (!c->batching) {
-		conn_send(c, buf, 1);
-		return;
-	}
-	if (secbuf_append(&c->obuf, buf->data, buf->len) != 0) {
+	if (c->obuf.len == 0) {
+		secbuf_free(&c->obuf);
+		c->obuf = *buf;		/* the first reply: no copy */
+		*buf = (struct secbuf)SECBUF_INIT;
+	} else {
+		if (secbuf_append(&c->obuf, buf->data, buf->len) != 0) {
+			secbuf_free(buf);
+			conn_close(c);
+			return;
+		}
 		secbuf_free(buf);
-		conn_close(c);
+	}
+	c->obuf_n++;
+	if (!server_check_on) {		/* not in the loop: send now */
+		conn_flush(c);
 		return;
 	}
-	secbuf_free(buf);
-	c->obuf_n++;
+	if (!c->wqueued) {
+		TAILQ_INSERT_TAIL(&server_wpending, c, wentry);
+		c->wqueued = true;
+	}
+	/*
+	 * A client that sends requests but does not read the replies stops
+	 * being read from, rather than making the daemon buffer without end.
+	 */
+	if (c->reading && conn_queued(c) >= c->b->conf->max_inflight) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = false;
+	}
 }
 
 /* Answer with an error whose msgid is unknown, then close. */
@@ -319,7 +392,6 @@ conn_process(struct conn *c)
 	size_t			 consumed = 0, off;
 	int			 rc;
 
-	c->batching = true;
 	while (!c->closing && consumed < c->rbuf.len) {
 		rc = proto_scan(&c->scan, c->rbuf.data + consumed,
 		    c->rbuf.len - consumed, b->conf->max_message);
@@ -365,9 +437,6 @@ conn_process(struct conn *c)
 	 */
 	if (c->rbuf.len == 0)
 		secbuf_free(&c->rbuf);
-	c->batching = false;
-	if (c->obuf.len > 0)
-		conn_flush(c);
 }
 
 /* Hand libuv the free tail of the read buffer. */
@@ -535,17 +604,36 @@ server_scrub_later(void)
 }
 
 /*
- * The end of each loop iteration: wipe the stack the iteration's calls
- * used if one of them handled a secret, and write the collected log lines.
+ * Send what the callbacks have produced: the log lines, then the replies;
+ * then wipe the stack the calls used if one of them handled a secret.
+ * Runs after the I/O callbacks of each loop iteration (check) and again
+ * just before the loop waits (prepare), for replies made by timer, pending
+ * or close callbacks, which run outside the I/O phase.
  */
 static void
-server_iteration_done(uv_check_t *h)
+server_send_queued(void)
 {
+	struct conn	*c;
+
+	log_flush();
+	while ((c = TAILQ_FIRST(&server_wpending)) != NULL)
+		conn_flush(c);
 	if (server_scrub_pending) {
 		server_scrub_pending = false;
 		cb_stack_scrub();
 	}
-	log_flush();
+}
+
+static void
+server_iteration_done(uv_check_t *h)
+{
+	server_send_queued();
+}
+
+static void
+server_before_wait(uv_prepare_t *h)
+{
+	server_send_queued();
 }
 
 /* Tell systemd the loop is alive. */
@@ -633,6 +721,9 @@ server_start(struct broker *b, struct cb_error *err)
 	uv_check_init(b->loop, &server_check);
 	uv_check_start(&server_check, server_iteration_done);
 	uv_unref((uv_handle_t *)&server_check);	/* never keeps the loop up */
+	uv_prepare_init(b->loop, &server_prepare);
+	uv_prepare_start(&server_prepare, server_before_wait);
+	uv_unref((uv_handle_t *)&server_prepare);
 	server_check_on = true;
 	/* The watchdog is petted at half its interval, from the loop itself. */
 	if (sd_watchdog_enabled(0, &wd_usec) > 0 && wd_usec >= 2000) {
@@ -713,12 +804,10 @@ server_shutdown(struct broker *b)
 		server_watchdog_on = false;
 	}
 	if (server_check_on) {
-		/* The last iterations' secrets: scrub now, not never. */
-		if (server_scrub_pending) {
-			server_scrub_pending = false;
-			cb_stack_scrub();
-		}
+		/* The last replies and secrets: now, not never. */
+		server_send_queued();
 		uv_close((uv_handle_t *)&server_check, NULL);
+		uv_close((uv_handle_t *)&server_prepare, NULL);
 		server_check_on = false;
 	}
 	if (server_stop_timer_on) {
