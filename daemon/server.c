@@ -14,7 +14,8 @@
  * before any reply is sent, so a call's audit line always precedes its
  * answer.  Reply buffers are wiped once written.  The same check handle
  * wipes the stack below the loop when a call of the iteration handled a
- * secret: one scrub covers every call of the iteration.  A prepare handle
+ * secret: one scrub covers every call of the iteration.  It also ends the
+ * SQLite read transaction the iteration's reads shared (store_release).  A prepare handle
  * does the same just before the loop waits, for what timer callbacks
  * produced.
  *
@@ -44,6 +45,7 @@
 #include "proto.h"
 #include "secbuf.h"
 #include "http.h"
+#include "store.h"
 #include "vault.h"
 
 #define CONN_READ_CHUNK		(64 * 1024)
@@ -101,6 +103,7 @@ static uv_check_t	 server_check;
 static uv_prepare_t	 server_prepare;
 static bool		 server_check_on;
 static bool		 server_scrub_pending;
+static struct broker	*server_broker;
 
 static void	conn_read_start(struct conn *);
 static void	conn_really_close(struct conn *);
@@ -615,6 +618,9 @@ server_send_queued(void)
 {
 	struct conn	*c;
 
+	/* The iteration's reads shared one SQLite read transaction. */
+	if (server_broker != NULL)
+		store_release(server_broker->store);
 	log_flush();
 	while ((c = TAILQ_FIRST(&server_wpending)) != NULL)
 		conn_flush(c);
@@ -668,6 +674,7 @@ server_start(struct broker *b, struct cb_error *err)
 	size_t		 i;
 	int		 rc, nfds;
 
+	server_broker = b;
 	uv_pipe_init(b->loop, &server_listener, 0);
 	server_listener.data = b;
 	server_listening = true;

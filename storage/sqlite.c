@@ -83,6 +83,7 @@ _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
 /* Every statement the store runs after open, prepared once. */
 enum store_stmt {
 	STMT_BEGIN,
+	STMT_BEGIN_READ,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
 	STMT_KCV_GET,
@@ -113,6 +114,7 @@ enum store_stmt {
 
 static const char *const store_sql[STMT__COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
+	[STMT_BEGIN_READ] = "BEGIN DEFERRED",
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
 	[STMT_KCV_GET] = "SELECT kcv FROM keycheck WHERE id = 1",
@@ -178,9 +180,11 @@ struct store {
 	struct store_type	**by_uuid;
 	size_t			 ntypes;
 	bool			 types_ok;
+	bool			 reading;	/* read transaction held */
 };
 
 static void	store_types_drop(struct store *);
+static void	store_rollback(struct store *);
 
 static const char *const store_kind_names[] = {
 	[STORE_DB] = "db",
@@ -285,10 +289,42 @@ store_run(struct store *st, enum store_stmt which, const char *what,
 	return ret;
 }
 
+/*
+ * Reads on the hot path (a value, a user's values) share one read
+ * transaction until store_release(), which the daemon calls once per loop
+ * iteration before it sends the replies: a burst of pipelined substitutes
+ * takes and drops SQLite's WAL read lock once, not twice per value.  Every
+ * write releases it first, so a write is always its own durable
+ * transaction, committed before its caller is answered.  Outside a hold,
+ * each statement is its own transaction as usual.
+ */
+static void
+store_hold_read(struct store *st)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_BEGIN_READ];
+
+	if (st->reading || !sqlite3_get_autocommit(st->db))
+		return;
+	if (sqlite3_step(s) == SQLITE_DONE)
+		st->reading = true;
+	stmt_done(s);
+}
+
+void
+store_release(struct store *st)
+{
+	if (st == NULL || !st->reading)
+		return;
+	st->reading = false;
+	if (store_run(st, STMT_COMMIT, "end read", NULL) != 0)
+		store_rollback(st);
+}
+
 /* Start a write transaction, taking the write lock now. */
 static int
 store_begin(struct store *st, struct cb_error *err)
 {
+	store_release(st);
 	return store_run(st, STMT_BEGIN, "begin", err);
 }
 
@@ -572,6 +608,7 @@ store_close(struct store *st)
 
 	if (st == NULL)
 		return;
+	store_release(st);
 	store_types_drop(st);
 	for (i = 0; i < STMT__COUNT; i++)
 		sqlite3_finalize(st->stmt[i]);
@@ -621,6 +658,7 @@ store_kcv_set(struct store *st, const char *kcv, struct cb_error *err)
 
 	if (kcv == NULL || *kcv == '\0')
 		return cb_error_set(err, CB_EINTERNAL, "empty key check value");
+	store_release(st);
 	if ((rc = bind_text(s, 1, kcv)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, "write key check", err);
@@ -777,6 +815,7 @@ store_type_create(struct store *st, const struct store_type *t,
 		return ret;
 
 	store_types_drop(st);
+	store_release(st);
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, t->ident)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, t->name)) != SQLITE_OK ||
@@ -1003,6 +1042,7 @@ store_type_update(struct store *st, const struct store_type *t,
 		return ret;
 
 	store_types_drop(st);
+	store_release(st);
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, t->name)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, t->description != NULL ? t->description :
@@ -1122,6 +1162,7 @@ store_value_set(struct store *st, const char *type_uuid,
 		return ret;
 	if (sealed == NULL || *sealed == '\0')
 		return cb_error_set(err, CB_EINTERNAL, "empty sealed value");
+	store_release(st);
 
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
@@ -1154,6 +1195,7 @@ store_value_get(struct store *st, const char *type_uuid,
 	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
 		return ret;
 
+	store_hold_read(st);
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "get value", err);
@@ -1187,6 +1229,7 @@ store_value_delete(struct store *st, const char *type_uuid,
 	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
 		return ret;
 
+	store_release(st);
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
@@ -1232,6 +1275,7 @@ store_value_clear(struct store *st, const char *type_uuid,
 	if (!store_uuid_valid(type_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
+	store_release(st);
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, "clear values", err);
@@ -1261,6 +1305,7 @@ store_value_list_user(struct store *st, const char *user_uuid,
 	if (!store_uuid_valid(user_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid user id (must be a lower-case uuid)");
+	store_hold_read(st);
 	if ((rc = bind_text(s, 1, user_uuid)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "list values", err);
 		goto done;
@@ -1321,6 +1366,7 @@ store_setting_set(struct store *st, const char *key, const char *val,
 
 	if (key == NULL || *key == '\0')
 		return cb_error_set(err, CB_EINTERNAL, "empty setting key");
+	store_release(st);
 	s = st->stmt[val != NULL ? STMT_SETTING_SET : STMT_SETTING_DELETE];
 	if ((rc = bind_text(s, 1, key)) != SQLITE_OK ||
 	    (val != NULL && (rc = bind_text(s, 2, val)) != SQLITE_OK) ||

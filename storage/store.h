@@ -47,6 +47,12 @@ struct store_type {
 /* Open (creating if needed) and migrate the database at path. */
 int	 store_open(const char *path, struct store **out, struct cb_error *err);
 void	 store_close(struct store *st);
+/*
+ * End the read transaction that hot-path reads share (store_value_get,
+ * store_value_list_user); the daemon calls it once per loop iteration.
+ * Writes end it themselves.
+ */
+void	 store_release(struct store *st);
 
 /* The key check value; *out NULL when none is recorded yet (new store). */
 int	 store_kcv_get(struct store *st, char **out, struct cb_error *err);

@@ -741,9 +741,26 @@ test_kcv(void **state)
 	free(s);
 }
 
+/* Try PRAGMA wal_checkpoint(TRUNCATE) on db: 1 when a reader blocks it. */
+static int
+checkpoint_busy(sqlite3 *db)
+{
+	sqlite3_stmt	*q;
+	int		 busy;
+
+	assert_int_equal(sqlite3_prepare_v2(db,
+	    "PRAGMA wal_checkpoint(TRUNCATE)", -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	busy = sqlite3_column_int(q, 0);
+	sqlite3_finalize(q);
+	return busy;
+}
+
 /*
- * After a mix of calls, no statement holds a read snapshot or lock: a
- * second connection can write and can truncate the WAL.
+ * Hot-path reads share one read transaction until store_release() (the
+ * daemon calls it once per loop iteration), and a write ends it first.
+ * After the release no statement holds a read snapshot or lock: a second
+ * connection can write and can truncate the WAL.
  */
 static void
 test_no_lingering_transaction(void **state)
@@ -754,8 +771,7 @@ test_no_lingering_transaction(void **state)
 	char			*s;
 	size_t			 n;
 	sqlite3			*db;
-	sqlite3_stmt		*q;
-
+	
 	create_simple(f->st, TYPE_A, "alpha");
 	create_simple(f->st, TYPE_B, "beta");
 	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "x", 1, &err),
@@ -772,15 +788,27 @@ test_no_lingering_transaction(void **state)
 	assert_int_equal(store_kcv_get(f->st, &s, &err), 0);
 	free(s);
 
+	/* The value read holds a snapshot: the WAL cannot be truncated. */
 	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(checkpoint_busy(db), 1);
+	/* A write through the store ends the hold and commits at once. */
+	assert_int_equal(store_value_set(f->st, TYPE_B, USER_1, "y", 2, &err),
+	    0);
+	assert_int_equal(checkpoint_busy(db), 0);
+	s = side_query(f->path, "SELECT sealed FROM credvalues WHERE "
+	    "type_uuid = '" TYPE_B "'");
+	assert_string_equal(s, "y");
+	free(s);
+
+	/* Read again, then release as the daemon does each iteration. */
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &s, NULL,
+	    &err), 0);
+	free(s);
+	store_release(f->st);
 	assert_int_equal(sqlite3_exec(db,
 	    "INSERT INTO settings VALUES ('k', 'v')", NULL, NULL, NULL),
 	    SQLITE_OK);
-	assert_int_equal(sqlite3_prepare_v2(db,
-	    "PRAGMA wal_checkpoint(TRUNCATE)", -1, &q, NULL), SQLITE_OK);
-	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-	assert_int_equal(sqlite3_column_int(q, 0), 0);	/* not busy */
-	sqlite3_finalize(q);
+	assert_int_equal(checkpoint_busy(db), 0);	/* not busy */
 	sqlite3_close(db);
 
 	assert_int_equal(store_setting_get(f->st, "k", &s, &err), 0);
