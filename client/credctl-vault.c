@@ -20,6 +20,9 @@
  *
  * vault.set requires "enabled": without --enable or --disable credctl
  * reads the stored state with vault.get first and sends it back.
+ *
+ * The read cache's lifetime (cache_seconds) is shown only when the cache
+ * is on: off is the default, and the usual listing stays as it was.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -33,8 +36,9 @@
 #include "proto.h"
 #include "secbuf.h"
 
-/* Largest timeout_ms the broker accepts. */
+/* Largest timeout_ms and cache_seconds the broker accepts. */
 #define CREDCTL_VAULT_TIMEOUT_MAX	600000
+#define CREDCTL_VAULT_CACHE_MAX		3600
 
 /* The ids to send; each points into argv or into in (NULL: keep). */
 struct credctl_vault_ids {
@@ -71,20 +75,37 @@ credctl_vault_str(msgpack_object *o, const char *s)
 }
 
 /*
+ * Parse the decimal number s (NULL: absent, *out = -1) of 0 to max.
+ * Returns false when it is not one.
+ */
+static bool
+credctl_vault_number(const char *s, long long max, int64_t *out)
+{
+	char		*end = NULL;
+	long long	 v;
+
+	*out = -1;
+	if (s == NULL)
+		return true;
+	errno = 0;
+	v = *s >= '0' && *s <= '9' ? strtoll(s, &end, 10) : -1;
+	if (v < 0 || errno != 0 || *end != '\0' || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/*
  * Check the options of vault set (settings true) or vault test, and
- * parse --timeout-ms into *timeout (-1 when absent).  Returns 0 or exit
- * status 2.
+ * parse --timeout-ms into *timeout and --cache-seconds into *cache (-1
+ * when absent).  Returns 0 or exit status 2.
  */
 static int
 credctl_vault_check(struct credctl *ctx, struct credctl_args *args,
-    bool settings, int64_t *timeout)
+    bool settings, int64_t *timeout, int64_t *cache)
 {
-	const char	*s = args->timeout_ms;
-	char		*end = NULL;
-	long long	 v;
 	bool		 tty;
 
-	*timeout = -1;
 	if (settings && (args->url == NULL || args->path == NULL))
 		return credctl_usage(ctx, "%s: --url and --path are required",
 		    ctx->cmd->name);
@@ -111,16 +132,16 @@ credctl_vault_check(struct credctl *ctx, struct credctl_args *args,
 		return credctl_usage(ctx, "standard input is a terminal, "
 		    "which would echo what you type; pipe the ids in, or use "
 		    "--secret-id-prompt");
-	if (s != NULL) {
-		errno = 0;
-		v = *s >= '0' && *s <= '9' ? strtoll(s, &end, 10) : -1;
-		if (v < 0 || errno != 0 || *end != '\0' ||
-		    v > CREDCTL_VAULT_TIMEOUT_MAX)
-			return credctl_usage(ctx, "--timeout-ms must be a "
-			    "number of milliseconds from 0 to %d (0: the "
-			    "broker's default)", CREDCTL_VAULT_TIMEOUT_MAX);
-		*timeout = v;
-	}
+	if (!credctl_vault_number(args->timeout_ms,
+	    CREDCTL_VAULT_TIMEOUT_MAX, timeout))
+		return credctl_usage(ctx, "--timeout-ms must be a number of "
+		    "milliseconds from 0 to %d (0: the broker's default)",
+		    CREDCTL_VAULT_TIMEOUT_MAX);
+	if (!credctl_vault_number(args->cache_seconds,
+	    CREDCTL_VAULT_CACHE_MAX, cache))
+		return credctl_usage(ctx, "--cache-seconds must be a number "
+		    "of seconds from 0 to %d (0: no cache)",
+		    CREDCTL_VAULT_CACHE_MAX);
 	return 0;
 }
 
@@ -224,11 +245,12 @@ credctl_vault_pack_bytes(struct credctl_pack *p, const char *key,
 
 /*
  * Pack the params of vault.set or vault.test: enabled (when >= 0), the
- * settings that were given, and the ids.
+ * settings that were given (timeout and cache when >= 0), and the ids.
  */
 static void
 credctl_vault_pack(struct credctl_pack *p, const struct credctl_args *args,
-    const struct credctl_vault_ids *ids, int enabled, int64_t timeout)
+    const struct credctl_vault_ids *ids, int enabled, int64_t timeout,
+    int64_t cache)
 {
 	uint32_t	n = 0;
 
@@ -240,6 +262,7 @@ credctl_vault_pack(struct credctl_pack *p, const struct credctl_args *args,
 	n += args->ca_file != NULL;
 	n += args->namespace != NULL;
 	n += timeout >= 0;
+	n += cache >= 0;
 	msgpack_pack_map(&p->pk, n);
 	if (enabled >= 0)
 		proto_pack_kv_bool(&p->pk, "enabled", enabled != 0);
@@ -259,6 +282,8 @@ credctl_vault_pack(struct credctl_pack *p, const struct credctl_args *args,
 		proto_pack_kv_str(&p->pk, "namespace", args->namespace);
 	if (timeout >= 0)
 		proto_pack_kv_int(&p->pk, "timeout_ms", timeout);
+	if (cache >= 0)
+		proto_pack_kv_int(&p->pk, "cache_seconds", cache);
 }
 
 /* Read the stored "enabled" with vault.get; 0 or an exit status. */
@@ -285,10 +310,12 @@ credctl_vault_enabled(struct credctl *ctx, bool *enabled)
 int
 credctl_vault_show(struct credctl *ctx, struct credctl_args *args)
 {
+	static const char *const off[] = { "cache_seconds", NULL };
 	struct credbroker_reply	*reply;
 	const msgpack_object	*res, *k, *v;
 	msgpack_object_kv	*kv = NULL;
 	msgpack_object		 shown;
+	const char *const	*skip = NULL;
 	uint32_t		 i, n;
 	int			 rc;
 
@@ -315,6 +342,10 @@ credctl_vault_show(struct credctl *ctx, struct credctl_args *args)
 		kv[i] = res->via.map.ptr[i];
 		k = &res->via.map.ptr[i].key;
 		v = &res->via.map.ptr[i].val;
+		if (credctl_vault_is(k, "cache_seconds") &&
+		    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    v->via.u64 == 0)
+			skip = off;
 		if (v->type != MSGPACK_OBJECT_BOOLEAN)
 			continue;
 		if (credctl_vault_is(k, "role_id_set"))
@@ -330,7 +361,7 @@ credctl_vault_show(struct credctl *ctx, struct credctl_args *args)
 	shown.type = MSGPACK_OBJECT_MAP;
 	shown.via.map.size = n;
 	shown.via.map.ptr = kv;
-	credctl_print_fields(stdout, &shown, credctl_vault_fields, NULL);
+	credctl_print_fields(stdout, &shown, credctl_vault_fields, skip);
 	free(kv);
 done:
 	credbroker_reply_free(reply);
@@ -339,7 +370,7 @@ done:
 
 /*
  * credctl vault set --url URL --path PATH [--enable|--disable] [ids]
- * [--ca-file FILE] [--namespace NS] [--timeout-ms N]
+ * [--ca-file FILE] [--namespace NS] [--timeout-ms N] [--cache-seconds N]
  */
 int
 credctl_vault_set(struct credctl *ctx, struct credctl_args *args)
@@ -347,11 +378,12 @@ credctl_vault_set(struct credctl *ctx, struct credctl_args *args)
 	struct credctl_vault_ids ids;
 	struct credctl_pack	 p;
 	struct credbroker_reply	*reply = NULL;
-	int64_t			 timeout;
+	int64_t			 timeout, cache;
 	bool			 enabled = false;
 	int			 rc;
 
-	if ((rc = credctl_vault_check(ctx, args, true, &timeout)) != 0)
+	if ((rc = credctl_vault_check(ctx, args, true, &timeout,
+	    &cache)) != 0)
 		return rc;
 	credctl_harden();
 	memset(&ids, 0, sizeof(ids));
@@ -366,7 +398,7 @@ credctl_vault_set(struct credctl *ctx, struct credctl_args *args)
 		goto done;
 	if ((rc = credctl_vault_read_ids(ctx, args, &ids)) != 0)
 		goto done;
-	credctl_vault_pack(&p, args, &ids, enabled, timeout);
+	credctl_vault_pack(&p, args, &ids, enabled, timeout, cache);
 	secbuf_free(&ids.in);
 
 	if ((rc = credctl_call(ctx, "vault.set", &p, &reply)) != 0)
@@ -426,10 +458,12 @@ credctl_vault_test(struct credctl *ctx, struct credctl_args *args)
 	struct credctl_vault_ids ids;
 	struct credctl_pack	 p;
 	struct credbroker_reply	*reply = NULL;
-	int64_t			 timeout;
+	int64_t			 timeout, cache;
 	int			 rc;
 
-	if ((rc = credctl_vault_check(ctx, args, false, &timeout)) != 0)
+	/* vault test takes no --cache-seconds: cache is always -1. */
+	if ((rc = credctl_vault_check(ctx, args, false, &timeout,
+	    &cache)) != 0)
 		return rc;
 	credctl_harden();
 	memset(&ids, 0, sizeof(ids));
@@ -439,7 +473,7 @@ credctl_vault_test(struct credctl *ctx, struct credctl_args *args)
 		goto done;
 	if ((rc = credctl_vault_read_ids(ctx, args, &ids)) != 0)
 		goto done;
-	credctl_vault_pack(&p, args, &ids, -1, timeout);
+	credctl_vault_pack(&p, args, &ids, -1, timeout, -1);
 	secbuf_free(&ids.in);
 
 	if ((rc = credctl_call(ctx, "vault.test", &p, &reply)) != 0)

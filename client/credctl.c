@@ -148,10 +148,11 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.args = "--url URL --path PATH [--enable|--disable] "
 		    "[--role-id ID|--role-id-stdin] "
 		    "[--secret-id-stdin|--secret-id-prompt] [--ca-file FILE] "
-		    "[--namespace NS] [--timeout-ms N]",
+		    "[--namespace NS] [--timeout-ms N] [--cache-seconds N]",
 		.about = "change the Vault settings; role_id and secret_id "
 		    "are kept unless given",
-		.opts = CREDCTL_OPT_VAULT | CREDCTL_OPT_ENABLE,
+		.opts = CREDCTL_OPT_VAULT | CREDCTL_OPT_ENABLE |
+		    CREDCTL_OPT_CACHE,
 		.exec = credctl_vault_set,
 	},
 	{
@@ -222,6 +223,7 @@ enum {
 	OPTV_CA_FILE,
 	OPTV_NAMESPACE,
 	OPTV_TIMEOUT_MS,
+	OPTV_CACHE_SECONDS,
 	OPTV_HEAD,
 	OPTV_WAIT,
 	OPTV_JSON,
@@ -266,6 +268,8 @@ static const struct {
 	    { "namespace", required_argument, NULL, OPTV_NAMESPACE } },
 	{ CREDCTL_OPT_VAULT,
 	    { "timeout-ms", required_argument, NULL, OPTV_TIMEOUT_MS } },
+	{ CREDCTL_OPT_CACHE,
+	    { "cache-seconds", required_argument, NULL, OPTV_CACHE_SECONDS } },
 	{ CREDCTL_OPT_HEAD, { "head", required_argument, NULL, OPTV_HEAD } },
 	{ CREDCTL_OPT_WAIT, { "wait", no_argument, NULL, OPTV_WAIT } },
 };
@@ -707,6 +711,10 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 		case OPTV_TIMEOUT_MS:
 			rc = credctl_set_once(ctx, &args->timeout_ms,
 			    "timeout-ms");
+			break;
+		case OPTV_CACHE_SECONDS:
+			rc = credctl_set_once(ctx, &args->cache_seconds,
+			    "cache-seconds");
 			break;
 		case OPTV_HEAD:
 			rc = credctl_set_once(ctx, &args->head, "head");

@@ -47,6 +47,7 @@
 #define CREDCTL_OPT_ENABLE		0x0400	/* --enable, --disable */
 #define CREDCTL_OPT_HEAD		0x0800	/* --head HASH */
 #define CREDCTL_OPT_WAIT		0x1000	/* --wait */
+#define CREDCTL_OPT_CACHE		0x2000	/* --cache-seconds */
 
 /* Parsed arguments of one command. */
 struct credctl_args {
@@ -69,6 +70,7 @@ struct credctl_args {
 	const char	 *ca_file;	/* "": clear */
 	const char	 *namespace;	/* "": clear */
 	const char	 *timeout_ms;	/* checked by the command */
+	const char	 *cache_seconds;	/* vault set; checked there */
 	bool		  enable;
 	bool		  disable;
 	bool		  role_id_stdin;

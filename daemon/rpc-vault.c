@@ -84,6 +84,9 @@ rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
 	c->enabled = json_is_true(json_object_get(doc, "enabled"));
 	c->timeout_ms = (unsigned)json_integer_value(json_object_get(doc,
 	    "timeout_ms"));
+	/* Absent from documents saved before it existed: 0, off. */
+	c->cache_seconds = (unsigned)json_integer_value(json_object_get(doc,
+	    "cache_seconds"));
 	if (vault_json_str(doc, "url", &c->url) != 0 ||
 	    vault_json_str(doc, "path", &c->path) != 0 ||
 	    vault_json_str(doc, "ca_file", &c->ca_file) != 0 ||
@@ -131,8 +134,9 @@ vault_save(struct broker *b, const struct vault_conf *c, struct cb_error *err)
 	char	*text = NULL;
 	int	 rc;
 
-	doc = json_pack("{s:b, s:s, s:s, s:i}", "enabled", c->enabled,
-	    "url", c->url, "path", c->path, "timeout_ms", (int)c->timeout_ms);
+	doc = json_pack("{s:b, s:s, s:s, s:i, s:i}", "enabled", c->enabled,
+	    "url", c->url, "path", c->path, "timeout_ms", (int)c->timeout_ms,
+	    "cache_seconds", (int)c->cache_seconds);
 	if (doc == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	if (c->ca_file != NULL)
@@ -164,7 +168,8 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
     struct vault_conf *c, bool require, struct cb_error *err)
 {
 	static const char *const keys[] = { "enabled", "url", "role_id",
-	    "secret_id", "path", "ca_file", "namespace", "timeout_ms", NULL };
+	    "secret_id", "path", "ca_file", "namespace", "timeout_ms",
+	    "cache_seconds", NULL };
 	static const char *const strs[] = { "url", "role_id", "secret_id",
 	    "path", "ca_file", "namespace" };
 	char		**slots[6];
@@ -211,6 +216,16 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 		}
 		c->timeout_ms = (unsigned)t;
 	}
+	if ((rc = proto_get_int(params, "cache_seconds", false, &t, err)) < 0)
+		goto fail;
+	if (rc == 0) {
+		if (t < 0 || t > VAULT_CACHE_MAX) {
+			rc = cb_error_set(err, CB_EBADREQ,
+			    "cache_seconds must be 0 to %d", VAULT_CACHE_MAX);
+			goto fail;
+		}
+		c->cache_seconds = (unsigned)t;
+	}
 	/* vault.test checks completeness first: see rpc_vault_test. */
 	if (require && (rc = vault_conf_check(c, err)) != 0)
 		goto fail;
@@ -234,7 +249,7 @@ rpc_vault_get(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_vault_load(call->broker, &c, &found, err)) != 0)
 		return rc;
-	msgpack_pack_map(pk, 9);
+	msgpack_pack_map(pk, 10);
 	proto_pack_kv_bool(pk, "configured", found);
 	proto_pack_kv_bool(pk, "enabled", c.enabled);
 	proto_pack_kv_str(pk, "url", c.url);
@@ -243,6 +258,7 @@ rpc_vault_get(struct rpc_call *call, const msgpack_object *params,
 	proto_pack_kv_str(pk, "namespace", c.namespace);
 	proto_pack_kv_int(pk, "timeout_ms", c.timeout_ms ? c.timeout_ms :
 	    VAULT_TIMEOUT_DEFAULT);
+	proto_pack_kv_int(pk, "cache_seconds", c.cache_seconds);
 	proto_pack_kv_bool(pk, "role_id_set", c.role_id != NULL);
 	proto_pack_kv_bool(pk, "secret_id_set", c.secret_id != NULL);
 	vault_conf_free(&c);

@@ -33,6 +33,21 @@
  * response is collected into a secbuf.  libcurl's own send buffers are not
  * ours to wipe; CURLOPT_VERBOSE stays off so nothing is ever traced.
  *
+ * Easy handles.  A finished request's easy handle goes back to a short
+ * free list of its client (HTTP_POOL_MAX) instead of being destroyed, so a
+ * warm request does not pay curl_easy_init() and the buffers libcurl
+ * allocates for every new handle.  Connections are not what is kept: they
+ * live in the multi handle's connection cache, whichever easy handle
+ * carried them, so keep-alive works the same either way.  A handle is
+ * curl_easy_reset() before it goes into the list, never just before it is
+ * taken out, because its options point into the request that used it
+ * (CURLOPT_PRIVATE, ERRORBUFFER, WRITEDATA, the header list, the body
+ * passed as POSTFIELDS): a handle at rest must not hold pointers into
+ * freed, wiped memory.  After a reset a handle is as curl_easy_init() made
+ * it, and http_setup() sets every option a request needs on it, as on a
+ * new one.  The list is emptied by http_close(); while closing, finished
+ * handles are destroyed instead of kept.
+ *
  * Transport policy: http and https only, no redirects, peer and host
  * verification always on, TLS 1.2 or later, and no proxy (environment
  * variables such as https_proxy are ignored so that a token is never sent
@@ -54,6 +69,11 @@
 #include "secbuf.h"
 
 #define HTTP_MAX_RESPONSE_DEFAULT	(1024 * 1024)
+/*
+ * Idle easy handles kept per client: enough for the Vault client's usual
+ * concurrency; a burst beyond it pays curl_easy_init() again.
+ */
+#define HTTP_POOL_MAX			16
 
 /* One socket libcurl asked us to watch. */
 struct http_sock {
@@ -90,6 +110,8 @@ struct http {
 	LIST_HEAD(, http_sock)	 socks;		/* polls not yet closing */
 	size_t			 nreqs;
 	size_t			 nhandles;	/* libuv handles not yet closed */
+	CURL			*pool[HTTP_POOL_MAX];	/* reset, idle */
+	size_t			 npool;
 	int			 closing;
 };
 
@@ -136,14 +158,42 @@ http_timer_closed(uv_handle_t *handle)
 	http_maybe_free(h);
 }
 
+/* An easy handle: an idle one from the free list, or a new one. */
+static CURL *
+http_easy_get(struct http *h)
+{
+	if (h->npool > 0)
+		return h->pool[--h->npool];
+	return curl_easy_init();
+}
+
+/*
+ * Give back an easy handle that is out of the multi handle.  Reset it
+ * first: until then it points at its request's header list, body, error
+ * buffer and response, which are about to be wiped and freed.
+ */
+static void
+http_easy_put(struct http *h, CURL *e)
+{
+	if (e == NULL)
+		return;
+	if (h->closing || h->npool == HTTP_POOL_MAX) {
+		curl_easy_cleanup(e);
+		return;
+	}
+	curl_easy_reset(e);
+	h->pool[h->npool++] = e;
+}
+
 /* Wipe and free everything a request owns; it is out of the multi handle. */
 static void
 http_req_free(struct http_req *req)
 {
 	struct curl_slist	*l;
 
-	if (req->easy != NULL)
-		curl_easy_cleanup(req->easy);
+	/* Before the header list and body it may still point at go. */
+	http_easy_put(req->h, req->easy);
+	req->easy = NULL;
 	for (l = req->headers; l != NULL; l = l->next)
 		cb_wipe(l->data, strlen(l->data));
 	curl_slist_free_all(req->headers);
@@ -438,6 +488,9 @@ http_close(struct http *h)
 		http_req_free(req);
 	}
 	h->nreqs = 0;
+	/* Out of the multi handle already; closing, so none comes back. */
+	while (h->npool > 0)
+		curl_easy_cleanup(h->pool[--h->npool]);
 	curl_multi_cleanup(h->multi);
 	h->multi = NULL;
 	/* Sockets libcurl did not REMOVE (e.g. cached connections). */
@@ -492,7 +545,11 @@ http_add_header(struct http_req *req, const char *s)
 	return 0;
 }
 
-/* Set every option of req's easy handle from opts. */
+/*
+ * Set every option of req's easy handle from opts.  The handle is new or
+ * reset (all options at their defaults), so an option set here only for
+ * some requests (CA file, timeouts, body, method) cannot leak into another.
+ */
 static int
 http_setup(struct http_req *req, const struct http_opts *opts,
     const char *method, struct cb_error *err)
@@ -614,7 +671,7 @@ http_start(struct http *h, const struct http_opts *opts, http_done_fn done,
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto fail;
 	}
-	if ((req->easy = curl_easy_init()) == NULL) {
+	if ((req->easy = http_easy_get(h)) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "curl_easy_init failed");
 		goto fail;
 	}
@@ -656,4 +713,10 @@ size_t
 http_active(const struct http *h)
 {
 	return h->nreqs;
+}
+
+size_t
+http_idle_handles(const struct http *h)
+{
+	return h->npool;
 }

@@ -82,5 +82,10 @@ int	 http_start(struct http *h, const struct http_opts *opts,
 void	 http_cancel(struct http_req *req);
 /* Number of transfers in progress. */
 size_t	 http_active(const struct http *h);
+/*
+ * Number of idle easy handles kept for reuse (at most 16): finished
+ * requests give theirs back, reset, and new requests take them first.
+ */
+size_t	 http_idle_handles(const struct http *h);
 
 #endif

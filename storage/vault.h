@@ -16,6 +16,13 @@
  * checked uuids only, so they cannot leave the prefix.
  *
  * Identical reads in flight at the same time share one Vault request.
+ *
+ * With cache_seconds > 0, the answer to a read (the sealed text and its
+ * meta, or "not set") is kept for that long, by relpath, and answers the
+ * same read again without a request.  Only sealed text is ever cached,
+ * never a decrypted value.  A write, a destroy or a list under a folder
+ * drops what it touches at once, new settings drop everything; a change
+ * made in Vault by anyone else is seen only once the entry has expired.
  */
 #ifndef CB_VAULT_H
 #define CB_VAULT_H
@@ -33,6 +40,7 @@ struct http;
 struct vault;
 
 #define VAULT_TIMEOUT_DEFAULT	5000	/* ms */
+#define VAULT_CACHE_MAX		3600	/* cache_seconds at most */
 #define VAULT_ID_MAX		256	/* role_id / secret_id length */
 
 struct vault_conf {
@@ -44,6 +52,7 @@ struct vault_conf {
 	char		*ca_file;	/* NULL: system trust store */
 	char		*namespace;	/* NULL: none */
 	unsigned	 timeout_ms;
+	unsigned	 cache_seconds;	/* keep read answers; 0: off */
 };
 
 struct vault_status {
@@ -102,7 +111,11 @@ void	 vault_get_status(const struct vault *v, struct vault_status *st);
 /* Fail every waiting call ("shutting down"), stop timers, free. */
 void	 vault_close(struct vault *v);
 
-/* KV v2 operations; relpath like "credentials/T/users/U". */
+/*
+ * KV v2 operations; relpath like "credentials/T/users/U".  A read that
+ * the cache answers calls done from the loop, after vault_read() has
+ * returned 0, as a read sent to Vault does.
+ */
 int	 vault_read(struct vault *v, const char *relpath, vault_read_fn done,
 	    void *arg, struct cb_error *err);
 int	 vault_write(struct vault *v, const char *relpath, const char *sealed,
@@ -117,7 +130,11 @@ int	 vault_write_cas(struct vault *v, const char *relpath,
 /* Delete every version and the metadata. */
 int	 vault_destroy(struct vault *v, const char *relpath, vault_done_fn done,
 	    void *arg, struct cb_error *err);
-/* LIST the metadata under relpath (a folder). */
+/*
+ * LIST the metadata under relpath (a folder).  Cached reads under the
+ * folder are dropped: a list comes before the bulk changes (type.clear,
+ * type.delete, key rotation), which then read and change each key.
+ */
 int	 vault_list(struct vault *v, const char *relpath, vault_list_fn done,
 	    void *arg, struct cb_error *err);
 

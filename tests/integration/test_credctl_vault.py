@@ -295,6 +295,27 @@ class CredctlVaultTest(cbtest.DaemonTestCase):
         # Nothing reached the broker.
         self.assert_unconfigured()
 
+    def test_cache_seconds(self):
+        """--cache-seconds: shown only while the cache is on, kept when
+        not given, 0 turns it off."""
+        self.configure()
+        self.assertNotIn("cache_seconds", self.show())
+        self.assertEqual(self.ok_json("vault", "show")["cache_seconds"], 0)
+        self.ok("vault", "set", "--url", self.sim.url, "--path", PATH,
+                "--cache-seconds", "30")
+        out = self.ok("vault", "show")
+        self.assertEqual(out.splitlines()[-1].split(),
+                         ["cache_seconds:", "30"], out)
+        self.ok("vault", "set", "--url", self.sim.url, "--path", PATH,
+                "--timeout-ms", "4000")
+        doc = self.ok_json("vault", "show")
+        self.assertEqual((doc["cache_seconds"], doc["timeout_ms"]),
+                         (30, 4000))
+        self.ok("vault", "set", "--url", self.sim.url, "--path", PATH,
+                "--cache-seconds", "0")
+        self.assertNotIn("cache_seconds", self.show())
+        self.assertEqual(self.ok_json("vault", "show")["cache_seconds"], 0)
+
     def test_usage_errors(self):
         base = ["vault", "set", "--url", self.sim.url, "--path", PATH]
         self.usage("vault", "set", "--path", PATH)
@@ -311,6 +332,10 @@ class CredctlVaultTest(cbtest.DaemonTestCase):
         self.usage(*base, "--secret-id-prompt", input=SECRET_ID + "\n")
         for t in ("abc", "-1", "600001", "", "10 "):
             self.usage(*base, "--timeout-ms", t)
+        for t in ("abc", "-1", "3601", "", "2s"):
+            self.usage(*base, "--cache-seconds", t)
+        self.usage(*base, "--cache-seconds", "2", "--cache-seconds", "3")
+        self.usage("vault", "test", "--cache-seconds", "2")
         self.usage(*base, "--url", self.sim.url)
         self.usage("vault", "test", "--enable")
         self.usage("vault", "show", "--url", self.sim.url)

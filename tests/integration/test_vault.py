@@ -267,8 +267,8 @@ class SettingsTests(VaultCase):
         self.assertEqual(g, {"configured": True, "enabled": True,
                              "url": self.sim.url, "path": PATH,
                              "ca_file": None, "namespace": None,
-                             "timeout_ms": 2500, "role_id_set": True,
-                             "secret_id_set": True})
+                             "timeout_ms": 2500, "cache_seconds": 0,
+                             "role_id_set": True, "secret_id_set": True})
         self.c.ok("health", {})
         self.c.ok("vault.test", {})
         self.assertNoIds(self.c.raw[start:], "vault.set/get/test/health "
@@ -513,7 +513,9 @@ class ValidationTests(VaultCase):
             {"url": "http://127.0.0.1:1/?x=1"}, {"url": "http://a b"},
             {"url": "127.0.0.1:8200"}, {"url": ""},
             {"timeout_ms": -1}, {"timeout_ms": 600001},
-            {"timeout_ms": "5000"}, {"ca_file": "relative/ca.pem"},
+            {"timeout_ms": "5000"}, {"cache_seconds": -1},
+            {"cache_seconds": 3601}, {"cache_seconds": "2"},
+            {"ca_file": "relative/ca.pem"},
             {"namespace": "../x"}, {"namespace": "a//b"},
             {"namespace": "a b"}, {"enabled": "yes"},
             {"enabled": None}, {"url": None}, {"path": None},

@@ -41,7 +41,8 @@
 
 /*
  * The server.  /ok answers 200 with JSON; /echo returns the method, the
- * headers of interest and the body; /slow waits 2 s; /big sends 5 MiB
+ * headers of interest, the body and the client's port (the same port twice
+ * means a kept-alive connection); /slow waits 2 s; /big sends 5 MiB
  * with a Content-Length, /bigstream 5 MiB without one; /status/N answers
  * N; /redirect answers 302 to /ok; /close hangs up without answering.
  */
@@ -72,7 +73,8 @@ static const char server_py[] =
 "                'body': b.decode('latin-1'), 'x_test': h.get('X-Test'),\n"
 "                'x_token': h.get('X-Vault-Token'),\n"
 "                'content_type': h.get('Content-Type'),\n"
-"                'expect': h.get('Expect')}).encode())\n"
+"                'expect': h.get('Expect'),\n"
+"                'port': self.client_address[1]}).encode())\n"
 "        elif p == '/slow':\n"
 "            time.sleep(2)\n"
 "            self.send(200, b'{\"slow\": true}')\n"
@@ -367,8 +369,9 @@ static void	 done_cb(void *, long, const struct secbuf *,
 /* Start method url (path on the plain or TLS port) into r. */
 static int
 start_full(struct fix *f, const char *method, const char *url,
-    const char *ca, const char *body, const char **hdrs, size_t nhdrs,
-    unsigned timeout_ms, size_t max, struct res *r, struct http_req **req)
+    const char *ca, const char *body, const char *const *hdrs,
+    size_t nhdrs, unsigned timeout_ms, size_t max, struct res *r,
+    struct http_req **req)
 {
 	struct http_opts o;
 	struct cb_error	 err;
@@ -677,6 +680,8 @@ test_concurrent(void **state)
 	assert_int_equal(http_active(f->h), 20);
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(http_active(f->h), 0);
+	/* 20 handles were in use at once: only a bounded few are kept. */
+	assert_int_equal(http_idle_handles(f->h), 16);
 	for (i = 0; i < 20; i++) {
 		snprintf(want, sizeof(want), "\"body\": \"request %zu\"", i);
 		assert_int_equal(r[i].called, 1);
@@ -942,6 +947,137 @@ test_bad_requests(void **state)
 	finish(f);
 }
 
+/* The client port /echo saw, or -1. */
+static int
+echo_port(const struct res *r)
+{
+	const char	*p;
+
+	if (r->body == NULL || (p = strstr(r->body, "\"port\": ")) == NULL)
+		return -1;
+	return atoi(p + 8);
+}
+
+/* One step of test_reuse: a request, then what /echo must have seen. */
+struct reuse_step {
+	const char	*method;
+	const char	*path;
+	bool		 tls;
+	const char	*ca;		/* file in the temporary directory */
+	const char	*body;
+	const char	*hdrs[3];
+	size_t		 nhdrs;
+	unsigned	 timeout_ms;
+	size_t		 max;
+	int		 code;		/* expected err->code */
+	long		 status;
+	const char	*want[6];	/* substrings of the answer */
+};
+
+static void
+test_reuse(void **state)
+{
+	/*
+	 * One request at a time, so every request after the first runs on
+	 * the one easy handle the client keeps: each must see only its own
+	 * method, headers, body, CA and limits, nothing left over from the
+	 * request before (curl_easy_reset() clears them all).
+	 */
+	static const struct reuse_step steps[] = {
+		{ "POST", "/echo", false, NULL, "first",
+		    { "X-Test: one", "X-Vault-Token: s.one" }, 2, 5000, 0,
+		    0, 200, { "\"method\": \"POST\"", "\"body\": \"first\"",
+		    "\"x_test\": \"one\"", "\"x_token\": \"s.one\"",
+		    "\"content_type\": \"application/json\"",
+		    "\"expect\": null" } },
+		{ "GET", "/echo", false, NULL, NULL, { NULL }, 0, 5000, 0,
+		    0, 200, { "\"method\": \"GET\"", "\"body\": \"\"",
+		    "\"x_test\": null", "\"x_token\": null",
+		    "\"content_type\": null" } },
+		{ "LIST", "/echo", false, NULL, NULL, { "X-Test: three" }, 1,
+		    5000, 0, 0, 200, { "\"method\": \"LIST\"",
+		    "\"body\": \"\"", "\"x_test\": \"three\"",
+		    "\"x_token\": null" } },
+		{ "PUT", "/echo", false, NULL, "fourth",
+		    { "Content-Type: text/plain" }, 1, 5000, 0, 0, 200,
+		    { "\"method\": \"PUT\"", "\"body\": \"fourth\"",
+		    "\"content_type\": \"text/plain\"", "\"x_test\": null" } },
+		{ "POST", "/echo", false, NULL, NULL, { NULL }, 0, 5000, 0,
+		    0, 200, { "\"method\": \"POST\"", "\"body\": \"\"" } },
+		{ "DELETE", "/echo", false, NULL, NULL, { NULL }, 0, 5000, 0,
+		    0, 200, { "\"method\": \"DELETE\"", "\"body\": \"\"",
+		    "\"x_token\": null" } },
+		/* A response cap, then none: the cap must not stay. */
+		{ "GET", "/big", false, NULL, NULL, { NULL }, 0, 5000,
+		    1 << 20, CB_EUNAVAILABLE, 0, { "" } },
+		{ "GET", "/big", false, NULL, NULL, { NULL }, 0, 5000, 0,
+		    CB_EUNAVAILABLE, 0, { "" } },
+		{ "GET", "/big", false, NULL, NULL, { NULL }, 0, 5000,
+		    8 << 20, 0, 200, { "xxxx" } },
+		/* A timeout, then none: /slow must be waited for. */
+		{ "GET", "/slow", false, NULL, NULL, { NULL }, 0, 300, 0,
+		    CB_EUNAVAILABLE, 0, { "" } },
+		{ "GET", "/slow", false, NULL, NULL, { NULL }, 0, 0, 0,
+		    0, 200, { "\"slow\": true" } },
+		/* A CA file, then the system store: verification fails. */
+		{ "GET", "/ok", true, "ca.pem", NULL, { NULL }, 0, 5000, 0,
+		    0, 200, { "\"ok\": true" } },
+		{ "GET", "/ok", true, NULL, NULL, { NULL }, 0, 5000, 0,
+		    CB_EUNAVAILABLE, 0, { "" } },
+		{ "GET", "/ok", true, "other.pem", NULL, { NULL }, 0, 5000, 0,
+		    CB_EUNAVAILABLE, 0, { "" } },
+		{ "POST", "/echo", true, "ca.pem", "over tls",
+		    { "X-Test: tls" }, 1, 5000, 0, 0, 200,
+		    { "\"method\": \"POST\"", "\"body\": \"over tls\"",
+		    "\"x_test\": \"tls\"" } },
+	};
+	struct fix		*f = *state;
+	const struct reuse_step	*st;
+	struct res		 r;
+	char			 url[256], ca[PATH_MAX];
+	size_t			 i, j;
+	int			 port = -1;
+
+	for (i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		st = &steps[i];
+		memset(&r, 0, sizeof(r));
+		if (st->tls)
+			url_tls(url, sizeof(url), "127.0.0.1", st->path);
+		else
+			url_plain(url, sizeof(url), st->path);
+		if (st->ca != NULL)
+			tmpfile_path(ca, sizeof(ca), st->ca);
+		assert_int_equal(start_full(f, st->method, url,
+		    st->ca != NULL ? ca : NULL, st->body, st->hdrs,
+		    st->nhdrs, st->timeout_ms, st->max, &r, NULL), 0);
+		/* The idle handle was taken, not a new one made. */
+		assert_int_equal(http_idle_handles(f->h), 0);
+		assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+		assert_int_equal(http_idle_handles(f->h), 1);
+		if (r.code != st->code || r.status != st->status)
+			print_error("step %zu: %s %s: %ld '%s'\n", i,
+			    st->method, st->path, r.status, r.msg);
+		assert_int_equal(r.called, 1);
+		assert_int_equal(r.code, st->code);
+		assert_int_equal(r.status, st->status);
+		if (st->code != 0)
+			assert_int_equal(r.len, 0);
+		for (j = 0; j < 6 && st->want[j] != NULL; j++)
+			if (strstr(r.body, st->want[j]) == NULL)
+				fail_msg("step %zu: no '%s' in %.200s", i,
+				    st->want[j], r.body);
+		/* The first two share a kept-alive connection. */
+		if (i == 0)
+			port = echo_port(&r);
+		if (i == 1) {
+			assert_true(port > 0);
+			assert_int_equal(echo_port(&r), port);
+		}
+		res_free(&r);
+	}
+	finish(f);
+}
+
 int
 main(void)
 {
@@ -980,6 +1116,7 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

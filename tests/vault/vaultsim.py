@@ -1613,6 +1613,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def setup(self):
         super().setup()
+        # A kept-alive client waits for each answer before it sends the next
+        # request.  With Nagle on, a small segment is held while earlier
+        # data is unacknowledged, and a client with nothing to send delays
+        # its ACK by up to 40 ms: a response written in two pieces (or whose
+        # last segment is short) would cost every request after the first
+        # that much.  _send also writes each response at once.  An
+        # SSLSocket takes setsockopt like the plain socket under it.
+        try:
+            self.connection.setsockopt(socket.IPPROTO_TCP,
+                                       socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
         sim = self.server.sim
         with sim.lock:
             sim.conn_seq += 1
@@ -1664,9 +1676,18 @@ class Handler(BaseHTTPRequestHandler):
         if resp.close:
             self.send_header("Connection", "close")
             self.close_connection = True
+        # end_headers() then wfile.write(body) would be two writes (two
+        # segments, or two TLS records); append the body to the header
+        # buffer that end_headers() flushes, so the response leaves in one.
+        body = resp.body if not head and resp.status != 204 else b""
+        if body and self.request_version != "HTTP/0.9":
+            self._headers_buffer.append(b"\r\n")
+            self._headers_buffer.append(body)
+            self.flush_headers()
+            return
         self.end_headers()
-        if resp.body and not head and resp.status != 204:
-            self.wfile.write(resp.body)
+        if body:
+            self.wfile.write(body)
 
     def _drop(self, mode):
         self.close_connection = True
