@@ -224,6 +224,14 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (*value != '/')
 			goto bad_abs;
 		return conf_set_str(&c->database, value);
+	} else if (KEY("storage", "page_cache_mb")) {
+		if (conf_parse_uint(value, 1, 4096, &v) != 0)
+			goto bad;
+		c->page_cache_mb = (unsigned)v;
+	} else if (KEY("storage", "mmap_mb")) {
+		if (conf_parse_uint(value, 0, 65536, &v) != 0)
+			goto bad;
+		c->mmap_mb = (unsigned)v;
 	} else if (KEY("security", "secret_key_file")) {
 		if (*value != '/')
 			goto bad_abs;
@@ -351,6 +359,7 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	c->max_inflight = 64;
 	c->idle_timeout = 300;
 	c->shutdown_timeout = 10;
+	c->page_cache_mb = 8;
 	c->log_level = LOG_LVL_INFO;
 	c->audit_sync = true;
 	if (conf_set_str(&c->socket, CONF_DEFAULT_SOCKET) != 0 ||

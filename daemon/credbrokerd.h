@@ -50,6 +50,8 @@ struct conf {
 	unsigned	 shutdown_timeout;	/* seconds */
 
 	char		*database;
+	unsigned	 page_cache_mb;		/* SQLite page cache */
+	unsigned	 mmap_mb;		/* SQLite memory map, 0 = none */
 
 	char		*secret_key_file;
 	char		*secret_key_credential;

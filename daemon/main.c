@@ -226,7 +226,8 @@ main(int argc, char *argv[])
 	b.conf_path = (char *)conf_path;
 	b.overrides = overrides;
 	b.noverrides = noverrides;
-	if (store_open(conf->database, &b.store, &err) != 0)
+	if (store_open(conf->database, &b.store, &err) != 0 ||
+	    store_tune(b.store, conf->page_cache_mb, conf->mmap_mb, &err) != 0)
 		fatalx("%s", err.msg);
 	if (keys_load_state(&b, &key_version, &err) != 0)
 		fatalx("%s", err.msg);

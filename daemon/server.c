@@ -868,6 +868,8 @@ server_reload(struct broker *b)
 	free(b->conf);
 	b->conf = nc;
 	log_set_level(nc->log_level);
+	if (store_tune(b->store, nc->page_cache_mb, nc->mmap_mb, &err) != 0)
+		log_warnx("reload: storage sizes: %s", err.msg);
 	log_info("configuration reloaded (%zu grants)", nc->ngrants);
 	sd_notifyf(0, "READY=1\nSTATUS=configuration reloaded (%zu grants)",
 	    nc->ngrants);

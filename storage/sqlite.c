@@ -487,13 +487,8 @@ store_configure(struct store *st, struct cb_error *err)
 	if ((ret = store_pragma(st, "PRAGMA secure_delete = ON", NULL, 0,
 	    err)) != 0)
 		return ret;
-	/*
-	 * 8 MiB of page cache instead of SQLite's 2 MiB: enough for the
-	 * interior pages of a million-value table, so a lookup reads at most
-	 * its leaf from the file.  Pages fill in as they are used.
-	 */
-	if ((ret = store_pragma(st, "PRAGMA cache_size = -8192", NULL, 0,
-	    err)) != 0)
+	/* The daemon sizes the cache and the map (store_tune). */
+	if ((ret = store_tune(st, 8, 0, err)) != 0)
 		return ret;
 	if ((ret = store_pragma(st, "PRAGMA foreign_keys = ON", NULL, 0,
 	    err)) != 0)
@@ -505,6 +500,29 @@ store_configure(struct store *st, struct cb_error *err)
 		return cb_error_set(err, CB_EINTERNAL,
 		    "SQLite was built without foreign key support");
 	return 0;
+}
+
+/*
+ * The page cache defaults to 8 MiB (SQLite's own default is 2 MiB): enough
+ * for the interior pages of a million-value table.  A memory map lets
+ * lookups in a database larger than the cache read pages without a system
+ * call each, but every page it touches then counts in the broker's RSS.
+ */
+int
+store_tune(struct store *st, unsigned page_cache_mb, unsigned mmap_mb,
+    struct cb_error *err)
+{
+	char	sql[96];
+	int	ret;
+
+	store_release(st);
+	snprintf(sql, sizeof(sql), "PRAGMA cache_size = -%u",
+	    page_cache_mb * 1024);
+	if ((ret = store_pragma(st, sql, NULL, 0, err)) != 0)
+		return ret;
+	snprintf(sql, sizeof(sql), "PRAGMA mmap_size = %llu",
+	    (unsigned long long)mmap_mb * 1024 * 1024);
+	return store_pragma(st, sql, NULL, 0, err);
 }
 
 /* Prepare every statement for the life of the connection. */

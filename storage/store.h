@@ -53,6 +53,12 @@ void	 store_close(struct store *st);
  * Writes end it themselves.
  */
 void	 store_release(struct store *st);
+/*
+ * Size SQLite's page cache (MiB) and memory map (MiB, 0: none); may be
+ * called again at any time (SIGHUP).
+ */
+int	 store_tune(struct store *st, unsigned page_cache_mb, unsigned mmap_mb,
+	    struct cb_error *err);
 
 /* The key check value; *out NULL when none is recorded yet (new store). */
 int	 store_kcv_get(struct store *st, char **out, struct cb_error *err);

@@ -153,6 +153,8 @@ assert_defaults(const struct conf *c)
 	assert_int_equal(c->idle_timeout, 300);
 	assert_int_equal(c->shutdown_timeout, 10);
 	assert_string_equal(c->database, DEF_DATABASE);
+	assert_int_equal(c->page_cache_mb, 8);
+	assert_int_equal(c->mmap_mb, 0);
 	assert_null(c->secret_key_file);
 	assert_string_equal(c->secret_key_credential, "master-key");
 	assert_null(c->secret_key);
@@ -297,6 +299,10 @@ conf_num(const struct conf *c, const char *key)
 		return c->idle_timeout;
 	if (strcmp(key, "server.shutdown_timeout") == 0)
 		return c->shutdown_timeout;
+	if (strcmp(key, "storage.page_cache_mb") == 0)
+		return c->page_cache_mb;
+	if (strcmp(key, "storage.mmap_mb") == 0)
+		return c->mmap_mb;
 	if (strcmp(key, "log.level") == 0)
 		return (unsigned long long)c->log_level;
 	fail_msg("no numeric key %s", key);
@@ -341,6 +347,10 @@ test_numeric_ranges_valid(void **state)
 		{ "server.idle_timeout", "604800", 604800 },
 		{ "server.shutdown_timeout", "0", 0 },
 		{ "server.shutdown_timeout", "3600", 3600 },
+		{ "storage.page_cache_mb", "1", 1 },
+		{ "storage.page_cache_mb", "4096", 4096 },
+		{ "storage.mmap_mb", "0", 0 },
+		{ "storage.mmap_mb", "65536", 65536 },
 		{ "log.level", "error", LOG_LVL_ERROR },
 		{ "log.level", "warning", LOG_LVL_WARN },
 		{ "log.level", "warn", LOG_LVL_WARN },
@@ -402,6 +412,11 @@ static const struct badcase bad_values[] = {
 	{ "server.idle_timeout", "-1", 0 },
 	{ "server.shutdown_timeout", "3601", 0 },
 	{ "server.shutdown_timeout", "ten", 0 },
+	{ "storage.page_cache_mb", "0", 0 },
+	{ "storage.page_cache_mb", "4097", 0 },
+	{ "storage.page_cache_mb", "8M", 0 },
+	{ "storage.mmap_mb", "65537", 0 },
+	{ "storage.mmap_mb", "-1", 0 },
 	{ "storage.database", "credbroker.db", 1 },
 	{ "storage.database", "./credbroker.db", 1 },
 	{ "storage.database", "", 1 },
