@@ -42,7 +42,7 @@ check-asan: build-asan
 	ctest --test-dir $(ASAN_BUILD) $(CTEST_FLAGS) -j$(JOBS) -LE valgrind
 
 check-valgrind: build
-	CB_VALGRIND=1 ctest --test-dir $(BUILD) $(CTEST_FLAGS) -L valgrind
+	CB_VALGRIND=1 ctest --test-dir $(BUILD) $(CTEST_FLAGS) -j$(JOBS) -L valgrind
 
 # libFuzzer targets (tests/fuzz/) with clang, ASan and UBSan.
 build-fuzz: deps
