@@ -92,6 +92,7 @@ struct vop {
 	bool			 retried;
 	bool			 inflight;
 	bool			 nojoin;	/* read: older than a write */
+	bool			 meta_done;	/* write: max_versions is set */
 	uint64_t		 cache_epoch;	/* read: v->cache_epoch then */
 	uint64_t		 token_gen;	/* the token it was sent with */
 	int64_t			 cas;		/* write: check-and-set, or -1 */
@@ -1060,8 +1061,24 @@ vault_op_answered(void *arg, long status, const struct secbuf *body,
 	}
 	if (status != 200 && status != 204) {
 		rc = vault_fail_status(status, body, &err);
+		if (op->kind == VOP_WRITE && !op->meta_done) {
+			char why[CB_ERRMSG_MAX];
+
+			memcpy(why, err.msg, sizeof(why));
+			cb_error_set(&err, err.code, "cannot limit the secret "
+			    "to one version (POST metadata, max_versions; the "
+			    "broker's policy needs create and update on the "
+			    "metadata path): %.300s", why);
+		}
 		vault_note(v, err.msg);
 		goto end;
+	}
+	/* The first step of a write is done: now the value itself. */
+	if (op->kind == VOP_WRITE && !op->meta_done) {
+		op->meta_done = true;
+		op->retried = false;
+		vault_send(v, op);
+		return;
 	}
 	if (op->kind == VOP_READ)
 		rc = vault_parse_read(body, &value, &meta, &err);
@@ -1094,7 +1111,7 @@ vault_send(struct vault *v, struct vop *op)
 	int		 rc = -1;
 
 	path = vault_kv_path(v, op->relpath, op->kind == VOP_DESTROY ||
-	    op->kind == VOP_LIST);
+	    op->kind == VOP_LIST || (op->kind == VOP_WRITE && !op->meta_done));
 	if (path != NULL)
 		url = vault_url(v, path);
 	if (url == NULL) {
@@ -1103,7 +1120,24 @@ vault_send(struct vault *v, struct vop *op)
 	}
 	vault_opts(v, &o, methods[op->kind], url, tokhdr, sizeof(tokhdr), nshdr,
 	    sizeof(nshdr), true);
-	if (op->kind == VOP_WRITE) {
+	if (op->kind == VOP_WRITE && !op->meta_done) {
+		/*
+		 * Keep one version only: a replaced value, and after a key
+		 * rotation the text sealed with the retired key, must not
+		 * stay readable in the secret's version history.
+		 */
+		json_t *doc = json_pack("{s:i}", "max_versions", 1);
+
+		/* jansson's allocator: vault_json_free() below frees it. */
+		body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
+		json_decref(doc);
+		if (body == NULL) {
+			cb_error_set(&err, CB_EINTERNAL, "out of memory");
+			goto fail;
+		}
+		o.body = body;
+		o.body_len = strlen(body);
+	} else if (op->kind == VOP_WRITE) {
 		json_t *doc = op->cas >= 0 ?
 		    json_pack("{s:{s:I}, s:{s:s}}", "options", "cas",
 		    (json_int_t)op->cas, "data", "value", op->sealed) :

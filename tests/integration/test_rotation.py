@@ -520,6 +520,10 @@ class RotationUnderLoad(RotationCase):
             cur = sec["versions"][str(sec["current_version"])]
             val = cur["data"]["value"]
             self.assertTrue(val.startswith("CB1:2:"), (path, val[:8]))
+            # No version sealed with the retired key is left in the
+            # secret's history (the broker keeps max_versions at 1).
+            self.assertEqual(list(sec["versions"]),
+                             [str(sec["current_version"])], path)
             self.assertEqual(new_sealer.open(val, store.vtype, u), vexp[u])
         c.close()
         d.stop()

@@ -70,11 +70,16 @@ class StorageTests(VaultCase):
         self.assertTrue(data["value"].startswith("CB1:"), data["value"])
         writes = [e for e in self.sim.requests_since(seq)
                   if e["path"] != LOGIN_PATH]
+        # The secret is limited to one version first (KV v2 metadata),
+        # then written.
         self.assertEqual([(e["method"], e["path"], e["status"])
                           for e in writes],
-                         [("POST", "/v1/%s/credentials/%s/users/%s"
+                         [("POST", "/v1/%s/metadata/%s/credentials/%s/users/%s"
+                           % (MOUNT, PREFIX, vt["uuid"], u), 204),
+                          ("POST", "/v1/%s/credentials/%s/users/%s"
                            % (PATH, vt["uuid"], u), 200)])
         self.assertTrue(all(e["token"] for e in writes))
+        self.assertEqual(dump[key]["max_versions"], 1)
 
         # status: filled for u, not for other; db types still listed.
         st = self.status_of(u)
@@ -93,13 +98,18 @@ class StorageTests(VaultCase):
         self.assertEqual(err["code"], "not_found", err)
         self.assertIn("gh_token", err["message"])
 
-        # Replace: a second version at the same path.
+        # Replace: a second version at the same path, and the first one
+        # is gone from the history (max_versions 1), so a replaced value
+        # cannot be read back from Vault.
         v2 = canary()
+        old_text = data["value"]
         self.set_value("gh_token", u, v2)
         dump = self.sim.secrets()
         self.assertEqual(sorted(dump), [key])
         self.assertEqual(dump[key]["current_version"], 2)
-        self.assertEqual(len(dump[key]["versions"]), 2)
+        self.assertEqual(list(dump[key]["versions"]), ["2"])
+        self.assertNotEqual(dump[key]["versions"]["2"]["data"]["value"],
+                            old_text)
         for ver in dump[key]["versions"].values():
             self.assertTrue(ver["data"]["value"].startswith("CB1:"))
         self.assertEqual(self.sub_ok("gh_token", u), v2)

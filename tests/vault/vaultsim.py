@@ -523,6 +523,7 @@ class Secret:
     def dump(self):
         return {"current_version": self.current,
                 "oldest_version": self.oldest,
+                "max_versions": self.max_versions,
                 "created_time": rfc3339(self.created),
                 "updated_time": rfc3339(self.updated),
                 "custom_metadata": copy.deepcopy(self.custom_metadata),
