@@ -1120,29 +1120,24 @@ vault_send(struct vault *v, struct vop *op)
 	}
 	vault_opts(v, &o, methods[op->kind], url, tokhdr, sizeof(tokhdr), nshdr,
 	    sizeof(nshdr), true);
-	if (op->kind == VOP_WRITE && !op->meta_done) {
+	if (op->kind == VOP_WRITE) {
+		json_t *doc;
+
 		/*
-		 * Keep one version only: a replaced value, and after a key
-		 * rotation the text sealed with the retired key, must not
-		 * stay readable in the secret's version history.
+		 * First keep one version only: a replaced value, and after a
+		 * key rotation the text sealed with the retired key, must not
+		 * stay readable in the secret's version history.  Then the
+		 * value, with check-and-set when asked.
 		 */
-		json_t *doc = json_pack("{s:i}", "max_versions", 1);
-
+		if (!op->meta_done)
+			doc = json_pack("{s:i}", "max_versions", 1);
+		else if (op->cas >= 0)
+			doc = json_pack("{s:{s:I}, s:{s:s}}", "options", "cas",
+			    (json_int_t)op->cas, "data", "value", op->sealed);
+		else
+			doc = json_pack("{s:{s:s}}", "data", "value",
+			    op->sealed);
 		/* jansson's allocator: vault_json_free() below frees it. */
-		body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
-		json_decref(doc);
-		if (body == NULL) {
-			cb_error_set(&err, CB_EINTERNAL, "out of memory");
-			goto fail;
-		}
-		o.body = body;
-		o.body_len = strlen(body);
-	} else if (op->kind == VOP_WRITE) {
-		json_t *doc = op->cas >= 0 ?
-		    json_pack("{s:{s:I}, s:{s:s}}", "options", "cas",
-		    (json_int_t)op->cas, "data", "value", op->sealed) :
-		    json_pack("{s:{s:s}}", "data", "value", op->sealed);
-
 		body = doc != NULL ? json_dumps(doc, JSON_COMPACT) : NULL;
 		json_decref(doc);
 		if (body == NULL) {
