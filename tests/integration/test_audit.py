@@ -200,6 +200,30 @@ class AuditTest(cbtest.DaemonTestCase):
         # The stderr audit lines are still there.
         self.assertIn("audit: method=cred.set", self.d.log())
 
+    def test_stderr_line_precedes_its_answer(self):
+        """The daemon writes log lines once per loop iteration, always
+        before that iteration's replies: once a caller holds an answer,
+        the call's audit line is already on stderr, for single calls and
+        for a pipelined burst alike."""
+        def count():
+            return self.d.log().count("audit: method=cred.status ")
+
+        n = count()
+        for i in range(30):
+            self.c.ok("cred.status", {"user": self.user})
+            self.assertEqual(count(), n + i + 1, "call %d" % i)
+        n = count()
+        ids, buf = [], bytearray()
+        for _ in range(40):
+            ids.append(self.c.new_id())
+            buf += cbtest.pack_request(ids[-1], "cred.status",
+                                       {"user": self.user})
+        self.c.send_raw(bytes(buf))
+        for k, i in enumerate(ids):
+            self.c.wait_response(i, cbtest.CALL_TIMEOUT)
+            self.assertGreaterEqual(count(), n + k + 1, "reply %d" % k)
+        self.assertEqual(count(), n + 40)
+
     def test_every_method_by_its_flag(self):
         """Every method of proto/methods.def, called with empty params:
         one line when it is flagged CB_MF_AUDIT, none otherwise."""
