@@ -294,8 +294,9 @@ store_run(struct store *st, enum store_stmt which, const char *what,
  * transaction until store_release(), which the daemon calls once per loop
  * iteration before it sends the replies: a burst of pipelined substitutes
  * takes and drops SQLite's WAL read lock once, not twice per value.  Every
- * write releases it first, so a write is always its own durable
- * transaction, committed before its caller is answered.  Outside a hold,
+ * write releases it first (store_write_stmt, store_begin), so a write is
+ * always its own durable transaction, committed before its caller is
+ * answered.  Outside a hold,
  * each statement is its own transaction as usual.
  */
 static void
@@ -318,6 +319,18 @@ store_release(struct store *st)
 	st->reading = false;
 	if (store_run(st, STMT_COMMIT, "end read", NULL) != 0)
 		store_rollback(st);
+}
+
+/*
+ * A statement that writes.  Fetching it ends the read hold, so the write
+ * runs as its own transaction (or in the one store_begin() opened) and is
+ * durable when it returns.
+ */
+static sqlite3_stmt *
+store_write_stmt(struct store *st, enum store_stmt which)
+{
+	store_release(st);
+	return st->stmt[which];
 }
 
 /* Start a write transaction, taking the write lock now. */
@@ -487,9 +500,6 @@ store_configure(struct store *st, struct cb_error *err)
 	if ((ret = store_pragma(st, "PRAGMA secure_delete = ON", NULL, 0,
 	    err)) != 0)
 		return ret;
-	/* The daemon sizes the cache and the map (store_tune). */
-	if ((ret = store_tune(st, 8, 0, err)) != 0)
-		return ret;
 	if ((ret = store_pragma(st, "PRAGMA foreign_keys = ON", NULL, 0,
 	    err)) != 0)
 		return ret;
@@ -503,8 +513,9 @@ store_configure(struct store *st, struct cb_error *err)
 }
 
 /*
- * The page cache defaults to 8 MiB (SQLite's own default is 2 MiB): enough
- * for the interior pages of a million-value table.  A memory map lets
+ * Called by the daemon after store_open() with storage.page_cache_mb
+ * (default 8 MiB, against SQLite's own 2 MiB: enough for the interior
+ * pages of a million-value table) and storage.mmap_mb.  A memory map lets
  * lookups in a database larger than the cache read pages without a system
  * call each, but every page it touches then counts in the broker's RSS.
  */
@@ -671,12 +682,11 @@ store_kcv_get(struct store *st, char **out, struct cb_error *err)
 int
 store_kcv_set(struct store *st, const char *kcv, struct cb_error *err)
 {
-	sqlite3_stmt	*s = st->stmt[STMT_KCV_SET];
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_KCV_SET);
 	int		 rc, ret = 0;
 
 	if (kcv == NULL || *kcv == '\0')
 		return cb_error_set(err, CB_EINTERNAL, "empty key check value");
-	store_release(st);
 	if ((rc = bind_text(s, 1, kcv)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, "write key check", err);
@@ -817,7 +827,7 @@ int
 store_type_create(struct store *st, const struct store_type *t,
     struct cb_error *err)
 {
-	sqlite3_stmt	*s = st->stmt[STMT_TYPE_INSERT];
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_TYPE_INSERT);
 	char		*dests = NULL;
 	int		 rc, ret;
 
@@ -833,7 +843,6 @@ store_type_create(struct store *st, const struct store_type *t,
 		return ret;
 
 	store_types_drop(st);
-	store_release(st);
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, t->ident)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, t->name)) != SQLITE_OK ||
@@ -1048,7 +1057,7 @@ int
 store_type_update(struct store *st, const struct store_type *t,
     struct cb_error *err)
 {
-	sqlite3_stmt	*s = st->stmt[STMT_TYPE_UPDATE];
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_TYPE_UPDATE);
 	char		*dests = NULL;
 	int		 rc, ret;
 
@@ -1060,7 +1069,6 @@ store_type_update(struct store *st, const struct store_type *t,
 		return ret;
 
 	store_types_drop(st);
-	store_release(st);
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, t->name)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, t->description != NULL ? t->description :
@@ -1173,14 +1181,13 @@ store_value_set(struct store *st, const char *type_uuid,
     const char *user_uuid, const char *sealed, int64_t updated_at,
     struct cb_error *err)
 {
-	sqlite3_stmt	*s = st->stmt[STMT_VALUE_SET];
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_VALUE_SET);
 	int		 rc, ret;
 
 	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
 		return ret;
 	if (sealed == NULL || *sealed == '\0')
 		return cb_error_set(err, CB_EINTERNAL, "empty sealed value");
-	store_release(st);
 
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
@@ -1241,13 +1248,12 @@ int
 store_value_delete(struct store *st, const char *type_uuid,
     const char *user_uuid, struct cb_error *err)
 {
-	sqlite3_stmt	*s = st->stmt[STMT_VALUE_DELETE];
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_VALUE_DELETE);
 	int		 rc, ret;
 
 	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
 		return ret;
 
-	store_release(st);
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
@@ -1286,14 +1292,13 @@ int
 store_value_clear(struct store *st, const char *type_uuid,
     int64_t *removed, struct cb_error *err)
 {
-	sqlite3_stmt	*s = st->stmt[STMT_VALUE_CLEAR];
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_VALUE_CLEAR);
 	int		 rc, ret = 0;
 
 	*removed = 0;
 	if (!store_uuid_valid(type_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
-	store_release(st);
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, "clear values", err);
@@ -1384,8 +1389,8 @@ store_setting_set(struct store *st, const char *key, const char *val,
 
 	if (key == NULL || *key == '\0')
 		return cb_error_set(err, CB_EINTERNAL, "empty setting key");
-	store_release(st);
-	s = st->stmt[val != NULL ? STMT_SETTING_SET : STMT_SETTING_DELETE];
+	s = store_write_stmt(st, val != NULL ? STMT_SETTING_SET :
+	    STMT_SETTING_DELETE);
 	if ((rc = bind_text(s, 1, key)) != SQLITE_OK ||
 	    (val != NULL && (rc = bind_text(s, 2, val)) != SQLITE_OK) ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
