@@ -36,10 +36,6 @@
 #include "proto.h"
 #include "secbuf.h"
 
-/* Largest timeout_ms and cache_seconds the broker accepts. */
-#define CREDCTL_VAULT_TIMEOUT_MAX	600000
-#define CREDCTL_VAULT_CACHE_MAX		3600
-
 /* The ids to send; each points into argv or into in (NULL: keep). */
 struct credctl_vault_ids {
 	struct secbuf	 in;		/* standard input or the prompt */
@@ -133,15 +129,15 @@ credctl_vault_check(struct credctl *ctx, struct credctl_args *args,
 		    "which would echo what you type; pipe the ids in, or use "
 		    "--secret-id-prompt");
 	if (!credctl_vault_number(args->timeout_ms,
-	    CREDCTL_VAULT_TIMEOUT_MAX, timeout))
+	    CB_VAULT_TIMEOUT_MAX, timeout))
 		return credctl_usage(ctx, "--timeout-ms must be a number of "
 		    "milliseconds from 0 to %d (0: the broker's default)",
-		    CREDCTL_VAULT_TIMEOUT_MAX);
+		    CB_VAULT_TIMEOUT_MAX);
 	if (!credctl_vault_number(args->cache_seconds,
-	    CREDCTL_VAULT_CACHE_MAX, cache))
+	    CB_VAULT_CACHE_MAX, cache))
 		return credctl_usage(ctx, "--cache-seconds must be a number "
 		    "of seconds from 0 to %d (0: no cache)",
-		    CREDCTL_VAULT_CACHE_MAX);
+		    CB_VAULT_CACHE_MAX);
 	return 0;
 }
 

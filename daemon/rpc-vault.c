@@ -209,9 +209,10 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 	if ((rc = proto_get_int(params, "timeout_ms", false, &t, err)) < 0)
 		goto fail;
 	if (rc == 0) {
-		if (t < 0 || t > 600000) {
+		if (t < 0 || t > CB_VAULT_TIMEOUT_MAX) {
 			rc = cb_error_set(err, CB_EBADREQ,
-			    "timeout_ms must be 0 to 600000");
+			    "timeout_ms must be 0 to %d",
+			    CB_VAULT_TIMEOUT_MAX);
 			goto fail;
 		}
 		c->timeout_ms = (unsigned)t;
@@ -219,9 +220,10 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 	if ((rc = proto_get_int(params, "cache_seconds", false, &t, err)) < 0)
 		goto fail;
 	if (rc == 0) {
-		if (t < 0 || t > VAULT_CACHE_MAX) {
+		if (t < 0 || t > CB_VAULT_CACHE_MAX) {
 			rc = cb_error_set(err, CB_EBADREQ,
-			    "cache_seconds must be 0 to %d", VAULT_CACHE_MAX);
+			    "cache_seconds must be 0 to %d",
+			    CB_VAULT_CACHE_MAX);
 			goto fail;
 		}
 		c->cache_seconds = (unsigned)t;

@@ -23,6 +23,10 @@
 /* Default cap on one message, in bytes (server.max_message_size). */
 #define CB_DEFAULT_MAX_MESSAGE	(1024 * 1024)
 
+/* Limits of the Vault settings (vault.set), for the broker and credctl. */
+#define CB_VAULT_TIMEOUT_MAX	600000	/* timeout_ms */
+#define CB_VAULT_CACHE_MAX	3600	/* cache_seconds */
+
 enum cb_perm {
 #define CB_PERMDEF(sym, name) sym,
 #include "perms.def"

@@ -64,6 +64,7 @@
 
 #include "cb_error.h"
 #include "http.h"
+#include "proto.h"
 
 #include "secbuf.h"
 #include "vault.h"
@@ -1395,12 +1396,12 @@ vault_conf_check(const struct vault_conf *c, struct cb_error *err)
 	if (c->ca_file != NULL && *c->ca_file != '/')
 		return cb_error_set(err, CB_EBADREQ,
 		    "ca_file must be an absolute path");
-	if (c->timeout_ms > 600000)
+	if (c->timeout_ms > CB_VAULT_TIMEOUT_MAX)
 		return cb_error_set(err, CB_EBADREQ,
-		    "timeout_ms must be at most 600000");
-	if (c->cache_seconds > VAULT_CACHE_MAX)
+		    "timeout_ms must be at most %d", CB_VAULT_TIMEOUT_MAX);
+	if (c->cache_seconds > CB_VAULT_CACHE_MAX)
 		return cb_error_set(err, CB_EBADREQ,
-		    "cache_seconds must be at most %d", VAULT_CACHE_MAX);
+		    "cache_seconds must be at most %d", CB_VAULT_CACHE_MAX);
 	if (c->enabled && (c->role_id == NULL || c->secret_id == NULL))
 		return cb_error_set(err, CB_EBADREQ,
 		    "role_id and secret_id are needed to enable Vault");

@@ -40,7 +40,6 @@ struct http;
 struct vault;
 
 #define VAULT_TIMEOUT_DEFAULT	5000	/* ms */
-#define VAULT_CACHE_MAX		3600	/* cache_seconds at most */
 #define VAULT_ID_MAX		256	/* role_id / secret_id length */
 
 struct vault_conf {
