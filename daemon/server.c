@@ -14,10 +14,10 @@
  * before any reply is sent, so a call's audit line always precedes its
  * answer.  Reply buffers are wiped once written.  The same check handle
  * wipes the stack below the loop when a call of the iteration handled a
- * secret: one scrub covers every call of the iteration.  It also ends the
- * SQLite read transaction the iteration's reads shared (store_release).  A prepare handle
- * does the same just before the loop waits, for what timer callbacks
- * produced.
+ * secret (one scrub covers every call of the iteration), and first ends
+ * the SQLite read transaction the iteration's reads shared
+ * (store_release).  A prepare handle does the same just before the loop
+ * waits, for what timer callbacks produced.
  *
  * A connection owns two handles (the pipe and its idle timer) and is freed
  * when both close callbacks have run and no waiting call still refers to
@@ -330,7 +330,7 @@ conn_flush(struct conn *c)
 
 /*
  * Queue a reply; it is sent at the end of the loop iteration together
- * with the connection's other replies (server_iteration_done).
+ * with the connection's other replies (server_send_queued).
  */
 void
 conn_write(struct conn *c, struct secbuf *buf)
