@@ -371,13 +371,12 @@ credctl_table_new(const char *const *headers)
 	return t;
 }
 
-/* Add a row made of the values of keys (one per column) in map. */
-int
-credctl_table_add(struct credctl_table *t, const msgpack_object *map,
-    const char *const *keys)
+/* Room for one more row; -1 when out of memory. */
+static int
+credctl_table_grow(struct credctl_table *t)
 {
 	char	**cells;
-	size_t	  j, ncap;
+	size_t	  ncap;
 
 	if (t->nrows == t->cap) {
 		ncap = t->cap ? t->cap * 2 : 16;
@@ -390,9 +389,41 @@ credctl_table_add(struct credctl_table *t, const msgpack_object *map,
 		t->cells = cells;
 		t->cap = ncap;
 	}
+	return 0;
+}
+
+/* Add a row made of the values of keys (one per column) in map. */
+int
+credctl_table_add(struct credctl_table *t, const msgpack_object *map,
+    const char *const *keys)
+{
+	char	**cells;
+	size_t	  j;
+
+	if (credctl_table_grow(t) != 0)
+		return -1;
 	cells = t->cells + t->nrows * t->ncols;
 	for (j = 0; j < t->ncols; j++)
 		cells[j] = credctl_text(proto_map_get(map, keys[j]));
+	t->nrows++;
+	return 0;
+}
+
+/*
+ * Add a row of ready-made cells (one per column, sanitized, malloc'd); the
+ * table takes them, and frees them itself when out of memory.
+ */
+int
+credctl_table_add_cells(struct credctl_table *t, char **row)
+{
+	size_t	j;
+
+	if (credctl_table_grow(t) != 0) {
+		for (j = 0; j < t->ncols; j++)
+			free(row[j]);
+		return -1;
+	}
+	memcpy(t->cells + t->nrows * t->ncols, row, t->ncols * sizeof(*row));
 	t->nrows++;
 	return 0;
 }
@@ -460,6 +491,139 @@ credctl_table_free(struct credctl_table *t)
 		free(t->cells[i]);
 	free(t->cells);
 	free(t);
+}
+
+/* An unsigned integer field of map, 0 when absent or of another type. */
+static uint64_t
+credctl_stats_u64(const msgpack_object *map, const char *key)
+{
+	const msgpack_object	*v = proto_map_get(map, key);
+
+	return v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ?
+	    v->via.u64 : 0;
+}
+
+/* A latency in microseconds as "850us", "12.3ms" or "4.50s". */
+static char *
+credctl_stats_time(const msgpack_object *map, const char *key)
+{
+	uint64_t	 us = credctl_stats_u64(map, key);
+	char		*s = NULL;
+
+	if (us < 1000)
+		(void)asprintf(&s, "%" PRIu64 "us", us);
+	else if (us < 1000000)
+		(void)asprintf(&s, "%.1fms", (double)us / 1000);
+	else
+		(void)asprintf(&s, "%.2fs", (double)us / 1000000);
+	return s;
+}
+
+/*
+ * The non-zero counts of an outcome map as "NAME=N NAME=N", skipping ok
+ * unless with_ok; "-" when there are none.
+ */
+static char *
+credctl_stats_outcomes(const msgpack_object *map, bool with_ok)
+{
+	const msgpack_object_kv	*kv;
+	char			*out = NULL, *k;
+	size_t			 outlen = 0;
+	uint32_t		 i;
+	FILE			*f;
+	bool			 any = false;
+
+	if ((f = open_memstream(&out, &outlen)) == NULL)
+		return NULL;
+	for (i = 0; map != NULL && map->type == MSGPACK_OBJECT_MAP &&
+	    i < map->via.map.size; i++) {
+		kv = &map->via.map.ptr[i];
+		if (kv->val.type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+		    kv->val.via.u64 == 0 || (!with_ok &&
+		    kv->key.type == MSGPACK_OBJECT_STR &&
+		    kv->key.via.str.size == 2 &&
+		    memcmp(kv->key.via.str.ptr, "ok", 2) == 0))
+			continue;
+		k = credctl_text(&kv->key);
+		fprintf(f, "%s%s=%" PRIu64, any ? " " : "",
+		    k != NULL ? k : "?", kv->val.via.u64);
+		free(k);
+		any = true;
+	}
+	if (!any)
+		fputs("-", f);
+	if (fclose(f) != 0) {
+		free(out);
+		return NULL;
+	}
+	return out;
+}
+
+/*
+ * The stats result for humans: connections and refused requests, one
+ * table row per method (calls, ok, the other outcomes that occurred,
+ * latency percentiles), then the store's and Vault's figures.
+ */
+void
+credctl_print_stats(FILE *f, const msgpack_object *res)
+{
+	static const char *const headers[] = {
+		"METHOD", "CALLS", "OK", "ERRORS", "P50", "P90", "P99",
+		"P99.9", "MAX", NULL
+	};
+	static const char *const quantiles[] = {
+		"p50", "p90", "p99", "p99_9", "max"
+	};
+	const msgpack_object	*conns, *methods, *m, *lat, *sec;
+	struct credctl_table	*t;
+	char			*row[9], *s;
+	uint32_t		 i;
+	size_t			 j;
+
+	if (res->type != MSGPACK_OBJECT_MAP) {
+		credctl_print_kv(f, res, 0);
+		return;
+	}
+	fprintf(f, "uptime: %" PRIu64 "s\n", credctl_stats_u64(res,
+	    "uptime"));
+	conns = proto_map_get(res, "connections");
+	fprintf(f, "connections: %" PRIu64 " open, %" PRIu64 " accepted, %"
+	    PRIu64 " refused\n", credctl_stats_u64(conns, "open"),
+	    credctl_stats_u64(conns, "accepted"),
+	    credctl_stats_u64(conns, "refused"));
+	s = credctl_stats_outcomes(proto_map_get(res, "refused"), false);
+	fprintf(f, "refused requests: %s\n\n", s != NULL ? s : "?");
+	free(s);
+
+	methods = proto_map_get(res, "methods");
+	if (methods != NULL && methods->type == MSGPACK_OBJECT_ARRAY &&
+	    (t = credctl_table_new(headers)) != NULL) {
+		for (i = 0; i < methods->via.array.size; i++) {
+			m = &methods->via.array.ptr[i];
+			lat = proto_map_get(m, "latency_us");
+			row[0] = credctl_text(proto_map_get(m, "method"));
+			row[1] = credctl_text(proto_map_get(m, "calls"));
+			row[2] = credctl_text(proto_map_get(proto_map_get(m,
+			    "outcomes"), "ok"));
+			row[3] = credctl_stats_outcomes(proto_map_get(m,
+			    "outcomes"), false);
+			for (j = 0; j < 5; j++)
+				row[4 + j] = credctl_stats_u64(m, "calls") == 0 ?
+				    strdup("-") : credctl_stats_time(lat,
+				    quantiles[j]);
+			credctl_table_add_cells(t, row);
+		}
+		credctl_table_print(f, t);
+		credctl_table_free(t);
+	}
+	if ((sec = proto_map_get(res, "store")) != NULL) {
+		fputs("\nstore:\n", f);
+		credctl_print_kv(f, sec, 2);
+	}
+	if ((sec = proto_map_get(res, "vault")) != NULL) {
+		fputs("\nvault:\n", f);
+		credctl_print_kv(f, sec, 2);
+	}
 }
 
 /* A JSON string from bytes, invalid UTF-8 (and NUL if nonul) as U+FFFD. */

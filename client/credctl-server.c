@@ -1,6 +1,7 @@
 /*
  * credctl commands about the broker itself: hello (who is the broker,
- * what may I do) and health (store and Vault state, uptime).
+ * what may I do), health (store and Vault state, uptime) and stats
+ * (calls, latencies, store and Vault figures).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,6 +50,23 @@ credctl_health(struct credctl *ctx, struct credctl_args *args)
 		rc = credctl_output(ctx, credbroker_reply_result(reply));
 	else
 		credctl_print_kv(stdout, credbroker_reply_result(reply), 0);
+	credbroker_reply_free(reply);
+	return rc;
+}
+
+/* credctl stats */
+int
+credctl_stats(struct credctl *ctx, struct credctl_args *args)
+{
+	struct credbroker_reply	*reply;
+	int			 rc;
+
+	if ((rc = credctl_call(ctx, "stats", NULL, &reply)) != 0)
+		return rc;
+	if (ctx->json)
+		rc = credctl_output(ctx, credbroker_reply_result(reply));
+	else
+		credctl_print_stats(stdout, credbroker_reply_result(reply));
 	credbroker_reply_free(reply);
 	return rc;
 }

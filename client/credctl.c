@@ -54,6 +54,13 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.exec = credctl_health,
 	},
 	{
+		.name = "stats",
+		.args = "",
+		.about = "show calls per method and outcome, latency "
+		    "percentiles, and store and Vault figures",
+		.exec = credctl_stats,
+	},
+	{
 		.name = "type add",
 		.args = "IDENT --name NAME [--description TEXT] "
 		    "[--storage db|vault] [--destination ORIGIN]...",

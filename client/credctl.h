@@ -135,12 +135,15 @@ int	credctl_table_add(struct credctl_table *, const msgpack_object *,
 	    const char *const *);
 void	credctl_table_print(FILE *, struct credctl_table *);
 void	credctl_table_free(struct credctl_table *);
+int	credctl_table_add_cells(struct credctl_table *, char **);
+void	credctl_print_stats(FILE *, const msgpack_object *);
 int	credctl_json_print(FILE *, const msgpack_object *);
 void	credctl_json_error(FILE *, const char *, const char *);
 
 /* credctl-server.c */
 int	credctl_hello(struct credctl *, struct credctl_args *);
 int	credctl_health(struct credctl *, struct credctl_args *);
+int	credctl_stats(struct credctl *, struct credctl_args *);
 
 /* credctl-type.c */
 int	credctl_type_add(struct credctl *, struct credctl_args *);

@@ -144,6 +144,7 @@ struct rpc_call {
 	uint32_t	 msgid;
 	unsigned	 perms;
 	uint64_t	 start_ms;
+	uint64_t	 start_ns;	/* uv_hrtime, for the latency figures */
 	struct secbuf	 reply;
 	msgpack_packer	 pk;		/* writes into reply */
 	char		 audit_subject[40];	/* user the call is about */
@@ -213,6 +214,43 @@ void	 audit_head(const struct audit *a, uint64_t *seq,
 /* rpc-misc.c */
 int	 rpc_hello(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_health(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
+/* rpc-stats.c */
+
+/*
+ * A latency histogram with log-linear buckets: values (microseconds)
+ * below 2 * RPC_STATS_SUB are exact; above, each power of two is cut into
+ * RPC_STATS_SUB buckets, so a bucket is at most 1/RPC_STATS_SUB (6.25%)
+ * of its values wide.  Values from 2^RPC_STATS_MAX_BITS up share the top
+ * bucket.  Fixed size: recording is O(1) and never allocates.
+ */
+#define RPC_STATS_SUB_BITS	4
+#define RPC_STATS_SUB		(1u << RPC_STATS_SUB_BITS)
+#define RPC_STATS_MAX_BITS	40	/* 2^40 us: about 12.7 days */
+#define RPC_STATS_BUCKETS	\
+	((RPC_STATS_MAX_BITS - RPC_STATS_SUB_BITS + 1) * RPC_STATS_SUB)
+
+struct rpc_stats_hist {
+	uint64_t	 count;
+	uint64_t	 max;		/* largest value recorded, exact */
+	uint64_t	 bucket[RPC_STATS_BUCKETS];
+};
+
+void	 rpc_stats_hist_add(struct rpc_stats_hist *h, uint64_t v);
+/*
+ * The value at quantile per100k / 100000 (50000: the median): the upper
+ * bound of the bucket that holds it, but never more than the maximum;
+ * 0 when h is empty.
+ */
+uint64_t rpc_stats_hist_value(const struct rpc_stats_hist *h,
+	    unsigned per100k);
+/* A call was answered: its method, 0 or its error code, microseconds. */
+void	 rpc_stats_call(int method, int code, uint64_t us);
+/* A request refused before a call existed (envelope, unknown method). */
+void	 rpc_stats_refused(int code);
+/* A connection was accepted (peer identified) or refused at once. */
+void	 rpc_stats_conn(bool accepted);
+int	 rpc_stats(struct rpc_call *, const msgpack_object *, struct cb_error *);
 
 /* rpc-type.c */
 int	 rpc_type_create(struct rpc_call *, const msgpack_object *, struct cb_error *);

@@ -23,6 +23,7 @@
 static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_HELLO] =		rpc_hello,
 	[CB_M_HEALTH] =		rpc_health,
+	[CB_M_STATS] =		rpc_stats,
 	[CB_M_TYPE_CREATE] =	rpc_type_create,
 	[CB_M_TYPE_GET] =	rpc_type_get,
 	[CB_M_TYPE_LIST] =	rpc_type_list,
@@ -149,6 +150,8 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 	struct cb_error		 e;
 
 	if (rc == 0) {
+		rpc_stats_call(call->method, 0,
+		    (uv_hrtime() - call->start_ns) / 1000);
 		if (mi->flags & CB_MF_AUDIT)
 			rpc_audit_log(b, call, peer, "ok");
 	} else {
@@ -156,6 +159,8 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 		rpc_clean_message(&e);
 		if (e.code == 0)
 			cb_error_set(&e, -rc, "%s failed", mi->name);
+		rpc_stats_call(call->method, e.code,
+		    (uv_hrtime() - call->start_ns) / 1000);
 		if (mi->flags & CB_MF_AUDIT)
 			rpc_audit_log(b, call, peer, cb_error_name(e.code));
 		else
@@ -206,6 +211,7 @@ rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 			/* Not a msgpack-rpc request: nothing to answer. */
 			log_info("uid %u pid %d: %s; closing",
 			    (unsigned)peer->uid, (int)peer->pid, err.msg);
+			rpc_stats_refused(CB_EBADREQ);
 			conn_close(c);
 			return;
 		}
@@ -227,6 +233,7 @@ rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 	call->method = m;
 	call->msgid = req.msgid;
 	call->start_ms = uv_now(b->loop);
+	call->start_ns = uv_hrtime();
 	msgpack_packer_init(&call->pk, &call->reply, secbuf_msgpack_write);
 	mi = &cb_methods[m];
 	call->perms = access_perms(b->conf->grants, b->conf->ngrants, peer);
@@ -253,6 +260,7 @@ rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 
 early:
 	/* Refused before a call existed: bad envelope or unknown method. */
+	rpc_stats_refused(err.code);
 	log_debug("uid %u pid %d: %s: %s", (unsigned)peer->uid,
 	    (int)peer->pid, cb_error_name(err.code), err.msg);
 	msgpack_packer_init(&pk, &out, secbuf_msgpack_write);

@@ -543,6 +543,7 @@ server_accept(uv_stream_t *listener, int status)
 	if (b->nconns > b->conf->max_connections) {
 		log_warnx("refusing connection: %u connections open "
 		    "(server.max_connections)", b->nconns - 1);
+		rpc_stats_conn(false);
 		conn_really_close(c);
 		return;
 	}
@@ -553,6 +554,7 @@ server_accept(uv_stream_t *listener, int status)
 		conn_really_close(c);
 		return;
 	}
+	rpc_stats_conn(true);
 	log_debug("connection %llu from uid %u gid %u pid %d",
 	    (unsigned long long)c->id, (unsigned)c->peer.uid,
 	    (unsigned)c->peer.gid, (int)c->peer.pid);

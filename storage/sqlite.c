@@ -1591,3 +1591,36 @@ store_value_count_all(struct store *st, int64_t *n, struct cb_error *err)
 	stmt_done(s);
 	return ret;
 }
+
+/* One integer from a pragma or a count. */
+static int
+store_get_int(struct store *st, const char *sql, int64_t *out,
+    struct cb_error *err)
+{
+	char	ans[32];
+	int	ret;
+
+	if ((ret = store_pragma(st, sql, ans, sizeof(ans), err)) != 0)
+		return ret;
+	*out = strtoll(ans, NULL, 10);
+	return 0;
+}
+
+int
+store_get_stats(struct store *st, struct store_stats *out,
+    struct cb_error *err)
+{
+	int	ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((ret = store_get_int(st, "PRAGMA page_size", &out->page_size,
+	    err)) != 0 ||
+	    (ret = store_get_int(st, "PRAGMA page_count", &out->pages,
+	    err)) != 0 ||
+	    (ret = store_get_int(st, "PRAGMA freelist_count",
+	    &out->free_pages, err)) != 0 ||
+	    (ret = store_get_int(st, "SELECT count(*) FROM types",
+	    &out->types, err)) != 0)
+		return ret;
+	return 0;
+}

@@ -141,6 +141,19 @@ int	 store_value_count_all(struct store *st, int64_t *n,
 	    struct cb_error *err);
 
 /*
+ * Figures for the stats method, from SQLite's page counts and the types
+ * table: constant time in the number of values, which are not counted.
+ */
+struct store_stats {
+	int64_t	 page_size;	/* bytes */
+	int64_t	 pages;		/* in the main database file */
+	int64_t	 free_pages;	/* on the freelist */
+	int64_t	 types;
+};
+int	 store_get_stats(struct store *st, struct store_stats *out,
+	    struct cb_error *err);
+
+/*
  * Validation shared by daemon and store.  uuids are lower-case hex only
  * (upper case is refused, not folded), so one id has one row and one path.
  */

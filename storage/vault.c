@@ -149,6 +149,7 @@ struct vault {
 	uint64_t		 logins;
 	uint64_t		 renewals;
 	uint64_t		 token_gen;	/* bumped by every new token */
+	struct vault_stats	 stats;		/* counters (vault_get_stats) */
 	struct vcachebucket	*cache;		/* buckets; NULL when empty */
 	struct vcacheq		 cache_order;
 	size_t			 ncache;
@@ -538,6 +539,7 @@ vault_op_end(struct vault *v, struct vop *op, int rc, const char *value,
 	struct vop	*o;
 
 	TAILQ_REMOVE(&v->ops, op, entry);
+	v->stats.ops[rc < 0 && -rc < CB_ERR_MAX ? -rc : 0]++;
 	/*
 	 * A read that was already under way may answer with what was there
 	 * before this write or delete.  Once the change is acknowledged, no
@@ -741,6 +743,7 @@ vault_auth_done(void *arg, long status, const struct secbuf *body,
 
 	if (err.code != 0 && renew) {
 		/* A failed renewal is followed by a fresh login at once. */
+		v->stats.renewal_failures++;
 		vault_note(v, err.msg);
 		vault_drop_token(v);
 		v->state = VS_IDLE;
@@ -752,6 +755,7 @@ vault_auth_done(void *arg, long status, const struct secbuf *body,
 
 		snprintf(msg, sizeof(msg), "Vault %.400s", err.msg);
 		vault_note(v, msg);
+		v->stats.login_failures++;
 		v->state = VS_BACKOFF;
 		at = vault_jitter(v->backoff, 25);
 		v->backoff = v->backoff * 2 > VAULT_BACKOFF_MAX ?
@@ -1240,9 +1244,13 @@ vault_read(struct vault *v, const char *relpath, vault_read_fn done,
 	 * A recent answer, when the cache is on.  Not while logins fail:
 	 * then calls fail at once, cached or not.
 	 */
-	if (usable && v->conf.cache_seconds > 0 &&
-	    (e = vault_cache_find(v, relpath)) != NULL)
-		return vault_hit(v, e, done, arg, err);
+	if (usable && v->conf.cache_seconds > 0) {
+		if ((e = vault_cache_find(v, relpath)) != NULL) {
+			v->stats.cache_hits++;
+			return vault_hit(v, e, done, arg, err);
+		}
+		v->stats.cache_misses++;
+	}
 	if ((w = calloc(1, sizeof(*w))) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	w->fn = done;
@@ -1254,6 +1262,7 @@ vault_read(struct vault *v, const char *relpath, vault_read_fn done,
 		    strcmp(op->relpath, relpath) == 0) {
 			w->next = op->readers;
 			op->readers = w;
+			v->stats.joined++;
 			return 0;
 		}
 	if ((op = vault_op_new(VOP_READ, relpath, err)) == NULL) {
@@ -1559,6 +1568,27 @@ vault_get_status(const struct vault *v, struct vault_status *st)
 	st->logins = v->logins;
 	st->renewals = v->renewals;
 	snprintf(st->last_error, sizeof(st->last_error), "%s", v->last_error);
+}
+
+void
+vault_get_stats(const struct vault *v, struct vault_stats *st)
+{
+	const struct vop	*op;
+
+	memset(st, 0, sizeof(*st));
+	if (v == NULL)
+		return;
+	*st = v->stats;
+	st->logins = v->logins;
+	st->renewals = v->renewals;
+	st->cache_entries = v->ncache;
+	/* Bounded by the operations queued; stats is not on a hot path. */
+	TAILQ_FOREACH(op, &v->ops, entry) {
+		if (op->inflight)
+			st->in_flight++;
+		else
+			st->waiting++;
+	}
 }
 
 /* The timer handle is freed once closed. */

@@ -65,6 +65,26 @@ struct vault_status {
 };
 
 /*
+ * Counters for the stats method: only counts, never a path or a value.
+ * Operations are counted when they end, by outcome (ops[0]: ok, else
+ * ops[code] for a CB_E* code); calls refused before they were queued
+ * (not configured, backing off) are not operations.
+ */
+struct vault_stats {
+	uint64_t	 logins;		/* attempts */
+	uint64_t	 login_failures;
+	uint64_t	 renewals;		/* that succeeded */
+	uint64_t	 renewal_failures;
+	uint64_t	 ops[CB_ERR_MAX];	/* ended, by outcome */
+	uint64_t	 cache_hits;
+	uint64_t	 cache_misses;		/* with the cache on */
+	uint64_t	 joined;		/* reads that shared a request */
+	size_t		 cache_entries;
+	size_t		 in_flight;		/* sent, not yet answered */
+	size_t		 waiting;		/* queued for a login */
+};
+
+/*
  * Completion of a read: rc 0 with the sealed text in value (owned by the
  * vault module, valid during the callback) and the version's creation
  * time and number in meta (never NULL); -CB_ENOTFOUND when no value is set (missing, or the latest version
@@ -107,6 +127,8 @@ int	 vault_configure(struct vault *v, const struct vault_conf *c,
 /* Whether calls can be made at all (configured and enabled). */
 bool	 vault_usable(const struct vault *v, struct cb_error *err);
 void	 vault_get_status(const struct vault *v, struct vault_status *st);
+/* Counters since start (zeros when v is NULL); O(operations queued). */
+void	 vault_get_stats(const struct vault *v, struct vault_stats *st);
 /* Fail every waiting call ("shutting down"), stop timers, free. */
 void	 vault_close(struct vault *v);
 
