@@ -25,6 +25,7 @@ daemon's stderr.
 """
 
 import base64
+import json
 import os
 import secrets
 import sys
@@ -1561,6 +1562,27 @@ class TestRequestStructure(SubBase):
             "https://api.example.com/", [("X-A", "a\tb " + ph("t"))]))
         self.assertEqual(res["request"]["headers"],
                          [["X-A", "a\tb " + self.canary]])
+
+    def test_credctl_dry_run_refuses_routing_headers_and_line_breaks(self):
+        for headers, needles in (
+                ([["Authorization", "Bearer " + ph("t")],
+                  ["Host", "evil.example"]], ["Host"]),
+                ([["Authorization", "Bearer " + ph("t")],
+                  ["X-A", "1\r\nHost: evil.example"]], ["X-A", "0x0d"])):
+            with self.subTest(headers=headers):
+                doc = {"component": self.component,
+                       "request": self.req("https://api.example.com/",
+                                           headers)}
+                rc, out, err = cbtest.credctl(self.d.socket, "substitute",
+                                              "--dry-run",
+                                              input=json.dumps(doc))
+                self.assertNotEqual(rc, 0, out)
+                self.assertIn("bad_request", out + err)
+                for n in needles:
+                    self.assertIn(n, err)
+                self.assertNotIn("evil.example", out)
+                self.assertEqual(find_leaks((out + err).encode(),
+                                            self.planted), [])
 
     def test_control_characters_in_template_url_are_refused(self):
         base = "https://api.example.com/"
