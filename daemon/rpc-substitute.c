@@ -43,7 +43,7 @@
 #define SUB_HEADERS_MAX		128
 #define SUB_METHOD_MAX		32
 #define SUB_HNAME_MAX		256
-#define SUB_HNAME_SHOW		64	/* bytes of a header name in a message */
+#define SUB_HNAME_SHOW		64	/* header name bytes in a message */
 #define SUB_WHAT_MAX		(SUB_HNAME_SHOW + 48)
 /* msgpack framing of the reply around its strings: a generous bound. */
 #define SUB_REPLY_FIXED		256

@@ -138,7 +138,7 @@ int	 tpl_check_url_template(const struct tpl *t, struct cb_error *err);
 /*
  * Check the literal text of a parsed template (everything outside its
  * placeholders; a value is checked by tpl_render) for the place it goes:
- *	TPL_URL		no control character, DEL or space (0x00..0x20, 0x7f)
+ *	TPL_URL		no control character, DEL or space (0x00-0x20, 0x7f)
  *	TPL_HEADER	no control character but HTAB, and no DEL
  *	TPL_TEXT, TPL_BODY	anything
  * -CB_EBADREQ naming what (e.g. "request.url"), the byte and its offset.

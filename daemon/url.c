@@ -23,7 +23,7 @@
 #define URL_HOST_MAX	253	/* a DNS name; also bounds IPv6 text */
 #define URL_LABEL_MAX	63
 #define URL_QUOTE_MAX	80	/* bytes of authority quoted in a message */
-#define URL_AUTH_MAX	(URL_HOST_MAX + 8)	/* host, brackets, ":port" */
+#define URL_AUTH_MAX	(URL_HOST_MAX + 8)	/* host, [], ":port" */
 
 /* Headers that route or frame a request; see url_routing_header. */
 static const char *const url_routing[] = {

@@ -735,7 +735,8 @@ test_template_text_control_characters_refused(void **state)
 		enum tpl_ctx	 ctx;
 		const char	*msg;	/* NULL: accepted */
 	} cases[] = {
-		{ S("1\r\nHost: evil.example"), TPL_HEADER, "0x0d at offset 1" },
+		{ S("1\r\nHost: evil.example"), TPL_HEADER,
+		    "0x0d at offset 1" },
 		{ S("1\nHost: evil.example"), TPL_HEADER, "0x0a at offset 1" },
 		{ S("a\0b"), TPL_HEADER, "0x00 at offset 1" },
 		{ S("a\x7f"), TPL_HEADER, "0x7f at offset 1" },
