@@ -204,6 +204,10 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (conf_parse_uint(value, 1024, 64ULL * 1024 * 1024, &v) != 0)
 			goto bad;
 		c->max_message = (size_t)v;
+	} else if (KEY("server", "max_reply_size")) {
+		if (conf_parse_uint(value, 1024, 256ULL * 1024 * 1024, &v) != 0)
+			goto bad;
+		c->max_reply = (size_t)v;
 	} else if (KEY("server", "max_connections")) {
 		if (conf_parse_uint(value, 1, 1000000, &v) != 0)
 			goto bad;
@@ -436,6 +440,9 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 		free(sec);
 		sec = NULL;
 	}
+	/* Unset, the reply cap follows the request cap. */
+	if (c->max_reply == 0)
+		c->max_reply = CB_REPLY_FACTOR * c->max_message;
 	return 0;
 oom:
 	rc = cb_error_set(err, CB_EINTERNAL, "out of memory");

@@ -44,6 +44,7 @@ struct conf {
 	char		*socket;
 	unsigned	 socket_mode;
 	size_t		 max_message;
+	size_t		 max_reply;	/* substituted request */
 	unsigned	 max_connections;
 	unsigned	 max_inflight;
 	unsigned	 idle_timeout;		/* seconds, 0 = none */

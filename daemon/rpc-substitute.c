@@ -9,10 +9,14 @@
  *
  *	1. parse the component and find the subject (5.1); maybe "skipped"
  *	2. parse every template (URL, header values, body); check the URL
- *	   shape, that every id is declared, and that header names are plain
+ *	   shape, that every id is declared, that header names are plain,
+ *	   that the templates' own text holds no control characters, and
+ *	   that a request carrying a credential has no routing header
+ *	   naming another destination
  *	3. resolve each referenced type, check its destinations against the
  *	   URL's origin, and fetch the sealed values (still sealed)
- *	4. only now decrypt, render, and pack the reply into a wiping buffer
+ *	4. only now decrypt, bound the reply's size from the value lengths,
+ *	   render, and pack the reply into a wiping buffer
  *	5. wipe every decrypted value and every rendered buffer
  *
  * With dry_run, step 4 renders the mask "~masked-ID~" (through the same
@@ -23,6 +27,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "cb_error.h"
 #include "credbrokerd.h"
@@ -38,6 +43,12 @@
 #define SUB_HEADERS_MAX		128
 #define SUB_METHOD_MAX		32
 #define SUB_HNAME_MAX		256
+#define SUB_HNAME_SHOW		64	/* header name bytes in a message */
+#define SUB_WHAT_MAX		(SUB_HNAME_SHOW + 48)
+/* msgpack framing of the reply around its strings: a generous bound. */
+#define SUB_REPLY_FIXED		256
+#define SUB_REPLY_PER_HEADER	16
+#define SUB_REPLY_PER_CRED	(32 + STORE_IDENT_MAX + TPL_ID_MAX)
 
 struct sub;
 
@@ -100,6 +111,58 @@ sub_token(const char *s, size_t len)
 	return true;
 }
 
+/*
+ * Show a header name in a message: at most SUB_HNAME_SHOW bytes, anything
+ * outside printable ASCII as '?'.
+ */
+static const char *
+sub_quote_name(const char *s, size_t len, char *buf)
+{
+	size_t	i, m;
+
+	m = len > SUB_HNAME_SHOW ? SUB_HNAME_SHOW : len;
+	for (i = 0; i < m; i++)
+		buf[i] = (s[i] > 0x20 && s[i] < 0x7f) ? s[i] : '?';
+	if (m < len) {
+		memcpy(buf + m, "...", 3);
+		m += 3;
+	}
+	buf[m] = '\0';
+	return buf;
+}
+
+/* A header name that is not a token: say what is wrong with it. */
+static int
+sub_bad_name(size_t i, const char *s, size_t len, struct cb_error *err)
+{
+	char	q[SUB_HNAME_SHOW + 4];
+	size_t	j;
+
+	sub_quote_name(s, len, q);
+	if (len == 0)
+		return cb_error_set(err, CB_EBADREQ, "request.headers[%zu]: "
+		    "the header name is empty", i);
+	if (len > SUB_HNAME_MAX)
+		return cb_error_set(err, CB_EBADREQ, "request.headers[%zu] "
+		    "'%s': the header name is longer than %d bytes", i, q,
+		    SUB_HNAME_MAX);
+	for (j = 0; j < len; j++) {
+		unsigned char c = (unsigned char)s[j];
+
+		if (c < 0x20 || c == 0x7f)
+			return cb_error_set(err, CB_EBADREQ,
+			    "request.headers[%zu] '%s': the header name "
+			    "contains the control character 0x%02x", i, q, c);
+	}
+	if (s[0] == ':')
+		return cb_error_set(err, CB_EBADREQ, "request.headers[%zu] "
+		    "'%s': a pseudo-header is not a valid header name; the URL "
+		    "says where the request goes", i, q);
+	return cb_error_set(err, CB_EBADREQ, "request.headers[%zu] '%s': not a "
+	    "valid header name (an HTTP token; placeholders are only "
+	    "allowed in values)", i, q);
+}
+
 /* Text bytes of a str or bin object, or NULL. */
 static const char *
 sub_bytes(const msgpack_object *o, size_t *len)
@@ -151,6 +214,7 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 	    "body", NULL };
 	const msgpack_object	*h;
 	const char		*p;
+	char			 q[SUB_HNAME_SHOW + 4], what[SUB_WHAT_MAX];
 	size_t			 len, i;
 	int			 rc;
 
@@ -173,7 +237,9 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 	    &s->url_tpl, err)) != 0 ||
 	    (rc = tpl_check_url_template(&s->url_tpl, err)) != 0 ||
 	    (rc = url_origin(s->url->via.str.ptr, s->url->via.str.size,
-	    &s->origin, err)) != 0)
+	    &s->origin, err)) != 0 ||
+	    (rc = tpl_check_literal(&s->url_tpl, TPL_URL, "request.url",
+	    err)) != 0)
 		return rc;
 
 	h = proto_map_get(req, "headers");
@@ -203,14 +269,17 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 			/* A name is a token: no placeholder can form one. */
 			if (sh->namelen > SUB_HNAME_MAX ||
 			    !sub_token(sh->name, sh->namelen))
-				return cb_error_set(err, CB_EBADREQ,
-				    "request.headers[%zu]: the name is not a "
-				    "valid header name (placeholders are only "
-				    "allowed in values)", i);
+				return sub_bad_name(i, sh->name, sh->namelen,
+				    err);
 			s->nheaders++;
+			snprintf(what, sizeof(what), "request.headers[%zu] "
+			    "'%s': the value", i, sub_quote_name(sh->name,
+			    sh->namelen, q));
 			if ((rc = tpl_parse(pair->via.array.ptr[1].via.str.ptr,
 			    pair->via.array.ptr[1].via.str.size, &sh->value,
-			    err)) != 0)
+			    err)) != 0 ||
+			    (rc = tpl_check_literal(&sh->value, TPL_HEADER,
+			    what, err)) != 0)
 				return rc;
 		}
 	}
@@ -246,6 +315,45 @@ sub_collect(struct sub *s, struct cb_error *err)
 			return rc;
 	if (s->body != NULL && (rc = sub_declared(s, &s->body_tpl, err)) != 0)
 		return rc;
+	return 0;
+}
+
+/*
+ * A request that carries a credential may not say, besides its URL,
+ * where it goes: behind a shared ingress or CDN, a Host header (or a
+ * forwarding or override header that the ingress trusts) would deliver
+ * the credential to another tenant than the origin the destinations were
+ * checked against, and hop-by-hop headers change how the request is
+ * framed on the way.  Host (and :authority, which never gets here: it is
+ * not a token) may name the URL's own origin, as clients send it anyway.
+ */
+static int
+sub_check_routing(struct sub *s, struct cb_error *err)
+{
+	struct sub_header	*sh;
+	char			 q[SUB_HNAME_SHOW + 4];
+	size_t			 i;
+
+	if (s->ncreds == 0)
+		return 0;
+	for (i = 0; i < s->nheaders; i++) {
+		sh = &s->headers[i];
+		if (!url_routing_header(sh->name, sh->namelen))
+			continue;
+		if (sh->namelen == 4 && strncasecmp(sh->name, "host", 4) == 0) {
+			if (sh->value.nph == 0 && url_authority_matches(
+			    s->origin, sh->value.text, sh->value.len))
+				continue;
+			return cb_error_set(err, CB_EBADREQ,
+			    "request.headers[%zu] 'Host': a request that "
+			    "carries a credential may only name the URL's "
+			    "own host and port (%s) in Host", i, s->origin);
+		}
+		return cb_error_set(err, CB_EBADREQ, "request.headers[%zu] "
+		    "'%s': a request that carries a credential may not carry "
+		    "routing or hop-by-hop headers", i,
+		    sub_quote_name(sh->name, sh->namelen, q));
+	}
 	return 0;
 }
 
@@ -402,6 +510,48 @@ sub_lookup(void *arg, const char *id, const uint8_t **val, size_t *len,
 	    id);
 }
 
+/*
+ * Refuse, before rendering anything, a reply that could exceed
+ * server.max_reply_size: a small template that repeats a large value
+ * would otherwise be rendered and packed in full, in locked memory, on
+ * the loop.  The bound comes from the value lengths and the filters'
+ * largest expansion, so nothing large is ever allocated.
+ */
+static int
+sub_check_size(struct sub *s, struct cb_error *err)
+{
+	size_t	max = s->call->broker->conf->max_reply;
+	size_t	total, n, i;
+	int	rc;
+
+	total = SUB_REPLY_FIXED + s->method->via.str.size + strlen(s->subject);
+	if ((rc = tpl_render_bound(&s->url_tpl, sub_lookup, s, &n, err)) != 0)
+		return rc;
+	total = n > SIZE_MAX - total ? SIZE_MAX : total + n;
+	for (i = 0; i < s->nheaders && total <= max; i++) {
+		if ((rc = tpl_render_bound(&s->headers[i].value, sub_lookup, s,
+		    &n, err)) != 0)
+			return rc;
+		n = n > SIZE_MAX - s->headers[i].namelen -
+		    SUB_REPLY_PER_HEADER ? SIZE_MAX :
+		    n + s->headers[i].namelen + SUB_REPLY_PER_HEADER;
+		total = n > SIZE_MAX - total ? SIZE_MAX : total + n;
+	}
+	if (s->body != NULL && total <= max) {
+		if ((rc = tpl_render_bound(&s->body_tpl, sub_lookup, s, &n,
+		    err)) != 0)
+			return rc;
+		total = n > SIZE_MAX - total ? SIZE_MAX : total + n;
+	}
+	n = s->ncreds * SUB_REPLY_PER_CRED;
+	total = n > SIZE_MAX - total ? SIZE_MAX : total + n;
+	if (total > max)
+		return cb_error_set(err, CB_ETOOLARGE, "the substituted "
+		    "request could be larger than server.max_reply_size "
+		    "(%zu bytes): reference fewer or smaller values", max);
+	return 0;
+}
+
 /* Render URL, headers and body; a dry run renders masks unchecked. */
 static int
 sub_render(struct sub *s, struct cb_error *err)
@@ -412,7 +562,8 @@ sub_render(struct sub *s, struct cb_error *err)
 	size_t		 i;
 	int		 rc;
 
-	if ((rc = tpl_render(&s->url_tpl, url_ctx, sub_lookup, s, &s->url_out,
+	if ((rc = sub_check_size(s, err)) != 0 ||
+	    (rc = tpl_render(&s->url_tpl, url_ctx, sub_lookup, s, &s->url_out,
 	    err)) != 0)
 		return rc;
 	for (i = 0; i < s->nheaders; i++)
@@ -606,6 +757,7 @@ rpc_substitute(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = sub_parse_templates(s, proto_map_get(params, "request"),
 	    err)) != 0 ||
 	    (rc = sub_collect(s, err)) != 0 ||
+	    (rc = sub_check_routing(s, err)) != 0 ||
 	    (rc = sub_fetch(call, s, err)) != 0)
 		goto done;
 	if (s->pending > 1 && (rc = sub_rebase(s, params, err)) != 0) {

@@ -629,6 +629,93 @@ done:
 	return rc;
 }
 
+/*
+ * Check the template's own text: a literal CR or LF in a header value
+ * would add a header or a request of the caller's choosing after the
+ * destination check, and whitespace or a control character in the URL
+ * splits the request line or is read differently by URL parsers.
+ */
+int
+tpl_check_literal(const struct tpl *t, enum tpl_ctx ctx, const char *what,
+    struct cb_error *err)
+{
+	size_t	i, k = 0, end;
+
+	if (ctx != TPL_URL && ctx != TPL_HEADER)
+		return 0;
+	for (i = 0; i < t->len; i = end) {
+		end = k < t->nph ? t->ph[k].start : t->len;
+		for (; i < end; i++) {
+			unsigned char c = (unsigned char)t->text[i];
+
+			if (c == 0x7f || (c < 0x20 && !(ctx == TPL_HEADER &&
+			    c == '\t')))
+				return cb_error_set(err, CB_EBADREQ, "%s "
+				    "contains the control character 0x%02x "
+				    "at offset %zu", what, c, i);
+			if (c == ' ' && ctx == TPL_URL)
+				return cb_error_set(err, CB_EBADREQ, "%s "
+				    "contains a space at offset %zu; write "
+				    "it as %%20", what, i);
+		}
+		if (k < t->nph)
+			end = t->ph[k++].end;
+	}
+	return 0;
+}
+
+/* a + b, or SIZE_MAX if that overflows. */
+static size_t
+tpl_sat_add(size_t a, size_t b)
+{
+	return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+/* a * b, or SIZE_MAX if that overflows. */
+static size_t
+tpl_sat_mul(size_t a, size_t b)
+{
+	return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+/* Bound the rendered size of t from the value lengths alone. */
+int
+tpl_render_bound(const struct tpl *t, tpl_lookup_fn lookup, void *arg,
+    size_t *bound, struct cb_error *err)
+{
+	const struct tpl_ph	*ph;
+	const uint8_t		*val;
+	size_t			 i, k, n, total;
+	int			 rc;
+
+	total = t->len;
+	for (i = 0; i < t->nph; i++) {
+		ph = &t->ph[i];
+		total -= ph->end - ph->start;
+		val = NULL;
+		n = 0;
+		if ((rc = lookup(arg, ph->id, &val, &n, err)) != 0)
+			return rc > 0 ? -CB_EINTERNAL : rc;
+		for (k = 0; k < (size_t)ph->nfilters; k++) {
+			switch (ph->filters[k]) {
+			case TPL_F_URLQUERY:
+			case TPL_F_URLPATH:
+				n = tpl_sat_mul(n, 3);
+				break;
+			case TPL_F_JSON:
+				n = tpl_sat_mul(n, 6);
+				break;
+			case TPL_F_BASE64:
+				n = tpl_sat_mul(tpl_sat_add(n, 2) / 3, 4);
+				break;
+			}
+		}
+		total = tpl_sat_add(total, n);
+	}
+	*bound = total;
+	return 0;
+}
+
 /* Does s (n bytes) start with the ASCII prefix p, ignoring case? */
 static int
 tpl_has_prefix(const char *s, size_t n, const char *p)

@@ -135,6 +135,27 @@ int	 tpl_render(const struct tpl *t, enum tpl_ctx ctx,
  */
 int	 tpl_check_url_template(const struct tpl *t, struct cb_error *err);
 
+/*
+ * Check the literal text of a parsed template (everything outside its
+ * placeholders; a value is checked by tpl_render) for the place it goes:
+ *	TPL_URL		no control character, DEL or space (0x00-0x20, 0x7f)
+ *	TPL_HEADER	no control character but HTAB, and no DEL
+ *	TPL_TEXT, TPL_BODY	anything
+ * -CB_EBADREQ naming what (e.g. "request.url"), the byte and its offset.
+ */
+int	 tpl_check_literal(const struct tpl *t, enum tpl_ctx ctx,
+	    const char *what, struct cb_error *err);
+
+/*
+ * An upper bound, in bytes, of what tpl_render makes of t: the literal
+ * text plus, for each placeholder, its value's length grown by the
+ * largest expansion of each of its filters (urlquery and urlpath 3 times,
+ * json 6 times, base64 4/3 rounded up).  lookup gives the lengths and
+ * nothing is rendered or allocated.  SIZE_MAX when the sum overflows.
+ */
+int	 tpl_render_bound(const struct tpl *t, tpl_lookup_fn lookup,
+	    void *arg, size_t *bound, struct cb_error *err);
+
 /* Name of a filter ("urlquery"), or NULL if f is not one. */
 const char *tpl_filter_name(int f);
 

@@ -23,6 +23,19 @@
 #define URL_HOST_MAX	253	/* a DNS name; also bounds IPv6 text */
 #define URL_LABEL_MAX	63
 #define URL_QUOTE_MAX	80	/* bytes of authority quoted in a message */
+#define URL_AUTH_MAX	(URL_HOST_MAX + 8)	/* host, [], ":port" */
+
+/* Headers that route or frame a request; see url_routing_header. */
+static const char *const url_routing[] = {
+	"host", ":authority", ":scheme", ":path", ":method", ":protocol",
+	"forwarded", "x-forwarded-host", "x-forwarded-server",
+	"x-forwarded-proto", "x-forwarded-port", "x-forwarded-scheme",
+	"x-forwarded-prefix", "x-host", "x-http-host-override",
+	"x-original-host", "x-original-url", "x-rewrite-url",
+	"x-http-method-override", "x-http-method", "x-method-override",
+	"connection", "keep-alive", "te", "transfer-encoding", "upgrade",
+	NULL
+};
 
 /* The parts of an origin in normal form. */
 struct url_parts {
@@ -427,4 +440,58 @@ url_origin_allowed(const char *origin, char *const *destinations, size_t n)
 			return true;
 	}
 	return false;
+}
+
+/* Is this a routing or hop-by-hop header? */
+bool
+url_routing_header(const char *name, size_t n)
+{
+	size_t	i;
+
+	if (url_has_prefix(name, n, "proxy-"))
+		return true;
+	for (i = 0; url_routing[i] != NULL; i++)
+		if (strlen(url_routing[i]) == n &&
+		    strncasecmp(name, url_routing[i], n) == 0)
+			return true;
+	return false;
+}
+
+/* Does a Host value name the origin's own host and port? */
+bool
+url_authority_matches(const char *origin, const char *value, size_t n)
+{
+	struct cb_error	 e;
+	char		 buf[sizeof("https://") + URL_AUTH_MAX];
+	char		*o = NULL;
+	size_t		 i;
+	int		 len;
+	bool		 ok;
+
+	while (n > 0 && (value[0] == ' ' || value[0] == '\t')) {
+		value++;
+		n--;
+	}
+	while (n > 0 && (value[n - 1] == ' ' || value[n - 1] == '\t'))
+		n--;
+	if (n == 0 || n > URL_AUTH_MAX)
+		return false;
+	/*
+	 * Only an authority: url_origin would stop at '/', '?' or '#' and
+	 * ignore what follows, and "%.*s" would stop at a NUL.
+	 */
+	for (i = 0; i < n; i++)
+		if (value[i] == '/' || value[i] == '?' || value[i] == '#' ||
+		    (unsigned char)value[i] <= 0x20 || value[i] == 0x7f)
+			return false;
+	len = snprintf(buf, sizeof(buf), "%s://%.*s",
+	    strncmp(origin, "https://", 8) == 0 ? "https" : "http", (int)n,
+	    value);
+	if (len < 0 || (size_t)len >= sizeof(buf))
+		return false;
+	if (url_origin(buf, (size_t)len, &o, &e) != 0)
+		return false;
+	ok = strcmp(o, origin) == 0;
+	free(o);
+	return ok;
 }

@@ -57,4 +57,30 @@ int	 url_origin(const char *url, size_t len, char **origin,
 bool	 url_origin_allowed(const char *origin, char *const *destinations,
 	    size_t n);
 
+/*
+ * Is the header name (n bytes, any case) one that says where a request
+ * goes or how it is framed on the way: Host and the HTTP/2 pseudo-headers,
+ * the forwarding and override headers that proxies, ingresses and
+ * frameworks read as the request's host, scheme, port, path or method
+ * (Forwarded, X-Forwarded-Host, X-Forwarded-Server, X-Forwarded-Proto,
+ * X-Forwarded-Port, X-Forwarded-Scheme, X-Forwarded-Prefix, X-Host,
+ * X-HTTP-Host-Override, X-Original-Host, X-Original-URL, X-Rewrite-URL,
+ * X-HTTP-Method-Override, X-HTTP-Method, X-Method-Override), every
+ * Proxy-* header (Proxy-Authorization would hand a credential to a
+ * proxy), and the hop-by-hop headers Connection, Keep-Alive, TE,
+ * Transfer-Encoding and Upgrade.
+ */
+bool	 url_routing_header(const char *name, size_t n);
+
+/*
+ * Does the value of a Host or :authority header (n bytes, optional
+ * spaces or tabs around it) name exactly the host and port of origin
+ * (normal form, from url_origin)?  It is parsed as the authority of a URL
+ * of origin's scheme, so case, a default port, a trailing dot and the
+ * spelling of an IPv6 address do not matter; userinfo, a path or anything
+ * url_origin refuses never matches.
+ */
+bool	 url_authority_matches(const char *origin, const char *value,
+	    size_t n);
+
 #endif

@@ -22,6 +22,8 @@
 
 /* Default cap on one message, in bytes (server.max_message_size). */
 #define CB_DEFAULT_MAX_MESSAGE	(1024 * 1024)
+/* Default server.max_reply_size: this many times server.max_message_size. */
+#define CB_REPLY_FACTOR		4
 
 /* Limits of the Vault settings (vault.set), for the broker and credctl. */
 #define CB_VAULT_TIMEOUT_MAX	600000	/* timeout_ms */

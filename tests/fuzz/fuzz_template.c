@@ -10,8 +10,10 @@
  *	then values	[len][len bytes], used in turn for each lookup and
  *			cycled; len 0xff is a lookup that fails (not_found)
  *
- * For each input: tpl_parse, then tpl_check_url_template, then tpl_render
- * in all four contexts.  Every result is checked against an independent
+ * For each input: tpl_parse, then tpl_check_url_template,
+ * tpl_check_literal and tpl_render_bound, then tpl_render in all four
+ * contexts; the text also goes through url_routing_header and
+ * url_authority_matches.  Every result is checked against an independent
  * model written here from template.h (not from template.c):
  *
  *  - parse: on error the tpl is empty and some placeholder attempt
@@ -19,6 +21,11 @@
  *    order, inside the text, start with "<<" and end with ">>", have
  *    valid ids and filters, and every attempt outside them is one of them;
  *  - the URL check accepts exactly the templates the header describes;
+ *  - the literal check refuses exactly the templates whose text outside
+ *    placeholders holds a byte the context forbids;
+ *  - a rendering is never longer than tpl_render_bound said;
+ *  - a Host value accepted for https://api.example.com is that host,
+ *    with no userinfo, path or control character;
  *  - render gives exactly the model's output (literal text plus each
  *    value through its filters), or fails with the model's error code
  *    after the model's number of lookups; on failure the output is empty
@@ -39,6 +46,7 @@
 #include "cb_error.h"
 #include "secbuf.h"
 #include "template.h"
+#include "url.h"
 
 int	LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 
@@ -322,6 +330,49 @@ fz_model_render(const struct tpl *t, enum tpl_ctx ctx,
 	return rc;
 }
 
+/* What tpl_check_literal must answer for t in ctx. */
+static int
+fz_model_literal(const struct tpl *t, enum tpl_ctx ctx)
+{
+	size_t	i, k = 0;
+	uint8_t	c;
+
+	if (ctx != TPL_URL && ctx != TPL_HEADER)
+		return 0;
+	for (i = 0; i < t->len; i++) {
+		if (k < t->nph && i == t->ph[k].start) {
+			i = t->ph[k++].end - 1;
+			continue;
+		}
+		c = (uint8_t)t->text[i];
+		if (c == 0x7f || (c < 0x20 && !(ctx == TPL_HEADER &&
+		    c == '\t')) || (c == ' ' && ctx == TPL_URL))
+			return -CB_EBADREQ;
+	}
+	return 0;
+}
+
+/* url_authority_matches accepts only the origin's own host. */
+static void
+fz_check_host(const char *text, size_t len)
+{
+	static const char	host[] = "api.example.com";
+	size_t			i, b = 0, e = len;
+
+	(void)url_routing_header(text, len);
+	if (!url_authority_matches("https://api.example.com", text, len))
+		return;
+	while (b < e && (text[b] == ' ' || text[b] == '\t'))
+		b++;
+	while (e > b && (text[e - 1] == ' ' || text[e - 1] == '\t'))
+		e--;
+	FZ_ASSERT(e - b >= sizeof(host) - 1);
+	FZ_ASSERT(strncasecmp(text + b, host, sizeof(host) - 1) == 0);
+	for (i = b; i < e; i++)
+		FZ_ASSERT(text[i] != '@' && text[i] != '/' &&
+		    (uint8_t)text[i] > 0x20 && text[i] != 0x7f);
+}
+
 /* Is there a placeholder attempt ("<<", whitespace, '.') at i? */
 static bool
 fz_attempt(const char *s, size_t len, size_t i)
@@ -416,9 +467,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct secbuf	 out = SECBUF_INIT, want = SECBUF_INIT;
 	struct cb_error	 err;
 	char		*text;
-	size_t		 tlen, pos, i, calls, n;
+	size_t		 tlen, pos, i, calls, n, bound = 0;
 	uint8_t		 flags;
-	int		 rc, mrc;
+	int		 rc, mrc, brc;
 
 	if (size < 3)
 		return 0;
@@ -460,6 +511,20 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	FZ_ASSERT(t.text == text && t.len == tlen);
 	fz_check_parse(&t);
+	fz_check_host(text, tlen);
+	for (i = 0; i < sizeof(ctxs) / sizeof(ctxs[0]); i++) {
+		cb_error_clear(&err);
+		rc = tpl_check_literal(&t, ctxs[i], "request.url", &err);
+		FZ_ASSERT(rc == fz_model_literal(&t, ctxs[i]));
+		if (rc != 0)
+			fz_check_msg(&err);
+	}
+	fv.next = 0;
+	cb_error_clear(&err);
+	brc = tpl_render_bound(&t, fz_lookup, &fv, &bound, &err);
+	free(fv.cur);
+	fv.cur = NULL;
+	FZ_ASSERT(brc == 0 || brc == -CB_ENOTFOUND);
 
 	cb_error_clear(&err);
 	rc = tpl_check_url_template(&t, &err);
@@ -486,6 +551,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			continue;
 		}
 		FZ_ASSERT(out.len == want.len);
+		FZ_ASSERT(brc != 0 || out.len <= bound);
 		FZ_ASSERT(out.len == 0 ||
 		    memcmp(out.data, want.data, out.len) == 0);
 		if (t.nph == 0)

@@ -25,6 +25,7 @@ daemon's stderr.
 """
 
 import base64
+import json
 import os
 import secrets
 import sys
@@ -1414,6 +1415,265 @@ class TestDryRun(SubBase):
             "https://x.example/?b=" + ph("b")))
         self.assertEqual(set(res), {"request", "subject", "used"})
         self.assertEqual(res["used"], [{"id": "b", "type": "beta"}])
+
+
+# -- the template's own text and routing headers ------------------------------
+
+
+class TestRequestStructure(SubBase):
+    """SPEC 5.2: the destination check covers the whole request, not only
+    the URL: routing headers and the template's own control characters."""
+
+    ROUTING = ["Host", "host", "X-Forwarded-Host", "x-forwarded-host",
+               "Forwarded", "X-Forwarded-Server", "X-Forwarded-Proto",
+               "X-Forwarded-Port", "X-Host", "X-HTTP-Host-Override",
+               "X-Original-URL", "X-Rewrite-URL", "X-Original-Host",
+               "X-HTTP-Method-Override", "Proxy-Authorization",
+               "Proxy-Foo", "Connection", "Keep-Alive", "TE",
+               "Transfer-Encoding", "Upgrade"]
+
+    def setUp(self):
+        super().setUp()
+        self.mktype("gh", destinations=["https://api.example.com"])
+        self.mktype("free")
+        self.u = new_user()
+        self.canary = "canary-%s-%s" % (tag(), secrets.token_hex(16))
+        self.plant("gh", self.u, self.canary)
+        self.plant("free", self.u, "free-" + self.canary)
+        self.component = self.comp("action", [("t", "gh"), ("f", "free")],
+                                   initiator=self.u)
+
+    def assertNoCanary(self, raw):
+        self.assertEqual(find_leaks(raw, self.planted), [])
+        self.assertEqual(find_leaks(self.d.all_logs(), self.planted), [])
+
+    def test_host_header_naming_another_origin_is_refused(self):
+        auth = ("Authorization", "Bearer " + ph("t"))
+        for name in ("Host", "host", "HOST"):
+            for dry in (None, True):
+                with self.subTest(name=name, dry_run=dry):
+                    msg = self.sub_err(
+                        self.component,
+                        self.req("https://api.example.com/user",
+                                 [auth, (name, "evil.example")]),
+                        "bad_request", "Host", "https://api.example.com",
+                        dry_run=dry)
+                    self.assertNotIn(self.canary, msg)
+        # A credential in the body or URL counts as well.
+        self.sub_err(self.component,
+                     self.req("https://api.example.com/?k=" + ph("t"),
+                              [("Host", "evil.example")]),
+                     "bad_request", "Host")
+        self.sub_err(self.component,
+                     self.req("https://api.example.com/", [
+                         ("Host", "evil.example")], body=ph("f")),
+                     "bad_request", "Host")
+        # Without any credential the request is returned as it came.
+        res = self.sub_ok(self.component,
+                          self.req("https://api.example.com/",
+                                   [("Host", "evil.example")]))
+        self.assertEqual(res["request"]["headers"],
+                         [["Host", "evil.example"]])
+        self.assertEqual(res["used"], [])
+        err, res, raw = self.call(self.component, self.req(
+            "https://api.example.com/user", [auth, ("Host", "evil.example")]))
+        self.assertNoCanary(raw)
+
+    def test_host_header_naming_the_url_origin_is_allowed(self):
+        auth = ("Authorization", "Bearer " + ph("t"))
+        for url, host in (
+                ("https://api.example.com/u", "api.example.com"),
+                ("https://api.example.com/u", "API.Example.COM"),
+                ("https://api.example.com/u", "api.example.com:443"),
+                ("https://API.example.com:443/u", "api.example.com"),
+                ("http://10.1.2.3:8080/u", "10.1.2.3:8080"),
+                ("http://[::1]/u", "[0:0::1]:80")):
+            with self.subTest(url=url, host=host):
+                comp = self.comp("action", [("f", "free")],
+                                 initiator=self.u)
+                if "api.example.com" in url.lower():
+                    comp = self.component
+                cred = "t" if comp is self.component else "f"
+                res = self.sub_ok(comp, self.req(
+                    url, [("Authorization", "Bearer " + ph(cred)),
+                          ("Host", host)]))
+                self.assertEqual(res["request"]["headers"][1],
+                                 ["Host", host])
+        for url, host in (("https://api.example.com/", "api.example.com:80"),
+                          ("https://api.example.com/",
+                           "api.example.com:8443"),
+                          ("https://api.example.com/",
+                           "api.example.com/evil"),
+                          ("https://api.example.com/",
+                           "x@api.example.com"),
+                          ("https://api.example.com/",
+                           "api.example.com.evil.example"),
+                          ("https://api.example.com/", ph("t"))):
+            with self.subTest(url=url, host=host):
+                self.sub_err(self.component, self.req(url, [auth,
+                                                            ("Host", host)]),
+                             "bad_request", "Host")
+
+    def test_routing_and_hop_by_hop_headers_refused_with_a_credential(self):
+        auth = ("Authorization", "Bearer " + ph("t"))
+        for name in self.ROUTING:
+            for value in ("evil.example", "api.example.com"):
+                if name.lower() == "host" and value == "api.example.com":
+                    continue
+                with self.subTest(name=name, value=value):
+                    self.sub_err(self.component,
+                                 self.req("https://api.example.com/",
+                                          [auth, (name, value)]),
+                                 "bad_request", "headers[1]", name)
+        # Pseudo-headers are never header names.
+        for name in (":authority", ":path", ":scheme", ":method"):
+            with self.subTest(name=name):
+                self.sub_err(self.component,
+                             self.req("https://api.example.com/",
+                                      [auth, (name, "api.example.com")]),
+                             "bad_request", "pseudo-header", name)
+
+    def test_line_break_in_template_header_value_is_refused(self):
+        for value, what in (("1\r\nHost: evil.example", "0x0d"),
+                            ("1\nHost: evil.example", "0x0a"),
+                            ("1\rHost: evil.example", "0x0d"),
+                            ("1\x00evil", "0x00"),
+                            ("1\x7f", "0x7f"),
+                            ("1\x0b", "0x0b")):
+            for dry in (None, True):
+                with self.subTest(value=value, dry_run=dry):
+                    err, res, raw = self.call(
+                        self.component,
+                        self.req("https://api.example.com/",
+                                 [("Authorization", "Bearer " + ph("t")),
+                                  ("X-A", value)]), dry_run=dry)
+                    self.assertIsNone(res)
+                    self.assertEqual(err["code"], "bad_request", err)
+                    self.assertIn("'X-A'", err["message"])
+                    self.assertIn(what, err["message"])
+                    self.assertNoCanary(raw)
+        # Also without a credential: the request is still malformed.
+        self.sub_err(self.component,
+                     self.req("https://api.example.com/",
+                              [("X-A", "1\r\nHost: evil.example")]),
+                     "bad_request", "X-A", "0x0d")
+        # A tab is a legal header value character.
+        res = self.sub_ok(self.component, self.req(
+            "https://api.example.com/", [("X-A", "a\tb " + ph("t"))]))
+        self.assertEqual(res["request"]["headers"],
+                         [["X-A", "a\tb " + self.canary]])
+
+    def test_credctl_dry_run_refuses_routing_headers_and_line_breaks(self):
+        for headers, needles in (
+                ([["Authorization", "Bearer " + ph("t")],
+                  ["Host", "evil.example"]], ["Host"]),
+                ([["Authorization", "Bearer " + ph("t")],
+                  ["X-A", "1\r\nHost: evil.example"]], ["X-A", "0x0d"])):
+            with self.subTest(headers=headers):
+                doc = {"component": self.component,
+                       "request": self.req("https://api.example.com/",
+                                           headers)}
+                rc, out, err = cbtest.credctl(self.d.socket, "substitute",
+                                              "--dry-run",
+                                              input=json.dumps(doc))
+                self.assertNotEqual(rc, 0, out)
+                self.assertIn("bad_request", out + err)
+                for n in needles:
+                    self.assertIn(n, err)
+                self.assertNotIn("evil.example", out)
+                self.assertEqual(find_leaks((out + err).encode(),
+                                            self.planted), [])
+
+    def test_control_characters_in_template_url_are_refused(self):
+        base = "https://api.example.com/"
+        for path, what in (("a\x00b", "0x00"), ("a\r\nHost: x", "0x0d"),
+                           ("a\nb", "0x0a"), ("a b", "space"),
+                           ("a\tb", "0x09"), ("a\x7fb", "0x7f"),
+                           ("?q=" + ph("t") + " HTTP/1.1", "space"),
+                           ("?q=" + ph("t") + "\r\nHost: evil", "0x0d")):
+            for dry in (None, True):
+                with self.subTest(path=path, dry_run=dry):
+                    err, res, raw = self.call(
+                        self.component, self.req(base + path),
+                        dry_run=dry)
+                    self.assertIsNone(res)
+                    self.assertEqual(err["code"], "bad_request", err)
+                    self.assertIn("request.url", err["message"])
+                    self.assertIn(what, err["message"])
+                    self.assertNoCanary(raw)
+        res = self.sub_ok(self.component, self.req(
+            base + "a%20b?q=" + ph("t")))
+        self.assertEqual(res["request"]["url"],
+                         base + "a%20b?q=" + self.canary)
+
+
+# -- reply size -------------------------------------------------------------
+
+
+class TestReplySize(SubBase):
+    """SPEC 6: the reply size is bounded before rendering."""
+
+    BIG = 512 * 1024
+
+    def setUp(self):
+        super().setUp()
+        self.mktype("big")
+        self.u = new_user()
+        self.value = (secrets.token_hex(16) + "-").encode() * (
+            self.BIG // 33) + b"x" * (self.BIG % 33)
+        self.assertEqual(len(self.value), self.BIG)
+        self.plant("big", self.u, self.value.decode())
+        self.component = self.comp("action", [("k", "big")],
+                                   initiator=self.u)
+
+    def test_amplified_reply_is_too_large_before_rendering(self):
+        body = ph("k") * 2000
+        self.assertLess(len(body), 40 * 1024)
+        msg = self.sub_err(self.component,
+                           self.req("https://x.example/", body=body),
+                           "too_large", "server.max_reply_size")
+        self.assertIn(str(4 * 1024 * 1024), msg)
+        # base64 grows the value by 4/3: still refused.
+        self.sub_err(self.component,
+                     self.req("https://x.example/",
+                              body=ph("k", ["base64"]) * 2000),
+                     "too_large")
+        hwm = self.d.vm_kib("VmHWM")
+        self.assertIsNotNone(hwm)
+        self.assertLess(hwm, 64 * 1024, "peak RSS %d KiB" % hwm)
+        # The daemon still serves, and a large but allowed reply works:
+        # 3 copies and 2 base64 copies, about 3 MiB in all.
+        res = self.sub_ok(self.component, self.req(
+            "https://x.example/",
+            [("X-K", ph("k", ["base64"]))],
+            body=ph("k") * 3 + ph("k", ["base64"])))
+        b64 = base64.b64encode(self.value).decode()
+        self.assertEqual(res["request"]["body"],
+                         self.value.decode() * 3 + b64)
+        self.assertEqual(res["request"]["headers"], [["X-K", b64]])
+
+
+class TestReplySizeConfigured(SubBase):
+    """server.max_reply_size set in the configuration."""
+
+    daemon_kwargs = {"extra": {"server": [("max_reply_size", "65536")]}}
+
+    def test_max_reply_size_bounds_the_substituted_request(self):
+        self.mktype("mid")
+        u = new_user()
+        v = self.plant("mid", u, "v" + secrets.token_hex(5000))  # 10 KB
+        comp = self.comp("action", [("k", "mid")], initiator=u)
+        # 4 copies (40 KB) fit; 4 through urlquery could be 120 KB.
+        res = self.sub_ok(comp, self.req("https://x.example/",
+                                         body=ph("k") * 4))
+        self.assertEqual(res["request"]["body"], v.decode() * 4)
+        self.sub_err(comp, self.req("https://x.example/",
+                                    body=ph("k", ["urlquery"]) * 4),
+                     "too_large", "65536")
+        self.sub_err(comp, self.req("https://x.example/?" + ph("k") * 7),
+                     "too_large")
+        self.sub_err(comp, self.req("https://x.example/",
+                                    [("A", ph("k"))] * 7), "too_large")
 
 
 if __name__ == "__main__":

@@ -283,6 +283,37 @@ test_every_key(void **state)
 	assert_conf_zeroed(&c);
 }
 
+/*
+ * server.max_reply_size defaults to four times server.max_message_size,
+ * whichever order or source sets the latter, and an explicit value wins.
+ */
+static void
+test_max_reply_size_follows_max_message_size(void **state)
+{
+	struct fixture	*f = *state;
+	struct conf	 c;
+	struct cb_error	 err;
+	const char	*p;
+
+	assert_int_equal(load(&c, NULL, NULL, &err), 0);
+	assert_int_equal(c.max_reply, 4 * CB_DEFAULT_MAX_MESSAGE);
+	conf_free(&c);
+	assert_int_equal(load(&c, NULL, OV("server.max_message_size=65536"),
+	    &err), 0);
+	assert_int_equal(c.max_reply, 4 * 65536);
+	conf_free(&c);
+	p = write_conf(f, "reply.conf", "[server]\nmax_reply_size = 5000\n"
+	    "max_message_size = 65536\n");
+	assert_int_equal(conf_load(&c, p, NULL, 0, &err), 0);
+	assert_int_equal(c.max_reply, 5000);
+	assert_int_equal(c.max_message, 65536);
+	conf_free(&c);
+	assert_int_equal(load(&c, p, OV("server.max_message_size=2048"), &err),
+	    0);
+	assert_int_equal(c.max_reply, 5000);
+	conf_free(&c);
+}
+
 /* The numeric value of a numeric setting, by its key name. */
 static unsigned long long
 conf_num(const struct conf *c, const char *key)
@@ -291,6 +322,8 @@ conf_num(const struct conf *c, const char *key)
 		return c->socket_mode;
 	if (strcmp(key, "server.max_message_size") == 0)
 		return c->max_message;
+	if (strcmp(key, "server.max_reply_size") == 0)
+		return c->max_reply;
 	if (strcmp(key, "server.max_connections") == 0)
 		return c->max_connections;
 	if (strcmp(key, "server.max_inflight") == 0)
@@ -339,6 +372,8 @@ test_numeric_ranges_valid(void **state)
 		{ "server.socket_mode", "0660", 0660 },
 		{ "server.max_message_size", "1024", 1024 },
 		{ "server.max_message_size", "67108864", 67108864 },
+		{ "server.max_reply_size", "1024", 1024 },
+		{ "server.max_reply_size", "268435456", 268435456 },
 		{ "server.max_connections", "1", 1 },
 		{ "server.max_connections", "1000000", 1000000 },
 		{ "server.max_inflight", "1", 1 },
@@ -403,6 +438,9 @@ static const struct badcase bad_values[] = {
 	{ "server.max_message_size", "0x400", 0 },
 	{ "server.max_message_size", "", 0 },
 	{ "server.max_message_size", "18446744073709551616", 0 },
+	{ "server.max_reply_size", "1023", 0 },
+	{ "server.max_reply_size", "268435457", 0 },
+	{ "server.max_reply_size", "4M", 0 },
 	{ "server.max_connections", "0", 0 },
 	{ "server.max_connections", "1000001", 0 },
 	{ "server.max_connections", "1.5", 0 },
@@ -1020,6 +1058,7 @@ main(void)
 {
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
+		T(test_max_reply_size_follows_max_message_size),
 		T(test_defaults_without_file),
 		T(test_defaults_with_empty_file),
 		T(test_every_key),

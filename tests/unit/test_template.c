@@ -693,6 +693,159 @@ test_large(void **state)
 	secbuf_free(&out);
 }
 
+/* tpl_check_literal of len bytes of text in ctx: 0, or refused with msg. */
+static void
+check_literal_n(const char *text, size_t len, enum tpl_ctx ctx,
+    const char *msg)
+{
+	struct cb_error	err;
+	struct tpl	t;
+	int		rc;
+
+	cb_error_clear(&err);
+	assert_int_equal(tpl_parse(text, len, &t, &err), 0);
+	rc = tpl_check_literal(&t, ctx, "request.thing", &err);
+	if (msg == NULL ? rc != 0 : (rc != -CB_EBADREQ ||
+	    strstr(err.msg, msg) == NULL))
+		print_error("literal '%.*s' ctx %d: rc %d '%s', want '%s'\n",
+		    (int)len, text, (int)ctx, rc, err.msg, msg ? msg : "ok");
+	if (msg == NULL)
+		assert_int_equal(rc, 0);
+	else {
+		assert_int_equal(rc, -CB_EBADREQ);
+		assert_non_null(strstr(err.msg, "request.thing"));
+		assert_non_null(strstr(err.msg, msg));
+	}
+	tpl_free(&t);
+}
+
+#define check_literal(text, ctx, msg)	check_literal_n(S(text), ctx, msg)
+
+/*
+ * The template's own text: control characters, DEL and (in a URL) space
+ * are refused in the literal text, wherever they are, while placeholders
+ * keep their optional spaces and values are left to tpl_render.
+ */
+static void
+test_template_text_control_characters_refused(void **state)
+{
+	static const struct {
+		const char	*text;
+		size_t		 len;
+		enum tpl_ctx	 ctx;
+		const char	*msg;	/* NULL: accepted */
+	} cases[] = {
+		{ S("1\r\nHost: evil.example"), TPL_HEADER,
+		    "0x0d at offset 1" },
+		{ S("1\nHost: evil.example"), TPL_HEADER, "0x0a at offset 1" },
+		{ S("a\0b"), TPL_HEADER, "0x00 at offset 1" },
+		{ S("a\x7f"), TPL_HEADER, "0x7f at offset 1" },
+		{ S("a\x01"), TPL_HEADER, "0x01" },
+		{ S("Bearer <<.credentials.plain>>\r\nX: 1"), TPL_HEADER,
+		    "0x0d" },
+		{ S("a\tb c"), TPL_HEADER, NULL },
+		{ S("Bearer << .credentials.plain | base64 >>"), TPL_HEADER,
+		    NULL },
+		{ S("caf\xc3\xa9"), TPL_HEADER, NULL },
+		{ S("https://h.example/a b"), TPL_URL, "space at offset 19" },
+		{ S("https://h.example/a\0b"), TPL_URL, "0x00" },
+		{ S("https://h.example/a\r\nb"), TPL_URL, "0x0d" },
+		{ S("https://h.example/a\nb"), TPL_URL, "0x0a" },
+		{ S("https://h.example/a\tb"), TPL_URL, "0x09" },
+		{ S("https://h.example/a\x7f"), TPL_URL, "0x7f" },
+		{ S("https://h.example/?q=<<.credentials.plain>> x"), TPL_URL,
+		    "space at offset 43" },
+		{ S("https://h.example/?q=<< .credentials.plain | urlquery >>"),
+		    TPL_URL, NULL },
+		{ S("https://h.example/?q=<<.credentials.plain>>&r=1"),
+		    TPL_URL, NULL },
+		{ S("a\r\nb\0"), TPL_TEXT, NULL },
+		{ S("a\r\nb\0"), TPL_BODY, NULL },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		check_literal_n(cases[i].text, cases[i].len, cases[i].ctx,
+		    cases[i].msg);
+	check_literal("", TPL_URL, NULL);
+	check_literal("x", TPL_HEADER, NULL);
+}
+
+/*
+ * tpl_render_bound is never below what tpl_render makes, for every
+ * value and filter chain, and is the filters' worst case where the value
+ * reaches it.
+ */
+static void
+test_render_bound_covers_every_filter(void **state)
+{
+	static const char *const chains[] = { "", "|urlquery", "|urlpath",
+	    "|json", "|base64", "|base64|urlquery", "|json|base64",
+	    "|urlquery|json|base64|base64" };
+	struct secbuf	 out = SECBUF_INIT;
+	struct cb_error	 err;
+	struct tpl	 t;
+	char		 text[256];
+	size_t		 i, j, bound;
+	int		 n;
+
+	for (i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		for (j = 0; j < sizeof(chains) / sizeof(chains[0]); j++) {
+			n = snprintf(text, sizeof(text), "a=<<.credentials.%s"
+			    "%s>>&b=<<.credentials.%s>>", vals[i].id,
+			    chains[j], vals[i].id);
+			assert_true(n > 0 && (size_t)n < sizeof(text));
+			assert_int_equal(tpl_parse(text, (size_t)n, &t, &err),
+			    0);
+			assert_int_equal(tpl_render_bound(&t, lookup, NULL,
+			    &bound, &err), 0);
+			if (tpl_render(&t, TPL_BODY, lookup, NULL, &out,
+			    &err) == 0 && out.len > bound)
+				print_error("'%s': rendered %zu > bound %zu\n",
+				    text, out.len, bound);
+			assert_true(out.len <= bound);
+			tpl_free(&t);
+		}
+	/* Worst cases are reached: "\x01" is 6 bytes in json. */
+	assert_int_equal(tpl_parse(S("<<.credentials.ctl|json>>"), &t, &err),
+	    0);
+	assert_int_equal(tpl_render_bound(&t, lookup, NULL, &bound, &err), 0);
+	assert_int_equal(bound, 5 * 6);
+	tpl_free(&t);
+	assert_int_equal(tpl_parse(S("x<<.credentials.plain|base64>>y"), &t,
+	    &err), 0);
+	assert_int_equal(tpl_render_bound(&t, lookup, NULL, &bound, &err), 0);
+	assert_int_equal(bound, 2 + 8);
+	tpl_free(&t);
+	/* A lookup failure is passed on. */
+	assert_int_equal(tpl_parse(S("<<.credentials.missing>>"), &t, &err),
+	    0);
+	assert_int_equal(tpl_render_bound(&t, lookup, NULL, &bound, &err),
+	    -CB_ENOTFOUND);
+	tpl_free(&t);
+	secbuf_free(&out);
+}
+
+/* 2,000 copies of a large value: the bound says so without rendering. */
+static void
+test_render_bound_of_repeated_large_value(void **state)
+{
+	struct cb_error	 err;
+	struct tpl	 t;
+	char		*text;
+	size_t		 i, n = 2000, bound;
+
+	if ((text = malloc(n * 29)) == NULL)
+		fail();
+	for (i = 0; i < n; i++)
+		memcpy(text + i * 29, "<<.credentials.plain|base64>>", 29);
+	assert_int_equal(tpl_parse(text, n * 29, &t, &err), 0);
+	assert_int_equal(tpl_render_bound(&t, lookup, NULL, &bound, &err), 0);
+	assert_int_equal(bound, n * 8);
+	tpl_free(&t);
+	free(text);
+}
+
 int
 main(void)
 {
@@ -712,6 +865,9 @@ main(void)
 		cmocka_unit_test(test_lookup_silent),
 		cmocka_unit_test(test_all_or_nothing),
 		cmocka_unit_test(test_large),
+		cmocka_unit_test(test_template_text_control_characters_refused),
+		cmocka_unit_test(test_render_bound_covers_every_filter),
+		cmocka_unit_test(test_render_bound_of_repeated_large_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -378,6 +378,112 @@ test_allowed_garbage(void **state)
 	assert_true(url_origin_allowed("https://api.github.com", d, 1));
 }
 
+/*
+ * Every routing and hop-by-hop header is recognised in any case, Proxy-*
+ * as a family; ordinary headers are not.
+ */
+static void
+test_routing_headers_recognised_in_any_case(void **state)
+{
+	static const char *const routing[] = {
+		"Host", "host", "HOST", "hOsT", ":authority", ":Authority",
+		":scheme", ":path", ":method", "Forwarded", "X-Forwarded-Host",
+		"x-forwarded-host", "X-Forwarded-Server", "X-Forwarded-Proto",
+		"X-FORWARDED-PORT", "X-Forwarded-Scheme", "X-Forwarded-Prefix",
+		"X-Host", "X-HTTP-Host-Override", "X-Original-Host",
+		"X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override",
+		"X-HTTP-Method", "X-Method-Override", "Proxy-Authorization",
+		"proxy-connection", "Proxy-", "PROXY-Anything", "Connection",
+		"Keep-Alive", "TE", "te", "Transfer-Encoding", "Upgrade",
+	};
+	static const char *const ordinary[] = {
+		"Authorization", "X-Api-Key", "Content-Type", "Accept",
+		"Hostname", "X-Host-Id", "Hos", "Proxy", "Proxyx-A", "Tee",
+		"Connections", "X-Forwarded-For", "Cookie", "Te-", "",
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(routing) / sizeof(routing[0]); i++) {
+		if (!url_routing_header(routing[i], strlen(routing[i])))
+			print_error("'%s' not routing\n", routing[i]);
+		assert_true(url_routing_header(routing[i],
+		    strlen(routing[i])));
+	}
+	for (i = 0; i < sizeof(ordinary) / sizeof(ordinary[0]); i++) {
+		if (url_routing_header(ordinary[i], strlen(ordinary[i])))
+			print_error("'%s' is routing\n", ordinary[i]);
+		assert_false(url_routing_header(ordinary[i],
+		    strlen(ordinary[i])));
+	}
+	/* Length, not NUL, ends the name. */
+	assert_false(url_routing_header("Host\0", 5));
+	assert_true(url_routing_header("Hostname", 4));
+}
+
+/*
+ * A Host value matches the URL's origin only when it names the same host
+ * and port after normalisation.
+ */
+static void
+test_host_value_matches_only_the_origin(void **state)
+{
+	static const struct {
+		const char	*origin;
+		const char	*value;
+		bool		 match;
+	} cases[] = {
+		{ "https://api.example.com", "api.example.com", true },
+		{ "https://api.example.com", "API.Example.COM", true },
+		{ "https://api.example.com", "api.example.com:443", true },
+		{ "https://api.example.com", "api.example.com.", true },
+		{ "https://api.example.com", " api.example.com\t", true },
+		{ "https://api.example.com:8443", "api.example.com:8443",
+		    true },
+		{ "http://api.example.com", "api.example.com:80", true },
+		{ "https://[::1]", "[0:0::1]", true },
+		{ "https://[::1]:8443", "[::1]:8443", true },
+		{ "https://10.0.0.1", "10.0.0.1:443", true },
+		{ "https://api.example.com", "evil.example", false },
+		{ "https://api.example.com", "api.example.com:80", false },
+		{ "https://api.example.com", "api.example.com:8443", false },
+		{ "https://api.example.com:8443", "api.example.com", false },
+		{ "http://api.example.com", "api.example.com:443", false },
+		{ "https://api.example.com", "api.example.com.evil.example",
+		    false },
+		{ "https://api.example.com", "evil.example@api.example.com",
+		    false },
+		{ "https://api.example.com", "api.example.com@evil.example",
+		    false },
+		{ "https://api.example.com", "api.example.com/x", false },
+		{ "https://api.example.com", "api.example.com?x", false },
+		{ "https://api.example.com", "api.example.com#x", false },
+		{ "https://api.example.com", "api.example.com evil.example",
+		    false },
+		{ "https://api.example.com", "api.example.com:", false },
+		{ "https://api.example.com", "", false },
+		{ "https://api.example.com", "  ", false },
+		{ "https://api.example.com", "https://api.example.com", false },
+		{ "https://[::1]", "::1", false },
+		{ "https://[::1]", "[::2]", false },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		bool m = url_authority_matches(cases[i].origin, cases[i].value,
+		    strlen(cases[i].value));
+
+		if (m != cases[i].match)
+			print_error("origin '%s' Host '%s': %d\n",
+			    cases[i].origin, cases[i].value, m);
+		assert_int_equal(m, cases[i].match);
+	}
+	/* A NUL ends nothing: "api.example.com\0evil" is not the host. */
+	assert_false(url_authority_matches("https://api.example.com",
+	    "api.example.com\0evil", 20));
+	assert_false(url_authority_matches("https://api.example.com",
+	    "api.example.com\r\nX: 1", 21));
+}
+
 int
 main(void)
 {
@@ -388,6 +494,8 @@ main(void)
 		cmocka_unit_test(test_allowed_exact),
 		cmocka_unit_test(test_allowed_wildcard),
 		cmocka_unit_test(test_allowed_garbage),
+		cmocka_unit_test(test_routing_headers_recognised_in_any_case),
+		cmocka_unit_test(test_host_value_matches_only_the_origin),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
