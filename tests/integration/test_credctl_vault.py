@@ -212,13 +212,17 @@ class CredctlVaultTest(cbtest.DaemonTestCase):
                          ("no", "set", "set"))
 
         # --namespace '' and --ca-file '' clear; a namespace is shown.
+        # Another namespace or ca_file needs the ids again.
         self.ok("vault", "set", "--url", self.sim.url, "--path", PATH,
-                "--namespace", "team1", "--ca-file", "/etc/ssl/ca.pem")
+                "--namespace", "team1", "--ca-file", "/etc/ssl/ca.pem",
+                "--role-id", ROLE_ID, "--secret-id-stdin",
+                input=SECRET_ID + "\n")
         s = self.show()
         self.assertEqual((s["namespace"], s["ca_file"]),
                          ("team1", "/etc/ssl/ca.pem"))
         self.ok("vault", "set", "--url", self.sim.url, "--path", PATH,
-                "--namespace", "", "--ca-file", "")
+                "--namespace", "", "--ca-file", "", "--role-id", ROLE_ID,
+                "--secret-id-stdin", input=SECRET_ID + "\n")
         s = self.show()
         self.assertEqual((s["namespace"], s["ca_file"]), ("-", "-"))
 

@@ -682,10 +682,12 @@ class TLSTests(VaultCase):
 
     def test_another_ca_is_refused(self):
         self.check_refused(ca_file=self.other_ca)
-        # vault.test with the right CA passes; then fixing the settings
-        # makes calls work without a restart.
-        self.assertIs(self.c.ok("vault.test", {"ca_file": self.ca})["ok"],
-                      True)
+        # vault.test with the right CA (and the ids again, as another
+        # ca_file needs) passes; then fixing the settings makes calls work
+        # without a restart.
+        self.assertIs(self.c.ok("vault.test", {
+            "ca_file": self.ca, "role_id": ROLE_ID,
+            "secret_id": SECRET_ID})["ok"], True)
         self.configure(ca_file=self.ca)
         u = new_user()
         v = canary()
