@@ -81,7 +81,11 @@ vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
 		return 0;
 	if ((context = vault_id_context(key, c, bound)) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	rc = keys_open(b, context, json_string_value(j), &plain, err);
+	/* GCM: text has no context at all: never for a bound id. */
+	if (bound && strncmp(json_string_value(j), "CB1:", 4) != 0)
+		rc = -CB_EINTERNAL;
+	else
+		rc = keys_open(b, context, json_string_value(j), &plain, err);
 	free(context);
 	if (rc != 0) {
 		secbuf_free(&plain);
