@@ -801,6 +801,26 @@ class EndpointBindingTests(VaultCase):
         self.assertIs(res["ok"], True, res)
         self.no_other_logins(seq)
 
+    def test_same_url_written_differently_is_not_a_change(self):
+        """Host case, the default port and trailing slashes do not make
+        another endpoint; another port, scheme, host or path does.
+        Disabled, so that nothing logs in anywhere."""
+        self.configure(enabled=False, url="http://vault.example")
+        for url in ("http://VAULT.example/", "http://vault.example:80",
+                    "http://Vault.Example:80//", "http://vault.example:"):
+            with self.subTest(url=url):
+                self.c.ok("vault.set", self.settings(
+                    enabled=False, url=url, role_id=None, secret_id=None))
+                self.assertEqual(self.c.ok("vault.get", {})["url"], url)
+        for url in ("http://vault.example:8080", "https://vault.example",
+                    "http://vault.example.org", "http://vault.example/v2",
+                    "https://vault.example:80"):
+            with self.subTest(url=url):
+                self.assertRefusedFor(self.c.call("vault.set", self.settings(
+                    enabled=False, url=url, role_id=None, secret_id=None)),
+                    "url")
+        self.assertEqual(self.sim.requests_since(0), [])
+
     def test_vault_set_with_new_url_needs_new_secrets(self):
         self.configure()
         self.mktype("bound")
@@ -962,32 +982,45 @@ class EndpointBindingTests(VaultCase):
         self.assertTrue(self.sim.logins_since(seq_sim))
         self.no_other_logins(seq)
 
-    def test_settings_without_binding_are_read_and_resealed(self):
-        """A document saved before the ids were bound to their endpoint
-        (contexts "vault/role_id" and "vault/secret_id") still works, and
-        the next save binds them."""
+    @staticmethod
+    def sealer(master, keyver=1):
+        """CB1 seal and open under master (as daemon/seal.c does)."""
         if not HAVE_CRYPTO:
-            self.fail("python3-cryptography is needed")
-        master = self.d.key_bytes
+            raise AssertionError("python3-cryptography is needed")
         aead = AESGCM(HKDF(algorithm=hashes.SHA256(), length=len(master),
                            salt=None, info=b"credbroker seal v1")
                       .derive(master))
 
+        def aad(context):
+            return ("credbroker/1|%d|%s" % (keyver, context)).encode()
+
         def seal(context, pt):
             nonce = os.urandom(12)
-            ct = aead.encrypt(nonce, pt.encode(),
-                              ("credbroker/1|1|" + context).encode())
-            return "CB1:1:" + base64.b64encode(nonce + ct).decode()
+            ct = aead.encrypt(nonce, pt.encode(), aad(context))
+            return "CB1:%d:%s" % (keyver,
+                                  base64.b64encode(nonce + ct).decode())
 
         def opens(sealed, context):
+            if not sealed.startswith("CB1:%d:" % keyver):
+                return False
             raw = base64.b64decode(sealed.split(":", 2)[2])
             try:
-                aead.decrypt(raw[:12], raw[12:],
-                             ("credbroker/1|1|" + context).encode())
+                aead.decrypt(raw[:12], raw[12:], aad(context))
                 return True
             except Exception:
                 return False
+        return seal, opens
 
+    def bound_context(self, key, url=None):
+        url = url or self.sim.url
+        return ("vault/%s|url=%d:%s|namespace=0:|ca_file=0:"
+                % (key, len(url), url))
+
+    def start_with_unbound_settings(self):
+        """Restart on settings as earlier releases saved them (contexts
+        "vault/role_id" and "vault/secret_id", no "ids_bound"), check that
+        they log in, and return the document."""
+        seal, _ = self.sealer(self.d.key_bytes)
         self.configure()
         self.wait_authenticated()
         self.c.close()
@@ -1006,18 +1039,50 @@ class EndpointBindingTests(VaultCase):
         g = self.c.ok("vault.get", {})
         self.assertIs(g["role_id_set"], True)
         self.assertIs(g["secret_id_set"], True)
+        return old
+
+    def test_key_rotation_binds_settings_stored_without_binding(self):
+        self.start_with_unbound_settings()
+        new_key = cbtest.strong_key().encode()
+        new_path = os.path.join(self.tmp, "new.key")
+        cbtest.write_file(new_path, new_key + b"\n")
+        self.c.ok("key.rotate", {"new_key_file": new_path})
+        cbtest.poll_until(lambda: self.c.ok("key.status", {})["rotation"]
+                          ["state"] == "done", 60 * cbtest.SCALE,
+                          interval=0.05, what="rotation done")
+        doc = self.read_doc()
+        self.assertIs(doc.get("ids_bound"), True, doc)
+        _, opens = self.sealer(new_key, keyver=2)
+        for key in ("role_id", "secret_id"):
+            self.assertTrue(opens(doc[key], self.bound_context(key)), key)
+            self.assertFalse(opens(doc[key], "vault/" + key), key)
+        # With the new key configured, the rotated settings log in.
+        self.c.close()
+        self.d.stop()
+        self.d.key_file = new_path
+        self.d.write_config()
+        seq = self.sim.last_seq()
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        self.wait_authenticated()
+        self.assertTrue(self.sim.logins_since(seq))
+
+    def test_settings_without_binding_are_read_and_resealed(self):
+        """A document saved before the ids were bound to their endpoint
+        (contexts "vault/role_id" and "vault/secret_id") still works, and
+        the next save binds them."""
+        old = self.start_with_unbound_settings()
+        seal, opens = self.sealer(self.d.key_bytes)
 
         # The next save binds them to url, namespace and ca_file.
         self.c.ok("vault.set", self.settings(role_id=None, secret_id=None,
                                              timeout_ms=4000))
         doc = self.read_doc()
         self.assertIs(doc.get("ids_bound"), True, doc)
-        url = self.sim.url
-        for key, value in (("role_id", ROLE_ID), ("secret_id", SECRET_ID)):
+        for key in ("role_id", "secret_id"):
             self.assertFalse(opens(doc[key], "vault/" + key))
-            self.assertTrue(opens(doc[key], "vault/%s|url=%d:%s|"
-                                  "namespace=0:|ca_file=0:"
-                                  % (key, len(url), url)))
+            self.assertTrue(opens(doc[key], self.bound_context(key)))
         self.assertIs(self.c.ok("vault.test", {})["ok"], True)
 
         # Once bound, an unbound copy of the ids is not accepted instead.
