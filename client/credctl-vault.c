@@ -18,6 +18,11 @@
  * ever printed, and an id that is not given keeps its stored value (the
  * broker keeps absent keys).
  *
+ * The broker sends the stored ids only to the url, namespace and ca_file
+ * they were stored with: "vault set" or "vault test" with another one
+ * must give both ids again, and when the broker refuses for that reason
+ * credctl says which options do it (credctl_vault_call).
+ *
  * vault.set requires "enabled": without --enable or --disable credctl
  * reads the stored state with vault.get first and sends it back.
  *
@@ -282,6 +287,39 @@ credctl_vault_pack(struct credctl_pack *p, const struct credctl_args *args,
 		proto_pack_kv_int(&p->pk, "cache_seconds", cache);
 }
 
+/*
+ * credctl_call for vault.set and vault.test: the same, but when the broker
+ * refuses another endpoint without the ids, say how to give them.
+ */
+static int
+credctl_vault_call(struct credctl *ctx, const char *method,
+    struct credctl_pack *p, struct credbroker_reply **out)
+{
+	struct credbroker_error	err;
+	int			rc;
+
+	*out = NULL;
+	if (p->failed)
+		return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+		    "out of memory");
+	if ((rc = credctl_connect(ctx)) != 0)
+		return rc;
+	rc = credbroker_call(ctx->conn, method, (const char *)p->buf.data,
+	    p->buf.len, out, &err);
+	if (rc == 0)
+		return CREDCTL_EXIT_OK;
+	credctl_local_error(ctx, err.code, "%s", err.message);
+	if (rc == CREDBROKER_EBROKER && strcmp(err.code, "bad_request") == 0 &&
+	    strstr(err.message, "needs role_id and secret_id again") != NULL)
+		fprintf(stderr, "credctl: another --url, --namespace or "
+		    "--ca-file needs the AppRole ids again: add --role-id ID "
+		    "(or --role-id-stdin) and --secret-id-stdin (or "
+		    "--secret-id-prompt); the stored ones are only sent to "
+		    "the Vault they were stored for\n");
+	return rc == CREDBROKER_EBROKER ? CREDCTL_EXIT_BROKER :
+	    CREDCTL_EXIT_LOCAL;
+}
+
 /* Read the stored "enabled" with vault.get; 0 or an exit status. */
 static int
 credctl_vault_enabled(struct credctl *ctx, bool *enabled)
@@ -397,7 +435,7 @@ credctl_vault_set(struct credctl *ctx, struct credctl_args *args)
 	credctl_vault_pack(&p, args, &ids, enabled, timeout, cache);
 	secbuf_free(&ids.in);
 
-	if ((rc = credctl_call(ctx, "vault.set", &p, &reply)) != 0)
+	if ((rc = credctl_vault_call(ctx, "vault.set", &p, &reply)) != 0)
 		goto done;
 	credctl_pack_free(&p);
 	if (ctx->json)
@@ -472,7 +510,7 @@ credctl_vault_test(struct credctl *ctx, struct credctl_args *args)
 	credctl_vault_pack(&p, args, &ids, -1, timeout, -1);
 	secbuf_free(&ids.in);
 
-	if ((rc = credctl_call(ctx, "vault.test", &p, &reply)) != 0)
+	if ((rc = credctl_vault_call(ctx, "vault.test", &p, &reply)) != 0)
 		goto done;
 	credctl_pack_free(&p);
 	rc = credctl_vault_test_print(ctx, credbroker_reply_result(reply));

@@ -4,17 +4,33 @@
  *
  * The settings are one row of the settings table, a JSON document, so a
  * change is all or nothing.  role_id and secret_id are sealed in it like
- * credential values (contexts "vault/role_id" and "vault/secret_id"); no
- * method ever returns them, only whether they are set.
+ * credential values; no method ever returns them, only whether they are
+ * set.
+ *
+ * The stored ids go only to the Vault they were stored for.  Two things
+ * keep it so:
+ *  - vault.set and vault.test refuse a url, namespace or ca_file other
+ *    than the stored one unless the call brings role_id and secret_id
+ *    itself (vault_endpoint_check): a stored id is never combined with
+ *    another endpoint;
+ *  - the seal context of each id names the url, namespace and ca_file it
+ *    was saved with (vault_id_context), so a settings row whose endpoint
+ *    was changed behind the broker's back cannot open its ids.  Documents
+ *    written before this binding (no "ids_bound" member; contexts
+ *    "vault/role_id" and "vault/secret_id") are still read, and are
+ *    sealed with the binding by the next save or key rotation.
  */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "log.h"
 #include "proto.h"
 #include "seal.h"
 #include "secbuf.h"
@@ -23,23 +39,65 @@
 
 #define VAULT_SETTING	"vault"
 
-/* Open a sealed id from the settings document into a new string. */
+/*
+ * The seal context of an id: "vault/<key>", and with bound, the endpoint
+ * it may be sent to, each part length-prefixed so that no two endpoints
+ * give the same text.  Caller frees.
+ */
+static char *
+vault_id_context(const char *key, const struct vault_conf *c, bool bound)
+{
+	const char	*url = c->url != NULL ? c->url : "";
+	const char	*ns = c->namespace != NULL ? c->namespace : "";
+	const char	*ca = c->ca_file != NULL ? c->ca_file : "";
+	char		*context;
+	int		 n;
+
+	if (!bound)
+		n = asprintf(&context, "vault/%s", key);
+	else
+		n = asprintf(&context, "vault/%s|url=%zu:%s|namespace=%zu:%s|"
+		    "ca_file=%zu:%s", key, strlen(url), url, strlen(ns), ns,
+		    strlen(ca), ca);
+	return n < 0 ? NULL : context;
+}
+
+/*
+ * Open a sealed id from the settings document into a new string.  c holds
+ * the endpoint read from the same document.
+ */
 static int
-vault_open_id(struct broker *b, json_t *doc, const char *key, char **out,
-    struct cb_error *err)
+vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
+    const char *key, char **out, struct cb_error *err)
 {
 	struct secbuf	 plain = SECBUF_INIT;
 	json_t		*j = json_object_get(doc, key);
-	char		 context[32];
+	char		*context;
+	bool		 bound = json_is_true(json_object_get(doc, "ids_bound"));
 	int		 rc;
 
 	*out = NULL;
 	if (!json_is_string(j))
 		return 0;
-	snprintf(context, sizeof(context), "vault/%s", key);
-	if ((rc = keys_open(b, context, json_string_value(j), &plain,
-	    err)) != 0)
+	if ((context = vault_id_context(key, c, bound)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	/* GCM: text has no context at all: never for a bound id. */
+	if (bound && strncmp(json_string_value(j), "CB1:", 4) != 0)
+		rc = -CB_EINTERNAL;
+	else
+		rc = keys_open(b, context, json_string_value(j), &plain, err);
+	free(context);
+	if (rc != 0) {
+		secbuf_free(&plain);
+		if (bound)
+			return cb_error_set(err, CB_EINTERNAL, "the stored "
+			    "Vault %s cannot be opened: it is bound to the url, "
+			    "namespace and ca_file it was stored with, and the "
+			    "stored settings no longer match them (or the "
+			    "master key differs); give role_id and secret_id "
+			    "again with vault.set", key);
 		return rc;
+	}
 	if ((*out = calloc(1, plain.len + 1)) == NULL) {
 		secbuf_free(&plain);
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -61,13 +119,19 @@ vault_json_str(json_t *doc, const char *key, char **out)
 	return (*out = strdup(json_string_value(j))) == NULL ? -1 : 0;
 }
 
-int
-rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
-    struct cb_error *err)
+/*
+ * Read the stored settings.  When strict is false, ids that cannot be
+ * opened are logged and left unset: the settings stay readable and can be
+ * replaced, and without its ids Vault cannot be enabled.
+ */
+static int
+vault_load(struct broker *b, struct vault_conf *c, bool *found,
+    bool strict, struct cb_error *err)
 {
-	json_t	*doc = NULL;
-	char	*text = NULL;
-	int	 rc;
+	struct cb_error	 oerr;
+	json_t		*doc = NULL;
+	char		*text = NULL;
+	int		 rc;
 
 	memset(c, 0, sizeof(*c));
 	*found = false;
@@ -94,10 +158,19 @@ rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
-	if ((rc = vault_open_id(b, doc, "role_id", &c->role_id, err)) != 0 ||
-	    (rc = vault_open_id(b, doc, "secret_id", &c->secret_id,
-	    err)) != 0)
-		goto done;
+	cb_error_clear(&oerr);
+	if ((rc = vault_open_id(b, doc, c, "role_id", &c->role_id,
+	    &oerr)) != 0 || (rc = vault_open_id(b, doc, c, "secret_id",
+	    &c->secret_id, &oerr)) != 0) {
+		if (strict) {
+			*err = oerr;
+			goto done;
+		}
+		log_warnx("Vault settings: %s", oerr.msg);
+		cb_strfree_wipe(c->role_id);
+		c->role_id = NULL;
+		rc = 0;
+	}
 	*found = true;
 done:
 	json_decref(doc);
@@ -107,19 +180,29 @@ done:
 	return rc;
 }
 
-/* Seal an id and put it into the document. */
-static int
-vault_seal_id(struct broker *b, json_t *doc, const char *key,
-    const char *value, struct cb_error *err)
+int
+rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
+    struct cb_error *err)
 {
-	char	 context[32], *sealed = NULL;
+	return vault_load(b, c, found, false, err);
+}
+
+/* Seal an id, bound to the endpoint in c, and put it into the document. */
+static int
+vault_seal_id(struct broker *b, json_t *doc, const struct vault_conf *c,
+    const char *key, const char *value, struct cb_error *err)
+{
+	char	*context, *sealed = NULL;
 	int	 rc;
 
 	if (value == NULL)
 		return 0;
-	snprintf(context, sizeof(context), "vault/%s", key);
-	if ((rc = keys_seal(b, context, (const uint8_t *)value,
-	    strlen(value), &sealed, err)) != 0)
+	if ((context = vault_id_context(key, c, true)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	rc = keys_seal(b, context, (const uint8_t *)value, strlen(value),
+	    &sealed, err);
+	free(context);
+	if (rc != 0)
 		return rc;
 	rc = json_object_set_new(doc, key, json_string(sealed));
 	free(sealed);
@@ -134,9 +217,10 @@ vault_save(struct broker *b, const struct vault_conf *c, struct cb_error *err)
 	char	*text = NULL;
 	int	 rc;
 
-	doc = json_pack("{s:b, s:s, s:s, s:i, s:i}", "enabled", c->enabled,
-	    "url", c->url, "path", c->path, "timeout_ms", (int)c->timeout_ms,
-	    "cache_seconds", (int)c->cache_seconds);
+	doc = json_pack("{s:b, s:s, s:s, s:i, s:i, s:b}", "enabled",
+	    c->enabled, "url", c->url, "path", c->path, "timeout_ms",
+	    (int)c->timeout_ms, "cache_seconds", (int)c->cache_seconds,
+	    "ids_bound", 1);
 	if (doc == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	if (c->ca_file != NULL)
@@ -144,8 +228,9 @@ vault_save(struct broker *b, const struct vault_conf *c, struct cb_error *err)
 	if (c->namespace != NULL)
 		json_object_set_new(doc, "namespace",
 		    json_string(c->namespace));
-	if ((rc = vault_seal_id(b, doc, "role_id", c->role_id, err)) != 0 ||
-	    (rc = vault_seal_id(b, doc, "secret_id", c->secret_id, err)) != 0)
+	if ((rc = vault_seal_id(b, doc, c, "role_id", c->role_id,
+	    err)) != 0 || (rc = vault_seal_id(b, doc, c, "secret_id",
+	    c->secret_id, err)) != 0)
 		goto done;
 	if ((text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -159,9 +244,110 @@ done:
 }
 
 /*
+ * A url in the form that decides whether it names another endpoint:
+ * scheme and host in lower case, the scheme's default port (80, 443)
+ * dropped, trailing slashes dropped.  Anything else (another host, port,
+ * scheme or path) is another endpoint.  false when it does not fit.
+ */
+static bool
+vault_url_norm(const char *url, char *buf, size_t bufsz)
+{
+	const char	*auth, *end, *port;
+	size_t		 n, plen, i, hostlen;
+	bool		 https;
+
+	if (strncasecmp(url, "https://", 8) == 0) {
+		https = true;
+		auth = url + 8;
+	} else if (strncasecmp(url, "http://", 7) == 0) {
+		https = false;
+		auth = url + 7;
+	} else
+		return false;
+	end = auth + strcspn(auth, "/");
+	/* The port follows the last ':' after any IPv6 literal's ']'. */
+	port = memchr(auth, ']', (size_t)(end - auth));
+	port = memchr(port != NULL ? port : auth, ':',
+	    (size_t)(end - (port != NULL ? port : auth)));
+	hostlen = (size_t)((port != NULL ? port : end) - auth);
+	if (port != NULL && (port + 1 == end ||
+	    ((size_t)(end - port - 1) == strlen(https ? "443" : "80") &&
+	    strncmp(port + 1, https ? "443" : "80",
+	    (size_t)(end - port - 1)) == 0)))
+		port = NULL;		/* empty or default port */
+	plen = strlen(end);
+	while (plen > 0 && end[plen - 1] == '/')
+		plen--;
+	n = (size_t)snprintf(buf, bufsz, "%s://%.*s%.*s%.*s",
+	    https ? "https" : "http", (int)hostlen, auth,
+	    port != NULL ? (int)(end - port) : 0, port != NULL ? port : "",
+	    (int)plen, end);
+	if (n >= bufsz)
+		return false;
+	n = strlen(https ? "https://" : "http://");
+	for (i = n; i < n + hostlen; i++)
+		buf[i] = (char)tolower((unsigned char)buf[i]);
+	return true;
+}
+
+/* Do urls a and b (either may be NULL) name the same endpoint? */
+static bool
+vault_url_same(const char *a, const char *b)
+{
+	char	na[640], nb[640];
+
+	if (a == NULL || b == NULL)
+		return a == b;
+	if (!vault_url_norm(a, na, sizeof(na)) ||
+	    !vault_url_norm(b, nb, sizeof(nb)))
+		return strcmp(a, b) == 0;
+	return strcmp(na, nb) == 0;
+}
+
+/* Equal optional strings, NULL and "" alike. */
+static bool
+vault_opt_same(const char *a, const char *b)
+{
+	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
+}
+
+/*
+ * The stored ids go only to the endpoint they were stored for: a call
+ * that changes url, namespace or ca_file must bring role_id and
+ * secret_id itself (had_role, had_secret), or it is refused and nothing
+ * changes.
+ */
+static int
+vault_endpoint_check(const struct vault_conf *base,
+    const struct vault_conf *c, bool had_role, bool had_secret,
+    struct cb_error *err)
+{
+	char	 what[32];
+	bool	 url, ns, ca;
+
+	url = !vault_url_same(base->url, c->url);
+	ns = !vault_opt_same(base->namespace, c->namespace);
+	ca = !vault_opt_same(base->ca_file, c->ca_file);
+	if (!url && !ns && !ca)
+		return 0;
+	if ((had_role || base->role_id == NULL) &&
+	    (had_secret || base->secret_id == NULL))
+		return 0;
+	snprintf(what, sizeof(what), "%s%s%s%s%s", url ? "url" : "",
+	    url && (ns || ca) ? ", " : "", ns ? "namespace" : "",
+	    ns && ca ? ", " : "", ca ? "ca_file" : "");
+	return cb_error_set(err, CB_EBADREQ, "changing %s needs role_id "
+	    "and secret_id again in the same call: the stored ones are only "
+	    "sent to the endpoint they were stored for (missing: %s); "
+	    "nothing was changed", what, !had_role && !had_secret ?
+	    "role_id and secret_id" : !had_role ? "role_id" : "secret_id");
+}
+
+/*
  * Read vault.set/vault.test parameters over base (the stored settings):
- * absent keys keep the stored value.  role_id and secret_id are secrets:
- * the copies are wiped by vault_conf_free.
+ * absent keys keep the stored value, except that the stored ids are not
+ * kept for another endpoint (vault_endpoint_check).  role_id and
+ * secret_id are secrets: the copies are wiped by vault_conf_free.
  */
 static int
 vault_params(const msgpack_object *params, const struct vault_conf *base,
@@ -176,6 +362,7 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 	char		*s;
 	int64_t		 t;
 	size_t		 i;
+	bool		 given[6] = { false };
 	int		 rc;
 
 	if (vault_conf_copy(c, base) != 0)
@@ -197,6 +384,7 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 		if ((rc = proto_get_str(params, strs[i], req, &s, err)) < 0)
 			goto fail;
 		if (rc == 0) {
+			given[i] = true;
 			cb_strfree_wipe(*slots[i]);
 			/* An empty ca_file or namespace clears it. */
 			if (*s == '\0' && (i == 4 || i == 5)) {
@@ -230,6 +418,9 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 	}
 	/* vault.test checks completeness first: see rpc_vault_test. */
 	if (require && (rc = vault_conf_check(c, err)) != 0)
+		goto fail;
+	if ((rc = vault_endpoint_check(base, c, given[1], given[2],
+	    err)) != 0)
 		goto fail;
 	return 0;
 fail:
@@ -350,7 +541,8 @@ rpc_vault_reseal(struct broker *b, struct cb_error *err)
 	bool			 found;
 	int			 rc;
 
-	if ((rc = rpc_vault_load(b, &c, &found, err)) != 0)
+	/* Strict: ids that cannot be opened stop the rotation, not vanish. */
+	if ((rc = vault_load(b, &c, &found, true, err)) != 0)
 		return rc;
 	if (found)
 		rc = vault_save(b, &c, err);

@@ -212,13 +212,17 @@ class CredctlVaultTest(cbtest.DaemonTestCase):
                          ("no", "set", "set"))
 
         # --namespace '' and --ca-file '' clear; a namespace is shown.
+        # Another namespace or ca_file needs the ids again.
         self.ok("vault", "set", "--url", self.sim.url, "--path", PATH,
-                "--namespace", "team1", "--ca-file", "/etc/ssl/ca.pem")
+                "--namespace", "team1", "--ca-file", "/etc/ssl/ca.pem",
+                "--role-id", ROLE_ID, "--secret-id-stdin",
+                input=SECRET_ID + "\n")
         s = self.show()
         self.assertEqual((s["namespace"], s["ca_file"]),
                          ("team1", "/etc/ssl/ca.pem"))
         self.ok("vault", "set", "--url", self.sim.url, "--path", PATH,
-                "--namespace", "", "--ca-file", "")
+                "--namespace", "", "--ca-file", "", "--role-id", ROLE_ID,
+                "--secret-id-stdin", input=SECRET_ID + "\n")
         s = self.show()
         self.assertEqual((s["namespace"], s["ca_file"]), ("-", "-"))
 
@@ -374,6 +378,44 @@ class CredctlVaultTest(cbtest.DaemonTestCase):
                                       input=SECRET_ID + "\n")
         self.assertEqual(rc, 3, out + err)
         self.assert_unconfigured()
+
+    def test_new_url_without_ids_is_refused_with_a_hint(self):
+        """Another url, namespace or ca_file without both ids: the broker
+        refuses, credctl exits 1 and says which options give the ids;
+        nothing changes and no login reaches the other server."""
+        other = SimProcess("--kv-mount", MOUNT, stderr=subprocess.DEVNULL)
+        other.start()
+        self.addCleanup(other.stop)
+        self.configure()
+        before = self.show()
+        cases = [
+            ("set", "--url", other.url, "--path", PATH),
+            ("set", "--url", self.sim.url, "--path", PATH, "--namespace",
+             "team1"),
+            ("set", "--url", self.sim.url, "--path", PATH, "--ca-file",
+             "/etc/ssl/ca.pem", "--role-id", ROLE_ID),
+            ("test", "--url", other.url),
+        ]
+        for case in cases:
+            with self.subTest(case=case):
+                rc, out, err = self.ctl("vault", *case)
+                self.assertEqual(rc, 1, out + err)
+                self.assertIn("credctl: bad_request: changing ", err)
+                self.assertIn("needs role_id and secret_id again", err)
+                self.assertIn("--role-id ID (or --role-id-stdin) and "
+                              "--secret-id-stdin (or --secret-id-prompt)",
+                              err)
+        self.assertEqual(self.show(), before)
+        log = other.admin("GET", "log?since=0")["entries"]
+        self.assertEqual([e for e in log if e["path"] ==
+                          "/v1/auth/approle/login"], [])
+        # The same url written with a trailing slash is not a change.
+        self.ok("vault", "test", "--url", self.sim.url + "/")
+        # Both ids again: the change is made.
+        self.ok("vault", "set", "--url", other.url, "--path", PATH,
+                "--role-id", ROLE_ID, "--secret-id-stdin",
+                input=SECRET_ID + "\n")
+        self.assertEqual(self.show()["url"], other.url)
 
     def test_path_without_data(self):
         bad = MOUNT + "/ctl"

@@ -20,6 +20,13 @@ Vault storage through the real daemon against the Vault simulator
    unavailable naming the certificate, and vault.test's login step says so.
  - Input checks: vault.set paths/ids/fields and user ids that could leave
    the prefix are refused with bad_request and nothing reaches Vault.
+ - The stored ids go only to the endpoint they were stored for: vault.set
+   and vault.test with another url, namespace or ca_file need role_id and
+   secret_id again (a second simulator counts the logins that would have
+   reached another server); the sealed ids are bound to the url, namespace
+   and ca_file, so a settings row altered in the database does not open
+   them; settings saved without the binding are read and re-sealed with
+   it; vault.set and vault.test are audited without any id in the line.
 
 Failure handling (sealed, timeouts, 5xx, malformed answers, drops, token
 expiry, policy refusals, login backoff) and the event-loop checks are in
@@ -27,7 +34,9 @@ test_vault_faults.py; the 60-second renewal soak in test_vault_soak.py.
 """
 
 import base64
+import json
 import os
+import sqlite3
 import sys
 
 sys.dont_write_bytecode = True
@@ -39,6 +48,15 @@ from vaulttest import (VaultCase, ROLE_ID, SECRET_ID, RO_ROLE_ID,  # noqa: E402
                        RO_SECRET_ID, NS_ROLE_ID, NS_SECRET_ID, MOUNT, PREFIX,
                        PATH, LOGIN_PATH, data_path, canary, make_ca,
                        make_server_cert)
+
+
+try:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+    HAVE_CRYPTO = True
+except ImportError:  # pragma: no cover
+    HAVE_CRYPTO = False
 
 
 def is_list(e):
@@ -682,10 +700,12 @@ class TLSTests(VaultCase):
 
     def test_another_ca_is_refused(self):
         self.check_refused(ca_file=self.other_ca)
-        # vault.test with the right CA passes; then fixing the settings
-        # makes calls work without a restart.
-        self.assertIs(self.c.ok("vault.test", {"ca_file": self.ca})["ok"],
-                      True)
+        # vault.test with the right CA (and the ids again, as another
+        # ca_file needs) passes; then fixing the settings makes calls work
+        # without a restart.
+        self.assertIs(self.c.ok("vault.test", {
+            "ca_file": self.ca, "role_id": ROLE_ID,
+            "secret_id": SECRET_ID})["ok"], True)
         self.configure(ca_file=self.ca)
         u = new_user()
         v = canary()
@@ -699,6 +719,421 @@ class TLSTests(VaultCase):
         """The certificate covers IP 127.0.0.1 only: "localhost" fails."""
         url = self.sim.url.replace("127.0.0.1", "localhost")
         self.check_refused(ca_file=self.ca, url=url)
+
+
+class EndpointBindingTests(VaultCase):
+    """The stored AppRole ids are sent only to the url, namespace and
+    ca_file they were stored with.  self.other is a second simulator that
+    plays any other server: its log shows whether a login reached it."""
+
+    other = None
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        if cbtest.have_binaries():
+            cls.other = vaulttest.Sim(*vaulttest.BASE_SIM_ARGS).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        if cls.other is not None:
+            cls.other.stop()
+            cls.other = None
+        super().tearDownClass()
+
+    def setUp(self):
+        if self.other is not None:
+            self.other.reset()
+        super().setUp()
+
+    def assertRefusedFor(self, resp, what, missing="role_id and secret_id"):
+        err = self.assertError(resp, "bad_request")
+        self.assertIn("changing %s needs role_id and secret_id again"
+                      % what, err["message"])
+        self.assertIn("missing: %s" % missing, err["message"])
+        return err
+
+    def no_other_logins(self, seq):
+        self.assertEqual(self.other.logins_since(seq), [],
+                         "a login reached the other server")
+
+    def read_doc(self):
+        con = sqlite3.connect(self.d.database)
+        try:
+            (text,) = con.execute("SELECT value FROM settings WHERE "
+                                  "key = 'vault'").fetchone()
+        finally:
+            con.close()
+        return json.loads(text)
+
+    def write_doc(self, doc):
+        con = sqlite3.connect(self.d.database)
+        try:
+            with con:
+                con.execute("UPDATE settings SET value = ? WHERE "
+                            "key = 'vault'", (json.dumps(doc),))
+        finally:
+            con.close()
+
+    def restart(self):
+        self.c.close()
+        self.d.restart()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+
+    def test_vault_test_with_new_url_needs_new_secrets(self):
+        self.configure()
+        self.wait_authenticated()
+        seq = self.other.last_seq()
+        before = self.c.ok("vault.get", {})
+        for extra in ({}, {"role_id": ROLE_ID}, {"secret_id": SECRET_ID}):
+            missing = ("role_id and secret_id" if not extra else
+                       "secret_id" if "role_id" in extra else "role_id")
+            with self.subTest(given=sorted(extra)):
+                p = dict({"url": self.other.url}, **extra)
+                self.assertRefusedFor(self.c.call("vault.test", p), "url",
+                                      missing)
+        self.no_other_logins(seq)
+        self.assertEqual(self.c.ok("vault.get", {}), before)
+        # The same url written differently is not another endpoint.
+        same = self.sim.url + "/"
+        res = self.c.ok("vault.test", {"url": same})
+        self.assertIs(res["ok"], True, res)
+        self.no_other_logins(seq)
+
+    def test_same_url_written_differently_is_not_a_change(self):
+        """Host case, the default port and trailing slashes do not make
+        another endpoint; another port, scheme, host or path does.
+        Disabled, so that nothing logs in anywhere."""
+        self.configure(enabled=False, url="http://vault.example")
+        for url in ("http://VAULT.example/", "http://vault.example:80",
+                    "http://Vault.Example:80//", "http://vault.example:"):
+            with self.subTest(url=url):
+                self.c.ok("vault.set", self.settings(
+                    enabled=False, url=url, role_id=None, secret_id=None))
+                self.assertEqual(self.c.ok("vault.get", {})["url"], url)
+        for url in ("http://vault.example:8080", "https://vault.example",
+                    "http://vault.example.org", "http://vault.example/v2",
+                    "https://vault.example:80"):
+            with self.subTest(url=url):
+                self.assertRefusedFor(self.c.call("vault.set", self.settings(
+                    enabled=False, url=url, role_id=None, secret_id=None)),
+                    "url")
+        self.assertEqual(self.sim.requests_since(0), [])
+
+    def test_vault_set_with_new_url_needs_new_secrets(self):
+        self.configure()
+        self.mktype("bound")
+        u = new_user()
+        value = canary()
+        self.set_value("bound", u, value)
+        before = self.c.ok("vault.get", {})
+        doc = self.read_doc()
+        seq = self.other.last_seq()
+        for over in ({}, {"enabled": False}, {"secret_id": None},
+                     {"role_id": None}):
+            with self.subTest(over=over):
+                p = self.settings(url=self.other.url, **over)
+                missing = ("secret_id" if "role_id" in p else
+                           "role_id" if "secret_id" in p else
+                           "role_id and secret_id")
+                if "role_id" in p and "secret_id" in p:
+                    p.pop("role_id")
+                    p.pop("secret_id")
+                    missing = "role_id and secret_id"
+                self.assertRefusedFor(self.c.call("vault.set", p), "url",
+                                      missing)
+        self.assertEqual(self.c.ok("vault.get", {}), before)
+        self.assertEqual(self.read_doc(), doc, "the stored row changed")
+        # Later logins, after the token expired and after a restart, go
+        # to the server the ids were stored for.
+        seq_sim = self.sim.last_seq()
+        self.sim.expire_tokens()
+        self.assertEqual(self.sub_ok("bound", u), value)
+        self.restart()
+        self.assertEqual(self.sub_ok("bound", u), value)
+        self.assertGreaterEqual(len(self.sim.logins_since(seq_sim)), 2)
+        self.no_other_logins(seq)
+
+    def test_namespace_and_ca_file_changes_need_new_secrets(self):
+        self.configure()
+        self.wait_authenticated()
+        before = self.c.ok("vault.get", {})
+        seq = self.sim.last_seq()
+        changes = [("namespace", {"namespace": "team1"}),
+                   ("ca_file", {"ca_file": "/etc/ssl/certs/"
+                                "ca-certificates.crt"}),
+                   ("url, namespace", {"url": self.other.url,
+                                       "namespace": "team1"})]
+        for what, over in changes:
+            with self.subTest(change=what):
+                self.assertRefusedFor(self.c.call("vault.set", self.settings(
+                    role_id=None, secret_id=None, **over)), what)
+                self.assertRefusedFor(self.c.call("vault.test", over), what)
+        self.assertEqual(self.c.ok("vault.get", {}), before)
+        self.assertEqual(self.sim.requests_since(seq), [],
+                         "a refused call reached Vault")
+        self.no_other_logins(0)
+
+        # Stored with a namespace: clearing it is a change too.
+        self.configure(namespace="team1", role_id=NS_ROLE_ID,
+                       secret_id=NS_SECRET_ID)
+        self.wait_authenticated()
+        before = self.c.ok("vault.get", {})
+        seq = self.sim.last_seq()
+        self.assertRefusedFor(self.c.call("vault.set", self.settings(
+            namespace="", role_id=None, secret_id=None)), "namespace")
+        self.assertRefusedFor(self.c.call("vault.test", {"namespace": ""}),
+                              "namespace")
+        self.assertEqual(self.sim.requests_since(seq), [])
+        self.assertEqual(self.c.ok("vault.get", {}), before)
+        # Unchanged namespace and url: the stored ids are used.
+        self.c.ok("vault.set", self.settings(namespace="team1", role_id=None,
+                                             secret_id=None,
+                                             timeout_ms=4000))
+        self.assertIs(self.c.ok("vault.test", {})["ok"], True)
+
+    def test_new_endpoint_with_both_ids_given_works(self):
+        self.configure()
+        self.wait_authenticated()
+        seq = self.other.last_seq()
+        res = self.c.ok("vault.test", {"url": self.other.url,
+                                       "role_id": ROLE_ID,
+                                       "secret_id": SECRET_ID})
+        self.assertIs(res["ok"], True, res)
+        self.assertEqual(len(self.other.logins_since(seq)), 1)
+        self.assertEqual(self.c.ok("vault.get", {})["url"], self.sim.url)
+
+        self.c.ok("vault.set", self.settings(url=self.other.url))
+        self.assertEqual(self.c.ok("vault.get", {})["url"], self.other.url)
+        self.mktype("moved")
+        u = new_user()
+        value = canary()
+        self.set_value("moved", u, value)
+        self.assertEqual(self.sub_ok("moved", u), value)
+        t = self.types["moved"]
+        self.assertEqual(sorted(self.other.secrets()), [data_path(t, u)])
+        # The new binding holds across a restart.
+        self.restart()
+        self.assertEqual(self.sub_ok("moved", u), value)
+        # The ids now belong to the new url: the old one needs them again.
+        self.assertIs(self.read_doc().get("ids_bound"), True)
+        seq_sim = self.sim.last_seq()
+        self.assertRefusedFor(self.c.call("vault.test", {
+            "url": self.sim.url}), "url")
+        self.assertEqual(self.sim.logins_since(seq_sim), [])
+
+        # Namespace and ca_file with both ids: accepted.
+        self.c.ok("vault.set", self.settings(namespace="team1",
+                                             role_id=NS_ROLE_ID,
+                                             secret_id=NS_SECRET_ID))
+        self.wait_authenticated()
+        self.assertEqual(self.c.ok("vault.get", {})["namespace"], "team1")
+
+    def test_url_altered_in_database_does_not_open_stored_ids(self):
+        self.configure()
+        self.wait_authenticated()
+        self.c.close()
+        self.d.stop()
+        doc = self.read_doc()
+        self.write_doc(dict(doc, url=self.other.url))
+        seq = self.other.last_seq()
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        # Not configured: the ids did not open, so no login was started.
+        h = self.health_vault()
+        self.assertIs(h["configured"], False, h)
+        self.assertIn("the stored Vault role_id cannot be opened",
+                      self.d.log())
+        g = self.c.ok("vault.get", {})
+        self.assertEqual(g["url"], self.other.url)
+        self.assertIs(g["role_id_set"], False)
+        self.assertIs(g["secret_id_set"], False)
+        # Nothing to log in with: vault.test is refused, nothing is sent.
+        self.assertError(self.c.call("vault.test", {}), "not_configured")
+        self.mktype("altered")
+        self.assertError(self.c.call("cred.set", {
+            "type": "altered", "user": new_user(), "value": canary()}),
+            "not_configured")
+        self.no_other_logins(seq)
+
+        # The namespace and the ca_file are bound the same way.
+        for over in ({"namespace": "team1"}, {"ca_file": "/etc/ssl/x.pem"}):
+            with self.subTest(altered=over):
+                self.c.close()
+                self.d.stop()
+                self.write_doc(dict(doc, **over))
+                self.d.start()
+                self.c = self.d.client()
+                self.addCleanup(self.c.close)
+                self.assertIn("cannot be opened", self.d.log())
+                self.assertIs(self.health_vault()["configured"], False)
+
+        # Put back as stored, the ids open again: nothing was lost.
+        self.c.close()
+        self.d.stop()
+        self.write_doc(doc)
+        seq_sim = self.sim.last_seq()
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        self.wait_authenticated()
+        self.assertTrue(self.sim.logins_since(seq_sim))
+        self.no_other_logins(seq)
+
+    @staticmethod
+    def sealer(master, keyver=1):
+        """CB1 seal and open under master (as daemon/seal.c does)."""
+        if not HAVE_CRYPTO:
+            raise AssertionError("python3-cryptography is needed")
+        aead = AESGCM(HKDF(algorithm=hashes.SHA256(), length=len(master),
+                           salt=None, info=b"credbroker seal v1")
+                      .derive(master))
+
+        def aad(context):
+            return ("credbroker/1|%d|%s" % (keyver, context)).encode()
+
+        def seal(context, pt):
+            nonce = os.urandom(12)
+            ct = aead.encrypt(nonce, pt.encode(), aad(context))
+            return "CB1:%d:%s" % (keyver,
+                                  base64.b64encode(nonce + ct).decode())
+
+        def opens(sealed, context):
+            if not sealed.startswith("CB1:%d:" % keyver):
+                return False
+            raw = base64.b64decode(sealed.split(":", 2)[2])
+            try:
+                aead.decrypt(raw[:12], raw[12:], aad(context))
+                return True
+            except Exception:
+                return False
+        return seal, opens
+
+    def bound_context(self, key, url=None):
+        url = url or self.sim.url
+        return ("vault/%s|url=%d:%s|namespace=0:|ca_file=0:"
+                % (key, len(url), url))
+
+    def start_with_unbound_settings(self):
+        """Restart on settings as earlier releases saved them (contexts
+        "vault/role_id" and "vault/secret_id", no "ids_bound"), check that
+        they log in, and return the document."""
+        seal, _ = self.sealer(self.d.key_bytes)
+        self.configure()
+        self.wait_authenticated()
+        self.c.close()
+        self.d.stop()
+        old = {"enabled": True, "url": self.sim.url, "path": PATH,
+               "timeout_ms": 5000, "cache_seconds": 0,
+               "role_id": seal("vault/role_id", ROLE_ID),
+               "secret_id": seal("vault/secret_id", SECRET_ID)}
+        self.write_doc(old)
+        seq = self.sim.last_seq()
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        self.wait_authenticated()
+        self.assertTrue(self.sim.logins_since(seq))
+        g = self.c.ok("vault.get", {})
+        self.assertIs(g["role_id_set"], True)
+        self.assertIs(g["secret_id_set"], True)
+        return old
+
+    def test_key_rotation_binds_settings_stored_without_binding(self):
+        self.start_with_unbound_settings()
+        new_key = cbtest.strong_key().encode()
+        new_path = os.path.join(self.tmp, "new.key")
+        cbtest.write_file(new_path, new_key + b"\n")
+        self.c.ok("key.rotate", {"new_key_file": new_path})
+        cbtest.poll_until(lambda: self.c.ok("key.status", {})["rotation"]
+                          ["state"] == "done", 60 * cbtest.SCALE,
+                          interval=0.05, what="rotation done")
+        doc = self.read_doc()
+        self.assertIs(doc.get("ids_bound"), True, doc)
+        _, opens = self.sealer(new_key, keyver=2)
+        for key in ("role_id", "secret_id"):
+            self.assertTrue(opens(doc[key], self.bound_context(key)), key)
+            self.assertFalse(opens(doc[key], "vault/" + key), key)
+        # With the new key configured, the rotated settings log in.
+        self.c.close()
+        self.d.stop()
+        self.d.key_file = new_path
+        self.d.write_config()
+        seq = self.sim.last_seq()
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        self.wait_authenticated()
+        self.assertTrue(self.sim.logins_since(seq))
+
+    def test_settings_without_binding_are_read_and_resealed(self):
+        """A document saved before the ids were bound to their endpoint
+        (contexts "vault/role_id" and "vault/secret_id") still works, and
+        the next save binds them."""
+        old = self.start_with_unbound_settings()
+        seal, opens = self.sealer(self.d.key_bytes)
+
+        # The next save binds them to url, namespace and ca_file.
+        self.c.ok("vault.set", self.settings(role_id=None, secret_id=None,
+                                             timeout_ms=4000))
+        doc = self.read_doc()
+        self.assertIs(doc.get("ids_bound"), True, doc)
+        for key in ("role_id", "secret_id"):
+            self.assertFalse(opens(doc[key], "vault/" + key))
+            self.assertTrue(opens(doc[key], self.bound_context(key)))
+        self.assertIs(self.c.ok("vault.test", {})["ok"], True)
+
+        # Once bound, an unbound copy of the ids is not accepted instead.
+        self.c.close()
+        self.d.stop()
+        self.write_doc(dict(old, ids_bound=True))
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        self.assertIn("cannot be opened", self.d.log())
+        self.assertIs(self.health_vault()["configured"], False)
+
+    def test_vault_set_and_test_are_audited_without_secrets(self):
+        audit = os.path.join(self.tmp, "audit.log")
+        self.c.close()
+        self.d.stop()
+        self.d.args += ["-o", "audit.file=" + audit]
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        # A canary secret_id: no such role, so the login fails; what
+        # matters is that it appears in no log line.
+        secret = "canary-" + os.urandom(12).hex()
+
+        def audited():
+            with open(audit, "rb") as f:
+                data = f.read()
+            return data, [(r["method"], r["outcome"]) for r in
+                          map(json.loads, data.splitlines())
+                          if r["method"].startswith("vault.")]
+
+        self.configure(secret_id=secret)
+        self.c.ok("vault.test", {})
+        self.c.ok("vault.test", {"secret_id": secret + "x"})
+        self.assertEqual(audited()[1], [("vault.set", "ok"),
+                                        ("vault.test", "ok"),
+                                        ("vault.test", "ok")])
+        self.assertRefusedFor(self.c.call("vault.test", {
+            "url": self.other.url}), "url")
+        self.assertRefusedFor(self.c.call("vault.set", self.settings(
+            url=self.other.url, role_id=None, secret_id=None)), "url")
+        data, got = audited()
+        self.assertEqual(got[3:], [("vault.test", "bad_request"),
+                                   ("vault.set", "bad_request")])
+        log = self.d.log()
+        self.assertEqual(log.count("audit: method=vault.test"), 3, log)
+        self.assertEqual(log.count("audit: method=vault.set"), 2, log)
+        ids = [secret.encode(), (secret + "x").encode(), ROLE_ID.encode()]
+        self.assertEqual(find_leaks(data, ids), [], "an id in the audit file")
+        self.assertEqual(find_leaks(self.d.all_logs(), ids), [],
+                         "an id in the daemon's stderr")
 
 
 if __name__ == "__main__":
