@@ -20,15 +20,28 @@
  * not an option: it would lock SQLite's page cache and memory maps too.
  *
  * Blocks come in power-of-two classes from SECMEM_MIN to SECMEM_MAX bytes;
- * freed blocks (already wiped) go on a free list per class and are reused,
- * so the pool grows to the peak in use and stays there.  Larger blocks get
- * a locked mapping of their own.  Single-threaded, like the daemon's loop.
+ * freed blocks (already wiped) go on a free list per class and are reused.
+ * Blocks smaller than a page are cut from shared chunks, which are kept:
+ * they hold a few KiB per connection at most.  A page or more (every read
+ * buffer) gets a locked mapping of its own, and a freed one is kept for
+ * reuse only while the pool keeps less than SECMEM_KEEP bytes of them;
+ * the rest is unlocked and unmapped at once, so memory taken by a burst of
+ * large messages goes back to the system when their connections are gone.
+ * Blocks above SECMEM_MAX are never kept.
+ *
+ * Memory that cannot be locked (RLIMIT_MEMLOCK) is not used: the mapping
+ * is undone and the allocation fails, so a secret never lands in memory
+ * that may be swapped.  The caller sees an error (a connection whose read
+ * buffer cannot grow is closed, a call whose reply cannot be packed gets
+ * an error); the first failure is reported through the hook set with
+ * secmem_pool_on_lock_failure.  Single-threaded, like the daemon's loop.
  */
 #define SECMEM_MIN_SHIFT	6
 #define SECMEM_MAX_SHIFT	20
 #define SECMEM_MIN		((size_t)1 << SECMEM_MIN_SHIFT)
 #define SECMEM_MAX		((size_t)1 << SECMEM_MAX_SHIFT)
 #define SECMEM_CHUNK		((size_t)2 << 20)
+#define SECMEM_PAGE		((size_t)4096)	/* own mapping from here up */
 #define SECMEM_NCLASS		(SECMEM_MAX_SHIFT - SECMEM_MIN_SHIFT + 1)
 
 struct secmem_free {
@@ -39,8 +52,14 @@ static bool			 secmem_on;
 static struct secmem_free	*secmem_lists[SECMEM_NCLASS];
 static uint8_t			*secmem_cur, *secmem_end;
 static size_t			 secmem_locked, secmem_unlocked;
+static size_t			 secmem_kept;	/* mapped blocks on free lists */
+static void			(*secmem_lock_hook)(size_t);
+static bool			 secmem_lock_warned;
 
-/* Map n bytes, locked and kept out of core dumps where the OS allows. */
+/*
+ * Map n bytes, locked and kept out of core dumps; NULL if the memory
+ * cannot be locked.
+ */
 static void *
 secmem_map(size_t n)
 {
@@ -51,17 +70,37 @@ secmem_map(size_t n)
 	if (p == MAP_FAILED)
 		return NULL;
 	(void)madvise(p, n, MADV_DONTDUMP);
-	if (mlock(p, n) == 0)
-		secmem_locked += n;
-	else
-		secmem_unlocked += n;	/* RLIMIT_MEMLOCK: still DONTDUMP */
+	if (mlock(p, n) != 0) {
+		(void)munmap(p, n);
+		if (secmem_lock_hook != NULL && !secmem_lock_warned) {
+			secmem_lock_warned = true;
+			secmem_lock_hook(secmem_locked);
+		}
+		return NULL;
+	}
+	secmem_locked += n;
 	return p;
+}
+
+/* Give a mapping of n bytes (already wiped) back to the system. */
+static void
+secmem_unmap(void *p, size_t n)
+{
+	(void)munlock(p, n);
+	(void)munmap(p, n);
+	secmem_locked -= n;
 }
 
 void
 secmem_pool_enable(void)
 {
 	secmem_on = true;
+}
+
+void
+secmem_pool_on_lock_failure(void (*fn)(size_t))
+{
+	secmem_lock_hook = fn;
 }
 
 void
@@ -106,11 +145,19 @@ secmem_alloc(size_t n, size_t *cap)
 	if ((f = secmem_lists[c]) != NULL) {
 		secmem_lists[c] = f->next;
 		f->next = NULL;
+		if (sz >= SECMEM_PAGE)
+			secmem_kept -= sz;
 		*cap = sz;
 		return f;
 	}
+	if (sz >= SECMEM_PAGE) {
+		if ((p = secmem_map(sz)) == NULL)
+			return NULL;
+		*cap = sz;
+		return p;
+	}
 	if ((size_t)(secmem_end - secmem_cur) < sz) {
-		/* The rest of the old chunk is lost: at most SECMEM_MAX. */
+		/* The rest of the old chunk is lost: less than a page. */
 		if ((secmem_cur = secmem_map(SECMEM_CHUNK)) == NULL) {
 			secmem_end = NULL;
 			return NULL;
@@ -146,9 +193,15 @@ secmem_free_used(void *p, size_t cap, size_t used)
 		return;
 	}
 	if (cap > SECMEM_MAX) {
-		(void)munlock(p, cap);
-		(void)munmap(p, cap);
+		secmem_unmap(p, cap);
 		return;
+	}
+	if (cap >= SECMEM_PAGE) {
+		if (secmem_kept + cap > SECMEM_KEEP) {
+			secmem_unmap(p, cap);
+			return;
+		}
+		secmem_kept += cap;
 	}
 	c = secmem_class(cap);
 	f->next = secmem_lists[c];
