@@ -56,21 +56,30 @@ static size_t			 secmem_kept;	/* mapped blocks on free lists */
 static void			(*secmem_lock_hook)(size_t);
 static bool			 secmem_lock_warned;
 
+static void	secmem_trim(void);
+
 /*
  * Map n bytes, locked and kept out of core dumps; NULL if the memory
- * cannot be locked.
+ * cannot be locked, even after giving back the blocks kept for reuse.
  */
 static void *
 secmem_map(size_t n)
 {
 	void	*p;
+	int	 rc;
 
 	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 	    -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	(void)madvise(p, n, MADV_DONTDUMP);
-	if (mlock(p, n) != 0) {
+	rc = mlock(p, n);
+	if (rc != 0 && secmem_kept > 0) {
+		/* The blocks kept for reuse count against the limit too. */
+		secmem_trim();
+		rc = mlock(p, n);
+	}
+	if (rc != 0) {
 		(void)munmap(p, n);
 		if (secmem_lock_hook != NULL && !secmem_lock_warned) {
 			secmem_lock_warned = true;
@@ -91,6 +100,32 @@ secmem_unmap(void *p, size_t n)
 	secmem_locked -= n;
 }
 
+/* Class index for n bytes, n <= SECMEM_MAX. */
+static unsigned
+secmem_class(size_t n)
+{
+	unsigned	c = 0;
+
+	while (((size_t)SECMEM_MIN << c) < n)
+		c++;
+	return c;
+}
+
+/* Give back every block of a page or more kept for reuse. */
+static void
+secmem_trim(void)
+{
+	struct secmem_free	*f;
+	unsigned		 c;
+
+	for (c = secmem_class(SECMEM_PAGE); c < SECMEM_NCLASS; c++)
+		while ((f = secmem_lists[c]) != NULL) {
+			secmem_lists[c] = f->next;
+			secmem_unmap(f, SECMEM_MIN << c);
+			secmem_kept -= SECMEM_MIN << c;
+		}
+}
+
 void
 secmem_pool_enable(void)
 {
@@ -108,17 +143,6 @@ secmem_pool_stats(size_t *locked, size_t *unlocked)
 {
 	*locked = secmem_locked;
 	*unlocked = secmem_unlocked;
-}
-
-/* Class index for n bytes, n <= SECMEM_MAX. */
-static unsigned
-secmem_class(size_t n)
-{
-	unsigned	c = 0;
-
-	while (((size_t)SECMEM_MIN << c) < n)
-		c++;
-	return c;
 }
 
 void *

@@ -263,6 +263,12 @@ lock_limit_child(void)
 	if ((p = secmem_alloc(64 * 1024, &c)) == NULL)
 		return 16;
 	secmem_free(p, c);
+	/* Blocks kept for reuse are given back to lock a new one. */
+	n--;
+	secmem_free(blk[n], cap[n]);
+	if ((p = secmem_alloc(128 * 1024, &c)) == NULL)
+		return 17;
+	secmem_free(p, c);
 	for (i = 0; i < n; i++)
 		secmem_free(blk[i], cap[i]);
 	return 0;
