@@ -44,7 +44,7 @@ struct conf {
 	char		*socket;
 	unsigned	 socket_mode;
 	size_t		 max_message;
-	size_t		 max_message_noperm;	/* for a peer with no permission */
+	size_t		 max_message_noperm;	/* caller without permission */
 	unsigned	 max_connections;
 	unsigned	 max_connections_per_uid;
 	unsigned	 reserved_connections;	/* for root and edit:* holders */

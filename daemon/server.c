@@ -21,8 +21,9 @@
  *
  * Limits that keep callers without permission from taking the daemon's
  * memory or its connection slots: a peer that no grant names (it may only
- * call hello) can send messages of at most server.max_message_size_no_permission
- * bytes, for as long as it has no permission; each uid may hold at most
+ * call hello) can send messages of at most
+ * server.max_message_size_no_permission bytes, for as long as it has no
+ * permission; each uid may hold at most
  * server.max_connections_per_uid connections; the last
  * server.reserved_connections slots of server.max_connections are kept for
  * root and holders of an edit:* permission; and a message that has begun
@@ -440,8 +441,8 @@ conn_process(struct conn *c)
 			    max);
 			conn_fail(c, CB_ETOOLARGE, max < b->conf->max_message ?
 			    "message exceeds the maximum message size for a "
-			    "caller without permissions" : "message exceeds the "
-			    "maximum message size");
+			    "caller without permissions" :
+			    "message exceeds the maximum message size");
 			break;
 		}
 		if (rc == PROTO_SCAN_BAD) {

@@ -52,7 +52,7 @@ static bool			 secmem_on;
 static struct secmem_free	*secmem_lists[SECMEM_NCLASS];
 static uint8_t			*secmem_cur, *secmem_end;
 static size_t			 secmem_locked, secmem_unlocked;
-static size_t			 secmem_kept;	/* mapped blocks on free lists */
+static size_t			 secmem_kept;	/* mapped, on free lists */
 static void			(*secmem_lock_hook)(size_t);
 static bool			 secmem_lock_warned;
 
