@@ -258,10 +258,10 @@ class ConnLimitsTest(unittest.TestCase):
         self.assertIn("server.message_timeout", d.log())
 
     def test_memory_returns_after_large_partial_messages(self):
-        if cbtest.daemon_sanitized():
-            self.fail("memory figures are meaningless under ASan; run this "
-                      "in the release build")
-        nconn, per_uid = 1000, 100
+        # Under ASan the pool's paths still run, on fewer connections, but
+        # the memory figures mean nothing and are not checked.
+        sanitized = cbtest.daemon_sanitized()
+        nconn, per_uid = (200 if sanitized else 1000), 100
         size = 896 * 1024       # below the default max_message_size
         d = self.start(server=[("max_connections", "1100")],
                        grants=["uid:0 *", "gid:%d read:health" % USERS_GID])
@@ -299,6 +299,14 @@ class ConnLimitsTest(unittest.TestCase):
         base_lck = proc_kib(d.pid, "VmLck")
 
         flood(nconn)
+        if sanitized:
+            cbtest.poll_until(
+                lambda: len(os.listdir("/proc/%d/fd" % d.pid)) == fds, 60,
+                interval=0.1, what="the connections to close")
+            with d.client() as c:
+                c.ok("hello")
+            self.skipTest("memory figures are not checked under ASan; the "
+                          "release build checks them")
         peak = proc_kib(d.pid, "VmRSS")
         self.assertGreater(peak, base + nconn * size // 1024 // 2)
 
