@@ -25,6 +25,8 @@
 #define CONF_DEFAULT_SOCKET	"/run/credbroker/credbroker.sock"
 #define CONF_DEFAULT_DATABASE	"/var/lib/credbroker/credbroker.db"
 #define CONF_DEFAULT_CREDENTIAL	"master-key"
+/* Enough for hello and a few small calls; see server.c. */
+#define CONF_DEFAULT_MAX_MESSAGE_NOPERM	4096
 
 struct conf_parse {
 	struct conf	*conf;
@@ -208,10 +210,22 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (conf_parse_uint(value, 1024, 256ULL * 1024 * 1024, &v) != 0)
 			goto bad;
 		c->max_reply = (size_t)v;
+	} else if (KEY("server", "max_message_size_no_permission")) {
+		if (conf_parse_uint(value, 256, 64ULL * 1024 * 1024, &v) != 0)
+			goto bad;
+		c->max_message_noperm = (size_t)v;
 	} else if (KEY("server", "max_connections")) {
 		if (conf_parse_uint(value, 1, 1000000, &v) != 0)
 			goto bad;
 		c->max_connections = (unsigned)v;
+	} else if (KEY("server", "max_connections_per_uid")) {
+		if (conf_parse_uint(value, 1, 1000000, &v) != 0)
+			goto bad;
+		c->max_connections_per_uid = (unsigned)v;
+	} else if (KEY("server", "reserved_connections")) {
+		if (conf_parse_uint(value, 0, 1000000, &v) != 0)
+			goto bad;
+		c->reserved_connections = (unsigned)v;
 	} else if (KEY("server", "max_inflight")) {
 		if (conf_parse_uint(value, 1, 100000, &v) != 0)
 			goto bad;
@@ -220,6 +234,10 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (conf_parse_uint(value, 0, 86400 * 7, &v) != 0)
 			goto bad;
 		c->idle_timeout = (unsigned)v;
+	} else if (KEY("server", "message_timeout")) {
+		if (conf_parse_uint(value, 1, 3600, &v) != 0)
+			goto bad;
+		c->message_timeout = (unsigned)v;
 	} else if (KEY("server", "shutdown_timeout")) {
 		if (conf_parse_uint(value, 0, 3600, &v) != 0)
 			goto bad;
@@ -359,9 +377,13 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	memset(c, 0, sizeof(*c));
 	c->socket_mode = 0660;
 	c->max_message = CB_DEFAULT_MAX_MESSAGE;
+	c->max_message_noperm = CONF_DEFAULT_MAX_MESSAGE_NOPERM;
 	c->max_connections = 1024;
+	c->max_connections_per_uid = 128;
+	c->reserved_connections = 16;
 	c->max_inflight = 64;
 	c->idle_timeout = 300;
+	c->message_timeout = 30;
 	c->shutdown_timeout = 10;
 	c->page_cache_mb = 8;
 	c->log_level = LOG_LVL_INFO;

@@ -45,9 +45,13 @@ struct conf {
 	unsigned	 socket_mode;
 	size_t		 max_message;
 	size_t		 max_reply;	/* substituted request */
+	size_t		 max_message_noperm;	/* caller without permission */
 	unsigned	 max_connections;
+	unsigned	 max_connections_per_uid;
+	unsigned	 reserved_connections;	/* for root and edit:* holders */
 	unsigned	 max_inflight;
 	unsigned	 idle_timeout;		/* seconds, 0 = none */
+	unsigned	 message_timeout;	/* seconds for a whole message */
 	unsigned	 shutdown_timeout;	/* seconds */
 
 	char		*database;

@@ -19,7 +19,19 @@
  * (store_release).  A prepare handle does the same just before the loop
  * waits, for what timer callbacks produced.
  *
- * A connection owns two handles (the pipe and its idle timer) and is freed
+ * Limits that keep callers without permission from taking the daemon's
+ * memory or its connection slots: a peer that no grant names (it may only
+ * call hello) can send messages of at most
+ * server.max_message_size_no_permission bytes, for as long as it has no
+ * permission; each uid may hold at most
+ * server.max_connections_per_uid connections; the last
+ * server.reserved_connections slots of server.max_connections are kept for
+ * root and holders of an edit:* permission; and a message that has begun
+ * must be complete within server.message_timeout seconds, however steadily
+ * its bytes trickle in (the idle timeout alone would let one byte a
+ * minute hold a connection and its buffer for ever).
+ *
+ * A connection owns two handles (the pipe and its timer) and is freed
  * when both close callbacks have run and no waiting call still refers to
  * it (conn_ref/conn_unref): a reply that arrives after its connection has
  * gone is wiped and dropped, never written to freed memory.  Shutdown stops the listener, lets
@@ -59,7 +71,7 @@
 
 struct conn {
 	uv_pipe_t		 pipe;
-	uv_timer_t		 idle;
+	uv_timer_t		 idle;		/* idle and message deadlines */
 	struct broker		*b;
 	uint64_t		 id;
 	struct peer		 peer;
@@ -73,6 +85,9 @@ struct conn {
 	unsigned		 inflight;	/* calls waiting (on Vault) */
 	unsigned		 refs;		/* held by waiting calls */
 	int			 open_handles;
+	uint64_t		 last_read;	/* uv_now of the last bytes */
+	uint64_t		 msg_start;	/* uv_now: a message began */
+	bool			 msg_partial;	/* part of a message is read */
 	bool			 reading;
 	bool			 closing;	/* close once writes drain */
 	bool			 closed;	/* uv_close called */
@@ -109,6 +124,8 @@ static void	conn_read_start(struct conn *);
 static void	conn_really_close(struct conn *);
 static void	conn_flush(struct conn *);
 static void	conn_close_if_drained(struct conn *);
+static void	conn_timer_arm(struct conn *);
+static void	conn_timeout(uv_timer_t *);
 
 const struct peer *
 conn_peer(const struct conn *c)
@@ -385,6 +402,22 @@ conn_fail(struct conn *c, int code, const char *msg)
 	conn_close(c);
 }
 
+/*
+ * The largest message c may send.  A peer with no permission at all can
+ * only call hello, so it gets the small limit, checked against the grants
+ * in force (a reload that grants it something lifts the limit).
+ */
+static size_t
+conn_max_message(const struct conn *c)
+{
+	const struct conf	*conf = c->b->conf;
+
+	if (conf->max_message_noperm < conf->max_message &&
+	    access_perms(conf->grants, conf->ngrants, &c->peer) == 0)
+		return conf->max_message_noperm;
+	return conf->max_message;
+}
+
 /* Unpack and dispatch every complete message in the read buffer. */
 static void
 conn_process(struct conn *c)
@@ -392,21 +425,24 @@ conn_process(struct conn *c)
 	struct broker		*b = c->b;
 	msgpack_unpacked	 up;
 	msgpack_unpack_return	 ret;
-	size_t			 consumed = 0, off;
+	size_t			 consumed = 0, off, max;
 	int			 rc;
 
+	max = conn_max_message(c);
 	while (!c->closing && consumed < c->rbuf.len) {
 		rc = proto_scan(&c->scan, c->rbuf.data + consumed,
-		    c->rbuf.len - consumed, b->conf->max_message);
+		    c->rbuf.len - consumed, max);
 		if (rc == PROTO_SCAN_MORE)
 			break;
 		if (rc == PROTO_SCAN_TOOBIG) {
 			log_info("connection %llu (uid %u): message larger "
 			    "than %zu bytes; closing",
 			    (unsigned long long)c->id, (unsigned)c->peer.uid,
-			    b->conf->max_message);
-			conn_fail(c, CB_ETOOLARGE, "message exceeds the maximum "
-			    "message size");
+			    max);
+			conn_fail(c, CB_ETOOLARGE, max < b->conf->max_message ?
+			    "message exceeds the maximum message size for a "
+			    "caller without permissions" :
+			    "message exceeds the maximum message size");
 			break;
 		}
 		if (rc == PROTO_SCAN_BAD) {
@@ -434,6 +470,16 @@ conn_process(struct conn *c)
 	}
 	/* Wipes the consumed requests, which may have carried secrets. */
 	secbuf_consume(&c->rbuf, consumed);
+	/*
+	 * What is left is the start of a message: a new one if a message
+	 * ended in these bytes, else the one already on the clock.
+	 */
+	if (c->rbuf.len == 0)
+		c->msg_partial = false;
+	else if (!c->msg_partial || consumed > 0) {
+		c->msg_partial = true;
+		c->msg_start = uv_now(b->loop);
+	}
 	/*
 	 * An idle connection holds no buffer: it goes back to the pool, and
 	 * only the bytes that were received need wiping.
@@ -473,9 +519,9 @@ conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 	if (nread == 0)
 		return;
 	secbuf_commit(&c->rbuf, (size_t)nread);
-	if (c->b->conf->idle_timeout > 0)
-		uv_timer_again(&c->idle);
+	c->last_read = uv_now(c->b->loop);
 	conn_process(c);
+	conn_timer_arm(c);
 }
 
 static void
@@ -491,16 +537,117 @@ conn_read_start(struct conn *c)
 		return;
 	}
 	c->reading = true;
+	/* A message is not timed while the daemon was not reading it. */
+	if (c->msg_partial)
+		c->msg_start = uv_now(c->b->loop);
+	conn_timer_arm(c);
 }
 
-/* The idle timer fired: nothing was received for idle_timeout seconds. */
+/*
+ * Set the connection's timer to its next deadline: idle_timeout after the
+ * last bytes received, and message_timeout after a message began while it
+ * is being read.
+ */
 static void
-conn_idle(uv_timer_t *t)
+conn_timer_arm(struct conn *c)
 {
-	struct conn	*c = t->data;
+	const struct conf	*conf = c->b->conf;
+	uint64_t		 now, due = UINT64_MAX, t;
 
-	log_debug("connection %llu idle; closing", (unsigned long long)c->id);
-	conn_close(c);
+	if (c->closed)
+		return;
+	if (conf->idle_timeout > 0)
+		due = c->last_read + (uint64_t)conf->idle_timeout * 1000;
+	if (c->msg_partial && c->reading && conf->message_timeout > 0) {
+		t = c->msg_start + (uint64_t)conf->message_timeout * 1000;
+		if (t < due)
+			due = t;
+	}
+	if (due == UINT64_MAX) {
+		uv_timer_stop(&c->idle);
+		return;
+	}
+	now = uv_now(c->b->loop);
+	uv_timer_start(&c->idle, conn_timeout, due > now ? due - now : 0, 0);
+}
+
+/* A deadline of the connection passed: the message's, or the idle one. */
+static void
+conn_timeout(uv_timer_t *t)
+{
+	struct conn		*c = t->data;
+	const struct conf	*conf = c->b->conf;
+	uint64_t		 now = uv_now(c->b->loop);
+
+	if (c->msg_partial && c->reading && conf->message_timeout > 0 &&
+	    now - c->msg_start >= (uint64_t)conf->message_timeout * 1000) {
+		log_info("connection %llu (uid %u): message not complete "
+		    "after %u seconds (server.message_timeout); closing",
+		    (unsigned long long)c->id, (unsigned)c->peer.uid,
+		    conf->message_timeout);
+		conn_close(c);
+		return;
+	}
+	if (conf->idle_timeout > 0 &&
+	    now - c->last_read >= (uint64_t)conf->idle_timeout * 1000) {
+		log_debug("connection %llu idle; closing",
+		    (unsigned long long)c->id);
+		conn_close(c);
+		return;
+	}
+	conn_timer_arm(c);	/* the settings changed on reload */
+}
+
+/* Whether a peer may use the connection slots kept by reserved_connections. */
+static bool
+server_peer_privileged(const struct conf *conf, const struct peer *p)
+{
+	unsigned	edit = CB_PERM_BIT(CB_PERM_TYPES) |
+			    CB_PERM_BIT(CB_PERM_CREDS);
+
+	return p->uid == 0 ||
+	    (access_perms(conf->grants, conf->ngrants, p) & edit) != 0;
+}
+
+/*
+ * Whether the connection c, just accepted, may stay: within max_connections,
+ * outside the reserved slots unless its peer is privileged, and within its
+ * uid's share.  A refusal is logged and says which limit.
+ */
+static bool
+server_admit(struct broker *b, struct conn *c)
+{
+	const struct conf	*conf = b->conf;
+	struct conn		*o;
+	unsigned		 others = b->nconns - 1, reserved, n = 0;
+
+	/* At most half the table is reserved: see credbroker.conf(5). */
+	reserved = conf->reserved_connections;
+	if (reserved > conf->max_connections / 2)
+		reserved = conf->max_connections / 2;
+	if (others >= conf->max_connections) {
+		log_warnx("refusing connection from uid %u: %u connections "
+		    "open (server.max_connections)", (unsigned)c->peer.uid,
+		    others);
+		return false;
+	}
+	if (others >= conf->max_connections - reserved &&
+	    !server_peer_privileged(conf, &c->peer)) {
+		log_warnx("refusing connection from uid %u: the last %u "
+		    "connections are reserved (server.reserved_connections)",
+		    (unsigned)c->peer.uid, reserved);
+		return false;
+	}
+	TAILQ_FOREACH(o, &server_conns, entry)
+		if (o != c && !o->closed && o->peer.uid == c->peer.uid)
+			n++;
+	if (n >= conf->max_connections_per_uid) {
+		log_warnx("refusing connection from uid %u: %u connections "
+		    "open (server.max_connections_per_uid)",
+		    (unsigned)c->peer.uid, n);
+		return false;
+	}
+	return true;
 }
 
 /* A client is connecting. */
@@ -540,13 +687,6 @@ server_accept(uv_stream_t *listener, int status)
 		conn_really_close(c);
 		return;
 	}
-	if (b->nconns > b->conf->max_connections) {
-		log_warnx("refusing connection: %u connections open "
-		    "(server.max_connections)", b->nconns - 1);
-		rpc_stats_conn(false);
-		conn_really_close(c);
-		return;
-	}
 	if (uv_fileno((uv_handle_t *)&c->pipe, &fd) != 0 ||
 	    access_peer_get(fd, &c->peer, &err) != 0) {
 		log_warnx("connection %llu: cannot identify peer",
@@ -554,14 +694,16 @@ server_accept(uv_stream_t *listener, int status)
 		conn_really_close(c);
 		return;
 	}
+	if (!server_admit(b, c)) {
+		rpc_stats_conn(false);
+		conn_really_close(c);
+		return;
+	}
 	rpc_stats_conn(true);
 	log_debug("connection %llu from uid %u gid %u pid %d",
 	    (unsigned long long)c->id, (unsigned)c->peer.uid,
 	    (unsigned)c->peer.gid, (int)c->peer.pid);
-	if (b->conf->idle_timeout > 0)
-		uv_timer_start(&c->idle, conn_idle,
-		    (uint64_t)b->conf->idle_timeout * 1000,
-		    (uint64_t)b->conf->idle_timeout * 1000);
+	c->last_read = uv_now(b->loop);
 	conn_read_start(c);
 }
 
@@ -666,6 +808,15 @@ server_signal(uv_signal_t *h, int signum)
 	server_shutdown(b);
 }
 
+/* Logged once: secret buffers are never put in memory that may swap. */
+static void
+server_memlock_failed(size_t locked)
+{
+	log_warnx("cannot lock more memory for secrets (%zu bytes locked; "
+	    "RLIMIT_MEMLOCK): connections and calls that need more are "
+	    "refused", locked);
+}
+
 int
 server_start(struct broker *b, struct cb_error *err)
 {
@@ -677,6 +828,7 @@ server_start(struct broker *b, struct cb_error *err)
 	int		 rc, nfds;
 
 	server_broker = b;
+	secmem_pool_on_lock_failure(server_memlock_failed);
 	uv_pipe_init(b->loop, &server_listener, 0);
 	server_listener.data = b;
 	server_listening = true;

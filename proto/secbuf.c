@@ -20,15 +20,28 @@
  * not an option: it would lock SQLite's page cache and memory maps too.
  *
  * Blocks come in power-of-two classes from SECMEM_MIN to SECMEM_MAX bytes;
- * freed blocks (already wiped) go on a free list per class and are reused,
- * so the pool grows to the peak in use and stays there.  Larger blocks get
- * a locked mapping of their own.  Single-threaded, like the daemon's loop.
+ * freed blocks (already wiped) go on a free list per class and are reused.
+ * Blocks smaller than a page are cut from shared chunks, which are kept:
+ * they hold a few KiB per connection at most.  A page or more (every read
+ * buffer) gets a locked mapping of its own, and a freed one is kept for
+ * reuse only while the pool keeps less than SECMEM_KEEP bytes of them;
+ * the rest is unlocked and unmapped at once, so memory taken by a burst of
+ * large messages goes back to the system when their connections are gone.
+ * Blocks above SECMEM_MAX are never kept.
+ *
+ * Memory that cannot be locked (RLIMIT_MEMLOCK) is not used: the mapping
+ * is undone and the allocation fails, so a secret never lands in memory
+ * that may be swapped.  The caller sees an error (a connection whose read
+ * buffer cannot grow is closed, a call whose reply cannot be packed gets
+ * an error); the first failure is reported through the hook set with
+ * secmem_pool_on_lock_failure.  Single-threaded, like the daemon's loop.
  */
 #define SECMEM_MIN_SHIFT	6
 #define SECMEM_MAX_SHIFT	20
 #define SECMEM_MIN		((size_t)1 << SECMEM_MIN_SHIFT)
 #define SECMEM_MAX		((size_t)1 << SECMEM_MAX_SHIFT)
 #define SECMEM_CHUNK		((size_t)2 << 20)
+#define SECMEM_PAGE		((size_t)4096)	/* own mapping from here up */
 #define SECMEM_NCLASS		(SECMEM_MAX_SHIFT - SECMEM_MIN_SHIFT + 1)
 
 struct secmem_free {
@@ -39,36 +52,52 @@ static bool			 secmem_on;
 static struct secmem_free	*secmem_lists[SECMEM_NCLASS];
 static uint8_t			*secmem_cur, *secmem_end;
 static size_t			 secmem_locked, secmem_unlocked;
+static size_t			 secmem_kept;	/* mapped, on free lists */
+static void			(*secmem_lock_hook)(size_t);
+static bool			 secmem_lock_warned;
 
-/* Map n bytes, locked and kept out of core dumps where the OS allows. */
+static void	secmem_trim(void);
+
+/*
+ * Map n bytes, locked and kept out of core dumps; NULL if the memory
+ * cannot be locked, even after giving back the blocks kept for reuse.
+ */
 static void *
 secmem_map(size_t n)
 {
 	void	*p;
+	int	 rc;
 
 	p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
 	    -1, 0);
 	if (p == MAP_FAILED)
 		return NULL;
 	(void)madvise(p, n, MADV_DONTDUMP);
-	if (mlock(p, n) == 0)
-		secmem_locked += n;
-	else
-		secmem_unlocked += n;	/* RLIMIT_MEMLOCK: still DONTDUMP */
+	rc = mlock(p, n);
+	if (rc != 0 && secmem_kept > 0) {
+		/* The blocks kept for reuse count against the limit too. */
+		secmem_trim();
+		rc = mlock(p, n);
+	}
+	if (rc != 0) {
+		(void)munmap(p, n);
+		if (secmem_lock_hook != NULL && !secmem_lock_warned) {
+			secmem_lock_warned = true;
+			secmem_lock_hook(secmem_locked);
+		}
+		return NULL;
+	}
+	secmem_locked += n;
 	return p;
 }
 
-void
-secmem_pool_enable(void)
+/* Give a mapping of n bytes (already wiped) back to the system. */
+static void
+secmem_unmap(void *p, size_t n)
 {
-	secmem_on = true;
-}
-
-void
-secmem_pool_stats(size_t *locked, size_t *unlocked)
-{
-	*locked = secmem_locked;
-	*unlocked = secmem_unlocked;
+	(void)munlock(p, n);
+	(void)munmap(p, n);
+	secmem_locked -= n;
 }
 
 /* Class index for n bytes, n <= SECMEM_MAX. */
@@ -80,6 +109,40 @@ secmem_class(size_t n)
 	while (((size_t)SECMEM_MIN << c) < n)
 		c++;
 	return c;
+}
+
+/* Give back every block of a page or more kept for reuse. */
+static void
+secmem_trim(void)
+{
+	struct secmem_free	*f;
+	unsigned		 c;
+
+	for (c = secmem_class(SECMEM_PAGE); c < SECMEM_NCLASS; c++)
+		while ((f = secmem_lists[c]) != NULL) {
+			secmem_lists[c] = f->next;
+			secmem_unmap(f, SECMEM_MIN << c);
+			secmem_kept -= SECMEM_MIN << c;
+		}
+}
+
+void
+secmem_pool_enable(void)
+{
+	secmem_on = true;
+}
+
+void
+secmem_pool_on_lock_failure(void (*fn)(size_t))
+{
+	secmem_lock_hook = fn;
+}
+
+void
+secmem_pool_stats(size_t *locked, size_t *unlocked)
+{
+	*locked = secmem_locked;
+	*unlocked = secmem_unlocked;
 }
 
 void *
@@ -106,11 +169,19 @@ secmem_alloc(size_t n, size_t *cap)
 	if ((f = secmem_lists[c]) != NULL) {
 		secmem_lists[c] = f->next;
 		f->next = NULL;
+		if (sz >= SECMEM_PAGE)
+			secmem_kept -= sz;
 		*cap = sz;
 		return f;
 	}
+	if (sz >= SECMEM_PAGE) {
+		if ((p = secmem_map(sz)) == NULL)
+			return NULL;
+		*cap = sz;
+		return p;
+	}
 	if ((size_t)(secmem_end - secmem_cur) < sz) {
-		/* The rest of the old chunk is lost: at most SECMEM_MAX. */
+		/* The rest of the old chunk is lost: less than a page. */
 		if ((secmem_cur = secmem_map(SECMEM_CHUNK)) == NULL) {
 			secmem_end = NULL;
 			return NULL;
@@ -146,9 +217,15 @@ secmem_free_used(void *p, size_t cap, size_t used)
 		return;
 	}
 	if (cap > SECMEM_MAX) {
-		(void)munlock(p, cap);
-		(void)munmap(p, cap);
+		secmem_unmap(p, cap);
 		return;
+	}
+	if (cap >= SECMEM_PAGE) {
+		if (secmem_kept + cap > SECMEM_KEEP) {
+			secmem_unmap(p, cap);
+			return;
+		}
+		secmem_kept += cap;
 	}
 	c = secmem_class(cap);
 	f->next = secmem_lists[c];

@@ -40,8 +40,18 @@ void	 secmem_pool_enable(void);
 void	*secmem_alloc(size_t n, size_t *cap);
 void	 secmem_free(void *p, size_t cap);
 void	 secmem_free_used(void *p, size_t cap, size_t used);
-/* Bytes of pool memory locked, and mapped but not lockable. */
+/*
+ * Bytes of pool memory locked, and mapped but not lockable (always 0:
+ * memory that cannot be locked is refused, see secbuf.c).
+ */
 void	 secmem_pool_stats(size_t *locked, size_t *unlocked);
+/*
+ * fn is called, once, the first time pool memory cannot be locked, with
+ * the bytes locked so far; the allocation that needed it fails.
+ */
+void	 secmem_pool_on_lock_failure(void (*fn)(size_t));
+/* Bytes of freed blocks of a page or more kept for reuse. */
+#define SECMEM_KEEP	((size_t)4 << 20)
 
 /* Make room for at least extra more bytes; 0 or -CB_EINTERNAL. */
 int	 secbuf_reserve(struct secbuf *b, size_t extra);

@@ -387,7 +387,7 @@ class TreeTest(InstallTestCase):
                    ("SystemCallArchitectures", "native"),
                    ("RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6"),
                    ("IPAddressDeny", "any"), ("UMask", "0077"),
-                   ("LimitCORE", "0"), ("LimitMEMLOCK", "8M")]:
+                   ("LimitCORE", "0"), ("LimitMEMLOCK", "64M")]:
             self.assertIn(kv, have)
         sock = unit_settings(os.path.join(SOURCE_DIR, "systemd",
                                           "credbroker.socket"))

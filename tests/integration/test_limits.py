@@ -47,7 +47,8 @@ class LimitsTest(unittest.TestCase):
             resource.setrlimit(resource.RLIMIT_NOFILE,
                                (min(hard, 8192), hard))
         self.d = cbtest.Daemon(extra={"server": [
-            ("max_connections", "1100"), ("idle_timeout", "30")]})
+            ("max_connections", "1100"), ("max_connections_per_uid", "1100"),
+            ("idle_timeout", "30")]})
         self.d.start()
         self.socks = []
 

@@ -148,9 +148,13 @@ assert_defaults(const struct conf *c)
 	assert_int_equal(c->socket_mode, 0660);
 	assert_int_equal(c->max_message, 1048576);
 	assert_int_equal(c->max_message, CB_DEFAULT_MAX_MESSAGE);
+	assert_int_equal(c->max_message_noperm, 4096);
 	assert_int_equal(c->max_connections, 1024);
+	assert_int_equal(c->max_connections_per_uid, 128);
+	assert_int_equal(c->reserved_connections, 16);
 	assert_int_equal(c->max_inflight, 64);
 	assert_int_equal(c->idle_timeout, 300);
+	assert_int_equal(c->message_timeout, 30);
 	assert_int_equal(c->shutdown_timeout, 10);
 	assert_string_equal(c->database, DEF_DATABASE);
 	assert_int_equal(c->page_cache_mb, 8);
@@ -324,8 +328,16 @@ conf_num(const struct conf *c, const char *key)
 		return c->max_message;
 	if (strcmp(key, "server.max_reply_size") == 0)
 		return c->max_reply;
+	if (strcmp(key, "server.max_message_size_no_permission") == 0)
+		return c->max_message_noperm;
 	if (strcmp(key, "server.max_connections") == 0)
 		return c->max_connections;
+	if (strcmp(key, "server.max_connections_per_uid") == 0)
+		return c->max_connections_per_uid;
+	if (strcmp(key, "server.reserved_connections") == 0)
+		return c->reserved_connections;
+	if (strcmp(key, "server.message_timeout") == 0)
+		return c->message_timeout;
 	if (strcmp(key, "server.max_inflight") == 0)
 		return c->max_inflight;
 	if (strcmp(key, "server.idle_timeout") == 0)
@@ -376,6 +388,15 @@ test_numeric_ranges_valid(void **state)
 		{ "server.max_reply_size", "268435456", 268435456 },
 		{ "server.max_connections", "1", 1 },
 		{ "server.max_connections", "1000000", 1000000 },
+		{ "server.max_message_size_no_permission", "256", 256 },
+		{ "server.max_message_size_no_permission", "67108864",
+		    67108864 },
+		{ "server.max_connections_per_uid", "1", 1 },
+		{ "server.max_connections_per_uid", "1000000", 1000000 },
+		{ "server.reserved_connections", "0", 0 },
+		{ "server.reserved_connections", "1000000", 1000000 },
+		{ "server.message_timeout", "1", 1 },
+		{ "server.message_timeout", "3600", 3600 },
 		{ "server.max_inflight", "1", 1 },
 		{ "server.max_inflight", "100000", 100000 },
 		{ "server.idle_timeout", "0", 0 },
@@ -444,6 +465,14 @@ static const struct badcase bad_values[] = {
 	{ "server.max_connections", "0", 0 },
 	{ "server.max_connections", "1000001", 0 },
 	{ "server.max_connections", "1.5", 0 },
+	{ "server.max_message_size_no_permission", "255", 0 },
+	{ "server.max_message_size_no_permission", "67108865", 0 },
+	{ "server.max_connections_per_uid", "0", 0 },
+	{ "server.max_connections_per_uid", "1000001", 0 },
+	{ "server.reserved_connections", "1000001", 0 },
+	{ "server.reserved_connections", "-1", 0 },
+	{ "server.message_timeout", "0", 0 },
+	{ "server.message_timeout", "3601", 0 },
 	{ "server.max_inflight", "0", 0 },
 	{ "server.max_inflight", "100001", 0 },
 	{ "server.idle_timeout", "604801", 0 },

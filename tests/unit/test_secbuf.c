@@ -1,9 +1,13 @@
 /*
  * Unit tests for the locked pool behind secbufs (proto/secbuf.c): blocks
  * come from memory that is locked and kept out of core dumps, are wiped
- * when freed, and are reused.  (secbuf's own growth and wiping are tested
- * in test_proto.c.)
+ * when freed, and are reused up to a low-water mark, above which they go
+ * back to the system; memory that cannot be locked is refused.  (secbuf's
+ * own growth and wiping are tested in test_proto.c.)
  */
+#include <sys/resource.h>
+#include <sys/wait.h>
+
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -11,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -173,13 +178,131 @@ test_secbuf_wipes_what_was_used(void **state)
 	secbuf_free(&b);
 }
 
+/*
+ * Blocks of a page or more freed beyond SECMEM_KEEP bytes are unlocked and
+ * unmapped: a burst of large buffers does not keep its memory.
+ */
+static void
+test_pool_returns_blocks_above_low_water(void **state)
+{
+	enum { NBLK = 64, BLK = 256 * 1024 };
+	unsigned char	*blk[NBLK];
+	size_t		 cap[NBLK], before, during, after, unlocked, i;
+
+	secmem_pool_enable();
+	secmem_pool_stats(&before, &unlocked);
+	for (i = 0; i < NBLK; i++) {
+		blk[i] = secmem_alloc(BLK, &cap[i]);
+		assert_non_null(blk[i]);
+		memset(blk[i], 0x5a, cap[i]);
+	}
+	secmem_pool_stats(&during, &unlocked);
+	assert_true(during >= before + (NBLK - 16) * (size_t)BLK);
+	for (i = 0; i < NBLK; i++)
+		secmem_free(blk[i], cap[i]);
+	secmem_pool_stats(&after, &unlocked);
+	assert_true(after <= before + SECMEM_KEEP);
+	assert_true(after < during);
+
+	/* What is kept is reused, and is clean. */
+	blk[0] = secmem_alloc(BLK, &cap[0]);
+	assert_non_null(blk[0]);
+	assert_block_clean(blk[0], cap[0]);
+	secmem_free(blk[0], cap[0]);
+}
+
+static int	lock_failures;
+static size_t	lock_failure_locked;
+
+static void
+count_lock_failure(size_t locked)
+{
+	lock_failures++;
+	lock_failure_locked = locked;
+}
+
+/*
+ * In a child limited by RLIMIT_MEMLOCK (and without CAP_IPC_LOCK): the
+ * pool gives out what it can lock, then fails instead of handing out
+ * unlocked memory, and reports the first failure once.  Returns a code
+ * that says which check failed.  The pool must be untouched when the child
+ * starts: locks are not inherited across fork.
+ */
+static int
+lock_limit_child(void)
+{
+	struct rlimit	 rl = { 256 * 1024, 256 * 1024 };
+	unsigned char	*blk[32], *p;
+	size_t		 cap[32], c, locked, unlocked;
+	int		 i, n = 0;
+
+	if (setrlimit(RLIMIT_MEMLOCK, &rl) != 0)
+		return 10;
+	if (geteuid() == 0 && (setgid(65534) != 0 || setuid(65534) != 0))
+		return 11;
+	secmem_pool_on_lock_failure(count_lock_failure);
+	secmem_pool_enable();
+	for (i = 0; i < 32; i++) {
+		if ((blk[i] = secmem_alloc(64 * 1024, &cap[i])) == NULL)
+			break;
+		n++;
+	}
+	if (n == 0 || n == 32)
+		return 12;	/* nothing, or more than the limit, was given */
+	secmem_pool_stats(&locked, &unlocked);
+	if (unlocked != 0 || locked > 256 * 1024)
+		return 13;
+	if (lock_failures != 1 || lock_failure_locked != locked)
+		return 14;
+	/* Still refused, and not reported again. */
+	if (secmem_alloc(64 * 1024, &c) != NULL || lock_failures != 1)
+		return 15;
+	/* A block given back can be handed out again. */
+	n--;
+	secmem_free(blk[n], cap[n]);
+	if ((p = secmem_alloc(64 * 1024, &c)) == NULL)
+		return 16;
+	secmem_free(p, c);
+	/* Blocks kept for reuse are given back to lock a new one. */
+	n--;
+	secmem_free(blk[n], cap[n]);
+	if ((p = secmem_alloc(128 * 1024, &c)) == NULL)
+		return 17;
+	secmem_free(p, c);
+	for (i = 0; i < n; i++)
+		secmem_free(blk[i], cap[i]);
+	return 0;
+}
+
+static void
+test_pool_refuses_memory_it_cannot_lock(void **state)
+{
+	pid_t	pid;
+	int	status;
+
+#ifdef __SANITIZE_ADDRESS__
+	skip();		/* ASan's mlock does nothing: no limit to hit */
+#endif
+	fflush(NULL);
+	pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0)
+		_exit(lock_limit_child());
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		/* First: its child must start from an untouched pool. */
+		cmocka_unit_test(test_pool_refuses_memory_it_cannot_lock),
 		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_secbuf_uses_pool),
 		cmocka_unit_test(test_secbuf_wipes_what_was_used),
+		cmocka_unit_test(test_pool_returns_blocks_above_low_water),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
