@@ -135,9 +135,14 @@ lock_store(const char *dbpath)
 	if (asprintf(&path, "%s.lock", dbpath) < 0)
 		fatalx("out of memory");
 	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY |
-	    O_NOFOLLOW, S_IRUSR | S_IWUSR)) == -1)
+	    O_NOFOLLOW, S_IRUSR | S_IWUSR)) == -1) {
+		if (errno == ENOENT)
+			fatalx("the directory of database %s does not exist "
+			    "(it must exist; under systemd use "
+			    "StateDirectory=)", dbpath);
 		fatal("cannot open the lock file %s of database %s", path,
 		    dbpath);
+	}
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
 		saved = errno;
 		if (saved != EWOULDBLOCK)
