@@ -2,8 +2,9 @@
  * credbrokerd: start-up and shutdown.
  *
  * Order matters: harden the process first (no core dumps, not dumpable),
- * read the configuration, load and check the master key, open the store
- * and compare its key check value, and only then listen.  Every failure
+ * read the configuration, lock the store before anything touches it, open
+ * it, load and check the master key against its key check value, and only
+ * then listen.  Every failure
  * before the loop runs is fatal with a message that says what to fix.
  * After the loop returns, every handle is closed and uv_loop_close() must
  * succeed.
@@ -130,7 +131,7 @@ lock_store(const char *dbpath)
 {
 	char	*path = NULL, pid[32];
 	ssize_t	 n;
-	int	 fd, saved;
+	int	 fd;
 
 	if (asprintf(&path, "%s.lock", dbpath) < 0)
 		fatalx("out of memory");
@@ -144,8 +145,7 @@ lock_store(const char *dbpath)
 		    dbpath);
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
-		saved = errno;
-		if (saved != EWOULDBLOCK)
+		if (errno != EWOULDBLOCK)
 			fatal("cannot lock %s", path);
 		n = pread(fd, pid, sizeof(pid) - 1, 0);
 		pid[n > 0 ? n : 0] = '\0';
