@@ -332,15 +332,21 @@ conf_ini_reader(char *str, int num, void *arg)
 	struct conf_parse	*cp = arg;
 	size_t			 n;
 
+	/*
+	 * inih's line buffer held every line, the inline master key too, and
+	 * is released without being wiped: wipe it on the last call.
+	 */
 	if (fgets(str, num, cp->f) == NULL) {
 		if (ferror(cp->f))
 			cp->readerr = errno ? errno : EIO;
+		cb_wipe(str, (size_t)num);
 		return NULL;
 	}
 	cp->lineno++;
 	n = strlen(str);
 	if (n > 0 && str[n - 1] != '\n' && !feof(cp->f)) {
 		cp->readerr = -1;
+		cb_wipe(str, (size_t)num);
 		return NULL;
 	}
 	return str;
@@ -370,6 +376,7 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 {
 	struct conf_parse	 cp;
 	FILE			*f;
+	char			 iobuf[BUFSIZ];
 	char			*dot, *eq, *sec = NULL;
 	size_t			 i, seclen = 0;
 	int			 rc;
@@ -407,12 +414,18 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 			    strerror(errno));
 			goto fail;
 		}
+		/*
+		 * stdio's own buffer would be freed unwiped by fclose(): read
+		 * through one of ours, wiped after.
+		 */
+		setvbuf(f, iobuf, _IOFBF, sizeof(iobuf));
 		cp.where = path;
 		cp.f = f;
 		errno = 0;
 		rc = ini_parse_stream(conf_ini_reader, &cp, conf_ini_handler,
 		    &cp);
 		fclose(f);
+		cb_wipe(iobuf, sizeof(iobuf));
 		cp.f = NULL;
 		if (cp.failed) {
 			rc = -CB_EBADREQ;

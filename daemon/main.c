@@ -2,14 +2,17 @@
  * credbrokerd: start-up and shutdown.
  *
  * Order matters: harden the process first (no core dumps, not dumpable),
- * read the configuration, load and check the master key, open the store
- * and compare its key check value, and only then listen.  Every failure
+ * read the configuration, lock the store before anything touches it, open
+ * it, load and check the master key against its key check value, and only
+ * then listen.  Every failure
  * before the loop runs is fatal with a message that says what to fix.
  * After the loop returns, every handle is closed and uv_loop_close() must
  * succeed.
  */
+#include <sys/file.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 
 #include <errno.h>
 #include <fcntl.h>
@@ -43,11 +46,13 @@ usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 	    "usage: credbrokerd [-f] [-c file] [-o section.key=value]...\n"
-	    "                   [--check-config] [--version]\n"
+	    "                   [--check-config] [--init] [--version]\n"
 	    "  -c, --config FILE     configuration (default %s)\n"
 	    "  -f, --foreground      stay in the foreground\n"
 	    "  -o section.key=value  override a configuration key\n"
 	    "      --check-config    check configuration and key, then exit\n"
+	    "      --init            start a new store in an empty database "
+	    "file\n"
 	    "      --version         print the version and exit\n",
 	    CONF_DEFAULT_PATH);
 	exit(status);
@@ -113,9 +118,98 @@ load_key(const struct conf *c, uint32_t version)
 	return k;
 }
 
+/*
+ * One broker per store: an exclusive flock(2) on DATABASE.lock, taken
+ * before anything else touches the store and held (inherited across
+ * daemon(3)) until the process exits.  The file holds the holder's pid for
+ * operators and for the refusal below; it is never removed, since removing
+ * it would let two brokers lock two different files.  SQLite's own locks
+ * are fcntl(2) locks on the database file itself and are not disturbed.
+ */
+static int
+lock_store(const char *dbpath)
+{
+	char	*path = NULL, pid[32];
+	ssize_t	 n;
+	int	 fd;
+
+	if (asprintf(&path, "%s.lock", dbpath) < 0)
+		fatalx("out of memory");
+	if ((fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOCTTY |
+	    O_NOFOLLOW, S_IRUSR | S_IWUSR)) == -1) {
+		if (errno == ENOENT)
+			fatalx("the directory of database %s does not exist "
+			    "(it must exist; under systemd use "
+			    "StateDirectory=)", dbpath);
+		fatal("cannot open the lock file %s of database %s", path,
+		    dbpath);
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB) == -1) {
+		if (errno != EWOULDBLOCK)
+			fatal("cannot lock %s", path);
+		n = pread(fd, pid, sizeof(pid) - 1, 0);
+		pid[n > 0 ? n : 0] = '\0';
+		pid[strcspn(pid, "\n")] = '\0';
+		fatalx("database %s is in use by another credbrokerd (pid %s, "
+		    "lock file %s); stop it first: one broker per database",
+		    dbpath, *pid != '\0' ? pid : "unknown", path);
+	}
+	free(path);
+	return fd;
+}
+
+/* Write our pid into the held lock file (again after daemon(3)). */
+static void
+lock_store_pid(int fd)
+{
+	char	pid[32];
+	int	len;
+
+	len = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) == -1 || pwrite(fd, pid, (size_t)len, 0) != len)
+		log_warn("cannot write the pid to the database lock file");
+}
+
+/*
+ * An existing database file must be a store: a zero-length one (a restore
+ * that failed half way) would otherwise be taken for a new store and all
+ * data would seem gone.  --init allows it.  Group and other permission bits
+ * on the database, -wal and -shm are logged and removed: they hold sealed
+ * values and the key check value.  A missing file is a first start.
+ */
+static void
+check_store_files(const char *dbpath, int init, int fix)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	struct stat	 sb;
+	size_t		 i;
+	char		*path;
+
+	if (stat(dbpath, &sb) == 0 && S_ISREG(sb.st_mode) && sb.st_size == 0 &&
+	    !init)
+		fatalx("database %s exists but is empty (0 bytes), as after a "
+		    "failed restore: restore it from a backup, or, to start a "
+		    "new empty store in it, start once with --init", dbpath);
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		if (asprintf(&path, "%s%s", dbpath, sfx[i]) < 0)
+			fatalx("out of memory");
+		if (lstat(path, &sb) == 0 && S_ISREG(sb.st_mode) &&
+		    (sb.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+			log_warnx("%s has mode %04o: group and other users "
+			    "may not use it; %s", path,
+			    (unsigned)(sb.st_mode & 07777),
+			    fix ? "setting mode 0600" : "the broker will set "
+			    "mode 0600 at start");
+			if (fix && chmod(path, S_IRUSR | S_IWUSR) == -1)
+				fatal("chmod 0600 %s", path);
+		}
+		free(path);
+	}
+}
+
 /* Record the key check value in a new store, or compare it. */
 static void
-check_key(struct broker *b, const char *dbpath)
+check_key(struct broker *b, const char *dbpath, int check_only)
 {
 	struct store		*st = b->store;
 	const struct seal_key	*k = b->key;
@@ -126,7 +220,10 @@ check_key(struct broker *b, const char *dbpath)
 		fatalx("%s", err.msg);
 	if (store_kcv_get(st, &stored, &err) != 0)
 		fatalx("%s", err.msg);
-	if (stored == NULL) {
+	if (stored == NULL && check_only)
+		log_info("new store %s: the master key will be recorded at "
+		    "the first start", dbpath);
+	else if (stored == NULL) {
 		if (store_kcv_set(st, kcv, &err) != 0)
 			fatalx("%s", err.msg);
 		log_info("new store %s: master key recorded", dbpath);
@@ -168,6 +265,7 @@ main(int argc, char *argv[])
 		{ "config",	  required_argument, NULL, 'c' },
 		{ "foreground",	  no_argument,	     NULL, 'f' },
 		{ "check-config", no_argument,	     NULL, 'C' },
+		{ "init",	  no_argument,	     NULL, 'I' },
 		{ "version",	  no_argument,	     NULL, 'V' },
 		{ "help",	  no_argument,	     NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
@@ -180,7 +278,8 @@ main(int argc, char *argv[])
 	char		**overrides = NULL;
 	size_t		 noverrides = 0;
 	uint32_t	 key_version;
-	int		 ch, foreground = 0, check_only = 0, rc;
+	int		 ch, foreground = 0, check_only = 0, init = 0, rc;
+	int		 lockfd = -1;
 
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
 	harden();
@@ -202,6 +301,9 @@ main(int argc, char *argv[])
 			break;
 		case 'C':
 			check_only = 1;
+			break;
+		case 'I':
+			init = 1;
 			break;
 		case 'V':
 			printf("credbroker %s\n", CB_VERSION);
@@ -226,6 +328,15 @@ main(int argc, char *argv[])
 	b.conf_path = (char *)conf_path;
 	b.overrides = overrides;
 	b.noverrides = noverrides;
+	/*
+	 * --check-config only reads the store and must work beside a running
+	 * broker (before a reload), so it neither takes nor needs the lock.
+	 */
+	if (!check_only) {
+		lockfd = lock_store(conf->database);
+		lock_store_pid(lockfd);
+	}
+	check_store_files(conf->database, init, !check_only);
 	if (store_open(conf->database, &b.store, &err) != 0 ||
 	    store_tune(b.store, conf->page_cache_mb, conf->mmap_mb, &err) != 0)
 		fatalx("%s", err.msg);
@@ -235,7 +346,7 @@ main(int argc, char *argv[])
 	/* The inline key, if any, is no longer needed in the clear. */
 	cb_strfree_wipe(conf->secret_key);
 	conf->secret_key = NULL;
-	check_key(&b, conf->database);
+	check_key(&b, conf->database, check_only);
 	if (keys_resume(&b, &err) != 0)
 		fatalx("%s", err.msg);
 	if (conf->audit_file != NULL && audit_open(conf->audit_file,
@@ -264,6 +375,8 @@ main(int argc, char *argv[])
 		fatalx("%s", err.msg);
 	if (!foreground && daemon(1, 1) != 0)
 		fatal("daemon");
+	if (!foreground)
+		lock_store_pid(lockfd);
 	keys_start(&b);
 	log_info("credbroker %s started (pid %d)", CB_VERSION, (int)getpid());
 
@@ -280,6 +393,8 @@ main(int argc, char *argv[])
 	conf_free(b.conf);
 	free(b.conf);
 	free(overrides);
+	/* The lock is released with the descriptor, as the process exits. */
+	close(lockfd);
 	log_info("stopped");
 	return rc == 0 ? 0 : 1;
 }

@@ -445,6 +445,17 @@ seal_key_load_file_mode(struct seal_key *k, const char *path,
 		    "600 %s", path, (unsigned)(st.st_mode & 07777), path);
 		goto done;
 	}
+	/*
+	 * Whoever owns the file can change it or its mode: only the broker's
+	 * own user and root may.
+	 */
+	if (check_mode && st.st_uid != geteuid() && st.st_uid != 0) {
+		r = cb_error_set(err, CB_EBADREQ, "master key file %s is owned "
+		    "by uid %u; it must be owned by the broker's user (uid %u) "
+		    "or root: run chown %u %s", path, (unsigned)st.st_uid,
+		    (unsigned)geteuid(), (unsigned)geteuid(), path);
+		goto done;
+	}
 	if (st.st_size > SEAL_KEYFILE_MAX) {
 		r = cb_error_set(err, CB_EBADREQ,
 		    "master key file %s is larger than a key (%lld bytes, at "

@@ -2,7 +2,8 @@
  * sqlite: the store interface (store.h) on one SQLite database file.
  *
  * One connection, opened at start-up and used only from the daemon's loop
- * thread.  store_open() creates the file with mode 0600 (SQLite gives the
+ * thread, which it never puts to sleep: after store_open() a lock held by
+ * another process fails the call at once (busy timeout 0).  store_open() creates the file with mode 0600 (SQLite gives the
  * -wal and -shm files the mode of the database), switches it to WAL with
  * synchronous=FULL so that a write which returned 0 survives kill -9 and
  * power loss, turns on foreign keys and secure_delete (deleted sealed values
@@ -38,7 +39,13 @@
 #include "cb_error.h"
 #include "store.h"
 
-#define STORE_BUSY_TIMEOUT_MS	5000
+/*
+ * How long store_open() waits for another process's lock.  Once open, the
+ * connection never waits: it serves the daemon's loop, and a sleep there
+ * would stall every client.  A call that meets a lock fails at once with
+ * -CB_EUNAVAILABLE and changes nothing.
+ */
+#define STORE_OPEN_BUSY_TIMEOUT_MS	5000
 
 /*
  * Forward migrations: store_migrations[v] takes schema version v to v + 1.
@@ -214,7 +221,8 @@ store_dberr(struct store *st, int rc, const char *what, struct cb_error *err)
 	case SQLITE_BUSY:
 	case SQLITE_LOCKED:
 		return cb_error_set(err, CB_EUNAVAILABLE,
-		    "database %s is busy (%s): %s", st->path, what, msg);
+		    "the database %s is locked by another process (%s): %s; "
+		    "nothing was changed, try again", st->path, what, msg);
 	case SQLITE_IOERR:
 	case SQLITE_FULL:
 	case SQLITE_CANTOPEN:
@@ -480,7 +488,7 @@ store_configure(struct store *st, struct cb_error *err)
 	int	ret;
 
 	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, STORE_BUSY_TIMEOUT_MS);
+	sqlite3_busy_timeout(st->db, STORE_OPEN_BUSY_TIMEOUT_MS);
 	/* No writable_schema and friends; no functions run from the schema. */
 	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
 	sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0,
@@ -583,8 +591,8 @@ store_check_dir(const char *path, struct cb_error *err)
  *
  * The file is created here with open(2) and mode 0600 rather than by
  * SQLite, which would use 0644 less the umask; SQLite then creates the
- * -wal and -shm files with the database file's mode.  An existing file's
- * mode is left alone.
+ * -wal and -shm files with the database file's mode.  The daemon checks an
+ * existing file's mode before it calls this (credbrokerd(8), FILES).
  */
 int
 store_open(const char *path, struct store **out, struct cb_error *err)
@@ -621,6 +629,8 @@ store_open(const char *path, struct store **out, struct cb_error *err)
 	    (ret = store_migrate(st, err)) != 0 ||
 	    (ret = store_prepare(st, err)) != 0)
 		goto done;
+	/* From here on the loop uses the connection: never sleep on a lock. */
+	sqlite3_busy_timeout(st->db, 0);
 
 	*out = st;
 	st = NULL;

@@ -971,6 +971,25 @@ test_load_file(void **state)
 	assert_int_equal(seal_key_load_file(k, p, 1, &err), 0);
 	assert_int_equal(chmod(p, 0600), 0);
 
+	/*
+	 * Mode 0600 but owned by another user, who could change it: refused,
+	 * naming the owner and what is expected.  Needs root to chown.
+	 */
+	if (geteuid() == 0) {
+		assert_int_equal(chown(p, 65534, 65534), 0);
+		r = seal_key_load_file(k, p, 1, &err);
+		assert_int_equal(r, -CB_EBADREQ);
+		assert_non_null(strstr(err.msg, "owned by uid 65534"));
+		assert_non_null(strstr(err.msg, "or root"));
+		assert_memory_equal(k, zero, sizeof(*k));
+		/* systemd's credentials are not checked. */
+		assert_int_equal(seal_key_load_file_mode(k, p, 1, false, &err),
+		    0);
+		assert_int_equal(chown(p, 0, 0), 0);
+		assert_int_equal(seal_key_load_file(k, p, 1, &err), 0);
+	} else
+		print_message("not root: key file owner not checked\n");
+
 	/* A symlink, as systemd credentials may be. */
 	snprintf(l, sizeof(l), "%s/link", dir);
 	assert_int_equal(symlink(p, l), 0);

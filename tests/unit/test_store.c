@@ -12,6 +12,7 @@
 #include <fcntl.h>
 #include <ftw.h>
 #include <setjmp.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -1025,6 +1026,73 @@ test_type_lookup_cache(void **state)
 	store_type_list_free(v, n);
 }
 
+/* Monotonic milliseconds. */
+static int64_t
+now_ms(void)
+{
+	struct timespec	ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * Another process's write lock never puts the store to sleep: a write
+ * fails at once with -CB_EUNAVAILABLE naming the cause and changes
+ * nothing, reads go on, and once the lock is gone writes work again.
+ */
+static void
+test_write_lock_elsewhere_fails_at_once(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+	sqlite3		*db = NULL;
+	char		*sealed = NULL;
+	int64_t		 t0, ts;
+
+	create_simple(f->st, TYPE_A, "github");
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "CB1:1:old",
+	    1, &err), 0);
+	assert_int_equal(sqlite3_open_v2(f->path, &db, SQLITE_OPEN_READWRITE,
+	    NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "BEGIN EXCLUSIVE", NULL, NULL,
+	    NULL), SQLITE_OK);
+
+	t0 = now_ms();
+	cb_error_clear(&err);
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "CB1:1:new",
+	    2, &err), -CB_EUNAVAILABLE);
+	assert_non_null(strstr(err.msg, "locked by another process"));
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_2, "CB1:1:two",
+	    2, &err), -CB_EUNAVAILABLE);
+	assert_int_equal(store_kcv_set(f->st, "kcv1:00", &err),
+	    -CB_EUNAVAILABLE);
+	/* Far below the busy timeout a waiting store would use. */
+	assert_true(now_ms() - t0 < 2000);
+
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &sealed, &ts,
+	    &err), 0);
+	assert_string_equal(sealed, "CB1:1:old");
+	free(sealed);
+	store_release(f->st);
+
+	assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_2, &sealed, &ts,
+	    &err), -CB_ENOTFOUND);
+	store_release(f->st);
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "CB1:1:new",
+	    3, &err), 0);
+	reopen(f);
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &sealed, &ts,
+	    &err), 0);
+	assert_string_equal(sealed, "CB1:1:new");
+	assert_int_equal(ts, 3);
+	free(sealed);
+	store_release(f->st);
+}
+
 int
 main(void)
 {
@@ -1065,6 +1133,8 @@ main(void)
 		    test_no_lingering_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secure_delete,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_write_lock_elsewhere_fails_at_once, setup, teardown),
 		cmocka_unit_test(test_uuid_valid),
 		cmocka_unit_test(test_ident_valid),
 		cmocka_unit_test(test_uuid_new),
