@@ -164,7 +164,7 @@ write_file(const char *path, const char *data, size_t len)
 	close(fd);
 }
 
-/* The file is created 0600, in WAL mode, at schema version 1. */
+/* The file is created 0600, in WAL mode, at schema version 2. */
 static void
 test_open_creates_0600_wal(void **state)
 {
@@ -185,7 +185,7 @@ test_open_creates_0600_wal(void **state)
 	assert_string_equal(ans, "wal");
 	free(ans);
 	ans = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ans, "1");
+	assert_string_equal(ans, "2");
 	free(ans);
 }
 
@@ -262,7 +262,7 @@ test_reopen_persists(void **state)
 	free(s);
 
 	s = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(s, "1");
+	assert_string_equal(s, "2");
 	free(s);
 }
 
