@@ -162,5 +162,37 @@ class StorageSwitchTests(VaultCase):
         self.assertServed("spin", u, value)
 
 
+    def test_key_rotation_skips_values_of_an_earlier_generation(self):
+        self.configure()
+        t = self.mktype("turn")
+        stale_user, u = new_user(), new_user()
+        self.set_value("turn", stale_user, canary())
+        self.switch("turn", "db")
+        self.switch("turn", "vault")
+        self.assertNotServed("turn", stale_user)
+        value = canary()
+        self.set_value("turn", u, value)
+
+        path = os.path.join(self.d.dir, "new.key")
+        cbtest.write_file(path, (cbtest.strong_key() + "\n").encode())
+        self.c.ok("key.rotate", {"new_key_file": path})
+        cbtest.poll_until(
+            lambda: self.c.ok("key.status", {})["rotation"]["state"] ==
+            "done", 60 * cbtest.SCALE, what="key rotation done")
+        st = self.c.ok("key.status", {})
+        self.assertEqual(st["version"], 2, st)
+        # The current value was re-sealed under the new key; the stale one
+        # was left as it was, and is still not served.
+        dump = self.sim.secrets()
+        cur = dump[data_path(t["uuid"], u)]
+        text = cur["versions"][str(cur["current_version"])]["data"]["value"]
+        self.assertIn("CB1:2:", text)
+        old = dump[data_path(t["uuid"], stale_user)]
+        text = old["versions"][str(old["current_version"])]["data"]["value"]
+        self.assertTrue(text.startswith("CB1:1:"), text)
+        self.assertServed("turn", u, value)
+        self.assertNotServed("turn", stale_user)
+
+
 if __name__ == "__main__":
     cbtest.main()
