@@ -379,12 +379,11 @@ status_read(void *arg, int rc, const char *value,
 	struct status_slot	*slot = arg;
 	struct status_ctx	*x = slot->ctx;
 
+	/* A value left by an earlier storage generation is not filled. */
 	if (rc == 0 && rpc_vault_unwrap(value,
-	    x->types[slot->i].generation) == NULL)
-		;	/* left by an earlier storage generation: not filled */
-	else if (rc == 0)
+	    x->types[slot->i].generation) != NULL)
 		x->updated[slot->i] = meta->created != 0 ? meta->created : 1;
-	else if (rc != -CB_ENOTFOUND)
+	else if (rc != 0 && rc != -CB_ENOTFOUND)
 		status_error(x, slot->i, err);
 	if (--x->pending > 0)
 		return;
