@@ -266,6 +266,61 @@ test_reopen_persists(void **state)
 	free(s);
 }
 
+/*
+ * A database of schema version 1 (before storage generations) opens at
+ * version 2 with its types at generation 0 and its values intact.
+ */
+static void
+test_open_migrates_version_1(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*st = NULL;
+	struct store_type	 got;
+	struct cb_error		 err;
+	sqlite3			*db;
+	char			 path[160], *ans, *sealed;
+
+	snprintf(path, sizeof(path), "%s/v1.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "CREATE TABLE types (uuid TEXT PRIMARY KEY,"
+	    " ident TEXT UNIQUE NOT NULL, name TEXT NOT NULL,"
+	    " description TEXT NOT NULL DEFAULT '',"
+	    " storage TEXT NOT NULL CHECK (storage IN ('db', 'vault')),"
+	    " destinations TEXT NOT NULL DEFAULT '',"
+	    " created_at INTEGER, updated_at INTEGER);"
+	    "CREATE TABLE credvalues (type_uuid TEXT NOT NULL"
+	    " REFERENCES types(uuid) ON DELETE CASCADE,"
+	    " user_uuid TEXT NOT NULL, sealed TEXT NOT NULL,"
+	    " updated_at INTEGER NOT NULL,"
+	    " PRIMARY KEY (type_uuid, user_uuid)) WITHOUT ROWID;"
+	    "CREATE INDEX credvalues_user ON credvalues(user_uuid);"
+	    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	    "CREATE TABLE keycheck (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	    " kcv TEXT NOT NULL);"
+	    "INSERT INTO types VALUES ('" TYPE_A "', 'alpha', 'Alpha', '',"
+	    " 'vault', '', 1, 2);"
+	    "INSERT INTO credvalues VALUES ('" TYPE_A "', '" USER_1 "',"
+	    " 'CB1:1:OLD', 3);"
+	    "PRAGMA user_version = 1;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(path, &st, &err), 0);
+	ans = side_query(path, "PRAGMA user_version");
+	assert_string_equal(ans, "2");
+	free(ans);
+	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
+	assert_int_equal(got.generation, 0);
+	assert_int_equal(got.storage, STORE_VAULT);
+	assert_int_equal(got.updated_at, 2);
+	store_type_free(&got);
+	assert_int_equal(store_value_get(st, TYPE_A, USER_1, &sealed, NULL,
+	    &err), 0);
+	assert_string_equal(sealed, "CB1:1:OLD");
+	free(sealed);
+	store_close(st);
+}
+
 /* A database from a newer credbroker is refused and left untouched. */
 static void
 test_open_newer_version_refused(void **state)
@@ -1310,6 +1365,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_no_lingering_transaction, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_secure_delete,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_open_migrates_version_1,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_user_status_50k_types,
 		    setup, teardown),
