@@ -269,6 +269,24 @@ int	 rpc_type_clear(struct rpc_call *, const msgpack_object *, struct cb_error *
 /* "credentials/<type_uuid>/users/<user_uuid>", relative to vault.path. */
 void	 rpc_vault_relpath(char *buf, size_t sz, const char *type_uuid,
 	    const char *user_uuid);
+/*
+ * Seal context of a value: "<type_uuid>/<user_uuid>", followed by
+ * "/<generation>" for a value of a vault-stored type whose storage
+ * generation is not 0.
+ */
+#define RPC_CONTEXT_MAX	(2 * STORE_UUID_LEN + 24)
+void	 rpc_cred_context(char *buf, size_t sz, const char *type_uuid,
+	    const char *user_uuid, int64_t generation);
+/*
+ * The text kept in Vault for a sealed value: the sealed text, preceded by
+ * "G<generation>:" when the type's storage generation is not 0 (*out
+ * malloc'd).  rpc_vault_unwrap() gives the sealed text back, or NULL when
+ * the text was stored under another generation: a value left in Vault
+ * before a change of storage, never to be served again.
+ */
+int	 rpc_vault_wrap(const char *sealed, int64_t generation, char **out,
+	    struct cb_error *err);
+const char *rpc_vault_unwrap(const char *text, int64_t generation);
 int	 rpc_cred_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);

@@ -390,15 +390,36 @@ keys_vault_read(void *arg, int rc, const char *value,
     const struct vault_meta *meta,
     const struct cb_error *err)
 {
-	struct broker	*b = arg;
-	struct rotation	*r = b->rot;
-	struct cb_error	 e;
-	char		 rel[2 * STORE_UUID_LEN + 32], *sealed = NULL;
-	char		 context[2 * STORE_UUID_LEN + 2];
+	struct broker		*b = arg;
+	struct rotation		*r = b->rot;
+	struct store_type	 t;
+	struct cb_error		 e;
+	const char		*old = NULL;
+	char			 rel[2 * STORE_UUID_LEN + 32];
+	char			*sealed = NULL, *text = NULL;
+	char			 context[RPC_CONTEXT_MAX];
 
 	r->busy = false;
+	memset(&t, 0, sizeof(t));
+	/*
+	 * The type's storage generation now: a value left by an earlier one
+	 * is never served, so it is not re-sealed either (nor is a value of
+	 * a type deleted meanwhile).
+	 */
+	if (rc == 0 && store_type_get(b->store, r->vtypes[r->vti], &t,
+	    &e) != 0) {
+		if (e.code != CB_ENOTFOUND) {
+			keys_wait(b, e.msg);
+			return;
+		}
+		rc = -CB_ENOTFOUND;
+	}
+	if (rc == 0 && (t.storage != STORE_VAULT ||
+	    (old = rpc_vault_unwrap(value, t.generation)) == NULL))
+		rc = -CB_ENOTFOUND;
 	if (rc == -CB_ENOTFOUND || (rc == 0 &&
-	    keys_text_version(value) == r->version)) {
+	    keys_text_version(old) == r->version)) {
+		store_type_free(&t);
 		r->vui++;
 		if (!b->stopping)
 			keys_schedule(b, 0);
@@ -408,22 +429,26 @@ keys_vault_read(void *arg, int rc, const char *value,
 		keys_wait(b, err->msg);
 		return;
 	}
-	snprintf(context, sizeof(context), "%s/%s", r->vtypes[r->vti],
-	    r->vusers[r->vui]);
-	if (keys_reseal(b, context, value, &sealed, &e) != 0) {
+	rpc_cred_context(context, sizeof(context), r->vtypes[r->vti],
+	    r->vusers[r->vui], t.generation);
+	if (keys_reseal(b, context, old, &sealed, &e) != 0 ||
+	    rpc_vault_wrap(sealed, t.generation, &text, &e) != 0) {
 		keys_wait(b, e.msg);
-		return;
+		goto done;
 	}
 	rpc_vault_relpath(rel, sizeof(rel), r->vtypes[r->vti],
 	    r->vusers[r->vui]);
 	r->busy = true;
 	/* Check-and-set: a cred.set that lands meanwhile wins. */
-	if (vault_write_cas(b->vault, rel, sealed, meta->version,
+	if (vault_write_cas(b->vault, rel, text, meta->version,
 	    keys_vault_written, b, &e) != 0) {
 		r->busy = false;
 		keys_wait(b, e.msg);
 	}
+done:
+	free(text);
 	free(sealed);
+	store_type_free(&t);
 }
 
 static void

@@ -7,6 +7,7 @@
  * the connection's read buffer, sealed, and the read buffer is wiped by the
  * connection as soon as the request has been dispatched.
  */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,7 +21,6 @@
 #include "store.h"
 #include "vault.h"
 
-#define RPC_CONTEXT_LEN	(2 * STORE_UUID_LEN + 2)
 #define RPC_RELPATH_LEN	(2 * STORE_UUID_LEN + 32)
 
 /* Where a value of a vault-stored type lives, relative to vault.path. */
@@ -31,6 +31,65 @@ rpc_vault_relpath(char *buf, size_t sz, const char *type_uuid,
 	snprintf(buf, sz, "credentials/%s/users/%s", type_uuid, user_uuid);
 }
 
+/*
+ * Values of a type are bound to its storage generation, which every
+ * change of storage counts up (store_type_update_count): db values of the
+ * old storage are deleted with the change, but Vault may be unreachable
+ * then, so what an earlier generation left in Vault is recognised instead
+ * and never served.  Generation 0 keeps the context and text of values
+ * written before generations existed, so those stay readable.  The
+ * generation is both visible in the text (to tell a stale value without
+ * opening it: cred.status, key rotation) and bound into the associated
+ * data (so editing the visible number makes the value fail to open).
+ */
+void
+rpc_cred_context(char *buf, size_t sz, const char *type_uuid,
+    const char *user_uuid, int64_t generation)
+{
+	if (generation != 0)
+		snprintf(buf, sz, "%s/%s/%lld", type_uuid, user_uuid,
+		    (long long)generation);
+	else
+		snprintf(buf, sz, "%s/%s", type_uuid, user_uuid);
+}
+
+int
+rpc_vault_wrap(const char *sealed, int64_t generation, char **out,
+    struct cb_error *err)
+{
+	int	n;
+
+	if (generation != 0)
+		n = asprintf(out, "G%lld:%s", (long long)generation, sealed);
+	else
+		n = (*out = strdup(sealed)) != NULL ? 0 : -1;
+	if (n < 0) {
+		*out = NULL;
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	return 0;
+}
+
+const char *
+rpc_vault_unwrap(const char *text, int64_t generation)
+{
+	long long	 g = 0;
+	const char	*p = text;
+
+	/* "G" and digits, then ':'; "GCM:" (no digits) is generation 0. */
+	if (p[0] == 'G' && p[1] >= '1' && p[1] <= '9') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			if (g > (LLONG_MAX - 9) / 10)
+				return NULL;
+			g = g * 10 + (*p - '0');
+		}
+		if (*p != ':')
+			return NULL;
+		p++;
+	}
+	return g == generation ? p : NULL;
+}
+
 /* A call waiting on Vault, with what it needs to answer. */
 struct cred_wait {
 	struct rpc_call	*call;
@@ -38,6 +97,7 @@ struct cred_wait {
 	char		 type_uuid[STORE_UUID_LEN + 1];
 	char		 user[STORE_UUID_LEN + 1];
 	char		 ident[STORE_IDENT_MAX + 1];
+	int64_t		 generation;
 };
 
 /* Allocate the waiting context of a call. */
@@ -56,6 +116,7 @@ cred_wait_new(struct rpc_call *call, const struct store_type *t,
 	memcpy(w->type_uuid, t->uuid, sizeof(w->type_uuid));
 	memcpy(w->user, user, sizeof(w->user));
 	memcpy(w->ident, t->ident, sizeof(w->ident));
+	w->generation = t->generation;
 	return w;
 }
 
@@ -95,6 +156,9 @@ cred_delete_read(void *arg, int rc, const char *value,
 	struct cb_error		 e;
 	char			 rel[RPC_RELPATH_LEN];
 
+	/* Left by an earlier storage generation: not this type's value. */
+	if (rc == 0 && rpc_vault_unwrap(value, w->generation) == NULL)
+		rc = -CB_ENOTFOUND;
 	if (rc == -CB_ENOTFOUND) {
 		cb_error_set(&e, CB_ENOTFOUND, "user %s has no value of "
 		    "credential type '%s'", w->user, w->ident);
@@ -168,8 +232,8 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	static const char *const keys[] = { "type", "user", "value", NULL };
 	const msgpack_object	*v;
 	struct store_type	 t;
-	char			*user = NULL, *sealed = NULL;
-	char			 context[RPC_CONTEXT_LEN];
+	char			*user = NULL, *sealed = NULL, *text = NULL;
+	char			 context[RPC_CONTEXT_MAX];
 	const uint8_t		*pt;
 	size_t			 ptlen;
 	int64_t			 now;
@@ -201,7 +265,8 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	}
 	if ((rc = rpc_cred_target(call, params, &t, &user, err)) != 0)
 		goto done;
-	snprintf(context, sizeof(context), "%s/%s", t.uuid, user);
+	rpc_cred_context(context, sizeof(context), t.uuid, user,
+	    t.storage == STORE_VAULT ? t.generation : 0);
 	if ((rc = keys_seal(call->broker, context, pt, ptlen, &sealed,
 	    err)) != 0)
 		goto done;
@@ -214,7 +279,9 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 			goto done;
 		}
 		rpc_vault_relpath(rel, sizeof(rel), t.uuid, user);
-		if ((rc = vault_write(call->broker->vault, rel, sealed,
+		if ((rc = rpc_vault_wrap(sealed, t.generation, &text,
+		    err)) != 0 ||
+		    (rc = vault_write(call->broker->vault, rel, text,
 		    cred_set_written, w, err)) != 0) {
 			free(w);
 			goto done;
@@ -229,6 +296,7 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	msgpack_pack_map(&call->pk, 1);
 	rpc_pack_kv_time(&call->pk, "updated_at", now);
 done:
+	free(text);
 	free(sealed);
 	free(user);
 	store_type_free(&t);
@@ -311,9 +379,11 @@ status_read(void *arg, int rc, const char *value,
 	struct status_slot	*slot = arg;
 	struct status_ctx	*x = slot->ctx;
 
-	if (rc == 0)
+	/* A value left by an earlier storage generation is not filled. */
+	if (rc == 0 && rpc_vault_unwrap(value,
+	    x->types[slot->i].generation) != NULL)
 		x->updated[slot->i] = meta->created != 0 ? meta->created : 1;
-	else if (rc != -CB_ENOTFOUND)
+	else if (rc != 0 && rc != -CB_ENOTFOUND)
 		status_error(x, slot->i, err);
 	if (--x->pending > 0)
 		return;
@@ -329,9 +399,8 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "user", NULL };
 	struct status_ctx	*x = NULL;
-	struct store_status	*vals = NULL;
 	struct cb_error		 e;
-	size_t			 nvals = 0, i, j;
+	size_t			 i;
 	char			*user = NULL, rel[RPC_RELPATH_LEN];
 	int			 rc;
 
@@ -340,28 +409,20 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 	x->call = call;
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_user(call, params, &user, err)) != 0 ||
-	    (rc = store_type_list(call->broker->store, &x->types, &x->ntypes,
-	    err)) != 0 ||
-	    (rc = store_value_list_user(call->broker->store, user, &vals,
-	    &nvals, err)) != 0)
+	    (rc = store_user_status(call->broker->store, user, &x->types,
+	    &x->updated, &x->ntypes, err)) != 0)
 		goto fail;
-	x->updated = calloc(x->ntypes + 1, sizeof(*x->updated));
 	x->errors = calloc(x->ntypes + 1, sizeof(*x->errors));
 	x->slots = calloc(x->ntypes + 1, sizeof(*x->slots));
-	if (x->updated == NULL || x->errors == NULL || x->slots == NULL) {
+	if (x->errors == NULL || x->slots == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto fail;
 	}
 	/* One extra count keeps synchronous answers from finishing early. */
 	x->pending = 1;
 	for (i = 0; i < x->ntypes; i++) {
-		if (x->types[i].storage == STORE_DB) {
-			for (j = 0; j < nvals; j++)
-				if (strcmp(vals[j].type_uuid,
-				    x->types[i].uuid) == 0)
-					x->updated[i] = vals[j].updated_at;
-			continue;
-		}
+		if (x->types[i].storage == STORE_DB)
+			continue;	/* from store_user_status() */
 		x->slots[i].ctx = x;
 		x->slots[i].i = i;
 		rpc_vault_relpath(rel, sizeof(rel), x->types[i].uuid, user);
@@ -372,7 +433,6 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 			status_error(x, i, &e);
 		}
 	}
-	free(vals);
 	free(user);
 	if (--x->pending > 0)
 		return RPC_WAIT;
@@ -380,7 +440,6 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 	status_free(x);
 	return 0;
 fail:
-	free(vals);
 	free(user);
 	status_free(x);
 	return rc;

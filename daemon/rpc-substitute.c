@@ -435,8 +435,13 @@ sub_vault_read(void *arg, int rc, const char *value,
 {
 	struct sub_cred	*c = arg;
 	struct sub	*s = c->sub;
+	const char	*sealed = NULL;
 
-	if (rc == 0 && (c->sealed = strdup(value)) == NULL)
+	/* Left by an earlier storage generation: never served. */
+	if (rc == 0 && (sealed = rpc_vault_unwrap(value,
+	    c->type.generation)) == NULL)
+		rc = -CB_ENOTFOUND;
+	if (rc == 0 && (c->sealed = strdup(sealed)) == NULL)
 		rc = -CB_EINTERNAL;
 	if (rc == -CB_ENOTFOUND && !s->dry_run && s->rc == 0)
 		s->rc = cb_error_set(&s->err, CB_ENOTFOUND, "credential '%s' "
@@ -459,7 +464,7 @@ sub_vault_read(void *arg, int rc, const char *value,
 static int
 sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
-	char	context[2 * STORE_UUID_LEN + 2];
+	char	context[RPC_CONTEXT_MAX];
 	size_t	i;
 	int	rc;
 
@@ -477,8 +482,9 @@ sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 				    "out of memory");
 			continue;
 		}
-		snprintf(context, sizeof(context), "%s/%s", c->type.uuid,
-		    s->subject);
+		rpc_cred_context(context, sizeof(context), c->type.uuid,
+		    s->subject, c->type.storage == STORE_VAULT ?
+		    c->type.generation : 0);
 		if ((rc = keys_open(call->broker, context, c->sealed,
 		    &c->plain, err)) != 0) {
 			char why[CB_ERRMSG_MAX];

@@ -22,14 +22,17 @@ rpc_storage_name(int kind)
 	return kind == STORE_VAULT ? "vault" : "db";
 }
 
-/* Pack a type as the map the protocol documents. */
+/*
+ * Pack a type as the map the protocol documents; with a notice (a change
+ * of storage), also how many db values the change deleted.
+ */
 static void
 rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
-    const char *notice)
+    const char *notice, int64_t removed)
 {
 	size_t	i;
 
-	msgpack_pack_map(pk, notice != NULL ? 9 : 8);
+	msgpack_pack_map(pk, notice != NULL ? 10 : 8);
 	proto_pack_kv_str(pk, "uuid", t->uuid);
 	proto_pack_kv_str(pk, "ident", t->ident);
 	proto_pack_kv_str(pk, "name", t->name);
@@ -42,8 +45,10 @@ rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
 		proto_pack_cstr(pk, t->destinations[i]);
 	rpc_pack_kv_time(pk, "created_at", t->created_at);
 	rpc_pack_kv_time(pk, "updated_at", t->updated_at);
-	if (notice != NULL)
+	if (notice != NULL) {
 		proto_pack_kv_str(pk, "notice", notice);
+		proto_pack_kv_int(pk, "removed", removed);
+	}
 }
 
 /*
@@ -206,7 +211,7 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
 	t.created_at = t.updated_at = (int64_t)time(NULL);
 	if ((rc = store_type_create(call->broker->store, &t, err)) != 0)
 		goto done;
-	rpc_pack_type(&call->pk, &t, NULL);
+	rpc_pack_type(&call->pk, &t, NULL, 0);
 done:
 	free(ident);
 	store_type_free(&t);
@@ -226,7 +231,7 @@ rpc_type_get(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
 		return rc;
-	rpc_pack_type(&call->pk, &t, NULL);
+	rpc_pack_type(&call->pk, &t, NULL, 0);
 	store_type_free(&t);
 	return 0;
 }
@@ -246,7 +251,7 @@ rpc_type_list(struct rpc_call *call, const msgpack_object *params,
 		return rc;
 	msgpack_pack_array(&call->pk, n);
 	for (i = 0; i < n; i++)
-		rpc_pack_type(&call->pk, &v[i], NULL);
+		rpc_pack_type(&call->pk, &v[i], NULL, 0);
 	store_type_list_free(v, n);
 	return 0;
 }
@@ -260,6 +265,7 @@ rpc_type_update(struct rpc_call *call, const msgpack_object *params,
 	    "storage", "destinations", NULL };
 	struct store_type	 t;
 	const char		*notice = NULL;
+	int64_t			 removed = 0;
 	int			 rc, old_storage;
 
 	memset(&t, 0, sizeof(t));
@@ -270,18 +276,25 @@ rpc_type_update(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = rpc_type_fields(params, &t, err)) != 0)
 		goto done;
 	t.updated_at = (int64_t)time(NULL);
-	if ((rc = store_type_update(call->broker->store, &t, err)) != 0)
+	/*
+	 * SPEC 4.3: values are not migrated, and none stored before the
+	 * change is ever visible through the type again: the db values are
+	 * deleted with the change, and the Vault ones are of an earlier
+	 * storage generation from now on, whether Vault is reachable or not.
+	 */
+	if ((rc = store_type_update_count(call->broker->store, &t, &removed,
+	    err)) != 0)
 		goto done;
-	/* SPEC 4.3: values stay where they were and are not migrated. */
 	if (t.storage != old_storage)
 		notice = old_storage == STORE_DB ?
-		    "storage changed from db to vault: values stored in the "
-		    "database are not migrated and are no longer visible "
-		    "through this type" :
-		    "storage changed from vault to db: values stored in Vault "
-		    "are not migrated and are no longer visible through this "
-		    "type";
-	rpc_pack_type(&call->pk, &t, notice);
+		    "storage changed from db to vault: values are not "
+		    "migrated; the values stored in the database were "
+		    "deleted" :
+		    "storage changed from vault to db: values are not "
+		    "migrated; the values stored in Vault are never served "
+		    "again, and type.clear or type.delete while the type is "
+		    "stored in Vault removes them";
+	rpc_pack_type(&call->pk, &t, notice, removed);
 done:
 	store_type_free(&t);
 	return rc;

@@ -82,6 +82,12 @@ static const char *const store_migrations[] = {
 	"  id INTEGER PRIMARY KEY CHECK (id = 1),"
 	"  kcv TEXT NOT NULL"
 	");",
+	/*
+	 * 1 -> 2: the storage generation of a type, counted up by every
+	 * change of its storage and bound into what is stored in Vault, so
+	 * values left behind by an earlier generation are never served.
+	 */
+	"ALTER TABLE types ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
 };
 
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
@@ -117,7 +123,7 @@ enum store_stmt {
 /* Column order read by type_from_row(). */
 #define TYPE_COLUMNS \
 	"uuid, ident, name, description, storage, destinations, " \
-	"created_at, updated_at"
+	"created_at, updated_at, generation"
 
 static const char *const store_sql[STMT__COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -130,13 +136,14 @@ static const char *const store_sql[STMT__COUNT] = {
 	    " ON CONFLICT (id) DO UPDATE SET kcv = excluded.kcv",
 	[STMT_TYPE_INSERT] =
 	    "INSERT INTO types (" TYPE_COLUMNS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
 	/* BINARY collation: the order strcmp() gives (store_types_find). */
 	[STMT_TYPE_LIST] =
 	    "SELECT " TYPE_COLUMNS " FROM types ORDER BY ident",
 	[STMT_TYPE_UPDATE] =
 	    "UPDATE types SET name = ?2, description = ?3, storage = ?4,"
-	    " destinations = ?5, updated_at = ?6 WHERE uuid = ?1",
+	    " destinations = ?5, updated_at = ?6, generation = ?7"
+	    " WHERE uuid = ?1",
 	[STMT_TYPE_DELETE] = "DELETE FROM types WHERE uuid = ?1",
 	[STMT_VALUE_SET] =
 	    "INSERT INTO credvalues (type_uuid, user_uuid, sealed, updated_at)"
@@ -174,23 +181,40 @@ static const char *const store_sql[STMT__COUNT] = {
 };
 
 /*
- * The types table is small and read by every substitute and cred.status,
- * so it is kept in memory: loaded on first use, dropped by every type
- * write (the daemon is the database's only writer), and searched by ident
- * (types[], ordered as SQL's ORDER BY ident) or by uuid (by_uuid[]).
+ * The types table is read by every substitute and cred.status, so it is
+ * kept in memory: loaded on first use and then kept up to date in place by
+ * every type write once it has committed (the daemon is the database's
+ * only writer), so that creating one type among 50,000 costs a search and
+ * a move of pointers, not a reload.  A failed write drops it, and the next
+ * lookup reads the table again.  Entries are searched by ident (by_ident[],
+ * ordered as SQL's ORDER BY ident) or by uuid (by_uuid[]).
  */
+struct type_ent {
+	struct store_type	 t;
+	size_t			 pos;		/* index in by_ident (merges) */
+};
+
 struct store {
 	sqlite3			*db;
 	char			*path;		/* for messages */
 	sqlite3_stmt		*stmt[STMT__COUNT];
-	struct store_type	*types;
-	struct store_type	**by_uuid;
+	struct type_ent		**by_ident;
+	struct type_ent		**by_uuid;
 	size_t			 ntypes;
+	size_t			 captypes;
 	bool			 types_ok;
+	uint64_t		 type_loads;
 	bool			 reading;	/* read transaction held */
 };
 
 static void	store_types_drop(struct store *);
+static void	store_types_insert(struct store *, const struct store_type *);
+static void	store_types_replace(struct store *, const struct store_type *,
+		    int64_t);
+static void	store_types_remove(struct store *, const char *);
+static int	store_types_load(struct store *, struct cb_error *);
+static const struct store_type *store_types_find(struct store *,
+		    const char *, bool);
 static void	store_rollback(struct store *);
 
 static const char *const store_kind_names[] = {
@@ -822,6 +846,7 @@ type_from_row(struct store *st, sqlite3_stmt *s, struct store_type *t,
 	t->storage = strcmp(storage, "vault") == 0 ? STORE_VAULT : STORE_DB;
 	t->created_at = sqlite3_column_int64(s, 6);
 	t->updated_at = sqlite3_column_int64(s, 7);
+	t->generation = sqlite3_column_int64(s, 8);
 	if ((t->name = col_dup(s, 2)) == NULL ||
 	    (t->description = col_dup(s, 3)) == NULL ||
 	    dest_split(col_text(s, 5), &t->destinations,
@@ -852,7 +877,6 @@ store_type_create(struct store *st, const struct store_type *t,
 	    (ret = dest_join(t, &dests, err)) != 0)
 		return ret;
 
-	store_types_drop(st);
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, t->ident)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, t->name)) != SQLITE_OK ||
@@ -861,7 +885,8 @@ store_type_create(struct store *st, const struct store_type *t,
 	    (rc = bind_text(s, 5, store_kind_names[t->storage])) != SQLITE_OK ||
 	    (rc = bind_text(s, 6, dests)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 7, t->created_at)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(s, 8, t->updated_at)) != SQLITE_OK) {
+	    (rc = sqlite3_bind_int64(s, 8, t->updated_at)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 9, 0)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "create type", err);
 		goto done;
 	}
@@ -874,6 +899,8 @@ store_type_create(struct store *st, const struct store_type *t,
 		    "credential type uuid %s already exists", t->uuid);
 	else if (rc != SQLITE_DONE)
 		ret = store_dberr(st, rc, "create type", err);
+	else
+		store_types_insert(st, t);
 done:
 	stmt_done(s);
 	free(dests);
@@ -891,7 +918,8 @@ type_copy(struct store_type *dst, const struct store_type *src,
 	dst->name = dst->description = NULL;
 	dst->destinations = NULL;
 	if ((dst->name = strdup(src->name)) == NULL ||
-	    (dst->description = strdup(src->description)) == NULL ||
+	    (dst->description = strdup(src->description != NULL ?
+	    src->description : "")) == NULL ||
 	    (dst->destinations = calloc(src->ndestinations + 1,
 	    sizeof(char *))) == NULL)
 		goto nomem;
@@ -908,69 +936,217 @@ nomem:
 static int
 type_cmp_uuid(const void *a, const void *b)
 {
-	const struct store_type *const *x = a, *const *y = b;
+	const struct type_ent *const *x = a, *const *y = b;
 
-	return strcmp((*x)->uuid, (*y)->uuid);
+	return strcmp((*x)->t.uuid, (*y)->t.uuid);
 }
 
 /* Forget the cached types; the next lookup reads the table again. */
 static void
 store_types_drop(struct store *st)
 {
-	store_type_list_free(st->types, st->ntypes);
+	size_t	i;
+
+	for (i = 0; i < st->ntypes; i++) {
+		store_type_free(&st->by_ident[i]->t);
+		free(st->by_ident[i]);
+	}
+	free(st->by_ident);
 	free(st->by_uuid);
-	st->types = NULL;
-	st->by_uuid = NULL;
-	st->ntypes = 0;
+	st->by_ident = st->by_uuid = NULL;
+	st->ntypes = st->captypes = 0;
 	st->types_ok = false;
 }
 
 static int	store_type_list_db(struct store *, struct store_type **,
 		    size_t *, struct cb_error *);
 
+/* Make room for one more cached type; -1 when out of memory. */
+static int
+store_types_grow(struct store *st, size_t want)
+{
+	struct type_ent	**a, **b;
+	size_t		  cap;
+
+	if (want <= st->captypes)
+		return 0;
+	cap = want < 16 ? 16 : want + want / 2;
+	if ((a = reallocarray(st->by_ident, cap, sizeof(*a))) == NULL)
+		return -1;
+	st->by_ident = a;
+	if ((b = reallocarray(st->by_uuid, cap, sizeof(*b))) == NULL)
+		return -1;
+	st->by_uuid = b;
+	st->captypes = cap;
+	return 0;
+}
+
 /* Load the types into memory unless they are there already. */
 static int
 store_types_load(struct store *st, struct cb_error *err)
 {
-	size_t	i;
-	int	ret;
+	struct store_type	*v = NULL;
+	size_t			 n = 0, i;
+	int			 ret;
 
 	if (st->types_ok)
 		return 0;
 	store_types_drop(st);
-	if ((ret = store_type_list_db(st, &st->types, &st->ntypes, err)) != 0)
+	if ((ret = store_type_list_db(st, &v, &n, err)) != 0)
 		return ret;
-	if ((st->by_uuid = calloc(st->ntypes + 1, sizeof(*st->by_uuid))) ==
-	    NULL) {
+	st->type_loads++;
+	if (store_types_grow(st, n + 1) == -1) {
+		store_type_list_free(v, n);
 		store_types_drop(st);
 		return store_nomem(err);
 	}
-	for (i = 0; i < st->ntypes; i++)
-		st->by_uuid[i] = &st->types[i];
+	for (i = 0; i < n; i++) {
+		if ((st->by_ident[i] = malloc(sizeof(**st->by_ident))) ==
+		    NULL) {
+			store_type_list_free(v + i, n - i);
+			free(v);
+			store_types_drop(st);
+			return store_nomem(err);
+		}
+		st->by_ident[i]->t = v[i];	/* takes the strings */
+		memset(&v[i], 0, sizeof(v[i]));
+		st->by_uuid[i] = st->by_ident[i];
+		st->ntypes++;
+	}
+	free(v);
 	qsort(st->by_uuid, st->ntypes, sizeof(*st->by_uuid), type_cmp_uuid);
 	st->types_ok = true;
 	return 0;
 }
 
-/* The cached type whose uuid or ident is ref, or NULL. */
-static const struct store_type *
-store_types_find(struct store *st, const char *ref, bool by_uuid)
+/*
+ * Binary search of the cache by uuid or ident: true when found.  *at is
+ * where ref is, or where it would be inserted.
+ */
+static bool
+store_types_search(const struct store *st, const char *ref, bool by_uuid,
+    size_t *at)
 {
 	size_t	lo = 0, hi = st->ntypes, mid;
 	int	c;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
-		c = strcmp(ref, by_uuid ? st->by_uuid[mid]->uuid :
-		    st->types[mid].ident);
-		if (c == 0)
-			return by_uuid ? st->by_uuid[mid] : &st->types[mid];
+		c = strcmp(ref, by_uuid ? st->by_uuid[mid]->t.uuid :
+		    st->by_ident[mid]->t.ident);
+		if (c == 0) {
+			*at = mid;
+			return true;
+		}
 		if (c < 0)
 			hi = mid;
 		else
 			lo = mid + 1;
 	}
-	return NULL;
+	*at = lo;
+	return false;
+}
+
+/* The cached type whose uuid or ident is ref, or NULL. */
+static const struct store_type *
+store_types_find(struct store *st, const char *ref, bool by_uuid)
+{
+	size_t	at;
+
+	if (!store_types_search(st, ref, by_uuid, &at))
+		return NULL;
+	return by_uuid ? &st->by_uuid[at]->t : &st->by_ident[at]->t;
+}
+
+/* A committed type.create: insert a copy of t into the cache. */
+static void
+store_types_insert(struct store *st, const struct store_type *t)
+{
+	struct type_ent	*e;
+	struct cb_error	 err;
+	size_t		 i, u;
+
+	if (!st->types_ok)
+		return;
+	if (store_types_search(st, t->ident, false, &i) ||
+	    store_types_search(st, t->uuid, true, &u) ||
+	    store_types_grow(st, st->ntypes + 1) == -1 ||
+	    (e = calloc(1, sizeof(*e))) == NULL) {
+		store_types_drop(st);
+		return;
+	}
+	if (type_copy(&e->t, t, &err) != 0) {
+		free(e);
+		store_types_drop(st);
+		return;
+	}
+	e->t.generation = 0;
+	memmove(&st->by_ident[i + 1], &st->by_ident[i],
+	    (st->ntypes - i) * sizeof(*st->by_ident));
+	st->by_ident[i] = e;
+	memmove(&st->by_uuid[u + 1], &st->by_uuid[u],
+	    (st->ntypes - u) * sizeof(*st->by_uuid));
+	st->by_uuid[u] = e;
+	st->ntypes++;
+}
+
+/*
+ * A committed type.update: the mutable fields of t and the generation
+ * replace the cached ones; uuid, ident and created_at stay.
+ */
+static void
+store_types_replace(struct store *st, const struct store_type *t,
+    int64_t generation)
+{
+	struct store_type	 c;
+	struct cb_error		 err;
+	size_t			 u;
+
+	if (!st->types_ok)
+		return;
+	if (!store_types_search(st, t->uuid, true, &u) ||
+	    type_copy(&c, t, &err) != 0) {
+		store_types_drop(st);
+		return;
+	}
+	memcpy(c.ident, st->by_uuid[u]->t.ident, sizeof(c.ident));
+	c.created_at = st->by_uuid[u]->t.created_at;
+	c.generation = generation;
+	store_type_free(&st->by_uuid[u]->t);
+	st->by_uuid[u]->t = c;
+}
+
+/* A committed type.delete: take the type out of the cache. */
+static void
+store_types_remove(struct store *st, const char *uuid)
+{
+	struct type_ent	*e;
+	size_t		 i, u;
+
+	if (!st->types_ok)
+		return;
+	if (!store_types_search(st, uuid, true, &u)) {
+		store_types_drop(st);
+		return;
+	}
+	e = st->by_uuid[u];
+	if (!store_types_search(st, e->t.ident, false, &i)) {
+		store_types_drop(st);
+		return;
+	}
+	st->ntypes--;
+	memmove(&st->by_ident[i], &st->by_ident[i + 1],
+	    (st->ntypes - i) * sizeof(*st->by_ident));
+	memmove(&st->by_uuid[u], &st->by_uuid[u + 1],
+	    (st->ntypes - u) * sizeof(*st->by_uuid));
+	store_type_free(&e->t);
+	free(e);
+}
+
+uint64_t
+store_type_cache_loads(const struct store *st)
+{
+	return st->type_loads;
 }
 
 /* Look a type up by uuid (lower-case) or else by ident. */
@@ -1015,7 +1191,7 @@ store_type_list(struct store *st, struct store_type **out, size_t *n,
 	if ((v = calloc(st->ntypes + 1, sizeof(*v))) == NULL)
 		return store_nomem(err);
 	for (i = 0; i < st->ntypes; i++)
-		if ((ret = type_copy(&v[i], &st->types[i], err)) != 0) {
+		if ((ret = type_copy(&v[i], &st->by_ident[i]->t, err)) != 0) {
 			store_type_list_free(v, i);
 			return ret;
 		}
@@ -1067,18 +1243,47 @@ int
 store_type_update(struct store *st, const struct store_type *t,
     struct cb_error *err)
 {
-	sqlite3_stmt	*s = store_write_stmt(st, STMT_TYPE_UPDATE);
-	char		*dests = NULL;
-	int		 rc, ret;
+	return store_type_update_count(st, t, NULL, err);
+}
 
+/*
+ * The same, and on a change of storage: count the generation up and
+ * delete the type's db values, in one transaction with the update, so
+ * that no value written before the change can be served after it.
+ */
+int
+store_type_update_count(struct store *st, const struct store_type *t,
+    int64_t *removed, struct cb_error *err)
+{
+	const struct store_type	*cur;
+	sqlite3_stmt		*s;
+	char			*dests = NULL;
+	int64_t			 generation, n = 0;
+	bool			 moved, began = false;
+	int			 rc, ret;
+
+	if (removed != NULL)
+		*removed = 0;
 	if (!store_uuid_valid(t->uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
 	if ((ret = type_check_fields(t, err)) != 0 ||
 	    (ret = dest_join(t, &dests, err)) != 0)
 		return ret;
+	if ((ret = store_types_load(st, err)) != 0)
+		goto done;
+	if ((cur = store_types_find(st, t->uuid, true)) == NULL) {
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", t->uuid);
+		goto done;
+	}
+	moved = cur->storage != t->storage;
+	generation = cur->generation + (moved ? 1 : 0);
+	if ((ret = store_begin(st, err)) != 0)
+		goto done;
+	began = true;
 
-	store_types_drop(st);
+	s = st->stmt[STMT_TYPE_UPDATE];
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 2, t->name)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, t->description != NULL ? t->description :
@@ -1086,12 +1291,35 @@ store_type_update(struct store *st, const struct store_type *t,
 	    (rc = bind_text(s, 4, store_kind_names[t->storage])) != SQLITE_OK ||
 	    (rc = bind_text(s, 5, dests)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 6, t->updated_at)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 7, generation)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, "update type", err);
 	else if (sqlite3_changes(st->db) == 0)
 		ret = cb_error_set(err, CB_ENOTFOUND,
 		    "credential type '%s' not found", t->uuid);
 	stmt_done(s);
+	if (ret != 0 || !moved)
+		goto commit;
+
+	s = st->stmt[STMT_VALUE_CLEAR];
+	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "delete values of the old storage",
+		    err);
+	else
+		n = sqlite3_changes(st->db);
+	stmt_done(s);
+commit:
+	if (ret == 0 && (ret = store_commit(st, err)) == 0) {
+		store_types_replace(st, t, generation);
+		if (removed != NULL)
+			*removed = n;
+	}
+done:
+	if (ret != 0 && began) {
+		store_rollback(st);
+		store_types_drop(st);
+	}
 	free(dests);
 	return ret;
 }
@@ -1110,7 +1338,6 @@ store_type_delete(struct store *st, const char *uuid, struct cb_error *err)
 	if (!store_uuid_valid(uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
-	store_types_drop(st);
 	if ((ret = store_begin(st, err)) != 0)
 		return ret;
 
@@ -1133,10 +1360,14 @@ store_type_delete(struct store *st, const char *uuid, struct cb_error *err)
 	if (ret != 0)
 		goto done;
 
-	ret = store_commit(st, err);
+	if ((ret = store_commit(st, err)) == 0)
+		store_types_remove(st, uuid);
 done:
-	if (ret != 0)
+	if (ret != 0) {
 		store_rollback(st);
+		if (ret != -CB_ENOTFOUND)
+			store_types_drop(st);
+	}
 	return ret;
 }
 
@@ -1374,6 +1605,62 @@ done:
 	*out = v;
 	*n = len;
 	return 0;
+}
+
+/*
+ * Every type, in ident order, with the updated_at of this user's db value.
+ * The user's values come in type uuid order and the cache has the types
+ * in uuid order too, so one merge of the two lists finds them all: linear
+ * in types plus values, however many of each there are.
+ */
+int
+store_user_status(struct store *st, const char *user_uuid,
+    struct store_type **types, int64_t **updated, size_t *n,
+    struct cb_error *err)
+{
+	struct store_status	*vals = NULL;
+	struct store_type	*v = NULL;
+	struct type_ent		*e;
+	int64_t			*u = NULL;
+	size_t			 nvals = 0, nv = 0, i, j;
+	int			 c, ret;
+
+	*types = NULL;
+	*updated = NULL;
+	*n = 0;
+	if ((ret = store_value_list_user(st, user_uuid, &vals, &nvals,
+	    err)) != 0 ||
+	    (ret = store_type_list(st, &v, &nv, err)) != 0)
+		goto done;
+	if ((u = calloc(nv + 1, sizeof(*u))) == NULL) {
+		ret = store_nomem(err);
+		goto done;
+	}
+	for (i = 0; i < st->ntypes; i++)
+		st->by_ident[i]->pos = i;
+	for (i = 0, j = 0; i < nvals && j < st->ntypes;) {
+		e = st->by_uuid[j];
+		if ((c = strcmp(vals[i].type_uuid, e->t.uuid)) < 0)
+			i++;
+		else if (c > 0)
+			j++;
+		else {
+			if (e->t.storage == STORE_DB)
+				u[e->pos] = vals[i].updated_at;
+			i++;
+			j++;
+		}
+	}
+	*types = v;
+	*updated = u;
+	*n = nv;
+	v = NULL;
+	u = NULL;
+done:
+	store_type_list_free(v, nv);
+	free(u);
+	free(vals);
+	return ret;
 }
 
 /* A setting's value, or *out NULL when absent. */

@@ -23,7 +23,7 @@
 #define STORE_DESC_MAX		4096
 #define STORE_DEST_MAX		64	/* destinations per type */
 #define STORE_DEST_LEN_MAX	512
-#define STORE_SCHEMA_VERSION	1
+#define STORE_SCHEMA_VERSION	2
 
 enum store_kind {
 	STORE_DB = 0,
@@ -42,6 +42,13 @@ struct store_type {
 	size_t		 ndestinations;
 	int64_t		 created_at;		/* unix seconds */
 	int64_t		 updated_at;
+	/*
+	 * Storage generation: 0 at creation, one more at every change of
+	 * storage (set by the store, never by the caller).  Bound into the
+	 * values stored in Vault, so that values an earlier generation left
+	 * there are never served again.
+	 */
+	int64_t		 generation;
 };
 
 /* Open (creating if needed) and migrate the database at path. */
@@ -78,6 +85,14 @@ int	 store_type_list(struct store *st, struct store_type **out, size_t *n,
 /* Replace name, description, storage, destinations and updated_at of t->uuid. */
 int	 store_type_update(struct store *st, const struct store_type *t,
 	    struct cb_error *err);
+/*
+ * The same; when the storage changes, the generation is counted up and
+ * every db value of the type is deleted in the same transaction (SPEC
+ * 4.3: values are not migrated and never visible through the type again).
+ * *removed (if not NULL) is how many values were deleted.
+ */
+int	 store_type_update_count(struct store *st, const struct store_type *t,
+	    int64_t *removed, struct cb_error *err);
 /* Delete a type and (in the same transaction) its db values. */
 int	 store_type_delete(struct store *st, const char *uuid, struct cb_error *err);
 void	 store_type_free(struct store_type *t);
@@ -113,6 +128,21 @@ struct store_status {
  */
 int	 store_value_list_user(struct store *st, const char *user_uuid,
 	    struct store_status **out, size_t *n, struct cb_error *err);
+/*
+ * All types ordered by ident (as store_type_list) and, for each, the
+ * updated_at of this user's db value (0 when the type has none or is
+ * stored in Vault): one pass over the types and one over the user's
+ * values, merged in uuid order.  *updated is an array of *n entries.
+ */
+int	 store_user_status(struct store *st, const char *user_uuid,
+	    struct store_type **types, int64_t **updated, size_t *n,
+	    struct cb_error *err);
+/*
+ * How many times the type cache was read from the table: once at the
+ * first lookup, and again only after a failed write.  Type writes keep
+ * the cache up to date in place.
+ */
+uint64_t store_type_cache_loads(const struct store *st);
 
 /* Small key/value settings table (vault settings, sealed where secret). */
 int	 store_setting_get(struct store *st, const char *key, char **out,
