@@ -154,11 +154,14 @@ conn_ref(struct conn *c)
 	c->inflight++;
 }
 
-/* Replies queued or being written, and calls waiting: what a conn holds. */
+/*
+ * Replies queued or being written: what a client has not read.  Calls
+ * waiting are bounded apart, at dispatch (conn_process).
+ */
 static unsigned
 conn_queued(const struct conn *c)
 {
-	return c->pending_writes + c->obuf_n + c->inflight;
+	return c->pending_writes + c->obuf_n;
 }
 
 /*
@@ -173,7 +176,8 @@ conn_maybe_resume(struct conn *c)
 	    c->inflight < c->b->conf->max_inflight)
 		conn_process(c);
 	if (!c->closing && !c->reading &&
-	    conn_queued(c) < c->b->conf->max_inflight)
+	    conn_queued(c) < c->b->conf->max_inflight &&
+	    c->rbuf.len < CONN_READ_CHUNK)
 		conn_read_start(c);
 }
 
@@ -406,10 +410,12 @@ conn_process(struct conn *c)
 
 	/*
 	 * At most server.max_inflight calls of a connection wait (on Vault)
-	 * at once: the requests after them stay in the buffer, unread, and
-	 * are dispatched as calls finish (conn_maybe_resume).  So one client
+	 * at once: the requests after them stay in the buffer and are
+	 * dispatched as calls finish (conn_maybe_resume).  So one client
 	 * pipelining hundreds of calls that go to Vault holds that many, not
-	 * hundreds, and cannot fill vault.max_pending alone.
+	 * hundreds, and cannot fill vault.max_pending alone.  Reading goes on
+	 * up to one chunk held back, so that a client that hangs up is seen:
+	 * the requests it left are dropped (closing), never started.
 	 */
 	c->processing = true;
 	while (!c->closing && consumed < c->rbuf.len &&
@@ -453,9 +459,10 @@ conn_process(struct conn *c)
 	c->processing = false;
 	/* Wipes the consumed requests, which may have carried secrets. */
 	secbuf_consume(&c->rbuf, consumed);
-	/* Held back: read no more until calls finish. */
+	/* Held back, a chunk of it: read no more until calls finish. */
 	if (c->reading && !c->closing &&
-	    c->inflight >= b->conf->max_inflight) {
+	    c->inflight >= b->conf->max_inflight &&
+	    c->rbuf.len >= CONN_READ_CHUNK) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = false;
 	}
