@@ -172,6 +172,7 @@ struct vault {
 	bool			 pumping;	/* vault_pump() is running */
 	bool			 resetting;	/* vault_reset() is failing ops */
 	bool			 closing;	/* vault_close() has begun */
+	int			 nhandles;	/* timers not yet closed */
 	struct vcachebucket	*cache;		/* buckets; NULL when empty */
 	struct vcacheq		 cache_order;
 	size_t			 ncache;
@@ -1552,6 +1553,7 @@ vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
 	v->timer->data = v;
 	uv_timer_init(loop, v->hit_timer);
 	v->hit_timer->data = v;
+	v->nhandles = 2;
 	*out = v;
 	return 0;
 }
@@ -1568,10 +1570,16 @@ vault_reset(struct vault *v, int code, const char *msg)
 	}
 	/* First, so that no callback below can be answered from it. */
 	vault_cache_flush(v);
-	/* Slots freed here must not send what is about to fail. */
+	/*
+	 * Slots freed here must not send what is about to fail; and what a
+	 * callback submits meanwhile waits unsent, so it fails here too,
+	 * rather than wait for a login that may never come.
+	 */
 	v->resetting = true;
-	vault_fail_all(v, code, msg);
-	vault_hits_fail(v, code, msg);
+	while (!TAILQ_EMPTY(&v->ops) || !TAILQ_EMPTY(&v->hits)) {
+		vault_fail_all(v, code, msg);
+		vault_hits_fail(v, code, msg);
+	}
 	v->resetting = false;
 	vault_drop_token(v);
 	v->state = VS_IDLE;
@@ -1644,11 +1652,20 @@ vault_get_status(const struct vault *v, struct vault_status *st)
 	snprintf(st->last_error, sizeof(st->last_error), "%s", v->last_error);
 }
 
-/* The timer handle is freed once closed. */
+/*
+ * The timer handle is freed once closed, and v with the last one: never
+ * synchronously, since vault_close() can be reached from a callback run
+ * by a loop of this very client (failing calls, sending waiting ones),
+ * which looks at v again when the callback returns.
+ */
 static void
 vault_timer_closed(uv_handle_t *h)
 {
+	struct vault	*v = h->data;
+
 	free(h);
+	if (--v->nhandles == 0)
+		free(v);
 }
 
 void
@@ -1662,8 +1679,8 @@ vault_close(struct vault *v)
 	uv_close((uv_handle_t *)v->timer, vault_timer_closed);
 	uv_close((uv_handle_t *)v->hit_timer, vault_timer_closed);
 	vault_conf_free(&v->conf);
+	v->configured = false;
 	secbuf_free(&v->token);
-	free(v);
 }
 
 /* vault.test: log in, write, read, list, clean up; one step each. */
