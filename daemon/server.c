@@ -168,6 +168,8 @@ conn_queued(const struct conn *c)
  * Reading resumes once a slow reader has caught up.  Requests already
  * received but held back by the cap on waiting calls (conn_process) go
  * first; not from inside conn_process() itself, which picks them up.
+ * Below the cap what is left is part of a message, however large: read
+ * the rest.
  */
 static void
 conn_maybe_resume(struct conn *c)
@@ -177,7 +179,8 @@ conn_maybe_resume(struct conn *c)
 		conn_process(c);
 	if (!c->closing && !c->reading &&
 	    conn_queued(c) < c->b->conf->max_inflight &&
-	    c->rbuf.len < CONN_READ_CHUNK)
+	    (c->inflight < c->b->conf->max_inflight ||
+	    c->rbuf.len < CONN_READ_CHUNK))
 		conn_read_start(c);
 }
 
