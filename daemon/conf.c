@@ -254,6 +254,14 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (conf_parse_uint(value, 0, 65536, &v) != 0)
 			goto bad;
 		c->mmap_mb = (unsigned)v;
+	} else if (KEY("vault", "max_connections")) {
+		if (conf_parse_uint(value, 1, 1024, &v) != 0)
+			goto bad;
+		c->vault_max_connections = (unsigned)v;
+	} else if (KEY("vault", "max_pending")) {
+		if (conf_parse_uint(value, 1, 100000, &v) != 0)
+			goto bad;
+		c->vault_max_pending = (unsigned)v;
 	} else if (KEY("security", "secret_key_file")) {
 		if (*value != '/')
 			goto bad_abs;
@@ -393,6 +401,8 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	c->message_timeout = 30;
 	c->shutdown_timeout = 10;
 	c->page_cache_mb = 8;
+	c->vault_max_connections = 16;
+	c->vault_max_pending = 16;
 	c->log_level = LOG_LVL_INFO;
 	c->audit_sync = true;
 	if (conf_set_str(&c->socket, CONF_DEFAULT_SOCKET) != 0 ||

@@ -58,6 +58,9 @@ struct conf {
 	unsigned	 page_cache_mb;		/* SQLite page cache */
 	unsigned	 mmap_mb;		/* SQLite memory map, 0 = none */
 
+	unsigned	 vault_max_connections;	/* TCP connections to Vault */
+	unsigned	 vault_max_pending;	/* requests to Vault at once */
+
 	char		*secret_key_file;
 	char		*secret_key_credential;
 	char		*secret_key;		/* inline; wiped on free */

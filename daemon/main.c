@@ -249,8 +249,11 @@ start_vault(struct broker *b)
 	bool			 found;
 
 	if (http_init(b->loop, &b->http, &err) != 0 ||
+	    http_set_limits(b->http, b->conf->vault_max_connections,
+	    b->conf->vault_max_connections, &err) != 0 ||
 	    vault_init(b->loop, b->http, &b->vault, &err) != 0)
 		fatalx("%s", err.msg);
+	vault_set_limits(b->vault, b->conf->vault_max_pending);
 	if (rpc_vault_load(b, &vc, &found, &err) != 0)
 		fatalx("Vault settings: %s", err.msg);
 	if (found && vault_configure(b->vault, &vc, &err) != 0)

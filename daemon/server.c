@@ -83,6 +83,7 @@ struct conn {
 	struct proto_scan	 scan;
 	unsigned		 pending_writes;	/* replies being written */
 	unsigned		 inflight;	/* calls waiting (on Vault) */
+	bool			 processing;	/* in conn_process() */
 	unsigned		 refs;		/* held by waiting calls */
 	int			 open_handles;
 	uint64_t		 last_read;	/* uv_now of the last bytes */
@@ -121,6 +122,7 @@ static bool		 server_scrub_pending;
 static struct broker	*server_broker;
 
 static void	conn_read_start(struct conn *);
+static void	conn_process(struct conn *);
 static void	conn_really_close(struct conn *);
 static void	conn_flush(struct conn *);
 static void	conn_close_if_drained(struct conn *);
@@ -169,19 +171,33 @@ conn_ref(struct conn *c)
 	c->inflight++;
 }
 
-/* Replies queued or being written, and calls waiting: what a conn holds. */
+/*
+ * Replies queued or being written: what a client has not read.  Calls
+ * waiting are bounded apart, at dispatch (conn_process).
+ */
 static unsigned
 conn_queued(const struct conn *c)
 {
-	return c->pending_writes + c->obuf_n + c->inflight;
+	return c->pending_writes + c->obuf_n;
 }
 
-/* Reading resumes once a slow reader has caught up. */
+/*
+ * Reading resumes once a slow reader has caught up.  Requests already
+ * received but held back by the cap on waiting calls (conn_process) go
+ * first; not from inside conn_process() itself, which picks them up.
+ * Below the cap what is left is part of a message, however large: read
+ * the rest.
+ */
 static void
 conn_maybe_resume(struct conn *c)
 {
+	if (!c->closing && !c->processing && c->rbuf.len > 0 &&
+	    c->inflight < c->b->conf->max_inflight)
+		conn_process(c);
 	if (!c->closing && !c->reading &&
-	    conn_queued(c) < c->b->conf->max_inflight)
+	    conn_queued(c) < c->b->conf->max_inflight &&
+	    (c->inflight < c->b->conf->max_inflight ||
+	    c->rbuf.len < CONN_READ_CHUNK))
 		conn_read_start(c);
 }
 
@@ -426,14 +442,28 @@ conn_process(struct conn *c)
 	msgpack_unpacked	 up;
 	msgpack_unpack_return	 ret;
 	size_t			 consumed = 0, off, max;
+	bool			 partial = false;
 	int			 rc;
 
 	max = conn_max_message(c);
-	while (!c->closing && consumed < c->rbuf.len) {
+	/*
+	 * At most server.max_inflight calls of a connection wait (on Vault)
+	 * at once: the requests after them stay in the buffer and are
+	 * dispatched as calls finish (conn_maybe_resume).  So one client
+	 * pipelining hundreds of calls that go to Vault holds that many, not
+	 * hundreds, and cannot fill vault.max_pending alone.  Reading goes on
+	 * up to one chunk held back, so that a client that hangs up is seen:
+	 * the requests it left are dropped (closing), never started.
+	 */
+	c->processing = true;
+	while (!c->closing && consumed < c->rbuf.len &&
+	    c->inflight < b->conf->max_inflight) {
 		rc = proto_scan(&c->scan, c->rbuf.data + consumed,
 		    c->rbuf.len - consumed, max);
-		if (rc == PROTO_SCAN_MORE)
+		if (rc == PROTO_SCAN_MORE) {
+			partial = true;
 			break;
+		}
 		if (rc == PROTO_SCAN_TOOBIG) {
 			log_info("connection %llu (uid %u): message larger "
 			    "than %zu bytes; closing",
@@ -468,13 +498,23 @@ conn_process(struct conn *c)
 		consumed += c->scan.off;
 		proto_scan_reset(&c->scan);
 	}
+	c->processing = false;
 	/* Wipes the consumed requests, which may have carried secrets. */
 	secbuf_consume(&c->rbuf, consumed);
+	/* Held back, a chunk of it: read no more until calls finish. */
+	if (c->reading && !c->closing &&
+	    c->inflight >= b->conf->max_inflight &&
+	    c->rbuf.len >= CONN_READ_CHUNK) {
+		uv_read_stop((uv_stream_t *)&c->pipe);
+		c->reading = false;
+	}
 	/*
 	 * What is left is the start of a message: a new one if a message
-	 * ended in these bytes, else the one already on the clock.
+	 * ended in these bytes, else the one already on the clock.  Whole
+	 * messages held back behind waiting calls are not on the clock: the
+	 * broker, not the client, is making them wait.
 	 */
-	if (c->rbuf.len == 0)
+	if (c->rbuf.len == 0 || !partial)
 		c->msg_partial = false;
 	else if (!c->msg_partial || consumed > 0) {
 		c->msg_partial = true;
@@ -909,13 +949,21 @@ server_stop_deadline(uv_timer_t *t)
 	log_warnx("shutdown deadline reached; closing remaining connections");
 	TAILQ_FOREACH_SAFE(c, &server_conns, entry, next)
 		conn_really_close(c);
-	/* Calls still waiting on Vault fail now, releasing their conns. */
+	/*
+	 * Calls still waiting on Vault fail now, releasing their conns:
+	 * those of the Vault client, then running vault.test calls, which
+	 * have clients of their own on the same HTTP client.  The last
+	 * conn freed brings server_shutdown() back, which closes the HTTP
+	 * client.
+	 */
 	if (b->vault != NULL) {
 		struct vault *v = b->vault;
 
 		b->vault = NULL;
 		vault_close(v);
 	}
+	if (b->http != NULL)
+		vault_test_abort_all(b->http);
 }
 
 void
@@ -954,10 +1002,17 @@ server_shutdown(struct broker *b)
 		vault_close(v);
 	}
 	keys_close(b);
+	/*
+	 * No call waits any more, but a finished vault.test may still have
+	 * a request out until its client is reaped.  Its requests stay its
+	 * own (http.c, "Ownership"): http_close() detaches them, and the
+	 * reaper's vault_close() cancels and frees them.
+	 */
 	if (b->http != NULL) {
 		struct http *h = b->http;
 
 		b->http = NULL;
+		vault_test_abort_all(h);
 		http_close(h);
 	}
 	if (server_watchdog_on) {
@@ -1027,6 +1082,11 @@ server_reload(struct broker *b)
 	log_set_level(nc->log_level);
 	if (store_tune(b->store, nc->page_cache_mb, nc->mmap_mb, &err) != 0)
 		log_warnx("reload: storage sizes: %s", err.msg);
+	if (b->http != NULL && http_set_limits(b->http,
+	    nc->vault_max_connections, nc->vault_max_connections, &err) != 0)
+		log_warnx("reload: vault.max_connections: %s", err.msg);
+	if (b->vault != NULL)
+		vault_set_limits(b->vault, nc->vault_max_pending);
 	log_info("configuration reloaded (%zu grants)", nc->ngrants);
 	sd_notifyf(0, "READY=1\nSTATUS=configuration reloaded (%zu grants)",
 	    nc->ngrants);

@@ -23,8 +23,22 @@
  * http_close().  The finished request is freed only after its callback
  * returns, http_cancel() on it is ignored meanwhile, and the drain loop
  * stops as soon as the client is closing.  The struct http itself is freed
- * in the last libuv close callback, never synchronously, so it outlives
- * every frame that may still be looking at it.
+ * once libuv has closed its last handle and no request is left, never
+ * synchronously, so it outlives every frame that may still be looking at
+ * it.
+ *
+ * Ownership.  A request has one owner, the caller of http_start(), and one
+ * end: either its callback has run or its owner has called http_cancel().
+ * Only that end frees it, so the owner's pointer is valid exactly until
+ * then, whatever else happens.  In particular http_close() frees no
+ * request: the client is shared (the Vault client and every vault.test
+ * client use it), and one owner may still hold a request while the daemon
+ * closes the client under it, then cancel it.  http_close() detaches
+ * what is pending instead: out of the multi handle, easy handle destroyed,
+ * headers and body wiped, onto the closed list.  An owner that cancels a
+ * detached request frees it as usual; the others are answered with a
+ * failure from the timer's close callback, on the loop, after http_close()
+ * has returned.  Either way each request still ends exactly once.
  *
  * Secrets.  Request headers (X-Vault-Token) and bodies (AppRole secret_id)
  * are copied into memory we wipe before freeing: the body into a secbuf
@@ -98,6 +112,7 @@ struct http_req {
 	int			 too_large;	/* write callback hit the cap */
 	int			 nomem;		/* write callback out of memory */
 	int			 in_callback;	/* done() is running */
+	int			 detached;	/* on h->closed, no easy handle */
 	char			 errbuf[CURL_ERROR_SIZE];
 };
 
@@ -107,6 +122,7 @@ struct http {
 	CURLM			*multi;		/* NULL once closing */
 	uv_timer_t		 timer;		/* timer.data = this */
 	TAILQ_HEAD(, http_req)	 reqs;		/* in the multi handle */
+	TAILQ_HEAD(, http_req)	 closed;	/* detached by http_close */
 	LIST_HEAD(, http_sock)	 socks;		/* polls not yet closing */
 	size_t			 nreqs;
 	size_t			 nhandles;	/* libuv handles not yet closed */
@@ -119,11 +135,14 @@ static int	 http_global_ready;
 
 static void	 http_drain(struct http *);
 
-/* Free h once it is closing and libuv has closed its last handle. */
+/*
+ * Free h once it is closing, libuv has closed its last handle and no
+ * detached request (which points back at h) is left.
+ */
 static void
 http_maybe_free(struct http *h)
 {
-	if (h->closing && h->nhandles == 0)
+	if (h->closing && h->nhandles == 0 && TAILQ_EMPTY(&h->closed))
 		free(h);
 }
 
@@ -148,12 +167,29 @@ http_sock_close(struct http_sock *s)
 	uv_close((uv_handle_t *)&s->poll, http_sock_closed);
 }
 
-/* Close callback of the timer. */
+static void	 http_req_free(struct http_req *);
+
+/*
+ * Close callback of the timer: answer the requests http_close() detached
+ * and nobody cancelled since.  A callback may cancel another of them (it
+ * leaves the list) or start a request (refused: closing); the timer is
+ * still counted in nhandles meanwhile, so h cannot go under us.
+ */
 static void
 http_timer_closed(uv_handle_t *handle)
 {
 	struct http	*h = handle->data;
+	struct http_req	*req;
+	struct cb_error	 err;
 
+	while ((req = TAILQ_FIRST(&h->closed)) != NULL) {
+		TAILQ_REMOVE(&h->closed, req, entry);
+		req->detached = 0;
+		req->in_callback = 1;
+		cb_error_set(&err, CB_EUNAVAILABLE, "the HTTP client is closed");
+		req->done(req->arg, 0, &req->resp, &err);
+		http_req_free(req);
+	}
 	h->nhandles--;
 	http_maybe_free(h);
 }
@@ -185,9 +221,12 @@ http_easy_put(struct http *h, CURL *e)
 	h->pool[h->npool++] = e;
 }
 
-/* Wipe and free everything a request owns; it is out of the multi handle. */
+/*
+ * Give back the easy handle and wipe the headers and body of a request
+ * that is out of the multi handle; the request itself stays.
+ */
 static void
-http_req_free(struct http_req *req)
+http_req_release(struct http_req *req)
 {
 	struct curl_slist	*l;
 
@@ -197,7 +236,15 @@ http_req_free(struct http_req *req)
 	for (l = req->headers; l != NULL; l = l->next)
 		cb_wipe(l->data, strlen(l->data));
 	curl_slist_free_all(req->headers);
+	req->headers = NULL;
 	secbuf_free(&req->body);
+}
+
+/* Wipe and free everything a request owns; it is out of the multi handle. */
+static void
+http_req_free(struct http_req *req)
+{
+	http_req_release(req);
 	secbuf_free(&req->resp);
 	cb_wipe(req, sizeof(*req));
 	free(req);
@@ -444,6 +491,7 @@ http_init(uv_loop_t *loop, struct http **out, struct cb_error *err)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	h->loop = loop;
 	TAILQ_INIT(&h->reqs);
+	TAILQ_INIT(&h->closed);
 	LIST_INIT(&h->socks);
 	if ((h->multi = curl_multi_init()) == NULL) {
 		free(h);
@@ -482,10 +530,20 @@ http_close(struct http *h)
 	 * stops after the callback returns.
 	 */
 	h->closing = 1;
+	/*
+	 * Detach, do not free: each request still belongs to whoever started
+	 * it (see "Ownership" above).  What libcurl held of it goes now, the
+	 * secrets in its headers and body with it; the rest ends in its
+	 * owner's http_cancel() or in a failure answered once the timer is
+	 * closed.
+	 */
 	while ((req = TAILQ_FIRST(&h->reqs)) != NULL) {
 		TAILQ_REMOVE(&h->reqs, req, entry);
 		curl_multi_remove_handle(h->multi, req->easy);
-		http_req_free(req);
+		http_req_release(req);
+		secbuf_reset(&req->resp);
+		req->detached = 1;
+		TAILQ_INSERT_TAIL(&h->closed, req, entry);
 	}
 	h->nreqs = 0;
 	/* Out of the multi handle already; closing, so none comes back. */
@@ -702,11 +760,42 @@ http_cancel(struct http_req *req)
 	if (req == NULL || req->in_callback)
 		return;
 	h = req->h;
+	/* Detached by http_close(): only the owner's end is left to free. */
+	if (req->detached) {
+		TAILQ_REMOVE(&h->closed, req, entry);
+		http_req_free(req);
+		http_maybe_free(h);
+		return;
+	}
 	TAILQ_REMOVE(&h->reqs, req, entry);
 	h->nreqs--;
 	/* Also drops a CURLMSG_DONE still queued for it. */
 	curl_multi_remove_handle(h->multi, req->easy);
 	http_req_free(req);
+}
+
+/*
+ * Connections libcurl may open: at most max_host to one host, max_total in
+ * all (0: no limit).  A transfer beyond them waits inside the multi handle
+ * for a connection to come free instead of opening one more.  The cache
+ * of idle connections is kept at the same size, so that what is allowed
+ * open may also stay open for keep-alive.
+ */
+int
+http_set_limits(struct http *h, unsigned max_host, unsigned max_total,
+    struct cb_error *err)
+{
+	if (h->closing)
+		return cb_error_set(err, CB_EINTERNAL, "http client closed");
+	if (curl_multi_setopt(h->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+	    (long)max_host) != CURLM_OK ||
+	    curl_multi_setopt(h->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+	    (long)max_total) != CURLM_OK ||
+	    (max_total > 0 && curl_multi_setopt(h->multi, CURLMOPT_MAXCONNECTS,
+	    (long)max_total) != CURLM_OK))
+		return cb_error_set(err, CB_EINTERNAL,
+		    "curl_multi_setopt failed");
+	return 0;
 }
 
 size_t

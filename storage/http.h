@@ -51,6 +51,12 @@ struct http_opts {
  * finished.  It may call http_start() (chains such as login-then-retry),
  * http_cancel() on any other request, and http_close(); calling
  * http_cancel() on its own request is a harmless no-op.
+ *
+ * Each request ends exactly once: its callback runs, or its owner (the
+ * caller of http_start) cancels it.  A request still pending when
+ * http_close() is called is not freed there: it stays valid for its owner
+ * to cancel, and otherwise is answered with a failure (status 0,
+ * CB_EUNAVAILABLE) from the loop after http_close() has returned.
  */
 typedef void (*http_done_fn)(void *arg, long status, const struct secbuf *body,
     const struct cb_error *err);
@@ -63,8 +69,10 @@ typedef void (*http_done_fn)(void *arg, long status, const struct secbuf *body,
  */
 int	 http_init(uv_loop_t *loop, struct http **out, struct cb_error *err);
 /*
- * Close every handle (cancelling pending requests without calling their
- * callbacks) and free the client once libuv has closed them.
+ * Stop every transfer and close every handle; the client is freed once
+ * libuv has closed them and every pending request has ended (see above:
+ * cancelled by its owner, or answered with a failure from the loop).
+ * New requests are refused from here.
  */
 void	 http_close(struct http *h);
 /*
@@ -77,9 +85,15 @@ int	 http_start(struct http *h, const struct http_opts *opts,
 	    struct cb_error *err);
 /*
  * Abandon a request; its callback will not be called.  req must still be
- * valid (its callback has not run, http_close() has not been called).
+ * valid: its callback has not run (http_close() does not end it).
  */
 void	 http_cancel(struct http_req *req);
+/*
+ * Limit the connections: max_host to one host, max_total in all (0: no
+ * limit).  Transfers beyond them wait for a free connection.
+ */
+int	 http_set_limits(struct http *h, unsigned max_host, unsigned max_total,
+	    struct cb_error *err);
 /* Number of transfers in progress. */
 size_t	 http_active(const struct http *h);
 /*

@@ -15,6 +15,23 @@
  * login storm.  Every callback carries the settings generation it was
  * started under; a reply from before vault_configure() is ignored.
  *
+ * Outstanding requests are capped (vault_set_limits, vault.max_pending):
+ * an operation takes a slot when it is first sent and keeps it until it
+ * ends, across the steps of a write and the retry after a new login, so a
+ * call never waits twice.  Operations beyond the cap wait in v->ops, in
+ * arrival order, and vault_pump() sends them as slots come free.  That is
+ * the only road to vault_send() for a new operation, so the order holds
+ * whatever completes in between.  A waiting operation holds no request
+ * and no connection: one whose caller has gone costs its turn only.
+ *
+ * Shutdown.  vault_close() marks the client closing before it fails what
+ * is left, so that a callback run from there (a call finishing, a chain
+ * starting its next step) cannot start a request, a login or a cache hit
+ * on a client about to be freed: new operations fail at once.  Every
+ * request this module starts is its own (see http.c, "Ownership"): it is
+ * freed by its answer or by our http_cancel(), even when the HTTP client
+ * was closed first.
+ *
  * Tokens, role_id and secret_id are secrets: they live in wiping buffers,
  * and jansson's allocator is replaced so that every JSON document parsed
  * here (login answers carry the token) is wiped when freed.
@@ -92,6 +109,7 @@ struct vop {
 	char			*sealed;	/* write */
 	bool			 retried;
 	bool			 inflight;
+	bool			 slot;		/* counted in v->nslots */
 	bool			 nojoin;	/* read: older than a write */
 	bool			 meta_done;	/* write: max_versions is set */
 	uint64_t		 cache_epoch;	/* read: v->cache_epoch then */
@@ -150,6 +168,12 @@ struct vault {
 	uint64_t		 renewals;
 	uint64_t		 token_gen;	/* bumped by every new token */
 	struct vault_stats	 stats;		/* counters (vault_get_stats) */
+	unsigned		 max_pending;	/* requests at once; 0: no cap */
+	unsigned		 nslots;	/* operations holding a slot */
+	bool			 pumping;	/* vault_pump() is running */
+	bool			 resetting;	/* vault_reset() is failing ops */
+	bool			 closing;	/* vault_close() has begun */
+	int			 nhandles;	/* timers not yet closed */
 	struct vcachebucket	*cache;		/* buckets; NULL when empty */
 	struct vcacheq		 cache_order;
 	size_t			 ncache;
@@ -199,6 +223,7 @@ static const struct vault_meta vault_nometa;
 
 static void	vault_login(struct vault *);
 static void	vault_send(struct vault *, struct vop *);
+static void	vault_pump(struct vault *);
 
 /* Uniform random in [0, n). */
 static unsigned
@@ -541,6 +566,15 @@ vault_op_end(struct vault *v, struct vop *op, int rc, const char *value,
 	TAILQ_REMOVE(&v->ops, op, entry);
 	v->stats.ops[rc < 0 && -rc < CB_ERR_MAX ? -rc : 0]++;
 	/*
+	 * Its slot goes to the next waiting operation now, before the
+	 * callbacks: they may close v, after which v is not looked at.
+	 */
+	if (op->slot) {
+		op->slot = false;
+		v->nslots--;
+		vault_pump(v);
+	}
+	/*
 	 * A read that was already under way may answer with what was there
 	 * before this write or delete.  Once the change is acknowledged, no
 	 * new caller may share such a read.
@@ -590,17 +624,50 @@ vault_fail_all(struct vault *v, int code, const char *msg)
 	}
 }
 
-/* Send every operation that waited for a login. */
+/* Whether a token is there to send operations with. */
+static bool
+vault_ready(const struct vault *v)
+{
+	return v->state == VS_READY && v->token.len > 0 &&
+	    uv_now(v->loop) < v->expiry;
+}
+
+/*
+ * Send waiting operations, oldest first, while slots are free (an
+ * operation that already holds one, waiting for a new login, always
+ * goes).  The search starts again from the front after every send: a
+ * send that fails ends its operation, whose callbacks may end or add
+ * others.  Not re-entered: an inner call leaves the work to this loop.
+ */
+static void
+vault_pump(struct vault *v)
+{
+	struct vop	*op;
+
+	if (v->pumping || v->resetting || v->closing || !vault_ready(v))
+		return;
+	v->pumping = true;
+	for (;;) {
+		TAILQ_FOREACH(op, &v->ops, entry)
+			if (!op->inflight && (op->slot || v->max_pending == 0 ||
+			    v->nslots < v->max_pending))
+				break;
+		if (op == NULL || !vault_ready(v))
+			break;
+		if (!op->slot) {
+			op->slot = true;
+			v->nslots++;
+		}
+		vault_send(v, op);
+	}
+	v->pumping = false;
+}
+
+/* Send every operation that waited for a login, as slots allow. */
 static void
 vault_flush(struct vault *v)
 {
-	struct vop	*op, *next;
-
-	for (op = TAILQ_FIRST(&v->ops); op != NULL; op = next) {
-		next = TAILQ_NEXT(op, entry);
-		if (!op->inflight)
-			vault_send(v, op);
-	}
+	vault_pump(v);
 }
 
 /* Forget the token. */
@@ -800,7 +867,7 @@ vault_login(struct vault *v)
 	char		*url = NULL, tokhdr[4200], nshdr[300];
 	bool		 renew;
 
-	if (v->auth_req != NULL)
+	if (v->auth_req != NULL || v->closing)
 		return;
 	renew = v->state == VS_READY && v->renewable && v->token.len > 0 &&
 	    uv_now(v->loop) < v->expiry;
@@ -1192,6 +1259,11 @@ vault_submit(struct vault *v, struct vop *op, struct cb_error *err)
 		vault_op_free(op);
 		return -err->code;
 	}
+	if (v->closing) {
+		vault_op_free(op);
+		return cb_error_set(err, CB_EUNAVAILABLE,
+		    "the broker is shutting down");
+	}
 	if (v->state == VS_BACKOFF) {
 		cb_error_set(err, CB_EUNAVAILABLE, "%s; retrying later",
 		    v->last_error[0] ? v->last_error : "Vault login failed");
@@ -1201,9 +1273,9 @@ vault_submit(struct vault *v, struct vop *op, struct cb_error *err)
 	op->v = v;
 	op->cache_epoch = v->cache_epoch;
 	TAILQ_INSERT_TAIL(&v->ops, op, entry);
-	if (v->state == VS_READY && v->token.len > 0 &&
-	    uv_now(v->loop) < v->expiry) {
-		vault_send(v, op);
+	if (vault_ready(v)) {
+		/* Behind those already waiting for a slot. */
+		vault_pump(v);
 		return 0;
 	}
 	/* No valid token: the call waits for a login. */
@@ -1238,7 +1310,7 @@ vault_read(struct vault *v, const char *relpath, vault_read_fn done,
 	struct vwaiter	*w;
 	struct vcache	*e;
 	bool		 usable = vault_usable(v, NULL) &&
-			    v->state != VS_BACKOFF;
+			    v->state != VS_BACKOFF && !v->closing;
 
 	/*
 	 * A recent answer, when the cache is on.  Not while logins fail:
@@ -1480,6 +1552,7 @@ vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
 	v->loop = loop;
 	v->http = http;
 	v->backoff = VAULT_BACKOFF_MIN;
+	v->max_pending = VAULT_MAX_PENDING_DEFAULT;
 	TAILQ_INIT(&v->ops);
 	TAILQ_INIT(&v->cache_order);
 	TAILQ_INIT(&v->hits);
@@ -1489,6 +1562,7 @@ vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
 	v->timer->data = v;
 	uv_timer_init(loop, v->hit_timer);
 	v->hit_timer->data = v;
+	v->nhandles = 2;
 	*out = v;
 	return 0;
 }
@@ -1505,8 +1579,17 @@ vault_reset(struct vault *v, int code, const char *msg)
 	}
 	/* First, so that no callback below can be answered from it. */
 	vault_cache_flush(v);
-	vault_fail_all(v, code, msg);
-	vault_hits_fail(v, code, msg);
+	/*
+	 * Slots freed here must not send what is about to fail; and what a
+	 * callback submits meanwhile waits unsent, so it fails here too,
+	 * rather than wait for a login that may never come.
+	 */
+	v->resetting = true;
+	while (!TAILQ_EMPTY(&v->ops) || !TAILQ_EMPTY(&v->hits)) {
+		vault_fail_all(v, code, msg);
+		vault_hits_fail(v, code, msg);
+	}
+	v->resetting = false;
 	vault_drop_token(v);
 	v->state = VS_IDLE;
 	v->backoff = VAULT_BACKOFF_MIN;
@@ -1532,6 +1615,14 @@ vault_configure(struct vault *v, const struct vault_conf *c,
 	if (v->conf.enabled)
 		vault_login(v);
 	return 0;
+}
+
+void
+vault_set_limits(struct vault *v, unsigned max_pending)
+{
+	v->max_pending = max_pending;
+	/* A raised cap lets waiting operations go now. */
+	vault_pump(v);
 }
 
 bool
@@ -1591,11 +1682,20 @@ vault_get_stats(const struct vault *v, struct vault_stats *st)
 	}
 }
 
-/* The timer handle is freed once closed. */
+/*
+ * The timer handle is freed once closed, and v with the last one: never
+ * synchronously, since vault_close() can be reached from a callback run
+ * by a loop of this very client (failing calls, sending waiting ones),
+ * which looks at v again when the callback returns.
+ */
 static void
 vault_timer_closed(uv_handle_t *h)
 {
+	struct vault	*v = h->data;
+
 	free(h);
+	if (--v->nhandles == 0)
+		free(v);
 }
 
 void
@@ -1603,16 +1703,20 @@ vault_close(struct vault *v)
 {
 	if (v == NULL)
 		return;
+	/* Before the callbacks below: none may start anything on v. */
+	v->closing = true;
 	vault_reset(v, CB_EUNAVAILABLE, "the broker is shutting down");
 	uv_close((uv_handle_t *)v->timer, vault_timer_closed);
 	uv_close((uv_handle_t *)v->hit_timer, vault_timer_closed);
 	vault_conf_free(&v->conf);
+	v->configured = false;
 	secbuf_free(&v->token);
-	free(v);
 }
 
 /* vault.test: log in, write, read, list, clean up; one step each. */
 struct vtest {
+	TAILQ_ENTRY(vtest)	 entry;		/* on vault_tests */
+	bool			 finished;	/* reported; reaper started */
 	struct vault		*v;
 	vault_test_fn		 done;
 	void			*arg;
@@ -1635,6 +1739,9 @@ vtest_step(struct vtest *t, const char *step, bool ok, const char *msg)
 	    (int)sizeof(s->message) - 1, msg);
 }
 
+/* Tests running or waiting for their reaper, for vault_test_abort_all(). */
+static TAILQ_HEAD(, vtest) vault_tests = TAILQ_HEAD_INITIALIZER(vault_tests);
+
 static void
 vtest_reaped(uv_handle_t *h)
 {
@@ -1647,6 +1754,7 @@ vtest_reap(uv_timer_t *timer)
 {
 	struct vtest	*t = timer->data;
 
+	TAILQ_REMOVE(&vault_tests, t, entry);
 	vault_close(t->v);
 	uv_close((uv_handle_t *)&t->reaper, vtest_reaped);
 }
@@ -1655,6 +1763,7 @@ vtest_reap(uv_timer_t *timer)
 static void
 vtest_finish(struct vtest *t)
 {
+	t->finished = true;
 	t->done(t->arg, t->steps, t->nsteps);
 	uv_timer_start(&t->reaper, vtest_reap, 0, 0);
 }
@@ -1784,5 +1893,31 @@ vault_test(uv_loop_t *loop, struct http *http, const struct vault_conf *c,
 		return -CB_EBADREQ;
 	}
 	vault_conf_free(&tc);
+	/* A login that failed at once has finished the test already. */
+	TAILQ_INSERT_TAIL(&vault_tests, t, entry);
 	return 0;
+}
+
+void
+vault_test_abort_all(struct http *http)
+{
+	static const char	*msg = "the broker is shutting down";
+	struct vtest		*t;
+
+	TAILQ_FOREACH(t, &vault_tests, entry) {
+		if (t->finished || t->v->http != http)
+			continue;
+		/*
+		 * Closing first: the step that fails below cannot start the
+		 * next one, so the test finishes at once, once.  Its client
+		 * is freed by the reaper as usual.
+		 */
+		t->v->closing = true;
+		vault_reset(t->v, CB_EUNAVAILABLE, msg);
+		/* A login in flight ends without an answer: report it. */
+		if (!t->finished && t->v->login_hook != NULL)
+			vtest_logged_in(t, false, msg);
+		if (!t->finished)
+			vtest_finish(t);
+	}
 }

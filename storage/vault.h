@@ -41,6 +41,7 @@ struct vault;
 
 #define VAULT_TIMEOUT_DEFAULT	5000	/* ms */
 #define VAULT_ID_MAX		256	/* role_id / secret_id length */
+#define VAULT_MAX_PENDING_DEFAULT 16	/* requests to Vault at once */
 
 struct vault_conf {
 	bool		 enabled;
@@ -124,6 +125,11 @@ int	 vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
  */
 int	 vault_configure(struct vault *v, const struct vault_conf *c,
 	    struct cb_error *err);
+/*
+ * At most max_pending requests to Vault at once (0: no cap); operations
+ * beyond it wait, first come first sent, for one to end.
+ */
+void	 vault_set_limits(struct vault *v, unsigned max_pending);
 /* Whether calls can be made at all (configured and enabled). */
 bool	 vault_usable(const struct vault *v, struct cb_error *err);
 void	 vault_get_status(const struct vault *v, struct vault_status *st);
@@ -174,5 +180,10 @@ typedef void (*vault_test_fn)(void *arg, const struct vault_test_step *steps,
 int	 vault_test(uv_loop_t *loop, struct http *http,
 	    const struct vault_conf *c, vault_test_fn done, void *arg,
 	    struct cb_error *err);
+/*
+ * Finish every connection test running on http now: the steps left fail
+ * with "the broker is shutting down" and done is called (at shutdown).
+ */
+void	 vault_test_abort_all(struct http *http);
 
 #endif

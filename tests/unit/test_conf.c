@@ -159,6 +159,8 @@ assert_defaults(const struct conf *c)
 	assert_string_equal(c->database, DEF_DATABASE);
 	assert_int_equal(c->page_cache_mb, 8);
 	assert_int_equal(c->mmap_mb, 0);
+	assert_int_equal(c->vault_max_connections, 16);
+	assert_int_equal(c->vault_max_pending, 16);
 	assert_null(c->secret_key_file);
 	assert_string_equal(c->secret_key_credential, "master-key");
 	assert_null(c->secret_key);
@@ -348,6 +350,10 @@ conf_num(const struct conf *c, const char *key)
 		return c->page_cache_mb;
 	if (strcmp(key, "storage.mmap_mb") == 0)
 		return c->mmap_mb;
+	if (strcmp(key, "vault.max_connections") == 0)
+		return c->vault_max_connections;
+	if (strcmp(key, "vault.max_pending") == 0)
+		return c->vault_max_pending;
 	if (strcmp(key, "log.level") == 0)
 		return (unsigned long long)c->log_level;
 	fail_msg("no numeric key %s", key);
@@ -407,6 +413,10 @@ test_numeric_ranges_valid(void **state)
 		{ "storage.page_cache_mb", "4096", 4096 },
 		{ "storage.mmap_mb", "0", 0 },
 		{ "storage.mmap_mb", "65536", 65536 },
+		{ "vault.max_connections", "1", 1 },
+		{ "vault.max_connections", "1024", 1024 },
+		{ "vault.max_pending", "1", 1 },
+		{ "vault.max_pending", "100000", 100000 },
 		{ "log.level", "error", LOG_LVL_ERROR },
 		{ "log.level", "warning", LOG_LVL_WARN },
 		{ "log.level", "warn", LOG_LVL_WARN },
@@ -484,6 +494,10 @@ static const struct badcase bad_values[] = {
 	{ "storage.page_cache_mb", "8M", 0 },
 	{ "storage.mmap_mb", "65537", 0 },
 	{ "storage.mmap_mb", "-1", 0 },
+	{ "vault.max_connections", "0", 0 },
+	{ "vault.max_connections", "1025", 0 },
+	{ "vault.max_pending", "0", 0 },
+	{ "vault.max_pending", "100001", 0 },
 	{ "storage.database", "credbroker.db", 1 },
 	{ "storage.database", "./credbroker.db", 1 },
 	{ "storage.database", "", 1 },

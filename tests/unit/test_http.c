@@ -775,11 +775,23 @@ test_cancel_from_callback(void **state)
 	finish(f);
 }
 
+/* A request ended by http_close(): one failure, no answer. */
+static void
+assert_closed_failure(struct res *r)
+{
+	assert_int_equal(r->called, 1);
+	assert_int_equal(r->status, 0);
+	assert_int_equal(r->code, CB_EUNAVAILABLE);
+	assert_int_equal(r->len, 0);
+	res_free(r);
+}
+
 static void
 test_close_pending(void **state)
 {
 	struct fix	*f = *state;
 	struct res	 r[3];
+	int		 i;
 
 	memset(r, 0, sizeof(r));
 	get(f, "/slow", &r[0], NULL);
@@ -787,8 +799,71 @@ test_close_pending(void **state)
 	get(f, "/echo", &r[2], NULL);
 	http_close(f->h);
 	f->closed = true;
-	finish(f);
+	/* Not from inside http_close(): from the loop, once each. */
 	assert_int_equal(r[0].called + r[1].called + r[2].called, 0);
+	finish(f);
+	for (i = 0; i < 3; i++)
+		assert_closed_failure(&r[i]);
+}
+
+static void
+test_close_then_owner_cancels(void **state)
+{
+	struct fix	*f = *state;
+	struct res	 a = { 0 }, b = { 0 };
+	struct http_req	*ra, *rb;
+
+	/*
+	 * The client is closed under requests whose owners still hold them:
+	 * each owner may still cancel its own, which frees it, once.
+	 */
+	get(f, "/slow", &a, &ra);
+	get(f, "/slow", &b, &rb);
+	http_close(f->h);
+	f->closed = true;
+	http_cancel(ra);
+	finish(f);
+	assert_int_equal(a.called, 0);
+	assert_closed_failure(&b);
+	(void)rb;
+}
+
+/* Callback that cancels another request detached by the same close. */
+static void
+close_cancel_cb(void *arg, long status, const struct secbuf *body,
+    const struct cb_error *err)
+{
+	struct res	*r = arg;
+
+	r->called++;
+	r->code = err->code;
+	if (r->cancel != NULL)
+		http_cancel(r->cancel);
+}
+
+static void
+test_close_failure_callback_cancels_another(void **state)
+{
+	struct fix	*f = *state;
+	struct res	 a = { 0 }, b = { 0 };
+	struct http_req	*rb;
+	struct http_opts o;
+	char		 url[256];
+
+	memset(&o, 0, sizeof(o));
+	o.url = url_plain(url, sizeof(url), "/slow");
+	o.timeout_ms = 5000;
+	assert_int_equal(http_start(f->h, &o, close_cancel_cb, &a, NULL,
+	    NULL), 0);
+	assert_int_equal(http_start(f->h, &o, close_cancel_cb, &b, &rb,
+	    NULL), 0);
+	a.cancel = rb;
+	http_close(f->h);
+	f->closed = true;
+	finish(f);
+	assert_int_equal(a.called, 1);
+	assert_int_equal(a.code, CB_EUNAVAILABLE);
+	assert_int_equal(b.called, 0);
 }
 
 /* Timer callback: close the client of the fixture in t->data. */
@@ -822,8 +897,11 @@ test_close_in_flight(void **state)
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	assert_true(f->closed);
 	assert_true(now_ms() - t0 < 1500);
-	assert_int_equal(r[0].called + r[1].called, 0);
+	/* The two cut short are answered with a failure, once each. */
+	assert_closed_failure(&r[0]);
+	assert_closed_failure(&r[1]);
 	assert_int_equal(r[2].called, 1);
+	assert_int_equal(r[2].status, 200);
 	res_free(&r[2]);
 	finish(f);
 }
@@ -843,8 +921,9 @@ test_close_from_callback(void **state)
 	assert_int_equal(a.called, 1);
 	assert_int_equal(a.status, 200);
 	assert_int_equal(a.chain_rc, 0);
-	assert_int_equal(b.called, 0);
-	assert_int_equal(c.called, 0);
+	/* Pending at the close (b), or started just before it (c). */
+	assert_closed_failure(&b);
+	assert_closed_failure(&c);
 	res_free(&a);
 	finish(f);
 }
@@ -1104,6 +1183,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_cancel_from_callback,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_close_pending, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_close_then_owner_cancels,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_close_failure_callback_cancels_another, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_close_in_flight, setup,
 		    teardown),

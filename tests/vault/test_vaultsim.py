@@ -927,6 +927,49 @@ class LogTests(SimTestCase):
         self.assertEqual(self.sim.admin("GET", "log")["entries"], [])
 
 
+    def wait_counter(self, key, want, deadline=10):
+        end = time.monotonic() + deadline
+        while True:
+            got = self.sim.admin("GET", "counters")[key]
+            if got == want or time.monotonic() > end:
+                return got
+            time.sleep(0.02)
+
+    def test_connection_counters_count_client_connections_open_at_once(self):
+        # Connections closed by earlier tests may still be winding down.
+        self.assertEqual(self.wait_counter("connections_open", 0), 0)
+        self.sim.admin("POST", "counters/reset")
+        conns = [self.sim.connection() for _ in range(3)]
+        try:
+            for c in conns:
+                r = self.req("GET", "/v1/sys/health", conn=c)
+                self.assertEqual(r.status, 200, r)
+            # A second request on an open connection is not a new one.
+            self.req("GET", "/v1/sys/health", conn=conns[0])
+            c = self.sim.admin("GET", "counters")
+            self.assertEqual((c["connections_open"], c["connections_max"],
+                              c["connections_total"]), (3, 3, 3))
+            conns[0].close()
+            conns[1].close()
+            self.assertEqual(self.wait_counter("connections_open", 1), 1)
+            c = self.sim.admin("GET", "counters")
+            # Admin requests are not client connections.
+            self.assertEqual((c["connections_max"], c["connections_total"]),
+                             (3, 3))
+            self.sim.admin("POST", "counters/reset")
+            c = self.sim.admin("GET", "counters")
+            self.assertEqual((c["connections_open"], c["connections_max"],
+                              c["connections_total"]), (1, 1, 0))
+            self.req("GET", "/v1/sys/health")      # opens and closes one
+            self.assertEqual(self.wait_counter("connections_open", 1), 1)
+            c = self.sim.admin("GET", "counters")
+            self.assertEqual((c["connections_max"], c["connections_total"]),
+                             (2, 1))
+        finally:
+            for c in conns:
+                c.close()
+
+
 class HelperTests(unittest.TestCase):
     def test_durations(self):
         self.assertEqual(vaultsim.parse_duration("1h30m"), 5400)

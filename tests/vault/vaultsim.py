@@ -79,8 +79,13 @@ Admin API (not under /v1/; header X-Sim-Admin-Token: <admin_token>)
                                      kv_deletes, kv_metadata_deletes,
                                      requests {"METHOD /v1/path": n},
                                      statuses {"200": n}, faults {kind: n},
-                                     total
-  POST   /__sim/counters/reset
+                                     total, and client connections (those
+                                     that made a /v1 request):
+                                     connections_open (now),
+                                     connections_max (most open at once),
+                                     connections_total (opened)
+  POST   /__sim/counters/reset       (connections_max restarts from the
+                                     connections open now)
   GET    /__sim/log[?since=SEQ]      request log: seq, time, method, path,
                                      query, token (header present), token_state
                                      (valid/expired/revoked/unknown/null),
@@ -579,6 +584,7 @@ class Sim:
         self.cond = threading.Condition(self.lock)
         self.log = deque(maxlen=log_limit)
         self.conn_seq = 0
+        self.client_conns = set()   # conn ids that made a /v1 request
         self.delay_gen = 0
         self.cluster_id = str(uuid.uuid4())
         self.cluster_name = "vault-cluster-" + secrets.token_hex(4)
@@ -635,6 +641,9 @@ class Sim:
             "faults": {"drop": 0, "delay": 0, "fail": 0, "malformed": 0,
                        "deny_login": 0},
             "total": 0,
+            "connections_open": len(self.client_conns),
+            "connections_max": len(self.client_conns),
+            "connections_total": 0,
         }
 
     def _add_namespace(self, name):
@@ -762,6 +771,12 @@ class Sim:
         with self.lock:
             c = self.counters
             c["total"] += 1
+            if conn_id not in self.client_conns:
+                self.client_conns.add(conn_id)
+                c["connections_total"] += 1
+                c["connections_open"] = len(self.client_conns)
+                c["connections_max"] = max(c["connections_max"],
+                                           c["connections_open"])
             key = "%s %s" % (method, path)
             c["requests"][key] = c["requests"].get(key, 0) + 1
             token = headers.get("X-Vault-Token")
@@ -795,6 +810,13 @@ class Sim:
                     faults["malformed"] = f
                     entry["fault"] = "malformed"
             return entry, faults
+
+    def conn_closed(self, conn_id):
+        """A connection has closed: it is no longer open."""
+        with self.lock:
+            if conn_id in self.client_conns:
+                self.client_conns.discard(conn_id)
+                self.counters["connections_open"] = len(self.client_conns)
 
     def finish(self, entry, status):
         with self.lock:
@@ -1630,6 +1652,12 @@ class Handler(BaseHTTPRequestHandler):
         with sim.lock:
             sim.conn_seq += 1
             self.conn_id = sim.conn_seq
+
+    def finish(self):
+        try:
+            super().finish()
+        finally:
+            self.server.sim.conn_closed(self.conn_id)
 
     def log_message(self, fmt, *args):
         if self.server.sim.verbose:
