@@ -16,6 +16,10 @@ FUZZ_SECONDS	?= 30
 FUZZ_LONG_SECONDS ?= 3600
 FUZZ_JOBS	?= 2
 FUZZ_FLAGS	?= -timeout=25 -max_len=4096 -print_final_stats=1
+# The project's own builds treat warnings as errors (a plain cmake does
+# not), and run the Python suites with Debian's python3, which has
+# python3-msgpack and python3-cryptography.
+CMAKE_FLAGS	?= -DCB_WERROR=ON -DPython3_EXECUTABLE=/usr/bin/python3
 
 .PHONY: all deps build build-asan check check-release check-asan check-valgrind demo clean
 .PHONY: build-fuzz fuzz-short fuzz-long
@@ -26,11 +30,13 @@ deps:
 	@./scripts/install-deps
 
 build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCB_SANITIZE=ON >/dev/null
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DCB_SANITIZE=ON \
+	    $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 
 check-release: build
@@ -47,7 +53,7 @@ check-valgrind: build
 # libFuzzer targets (tests/fuzz/) with clang, ASan and UBSan.
 build-fuzz: deps
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang \
-	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCB_FUZZ=ON >/dev/null
+	    -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCB_FUZZ=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target $(FUZZ_TARGETS)
 
 # Each target for FUZZ_SECONDS on a scratch copy of its seed corpus

@@ -8,6 +8,8 @@ machine, and whether systemd accepts it.
   - a program built with "pkg-config --cflags --libs credbroker" against
     the staged tree calls hello through credbroker_call() on a running
     daemon (the installed one), and so does the installed credctl;
+  - so does a CMake project outside the tree that finds the staged library
+    with find_package(credbroker) and links credbroker::credbroker;
   - the installed example configuration is accepted by the daemon;
   - systemd-analyze verify has nothing to say about the installed units,
     and systemd-analyze security rates the service at most 2.0;
@@ -164,6 +166,8 @@ class Layout:
         self.sanitized = c.get("CB_SANITIZE", "OFF").upper() in (
             "ON", "1", "TRUE", "YES")
         self.cc = c.get("CMAKE_C_COMPILER") or "cc"
+        self.build_type = c.get("CMAKE_BUILD_TYPE") or ""
+        self.cmakedir = os.path.join(self.libdir, "cmake", "credbroker")
 
     def files(self, version):
         """Every file and symlink installed, as absolute paths."""
@@ -175,6 +179,11 @@ class Layout:
             so, so + ".0", so + "." + version,
             j(self.includedir, "credbroker.h"),
             j(self.libdir, "pkgconfig", "credbroker.pc"),
+            j(self.cmakedir, "credbrokerConfig.cmake"),
+            j(self.cmakedir, "credbrokerConfigVersion.cmake"),
+            j(self.cmakedir, "credbrokerTargets.cmake"),
+            j(self.cmakedir, "credbrokerTargets-%s.cmake"
+              % (self.build_type.lower() or "noconfig")),
             j(self.mandir, "man1", "credctl.1"),
             j(self.mandir, "man5", "credbroker.conf.5"),
             j(self.mandir, "man7", "credbroker-protocol.7"),
@@ -371,7 +380,7 @@ class TreeTest(InstallTestCase):
 
     def test_unit_settings(self):
         svc = unit_settings(os.path.join(SOURCE_DIR, "systemd",
-                                         "credbroker.service"))
+                                         "credbroker.service.in"))
         have = {(k, v) for s, k, v in svc if s == "Service"}
         for kv in [("Type", "notify"), ("User", "credbroker"),
                    ("Group", "credbroker"),
@@ -506,6 +515,76 @@ class PkgConfigTest(InstallTestCase):
         d.stop()
 
 
+HELLO_CMAKE = """
+cmake_minimum_required(VERSION 3.18)
+project(hello LANGUAGES C)
+find_package(credbroker %(version)s EXACT REQUIRED)
+get_target_property(type credbroker::credbroker TYPE)
+message(STATUS "credbroker ${credbroker_VERSION} ${type} in ${credbroker_DIR}")
+add_executable(hello hello.c)
+target_link_libraries(hello PRIVATE credbroker::credbroker)
+"""
+
+
+class CMakePackageTest(InstallTestCase):
+
+    def test_program_built_with_find_package_calls_the_daemon(self):
+        cmake = tool("cmake")
+        dest, lay, _ = self.destdir_install()
+        version = project_version()
+        proj = os.path.join(self.tmp, "hello")
+        os.mkdir(proj)
+        cbtest.write_file(os.path.join(proj, "CMakeLists.txt"),
+                          HELLO_CMAKE % {"version": version}, 0o644)
+        cbtest.write_file(os.path.join(proj, "hello.c"), HELLO_C, 0o644)
+        bdir = os.path.join(self.tmp, "hello-build")
+        # Only the staged tree: pkg-config must not be what finds it.
+        env = dict(os.environ)
+        for k in ("PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "credbroker_DIR"):
+            env.pop(k, None)
+        cmd = [cmake, "-S", proj, "-B", bdir,
+               "-DCMAKE_C_COMPILER=" + tool(lay.cc),
+               "-DCMAKE_PREFIX_PATH=" + staged(dest, lay.prefix),
+               "-DCMAKE_C_FLAGS=-std=c11 -Wall -Werror"]
+        if lay.sanitized:
+            cmd[-1] += " -fsanitize=address,undefined"
+            cmd.append("-DCMAKE_EXE_LINKER_FLAGS="
+                       "-fsanitize=address,undefined")
+        r = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=env, timeout=300)
+        out = r.stdout.decode("utf-8", "replace")
+        self.assertEqual(r.returncode, 0, "%s\n%s" % (" ".join(cmd), out))
+        self.assertIn("credbroker %s SHARED_LIBRARY in %s" % (
+            version, staged(dest, lay.cmakedir)), out)
+        r = subprocess.run([cmake, "--build", bdir], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=env, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout.decode("utf-8", "replace"))
+
+        d = InstalledDaemon(staged(dest, os.path.join(lay.sbindir,
+                                                      "credbrokerd")),
+                            tmpdir=cbtest.make_tmpdir())
+        self.addCleanup(cbtest.remove_tmpdir, d.dir)
+        self.addCleanup(d.cleanup)
+        d.start()
+        # No LD_LIBRARY_PATH: the imported target names the staged
+        # library, and CMake's build tree run path finds it.
+        runenv = dict(os.environ)
+        runenv.pop("LD_LIBRARY_PATH", None)
+        exe = os.path.join(bdir, "hello")
+        r = subprocess.run(["ldd", exe], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=runenv, timeout=60)
+        self.assertRegex(r.stdout.decode(), r"libcredbroker\.so\.0 => %s/"
+                         % re.escape(staged(dest, lay.libdir)))
+        r = subprocess.run([exe, d.socket], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=runenv, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        lines = r.stdout.decode().splitlines()
+        self.assertIn("protocol=1", lines)
+        self.assertIn("server=credbroker " + version, lines)
+        self.assertIn("uid=%d" % os.getuid(), lines)
+        d.stop()
+
+
 class SystemdTest(InstallTestCase):
 
     def test_verify_is_silent_on_the_installed_units(self):
@@ -536,12 +615,10 @@ class SystemdTest(InstallTestCase):
 
     def test_security_exposure_is_at_most_2(self):
         dest, lay, _ = self.destdir_install()
-        for unit in (os.path.join(SOURCE_DIR, "systemd", "credbroker.service"),
-                     staged(dest, os.path.join(lay.unitdir,
-                                               "credbroker.service"))):
-            level, out = self.exposure(unit)
-            sys.stderr.write("%s: exposure %.1f\n" % (unit, level))
-            self.assertLessEqual(level, MAX_EXPOSURE, out)
+        unit = staged(dest, os.path.join(lay.unitdir, "credbroker.service"))
+        level, out = self.exposure(unit)
+        sys.stderr.write("%s: exposure %.1f\n" % (unit, level))
+        self.assertLessEqual(level, MAX_EXPOSURE, out)
 
     @staticmethod
     def kill_quietly(pid):
