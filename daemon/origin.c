@@ -147,11 +147,12 @@ origin_label_numeric(const char *s, size_t n)
 
 /*
  * Check and normalise a host name or IPv4 address of n bytes into o->host:
- * lower case, one trailing dot dropped.  URLs allow '_' in labels
- * (underscores occur in real internal names; destinations never contain
- * one, so such hosts only pass types without destinations) and refuse
- * ambiguous numeric hosts; destinations allow a leading "*." and refuse
- * labels that start or end with '-'.  *qn: the length to quote.
+ * lower case, one trailing dot dropped (a normal form has none).  URLs
+ * allow '_' in labels (underscores occur in real internal names;
+ * destinations never contain one, so such hosts only pass types without
+ * destinations) and refuse ambiguous numeric hosts; destinations allow a
+ * leading "*." and refuse labels that start or end with '-'.  *qn: the
+ * length to quote.
  */
 static enum origin_fault
 origin_name(const char *s, size_t n, int flags, struct origin *o, size_t *qn)
@@ -159,9 +160,12 @@ origin_name(const char *s, size_t n, int flags, struct origin *o, size_t *qn)
 	size_t	i, lstart, last = 0;
 	char	c;
 
-	if (n > 0 && s[n - 1] == '.')
-		n--;
 	*qn = n;
+	if (n > 0 && s[n - 1] == '.') {
+		if (flags & ORIGIN_NORMAL)
+			return ORIGIN_FNAME;
+		*qn = --n;
+	}
 	if (flags & ORIGIN_DEST) {
 		/* A wildcard must leave at least two labels: no "*.com". */
 		if (n >= 2 && s[0] == '*' && s[1] == '.') {

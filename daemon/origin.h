@@ -24,7 +24,7 @@
 /* A parsed origin; two origins are the same iff origin_equal. */
 struct origin {
 	char		 scheme[6];	/* "http" or "https" */
-	char		 host[ORIGIN_HOST_MAX + 1];	/* normal form, no "*." */
+	char		 host[ORIGIN_HOST_MAX + 1];	/* without "*." */
 	unsigned	 port;		/* explicit or the scheme's default */
 	bool		 wild;		/* a destination "*.host" */
 	bool		 ipv4;		/* the last label is numeric */
@@ -45,7 +45,8 @@ struct origin {
  *    labels of [a-z0-9-] not starting or ending in '-', optionally after
  *    "*." when at least two labels follow.  One message for every refusal.
  *  - ORIGIN_NORMAL: the text is already in normal form, as origin_format
- *    writes it: the scheme in lower case, nothing after the authority.
+ *    writes it: the scheme in lower case, no trailing dot, nothing after
+ *    the authority.
  */
 #define ORIGIN_URL	0x01
 #define ORIGIN_DEST	0x02

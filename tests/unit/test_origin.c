@@ -76,7 +76,8 @@ static const char *const tables[] = {
 	"https://api.github.com/x", "HTTPS://API.GitHub.COM/Repos",
 	"Http://Example.COM?q", "https://api.github.com#frag",
 	"https://api.github.com:00443/x", "http://0.0.0.0/",
-	"https://[2001:db8:0:0:0:0:0:1]:8443/", "https://xn--e1afmkfd.xn--p1ai/",
+	"https://[2001:db8:0:0:0:0:0:1]:8443/",
+	"https://xn--e1afmkfd.xn--p1ai/",
 	"https://a_b.internal/", "https://1password.com/", "https://a.1b/",
 	"https://api.github.com/@evil.example",
 	"https://api.github.com?@evil.example", "https://api.github.com/x\\y",
@@ -548,8 +549,8 @@ test_wildcard_matches_exactly_the_subdomains(void **state)
 				gen_label(suffix, sizeof(suffix));
 			}
 			snprintf(in, sizeof(in), "https://*.%s:8443", suffix);
-		} while (strlen(suffix) > 200 || origin_parse(in, strlen(in), ORIGIN_DEST, &d,
-		    NULL) != 0);
+		} while (strlen(suffix) > 200 || origin_parse(in, strlen(in),
+		    ORIGIN_DEST, &d, NULL) != 0);
 		lab[0] = '\0';
 		cat(lab, sizeof(lab), "%c", 'a' + rng(26));
 		snprintf(in, sizeof(in), "https://%s.%s:8443/x", lab, suffix);
@@ -565,7 +566,7 @@ test_wildcard_matches_exactly_the_subdomains(void **state)
 		assert_int_equal(origin_parse(in, strlen(in), ORIGIN_URL, &o,
 		    NULL), 0);
 		assert_false(origin_match(&d, &o));
-		/* A look-alike (refused when its first label grows too long). */
+		/* A look-alike (refused if its first label grows too long). */
 		snprintf(in, sizeof(in), "https://%s%s:8443", lab, suffix);
 		if (origin_parse(in, strlen(in), ORIGIN_URL, &o, NULL) == 0)
 			assert_false(origin_match(&d, &o));
@@ -580,7 +581,10 @@ test_wildcard_matches_exactly_the_subdomains(void **state)
 	}
 }
 
-/* A failed parse leaves a zeroed origin and the message in err. */
+/*
+ * A failed parse leaves a zeroed origin and the message in err; a normal
+ * form is read strictly (lower-case scheme, no trailing dot or slash).
+ */
 static void
 test_refusal_zeroes_the_origin(void **state)
 {
@@ -600,6 +604,10 @@ test_refusal_zeroes_the_origin(void **state)
 	    ORIGIN_URL | ORIGIN_NORMAL, &o, NULL), -CB_EBADREQ);
 	assert_int_equal(origin_parse("https://a.example/", 18,
 	    ORIGIN_DEST | ORIGIN_NORMAL, &o, NULL), -CB_EBADREQ);
+	assert_int_equal(origin_parse("https://a.example.", 18,
+	    ORIGIN_URL | ORIGIN_NORMAL, &o, NULL), -CB_EBADREQ);
+	assert_int_equal(origin_parse("https://a.example.", 18,
+	    ORIGIN_URL, &o, NULL), 0);
 	assert_int_equal(origin_parse("HTTPS://a.example/", 18,
 	    ORIGIN_DEST, &o, NULL), 0);
 }
