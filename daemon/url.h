@@ -2,7 +2,8 @@
  * url: the origin of an outgoing request's URL, and whether a credential
  * type's destinations allow it (SPEC sections 2 and 5.2).
  *
- * An origin is written in the normal form of dest_normalize (dest.h):
+ * Every origin here is parsed by the one origin parser (origin.h) and
+ * written in its normal form, the same as dest_normalize's (dest.h):
  * "scheme://host[:port]", scheme "http" or "https", host lower case with
  * no trailing dot, port only when it is not the scheme's default.  IPv6
  * literals are written bracketed in the canonical text form of RFC 5952

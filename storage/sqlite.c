@@ -756,7 +756,7 @@ type_check_fields(const struct store_type *t, struct cb_error *err)
  * the same).
  */
 static int
-dest_join(const struct store_type *t, char **out, struct cb_error *err)
+sqlite_dest_join(const struct store_type *t, char **out, struct cb_error *err)
 {
 	size_t	 i, len, total = 1;
 	char	*p;
@@ -801,7 +801,7 @@ dest_join(const struct store_type *t, char **out, struct cb_error *err)
 
 /* Split stored destinations into a NULL-terminated array; -1 on no memory. */
 static int
-dest_split(const char *text, char ***out, size_t *n)
+sqlite_dest_split(const char *text, char ***out, size_t *n)
 {
 	const char	 *p, *nl;
 	char		**v;
@@ -849,7 +849,7 @@ type_from_row(struct store *st, sqlite3_stmt *s, struct store_type *t,
 	t->generation = sqlite3_column_int64(s, 8);
 	if ((t->name = col_dup(s, 2)) == NULL ||
 	    (t->description = col_dup(s, 3)) == NULL ||
-	    dest_split(col_text(s, 5), &t->destinations,
+	    sqlite_dest_split(col_text(s, 5), &t->destinations,
 	    &t->ndestinations) == -1) {
 		store_type_free(t);
 		return store_nomem(err);
@@ -874,7 +874,7 @@ store_type_create(struct store *st, const struct store_type *t,
 		    "invalid credential type ident (must match "
 		    "[a-z][a-z0-9_]{0,63})");
 	if ((ret = type_check_fields(t, err)) != 0 ||
-	    (ret = dest_join(t, &dests, err)) != 0)
+	    (ret = sqlite_dest_join(t, &dests, err)) != 0)
 		return ret;
 
 	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
@@ -1268,7 +1268,7 @@ store_type_update_count(struct store *st, const struct store_type *t,
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
 	if ((ret = type_check_fields(t, err)) != 0 ||
-	    (ret = dest_join(t, &dests, err)) != 0)
+	    (ret = sqlite_dest_join(t, &dests, err)) != 0)
 		return ret;
 	if ((ret = store_types_load(st, err)) != 0)
 		goto done;
