@@ -121,8 +121,6 @@ struct broker {
 	int		 exit_status;
 };
 
-struct conn;
-
 int	 server_start(struct broker *b, struct cb_error *err);
 /* Stop accepting, drain, and close every handle. */
 void	 server_shutdown(struct broker *b);
@@ -131,28 +129,45 @@ void	 server_reload(struct broker *b);
 /* A call handled a secret: wipe the stack at the end of this iteration. */
 void	 server_scrub_later(void);
 
-/* The peer of a connection. */
-const struct peer *conn_peer(const struct conn *c);
-/* Queue bytes for writing; takes ownership of buf (wiped after write). */
-void	 conn_write(struct conn *c, struct secbuf *buf);
-/* Close after pending writes and waiting calls. */
-void	 conn_close(struct conn *c);
-/* A waiting call holds the connection (and counts as in flight). */
-void	 conn_ref(struct conn *c);
-void	 conn_unref(struct conn *c);
-/* Whether the connection has gone (a late reply is then dropped). */
-bool	 conn_is_closed(const struct conn *c);
-
 /* rpc.c */
+
+/*
+ * Where the answers to a caller's requests go: server.c fills one in for
+ * each connection; a test or the fuzz target fills in its own.  ctx is
+ * the sink's (a connection), passed back to every operation.
+ */
+struct rpc_sink_ops {
+	/* Queue bytes for writing; takes ownership of buf (wiped after). */
+	void	 (*write)(void *ctx, struct secbuf *buf);
+	/* Close after pending writes and waiting calls. */
+	void	 (*close)(void *ctx);
+	/* A waiting call holds the sink (and counts as in flight). */
+	void	 (*ref)(void *ctx);
+	void	 (*unref)(void *ctx);
+	/* Whether it has gone (a late reply is then wiped and dropped). */
+	bool	 (*is_closed)(const void *ctx);
+	/* The caller; valid while the sink is held. */
+	const struct peer *(*peer)(const void *ctx);
+	/* A call that handled a secret ended: wipe the stack soon. */
+	void	 (*scrub)(void *ctx);
+};
+
+struct rpc_sink {
+	const struct rpc_sink_ops *ops;
+	void			*ctx;
+};
 
 struct rpc_call {
 	struct broker	*broker;
-	struct conn	*conn;
+	struct rpc_sink	 sink;		/* where the answer goes */
+	const struct peer *peer;	/* the caller */
 	int		 method;	/* enum cb_method */
 	uint32_t	 msgid;
 	unsigned	 perms;
 	uint64_t	 start_ms;
 	uint64_t	 start_ns;	/* uv_hrtime, for the latency figures */
+	struct secbuf	 req;		/* the request's bytes, the call's own */
+	msgpack_unpacked up;		/* unpacked from req */
 	struct secbuf	 reply;
 	msgpack_packer	 pk;		/* writes into reply */
 	char		 audit_subject[40];	/* user the call is about */
@@ -162,8 +177,10 @@ struct rpc_call {
 /*
  * A handler packs exactly one result object into call->pk and returns 0,
  * or returns a negative CB_E* code with err filled, or returns RPC_WAIT
- * after arranging for rpc_finish() to be called later (the call then owns
- * a reference on its connection until it finishes).
+ * after arranging for rpc_finish() to be called later (the call then holds
+ * its sink until it finishes).  params, and every object and byte under
+ * it, belong to the call: they stay valid until rpc_finish(), which wipes
+ * the request's bytes.
  */
 #define RPC_WAIT	1
 typedef int (*rpc_handler)(struct rpc_call *call, const msgpack_object *params,
@@ -174,8 +191,13 @@ typedef int (*rpc_handler)(struct rpc_call *call, const msgpack_object *params,
  * into call->pk, a negative rc sends err.  Frees call.
  */
 void	 rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err);
-/* Handle one unpacked message from conn. */
-void	 rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj);
+/*
+ * Handle one whole message from the caller behind sink.  Takes the bytes
+ * of msg (left empty): a call made from them owns them until it ends, and
+ * they are wiped then, or at once when no call is made.
+ */
+void	 rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
+	    struct secbuf *msg);
 /* Record a type ident (or ref) and the subject for the audit line. */
 void	 rpc_audit(struct rpc_call *call, const char *type, const char *user);
 /* RFC 3339 UTC text of a unix time into buf (at least 32 bytes). */

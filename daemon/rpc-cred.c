@@ -4,8 +4,8 @@
  * nothing in this file ever decrypts one.
  *
  * The plaintext of cred.set is never copied: it is read where it lies in
- * the connection's read buffer, sealed, and the read buffer is wiped by the
- * connection as soon as the request has been dispatched.
+ * the call's own copy of the request (a wiping buffer), sealed, and that
+ * copy is wiped when the call ends.
  */
 #include <limits.h>
 #include <stdio.h>

@@ -32,7 +32,7 @@ rpc_hello(struct rpc_call *call, const msgpack_object *params,
 	for (i = 0; i < CB_PERM_COUNT; i++)
 		if (call->perms & CB_PERM_BIT(i))
 			proto_pack_cstr(pk, proto_perm_name(i));
-	proto_pack_kv_int(pk, "uid", (int64_t)conn_peer(call->conn)->uid);
+	proto_pack_kv_int(pk, "uid", (int64_t)call->peer->uid);
 	return 0;
 }
 

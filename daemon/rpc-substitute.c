@@ -73,9 +73,6 @@ struct sub {
 	size_t			 pending;	/* Vault reads in flight + 1 */
 	int			 rc;		/* first failure of a read */
 	struct cb_error		 err;
-	struct secbuf		 params_buf;	/* own copy, when waiting */
-	msgpack_unpacked	 params_up;
-	bool			 have_params_up;
 	struct component	 comp;
 	const char		*subject;
 	bool			 dry_run;
@@ -670,29 +667,6 @@ sub_templates_free(struct sub *s)
 	s->origin = NULL;
 }
 
-/*
- * The request's templates point into the connection's read buffer, which
- * is wiped once the handler returns.  A call that waits on Vault first
- * takes its own copy of the request and parses it again from there.
- */
-static int
-sub_rebase(struct sub *s, const msgpack_object *params, struct cb_error *err)
-{
-	msgpack_packer	 pk;
-	size_t		 off = 0;
-
-	msgpack_packer_init(&pk, &s->params_buf, secbuf_msgpack_write);
-	if (msgpack_pack_object(&pk, *proto_map_get(params, "request")) != 0)
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	msgpack_unpacked_init(&s->params_up);
-	s->have_params_up = true;
-	if (msgpack_unpack_next(&s->params_up, (const char *)s->params_buf.data,
-	    s->params_buf.len, &off) != MSGPACK_UNPACK_SUCCESS)
-		return cb_error_set(err, CB_EINTERNAL, "cannot copy request");
-	sub_templates_free(s);
-	return sub_parse_templates(s, &s->params_up.data, err);
-}
-
 /* Step 5: wipe and free everything. */
 static void
 sub_free(struct sub *s)
@@ -709,23 +683,40 @@ sub_free(struct sub *s)
 	secbuf_free(&s->url_out);
 	secbuf_free(&s->body_out);
 	component_free(&s->comp);
-	if (s->have_params_up)
-		msgpack_unpacked_destroy(&s->params_up);
-	secbuf_free(&s->params_buf);
 	free(s);
 }
 
-/* Steps 4 and 5, once every sealed value is at hand; frees s. */
+/* Step 4, once every sealed value is at hand. */
+static int
+sub_complete(struct rpc_call *call, struct sub *s, struct cb_error *err)
+{
+	int	rc;
+
+	if (s->rc != 0) {
+		*err = s->err;
+		return s->rc;
+	}
+	if ((rc = sub_open(call, s, err)) != 0 ||
+	    (rc = sub_render(s, err)) != 0)
+		return rc;
+	sub_pack(call, s);
+	return 0;
+}
+
+/*
+ * The last Vault read of a waiting call has answered: steps 4 and 5.  The
+ * request parsed before the wait is still there: the call owns its bytes.
+ */
 static void
 sub_finish(struct sub *s)
 {
 	struct rpc_call	*call = s->call;
-	int		 rc = s->rc;
+	struct cb_error	 err;
+	int		 rc;
 
-	if (rc == 0 && (rc = sub_open(call, s, &s->err)) == 0 &&
-	    (rc = sub_render(s, &s->err)) == 0)
-		sub_pack(call, s);
-	rpc_finish(call, rc, &s->err);
+	cb_error_clear(&err);
+	rc = sub_complete(call, s, &err);
+	rpc_finish(call, rc, &err);
 	sub_free(s);
 }
 
@@ -766,23 +757,9 @@ rpc_substitute(struct rpc_call *call, const msgpack_object *params,
 	    (rc = sub_check_routing(s, err)) != 0 ||
 	    (rc = sub_fetch(call, s, err)) != 0)
 		goto done;
-	if (s->pending > 1 && (rc = sub_rebase(s, params, err)) != 0) {
-		/* The reads still answer; sub_finish reports the failure. */
-		if (s->rc == 0) {
-			s->rc = rc;
-			s->err = *err;
-		}
-	}
 	if (--s->pending > 0)
 		return RPC_WAIT;
-	if ((rc = s->rc) != 0) {
-		*err = s->err;
-		goto done;
-	}
-	if ((rc = sub_open(call, s, err)) != 0 ||
-	    (rc = sub_render(s, err)) != 0)
-		goto done;
-	sub_pack(call, s);
+	rc = sub_complete(call, s, err);
 done:
 	sub_free(s);
 	return rc;

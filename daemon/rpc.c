@@ -6,6 +6,15 @@
  *
  * Replies are packed into a secbuf from the start, so a reply that carries
  * a secret is wiped after it is written like any other.
+ *
+ * A call owns its request: the bytes of the message (a secbuf, since a
+ * cred.set request carries a plaintext value) and the msgpack zone of the
+ * object unpacked from them.  A handler that waits (on Vault) keeps using
+ * its parsed request until it finishes; the bytes are wiped when the call
+ * ends, and at once for a message that makes no call.
+ *
+ * Answers go through the caller's sink (struct rpc_sink: server.c's
+ * connection, or a test's), never to the server directly.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -146,7 +155,8 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 {
 	struct broker		*b = call->broker;
 	const struct cb_method_info *mi = &cb_methods[call->method];
-	const struct peer	*peer = conn_peer(call->conn);
+	const struct peer	*peer = call->peer;
+	const struct rpc_sink	*sink = &call->sink;
 	struct cb_error		 e;
 
 	if (rc == 0) {
@@ -170,50 +180,66 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 		secbuf_reset(&call->reply);
 		proto_pack_error_response(&call->pk, call->msgid, &e);
 	}
-	/* A reply for a connection that has gone is wiped, never sent. */
-	if (conn_is_closed(call->conn))
+	/* A reply for a sink that has gone is wiped, never sent. */
+	if (sink->ops->is_closed(sink->ctx))
 		secbuf_free(&call->reply);
 	else
-		conn_write(call->conn, &call->reply);
+		sink->ops->write(sink->ctx, &call->reply);
+	/* The request goes last: the reply may have quoted from it. */
+	msgpack_unpacked_destroy(&call->up);
+	secbuf_free(&call->req);
 	free(call);
 }
 
 void
 rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err)
 {
-	struct conn	*c = call->conn;
+	struct rpc_sink	 sink = call->sink;
 	bool		 secret = cb_methods[call->method].flags &
 			    (CB_MF_SECRET_IN | CB_MF_SECRET_OUT);
 
 	rpc_reply(call, rc, err);
-	conn_unref(c);
+	sink.ops->unref(sink.ctx);
 	if (secret)
-		server_scrub_later();
+		sink.ops->scrub(sink.ctx);
 }
 
 void
-rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
+rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
+    struct secbuf *msg)
 {
 	struct proto_request	 req;
 	struct rpc_call		*call;
 	struct cb_error		 err;
 	struct secbuf		 out = SECBUF_INIT;
+	msgpack_unpacked	 up;
+	msgpack_unpack_return	 ret;
 	msgpack_packer		 pk;
-	const struct peer	*peer = conn_peer(c);
+	const struct peer	*peer = sink->ops->peer(sink->ctx);
 	const struct cb_method_info *mi;
 	char			 name[80];
+	size_t			 off = 0;
 	bool			 msgid_ok;
 	int			 m, rc;
 
 	cb_error_clear(&err);
-	if (proto_parse_request(obj, &req, &msgid_ok, &err) != 0) {
+	msgpack_unpacked_init(&up);
+	ret = msgpack_unpack_next(&up, (const char *)msg->data, msg->len,
+	    &off);
+	if (ret != MSGPACK_UNPACK_SUCCESS || off != msg->len) {
+		log_info("uid %u pid %d: malformed msgpack (%d); closing",
+		    (unsigned)peer->uid, (int)peer->pid, (int)ret);
+		sink->ops->close(sink->ctx);
+		goto done;
+	}
+	if (proto_parse_request(&up.data, &req, &msgid_ok, &err) != 0) {
 		if (!msgid_ok) {
 			/* Not a msgpack-rpc request: nothing to answer. */
 			log_info("uid %u pid %d: %s; closing",
 			    (unsigned)peer->uid, (int)peer->pid, err.msg);
 			rpc_stats_refused(CB_EBADREQ);
-			conn_close(c);
-			return;
+			sink->ops->close(sink->ctx);
+			goto done;
 		}
 		goto early;
 	}
@@ -229,11 +255,17 @@ rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 		goto early;
 	}
 	call->broker = b;
-	call->conn = c;
+	call->sink = *sink;
+	call->peer = peer;
 	call->method = m;
 	call->msgid = req.msgid;
 	call->start_ms = uv_now(b->loop);
 	call->start_ns = uv_hrtime();
+	/* The request moves into the call; req.params points into it. */
+	call->req = *msg;
+	*msg = (struct secbuf)SECBUF_INIT;
+	call->up = up;
+	msgpack_unpacked_init(&up);
 	msgpack_packer_init(&call->pk, &call->reply, secbuf_msgpack_write);
 	mi = &cb_methods[m];
 	call->perms = access_perms(b->conf->grants, b->conf->ngrants, peer);
@@ -243,20 +275,19 @@ rpc_dispatch(struct broker *b, struct conn *c, const msgpack_object *obj)
 		    "%s needs permission %s, which uid %u does not have",
 		    mi->name, proto_perm_name(mi->perm), (unsigned)peer->uid);
 		rpc_reply(call, rc, &err);
-		return;
+		goto done;
 	}
 	proto_pack_response_head(&call->pk, call->msgid, NULL);
 	/*
-	 * The connection is referenced before the handler runs, so that a
-	 * handler which waits (RPC_WAIT) and one that fails at once leave it
-	 * in the same state.
+	 * The sink is held before the handler runs, so that a handler which
+	 * waits (RPC_WAIT) and one that fails at once leave it in the same
+	 * state.
 	 */
-	conn_ref(c);
+	sink->ops->ref(sink->ctx);
 	rc = rpc_handlers[m](call, req.params, &err);
-	if (rc == RPC_WAIT)
-		return;
-	rpc_finish(call, rc, &err);
-	return;
+	if (rc != RPC_WAIT)
+		rpc_finish(call, rc, &err);
+	goto done;
 
 early:
 	/* Refused before a call existed: bad envelope or unknown method. */
@@ -266,5 +297,8 @@ early:
 	msgpack_packer_init(&pk, &out, secbuf_msgpack_write);
 	rpc_clean_message(&err);
 	proto_pack_error_response(&pk, req.msgid, &err);
-	conn_write(c, &out);
+	sink->ops->write(sink->ctx, &out);
+done:
+	msgpack_unpacked_destroy(&up);
+	secbuf_free(msg);
 }

@@ -4,8 +4,11 @@
  * A connection reads straight into a wiping buffer (struct secbuf).  The
  * framing scanner (proto_scan) decides when one whole message is there and
  * refuses oversized ones before msgpack allocates anything; each complete
- * message is unpacked and handed to rpc_dispatch(), and the consumed bytes
- * are wiped at once, since a cred.set request carries a plaintext value.
+ * message is copied into a wiping buffer of its own and handed to
+ * rpc_dispatch(), which keeps it for as long as its call lasts, and the
+ * consumed bytes are wiped at once, since a cred.set request carries a
+ * plaintext value.  rpc.c answers through the connection's sink
+ * (conn_sink_ops), never by calling into this file.
  *
  * Replies are collected per connection during a loop iteration and sent at
  * its end by a check handle, the way redis answers before it sleeps: the
@@ -128,8 +131,10 @@ static void	conn_flush(struct conn *);
 static void	conn_close_if_drained(struct conn *);
 static void	conn_timer_arm(struct conn *);
 static void	conn_timeout(uv_timer_t *);
+static void	conn_write(struct conn *, struct secbuf *);
+static void	conn_close(struct conn *);
 
-const struct peer *
+static const struct peer *
 conn_peer(const struct conn *c)
 {
 	return &c->peer;
@@ -164,7 +169,7 @@ conn_handle_closed(uv_handle_t *h)
 	conn_maybe_free(c);
 }
 
-void
+static void
 conn_ref(struct conn *c)
 {
 	c->refs++;
@@ -213,7 +218,7 @@ conn_close_if_drained(struct conn *c)
 		conn_really_close(c);
 }
 
-void
+static void
 conn_unref(struct conn *c)
 {
 	c->refs--;
@@ -225,7 +230,7 @@ conn_unref(struct conn *c)
 	conn_maybe_free(c);
 }
 
-bool
+static bool
 conn_is_closed(const struct conn *c)
 {
 	return c->closed;
@@ -256,7 +261,7 @@ conn_really_close(struct conn *c)
 	uv_close((uv_handle_t *)&c->pipe, conn_handle_closed);
 }
 
-void
+static void
 conn_close(struct conn *c)
 {
 	if (c->closed)
@@ -365,7 +370,7 @@ conn_flush(struct conn *c)
  * Queue a reply; it is sent at the end of the loop iteration together
  * with the connection's other replies (server_send_queued).
  */
-void
+static void
 conn_write(struct conn *c, struct secbuf *buf)
 {
 	if (c->closed) {
@@ -434,14 +439,68 @@ conn_max_message(const struct conn *c)
 	return conf->max_message;
 }
 
-/* Unpack and dispatch every complete message in the read buffer. */
+/* The connection as rpc.c sees it: where a call's answer goes. */
+static void
+conn_sink_write(void *ctx, struct secbuf *buf)
+{
+	conn_write(ctx, buf);
+}
+
+static void
+conn_sink_close(void *ctx)
+{
+	conn_close(ctx);
+}
+
+static void
+conn_sink_ref(void *ctx)
+{
+	conn_ref(ctx);
+}
+
+static void
+conn_sink_unref(void *ctx)
+{
+	conn_unref(ctx);
+}
+
+static bool
+conn_sink_is_closed(const void *ctx)
+{
+	return conn_is_closed(ctx);
+}
+
+static const struct peer *
+conn_sink_peer(const void *ctx)
+{
+	return conn_peer(ctx);
+}
+
+static void
+conn_sink_scrub(void *ctx)
+{
+	(void)ctx;
+	server_scrub_later();
+}
+
+static const struct rpc_sink_ops conn_sink_ops = {
+	.write = conn_sink_write,
+	.close = conn_sink_close,
+	.ref = conn_sink_ref,
+	.unref = conn_sink_unref,
+	.is_closed = conn_sink_is_closed,
+	.peer = conn_sink_peer,
+	.scrub = conn_sink_scrub,
+};
+
+/* Dispatch every complete message in the read buffer. */
 static void
 conn_process(struct conn *c)
 {
 	struct broker		*b = c->b;
-	msgpack_unpacked	 up;
-	msgpack_unpack_return	 ret;
-	size_t			 consumed = 0, off, max;
+	struct rpc_sink		 sink = { &conn_sink_ops, c };
+	struct secbuf		 msg;
+	size_t			 consumed = 0, max;
 	bool			 partial = false;
 	int			 rc;
 
@@ -482,19 +541,15 @@ conn_process(struct conn *c)
 			conn_close(c);
 			break;
 		}
-		off = 0;
-		msgpack_unpacked_init(&up);
-		ret = msgpack_unpack_next(&up, (const char *)c->rbuf.data +
-		    consumed, c->scan.off, &off);
-		if (ret == MSGPACK_UNPACK_SUCCESS && off == c->scan.off)
-			rpc_dispatch(b, c, &up.data);
-		else {
-			log_info("connection %llu (uid %u): malformed msgpack "
-			    "(%d); closing", (unsigned long long)c->id,
-			    (unsigned)c->peer.uid, (int)ret);
+		/* The message's own copy, which its call keeps. */
+		msg = (struct secbuf)SECBUF_INIT;
+		if (secbuf_append(&msg, c->rbuf.data + consumed,
+		    c->scan.off) != 0) {
+			log_warnx("connection %llu: out of memory; closing",
+			    (unsigned long long)c->id);
 			conn_close(c);
-		}
-		msgpack_unpacked_destroy(&up);
+		} else
+			rpc_dispatch(b, &sink, &msg);
 		consumed += c->scan.off;
 		proto_scan_reset(&c->scan);
 	}

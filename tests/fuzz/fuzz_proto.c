@@ -2,32 +2,33 @@
  * fuzz_proto: libFuzzer target for the protocol decoder and the
  * dispatcher, in process.  The input is what a client sends on one
  * connection: it is fed in chunks (their size derived from the input)
- * through proto_scan, each complete message is copied into a buffer of
- * its own, unpacked with msgpack_unpack_next and handed to rpc_dispatch,
- * and the buffer is wiped and freed straight away, as server.c does: a
- * handler that kept a pointer into a request would be caught by ASan.
+ * through proto_scan, and each complete message is copied into a buffer of
+ * its own and handed to rpc_dispatch, which keeps it for as long as the
+ * call it makes lasts, as server.c does.  Request buffers are plain malloc
+ * here (no locked pool), so a handler that kept a pointer into a request
+ * past the end of its call would be caught by ASan.
  *
  * The broker behind it is real: a scratch SQLite store (in /dev/shm when
  * there is one, created once in LLVMFuzzerInitialize), a master key, every
  * permission granted to the caller so that every method is reachable, and
  * Vault from vault_init but never configured at the start of an input.
  *
- * Two pieces are replaced here, by defining their functions in this file
- * so that the linker never pulls their objects out of the static
- * libraries (it would fail with "multiple definition" if it did):
+ * The answers go to this file's reply sink (struct rpc_sink), a fake
+ * connection that checks every reply and then wipes it.  Each reply must
+ * be one msgpack object [1, msgid, error, result], error nil or {code,
+ * message} with a known code and a non-empty message (then result nil),
+ * and msgid that of a request still owed an answer.  Every request whose
+ * msgid could be read must be answered exactly once unless the connection
+ * closed.
  *
- *  - the connection (server.c's conn_*): a fake that checks every reply
- *    and then wipes it.  Each reply must be one msgpack object
- *    [1, msgid, error, result], error nil or {code, message} with a known
- *    code and a non-empty message (then result nil), and msgid that of a
- *    request still owed an answer.  Every request whose msgid could be
- *    read must be answered exactly once unless the connection closed.
- *  - the HTTP client (storage/http.c's http_*): vault.set and vault.test
- *    take a URL from the input, and a fuzzer must not make DNS lookups or
- *    connections to wherever that points.  Every request "fails" as a
- *    transport error (unavailable) once the input has been dispatched, so
- *    calls that wait on Vault complete out of order, through rpc_finish,
- *    like in production when Vault is down.
+ * One piece is replaced, by defining its functions in this file so that
+ * the linker never pulls its object out of the static libraries (it would
+ * fail with "multiple definition" if it did): the HTTP client
+ * (storage/http.c's http_*).  vault.set and vault.test take a URL from the
+ * input, and a fuzzer must not make DNS lookups or connections to wherever
+ * that points.  Every request "fails" as a transport error (unavailable)
+ * once the input has been dispatched, so calls that wait on Vault complete
+ * out of order, through rpc_finish, like in production when Vault is down.
  *
  * After each input the state goes back to the start (Vault unconfigured
  * and its settings deleted, every type and value deleted), so that every
@@ -80,8 +81,8 @@ fz_fail(const char *what, int line)
 	__builtin_trap();
 }
 
-/* The fake connection. */
-struct conn {
+/* The fake connection behind the reply sink. */
+struct fz_conn {
 	struct peer	 peer;
 	unsigned	 refs;
 	bool		 closed;
@@ -108,13 +109,7 @@ static struct peer	 fz_peer;
 static char		 fz_dir[64];
 static char		 fz_db[128];
 
-/* --- the connection, instead of server.c --- */
-
-const struct peer *
-conn_peer(const struct conn *c)
-{
-	return &c->peer;
-}
+/* --- the reply sink --- */
 
 /* Whether s (n bytes) is valid UTF-8; messages go to every client. */
 static bool
@@ -165,7 +160,7 @@ fz_known_bug(const msgpack_object *msg)
 
 /* Check one reply against the response shape and the msgids owed. */
 static void
-fz_check_reply(struct conn *c, const struct secbuf *buf)
+fz_check_reply(struct fz_conn *c, const struct secbuf *buf)
 {
 	msgpack_unpacked	 up;
 	const msgpack_object	*o, *code, *msg;
@@ -217,44 +212,71 @@ fz_check_reply(struct conn *c, const struct secbuf *buf)
 	c->owed[i] = c->owed[--c->nowed];
 }
 
-void
-conn_write(struct conn *c, struct secbuf *buf)
+static void
+fz_sink_write(void *ctx, struct secbuf *buf)
 {
-	fz_check_reply(c, buf);
+	fz_check_reply(ctx, buf);
 	secbuf_free(buf);
 }
 
-void
-conn_close(struct conn *c)
+static void
+fz_sink_close(void *ctx)
 {
+	struct fz_conn	*c = ctx;
+
 	c->closed = true;
 }
 
-void
-conn_ref(struct conn *c)
+static void
+fz_sink_ref(void *ctx)
 {
+	struct fz_conn	*c = ctx;
+
 	c->refs++;
 }
 
-void
-conn_unref(struct conn *c)
+static void
+fz_sink_unref(void *ctx)
 {
+	struct fz_conn	*c = ctx;
+
 	FZ_ASSERT(c->refs > 0);
 	c->refs--;
 }
 
-bool
-conn_is_closed(const struct conn *c)
+static bool
+fz_sink_is_closed(const void *ctx)
 {
+	const struct fz_conn	*c = ctx;
+
 	return c->closed;
 }
 
-/* The server scrubs once per loop iteration; here, at once. */
-void
-server_scrub_later(void)
+static const struct peer *
+fz_sink_peer(const void *ctx)
 {
+	const struct fz_conn	*c = ctx;
+
+	return &c->peer;
+}
+
+/* The server scrubs once per loop iteration; here, at once. */
+static void
+fz_sink_scrub(void *ctx)
+{
+	(void)ctx;
 	cb_stack_scrub();
 }
+
+static const struct rpc_sink_ops fz_sink_ops = {
+	.write = fz_sink_write,
+	.close = fz_sink_close,
+	.ref = fz_sink_ref,
+	.unref = fz_sink_unref,
+	.is_closed = fz_sink_is_closed,
+	.peer = fz_sink_peer,
+	.scrub = fz_sink_scrub,
+};
 
 /* --- the HTTP client, instead of storage/http.c --- */
 
@@ -493,41 +515,38 @@ fz_reset(void)
 	store_type_list_free(types, n);
 }
 
-/* Unpack and dispatch one complete message of n bytes. */
+/* Dispatch one complete message of n bytes. */
 static void
-fz_message(struct conn *c, const uint8_t *p, size_t n)
+fz_message(struct fz_conn *c, const uint8_t *p, size_t n)
 {
+	struct rpc_sink		 sink = { &fz_sink_ops, c };
 	struct proto_request	 req;
 	struct cb_error		 err;
+	struct secbuf		 msg = SECBUF_INIT;
 	msgpack_unpacked	 up;
-	uint8_t			*copy;
 	size_t			 off = 0;
 	bool			 msgid_ok = false;
 
-	/* A buffer of exactly this size, wiped and freed after dispatch. */
-	FZ_ASSERT((copy = malloc(n)) != NULL);
-	memcpy(copy, p, n);
+	/* A reply is owed when the msgid can be read. */
 	msgpack_unpacked_init(&up);
-	if (msgpack_unpack_next(&up, (const char *)copy, n, &off) ==
-	    MSGPACK_UNPACK_SUCCESS && off == n) {
-		/* A reply is owed when the msgid can be read. */
-		if (proto_parse_request(&up.data, &req, &msgid_ok, &err) == 0 ||
-		    msgid_ok) {
-			FZ_ASSERT(c->nowed < FZ_MAX_MSGS);
-			c->owed[c->nowed++] = req.msgid;
-		}
-		rpc_dispatch(&fz_b, c, &up.data);
-	} else
-		c->closed = true;	/* malformed: the server closes */
+	if (msgpack_unpack_next(&up, (const char *)p, n, &off) ==
+	    MSGPACK_UNPACK_SUCCESS && off == n &&
+	    (proto_parse_request(&up.data, &req, &msgid_ok, &err) == 0 ||
+	    msgid_ok)) {
+		FZ_ASSERT(c->nowed < FZ_MAX_MSGS);
+		c->owed[c->nowed++] = req.msgid;
+	}
 	msgpack_unpacked_destroy(&up);
-	cb_wipe(copy, n);
-	free(copy);
+	/* A buffer of exactly this size, which the call keeps. */
+	FZ_ASSERT(secbuf_append(&msg, p, n) == 0);
+	rpc_dispatch(&fz_b, &sink, &msg);
+	FZ_ASSERT(msg.data == NULL && msg.len == 0);
 }
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct conn		*c;
+	struct fz_conn		*c;
 	struct proto_scan	 scan;
 	size_t			 consumed = 0, avail = 0, step, i;
 	uint32_t		 h = 0;
