@@ -287,6 +287,7 @@ main(int argc, char *argv[])
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
 	harden();
 	secmem_pool_enable();
+	vault_json_setup();
 	while ((ch = getopt_long(argc, argv, "c:fo:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':

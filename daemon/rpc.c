@@ -147,8 +147,14 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 	struct broker		*b = call->broker;
 	const struct cb_method_info *mi = &cb_methods[call->method];
 	const struct peer	*peer = conn_peer(call->conn);
-	struct cb_error		 e;
+	struct cb_error		 e, oom;
 
+	/* A result that could not be packed whole is never sent. */
+	if (rc == 0 && secbuf_failed(&call->reply)) {
+		rc = cb_error_set(&oom, CB_EINTERNAL,
+		    "out of memory packing the reply");
+		err = &oom;
+	}
 	if (rc == 0) {
 		rpc_stats_call(call->method, 0,
 		    (uv_hrtime() - call->start_ns) / 1000);
@@ -170,7 +176,12 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 		secbuf_reset(&call->reply);
 		proto_pack_error_response(&call->pk, call->msgid, &e);
 	}
-	/* A reply for a connection that has gone is wiped, never sent. */
+	/*
+	 * A reply for a connection that has gone is wiped, never sent; so
+	 * is an error that could not be packed, and the connection closed.
+	 */
+	if (secbuf_failed(&call->reply) && !conn_is_closed(call->conn))
+		conn_close(call->conn);
 	if (conn_is_closed(call->conn))
 		secbuf_free(&call->reply);
 	else
@@ -266,5 +277,10 @@ early:
 	msgpack_packer_init(&pk, &out, secbuf_msgpack_write);
 	rpc_clean_message(&err);
 	proto_pack_error_response(&pk, req.msgid, &err);
+	if (secbuf_failed(&out)) {
+		secbuf_free(&out);
+		conn_close(c);
+		return;
+	}
 	conn_write(c, &out);
 }

@@ -55,6 +55,7 @@ static size_t			 secmem_locked, secmem_unlocked;
 static size_t			 secmem_kept;	/* mapped, on free lists */
 static void			(*secmem_lock_hook)(size_t);
 static bool			 secmem_lock_warned;
+static bool			(*secmem_fail_hook)(size_t);
 
 static void	secmem_trim(void);
 
@@ -139,6 +140,12 @@ secmem_pool_on_lock_failure(void (*fn)(size_t))
 }
 
 void
+secmem_set_fail_hook(bool (*fn)(size_t))
+{
+	secmem_fail_hook = fn;
+}
+
+void
 secmem_pool_stats(size_t *locked, size_t *unlocked)
 {
 	*locked = secmem_locked;
@@ -153,6 +160,8 @@ secmem_alloc(size_t n, size_t *cap)
 	size_t			 sz;
 	void			*p;
 
+	if (secmem_fail_hook != NULL && secmem_fail_hook(n))
+		return NULL;
 	if (!secmem_on) {
 		*cap = n;
 		return malloc(n);
@@ -346,6 +355,7 @@ secbuf_reset(struct secbuf *b)
 {
 	cb_wipe(b->data, secbuf_used(b));
 	b->len = b->dirty = 0;
+	b->failed = false;
 }
 
 void
@@ -355,12 +365,39 @@ secbuf_free(struct secbuf *b)
 		secmem_free_used(b->data, b->cap, secbuf_used(b));
 	b->data = NULL;
 	b->len = b->cap = b->dirty = 0;
+	b->failed = false;
+}
+
+void
+secbuf_move(struct secbuf *dst, struct secbuf *src)
+{
+	if (dst == src)
+		return;
+	secbuf_free(dst);
+	*dst = *src;
+	src->data = NULL;
+	src->len = src->cap = src->dirty = 0;
+	src->failed = false;
 }
 
 int
 secbuf_msgpack_write(void *data, const char *buf, size_t len)
 {
-	return secbuf_append(data, buf, len) == 0 ? 0 : -1;
+	struct secbuf	*b = data;
+
+	if (b->failed)
+		return -1;
+	if (secbuf_append(b, buf, len) != 0) {
+		b->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+bool
+secbuf_failed(const struct secbuf *b)
+{
+	return b->failed;
 }
 
 /*

@@ -219,6 +219,12 @@ vault_json_release(void *ptr)
 	vault_json_free(ptr);
 }
 
+void
+vault_json_setup(void)
+{
+	json_set_alloc_funcs(vault_json_malloc, vault_json_free);
+}
+
 static const struct vault_meta vault_nometa;
 
 static void	vault_login(struct vault *);
@@ -1534,13 +1540,14 @@ int
 vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
     struct cb_error *err)
 {
-	static bool	 alloc_set;
 	struct vault	*v;
+	json_malloc_t	 jm;
+	json_free_t	 jf;
 
-	if (!alloc_set) {
-		json_set_alloc_funcs(vault_json_malloc, vault_json_free);
-		alloc_set = true;
-	}
+	json_get_alloc_funcs(&jm, &jf);
+	if (jm != vault_json_malloc || jf != vault_json_free)
+		return cb_error_set(err, CB_EINTERNAL, "the wiping JSON "
+		    "allocator is not installed (vault_json_setup)");
 	if ((v = calloc(1, sizeof(*v))) == NULL ||
 	    (v->timer = calloc(1, sizeof(*v->timer))) == NULL ||
 	    (v->hit_timer = calloc(1, sizeof(*v->hit_timer))) == NULL) {

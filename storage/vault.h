@@ -104,8 +104,14 @@ typedef void (*vault_list_fn)(void *arg, int rc, char *const *keys,
     size_t nkeys, const struct cb_error *err);
 
 /*
- * Free what jansson allocated (json_dumps output): vault_init replaces
- * jansson's allocator with one that wipes, so plain free() is wrong.
+ * Install jansson's allocator: one that wipes, from the locked pool (login
+ * answers carry the token).  Called once at start-up, before any JSON is
+ * made; vault_init fails without it.
+ */
+void	 vault_json_setup(void);
+/*
+ * Free what jansson allocated (json_dumps output): the allocator that
+ * vault_json_setup installs wipes, so plain free() is wrong.
  */
 void	 vault_json_release(void *p);
 
