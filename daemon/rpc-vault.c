@@ -39,27 +39,11 @@
 
 #define VAULT_SETTING	"vault"
 
-/*
- * The seal context of an id: "vault/<key>", and with bound, the endpoint
- * it may be sent to, each part length-prefixed so that no two endpoints
- * give the same text.  Caller frees.
- */
+/* The seal context of an id (sealctx.h), bound to c's endpoint or not. */
 static char *
 vault_id_context(const char *key, const struct vault_conf *c, bool bound)
 {
-	const char	*url = c->url != NULL ? c->url : "";
-	const char	*ns = c->namespace != NULL ? c->namespace : "";
-	const char	*ca = c->ca_file != NULL ? c->ca_file : "";
-	char		*context;
-	int		 n;
-
-	if (!bound)
-		n = asprintf(&context, "vault/%s", key);
-	else
-		n = asprintf(&context, "vault/%s|url=%zu:%s|namespace=%zu:%s|"
-		    "ca_file=%zu:%s", key, strlen(url), url, strlen(ns), ns,
-		    strlen(ca), ca);
-	return n < 0 ? NULL : context;
+	return sealctx_vault_id(key, c->url, c->namespace, c->ca_file, bound);
 }
 
 /*
