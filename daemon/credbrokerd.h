@@ -64,7 +64,7 @@ struct conf {
 
 	char		*secret_key_file;
 	char		*secret_key_credential;
-	char		*secret_key;		/* inline; wiped on free */
+	struct secbuf	 secret_key;		/* inline: secbuf_str, or NULL */
 
 	struct grant	*grants;
 	size_t		 ngrants;

@@ -1056,8 +1056,7 @@ server_reload(struct broker *b)
 		return;
 	}
 	/* The master key is not reloaded: drop the inline copy at once. */
-	cb_strfree_wipe(nc->secret_key);
-	nc->secret_key = NULL;
+	secbuf_free(&nc->secret_key);
 	if (strcmp(nc->socket, b->conf->socket) != 0 ||
 	    strcmp(nc->database, b->conf->database) != 0)
 		log_warnx("reload: server.socket and storage.database "

@@ -335,6 +335,27 @@ secbuf_append(struct secbuf *b, const void *p, size_t n)
 	return 0;
 }
 
+int
+secbuf_set_str(struct secbuf *b, const char *p, size_t n)
+{
+	secbuf_reset(b);
+	if (p == NULL)
+		return 0;
+	if (n == SIZE_MAX || secbuf_reserve(b, n + 1) != 0)
+		return -CB_EINTERNAL;
+	if (n > 0)
+		memcpy(b->data, p, n);
+	b->data[n] = '\0';
+	b->len = n + 1;
+	return 0;
+}
+
+const char *
+secbuf_str(const struct secbuf *b)
+{
+	return b->len > 0 ? (const char *)b->data : NULL;
+}
+
 void
 secbuf_consume(struct secbuf *b, size_t n)
 {

@@ -76,6 +76,14 @@ int	 secbuf_tail(struct secbuf *b, size_t min);
 void	 secbuf_commit(struct secbuf *b, size_t n);
 /* Append n bytes; 0 or -CB_EINTERNAL. */
 int	 secbuf_append(struct secbuf *b, const void *p, size_t n);
+/*
+ * A secret string in a secbuf: the n bytes at p and a NUL (len is n + 1),
+ * so that an empty string and no string differ.  p NULL: no string (the
+ * buffer is emptied).  0 or -CB_EINTERNAL, the buffer emptied.
+ */
+int	 secbuf_set_str(struct secbuf *b, const char *p, size_t n);
+/* The string set by secbuf_set_str, or NULL when there is none. */
+const char *secbuf_str(const struct secbuf *b);
 /* Drop the first n bytes, wiping what moves and what is left behind. */
 void	 secbuf_consume(struct secbuf *b, size_t n);
 /* Wipe the contents and set len to 0, keeping the allocation. */

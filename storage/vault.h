@@ -46,8 +46,8 @@ struct vault;
 struct vault_conf {
 	bool		 enabled;
 	char		*url;		/* https://vault.example:8200 */
-	char		*role_id;	/* secrets: wiped on free */
-	char		*secret_id;
+	struct secbuf	 role_id;	/* secrets: secbuf_str, NULL if unset */
+	struct secbuf	 secret_id;
 	char		*path;		/* mount/data/prefix */
 	char		*ca_file;	/* NULL: system trust store */
 	char		*namespace;	/* NULL: none */
@@ -117,7 +117,7 @@ void	 vault_json_release(void *p);
 
 /* Check settings: path with a /data/ segment, url, ids. */
 int	 vault_conf_check(const struct vault_conf *c, struct cb_error *err);
-/* Copy c into dst (strings duplicated). */
+/* Copy c into dst (strings duplicated, ids into buffers of their own). */
 int	 vault_conf_copy(struct vault_conf *dst, const struct vault_conf *c);
 /* Free the strings, wiping role_id and secret_id. */
 void	 vault_conf_free(struct vault_conf *c);
