@@ -299,7 +299,7 @@ credctl_vault_call(struct credctl *ctx, const char *method,
 	int			rc;
 
 	*out = NULL;
-	if (p->failed)
+	if (secbuf_failed(&p->buf))
 		return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
 		    "out of memory");
 	if ((rc = credctl_connect(ctx)) != 0)

@@ -495,25 +495,12 @@ credctl_local_error(struct credctl *ctx, const char *code, const char *fmt,
 	return CREDCTL_EXIT_LOCAL;
 }
 
-/* msgpack write callback: append to the pack's secbuf, note failure. */
-static int
-credctl_pack_write(void *data, const char *buf, size_t len)
-{
-	struct credctl_pack	*p = data;
-
-	if (secbuf_append(&p->buf, buf, len) != 0) {
-		p->failed = true;
-		return -1;
-	}
-	return 0;
-}
-
 /* Start packing params into a wiping buffer. */
 void
 credctl_pack_init(struct credctl_pack *p)
 {
 	memset(p, 0, sizeof(*p));
-	msgpack_packer_init(&p->pk, p, credctl_pack_write);
+	msgpack_packer_init(&p->pk, &p->buf, secbuf_msgpack_write);
 }
 
 /* Wipe and free a pack. */
@@ -550,7 +537,7 @@ credctl_call(struct credctl *ctx, const char *method, struct credctl_pack *p,
 	int			rc;
 
 	*out = NULL;
-	if (p != NULL && p->failed)
+	if (p != NULL && secbuf_failed(&p->buf))
 		return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
 		    "out of memory");
 	if ((rc = credctl_connect(ctx)) != 0)

@@ -101,11 +101,13 @@ struct credctl {
 	struct credbroker	*conn;		/* opened on first use */
 };
 
-/* A msgpack packer writing into a wiping buffer. */
+/*
+ * A msgpack packer writing into a wiping buffer; secbuf_failed(&buf) says
+ * whether it ran out of memory.
+ */
 struct credctl_pack {
 	struct secbuf	buf;
 	msgpack_packer	pk;
-	bool		failed;			/* out of memory */
 };
 
 /* credctl.c */

@@ -564,7 +564,11 @@ credbroker_call(struct credbroker *c, const char *method, const char *params,
 		c->next_msgid = 1;	/* 0 is the broker's "unknown" */
 	msgpack_packer_init(&pk, &req, secbuf_msgpack_write);
 	proto_pack_request_head(&pk, msgid, method);
-	secbuf_append(&req, params, params_len);
+	if (secbuf_failed(&req) ||
+	    secbuf_append(&req, params, params_len) != 0) {
+		rc = cb_fail(&e, CREDBROKER_ERR_NOMEM, "out of memory");
+		goto done;
+	}
 	rc = cb_exchange(c, &req, msgid, out, &e);
 done:
 	secbuf_free(&req);
@@ -626,11 +630,10 @@ struct cb_subst {
 	size_t				size;	/* bytes to wipe */
 };
 
-/* A packer into a wiping buffer that remembers a failed append. */
+/* A packer into a wiping buffer (which remembers a failed append). */
 struct cb_pack {
 	struct secbuf	buf;
 	msgpack_packer	pk;
-	bool		failed;
 };
 
 /* The pieces of a checked substitution result (pointers into a reply). */
@@ -646,18 +649,6 @@ struct cb_subst_view {
 	const msgpack_object	*used;		/* array or NULL */
 };
 
-/* msgpack write callback: append to the pack's secbuf, note failure. */
-static int
-cb_pack_write(void *data, const char *buf, size_t len)
-{
-	struct cb_pack	*p = data;
-
-	if (secbuf_append(&p->buf, buf, len) != 0) {
-		p->failed = true;
-		return -1;
-	}
-	return 0;
-}
 
 /* Pack n bytes at s as a msgpack str. */
 static void
@@ -1135,9 +1126,9 @@ cb_substitute(struct credbroker *c, const struct credbroker_component *comp,
 	}
 	if ((rc = cb_check_subst_args(comp, req, &e)) != 0)
 		goto done;
-	msgpack_packer_init(&p.pk, &p, cb_pack_write);
+	msgpack_packer_init(&p.pk, &p.buf, secbuf_msgpack_write);
 	cb_pack_subst(&p.pk, comp, req, dry_run);
-	if (p.failed) {
+	if (secbuf_failed(&p.buf)) {
 		rc = cb_fail(&e, CREDBROKER_ERR_NOMEM, "out of memory");
 		goto done;
 	}

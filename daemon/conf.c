@@ -275,8 +275,7 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 			return cb_error_set(cp->err, CB_EBADREQ,
 			    "the master key is never accepted on the command "
 			    "line; use security.secret_key_file");
-		cb_strfree_wipe(c->secret_key);
-		if ((c->secret_key = strdup(value)) == NULL)
+		if (secbuf_set_str(&c->secret_key, value, strlen(value)) != 0)
 			return -CB_EINTERNAL;
 	} else if (KEY("access", "grant")) {
 		if (conf_parse_grant(value, &g, &gerr) != 0)
@@ -508,7 +507,7 @@ conf_free(struct conf *c)
 	free(c->database);
 	free(c->secret_key_file);
 	free(c->secret_key_credential);
-	cb_strfree_wipe(c->secret_key);
+	secbuf_free(&c->secret_key);
 	free(c->audit_file);
 	conf_grants_free(c);
 	memset(c, 0, sizeof(*c));

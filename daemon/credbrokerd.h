@@ -17,6 +17,7 @@
 
 #include "cb_error.h"
 #include "proto.h"
+#include "sealctx.h"
 #include "secbuf.h"
 
 struct audit;
@@ -63,7 +64,7 @@ struct conf {
 
 	char		*secret_key_file;
 	char		*secret_key_credential;
-	char		*secret_key;		/* inline; wiped on free */
+	struct secbuf	 secret_key;		/* inline: secbuf_str, or NULL */
 
 	struct grant	*grants;
 	size_t		 ngrants;
@@ -294,14 +295,8 @@ int	 rpc_type_clear(struct rpc_call *, const msgpack_object *, struct cb_error *
 /* "credentials/<type_uuid>/users/<user_uuid>", relative to vault.path. */
 void	 rpc_vault_relpath(char *buf, size_t sz, const char *type_uuid,
 	    const char *user_uuid);
-/*
- * Seal context of a value: "<type_uuid>/<user_uuid>", followed by
- * "/<generation>" for a value of a vault-stored type whose storage
- * generation is not 0.
- */
-#define RPC_CONTEXT_MAX	(2 * STORE_UUID_LEN + 24)
-void	 rpc_cred_context(char *buf, size_t sz, const char *type_uuid,
-	    const char *user_uuid, int64_t generation);
+/* Seal context of a value: sealctx_value (sealctx.h). */
+#define RPC_CONTEXT_MAX	SEALCTX_VALUE_MAX
 /*
  * The text kept in Vault for a sealed value: the sealed text, preceded by
  * "G<generation>:" when the type's storage generation is not 0 (*out

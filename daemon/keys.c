@@ -270,7 +270,7 @@ keys_db_batch(struct broker *b, struct cb_error *err)
 	struct rotation		*r = b->rot;
 	struct store_row	*rows = NULL, *upd = NULL;
 	struct rotation		 saved;
-	char			 context[2 * STORE_UUID_LEN + 2], *doc;
+	char			 context[SEALCTX_VALUE_MAX], *doc;
 	size_t			 n = 0, i, m = 0;
 	int			 rc;
 
@@ -285,8 +285,8 @@ keys_db_batch(struct broker *b, struct cb_error *err)
 		/* Written under the new key during the rotation: keep. */
 		if (keys_text_version(rows[i].sealed) == r->version)
 			continue;
-		snprintf(context, sizeof(context), "%s/%s", rows[i].type_uuid,
-		    rows[i].user_uuid);
+		sealctx_value(context, sizeof(context), rows[i].type_uuid,
+		    rows[i].user_uuid, 0);
 		memcpy(upd[m].type_uuid, rows[i].type_uuid,
 		    sizeof(upd[m].type_uuid));
 		memcpy(upd[m].user_uuid, rows[i].user_uuid,
@@ -429,7 +429,7 @@ keys_vault_read(void *arg, int rc, const char *value,
 		keys_wait(b, err->msg);
 		return;
 	}
-	rpc_cred_context(context, sizeof(context), r->vtypes[r->vti],
+	sealctx_value(context, sizeof(context), r->vtypes[r->vti],
 	    r->vusers[r->vui], t.generation);
 	if (keys_reseal(b, context, old, &sealed, &e) != 0 ||
 	    rpc_vault_wrap(sealed, t.generation, &text, &e) != 0) {

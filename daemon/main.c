@@ -103,12 +103,12 @@ load_key(const struct conf *c, uint32_t version)
 		/* systemd controls who reads its credentials. */
 		rc = seal_key_load_file_mode(k, path, version, false, &err);
 		free(path);
-	} else if (c->secret_key != NULL) {
+	} else if (secbuf_str(&c->secret_key) != NULL) {
 		log_warnx("the master key is written inline in the "
 		    "configuration (security.secret_key); use "
 		    "security.secret_key_file or a systemd credential");
-		rc = seal_key_init(k, (const uint8_t *)c->secret_key,
-		    strlen(c->secret_key), version, &err);
+		rc = seal_key_init(k, c->secret_key.data,
+		    strlen(secbuf_str(&c->secret_key)), version, &err);
 	} else
 		fatalx("no master key: set security.secret_key_file, or run "
 		    "with a systemd credential named '%s'",
@@ -287,6 +287,7 @@ main(int argc, char *argv[])
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
 	harden();
 	secmem_pool_enable();
+	vault_json_setup();
 	while ((ch = getopt_long(argc, argv, "c:fo:h", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
@@ -347,8 +348,7 @@ main(int argc, char *argv[])
 		fatalx("%s", err.msg);
 	b.key = load_key(conf, key_version);
 	/* The inline key, if any, is no longer needed in the clear. */
-	cb_strfree_wipe(conf->secret_key);
-	conf->secret_key = NULL;
+	secbuf_free(&conf->secret_key);
 	check_key(&b, conf->database, check_only);
 	if (keys_resume(&b, &err) != 0)
 		fatalx("%s", err.msg);

@@ -31,28 +31,6 @@ rpc_vault_relpath(char *buf, size_t sz, const char *type_uuid,
 	snprintf(buf, sz, "credentials/%s/users/%s", type_uuid, user_uuid);
 }
 
-/*
- * Values of a type are bound to its storage generation, which every
- * change of storage counts up (store_type_update_count): db values of the
- * old storage are deleted with the change, but Vault may be unreachable
- * then, so what an earlier generation left in Vault is recognised instead
- * and never served.  Generation 0 keeps the context and text of values
- * written before generations existed, so those stay readable.  The
- * generation is both visible in the text (to tell a stale value without
- * opening it: cred.status, key rotation) and bound into the associated
- * data (so editing the visible number makes the value fail to open).
- */
-void
-rpc_cred_context(char *buf, size_t sz, const char *type_uuid,
-    const char *user_uuid, int64_t generation)
-{
-	if (generation != 0)
-		snprintf(buf, sz, "%s/%s/%lld", type_uuid, user_uuid,
-		    (long long)generation);
-	else
-		snprintf(buf, sz, "%s/%s", type_uuid, user_uuid);
-}
-
 int
 rpc_vault_wrap(const char *sealed, int64_t generation, char **out,
     struct cb_error *err)
@@ -265,7 +243,7 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	}
 	if ((rc = rpc_cred_target(call, params, &t, &user, err)) != 0)
 		goto done;
-	rpc_cred_context(context, sizeof(context), t.uuid, user,
+	sealctx_value(context, sizeof(context), t.uuid, user,
 	    t.storage == STORE_VAULT ? t.generation : 0);
 	if ((rc = keys_seal(call->broker, context, pt, ptlen, &sealed,
 	    err)) != 0)

@@ -479,7 +479,7 @@ sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 				    "out of memory");
 			continue;
 		}
-		rpc_cred_context(context, sizeof(context), c->type.uuid,
+		sealctx_value(context, sizeof(context), c->type.uuid,
 		    s->subject, c->type.storage == STORE_VAULT ?
 		    c->type.generation : 0);
 		if ((rc = keys_open(call->broker, context, c->sealed,

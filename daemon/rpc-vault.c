@@ -39,27 +39,11 @@
 
 #define VAULT_SETTING	"vault"
 
-/*
- * The seal context of an id: "vault/<key>", and with bound, the endpoint
- * it may be sent to, each part length-prefixed so that no two endpoints
- * give the same text.  Caller frees.
- */
+/* The seal context of an id (sealctx.h), bound to c's endpoint or not. */
 static char *
 vault_id_context(const char *key, const struct vault_conf *c, bool bound)
 {
-	const char	*url = c->url != NULL ? c->url : "";
-	const char	*ns = c->namespace != NULL ? c->namespace : "";
-	const char	*ca = c->ca_file != NULL ? c->ca_file : "";
-	char		*context;
-	int		 n;
-
-	if (!bound)
-		n = asprintf(&context, "vault/%s", key);
-	else
-		n = asprintf(&context, "vault/%s|url=%zu:%s|namespace=%zu:%s|"
-		    "ca_file=%zu:%s", key, strlen(url), url, strlen(ns), ns,
-		    strlen(ca), ca);
-	return n < 0 ? NULL : context;
+	return sealctx_vault_id(key, c->url, c->namespace, c->ca_file, bound);
 }
 
 /*
@@ -68,7 +52,7 @@ vault_id_context(const char *key, const struct vault_conf *c, bool bound)
  */
 static int
 vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
-    const char *key, char **out, struct cb_error *err)
+    const char *key, struct secbuf *out, struct cb_error *err)
 {
 	struct secbuf	 plain = SECBUF_INIT;
 	json_t		*j = json_object_get(doc, key);
@@ -76,7 +60,7 @@ vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
 	bool		 bound = json_is_true(json_object_get(doc, "ids_bound"));
 	int		 rc;
 
-	*out = NULL;
+	secbuf_free(out);
 	if (!json_is_string(j))
 		return 0;
 	if ((context = vault_id_context(key, c, bound)) == NULL)
@@ -98,11 +82,10 @@ vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
 			    "again with vault.set", key);
 		return rc;
 	}
-	if ((*out = calloc(1, plain.len + 1)) == NULL) {
+	if (secbuf_set_str(out, (const char *)plain.data, plain.len) != 0) {
 		secbuf_free(&plain);
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	}
-	memcpy(*out, plain.data, plain.len);
 	secbuf_free(&plain);
 	return 0;
 }
@@ -167,8 +150,7 @@ vault_load(struct broker *b, struct vault_conf *c, bool *found,
 			goto done;
 		}
 		log_warnx("Vault settings: %s", oerr.msg);
-		cb_strfree_wipe(c->role_id);
-		c->role_id = NULL;
+		secbuf_free(&c->role_id);
 		rc = 0;
 	}
 	*found = true;
@@ -228,9 +210,10 @@ vault_save(struct broker *b, const struct vault_conf *c, struct cb_error *err)
 	if (c->namespace != NULL)
 		json_object_set_new(doc, "namespace",
 		    json_string(c->namespace));
-	if ((rc = vault_seal_id(b, doc, c, "role_id", c->role_id,
-	    err)) != 0 || (rc = vault_seal_id(b, doc, c, "secret_id",
-	    c->secret_id, err)) != 0)
+	if ((rc = vault_seal_id(b, doc, c, "role_id",
+	    secbuf_str(&c->role_id), err)) != 0 ||
+	    (rc = vault_seal_id(b, doc, c, "secret_id",
+	    secbuf_str(&c->secret_id), err)) != 0)
 		goto done;
 	if ((text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -330,8 +313,8 @@ vault_endpoint_check(const struct vault_conf *base,
 	ca = !vault_opt_same(base->ca_file, c->ca_file);
 	if (!url && !ns && !ca)
 		return 0;
-	if ((had_role || base->role_id == NULL) &&
-	    (had_secret || base->secret_id == NULL))
+	if ((had_role || secbuf_str(&base->role_id) == NULL) &&
+	    (had_secret || secbuf_str(&base->secret_id) == NULL))
 		return 0;
 	snprintf(what, sizeof(what), "%s%s%s%s%s", url ? "url" : "",
 	    url && (ns || ca) ? ", " : "", ns ? "namespace" : "",
@@ -359,6 +342,7 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 	static const char *const strs[] = { "url", "role_id", "secret_id",
 	    "path", "ca_file", "namespace" };
 	char		**slots[6];
+	struct secbuf	*ids[6] = { NULL };
 	char		*s;
 	int64_t		 t;
 	size_t		 i;
@@ -368,8 +352,9 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 	if (vault_conf_copy(c, base) != 0)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	slots[0] = &c->url;
-	slots[1] = &c->role_id;
-	slots[2] = &c->secret_id;
+	slots[1] = slots[2] = NULL;	/* secrets: in buffers */
+	ids[1] = &c->role_id;
+	ids[2] = &c->secret_id;
 	slots[3] = &c->path;
 	slots[4] = &c->ca_file;
 	slots[5] = &c->namespace;
@@ -383,7 +368,16 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 
 		if ((rc = proto_get_str(params, strs[i], req, &s, err)) < 0)
 			goto fail;
-		if (rc == 0) {
+		if (rc == 0 && ids[i] != NULL) {
+			given[i] = true;
+			rc = secbuf_set_str(ids[i], s, strlen(s));
+			cb_strfree_wipe(s);
+			if (rc != 0) {
+				rc = cb_error_set(err, CB_EINTERNAL,
+				    "out of memory");
+				goto fail;
+			}
+		} else if (rc == 0) {
 			given[i] = true;
 			cb_strfree_wipe(*slots[i]);
 			/* An empty ca_file or namespace clears it. */
@@ -452,8 +446,9 @@ rpc_vault_get(struct rpc_call *call, const msgpack_object *params,
 	proto_pack_kv_int(pk, "timeout_ms", c.timeout_ms ? c.timeout_ms :
 	    VAULT_TIMEOUT_DEFAULT);
 	proto_pack_kv_int(pk, "cache_seconds", c.cache_seconds);
-	proto_pack_kv_bool(pk, "role_id_set", c.role_id != NULL);
-	proto_pack_kv_bool(pk, "secret_id_set", c.secret_id != NULL);
+	proto_pack_kv_bool(pk, "role_id_set", secbuf_str(&c.role_id) != NULL);
+	proto_pack_kv_bool(pk, "secret_id_set",
+	    secbuf_str(&c.secret_id) != NULL);
 	vault_conf_free(&c);
 	return 0;
 }
@@ -522,8 +517,9 @@ rpc_vault_test(struct rpc_call *call, const msgpack_object *params,
 	vault_conf_free(&base);
 	if (rc != 0)
 		return rc;
-	if (c.url == NULL || c.path == NULL || c.role_id == NULL ||
-	    c.secret_id == NULL) {
+	if (c.url == NULL || c.path == NULL ||
+	    secbuf_str(&c.role_id) == NULL ||
+	    secbuf_str(&c.secret_id) == NULL) {
 		vault_conf_free(&c);
 		return cb_error_set(err, CB_ENOTCONFIGURED, "Vault settings "
 		    "are incomplete: url, path, role_id and secret_id are "

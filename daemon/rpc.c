@@ -157,8 +157,14 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 	const struct cb_method_info *mi = &cb_methods[call->method];
 	const struct peer	*peer = call->peer;
 	const struct rpc_sink	*sink = &call->sink;
-	struct cb_error		 e;
+	struct cb_error		 e, oom;
 
+	/* A result that could not be packed whole is never sent. */
+	if (rc == 0 && secbuf_failed(&call->reply)) {
+		rc = cb_error_set(&oom, CB_EINTERNAL,
+		    "out of memory packing the reply");
+		err = &oom;
+	}
 	if (rc == 0) {
 		rpc_stats_call(call->method, 0,
 		    (uv_hrtime() - call->start_ns) / 1000);
@@ -180,7 +186,12 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 		secbuf_reset(&call->reply);
 		proto_pack_error_response(&call->pk, call->msgid, &e);
 	}
-	/* A reply for a sink that has gone is wiped, never sent. */
+	/*
+	 * A reply for a sink that has gone is wiped, never sent; so is an
+	 * error that could not be packed, and the sink is closed.
+	 */
+	if (secbuf_failed(&call->reply) && !sink->ops->is_closed(sink->ctx))
+		sink->ops->close(sink->ctx);
 	if (sink->ops->is_closed(sink->ctx))
 		secbuf_free(&call->reply);
 	else
@@ -297,7 +308,11 @@ early:
 	msgpack_packer_init(&pk, &out, secbuf_msgpack_write);
 	rpc_clean_message(&err);
 	proto_pack_error_response(&pk, req.msgid, &err);
-	sink->ops->write(sink->ctx, &out);
+	if (secbuf_failed(&out)) {
+		secbuf_free(&out);
+		sink->ops->close(sink->ctx);
+	} else
+		sink->ops->write(sink->ctx, &out);
 done:
 	msgpack_unpacked_destroy(&up);
 	secbuf_free(msg);

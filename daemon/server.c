@@ -310,14 +310,14 @@ conn_write_done(uv_write_t *req, int status)
 static void
 conn_flush(struct conn *c)
 {
-	struct secbuf	 out = c->obuf;
+	struct secbuf	 out = SECBUF_INIT;
 	unsigned	 n = c->obuf_n;
 	struct wreq	*w;
 	uv_buf_t	 ub;
 	int		 rc;
 
 	conn_unqueue(c);
-	c->obuf = (struct secbuf)SECBUF_INIT;
+	secbuf_move(&out, &c->obuf);
 	c->obuf_n = 0;
 	if (c->closed || out.len == 0) {
 		secbuf_free(&out);
@@ -350,7 +350,7 @@ conn_flush(struct conn *c)
 		return;
 	}
 	w->c = c;
-	w->buf = out;
+	secbuf_move(&w->buf, &out);
 	w->nreplies = n;
 	w->req.data = w;
 	ub = uv_buf_init((char *)w->buf.data, (unsigned)w->buf.len);
@@ -378,9 +378,7 @@ conn_write(struct conn *c, struct secbuf *buf)
 		return;
 	}
 	if (c->obuf.len == 0) {
-		secbuf_free(&c->obuf);
-		c->obuf = *buf;		/* the first reply: no copy */
-		*buf = (struct secbuf)SECBUF_INIT;
+		secbuf_move(&c->obuf, buf);	/* the first reply: no copy */
 	} else {
 		if (secbuf_append(&c->obuf, buf->data, buf->len) != 0) {
 			secbuf_free(buf);
@@ -419,7 +417,10 @@ conn_fail(struct conn *c, int code, const char *msg)
 	cb_error_set(&err, code, "%s", msg);
 	msgpack_packer_init(&pk, &out, secbuf_msgpack_write);
 	proto_pack_error_response(&pk, 0, &err);
-	conn_write(c, &out);
+	if (secbuf_failed(&out))
+		secbuf_free(&out);
+	else
+		conn_write(c, &out);
 	conn_close(c);
 }
 
@@ -1110,8 +1111,7 @@ server_reload(struct broker *b)
 		return;
 	}
 	/* The master key is not reloaded: drop the inline copy at once. */
-	cb_strfree_wipe(nc->secret_key);
-	nc->secret_key = NULL;
+	secbuf_free(&nc->secret_key);
 	if (strcmp(nc->socket, b->conf->socket) != 0 ||
 	    strcmp(nc->database, b->conf->database) != 0)
 		log_warnx("reload: server.socket and storage.database "

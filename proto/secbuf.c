@@ -55,6 +55,7 @@ static size_t			 secmem_locked, secmem_unlocked;
 static size_t			 secmem_kept;	/* mapped, on free lists */
 static void			(*secmem_lock_hook)(size_t);
 static bool			 secmem_lock_warned;
+static bool			(*secmem_fail_hook)(size_t);
 
 static void	secmem_trim(void);
 
@@ -139,6 +140,12 @@ secmem_pool_on_lock_failure(void (*fn)(size_t))
 }
 
 void
+secmem_set_fail_hook(bool (*fn)(size_t))
+{
+	secmem_fail_hook = fn;
+}
+
+void
 secmem_pool_stats(size_t *locked, size_t *unlocked)
 {
 	*locked = secmem_locked;
@@ -153,6 +160,8 @@ secmem_alloc(size_t n, size_t *cap)
 	size_t			 sz;
 	void			*p;
 
+	if (secmem_fail_hook != NULL && secmem_fail_hook(n))
+		return NULL;
 	if (!secmem_on) {
 		*cap = n;
 		return malloc(n);
@@ -326,6 +335,27 @@ secbuf_append(struct secbuf *b, const void *p, size_t n)
 	return 0;
 }
 
+int
+secbuf_set_str(struct secbuf *b, const char *p, size_t n)
+{
+	secbuf_reset(b);
+	if (p == NULL)
+		return 0;
+	if (n == SIZE_MAX || secbuf_reserve(b, n + 1) != 0)
+		return -CB_EINTERNAL;
+	if (n > 0)
+		memcpy(b->data, p, n);
+	b->data[n] = '\0';
+	b->len = n + 1;
+	return 0;
+}
+
+const char *
+secbuf_str(const struct secbuf *b)
+{
+	return b->len > 0 ? (const char *)b->data : NULL;
+}
+
 void
 secbuf_consume(struct secbuf *b, size_t n)
 {
@@ -346,6 +376,7 @@ secbuf_reset(struct secbuf *b)
 {
 	cb_wipe(b->data, secbuf_used(b));
 	b->len = b->dirty = 0;
+	b->failed = false;
 }
 
 void
@@ -355,12 +386,39 @@ secbuf_free(struct secbuf *b)
 		secmem_free_used(b->data, b->cap, secbuf_used(b));
 	b->data = NULL;
 	b->len = b->cap = b->dirty = 0;
+	b->failed = false;
+}
+
+void
+secbuf_move(struct secbuf *dst, struct secbuf *src)
+{
+	if (dst == src)
+		return;
+	secbuf_free(dst);
+	*dst = *src;
+	src->data = NULL;
+	src->len = src->cap = src->dirty = 0;
+	src->failed = false;
 }
 
 int
 secbuf_msgpack_write(void *data, const char *buf, size_t len)
 {
-	return secbuf_append(data, buf, len) == 0 ? 0 : -1;
+	struct secbuf	*b = data;
+
+	if (b->failed)
+		return -1;
+	if (secbuf_append(b, buf, len) != 0) {
+		b->failed = true;
+		return -1;
+	}
+	return 0;
+}
+
+bool
+secbuf_failed(const struct secbuf *b)
+{
+	return b->failed;
 }
 
 /*

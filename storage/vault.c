@@ -219,6 +219,12 @@ vault_json_release(void *ptr)
 	vault_json_free(ptr);
 }
 
+void
+vault_json_setup(void)
+{
+	json_set_alloc_funcs(vault_json_malloc, vault_json_free);
+}
+
 static const struct vault_meta vault_nometa;
 
 static void	vault_login(struct vault *);
@@ -877,11 +883,11 @@ vault_login(struct vault *v)
 		url = vault_url(v, "auth/approle/login");
 		/* role_id and secret_id are checked: no JSON escaping needed. */
 		if (secbuf_append(&body, "{\"role_id\":\"", 12) != 0 ||
-		    secbuf_append(&body, v->conf.role_id,
-		    strlen(v->conf.role_id)) != 0 ||
+		    secbuf_append(&body, secbuf_str(&v->conf.role_id),
+		    strlen(secbuf_str(&v->conf.role_id))) != 0 ||
 		    secbuf_append(&body, "\",\"secret_id\":\"", 15) != 0 ||
-		    secbuf_append(&body, v->conf.secret_id,
-		    strlen(v->conf.secret_id)) != 0 ||
+		    secbuf_append(&body, secbuf_str(&v->conf.secret_id),
+		    strlen(secbuf_str(&v->conf.secret_id))) != 0 ||
 		    secbuf_append(&body, "\"}", 2) != 0) {
 			free(url);
 			url = NULL;
@@ -1464,10 +1470,12 @@ vault_conf_check(const struct vault_conf *c, struct cb_error *err)
 		return cb_error_set(err, CB_EBADREQ, "path '%s' has no /data/ "
 		    "segment: KV v2 paths look like mount/data/prefix "
 		    "(for example secrets/data/ddp)", c->path);
-	if (c->role_id != NULL && !vault_id_ok(c->role_id))
+	if (secbuf_str(&c->role_id) != NULL &&
+	    !vault_id_ok(secbuf_str(&c->role_id)))
 		return cb_error_set(err, CB_EBADREQ, "role_id must be 1 to %d "
 		    "characters of [A-Za-z0-9_.-]", VAULT_ID_MAX);
-	if (c->secret_id != NULL && !vault_id_ok(c->secret_id))
+	if (secbuf_str(&c->secret_id) != NULL &&
+	    !vault_id_ok(secbuf_str(&c->secret_id)))
 		return cb_error_set(err, CB_EBADREQ, "secret_id must be 1 to "
 		    "%d characters of [A-Za-z0-9_.-]", VAULT_ID_MAX);
 	if (c->namespace != NULL && *c->namespace != '\0' &&
@@ -1483,7 +1491,8 @@ vault_conf_check(const struct vault_conf *c, struct cb_error *err)
 	if (c->cache_seconds > CB_VAULT_CACHE_MAX)
 		return cb_error_set(err, CB_EBADREQ,
 		    "cache_seconds must be at most %d", CB_VAULT_CACHE_MAX);
-	if (c->enabled && (c->role_id == NULL || c->secret_id == NULL))
+	if (c->enabled && (secbuf_str(&c->role_id) == NULL ||
+	    secbuf_str(&c->secret_id) == NULL))
 		return cb_error_set(err, CB_EBADREQ,
 		    "role_id and secret_id are needed to enable Vault");
 	return 0;
@@ -1499,6 +1508,15 @@ vault_dup(char **dst, const char *src)
 	return (*dst = strdup(src)) == NULL ? -1 : 0;
 }
 
+/* Copy an id: the same string, or none. */
+static int
+vault_id_dup(struct secbuf *dst, const struct secbuf *src)
+{
+	const char	*s = secbuf_str(src);
+
+	return secbuf_set_str(dst, s, s != NULL ? strlen(s) : 0);
+}
+
 int
 vault_conf_copy(struct vault_conf *dst, const struct vault_conf *c)
 {
@@ -1507,8 +1525,8 @@ vault_conf_copy(struct vault_conf *dst, const struct vault_conf *c)
 	dst->timeout_ms = c->timeout_ms;
 	dst->cache_seconds = c->cache_seconds;
 	if (vault_dup(&dst->url, c->url) != 0 ||
-	    vault_dup(&dst->role_id, c->role_id) != 0 ||
-	    vault_dup(&dst->secret_id, c->secret_id) != 0 ||
+	    vault_id_dup(&dst->role_id, &c->role_id) != 0 ||
+	    vault_id_dup(&dst->secret_id, &c->secret_id) != 0 ||
 	    vault_dup(&dst->path, c->path) != 0 ||
 	    vault_dup(&dst->ca_file, c->ca_file) != 0 ||
 	    vault_dup(&dst->namespace, c->namespace) != 0) {
@@ -1522,8 +1540,8 @@ void
 vault_conf_free(struct vault_conf *c)
 {
 	free(c->url);
-	cb_strfree_wipe(c->role_id);
-	cb_strfree_wipe(c->secret_id);
+	secbuf_free(&c->role_id);
+	secbuf_free(&c->secret_id);
 	free(c->path);
 	free(c->ca_file);
 	free(c->namespace);
@@ -1534,13 +1552,14 @@ int
 vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
     struct cb_error *err)
 {
-	static bool	 alloc_set;
 	struct vault	*v;
+	json_malloc_t	 jm;
+	json_free_t	 jf;
 
-	if (!alloc_set) {
-		json_set_alloc_funcs(vault_json_malloc, vault_json_free);
-		alloc_set = true;
-	}
+	json_get_alloc_funcs(&jm, &jf);
+	if (jm != vault_json_malloc || jf != vault_json_free)
+		return cb_error_set(err, CB_EINTERNAL, "the wiping JSON "
+		    "allocator is not installed (vault_json_setup)");
 	if ((v = calloc(1, sizeof(*v))) == NULL ||
 	    (v->timer = calloc(1, sizeof(*v->timer))) == NULL ||
 	    (v->hit_timer = calloc(1, sizeof(*v->hit_timer))) == NULL) {
@@ -1595,6 +1614,22 @@ vault_reset(struct vault *v, int code, const char *msg)
 	v->backoff = VAULT_BACKOFF_MIN;
 }
 
+/* Hand src's settings to dst (empty); src is left empty. */
+static void
+vault_conf_move(struct vault_conf *dst, struct vault_conf *src)
+{
+	dst->enabled = src->enabled;
+	dst->timeout_ms = src->timeout_ms;
+	dst->cache_seconds = src->cache_seconds;
+	dst->url = src->url;
+	dst->path = src->path;
+	dst->ca_file = src->ca_file;
+	dst->namespace = src->namespace;
+	secbuf_move(&dst->role_id, &src->role_id);
+	secbuf_move(&dst->secret_id, &src->secret_id);
+	src->url = src->path = src->ca_file = src->namespace = NULL;
+}
+
 int
 vault_configure(struct vault *v, const struct vault_conf *c,
     struct cb_error *err)
@@ -1611,7 +1646,7 @@ vault_configure(struct vault *v, const struct vault_conf *c,
 	v->last_error[0] = '\0';
 	if (c == NULL)
 		return 0;
-	v->conf = nc;
+	vault_conf_move(&v->conf, &nc);
 	if (v->conf.enabled)
 		vault_login(v);
 	return 0;

@@ -46,8 +46,8 @@ struct vault;
 struct vault_conf {
 	bool		 enabled;
 	char		*url;		/* https://vault.example:8200 */
-	char		*role_id;	/* secrets: wiped on free */
-	char		*secret_id;
+	struct secbuf	 role_id;	/* secrets: secbuf_str, NULL if unset */
+	struct secbuf	 secret_id;
 	char		*path;		/* mount/data/prefix */
 	char		*ca_file;	/* NULL: system trust store */
 	char		*namespace;	/* NULL: none */
@@ -104,14 +104,20 @@ typedef void (*vault_list_fn)(void *arg, int rc, char *const *keys,
     size_t nkeys, const struct cb_error *err);
 
 /*
- * Free what jansson allocated (json_dumps output): vault_init replaces
- * jansson's allocator with one that wipes, so plain free() is wrong.
+ * Install jansson's allocator: one that wipes, from the locked pool (login
+ * answers carry the token).  Called once at start-up, before any JSON is
+ * made; vault_init fails without it.
+ */
+void	 vault_json_setup(void);
+/*
+ * Free what jansson allocated (json_dumps output): the allocator that
+ * vault_json_setup installs wipes, so plain free() is wrong.
  */
 void	 vault_json_release(void *p);
 
 /* Check settings: path with a /data/ segment, url, ids. */
 int	 vault_conf_check(const struct vault_conf *c, struct cb_error *err);
-/* Copy c into dst (strings duplicated). */
+/* Copy c into dst (strings duplicated, ids into buffers of their own). */
 int	 vault_conf_copy(struct vault_conf *dst, const struct vault_conf *c);
 /* Free the strings, wiping role_id and secret_id. */
 void	 vault_conf_free(struct vault_conf *c);

@@ -484,6 +484,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	fz_b.loop = &fz_loop;
 	fz_b.started_ms = uv_now(&fz_loop);
 	fz_b.started = time(NULL);
+	vault_json_setup();
 	if (http_init(&fz_loop, &fz_b.http, &err) != 0 ||
 	    vault_init(&fz_loop, fz_b.http, &fz_b.vault, &err) != 0) {
 		fprintf(stderr, "vault_init: %s\n", err.msg);

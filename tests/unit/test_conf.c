@@ -163,7 +163,7 @@ assert_defaults(const struct conf *c)
 	assert_int_equal(c->vault_max_pending, 16);
 	assert_null(c->secret_key_file);
 	assert_string_equal(c->secret_key_credential, "master-key");
-	assert_null(c->secret_key);
+	assert_null(secbuf_str(&c->secret_key));
 	assert_null(c->grants);
 	assert_int_equal(c->ngrants, 0);
 	assert_int_equal(c->log_level, LOG_LVL_INFO);
@@ -265,7 +265,7 @@ test_every_key(void **state)
 	assert_string_equal(c.database, "/srv/cb/store.db");
 	assert_string_equal(c.secret_key_file, "/etc/credbroker/master.key");
 	assert_string_equal(c.secret_key_credential, "cb-master");
-	assert_string_equal(c.secret_key, "Xq7#mP2$vL9!rT4w");
+	assert_string_equal(secbuf_str(&c.secret_key), "Xq7#mP2$vL9!rT4w");
 	assert_int_equal(c.log_level, LOG_LVL_DEBUG);
 
 	assert_int_equal(c.ngrants, 4);
@@ -780,7 +780,7 @@ test_repeated_scalar_last_wins(void **state)
 	assert_string_equal(c.socket, "/b.sock");
 	assert_int_equal(c.max_inflight, 2);
 	assert_string_equal(c.database, "/a.db");
-	assert_string_equal(c.secret_key, "second");
+	assert_string_equal(secbuf_str(&c.secret_key), "second");
 	conf_free(&c);
 }
 
@@ -922,7 +922,7 @@ test_override_secret_key_refused(void **state)
 	    "security.secret_key_credential=other"), &err), 0);
 	assert_string_equal(c.secret_key_file, "/k");
 	assert_string_equal(c.secret_key_credential, "other");
-	assert_string_equal(c.secret_key, "abc");
+	assert_string_equal(secbuf_str(&c.secret_key), "abc");
 	conf_free(&c);
 }
 

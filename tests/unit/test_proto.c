@@ -1863,6 +1863,55 @@ test_secbuf_msgpack_write(void **state)
 	secbuf_free(&b);
 }
 
+/* Refuse every allocation beyond a buffer's first block. */
+static bool
+fail_growth(size_t n)
+{
+	return n > 256;
+}
+
+/*
+ * A packed write that cannot get memory marks the buffer failed, and the
+ * mark sticks: later writes that would fit are refused too, so what was
+ * packed is never a message with a hole in it.  Reset starts afresh.
+ */
+static void
+test_secbuf_msgpack_write_failure_sticks(void **state)
+{
+	struct secbuf		 b = SECBUF_INIT, c = SECBUF_INIT;
+	msgpack_packer		 pk;
+	size_t			 len;
+
+	(void)state;
+	msgpack_packer_init(&pk, &b, secbuf_msgpack_write);
+	proto_pack_response_head(&pk, 9, NULL);
+	assert_false(secbuf_failed(&b));
+	secmem_set_fail_hook(fail_growth);
+	assert_int_not_equal(msgpack_pack_bin_with_body(&pk, filler, 1000), 0);
+	assert_true(secbuf_failed(&b));
+	len = b.len;		/* the bin header fitted, its body did not */
+	assert_int_not_equal(msgpack_pack_str_with_body(&pk, "x", 1), 0);
+	secmem_set_fail_hook(NULL);
+	assert_int_not_equal(msgpack_pack_str_with_body(&pk, "y", 1), 0);
+	assert_int_equal(b.len, len);
+	assert_true(secbuf_failed(&b));
+
+	/* A move carries the mark; reset clears it. */
+	secbuf_move(&c, &b);
+	assert_null(b.data);
+	assert_false(secbuf_failed(&b));
+	assert_true(secbuf_failed(&c));
+	assert_int_equal(c.len, len);
+	secbuf_reset(&c);
+	assert_false(secbuf_failed(&c));
+	msgpack_packer_init(&pk, &c, secbuf_msgpack_write);
+	assert_int_equal(msgpack_pack_bin_with_body(&pk, filler, 1000), 0);
+	assert_false(secbuf_failed(&c));
+	assert_int_equal(c.len, 1003);
+	secbuf_free(&c);
+	secbuf_free(&b);
+}
+
 static void
 test_wipe_helpers(void **state)
 {
@@ -1930,6 +1979,7 @@ main(void)
 		cmocka_unit_test(test_secbuf_consume_wipes),
 		cmocka_unit_test(test_secbuf_reset_wipes),
 		cmocka_unit_test(test_secbuf_msgpack_write),
+		cmocka_unit_test(test_secbuf_msgpack_write_failure_sticks),
 		cmocka_unit_test(test_wipe_helpers),
 	};
 

@@ -569,6 +569,7 @@ group_setup(void **state)
 	t_b.loop = &t_loop;
 	t_b.started_ms = uv_now(&t_loop);
 	t_b.started = time(NULL);
+	vault_json_setup();	/* as main.c does */
 	if (http_init(&t_loop, &t_b.http, &err) != 0 ||
 	    vault_init(&t_loop, t_b.http, &t_b.vault, &err) != 0) {
 		print_error("vault: %s\n", err.msg);

@@ -1,0 +1,53 @@
+/*
+ * sealctx: the seal contexts of stored values, built in one place (see
+ * sealctx.h).  Changing any of these strings makes stored values stop
+ * opening: tests/unit/test_sealctx.c pins them.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "sealctx.h"
+
+/*
+ * Values of a type are bound to its storage generation, which every
+ * change of storage counts up (store_type_update_count): db values of the
+ * old storage are deleted with the change, but Vault may be unreachable
+ * then, so what an earlier generation left in Vault is recognised instead
+ * and never served.  Generation 0 keeps the context and text of values
+ * written before generations existed, so those stay readable.  The
+ * generation is both visible in the text (to tell a stale value without
+ * opening it: cred.status, key rotation) and bound into the associated
+ * data (so editing the visible number makes the value fail to open).
+ */
+void
+sealctx_value(char *buf, size_t sz, const char *type_uuid,
+    const char *user_uuid, int64_t generation)
+{
+	if (generation != 0)
+		snprintf(buf, sz, "%s/%s/%lld", type_uuid, user_uuid,
+		    (long long)generation);
+	else
+		snprintf(buf, sz, "%s/%s", type_uuid, user_uuid);
+}
+
+char *
+sealctx_vault_id(const char *key, const char *url, const char *ns,
+    const char *ca_file, bool bound)
+{
+	char	*context;
+	int	 n;
+
+	if (url == NULL)
+		url = "";
+	if (ns == NULL)
+		ns = "";
+	if (ca_file == NULL)
+		ca_file = "";
+	if (!bound)
+		n = asprintf(&context, "vault/%s", key);
+	else
+		n = asprintf(&context, "vault/%s|url=%zu:%s|namespace=%zu:%s|"
+		    "ca_file=%zu:%s", key, strlen(url), url, strlen(ns), ns,
+		    strlen(ca_file), ca_file);
+	return n < 0 ? NULL : context;
+}

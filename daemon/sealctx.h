@@ -1,0 +1,40 @@
+/*
+ * sealctx: the seal contexts, the text every sealed value is bound to
+ * (seal.h: the associated data is "credbroker/1|<keyver>|<context>").
+ * Stored values open only under the exact context they were sealed with,
+ * so these strings are part of the storage format: every place that seals
+ * or opens a value builds its context here and nowhere else.
+ */
+#ifndef CB_SEALCTX_H
+#define CB_SEALCTX_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "store.h"
+
+/* Room for the context of a value, NUL included. */
+#define SEALCTX_VALUE_MAX	(2 * STORE_UUID_LEN + 24)
+
+/*
+ * Context of a credential value: "<type_uuid>/<user_uuid>", followed by
+ * "/<generation>" when generation is not 0 (a value of a vault-stored
+ * type whose storage generation is not 0; values in the database and
+ * values written before generations existed use 0).
+ */
+void	 sealctx_value(char *buf, size_t sz, const char *type_uuid,
+	    const char *user_uuid, int64_t generation);
+/*
+ * Context of a Vault AppRole id (key: "role_id" or "secret_id") in the
+ * stored Vault settings: "vault/<key>", and when bound, the endpoint it
+ * may be sent to, each part length-prefixed so that no two endpoints give
+ * the same text:
+ * "vault/<key>|url=<len>:<url>|namespace=<len>:<ns>|ca_file=<len>:<ca>"
+ * (NULL url, ns or ca_file: empty).  Malloc'd, caller frees; NULL when
+ * out of memory.
+ */
+char	*sealctx_vault_id(const char *key, const char *url, const char *ns,
+	    const char *ca_file, bool bound);
+
+#endif
