@@ -315,7 +315,8 @@ int	 rpc_vault_reseal(struct broker *b, struct cb_error *err);
 int	 backends_open(struct broker *b, struct cb_error *err);
 void	 backends_close(struct broker *b);
 /* The backend holding the values of type t. */
-struct values *values_for(const struct broker *b, const struct store_type *t);
+struct values *values_for(const struct broker *b,
+	    const struct store_type *t);
 
 /* rpc-substitute.c */
 int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);

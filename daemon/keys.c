@@ -6,18 +6,19 @@
  * the legacy GCM: format means the configured key).  During a rotation the
  * broker holds two keys: values are opened with whichever key their
  * version names, and every new value is sealed with the new key.  A
- * background task on the loop re-seals the SQLite rows in batches, then
- * the values of vault-stored types, then the sealed Vault settings; calls
- * are served between batches.
+ * background task on the loop asks each values backend in turn (one phase
+ * per storage kind: the SQLite rows in batches, then the values of
+ * vault-stored types) to re-seal its values, then re-seals the sealed
+ * Vault settings; calls are served between batches.
  *
- * Progress is durable: each batch of rows and the cursor that follows it
- * commit in one transaction (setting "key"), so a crash loses nothing and
- * a restart resumes after the last committed batch.  The Vault phase is
- * idempotent (values already under the new key are skipped) and simply
- * starts over after a restart.  When everything is re-sealed, the key
- * check value moves to the new key in the same transaction that records
- * the new version: from then on only the new key opens the store, and the
- * broker says how to configure it.
+ * Progress is durable where the backend has transactions: each batch of
+ * rows and the cursor that follows it commit in one transaction (setting
+ * "key"), so a crash loses nothing and a restart resumes after the last
+ * committed batch.  The Vault phase is idempotent (values already under
+ * the new key are skipped) and simply starts over after a restart.  When
+ * everything is re-sealed, the key check value moves to the new key in the
+ * same transaction that records the new version: from then on only the
+ * new key opens the store, and the broker says how to configure it.
  *
  * The new key is read from a file on the broker's host; it never crosses
  * the socket.  The file's path is kept so a restart can resume.
@@ -90,7 +91,8 @@ keys_doc(const struct broker *b, uint32_t version)
 		return NULL;
 	if (r != NULL && r->state != ROT_NONE) {
 		rot = json_pack("{s:s, s:s, s:s, s:i, s:s, s:[s,s], s:I, s:I}",
-		    "state", rot_states[r->state], "phase", keys_phase_name(r->phase),
+		    "state", rot_states[r->state],
+		    "phase", keys_phase_name(r->phase),
 		    "file", r->file, "version", (json_int_t)r->version,
 		    "kcv", r->kcv, "cursor", r->cur_type, r->cur_user,
 		    "done", (json_int_t)r->done, "total", (json_int_t)r->total);

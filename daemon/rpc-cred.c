@@ -292,6 +292,7 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 	struct broker		*b = call->broker;
 	struct status_ctx	*x = NULL;
 	struct status_part	*p;
+	struct values		*v;
 	struct cb_error		 e;
 	size_t			 i, k;
 	char			*user = NULL;
@@ -329,9 +330,9 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 		p = &x->parts[k];
 		if (p->n == 0)
 			continue;
+		v = values_for(b, p->types[0]);
 		x->pending += p->n;
-		if (values_for(b, p->types[0])->ops->status(values_for(b,
-		    p->types[0]), user, p->types, p->n, status_got, p,
+		if (v->ops->status(v, user, p->types, p->n, status_got, p,
 		    &e) != 0) {
 			x->pending -= p->n;
 			for (i = 0; i < p->n; i++)

@@ -70,7 +70,7 @@ struct sub_header {
 
 struct sub {
 	struct rpc_call		*call;
-	size_t			 pending;	/* Vault reads in flight + 1 */
+	size_t			 pending;	/* value reads in flight + 1 */
 	int			 rc;		/* first failure of a read */
 	struct cb_error		 err;
 	struct secbuf		 params_buf;	/* own copy, when waiting */
