@@ -1060,9 +1060,6 @@ static int
 group_setup(void **state)
 {
 	(void)state;
-	signal(SIGPIPE, SIG_IGN);
-	/* A hung loop fails the test instead of blocking ctest. */
-	alarm(120);
 	if (!sim_start()) {
 		fprintf(stderr, "cannot start the Vault simulator\n");
 		return -1;
@@ -1086,6 +1083,9 @@ main(void)
 	const struct CMUnitTest vault[] = { CONTRACT(setup_vault) };
 	int	fails = 0;
 
+	signal(SIGPIPE, SIG_IGN);
+	/* A hung loop fails the test instead of blocking ctest. */
+	alarm(180);
 	fails += cmocka_run_group_tests_name("memory", memory, NULL, NULL);
 	fails += cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
 	fails += cmocka_run_group_tests_name("vault", vault, group_setup,
