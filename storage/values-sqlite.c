@@ -182,8 +182,8 @@ vsql_run_status(struct vsql_job *j)
 			j->cb.status(j->arg, i, rc, 0, &err);
 			continue;
 		}
-		r = bsearch(j->types[i]->uuid, rows, n, sizeof(*rows),
-		    vsql_status_cmp);
+		r = n == 0 ? NULL : bsearch(j->types[i]->uuid, rows, n,
+		    sizeof(*rows), vsql_status_cmp);
 		j->cb.status(j->arg, i, 0, r != NULL ? r->updated_at : 0,
 		    NULL);
 	}
