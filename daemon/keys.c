@@ -277,6 +277,19 @@ keys_checkpoint(void *arg, const struct values_cursor *next, int64_t n,
 	return doc;
 }
 
+/* A backend's walk found or re-sealed values: key.status shows it. */
+static void
+keys_progress(void *arg, int64_t found, int64_t walked)
+{
+	struct broker	*b = arg;
+	struct rotation	*r = b->rot;
+
+	r->total += found;
+	r->done += walked;
+	if (r->done > r->total)
+		r->total = r->done;
+}
+
 static void
 keys_doc_release(char *doc)
 {
@@ -338,6 +351,7 @@ keys_values_step(struct broker *b, struct cb_error *err)
 	r->rs.reseal = keys_reseal;
 	r->rs.checkpoint = keys_checkpoint;
 	r->rs.release = keys_doc_release;
+	r->rs.progress = keys_progress;
 	r->rs.setting = KEYS_SETTING;
 	r->rs.arg = b;
 	memcpy(r->rs.cursor.type_uuid, r->cur_type, sizeof(r->cur_type));

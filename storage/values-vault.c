@@ -522,7 +522,10 @@ vv_reseal_past(struct vv_reseal *r)
 	snprintf(c->type_uuid, sizeof(c->type_uuid), "%s", r->types[r->ti]);
 	snprintf(c->user_uuid, sizeof(c->user_uuid), "%s", r->users[r->ui]);
 	r->ui++;
-	r->walked++;
+	if (r->rs->progress != NULL)
+		r->rs->progress(r->rs->arg, 0, 1);
+	else
+		r->walked++;
 	vv_reseal_next(r);
 }
 
@@ -642,6 +645,8 @@ vv_reseal_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 			r->nusers++;
 	qsort(r->users, r->nusers, sizeof(char *), vv_strcmp);
 	r->ui = 0;
+	if (r->rs->progress != NULL)
+		r->rs->progress(r->rs->arg, (int64_t)r->nusers, 0);
 	vv_reseal_next(r);
 }
 

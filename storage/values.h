@@ -76,6 +76,12 @@ struct values_reseal {
 	char	*(*checkpoint)(void *arg, const struct values_cursor *next,
 		    int64_t n, bool last);
 	void	(*release)(char *doc);	/* frees what checkpoint gave */
+	/*
+	 * A backend that walks one long batch says how it goes: found more
+	 * values to walk, walked some (may be NULL).  What it reports here
+	 * is not counted again in the answer's n.
+	 */
+	void	(*progress)(void *arg, int64_t found, int64_t walked);
 	const char *setting;
 	struct values_cursor cursor;
 	void	*arg;
