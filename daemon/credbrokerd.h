@@ -19,12 +19,13 @@
 #include "proto.h"
 #include "sealctx.h"
 #include "secbuf.h"
+#include "store.h"
 
 struct audit;
 struct http;
 struct rotation;
 struct seal_key;
-struct store;
+struct values;
 struct vault;
 struct vault_conf;
 
@@ -114,6 +115,7 @@ struct broker {
 	struct rotation	*rot;		/* keys.c */
 	struct http	*http;		/* Vault's HTTP client */
 	struct vault	*vault;
+	struct values	*values[STORE_KINDS];	/* backends.c */
 	struct audit	*audit;		/* NULL without [audit] file */
 	uint64_t	 started_ms;	/* uv_now at start */
 	time_t		 started;
@@ -292,21 +294,6 @@ int	 rpc_type_delete(struct rpc_call *, const msgpack_object *, struct cb_error 
 int	 rpc_type_clear(struct rpc_call *, const msgpack_object *, struct cb_error *);
 
 /* rpc-cred.c */
-/* "credentials/<type_uuid>/users/<user_uuid>", relative to vault.path. */
-void	 rpc_vault_relpath(char *buf, size_t sz, const char *type_uuid,
-	    const char *user_uuid);
-/* Seal context of a value: sealctx_value (sealctx.h). */
-#define RPC_CONTEXT_MAX	SEALCTX_VALUE_MAX
-/*
- * The text kept in Vault for a sealed value: the sealed text, preceded by
- * "G<generation>:" when the type's storage generation is not 0 (*out
- * malloc'd).  rpc_vault_unwrap() gives the sealed text back, or NULL when
- * the text was stored under another generation: a value left in Vault
- * before a change of storage, never to be served again.
- */
-int	 rpc_vault_wrap(const char *sealed, int64_t generation, char **out,
-	    struct cb_error *err);
-const char *rpc_vault_unwrap(const char *text, int64_t generation);
 int	 rpc_cred_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
@@ -319,12 +306,16 @@ int	 rpc_vault_test(struct rpc_call *, const msgpack_object *, struct cb_error *
 int	 rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
 	    struct cb_error *err);
 
-/* keys.c */
+/* keys-seal.c */
 /* Seal with the newest key; open with the key the text names. */
 int	 keys_seal(struct broker *b, const char *context, const uint8_t *pt,
 	    size_t n, char **out, struct cb_error *err);
 int	 keys_open(struct broker *b, const char *context, const char *text,
 	    struct secbuf *out, struct cb_error *err);
+/* Version named by sealed text: 0 for the legacy GCM: format. */
+uint32_t keys_text_version(const char *text);
+
+/* keys.c */
 /* Read the key version and any rotation state from the store. */
 int	 keys_load_state(struct broker *b, uint32_t *version,
 	    struct cb_error *err);
@@ -341,6 +332,14 @@ int	 rpc_key_status(struct rpc_call *, const msgpack_object *, struct cb_error *
 int	 rpc_key_rotate(struct rpc_call *, const msgpack_object *, struct cb_error *);
 /* rpc-vault.c: re-seal the stored Vault secrets with the newest key. */
 int	 rpc_vault_reseal(struct broker *b, struct cb_error *err);
+
+/* backends.c */
+/* One values backend per storage kind (b->values); close them all. */
+int	 backends_open(struct broker *b, struct cb_error *err);
+void	 backends_close(struct broker *b);
+/* The backend holding the values of type t. */
+struct values *values_for(const struct broker *b,
+	    const struct store_type *t);
 
 /* rpc-substitute.c */
 int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);

@@ -6,18 +6,19 @@
  * the legacy GCM: format means the configured key).  During a rotation the
  * broker holds two keys: values are opened with whichever key their
  * version names, and every new value is sealed with the new key.  A
- * background task on the loop re-seals the SQLite rows in batches, then
- * the values of vault-stored types, then the sealed Vault settings; calls
- * are served between batches.
+ * background task on the loop asks each values backend in turn (one phase
+ * per storage kind: the SQLite rows in batches, then the values of
+ * vault-stored types) to re-seal its values, then re-seals the sealed
+ * Vault settings; calls are served between batches.
  *
- * Progress is durable: each batch of rows and the cursor that follows it
- * commit in one transaction (setting "key"), so a crash loses nothing and
- * a restart resumes after the last committed batch.  The Vault phase is
- * idempotent (values already under the new key are skipped) and simply
- * starts over after a restart.  When everything is re-sealed, the key
- * check value moves to the new key in the same transaction that records
- * the new version: from then on only the new key opens the store, and the
- * broker says how to configure it.
+ * Progress is durable where the backend has transactions: each batch of
+ * rows and the cursor that follows it commit in one transaction (setting
+ * "key"), so a crash loses nothing and a restart resumes after the last
+ * committed batch.  The Vault phase is idempotent (values already under
+ * the new key are skipped) and simply starts over after a restart.  When
+ * everything is re-sealed, the key check value moves to the new key in the
+ * same transaction that records the new version: from then on only the
+ * new key opens the store, and the broker says how to configure it.
  *
  * The new key is read from a file on the broker's host; it never crosses
  * the socket.  The file's path is kept so a restart can resume.
@@ -37,13 +38,18 @@
 #include "seal.h"
 #include "secbuf.h"
 #include "store.h"
+#include "values.h"
 #include "vault.h"
 
 #define KEYS_SETTING	"key"
 #define KEYS_BATCH	256
 
 enum rot_state { ROT_NONE, ROT_RUNNING, ROT_DONE };
-enum rot_phase { PH_DB, PH_VAULT, PH_SETTINGS };
+/*
+ * Phases: the values backend of each storage kind in turn (phase k is
+ * kind k, named after it), then the sealed Vault settings.
+ */
+#define PH_SETTINGS	STORE_KINDS
 
 struct rotation {
 	int		 state;
@@ -57,51 +63,20 @@ struct rotation {
 	int64_t		 total;
 	char		 message[256];
 	uv_timer_t	*timer;
-	bool		 busy;		/* a Vault step is in flight */
-	/* Vault phase: the types still to do and the users listed. */
-	char		**vtypes;
-	size_t		 nvtypes, vti;
-	char		**vusers;
-	size_t		 nvusers, vui;
+	bool		 busy;		/* a backend's re-seal is running */
+	struct values_reseal rs;	/* what the backend is asked */
 };
 
 static const char *const rot_states[] = { "none", "running", "done" };
-static const char *const rot_phases[] = { "db", "vault", "settings" };
+
+/* Name of a phase, in the key setting and in key.status. */
+static const char *
+keys_phase_name(int phase)
+{
+	return phase < PH_SETTINGS ? store_kind_name(phase) : "settings";
+}
 
 static void	keys_step(uv_timer_t *);
-
-/* Version named by sealed text: 0 for the legacy GCM: format. */
-static uint32_t
-keys_text_version(const char *text)
-{
-	unsigned long	v;
-	char		*end;
-
-	if (strncmp(text, "CB1:", 4) != 0)
-		return 0;
-	v = strtoul(text + 4, &end, 10);
-	return *end == ':' && v <= UINT32_MAX ? (uint32_t)v : 0;
-}
-
-int
-keys_seal(struct broker *b, const char *context, const uint8_t *pt,
-    size_t n, char **out, struct cb_error *err)
-{
-	return seal_seal(b->key_next != NULL ? b->key_next : b->key, context,
-	    pt, n, out, err);
-}
-
-int
-keys_open(struct broker *b, const char *context, const char *text,
-    struct secbuf *out, struct cb_error *err)
-{
-	const struct seal_key	*k = b->key;
-
-	if (b->key_next != NULL &&
-	    keys_text_version(text) == b->key_next->version)
-		k = b->key_next;
-	return seal_open(k, context, text, out, err);
-}
 
 /* The "key" setting as JSON (caller frees with vault_json_release). */
 static char *
@@ -116,7 +91,8 @@ keys_doc(const struct broker *b, uint32_t version)
 		return NULL;
 	if (r != NULL && r->state != ROT_NONE) {
 		rot = json_pack("{s:s, s:s, s:s, s:i, s:s, s:[s,s], s:I, s:I}",
-		    "state", rot_states[r->state], "phase", rot_phases[r->phase],
+		    "state", rot_states[r->state],
+		    "phase", keys_phase_name(r->phase),
 		    "file", r->file, "version", (json_int_t)r->version,
 		    "kcv", r->kcv, "cursor", r->cur_type, r->cur_user,
 		    "done", (json_int_t)r->done, "total", (json_int_t)r->total);
@@ -147,6 +123,7 @@ keys_load_state(struct broker *b, uint32_t *version, struct cb_error *err)
 {
 	struct rotation	*r;
 	json_t		*doc = NULL, *rot, *cur;
+	const char	*text2;
 	char		*text = NULL;
 	int		 rc, st, ph;
 
@@ -168,8 +145,11 @@ keys_load_state(struct broker *b, uint32_t *version, struct cb_error *err)
 		goto done;
 	st = keys_lookup(rot_states, 3, json_string_value(json_object_get(rot,
 	    "state")));
-	ph = keys_lookup(rot_phases, 3, json_string_value(json_object_get(rot,
-	    "phase")));
+	if ((text2 = json_string_value(json_object_get(rot, "phase"))) !=
+	    NULL && strcmp(text2, "settings") == 0)
+		ph = PH_SETTINGS;
+	else
+		ph = store_kind_parse(text2);
 	cur = json_object_get(rot, "cursor");
 	if (st < 0 || ph < 0 || !json_is_string(json_object_get(rot, "file")) ||
 	    !json_is_array(cur) || json_array_size(cur) != 2) {
@@ -247,15 +227,21 @@ keys_schedule(struct broker *b, uint64_t ms)
 	uv_timer_start(r->timer, keys_step, ms > 0 ? ms : 1, 0);
 }
 
-/* Re-seal text from the old key to the new one under context. */
+/*
+ * Re-seal text from the old key to the new one under context; *out NULL
+ * when it is under the new key already (written during the rotation).
+ */
 static int
-keys_reseal(struct broker *b, const char *context, const char *text,
-    char **out, struct cb_error *err)
+keys_reseal(void *arg, const char *context, const char *text, char **out,
+    struct cb_error *err)
 {
-	struct secbuf	plain = SECBUF_INIT;
-	int		rc;
+	struct broker	*b = arg;
+	struct secbuf	 plain = SECBUF_INIT;
+	int		 rc;
 
 	*out = NULL;
+	if (keys_text_version(text) == b->rot->version)
+		return 0;
 	if ((rc = keys_open(b, context, text, &plain, err)) == 0)
 		rc = seal_seal(b->key_next, context, plain.data, plain.len,
 		    out, err);
@@ -263,73 +249,51 @@ keys_reseal(struct broker *b, const char *context, const char *text,
 	return rc;
 }
 
-/* One batch of SQLite rows; returns 1 when the rows are all done. */
-static int
-keys_db_batch(struct broker *b, struct cb_error *err)
+/*
+ * The key setting as it is once a batch of n values, ending at next, is
+ * re-sealed: a backend with transactions commits it with the batch, so a
+ * crash loses nothing and a restart resumes after the last batch.  The
+ * state in memory moves only once the batch has committed (keys_resealed).
+ */
+static char *
+keys_checkpoint(void *arg, const struct values_cursor *next, int64_t n,
+    bool last)
 {
-	struct rotation		*r = b->rot;
-	struct store_row	*rows = NULL, *upd = NULL;
-	struct rotation		 saved;
-	char			 context[SEALCTX_VALUE_MAX], *doc;
-	size_t			 n = 0, i, m = 0;
-	int			 rc;
+	struct broker	*b = arg;
+	struct rotation	*r = b->rot, saved = *r;
+	char		*doc;
 
-	if ((rc = store_value_scan(b->store, r->cur_type, r->cur_user,
-	    KEYS_BATCH, &rows, &n, err)) != 0)
-		return rc;
-	if ((upd = calloc(n + 1, sizeof(*upd))) == NULL) {
-		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
-		goto done;
-	}
-	for (i = 0; i < n; i++) {
-		/* Written under the new key during the rotation: keep. */
-		if (keys_text_version(rows[i].sealed) == r->version)
-			continue;
-		sealctx_value(context, sizeof(context), rows[i].type_uuid,
-		    rows[i].user_uuid, 0);
-		memcpy(upd[m].type_uuid, rows[i].type_uuid,
-		    sizeof(upd[m].type_uuid));
-		memcpy(upd[m].user_uuid, rows[i].user_uuid,
-		    sizeof(upd[m].user_uuid));
-		if ((rc = keys_reseal(b, context, rows[i].sealed,
-		    &upd[m].sealed, err)) != 0)
-			goto done;
-		m++;
-	}
-	/*
-	 * The rows and the cursor after them commit together.  The state in
-	 * memory moves only if the commit does: a failed batch is redone.
-	 */
-	saved = *r;
-	if (n > 0) {
-		memcpy(r->cur_type, rows[n - 1].type_uuid, sizeof(r->cur_type));
-		memcpy(r->cur_user, rows[n - 1].user_uuid, sizeof(r->cur_user));
-	}
-	r->done += (int64_t)n;
+	(void)last;
+	memcpy(r->cur_type, next->type_uuid, sizeof(r->cur_type));
+	memcpy(r->cur_user, next->user_uuid, sizeof(r->cur_user));
+	r->done += n;
 	if (r->done > r->total)
 		r->total = r->done;
-	if (n < KEYS_BATCH)
-		r->phase = PH_VAULT;
-	if ((doc = keys_doc(b, b->key->version)) == NULL)
-		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
-	else {
-		rc = store_value_reseal(b->store, upd, m, KEYS_SETTING, doc,
-		    err);
-		vault_json_release(doc);
-	}
-	if (rc != 0) {
-		memcpy(r->cur_type, saved.cur_type, sizeof(r->cur_type));
-		memcpy(r->cur_user, saved.cur_user, sizeof(r->cur_user));
-		r->done = saved.done;
-		r->total = saved.total;
-		r->phase = saved.phase;
-		goto done;
-	}
-	rc = n < KEYS_BATCH;
-done:
-	store_rows_free(upd, m);
-	store_rows_free(rows, n);
-	return rc;
+	doc = keys_doc(b, b->key->version);
+	memcpy(r->cur_type, saved.cur_type, sizeof(r->cur_type));
+	memcpy(r->cur_user, saved.cur_user, sizeof(r->cur_user));
+	r->done = saved.done;
+	r->total = saved.total;
+	return doc;
+}
+
+/* A backend's walk found or re-sealed values: key.status shows it. */
+static void
+keys_progress(void *arg, int64_t found, int64_t walked)
+{
+	struct broker	*b = arg;
+	struct rotation	*r = b->rot;
+
+	r->total += found;
+	r->done += walked;
+	if (r->done > r->total)
+		r->total = r->done;
+}
+
+static void
+keys_doc_release(char *doc)
+{
+	vault_json_release(doc);
 }
 
 /* Retry the current step later, saying why. */
@@ -343,224 +307,59 @@ keys_wait(struct broker *b, const char *why)
 		keys_schedule(b, 5000);
 }
 
-/* Free the Vault phase's lists. */
+/* A backend answered a re-seal: go on with it, or with the next phase. */
 static void
-keys_vault_reset(struct rotation *r, bool types)
-{
-	size_t	i;
-
-	for (i = 0; i < r->nvusers; i++)
-		free(r->vusers[i]);
-	free(r->vusers);
-	r->vusers = NULL;
-	r->nvusers = r->vui = 0;
-	if (!types)
-		return;
-	for (i = 0; i < r->nvtypes; i++)
-		free(r->vtypes[i]);
-	free(r->vtypes);
-	r->vtypes = NULL;
-	r->nvtypes = r->vti = 0;
-}
-
-static void
-keys_vault_written(void *arg, int rc, const struct cb_error *err)
-{
-	struct broker	*b = arg;
-
-	b->rot->busy = false;
-	if (rc == -CB_ECONFLICT) {
-		/* Changed meanwhile: read it again (it is new, and skipped). */
-		if (!b->stopping)
-			keys_schedule(b, 0);
-		return;
-	}
-	if (rc != 0) {
-		keys_wait(b, err->msg);
-		return;
-	}
-	b->rot->vui++;
-	b->rot->done++;
-	if (!b->stopping)
-		keys_schedule(b, 0);
-}
-
-static void
-keys_vault_read(void *arg, int rc, const char *value,
-    const struct vault_meta *meta,
-    const struct cb_error *err)
-{
-	struct broker		*b = arg;
-	struct rotation		*r = b->rot;
-	struct store_type	 t;
-	struct cb_error		 e;
-	const char		*old = NULL;
-	char			 rel[2 * STORE_UUID_LEN + 32];
-	char			*sealed = NULL, *text = NULL;
-	char			 context[RPC_CONTEXT_MAX];
-
-	r->busy = false;
-	memset(&t, 0, sizeof(t));
-	/*
-	 * The type's storage generation now: a value left by an earlier one
-	 * is never served, so it is not re-sealed either (nor is a value of
-	 * a type deleted meanwhile).
-	 */
-	if (rc == 0 && store_type_get(b->store, r->vtypes[r->vti], &t,
-	    &e) != 0) {
-		if (e.code != CB_ENOTFOUND) {
-			keys_wait(b, e.msg);
-			return;
-		}
-		rc = -CB_ENOTFOUND;
-	}
-	if (rc == 0 && (t.storage != STORE_VAULT ||
-	    (old = rpc_vault_unwrap(value, t.generation)) == NULL))
-		rc = -CB_ENOTFOUND;
-	if (rc == -CB_ENOTFOUND || (rc == 0 &&
-	    keys_text_version(old) == r->version)) {
-		store_type_free(&t);
-		r->vui++;
-		if (!b->stopping)
-			keys_schedule(b, 0);
-		return;
-	}
-	if (rc != 0) {
-		keys_wait(b, err->msg);
-		return;
-	}
-	sealctx_value(context, sizeof(context), r->vtypes[r->vti],
-	    r->vusers[r->vui], t.generation);
-	if (keys_reseal(b, context, old, &sealed, &e) != 0 ||
-	    rpc_vault_wrap(sealed, t.generation, &text, &e) != 0) {
-		keys_wait(b, e.msg);
-		goto done;
-	}
-	rpc_vault_relpath(rel, sizeof(rel), r->vtypes[r->vti],
-	    r->vusers[r->vui]);
-	r->busy = true;
-	/* Check-and-set: a cred.set that lands meanwhile wins. */
-	if (vault_write_cas(b->vault, rel, text, meta->version,
-	    keys_vault_written, b, &e) != 0) {
-		r->busy = false;
-		keys_wait(b, e.msg);
-	}
-done:
-	free(text);
-	free(sealed);
-	store_type_free(&t);
-}
-
-static void
-keys_vault_listed(void *arg, int rc, char *const *keys, size_t nkeys,
+keys_resealed(void *arg, int rc, int64_t n, bool finished,
     const struct cb_error *err)
 {
 	struct broker	*b = arg;
 	struct rotation	*r = b->rot;
-	size_t		 i;
+	struct cb_error	 e;
 
 	r->busy = false;
+	/* Where the backend got to, failed or not (a failed batch stays). */
+	memcpy(r->cur_type, r->rs.cursor.type_uuid, sizeof(r->cur_type));
+	memcpy(r->cur_user, r->rs.cursor.user_uuid, sizeof(r->cur_user));
 	if (rc != 0) {
 		keys_wait(b, err->msg);
 		return;
 	}
-	if ((r->vusers = calloc(nkeys + 1, sizeof(char *))) == NULL) {
-		keys_wait(b, "out of memory");
-		return;
+	r->done += n;
+	if (r->done > r->total)
+		r->total = r->done;
+	if (finished) {
+		r->phase++;
+		r->cur_type[0] = r->cur_user[0] = '\0';
+		if (keys_save(b, &e) != 0) {
+			keys_wait(b, e.msg);
+			return;
+		}
 	}
-	for (i = 0; i < nkeys; i++)
-		if (store_uuid_valid(keys[i]) &&
-		    (r->vusers[r->nvusers] = strdup(keys[i])) != NULL)
-			r->nvusers++;
-	r->total += (int64_t)r->nvusers;
-	r->vui = 0;
 	if (!b->stopping)
 		keys_schedule(b, 0);
 }
 
-/* Whether any type is stored in Vault (rc set on a store error). */
-static bool
-keys_have_vault_types(struct broker *b, int *rc, struct cb_error *err)
-{
-	struct store_type	*types = NULL;
-	size_t			 n = 0, i;
-	bool			 any = false;
-
-	if ((*rc = store_type_list(b->store, &types, &n, err)) != 0)
-		return false;
-	for (i = 0; i < n; i++)
-		if (types[i].storage == STORE_VAULT)
-			any = true;
-	store_type_list_free(types, n);
-	return any;
-}
-
-/* One step of the Vault phase; returns 1 when it is done. */
+/* Ask the backend of this phase to re-seal its next batch. */
 static int
-keys_vault_step(struct broker *b, struct cb_error *err)
+keys_values_step(struct broker *b, struct cb_error *err)
 {
-	struct rotation		*r = b->rot;
-	struct store_type	*types = NULL;
-	struct cb_error		 e;
-	char			 rel[2 * STORE_UUID_LEN + 32];
-	size_t			 n = 0, i;
-	int			 rc;
+	struct rotation	*r = b->rot;
+	struct values	*v = b->values[r->phase];
+	int		 rc;
 
-	if (r->vtypes == NULL) {
-		/*
-		 * Never configured: no value can be in Vault.  Configured but
-		 * disabled or failing: values may be there, and the rotation
-		 * cannot finish without re-sealing them, so it waits.
-		 */
-		if (!vault_usable(b->vault, &e)) {
-			struct vault_status vs;
-
-			vault_get_status(b->vault, &vs);
-			if (!vs.configured)
-				return 1;
-			if (!keys_have_vault_types(b, &rc, err))
-				return rc != 0 ? rc : 1;
-			r->busy = false;
-			keys_wait(b, "waiting for Vault, which holds values "
-			    "to re-seal: Vault is disabled");
-			return 0;
-		}
-		if ((rc = store_type_list(b->store, &types, &n, err)) != 0)
-			return rc;
-		if ((r->vtypes = calloc(n + 1, sizeof(char *))) == NULL) {
-			store_type_list_free(types, n);
-			return cb_error_set(err, CB_EINTERNAL, "out of memory");
-		}
-		for (i = 0; i < n; i++)
-			if (types[i].storage == STORE_VAULT &&
-			    (r->vtypes[r->nvtypes] = strdup(types[i].uuid)) !=
-			    NULL)
-				r->nvtypes++;
-		store_type_list_free(types, n);
-	}
-	if (r->vti >= r->nvtypes)
-		return 1;
+	memset(&r->rs, 0, sizeof(r->rs));
+	r->rs.reseal = keys_reseal;
+	r->rs.checkpoint = keys_checkpoint;
+	r->rs.release = keys_doc_release;
+	r->rs.progress = keys_progress;
+	r->rs.setting = KEYS_SETTING;
+	r->rs.arg = b;
+	memcpy(r->rs.cursor.type_uuid, r->cur_type, sizeof(r->cur_type));
+	memcpy(r->rs.cursor.user_uuid, r->cur_user, sizeof(r->cur_user));
 	r->busy = true;
-	if (r->vusers == NULL) {
-		snprintf(rel, sizeof(rel), "credentials/%s/users/",
-		    r->vtypes[r->vti]);
-		rc = vault_list(b->vault, rel, keys_vault_listed, b, err);
-	} else if (r->vui < r->nvusers) {
-		rpc_vault_relpath(rel, sizeof(rel), r->vtypes[r->vti],
-		    r->vusers[r->vui]);
-		rc = vault_read(b->vault, rel, keys_vault_read, b, err);
-	} else {
+	if ((rc = v->ops->reseal(v, &r->rs, keys_resealed, b, err)) != 0)
 		r->busy = false;
-		keys_vault_reset(r, false);
-		r->vti++;
-		keys_schedule(b, 0);
-		return 0;
-	}
-	if (rc != 0) {
-		r->busy = false;
-		return rc;
-	}
-	return 0;
+	return rc;
 }
 
 /* Everything is re-sealed: the new key becomes the key. */
@@ -602,38 +401,23 @@ keys_step(uv_timer_t *t)
 	struct broker	*b = t->data;
 	struct rotation	*r = b->rot;
 	struct cb_error	 err;
-	int		 rc = 0;
+	int		 rc;
 
 	if (r == NULL || r->state != ROT_RUNNING || r->busy || b->stopping)
 		return;
 	cb_error_clear(&err);
 	r->message[0] = '\0';
-	switch (r->phase) {
-	case PH_DB:
-		rc = keys_db_batch(b, &err);
-		break;
-	case PH_VAULT:
-		if ((rc = keys_vault_step(b, &err)) == 0)
-			return;		/* a callback schedules the next step */
-		if (rc == 1) {
-			keys_vault_reset(r, true);
-			r->phase = PH_SETTINGS;
-			rc = keys_save(b, &err);
-		}
-		break;
-	case PH_SETTINGS:
-		/* The sealed Vault settings, then the switch. */
-		if ((rc = rpc_vault_reseal(b, &err)) == 0)
-			rc = keys_finish(b, &err);
-		if (rc == 0)
+	if (r->phase < PH_SETTINGS) {
+		/* The backend's answer schedules the next step. */
+		if ((rc = keys_values_step(b, &err)) == 0)
 			return;
-		break;
+	} else {
+		/* The sealed Vault settings, then the switch. */
+		if ((rc = rpc_vault_reseal(b, &err)) == 0 &&
+		    (rc = keys_finish(b, &err)) == 0)
+			return;
 	}
-	if (rc < 0) {
-		keys_wait(b, err.msg);
-		return;
-	}
-	keys_schedule(b, 0);
+	keys_wait(b, err.msg);
 }
 
 int
@@ -699,7 +483,6 @@ keys_free(struct broker *b)
 
 	if (r == NULL)
 		return;
-	keys_vault_reset(r, true);
 	free(r->file);
 	free(r);
 	b->rot = NULL;
@@ -728,7 +511,7 @@ keys_pack_status(struct rpc_call *call)
 	msgpack_pack_map(pk, 7);
 	proto_pack_kv_str(pk, "state", rot_states[r->state]);
 	proto_pack_kv_str(pk, "phase", r->state == ROT_DONE ? "done" :
-	    rot_phases[r->phase]);
+	    keys_phase_name(r->phase));
 	proto_pack_kv_int(pk, "done", r->done);
 	proto_pack_kv_int(pk, "total", r->total);
 	proto_pack_kv_int(pk, "new_version", r->version);
@@ -803,14 +586,13 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	}
 	nr->state = ROT_RUNNING;
-	nr->phase = PH_DB;
+	nr->phase = 0;
 	nr->version = k->version;
 	nr->total = total;
 	memcpy(nr->kcv, kcv, sizeof(nr->kcv));
 	/* The old state (a finished rotation) goes; the new one is saved. */
 	if (r != NULL) {
 		keys_close(b);
-		keys_vault_reset(r, true);
 		free(r->file);
 		free(r);
 		b->rot = NULL;

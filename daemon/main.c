@@ -374,6 +374,8 @@ main(int argc, char *argv[])
 	b.started_ms = uv_now(&loop);
 	b.started = time(NULL);
 	start_vault(&b);
+	if (backends_open(&b, &err) != 0)
+		fatalx("%s", err.msg);
 	if (server_start(&b, &err) != 0)
 		fatalx("%s", err.msg);
 	if (!foreground && daemon(1, 1) != 0)

@@ -7,7 +7,6 @@
  * the call's own copy of the request (a wiping buffer), sealed, and that
  * copy is wiped when the call ends.
  */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,63 +18,13 @@
 #include "seal.h"
 #include "secbuf.h"
 #include "store.h"
-#include "vault.h"
+#include "values.h"
 
-#define RPC_RELPATH_LEN	(2 * STORE_UUID_LEN + 32)
-
-/* Where a value of a vault-stored type lives, relative to vault.path. */
-void
-rpc_vault_relpath(char *buf, size_t sz, const char *type_uuid,
-    const char *user_uuid)
-{
-	snprintf(buf, sz, "credentials/%s/users/%s", type_uuid, user_uuid);
-}
-
-int
-rpc_vault_wrap(const char *sealed, int64_t generation, char **out,
-    struct cb_error *err)
-{
-	int	n;
-
-	if (generation != 0)
-		n = asprintf(out, "G%lld:%s", (long long)generation, sealed);
-	else
-		n = (*out = strdup(sealed)) != NULL ? 0 : -1;
-	if (n < 0) {
-		*out = NULL;
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	}
-	return 0;
-}
-
-const char *
-rpc_vault_unwrap(const char *text, int64_t generation)
-{
-	long long	 g = 0;
-	const char	*p = text;
-
-	/* "G" and digits, then ':'; "GCM:" (no digits) is generation 0. */
-	if (p[0] == 'G' && p[1] >= '1' && p[1] <= '9') {
-		for (p++; *p >= '0' && *p <= '9'; p++) {
-			if (g > (LLONG_MAX - 9) / 10)
-				return NULL;
-			g = g * 10 + (*p - '0');
-		}
-		if (*p != ':')
-			return NULL;
-		p++;
-	}
-	return g == generation ? p : NULL;
-}
-
-/* A call waiting on Vault, with what it needs to answer. */
+/* A call waiting on its values backend, with what it needs to answer. */
 struct cred_wait {
 	struct rpc_call	*call;
-	int64_t		 now;
-	char		 type_uuid[STORE_UUID_LEN + 1];
 	char		 user[STORE_UUID_LEN + 1];
 	char		 ident[STORE_IDENT_MAX + 1];
-	int64_t		 generation;
 };
 
 /* Allocate the waiting context of a call. */
@@ -90,71 +39,43 @@ cred_wait_new(struct rpc_call *call, const struct store_type *t,
 		return NULL;
 	}
 	w->call = call;
-	w->now = (int64_t)time(NULL);
-	memcpy(w->type_uuid, t->uuid, sizeof(w->type_uuid));
 	memcpy(w->user, user, sizeof(w->user));
 	memcpy(w->ident, t->ident, sizeof(w->ident));
-	w->generation = t->generation;
 	return w;
 }
 
-/* Vault answered a cred.set write. */
+/* The backend stored the value of cred.set. */
 static void
-cred_set_written(void *arg, int rc, const struct cb_error *err)
+cred_set_written(void *arg, int rc, int64_t updated_at,
+    const struct cb_error *err)
 {
 	struct cred_wait	*w = arg;
 
 	if (rc == 0) {
 		msgpack_pack_map(&w->call->pk, 1);
-		rpc_pack_kv_time(&w->call->pk, "updated_at", w->now);
+		rpc_pack_kv_time(&w->call->pk, "updated_at", updated_at);
 	}
 	rpc_finish(w->call, rc, err);
 	free(w);
 }
 
-/* Vault answered the destroy of cred.delete. */
+/* The backend answered cred.delete. */
 static void
-cred_delete_done(void *arg, int rc, const struct cb_error *err)
-{
-	struct cred_wait	*w = arg;
-
-	if (rc == 0)
-		msgpack_pack_map(&w->call->pk, 0);
-	rpc_finish(w->call, rc, err);
-	free(w);
-}
-
-/* Vault answered the read of cred.delete: destroy what is there. */
-static void
-cred_delete_read(void *arg, int rc, const char *value,
-    const struct vault_meta *meta,
-    const struct cb_error *err)
+cred_delete_done(void *arg, int rc, int64_t n, const struct cb_error *err)
 {
 	struct cred_wait	*w = arg;
 	struct cb_error		 e;
-	char			 rel[RPC_RELPATH_LEN];
 
-	/* Left by an earlier storage generation: not this type's value. */
-	if (rc == 0 && rpc_vault_unwrap(value, w->generation) == NULL)
-		rc = -CB_ENOTFOUND;
-	if (rc == -CB_ENOTFOUND) {
+	(void)n;
+	if (rc == 0)
+		msgpack_pack_map(&w->call->pk, 0);
+	else if (rc == -CB_ENOTFOUND) {
 		cb_error_set(&e, CB_ENOTFOUND, "user %s has no value of "
 		    "credential type '%s'", w->user, w->ident);
-		rpc_finish(w->call, rc, &e);
-		free(w);
-		return;
+		err = &e;
 	}
-	if (rc != 0) {
-		rpc_finish(w->call, rc, err);
-		free(w);
-		return;
-	}
-	rpc_vault_relpath(rel, sizeof(rel), w->type_uuid, w->user);
-	if ((rc = vault_destroy(w->call->broker->vault, rel, cred_delete_done,
-	    w, &e)) != 0) {
-		rpc_finish(w->call, rc, &e);
-		free(w);
-	}
+	rpc_finish(w->call, rc, err);
+	free(w);
 }
 
 /* Read params.user and check it is a lower-case RFC 4122 uuid. */
@@ -176,12 +97,13 @@ rpc_user(struct rpc_call *call, const msgpack_object *params, char **user,
 	return 0;
 }
 
-/* Look up params.type and params.user; vault types need a usable Vault. */
+/* Look up params.type and params.user; the type's backend must be usable. */
 static int
 rpc_cred_target(struct rpc_call *call, const msgpack_object *params,
     struct store_type *t, char **user, struct cb_error *err)
 {
 	struct cb_error	 why;
+	struct values	*v;
 	char		*ref = NULL;
 	int		 rc;
 
@@ -193,10 +115,10 @@ rpc_cred_target(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	}
 	rpc_audit(call, t->ident, NULL);
-	if (t->storage == STORE_VAULT && !vault_usable(call->broker->vault,
-	    &why))
+	v = values_for(call->broker, t);
+	if (!v->ops->usable(v, &why))
 		rc = cb_error_set(err, why.code, "credential type '%s' is "
-		    "stored in Vault: %s", t->ident, why.msg);
+		    "stored in %s: %s", t->ident, v->ops->where, why.msg);
 done:
 	free(ref);
 	return rc;
@@ -210,11 +132,13 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	static const char *const keys[] = { "type", "user", "value", NULL };
 	const msgpack_object	*v;
 	struct store_type	 t;
-	char			*user = NULL, *sealed = NULL, *text = NULL;
-	char			 context[RPC_CONTEXT_MAX];
+	struct values		*vs;
+	struct values_ref	 ref;
+	struct cred_wait	*w = NULL;
+	char			*user = NULL, *sealed = NULL;
+	char			 context[VALUES_CONTEXT_MAX];
 	const uint8_t		*pt;
 	size_t			 ptlen;
-	int64_t			 now;
 	int			 rc;
 
 	memset(&t, 0, sizeof(t));
@@ -243,38 +167,25 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	}
 	if ((rc = rpc_cred_target(call, params, &t, &user, err)) != 0)
 		goto done;
-	sealctx_value(context, sizeof(context), t.uuid, user,
-	    t.storage == STORE_VAULT ? t.generation : 0);
+	vs = values_for(call->broker, &t);
+	ref.type_uuid = t.uuid;
+	ref.user_uuid = user;
+	ref.generation = t.generation;
+	values_context(vs, context, sizeof(context), &ref);
 	if ((rc = keys_seal(call->broker, context, pt, ptlen, &sealed,
 	    err)) != 0)
 		goto done;
-	if (t.storage == STORE_VAULT) {
-		struct cred_wait	*w;
-		char			 rel[RPC_RELPATH_LEN];
-
-		if ((w = cred_wait_new(call, &t, user, err)) == NULL) {
-			rc = -CB_EINTERNAL;
-			goto done;
-		}
-		rpc_vault_relpath(rel, sizeof(rel), t.uuid, user);
-		if ((rc = rpc_vault_wrap(sealed, t.generation, &text,
-		    err)) != 0 ||
-		    (rc = vault_write(call->broker->vault, rel, text,
-		    cred_set_written, w, err)) != 0) {
-			free(w);
-			goto done;
-		}
-		rc = RPC_WAIT;
+	if ((w = cred_wait_new(call, &t, user, err)) == NULL) {
+		rc = -CB_EINTERNAL;
 		goto done;
 	}
-	now = (int64_t)time(NULL);
-	if ((rc = store_value_set(call->broker->store, t.uuid, user, sealed,
-	    now, err)) != 0)
+	if ((rc = vs->ops->set(vs, &ref, sealed, cred_set_written, w,
+	    err)) != 0) {
+		free(w);
 		goto done;
-	msgpack_pack_map(&call->pk, 1);
-	rpc_pack_kv_time(&call->pk, "updated_at", now);
+	}
+	rc = RPC_WAIT;
 done:
-	free(text);
 	free(sealed);
 	free(user);
 	store_type_free(&t);
@@ -282,15 +193,17 @@ done:
 }
 
 /*
- * cred.status waits for one Vault read per vault-stored type (the reads
- * run concurrently); db-stored types are answered from SQLite at once.  A
- * vault-stored type whose status cannot be read carries an "error" instead
- * of failing the whole call: the db-stored ones still answer.
+ * cred.status asks every backend at once for the status of the user's
+ * values of its types (Vault reads them concurrently).  A type whose
+ * status cannot be told carries an "error" instead of failing the whole
+ * call: the others still answer.
  */
 struct status_ctx;
-struct status_slot {
-	struct status_ctx	*ctx;
-	size_t			 i;
+struct status_part {
+	struct status_ctx	 *ctx;
+	const struct store_type	**types;	/* the types of one backend */
+	size_t			 *index;	/* each one's place in ctx */
+	size_t			  n;
 };
 struct status_ctx {
 	struct rpc_call		*call;
@@ -298,7 +211,7 @@ struct status_ctx {
 	size_t			 ntypes;
 	int64_t			*updated;
 	char			**errors;
-	struct status_slot	*slots;
+	struct status_part	 parts[STORE_KINDS];
 	size_t			 pending;
 };
 
@@ -316,7 +229,7 @@ status_pack(struct status_ctx *x)
 		proto_pack_kv_str(pk, "ident", x->types[i].ident);
 		proto_pack_kv_str(pk, "name", x->types[i].name);
 		proto_pack_kv_str(pk, "storage",
-		    x->types[i].storage == STORE_VAULT ? "vault" : "db");
+		    store_kind_name(x->types[i].storage));
 		proto_pack_kv_bool(pk, "filled", x->updated[i] != 0);
 		rpc_pack_kv_time(pk, "updated_at", x->updated[i]);
 		if (x->errors[i] != NULL)
@@ -331,14 +244,17 @@ status_free(struct status_ctx *x)
 
 	for (i = 0; x->errors != NULL && i < x->ntypes; i++)
 		free(x->errors[i]);
+	for (i = 0; i < STORE_KINDS; i++) {
+		free(x->parts[i].types);
+		free(x->parts[i].index);
+	}
 	free(x->errors);
 	free(x->updated);
-	free(x->slots);
 	store_type_list_free(x->types, x->ntypes);
 	free(x);
 }
 
-/* Record why a vault-stored type's status is unknown. */
+/* Record why a type's status is unknown. */
 static void
 status_error(struct status_ctx *x, size_t i, const struct cb_error *err)
 {
@@ -348,21 +264,18 @@ status_error(struct status_ctx *x, size_t i, const struct cb_error *err)
 		x->errors[i] = m;
 }
 
-/* One Vault read of cred.status answered. */
+/* One type's status answered. */
 static void
-status_read(void *arg, int rc, const char *value,
-    const struct vault_meta *meta,
+status_got(void *arg, size_t i, int rc, int64_t updated_at,
     const struct cb_error *err)
 {
-	struct status_slot	*slot = arg;
-	struct status_ctx	*x = slot->ctx;
+	struct status_part	*p = arg;
+	struct status_ctx	*x = p->ctx;
 
-	/* A value left by an earlier storage generation is not filled. */
-	if (rc == 0 && rpc_vault_unwrap(value,
-	    x->types[slot->i].generation) != NULL)
-		x->updated[slot->i] = meta->created != 0 ? meta->created : 1;
-	else if (rc != 0 && rc != -CB_ENOTFOUND)
-		status_error(x, slot->i, err);
+	if (rc == 0)
+		x->updated[p->index[i]] = updated_at;
+	else
+		status_error(x, p->index[i], err);
 	if (--x->pending > 0)
 		return;
 	status_pack(x);
@@ -376,10 +289,13 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
 	static const char *const keys[] = { "user", NULL };
+	struct broker		*b = call->broker;
 	struct status_ctx	*x = NULL;
+	struct status_part	*p;
+	struct values		*v;
 	struct cb_error		 e;
-	size_t			 i;
-	char			*user = NULL, rel[RPC_RELPATH_LEN];
+	size_t			 i, k;
+	char			*user = NULL;
 	int			 rc;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
@@ -387,28 +303,40 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 	x->call = call;
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_user(call, params, &user, err)) != 0 ||
-	    (rc = store_user_status(call->broker->store, user, &x->types,
-	    &x->updated, &x->ntypes, err)) != 0)
+	    (rc = store_type_list(b->store, &x->types, &x->ntypes, err)) != 0)
 		goto fail;
 	x->errors = calloc(x->ntypes + 1, sizeof(*x->errors));
-	x->slots = calloc(x->ntypes + 1, sizeof(*x->slots));
-	if (x->errors == NULL || x->slots == NULL) {
+	x->updated = calloc(x->ntypes + 1, sizeof(*x->updated));
+	for (k = 0; k < STORE_KINDS; k++) {
+		x->parts[k].ctx = x;
+		x->parts[k].types = calloc(x->ntypes + 1, sizeof(void *));
+		x->parts[k].index = calloc(x->ntypes + 1, sizeof(size_t));
+		if (x->parts[k].types == NULL || x->parts[k].index == NULL)
+			x->errors = NULL;
+	}
+	if (x->errors == NULL || x->updated == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto fail;
 	}
-	/* One extra count keeps synchronous answers from finishing early. */
-	x->pending = 1;
+	/* Each backend is asked about its own types. */
 	for (i = 0; i < x->ntypes; i++) {
-		if (x->types[i].storage == STORE_DB)
-			continue;	/* from store_user_status() */
-		x->slots[i].ctx = x;
-		x->slots[i].i = i;
-		rpc_vault_relpath(rel, sizeof(rel), x->types[i].uuid, user);
-		x->pending++;
-		if (vault_read(call->broker->vault, rel, status_read,
-		    &x->slots[i], &e) != 0) {
-			x->pending--;
-			status_error(x, i, &e);
+		p = &x->parts[x->types[i].storage];
+		p->types[p->n] = &x->types[i];
+		p->index[p->n++] = i;
+	}
+	/* One extra count keeps failures at once from finishing early. */
+	x->pending = 1;
+	for (k = 0; k < STORE_KINDS; k++) {
+		p = &x->parts[k];
+		if (p->n == 0)
+			continue;
+		v = values_for(b, p->types[0]);
+		x->pending += p->n;
+		if (v->ops->status(v, user, p->types, p->n, status_got, p,
+		    &e) != 0) {
+			x->pending -= p->n;
+			for (i = 0; i < p->n; i++)
+				status_error(x, p->index[i], &e);
 		}
 	}
 	free(user);
@@ -430,6 +358,9 @@ rpc_cred_delete(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "type", "user", NULL };
 	struct store_type	 t;
+	struct values		*vs;
+	struct values_ref	 ref;
+	struct cred_wait	*w;
 	char			*user = NULL;
 	int			 rc;
 
@@ -437,31 +368,19 @@ rpc_cred_delete(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_cred_target(call, params, &t, &user, err)) != 0)
 		goto done;
-	if (t.storage == STORE_VAULT) {
-		struct cred_wait	*w;
-		char			 rel[RPC_RELPATH_LEN];
-
-		if ((w = cred_wait_new(call, &t, user, err)) == NULL) {
-			rc = -CB_EINTERNAL;
-			goto done;
-		}
-		rpc_vault_relpath(rel, sizeof(rel), t.uuid, user);
-		if ((rc = vault_read(call->broker->vault, rel,
-		    cred_delete_read, w, err)) != 0) {
-			free(w);
-			goto done;
-		}
-		rc = RPC_WAIT;
+	if ((w = cred_wait_new(call, &t, user, err)) == NULL) {
+		rc = -CB_EINTERNAL;
 		goto done;
 	}
-	if ((rc = store_value_delete(call->broker->store, t.uuid, user,
-	    err)) != 0) {
-		if (rc == -CB_ENOTFOUND)
-			rc = cb_error_set(err, CB_ENOTFOUND, "user %s has no "
-			    "value of credential type '%s'", user, t.ident);
+	vs = values_for(call->broker, &t);
+	ref.type_uuid = t.uuid;
+	ref.user_uuid = user;
+	ref.generation = t.generation;
+	if ((rc = vs->ops->del(vs, &ref, cred_delete_done, w, err)) != 0) {
+		free(w);
 		goto done;
 	}
-	msgpack_pack_map(&call->pk, 0);
+	rc = RPC_WAIT;
 done:
 	free(user);
 	store_type_free(&t);

@@ -38,7 +38,7 @@
 #include "subject.h"
 #include "template.h"
 #include "url.h"
-#include "vault.h"
+#include "values.h"
 
 #define SUB_HEADERS_MAX		128
 #define SUB_METHOD_MAX		32
@@ -54,7 +54,7 @@ struct sub;
 
 /* One credential the templates use. */
 struct sub_cred {
-	struct sub		*sub;		/* for Vault callbacks */
+	struct sub		*sub;		/* for backend callbacks */
 	const struct comp_cred	*decl;
 	struct store_type	 type;
 	char			*sealed;	/* NULL when not set (dry run) */
@@ -70,7 +70,7 @@ struct sub_header {
 
 struct sub {
 	struct rpc_call		*call;
-	size_t			 pending;	/* Vault reads in flight + 1 */
+	size_t			 pending;	/* value reads in flight + 1 */
 	int			 rc;		/* first failure of a read */
 	struct cb_error		 err;
 	struct component	 comp;
@@ -354,25 +354,25 @@ sub_check_routing(struct sub *s, struct cb_error *err)
 	return 0;
 }
 
-/* A sealed value of a vault-stored type arrived (or did not). */
-static void	sub_vault_read(void *, int, const char *,
-		    const struct vault_meta *, const struct cb_error *);
+/* A sealed value arrived (or did not). */
+static void	sub_got(void *, int, const char *, int64_t,
+		    const struct cb_error *);
 static void	sub_finish(struct sub *);
 
 /*
- * Step 3: types, destinations, sealed values.  Values of db-stored types
- * are read here; those of vault-stored types are asked for all at once,
- * and the call goes on in sub_finish() when the last one has answered.
+ * Step 3: types, destinations, sealed values.  Every value is asked of
+ * its type's backend, all at once, and the call goes on in sub_finish()
+ * when the last one has answered.
  */
 static int
 sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
-	struct store	*st = call->broker->store;
-	struct cb_error	 e;
-	char		 rel[2 * STORE_UUID_LEN + 32];
-	size_t		 i;
-	int64_t		 updated;
-	int		 rc;
+	struct store		*st = call->broker->store;
+	struct values		*v;
+	struct values_ref	 ref;
+	struct cb_error		 e;
+	size_t			 i;
+	int			 rc;
 
 	for (i = 0; i < s->ncreds; i++) {
 		struct sub_cred *c = &s->creds[i];
@@ -387,57 +387,39 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 			return rc;
 		}
 		rpc_audit(call, c->type.ident, NULL);
-		if (c->type.storage == STORE_VAULT &&
-		    !vault_usable(call->broker->vault, &e))
+		v = values_for(call->broker, &c->type);
+		if (!v->ops->usable(v, &e))
 			return cb_error_set(err, e.code, "credential '%s': "
-			    "type '%s' is stored in Vault: %s", c->decl->id,
-			    c->type.ident, e.msg);
+			    "type '%s' is stored in %s: %s", c->decl->id,
+			    c->type.ident, v->ops->where, e.msg);
 		if (!url_origin_allowed(s->origin, c->type.destinations,
 		    c->type.ndestinations))
 			return cb_error_set(err, CB_EFORBIDDEN,
 			    "credential '%s' (type '%s') may not be sent to %s",
 			    c->decl->id, c->type.ident, s->origin);
-		if (c->type.storage == STORE_VAULT)
-			continue;
-		rc = store_value_get(st, c->type.uuid, s->subject, &c->sealed,
-		    &updated, err);
-		if (rc == -CB_ENOTFOUND) {
-			if (s->dry_run)
-				continue;
-			return cb_error_set(err, CB_ENOTFOUND,
-			    "credential '%s' (type '%s') is not set for user "
-			    "%s", c->decl->id, c->type.ident, s->subject);
-		}
-		if (rc != 0)
-			return rc;
 	}
 	for (i = 0; i < s->ncreds; i++) {
 		struct sub_cred *c = &s->creds[i];
 
-		if (c->type.storage != STORE_VAULT)
-			continue;
-		rpc_vault_relpath(rel, sizeof(rel), c->type.uuid, s->subject);
+		v = values_for(call->broker, &c->type);
+		ref.type_uuid = c->type.uuid;
+		ref.user_uuid = s->subject;
+		ref.generation = c->type.generation;
 		s->pending++;
-		if (vault_read(call->broker->vault, rel, sub_vault_read, c,
-		    &e) != 0)
-			sub_vault_read(c, -e.code, NULL, NULL, &e);
+		if (v->ops->get(v, &ref, sub_got, c, &e) != 0)
+			sub_got(c, -e.code, NULL, 0, &e);
 	}
 	return 0;
 }
 
 static void
-sub_vault_read(void *arg, int rc, const char *value,
-    const struct vault_meta *meta,
+sub_got(void *arg, int rc, const char *sealed, int64_t updated_at,
     const struct cb_error *err)
 {
 	struct sub_cred	*c = arg;
 	struct sub	*s = c->sub;
-	const char	*sealed = NULL;
 
-	/* Left by an earlier storage generation: never served. */
-	if (rc == 0 && (sealed = rpc_vault_unwrap(value,
-	    c->type.generation)) == NULL)
-		rc = -CB_ENOTFOUND;
+	(void)updated_at;
 	if (rc == 0 && (c->sealed = strdup(sealed)) == NULL)
 		rc = -CB_EINTERNAL;
 	if (rc == -CB_ENOTFOUND && !s->dry_run && s->rc == 0)
@@ -461,9 +443,10 @@ sub_vault_read(void *arg, int rc, const char *value,
 static int
 sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
-	char	context[RPC_CONTEXT_MAX];
-	size_t	i;
-	int	rc;
+	struct values_ref	 ref;
+	char			 context[VALUES_CONTEXT_MAX];
+	size_t			 i;
+	int			 rc;
 
 	for (i = 0; i < s->ncreds; i++) {
 		struct sub_cred *c = &s->creds[i];
@@ -479,9 +462,11 @@ sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 				    "out of memory");
 			continue;
 		}
-		sealctx_value(context, sizeof(context), c->type.uuid,
-		    s->subject, c->type.storage == STORE_VAULT ?
-		    c->type.generation : 0);
+		ref.type_uuid = c->type.uuid;
+		ref.user_uuid = s->subject;
+		ref.generation = c->type.generation;
+		values_context(values_for(call->broker, &c->type), context,
+		    sizeof(context), &ref);
 		if ((rc = keys_open(call->broker, context, c->sealed,
 		    &c->plain, err)) != 0) {
 			char why[CB_ERRMSG_MAX];

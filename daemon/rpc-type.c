@@ -13,14 +13,7 @@
 #include "dest.h"
 #include "proto.h"
 #include "store.h"
-#include "vault.h"
-
-/* Wire name of a storage kind. */
-static const char *
-rpc_storage_name(int kind)
-{
-	return kind == STORE_VAULT ? "vault" : "db";
-}
+#include "values.h"
 
 /*
  * Pack a type as the map the protocol documents; with a notice (a change
@@ -38,7 +31,7 @@ rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
 	proto_pack_kv_str(pk, "name", t->name);
 	proto_pack_kv_str(pk, "description",
 	    t->description != NULL ? t->description : "");
-	proto_pack_kv_str(pk, "storage", rpc_storage_name(t->storage));
+	proto_pack_kv_str(pk, "storage", store_kind_name(t->storage));
 	proto_pack_cstr(pk, "destinations");
 	msgpack_pack_array(pk, t->ndestinations);
 	for (i = 0; i < t->ndestinations; i++)
@@ -62,7 +55,7 @@ rpc_type_fields(const msgpack_object *params, struct store_type *t,
 	const msgpack_object	*d;
 	char			*s = NULL, **dests;
 	uint32_t		 i, j;
-	int			 rc;
+	int			 rc, k;
 
 	if ((rc = proto_get_str(params, "name", false, &s, err)) < 0)
 		return rc;
@@ -90,15 +83,12 @@ rpc_type_fields(const msgpack_object *params, struct store_type *t,
 	if ((rc = proto_get_str(params, "storage", false, &s, err)) < 0)
 		return rc;
 	if (rc == 0) {
-		if (strcmp(s, "db") == 0)
-			t->storage = STORE_DB;
-		else if (strcmp(s, "vault") == 0)
-			t->storage = STORE_VAULT;
-		else {
+		if ((k = store_kind_parse(s)) < 0) {
 			free(s);
 			return cb_error_set(err, CB_EBADREQ,
 			    "storage must be \"db\" or \"vault\"");
 		}
+		t->storage = k;
 		free(s);
 	}
 	if ((d = proto_map_get(params, "destinations")) == NULL ||
@@ -256,6 +246,16 @@ rpc_type_list(struct rpc_call *call, const msgpack_object *params,
 	return 0;
 }
 
+/* What a change of storage did to the values, by the storage left. */
+static const char *const rpc_type_notices[STORE_KINDS] = {
+	[STORE_DB] = "storage changed from db to vault: values are not "
+	    "migrated; the values stored in the database were deleted",
+	[STORE_VAULT] = "storage changed from vault to db: values are not "
+	    "migrated; the values stored in Vault are never served again, "
+	    "and type.clear or type.delete while the type is stored in "
+	    "Vault removes them",
+};
+
 /* type.update {type, name?, description?, storage?, destinations?} */
 int
 rpc_type_update(struct rpc_call *call, const msgpack_object *params,
@@ -286,14 +286,7 @@ rpc_type_update(struct rpc_call *call, const msgpack_object *params,
 	    err)) != 0)
 		goto done;
 	if (t.storage != old_storage)
-		notice = old_storage == STORE_DB ?
-		    "storage changed from db to vault: values are not "
-		    "migrated; the values stored in the database were "
-		    "deleted" :
-		    "storage changed from vault to db: values are not "
-		    "migrated; the values stored in Vault are never served "
-		    "again, and type.clear or type.delete while the type is "
-		    "stored in Vault removes them";
+		notice = rpc_type_notices[old_storage];
 	rpc_pack_type(&call->pk, &t, notice, removed);
 done:
 	store_type_free(&t);
@@ -301,80 +294,67 @@ done:
 }
 
 /*
- * type.delete of a vault-stored type: LIST its users in Vault first.  With
- * values there, the answer is conflict unless force; with force, every
- * secret is deleted (all versions) before the type.
+ * type.delete: ask the type's backend which users hold a value.  With
+ * values there, the answer is conflict unless force; with force, the
+ * backend clears them (Vault: every version) before the type goes.  A
+ * backend that cannot be reached is not asked: its values stay there,
+ * never visible through another type.
  */
 struct tdel_ctx {
 	struct rpc_call	*call;
+	struct values	*v;
 	char		 uuid[STORE_UUID_LEN + 1];
 	char		 ident[STORE_IDENT_MAX + 1];
 	bool		 force;
-	size_t		 pending;
-	int		 rc;
-	struct cb_error	 err;
 };
 
-/* Every delete ended: delete the type itself, then answer. */
+/* Delete the type itself, then answer. */
 static void
-tdel_end(struct tdel_ctx *x)
+tdel_end(struct tdel_ctx *x, int rc, const struct cb_error *err)
 {
-	if (--x->pending > 0)
-		return;
-	if (x->rc == 0 && (x->rc = store_type_delete(x->call->broker->store,
-	    x->uuid, &x->err)) == 0)
+	struct cb_error	 e;
+
+	if (rc == 0 && (rc = store_type_delete(x->call->broker->store,
+	    x->uuid, &e)) == 0)
 		msgpack_pack_map(&x->call->pk, 0);
-	rpc_finish(x->call, x->rc, &x->err);
+	if (rc != 0 && err == NULL)
+		err = &e;
+	rpc_finish(x->call, rc, err);
 	free(x);
 }
 
 static void
-tdel_destroyed(void *arg, int rc, const struct cb_error *err)
+tdel_cleared(void *arg, int rc, int64_t n, const struct cb_error *err)
 {
-	struct tdel_ctx	*x = arg;
-
-	if (rc != 0 && x->rc == 0) {
-		x->rc = rc;
-		x->err = *err;
-	}
-	tdel_end(x);
+	(void)n;
+	tdel_end(arg, rc, rc != 0 ? err : NULL);
 }
 
 static void
-tdel_listed(void *arg, int rc, char *const *keys, size_t nkeys,
+tdel_listed(void *arg, int rc, char *const *users, size_t n,
     const struct cb_error *err)
 {
 	struct tdel_ctx	*x = arg;
 	struct cb_error	 e;
-	char		 rel[2 * STORE_UUID_LEN + 32];
-	size_t		 i, n = 0;
 
+	(void)users;
 	if (rc != 0) {
-		x->rc = rc;
-		x->err = *err;
-		tdel_end(x);
+		tdel_end(x, rc, err);
 		return;
 	}
-	for (i = 0; i < nkeys; i++)
-		if (store_uuid_valid(keys[i]))
-			n++;
 	if (n > 0 && !x->force) {
-		x->rc = cb_error_set(&x->err, CB_ECONFLICT, "credential type "
-		    "'%s' still has %zu value(s) in Vault; clear it first or "
-		    "pass force", x->ident, n);
-		tdel_end(x);
+		rc = cb_error_set(&e, CB_ECONFLICT, "credential type '%s' "
+		    "still has %zu value(s) in %s; clear it first or pass "
+		    "force", x->ident, n, x->v->ops->where);
+		tdel_end(x, rc, &e);
 		return;
 	}
-	for (i = 0; i < nkeys; i++) {
-		if (!store_uuid_valid(keys[i]))
-			continue;
-		rpc_vault_relpath(rel, sizeof(rel), x->uuid, keys[i]);
-		x->pending++;
-		if (vault_destroy(x->call->broker->vault, rel, tdel_destroyed,
-		    x, &e) != 0)
-			tdel_destroyed(x, -e.code, &e);
+	if (n == 0) {
+		tdel_end(x, 0, NULL);
+		return;
 	}
-	tdel_end(x);
+	if ((rc = x->v->ops->clear(x->v, x->uuid, tdel_cleared, x, &e)) != 0)
+		tdel_end(x, rc, &e);
 }
 
 /* type.delete {type, force?}: conflict while values exist. */
@@ -384,6 +364,8 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "type", "force", NULL };
 	struct store_type	 t;
+	struct tdel_ctx		*x;
+	struct values		*v;
 	bool			 force = false;
 	int64_t			 n = 0;
 	int			 rc;
@@ -393,6 +375,7 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 	    (rc = proto_get_bool(params, "force", false, &force, err)) < 0 ||
 	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
 		goto done;
+	/* Rows in the database go with the type, whatever its storage. */
 	if ((rc = store_value_count(call->broker->store, t.uuid, &n,
 	    err)) != 0)
 		goto done;
@@ -402,151 +385,71 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 		    "force", t.ident, (long long)n);
 		goto done;
 	}
-	if (t.storage == STORE_VAULT && vault_usable(call->broker->vault,
-	    NULL)) {
-		struct tdel_ctx	*x;
-		char		 dir[STORE_UUID_LEN + 32];
-
-		if ((x = calloc(1, sizeof(*x))) == NULL) {
-			rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
-			goto done;
-		}
-		x->call = call;
-		x->force = force;
-		x->pending = 1;
-		memcpy(x->uuid, t.uuid, sizeof(x->uuid));
-		memcpy(x->ident, t.ident, sizeof(x->ident));
-		snprintf(dir, sizeof(dir), "credentials/%s/users/", t.uuid);
-		if ((rc = vault_list(call->broker->vault, dir, tdel_listed, x,
-		    err)) != 0) {
-			free(x);
-			goto done;
-		}
-		rc = RPC_WAIT;
+	v = values_for(call->broker, &t);
+	if (!v->ops->usable(v, NULL)) {
+		if ((rc = store_type_delete(call->broker->store, t.uuid,
+		    err)) == 0)
+			msgpack_pack_map(&call->pk, 0);
 		goto done;
 	}
-	if ((rc = store_type_delete(call->broker->store, t.uuid, err)) != 0)
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
-	msgpack_pack_map(&call->pk, 0);
+	}
+	x->call = call;
+	x->v = v;
+	x->force = force;
+	memcpy(x->uuid, t.uuid, sizeof(x->uuid));
+	memcpy(x->ident, t.ident, sizeof(x->ident));
+	if ((rc = v->ops->list_users(v, t.uuid, tdel_listed, x, err)) != 0) {
+		free(x);
+		goto done;
+	}
+	rc = RPC_WAIT;
 done:
 	store_type_free(&t);
 	return rc;
 }
 
+/* The backend cleared the type: answer type.clear. */
+static void
+clear_done(void *arg, int rc, int64_t removed, const struct cb_error *err)
+{
+	struct rpc_call	*call = arg;
+
+	if (rc == 0) {
+		msgpack_pack_map(&call->pk, 1);
+		proto_pack_kv_int(&call->pk, "removed", removed);
+	}
+	rpc_finish(call, rc, err);
+}
+
 /*
- * type.clear of a vault-stored type: LIST the users under the type, then
- * delete each secret with all its versions (metadata delete), all at once.
- * The answer counts what was removed; the first failure, if any, fails the
- * call after every delete has ended, so a retry finishes the job.
+ * type.clear {type} -> {removed}: the backend removes every value of the
+ * type; the first failure, if any, fails the call after every removal
+ * has ended, so a retry finishes the job.
  */
-struct clear_ctx {
-	struct rpc_call	*call;
-	char		 type_uuid[STORE_UUID_LEN + 1];
-	size_t		 pending;
-	int64_t		 removed;
-	int		 rc;
-	struct cb_error	 err;
-};
-
-/* Answer type.clear once every delete has ended. */
-static void
-clear_end(struct clear_ctx *x)
-{
-	if (--x->pending > 0)
-		return;
-	if (x->rc == 0) {
-		msgpack_pack_map(&x->call->pk, 1);
-		proto_pack_kv_int(&x->call->pk, "removed", x->removed);
-	}
-	rpc_finish(x->call, x->rc, &x->err);
-	free(x);
-}
-
-static void
-clear_destroyed(void *arg, int rc, const struct cb_error *err)
-{
-	struct clear_ctx	*x = arg;
-
-	if (rc == 0)
-		x->removed++;
-	else if (x->rc == 0) {
-		x->rc = rc;
-		x->err = *err;
-	}
-	clear_end(x);
-}
-
-static void
-clear_listed(void *arg, int rc, char *const *keys, size_t nkeys,
-    const struct cb_error *err)
-{
-	struct clear_ctx	*x = arg;
-	struct cb_error		 e;
-	char			 rel[2 * STORE_UUID_LEN + 32];
-	size_t			 i;
-
-	if (rc != 0) {
-		x->rc = rc;
-		x->err = *err;
-		clear_end(x);
-		return;
-	}
-	for (i = 0; i < nkeys; i++) {
-		/* Only what this broker writes: a user uuid, no folder. */
-		if (!store_uuid_valid(keys[i]))
-			continue;
-		rpc_vault_relpath(rel, sizeof(rel), x->type_uuid, keys[i]);
-		x->pending++;
-		if (vault_destroy(x->call->broker->vault, rel, clear_destroyed,
-		    x, &e) != 0)
-			clear_destroyed(x, -e.code, &e);
-	}
-	clear_end(x);
-}
-
-/* type.clear {type} -> {removed} */
 int
 rpc_type_clear(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
 	static const char *const keys[] = { "type", NULL };
 	struct store_type	 t;
-	int64_t			 removed = 0;
+	struct values		*v;
 	int			 rc;
 
 	memset(&t, 0, sizeof(t));
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
 		goto done;
-	if (t.storage == STORE_VAULT) {
-		struct clear_ctx	*x;
-		char			 dir[STORE_UUID_LEN + 32];
-
-		if (!vault_usable(call->broker->vault, err)) {
-			rc = -err->code;
-			goto done;
-		}
-		if ((x = calloc(1, sizeof(*x))) == NULL) {
-			rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
-			goto done;
-		}
-		x->call = call;
-		x->pending = 1;
-		memcpy(x->type_uuid, t.uuid, sizeof(x->type_uuid));
-		snprintf(dir, sizeof(dir), "credentials/%s/users/", t.uuid);
-		if ((rc = vault_list(call->broker->vault, dir, clear_listed, x,
-		    err)) != 0) {
-			free(x);
-			goto done;
-		}
-		rc = RPC_WAIT;
+	v = values_for(call->broker, &t);
+	if (!v->ops->usable(v, err)) {
+		rc = -err->code;
 		goto done;
 	}
-	if ((rc = store_value_clear(call->broker->store, t.uuid, &removed,
-	    err)) != 0)
+	if ((rc = v->ops->clear(v, t.uuid, clear_done, call, err)) != 0)
 		goto done;
-	msgpack_pack_map(&call->pk, 1);
-	proto_pack_kv_int(&call->pk, "removed", removed);
+	rc = RPC_WAIT;
 done:
 	store_type_free(&t);
 	return rc;

@@ -1057,6 +1057,7 @@ server_shutdown(struct broker *b)
 		b->vault = NULL;
 		vault_close(v);
 	}
+	backends_close(b);
 	keys_close(b);
 	/*
 	 * No call waits any more, but a finished vault.test may still have

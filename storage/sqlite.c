@@ -111,6 +111,7 @@ enum store_stmt {
 	STMT_VALUE_COUNT,
 	STMT_VALUE_CLEAR,
 	STMT_VALUE_LIST_USER,
+	STMT_VALUE_LIST_TYPE,
 	STMT_SETTING_GET,
 	STMT_SETTING_SET,
 	STMT_SETTING_DELETE,
@@ -159,6 +160,9 @@ static const char *const store_sql[STMT__COUNT] = {
 	    "SELECT count(*) FROM credvalues WHERE type_uuid = ?1",
 	[STMT_VALUE_CLEAR] = "DELETE FROM credvalues WHERE type_uuid = ?1",
 	/* Only types whose storage is db now: see store_value_list_user(). */
+	[STMT_VALUE_LIST_TYPE] =
+	    "SELECT user_uuid FROM credvalues WHERE type_uuid = ?1"
+	    " ORDER BY user_uuid",
 	[STMT_VALUE_LIST_USER] =
 	    "SELECT v.type_uuid, v.updated_at FROM credvalues AS v"
 	    " JOIN types AS t ON t.uuid = v.type_uuid"
@@ -221,6 +225,23 @@ static const char *const store_kind_names[] = {
 	[STORE_DB] = "db",
 	[STORE_VAULT] = "vault",
 };
+
+const char *
+store_kind_name(int kind)
+{
+	return kind >= 0 && kind < STORE_KINDS ? store_kind_names[kind] : NULL;
+}
+
+int
+store_kind_parse(const char *name)
+{
+	int	k;
+
+	for (k = 0; name != NULL && k < STORE_KINDS; k++)
+		if (strcmp(store_kind_names[k], name) == 0)
+			return k;
+	return -1;
+}
 
 /* Record an allocation failure. */
 static int
@@ -1547,6 +1568,53 @@ store_value_clear(struct store *st, const char *type_uuid,
 		*removed = sqlite3_changes(st->db);
 	stmt_done(s);
 	return ret;
+}
+
+/* The users holding a db value of a type, in uuid order. */
+int
+store_value_list_type(struct store *st, const char *type_uuid,
+    char ***out, size_t *n, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_LIST_TYPE];
+	char		**v = NULL, **nv;
+	size_t		 len = 0, cap = 0, i;
+	int		 rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	store_hold_read(st);
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "list values", err);
+		goto done;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len + 1 >= cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			v = nv;
+		}
+		if ((v[len] = strdup(col_text(s, 0))) == NULL) {
+			ret = store_nomem(err);
+			goto done;
+		}
+		v[++len] = NULL;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "list values", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		for (i = 0; i < len; i++)
+			free(v[i]);
+		free(v);
+		return ret;
+	}
+	*out = v;
+	*n = len;
+	return 0;
 }
 
 /*

@@ -29,6 +29,11 @@ enum store_kind {
 	STORE_DB = 0,
 	STORE_VAULT = 1
 };
+#define STORE_KINDS	2	/* storage kinds, each with its values backend */
+/* "db", "vault": the wire and database name of a kind (NULL if none). */
+const char *store_kind_name(int kind);
+/* The kind named name, or -1. */
+int	 store_kind_parse(const char *name);
 
 struct store;
 
@@ -115,6 +120,10 @@ int	 store_value_count(struct store *st, const char *type_uuid, int64_t *n,
 /* Remove every value of a type; *removed is how many. */
 int	 store_value_clear(struct store *st, const char *type_uuid,
 	    int64_t *removed, struct cb_error *err);
+
+/* The users holding a value of a type: *out (n strings) malloc'd. */
+int	 store_value_list_type(struct store *st, const char *type_uuid,
+	    char ***out, size_t *n, struct cb_error *err);
 
 /* Status of one user's values: for each type uuid, filled and updated_at. */
 struct store_status {

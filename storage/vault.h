@@ -10,10 +10,10 @@
  * logins back off exponentially with jitter up to a cap; while backing
  * off, calls fail at once with "unavailable" rather than adding logins.
  *
- * Values are stored at {path}/credentials/{type_uuid}/users/{user_uuid} as
- * {"data": {"value": SEALED}}: Vault only ever sees sealed text.  Paths
- * given to this module are relative to the configured path and are made of
- * checked uuids only, so they cannot leave the prefix.
+ * Values are stored as {"data": {"value": SEALED}}: Vault only ever sees
+ * sealed text.  Paths given to this module are relative to the configured
+ * path and are made of checked uuids only, so they cannot leave the
+ * prefix; values-vault.c lays them out.
  *
  * Identical reads in flight at the same time share one Vault request.
  *

@@ -490,6 +490,10 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		fprintf(stderr, "vault_init: %s\n", err.msg);
 		exit(1);
 	}
+	if (backends_open(&fz_b, &err) != 0) {
+		fprintf(stderr, "backends_open: %s\n", err.msg);
+		exit(1);
+	}
 
 	fz_peer.uid = getuid();
 	fz_peer.gid = getgid();

@@ -1,0 +1,46 @@
+/*
+ * keys-seal: which key seals and which opens (SPEC section 3).  Every
+ * sealed value names the key version that sealed it (CB1:<v>:...; the
+ * legacy GCM: format means the configured key).  During a rotation
+ * (keys.c) the broker holds two keys: new values are sealed with the new
+ * one, and a value is opened with whichever key its version names.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cb_error.h"
+#include "credbrokerd.h"
+#include "seal.h"
+#include "secbuf.h"
+
+uint32_t
+keys_text_version(const char *text)
+{
+	unsigned long	v;
+	char		*end;
+
+	if (strncmp(text, "CB1:", 4) != 0)
+		return 0;
+	v = strtoul(text + 4, &end, 10);
+	return *end == ':' && v <= UINT32_MAX ? (uint32_t)v : 0;
+}
+
+int
+keys_seal(struct broker *b, const char *context, const uint8_t *pt,
+    size_t n, char **out, struct cb_error *err)
+{
+	return seal_seal(b->key_next != NULL ? b->key_next : b->key, context,
+	    pt, n, out, err);
+}
+
+int
+keys_open(struct broker *b, const char *context, const char *text,
+    struct secbuf *out, struct cb_error *err)
+{
+	const struct seal_key	*k = b->key;
+
+	if (b->key_next != NULL &&
+	    keys_text_version(text) == b->key_next->version)
+		k = b->key_next;
+	return seal_open(k, context, text, out, err);
+}
