@@ -469,7 +469,7 @@ keys_vault_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 		return;
 	}
 	for (i = 0; i < nkeys; i++)
-		if (store_uuid_valid(keys[i]) &&
+		if (ids_uuid_valid(keys[i]) &&
 		    (r->vusers[r->nvusers] = strdup(keys[i])) != NULL)
 			r->nvusers++;
 	r->total += (int64_t)r->nvusers;

@@ -180,7 +180,7 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = proto_get_str(params, "ident", true, &ident, err)) != 0)
 		goto done;
-	if (!store_ident_valid(ident)) {
+	if (!ids_ident_valid(ident)) {
 		rc = cb_error_set(err, CB_EBADREQ,
 		    "ident must match [a-z][a-z0-9_]{0,63}");
 		goto done;
@@ -356,7 +356,7 @@ tdel_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 		return;
 	}
 	for (i = 0; i < nkeys; i++)
-		if (store_uuid_valid(keys[i]))
+		if (ids_uuid_valid(keys[i]))
 			n++;
 	if (n > 0 && !x->force) {
 		x->rc = cb_error_set(&x->err, CB_ECONFLICT, "credential type "
@@ -366,7 +366,7 @@ tdel_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 		return;
 	}
 	for (i = 0; i < nkeys; i++) {
-		if (!store_uuid_valid(keys[i]))
+		if (!ids_uuid_valid(keys[i]))
 			continue;
 		rpc_vault_relpath(rel, sizeof(rel), x->uuid, keys[i]);
 		x->pending++;
@@ -493,7 +493,7 @@ clear_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 	}
 	for (i = 0; i < nkeys; i++) {
 		/* Only what this broker writes: a user uuid, no folder. */
-		if (!store_uuid_valid(keys[i]))
+		if (!ids_uuid_valid(keys[i]))
 			continue;
 		rpc_vault_relpath(rel, sizeof(rel), x->type_uuid, keys[i]);
 		x->pending++;
