@@ -25,7 +25,7 @@
 #define CONF_DEFAULT_SOCKET	"/run/credbroker/credbroker.sock"
 #define CONF_DEFAULT_DATABASE	"/var/lib/credbroker/credbroker.db"
 #define CONF_DEFAULT_CREDENTIAL	"master-key"
-/* Enough for hello and a few small calls; see server.c. */
+/* Enough for hello and a few small calls; see conn.c. */
 #define CONF_DEFAULT_MAX_MESSAGE_NOPERM	4096
 
 struct conf_parse {

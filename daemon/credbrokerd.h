@@ -1,8 +1,9 @@
 /*
  * credbrokerd: the daemon's central header.  One prototype section per
  * source file, in the order a request travels: configuration and access
- * (conf.c, access.c), the listener and connections (server.c), dispatch
- * (rpc.c), and the method families (rpc-*.c).
+ * (conf.c, access.c), the listener (server.c, with the configuration
+ * reload in main.c), the connections (conn.c), dispatch (rpc.c), and the
+ * method families (rpc-*.c).
  */
 #ifndef CREDBROKERD_H
 #define CREDBROKERD_H
@@ -127,15 +128,17 @@ struct broker {
 int	 server_start(struct broker *b, struct cb_error *err);
 /* Stop accepting, drain, and close every handle. */
 void	 server_shutdown(struct broker *b);
-/* Re-read the configuration (SIGHUP). */
-void	 server_reload(struct broker *b);
-/* A call handled a secret: wipe the stack at the end of this iteration. */
-void	 server_scrub_later(void);
+
+/* main.c */
+/* Re-read the configuration (SIGHUP, from server.c). */
+void	 main_reload(struct broker *b);
+
+/* conn.c: what server.c uses of a connection is in conn.h. */
 
 /* rpc.c */
 
 /*
- * Where the answers to a caller's requests go: server.c fills one in for
+ * Where the answers to a caller's requests go: conn.c fills one in for
  * each connection; a test or the fuzz target fills in its own.  ctx is
  * the sink's (a connection), passed back to every operation.
  */

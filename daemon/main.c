@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <systemd/sd-daemon.h>
 #include <uv.h>
 
 #include "cb_error.h"
@@ -259,6 +260,64 @@ start_vault(struct broker *b)
 	if (found && vault_configure(b->vault, &vc, &err) != 0)
 		log_warnx("stored Vault settings refused: %s", err.msg);
 	vault_conf_free(&vc);
+}
+
+/* SIGHUP (server.c): re-read the configuration, keep what cannot change. */
+void
+main_reload(struct broker *b)
+{
+	struct conf	*nc;
+	struct cb_error	 err;
+
+	if ((nc = calloc(1, sizeof(*nc))) == NULL) {
+		log_warnx("reload: out of memory");
+		return;
+	}
+	sd_notify(0, "RELOADING=1");
+	if (conf_load(nc, b->conf_path, b->overrides, b->noverrides,
+	    &err) != 0) {
+		log_warnx("reload failed, keeping the running configuration: "
+		    "%s", err.msg);
+		free(nc);
+		sd_notify(0, "READY=1\nSTATUS=reload failed; running "
+		    "configuration kept");
+		return;
+	}
+	/* The master key is not reloaded: drop the inline copy at once. */
+	secbuf_free(&nc->secret_key);
+	if (strcmp(nc->socket, b->conf->socket) != 0 ||
+	    strcmp(nc->database, b->conf->database) != 0)
+		log_warnx("reload: server.socket and storage.database "
+		    "changes take effect at the next start");
+	if ((nc->audit_file == NULL) != (b->conf->audit_file == NULL) ||
+	    (nc->audit_file != NULL &&
+	    strcmp(nc->audit_file, b->conf->audit_file) != 0))
+		log_warnx("reload: audit.file changes take effect at the next "
+		    "start");
+	/* Keep what cannot change while running. */
+	free(nc->audit_file);
+	nc->audit_file = b->conf->audit_file;
+	b->conf->audit_file = NULL;
+	free(nc->socket);
+	nc->socket = b->conf->socket;
+	b->conf->socket = NULL;
+	free(nc->database);
+	nc->database = b->conf->database;
+	b->conf->database = NULL;
+	conf_free(b->conf);
+	free(b->conf);
+	b->conf = nc;
+	log_set_level(nc->log_level);
+	if (store_tune(b->store, nc->page_cache_mb, nc->mmap_mb, &err) != 0)
+		log_warnx("reload: storage sizes: %s", err.msg);
+	if (b->http != NULL && http_set_limits(b->http,
+	    nc->vault_max_connections, nc->vault_max_connections, &err) != 0)
+		log_warnx("reload: vault.max_connections: %s", err.msg);
+	if (b->vault != NULL)
+		vault_set_limits(b->vault, nc->vault_max_pending);
+	log_info("configuration reloaded (%zu grants)", nc->ngrants);
+	sd_notifyf(0, "READY=1\nSTATUS=configuration reloaded (%zu grants)",
+	    nc->ngrants);
 }
 
 int

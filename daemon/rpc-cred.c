@@ -87,7 +87,7 @@ rpc_user(struct rpc_call *call, const msgpack_object *params, char **user,
 
 	if ((rc = proto_get_str(params, "user", true, user, err)) != 0)
 		return rc;
-	if (!store_uuid_valid(*user)) {
+	if (!ids_uuid_valid(*user)) {
 		free(*user);
 		*user = NULL;
 		return cb_error_set(err, CB_EBADREQ, "user must be a UUID in "

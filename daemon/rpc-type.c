@@ -170,7 +170,7 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = proto_get_str(params, "ident", true, &ident, err)) != 0)
 		goto done;
-	if (!store_ident_valid(ident)) {
+	if (!ids_ident_valid(ident)) {
 		rc = cb_error_set(err, CB_EBADREQ,
 		    "ident must match [a-z][a-z0-9_]{0,63}");
 		goto done;

@@ -13,7 +13,7 @@
  * its parsed request until it finishes; the bytes are wiped when the call
  * ends, and at once for a message that makes no call.
  *
- * Answers go through the caller's sink (struct rpc_sink: server.c's
+ * Answers go through the caller's sink (struct rpc_sink: conn.c's
  * connection, or a test's), never to the server directly.
  */
 #include <inttypes.h>

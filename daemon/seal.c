@@ -4,10 +4,10 @@
  * stored value back into plaintext.
  *
  * The key lives in a page of its own that is mlock'd and excluded from core
- * dumps (seal_key_alloc).  It is checked against four strength rules
- * before use (seal_key_check_strength), and a sealing key is derived from
- * it with HKDF-SHA256 so that the new CB1 format never uses the master key
- * directly.  The legacy GCM: format does use the master key directly, as
+ * dumps (seal_key_alloc).  keyfile.c reads it and checks it against four
+ * strength rules (seal_key_init), then hands it here (seal_key_derive),
+ * and a sealing key is derived from it with HKDF-SHA256 so that the new
+ * CB1 format never uses the master key directly.  The legacy GCM: format does use the master key directly, as
  * the source document defines it, and is only ever read.
  *
  * Wiping: every buffer that holds plaintext or key bytes is cleansed with
@@ -16,10 +16,7 @@
  * (a corrupt row may well be a plaintext secret stored by mistake).
  */
 #include <sys/mman.h>
-#include <sys/stat.h>
 
-#include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,230 +34,12 @@
 #include "seal.h"
 #include "secbuf.h"
 
-#define SEAL_KEYFILE_MAX	64	/* bytes; a key plus slack for "\r\n" */
 #define SEAL_KCV_LEN		16	/* bytes of HKDF output in the KCV */
 #define SEAL_OVERHEAD		(SEAL_NONCE_LEN + SEAL_TAG_LEN)
-#define SEAL_MIN_DISTINCT	8	/* fewer distinct characters is weak */
 
 #define SEAL_INFO_SEAL		"credbroker seal v1"
 #define SEAL_INFO_KCV		"credbroker key check v1"
 #define SEAL_AAD_PREFIX		"credbroker/1"
-
-#define SEAL_WEAK_HINT \
-	"generate one with: openssl rand -base64 24 | head -c 32"
-
-/*
- * Well-known weak keys and passwords, compared case-insensitively with the
- * whole key.  Only entries of a valid key length (16, 24, 32) can ever
- * match.  Many of these are also caught by the pattern, run and variety
- * rules below; they are listed so that the message says "well-known".
- * Sources: AES test vectors (FIPS-197, SP 800-38A), the examples in popular
- * crypto library documentation and tutorials, keyboard walks, and common
- * passwords repeated to fill a key.
- */
-static const char *const seal_weak_keys[] = {
-	/* 16 bytes */
-	"0123456789abcdef",
-	"abcdef0123456789",
-	"1234567890abcdef",
-	"fedcba9876543210",
-	"1234567890123456",
-	"1234567812345678",
-	"abcdefghijklmnop",
-	"aaaabbbbccccdddd",
-	"passwordpassword",
-	"password12345678",
-	"p@ssw0rdp@ssw0rd",
-	"secretsecretsecr",
-	"secretkeysecretk",
-	"mysecretpassword",
-	"mysupersecretkey",
-	"mysecretkey12345",
-	"thisisasecretkey",
-	"changemechangeme",
-	"letmeinletmeinle",
-	"iloveyouiloveyou",
-	"adminadminadmina",
-	"qwertyuiopasdfgh",
-	"1qaz2wsx3edc4rfv",
-	"YELLOW SUBMARINE",		/* cryptopals */
-	"Sixteen byte key",		/* PyCryptodome docs */
-	"This is a key123",		/* PyCrypto docs */
-	/* 24 bytes */
-	"123456789012345678901234",
-	"123456781234567812345678",
-	"0123456789abcdef01234567",
-	"abcdefghijklmnopqrstuvwx",
-	"passwordpasswordpassword",
-	"secretsecretsecretsecret",
-	"secretkeysecretkeysecret",
-	"changemechangemechangeme",
-	"qwertyuiopasdfghjklzxcvb",
-	/* 32 bytes */
-	"12345678901234567890123456789012",
-	"01234567890123456789012345678901",
-	"12345678123456781234567812345678",
-	"0123456789abcdef0123456789abcdef",
-	"abcdefghijklmnopqrstuvwxyz012345",
-	"abcdefghijklmnopqrstuvwxyz123456",
-	"passwordpasswordpasswordpassword",
-	"secretsecretsecretsecretsecretse",
-	"secretkeysecretkeysecretkeysecre",
-	"changemechangemechangemechangeme",
-	"qwertyuiopasdfghjklzxcvbnm123456",
-	"my32lengthsupersecretnooneknows1",	/* Go tutorials */
-	"the-key-has-to-be-32-bytes-long!",
-	"thisis32bitlongpassphraseimusing",
-	"AES256Key-32Characters1234567890",
-	"2b7e151628aed2a6abf7158809cf4f3c",	/* FIPS-197/SP 800-38A key */
-	"000102030405060708090a0b0c0d0e0f",	/* FIPS-197 appendix C */
-};
-
-/* ASCII letter folded to lower case; anything else unchanged. */
-static int
-seal_fold(uint8_t c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A' + 'a';
-	return c;
-}
-
-/* Whether key (len bytes) equals s, ignoring ASCII case. */
-static int
-seal_eq_nocase(const uint8_t *key, size_t len, const char *s)
-{
-	size_t	i;
-
-	if (strlen(s) != len)
-		return 0;
-	for (i = 0; i < len; i++)
-		if (seal_fold(key[i]) != seal_fold((uint8_t)s[i]))
-			return 0;
-	return 1;
-}
-
-/*
- * Smallest p in 1..len/2 such that the key (case folded) is a p-character
- * pattern repeated, possibly cut short at the end; 0 if there is none.
- */
-static size_t
-seal_period(const uint8_t *key, size_t len)
-{
-	size_t	p, i;
-
-	for (p = 1; p <= len / 2; p++) {
-		for (i = p; i < len; i++)
-			if (seal_fold(key[i]) != seal_fold(key[i - p]))
-				break;
-		if (i == len)
-			return p;
-	}
-	return 0;
-}
-
-/*
- * Whether b follows a as a step up or down in a run: neighbours in ASCII,
- * letters ignoring case and wrapping z/a, digits wrapping 9/0.
- */
-static int
-seal_is_step(uint8_t a, uint8_t b)
-{
-	int	fa = seal_fold(a), fb = seal_fold(b);
-
-	if (fa >= 'a' && fa <= 'z' && fb >= 'a' && fb <= 'z')
-		return fa - fb == 1 || fb - fa == 1 ||
-		    (fa == 'a' && fb == 'z') || (fa == 'z' && fb == 'a');
-	if (a >= '0' && a <= '9' && b >= '0' && b <= '9')
-		return a - b == 1 || b - a == 1 ||
-		    (a == '0' && b == '9') || (a == '9' && b == '0');
-	return a - b == 1 || b - a == 1;
-}
-
-/* Number of distinct byte values in key. */
-static size_t
-seal_distinct(const uint8_t *key, size_t len)
-{
-	uint8_t	seen[256];
-	size_t	i, n = 0;
-
-	memset(seen, 0, sizeof(seen));
-	for (i = 0; i < len; i++) {
-		if (!seen[key[i]])
-			n++;
-		seen[key[i]] = 1;
-	}
-	cb_wipe(seen, sizeof(seen));
-	return n;
-}
-
-/*
- * The rules, in order, each with its own message:
- *
- *  1. Length 16, 24 or 32 bytes.  The key is checked as given:
- *     seal_key_init strips the trailing newline before calling this.
- *  2. Printable ASCII, 0x20 (space) to 0x7e.  Space is included because it
- *     is printable ASCII in the usual (isprint) sense and well-known keys
- *     such as "YELLOW SUBMARINE" show that source documents use it; control
- *     characters, DEL and every byte >= 0x80 (UTF-8) are refused.
- *  3. Not a single repeated character.
- *  4. Not weak, four ways, every message starting "master key is too
- *     weak": on the built-in list (case-insensitive); a pattern of at most
- *     len/2 characters repeated (stronger than "period <= 4"); a run of
- *     consecutive characters (up or down) making at least 3/4 of the
- *     steps between neighbours; fewer than 8 distinct characters.
- *
- * None of the rule-4 checks can reasonably reject a random key: for 32
- * characters of "openssl rand -base64 24", or random printable strings of
- * 16 or 24 characters, the chance is far below 1e-9.  The exception is a
- * 16-character hex key (64 bits), which has fewer than 8 distinct digits
- * about 1% of the time; such a key is weak anyway.
- */
-int
-seal_key_check_strength(const uint8_t *key, size_t len, struct cb_error *err)
-{
-	size_t	i, steps;
-
-	if (len != 16 && len != 24 && len != 32)
-		return cb_error_set(err, CB_EBADREQ,
-		    "master key must be 16, 24 or 32 bytes long (got %zu)",
-		    len);
-	if (key == NULL)
-		return cb_error_set(err, CB_EINTERNAL, "no master key given");
-	for (i = 0; i < len; i++)
-		if (key[i] < 0x20 || key[i] > 0x7e)
-			return cb_error_set(err, CB_EBADREQ,
-			    "master key must be printable ASCII "
-			    "(characters 0x20 to 0x7e)");
-	for (i = 1; i < len; i++)
-		if (key[i] != key[0])
-			break;
-	if (i == len)
-		return cb_error_set(err, CB_EBADREQ,
-		    "master key must not be a single repeated character");
-
-	for (i = 0; i < sizeof(seal_weak_keys) / sizeof(seal_weak_keys[0]);
-	    i++)
-		if (seal_eq_nocase(key, len, seal_weak_keys[i]))
-			return cb_error_set(err, CB_EBADREQ,
-			    "master key is too weak: it is a well-known weak "
-			    "key or password; " SEAL_WEAK_HINT);
-	if (seal_period(key, len) != 0)
-		return cb_error_set(err, CB_EBADREQ,
-		    "master key is too weak: it is a short pattern repeated; "
-		    SEAL_WEAK_HINT);
-	for (i = 1, steps = 0; i < len; i++)
-		if (seal_is_step(key[i - 1], key[i]))
-			steps++;
-	if (steps * 4 >= (len - 1) * 3)
-		return cb_error_set(err, CB_EBADREQ,
-		    "master key is too weak: it is a run of consecutive "
-		    "characters; " SEAL_WEAK_HINT);
-	if (seal_distinct(key, len) < SEAL_MIN_DISTINCT)
-		return cb_error_set(err, CB_EBADREQ,
-		    "master key is too weak: it has fewer than %d distinct "
-		    "characters; " SEAL_WEAK_HINT, SEAL_MIN_DISTINCT);
-	return 0;
-}
 
 /* HKDF-SHA256 (no salt) of key with info into out[outlen]; 0 or -1. */
 static int
@@ -342,33 +121,23 @@ seal_key_free(struct seal_key *k)
 	(void)munmap(k, sz);
 }
 
-/* Strip one trailing newline, check strength, copy and derive subkeys. */
+/*
+ * Copy an accepted key into k and derive the sealing key from it.  Which
+ * keys are acceptable is keyfile.c's to say (seal_key_init); this only
+ * refuses what the cipher cannot take.
+ */
 int
-seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
+seal_key_derive(struct seal_key *k, const uint8_t *key, size_t len,
     uint32_t version, struct cb_error *err)
 {
 	int	r;
 
-	if (k == NULL)
-		return cb_error_set(err, CB_EINTERNAL, "no key structure");
-	cb_wipe(k, sizeof(*k));
-	if (raw == NULL && len != 0) {
-		r = cb_error_set(err, CB_EINTERNAL, "no master key given");
+	if (len != 16 && len != 24 && len != 32) {
+		r = cb_error_set(err, CB_EBADREQ, "master key must be 16, 24 "
+		    "or 32 bytes long (got %zu)", len);
 		goto done;
 	}
-	if (version == 0) {
-		r = cb_error_set(err, CB_EBADREQ,
-		    "master key version must be at least 1");
-		goto done;
-	}
-	/* One trailing newline, as written by echo or an editor. */
-	if (len >= 2 && raw[len - 2] == '\r' && raw[len - 1] == '\n')
-		len -= 2;
-	else if (len >= 1 && raw[len - 1] == '\n')
-		len -= 1;
-	if ((r = seal_key_check_strength(raw, len, err)) != 0)
-		goto done;
-	memcpy(k->master, raw, len);
+	memcpy(k->master, key, len);
 	k->len = len;
 	k->version = version;
 	if (seal_hkdf(k->master, k->len, SEAL_INFO_SEAL, k->sealkey,
@@ -381,115 +150,6 @@ seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
  done:
 	if (r != 0)
 		cb_wipe(k, sizeof(*k));
-	return r;
-}
-
-/*
- * Read a key file of at most SEAL_KEYFILE_MAX bytes into k.
- * Not O_NOFOLLOW: systemd credentials ($CREDENTIALS_DIRECTORY/<name>) may
- * be symlinks.  O_NONBLOCK keeps a FIFO from blocking start-up; it is then
- * refused as not a regular file.
- */
-int
-seal_key_load_file(struct seal_key *k, const char *path, uint32_t version,
-    struct cb_error *err)
-{
-	return seal_key_load_file_mode(k, path, version, true, err);
-}
-
-int
-seal_key_load_file_mode(struct seal_key *k, const char *path,
-    uint32_t version, bool check_mode, struct cb_error *err)
-{
-	uint8_t		buf[SEAL_KEYFILE_MAX + 1];
-	struct stat	st;
-	size_t		n = 0;
-	ssize_t		got;
-	int		fd = -1, r, saved;
-
-	if (k == NULL) {
-		r = cb_error_set(err, CB_EINTERNAL, "no key structure");
-		goto done;
-	}
-	cb_wipe(k, sizeof(*k));		/* no old key survives a failure */
-	if (path == NULL) {
-		r = cb_error_set(err, CB_EINTERNAL, "no master key file given");
-		goto done;
-	}
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
-		saved = errno;
-		r = cb_error_set(err, CB_EBADREQ,
-		    "cannot open master key file %s: %s", path,
-		    strerror(saved));
-		goto done;
-	}
-	if (fstat(fd, &st) == -1) {
-		saved = errno;
-		r = cb_error_set(err, CB_EBADREQ,
-		    "cannot stat master key file %s: %s", path,
-		    strerror(saved));
-		goto done;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		r = cb_error_set(err, CB_EBADREQ,
-		    "master key file %s is not a regular file", path);
-		goto done;
-	}
-	/*
-	 * A key that other users can read is not a secret any more: refuse
-	 * to start until it is fixed, rather than use it.
-	 */
-	if (check_mode && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		r = cb_error_set(err, CB_EBADREQ, "master key file %s can be "
-		    "read or written by other users (mode %04o); run: chmod "
-		    "600 %s", path, (unsigned)(st.st_mode & 07777), path);
-		goto done;
-	}
-	/*
-	 * Whoever owns the file can change it or its mode: only the broker's
-	 * own user and root may.
-	 */
-	if (check_mode && st.st_uid != geteuid() && st.st_uid != 0) {
-		r = cb_error_set(err, CB_EBADREQ, "master key file %s is owned "
-		    "by uid %u; it must be owned by the broker's user (uid %u) "
-		    "or root: run chown %u %s", path, (unsigned)st.st_uid,
-		    (unsigned)geteuid(), (unsigned)geteuid(), path);
-		goto done;
-	}
-	if (st.st_size > SEAL_KEYFILE_MAX) {
-		r = cb_error_set(err, CB_EBADREQ,
-		    "master key file %s is larger than a key (%lld bytes, at "
-		    "most %d allowed)", path, (long long)st.st_size,
-		    SEAL_KEYFILE_MAX);
-		goto done;
-	}
-	/* Read one byte more than allowed to notice a file that grew. */
-	while (n < sizeof(buf)) {
-		got = read(fd, buf + n, sizeof(buf) - n);
-		if (got == -1) {
-			if (errno == EINTR)
-				continue;
-			saved = errno;
-			r = cb_error_set(err, CB_EBADREQ,
-			    "cannot read master key file %s: %s", path,
-			    strerror(saved));
-			goto done;
-		}
-		if (got == 0)
-			break;
-		n += (size_t)got;
-	}
-	if (n > SEAL_KEYFILE_MAX) {
-		r = cb_error_set(err, CB_EBADREQ,
-		    "master key file %s is larger than a key (more than %d "
-		    "bytes)", path, SEAL_KEYFILE_MAX);
-		goto done;
-	}
-	r = seal_key_init(k, buf, n, version, err);
- done:
-	cb_wipe(buf, sizeof(buf));
-	if (fd != -1)
-		close(fd);
 	return r;
 }
 

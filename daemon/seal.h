@@ -1,5 +1,6 @@
 /*
- * seal: the master key and AES-GCM sealing of values (SPEC section 3).
+ * seal: the master key and AES-GCM sealing of values (SPEC section 3):
+ * seal.c, and keyfile.c for reading and checking a key.
  *
  * Formats (documented in credbroker.conf(5) / credbrokerd(8)):
  *
@@ -39,6 +40,8 @@ struct seal_key {
 	uint8_t		 sealkey[SEAL_KEY_MAX];	/* HKDF-derived */
 };
 
+/* keyfile.c */
+
 /*
  * Check the four strength rules on a candidate key, taken exactly as given
  * (seal_key_init strips the trailing newline first).  Each failure is
@@ -54,13 +57,6 @@ struct seal_key {
  */
 int	 seal_key_check_strength(const uint8_t *key, size_t len,
 	    struct cb_error *err);
-/*
- * Initialise k from raw key bytes: checks strength, derives subkeys.  The
- * key may be followed by one "\n" or "\r\n" (as written by echo), which is
- * stripped.  k lives in locked memory (seal_key_alloc).
- */
-int	 seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
-	    uint32_t version, struct cb_error *err);
 /* Read a key file (refusing files larger than a key) into k. */
 /*
  * The same, choosing whether to refuse a file that group or others may
@@ -71,6 +67,22 @@ int	 seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
 int	 seal_key_load_file_mode(struct seal_key *k, const char *path,
 	    uint32_t version, bool check_mode, struct cb_error *err);
 int	 seal_key_load_file(struct seal_key *k, const char *path,
+	    uint32_t version, struct cb_error *err);
+/*
+ * Initialise k from raw key bytes: checks strength, derives subkeys.  The
+ * key may be followed by one "\n" or "\r\n" (as written by echo), which is
+ * stripped.  k lives in locked memory (seal_key_alloc).
+ */
+int	 seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
+	    uint32_t version, struct cb_error *err);
+
+/* seal.c */
+
+/*
+ * Copy a key that seal_key_init accepted into k and derive its subkeys;
+ * refuses only a length the cipher cannot take.  k is wiped on failure.
+ */
+int	 seal_key_derive(struct seal_key *k, const uint8_t *key, size_t len,
 	    uint32_t version, struct cb_error *err);
 /* Allocate a key struct in memory that is mlock'd and MADV_DONTDUMP. */
 struct seal_key *seal_key_alloc(void);

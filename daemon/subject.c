@@ -75,7 +75,7 @@ component_user(const msgpack_object *obj, const char *key, char out[37],
 		return rc;
 	if (rc == 1)
 		return 0;
-	if (!store_uuid_valid(s)) {
+	if (!ids_uuid_valid(s)) {
 		free(s);
 		return cb_error_set(err, CB_EBADREQ, "component.%s must be a "
 		    "UUID in lower-case RFC 4122 text form", key);

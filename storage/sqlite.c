@@ -887,10 +887,10 @@ store_type_create(struct store *st, const struct store_type *t,
 	char		*dests = NULL;
 	int		 rc, ret;
 
-	if (!store_uuid_valid(t->uuid))
+	if (!ids_uuid_valid(t->uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
-	if (!store_ident_valid(t->ident))
+	if (!ids_ident_valid(t->ident))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type ident (must match "
 		    "[a-z][a-z0-9_]{0,63})");
@@ -1180,9 +1180,9 @@ store_type_get(struct store *st, const char *ref, struct store_type *out,
 	int			 ret;
 
 	memset(out, 0, sizeof(*out));
-	if (store_uuid_valid(ref))
+	if (ids_uuid_valid(ref))
 		by_uuid = true;
-	else if (store_ident_valid(ref))
+	else if (ids_ident_valid(ref))
 		by_uuid = false;
 	else
 		return cb_error_set(err, CB_EBADREQ,
@@ -1285,7 +1285,7 @@ store_type_update_count(struct store *st, const struct store_type *t,
 
 	if (removed != NULL)
 		*removed = 0;
-	if (!store_uuid_valid(t->uuid))
+	if (!ids_uuid_valid(t->uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
 	if ((ret = type_check_fields(t, err)) != 0 ||
@@ -1356,7 +1356,7 @@ store_type_delete(struct store *st, const char *uuid, struct cb_error *err)
 	sqlite3_stmt	*s;
 	int		 rc, ret;
 
-	if (!store_uuid_valid(uuid))
+	if (!ids_uuid_valid(uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
 	if ((ret = store_begin(st, err)) != 0)
@@ -1428,10 +1428,10 @@ static int
 value_check_ids(const char *type_uuid, const char *user_uuid,
     struct cb_error *err)
 {
-	if (!store_uuid_valid(type_uuid))
+	if (!ids_uuid_valid(type_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
-	if (!store_uuid_valid(user_uuid))
+	if (!ids_uuid_valid(user_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid user id (must be a lower-case uuid)");
 	return 0;
@@ -1537,7 +1537,7 @@ store_value_count(struct store *st, const char *type_uuid, int64_t *n,
 	int		 rc, ret = 0;
 
 	*n = 0;
-	if (!store_uuid_valid(type_uuid))
+	if (!ids_uuid_valid(type_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
@@ -1558,7 +1558,7 @@ store_value_clear(struct store *st, const char *type_uuid,
 	int		 rc, ret = 0;
 
 	*removed = 0;
-	if (!store_uuid_valid(type_uuid))
+	if (!ids_uuid_valid(type_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
@@ -1634,7 +1634,7 @@ store_value_list_user(struct store *st, const char *user_uuid,
 
 	*out = NULL;
 	*n = 0;
-	if (!store_uuid_valid(user_uuid))
+	if (!ids_uuid_valid(user_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid user id (must be a lower-case uuid)");
 	store_hold_read(st);
@@ -1762,48 +1762,6 @@ store_setting_set(struct store *st, const char *key, const char *val,
 		ret = store_dberr(st, rc, "write setting", err);
 	stmt_done(s);
 	return ret;
-}
-
-/*
- * A user or type id: exactly 36 characters, 8-4-4-4-12 groups of lower-case
- * hex separated by '-'.  Upper case is refused rather than folded so that
- * one id has exactly one spelling, one row and one Vault path.  Version and
- * variant bits are not checked: the platform's ids are its own business.
- */
-bool
-store_uuid_valid(const char *s)
-{
-	size_t	i;
-
-	if (s == NULL)
-		return false;
-	for (i = 0; i < STORE_UUID_LEN; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!((s[i] >= '0' && s[i] <= '9') ||
-		    (s[i] >= 'a' && s[i] <= 'f')))
-			return false;	/* also stops at an early NUL */
-	}
-	return s[STORE_UUID_LEN] == '\0';
-}
-
-/* A type ident: [a-z][a-z0-9_]{0,63}, checked without the locale. */
-bool
-store_ident_valid(const char *s)
-{
-	size_t	i;
-
-	if (s == NULL || s[0] < 'a' || s[0] > 'z')
-		return false;
-	for (i = 1; s[i] != '\0'; i++) {
-		if (i >= STORE_IDENT_MAX)
-			return false;
-		if (!((s[i] >= 'a' && s[i] <= 'z') ||
-		    (s[i] >= '0' && s[i] <= '9') || s[i] == '_'))
-			return false;
-	}
-	return true;
 }
 
 /* A new random RFC 4122 version 4 uuid in lower-case text form. */

@@ -16,9 +16,10 @@
 #include <stdint.h>
 
 #include "cb_error.h"
+#include "ids.h"	/* ids_uuid_valid, ids_ident_valid */
 
-#define STORE_UUID_LEN		36	/* RFC 4122 text form */
-#define STORE_IDENT_MAX		64
+#define STORE_UUID_LEN		IDS_UUID_LEN	/* RFC 4122 text form */
+#define STORE_IDENT_MAX		IDS_IDENT_MAX
 #define STORE_NAME_MAX		256
 #define STORE_DESC_MAX		4096
 #define STORE_DEST_MAX		64	/* destinations per type */
@@ -192,12 +193,6 @@ struct store_stats {
 int	 store_get_stats(struct store *st, struct store_stats *out,
 	    struct cb_error *err);
 
-/*
- * Validation shared by daemon and store.  uuids are lower-case hex only
- * (upper case is refused, not folded), so one id has one row and one path.
- */
-bool	 store_uuid_valid(const char *s);
-bool	 store_ident_valid(const char *s);
 /* Fill out with a new random (version 4) uuid. */
 int	 store_uuid_new(char out[STORE_UUID_LEN + 1]);
 

@@ -263,7 +263,7 @@ vv_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 	if (rc == 0 && (users = calloc(nkeys + 1, sizeof(*users))) == NULL)
 		rc = cb_error_set(&l->err, CB_EINTERNAL, "out of memory");
 	for (i = 0; rc == 0 && i < nkeys; i++)
-		if (store_uuid_valid(keys[i]))
+		if (ids_uuid_valid(keys[i]))
 			users[n++] = keys[i];
 	l->list(l->arg, rc, users, n, rc == -CB_EINTERNAL ? &l->err : err);
 	free(users);
@@ -334,7 +334,7 @@ vv_clear_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 		return;
 	}
 	for (i = 0; i < nkeys; i++) {
-		if (!store_uuid_valid(keys[i]))
+		if (!ids_uuid_valid(keys[i]))
 			continue;
 		vv_relpath(rel, sizeof(rel), l->type_uuid, keys[i]);
 		l->pending++;
@@ -640,7 +640,7 @@ vv_reseal_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 	if (strcmp(r->types[r->ti], r->rs->cursor.type_uuid) == 0)
 		after = r->rs->cursor.user_uuid;
 	for (i = 0; i < nkeys; i++)
-		if (store_uuid_valid(keys[i]) && strcmp(keys[i], after) > 0 &&
+		if (ids_uuid_valid(keys[i]) && strcmp(keys[i], after) > 0 &&
 		    (r->users[r->nusers] = strdup(keys[i])) != NULL)
 			r->nusers++;
 	qsort(r->users, r->nusers, sizeof(char *), vv_strcmp);

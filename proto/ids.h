@@ -1,0 +1,19 @@
+/*
+ * ids: the syntax of user and type uuids and of type idents (see
+ * credbroker-protocol(7)).  uuids are lower-case hex only (upper case is
+ * refused, not folded), so one id has one row and one path.
+ */
+#ifndef CB_IDS_H
+#define CB_IDS_H
+
+#include <stdbool.h>
+
+#define IDS_UUID_LEN		36	/* RFC 4122 text form */
+#define IDS_IDENT_MAX		64
+
+/* 8-4-4-4-12 groups of lower-case hex separated by '-'. */
+bool	 ids_uuid_valid(const char *s);
+/* [a-z][a-z0-9_]{0,63}. */
+bool	 ids_ident_valid(const char *s);
+
+#endif
