@@ -19,6 +19,10 @@ contract is documented where a reader looks for it:
     credbrokerd is documented in its page, and every exit status of
     client/credctl.h is an entry of EXIT STATUS.
 
+README.md's map names every source file of proto/, daemon/, storage/ and
+client/, and every file that it or docs/architecture.md (the path of a
+substitute call) names exists.
+
 Only the sources are read; nothing needs to be built.  A missing mandoc is
 a failure, not a skip: scripts/install-deps installs it.
 """
@@ -339,6 +343,53 @@ class CommandPagesTest(unittest.TestCase):
                        "WATCHDOG=1", "systemd-creds", "LoadCredentialEncrypted",
                        "master-key.cred"):
             self.assertIn(needle, text)
+
+
+class MapTest(unittest.TestCase):
+    """README.md's map and docs/architecture.md match the tree."""
+
+    DIRS = ("proto", "daemon", "storage", "client")
+
+    def sources(self):
+        found = []
+        for d in self.DIRS:
+            for name in sorted(os.listdir(os.path.join(SOURCE_DIR, d))):
+                if name.endswith(".c"):
+                    found.append((d, name))
+        return found
+
+    def test_readme_names_every_module(self):
+        readme = read("README.md")
+        missing = [d + "/" + n for d, n in self.sources()
+                   if not re.search(r"(?<![\w.-])" + re.escape(n) +
+                                    r"(?![\w.-])", readme)
+                   and n not in ("credctl-audit.c", "credctl-cred.c",
+                                 "credctl-key.c", "credctl-server.c",
+                                 "credctl-substitute.c", "credctl-type.c",
+                                 "credctl-vault.c")]
+        self.assertEqual(missing, [], "README.md's map does not name these")
+        # credctl's command files are named together, as credctl-*.c.
+        self.assertIn("credctl-*.c", readme)
+
+    def test_named_files_exist(self):
+        for doc in ("README.md", os.path.join("docs", "architecture.md")):
+            text = read(doc)
+            named = set(re.findall(
+                r"\b((?:proto|daemon|storage|client)/[\w.-]+\.[ch])\b",
+                text))
+            self.assertTrue(named, doc)
+            gone = sorted(p for p in named
+                          if not os.path.exists(os.path.join(SOURCE_DIR, p)))
+            self.assertEqual(gone, [], "%s names files that do not exist"
+                             % doc)
+
+    def test_architecture_follows_substitute_through_the_tree(self):
+        text = read("docs", "architecture.md")
+        for path in ("daemon/server.c", "daemon/conn.c", "daemon/rpc.c",
+                     "daemon/rpc-substitute.c", "daemon/seal.c",
+                     "storage/values.h"):
+            self.assertIn(path, text)
+        self.assertIn("seal_open()", text)
 
 
 if __name__ == "__main__":
