@@ -312,7 +312,10 @@ int	 keys_seal(struct broker *b, const char *context, const uint8_t *pt,
 	    size_t n, char **out, struct cb_error *err);
 int	 keys_open(struct broker *b, const char *context, const char *text,
 	    struct secbuf *out, struct cb_error *err);
-/* Version named by sealed text: 0 for the legacy GCM: format. */
+/*
+ * Version named by sealed text (seal.c's parser): 0 for the legacy GCM:
+ * format and for a malformed version, which no key opens.
+ */
 uint32_t keys_text_version(const char *text);
 
 /* keys.c */

@@ -5,7 +5,6 @@
  * (keys.c) the broker holds two keys: new values are sealed with the new
  * one, and a value is opened with whichever key its version names.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "cb_error.h"
@@ -16,13 +15,13 @@
 uint32_t
 keys_text_version(const char *text)
 {
-	unsigned long	v;
-	char		*end;
+	const char	*end;
+	uint32_t	 v;
 
-	if (strncmp(text, "CB1:", 4) != 0)
+	if (strncmp(text, "CB1:", 4) != 0 ||
+	    seal_parse_keyver(text + 4, &v, &end) != 0)
 		return 0;
-	v = strtoul(text + 4, &end, 10);
-	return *end == ':' && v <= UINT32_MAX ? (uint32_t)v : 0;
+	return v;
 }
 
 int
