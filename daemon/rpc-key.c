@@ -19,7 +19,7 @@
 
 /* Pack {version, rotation: {state, phase, done, total, ...}}. */
 static void
-keys_pack_status(struct rpc_call *call)
+rpc_key_pack_status(struct rpc_call *call)
 {
 	struct broker	*b = call->broker;
 	struct rotation	*r = b->rot;
@@ -55,7 +55,7 @@ rpc_key_status(struct rpc_call *call, const msgpack_object *params,
 
 	if (proto_check_keys(params, keys, err) != 0)
 		return -CB_EBADREQ;
-	keys_pack_status(call);
+	rpc_key_pack_status(call);
 	return 0;
 }
 
@@ -88,7 +88,7 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 			goto done;
 		}
 		keys_schedule(b, 0);
-		keys_pack_status(call);
+		rpc_key_pack_status(call);
 		goto done;
 	}
 	if ((k = seal_key_alloc()) == NULL) {
@@ -137,7 +137,7 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 	log_info("key rotation to version %u started: %lld values to "
 	    "re-seal", b->rot->version, (long long)total);
 	keys_schedule(b, 0);
-	keys_pack_status(call);
+	rpc_key_pack_status(call);
 done:
 	if (nr != NULL) {
 		free(nr->file);
