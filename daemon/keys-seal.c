@@ -2,7 +2,7 @@
  * keys-seal: which key seals and which opens (SPEC section 3).  Every
  * sealed value names the key version that sealed it (CB1:<v>:...; the
  * legacy GCM: format means the configured key).  During a rotation
- * (keys.c) the broker holds two keys: new values are sealed with the new
+ * (rotate.c) the broker holds two keys: new values are sealed with the new
  * one, and a value is opened with whichever key its version names.
  */
 #include <string.h>
