@@ -113,7 +113,7 @@ struct broker {
 	struct store	*store;
 	struct seal_key	*key;		/* the key in use */
 	struct seal_key	*key_next;	/* during a rotation: the new key */
-	struct rotation	*rot;		/* keys.c */
+	struct rotation	*rot;		/* keys.c, rotate.c */
 	struct http	*http;		/* Vault's HTTP client */
 	struct vault	*vault;
 	struct values	*values[STORE_KINDS];	/* backends.c */
@@ -315,7 +315,10 @@ int	 keys_seal(struct broker *b, const char *context, const uint8_t *pt,
 	    size_t n, char **out, struct cb_error *err);
 int	 keys_open(struct broker *b, const char *context, const char *text,
 	    struct secbuf *out, struct cb_error *err);
-/* Version named by sealed text: 0 for the legacy GCM: format. */
+/*
+ * Version named by sealed text (seal.c's parser): 0 for the legacy GCM:
+ * format and for a malformed version, which no key opens.
+ */
 uint32_t keys_text_version(const char *text);
 
 /* keys.c */
@@ -326,13 +329,19 @@ int	 keys_load_state(struct broker *b, uint32_t *version,
 const char *keys_rotated_to(const struct broker *b);
 /* Load the new key of an interrupted rotation. */
 int	 keys_resume(struct broker *b, struct cb_error *err);
+/* Free the rotation's state and the new key (after the loop). */
+void	 keys_free(struct broker *b);
+
+/* rotate.c */
 /* Schedule the rotation's work on the loop (if one is running). */
 void	 keys_start(struct broker *b);
-/* Close the rotation's timer (shutdown); free its state (after the loop). */
+/* Close the rotation's timer (shutdown). */
 void	 keys_close(struct broker *b);
-void	 keys_free(struct broker *b);
+
+/* rpc-key.c */
 int	 rpc_key_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_key_rotate(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
 /* rpc-vault.c: re-seal the stored Vault secrets with the newest key. */
 int	 rpc_vault_reseal(struct broker *b, struct cb_error *err);
 

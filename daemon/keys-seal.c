@@ -2,10 +2,9 @@
  * keys-seal: which key seals and which opens (SPEC section 3).  Every
  * sealed value names the key version that sealed it (CB1:<v>:...; the
  * legacy GCM: format means the configured key).  During a rotation
- * (keys.c) the broker holds two keys: new values are sealed with the new
+ * (rotate.c) the broker holds two keys: new values are sealed with the new
  * one, and a value is opened with whichever key its version names.
  */
-#include <stdlib.h>
 #include <string.h>
 
 #include "cb_error.h"
@@ -16,13 +15,13 @@
 uint32_t
 keys_text_version(const char *text)
 {
-	unsigned long	v;
-	char		*end;
+	const char	*end;
+	uint32_t	 v;
 
-	if (strncmp(text, "CB1:", 4) != 0)
+	if (strncmp(text, "CB1:", 4) != 0 ||
+	    seal_parse_keyver(text + 4, &v, &end) != 0)
 		return 0;
-	v = strtoul(text + 4, &end, 10);
-	return *end == ':' && v <= UINT32_MAX ? (uint32_t)v : 0;
+	return v;
 }
 
 int

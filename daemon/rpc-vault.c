@@ -11,10 +11,10 @@
  * keep it so:
  *  - vault.set and vault.test refuse a url, namespace or ca_file other
  *    than the stored one unless the call brings role_id and secret_id
- *    itself (vault_endpoint_check): a stored id is never combined with
+ *    itself (rpc_vault_endpoint_check): a stored id is never combined with
  *    another endpoint;
  *  - the seal context of each id names the url, namespace and ca_file it
- *    was saved with (vault_id_context), so a settings row whose endpoint
+ *    was saved with (rpc_vault_id_context), so a settings row whose endpoint
  *    was changed behind the broker's back cannot open its ids.  Documents
  *    written before this binding (no "ids_bound" member; contexts
  *    "vault/role_id" and "vault/secret_id") are still read, and are
@@ -37,11 +37,11 @@
 #include "store.h"
 #include "vault.h"
 
-#define VAULT_SETTING	"vault"
+#define RPC_VAULT_SETTING	"vault"
 
 /* The seal context of an id (sealctx.h), bound to c's endpoint or not. */
 static char *
-vault_id_context(const char *key, const struct vault_conf *c, bool bound)
+rpc_vault_id_context(const char *key, const struct vault_conf *c, bool bound)
 {
 	return sealctx_vault_id(key, c->url, c->namespace, c->ca_file, bound);
 }
@@ -51,7 +51,7 @@ vault_id_context(const char *key, const struct vault_conf *c, bool bound)
  * the endpoint read from the same document.
  */
 static int
-vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
+rpc_vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
     const char *key, struct secbuf *out, struct cb_error *err)
 {
 	struct secbuf	 plain = SECBUF_INIT;
@@ -63,7 +63,7 @@ vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
 	secbuf_free(out);
 	if (!json_is_string(j))
 		return 0;
-	if ((context = vault_id_context(key, c, bound)) == NULL)
+	if ((context = rpc_vault_id_context(key, c, bound)) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	/* GCM: text has no context at all: never for a bound id. */
 	if (bound && strncmp(json_string_value(j), "CB1:", 4) != 0)
@@ -92,7 +92,7 @@ vault_open_id(struct broker *b, json_t *doc, const struct vault_conf *c,
 
 /* Copy an optional string member. */
 static int
-vault_json_str(json_t *doc, const char *key, char **out)
+rpc_vault_json_str(json_t *doc, const char *key, char **out)
 {
 	json_t	*j = json_object_get(doc, key);
 
@@ -108,7 +108,7 @@ vault_json_str(json_t *doc, const char *key, char **out)
  * replaced, and without its ids Vault cannot be enabled.
  */
 static int
-vault_load(struct broker *b, struct vault_conf *c, bool *found,
+rpc_vault_load_conf(struct broker *b, struct vault_conf *c, bool *found,
     bool strict, struct cb_error *err)
 {
 	struct cb_error	 oerr;
@@ -118,7 +118,8 @@ vault_load(struct broker *b, struct vault_conf *c, bool *found,
 
 	memset(c, 0, sizeof(*c));
 	*found = false;
-	if ((rc = store_setting_get(b->store, VAULT_SETTING, &text, err)) != 0)
+	if ((rc = store_setting_get(b->store, RPC_VAULT_SETTING, &text,
+	    err)) != 0)
 		return rc;
 	if (text == NULL)
 		return 0;
@@ -134,16 +135,16 @@ vault_load(struct broker *b, struct vault_conf *c, bool *found,
 	/* Absent from documents saved before it existed: 0, off. */
 	c->cache_seconds = (unsigned)json_integer_value(json_object_get(doc,
 	    "cache_seconds"));
-	if (vault_json_str(doc, "url", &c->url) != 0 ||
-	    vault_json_str(doc, "path", &c->path) != 0 ||
-	    vault_json_str(doc, "ca_file", &c->ca_file) != 0 ||
-	    vault_json_str(doc, "namespace", &c->namespace) != 0) {
+	if (rpc_vault_json_str(doc, "url", &c->url) != 0 ||
+	    rpc_vault_json_str(doc, "path", &c->path) != 0 ||
+	    rpc_vault_json_str(doc, "ca_file", &c->ca_file) != 0 ||
+	    rpc_vault_json_str(doc, "namespace", &c->namespace) != 0) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
 	cb_error_clear(&oerr);
-	if ((rc = vault_open_id(b, doc, c, "role_id", &c->role_id,
-	    &oerr)) != 0 || (rc = vault_open_id(b, doc, c, "secret_id",
+	if ((rc = rpc_vault_open_id(b, doc, c, "role_id", &c->role_id,
+	    &oerr)) != 0 || (rc = rpc_vault_open_id(b, doc, c, "secret_id",
 	    &c->secret_id, &oerr)) != 0) {
 		if (strict) {
 			*err = oerr;
@@ -166,12 +167,12 @@ int
 rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
     struct cb_error *err)
 {
-	return vault_load(b, c, found, false, err);
+	return rpc_vault_load_conf(b, c, found, false, err);
 }
 
 /* Seal an id, bound to the endpoint in c, and put it into the document. */
 static int
-vault_seal_id(struct broker *b, json_t *doc, const struct vault_conf *c,
+rpc_vault_seal_id(struct broker *b, json_t *doc, const struct vault_conf *c,
     const char *key, const char *value, struct cb_error *err)
 {
 	char	*context, *sealed = NULL;
@@ -179,7 +180,7 @@ vault_seal_id(struct broker *b, json_t *doc, const struct vault_conf *c,
 
 	if (value == NULL)
 		return 0;
-	if ((context = vault_id_context(key, c, true)) == NULL)
+	if ((context = rpc_vault_id_context(key, c, true)) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	rc = keys_seal(b, context, (const uint8_t *)value, strlen(value),
 	    &sealed, err);
@@ -193,7 +194,8 @@ vault_seal_id(struct broker *b, json_t *doc, const struct vault_conf *c,
 
 /* Persist c (one row: all or nothing). */
 static int
-vault_save(struct broker *b, const struct vault_conf *c, struct cb_error *err)
+rpc_vault_save(struct broker *b, const struct vault_conf *c,
+    struct cb_error *err)
 {
 	json_t	*doc;
 	char	*text = NULL;
@@ -210,16 +212,16 @@ vault_save(struct broker *b, const struct vault_conf *c, struct cb_error *err)
 	if (c->namespace != NULL)
 		json_object_set_new(doc, "namespace",
 		    json_string(c->namespace));
-	if ((rc = vault_seal_id(b, doc, c, "role_id",
+	if ((rc = rpc_vault_seal_id(b, doc, c, "role_id",
 	    secbuf_str(&c->role_id), err)) != 0 ||
-	    (rc = vault_seal_id(b, doc, c, "secret_id",
+	    (rc = rpc_vault_seal_id(b, doc, c, "secret_id",
 	    secbuf_str(&c->secret_id), err)) != 0)
 		goto done;
 	if ((text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS)) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
-	rc = store_setting_set(b->store, VAULT_SETTING, text, err);
+	rc = store_setting_set(b->store, RPC_VAULT_SETTING, text, err);
 done:
 	vault_json_release(text);
 	json_decref(doc);
@@ -233,7 +235,7 @@ done:
  * scheme or path) is another endpoint.  false when it does not fit.
  */
 static bool
-vault_url_norm(const char *url, char *buf, size_t bufsz)
+rpc_vault_url_norm(const char *url, char *buf, size_t bufsz)
 {
 	const char	*auth, *end, *port;
 	size_t		 n, plen, i, hostlen;
@@ -275,21 +277,21 @@ vault_url_norm(const char *url, char *buf, size_t bufsz)
 
 /* Do urls a and b (either may be NULL) name the same endpoint? */
 static bool
-vault_url_same(const char *a, const char *b)
+rpc_vault_url_same(const char *a, const char *b)
 {
 	char	na[640], nb[640];
 
 	if (a == NULL || b == NULL)
 		return a == b;
-	if (!vault_url_norm(a, na, sizeof(na)) ||
-	    !vault_url_norm(b, nb, sizeof(nb)))
+	if (!rpc_vault_url_norm(a, na, sizeof(na)) ||
+	    !rpc_vault_url_norm(b, nb, sizeof(nb)))
 		return strcmp(a, b) == 0;
 	return strcmp(na, nb) == 0;
 }
 
 /* Equal optional strings, NULL and "" alike. */
 static bool
-vault_opt_same(const char *a, const char *b)
+rpc_vault_opt_same(const char *a, const char *b)
 {
 	return strcmp(a != NULL ? a : "", b != NULL ? b : "") == 0;
 }
@@ -301,16 +303,16 @@ vault_opt_same(const char *a, const char *b)
  * changes.
  */
 static int
-vault_endpoint_check(const struct vault_conf *base,
+rpc_vault_endpoint_check(const struct vault_conf *base,
     const struct vault_conf *c, bool had_role, bool had_secret,
     struct cb_error *err)
 {
 	char	 what[32];
 	bool	 url, ns, ca;
 
-	url = !vault_url_same(base->url, c->url);
-	ns = !vault_opt_same(base->namespace, c->namespace);
-	ca = !vault_opt_same(base->ca_file, c->ca_file);
+	url = !rpc_vault_url_same(base->url, c->url);
+	ns = !rpc_vault_opt_same(base->namespace, c->namespace);
+	ca = !rpc_vault_opt_same(base->ca_file, c->ca_file);
 	if (!url && !ns && !ca)
 		return 0;
 	if ((had_role || secbuf_str(&base->role_id) == NULL) &&
@@ -329,11 +331,11 @@ vault_endpoint_check(const struct vault_conf *base,
 /*
  * Read vault.set/vault.test parameters over base (the stored settings):
  * absent keys keep the stored value, except that the stored ids are not
- * kept for another endpoint (vault_endpoint_check).  role_id and
+ * kept for another endpoint (rpc_vault_endpoint_check).  role_id and
  * secret_id are secrets: the copies are wiped by vault_conf_free.
  */
 static int
-vault_params(const msgpack_object *params, const struct vault_conf *base,
+rpc_vault_params(const msgpack_object *params, const struct vault_conf *base,
     struct vault_conf *c, bool require, struct cb_error *err)
 {
 	static const char *const keys[] = { "enabled", "url", "role_id",
@@ -413,7 +415,7 @@ vault_params(const msgpack_object *params, const struct vault_conf *base,
 	/* vault.test checks completeness first: see rpc_vault_test. */
 	if (require && (rc = vault_conf_check(c, err)) != 0)
 		goto fail;
-	if ((rc = vault_endpoint_check(base, c, given[1], given[2],
+	if ((rc = rpc_vault_endpoint_check(base, c, given[1], given[2],
 	    err)) != 0)
 		goto fail;
 	return 0;
@@ -465,11 +467,11 @@ rpc_vault_set(struct rpc_call *call, const msgpack_object *params,
 
 	if ((rc = rpc_vault_load(b, &base, &found, err)) != 0)
 		return rc;
-	rc = vault_params(params, &base, &c, true, err);
+	rc = rpc_vault_params(params, &base, &c, true, err);
 	vault_conf_free(&base);
 	if (rc != 0)
 		return rc;
-	if ((rc = vault_save(b, &c, err)) == 0 &&
+	if ((rc = rpc_vault_save(b, &c, err)) == 0 &&
 	    (rc = vault_configure(b->vault, &c, err)) == 0)
 		msgpack_pack_map(&call->pk, 0);
 	vault_conf_free(&c);
@@ -513,7 +515,7 @@ rpc_vault_test(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = rpc_vault_load(b, &base, &found, err)) != 0)
 		return rc;
 	/* Unset keys come from the stored settings. */
-	rc = vault_params(params, &base, &c, false, err);
+	rc = rpc_vault_params(params, &base, &c, false, err);
 	vault_conf_free(&base);
 	if (rc != 0)
 		return rc;
@@ -538,10 +540,10 @@ rpc_vault_reseal(struct broker *b, struct cb_error *err)
 	int			 rc;
 
 	/* Strict: ids that cannot be opened stop the rotation, not vanish. */
-	if ((rc = vault_load(b, &c, &found, true, err)) != 0)
+	if ((rc = rpc_vault_load_conf(b, &c, &found, true, err)) != 0)
 		return rc;
 	if (found)
-		rc = vault_save(b, &c, err);
+		rc = rpc_vault_save(b, &c, err);
 	vault_conf_free(&c);
 	return rc;
 }

@@ -457,7 +457,7 @@ seal_seal(const struct seal_key *k, const char *context, const uint8_t *pt,
  * Parse the "<keyver>:" after "CB1:" at s: decimal, 1 to UINT32_MAX, no
  * sign or leading zero.  Sets *keyver and *endp past the ':'; 0 or -1.
  */
-static int
+int
 seal_parse_keyver(const char *s, uint32_t *keyver, const char **endp)
 {
 	uint64_t	v = 0;

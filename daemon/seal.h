@@ -89,6 +89,12 @@ struct seal_key *seal_key_alloc(void);
 /* Wipe and release. */
 void	 seal_key_free(struct seal_key *k);
 
+/*
+ * Parse the "<keyver>:" after "CB1:" at s: decimal, 1 to UINT32_MAX, no
+ * sign or leading zero.  Sets *keyver and *endp past the ':'; 0 or -1.
+ */
+int	 seal_parse_keyver(const char *s, uint32_t *keyver, const char **endp);
+
 /* Key check value text for k, into out (SEAL_KCV_MAX). */
 int	 seal_kcv(const struct seal_key *k, char out[SEAL_KCV_MAX],
 	    struct cb_error *err);

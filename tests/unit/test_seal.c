@@ -23,6 +23,7 @@
 #include <openssl/rand.h>
 
 #include "cb_error.h"
+#include "credbrokerd.h"
 #include "seal.h"
 #include "secbuf.h"
 
@@ -663,6 +664,39 @@ test_keyver(void **state)
 	seal_key_free(kbig);
 }
 
+/*
+ * The version a sealed text names (keys_text_version, which picks the key
+ * that opens it) is the one seal_open reads: a malformed version names
+ * none, and no key opens it.
+ */
+static void
+test_text_version_agrees_with_open(void **state)
+{
+	static const char *const bad[] = { "05", " 5", "+5", "00000000005",
+	    "0", "4294967296", "-1", "" };
+	struct seal_key	*k5 = mkkey(K16, 5);
+	const char	*end;
+	char		*t, buf[256];
+	uint32_t	 v;
+	size_t		 i;
+
+	(void)state;
+	t = seal(k5, "T1/U1", "abc", 3);
+	assert_int_equal(keys_text_version(t), 5);
+	assert_int_equal(seal_parse_keyver(t + 4, &v, &end), 0);
+	assert_int_equal(v, 5);
+	assert_string_equal(end, t + 6);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(buf, sizeof(buf), "CB1:%s:%s", bad[i], t + 6);
+		assert_int_equal(keys_text_version(buf), 0);
+		assert_int_equal(seal_parse_keyver(buf + 4, &v, &end), -1);
+		expect_open_fails(k5, "T1/U1", buf, "malformed key version");
+	}
+	assert_int_equal(keys_text_version("GCM:abc"), 0);
+	free(t);
+	seal_key_free(k5);
+}
+
 /* Key check values: stable, key-specific, matching Python. */
 static void
 test_kcv(void **state)
@@ -730,6 +764,7 @@ main(void)
 		cmocka_unit_test(test_bad_prefix),
 		cmocka_unit_test(test_bad_base64),
 		cmocka_unit_test(test_keyver),
+		cmocka_unit_test(test_text_version_agrees_with_open),
 		cmocka_unit_test(test_kcv),
 		cmocka_unit_test(test_alloc),
 	};

@@ -1,0 +1,58 @@
+/*
+ * keys-int: the key rotation's state, shared by keys.c (loading it),
+ * rotate.c (running it) and rpc-key.c (starting it, reporting it).  Not
+ * part of the daemon's central header: nothing else looks inside.
+ */
+#ifndef CB_KEYS_INT_H
+#define CB_KEYS_INT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "seal.h"
+#include "store.h"
+#include "values.h"
+
+#define KEYS_SETTING	"key"
+#define KEYS_BATCH	256
+
+enum rot_state { ROT_NONE, ROT_RUNNING, ROT_DONE };
+/*
+ * Phases: the values backend of each storage kind in turn (phase k is
+ * kind k, named after it), then the sealed Vault settings.
+ */
+#define PH_SETTINGS	STORE_KINDS
+
+struct rotation {
+	int		 state;
+	int		 phase;
+	char		*file;		/* the new key's file */
+	uint32_t	 version;	/* the new key's version */
+	char		 kcv[SEAL_KCV_MAX];
+	char		 cur_type[STORE_UUID_LEN + 1];
+	char		 cur_user[STORE_UUID_LEN + 1];
+	int64_t		 done;
+	int64_t		 total;
+	char		 message[256];
+	uv_timer_t	*timer;
+	bool		 busy;		/* a backend's re-seal is running */
+	struct values_reseal rs;	/* what the backend is asked */
+};
+
+struct broker;
+struct cb_error;
+
+/* keys.c: the names of the states, indexed by enum rot_state. */
+extern const char *const rot_states[];
+
+/* rotate.c */
+/* Name of a phase, in the key setting and in key.status. */
+const char *keys_phase_name(int phase);
+/* Persist the rotation state alone. */
+int	 keys_save(struct broker *b, struct cb_error *err);
+/* Schedule the next step of the rotation after ms. */
+void	 keys_schedule(struct broker *b, uint64_t ms);
+
+#endif

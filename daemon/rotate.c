@@ -1,0 +1,326 @@
+/*
+ * rotate: the rotation of the master key without downtime (SPEC section
+ * 8), as a background task on the loop.
+ *
+ * Every sealed value names the key version that sealed it (CB1:<v>:...;
+ * the legacy GCM: format means the configured key).  During a rotation the
+ * broker holds two keys: values are opened with whichever key their
+ * version names, and every new value is sealed with the new key.  The task
+ * asks each values backend in turn (one phase per storage kind: the SQLite
+ * rows in batches, then the values of vault-stored types) to re-seal its
+ * values, then re-seals the sealed Vault settings; calls are served
+ * between batches.
+ *
+ * Progress is durable where the backend has transactions: each batch of
+ * rows and the cursor that follows it commit in one transaction (setting
+ * "key"), so a crash loses nothing and a restart resumes after the last
+ * committed batch.  The Vault phase is idempotent (values already under
+ * the new key are skipped) and simply starts over after a restart.  When
+ * everything is re-sealed, the key check value moves to the new key in the
+ * same transaction that records the new version: from then on only the
+ * new key opens the store, and the broker says how to configure it.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <uv.h>
+
+#include "cb_error.h"
+#include "credbrokerd.h"
+#include "keys-int.h"
+#include "log.h"
+#include "seal.h"
+#include "secbuf.h"
+#include "store.h"
+#include "values.h"
+#include "vault.h"
+
+const char *
+keys_phase_name(int phase)
+{
+	return phase < PH_SETTINGS ? store_kind_name(phase) : "settings";
+}
+
+static void	keys_step(uv_timer_t *);
+
+/* The "key" setting as JSON (caller frees with vault_json_release). */
+static char *
+keys_doc(const struct broker *b, uint32_t version)
+{
+	struct rotation	*r = b->rot;
+	json_t		*doc, *rot;
+	char		*text;
+
+	doc = json_pack("{s:i}", "version", (json_int_t)version);
+	if (doc == NULL)
+		return NULL;
+	if (r != NULL && r->state != ROT_NONE) {
+		rot = json_pack("{s:s, s:s, s:s, s:i, s:s, s:[s,s], s:I, s:I}",
+		    "state", rot_states[r->state],
+		    "phase", keys_phase_name(r->phase),
+		    "file", r->file, "version", (json_int_t)r->version,
+		    "kcv", r->kcv, "cursor", r->cur_type, r->cur_user,
+		    "done", (json_int_t)r->done, "total", (json_int_t)r->total);
+		if (rot == NULL || json_object_set_new(doc, "rotation", rot)) {
+			json_decref(doc);
+			return NULL;
+		}
+	}
+	text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(doc);
+	return text;
+}
+
+int
+keys_save(struct broker *b, struct cb_error *err)
+{
+	char	*text;
+	int	 rc;
+
+	if ((text = keys_doc(b, b->key->version)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	rc = store_setting_set(b->store, KEYS_SETTING, text, err);
+	vault_json_release(text);
+	return rc;
+}
+
+void
+keys_schedule(struct broker *b, uint64_t ms)
+{
+	struct rotation	*r = b->rot;
+
+	if (r->timer == NULL) {
+		if ((r->timer = calloc(1, sizeof(*r->timer))) == NULL)
+			return;
+		uv_timer_init(b->loop, r->timer);
+		r->timer->data = b;
+	}
+	/*
+	 * At least 1 ms: libuv 1.44 runs a 0 ms timer restarted from its own
+	 * callback again in the same loop pass, so the loop would never get
+	 * back to the sockets between batches.
+	 */
+	uv_timer_start(r->timer, keys_step, ms > 0 ? ms : 1, 0);
+}
+
+/*
+ * Re-seal text from the old key to the new one under context; *out NULL
+ * when it is under the new key already (written during the rotation).
+ */
+static int
+keys_reseal(void *arg, const char *context, const char *text, char **out,
+    struct cb_error *err)
+{
+	struct broker	*b = arg;
+	struct secbuf	 plain = SECBUF_INIT;
+	int		 rc;
+
+	*out = NULL;
+	if (keys_text_version(text) == b->rot->version)
+		return 0;
+	if ((rc = keys_open(b, context, text, &plain, err)) == 0)
+		rc = seal_seal(b->key_next, context, plain.data, plain.len,
+		    out, err);
+	secbuf_free(&plain);
+	return rc;
+}
+
+/*
+ * The key setting as it is once a batch of n values, ending at next, is
+ * re-sealed: a backend with transactions commits it with the batch, so a
+ * crash loses nothing and a restart resumes after the last batch.  The
+ * state in memory moves only once the batch has committed (keys_resealed).
+ */
+static char *
+keys_checkpoint(void *arg, const struct values_cursor *next, int64_t n,
+    bool last)
+{
+	struct broker	*b = arg;
+	struct rotation	*r = b->rot, saved = *r;
+	char		*doc;
+
+	(void)last;
+	memcpy(r->cur_type, next->type_uuid, sizeof(r->cur_type));
+	memcpy(r->cur_user, next->user_uuid, sizeof(r->cur_user));
+	r->done += n;
+	if (r->done > r->total)
+		r->total = r->done;
+	doc = keys_doc(b, b->key->version);
+	memcpy(r->cur_type, saved.cur_type, sizeof(r->cur_type));
+	memcpy(r->cur_user, saved.cur_user, sizeof(r->cur_user));
+	r->done = saved.done;
+	r->total = saved.total;
+	return doc;
+}
+
+/* A backend's walk found or re-sealed values: key.status shows it. */
+static void
+keys_progress(void *arg, int64_t found, int64_t walked)
+{
+	struct broker	*b = arg;
+	struct rotation	*r = b->rot;
+
+	r->total += found;
+	r->done += walked;
+	if (r->done > r->total)
+		r->total = r->done;
+}
+
+static void
+keys_doc_release(char *doc)
+{
+	vault_json_release(doc);
+}
+
+/* Retry the current step later, saying why. */
+static void
+keys_wait(struct broker *b, const char *why)
+{
+	snprintf(b->rot->message, sizeof(b->rot->message), "%.200s; retrying",
+	    why);
+	log_warnx("key rotation: %s; retrying in 5 s", why);
+	if (!b->stopping)
+		keys_schedule(b, 5000);
+}
+
+/* A backend answered a re-seal: go on with it, or with the next phase. */
+static void
+keys_resealed(void *arg, int rc, int64_t n, bool finished,
+    const struct cb_error *err)
+{
+	struct broker	*b = arg;
+	struct rotation	*r = b->rot;
+	struct cb_error	 e;
+
+	r->busy = false;
+	/* Where the backend got to, failed or not (a failed batch stays). */
+	memcpy(r->cur_type, r->rs.cursor.type_uuid, sizeof(r->cur_type));
+	memcpy(r->cur_user, r->rs.cursor.user_uuid, sizeof(r->cur_user));
+	if (rc != 0) {
+		keys_wait(b, err->msg);
+		return;
+	}
+	r->done += n;
+	if (r->done > r->total)
+		r->total = r->done;
+	if (finished) {
+		r->phase++;
+		r->cur_type[0] = r->cur_user[0] = '\0';
+		if (keys_save(b, &e) != 0) {
+			keys_wait(b, e.msg);
+			return;
+		}
+	}
+	if (!b->stopping)
+		keys_schedule(b, 0);
+}
+
+/* Ask the backend of this phase to re-seal its next batch. */
+static int
+keys_values_step(struct broker *b, struct cb_error *err)
+{
+	struct rotation	*r = b->rot;
+	struct values	*v = b->values[r->phase];
+	int		 rc;
+
+	memset(&r->rs, 0, sizeof(r->rs));
+	r->rs.reseal = keys_reseal;
+	r->rs.checkpoint = keys_checkpoint;
+	r->rs.release = keys_doc_release;
+	r->rs.progress = keys_progress;
+	r->rs.setting = KEYS_SETTING;
+	r->rs.arg = b;
+	memcpy(r->rs.cursor.type_uuid, r->cur_type, sizeof(r->cur_type));
+	memcpy(r->rs.cursor.user_uuid, r->cur_user, sizeof(r->cur_user));
+	r->busy = true;
+	if ((rc = v->ops->reseal(v, &r->rs, keys_resealed, b, err)) != 0)
+		r->busy = false;
+	return rc;
+}
+
+/* Everything is re-sealed: the new key becomes the key. */
+static int
+keys_finish(struct broker *b, struct cb_error *err)
+{
+	struct rotation	*r = b->rot;
+	char		*doc;
+	int		 rc;
+
+	r->state = ROT_DONE;
+	if ((doc = keys_doc(b, r->version)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	rc = store_kcv_set_with(b->store, r->kcv, KEYS_SETTING, doc, err);
+	vault_json_release(doc);
+	if (rc != 0) {
+		r->state = ROT_RUNNING;
+		return rc;
+	}
+	seal_key_free(b->key);
+	b->key = b->key_next;
+	b->key_next = NULL;
+	snprintf(r->message, sizeof(r->message), "rotation complete: "
+	    "configure the new key (security.secret_key_file = %.150s)",
+	    r->file);
+	log_info("key rotation complete: every value is sealed with key "
+	    "version %u.  Make the new key the configured one now: set "
+	    "security.secret_key_file = %s (or put its contents in the "
+	    "configured key file or systemd credential) before the next "
+	    "start; the old key no longer opens this store", r->version,
+	    r->file);
+	return 0;
+}
+
+/* The rotation's task on the loop: one step per call. */
+static void
+keys_step(uv_timer_t *t)
+{
+	struct broker	*b = t->data;
+	struct rotation	*r = b->rot;
+	struct cb_error	 err;
+	int		 rc;
+
+	if (r == NULL || r->state != ROT_RUNNING || r->busy || b->stopping)
+		return;
+	cb_error_clear(&err);
+	r->message[0] = '\0';
+	if (r->phase < PH_SETTINGS) {
+		/* The backend's answer schedules the next step. */
+		if ((rc = keys_values_step(b, &err)) == 0)
+			return;
+	} else {
+		/* The sealed Vault settings, then the switch. */
+		if ((rc = rpc_vault_reseal(b, &err)) == 0 &&
+		    (rc = keys_finish(b, &err)) == 0)
+			return;
+	}
+	keys_wait(b, err.msg);
+}
+
+void
+keys_start(struct broker *b)
+{
+	if (b->rot != NULL && b->rot->state == ROT_RUNNING)
+		keys_schedule(b, 0);
+}
+
+/* The rotation timer is freed once closed. */
+static void
+keys_timer_closed(uv_handle_t *h)
+{
+	free(h);
+}
+
+void
+keys_close(struct broker *b)
+{
+	struct rotation	*r = b->rot;
+
+	if (r == NULL)
+		return;
+	if (r->timer != NULL) {
+		uv_close((uv_handle_t *)r->timer, keys_timer_closed);
+		r->timer = NULL;
+	}
+}
