@@ -13,9 +13,12 @@ the children pass the connected sockets back (SCM_RIGHTS) and the test
 drives them itself.
 """
 
+import fcntl
 import os
 import resource
 import socket
+import struct
+import termios
 import time
 import unittest
 
@@ -109,6 +112,12 @@ def refused(sock):
         return call(sock, "hello") is None
     except (BrokenPipeError, ConnectionResetError):
         return True
+
+
+def unread(sock):
+    """Bytes sock has sent that its peer has not read yet (SIOCOUTQ)."""
+    buf = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0" * 4)
+    return struct.unpack("i", buf)[0]
 
 
 def proc_kib(pid, field):
@@ -275,19 +284,21 @@ class ConnLimitsTest(unittest.TestCase):
             self.socks.extend(socks)
             for s in socks:
                 s.sendall(part)
-            # Every byte is in the daemon before the connections go.
+            # Every byte is in the daemon before the connections go: the
+            # kernel says how much of what each socket sent is still
+            # unread (SIOCOUTQ).  A wide deadline: on a loaded machine the
+            # daemon may take a while to read a gigabyte.
+            cbtest.poll_until(
+                lambda: sum(unread(s) for s in socks) == 0,
+                300, interval=0.2, what="the daemon to read the messages")
             with d.client() as c:
                 c.ok("hello")
-            cbtest.poll_until(
-                lambda: proc_kib(d.pid, "VmRSS") >= rss0 + n * size // 1024,
-                60, interval=0.2, what="the daemon to read the messages")
             for s in socks:
                 s.close()
                 self.socks.remove(s)
 
         # Warm up: the pool's reusable blocks, SQLite, the allocator.
         fds = len(os.listdir("/proc/%d/fd" % d.pid))
-        rss0 = proc_kib(d.pid, "VmRSS")
         flood(20)
         cbtest.poll_until(
             lambda: len(os.listdir("/proc/%d/fd" % d.pid)) == fds, 60,
@@ -317,7 +328,7 @@ class ConnLimitsTest(unittest.TestCase):
             lck = proc_kib(d.pid, "VmLck")
             return rss <= base * 1.1 and lck <= base_lck * 1.1 + 1024
         try:
-            cbtest.poll_until(back, 60, interval=0.5,
+            cbtest.poll_until(back, 120, interval=0.5,
                               what="memory back to its baseline")
         finally:
             print("VmRSS baseline %d KiB, peak %d KiB, now %d KiB; "
