@@ -20,6 +20,7 @@
 
 #include "cb_error.h"
 #include "origin.h"
+#include "proto.h"
 
 #define ORIGIN_DEST_MAX		512	/* a destination as given */
 #define ORIGIN_URL_HOST_MAX	253	/* a DNS name in a URL */
@@ -76,24 +77,6 @@ origin_ascii_caseeq(const char *a, const char *b, size_t n)
 		if (origin_lower(a[i]) != origin_lower(b[i]))
 			return false;
 	return true;
-}
-
-/* Copy n bytes into buf (ORIGIN_QUOTE_MAX + 4) for a message, '?' for odd. */
-static const char *
-origin_quote(const char *s, size_t n, char *buf)
-{
-	size_t	i, m;
-
-	m = n > ORIGIN_QUOTE_MAX ? ORIGIN_QUOTE_MAX : n;
-	for (i = 0; i < m; i++)
-		buf[i] = ((unsigned char)s[i] >= 0x20 &&
-		    (unsigned char)s[i] < 0x7f) ? s[i] : '?';
-	if (m < n) {
-		memcpy(buf + m, "...", 3);
-		m += 3;
-	}
-	buf[m] = '\0';
-	return buf;
 }
 
 /* Is s a dotted-decimal IPv4 address: 4 parts, 0..255, no leading 0s? */
@@ -383,35 +366,43 @@ origin_parse(const char *s, size_t len, int flags, struct origin *o,
 	case ORIGIN_FSPACE:
 		return cb_error_set(err, CB_EBADREQ, "URL authority '%s' "
 		    "contains whitespace or control characters",
-		    origin_quote(q, qn, qb));
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	case ORIGIN_FNONASCII:
 		return cb_error_set(err, CB_EBADREQ, "URL host '%s' is not "
 		    "ASCII: write an internationalised domain name in its "
-		    "punycode form (xn--...)", origin_quote(q, qn, qb));
+		    "punycode form (xn--...)",
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	case ORIGIN_FPERCENT:
 		return cb_error_set(err, CB_EBADREQ, "URL host '%s' must not "
-		    "be percent-encoded", origin_quote(q, qn, qb));
+		    "be percent-encoded",
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	case ORIGIN_FBACKSLASH:
 		return cb_error_set(err, CB_EBADREQ, "URL authority '%s' must "
-		    "not contain a backslash", origin_quote(q, qn, qb));
+		    "not contain a backslash",
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	case ORIGIN_FNOHOST:
 		return cb_error_set(err, CB_EBADREQ, "URL has no host");
 	case ORIGIN_FLITERAL:
 		return cb_error_set(err, CB_EBADREQ, "URL host '%s' is not a "
-		    "valid host name or address", origin_quote(q, qn, qb));
+		    "valid host name or address",
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	case ORIGIN_FNAME:
 		return cb_error_set(err, CB_EBADREQ, "URL host '%s' is not a "
-		    "valid host name", origin_quote(q, qn, qb));
+		    "valid host name",
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	case ORIGIN_FIPV4:
 		return cb_error_set(err, CB_EBADREQ, "URL host '%s' is not a "
 		    "valid IPv4 address: write it as four decimal numbers (0 "
-		    "to 255) without leading zeros", origin_quote(q, qn, qb));
+		    "to 255) without leading zeros",
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	case ORIGIN_FPORT:
 		return cb_error_set(err, CB_EBADREQ, "URL port in '%s' must "
-		    "be a number from 1 to 65535", origin_quote(q, qn, qb));
+		    "be a number from 1 to 65535",
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	case ORIGIN_FTRAILER:
 		return cb_error_set(err, CB_EBADREQ, "origin '%s' has a path, "
-		    "query or fragment", origin_quote(q, qn, qb));
+		    "query or fragment",
+		    proto_quote(q, qn, qb, sizeof(qb), true));
 	default:
 		return cb_error_set(err, CB_EINTERNAL, "origin parser fault");
 	}

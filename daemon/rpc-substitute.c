@@ -108,26 +108,6 @@ sub_token(const char *s, size_t len)
 	return true;
 }
 
-/*
- * Show a header name in a message: at most SUB_HNAME_SHOW bytes, anything
- * outside printable ASCII as '?'.
- */
-static const char *
-sub_quote_name(const char *s, size_t len, char *buf)
-{
-	size_t	i, m;
-
-	m = len > SUB_HNAME_SHOW ? SUB_HNAME_SHOW : len;
-	for (i = 0; i < m; i++)
-		buf[i] = (s[i] > 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (m < len) {
-		memcpy(buf + m, "...", 3);
-		m += 3;
-	}
-	buf[m] = '\0';
-	return buf;
-}
-
 /* A header name that is not a token: say what is wrong with it. */
 static int
 sub_bad_name(size_t i, const char *s, size_t len, struct cb_error *err)
@@ -135,7 +115,7 @@ sub_bad_name(size_t i, const char *s, size_t len, struct cb_error *err)
 	char	q[SUB_HNAME_SHOW + 4];
 	size_t	j;
 
-	sub_quote_name(s, len, q);
+	proto_quote(s, len, q, sizeof(q), false);
 	if (len == 0)
 		return cb_error_set(err, CB_EBADREQ, "request.headers[%zu]: "
 		    "the header name is empty", i);
@@ -270,8 +250,8 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 				    err);
 			s->nheaders++;
 			snprintf(what, sizeof(what), "request.headers[%zu] "
-			    "'%s': the value", i, sub_quote_name(sh->name,
-			    sh->namelen, q));
+			    "'%s': the value", i, proto_quote(sh->name,
+			    sh->namelen, q, sizeof(q), false));
 			if ((rc = tpl_parse(pair->via.array.ptr[1].via.str.ptr,
 			    pair->via.array.ptr[1].via.str.size, &sh->value,
 			    err)) != 0 ||
@@ -349,7 +329,7 @@ sub_check_routing(struct sub *s, struct cb_error *err)
 		return cb_error_set(err, CB_EBADREQ, "request.headers[%zu] "
 		    "'%s': a request that carries a credential may not carry "
 		    "routing or hop-by-hop headers", i,
-		    sub_quote_name(sh->name, sh->namelen, q));
+		    proto_quote(sh->name, sh->namelen, q, sizeof(q), false));
 	}
 	return 0;
 }

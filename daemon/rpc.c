@@ -118,22 +118,6 @@ rpc_pack_kv_time(msgpack_packer *pk, const char *k, int64_t t)
 	proto_pack_kv_str(pk, k, t != 0 ? rpc_time(t, buf) : NULL);
 }
 
-/* Copy a client-supplied name into buf, printable characters only. */
-static const char *
-rpc_printable(const char *s, size_t len, char *buf, size_t bufsz)
-{
-	size_t	i, n = 0;
-
-	for (i = 0; i < len && n + 4 < bufsz; i++)
-		buf[n++] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-	if (i < len) {
-		memcpy(buf + n, "...", 3);
-		n += 3;
-	}
-	buf[n] = '\0';
-	return buf;
-}
-
 /*
  * Error messages may quote what a client sent (a parameter name, a path):
  * keep them printable ASCII, so that every client can decode the reply's
@@ -257,8 +241,8 @@ rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
 	if ((m = proto_method_lookup(req.method, req.method_len)) < 0 ||
 	    rpc_handlers[m] == NULL) {
 		cb_error_set(&err, CB_EBADREQ, "unknown method '%s'",
-		    rpc_printable(req.method, req.method_len, name,
-		    sizeof(name)));
+		    proto_quote(req.method, req.method_len, name, sizeof(name),
+		    true));
 		goto early;
 	}
 	if ((call = calloc(1, sizeof(*call))) == NULL) {

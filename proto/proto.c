@@ -435,3 +435,22 @@ proto_scan(struct proto_scan *s, const uint8_t *buf, size_t len, size_t max)
 	}
 	return PROTO_SCAN_DONE;
 }
+
+const char *
+proto_quote(const char *s, size_t len, char *buf, size_t bufsz, bool space)
+{
+	unsigned char	ch;
+	size_t		i, n = 0;
+
+	for (i = 0; i < len && n + 4 < bufsz; i++) {
+		ch = (unsigned char)s[i];
+		buf[n++] = ((ch > 0x20 || (space && ch == 0x20)) && ch < 0x7f) ?
+		    (char)ch : '?';
+	}
+	if (i < len) {
+		memcpy(buf + n, "...", 3);
+		n += 3;
+	}
+	buf[n] = '\0';
+	return buf;
+}

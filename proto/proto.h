@@ -60,6 +60,13 @@ extern const struct cb_method_info cb_methods[CB_M_COUNT];
 
 /* Method index for a name, or -1. */
 int		 proto_method_lookup(const char *name, size_t len);
+/*
+ * Quote len bytes a client sent into buf for a message: at most
+ * bufsz - 4 of them, each byte outside printable ASCII (and a space,
+ * unless space) as '?', then "..." when cut.  Returns buf.
+ */
+const char	*proto_quote(const char *s, size_t len, char *buf, size_t bufsz,
+		    bool space);
 /* Wire name of a permission, NULL if out of range. */
 const char	*proto_perm_name(int perm);
 /* Permission index for a name, or -1. */
