@@ -37,4 +37,14 @@ void	 sealctx_value(char *buf, size_t sz, const char *type_uuid,
 char	*sealctx_vault_id(const char *key, const char *url, const char *ns,
 	    const char *ca_file, bool bound);
 
+/*
+ * Context of a key pair's private key: "keypair/<ident>/<version>"; of a
+ * peer's public key: "peerkey/<ident>/<version>" (SPEC 9).
+ */
+#define SEALCTX_KEY_MAX		(STORE_IDENT_MAX + 24)
+void	 sealctx_keypair(char *buf, size_t sz, const char *ident,
+	    uint32_t version);
+void	 sealctx_peerkey(char *buf, size_t sz, const char *ident,
+	    uint32_t version);
+
 #endif

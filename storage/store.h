@@ -181,6 +181,90 @@ int	 store_value_count_all(struct store *st, int64_t *n,
 	    struct cb_error *err);
 
 /*
+ * Key pairs and peer public keys (SPEC section 9).  A key pair's private
+ * key and a peer's public key are stored sealed (the caller seals them
+ * under sealctx_keypair / sealctx_peerkey, bound to ident and version), so
+ * that the database can neither reveal a private key nor swap in a public
+ * key of its own choosing.  Idents have the grammar of type idents.
+ * Versions are integers from 1; a key pair's versions are counted by the
+ * store and never reused while the key pair exists; a peer key's versions
+ * are given by the counterpart.  The current version is the highest.
+ */
+enum store_keyclass {
+	STORE_KEYPAIR = 0,
+	STORE_PEERKEY = 1
+};
+struct store_keyver {
+	uint32_t	 version;
+	int		 bits;
+	int64_t		 created_at;
+};
+/* A key pair or a peer key: its versions, ascending. */
+struct store_keyset {
+	char			 ident[STORE_IDENT_MAX + 1];
+	struct store_keyver	*versions;
+	size_t			 nversions;
+	int64_t			 created_at;	/* of the oldest version */
+	int64_t			 updated_at;	/* of the newest */
+};
+/* The version the next keypair add must use: 1 when ident is new. */
+int	 store_keypair_next(struct store *st, const char *ident,
+	    uint32_t *version, struct cb_error *err);
+/*
+ * Add a version of key pair ident (creating it): version must be what
+ * store_keypair_next gave, else -CB_ECONFLICT and nothing changes.
+ */
+int	 store_keypair_add(struct store *st, const char *ident,
+	    uint32_t version, int bits, const char *sealed, int64_t now,
+	    struct cb_error *err);
+/*
+ * Add version of peer key ident.  -CB_ECONFLICT when that version exists
+ * with other sealed text is decided by the caller (sealed texts differ
+ * even for the same key): store_peerkey_add fails -CB_ECONFLICT whenever
+ * the version exists.
+ */
+int	 store_peerkey_add(struct store *st, const char *ident,
+	    uint32_t version, int bits, const char *sealed, int64_t now,
+	    struct cb_error *err);
+/* Every version of one key: -CB_ENOTFOUND when ident has none. */
+int	 store_key_get(struct store *st, int keyclass, const char *ident,
+	    struct store_keyset *out, struct cb_error *err);
+/*
+ * The sealed text of one version (0: the current one); *got is the
+ * version found.  -CB_ENOTFOUND names the ident (and the version) that
+ * does not exist.  *sealed malloc'd.
+ */
+int	 store_key_sealed(struct store *st, int keyclass, const char *ident,
+	    uint32_t version, uint32_t *got, char **sealed,
+	    struct cb_error *err);
+/* Every key of a class, ordered by ident: *out array of *n. */
+int	 store_key_list(struct store *st, int keyclass,
+	    struct store_keyset **out, size_t *n, struct cb_error *err);
+/*
+ * Delete one version (or every version when version is 0).  Deleting the
+ * last version deletes the key.  *removed (if not NULL) is how many
+ * versions went.  -CB_ENOTFOUND when there is nothing to delete.
+ */
+int	 store_key_delete(struct store *st, int keyclass, const char *ident,
+	    uint32_t version, int64_t *removed, struct cb_error *err);
+void	 store_keyset_free(struct store_keyset *k);
+void	 store_keyset_list_free(struct store_keyset *v, size_t n);
+
+/* Key rotation: every sealed key, and their replacement in one go. */
+struct store_keyrow {
+	int		 keyclass;
+	char		 ident[STORE_IDENT_MAX + 1];
+	uint32_t	 version;
+	char		*sealed;
+};
+int	 store_key_scan(struct store *st, struct store_keyrow **out,
+	    size_t *n, struct cb_error *err);
+/* Replace the sealed text of rows (NULL sealed: leave), atomically. */
+int	 store_key_reseal(struct store *st, const struct store_keyrow *rows,
+	    size_t n, struct cb_error *err);
+void	 store_keyrows_free(struct store_keyrow *rows, size_t n);
+
+/*
  * Figures for the stats method, from SQLite's page counts and the types
  * table: constant time in the number of values, which are not counted.
  */
