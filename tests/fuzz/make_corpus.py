@@ -308,13 +308,14 @@ def proto_seeds():
         ("keypair.import", {"ident": "k", "pem": "-----BEGIN RSA PRIVATE "
                             "KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"}),
         ("keypair.import", {"ident": "k", "pem": FUZZ_PEER_PUBLIC_PEM}),
-        ("keypair.import", {"ident": "Bad", "pem": FUZZ_KEYPAIR_PEM}),
         ("peerkey.set", {"ident": "p", "version": 0,
                          "pem": FUZZ_PEER_PUBLIC_PEM}),
-        ("peerkey.set", {"ident": "p", "version": 1,
-                         "pem": FUZZ_KEYPAIR_PEM}),
         ("keypair.get", {"keypair": "nope"}),
         ("keypair.delete", {"keypair": "nope", "version": 2}))
+    s["keys-bad-private"] = seq(
+        ("keypair.import", {"ident": "Bad", "pem": FUZZ_KEYPAIR_PEM}),
+        ("peerkey.set", {"ident": "p", "version": 1,
+                         "pem": FUZZ_KEYPAIR_PEM}))
     s["tokens"] = seq(
         ("keypair.import", {"ident": "kp", "pem": FUZZ_KEYPAIR_PEM}),
         ("peerkey.set", {"ident": "peer", "version": 2,
