@@ -33,14 +33,15 @@
 #include "pkey.h"
 #include "secbuf.h"
 
-#define PKEY_MSG_ENCRYPTED	"the key is encrypted; import it unencrypted " \
-				"(openssl pkey -in KEY -out PLAIN)"
+#define PKEY_MSG_ENCRYPTED \
+	"the key is encrypted; import it unencrypted " \
+	"(openssl pkey -in KEY -out PLAIN)"
 
 /* What the PEM labels of a text say, before anything is decoded. */
 struct pkey_scan {
-	int	privkeys;	/* blocks whose label ends in "PRIVATE KEY" */
-	int	pubkeys;	/* blocks whose label ends in "PUBLIC KEY" */
-	bool	encrypted;	/* "ENCRYPTED PRIVATE KEY" or a Proc-Type */
+	int	privkeys;	/* blocks labelled "...PRIVATE KEY" */
+	int	pubkeys;	/* blocks labelled "...PUBLIC KEY" */
+	bool	encrypted;	/* encrypted (its label or Proc-Type) */
 };
 
 /* The first occurrence of the NUL-terminated needle in p[0..len), or NULL. */
@@ -78,7 +79,8 @@ pkey_scan_pem(const char *pem, size_t len, struct pkey_scan *sc)
 		if (memchr(lab, '\n', n) == NULL) {
 			if (n >= 11 && memcmp(q - 11, "PRIVATE KEY", 11) == 0)
 				sc->privkeys++;
-			else if (n >= 10 && memcmp(q - 10, "PUBLIC KEY", 10) == 0)
+			else if (n >= 10 &&
+			    memcmp(q - 10, "PUBLIC KEY", 10) == 0)
 				sc->pubkeys++;
 			if (n == 21 && memcmp(lab, "ENCRYPTED PRIVATE KEY",
 			    21) == 0)
@@ -198,8 +200,8 @@ pkey_private_from_pem(const char *pem, size_t len, EVP_PKEY **out,
 
 	*out = NULL;
 	if (len > PKEY_PEM_MAX) {
-		r = cb_error_set(err, CB_ETOOLARGE, "the key text is %zu bytes; "
-		    "at most %d are accepted", len, PKEY_PEM_MAX);
+		r = cb_error_set(err, CB_ETOOLARGE, "the key text is %zu "
+		    "bytes; at most %d are accepted", len, PKEY_PEM_MAX);
 		goto done;
 	}
 	pkey_scan_pem(pem, len, &sc);
@@ -208,8 +210,8 @@ pkey_private_from_pem(const char *pem, size_t len, EVP_PKEY **out,
 		goto done;
 	}
 	if (sc.privkeys + sc.pubkeys > 1) {
-		r = cb_error_set(err, CB_EBADREQ, "the text holds more than one "
-		    "key; give one private key");
+		r = cb_error_set(err, CB_EBADREQ, "the text holds more than "
+		    "one key; give one private key");
 		goto done;
 	}
 	if (sc.privkeys == 0) {
@@ -278,14 +280,14 @@ pkey_public_from_pem(const char *pem, size_t len, EVP_PKEY **out,
 
 	*out = NULL;
 	if (len > PKEY_PEM_MAX) {
-		r = cb_error_set(err, CB_ETOOLARGE, "the key text is %zu bytes; "
-		    "at most %d are accepted", len, PKEY_PEM_MAX);
+		r = cb_error_set(err, CB_ETOOLARGE, "the key text is %zu "
+		    "bytes; at most %d are accepted", len, PKEY_PEM_MAX);
 		goto done;
 	}
 	pkey_scan_pem(pem, len, &sc);
 	if (sc.privkeys + sc.pubkeys > 1) {
-		r = cb_error_set(err, CB_EBADREQ, "the text holds more than one "
-		    "key; give one public key");
+		r = cb_error_set(err, CB_EBADREQ, "the text holds more than "
+		    "one key; give one public key");
 		goto done;
 	}
 	if (sc.privkeys > 0 || sc.encrypted) {
@@ -295,8 +297,8 @@ pkey_public_from_pem(const char *pem, size_t len, EVP_PKEY **out,
 		goto done;
 	}
 	if (sc.pubkeys == 0) {
-		r = cb_error_set(err, CB_EBADREQ, "the text is not a PEM public "
-		    "key (\"PUBLIC KEY\" or \"RSA PUBLIC KEY\")");
+		r = cb_error_set(err, CB_EBADREQ, "the text is not a PEM "
+		    "public key (\"PUBLIC KEY\" or \"RSA PUBLIC KEY\")");
 		goto done;
 	}
 	if (pkey_find(pem, len, "-----BEGIN RSA PUBLIC KEY-----") != NULL)
@@ -381,8 +383,8 @@ pkey_private_from_der(const uint8_t *der, size_t len, EVP_PKEY **out,
 	}
 	if (len == 0 || OSSL_DECODER_from_data(dctx, &p, &n) != 1 ||
 	    k == NULL || n != 0) {
-		r = cb_error_set(err, CB_EBADREQ, "the private key is not valid "
-		    "PKCS#8 DER");
+		r = cb_error_set(err, CB_EBADREQ, "the private key is not "
+		    "valid PKCS#8 DER");
 		goto done;
 	}
 	if ((r = pkey_check(k, err)) != 0)

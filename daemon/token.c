@@ -30,9 +30,9 @@
 
 #define TOKEN_HDR_RS256		"{\"alg\":\"RS256\",\"typ\":\"JWT\"}"
 #define TOKEN_HDR_PS256		"{\"alg\":\"PS256\",\"typ\":\"JWT\"}"
-#define TOKEN_PKCS1_OVERHEAD	11	/* RSA PKCS#1 v1.5 encryption padding */
+#define TOKEN_PKCS1_OVERHEAD	11	/* PKCS#1 v1.5 padding, bytes */
 #define TOKEN_PSS_SALT		32
-#define TOKEN_SIG_MAX		1024	/* bytes of an RSA signature, at most */
+#define TOKEN_SIG_MAX		1024	/* largest signature, bytes */
 
 /* Wipe what was appended to b since it held start bytes, and cut it off. */
 static void

@@ -636,7 +636,8 @@ test_rs256_token_checks_with_evp_pyjwt_and_verify(void **state)
 	char		*tok;
 
 	(void)state;
-	tok = sign_and_check(TOKEN_RS256, "{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
+	tok = sign_and_check(TOKEN_RS256,
+	    "{\"alg\":\"RS256\",\"typ\":\"JWT\"}");
 	pyjwt_check(tok, "RS256");
 	assert_int_equal(verify(key_a_pub, tok, &err, &claims), 0);
 	assert_string_equal(json_string_value(json_object_get(claims,
@@ -651,7 +652,8 @@ test_ps256_token_checks_with_evp_salt_32_and_pyjwt(void **state)
 	char	*tok;
 
 	(void)state;
-	tok = sign_and_check(TOKEN_PS256, "{\"alg\":\"PS256\",\"typ\":\"JWT\"}");
+	tok = sign_and_check(TOKEN_PS256,
+	    "{\"alg\":\"PS256\",\"typ\":\"JWT\"}");
 	pyjwt_check(tok, "PS256");
 	/* verify takes RS256 only. */
 	refused(key_a_pub, tok, "token algorithm \"PS256\" " MSG_ALG);
@@ -976,7 +978,7 @@ main(void)
 		cmocka_unit_test(
 	test_b64url_decode_refuses_padding_whitespace_and_other_characters),
 		cmocka_unit_test(
-		    test_partner_token_opens_with_peer_key_and_verifies_with_sha1),
+	    test_partner_token_opens_with_peer_key_and_verifies_with_sha1),
 		cmocka_unit_test(
 		    test_partner_token_payload_limit_is_key_size_less_11),
 		cmocka_unit_test(
