@@ -254,6 +254,9 @@ token_partner(EVP_PKEY *kp, uint32_t kp_version, EVP_PKEY *peer,
  done:
 	if (r != 0)
 		token_cut(out, start);
+	/* Both are parts of the token. */
+	cb_wipe(ct, sizeof(ct));
+	cb_wipe(sig, sizeof(sig));
 	EVP_PKEY_CTX_free(ectx);
 	ERR_clear_error();
 	return r;
@@ -317,6 +320,7 @@ token_jws_sign(EVP_PKEY *k, enum token_alg alg, const json_t *claims,
  done:
 	if (r != 0)
 		token_cut(out, start);
+	cb_wipe(sig, sizeof(sig));
 	secbuf_free(&json);
 	ERR_clear_error();
 	return r;
