@@ -457,7 +457,8 @@ rpc_token_verify(struct rpc_call *call, const msgpack_object *params,
 			rc = token_jws_verify(peer, t->via.str.ptr,
 			    t->via.str.size, now, leeway, &claims, err);
 			/* Only a bad signature moves on to the next key. */
-			if (rc != 0 && strstr(err->msg, "signature") == NULL)
+			if (rc != 0 &&
+			    strcmp(err->msg, TOKEN_BAD_SIGNATURE) != 0)
 				break;
 		}
 		rpc_audit_key(call, STORE_PEERKEY, ident, rc == 0 ? got : 0);
