@@ -380,6 +380,8 @@ int	 rpc_key_load(struct broker *b, int keyclass, const char *ident,
 /* An optional (or required) key version parameter; 0 when absent. */
 int	 rpc_key_version(const msgpack_object *params, const char *key,
 	    bool required, uint32_t *out, struct cb_error *err);
+/* Key generations running on the thread pool now. */
+unsigned rpc_keygen_count(void);
 /* Name a key and version in the call's audit line (version 0: current). */
 void	 rpc_audit_key(struct rpc_call *call, int keyclass, const char *ident,
 	    uint32_t version);

@@ -43,6 +43,12 @@
 
 static unsigned	rpc_keygen_running;
 
+unsigned
+rpc_keygen_count(void)
+{
+	return rpc_keygen_running;
+}
+
 /* The class's name in messages and in the audit trail. */
 static const char *
 rpc_key_class(int keyclass)
