@@ -2313,7 +2313,11 @@ done:
 	return ret;
 }
 
-/* Append one version to a keyset, keeping its timestamps. */
+/*
+ * Append one version to a keyset.  Its created_at is the oldest version's
+ * and its updated_at the newest's, by time: peer key versions may arrive
+ * in any order.
+ */
 static int
 keyset_push(struct store_keyset *k, size_t *cap, uint32_t version,
     int bits, int64_t created_at)
@@ -2331,9 +2335,10 @@ keyset_push(struct store_keyset *k, size_t *cap, uint32_t version,
 	nv->version = version;
 	nv->bits = bits;
 	nv->created_at = created_at;
-	if (k->nversions == 1)
+	if (k->nversions == 1 || created_at < k->created_at)
 		k->created_at = created_at;
-	k->updated_at = created_at;
+	if (k->nversions == 1 || created_at > k->updated_at)
+		k->updated_at = created_at;
 	return 0;
 }
 
