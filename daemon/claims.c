@@ -47,6 +47,8 @@ claims_string(const char *s, size_t n, const char *name, const char *what,
 {
 	json_t	*v;
 
+	if (n == 0)
+		s = "";		/* msgpack-c may leave ptr NULL */
 	if ((*out = json_stringn(s, n)) != NULL)
 		return 0;
 	if ((v = json_stringn_nocheck(s, n)) == NULL)
