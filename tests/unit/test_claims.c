@@ -82,13 +82,15 @@ assert_json(const json_t *got, const char *want, const char *what)
 
 /*
  * Members named to tell each pointer form apart: "a/b" against a.b,
- * "~1" against "/" (the unescape order), "" against the root.
+ * "~1" against "/" (the unescape order), "" against the root, "a~b"
+ * for "/a~2b" to find if bad escapes were read as "~0".
  */
 static const char lookup_doc[] = "{"
     "\"name\": \"alice\","
     "\"a\": {\"b\": \"nested\"},"
     "\"a/b\": \"slash-member\","
     "\"m~n\": \"tilde-member\","
+    "\"a~b\": \"what a bad escape would find\","
     "\"~1\": \"tilde-one\","
     "\"/\": \"slash\","
     "\"arr\": [\"zero\", \"one\", {\"k\": \"in-array\"}],"
