@@ -489,6 +489,17 @@ claims_is_admin(const char *s, size_t n)
 }
 
 /*
+ * Whether the string v holds a NUL byte: a group name that a reader
+ * stopping at NUL would take for another (say, ADMINISTRATORS).
+ */
+static bool
+claims_has_nul(const json_t *v)
+{
+	return memchr(json_string_value(v), '\0', json_string_length(v)) !=
+	    NULL;
+}
+
+/*
  * The roles (SPEC 9.5): the claim v that ref found (NULL: missing) as a
  * new array in *out.
  */
@@ -509,6 +520,10 @@ claims_roles(const json_t *v, const char *ref, json_t **out,
 		if (claims_is_admin(json_string_value(v),
 		    json_string_length(v)))
 			return cb_error_set(err, CB_EFORBIDDEN, "%s", forbidden);
+		if (claims_has_nul(v))
+			return cb_error_set(err, CB_EBADREQ, "the roles claim "
+			    "(\"%s\") holds a NUL byte", proto_quote(ref,
+			    strlen(ref), q, sizeof(q), false));
 		*out = json_pack("[O]", v);
 	} else if (json_is_array(v)) {
 		/* ADMINISTRATORS is refused wherever it stands. */
@@ -518,11 +533,12 @@ claims_roles(const json_t *v, const char *ref, json_t **out,
 				return cb_error_set(err, CB_EFORBIDDEN, "%s",
 				    forbidden);
 		json_array_foreach(v, i, e)
-			if (!json_is_string(e))
+			if (!json_is_string(e) || claims_has_nul(e))
 				return cb_error_set(err, CB_EBADREQ, "the roles "
-				    "claim (\"%s\") holds a non-string at index "
-				    "%zu", proto_quote(ref, strlen(ref), q,
-				    sizeof(q), false), i);
+				    "claim (\"%s\") holds a %s at index %zu",
+				    proto_quote(ref, strlen(ref), q, sizeof(q),
+				    false), json_is_string(e) ? "string with a "
+				    "NUL byte" : "non-string", i);
 		*out = json_copy((json_t *)v);
 	} else
 		return cb_error_set(err, CB_EBADREQ, "the roles claim (\"%s\") "

@@ -18,12 +18,12 @@
  *    arrays by a decimal index without leading zeros; a "~" not followed
  *    by "0" or "1" finds nothing; a plain name is a member of the root;
  *  - attributes: on success every attribute is the claim its reference
- *    finds (the same value), roles are strings and never ADMINISTRATORS
- *    in any case, ["USERS"] when missing or null, additional holds
+ *    finds (the same value), roles are strings without NUL bytes and
+ *    never ADMINISTRATORS in any case, ["USERS"] when missing or null, additional holds
  *    exactly the named claims present; an array or a string of roles
  *    holding ADMINISTRATORS is never accepted; a failure leaves *out
  *    NULL and says why in one line of printable ASCII that does not
- *    quote a claim holding "CANARY" (unless the spec holds it too);
+ *    quote "CANARY" from the claims (unless the spec holds it too);
  *  - msgpack: a value nested at most CLAIMS_DEPTH_MAX deep comes back
  *    equal, a deeper one is -CB_EBADREQ.
  */
@@ -156,12 +156,13 @@ fz_admin(const char *s, size_t n)
 	return true;
 }
 
-/* Whether a JSON value holds a string containing FZ_MARK. */
+/* Whether a JSON value holds a string or a key containing FZ_MARK. */
 static bool
 fz_marked(const json_t *v)
 {
-	json_t	*e;
-	size_t	 i;
+	const char	*key;
+	json_t		*e;
+	size_t		 i, klen;
 
 	if (json_is_string(v))
 		return memmem(json_string_value(v), json_string_length(v),
@@ -170,13 +171,11 @@ fz_marked(const json_t *v)
 		json_array_foreach(v, i, e)
 			if (fz_marked(e))
 				return true;
-	if (json_is_object(v)) {
-		const char *key;
-
-		json_object_foreach((json_t *)v, key, e)
-			if (fz_marked(e))
+	if (json_is_object(v))
+		json_object_keylen_foreach((json_t *)v, key, klen, e)
+			if (memmem(key, klen, FZ_MARK, sizeof(FZ_MARK) - 1) !=
+			    NULL || fz_marked(e))
 				return true;
-	}
 	return false;
 }
 
@@ -212,6 +211,8 @@ fz_check_roles(const json_t *doc, const json_t *spec, const json_t *roles)
 	FZ_ASSERT(json_is_array(roles));
 	json_array_foreach(roles, i, e) {
 		FZ_ASSERT(json_is_string(e));
+		FZ_ASSERT(strlen(json_string_value(e)) ==
+		    json_string_length(e));
 		FZ_ASSERT(!fz_admin(json_string_value(e),
 		    json_string_length(e)));
 	}

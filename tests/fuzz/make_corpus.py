@@ -340,7 +340,8 @@ def claims_seeds():
     for i, roles in enumerate([
             ["g1", "ADMINISTRATORS"], "ADMINISTRATORS", "administrators",
             ["AdMiNiStRaToRs"], [" ADMINISTRATORS"], [], "one", None,
-            ["g", 3], {"g": 1}, 7, [7, "administrators"]]):
+            ["g", 3], {"g": 1}, 7, [7, "administrators"],
+            "ADMINISTRATORS\x00x", ["g", "administrators\x00"]]):
         s["roles-%02d" % i] = claims_seed({"groups": roles},
                                           {"roles": "groups"})
     s["roles-missing"] = claims_seed({"x": 1}, {"roles": "groups"})

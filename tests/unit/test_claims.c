@@ -417,6 +417,19 @@ test_attributes_roles_bad_types_refused(void **state)
 	    CB_EBADREQ, "roles claim (\"/groups\")");
 }
 
+/* A group name with a NUL byte could pass for another where C reads it. */
+static void
+test_attributes_roles_with_nul_refused(void **state)
+{
+	(void)state;
+	attrs_err("{\"groups\": \"ADMINISTRATORS\\u0000x\"}",
+	    "{\"roles\": \"groups\"}", CB_EBADREQ,
+	    "roles claim (\"groups\") holds a NUL byte");
+	attrs_err("{\"groups\": [\"g\", \"administrators\\u0000\"]}",
+	    "{\"roles\": \"groups\"}", CB_EBADREQ,
+	    "holds a string with a NUL byte at index 1");
+}
+
 static void
 test_attributes_additional_present_and_absent(void **state)
 {
@@ -954,6 +967,7 @@ main(void)
 		cmocka_unit_test(test_attributes_roles_default_users),
 		cmocka_unit_test(test_attributes_roles_forms),
 		cmocka_unit_test(test_attributes_roles_bad_types_refused),
+		cmocka_unit_test(test_attributes_roles_with_nul_refused),
 		cmocka_unit_test(test_attributes_additional_present_and_absent),
 		cmocka_unit_test(test_attributes_additional_name_with_nul),
 		cmocka_unit_test(test_attributes_spec_must_be_object),
