@@ -7,23 +7,27 @@
  *	claims JSON text, a NUL byte, spec JSON text
  *
  * Either text that json_loadb does not take (any JSON value is taken,
- * "\u0000" too) skips the input, and so does one without a NUL byte.  For each input: claims_lookup of every string the
- * spec holds (its values, its keys, the spec itself when it is a
- * string), claims_attributes, and claims_pack followed by
- * claims_from_msgpack.  Every result is checked against what claims.h
- * says, through a model written here (not from claims.c):
+ * "\u0000" too) skips the input, and so does one without a NUL byte.
+ * For each input: claims_lookup of every string the spec holds (its
+ * values, its keys, the spec itself when it is a string),
+ * claims_attributes, and claims_pack followed by claims_from_msgpack.
+ * Every result is checked against what claims.h says, through a model
+ * written here (not from claims.c):
  *
  *  - lookup: RFC 6901 read literally: the pointer split at "/", each
  *    token unescaped by replacing "~1" then "~0", objects by member,
  *    arrays by a decimal index without leading zeros; a "~" not followed
  *    by "0" or "1" finds nothing; a plain name is a member of the root;
- *  - attributes: on success every attribute is the claim its reference
- *    finds (the same value), roles are strings without NUL bytes and
- *    never ADMINISTRATORS in any case, ["USERS"] when missing or null, additional holds
- *    exactly the named claims present; an array or a string of roles
- *    holding ADMINISTRATORS is never accepted; a failure leaves *out
- *    NULL and says why in one line of printable ASCII that does not
- *    quote "CANARY" from the claims (unless the spec holds it too);
+ *  - attributes: success, bad_request or forbidden exactly as a model
+ *    of the spec checks and of the claims' types says (ADMINISTRATORS,
+ *    in any case, alone or anywhere in a list, is forbidden; a group
+ *    name with a NUL byte is bad_request); on success every attribute
+ *    is the claim its reference finds (the same value), roles are
+ *    strings without NUL bytes and never ADMINISTRATORS, ["USERS"] when
+ *    missing or null, additional holds exactly the named claims
+ *    present; a failure leaves *out NULL and says why in one line of
+ *    printable ASCII that does not quote "CANARY" from the claims
+ *    (unless the spec holds it too);
  *  - msgpack: a value nested at most CLAIMS_DEPTH_MAX deep comes back
  *    equal, a deeper one is -CB_EBADREQ.
  */
@@ -229,6 +233,105 @@ fz_check_roles(const json_t *doc, const json_t *spec, const json_t *roles)
 		FZ_ASSERT(json_equal((json_t *)v, (json_t *)roles));
 }
 
+/* Whether the spec is one claims.h and SPEC 9.5 accept. */
+static bool
+fz_model_spec_ok(const json_t *spec)
+{
+	static const char *const refs[] = {
+		"user_id", "user_name", "roles", "upn", "email"
+	};
+	const char	*key, *r;
+	json_t		*v, *e, *f;
+	size_t		 klen, i, j, n;
+
+	if (!json_is_object(spec))
+		return false;
+	json_object_keylen_foreach((json_t *)spec, key, klen, v) {
+		if (klen == 10 && memcmp(key, "additional", 10) == 0) {
+			if (!json_is_array(v) || json_array_size(v) > 64)
+				return false;
+			json_array_foreach(v, i, e) {
+				if (!json_is_string(e) ||
+				    json_string_length(e) == 0)
+					return false;
+				for (j = 0; j < i; j++) {
+					f = json_array_get(v, j);
+					if (json_string_length(f) ==
+					    json_string_length(e) &&
+					    memcmp(json_string_value(f),
+					    json_string_value(e),
+					    json_string_length(e)) == 0)
+						return false;
+				}
+			}
+			continue;
+		}
+		for (i = 0; i < sizeof(refs) / sizeof(refs[0]); i++)
+			if (strlen(refs[i]) == klen &&
+			    memcmp(refs[i], key, klen) == 0)
+				break;
+		if (i == sizeof(refs) / sizeof(refs[0]) || !json_is_string(v))
+			return false;
+		r = json_string_value(v);
+		n = json_string_length(v);
+		if (n == 0 || n > 1024 || strlen(r) != n)
+			return false;
+		for (j = 0; r[0] == '/' && j < n; j++)
+			if (r[j] == '~' && r[j + 1] != '0' && r[j + 1] != '1')
+				return false;
+	}
+	return true;
+}
+
+/*
+ * Which answers claims_attributes may give: *ok (success), *bad
+ * (bad_request), *forbidden, from the spec and what the claims hold.
+ */
+static void
+fz_model_attributes(const json_t *doc, const json_t *spec, bool *ok,
+    bool *bad, bool *forbidden)
+{
+	static const char *const names[] = {
+		"user_id", "user_name", "upn", "email"
+	};
+	const json_t	*ref, *v, *e;
+	size_t		 i;
+
+	*ok = *bad = *forbidden = false;
+	if (spec != NULL && !fz_model_spec_ok(spec)) {
+		*bad = true;
+		return;
+	}
+	for (i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		ref = json_object_get(spec, names[i]);
+		v = ref != NULL ? fz_model_lookup(doc, json_string_value(ref)) :
+		    NULL;
+		if (v != NULL && !json_is_string(v) && !json_is_number(v))
+			*bad = true;
+	}
+	ref = json_object_get(spec, "roles");
+	v = ref != NULL ? fz_model_lookup(doc, json_string_value(ref)) : NULL;
+	if (json_is_string(v)) {
+		if (fz_admin(json_string_value(v), json_string_length(v)))
+			*forbidden = true;
+		else if (strlen(json_string_value(v)) != json_string_length(v))
+			*bad = true;
+	} else if (json_is_array(v)) {
+		/* ADMINISTRATORS anywhere is refused as such. */
+		json_array_foreach(v, i, e)
+			if (json_is_string(e) && fz_admin(json_string_value(e),
+			    json_string_length(e)))
+				*forbidden = true;
+		json_array_foreach(v, i, e)
+			if (!*forbidden && (!json_is_string(e) ||
+			    strlen(json_string_value(e)) !=
+			    json_string_length(e)))
+				*bad = true;
+	} else if (v != NULL && !json_is_null(v))
+		*bad = true;
+	*ok = !*bad && !*forbidden;
+}
+
 /* A successful claims_attributes answer, against the spec and claims. */
 static void
 fz_check_attributes(const json_t *doc, const json_t *spec, const json_t *out)
@@ -323,9 +426,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	const uint8_t	*nul;
 	struct cb_error	 err;
 	json_t		*doc = NULL, *spec = NULL, *out = NULL;
-	const json_t	*ref, *v, *e;
-	size_t		 clen, i;
-	bool		 marked, admin = false;
+	size_t		 clen;
+	bool		 marked, ok, bad, forbidden;
 	int		 rc;
 
 	if ((nul = memchr(data, '\0', size)) == NULL)
@@ -343,26 +445,16 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cb_error_clear(&err);
 	rc = claims_attributes(doc, spec, &out, &err);
 	marked = fz_marked(doc) && !fz_marked(spec);
-	if (rc == 0)
+	fz_model_attributes(doc, spec, &ok, &bad, &forbidden);
+	if (rc == 0) {
+		FZ_ASSERT(ok);
 		fz_check_attributes(doc, spec, out);
-	else {
+	} else {
+		/* With two faults in the claims, either may be named. */
+		FZ_ASSERT((rc == -CB_EBADREQ && bad) ||
+		    (rc == -CB_EFORBIDDEN && forbidden));
 		FZ_ASSERT(rc == -err.code);
 		fz_check_error(&err, out, marked);
-	}
-	/* Whatever else the spec says, roles holding the group never pass. */
-	if (json_is_object(spec) && json_is_string(ref = json_object_get(spec,
-	    "roles")) && strlen(json_string_value(ref)) ==
-	    json_string_length(ref) &&
-	    (v = fz_model_lookup(doc, json_string_value(ref))) != NULL) {
-		if (json_is_string(v))
-			admin = fz_admin(json_string_value(v),
-			    json_string_length(v));
-		json_array_foreach(v, i, e)
-			if (json_is_string(e) && fz_admin(json_string_value(e),
-			    json_string_length(e)))
-				admin = true;
-		if (admin)
-			FZ_ASSERT(rc != 0);
 	}
 	/* Without a spec, nothing is read but the defaults. */
 	json_decref(out);
