@@ -86,8 +86,9 @@ claims_map(const msgpack_object *o, const char *name, int depth,
 		if ((rc = claims_string(kv->key.via.str.ptr,
 		    kv->key.via.str.size, name, "map key", &key, err)) < 0)
 			goto done;
-		if (json_object_getn(obj, kv->key.via.str.ptr,
-		    kv->key.via.str.size) != NULL) {
+		/* From the copy: msgpack-c may leave an empty key's ptr NULL. */
+		if (json_object_getn(obj, json_string_value(key),
+		    json_string_length(key)) != NULL) {
 			rc = cb_error_set(err, CB_EBADREQ, "%s holds a map "
 			    "with a duplicate key", name);
 			goto done;
@@ -98,8 +99,7 @@ claims_map(const msgpack_object *o, const char *name, int depth,
 		if (json_object_setn_new_nocheck(obj, json_string_value(key),
 		    json_string_length(key), v) != 0) {
 			v = NULL;
-			rc = claims_nomem("converting a value",
-			    err);
+			rc = claims_nomem("converting a value", err);
 			goto done;
 		}
 		v = NULL;
@@ -135,8 +135,7 @@ claims_array(const msgpack_object *o, const char *name, int depth,
 		    err)) < 0)
 			goto done;
 		if (json_array_append_new(arr, v) != 0) {
-			rc = claims_nomem("converting a value",
-			    err);
+			rc = claims_nomem("converting a value", err);
 			goto done;
 		}
 	}

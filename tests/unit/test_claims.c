@@ -875,6 +875,8 @@ test_msgpack_refusals(void **state)
 	mp_refused(S("\x82\xa1k\x01\xa1k\x02"), "duplicate key");
 	mp_refused(S("\x83\xa1" "a\x01\xa2k\x00\x02\xa2k\x00\x03"),
 	    "duplicate key");
+	mp_refused(S("\x82\xa0\x01\xa0\x02"), "duplicate key");
+	mp_refused(S("\x82\xa0\x01\xd9\x00\x02"), "duplicate key");
 	mp_refused(S("\xa2\xc3\x28"), "string that is not valid UTF-8");
 	mp_refused(S("\xa3\xed\xa0\x80"), "string that is not valid UTF-8");
 	mp_refused(S("\xa2\xc0\xaf"), "string that is not valid UTF-8");
