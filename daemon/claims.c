@@ -86,7 +86,7 @@ claims_map(const msgpack_object *o, const char *name, int depth,
 		if ((rc = claims_string(kv->key.via.str.ptr,
 		    kv->key.via.str.size, name, "map key", &key, err)) < 0)
 			goto done;
-		/* From the copy: msgpack-c may leave an empty key's ptr NULL. */
+		/* The copy: msgpack-c may leave an empty key's ptr NULL. */
 		if (json_object_getn(obj, json_string_value(key),
 		    json_string_length(key)) != NULL) {
 			rc = cb_error_set(err, CB_EBADREQ, "%s holds a map "
@@ -413,9 +413,9 @@ claims_check_additional(const json_t *a, struct cb_error *err)
 			if (json_string_length(w) == json_string_length(v) &&
 			    memcmp(json_string_value(w), json_string_value(v),
 			    json_string_length(v)) == 0)
-				return cb_error_set(err, CB_EBADREQ, "attributes."
-				    "additional[%zu] repeats additional[%zu]",
-				    i, j);
+				return cb_error_set(err, CB_EBADREQ,
+				    "attributes.additional[%zu] repeats "
+				    "additional[%zu]", i, j);
 		}
 	}
 	return 0;
@@ -518,7 +518,8 @@ claims_roles(const json_t *v, const char *ref, json_t **out,
 	else if (json_is_string(v)) {
 		if (claims_is_admin(json_string_value(v),
 		    json_string_length(v)))
-			return cb_error_set(err, CB_EFORBIDDEN, "%s", forbidden);
+			return cb_error_set(err, CB_EFORBIDDEN, "%s",
+			    forbidden);
 		if (claims_has_nul(v))
 			return cb_error_set(err, CB_EBADREQ, "the roles claim "
 			    "(\"%s\") holds a NUL byte", proto_quote(ref,
@@ -533,8 +534,9 @@ claims_roles(const json_t *v, const char *ref, json_t **out,
 				    forbidden);
 		json_array_foreach(v, i, e)
 			if (!json_is_string(e) || claims_has_nul(e))
-				return cb_error_set(err, CB_EBADREQ, "the roles "
-				    "claim (\"%s\") holds a %s at index %zu",
+				return cb_error_set(err, CB_EBADREQ,
+				    "the roles claim (\"%s\") holds a %s at "
+				    "index %zu",
 				    proto_quote(ref, strlen(ref), q, sizeof(q),
 				    false), json_is_string(e) ? "string with a "
 				    "NUL byte" : "non-string", i);

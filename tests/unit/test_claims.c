@@ -156,7 +156,8 @@ test_lookup_pointer_forms(void **state)
 
 	(void)state;
 	for (i = 0; i < NELEM(lookup_cases); i++) {
-		snprintf(what, sizeof(what), "lookup '%s'", lookup_cases[i].ref);
+		snprintf(what, sizeof(what), "lookup '%s'",
+		    lookup_cases[i].ref);
 		assert_json(claims_lookup(doc, lookup_cases[i].ref),
 		    lookup_cases[i].want, what);
 	}
@@ -453,7 +454,8 @@ test_attributes_additional_name_with_nul(void **state)
 
 	(void)state;
 	c = load("{\"a\": 2}");
-	assert_int_equal(json_object_setn(c, "a\0b", 3, json_integer(1)), 0);
+	assert_int_equal(json_object_setn_new(c, "a\0b", 3, json_integer(1)),
+	    0);
 	s = load("{\"additional\": [\"a\\u0000b\", \"a\\u0000c\"]}");
 	assert_int_equal(claims_attributes(c, s, &out, &err), 0);
 	add = json_object_get(out, "additional");
@@ -474,7 +476,8 @@ test_attributes_spec_must_be_object(void **state)
 
 	(void)state;
 	for (i = 0; i < NELEM(specs); i++)
-		attrs_err("{}", specs[i], CB_EBADREQ, "attributes must be a map");
+		attrs_err("{}", specs[i], CB_EBADREQ,
+		    "attributes must be a map");
 }
 
 static void
@@ -497,7 +500,7 @@ test_attributes_spec_key_with_nul_refused(void **state)
 	(void)state;
 	s = json_object();
 	assert_non_null(s);
-	assert_int_equal(json_object_setn(s, "user_id\0x", 9,
+	assert_int_equal(json_object_setn_new(s, "user_id\0x", 9,
 	    json_string("sub")), 0);
 	assert_int_equal(claims_attributes(NULL, s, &out, &err), -CB_EBADREQ);
 	assert_null(out);
@@ -764,7 +767,8 @@ test_msgpack_round_trip_containers(void **state)
 	    "\xa6nested\x81\xa1" "a\x91\x81\xa1" "b\x90"),
 	    "{\"sub\": \"u-123\", \"exp\": 1782270976, \"neg\": -128, "
 	    "\"score\": 3.14159, \"ok\": true, \"no\": false, \"nil\": null, "
-	    "\"groups\": [\"g1\", \"g2\"], \"nested\": {\"a\": [{\"b\": []}]}}");
+	    "\"groups\": [\"g1\", \"g2\"], "
+	    "\"nested\": {\"a\": [{\"b\": []}]}}");
 }
 
 /* A float32 comes back as the same number in float64. */
