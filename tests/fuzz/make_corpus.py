@@ -23,9 +23,17 @@ tests/fuzz/corpus/<target>/ (committed; rerun after changing this file).
                  variants: other algorithms, crit, two and four parts,
                  padding, whitespace, tampering, non-object JSON.
 
+  fuzz_claims    [claims JSON] NUL [spec JSON]: every JSON pointer form
+                 (escapes, array indexes, "/" alone, bad escapes), the
+                 login attributes with ADMINISTRATORS in every spelling,
+                 missing and null roles, additional names, and specs that
+                 must be refused (unknown keys, limits, wrong types).
+
+
 It also writes the dictionaries tests/fuzz/<target>.dict (libFuzzer's
 -dict=): method names and parameter names as msgpack strings, enum values,
-the placeholder and filter syntax, and the pieces of a JWS token.
+the placeholder and filter syntax, the pieces of a JWS token, and the
+attribute names and pointer escapes.
 
 Usage: tests/fuzz/make_corpus.py [OUTDIR]   (default: next to this file)
 """
@@ -34,6 +42,7 @@ import base64
 import json
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -551,6 +560,66 @@ def token_seeds():
         "b64-bits": b"Zh",
         "empty": b"",
     }
+def claims_seed(claims, spec):
+    """claims and spec: JSON texts, or Python values to dump."""
+    c = claims if isinstance(claims, str) else json.dumps(claims)
+    t = spec if isinstance(spec, str) else json.dumps(spec)
+    return c.encode() + b"\x00" + t.encode()
+
+
+def claims_seeds():
+    s = {}
+    doc = {"sub": "u-1", "name": "Alice", "a": {"b": "nested"},
+           "a/b": "slash", "m~n": "tilde", "~1": "tilde-one", "/": "root",
+           "arr": ["zero", "one", {"k": "v"}], "": "empty", "n": None,
+           "groups": ["g1", "g2"], "upn": "alice@corp", "mail": "a@x",
+           "uid": 42, "score": 1.5, "dept": "sales"}
+    for i, ref in enumerate([
+            "sub", "/a/b", "/a~1b", "/m~0n", "/~01", "/~1", "/arr/0",
+            "/arr/1", "/arr/2/k", "/arr/01", "/arr/-", "/arr/9", "/",
+            "/sub/0", "/a~2b", "/m~", "//", "/arr/",
+            "/arr/99999999999999999999"]):
+        s["lookup-%02d" % i] = claims_seed(doc, json.dumps(ref))
+    full = {"user_id": "sub", "user_name": "name", "roles": "groups",
+            "upn": "upn", "email": "mail", "additional": ["dept", "absent",
+                                                          "n"]}
+    s["attrs-full"] = claims_seed(doc, full)
+    s["attrs-pointers"] = claims_seed(
+        {"path": {"to": {"given_name": "gn", "groups": ["x"]}}},
+        {"user_id": "/path/to/given_name", "roles": "/path/to/groups"})
+    s["attrs-number-id"] = claims_seed(doc, {"user_id": "uid",
+                                             "user_name": "score"})
+    for i, roles in enumerate([
+            ["g1", "ADMINISTRATORS"], "ADMINISTRATORS", "administrators",
+            ["AdMiNiStRaToRs"], [" ADMINISTRATORS"], [], "one", None,
+            ["g", 3], {"g": 1}, 7, [7, "administrators"],
+            "ADMINISTRATORS\x00x", ["g", "administrators\x00"]]):
+        s["roles-%02d" % i] = claims_seed({"groups": roles},
+                                          {"roles": "groups"})
+    s["roles-missing"] = claims_seed({"x": 1}, {"roles": "groups"})
+    s["roles-no-ref"] = claims_seed({"groups": ["ADMINISTRATORS"]}, {})
+    s["roles-array-root"] = claims_seed(["ADMINISTRATORS"], {"roles": "/0"})
+    s["wrong-type-id"] = claims_seed({"sub": {"v": "CANARY-1"}},
+                                     {"user_id": "sub"})
+    s["additional-max"] = claims_seed(
+        {"c63": 1}, {"additional": ["c%d" % i for i in range(64)]})
+    s["additional-over"] = claims_seed(
+        {}, {"additional": ["c%d" % i for i in range(65)]})
+    for i, spec in enumerate([
+            '{"groups": "g"}', '["user_id"]', '"sub"', "null",
+            '{"user_id": 1}', '{"upn": ""}', '{"user_id": "/a~2b"}',
+            '{"roles": "/g~"}', '{"user_name": "a\\u0000b"}',
+            '{"additional": "dept"}', '{"additional": ["a", "a"]}',
+            '{"additional": ["a", ""]}', '{"additional": [3]}',
+            '{"user_id": "' + "a" * 1025 + '"}',
+            '{"user_id": "/' + "a" * 1023 + '"}',
+            '{"roles": "groups", "additional": [""]}']):
+        s["spec-%02d" % i] = claims_seed(doc, spec)
+    s["deep"] = claims_seed("[" * 17 + "]" * 17, '"/0/0/0"')
+    s["deep-ok"] = claims_seed('{"k":' * 16 + "1" + "}" * 16, '"/k/k/k"')
+    s["scalars"] = claims_seed(
+        '[1e300, -0.0, -9223372036854775808, 9223372036854775807, true, '
+        'false, null, "\\u0000\\u2028\\ud83d\\udd11", ""]', '"/7"')
     return s
 
 
@@ -599,6 +668,12 @@ def token_dict():
              b64url(b'"exp":'), b64url(b'"nbf":'), b64url(b'"crit":'),
              b"AAAA", b"\n", b" "]
     return "\n".join(dict_entry(w) for w in words) + "\n"
+def claims_dict():
+    words = ["user_id", "user_name", "roles", "upn", "email", "additional",
+             "ADMINISTRATORS", "administrators", "USERS", "CANARY", "/",
+             "~0", "~1", "~", "/0", "/01", "/-", "\"\"", "\\u0000",
+             "\x00", "null", "true", "[]", "{}", "\":"]
+    return "\n".join(dict_entry(w.encode("latin-1")) for w in words) + "\n"
 
 
 def write(outdir, name, seeds):
@@ -617,13 +692,15 @@ def main():
     n1 = write(outdir, "fuzz_proto", proto_seeds())
     n2 = write(outdir, "fuzz_template", template_seeds())
     n3 = write(outdir, "fuzz_token", token_seeds())
+    n4 = write(outdir, "fuzz_claims", claims_seeds())
     for name, text in (("fuzz_proto", proto_dict()),
                        ("fuzz_template", template_dict()),
-                       ("fuzz_token", token_dict())):
+                       ("fuzz_token", token_dict()),
+                       ("fuzz_claims", claims_dict())):
         with open(os.path.join(HERE, name + ".dict"), "w") as f:
             f.write(text)
-    print("make_corpus: %d fuzz_proto, %d fuzz_template and %d fuzz_token "
-          "seeds in %s" % (n1, n2, n3, outdir))
+    print("make_corpus: %d fuzz_proto, %d fuzz_template, %d fuzz_token and "
+          "%d fuzz_claims seeds in %s" % (n1, n2, n3, n4, outdir))
 
 
 if __name__ == "__main__":
