@@ -345,9 +345,11 @@ main(int argc, char *argv[])
 	int		 lockfd = -1;
 
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
+	cb_error_clear(&err);
+	if (pkey_wipe_frees(&err) != 0)
+		fatalx("%s", err.msg);
 	harden();
 	secmem_pool_enable();
-	cb_error_clear(&err);
 	if (pkey_secure_heap_init(&err) != 0)
 		fatalx("%s", err.msg);
 	vault_json_setup();

@@ -390,6 +390,8 @@ rpc_keygen_work(uv_work_t *w)
 	struct keygen	*g = w->data;
 
 	g->rc = pkey_generate(PKEY_BITS_GENERATE, &g->key, &g->err);
+	/* The generation's stack frames held the key's numbers. */
+	cb_stack_scrub();
 }
 
 static void

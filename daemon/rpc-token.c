@@ -29,6 +29,7 @@
 #include "secbuf.h"
 #include "store.h"
 #include "token.h"
+#include "vault.h"
 
 #define RPC_URL_BASE_MAX	2048
 
@@ -174,8 +175,7 @@ rpc_token_partner(struct rpc_call *call, const msgpack_object *params,
 	proto_pack_kv_int(&call->pk, "keypair_version", kv);
 	proto_pack_kv_int(&call->pk, "peerkey_version", pv);
 done:
-	if (text != NULL)
-		cb_strfree_wipe(text);
+	vault_json_release(text);
 	json_decref(payload);
 	EVP_PKEY_free(kp);
 	EVP_PKEY_free(peer);
