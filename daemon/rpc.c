@@ -205,7 +205,7 @@ rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err)
 {
 	struct rpc_sink	 sink = call->sink;
 	bool		 secret = cb_methods[call->method].flags &
-			    (CB_MF_SECRET_IN | CB_MF_SECRET_OUT);
+			    (CB_MF_SECRET_IN | CB_MF_SECRET_OUT | CB_MF_SECRET_KEY);
 
 	rpc_reply(call, rc, err);
 	sink.ops->unref(sink.ctx);

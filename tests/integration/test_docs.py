@@ -202,6 +202,10 @@ class ProtocolPageTest(unittest.TestCase):
                                  "The response carries secrets" in body,
                                  "%s: response secrets must match "
                                  "CB_MF_SECRET_OUT" % name)
+                self.assertEqual("CB_MF_SECRET_KEY" in flags,
+                                 "The call opens a private key" in body,
+                                 "%s: private keys must match "
+                                 "CB_MF_SECRET_KEY" % name)
                 self.assertIn("Parameters", body, name)
                 self.assertIn("Result", body, name)
 

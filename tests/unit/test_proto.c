@@ -1567,7 +1567,7 @@ test_method_table(void **state)
 		    (cb_methods[m].perm >= 0 &&
 		    cb_methods[m].perm < CB_PERM_COUNT));
 		assert_int_equal(cb_methods[m].flags & ~(CB_MF_AUDIT |
-		    CB_MF_SECRET_IN | CB_MF_SECRET_OUT), 0);
+		    CB_MF_SECRET_IN | CB_MF_SECRET_OUT | CB_MF_SECRET_KEY), 0);
 		for (k = 0; k < m; k++)
 			assert_string_not_equal(cb_methods[k].name,
 			    cb_methods[m].name);
@@ -1588,6 +1588,9 @@ test_method_table(void **state)
 	assert_true(cb_methods[CB_M_TOKEN_PARTNER].flags & CB_MF_SECRET_OUT);
 	assert_true(cb_methods[CB_M_TOKEN_EMBED].flags & CB_MF_SECRET_OUT);
 	assert_true(cb_methods[CB_M_TOKEN_SSO].flags & CB_MF_SECRET_OUT);
+	assert_true(cb_methods[CB_M_KEYPAIR_GENERATE].flags & CB_MF_SECRET_KEY);
+	assert_true(cb_methods[CB_M_KEYPAIR_GET].flags & CB_MF_SECRET_KEY);
+	assert_true(cb_methods[CB_M_TOKEN_SSO].flags & CB_MF_SECRET_KEY);
 	for (m = CB_M_TOKEN_PARTNER; m <= CB_M_TOKEN_VERIFY; m++)
 		assert_true(cb_methods[m].flags & CB_MF_AUDIT);
 	assert_int_equal(cb_methods[CB_M_HELLO].flags, 0);
