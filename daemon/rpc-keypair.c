@@ -390,8 +390,13 @@ rpc_keygen_work(uv_work_t *w)
 	struct keygen	*g = w->data;
 
 	g->rc = pkey_generate(PKEY_BITS_GENERATE, &g->key, &g->err);
-	/* The generation's stack frames held the key's numbers. */
+	/*
+	 * The generation's stack frames held the key's numbers; and this
+	 * pool thread's OpenSSL state (its random generators) goes now, as
+	 * the thread outlives every call and would keep it to the end.
+	 */
 	cb_stack_scrub();
+	OPENSSL_thread_stop();
 }
 
 static void
