@@ -14,8 +14,9 @@
  *	1  the broker answered with an error (its code and message are shown),
  *	   or a step of "vault test" failed
  *	2  usage error or invalid input: unknown command or option, wrong
- *	   number of arguments, an empty or oversized credential value,
- *	   "substitute" without --dry-run, an invalid JSON document
+ *	   number of arguments, an empty or oversized credential value or
+ *	   PEM key, a --file that cannot be read, "substitute" without
+ *	   --dry-run, an invalid JSON document
  *	3  cannot connect to the broker, or a protocol or I/O failure
  *
  * Errors with status 1 and 3 go to stderr as "credctl: CODE: MESSAGE",
