@@ -381,6 +381,14 @@ class CredctlKeysTest(cbtest.DaemonTestCase):
         self.assertEqual(self.c.ok("keypair.list", {}), [])
         self.assert_never_shown(pem, rsa_key("c"))
 
+    def test_private_key_given_as_peer_key_is_refused_without_showing_it(self):
+        key = rsa_key("a")
+        for pem in (pkcs1(key), pkcs8(key)):
+            self.broker_error("bad_request", "peerkey", "set", "p", "1",
+                              input=pem)
+            self.assert_never_shown(pem, key)
+        self.assertEqual(self.c.ok("peerkey.list", {}), [])
+
     def test_empty_or_oversized_input_is_refused_before_the_broker(self):
         # A socket where nothing listens: exit 2, not 3 (cannot connect),
         # shows that the input was refused before any connection.
