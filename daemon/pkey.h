@@ -42,8 +42,9 @@ int	 pkey_generate(unsigned bits, EVP_PKEY **out, struct cb_error *err);
  * -CB_EBADREQ, with a message that says which, for: text that is not a
  * PEM private key, an encrypted PEM (PKCS#8 "ENCRYPTED PRIVATE KEY" or a
  * Proc-Type: 4,ENCRYPTED header), a key that is not RSA (naming its
- * type), a modulus outside PKEY_BITS_MIN..PKEY_BITS_MAX, more than one
- * key in the text, and text longer than PKEY_PEM_MAX.  Never prompts.
+ * type), a modulus outside PKEY_BITS_MIN..PKEY_BITS_MAX and more than one
+ * key in the text; -CB_ETOOLARGE for text longer than PKEY_PEM_MAX.
+ * Never prompts.
  */
 int	 pkey_private_from_pem(const char *pem, size_t len, EVP_PKEY **out,
 	    struct cb_error *err);

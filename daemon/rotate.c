@@ -32,6 +32,7 @@
 #include "keys-int.h"
 #include "log.h"
 #include "seal.h"
+#include "sealctx.h"
 #include "secbuf.h"
 #include "store.h"
 #include "values.h"
@@ -240,6 +241,57 @@ keys_values_step(struct broker *b, struct cb_error *err)
 	return rc;
 }
 
+/*
+ * Re-seal every key pair's private key and every peer key under the new
+ * key, in one transaction.  Keys are few and all are read at once; keys
+ * already under the new key (added during the rotation, or re-sealed by a
+ * run of this phase that a restart repeats) are left as they are.
+ */
+static int
+keys_keys_reseal(struct broker *b, struct cb_error *err)
+{
+	struct rotation		*r = b->rot;
+	struct store_keyrow	*rows = NULL;
+	char			 context[SEALCTX_KEY_MAX], *text;
+	char			 why[CB_ERRMSG_MAX];
+	size_t			 n = 0, i;
+	int64_t			 changed = 0;
+	int			 rc;
+
+	if ((rc = store_key_scan(b->store, &rows, &n, err)) != 0)
+		goto done;
+	for (i = 0; i < n; i++) {
+		if (rows[i].keyclass == STORE_KEYPAIR)
+			sealctx_keypair(context, sizeof(context),
+			    rows[i].ident, rows[i].version);
+		else
+			sealctx_peerkey(context, sizeof(context),
+			    rows[i].ident, rows[i].version);
+		if ((rc = keys_reseal(b, context, rows[i].sealed, &text,
+		    err)) != 0) {
+			memcpy(why, err->msg, sizeof(why));
+			rc = cb_error_set(err, -rc, "%s '%s' version %lu: %s",
+			    rows[i].keyclass == STORE_KEYPAIR ? "key pair" :
+			    "peer key", rows[i].ident,
+			    (unsigned long)rows[i].version, why);
+			goto done;
+		}
+		free(rows[i].sealed);
+		rows[i].sealed = text;
+		if (text != NULL)
+			changed++;
+	}
+	if (changed > 0 && (rc = store_key_reseal(b->store, rows, n,
+	    err)) != 0)
+		goto done;
+	r->done += changed;
+	if (r->done > r->total)
+		r->total = r->done;
+done:
+	store_keyrows_free(rows, n);
+	return rc;
+}
+
 /* Everything is re-sealed: the new key becomes the key. */
 static int
 keys_finish(struct broker *b, struct cb_error *err)
@@ -290,8 +342,9 @@ keys_step(uv_timer_t *t)
 		if ((rc = keys_values_step(b, &err)) == 0)
 			return;
 	} else {
-		/* The sealed Vault settings, then the switch. */
+		/* The sealed Vault settings and keys, then the switch. */
 		if ((rc = rpc_vault_reseal(b, &err)) == 0 &&
+		    (rc = keys_keys_reseal(b, &err)) == 0 &&
 		    (rc = keys_finish(b, &err)) == 0)
 			return;
 	}

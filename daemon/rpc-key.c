@@ -68,7 +68,9 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 	struct broker	*b = call->broker;
 	struct rotation	*r = b->rot, *nr = NULL;
 	struct seal_key	*k = NULL;
+	struct store_keyrow *krows;
 	char		*file = NULL, kcv[SEAL_KCV_MAX], cur[SEAL_KCV_MAX];
+	size_t		 nkeys;
 	int64_t		 total;
 	int		 rc;
 
@@ -105,8 +107,12 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 		    "the new key is the key in use");
 		goto done;
 	}
-	if ((rc = store_value_count_all(b->store, &total, err)) != 0)
+	/* The values, and the keys re-sealed in the last phase. */
+	if ((rc = store_value_count_all(b->store, &total, err)) != 0 ||
+	    (rc = store_key_scan(b->store, &krows, &nkeys, err)) != 0)
 		goto done;
+	store_keyrows_free(krows, nkeys);
+	total += (int64_t)nkeys;
 	if ((nr = calloc(1, sizeof(*nr))) == NULL ||
 	    (nr->file = strdup(file)) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -134,8 +140,8 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 	}
 	b->key_next = k;
 	k = NULL;
-	log_info("key rotation to version %u started: %lld values to "
-	    "re-seal", b->rot->version, (long long)total);
+	log_info("key rotation to version %u started: %lld values and "
+	    "keys to re-seal", b->rot->version, (long long)total);
 	keys_schedule(b, 0);
 	rpc_key_pack_status(call);
 done:

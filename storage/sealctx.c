@@ -51,3 +51,19 @@ sealctx_vault_id(const char *key, const char *url, const char *ns,
 		    strlen(ca_file), ca_file);
 	return n < 0 ? NULL : context;
 }
+
+/*
+ * A key's sealed text is bound to its ident and version, so that the
+ * database cannot pass one key off as another, nor one version as another.
+ */
+void
+sealctx_keypair(char *buf, size_t sz, const char *ident, uint32_t version)
+{
+	snprintf(buf, sz, "keypair/%s/%lu", ident, (unsigned long)version);
+}
+
+void
+sealctx_peerkey(char *buf, size_t sz, const char *ident, uint32_t version)
+{
+	snprintf(buf, sz, "peerkey/%s/%lu", ident, (unsigned long)version);
+}

@@ -88,6 +88,34 @@ static const char *const store_migrations[] = {
 	 * values left behind by an earlier generation are never served.
 	 */
 	"ALTER TABLE types ADD COLUMN generation INTEGER NOT NULL DEFAULT 0;",
+	/*
+	 * 2 -> 3: key pairs and peer public keys (SPEC 9), sealed.  A key
+	 * pair's row holds the counter of its versions, so that a version
+	 * is never reused while the key pair exists, even after the newest
+	 * was deleted; its versions go with it.
+	 */
+	"CREATE TABLE keypairs ("
+	"  ident TEXT PRIMARY KEY,"
+	"  next_version INTEGER NOT NULL CHECK (next_version >= 1),"
+	"  created_at INTEGER NOT NULL,"
+	"  updated_at INTEGER NOT NULL"
+	");"
+	"CREATE TABLE keypair_versions ("
+	"  ident TEXT NOT NULL REFERENCES keypairs(ident) ON DELETE CASCADE,"
+	"  version INTEGER NOT NULL CHECK (version >= 1),"
+	"  bits INTEGER NOT NULL,"
+	"  sealed TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (ident, version)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE peerkeys ("
+	"  ident TEXT NOT NULL,"
+	"  version INTEGER NOT NULL CHECK (version >= 1),"
+	"  bits INTEGER NOT NULL,"
+	"  sealed TEXT NOT NULL,"
+	"  created_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (ident, version)"
+	") WITHOUT ROWID;",
 };
 
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
@@ -118,6 +146,22 @@ enum store_stmt {
 	STMT_VALUE_SCAN,
 	STMT_VALUE_RESEAL,
 	STMT_VALUE_COUNT_ALL,
+	STMT_KEYPAIR_NEXT,
+	STMT_KEYPAIR_UPSERT,
+	STMT_KEYPAIR_INSERT,
+	STMT_KEYPAIR_VERSIONS,
+	STMT_KEYPAIR_SEALED,
+	STMT_KEYPAIR_LIST,
+	STMT_KEYPAIR_DELETE,
+	STMT_KEYPAIR_DROP,
+	STMT_KEYPAIR_RESEAL,
+	STMT_PEERKEY_INSERT,
+	STMT_PEERKEY_VERSIONS,
+	STMT_PEERKEY_SEALED,
+	STMT_PEERKEY_LIST,
+	STMT_PEERKEY_DELETE,
+	STMT_PEERKEY_RESEAL,
+	STMT_KEY_SCAN,
 	STMT__COUNT
 };
 
@@ -182,6 +226,62 @@ static const char *const store_sql[STMT__COUNT] = {
 	    "UPDATE credvalues SET sealed = ?3"
 	    " WHERE type_uuid = ?1 AND user_uuid = ?2",
 	[STMT_VALUE_COUNT_ALL] = "SELECT count(*) FROM credvalues",
+	[STMT_KEYPAIR_NEXT] =
+	    "SELECT next_version FROM keypairs WHERE ident = ?1",
+	[STMT_KEYPAIR_UPSERT] =
+	    "INSERT INTO keypairs (ident, next_version, created_at, updated_at)"
+	    " VALUES (?1, ?2, ?3, ?3)"
+	    " ON CONFLICT (ident) DO UPDATE"
+	    " SET next_version = excluded.next_version,"
+	    " updated_at = excluded.updated_at",
+	[STMT_KEYPAIR_INSERT] =
+	    "INSERT INTO keypair_versions (ident, version, bits, sealed,"
+	    " created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STMT_KEYPAIR_VERSIONS] =
+	    "SELECT version, bits, created_at FROM keypair_versions"
+	    " WHERE ident = ?1 ORDER BY version",
+	/* ?2 = 0: the current (highest) version. */
+	[STMT_KEYPAIR_SEALED] =
+	    "SELECT version, sealed FROM keypair_versions"
+	    " WHERE ident = ?1 AND (?2 = 0 OR version = ?2)"
+	    " ORDER BY version DESC LIMIT 1",
+	[STMT_KEYPAIR_LIST] =
+	    "SELECT ident, version, bits, created_at FROM keypair_versions"
+	    " ORDER BY ident, version",
+	[STMT_KEYPAIR_DELETE] =
+	    "DELETE FROM keypair_versions"
+	    " WHERE ident = ?1 AND (?2 = 0 OR version = ?2)",
+	/* The key pair and its counter go with its last version. */
+	[STMT_KEYPAIR_DROP] =
+	    "DELETE FROM keypairs WHERE ident = ?1 AND NOT EXISTS"
+	    " (SELECT 1 FROM keypair_versions WHERE ident = ?1)",
+	[STMT_KEYPAIR_RESEAL] =
+	    "UPDATE keypair_versions SET sealed = ?3"
+	    " WHERE ident = ?1 AND version = ?2",
+	[STMT_PEERKEY_INSERT] =
+	    "INSERT INTO peerkeys (ident, version, bits, sealed, created_at)"
+	    " VALUES (?1, ?2, ?3, ?4, ?5)",
+	[STMT_PEERKEY_VERSIONS] =
+	    "SELECT version, bits, created_at FROM peerkeys"
+	    " WHERE ident = ?1 ORDER BY version",
+	[STMT_PEERKEY_SEALED] =
+	    "SELECT version, sealed FROM peerkeys"
+	    " WHERE ident = ?1 AND (?2 = 0 OR version = ?2)"
+	    " ORDER BY version DESC LIMIT 1",
+	[STMT_PEERKEY_LIST] =
+	    "SELECT ident, version, bits, created_at FROM peerkeys"
+	    " ORDER BY ident, version",
+	[STMT_PEERKEY_DELETE] =
+	    "DELETE FROM peerkeys"
+	    " WHERE ident = ?1 AND (?2 = 0 OR version = ?2)",
+	[STMT_PEERKEY_RESEAL] =
+	    "UPDATE peerkeys SET sealed = ?3 WHERE ident = ?1 AND version = ?2",
+	/* Column 0 is enum store_keyclass. */
+	[STMT_KEY_SCAN] =
+	    "SELECT 0, ident, version, sealed FROM keypair_versions"
+	    " UNION ALL"
+	    " SELECT 1, ident, version, sealed FROM peerkeys"
+	    " ORDER BY 1, 2, 3",
 };
 
 /*
@@ -1946,4 +2046,616 @@ store_get_stats(struct store *st, struct store_stats *out,
 	    &out->types, err)) != 0)
 		return ret;
 	return 0;
+}
+
+/*
+ * Key pairs and peer public keys.  The two classes share their code: each
+ * has its statements, and a key pair also the counter of its versions in
+ * the keypairs table.
+ */
+struct key_class {
+	const char	*name;		/* in messages */
+	enum store_stmt	 versions, sealed, list, del, reseal;
+};
+
+static const struct key_class key_classes[] = {
+	[STORE_KEYPAIR] = { "key pair", STMT_KEYPAIR_VERSIONS,
+	    STMT_KEYPAIR_SEALED, STMT_KEYPAIR_LIST, STMT_KEYPAIR_DELETE,
+	    STMT_KEYPAIR_RESEAL },
+	[STORE_PEERKEY] = { "peer key", STMT_PEERKEY_VERSIONS,
+	    STMT_PEERKEY_SEALED, STMT_PEERKEY_LIST, STMT_PEERKEY_DELETE,
+	    STMT_PEERKEY_RESEAL },
+};
+
+/* The class keyclass, or NULL (a caller's mistake, not a request's). */
+static const struct key_class *
+key_class(int keyclass, struct cb_error *err)
+{
+	if (keyclass != STORE_KEYPAIR && keyclass != STORE_PEERKEY) {
+		cb_error_set(err, CB_EINTERNAL, "unknown key class %d",
+		    keyclass);
+		return NULL;
+	}
+	return &key_classes[keyclass];
+}
+
+/* Check an ident and a version (0 allowed only when zero_ok). */
+static int
+key_check(const struct key_class *kc, const char *ident, uint32_t version,
+    bool zero_ok, struct cb_error *err)
+{
+	if (ident == NULL || !ids_ident_valid(ident))
+		return cb_error_set(err, CB_EBADREQ, "invalid %s ident (must "
+		    "match [a-z][a-z0-9_]{0,63})", kc->name);
+	if ((version == 0 && !zero_ok) || version > INT32_MAX)
+		return cb_error_set(err, CB_EBADREQ, "invalid %s version %lu "
+		    "(must be 1 to %d)", kc->name, (unsigned long)version,
+		    INT32_MAX);
+	return 0;
+}
+
+/* A version read from the database, which must be 1..INT32_MAX. */
+static int
+key_col_version(struct store *st, sqlite3_stmt *s, int idx, uint32_t *out,
+    struct cb_error *err)
+{
+	sqlite3_int64	v = sqlite3_column_int64(s, idx);
+
+	*out = 0;
+	if (v < 1 || v > INT32_MAX)
+		return cb_error_set(err, CB_EINTERNAL,
+		    "database %s holds a malformed key row", st->path);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/* "no key pair 'x'" or "key pair 'x' has no version 3". */
+static int
+key_notfound(const struct key_class *kc, const char *ident,
+    uint32_t version, bool exists, struct cb_error *err)
+{
+	if (!exists || version == 0)
+		return cb_error_set(err, CB_ENOTFOUND, "no %s '%s'", kc->name,
+		    ident);
+	return cb_error_set(err, CB_ENOTFOUND, "%s '%s' has no version %lu",
+	    kc->name, ident, (unsigned long)version);
+}
+
+/*
+ * The sealed text of version (0: the current one) of a key; *sealed NULL
+ * and *got 0 when there is no such version.
+ */
+static int
+key_sealed_row(struct store *st, const struct key_class *kc,
+    const char *ident, uint32_t version, uint32_t *got, char **sealed,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[kc->sealed];
+	int		 rc, ret = 0;
+
+	*got = 0;
+	*sealed = NULL;
+	if ((rc = bind_text(s, 1, ident)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 2, version)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "read key", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if ((ret = key_col_version(st, s, 0, got, err)) != 0)
+			goto done;
+		if ((*sealed = col_dup(s, 1)) == NULL) {
+			*got = 0;
+			ret = store_nomem(err);
+		}
+	} else if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "read key", err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+/* Whether ident has any version (the error, if any, in err). */
+static int
+key_exists(struct store *st, const struct key_class *kc, const char *ident,
+    bool *exists, struct cb_error *err)
+{
+	uint32_t	 got;
+	char		*sealed;
+	int		 ret;
+
+	ret = key_sealed_row(st, kc, ident, 0, &got, &sealed, err);
+	*exists = sealed != NULL;
+	free(sealed);
+	return ret;
+}
+
+/* The counter of key pair ident inside a transaction: 1 when new. */
+static int
+keypair_next_row(struct store *st, const char *ident, uint32_t *version,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_KEYPAIR_NEXT];
+	sqlite3_int64	 v = 1;
+	int		 rc, ret = 0;
+
+	*version = 0;
+	if ((rc = bind_text(s, 1, ident)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "read key pair", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		v = sqlite3_column_int64(s, 0);
+	else if (rc != SQLITE_DONE) {
+		ret = store_dberr(st, rc, "read key pair", err);
+		goto done;
+	}
+	if (v < 1)
+		ret = cb_error_set(err, CB_EINTERNAL,
+		    "database %s holds a malformed key row", st->path);
+	else if (v > INT32_MAX)
+		ret = cb_error_set(err, CB_ECONFLICT,
+		    "key pair '%s' has used every version number; delete it "
+		    "and create it again", ident);
+	else
+		*version = (uint32_t)v;
+done:
+	stmt_done(s);
+	return ret;
+}
+
+int
+store_keypair_next(struct store *st, const char *ident, uint32_t *version,
+    struct cb_error *err)
+{
+	int	ret;
+
+	*version = 0;
+	if ((ret = key_check(&key_classes[STORE_KEYPAIR], ident, 1, false,
+	    err)) != 0)
+		return ret;
+	return keypair_next_row(st, ident, version, err);
+}
+
+/*
+ * Add version of key pair ident, which must be its counter's value, and
+ * count the counter up, in one transaction: of two callers that were given
+ * the same version, the second fails -CB_ECONFLICT and changes nothing.
+ */
+int
+store_keypair_add(struct store *st, const char *ident, uint32_t version,
+    int bits, const char *sealed, int64_t now, struct cb_error *err)
+{
+	sqlite3_stmt	*s;
+	uint32_t	 next;
+	int		 rc, ret;
+
+	if ((ret = key_check(&key_classes[STORE_KEYPAIR], ident, version,
+	    false, err)) != 0)
+		return ret;
+	if (sealed == NULL || *sealed == '\0')
+		return cb_error_set(err, CB_EINTERNAL, "empty sealed key");
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+	if ((ret = keypair_next_row(st, ident, &next, err)) != 0)
+		goto done;
+	if (version != next) {
+		ret = cb_error_set(err, CB_ECONFLICT, "key pair '%s' changed "
+		    "meanwhile: its next version is %lu, not %lu; try again",
+		    ident, (unsigned long)next, (unsigned long)version);
+		goto done;
+	}
+
+	s = st->stmt[STMT_KEYPAIR_UPSERT];
+	if ((rc = bind_text(s, 1, ident)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 2, (sqlite3_int64)version + 1)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 3, now)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "add key pair", err);
+	stmt_done(s);
+	if (ret != 0)
+		goto done;
+
+	s = st->stmt[STMT_KEYPAIR_INSERT];
+	if ((rc = bind_text(s, 1, ident)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 2, version)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(s, 3, bits)) != SQLITE_OK ||
+	    (rc = bind_text(s, 4, sealed)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 5, now)) != SQLITE_OK)
+		ret = store_dberr(st, rc, "add key pair", err);
+	else if ((rc = sqlite3_step(s)) == SQLITE_CONSTRAINT_PRIMARYKEY)
+		ret = cb_error_set(err, CB_ECONFLICT,
+		    "key pair '%s' already has version %lu", ident,
+		    (unsigned long)version);
+	else if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "add key pair", err);
+	stmt_done(s);
+	if (ret == 0)
+		ret = store_commit(st, err);
+done:
+	if (ret != 0)
+		store_rollback(st);
+	return ret;
+}
+
+/* Add version of peer key ident; an existing version is -CB_ECONFLICT. */
+int
+store_peerkey_add(struct store *st, const char *ident, uint32_t version,
+    int bits, const char *sealed, int64_t now, struct cb_error *err)
+{
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_PEERKEY_INSERT);
+	int		 rc, ret;
+
+	if ((ret = key_check(&key_classes[STORE_PEERKEY], ident, version,
+	    false, err)) != 0)
+		return ret;
+	if (sealed == NULL || *sealed == '\0')
+		return cb_error_set(err, CB_EINTERNAL, "empty sealed key");
+	if ((rc = bind_text(s, 1, ident)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 2, version)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int(s, 3, bits)) != SQLITE_OK ||
+	    (rc = bind_text(s, 4, sealed)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 5, now)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "add peer key", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT_PRIMARYKEY)
+		ret = cb_error_set(err, CB_ECONFLICT,
+		    "peer key '%s' already has version %lu", ident,
+		    (unsigned long)version);
+	else if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "add peer key", err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+/*
+ * Append one version to a keyset.  Its created_at is the oldest version's
+ * and its updated_at the newest's, by time: peer key versions may arrive
+ * in any order.
+ */
+static int
+keyset_push(struct store_keyset *k, size_t *cap, uint32_t version,
+    int bits, int64_t created_at)
+{
+	struct store_keyver	*nv;
+
+	if (k->nversions == *cap) {
+		*cap = *cap == 0 ? 4 : *cap * 2;
+		if ((nv = reallocarray(k->versions, *cap, sizeof(*nv))) ==
+		    NULL)
+			return -1;
+		k->versions = nv;
+	}
+	nv = &k->versions[k->nversions++];
+	nv->version = version;
+	nv->bits = bits;
+	nv->created_at = created_at;
+	if (k->nversions == 1 || created_at < k->created_at)
+		k->created_at = created_at;
+	if (k->nversions == 1 || created_at > k->updated_at)
+		k->updated_at = created_at;
+	return 0;
+}
+
+int
+store_key_get(struct store *st, int keyclass, const char *ident,
+    struct store_keyset *out, struct cb_error *err)
+{
+	const struct key_class	*kc;
+	sqlite3_stmt		*s;
+	uint32_t		 version = 0;
+	size_t			 cap = 0;
+	int			 rc, ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((kc = key_class(keyclass, err)) == NULL)
+		return -CB_EINTERNAL;
+	if ((ret = key_check(kc, ident, 1, false, err)) != 0)
+		return ret;
+	s = st->stmt[kc->versions];
+	if ((rc = bind_text(s, 1, ident)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "read key", err);
+		goto done;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if ((ret = key_col_version(st, s, 0, &version, err)) != 0)
+			goto done;
+		if (keyset_push(out, &cap, version, sqlite3_column_int(s, 1),
+		    sqlite3_column_int64(s, 2)) != 0) {
+			ret = store_nomem(err);
+			goto done;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "read key", err);
+	else if (out->nversions == 0)
+		ret = key_notfound(kc, ident, 0, false, err);
+	else
+		snprintf(out->ident, sizeof(out->ident), "%s", ident);
+done:
+	stmt_done(s);
+	if (ret != 0)
+		store_keyset_free(out);
+	return ret;
+}
+
+int
+store_key_sealed(struct store *st, int keyclass, const char *ident,
+    uint32_t version, uint32_t *got, char **sealed, struct cb_error *err)
+{
+	const struct key_class	*kc;
+	bool			 exists = false;
+	int			 ret;
+
+	*got = 0;
+	*sealed = NULL;
+	if ((kc = key_class(keyclass, err)) == NULL)
+		return -CB_EINTERNAL;
+	if ((ret = key_check(kc, ident, version, true, err)) != 0)
+		return ret;
+	if ((ret = key_sealed_row(st, kc, ident, version, got, sealed,
+	    err)) != 0 || *sealed != NULL)
+		return ret;
+	if (version != 0 && (ret = key_exists(st, kc, ident, &exists,
+	    err)) != 0)
+		return ret;
+	return key_notfound(kc, ident, version, exists, err);
+}
+
+int
+store_key_list(struct store *st, int keyclass, struct store_keyset **out,
+    size_t *n, struct cb_error *err)
+{
+	const struct key_class	*kc;
+	struct store_keyset	*v = NULL, *nv, *k = NULL;
+	sqlite3_stmt		*s;
+	const char		*ident;
+	uint32_t		 version = 0;
+	size_t			 len = 0, cap = 0, vcap = 0;
+	int			 rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	if ((kc = key_class(keyclass, err)) == NULL)
+		return -CB_EINTERNAL;
+	s = st->stmt[kc->list];
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		ident = col_text(s, 0);
+		if (strlen(ident) > STORE_IDENT_MAX ||
+		    key_col_version(st, s, 1, &version, err) != 0) {
+			ret = cb_error_set(err, CB_EINTERNAL,
+			    "database %s holds a malformed key row", st->path);
+			goto done;
+		}
+		if (k == NULL || strcmp(k->ident, ident) != 0) {
+			if (len == cap) {
+				cap = cap == 0 ? 8 : cap * 2;
+				if ((nv = reallocarray(v, cap, sizeof(*v))) ==
+				    NULL) {
+					ret = store_nomem(err);
+					goto done;
+				}
+				v = nv;
+			}
+			k = &v[len++];
+			memset(k, 0, sizeof(*k));
+			memcpy(k->ident, ident, strlen(ident) + 1);
+			vcap = 0;
+		}
+		if (keyset_push(k, &vcap, version, sqlite3_column_int(s, 2),
+		    sqlite3_column_int64(s, 3)) != 0) {
+			ret = store_nomem(err);
+			goto done;
+		}
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "list keys", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		store_keyset_list_free(v, len);
+		return ret;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+/*
+ * Delete one version or all, in one transaction with the key pair's row
+ * (and counter) when no version is left.  The versions are deleted
+ * explicitly rather than by the foreign key's cascade, so the outcome does
+ * not hang on a pragma.
+ */
+int
+store_key_delete(struct store *st, int keyclass, const char *ident,
+    uint32_t version, int64_t *removed, struct cb_error *err)
+{
+	const struct key_class	*kc;
+	sqlite3_stmt		*s;
+	bool			 exists = false;
+	int64_t			 n = 0;
+	int			 rc, ret;
+
+	if (removed != NULL)
+		*removed = 0;
+	if ((kc = key_class(keyclass, err)) == NULL)
+		return -CB_EINTERNAL;
+	if ((ret = key_check(kc, ident, version, true, err)) != 0)
+		return ret;
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+
+	s = st->stmt[kc->del];
+	if ((rc = bind_text(s, 1, ident)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 2, version)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "delete key", err);
+	else
+		n = sqlite3_changes(st->db);
+	stmt_done(s);
+	if (ret != 0)
+		goto done;
+	if (n == 0) {
+		if (version != 0 && (ret = key_exists(st, kc, ident, &exists,
+		    err)) != 0)
+			goto done;
+		ret = key_notfound(kc, ident, version, exists, err);
+		goto done;
+	}
+
+	if (keyclass == STORE_KEYPAIR) {
+		s = st->stmt[STMT_KEYPAIR_DROP];
+		if ((rc = bind_text(s, 1, ident)) != SQLITE_OK ||
+		    (rc = sqlite3_step(s)) != SQLITE_DONE)
+			ret = store_dberr(st, rc, "delete key pair", err);
+		stmt_done(s);
+		if (ret != 0)
+			goto done;
+	}
+	if ((ret = store_commit(st, err)) == 0 && removed != NULL)
+		*removed = n;
+done:
+	if (ret != 0)
+		store_rollback(st);
+	return ret;
+}
+
+void
+store_keyset_free(struct store_keyset *k)
+{
+	if (k == NULL)
+		return;
+	free(k->versions);
+	memset(k, 0, sizeof(*k));
+}
+
+void
+store_keyset_list_free(struct store_keyset *v, size_t n)
+{
+	size_t	i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		store_keyset_free(&v[i]);
+	free(v);
+}
+
+/* Every sealed key of both classes, by class, ident and version. */
+int
+store_key_scan(struct store *st, struct store_keyrow **out, size_t *n,
+    struct cb_error *err)
+{
+	sqlite3_stmt		*s = st->stmt[STMT_KEY_SCAN];
+	struct store_keyrow	*v = NULL, *nv, *r;
+	const char		*ident;
+	size_t			 len = 0, cap = 0;
+	int			 rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			v = nv;
+		}
+		r = &v[len];
+		memset(r, 0, sizeof(*r));
+		r->keyclass = sqlite3_column_int(s, 0);
+		ident = col_text(s, 1);
+		if (strlen(ident) > STORE_IDENT_MAX ||
+		    key_col_version(st, s, 2, &r->version, err) != 0) {
+			ret = cb_error_set(err, CB_EINTERNAL,
+			    "database %s holds a malformed key row", st->path);
+			goto done;
+		}
+		memcpy(r->ident, ident, strlen(ident) + 1);
+		if ((r->sealed = col_dup(s, 3)) == NULL) {
+			ret = store_nomem(err);
+			goto done;
+		}
+		len++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "scan keys", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		store_keyrows_free(v, len);
+		return ret;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+/*
+ * Replace the sealed text of every row whose sealed is not NULL, in one
+ * transaction.  A row naming a version that does not exist fails the
+ * whole call (-CB_ENOTFOUND) and changes nothing: rotation scans and
+ * re-seals in one step of the loop, so a key cannot go in between.
+ */
+int
+store_key_reseal(struct store *st, const struct store_keyrow *rows,
+    size_t n, struct cb_error *err)
+{
+	const struct key_class	*kc;
+	sqlite3_stmt		*s;
+	size_t			 i;
+	int			 rc, ret;
+
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+	for (i = 0; i < n; i++) {
+		if (rows[i].sealed == NULL)
+			continue;
+		if ((kc = key_class(rows[i].keyclass, err)) == NULL) {
+			ret = -CB_EINTERNAL;
+			goto done;
+		}
+		if (*rows[i].sealed == '\0') {
+			ret = cb_error_set(err, CB_EINTERNAL,
+			    "empty sealed key");
+			goto done;
+		}
+		s = st->stmt[kc->reseal];
+		if ((rc = bind_text(s, 1, rows[i].ident)) != SQLITE_OK ||
+		    (rc = sqlite3_bind_int64(s, 2, rows[i].version)) !=
+		    SQLITE_OK ||
+		    (rc = bind_text(s, 3, rows[i].sealed)) != SQLITE_OK ||
+		    (rc = sqlite3_step(s)) != SQLITE_DONE)
+			ret = store_dberr(st, rc, "re-seal key", err);
+		else if (sqlite3_changes(st->db) == 0)
+			ret = cb_error_set(err, CB_ENOTFOUND,
+			    "%s '%s' has no version %lu", kc->name,
+			    rows[i].ident, (unsigned long)rows[i].version);
+		stmt_done(s);
+		if (ret != 0)
+			goto done;
+	}
+	ret = store_commit(st, err);
+done:
+	if (ret != 0)
+		store_rollback(st);
+	return ret;
+}
+
+void
+store_keyrows_free(struct store_keyrow *rows, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; rows != NULL && i < n; i++)
+		free(rows[i].sealed);
+	free(rows);
 }

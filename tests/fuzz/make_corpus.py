@@ -16,15 +16,33 @@ tests/fuzz/corpus/<target>/ (committed; rerun after changing this file).
                  fails): templates with every filter and chain, every
                  malformed placeholder form of template.h, URL authority
                  cases, and values with CR/LF/NUL, bad UTF-8, U+2028.
+  fuzz_token     a JWS compact token (and base64url text): RS256 tokens
+                 signed with FUZZ_TOKEN_KEY (the private half of the key
+                 in fuzz_token.c, a test key used nowhere else), with time
+                 claims on both sides of the target's fixed now, and broken
+                 variants: other algorithms, crit, two and four parts,
+                 padding, whitespace, tampering, non-object JSON.
+
+  fuzz_claims    [claims JSON] NUL [spec JSON]: every JSON pointer form
+                 (escapes, array indexes, "/" alone, bad escapes), the
+                 login attributes with ADMINISTRATORS in every spelling,
+                 missing and null roles, additional names, and specs that
+                 must be refused (unknown keys, limits, wrong types).
+
 
 It also writes the dictionaries tests/fuzz/<target>.dict (libFuzzer's
 -dict=): method names and parameter names as msgpack strings, enum values,
-and the placeholder and filter syntax.
+the placeholder and filter syntax, the pieces of a JWS token, and the
+attribute names and pointer escapes.
 
 Usage: tests/fuzz/make_corpus.py [OUTDIR]   (default: next to this file)
 """
 
+import base64
+import json
+
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -301,6 +319,171 @@ def template_seeds():
     return s
 
 
+# fuzz_token.c's fixed now (FZ_NOW) and the key its peer key belongs to.
+FUZZ_TOKEN_NOW = 1700000100
+FUZZ_TOKEN_KEY = """\
+-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCO8OiOLQLpViB0
+t33s1rrJotAHwMbfQzbTWh1OQ+fT2qLZSG3yM28uwtcuN9RsKuP1LGkXFfwnY/QJ
+D952fYNFmDGoSipAOkXadz3atj0j7BfxgrKdTc7tutX+MSt5U1GLeIkQKUE3CDfI
+uKJke25QioY8avDHis1EIfLf41wL2sIJiq9T7Ig43P1dZ7gnYWxnlqq+FHXTlc2k
+rzQKEHH11FKUj/T8brWCg9wZAg5rgLf5Zkg/iptZMjCLNcMu6Y4kxeOzgGq1TXAc
+njmpAXBJNb0Sckrfqy4+j9405Ov9kJlilPODUIK+9gZqJOo+GBsM8EBHt2VwSsc3
+Ui8mPM/DAgMBAAECggEAPf+ExsIELMPUAPvjbPn3+2QYWfyF5amIGqTP6DXw1AVV
+M+xD79TaSQxue5fwlVgHFrzD+iTpgQZL/zA4W+l1qhZol2dPqxr7WFX26Km5nB6X
+hgObyDnK4nbywTV/dzipulY2EOHr7NwuIevfV7jnsJxcu9DgjZQJEx+scepx7pu2
+MQ2hhD40VIRZVmape6oLO9MMY79otc2SQramZ5WeBSPVUAgqskBBHcXS58wliBw0
+nii3Z33Nfc8QqdQFSb0cjMCkIPOhHkBfFUkNVLYBCFZOMYxHyumco1bN96CCFVc/
+9x+2xW6LWWbq3f4WVbOCqsx9w0SNM4Ai/ugix9rQMQKBgQDBVRl6RUs5B9QrsEIN
+yHorizX7w3NiQsvhK4dNZUgFSqXekjKNH82XtTT/C47UcGeCHPGjVoAq20yrRdPi
+ali4hcSq4H7tccUcwhxPwXwPkdyCSujoKCvtt1yuzW+6VzgYHwU9TpmkCcqCCwT1
+b7odmXdhG83NnO+387OMLZadEwKBgQC9Rkl1akcVA+rTbP9WR12slTEUk9h2tMmn
+KRkMixauYO2moz5jEkYnC+C1ov6GF71rUUYgrGIuNgz7Cfau3P7UxEraAPYKxGGl
+dbaf740krdy4rhvEGx0AK/TIy38joPmjMxw83w0Kk46kx81M/8+8qwrQO5WnJ0HN
+ZfxBu83IkQKBgHUQVVv/B1xiDCvkDysPYEJrieWHZJ9z+MXAOK45jJF/sM4DUk63
+miKpW4yvb+3cniBf7ETOBM9ueI8gufrYEB6zCPG6+8BE6mjOdJwqeTdoR9AxEbQ5
+Vtga9ij2Rhfb5iBc8Cw+IrP8Jb32dCs1Wsm/elS3pDdDNrf4/Zf8pr03AoGALk3g
+sMHkS+bebwTuXowtBYimLjORNFE8OBHc1+27CcQav7aWD6Sr1ueX/Le4btOl+ngy
+oNGrX0TH3i5s1BCqoyC2cyjjCHVMsi7fE7eGHyANrHyjvFEpwh3+z5TBMNUz3VIm
+qVmkFh9NOVDMD/dROgXaKmE5VmBLP9WgZfBtApECgYAmWBJ+g0b6M/NlvwjPDIS0
+bAWxQf9uDQeU0u69epH35XtTlzC86BTYcnPnagS304eBzPxgisiJNHPol4OJ3G4q
+H2ZJP8K2XMFlXMoeb0u9K5zki9Yp4Jj1nKK+AGO1VMXsvQk8RFoqdxNGlESXspeh
+SAhpVq3FafwI95Zhd6c95A==
+-----END PRIVATE KEY-----
+"""
+
+
+def b64url(b):
+    return base64.urlsafe_b64encode(b).rstrip(b"=")
+
+
+def jws(header, claims, alg="RS256", raw_header=None, raw_claims=None):
+    """A JWS compact token signed with FUZZ_TOKEN_KEY (RS256 or PS256)."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+    key = serialization.load_pem_private_key(FUZZ_TOKEN_KEY.encode(), None)
+    h = raw_header if raw_header is not None else json.dumps(
+        header, separators=(",", ":")).encode()
+    c = raw_claims if raw_claims is not None else json.dumps(
+        claims, separators=(",", ":")).encode()
+    msg = b64url(h) + b"." + b64url(c)
+    if alg == "PS256":
+        pad = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+    else:
+        pad = padding.PKCS1v15()
+    return msg + b"." + b64url(key.sign(msg, pad, hashes.SHA256()))
+
+
+def token_seeds():
+    now = FUZZ_TOKEN_NOW
+    rs = {"alg": "RS256", "typ": "JWT"}
+    claims = {"sub": "user-1", "name": "Ann", "roles": ["USERS"],
+              "iat": now - 10, "exp": now + 600}
+    good = jws(rs, claims)
+    h, p, sig = good.split(b".")
+    s = {
+        "valid": good,
+        "valid-minimal": jws({"alg": "RS256"}, {}),
+        "valid-nbf-real": jws(rs, {"nbf": now + 29.5, "exp": now + 1.5,
+                                   "iat": 1.5, "attrs": {"a/b": "~"}}),
+        "valid-nested": jws(rs, {"user": {"id": 7, "roles": ["A", "B"]},
+                                 "email": "ann@example.com"}),
+        "expired": jws(rs, dict(claims, exp=now - 30)),
+        "expired-leeway": jws(rs, dict(claims, exp=now - 29)),
+        "nbf-future": jws(rs, dict(claims, nbf=now + 31)),
+        "exp-string": jws(rs, dict(claims, exp=str(now + 600))),
+        "iat-null": jws(rs, dict(claims, iat=None)),
+        "ps256": jws(dict(rs, alg="PS256"), claims, alg="PS256"),
+        "alg-none": b64url(b'{"alg":"none"}') + b"." + p + b".",
+        "alg-hs256": b64url(b'{"alg":"HS256","typ":"JWT"}') + b"." + p +
+        b"." + b64url(b"\x00" * 32),
+        "alg-missing": jws({"typ": "JWT"}, claims),
+        "alg-number": jws({"alg": 256}, claims),
+        "crit": jws(dict(rs, crit=["exp"]), claims),
+        "dup-member": jws(None, None, raw_header=b'{"alg":"RS256"}',
+                          raw_claims=b'{"sub":"a","sub":"b"}'),
+        "payload-array": jws(None, None, raw_header=b'{"alg":"RS256"}',
+                             raw_claims=b"[1,2]"),
+        "payload-trailing": jws(None, None, raw_header=b'{"alg":"RS256"}',
+                                raw_claims=b'{"a":1} x'),
+        "header-array": jws(None, None, raw_header=b'["RS256"]',
+                            raw_claims=b"{}"),
+        "two-parts": h + b"." + p,
+        "four-parts": good + b".AAAA",
+        "empty-parts": b"..",
+        "padded": good + b"=",
+        "whitespace": h + b". " + p + b"." + sig,
+        "std-alphabet": good.replace(b"-", b"+").replace(b"_", b"/"),
+        "tampered": h + b"." + b64url(b'{"sub":"admin"}') + b"." + sig,
+        "sig-short": good[:-2],
+        "b64-foobar": b"Zm9vYmFy",
+        "b64-one": b"Z",
+        "b64-bits": b"Zh",
+        "empty": b"",
+    }
+def claims_seed(claims, spec):
+    """claims and spec: JSON texts, or Python values to dump."""
+    c = claims if isinstance(claims, str) else json.dumps(claims)
+    t = spec if isinstance(spec, str) else json.dumps(spec)
+    return c.encode() + b"\x00" + t.encode()
+
+
+def claims_seeds():
+    s = {}
+    doc = {"sub": "u-1", "name": "Alice", "a": {"b": "nested"},
+           "a/b": "slash", "m~n": "tilde", "~1": "tilde-one", "/": "root",
+           "arr": ["zero", "one", {"k": "v"}], "": "empty", "n": None,
+           "groups": ["g1", "g2"], "upn": "alice@corp", "mail": "a@x",
+           "uid": 42, "score": 1.5, "dept": "sales"}
+    for i, ref in enumerate([
+            "sub", "/a/b", "/a~1b", "/m~0n", "/~01", "/~1", "/arr/0",
+            "/arr/1", "/arr/2/k", "/arr/01", "/arr/-", "/arr/9", "/",
+            "/sub/0", "/a~2b", "/m~", "//", "/arr/",
+            "/arr/99999999999999999999"]):
+        s["lookup-%02d" % i] = claims_seed(doc, json.dumps(ref))
+    full = {"user_id": "sub", "user_name": "name", "roles": "groups",
+            "upn": "upn", "email": "mail", "additional": ["dept", "absent",
+                                                          "n"]}
+    s["attrs-full"] = claims_seed(doc, full)
+    s["attrs-pointers"] = claims_seed(
+        {"path": {"to": {"given_name": "gn", "groups": ["x"]}}},
+        {"user_id": "/path/to/given_name", "roles": "/path/to/groups"})
+    s["attrs-number-id"] = claims_seed(doc, {"user_id": "uid",
+                                             "user_name": "score"})
+    for i, roles in enumerate([
+            ["g1", "ADMINISTRATORS"], "ADMINISTRATORS", "administrators",
+            ["AdMiNiStRaToRs"], [" ADMINISTRATORS"], [], "one", None,
+            ["g", 3], {"g": 1}, 7, [7, "administrators"],
+            "ADMINISTRATORS\x00x", ["g", "administrators\x00"]]):
+        s["roles-%02d" % i] = claims_seed({"groups": roles},
+                                          {"roles": "groups"})
+    s["roles-missing"] = claims_seed({"x": 1}, {"roles": "groups"})
+    s["roles-no-ref"] = claims_seed({"groups": ["ADMINISTRATORS"]}, {})
+    s["roles-array-root"] = claims_seed(["ADMINISTRATORS"], {"roles": "/0"})
+    s["wrong-type-id"] = claims_seed({"sub": {"v": "CANARY-1"}},
+                                     {"user_id": "sub"})
+    s["additional-max"] = claims_seed(
+        {"c63": 1}, {"additional": ["c%d" % i for i in range(64)]})
+    s["additional-over"] = claims_seed(
+        {}, {"additional": ["c%d" % i for i in range(65)]})
+    for i, spec in enumerate([
+            '{"groups": "g"}', '["user_id"]', '"sub"', "null",
+            '{"user_id": 1}', '{"upn": ""}', '{"user_id": "/a~2b"}',
+            '{"roles": "/g~"}', '{"user_name": "a\\u0000b"}',
+            '{"additional": "dept"}', '{"additional": ["a", "a"]}',
+            '{"additional": ["a", ""]}', '{"additional": [3]}',
+            '{"user_id": "' + "a" * 1025 + '"}',
+            '{"user_id": "/' + "a" * 1023 + '"}',
+            '{"roles": "groups", "additional": [""]}']):
+        s["spec-%02d" % i] = claims_seed(doc, spec)
+    s["deep"] = claims_seed("[" * 17 + "]" * 17, '"/0/0/0"')
+    s["deep-ok"] = claims_seed('{"k":' * 16 + "1" + "}" * 16, '"/k/k/k"')
+    s["scalars"] = claims_seed(
+        '[1e300, -0.0, -9223372036854775808, 9223372036854775807, true, '
+        'false, null, "\\u0000\\u2028\\ud83d\\udd11", ""]', '"/7"')
+    return s
+
+
 def dict_entry(b):
     return '"' + "".join(chr(c) if 0x20 <= c < 0x7f and c not in b'"\\'
                          else "\\x%02x" % c for c in b) + '"'
@@ -334,6 +517,20 @@ def template_dict():
     return "\n".join(dict_entry(w.encode("latin-1")) for w in words) + "\n"
 
 
+def token_dict():
+    words = [b".", b"-", b"_", b"=", b"eyJ", b"fQ", b"e30",
+             b64url(b'{"alg":"RS256","typ":"JWT"}'), b64url(b'{"alg":"'),
+             b64url(b'"exp":'), b64url(b'"nbf":'), b64url(b'"crit":'),
+             b"AAAA", b"\n", b" "]
+    return "\n".join(dict_entry(w) for w in words) + "\n"
+def claims_dict():
+    words = ["user_id", "user_name", "roles", "upn", "email", "additional",
+             "ADMINISTRATORS", "administrators", "USERS", "CANARY", "/",
+             "~0", "~1", "~", "/0", "/01", "/-", "\"\"", "\\u0000",
+             "\x00", "null", "true", "[]", "{}", "\":"]
+    return "\n".join(dict_entry(w.encode("latin-1")) for w in words) + "\n"
+
+
 def write(outdir, name, seeds):
     d = os.path.join(outdir, name)
     shutil.rmtree(d, ignore_errors=True)
@@ -349,12 +546,16 @@ def main():
                                                                  "corpus")
     n1 = write(outdir, "fuzz_proto", proto_seeds())
     n2 = write(outdir, "fuzz_template", template_seeds())
+    n3 = write(outdir, "fuzz_token", token_seeds())
+    n4 = write(outdir, "fuzz_claims", claims_seeds())
     for name, text in (("fuzz_proto", proto_dict()),
-                       ("fuzz_template", template_dict())):
+                       ("fuzz_template", template_dict()),
+                       ("fuzz_token", token_dict()),
+                       ("fuzz_claims", claims_dict())):
         with open(os.path.join(HERE, name + ".dict"), "w") as f:
             f.write(text)
-    print("make_corpus: %d fuzz_proto and %d fuzz_template seeds in %s"
-          % (n1, n2, outdir))
+    print("make_corpus: %d fuzz_proto, %d fuzz_template, %d fuzz_token and "
+          "%d fuzz_claims seeds in %s" % (n1, n2, n3, n4, outdir))
 
 
 if __name__ == "__main__":

@@ -29,6 +29,9 @@
 #define SEALED_GEN3	"CB1:1:847x6nrLZDaDITZn/bj9PBXT5NXpOtnMdY0HYa6iXq/ooEUUrb5CZA=="
 #define SEALED_ROLE	"CB1:1:XYD33b2bgkPG4po+pZEX0I84O+tXLAem3XKdW5HYblLOss6X3qgcHA=="
 #define SEALED_SECRET	"CB1:1:BwHy4ByvpgMoaMpU6tQul8CVZe0URiusqjFaXY0EdQ7InNidcWnVlA=="
+#define SEALED_KEYPAIR	"CB1:1:vek5y21M/O9AlBaVuG8z5Y6ImX2H4zKDPselJKpyY8wNWGRzwjKINw=="
+#define SEALED_PEERKEY	"CB1:1:Ayei1fgz2V8d1MA/o5gq3WBXz866S3nrhigJfDUvUCiTDtGM+AtaFQ=="
+#define LONGEST	"a123456789012345678901234567890123456789012345678901234567890123"
 
 static void
 test_value_context_text_is_pinned(void **state)
@@ -70,6 +73,25 @@ test_vault_id_context_text_is_pinned(void **state)
 	    true));
 	assert_string_equal(s, "vault/role_id|url=0:|namespace=0:|ca_file=0:");
 	free(s);
+}
+
+static void
+test_key_contexts_text_is_pinned(void **state)
+{
+	char	buf[SEALCTX_KEY_MAX];
+
+	(void)state;
+	sealctx_keypair(buf, sizeof(buf), "signer", 1);
+	assert_string_equal(buf, "keypair/signer/1");
+	sealctx_keypair(buf, sizeof(buf), "datalens_embed", 2147483647);
+	assert_string_equal(buf, "keypair/datalens_embed/2147483647");
+	sealctx_peerkey(buf, sizeof(buf), "datalens", 12);
+	assert_string_equal(buf, "peerkey/datalens/12");
+	/* The longest ident and version fit. */
+	sealctx_keypair(buf, sizeof(buf), LONGEST, UINT32_MAX);
+	assert_string_equal(buf, "keypair/" LONGEST "/4294967295");
+	sealctx_peerkey(buf, sizeof(buf), LONGEST, UINT32_MAX);
+	assert_string_equal(buf, "peerkey/" LONGEST "/4294967295");
 }
 
 /* Open text under context with KEY: 0 and the value, or an error. */
@@ -123,6 +145,25 @@ test_values_sealed_under_known_contexts_still_open(void **state)
 	free(s);
 }
 
+/* A key opens under its own class, ident and version only. */
+static void
+test_keys_sealed_under_known_contexts_still_open(void **state)
+{
+	char	buf[SEALCTX_KEY_MAX];
+
+	(void)state;
+	sealctx_keypair(buf, sizeof(buf), "signer", 2);
+	assert_int_equal(open_with(buf, SEALED_KEYPAIR), 0);
+	assert_int_not_equal(open_with(buf, SEALED_PEERKEY), 0);
+	sealctx_peerkey(buf, sizeof(buf), "signer", 2);
+	assert_int_equal(open_with(buf, SEALED_PEERKEY), 0);
+	assert_int_not_equal(open_with(buf, SEALED_KEYPAIR), 0);
+	sealctx_keypair(buf, sizeof(buf), "signer", 1);
+	assert_int_not_equal(open_with(buf, SEALED_KEYPAIR), 0);
+	sealctx_keypair(buf, sizeof(buf), "signer2", 2);
+	assert_int_not_equal(open_with(buf, SEALED_KEYPAIR), 0);
+}
+
 int
 main(void)
 {
@@ -130,6 +171,8 @@ main(void)
 		cmocka_unit_test(test_value_context_text_is_pinned),
 		cmocka_unit_test(test_vault_id_context_text_is_pinned),
 		cmocka_unit_test(test_values_sealed_under_known_contexts_still_open),
+		cmocka_unit_test(test_key_contexts_text_is_pinned),
+		cmocka_unit_test(test_keys_sealed_under_known_contexts_still_open),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

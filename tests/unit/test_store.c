@@ -165,7 +165,7 @@ write_file(const char *path, const char *data, size_t len)
 	close(fd);
 }
 
-/* The file is created 0600, in WAL mode, at schema version 2. */
+/* The file is created 0600, in WAL mode, at schema version 3. */
 static void
 test_open_creates_0600_wal(void **state)
 {
@@ -186,7 +186,7 @@ test_open_creates_0600_wal(void **state)
 	assert_string_equal(ans, "wal");
 	free(ans);
 	ans = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ans, "2");
+	assert_string_equal(ans, "3");
 	free(ans);
 }
 
@@ -263,13 +263,14 @@ test_reopen_persists(void **state)
 	free(s);
 
 	s = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(s, "2");
+	assert_string_equal(s, "3");
 	free(s);
 }
 
 /*
  * A database of schema version 1 (before storage generations) opens at
- * version 2 with its types at generation 0 and its values intact.
+ * the current version with its types at generation 0 and its values
+ * intact.
  */
 static void
 test_open_migrates_version_1(void **state)
@@ -308,7 +309,7 @@ test_open_migrates_version_1(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "2");
+	assert_string_equal(ans, "3");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_int_equal(got.generation, 0);
@@ -1329,6 +1330,701 @@ test_storage_change_deletes_db_values(void **state)
 	free(s);
 }
 
+/*
+ * Key pairs and peer keys.  The sealed texts below stand for what the
+ * daemon seals; the store only keeps them.
+ */
+
+/* Whether a second connection can write now (no write lock held). */
+static int
+side_can_write(const char *path)
+{
+	sqlite3	*db = NULL;
+	int	 rc;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	rc = sqlite3_exec(db, "INSERT INTO settings VALUES ('probe', 'x');"
+	    "DELETE FROM settings WHERE key = 'probe'", NULL, NULL, NULL);
+	sqlite3_close(db);
+	return rc == SQLITE_OK;
+}
+
+/* Add version v of key pair ident, which must be the next one. */
+static void
+kp_add(struct store *st, const char *ident, uint32_t v, int bits,
+    const char *sealed, int64_t now)
+{
+	struct cb_error	err;
+	uint32_t	next;
+
+	assert_int_equal(store_keypair_next(st, ident, &next, &err), 0);
+	assert_int_equal(next, v);
+	assert_int_equal(store_keypair_add(st, ident, v, bits, sealed, now,
+	    &err), 0);
+}
+
+/* The sealed text of one key version (0: current); *got its version. */
+static char *
+key_text(struct store *st, int keyclass, const char *ident, uint32_t v,
+    uint32_t *got)
+{
+	struct cb_error	 err;
+	char		*sealed = NULL;
+
+	assert_int_equal(store_key_sealed(st, keyclass, ident, v, got,
+	    &sealed, &err), 0);
+	assert_non_null(sealed);
+	return sealed;
+}
+
+/* Check that the key's versions are exactly want[0..n). */
+static void
+assert_versions(struct store *st, int keyclass, const char *ident,
+    const uint32_t *want, size_t n)
+{
+	struct store_keyset	k;
+	struct cb_error		err;
+	size_t			i;
+
+	assert_int_equal(store_key_get(st, keyclass, ident, &k, &err), 0);
+	assert_int_equal(k.nversions, n);
+	for (i = 0; i < n; i++)
+		assert_int_equal(k.versions[i].version, want[i]);
+	store_keyset_free(&k);
+}
+
+static void
+test_keypair_versions_count_up_and_a_stale_add_conflicts(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_keyset	 k;
+	struct cb_error		 err;
+	uint32_t		 next, got;
+	char			*s;
+	static const uint32_t	 one[] = { 1 }, two[] = { 1, 2 };
+
+	assert_int_equal(store_keypair_next(f->st, "signer", &next, &err), 0);
+	assert_int_equal(next, 1);
+	kp_add(f->st, "signer", 1, 2048, "CB1:1:one", 100);
+	assert_int_equal(store_keypair_next(f->st, "signer", &next, &err), 0);
+	assert_int_equal(next, 2);
+
+	/* Two callers given version 2: the second fails, nothing changes. */
+	cb_error_clear(&err);
+	assert_int_equal(store_keypair_add(f->st, "signer", 1, 2048,
+	    "CB1:1:stale", 150, &err), -CB_ECONFLICT);
+	assert_non_null(strstr(err.msg, "'signer'"));
+	assert_int_equal(store_keypair_add(f->st, "signer", 3, 2048,
+	    "CB1:1:ahead", 150, &err), -CB_ECONFLICT);
+	assert_versions(f->st, STORE_KEYPAIR, "signer", one, 1);
+	s = key_text(f->st, STORE_KEYPAIR, "signer", 0, &got);
+	assert_int_equal(got, 1);
+	assert_string_equal(s, "CB1:1:one");
+	free(s);
+	assert_int_equal(store_keypair_next(f->st, "signer", &next, &err), 0);
+	assert_int_equal(next, 2);
+
+	kp_add(f->st, "signer", 2, 4096, "CB1:1:two", 200);
+	assert_int_equal(store_keypair_add(f->st, "signer", 2, 4096,
+	    "CB1:1:again", 300, &err), -CB_ECONFLICT);
+	assert_versions(f->st, STORE_KEYPAIR, "signer", two, 2);
+	/* A new ident starts at 1; an add of a new ident at 2 fails. */
+	assert_int_equal(store_keypair_add(f->st, "other", 2, 2048,
+	    "CB1:1:x", 1, &err), -CB_ECONFLICT);
+	assert_int_equal(store_key_get(f->st, STORE_KEYPAIR, "other", &k,
+	    &err), -CB_ENOTFOUND);
+	assert_int_equal(store_keypair_next(f->st, "other", &next, &err), 0);
+	assert_int_equal(next, 1);
+	s = side_query(f->path,
+	    "SELECT count(*) FROM keypairs WHERE ident = 'other'");
+	assert_string_equal(s, "0");
+	free(s);
+	assert_true(side_can_write(f->path));
+
+	/* The versions and counter survive a reopen. */
+	reopen(f);
+	assert_versions(f->st, STORE_KEYPAIR, "signer", two, 2);
+	assert_int_equal(store_keypair_next(f->st, "signer", &next, &err), 0);
+	assert_int_equal(next, 3);
+}
+
+static void
+test_key_get_and_list_give_versions_ascending_with_their_fields(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_keyset	 k, *v;
+	struct cb_error		 err;
+	uint32_t		 got;
+	size_t			 n;
+	char			*s;
+
+	assert_int_equal(store_key_list(f->st, STORE_KEYPAIR, &v, &n, &err),
+	    0);
+	assert_int_equal(n, 0);
+	store_keyset_list_free(v, n);
+
+	kp_add(f->st, "zeta", 1, 3072, "CB1:1:z1", 300);
+	kp_add(f->st, "alpha", 1, 2048, "CB1:1:a1", 100);
+	kp_add(f->st, "alpha", 2, 4096, "CB1:1:a2", 200);
+	kp_add(f->st, "alpha", 3, 2048, "CB1:1:a3", 250);
+	/* Peer versions come from the counterpart, in any order. */
+	assert_int_equal(store_peerkey_add(f->st, "datalens", 5, 4096,
+	    "CB1:1:p5", 10, &err), 0);
+	assert_int_equal(store_peerkey_add(f->st, "datalens", 2, 2048,
+	    "CB1:1:p2", 20, &err), 0);
+
+	assert_int_equal(store_key_get(f->st, STORE_KEYPAIR, "alpha", &k,
+	    &err), 0);
+	assert_string_equal(k.ident, "alpha");
+	assert_int_equal(k.nversions, 3);
+	assert_int_equal(k.versions[0].version, 1);
+	assert_int_equal(k.versions[0].bits, 2048);
+	assert_int_equal(k.versions[0].created_at, 100);
+	assert_int_equal(k.versions[1].version, 2);
+	assert_int_equal(k.versions[1].bits, 4096);
+	assert_int_equal(k.versions[1].created_at, 200);
+	assert_int_equal(k.versions[2].version, 3);
+	assert_int_equal(k.versions[2].created_at, 250);
+	assert_int_equal(k.created_at, 100);
+	assert_int_equal(k.updated_at, 250);
+	store_keyset_free(&k);
+
+	assert_int_equal(store_key_get(f->st, STORE_PEERKEY, "datalens", &k,
+	    &err), 0);
+	assert_int_equal(k.nversions, 2);
+	assert_int_equal(k.versions[0].version, 2);
+	assert_int_equal(k.versions[0].bits, 2048);
+	assert_int_equal(k.versions[1].version, 5);
+	assert_int_equal(k.versions[1].bits, 4096);
+	assert_int_equal(k.created_at, 10);
+	assert_int_equal(k.updated_at, 20);
+	store_keyset_free(&k);
+
+	/* The classes are apart. */
+	assert_int_equal(store_key_get(f->st, STORE_PEERKEY, "alpha", &k,
+	    &err), -CB_ENOTFOUND);
+	assert_int_equal(store_key_get(f->st, STORE_KEYPAIR, "datalens", &k,
+	    &err), -CB_ENOTFOUND);
+
+	assert_int_equal(store_key_list(f->st, STORE_KEYPAIR, &v, &n, &err),
+	    0);
+	assert_int_equal(n, 2);
+	assert_string_equal(v[0].ident, "alpha");
+	assert_int_equal(v[0].nversions, 3);
+	assert_int_equal(v[0].versions[2].version, 3);
+	assert_int_equal(v[0].created_at, 100);
+	assert_int_equal(v[0].updated_at, 250);
+	assert_string_equal(v[1].ident, "zeta");
+	assert_int_equal(v[1].nversions, 1);
+	assert_int_equal(v[1].versions[0].bits, 3072);
+	assert_int_equal(v[1].created_at, 300);
+	store_keyset_list_free(v, n);
+	assert_int_equal(store_key_list(f->st, STORE_PEERKEY, &v, &n, &err),
+	    0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].ident, "datalens");
+	assert_int_equal(v[0].nversions, 2);
+	assert_int_equal(v[0].versions[0].version, 2);
+	assert_int_equal(v[0].versions[1].version, 5);
+	store_keyset_list_free(v, n);
+
+	/* Version 0 is the current (highest) one. */
+	s = key_text(f->st, STORE_KEYPAIR, "alpha", 0, &got);
+	assert_int_equal(got, 3);
+	assert_string_equal(s, "CB1:1:a3");
+	free(s);
+	s = key_text(f->st, STORE_KEYPAIR, "alpha", 2, &got);
+	assert_int_equal(got, 2);
+	assert_string_equal(s, "CB1:1:a2");
+	free(s);
+	s = key_text(f->st, STORE_PEERKEY, "datalens", 0, &got);
+	assert_int_equal(got, 5);
+	assert_string_equal(s, "CB1:1:p5");
+	free(s);
+	s = key_text(f->st, STORE_PEERKEY, "datalens", 2, &got);
+	assert_int_equal(got, 2);
+	assert_string_equal(s, "CB1:1:p2");
+	free(s);
+	assert_true(side_can_write(f->path));
+}
+
+static void
+test_key_delete_one_every_and_the_last_version(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+	uint32_t	 next;
+	int64_t		 removed;
+	char		*s;
+	static const uint32_t v13[] = { 1, 3 }, v1[] = { 1 }, v14[] = { 1, 4 },
+	    p5[] = { 5 };
+
+	kp_add(f->st, "alpha", 1, 2048, "CB1:1:a1", 1);
+	kp_add(f->st, "alpha", 2, 2048, "CB1:1:a2", 2);
+	kp_add(f->st, "alpha", 3, 2048, "CB1:1:a3", 3);
+	kp_add(f->st, "beta", 1, 2048, "CB1:1:b1", 4);
+
+	/* One version. */
+	assert_int_equal(store_key_delete(f->st, STORE_KEYPAIR, "alpha", 2,
+	    &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_versions(f->st, STORE_KEYPAIR, "alpha", v13, 2);
+	cb_error_clear(&err);
+	assert_int_equal(store_key_delete(f->st, STORE_KEYPAIR, "alpha", 2,
+	    &removed, &err), -CB_ENOTFOUND);
+	assert_int_equal(removed, 0);
+	assert_string_equal(err.msg, "key pair 'alpha' has no version 2");
+
+	/* The newest: its number is not given out again. */
+	assert_int_equal(store_key_delete(f->st, STORE_KEYPAIR, "alpha", 3,
+	    NULL, &err), 0);
+	assert_versions(f->st, STORE_KEYPAIR, "alpha", v1, 1);
+	assert_int_equal(store_keypair_next(f->st, "alpha", &next, &err), 0);
+	assert_int_equal(next, 4);
+	assert_int_equal(store_keypair_add(f->st, "alpha", 3, 2048,
+	    "CB1:1:reused", 5, &err), -CB_ECONFLICT);
+	kp_add(f->st, "alpha", 4, 2048, "CB1:1:a4", 6);
+	assert_versions(f->st, STORE_KEYPAIR, "alpha", v14, 2);
+
+	/* Every version: the key pair goes, and its counter with it. */
+	assert_int_equal(store_key_delete(f->st, STORE_KEYPAIR, "alpha", 0,
+	    &removed, &err), 0);
+	assert_int_equal(removed, 2);
+	cb_error_clear(&err);
+	assert_int_equal(store_key_sealed(f->st, STORE_KEYPAIR, "alpha", 0,
+	    &next, &s, &err), -CB_ENOTFOUND);
+	assert_null(s);
+	assert_string_equal(err.msg, "no key pair 'alpha'");
+	assert_int_equal(store_keypair_next(f->st, "alpha", &next, &err), 0);
+	assert_int_equal(next, 1);
+	cb_error_clear(&err);
+	assert_int_equal(store_key_delete(f->st, STORE_KEYPAIR, "alpha", 0,
+	    &removed, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "no key pair 'alpha'");
+
+	/* The last version, deleted by number: the same. */
+	assert_int_equal(store_key_delete(f->st, STORE_KEYPAIR, "beta", 1,
+	    &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_int_equal(store_keypair_next(f->st, "beta", &next, &err), 0);
+	assert_int_equal(next, 1);
+	s = side_query(f->path, "SELECT count(*) FROM keypairs");
+	assert_string_equal(s, "0");
+	free(s);
+	s = side_query(f->path, "SELECT count(*) FROM keypair_versions");
+	assert_string_equal(s, "0");
+	free(s);
+	kp_add(f->st, "beta", 1, 2048, "CB1:1:b1-new", 7);
+
+	/* Peer keys. */
+	assert_int_equal(store_peerkey_add(f->st, "peer", 2, 2048, "CB1:1:p2",
+	    1, &err), 0);
+	assert_int_equal(store_peerkey_add(f->st, "peer", 5, 2048, "CB1:1:p5",
+	    1, &err), 0);
+	assert_int_equal(store_key_delete(f->st, STORE_PEERKEY, "peer", 2,
+	    &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	assert_versions(f->st, STORE_PEERKEY, "peer", p5, 1);
+	cb_error_clear(&err);
+	assert_int_equal(store_key_delete(f->st, STORE_PEERKEY, "peer", 9,
+	    &removed, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "peer key 'peer' has no version 9");
+	assert_int_equal(store_key_delete(f->st, STORE_PEERKEY, "peer", 0,
+	    &removed, &err), 0);
+	assert_int_equal(removed, 1);
+	s = side_query(f->path, "SELECT count(*) FROM peerkeys");
+	assert_string_equal(s, "0");
+	free(s);
+	/* A key pair of the same name is another thing. */
+	assert_int_equal(store_key_delete(f->st, STORE_PEERKEY, "beta", 0,
+	    &removed, &err), -CB_ENOTFOUND);
+	assert_versions(f->st, STORE_KEYPAIR, "beta", v1, 1);
+	assert_true(side_can_write(f->path));
+}
+
+static void
+test_key_not_found_names_the_ident_and_version(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_keyset	 k;
+	struct cb_error		 err;
+	uint32_t		 got = 7;
+	char			*s = (char *)"x";
+
+	kp_add(f->st, "alpha", 1, 2048, "CB1:1:a1", 1);
+	assert_int_equal(store_peerkey_add(f->st, "peer", 4, 2048, "CB1:1:p4",
+	    1, &err), 0);
+
+	cb_error_clear(&err);
+	assert_int_equal(store_key_get(f->st, STORE_KEYPAIR, "ghost", &k,
+	    &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "no key pair 'ghost'");
+	assert_int_equal(k.nversions, 0);
+	assert_null(k.versions);
+	cb_error_clear(&err);
+	assert_int_equal(store_key_sealed(f->st, STORE_KEYPAIR, "ghost", 0,
+	    &got, &s, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "no key pair 'ghost'");
+	assert_int_equal(got, 0);
+	assert_null(s);
+	cb_error_clear(&err);
+	assert_int_equal(store_key_sealed(f->st, STORE_KEYPAIR, "ghost", 3,
+	    &got, &s, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "no key pair 'ghost'");
+	cb_error_clear(&err);
+	assert_int_equal(store_key_sealed(f->st, STORE_KEYPAIR, "alpha", 3,
+	    &got, &s, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "key pair 'alpha' has no version 3");
+	cb_error_clear(&err);
+	assert_int_equal(store_key_delete(f->st, STORE_KEYPAIR, "ghost", 3,
+	    NULL, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "no key pair 'ghost'");
+
+	cb_error_clear(&err);
+	assert_int_equal(store_key_get(f->st, STORE_PEERKEY, "ghost", &k,
+	    &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "no peer key 'ghost'");
+	cb_error_clear(&err);
+	assert_int_equal(store_key_sealed(f->st, STORE_PEERKEY, "peer", 3,
+	    &got, &s, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "peer key 'peer' has no version 3");
+	cb_error_clear(&err);
+	assert_int_equal(store_key_sealed(f->st, STORE_PEERKEY, "alpha", 0,
+	    &got, &s, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "no peer key 'alpha'");
+	assert_true(side_can_write(f->path));
+}
+
+static void
+test_key_bad_idents_and_versions_are_bad_requests(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_keyset	 k, *v;
+	struct store_keyrow	 row;
+	struct cb_error		 err;
+	uint32_t		 got;
+	int64_t			 removed;
+	size_t			 n, i;
+	char			*s, *side;
+	static const char *const bad[] = { "", "Upper", "1abc", "a-b",
+	    "a b", "a/b", "a'b", "\xc3\xa9t\xc3\xa9",
+	    "a1234567890123456789012345678901234567890123456789012345678901234",
+	    NULL };
+	static const char longest[] =
+	    "b123456789012345678901234567890123456789012345678901234567890123";
+	int			 c;
+
+	assert_int_equal(strlen(bad[8]), STORE_IDENT_MAX + 1);
+	assert_int_equal(strlen(longest), STORE_IDENT_MAX);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(store_keypair_next(f->st, bad[i], &got,
+		    &err), -CB_EBADREQ);
+		assert_int_equal(store_keypair_add(f->st, bad[i], 1, 2048,
+		    "CB1:1:x", 1, &err), -CB_EBADREQ);
+		assert_int_equal(store_peerkey_add(f->st, bad[i], 1, 2048,
+		    "CB1:1:x", 1, &err), -CB_EBADREQ);
+		for (c = STORE_KEYPAIR; c <= STORE_PEERKEY; c++) {
+			assert_int_equal(store_key_get(f->st, c, bad[i], &k,
+			    &err), -CB_EBADREQ);
+			assert_int_equal(store_key_sealed(f->st, c, bad[i], 0,
+			    &got, &s, &err), -CB_EBADREQ);
+			assert_int_equal(store_key_delete(f->st, c, bad[i], 0,
+			    &removed, &err), -CB_EBADREQ);
+		}
+	}
+	/* 64 characters is the longest ident. */
+	kp_add(f->st, longest, 1, 2048, "CB1:1:long", 1);
+
+	/* Versions are 1 to INT32_MAX; 0 is "current" only where said. */
+	assert_int_equal(store_keypair_add(f->st, "alpha", 0, 2048,
+	    "CB1:1:x", 1, &err), -CB_EBADREQ);
+	assert_int_equal(store_peerkey_add(f->st, "alpha", 0, 2048,
+	    "CB1:1:x", 1, &err), -CB_EBADREQ);
+	assert_int_equal(store_peerkey_add(f->st, "alpha",
+	    (uint32_t)INT32_MAX + 1, 2048, "CB1:1:x", 1, &err), -CB_EBADREQ);
+	assert_int_equal(store_peerkey_add(f->st, "alpha", UINT32_MAX, 2048,
+	    "CB1:1:x", 1, &err), -CB_EBADREQ);
+	assert_int_equal(store_peerkey_add(f->st, "alpha", INT32_MAX, 2048,
+	    "CB1:1:max", 1, &err), 0);
+	assert_int_equal(store_key_sealed(f->st, STORE_PEERKEY, "alpha",
+	    (uint32_t)INT32_MAX + 1, &got, &s, &err), -CB_EBADREQ);
+	assert_int_equal(store_key_delete(f->st, STORE_PEERKEY, "alpha",
+	    (uint32_t)INT32_MAX + 1, &removed, &err), -CB_EBADREQ);
+	s = key_text(f->st, STORE_PEERKEY, "alpha", 0, &got);
+	assert_int_equal(got, INT32_MAX);
+	free(s);
+
+	/* An unknown class is the caller's mistake. */
+	assert_int_equal(store_key_get(f->st, 2, "alpha", &k, &err),
+	    -CB_EINTERNAL);
+	assert_int_equal(store_key_list(f->st, -1, &v, &n, &err),
+	    -CB_EINTERNAL);
+	memset(&row, 0, sizeof(row));
+	row.keyclass = 7;
+	snprintf(row.ident, sizeof(row.ident), "alpha");
+	row.version = INT32_MAX;
+	row.sealed = (char *)"CB1:1:y";
+	assert_int_equal(store_key_reseal(f->st, &row, 1, &err),
+	    -CB_EINTERNAL);
+
+	/* Nothing of the above was stored. */
+	side = side_query(f->path, "SELECT count(*) FROM keypair_versions");
+	assert_string_equal(side, "1");
+	free(side);
+	side = side_query(f->path, "SELECT count(*) FROM peerkeys");
+	assert_string_equal(side, "1");
+	free(side);
+	assert_true(side_can_write(f->path));
+}
+
+static void
+test_peerkey_add_of_an_existing_version_conflicts(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+	uint32_t	 got;
+	char		*s;
+	static const uint32_t v13[] = { 1, 3 };
+
+	assert_int_equal(store_peerkey_add(f->st, "datalens", 3, 2048,
+	    "CB1:1:first", 1, &err), 0);
+	cb_error_clear(&err);
+	assert_int_equal(store_peerkey_add(f->st, "datalens", 3, 2048,
+	    "CB1:1:second", 2, &err), -CB_ECONFLICT);
+	assert_string_equal(err.msg, "peer key 'datalens' already has "
+	    "version 3");
+	s = key_text(f->st, STORE_PEERKEY, "datalens", 3, &got);
+	assert_string_equal(s, "CB1:1:first");
+	free(s);
+	/* A lower version may come later. */
+	assert_int_equal(store_peerkey_add(f->st, "datalens", 1, 2048,
+	    "CB1:1:older", 3, &err), 0);
+	assert_versions(f->st, STORE_PEERKEY, "datalens", v13, 2);
+	s = key_text(f->st, STORE_PEERKEY, "datalens", 0, &got);
+	assert_int_equal(got, 3);
+	assert_string_equal(s, "CB1:1:first");
+	free(s);
+	/* A key pair of the same ident does not collide. */
+	kp_add(f->st, "datalens", 1, 2048, "CB1:1:pair", 4);
+	assert_true(side_can_write(f->path));
+}
+
+/* The five keys of the scan and reseal tests, in scan order. */
+static void
+add_five_keys(struct store *st)
+{
+	struct cb_error	err;
+
+	kp_add(st, "zeta", 1, 2048, "CB1:1:z1", 1);
+	kp_add(st, "alpha", 1, 2048, "CB1:1:a1", 2);
+	kp_add(st, "alpha", 2, 2048, "CB1:1:a2", 3);
+	assert_int_equal(store_peerkey_add(st, "peer", 7, 2048, "CB1:1:p7",
+	    4, &err), 0);
+	assert_int_equal(store_peerkey_add(st, "beta", 1, 2048, "CB1:1:b1",
+	    5, &err), 0);
+}
+
+static void
+test_key_scan_returns_every_row_of_both_classes(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_keyrow	*rows;
+	struct cb_error		 err;
+	size_t			 n;
+	static const struct {
+		int		 keyclass;
+		const char	*ident;
+		uint32_t	 version;
+		const char	*sealed;
+	} want[] = {
+		{ STORE_KEYPAIR, "alpha", 1, "CB1:1:a1" },
+		{ STORE_KEYPAIR, "alpha", 2, "CB1:1:a2" },
+		{ STORE_KEYPAIR, "zeta", 1, "CB1:1:z1" },
+		{ STORE_PEERKEY, "beta", 1, "CB1:1:b1" },
+		{ STORE_PEERKEY, "peer", 7, "CB1:1:p7" },
+	};
+	size_t			 i;
+
+	assert_int_equal(store_key_scan(f->st, &rows, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_keyrows_free(rows, n);
+
+	add_five_keys(f->st);
+	assert_int_equal(store_key_scan(f->st, &rows, &n, &err), 0);
+	assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+	for (i = 0; i < n; i++) {
+		assert_int_equal(rows[i].keyclass, want[i].keyclass);
+		assert_string_equal(rows[i].ident, want[i].ident);
+		assert_int_equal(rows[i].version, want[i].version);
+		assert_string_equal(rows[i].sealed, want[i].sealed);
+	}
+	store_keyrows_free(rows, n);
+	assert_true(side_can_write(f->path));
+}
+
+static void
+test_key_reseal_replaces_exactly_the_given_rows_or_nothing(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_keyrow	*rows, *again, bad[2];
+	struct cb_error		 err;
+	size_t			 n, m, i;
+	char			*s;
+	uint32_t		 got;
+
+	add_five_keys(f->st);
+	assert_int_equal(store_key_scan(f->st, &rows, &n, &err), 0);
+	assert_int_equal(n, 5);
+	/* New text for rows 0, 2 and 4; NULL (leave) for 1 and 3. */
+	for (i = 0; i < n; i++) {
+		free(rows[i].sealed);
+		rows[i].sealed = NULL;
+		if (i % 2 == 0)
+			assert_true(asprintf(&rows[i].sealed, "CB1:2:new%zu",
+			    i) > 0);
+	}
+	assert_int_equal(store_key_reseal(f->st, rows, n, &err), 0);
+	store_keyrows_free(rows, n);
+
+	assert_int_equal(store_key_scan(f->st, &again, &m, &err), 0);
+	assert_int_equal(m, 5);
+	assert_string_equal(again[0].sealed, "CB1:2:new0");
+	assert_string_equal(again[1].sealed, "CB1:1:a2");
+	assert_string_equal(again[2].sealed, "CB1:2:new2");
+	assert_string_equal(again[3].sealed, "CB1:1:b1");
+	assert_string_equal(again[4].sealed, "CB1:2:new4");
+	store_keyrows_free(again, m);
+	s = key_text(f->st, STORE_PEERKEY, "peer", 7, &got);
+	assert_string_equal(s, "CB1:2:new4");
+	free(s);
+
+	/*
+	 * A row naming a key or version that does not exist fails the
+	 * whole call, and the rows before it are not changed either.
+	 */
+	memset(bad, 0, sizeof(bad));
+	bad[0].keyclass = STORE_KEYPAIR;
+	snprintf(bad[0].ident, sizeof(bad[0].ident), "alpha");
+	bad[0].version = 2;
+	bad[0].sealed = (char *)"CB1:3:lost";
+	bad[1].keyclass = STORE_KEYPAIR;
+	snprintf(bad[1].ident, sizeof(bad[1].ident), "ghost");
+	bad[1].version = 1;
+	bad[1].sealed = (char *)"CB1:3:ghost";
+	cb_error_clear(&err);
+	assert_int_equal(store_key_reseal(f->st, bad, 2, &err), -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "key pair 'ghost' has no version 1");
+	/* Another class, or a version that is not there: the same. */
+	bad[1].keyclass = STORE_PEERKEY;
+	snprintf(bad[1].ident, sizeof(bad[1].ident), "alpha");
+	bad[1].version = 2;
+	assert_int_equal(store_key_reseal(f->st, bad, 2, &err), -CB_ENOTFOUND);
+	bad[1].keyclass = STORE_KEYPAIR;
+	bad[1].version = 3;
+	assert_int_equal(store_key_reseal(f->st, bad, 2, &err), -CB_ENOTFOUND);
+	s = key_text(f->st, STORE_KEYPAIR, "alpha", 2, &got);
+	assert_string_equal(s, "CB1:1:a2");
+	free(s);
+	s = side_query(f->path, "SELECT count(*) FROM keypair_versions WHERE "
+	    "sealed LIKE 'CB1:3:%'");
+	assert_string_equal(s, "0");
+	free(s);
+	assert_true(side_can_write(f->path));
+
+	/* Nothing to do is fine. */
+	assert_int_equal(store_key_reseal(f->st, NULL, 0, &err), 0);
+}
+
+/*
+ * A database of schema version 2, made by the released migrations as
+ * they were, opens at version 3 with its types, values, settings and key
+ * check value intact, and with empty key tables.
+ */
+static void
+test_open_migrates_version_2_keeping_types_and_values(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*st = NULL;
+	struct store_type	 got;
+	struct store_keyset	*v;
+	struct cb_error		 err;
+	sqlite3			*db;
+	char			 path[160], *ans, *sealed;
+	uint32_t		 next;
+	size_t			 n;
+
+	snprintf(path, sizeof(path), "%s/v2.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "CREATE TABLE types (uuid TEXT PRIMARY KEY,"
+	    " ident TEXT UNIQUE NOT NULL, name TEXT NOT NULL,"
+	    " description TEXT NOT NULL DEFAULT '',"
+	    " storage TEXT NOT NULL CHECK (storage IN ('db', 'vault')),"
+	    " destinations TEXT NOT NULL DEFAULT '',"
+	    " created_at INTEGER, updated_at INTEGER);"
+	    "CREATE TABLE credvalues (type_uuid TEXT NOT NULL"
+	    " REFERENCES types(uuid) ON DELETE CASCADE,"
+	    " user_uuid TEXT NOT NULL, sealed TEXT NOT NULL,"
+	    " updated_at INTEGER NOT NULL,"
+	    " PRIMARY KEY (type_uuid, user_uuid)) WITHOUT ROWID;"
+	    "CREATE INDEX credvalues_user ON credvalues(user_uuid);"
+	    "CREATE TABLE settings (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+	    "CREATE TABLE keycheck (id INTEGER PRIMARY KEY CHECK (id = 1),"
+	    " kcv TEXT NOT NULL);"
+	    "ALTER TABLE types ADD COLUMN generation INTEGER NOT NULL"
+	    " DEFAULT 0;"
+	    "INSERT INTO types VALUES ('" TYPE_A "', 'alpha', 'Alpha', 'd',"
+	    " 'vault', 'https://a.example', 1, 2, 4);"
+	    "INSERT INTO types VALUES ('" TYPE_B "', 'beta', 'Beta', '',"
+	    " 'db', '', 5, 6, 0);"
+	    "INSERT INTO credvalues VALUES ('" TYPE_B "', '" USER_1 "',"
+	    " 'CB1:1:KEEP', 7);"
+	    "INSERT INTO settings VALUES ('vault.url', 'https://v:8200');"
+	    "INSERT INTO keycheck VALUES (1, 'kcv1:v2');"
+	    "PRAGMA user_version = 2;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(path, &st, &err), 0);
+	ans = side_query(path, "PRAGMA user_version");
+	assert_string_equal(ans, "3");
+	free(ans);
+	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
+	assert_string_equal(got.uuid, TYPE_A);
+	assert_string_equal(got.name, "Alpha");
+	assert_string_equal(got.description, "d");
+	assert_int_equal(got.storage, STORE_VAULT);
+	assert_int_equal(got.ndestinations, 1);
+	assert_string_equal(got.destinations[0], "https://a.example");
+	assert_int_equal(got.created_at, 1);
+	assert_int_equal(got.updated_at, 2);
+	assert_int_equal(got.generation, 4);
+	store_type_free(&got);
+	assert_int_equal(store_type_get(st, "beta", &got, &err), 0);
+	assert_int_equal(got.storage, STORE_DB);
+	assert_int_equal(got.generation, 0);
+	store_type_free(&got);
+	assert_int_equal(store_value_get(st, TYPE_B, USER_1, &sealed, NULL,
+	    &err), 0);
+	assert_string_equal(sealed, "CB1:1:KEEP");
+	free(sealed);
+	assert_int_equal(store_setting_get(st, "vault.url", &sealed, &err), 0);
+	assert_string_equal(sealed, "https://v:8200");
+	free(sealed);
+	assert_int_equal(store_kcv_get(st, &sealed, &err), 0);
+	assert_string_equal(sealed, "kcv1:v2");
+	free(sealed);
+
+	assert_int_equal(store_key_list(st, STORE_KEYPAIR, &v, &n, &err), 0);
+	assert_int_equal(n, 0);
+	store_keyset_list_free(v, n);
+	assert_int_equal(store_keypair_next(st, "signer", &next, &err), 0);
+	assert_int_equal(next, 1);
+	kp_add(st, "signer", 1, 2048, "CB1:1:k", 8);
+	assert_int_equal(store_peerkey_add(st, "peer", 1, 2048, "CB1:1:p", 8,
+	    &err), 0);
+	store_close(st);
+}
+
 int
 main(void)
 {
@@ -1379,6 +2075,33 @@ main(void)
 		    test_type_writes_do_not_reload_the_cache, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_storage_change_deletes_db_values, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_keypair_versions_count_up_and_a_stale_add_conflicts,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_key_get_and_list_give_versions_ascending_with_their_fields,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_key_delete_one_every_and_the_last_version,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_key_not_found_names_the_ident_and_version,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_key_bad_idents_and_versions_are_bad_requests,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_peerkey_add_of_an_existing_version_conflicts,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_key_scan_returns_every_row_of_both_classes,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_key_reseal_replaces_exactly_the_given_rows_or_nothing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_migrates_version_2_keeping_types_and_values,
+		    setup, teardown),
 		cmocka_unit_test(test_uuid_new),
 	};
 
