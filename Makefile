@@ -18,7 +18,7 @@ FUZZ_JOBS	?= 2
 FUZZ_FLAGS	?= -timeout=25 -max_len=4096 -print_final_stats=1
 # The project's own builds treat warnings as errors (a plain cmake does
 # not), and run the Python suites with Debian's python3, which has
-# python3-msgpack and python3-cryptography.
+# python3-msgpack, python3-cryptography and python3-jwt.
 CMAKE_FLAGS	?= -DCB_WERROR=ON -DPython3_EXECUTABLE=/usr/bin/python3
 
 .PHONY: all deps build build-asan check check-release check-asan check-valgrind demo clean

@@ -14,8 +14,9 @@
  *	1  the broker answered with an error (its code and message are shown),
  *	   or a step of "vault test" failed
  *	2  usage error or invalid input: unknown command or option, wrong
- *	   number of arguments, an empty or oversized credential value,
- *	   "substitute" without --dry-run, an invalid JSON document
+ *	   number of arguments, an empty or oversized credential value or
+ *	   PEM key, a --file that cannot be read, "substitute" without
+ *	   --dry-run, an invalid JSON document
  *	3  cannot connect to the broker, or a protocol or I/O failure
  *
  * Errors with status 1 and 3 go to stderr as "credctl: CODE: MESSAGE",
@@ -199,6 +200,79 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.exec = credctl_key_rotate,
 	},
 	{
+		.name = "keypair generate",
+		.args = "IDENT",
+		.about = "make a new RSA-2048 key pair version in the broker "
+		    "(the private key never leaves it)",
+		.min_args = 1, .max_args = 1,
+		.exec = credctl_keypair_generate,
+	},
+	{
+		.name = "keypair import",
+		.args = "IDENT [--file FILE]",
+		.about = "add a key pair version from an RSA private key PEM "
+		    "read from FILE or standard input",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_FILE,
+		.exec = credctl_keypair_import,
+	},
+	{
+		.name = "keypair show",
+		.args = "IDENT [--pem | --base64] [--version N]",
+		.about = "show a key pair's versions, or only the public PEM "
+		    "(or its base64) of the current version or of N",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_PEM | CREDCTL_OPT_BASE64 |
+		    CREDCTL_OPT_KEY_VERSION,
+		.exec = credctl_keypair_show,
+	},
+	{
+		.name = "keypair list",
+		.args = "",
+		.about = "list the key pairs",
+		.exec = credctl_keypair_list,
+	},
+	{
+		.name = "keypair rm",
+		.args = "IDENT [--version N]",
+		.about = "delete one version of a key pair, or all of them",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_KEY_VERSION,
+		.exec = credctl_keypair_rm,
+	},
+	{
+		.name = "peerkey set",
+		.args = "IDENT VERSION [--file FILE]",
+		.about = "store a counterpart's RSA public key PEM, read from "
+		    "FILE or standard input, as version VERSION",
+		.min_args = 2, .max_args = 2,
+		.opts = CREDCTL_OPT_FILE,
+		.exec = credctl_peerkey_set,
+	},
+	{
+		.name = "peerkey show",
+		.args = "IDENT [--pem] [--version N]",
+		.about = "show a peer key's versions, or only the PEM of the "
+		    "current version or of N",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_PEM | CREDCTL_OPT_KEY_VERSION,
+		.exec = credctl_peerkey_show,
+	},
+	{
+		.name = "peerkey list",
+		.args = "",
+		.about = "list the peer keys",
+		.exec = credctl_peerkey_list,
+	},
+	{
+		.name = "peerkey rm",
+		.args = "IDENT [--version N]",
+		.about = "delete one version of a peer key, or all of them",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_KEY_VERSION,
+		.exec = credctl_peerkey_rm,
+	},
+	{
 		.name = "help",
 		.args = "[COMMAND...]",
 		.about = "show this help, or the commands matching COMMAND",
@@ -233,6 +307,9 @@ enum {
 	OPTV_CACHE_SECONDS,
 	OPTV_HEAD,
 	OPTV_WAIT,
+	OPTV_PEM,
+	OPTV_BASE64,
+	OPTV_KEY_VERSION,
 	OPTV_JSON,
 	OPTV_VERSION
 };
@@ -279,6 +356,10 @@ static const struct {
 	    { "cache-seconds", required_argument, NULL, OPTV_CACHE_SECONDS } },
 	{ CREDCTL_OPT_HEAD, { "head", required_argument, NULL, OPTV_HEAD } },
 	{ CREDCTL_OPT_WAIT, { "wait", no_argument, NULL, OPTV_WAIT } },
+	{ CREDCTL_OPT_PEM, { "pem", no_argument, NULL, OPTV_PEM } },
+	{ CREDCTL_OPT_BASE64, { "base64", no_argument, NULL, OPTV_BASE64 } },
+	{ CREDCTL_OPT_KEY_VERSION,
+	    { "version", required_argument, NULL, OPTV_KEY_VERSION } },
 };
 #define CREDCTL_NCMDOPTS \
 	(sizeof(credctl_cmd_opts) / sizeof(credctl_cmd_opts[0]))
@@ -348,6 +429,15 @@ credctl_full_help(FILE *f)
 	    "them the stored role_id and secret_id\nare kept; without "
 	    "--enable or --disable 'vault set' keeps the stored state.\n"
 	    "--ca-file '' and --namespace '' clear those settings.\n"
+	    "\n'keypair import' reads an unencrypted RSA private key, PKCS#1 "
+	    "or PKCS#8 PEM\nof at most 16384 bytes, from FILE or standard "
+	    "input (not a terminal), never\nfrom the command line; "
+	    "'peerkey set' reads a public key PEM the same way.\n"
+	    "'show --pem' prints only the public PEM, to hand to a "
+	    "counterpart; 'keypair\nshow --base64' prints base64(PEM), the "
+	    "form of a login service's\nSignaturePublicKey setting.  No "
+	    "command prints a private key or a token:\ncomponents get "
+	    "tokens through libcredbroker or any msgpack-rpc client.\n"
 	    "\nExit status:\n"
 	    "  0  success\n"
 	    "  1  the broker answered with an error, or a step of 'vault "
@@ -552,6 +642,25 @@ credctl_call(struct credctl *ctx, const char *method, struct credctl_pack *p,
 	    CREDCTL_EXIT_LOCAL;
 }
 
+/*
+ * Report an error about what the broker answered, in the broker's terms
+ * (code "not_found" for a version the answer does not hold); returns exit
+ * status 1.
+ */
+int
+credctl_broker_error(struct credctl *ctx, const char *code, const char *fmt,
+    ...)
+{
+	char	msg[512];
+	va_list	ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	credctl_print_error(ctx, code, msg);
+	return CREDCTL_EXIT_BROKER;
+}
+
 /* --json: print the result as JSON on stdout. */
 int
 credctl_output(struct credctl *ctx, const msgpack_object *result)
@@ -569,8 +678,12 @@ credctl_bad_option(struct credctl *ctx, int ch, char **argv)
 	const char	*arg = argv[optind - 1];
 	int		 n;
 
-	/* "--value=secret": show only up to the '='. */
-	n = (int)strcspn(arg, "=");
+	/*
+	 * "--value=secret": show only up to the '='; and only the characters
+	 * of an option name, so that text given by mistake where an option
+	 * goes (a PEM key starts with "-----BEGIN") is not echoed either.
+	 */
+	n = (int)strspn(arg, "-abcdefghijklmnopqrstuvwxyz0123456789");
 	if (n > 64)
 		n = 64;
 	if (optopt > 0 && optopt < 256) {
@@ -715,6 +828,16 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 			break;
 		case OPTV_WAIT:
 			args->wait = true;
+			break;
+		case OPTV_PEM:
+			args->pem = true;
+			break;
+		case OPTV_BASE64:
+			args->base64 = true;
+			break;
+		case OPTV_KEY_VERSION:
+			rc = credctl_set_once(ctx, &args->key_version,
+			    "version");
 			break;
 		default:
 			return credctl_bad_option(ctx, ch, argv);

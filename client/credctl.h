@@ -48,6 +48,9 @@
 #define CREDCTL_OPT_HEAD		0x0800	/* --head HASH */
 #define CREDCTL_OPT_WAIT		0x1000	/* --wait */
 #define CREDCTL_OPT_CACHE		0x2000	/* --cache-seconds */
+#define CREDCTL_OPT_PEM			0x4000	/* --pem */
+#define CREDCTL_OPT_BASE64		0x8000	/* --base64 */
+#define CREDCTL_OPT_KEY_VERSION		0x10000	/* --version N */
 
 /* Parsed arguments of one command. */
 struct credctl_args {
@@ -78,6 +81,9 @@ struct credctl_args {
 	bool		  secret_id_prompt;
 	const char	 *head;		/* audit verify: recorded head */
 	bool		  wait;		/* key rotate: until done */
+	bool		  pem;		/* keypair/peerkey show */
+	bool		  base64;	/* keypair show */
+	const char	 *key_version;	/* --version N; checked there */
 };
 
 struct credctl;
@@ -122,6 +128,8 @@ int	credctl_invalid(struct credctl *, const char *, ...)
 	    __attribute__((format(printf, 2, 3)));
 int	credctl_local_error(struct credctl *, const char *, const char *, ...)
 	    __attribute__((format(printf, 3, 4)));
+int	credctl_broker_error(struct credctl *, const char *, const char *,
+	    ...) __attribute__((format(printf, 3, 4)));
 int	credctl_output(struct credctl *, const msgpack_object *);
 
 /* credctl-print.c */
@@ -179,5 +187,16 @@ int	credctl_vault_test(struct credctl *, struct credctl_args *);
 /* credctl-key.c */
 int	credctl_key_check(struct credctl *, struct credctl_args *);
 int	credctl_key_rotate(struct credctl *, struct credctl_args *);
+
+/* credctl-keypair.c */
+int	credctl_keypair_generate(struct credctl *, struct credctl_args *);
+int	credctl_keypair_import(struct credctl *, struct credctl_args *);
+int	credctl_keypair_show(struct credctl *, struct credctl_args *);
+int	credctl_keypair_list(struct credctl *, struct credctl_args *);
+int	credctl_keypair_rm(struct credctl *, struct credctl_args *);
+int	credctl_peerkey_set(struct credctl *, struct credctl_args *);
+int	credctl_peerkey_show(struct credctl *, struct credctl_args *);
+int	credctl_peerkey_list(struct credctl *, struct credctl_args *);
+int	credctl_peerkey_rm(struct credctl *, struct credctl_args *);
 
 #endif

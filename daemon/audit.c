@@ -6,7 +6,11 @@
  *
  *	{"seq":N,"time":"2026-01-02T03:04:05.678Z","method":"cred.set",
  *	 "uid":1000,"pid":42,"subject":"<user uuid>"|null,"types":["ident"],
+ *	 "keys":["keypair/<ident>/<version>", ...],
  *	 "outcome":"ok"|"<error code>","ms":3,"prev":"<64 hex>"}
+ *
+ * "keys" is there only on the lines of calls that used key pairs or peer
+ * keys (SPEC section 9): it names each key and version, never a token.
  *
  * seq counts from 1, and prev is the lowercase hex SHA-256 of the exact
  * bytes of the previous line (without its newline); the first line's prev
@@ -177,6 +181,29 @@ audit_hash_valid(const char *s)
 	return s[AUDIT_HASH_HEX] == '\0';
 }
 
+/* A comma-separated list (NULL: empty) as a JSON array of strings. */
+static void
+audit_put_list(struct audit_out *o, const char *list)
+{
+	const char	*p, *e;
+	bool		 first = true;
+
+	audit_put(o, "[", 1);
+	for (p = list != NULL ? list : ""; *p != '\0'; p = e) {
+		if ((e = strchr(p, ',')) == NULL)
+			e = p + strlen(p);
+		if (e > p) {
+			if (!first)
+				audit_put(o, ",", 1);
+			audit_put_str(o, p, (size_t)(e - p));
+			first = false;
+		}
+		if (*e == ',')
+			e++;
+	}
+	audit_put(o, "]", 1);
+}
+
 /*
  * Build the line for r with sequence number seq and previous hash prev
  * into buf (without the newline); its length, or 0 if it does not fit.
@@ -188,9 +215,7 @@ audit_format(const struct audit_rec *r, uint64_t seq, const char *prev,
 	struct audit_out	 o = { buf, 0, cap, false };
 	struct tm		 tm;
 	time_t			 t;
-	const char		*p, *e;
 	char			 ts[32];
-	bool			 first = true;
 
 	t = (time_t)(r->time_ms / 1000);
 	if (gmtime_r(&t, &tm) == NULL ||
@@ -205,20 +230,14 @@ audit_format(const struct audit_rec *r, uint64_t seq, const char *prev,
 		audit_put_str(&o, r->subject, strlen(r->subject));
 	else
 		audit_put(&o, "null", 4);
-	audit_put(&o, ",\"types\":[", 10);
-	for (p = r->types != NULL ? r->types : ""; *p != '\0'; p = e) {
-		if ((e = strchr(p, ',')) == NULL)
-			e = p + strlen(p);
-		if (e > p) {
-			if (!first)
-				audit_put(&o, ",", 1);
-			audit_put_str(&o, p, (size_t)(e - p));
-			first = false;
-		}
-		if (*e == ',')
-			e++;
+	audit_put(&o, ",\"types\":", 9);
+	audit_put_list(&o, r->types);
+	/* The keys a token call used; only on lines that name keys. */
+	if (r->keys != NULL && *r->keys != '\0') {
+		audit_put(&o, ",\"keys\":", 8);
+		audit_put_list(&o, r->keys);
 	}
-	audit_put(&o, "],\"outcome\":", 12);
+	audit_put(&o, ",\"outcome\":", 11);
 	audit_put_str(&o, r->outcome, strlen(r->outcome));
 	audit_putf(&o, ",\"ms\":%" PRIu64 ",\"prev\":\"%s\"}", r->ms, prev);
 	return o.overflow ? 0 : o.len;
@@ -440,6 +459,7 @@ audit_write(struct broker *b, const struct rpc_call *call,
 	r.pid = (int32_t)peer->pid;
 	r.subject = call->audit_subject;
 	r.types = call->audit_types;
+	r.keys = call->audit_keys;
 	r.outcome = outcome;
 	r.ms = uv_now(b->loop) - call->start_ms;
 	cb_error_clear(&err);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <msgpack.h>
+#include <openssl/types.h>
 #include <uv.h>
 
 #include "cb_error.h"
@@ -178,6 +179,7 @@ struct rpc_call {
 	msgpack_packer	 pk;		/* writes into reply */
 	char		 audit_subject[40];	/* user the call is about */
 	char		 audit_types[256];	/* type idents, comma-separated */
+	char		 audit_keys[256];	/* class/ident/version, ... */
 };
 
 /*
@@ -224,6 +226,7 @@ struct audit_rec {
 	int32_t		 pid;
 	const char	*subject;	/* NULL or "": none */
 	const char	*types;		/* idents, comma-separated, maybe "" */
+	const char	*keys;		/* class/ident/version, comma-separated */
 	const char	*outcome;	/* "ok" or an error code */
 	uint64_t	 ms;		/* duration of the call */
 };
@@ -355,5 +358,38 @@ struct values *values_for(const struct broker *b,
 
 /* rpc-substitute.c */
 int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
+/* rpc-keypair.c */
+int	 rpc_keypair_generate(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_keypair_import(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_keypair_get(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_keypair_list(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_keypair_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_peerkey_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_peerkey_get(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_peerkey_list(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_peerkey_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
+/*
+ * Open a stored key for one call (keyclass STORE_KEYPAIR: the private
+ * key; STORE_PEERKEY: the public key); version 0 is the current one, *got
+ * the version opened.  The caller frees *out with EVP_PKEY_free.
+ */
+int	 rpc_key_load(struct broker *b, int keyclass, const char *ident,
+	    uint32_t version, uint32_t *got, EVP_PKEY **out,
+	    struct cb_error *err);
+/* An optional (or required) key version parameter; 0 when absent. */
+int	 rpc_key_version(const msgpack_object *params, const char *key,
+	    bool required, uint32_t *out, struct cb_error *err);
+/* Key generations running on the thread pool now. */
+unsigned rpc_keygen_count(void);
+/* Name a key and version in the call's audit line (version 0: current). */
+void	 rpc_audit_key(struct rpc_call *call, int keyclass, const char *ident,
+	    uint32_t version);
+
+/* rpc-token.c */
+int	 rpc_token_partner(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_token_embed(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_token_sso(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_token_verify(struct rpc_call *, const msgpack_object *, struct cb_error *);
 
 #endif

@@ -32,6 +32,7 @@
 #include "cb_version.h"
 #include "credbrokerd.h"
 #include "log.h"
+#include "pkey.h"
 #include "seal.h"
 #include "store.h"
 #include "http.h"
@@ -344,8 +345,13 @@ main(int argc, char *argv[])
 	int		 lockfd = -1;
 
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
+	cb_error_clear(&err);
+	if (pkey_wipe_frees(&err) != 0)
+		fatalx("%s", err.msg);
 	harden();
 	secmem_pool_enable();
+	if (pkey_secure_heap_init(&err) != 0)
+		fatalx("%s", err.msg);
 	vault_json_setup();
 	while ((ch = getopt_long(argc, argv, "c:fo:h", longopts, NULL)) != -1) {
 		switch (ch) {

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -130,6 +131,65 @@ pkey_check(EVP_PKEY *k, struct cb_error *err)
 	return 0;
 }
 
+/*
+ * OpenSSL's ordinary heap, with a wipe before every free.  Its decoders
+ * copy a private key's DER into ordinary heap buffers and free them
+ * without a wipe (OpenSSL 3.0's der2key), so a key's numbers would
+ * outlive the call that used them.  Wiping what OpenSSL frees closes
+ * that, and every other such path, at once.  A realloc that moves a block
+ * wipes the old one.
+ */
+static void *
+pkey_malloc(size_t n, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	return malloc(n);
+}
+
+static void
+pkey_free(void *p, const char *file, int line)
+{
+	(void)file;
+	(void)line;
+	if (p == NULL)
+		return;
+	OPENSSL_cleanse(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *
+pkey_realloc(void *p, size_t n, const char *file, int line)
+{
+	void	*q;
+	size_t	 old;
+
+	if (p == NULL)
+		return pkey_malloc(n, file, line);
+	if (n == 0) {
+		pkey_free(p, file, line);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if (n <= old)
+		return p;
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	memcpy(q, p, old);
+	pkey_free(p, file, line);
+	return q;
+}
+
+int
+pkey_wipe_frees(struct cb_error *err)
+{
+	if (CRYPTO_set_mem_functions(pkey_malloc, pkey_realloc,
+	    pkey_free) != 1)
+		return cb_error_set(err, CB_EINTERNAL, "OpenSSL allocated "
+		    "memory before its allocator could be set");
+	return 0;
+}
+
 int
 pkey_secure_heap_init(struct cb_error *err)
 {
@@ -194,8 +254,14 @@ pkey_private_from_pem(const char *pem, size_t len, EVP_PKEY **out,
     struct cb_error *err)
 {
 	struct pkey_scan	 sc;
+	OSSL_DECODER_CTX	*dctx = NULL;
 	BIO			*bio = NULL;
 	EVP_PKEY		*k = NULL;
+	unsigned char		*der = NULL;
+	const unsigned char	*p;
+	char			*name = NULL;
+	long			 derlen = 0;
+	size_t			 n;
 	int			 r;
 
 	*out = NULL;
@@ -226,9 +292,24 @@ pkey_private_from_pem(const char *pem, size_t len, EVP_PKEY **out,
 		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
-	k = PEM_read_bio_PrivateKey_ex(bio, NULL, pkey_nopass, NULL, NULL,
-	    NULL);
-	if (k == NULL) {
+	/*
+	 * The base64 is decoded into the secure heap (and wiped from it),
+	 * then the DER is decoded from there: PEM_read_bio_PrivateKey_ex
+	 * would decode it through ordinary heap buffers that are freed
+	 * without a wipe, leaving the key's numbers behind.
+	 */
+	if (PEM_bytes_read_bio_secmem(&der, &derlen, &name,
+	    PEM_STRING_EVP_PKEY, bio, pkey_nopass, NULL) != 1 || derlen <= 0) {
+		r = cb_error_set(err, CB_EBADREQ, "the text is not a valid PEM "
+		    "private key");
+		goto done;
+	}
+	dctx = OSSL_DECODER_CTX_new_for_pkey(&k, "DER", NULL, NULL,
+	    EVP_PKEY_KEYPAIR, NULL, NULL);
+	p = der;
+	n = (size_t)derlen;
+	if (dctx == NULL || OSSL_DECODER_from_data(dctx, &p, &n) != 1 ||
+	    k == NULL) {
 		r = cb_error_set(err, CB_EBADREQ, "the text is not a valid PEM "
 		    "private key");
 		goto done;
@@ -240,6 +321,10 @@ pkey_private_from_pem(const char *pem, size_t len, EVP_PKEY **out,
 	r = 0;
  done:
 	EVP_PKEY_free(k);
+	OSSL_DECODER_CTX_free(dctx);
+	if (der != NULL)
+		OPENSSL_secure_clear_free(der, (size_t)derlen);
+	OPENSSL_secure_free(name);
 	BIO_free(bio);
 	ERR_clear_error();
 	return r;

@@ -27,6 +27,12 @@
 #define PKEY_SECURE_HEAP	(1U << 20)
 
 /*
+ * Make OpenSSL wipe every block of its ordinary heap when it frees it
+ * (CRYPTO_set_mem_functions).  Must run before OpenSSL allocates
+ * anything: first thing in main().  -CB_EINTERNAL when it is too late.
+ */
+int	 pkey_wipe_frees(struct cb_error *err);
+/*
  * Turn on OpenSSL's secure heap (CRYPTO_secure_malloc_init) once for the
  * process; later calls do nothing.  Fails (-CB_EINTERNAL, saying why) when
  * the heap cannot be set up, for example when RLIMIT_MEMLOCK is too low.

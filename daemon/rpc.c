@@ -48,6 +48,19 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_VAULT_TEST] =	rpc_vault_test,
 	[CB_M_KEY_STATUS] =	rpc_key_status,
 	[CB_M_KEY_ROTATE] =	rpc_key_rotate,
+	[CB_M_KEYPAIR_GENERATE] = rpc_keypair_generate,
+	[CB_M_KEYPAIR_IMPORT] =	rpc_keypair_import,
+	[CB_M_KEYPAIR_GET] =	rpc_keypair_get,
+	[CB_M_KEYPAIR_LIST] =	rpc_keypair_list,
+	[CB_M_KEYPAIR_DELETE] =	rpc_keypair_delete,
+	[CB_M_PEERKEY_SET] =	rpc_peerkey_set,
+	[CB_M_PEERKEY_GET] =	rpc_peerkey_get,
+	[CB_M_PEERKEY_LIST] =	rpc_peerkey_list,
+	[CB_M_PEERKEY_DELETE] =	rpc_peerkey_delete,
+	[CB_M_TOKEN_PARTNER] =	rpc_token_partner,
+	[CB_M_TOKEN_EMBED] =	rpc_token_embed,
+	[CB_M_TOKEN_SSO] =	rpc_token_sso,
+	[CB_M_TOKEN_VERIFY] =	rpc_token_verify,
 };
 
 /* Append s to dst, keeping only characters that cannot forge a field. */
@@ -89,11 +102,12 @@ static void
 rpc_audit_log(struct broker *b, const struct rpc_call *call,
     const struct peer *peer, const char *outcome)
 {
-	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s "
+	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s "
 	    "outcome=%s ms=%" PRIu64, cb_methods[call->method].name,
 	    (unsigned)peer->uid, (int)peer->pid,
 	    call->audit_subject[0] ? call->audit_subject : "-",
-	    call->audit_types[0] ? call->audit_types : "-", outcome,
+	    call->audit_types[0] ? call->audit_types : "-",
+	    call->audit_keys[0] ? " keys=" : "", call->audit_keys, outcome,
 	    uv_now(b->loop) - call->start_ms);
 	audit_write(b, call, peer, outcome);
 }
@@ -191,7 +205,7 @@ rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err)
 {
 	struct rpc_sink	 sink = call->sink;
 	bool		 secret = cb_methods[call->method].flags &
-			    (CB_MF_SECRET_IN | CB_MF_SECRET_OUT);
+			    (CB_MF_SECRET_IN | CB_MF_SECRET_OUT | CB_MF_SECRET_KEY);
 
 	rpc_reply(call, rc, err);
 	sink.ops->unref(sink.ctx);

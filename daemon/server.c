@@ -72,7 +72,7 @@ static bool
 server_peer_privileged(const struct conf *conf, const struct peer *p)
 {
 	unsigned	edit = CB_PERM_BIT(CB_PERM_TYPES) |
-			    CB_PERM_BIT(CB_PERM_CREDS);
+			    CB_PERM_BIT(CB_PERM_CREDS) | CB_PERM_BIT(CB_PERM_KEYS);
 
 	return p->uid == 0 ||
 	    (access_perms(conf->grants, conf->ngrants, p) & edit) != 0;

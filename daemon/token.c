@@ -477,8 +477,7 @@ token_jws_verify(EVP_PKEY *peer, const char *tok, size_t len,
 	}
 	if (EVP_DigestVerify(mctx, buf.data, buf.len, (const uint8_t *)tok,
 	    (size_t)(d2 - tok)) != 1) {
-		r = cb_error_set(err, CB_EBADREQ, "token signature does not "
-		    "verify with the peer key");
+		r = cb_error_set(err, CB_EBADREQ, TOKEN_BAD_SIGNATURE);
 		goto done;
 	}
 	secbuf_reset(&buf);

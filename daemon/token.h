@@ -24,6 +24,13 @@
 #define TOKEN_SSO_TTL_MAX	86400	/* token.sso's longest ttl */
 #define TOKEN_LEEWAY		30	/* token.verify's default leeway, s */
 #define TOKEN_LEEWAY_MAX	600
+/*
+ * The message of token_jws_verify when a well-formed token's signature
+ * does not verify with the key given: the one refusal after which another
+ * version of the peer key may still accept the token.
+ */
+#define TOKEN_BAD_SIGNATURE	"token signature does not verify with the " \
+				"peer key"
 #define TOKEN_MAX		16384	/* longest token token.verify reads */
 
 enum token_alg {

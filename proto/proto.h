@@ -42,6 +42,7 @@ enum cb_perm {
 #define CB_MF_AUDIT		0x01
 #define CB_MF_SECRET_IN		0x02
 #define CB_MF_SECRET_OUT	0x04
+#define CB_MF_SECRET_KEY	0x08	/* opens a private key */
 
 enum cb_method {
 #define CB_METHODDEF(sym, name, perm, flags) sym,

@@ -378,6 +378,9 @@ fz_settle(void)
 		if (fz_http_fail() == 0 && !uv_loop_alive(&fz_loop))
 			break;
 	}
+	/* A key generation ends on the thread pool: wait for it. */
+	while (rpc_keygen_count() > 0)
+		uv_run(&fz_loop, UV_RUN_ONCE);
 }
 
 /* --- set-up and the per-input reset --- */

@@ -67,6 +67,88 @@ def seq(*calls):
     return b"".join(req(i + 1, m, p) for i, (m, p) in enumerate(calls))
 
 
+# Test-only RSA keys for the key and token seeds (made with
+# "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048"; they
+# protect nothing).
+FUZZ_KEYPAIR_PEM = """-----BEGIN PRIVATE KEY-----
+MIIEvAIBADANBgkqhkiG9w0BAQEFAASCBKYwggSiAgEAAoIBAQCTM8+QQRbP97SI
+omjantL1BWGY5r0eQs+/cp9fC6mTrClWk83QgpjTqsXaM74dbnvAxHUtMjHsF99w
+xGz3V19eH3UdGCdoITJj1Gu662IXKIXyCxyeBcV4j3FysqSaEqFmsCetmlVnpDRS
+gSTBHzTI4x5lOVN7uAP7Wx+F43z/vSMCIMx88t4z2SjoSWMIDkwzInOkeUjvL8ft
+IlwnnBhNHZpK2J2ch54EIbKM7KvrSCxpnQJX2n5g7OeP+8vRdH3w461tcQeNjMyJ
+Pq6Izrh+YYHrKGogddboZ3Q+w5JIEog5KIpBNRonYn8LtQ3TAHxumnLAd/SULduv
+Y1Z0hyeHAgMBAAECggEAFB0hQInUTyh+r6jZgP3wv3AzzMvCja79aiCEbF1Ql5AP
+uffKSLJ/pXSRQmaNlMHzAP0XMczJC4SbkHIWnZl/u4G64/XX9J+Mnh15dvoQ1i9A
+Vjl0eJc7S2T2UIDegvsGuNxbH5qWDupeB+QDnKvh740xKw2xPZeAW8kwvn++JceC
+OX+KRu/arLpd7A5lTHxamT4xOVeUnXvtDm922WoYd/hN1fYmoC18jJ97YrOT2aPt
+gdnByZM2XrPmmCjp5vPPyGkI+OaweMkVXp4XpDaVLlbwlYj+sEZK5gBGphBWNPBd
+2F+5WwXhGH84cubRADkHBsH6XEi6rxRiRZCtM66yYQKBgQDJi4RIjrAs+3sBzBUt
+apfsF+IFMk1WVnN33DDVyzvXbWj6IRVuz5tNhXQRMmZqNehQRYFMj+XjISj4sOsc
+Dxac9YfJf1f3DUef7QpHUNsyoIrqNwQHhr/lO5c620mE6bJ6NYyc7jLhRubj7ktE
+gymbLH4GJTns5fZTVyPZG03DtwKBgQC6+YUNMZR96vO0D/zwm8kiK0uRMWXz4Zbg
+XW2r9Ot6MI6jeL/vhvdxVq8AkqvOAlaJRcbQ31cIzGEDI1iNr9mrdb8p0/qNEkAG
+Ky+B4cD/bB079AS0Na8bUYdkvvTxDyv5hjy10JYZ70DjlJYg0RUFkgM8QfYa5Y9m
+cQjk96/asQKBgDmLdEGjO/ob84sX0hQdkzL9vrLtIde850sZu3fPh06DFq4UNCJn
+dFg1+mXOlh9NNP92WOybSXAIT8JyAS8Jv9Mg55xIl70aNZEcBQtHss5JuGAXRTdA
+6hlxYkSTx/IDJ8ps77D+8dgQfmwl5aeyK3b6xSDMEDXrkuFIyBt9CD8RAoGAX3l0
+aGVN1vJ3mRWk6lQSY6FKCAz6a4thGJZ8nxcEezN6Up0hHTWE+tnxqNA8bIijGZuI
+xzWUYsjCLPEKkecetj/86mX1Bb4w9TVuH9tgSs0xLGERWdgj30ZFZbtgpgtCQDs8
+mva0/u896jgAZSd+nYaOomFoQxm/nObRTOHxaTECgYBxGzbFpUsqdMQYrjv4oGUT
+t7CjiFBWOAKTUxBqAXid1wLvHX9N1PEjZfYnYoav/TH2b3YCVhX0rOoUiKEwDrBb
+iC8OgTzsbTSJeHi1AL4OF75FkA65Ipm8PG/6eL1E2xCFnMTVg86yfFaY2wGu9j01
+0879PfqhrxQjMcW3t3PsvA==
+-----END PRIVATE KEY-----
+"""
+FUZZ_PEER_PEM = """-----BEGIN PRIVATE KEY-----
+MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQDzIP+u3Bh3aN0y
+HkuKn/eLbwmcMvniBY0o+CbOimqhAEGEmGFmgBTFQtJZ7Ww1AMdfORPtEljqzrBx
+hY7JY8l0bqSjxqfx8/AUsiGcV9Mq+2AlvXCtHxVQjzUIyKensH1CMBBpigRXbh8y
+NvwwoK24gR7M31UmhgtmFhIn7nGp1qlItVjijsScBUuLSRZx3ltSPR/uujbJFhv7
+y6To/fLC2Jo3rwea8yYENrumtcgkOKp6CqSaH5j+8kI9juqw7I3DBGMIDyQt9n5Y
+EH4RfzGyvkifgEppwZM2xUmHQ3xzW+2o+jHwBJRuaTx80ZSWRBoAoXhF9DuTg794
+Nj9r7ysBAgMBAAECggEAKMfmcz1aQj896P/xYld6NXJizYc0aF/PgWl8UuUfRRGu
+q6/GmKOPuFXAxFJBdfODPZrsl3WeIgaYzHXfUTLycdv0ND9oYLpu0P3fCuMlWb6P
+7kykF3nRALIArpA/pO5C2GUI/7bliwe+5lSYQQzWjs3jrXAhj4Ro6Y72rSl++cJi
+6pGumcEXAEnsFTYJpl9K929lVIegPLQTtXqDYVMAjc1wCnmLE53cHaiY7LI1Sw/E
+SkKlOV49loiuy1xXWaQH0QC44YRSt+KU2zf3B4csd/W4RwH2ZqaDXk1ec0AOl3Xk
+zCc540Fq/Yc+Y0kMPWb10yKx/r9gT785O6/YoGW7ZQKBgQD/77w92KuFzBH15nkK
+MTfEo0agsJn2ZdtqN2UIEBqAfoxI/GQ3DbBwQ/2GE1ft76xj8OTqsKcK+Ps8jPjm
+SMqQewwzSKML/959kWpWiKxb2ldbJICX0VA6guosUOECiGvwHNC11rQ78wfjg5QY
+sg2oG51GsXhwwfn5wOhbiI5qhQKBgQDzMHMUK41OcQG/PY/r600gGeA1wkZzCwwn
+vMrHKlpXNGvyN+JoPaPfwZ2kmzqkG0pnIHOVngG4+kMeuTSLvu+fxF+cj8Cr2Esj
+VZVx/hAK1BJo4m7cDSugm9oeVVQa+MnTr6QRANY3nLG49GjOFQIYBg/LPey+bqUA
+m5torUztTQKBgCgDTQTGSRqj6vLs02OaikN9217n/UoeZo1Wl78I9Xu9TSVkAC7z
+PvBuUMaTY53ZaLQ/RyrB73uxrWWsDIXEP5cTBbdG1ebcW+Z5w4w/1eKOYjXnoQsb
+OFXNfdrr0iHZPjbN6ntjU85DkqopOhAaVjRADPiuakwGp5Q6aplU4h8ZAoGBAMKX
+/S2hn+Opp4U4pKZZ1ZAfRHqf5zF9II/XkMcHy9xF1S6vqxpQYIXWbuddUvIn6ERX
+AkYxdh1nHDhEaJh+A05rmzozCTA41f8DJ59cdcfEZKrKrXyliUhuDX4CN1eRxiX+
+QKFecwty9f8Si56DzvYcO50dAwhqjtvKp/N94LVtAoGBAMxw4asse2JtssXPpo5j
+HB3fEKAmdYXpnxwVHcGzt58AtQ/yWgHQQ13RzfDFdi1CKSRXx3GXIpfJDnacLZwC
+FuRpo6AQunRB7z1INx6xVDzPTRKtcktpQEOQ9SSsb8dzeyc8FbGS267VcX9FyjK8
+Vp2/Y8BBIxLbnebjUY4Lrpkw
+-----END PRIVATE KEY-----
+"""
+FUZZ_PEER_PUBLIC_PEM = """-----BEGIN PUBLIC KEY-----
+MIIBIjANBgkqhkiG9w0BAQEFAAOCAQ8AMIIBCgKCAQEA8yD/rtwYd2jdMh5Lip/3
+i28JnDL54gWNKPgmzopqoQBBhJhhZoAUxULSWe1sNQDHXzkT7RJY6s6wcYWOyWPJ
+dG6ko8an8fPwFLIhnFfTKvtgJb1wrR8VUI81CMinp7B9QjAQaYoEV24fMjb8MKCt
+uIEezN9VJoYLZhYSJ+5xqdapSLVY4o7EnAVLi0kWcd5bUj0f7ro2yRYb+8uk6P3y
+wtiaN68HmvMmBDa7prXIJDiqegqkmh+Y/vJCPY7qsOyNwwRjCA8kLfZ+WBB+EX8x
+sr5In4BKacGTNsVJh0N8c1vtqPox8ASUbmk8fNGUlkQaAKF4RfQ7k4O/eDY/a+8r
+AQIDAQAB
+-----END PUBLIC KEY-----
+"""
+
+
+def fuzz_login_token():
+    """An RS256 JWT signed by the peer's key (deterministic: PKCS#1 v1.5
+    signatures are), with nested claims for the attribute paths."""
+    import jwt
+    return jwt.encode({"sub": "u-1", "groups": ["analysts"],
+                       "profile": {"id": 42, "a/b": "x", "m~n": "y"},
+                       "upn": "u@example.com"},
+                      FUZZ_PEER_PEM, algorithm="RS256")
+
 def methods():
     """Method names from proto/methods.def."""
     path = os.path.join(SRC, "proto", "methods.def")
@@ -229,6 +311,63 @@ def proto_seeds():
         ("vault.set", dict(vs, timeout_ms=-1)),
         ("vault.set", dict(vs, enabled=False)), ("vault.get", {}))
     # Envelopes.
+    s["keys"] = seq(
+        ("keypair.import", {"ident": "partner", "pem": FUZZ_KEYPAIR_PEM}),
+        ("keypair.get", {"keypair": "partner"}),
+        ("peerkey.set", {"ident": "datalens", "version": 3,
+                         "pem": FUZZ_PEER_PUBLIC_PEM}),
+        ("peerkey.set", {"ident": "datalens", "version": 3,
+                         "pem": FUZZ_PEER_PUBLIC_PEM}),
+        ("keypair.list", {}), ("peerkey.list", {}),
+        ("peerkey.get", {"peerkey": "datalens"}),
+        ("keypair.delete", {"keypair": "partner", "version": 1}),
+        ("peerkey.delete", {"peerkey": "datalens"}))
+    s["keys-bad"] = seq(
+        ("keypair.import", {"ident": "k", "pem": "-----BEGIN RSA PRIVATE "
+                            "KEY-----\nAAAA\n-----END RSA PRIVATE KEY-----\n"}),
+        ("keypair.import", {"ident": "k", "pem": FUZZ_PEER_PUBLIC_PEM}),
+        ("peerkey.set", {"ident": "p", "version": 0,
+                         "pem": FUZZ_PEER_PUBLIC_PEM}),
+        ("keypair.get", {"keypair": "nope"}),
+        ("keypair.delete", {"keypair": "nope", "version": 2}))
+    s["keys-bad-private"] = seq(
+        ("keypair.import", {"ident": "Bad", "pem": FUZZ_KEYPAIR_PEM}),
+        ("peerkey.set", {"ident": "p", "version": 1,
+                         "pem": FUZZ_KEYPAIR_PEM}))
+    s["tokens"] = seq(
+        ("keypair.import", {"ident": "kp", "pem": FUZZ_KEYPAIR_PEM}),
+        ("peerkey.set", {"ident": "peer", "version": 2,
+                         "pem": FUZZ_PEER_PUBLIC_PEM}),
+        ("token.partner", {"keypair": "kp", "peerkey": "peer",
+                           "payload": {"db_name": "client_1234383"}}),
+        ("token.embed", {"keypair": "kp", "embed_id": "ieez7", "ttl": 60,
+                         "params": {"a": "b", "c": ["d", "e"]},
+                         "url_base": "https://datalens.example.com",
+                         "kind": "chart"}),
+        ("token.sso", {"keypair": "kp", "claims": {"sub": "u", "n": [1.5,
+                       None, True]}, "ttl": 120}),
+        ("token.verify", {"peerkey": "peer", "token": fuzz_login_token(),
+                          "leeway": 10,
+                          "attributes": {"user_id": "/profile/id",
+                                         "user_name": "sub",
+                                         "roles": "groups", "upn": "upn",
+                                         "email": "/profile/a~1b",
+                                         "additional": ["profile"]}}))
+    s["tokens-bad"] = seq(
+        ("keypair.import", {"ident": "kp", "pem": FUZZ_KEYPAIR_PEM}),
+        ("peerkey.set", {"ident": "peer", "version": 2,
+                         "pem": FUZZ_PEER_PUBLIC_PEM}),
+        ("token.partner", {"keypair": "kp", "peerkey": "peer",
+                           "payload": {"d": "x" * 300}}),
+        ("token.embed", {"keypair": "kp", "embed_id": "e", "ttl": 36001}),
+        ("token.embed", {"keypair": "kp", "embed_id": "e", "kind": "x"}),
+        ("token.sso", {"keypair": "kp", "claims": {"exp": 1}}),
+        ("token.sso", {"keypair": "kp", "claims": {}, "keypair_version": 9}),
+        ("token.verify", {"peerkey": "peer", "token": "a.b.c"}),
+        ("token.verify", {"peerkey": "peer",
+                          "token": "eyJhbGciOiJub25lIn0.e30."}),
+        ("token.verify", {"peerkey": "peer", "token": fuzz_login_token(),
+                          "attributes": {"roles": "/x~2"}}))
     s["env-not-array"] = msgpack.packb({"a": 1})
     s["env-response"] = msgpack.packb([1, 5, None, None])
     s["env-notify"] = msgpack.packb([2, "hello", []])
@@ -498,7 +637,13 @@ def proto_dict():
               "enabled", "role_id", "secret_id", "path", "ca_file",
               "namespace", "timeout_ms", "new_key_file", "db", "vault",
               "action", "widget", "data_source", "status_check", USER,
-              "https://", "http://", "secret/data/x"}
+              "https://", "http://", "secret/data/x",
+              "keypair", "peerkey", "pem", "version", "keypair_version",
+              "peerkey_version", "payload", "embed_id", "ttl", "params",
+              "url_base", "chart", "dash", "claims", "token", "attributes",
+              "leeway", "user_id", "user_name", "roles", "upn", "email",
+              "additional", "-----BEGIN PUBLIC KEY-----\n",
+              "-----BEGIN RSA PRIVATE KEY-----\n"}
     out = [dict_entry(msgpack.packb(w)) for w in sorted(words)]
     out += [dict_entry(x) for x in (b"\x94\x00", b"\x91\x80", b"\xc0",
                                     b"\xc3", b"\xc2")]

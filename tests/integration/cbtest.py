@@ -55,6 +55,8 @@ PERMISSIONS = [
     "edit:user-credentials",
     "use:credentials",
     "read:health",
+    "edit:keys",
+    "use:keys",
 ]
 ERROR_CODES = ["bad_request", "forbidden", "not_found", "conflict",
                "not_configured", "unavailable", "too_large", "internal"]

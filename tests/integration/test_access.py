@@ -39,7 +39,25 @@ METHODS = {
     "vault.get": "edit:user-access-credentials-types",
     "vault.set": "edit:user-access-credentials-types",
     "vault.test": "edit:user-access-credentials-types",
+    "stats": "read:health",
+    "key.status": "edit:user-access-credentials-types",
+    "key.rotate": "edit:user-access-credentials-types",
+    "keypair.generate": "edit:keys",
+    "keypair.import": "edit:keys",
+    "keypair.get": "edit:keys",
+    "keypair.list": "edit:keys",
+    "keypair.delete": "edit:keys",
+    "peerkey.set": "edit:keys",
+    "peerkey.get": "edit:keys",
+    "peerkey.list": "edit:keys",
+    "peerkey.delete": "edit:keys",
+    "token.partner": "use:keys",
+    "token.embed": "use:keys",
+    "token.sso": "use:keys",
+    "token.verify": "use:keys",
 }
+
+KEYS_GID = 4343         # a group whose grant is use:keys alone
 
 # Runs as the unprivileged user: calls each method, prints the answers.
 CLIENT = textwrap.dedent("""
@@ -80,7 +98,7 @@ class AccessTest(unittest.TestCase):
             self.fail("these tests switch users with setpriv and need root")
         self.d = cbtest.Daemon(
             grants=["uid:0 *", "gid:%d use:credentials,read:health"
-                    % GRANT_GID],
+                    % GRANT_GID, "gid:%d use:keys" % KEYS_GID],
             extra={"server": [("socket_mode", "0666")]})
         os.chmod(self.d.dir, 0o755)
         self.d.start()
@@ -104,7 +122,7 @@ class AccessTest(unittest.TestCase):
         self.assertEqual(hello["uid"], NOBODY)
         # The daemon is unhurt and root still has everything.
         with self.d.client() as c:
-            self.assertEqual(len(c.ok("hello")["permissions"]), 4)
+            self.assertEqual(len(c.ok("hello")["permissions"]), 6)
 
     def test_group_grant_through_supplementary_group(self):
         res = run_as(NOBODY, NOGROUP, [GRANT_GID], self.d.socket)
@@ -115,6 +133,18 @@ class AccessTest(unittest.TestCase):
         self.assertEqual(res["substitute"][0]["code"], "bad_request")
         for m in ("type.list", "cred.status", "vault.get"):
             self.assertEqual(res[m][0]["code"], "forbidden", m)
+
+    def test_use_keys_mints_but_does_not_manage_keys(self):
+        res = run_as(NOBODY, NOGROUP, [KEYS_GID], self.d.socket)
+        self.assertEqual(res["hello"][1]["permissions"], ["use:keys"])
+        for m, perm in METHODS.items():
+            err = res[m][0]
+            if perm == "use:keys":
+                # Past the permission check, refused on its parameters.
+                self.assertEqual(err["code"], "bad_request", (m, err))
+            elif perm is not None:
+                self.assertEqual(err["code"], "forbidden", (m, err))
+                self.assertIn(perm, err["message"])
 
     def test_not_dumpable_and_no_core(self):
         pid = self.d.pid

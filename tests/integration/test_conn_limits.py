@@ -206,7 +206,7 @@ class ConnLimitsTest(unittest.TestCase):
                         % OTHERS[1])
         # Root and an edit:* holder still get in and are served.
         with d.client() as c:
-            self.assertEqual(len(c.ok("hello")["permissions"]), 4)
+            self.assertEqual(len(c.ok("hello")["permissions"]), 6)
             c.ok("type.list")
         ed, = self.connect(EDITOR, EDITOR)
         err, res = call(ed, "hello")

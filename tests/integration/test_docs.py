@@ -202,6 +202,10 @@ class ProtocolPageTest(unittest.TestCase):
                                  "The response carries secrets" in body,
                                  "%s: response secrets must match "
                                  "CB_MF_SECRET_OUT" % name)
+                self.assertEqual("CB_MF_SECRET_KEY" in flags,
+                                 "The call opens a private key" in body,
+                                 "%s: private keys must match "
+                                 "CB_MF_SECRET_KEY" % name)
                 self.assertIn("Parameters", body, name)
                 self.assertIn("Result", body, name)
 
@@ -364,7 +368,8 @@ class MapTest(unittest.TestCase):
                    if not re.search(r"(?<![\w.-])" + re.escape(n) +
                                     r"(?![\w.-])", readme)
                    and n not in ("credctl-audit.c", "credctl-cred.c",
-                                 "credctl-key.c", "credctl-server.c",
+                                 "credctl-key.c", "credctl-keypair.c",
+                                 "credctl-server.c",
                                  "credctl-substitute.c", "credctl-type.c",
                                  "credctl-vault.c")]
         self.assertEqual(missing, [], "README.md's map does not name these")

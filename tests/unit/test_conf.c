@@ -1067,7 +1067,12 @@ test_parse_grant_perms(void **state)
 	    P(USE) | P(HEALTH));
 	grant_ok("uid:1 edit:user-access-credentials-types,"
 	    "edit:user-credentials,use:credentials,read:health", GRANT_UID, 1,
-	    CB_PERM_ALL);
+	    P(TYPES) | P(CREDS) | P(USE) | P(HEALTH));
+	grant_ok("uid:1 edit:user-access-credentials-types,"
+	    "edit:user-credentials,use:credentials,read:health,edit:keys,"
+	    "use:keys", GRANT_UID, 1, CB_PERM_ALL);
+	grant_ok("uid:1 use:keys", GRANT_UID, 1, P(TOKENS));
+	grant_ok("uid:1 edit:keys", GRANT_UID, 1, P(KEYS));
 	grant_ok("uid:1 read:health,read:health", GRANT_UID, 1, P(HEALTH));
 	grant_ok("uid:1 read:health,*", GRANT_UID, 1, CB_PERM_ALL);
 	grant_ok("uid:1 *", GRANT_UID, 1, CB_PERM_ALL);

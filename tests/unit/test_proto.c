@@ -1540,6 +1540,19 @@ test_method_table(void **state)
 		{ "cred.set", CB_M_CRED_SET, CB_PERM_CREDS },
 		{ "cred.status", CB_M_CRED_STATUS, CB_PERM_CREDS },
 		{ "cred.delete", CB_M_CRED_DELETE, CB_PERM_CREDS },
+		{ "keypair.generate", CB_M_KEYPAIR_GENERATE, CB_PERM_KEYS },
+		{ "keypair.import", CB_M_KEYPAIR_IMPORT, CB_PERM_KEYS },
+		{ "keypair.get", CB_M_KEYPAIR_GET, CB_PERM_KEYS },
+		{ "keypair.list", CB_M_KEYPAIR_LIST, CB_PERM_KEYS },
+		{ "keypair.delete", CB_M_KEYPAIR_DELETE, CB_PERM_KEYS },
+		{ "peerkey.set", CB_M_PEERKEY_SET, CB_PERM_KEYS },
+		{ "peerkey.get", CB_M_PEERKEY_GET, CB_PERM_KEYS },
+		{ "peerkey.list", CB_M_PEERKEY_LIST, CB_PERM_KEYS },
+		{ "peerkey.delete", CB_M_PEERKEY_DELETE, CB_PERM_KEYS },
+		{ "token.partner", CB_M_TOKEN_PARTNER, CB_PERM_TOKENS },
+		{ "token.embed", CB_M_TOKEN_EMBED, CB_PERM_TOKENS },
+		{ "token.sso", CB_M_TOKEN_SSO, CB_PERM_TOKENS },
+		{ "token.verify", CB_M_TOKEN_VERIFY, CB_PERM_TOKENS },
 	};
 	size_t	i;
 	int	m, k;
@@ -1554,7 +1567,7 @@ test_method_table(void **state)
 		    (cb_methods[m].perm >= 0 &&
 		    cb_methods[m].perm < CB_PERM_COUNT));
 		assert_int_equal(cb_methods[m].flags & ~(CB_MF_AUDIT |
-		    CB_MF_SECRET_IN | CB_MF_SECRET_OUT), 0);
+		    CB_MF_SECRET_IN | CB_MF_SECRET_OUT | CB_MF_SECRET_KEY), 0);
 		for (k = 0; k < m; k++)
 			assert_string_not_equal(cb_methods[k].name,
 			    cb_methods[m].name);
@@ -1570,6 +1583,16 @@ test_method_table(void **state)
 	/* The value-carrying method is tagged so the request is wiped. */
 	assert_true(cb_methods[CB_M_CRED_SET].flags & CB_MF_SECRET_IN);
 	assert_true(cb_methods[CB_M_CRED_SET].flags & CB_MF_AUDIT);
+	/* A private key comes in, tokens go out: both wiped, all audited. */
+	assert_true(cb_methods[CB_M_KEYPAIR_IMPORT].flags & CB_MF_SECRET_IN);
+	assert_true(cb_methods[CB_M_TOKEN_PARTNER].flags & CB_MF_SECRET_OUT);
+	assert_true(cb_methods[CB_M_TOKEN_EMBED].flags & CB_MF_SECRET_OUT);
+	assert_true(cb_methods[CB_M_TOKEN_SSO].flags & CB_MF_SECRET_OUT);
+	assert_true(cb_methods[CB_M_KEYPAIR_GENERATE].flags & CB_MF_SECRET_KEY);
+	assert_true(cb_methods[CB_M_KEYPAIR_GET].flags & CB_MF_SECRET_KEY);
+	assert_true(cb_methods[CB_M_TOKEN_SSO].flags & CB_MF_SECRET_KEY);
+	for (m = CB_M_TOKEN_PARTNER; m <= CB_M_TOKEN_VERIFY; m++)
+		assert_true(cb_methods[m].flags & CB_MF_AUDIT);
 	assert_int_equal(cb_methods[CB_M_HELLO].flags, 0);
 
 	/* Unknown names, prefixes, case, embedded NUL, length mismatch. */
@@ -1592,16 +1615,20 @@ test_perm_table(void **state)
 		"edit:user-credentials",
 		"use:credentials",
 		"read:health",
+		"edit:keys",
+		"use:keys",
 	};
 	int	p;
 
 	(void)state;
-	assert_int_equal(CB_PERM_COUNT, 4);
-	assert_int_equal(CB_PERM_ALL, 0xf);
+	assert_int_equal(CB_PERM_COUNT, 6);
+	assert_int_equal(CB_PERM_ALL, 0x3f);
 	assert_int_equal(CB_PERM_TYPES, 0);
 	assert_int_equal(CB_PERM_CREDS, 1);
 	assert_int_equal(CB_PERM_USE, 2);
 	assert_int_equal(CB_PERM_HEALTH, 3);
+	assert_int_equal(CB_PERM_KEYS, 4);
+	assert_int_equal(CB_PERM_TOKENS, 5);
 	for (p = 0; p < CB_PERM_COUNT; p++) {
 		assert_string_equal(proto_perm_name(p), names[p]);
 		assert_int_equal(proto_perm_lookup(names[p], strlen(names[p])),

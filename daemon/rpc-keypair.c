@@ -1,0 +1,601 @@
+/*
+ * rpc-keypair: the key pairs the broker holds and the peer public keys it
+ * trusts (SPEC sections 9.1 and 9.2): keypair.generate, import, get,
+ * list, delete and peerkey.set, get, list, delete, all under the
+ * edit:keys permission.
+ *
+ * A key pair's private key is stored as PKCS#8 DER sealed with the master
+ * key under the context "keypair/<ident>/<version>" (storage/sealctx.c),
+ * so a sealed key moved to another ident or version does not open.  It is
+ * decrypted only for the call that needs it, parsed into OpenSSL's secure
+ * heap, and freed when the call ends; no method returns it.  keypair.get
+ * derives the public keys it returns from the sealed private keys, so
+ * whoever can write the database cannot make the broker hand out a public
+ * key of their own.  Peer keys are sealed the same way ("peerkey/..."):
+ * they are public, but they decide which tokens token.verify accepts, so
+ * the database must not be able to swap them either.
+ *
+ * keypair.generate runs the RSA key generation (tens to hundreds of
+ * milliseconds) on libuv's thread pool, so the loop keeps serving other
+ * callers; at most RPC_KEYGEN_MAX generations run at once.
+ */
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <uv.h>
+
+#include "cb_error.h"
+#include "credbrokerd.h"
+#include "log.h"
+#include "pkey.h"
+#include "proto.h"
+#include "sealctx.h"
+#include "secbuf.h"
+#include "store.h"
+
+/* Key generations running on the thread pool at once, at most. */
+#define RPC_KEYGEN_MAX		2
+
+static unsigned	rpc_keygen_running;
+
+unsigned
+rpc_keygen_count(void)
+{
+	return rpc_keygen_running;
+}
+
+/* The class's name in messages and in the audit trail. */
+static const char *
+rpc_key_class(int keyclass)
+{
+	return keyclass == STORE_KEYPAIR ? "keypair" : "peerkey";
+}
+
+static void
+rpc_key_context(int keyclass, char *buf, size_t sz, const char *ident,
+    uint32_t version)
+{
+	if (keyclass == STORE_KEYPAIR)
+		sealctx_keypair(buf, sz, ident, version);
+	else
+		sealctx_peerkey(buf, sz, ident, version);
+}
+
+void
+rpc_audit_key(struct rpc_call *call, int keyclass, const char *ident,
+    uint32_t version)
+{
+	size_t	n = strlen(call->audit_keys);
+
+	if (!ids_ident_valid(ident))
+		return;
+	snprintf(call->audit_keys + n, sizeof(call->audit_keys) - n,
+	    "%s%s/%s/%u", n > 0 ? "," : "", rpc_key_class(keyclass), ident,
+	    version);
+}
+
+/*
+ * An ident parameter (key): required, with the grammar of a type ident.
+ * *out malloc'd.
+ */
+static int
+rpc_key_ident(const msgpack_object *params, const char *key, char **out,
+    struct cb_error *err)
+{
+	int	rc;
+
+	if ((rc = proto_get_str(params, key, true, out, err)) != 0)
+		return rc;
+	if (!ids_ident_valid(*out)) {
+		free(*out);
+		*out = NULL;
+		return cb_error_set(err, CB_EBADREQ, "%s must match "
+		    "[a-z][a-z0-9_]{0,63}", key);
+	}
+	return 0;
+}
+
+/* A version parameter: 1 to INT32_MAX; *out 0 when absent and optional. */
+int
+rpc_key_version(const msgpack_object *params, const char *key,
+    bool required, uint32_t *out, struct cb_error *err)
+{
+	int64_t	v;
+	int	rc;
+
+	*out = 0;
+	if ((rc = proto_get_int(params, key, required, &v, err)) < 0)
+		return rc;
+	if (rc == 1)
+		return 0;
+	if (v < 1 || v > INT32_MAX)
+		return cb_error_set(err, CB_EBADREQ, "%s must be an integer "
+		    "from 1 to %d", key, INT32_MAX);
+	*out = (uint32_t)v;
+	return 0;
+}
+
+/*
+ * A PEM parameter, read in place from the request (which the call owns
+ * and wipes when it ends): no copy of a private key's text is made here.
+ */
+static int
+rpc_key_pem(const msgpack_object *params, const char **pem, size_t *len,
+    struct cb_error *err)
+{
+	const msgpack_object	*o = proto_map_get(params, "pem");
+
+	if (o == NULL)
+		return cb_error_set(err, CB_EBADREQ,
+		    "missing required parameter 'pem'");
+	if (o->type != MSGPACK_OBJECT_STR)
+		return cb_error_set(err, CB_EBADREQ,
+		    "parameter 'pem' must be a string");
+	if (o->via.str.size > PKEY_PEM_MAX)
+		return cb_error_set(err, CB_ETOOLARGE, "pem is %u bytes; at "
+		    "most %d are accepted", o->via.str.size, PKEY_PEM_MAX);
+	*pem = o->via.str.ptr;
+	*len = o->via.str.size;
+	return 0;
+}
+
+/*
+ * Open one stored key: version 0 is the current one; *got the version
+ * found.  A private key for STORE_KEYPAIR, a public one for STORE_PEERKEY.
+ */
+int
+rpc_key_load(struct broker *b, int keyclass, const char *ident,
+    uint32_t version, uint32_t *got, EVP_PKEY **out, struct cb_error *err)
+{
+	struct secbuf	 der = SECBUF_INIT;
+	char		*sealed = NULL, ctx[SEALCTX_KEY_MAX];
+	int		 rc;
+
+	*out = NULL;
+	if ((rc = store_key_sealed(b->store, keyclass, ident, version, got,
+	    &sealed, err)) != 0)
+		goto done;
+	rpc_key_context(keyclass, ctx, sizeof(ctx), ident, *got);
+	if ((rc = keys_open(b, ctx, sealed, &der, err)) != 0) {
+		log_warnx("%s %s version %u does not open: %s",
+		    rpc_key_class(keyclass), ident, *got, err->msg);
+		rc = cb_error_set(err, CB_EINTERNAL, "%s '%s' version %u "
+		    "cannot be opened (see the broker's log)",
+		    rpc_key_class(keyclass), ident, *got);
+		goto done;
+	}
+	if (keyclass == STORE_KEYPAIR)
+		rc = pkey_private_from_der(der.data, der.len, out, err);
+	else
+		rc = pkey_public_from_der(der.data, der.len, out, err);
+	if (rc != 0)
+		rc = cb_error_set(err, CB_EINTERNAL, "%s '%s' version %u: "
+		    "stored key does not parse", rpc_key_class(keyclass),
+		    ident, *got);
+done:
+	secbuf_free(&der);
+	free(sealed);
+	return rc;
+}
+
+/*
+ * Pack a key pair or peer key: {ident, current, versions: [{version,
+ * bits, algorithm, created_at, public_pem, public_pem_base64}],
+ * created_at, updated_at}, the public keys taken from the sealed keys.
+ * version (not 0) is added as "version": the version a call just added.
+ */
+static int
+rpc_key_pack(struct rpc_call *call, int keyclass, const char *ident,
+    uint32_t version, struct cb_error *err)
+{
+	struct broker		*b = call->broker;
+	struct store_keyset	 ks;
+	msgpack_packer		*pk = &call->pk;
+	EVP_PKEY		*k = NULL;
+	char			**pems = NULL, *b64 = NULL;
+	uint32_t		 got;
+	size_t			 i, n;
+	int			 rc;
+
+	memset(&ks, 0, sizeof(ks));
+	if ((rc = store_key_get(b->store, keyclass, ident, &ks, err)) != 0)
+		return rc;
+	if ((pems = calloc(ks.nversions + 1, sizeof(*pems))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	for (i = 0; i < ks.nversions; i++) {
+		if ((rc = rpc_key_load(b, keyclass, ident,
+		    ks.versions[i].version, &got, &k, err)) != 0 ||
+		    (rc = pkey_public_pem(k, &pems[i], err)) != 0)
+			goto done;
+		EVP_PKEY_free(k);
+		k = NULL;
+	}
+	msgpack_pack_map(pk, version != 0 ? 6 : 5);
+	proto_pack_kv_str(pk, "ident", ks.ident);
+	proto_pack_kv_int(pk, "current",
+	    ks.versions[ks.nversions - 1].version);
+	if (version != 0)
+		proto_pack_kv_int(pk, "version", version);
+	proto_pack_cstr(pk, "versions");
+	msgpack_pack_array(pk, ks.nversions);
+	for (i = 0; i < ks.nversions; i++) {
+		n = strlen(pems[i]);
+		if ((b64 = malloc(4 * ((n + 2) / 3) + 1)) == NULL) {
+			rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+			goto done;
+		}
+		EVP_EncodeBlock((unsigned char *)b64,
+		    (const unsigned char *)pems[i], (int)n);
+		msgpack_pack_map(pk, 6);
+		proto_pack_kv_int(pk, "version", ks.versions[i].version);
+		proto_pack_kv_str(pk, "algorithm", "RSA");
+		proto_pack_kv_int(pk, "bits", ks.versions[i].bits);
+		rpc_pack_kv_time(pk, "created_at", ks.versions[i].created_at);
+		proto_pack_kv_str(pk, "public_pem", pems[i]);
+		proto_pack_kv_str(pk, "public_pem_base64", b64);
+		free(b64);
+		b64 = NULL;
+	}
+	rpc_pack_kv_time(pk, "created_at", ks.created_at);
+	rpc_pack_kv_time(pk, "updated_at", ks.updated_at);
+done:
+	EVP_PKEY_free(k);
+	if (pems != NULL) {
+		for (i = 0; i < ks.nversions; i++)
+			free(pems[i]);
+		free(pems);
+	}
+	store_keyset_free(&ks);
+	return rc;
+}
+
+/* Pack the keys of a class: [{ident, current, versions: [N...], ...}]. */
+static int
+rpc_key_list(struct rpc_call *call, int keyclass, struct cb_error *err)
+{
+	struct store_keyset	*v = NULL;
+	msgpack_packer		*pk = &call->pk;
+	size_t			 n = 0, i, j;
+	int			 rc;
+
+	if ((rc = store_key_list(call->broker->store, keyclass, &v, &n,
+	    err)) != 0)
+		return rc;
+	msgpack_pack_array(pk, n);
+	for (i = 0; i < n; i++) {
+		msgpack_pack_map(pk, 6);
+		proto_pack_kv_str(pk, "ident", v[i].ident);
+		proto_pack_kv_int(pk, "current",
+		    v[i].nversions > 0 ?
+		    v[i].versions[v[i].nversions - 1].version : 0);
+		proto_pack_kv_int(pk, "bits", v[i].nversions > 0 ?
+		    v[i].versions[v[i].nversions - 1].bits : 0);
+		proto_pack_cstr(pk, "versions");
+		msgpack_pack_array(pk, v[i].nversions);
+		for (j = 0; j < v[i].nversions; j++)
+			msgpack_pack_uint32(pk, v[i].versions[j].version);
+		rpc_pack_kv_time(pk, "created_at", v[i].created_at);
+		rpc_pack_kv_time(pk, "updated_at", v[i].updated_at);
+	}
+	store_keyset_list_free(v, n);
+	return 0;
+}
+
+/* {keypair|peerkey, version?} -> {removed} */
+static int
+rpc_key_delete(struct rpc_call *call, int keyclass,
+    const msgpack_object *params, struct cb_error *err)
+{
+	const char	*name = rpc_key_class(keyclass);
+	const char	*keys[] = { name, "version", NULL };
+	char		*ident = NULL;
+	uint32_t	 version;
+	int64_t		 removed = 0;
+	int		 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_key_ident(params, name, &ident, err)) != 0 ||
+	    (rc = rpc_key_version(params, "version", false, &version,
+	    err)) != 0)
+		goto done;
+	rpc_audit_key(call, keyclass, ident, version);
+	if ((rc = store_key_delete(call->broker->store, keyclass, ident,
+	    version, &removed, err)) != 0)
+		goto done;
+	log_info("%s %s: %s deleted (%lld)", name, ident, version != 0 ?
+	    "one version" : "every version", (long long)removed);
+	msgpack_pack_map(&call->pk, 1);
+	proto_pack_kv_int(&call->pk, "removed", removed);
+done:
+	free(ident);
+	return rc;
+}
+
+/*
+ * Seal k's private key under (ident, the next version) and store it as
+ * the key pair's new current version; pack the key pair.
+ */
+static int
+rpc_keypair_add(struct rpc_call *call, const char *ident, EVP_PKEY *k,
+    struct cb_error *err)
+{
+	struct broker	*b = call->broker;
+	struct secbuf	 der = SECBUF_INIT;
+	char		*sealed = NULL, ctx[SEALCTX_KEY_MAX];
+	uint32_t	 version;
+	int		 rc;
+
+	if ((rc = store_keypair_next(b->store, ident, &version, err)) != 0 ||
+	    (rc = pkey_private_der(k, &der, err)) != 0)
+		goto done;
+	sealctx_keypair(ctx, sizeof(ctx), ident, version);
+	if ((rc = keys_seal(b, ctx, der.data, der.len, &sealed, err)) != 0 ||
+	    (rc = store_keypair_add(b->store, ident, version, pkey_bits(k),
+	    sealed, (int64_t)time(NULL), err)) != 0)
+		goto done;
+	rpc_audit_key(call, STORE_KEYPAIR, ident, version);
+	log_info("keypair %s: version %u (RSA-%d) added", ident, version,
+	    pkey_bits(k));
+	rc = rpc_key_pack(call, STORE_KEYPAIR, ident, version, err);
+done:
+	secbuf_free(&der);
+	free(sealed);
+	return rc;
+}
+
+/* keypair.import {ident, pem} -> the key pair, with the new version */
+int
+rpc_keypair_import(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "ident", "pem", NULL };
+	EVP_PKEY	*k = NULL;
+	const char	*pem;
+	char		*ident = NULL;
+	size_t		 len;
+	int		 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_key_ident(params, "ident", &ident, err)) != 0 ||
+	    (rc = rpc_key_pem(params, &pem, &len, err)) != 0 ||
+	    (rc = pkey_private_from_pem(pem, len, &k, err)) != 0)
+		goto done;
+	rc = rpc_keypair_add(call, ident, k, err);
+done:
+	EVP_PKEY_free(k);
+	free(ident);
+	return rc;
+}
+
+/* A key generation on the thread pool. */
+struct keygen {
+	uv_work_t	 work;
+	struct rpc_call	*call;
+	char		*ident;
+	EVP_PKEY	*key;
+	int		 rc;
+	struct cb_error	 err;
+};
+
+static void
+rpc_keygen_work(uv_work_t *w)
+{
+	struct keygen	*g = w->data;
+
+	g->rc = pkey_generate(PKEY_BITS_GENERATE, &g->key, &g->err);
+	/*
+	 * The generation's stack frames held the key's numbers; and this
+	 * pool thread's OpenSSL state (its random generators) goes now, as
+	 * the thread outlives every call and would keep it to the end.
+	 */
+	cb_stack_scrub();
+	OPENSSL_thread_stop();
+}
+
+static void
+rpc_keygen_done(uv_work_t *w, int status)
+{
+	struct keygen	*g = w->data;
+	struct rpc_call	*call = g->call;
+	struct cb_error	 err;
+	int		 rc = g->rc;
+
+	rpc_keygen_running--;
+	cb_error_clear(&err);
+	if (status != 0)
+		rc = cb_error_set(&err, CB_EINTERNAL, "key generation did not "
+		    "run: %s", uv_strerror(status));
+	else if (rc != 0)
+		err = g->err;
+	else
+		rc = rpc_keypair_add(call, g->ident, g->key, &err);
+	EVP_PKEY_free(g->key);
+	free(g->ident);
+	free(g);
+	rpc_finish(call, rc, &err);
+}
+
+/* keypair.generate {ident} -> the key pair, with the new version */
+int
+rpc_keypair_generate(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "ident", NULL };
+	struct keygen	*g = NULL;
+	char		*ident = NULL;
+	int		 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_key_ident(params, "ident", &ident, err)) != 0)
+		goto fail;
+	if (rpc_keygen_running >= RPC_KEYGEN_MAX) {
+		rc = cb_error_set(err, CB_EUNAVAILABLE, "%d key generations "
+		    "are running already; try again shortly", RPC_KEYGEN_MAX);
+		goto fail;
+	}
+	if ((g = calloc(1, sizeof(*g))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto fail;
+	}
+	g->call = call;
+	g->ident = ident;
+	g->work.data = g;
+	cb_error_clear(&g->err);
+	if ((rc = uv_queue_work(call->broker->loop, &g->work, rpc_keygen_work,
+	    rpc_keygen_done)) != 0) {
+		rc = cb_error_set(err, CB_EINTERNAL, "cannot start the key "
+		    "generation: %s", uv_strerror(rc));
+		goto fail;
+	}
+	rpc_keygen_running++;
+	return RPC_WAIT;
+fail:
+	free(g);
+	free(ident);
+	return rc;
+}
+
+/* keypair.get {keypair} */
+int
+rpc_keypair_get(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "keypair", NULL };
+	char	*ident = NULL;
+	int	 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) == 0 &&
+	    (rc = rpc_key_ident(params, "keypair", &ident, err)) == 0)
+		rc = rpc_key_pack(call, STORE_KEYPAIR, ident, 0, err);
+	free(ident);
+	return rc;
+}
+
+/* keypair.list {} */
+int
+rpc_keypair_list(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { NULL };
+
+	if (proto_check_keys(params, keys, err) != 0)
+		return -CB_EBADREQ;
+	return rpc_key_list(call, STORE_KEYPAIR, err);
+}
+
+/* keypair.delete {keypair, version?} -> {removed} */
+int
+rpc_keypair_delete(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	return rpc_key_delete(call, STORE_KEYPAIR, params, err);
+}
+
+/*
+ * peerkey.set {ident, version, pem} -> the peer key.  Setting a version
+ * to the key it already holds changes nothing; setting it to another key
+ * is a conflict (a version names one key: delete it first).
+ */
+int
+rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "ident", "version", "pem", NULL };
+	struct broker	*b = call->broker;
+	struct secbuf	 der = SECBUF_INIT, old = SECBUF_INIT;
+	struct cb_error	 e;
+	EVP_PKEY	*k = NULL, *cur = NULL;
+	const char	*pem;
+	char		*ident = NULL, *sealed = NULL, ctx[SEALCTX_KEY_MAX];
+	uint32_t	 version, got;
+	size_t		 len;
+	int		 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_key_ident(params, "ident", &ident, err)) != 0 ||
+	    (rc = rpc_key_version(params, "version", true, &version,
+	    err)) != 0 ||
+	    (rc = rpc_key_pem(params, &pem, &len, err)) != 0 ||
+	    (rc = pkey_public_from_pem(pem, len, &k, err)) != 0 ||
+	    (rc = pkey_public_der(k, &der, err)) != 0)
+		goto done;
+	rpc_audit_key(call, STORE_PEERKEY, ident, version);
+	cb_error_clear(&e);
+	rc = rpc_key_load(b, STORE_PEERKEY, ident, version, &got, &cur, &e);
+	if (rc == 0) {
+		if ((rc = pkey_public_der(cur, &old, err)) != 0)
+			goto done;
+		if (old.len != der.len ||
+		    CRYPTO_memcmp(old.data, der.data, der.len) != 0) {
+			rc = cb_error_set(err, CB_ECONFLICT, "peer key %s "
+			    "version %u is already set to another key; delete "
+			    "that version first", ident, version);
+			goto done;
+		}
+		rc = rpc_key_pack(call, STORE_PEERKEY, ident, version, err);
+		goto done;
+	}
+	if (rc != -CB_ENOTFOUND) {
+		*err = e;
+		goto done;
+	}
+	sealctx_peerkey(ctx, sizeof(ctx), ident, version);
+	if ((rc = keys_seal(b, ctx, der.data, der.len, &sealed, err)) != 0 ||
+	    (rc = store_peerkey_add(b->store, ident, version, pkey_bits(k),
+	    sealed, (int64_t)time(NULL), err)) != 0)
+		goto done;
+	log_info("peerkey %s: version %u (RSA-%d) set", ident, version,
+	    pkey_bits(k));
+	rc = rpc_key_pack(call, STORE_PEERKEY, ident, version, err);
+done:
+	EVP_PKEY_free(k);
+	EVP_PKEY_free(cur);
+	secbuf_free(&der);
+	secbuf_free(&old);
+	free(sealed);
+	free(ident);
+	return rc;
+}
+
+/* peerkey.get {peerkey} */
+int
+rpc_peerkey_get(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "peerkey", NULL };
+	char	*ident = NULL;
+	int	 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) == 0 &&
+	    (rc = rpc_key_ident(params, "peerkey", &ident, err)) == 0)
+		rc = rpc_key_pack(call, STORE_PEERKEY, ident, 0, err);
+	free(ident);
+	return rc;
+}
+
+/* peerkey.list {} */
+int
+rpc_peerkey_list(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { NULL };
+
+	if (proto_check_keys(params, keys, err) != 0)
+		return -CB_EBADREQ;
+	return rpc_key_list(call, STORE_PEERKEY, err);
+}
+
+/* peerkey.delete {peerkey, version?} -> {removed} */
+int
+rpc_peerkey_delete(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	return rpc_key_delete(call, STORE_PEERKEY, params, err);
+}
