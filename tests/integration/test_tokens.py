@@ -134,6 +134,33 @@ class KeyPairTest(KeysTestCase):
             text = json.dumps(self.c.ok(m, p))
             self.assertNotIn("PRIVATE", text)
 
+    def test_generation_runs_off_the_event_loop(self):
+        # RSA key generation costs tens to hundreds of milliseconds of
+        # CPU, which the event loop must not spend: it runs on libuv's
+        # thread pool.  The CPU time of the daemon's threads
+        # (/proc/PID/task/TID/stat, utime + stime) shows where it went,
+        # whatever the machine's load: the main thread, which runs the
+        # loop, must have spent a small part of what the others spent.
+        def cpu_ticks():
+            out = {}
+            for tid in os.listdir("/proc/%d/task" % self.d.pid):
+                with open("/proc/%d/task/%s/stat" % (self.d.pid, tid)) as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+                out[int(tid)] = int(fields[11]) + int(fields[12])
+            return out
+        self.c.ok("hello", {})
+        before = cpu_ticks()
+        for i in range(6):
+            res = self.c.ok("keypair.generate", {"ident": "g%d" % i})
+            self.assertEqual(res["versions"][0]["bits"], 2048)
+        after = cpu_ticks()
+        loop = after[self.d.pid] - before.get(self.d.pid, 0)
+        pool = sum(v - before.get(t, 0) for t, v in after.items()
+                   if t != self.d.pid)
+        self.assertGreater(pool, 5 * loop,
+                           "key generation spent %d ticks on the event loop's "
+                           "thread and %d on other threads" % (loop, pool))
+
     def test_import_pkcs1_then_pkcs8_adds_versions(self):
         a, b = rsa_key("a"), rsa_key("b", 3072)
         r1 = self.import_key("login", a, pkcs1)
