@@ -55,6 +55,13 @@ struct store_type {
 	 * there are never served again.
 	 */
 	int64_t		 generation;
+	/*
+	 * The default account (SPEC 10): its name, "" when none, and that
+	 * name sealed under sealctx_default (NULL when none).  The name is
+	 * trusted only once the sealed text has been opened and matches.
+	 */
+	char		 default_account[STORE_IDENT_MAX + 1];
+	char		*default_sealed;
 };
 
 /* Open (creating if needed) and migrate the database at path. */
@@ -263,6 +270,69 @@ int	 store_key_scan(struct store *st, struct store_keyrow **out,
 int	 store_key_reseal(struct store *st, const struct store_keyrow *rows,
 	    size_t n, struct cb_error *err);
 void	 store_keyrows_free(struct store_keyrow *rows, size_t n);
+
+/*
+ * Links of users to accounts (SPEC 10), kept here whatever the type's
+ * storage.  A link row holds the account's name in clear (for counts and
+ * listings) and sealed under sealctx_link (what resolution trusts: the
+ * caller opens it and checks it names the same account).
+ */
+struct store_link {
+	char		 user_uuid[STORE_UUID_LEN + 1];
+	char		 account[STORE_IDENT_MAX + 1];
+	char		*sealed;
+	int64_t		 updated_at;
+};
+/* Create or replace the user's link for the type. */
+int	 store_link_set(struct store *st, const char *type_uuid,
+	    const char *user_uuid, const char *account, const char *sealed,
+	    int64_t now, struct cb_error *err);
+/* The user's link: -CB_ENOTFOUND when none. */
+int	 store_link_get(struct store *st, const char *type_uuid,
+	    const char *user_uuid, struct store_link *out,
+	    struct cb_error *err);
+/* -CB_ENOTFOUND when none. */
+int	 store_link_delete(struct store *st, const char *type_uuid,
+	    const char *user_uuid, struct cb_error *err);
+/* How many users of the type are linked to account. */
+int	 store_link_count(struct store *st, const char *type_uuid,
+	    const char *account, int64_t *n, struct cb_error *err);
+/* Every link of the type, ordered by account then user. */
+int	 store_link_list(struct store *st, const char *type_uuid,
+	    struct store_link **out, size_t *n, struct cb_error *err);
+/* The user's links, one per type at most, ordered by type uuid. */
+int	 store_link_list_user(struct store *st, const char *user_uuid,
+	    char (**type_uuids)[STORE_UUID_LEN + 1], struct store_link **out,
+	    size_t *n, struct cb_error *err);
+void	 store_link_free(struct store_link *l);
+void	 store_links_free(struct store_link *v, size_t n);
+/*
+ * Set (account and sealed given) or clear (both NULL) the type's default
+ * account; the type cache follows.
+ */
+int	 store_type_set_default(struct store *st, const char *type_uuid,
+	    const char *account, const char *sealed, struct cb_error *err);
+/*
+ * type.clear: remove the type's links and its default in one
+ * transaction; *removed (if not NULL) counts the links.
+ */
+int	 store_links_clear(struct store *st, const char *type_uuid,
+	    int64_t *removed, struct cb_error *err);
+/*
+ * Key rotation: every sealed link and default (kind "link" rows carry
+ * the user, "default" rows none), and their replacement in one go.
+ */
+struct store_bindrow {
+	char	 type_uuid[STORE_UUID_LEN + 1];
+	char	 user_uuid[STORE_UUID_LEN + 1];	/* "" for a default */
+	char	*sealed;
+};
+int	 store_bind_scan(struct store *st, struct store_bindrow **out,
+	    size_t *n, struct cb_error *err);
+/* Replace the sealed texts of rows (NULL sealed: leave), atomically. */
+int	 store_bind_reseal(struct store *st, const struct store_bindrow *rows,
+	    size_t n, struct cb_error *err);
+void	 store_bindrows_free(struct store_bindrow *rows, size_t n);
 
 /*
  * Figures for the stats method, from SQLite's page counts and the types
