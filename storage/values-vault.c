@@ -552,7 +552,7 @@ vv_reseal_read(void *arg, int rc, const char *value,
 {
 	struct vv_reseal	*r = arg;
 	struct store_type	 t;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cb_error		 e;
 	const char		*old = NULL;
 	char			 rel[VV_RELPATH_LEN];
