@@ -247,8 +247,10 @@ static const char *const store_sql[STMT__COUNT] = {
 	    " WHERE type_uuid = ?1 AND user_uuid = ?2",
 	[STMT_VALUE_DELETE] =
 	    "DELETE FROM credvalues WHERE type_uuid = ?1 AND user_uuid = ?2",
+	/* Users' and accounts' values alike. */
 	[STMT_VALUE_COUNT] =
-	    "SELECT count(*) FROM credvalues WHERE type_uuid = ?1",
+	    "SELECT (SELECT count(*) FROM credvalues WHERE type_uuid = ?1)"
+	    " + (SELECT count(*) FROM credaccounts WHERE type_uuid = ?1)",
 	[STMT_VALUE_CLEAR] = "DELETE FROM credvalues WHERE type_uuid = ?1",
 	/* Only types whose storage is db now: see store_value_list_user(). */
 	[STMT_VALUE_LIST_TYPE] =
