@@ -3246,18 +3246,19 @@ store_link_count(struct store *st, const char *type_uuid, const char *account,
 	return ret;
 }
 
+/* A uuid's text, as an array element. */
+typedef char	link_uuid[STORE_UUID_LEN + 1];
+
 /*
  * Rows of a link listing; with type_uuids (not NULL), column 4 of each
  * row is its type uuid.
  */
 static int
-link_rows(struct store *st, sqlite3_stmt *s, char (**type_uuids)[
-    STORE_UUID_LEN + 1], struct store_link **out, size_t *n,
-    struct cb_error *err)
+link_rows(struct store *st, sqlite3_stmt *s, link_uuid **type_uuids,
+    struct store_link **out, size_t *n, struct cb_error *err)
 {
 	struct store_link	*v = NULL, *nv;
-	char			(*tv)[STORE_UUID_LEN + 1] = NULL, (*ntv)[
-				    STORE_UUID_LEN + 1];
+	link_uuid		*tv = NULL, *ntv;
 	const char		*t;
 	size_t			 len = 0, cap = 0;
 	int			 rc, ret = 0;
