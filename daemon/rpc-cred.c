@@ -133,7 +133,7 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	const msgpack_object	*v;
 	struct store_type	 t;
 	struct values		*vs;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cred_wait	*w = NULL;
 	char			*user = NULL, *sealed = NULL;
 	char			 context[VALUES_CONTEXT_MAX];
@@ -359,7 +359,7 @@ rpc_cred_delete(struct rpc_call *call, const msgpack_object *params,
 	static const char *const keys[] = { "type", "user", NULL };
 	struct store_type	 t;
 	struct values		*vs;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cred_wait	*w;
 	char			*user = NULL;
 	int			 rc;
