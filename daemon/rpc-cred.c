@@ -273,7 +273,7 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	const msgpack_object	*v;
 	struct store_type	 t;
 	struct values		*vs;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cred_wait	*w = NULL;
 	char			*user = NULL, *sealed = NULL;
 	char			 context[VALUES_CONTEXT_MAX];
@@ -772,7 +772,7 @@ rpc_cred_delete(struct rpc_call *call, const msgpack_object *params,
 	    "force", NULL };
 	struct store_type	 t;
 	struct values		*vs;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cred_wait	*w;
 	char			*user = NULL;
 	char			 account[STORE_IDENT_MAX + 1];

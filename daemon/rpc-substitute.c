@@ -366,7 +366,7 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
 	struct store		*st = call->broker->store;
 	struct values		*v;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cb_error		 e;
 	size_t			 i;
 	int			 rc;
@@ -475,7 +475,7 @@ sub_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 static int
 sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	char			 context[VALUES_CONTEXT_MAX];
 	size_t			 i;
 	int			 rc;
