@@ -180,7 +180,7 @@ struct rpc_call {
 	char		 audit_subject[40];	/* user the call is about */
 	char		 audit_types[256];	/* type idents, comma-separated */
 	char		 audit_keys[256];	/* class/ident/version, ... */
-	char		 audit_sources[512];	/* ident/source[/account], ... */
+	char		 audit_sources[512];	/* ident/source/account, ... */
 };
 
 /*
@@ -234,7 +234,7 @@ struct audit_rec {
 	const char	*subject;	/* NULL or "": none */
 	const char	*types;		/* idents, comma-separated, maybe "" */
 	const char	*keys;		/* class/ident/version, comma-separated */
-	const char	*sources;	/* ident/source[/account], comma-separated */
+	const char	*sources;	/* ident/source/account, ... */
 	const char	*outcome;	/* "ok" or an error code */
 	uint64_t	 ms;		/* duration of the call */
 };

@@ -26,8 +26,8 @@
 /* A call waiting on its values backend, with what it needs to answer. */
 struct cred_wait {
 	struct rpc_call	*call;
-	char		 user[STORE_UUID_LEN + 1];	/* "" for an account */
-	char		 account[STORE_IDENT_MAX + 1];	/* "" for a user */
+	char		 user[STORE_UUID_LEN + 1];	/* or "" */
+	char		 account[STORE_IDENT_MAX + 1];	/* or "" */
 	char		 uuid[STORE_UUID_LEN + 1];
 	char		 ident[STORE_IDENT_MAX + 1];
 };
@@ -103,7 +103,7 @@ rpc_cred_bound(struct broker *b, const struct store_type *t,
 {
 	struct store_link	 l;
 	char			 ctx[SEALCTX_LINK_MAX];
-	char			 what[STORE_IDENT_MAX + STORE_UUID_LEN + 64];
+	char			 what[2 * STORE_IDENT_MAX + 64];
 	int			 rc;
 
 	memset(&l, 0, sizeof(l));
@@ -366,7 +366,7 @@ struct status_ctx {
 	struct status_item	*items;
 	struct status_part	 parts[STORE_KINDS];
 	size_t			 pending;
-	bool			 accounts;	/* the second round is on */
+	bool			 accounts;	/* second round on */
 };
 
 /* Pack the answer of cred.status {user}. */

@@ -436,7 +436,7 @@ sub_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 			v = values_for(b, &c->type);
 			sub_ref(c, &ref);
 			if (v->ops->get(v, &ref, sub_got, c, &e) == 0)
-				return;		/* sub_got again, same count */
+				return;		/* same count */
 			rc = -e.code;
 		}
 		if (rc != -CB_ENOTFOUND)
