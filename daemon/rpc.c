@@ -101,18 +101,24 @@ rpc_audit_source(struct rpc_call *call, const char *ident,
     const char *source, const char *account)
 {
 	char	item[2 * STORE_IDENT_MAX + 16];
+	char	list[sizeof(call->audit_sources) + 2];
 	size_t	n = strlen(call->audit_sources);
 
 	if (!ids_ident_valid(ident) || (account != NULL &&
 	    !ids_ident_valid(account)))
 		return;
-	snprintf(item, sizeof(item), "%s/%s%s%s", ident, source,
+	snprintf(item, sizeof(item), ",%s/%s%s%s,", ident, source,
 	    account != NULL ? "/" : "", account != NULL ? account : "");
+	/* Once per type and source, however many ids use it. */
+	snprintf(list, sizeof(list), ",%s,", call->audit_sources);
+	if (strstr(list, item) != NULL)
+		return;
+	item[strlen(item) - 1] = '\0';
 	/* Whole items only: a cut one would name another account. */
-	if (n + strlen(item) + 2 > sizeof(call->audit_sources))
+	if (n + strlen(item) + 1 > sizeof(call->audit_sources))
 		return;
 	snprintf(call->audit_sources + n, sizeof(call->audit_sources) - n,
-	    "%s%s", n > 0 ? "," : "", item);
+	    "%s", n > 0 ? item : item + 1);
 }
 
 /*

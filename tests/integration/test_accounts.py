@@ -482,9 +482,14 @@ class TestAudit(AccountsBase):
         self.c.ok("cred.link", {"type": "bu", "user": linked,
                                 "account": "svc"})
         self.c.ok("type.update", {"type": "au", "default_account": None})
+        # Two ids of one type: its source is named once.
         p = {"component": {"kind": "action", "initiator": own,
-                           "credentials": [{"id": "a", "type": "au"}]},
-             "request": req("a")}
+                           "credentials": [{"id": "a", "type": "au"},
+                                           {"id": "b", "type": "au"}]},
+             "request": {"method": "GET",
+                         "url": URL + "&b=<<.credentials.b|urlquery>>",
+                         "headers": [["Authorization",
+                                      "Bearer <<.credentials.a>>"]]}}
         self.c.ok("substitute", p)
         self.c.ok("substitute", {"component": comp(linked, "bu"),
                                  "request": req()})
