@@ -390,6 +390,11 @@ class TestCalls(AccountsBase):
         st = self.c.ok("cred.status", {"type": "rl"})
         self.assertEqual([(x["name"], x["links"]) for x in st["accounts"]],
                          [("first", 0), ("second", 1)])
+        # Neither linked nor the default: deleted without force.
+        self.c.ok("cred.delete", {"type": "rl", "account": "first"})
+        st = self.c.ok("cred.status", {"type": "rl"})
+        self.assertEqual([x["name"] for x in st["accounts"]], ["second"])
+        self.assertEqual(self.sub_ok("rl", u)[0], b)
 
     def test_bad_requests(self):
         self.mktype("br", storage="db")
