@@ -247,8 +247,10 @@ static const char *const store_sql[STMT__COUNT] = {
 	    " WHERE type_uuid = ?1 AND user_uuid = ?2",
 	[STMT_VALUE_DELETE] =
 	    "DELETE FROM credvalues WHERE type_uuid = ?1 AND user_uuid = ?2",
+	/* Users' and accounts' values alike. */
 	[STMT_VALUE_COUNT] =
-	    "SELECT count(*) FROM credvalues WHERE type_uuid = ?1",
+	    "SELECT (SELECT count(*) FROM credvalues WHERE type_uuid = ?1)"
+	    " + (SELECT count(*) FROM credaccounts WHERE type_uuid = ?1)",
 	[STMT_VALUE_CLEAR] = "DELETE FROM credvalues WHERE type_uuid = ?1",
 	/* Only types whose storage is db now: see store_value_list_user(). */
 	[STMT_VALUE_LIST_TYPE] =
@@ -3244,18 +3246,19 @@ store_link_count(struct store *st, const char *type_uuid, const char *account,
 	return ret;
 }
 
+/* A uuid's text, as an array element. */
+typedef char	link_uuid[STORE_UUID_LEN + 1];
+
 /*
  * Rows of a link listing; with type_uuids (not NULL), column 4 of each
  * row is its type uuid.
  */
 static int
-link_rows(struct store *st, sqlite3_stmt *s, char (**type_uuids)[
-    STORE_UUID_LEN + 1], struct store_link **out, size_t *n,
-    struct cb_error *err)
+link_rows(struct store *st, sqlite3_stmt *s, link_uuid **type_uuids,
+    struct store_link **out, size_t *n, struct cb_error *err)
 {
 	struct store_link	*v = NULL, *nv;
-	char			(*tv)[STORE_UUID_LEN + 1] = NULL, (*ntv)[
-				    STORE_UUID_LEN + 1];
+	link_uuid		*tv = NULL, *ntv;
 	const char		*t;
 	size_t			 len = 0, cap = 0;
 	int			 rc, ret = 0;

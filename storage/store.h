@@ -122,7 +122,7 @@ int	 store_value_get(struct store *st, const char *type_uuid,
 /* -CB_ENOTFOUND when not set. */
 int	 store_value_delete(struct store *st, const char *type_uuid,
 	    const char *user_uuid, struct cb_error *err);
-/* Number of values stored for a type. */
+/* Number of values stored for a type, users' and accounts'. */
 int	 store_value_count(struct store *st, const char *type_uuid, int64_t *n,
 	    struct cb_error *err);
 /*

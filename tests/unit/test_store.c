@@ -2074,6 +2074,10 @@ test_account_values_are_kept_by_type_and_name(void **state)
 	/* Counted with the users' values, cleared with them. */
 	assert_int_equal(store_value_count_all(f->st, &n, &err), 0);
 	assert_int_equal(n, 4);
+	assert_int_equal(store_value_count(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_value_count(f->st, TYPE_B, &n, &err), 0);
+	assert_int_equal(n, 1);
 	assert_int_equal(store_account_delete(f->st, TYPE_A, "zeta", &err), 0);
 	assert_int_equal(store_account_delete(f->st, TYPE_A, "zeta", &err),
 	    -CB_ENOTFOUND);
