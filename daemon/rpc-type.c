@@ -524,9 +524,7 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 	struct tdel_ctx		*x;
 	struct values		*v;
 	bool			 force = false;
-	char			**names = NULL;
-	int64_t			 n = 0, *updated = NULL;
-	size_t			 na = 0;
+	int64_t			 n = 0;
 	int			 rc;
 
 	memset(&t, 0, sizeof(t));
@@ -534,13 +532,13 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 	    (rc = proto_get_bool(params, "force", false, &force, err)) < 0 ||
 	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
 		goto done;
-	/* Rows in the database go with the type, whatever its storage. */
+	/*
+	 * Rows in the database (users' and accounts' values) go with the
+	 * type, whatever its storage.
+	 */
 	if ((rc = store_value_count(call->broker->store, t.uuid, &n,
-	    err)) != 0 ||
-	    (rc = store_account_list(call->broker->store, t.uuid, &names,
-	    &updated, &na, err)) != 0)
+	    err)) != 0)
 		goto done;
-	n += (int64_t)na;
 	if (n > 0 && !force) {
 		rc = cb_error_set(err, CB_ECONFLICT, "credential type '%s' "
 		    "still has %lld stored value(s); clear it first or pass "
@@ -570,7 +568,6 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 	}
 	rc = RPC_WAIT;
 done:
-	store_account_list_free(names, updated, na);
 	store_type_free(&t);
 	return rc;
 }
