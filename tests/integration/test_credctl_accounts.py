@@ -503,12 +503,17 @@ class CredctlAccountsDbTest(AccountsCli, cbtest.DaemonTestCase):
         self.assertIsNone(self.c.ok("type.get", {"type": "db_login"})
                           ["default_account"])
 
-    def test_invalid_account_name_is_refused_by_the_broker(self):
+    def test_account_names_follow_the_ident_grammar(self):
         self.mktype("db_login")
-        for name in ("Techno", "1st", "a-b", "x" * 65):
+        good = ["a", "techno_reader2", "x" * 64]
+        for name in good:
+            self.set_account("db_login", name)
+        for name in ("Techno", "1st", "a-b", "_a", "x" * 65):
             self.broker_error("bad_request", "cred", "set", "db_login",
                               "--account", name,
                               input=self.new_value("bad") + "\n")
+        _, accounts, _ = self.type_status("db_login")
+        self.assertEqual(sorted(accounts), sorted(good))
 
 
 class CredctlAccountsVaultTest(AccountsCli, vaulttest.VaultCase):
