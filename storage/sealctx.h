@@ -14,8 +14,8 @@
 
 #include "store.h"
 
-/* Room for the context of a value, NUL included. */
-#define SEALCTX_VALUE_MAX	(2 * STORE_UUID_LEN + 24)
+/* Room for the context of a user's or an account's value, NUL included. */
+#define SEALCTX_VALUE_MAX	(2 * STORE_UUID_LEN + STORE_IDENT_MAX + 32)
 
 /*
  * Context of a credential value: "<type_uuid>/<user_uuid>", followed by

@@ -24,7 +24,7 @@
 #define STORE_DESC_MAX		4096
 #define STORE_DEST_MAX		64	/* destinations per type */
 #define STORE_DEST_LEN_MAX	512
-#define STORE_SCHEMA_VERSION	3
+#define STORE_SCHEMA_VERSION	4
 
 enum store_kind {
 	STORE_DB = 0,
@@ -125,7 +125,10 @@ int	 store_value_delete(struct store *st, const char *type_uuid,
 /* Number of values stored for a type. */
 int	 store_value_count(struct store *st, const char *type_uuid, int64_t *n,
 	    struct cb_error *err);
-/* Remove every value of a type; *removed is how many. */
+/*
+ * Remove every value of a type, users' and accounts' (one transaction);
+ * *removed is how many.
+ */
 int	 store_value_clear(struct store *st, const char *type_uuid,
 	    int64_t *removed, struct cb_error *err);
 
@@ -184,8 +187,48 @@ int	 store_value_reseal(struct store *st, const struct store_row *rows,
 /* Set the key check value and setting key, atomically. */
 int	 store_kcv_set_with(struct store *st, const char *kcv, const char *key,
 	    const char *val, struct cb_error *err);
+/* Values stored, all types: users' and accounts'. */
 int	 store_value_count_all(struct store *st, int64_t *n,
 	    struct cb_error *err);
+
+/*
+ * Accounts' values of db-stored types (SPEC 10), sealed text under
+ * sealctx_account.  Names have the grammar of type idents.
+ */
+int	 store_account_set(struct store *st, const char *type_uuid,
+	    const char *name, const char *sealed, int64_t updated_at,
+	    struct cb_error *err);
+/* *sealed malloc'd; -CB_ENOTFOUND when not set. */
+int	 store_account_get(struct store *st, const char *type_uuid,
+	    const char *name, char **sealed, int64_t *updated_at,
+	    struct cb_error *err);
+/* -CB_ENOTFOUND when not set. */
+int	 store_account_delete(struct store *st, const char *type_uuid,
+	    const char *name, struct cb_error *err);
+/*
+ * The accounts of a type holding a value, ordered by name: *names (n
+ * strings) and *updated (n entries) malloc'd.
+ */
+int	 store_account_list(struct store *st, const char *type_uuid,
+	    char ***names, int64_t **updated, size_t *n, struct cb_error *err);
+void	 store_account_list_free(char **names, int64_t *updated, size_t n);
+/* Key rotation: every account's value, and their replacement. */
+struct store_accountrow {
+	char	 type_uuid[STORE_UUID_LEN + 1];
+	char	 name[STORE_IDENT_MAX + 1];
+	char	*sealed;
+};
+/* Every account value of every db type, ordered by type uuid and name. */
+int	 store_account_scan(struct store *st, struct store_accountrow **out,
+	    size_t *n, struct cb_error *err);
+void	 store_accountrows_free(struct store_accountrow *rows, size_t n);
+/*
+ * Update users' rows and accounts' rows (NULL sealed: leave) and set
+ * setting key (if not NULL), atomically.
+ */
+int	 store_value_reseal_all(struct store *st, const struct store_row *rows,
+	    size_t n, const struct store_accountrow *arows, size_t na,
+	    const char *key, const char *val, struct cb_error *err);
 
 /*
  * Key pairs and peer public keys (SPEC section 9).  A key pair's private

@@ -186,7 +186,7 @@ test_open_creates_0600_wal(void **state)
 	assert_string_equal(ans, "wal");
 	free(ans);
 	ans = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ans, "3");
+	assert_string_equal(ans, "4");
 	free(ans);
 }
 
@@ -263,7 +263,7 @@ test_reopen_persists(void **state)
 	free(s);
 
 	s = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(s, "3");
+	assert_string_equal(s, "4");
 	free(s);
 }
 
@@ -309,7 +309,7 @@ test_open_migrates_version_1(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "3");
+	assert_string_equal(ans, "4");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_int_equal(got.generation, 0);
@@ -1986,7 +1986,7 @@ test_open_migrates_version_2_keeping_types_and_values(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "3");
+	assert_string_equal(ans, "4");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_string_equal(got.uuid, TYPE_A);

@@ -263,7 +263,7 @@ mem_status(struct values *v, const char *user_uuid,
 	struct mem		*m = (struct mem *)v;
 	struct mem_job		*j;
 	struct mem_row		*r;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	size_t			 i;
 
 	if ((j = mem_job(m, M_STATUS, arg)) == NULL)
@@ -288,7 +288,7 @@ mem_reseal(struct values *v, struct values_reseal *rs, values_reseal_fn fn,
 {
 	struct mem		*m = (struct mem *)v;
 	struct mem_job		*j;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	char			 context[VALUES_CONTEXT_MAX], *out;
 	size_t			 i;
 	int			 rc;
@@ -657,7 +657,7 @@ resealed(void *arg, int rc, int64_t n, bool finished,
 static struct values_ref
 ref(struct fix *f, int type, int user, int64_t generation)
 {
-	struct values_ref	r;
+	struct values_ref	r = { 0 };
 
 	r.type_uuid = f->types[type].uuid;
 	r.user_uuid = users[user];
