@@ -135,8 +135,10 @@ class SubstituteCliTest(cbtest.DaemonTestCase):
                              '{"a":"%s",\n"b":"%s"}' % (mask("a"),
                                                          mask("b")))
             self.assertEqual(sorted(res["used"], key=lambda u: u["id"]),
-                             [{"id": "a", "type": "alpha", "filled": True},
-                              {"id": "b", "type": "beta", "filled": False}])
+                             [{"id": "a", "type": "alpha", "source": "own",
+                               "filled": True},
+                              {"id": "b", "type": "beta", "source": None,
+                               "filled": False}])
 
     def test_dry_run_inherited_and_filters(self):
         """External-service credentials are inherited; every filter sees
@@ -158,7 +160,8 @@ class SubstituteCliTest(cbtest.DaemonTestCase):
                              mask("a").encode()).decode()]])
         self.assertNotIn("body", res["request"])
         self.assertEqual(res["used"],
-                         [{"id": "a", "type": "alpha", "filled": True}])
+                         [{"id": "a", "type": "alpha", "source": "own",
+                           "filled": True}])
 
     def test_skipped(self):
         d = json.loads(self.doc())
