@@ -182,7 +182,7 @@ class AccountsCli:
                          sorted(a["name"] for a in doc["accounts"]), out)
         for a in doc["accounts"]:
             self.assertEqual(accounts[a["name"]],
-                             [str(a["links"]), a["updated_at"]])
+                             [str(a["links"]), a["updated_at"] or "-"])
         return fields, accounts, doc
 
     # -- tests --------------------------------------------------------------
@@ -372,9 +372,11 @@ class AccountsCli:
             row, _ = self.status_row(user, "db_login")
             self.assertEqual((row["filled"], row["source"], row["account"]),
                              ("no", source, account))
-        # The link and the default stay; setting the value again heals.
+        # The link and the default stay, the linked account is listed
+        # without a value; setting the value again heals.
         fields, accounts, _ = self.type_status("db_login")
         self.assertEqual(fields["default_account"], "guest")
+        self.assertEqual(accounts, {"reader": ["1", "-"]})
         value = self.set_account("db_login", "reader")
         self.assertEqual(self.sub_ok("db_login", linked)[0], value)
 
