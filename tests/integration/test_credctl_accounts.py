@@ -476,6 +476,7 @@ class CredctlAccountsDbTest(AccountsCli, cbtest.DaemonTestCase):
             os.close(master)
         cbtest.CREDCTL_OUTPUT.extend([out, err, tty])
         self.assertEqual(p.returncode, 0, (out, err, tty))
+        self.assertNotIn(value.encode(), tty, "the value was echoed")
         user = new_user()
         self.ok("cred", "link", "db_login", user, "techno_reader")
         self.assertEqual(self.sub_ok("db_login", user)[0], value)
