@@ -299,6 +299,14 @@ class TestConflictAndForce(AccountsBase):
         self.mktype(ident, storage=storage)
         linked, plain = new_user(), new_user()
         self.set_account(ident, "acct", self.canary("acct"))
+        if storage == "vault":
+            # One secret at the documented path, holding sealed text.
+            key = "%s/credentials/%s/accounts/acct" % (vaulttest.PREFIX,
+                                                      self.types[ident])
+            dump = self.sim.secrets()
+            self.assertEqual(sorted(dump), [key])
+            data = dump[key]["versions"]["1"]["data"]
+            self.assertTrue(data["value"].startswith("CB1:"), data)
         self.c.ok("cred.link", {"type": ident, "user": linked,
                                 "account": "acct"})
         # Linked: conflict, saying how many links.
@@ -334,6 +342,8 @@ class TestConflictAndForce(AccountsBase):
         err = self.assertError(self.c.call("cred.delete", {
             "type": ident, "account": "acct", "force": True}), "not_found")
         self.assertIn("account 'acct'", err["message"])
+        if storage == "vault":
+            self.assertEqual(self.sim.secrets(), {})
         # A new value heals both.
         v = self.canary("healed")
         self.set_account(ident, "acct", v)
