@@ -107,9 +107,11 @@ class SubstituteCliTest(cbtest.DaemonTestCase):
         self.assertEqual(lines[6], '"b":"%s"}' % mask("b"))
         self.assertIn("subject: " + self.user, out)
         table = lines[lines.index("subject: " + self.user) + 1:]
-        self.assertEqual(table[0].split(), ["ID", "TYPE", "FILLED"])
+        self.assertEqual(table[0].split(),
+                         ["ID", "TYPE", "FILLED", "SOURCE", "ACCOUNT"])
         rows = {l.split()[0]: l.split()[1:] for l in table[1:] if l}
-        self.assertEqual(rows, {"a": ["alpha", "yes"], "b": ["beta", "no"]})
+        self.assertEqual(rows, {"a": ["alpha", "yes", "own", "-"],
+                                "b": ["beta", "no", "-", "-"]})
 
     def test_dry_run_json_and_file(self):
         path = os.path.join(self.tmp, "doc.json")
