@@ -317,6 +317,13 @@ struct credbroker_used {
 	const char	*id;		/* the placeholder id */
 	const char	*type;		/* the type's ident */
 	int		 filled;	/* dry run: 1 when the subject has it */
+	/*
+	 * Where the value came from (technical accounts): "own", "linked"
+	 * or "default", and the account's name for the last two; NULL when
+	 * the broker does not say (no value, or an older broker).
+	 */
+	const char	*source;
+	const char	*account;
 };
 
 /*

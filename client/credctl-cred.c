@@ -1,5 +1,11 @@
 /*
- * credctl cred commands: set, status, rm.
+ * credctl cred commands: set, status, rm, link, unlink.
+ *
+ * A value belongs to a user or to a technical account of the type (SPEC
+ * section 10): "--account NAME" takes the place of the USER argument of
+ * set and rm.  Users without a value of their own get a linked
+ * account's value, else the type's default account's; "cred status"
+ * shows which.
  *
  * "cred set" is the one place where credctl holds a secret.  The value
  * never comes from argv (it would be visible in ps and shell history): it
@@ -239,7 +245,33 @@ credctl_read_stdin(struct credctl *ctx, bool raw, struct secbuf *val)
 	return 0;
 }
 
-/* credctl cred set TYPE USER [--raw] */
+/*
+ * Check that a command taking "TYPE USER" or "TYPE --account NAME" got
+ * exactly one of USER and --account.  Returns 0 or exit status 2.
+ */
+static int
+credctl_cred_owner(struct credctl *ctx, struct credctl_args *args)
+{
+	if (args->account != NULL && args->argc != 1)
+		return credctl_usage(ctx, "%s: give either USER or --account "
+		    "NAME", ctx->cmd->name);
+	if (args->account == NULL && args->argc != 2)
+		return credctl_usage(ctx, "%s: missing USER (or --account "
+		    "NAME)", ctx->cmd->name);
+	return 0;
+}
+
+/* Pack the "user" or "account" parameter of a set or rm. */
+static void
+credctl_pack_owner(struct credctl_pack *p, struct credctl_args *args)
+{
+	if (args->account != NULL)
+		proto_pack_kv_str(&p->pk, "account", args->account);
+	else
+		proto_pack_kv_str(&p->pk, "user", args->argv[1]);
+}
+
+/* credctl cred set TYPE USER|--account NAME [--raw] */
 int
 credctl_cred_set(struct credctl *ctx, struct credctl_args *args)
 {
@@ -253,10 +285,15 @@ credctl_cred_set(struct credctl *ctx, struct credctl_args *args)
 	credctl_harden();
 	credctl_pack_init(&p);
 
+	if ((rc = credctl_cred_owner(ctx, args)) != 0)
+		goto done;
 	/* Fail before asking for a secret when the broker is not there. */
 	if ((rc = credctl_connect(ctx)) != 0)
 		goto done;
-	if (isatty(STDIN_FILENO))
+	if (isatty(STDIN_FILENO) && args->account != NULL)
+		rc = credctl_read_tty(ctx, &val, "Value for %s of account "
+		    "%s: ", args->argv[0], args->account);
+	else if (isatty(STDIN_FILENO))
 		rc = credctl_read_tty(ctx, &val, "Value for %s of %s: ",
 		    args->argv[0], args->argv[1]);
 	else
@@ -271,7 +308,7 @@ credctl_cred_set(struct credctl *ctx, struct credctl_args *args)
 
 	msgpack_pack_map(&p.pk, 3);
 	proto_pack_kv_str(&p.pk, "type", args->argv[0]);
-	proto_pack_kv_str(&p.pk, "user", args->argv[1]);
+	credctl_pack_owner(&p, args);
 	proto_pack_cstr(&p.pk, "value");
 	if (credctl_utf8_valid(val.data, val.len)) {
 		msgpack_pack_str(&p.pk, val.len);
@@ -301,15 +338,57 @@ done:
 	return rc;
 }
 
-/* credctl cred status USER */
+/* Print cred.status {type}: the type, its default, its accounts. */
+static int
+credctl_cred_status_type(struct credctl *ctx, const msgpack_object *res)
+{
+	static const char *const fields[] = {
+		"type", "ident", "default_account", NULL
+	};
+	static const char *const skip[] = { "accounts", NULL };
+	static const char *const headers[] = {
+		"ACCOUNT", "LINKS", "UPDATED_AT", NULL
+	};
+	static const char *const keys[] = {
+		"name", "links", "updated_at", NULL
+	};
+	const msgpack_object	*accounts;
+	struct credctl_table	*t;
+	uint32_t		 i;
+
+	accounts = proto_map_get(res, "accounts");
+	if (res->type != MSGPACK_OBJECT_MAP || accounts == NULL ||
+	    accounts->type != MSGPACK_OBJECT_ARRAY)
+		return credctl_local_error(ctx, CREDBROKER_ERR_PROTOCOL,
+		    "cred.status did not return a type's accounts");
+	if ((t = credctl_table_new(headers)) == NULL)
+		return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+		    "out of memory");
+	for (i = 0; i < accounts->via.array.size; i++)
+		if (credctl_table_add(t, &accounts->via.array.ptr[i],
+		    keys) != 0) {
+			credctl_table_free(t);
+			return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+			    "out of memory");
+		}
+	credctl_print_fields(stdout, res, fields, skip);
+	printf("\n");
+	credctl_table_print(stdout, t);
+	credctl_table_free(t);
+	return CREDCTL_EXIT_OK;
+}
+
+/* credctl cred status USER|--type TYPE */
 int
 credctl_cred_status(struct credctl *ctx, struct credctl_args *args)
 {
 	static const char *const headers[] = {
-		"IDENT", "NAME", "STORAGE", "FILLED", "UPDATED_AT", NULL
+		"IDENT", "NAME", "STORAGE", "FILLED", "SOURCE", "ACCOUNT",
+		"UPDATED_AT", NULL
 	};
 	static const char *const keys[] = {
-		"ident", "name", "storage", "filled", "updated_at", NULL
+		"ident", "name", "storage", "filled", "source", "account",
+		"updated_at", NULL
 	};
 	struct credbroker_reply	*reply;
 	const msgpack_object	*res;
@@ -318,9 +397,15 @@ credctl_cred_status(struct credctl *ctx, struct credctl_args *args)
 	uint32_t		 i;
 	int			 rc;
 
+	if ((args->type != NULL) == (args->argc == 1))
+		return credctl_usage(ctx, "cred status: give either USER or "
+		    "--type TYPE");
 	credctl_pack_init(&p);
 	msgpack_pack_map(&p.pk, 1);
-	proto_pack_kv_str(&p.pk, "user", args->argv[0]);
+	if (args->type != NULL)
+		proto_pack_kv_str(&p.pk, "type", args->type);
+	else
+		proto_pack_kv_str(&p.pk, "user", args->argv[0]);
 	rc = credctl_call(ctx, "cred.status", &p, &reply);
 	credctl_pack_free(&p);
 	if (rc != 0)
@@ -328,6 +413,8 @@ credctl_cred_status(struct credctl *ctx, struct credctl_args *args)
 	res = credbroker_reply_result(reply);
 	if (ctx->json)
 		rc = credctl_output(ctx, res);
+	else if (args->type != NULL)
+		rc = credctl_cred_status_type(ctx, res);
 	else if (res->type != MSGPACK_OBJECT_ARRAY)
 		rc = credctl_local_error(ctx, CREDBROKER_ERR_PROTOCOL,
 		    "cred.status did not return an array");
@@ -344,9 +431,72 @@ credctl_cred_status(struct credctl *ctx, struct credctl_args *args)
 	return rc;
 }
 
-/* credctl cred rm TYPE USER */
+/* credctl cred rm TYPE USER|--account NAME [--force] */
 int
 credctl_cred_rm(struct credctl *ctx, struct credctl_args *args)
+{
+	struct credbroker_reply	*reply;
+	struct credctl_pack	 p;
+	int			 rc;
+
+	if ((rc = credctl_cred_owner(ctx, args)) != 0)
+		return rc;
+	if (args->force && args->account == NULL)
+		return credctl_usage(ctx, "cred rm: --force applies to "
+		    "--account only");
+	credctl_pack_init(&p);
+	msgpack_pack_map(&p.pk, args->force ? 3 : 2);
+	proto_pack_kv_str(&p.pk, "type", args->argv[0]);
+	credctl_pack_owner(&p, args);
+	if (args->force)
+		proto_pack_kv_bool(&p.pk, "force", true);
+	rc = credctl_call(ctx, "cred.delete", &p, &reply);
+	credctl_pack_free(&p);
+	if (rc != 0)
+		return rc;
+	if (ctx->json)
+		rc = credctl_output(ctx, credbroker_reply_result(reply));
+	credbroker_reply_free(reply);
+	return rc;
+}
+
+/* credctl cred link TYPE USER ACCOUNT */
+int
+credctl_cred_link(struct credctl *ctx, struct credctl_args *args)
+{
+	struct credbroker_reply	*reply;
+	const msgpack_object	*res;
+	struct credctl_pack	 p;
+	char			*account, *at;
+	int			 rc;
+
+	credctl_pack_init(&p);
+	msgpack_pack_map(&p.pk, 3);
+	proto_pack_kv_str(&p.pk, "type", args->argv[0]);
+	proto_pack_kv_str(&p.pk, "user", args->argv[1]);
+	proto_pack_kv_str(&p.pk, "account", args->argv[2]);
+	rc = credctl_call(ctx, "cred.link", &p, &reply);
+	credctl_pack_free(&p);
+	if (rc != 0)
+		return rc;
+	res = credbroker_reply_result(reply);
+	if (ctx->json)
+		rc = credctl_output(ctx, res);
+	else {
+		account = credctl_text(proto_map_get(res, "account"));
+		at = credctl_text(proto_map_get(res, "updated_at"));
+		printf("linked to %s at %s\n", account != NULL ? account : "?",
+		    at != NULL ? at : "?");
+		free(account);
+		free(at);
+	}
+	credbroker_reply_free(reply);
+	return rc;
+}
+
+/* credctl cred unlink TYPE USER */
+int
+credctl_cred_unlink(struct credctl *ctx, struct credctl_args *args)
 {
 	struct credbroker_reply	*reply;
 	struct credctl_pack	 p;
@@ -356,7 +506,7 @@ credctl_cred_rm(struct credctl *ctx, struct credctl_args *args)
 	msgpack_pack_map(&p.pk, 2);
 	proto_pack_kv_str(&p.pk, "type", args->argv[0]);
 	proto_pack_kv_str(&p.pk, "user", args->argv[1]);
-	rc = credctl_call(ctx, "cred.delete", &p, &reply);
+	rc = credctl_call(ctx, "cred.unlink", &p, &reply);
 	credctl_pack_free(&p);
 	if (rc != 0)
 		return rc;

@@ -208,13 +208,20 @@ credctl_print_body(const msgpack_object *b)
  *	(blank line, then the body, when there is one)
  *
  *	subject: UUID
- *	ID  TYPE  FILLED
+ *	ID  TYPE  FILLED  SOURCE  ACCOUNT
+ *
+ * SOURCE and ACCOUNT say where each value comes from: the subject's own
+ * value, its linked technical account, or the type's default account.
  */
 static int
 credctl_print_masked(struct credctl *ctx, const msgpack_object *res)
 {
-	static const char *const headers[] = { "ID", "TYPE", "FILLED", NULL };
-	static const char *const keys[] = { "id", "type", "filled", NULL };
+	static const char *const headers[] = {
+		"ID", "TYPE", "FILLED", "SOURCE", "ACCOUNT", NULL
+	};
+	static const char *const keys[] = {
+		"id", "type", "filled", "source", "account", NULL
+	};
 	const msgpack_object	*req, *method, *url, *hs, *body, *used, *o;
 	struct credctl_table	*t;
 	char			*s1, *s2;

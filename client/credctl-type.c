@@ -15,7 +15,7 @@
 /* Field order of a type in "type show" and after add/edit. */
 static const char *const credctl_type_fields[] = {
 	"uuid", "ident", "name", "description", "storage", "destinations",
-	"created_at", "updated_at", NULL
+	"default_account", "created_at", "updated_at", NULL
 };
 
 /* Result keys not printed as fields. */
@@ -106,6 +106,7 @@ credctl_type_edit(struct credctl *ctx, struct credctl_args *args)
 	n += args->description != NULL;
 	n += args->storage != NULL;
 	n += args->ndestinations > 0 || args->no_destinations;
+	n += args->default_account != NULL || args->no_default_account;
 	if (n == 1)
 		return credctl_usage(ctx, "type edit: nothing to change");
 	credctl_pack_init(&p);
@@ -119,6 +120,14 @@ credctl_type_edit(struct credctl *ctx, struct credctl_args *args)
 		proto_pack_kv_str(&p.pk, "storage", args->storage);
 	if (args->ndestinations > 0 || args->no_destinations)
 		credctl_pack_destinations(&p, args);
+	/* nil clears the default account */
+	if (args->default_account != NULL)
+		proto_pack_kv_str(&p.pk, "default_account",
+		    args->default_account);
+	else if (args->no_default_account) {
+		proto_pack_cstr(&p.pk, "default_account");
+		msgpack_pack_nil(&p.pk);
+	}
 	return credctl_type_call(ctx, "type.update", &p);
 }
 

@@ -88,13 +88,14 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.name = "type edit",
 		.args = "TYPE [--name NAME] [--description TEXT] "
 		    "[--storage db|vault] [--destination ORIGIN]... "
-		    "[--no-destinations]",
+		    "[--no-destinations] "
+		    "[--default-account NAME|--no-default-account]",
 		.about = "change a credential type; values kept in the old "
 		    "storage are not moved",
 		.min_args = 1, .max_args = 1,
 		.opts = CREDCTL_OPT_NAME | CREDCTL_OPT_DESCRIPTION |
 		    CREDCTL_OPT_STORAGE | CREDCTL_OPT_DESTINATION |
-		    CREDCTL_OPT_NO_DESTINATIONS,
+		    CREDCTL_OPT_NO_DESTINATIONS | CREDCTL_OPT_DEFAULT_ACCOUNT,
 		.exec = credctl_type_edit,
 	},
 	{
@@ -115,26 +116,45 @@ static const struct credctl_cmd credctl_cmds[] = {
 	},
 	{
 		.name = "cred set",
-		.args = "TYPE USER [--raw]",
-		.about = "set a user's value, read from standard input or a "
-		    "no-echo prompt",
-		.min_args = 2, .max_args = 2,
-		.opts = CREDCTL_OPT_RAW,
+		.args = "TYPE USER|--account NAME [--raw]",
+		.about = "set a user's or a technical account's value, read "
+		    "from standard input or a no-echo prompt",
+		.min_args = 1, .max_args = 2,
+		.opts = CREDCTL_OPT_RAW | CREDCTL_OPT_ACCOUNT,
 		.exec = credctl_cred_set,
 	},
 	{
 		.name = "cred status",
-		.args = "USER",
-		.about = "show which types a user has a value for",
-		.min_args = 1, .max_args = 1,
+		.args = "USER|--type TYPE",
+		.about = "show which value each type uses for a user (own, "
+		    "linked or default), or a type's accounts",
+		.min_args = 0, .max_args = 1,
+		.opts = CREDCTL_OPT_TYPE,
 		.exec = credctl_cred_status,
 	},
 	{
 		.name = "cred rm",
-		.args = "TYPE USER",
-		.about = "delete a user's value",
-		.min_args = 2, .max_args = 2,
+		.args = "TYPE USER|--account NAME [--force]",
+		.about = "delete a user's value, or an account's value "
+		    "(--force: even if it is linked or the default)",
+		.min_args = 1, .max_args = 2,
+		.opts = CREDCTL_OPT_ACCOUNT | CREDCTL_OPT_FORCE,
 		.exec = credctl_cred_rm,
+	},
+	{
+		.name = "cred link",
+		.args = "TYPE USER ACCOUNT",
+		.about = "point a user at a technical account, whose value "
+		    "it gets when it has none of its own",
+		.min_args = 3, .max_args = 3,
+		.exec = credctl_cred_link,
+	},
+	{
+		.name = "cred unlink",
+		.args = "TYPE USER",
+		.about = "remove a user's link to a technical account",
+		.min_args = 2, .max_args = 2,
+		.exec = credctl_cred_unlink,
 	},
 	{
 		.name = "substitute",
@@ -310,6 +330,10 @@ enum {
 	OPTV_PEM,
 	OPTV_BASE64,
 	OPTV_KEY_VERSION,
+	OPTV_ACCOUNT,
+	OPTV_DEFAULT_ACCOUNT,
+	OPTV_NO_DEFAULT_ACCOUNT,
+	OPTV_TYPE,
 	OPTV_JSON,
 	OPTV_VERSION
 };
@@ -360,6 +384,15 @@ static const struct {
 	{ CREDCTL_OPT_BASE64, { "base64", no_argument, NULL, OPTV_BASE64 } },
 	{ CREDCTL_OPT_KEY_VERSION,
 	    { "version", required_argument, NULL, OPTV_KEY_VERSION } },
+	{ CREDCTL_OPT_ACCOUNT,
+	    { "account", required_argument, NULL, OPTV_ACCOUNT } },
+	{ CREDCTL_OPT_DEFAULT_ACCOUNT,
+	    { "default-account", required_argument, NULL,
+	    OPTV_DEFAULT_ACCOUNT } },
+	{ CREDCTL_OPT_DEFAULT_ACCOUNT,
+	    { "no-default-account", no_argument, NULL,
+	    OPTV_NO_DEFAULT_ACCOUNT } },
+	{ CREDCTL_OPT_TYPE, { "type", required_argument, NULL, OPTV_TYPE } },
 };
 #define CREDCTL_NCMDOPTS \
 	(sizeof(credctl_cmd_opts) / sizeof(credctl_cmd_opts[0]))
@@ -414,6 +447,11 @@ credctl_full_help(FILE *f)
 	    "it is read\nfrom standard input (at most 1 MiB; one trailing "
 	    "newline is removed unless\n--raw) or, when standard input is a "
 	    "terminal, from a prompt without echo.\n"
+	    "\n'cred set' and 'cred rm' with --account NAME work on a type's "
+	    "technical account:\na value shared by the users linked to it "
+	    "('cred link') and, when it is the\ntype's default ('type edit "
+	    "--default-account'), by every user with neither a\nvalue of "
+	    "their own nor a link.\n"
 	    "\n'substitute --dry-run' reads the params of the substitute "
 	    "method as JSON,\n{\"component\": {...}, \"request\": {...}}, "
 	    "from FILE or standard input, and\nshows the request with every "
@@ -839,6 +877,19 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 			rc = credctl_set_once(ctx, &args->key_version,
 			    "version");
 			break;
+		case OPTV_ACCOUNT:
+			rc = credctl_set_once(ctx, &args->account, "account");
+			break;
+		case OPTV_DEFAULT_ACCOUNT:
+			rc = credctl_set_once(ctx, &args->default_account,
+			    "default-account");
+			break;
+		case OPTV_NO_DEFAULT_ACCOUNT:
+			args->no_default_account = true;
+			break;
+		case OPTV_TYPE:
+			rc = credctl_set_once(ctx, &args->type, "type");
+			break;
 		default:
 			return credctl_bad_option(ctx, ch, argv);
 		}
@@ -854,6 +905,9 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 	if (args->no_destinations && args->ndestinations > 0)
 		return credctl_usage(ctx, "--destination and --no-destinations "
 		    "exclude each other");
+	if (args->no_default_account && args->default_account != NULL)
+		return credctl_usage(ctx, "--default-account and "
+		    "--no-default-account exclude each other");
 	return 0;
 }
 

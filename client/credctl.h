@@ -51,6 +51,9 @@
 #define CREDCTL_OPT_PEM			0x4000	/* --pem */
 #define CREDCTL_OPT_BASE64		0x8000	/* --base64 */
 #define CREDCTL_OPT_KEY_VERSION		0x10000	/* --version N */
+#define CREDCTL_OPT_ACCOUNT		0x20000	/* --account NAME */
+#define CREDCTL_OPT_DEFAULT_ACCOUNT	0x40000	/* --[no-]default-account */
+#define CREDCTL_OPT_TYPE		0x80000	/* --type TYPE */
 
 /* Parsed arguments of one command. */
 struct credctl_args {
@@ -84,6 +87,10 @@ struct credctl_args {
 	bool		  pem;		/* keypair/peerkey show */
 	bool		  base64;	/* keypair show */
 	const char	 *key_version;	/* --version N; checked there */
+	const char	 *account;	/* cred set/rm: an account, not a user */
+	const char	 *default_account;	/* type edit */
+	bool		  no_default_account;
+	const char	 *type;		/* cred status --type */
 };
 
 struct credctl;
@@ -167,6 +174,8 @@ int	credctl_type_clear(struct credctl *, struct credctl_args *);
 int	credctl_cred_set(struct credctl *, struct credctl_args *);
 int	credctl_cred_status(struct credctl *, struct credctl_args *);
 int	credctl_cred_rm(struct credctl *, struct credctl_args *);
+int	credctl_cred_link(struct credctl *, struct credctl_args *);
+int	credctl_cred_unlink(struct credctl *, struct credctl_args *);
 /* Secret input, shared with credctl-vault.c (values go into secbufs). */
 void	credctl_harden(void);
 int	credctl_read_tty(struct credctl *, struct secbuf *, const char *, ...)

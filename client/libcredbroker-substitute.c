@@ -377,10 +377,14 @@ cb_subst_check(const msgpack_object *res, struct cb_subst_view *v,
 			    !cb_is_str(proto_map_get(o, "type"), false) ||
 			    (!cb_is_none(proto_map_get(o, "filled")) &&
 			    proto_map_get(o, "filled")->type !=
-			    MSGPACK_OBJECT_BOOLEAN))
+			    MSGPACK_OBJECT_BOOLEAN) ||
+			    (!cb_is_none(proto_map_get(o, "source")) &&
+			    !cb_is_str(proto_map_get(o, "source"), false)) ||
+			    (!cb_is_none(proto_map_get(o, "account")) &&
+			    !cb_is_str(proto_map_get(o, "account"), false)))
 				return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
 				    "'used' entry %u is not {id, type, "
-				    "filled?}", (unsigned)i);
+				    "filled?, source?, account?}", (unsigned)i);
 		}
 		v->used = u;
 	}
@@ -406,6 +410,13 @@ cb_obj_len(const msgpack_object *o)
 	    o->via.str.size;
 }
 
+/* Room for an optional string: 0 when absent or nil. */
+static size_t
+cb_opt_len(const msgpack_object *o)
+{
+	return cb_is_none(o) ? 0 : cb_obj_len(o) + 1;
+}
+
 /* Copy the str/bin o to *cur, NUL-terminate it, advance; returns start. */
 static char *
 cb_put(char **cur, const msgpack_object *o)
@@ -419,6 +430,13 @@ cb_put(char **cur, const msgpack_object *o)
 	start[n] = '\0';
 	*cur += n + 1;
 	return start;
+}
+
+/* cb_put for an optional string: NULL when absent or nil. */
+static const char *
+cb_put_opt(char **cur, const msgpack_object *o)
+{
+	return cb_is_none(o) ? NULL : cb_put(cur, o);
 }
 
 /* Copy a checked result into one new block; 0 or "nomem". */
@@ -455,7 +473,9 @@ cb_subst_copy(const struct cb_subst_view *v, struct cb_subst **out,
 		for (i = 0; i < nu; i++) {
 			e = &v->used->via.array.ptr[i];
 			strbytes += cb_obj_len(proto_map_get(e, "id")) + 1 +
-			    cb_obj_len(proto_map_get(e, "type")) + 1;
+			    cb_obj_len(proto_map_get(e, "type")) + 1 +
+			    cb_opt_len(proto_map_get(e, "source")) +
+			    cb_opt_len(proto_map_get(e, "account"));
 		}
 	}
 	off_h = cb_align(sizeof(*a));
@@ -499,6 +519,8 @@ cb_subst_copy(const struct cb_subst_view *v, struct cb_subst **out,
 		e = &v->used->via.array.ptr[i];
 		us[i].id = cb_put(&cur, proto_map_get(e, "id"));
 		us[i].type = cb_put(&cur, proto_map_get(e, "type"));
+		us[i].source = cb_put_opt(&cur, proto_map_get(e, "source"));
+		us[i].account = cb_put_opt(&cur, proto_map_get(e, "account"));
 		filled = proto_map_get(e, "filled");
 		us[i].filled = filled != NULL &&
 		    filled->type == MSGPACK_OBJECT_BOOLEAN &&

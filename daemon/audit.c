@@ -7,10 +7,15 @@
  *	{"seq":N,"time":"2026-01-02T03:04:05.678Z","method":"cred.set",
  *	 "uid":1000,"pid":42,"subject":"<user uuid>"|null,"types":["ident"],
  *	 "keys":["keypair/<ident>/<version>", ...],
+ *	 "sources":["<ident>/own", "<ident>/linked/<account>", ...],
  *	 "outcome":"ok"|"<error code>","ms":3,"prev":"<64 hex>"}
  *
  * "keys" is there only on the lines of calls that used key pairs or peer
  * keys (SPEC section 9): it names each key and version, never a token.
+ * "sources" is there only on the lines of calls that used values (SPEC
+ * section 10): for each type, whether the value was the subject's own,
+ * the account linked to the subject or the type's default account, with
+ * the account's name; never a value.
  *
  * seq counts from 1, and prev is the lowercase hex SHA-256 of the exact
  * bytes of the previous line (without its newline); the first line's prev
@@ -237,6 +242,11 @@ audit_format(const struct audit_rec *r, uint64_t seq, const char *prev,
 		audit_put(&o, ",\"keys\":", 8);
 		audit_put_list(&o, r->keys);
 	}
+	/* Where the values came from; only on lines that used values. */
+	if (r->sources != NULL && *r->sources != '\0') {
+		audit_put(&o, ",\"sources\":", 11);
+		audit_put_list(&o, r->sources);
+	}
 	audit_put(&o, ",\"outcome\":", 11);
 	audit_put_str(&o, r->outcome, strlen(r->outcome));
 	audit_putf(&o, ",\"ms\":%" PRIu64 ",\"prev\":\"%s\"}", r->ms, prev);
@@ -460,6 +470,7 @@ audit_write(struct broker *b, const struct rpc_call *call,
 	r.subject = call->audit_subject;
 	r.types = call->audit_types;
 	r.keys = call->audit_keys;
+	r.sources = call->audit_sources;
 	r.outcome = outcome;
 	r.ms = uv_now(b->loop) - call->start_ms;
 	cb_error_clear(&err);

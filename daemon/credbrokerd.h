@@ -180,6 +180,7 @@ struct rpc_call {
 	char		 audit_subject[40];	/* user the call is about */
 	char		 audit_types[256];	/* type idents, comma-separated */
 	char		 audit_keys[256];	/* class/ident/version, ... */
+	char		 audit_sources[512];	/* ident/source/account, ... */
 };
 
 /*
@@ -208,6 +209,12 @@ void	 rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
 	    struct secbuf *msg);
 /* Record a type ident (or ref) and the subject for the audit line. */
 void	 rpc_audit(struct rpc_call *call, const char *type, const char *user);
+/*
+ * Record where a type's value came from for the audit line (SPEC 10):
+ * source "own", "linked" or "default", account NULL for "own".
+ */
+void	 rpc_audit_source(struct rpc_call *call, const char *ident,
+	    const char *source, const char *account);
 /* RFC 3339 UTC text of a unix time into buf (at least 32 bytes). */
 const char *rpc_time(int64_t t, char buf[32]);
 /* Pack key then RFC 3339 time (nil when t is 0). */
@@ -227,6 +234,7 @@ struct audit_rec {
 	const char	*subject;	/* NULL or "": none */
 	const char	*types;		/* idents, comma-separated, maybe "" */
 	const char	*keys;		/* class/ident/version, comma-separated */
+	const char	*sources;	/* ident/source/account, ... */
 	const char	*outcome;	/* "ok" or an error code */
 	uint64_t	 ms;		/* duration of the call */
 };
@@ -303,6 +311,26 @@ int	 rpc_type_clear(struct rpc_call *, const msgpack_object *, struct cb_error *
 int	 rpc_cred_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_cred_link(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_cred_unlink(struct rpc_call *, const msgpack_object *, struct cb_error *);
+/*
+ * Where a user without an own value of type t gets one (SPEC 10): the
+ * user's link, else the type's default account.  Sets *source to
+ * CRED_SOURCE_LINKED or CRED_SOURCE_DEFAULT and account to the name,
+ * once its sealed text has been opened and names the same account (a
+ * mismatch is an internal error, logged as tampering); -CB_ENOTFOUND
+ * when the user has no link and the type no default.
+ */
+enum cred_source {
+	CRED_SOURCE_NONE = 0,
+	CRED_SOURCE_OWN,
+	CRED_SOURCE_LINKED,
+	CRED_SOURCE_DEFAULT
+};
+const char *rpc_cred_source_name(int source);	/* NULL for none */
+int	 rpc_cred_bound(struct broker *b, const struct store_type *t,
+	    const char *user, int *source, char account[STORE_IDENT_MAX + 1],
+	    struct cb_error *err);
 
 /* rpc-vault.c */
 int	 rpc_vault_get(struct rpc_call *, const msgpack_object *, struct cb_error *);

@@ -8,8 +8,9 @@
  * version names, and every new value is sealed with the new key.  The task
  * asks each values backend in turn (one phase per storage kind: the SQLite
  * rows in batches, then the values of vault-stored types) to re-seal its
- * values, then re-seals the sealed Vault settings; calls are served
- * between batches.
+ * values, accounts' values included, then re-seals the sealed Vault
+ * settings, the stored keys, and the links and default accounts; calls
+ * are served between batches.
  *
  * Progress is durable where the backend has transactions: each batch of
  * rows and the cursor that follows it commit in one transaction (setting
@@ -292,6 +293,60 @@ done:
 	return rc;
 }
 
+/*
+ * Re-seal every link of a user to an account and every default account
+ * (SPEC 10; their sealed text is the account's name) in one transaction,
+ * as the keys: links are one short row per linked user, read at once.
+ */
+static int
+keys_binds_reseal(struct broker *b, struct cb_error *err)
+{
+	struct rotation		*r = b->rot;
+	struct store_bindrow	*rows = NULL;
+	char			 context[SEALCTX_LINK_MAX], *text;
+	char			 why[CB_ERRMSG_MAX];
+	size_t			 n = 0, i;
+	int64_t			 changed = 0;
+	int			 rc;
+
+	if ((rc = store_bind_scan(b->store, &rows, &n, err)) != 0)
+		goto done;
+	for (i = 0; i < n; i++) {
+		if (rows[i].user_uuid[0] != '\0')
+			sealctx_link(context, sizeof(context),
+			    rows[i].type_uuid, rows[i].user_uuid);
+		else
+			sealctx_default(context, sizeof(context),
+			    rows[i].type_uuid);
+		if ((rc = keys_reseal(b, context, rows[i].sealed, &text,
+		    err)) != 0) {
+			memcpy(why, err->msg, sizeof(why));
+			if (rows[i].user_uuid[0] != '\0')
+				rc = cb_error_set(err, -rc, "the link of user "
+				    "%s for credential type %s: %s",
+				    rows[i].user_uuid, rows[i].type_uuid, why);
+			else
+				rc = cb_error_set(err, -rc, "the default "
+				    "account of credential type %s: %s",
+				    rows[i].type_uuid, why);
+			goto done;
+		}
+		free(rows[i].sealed);
+		rows[i].sealed = text;
+		if (text != NULL)
+			changed++;
+	}
+	if (changed > 0 && (rc = store_bind_reseal(b->store, rows, n,
+	    err)) != 0)
+		goto done;
+	r->done += changed;
+	if (r->done > r->total)
+		r->total = r->done;
+done:
+	store_bindrows_free(rows, n);
+	return rc;
+}
+
 /* Everything is re-sealed: the new key becomes the key. */
 static int
 keys_finish(struct broker *b, struct cb_error *err)
@@ -342,9 +397,13 @@ keys_step(uv_timer_t *t)
 		if ((rc = keys_values_step(b, &err)) == 0)
 			return;
 	} else {
-		/* The sealed Vault settings and keys, then the switch. */
+		/*
+		 * The sealed Vault settings, keys, links and defaults, then
+		 * the switch.
+		 */
 		if ((rc = rpc_vault_reseal(b, &err)) == 0 &&
 		    (rc = keys_keys_reseal(b, &err)) == 0 &&
+		    (rc = keys_binds_reseal(b, &err)) == 0 &&
 		    (rc = keys_finish(b, &err)) == 0)
 			return;
 	}

@@ -1,7 +1,9 @@
 /*
- * rpc-cred: credential values (SPEC section 2): cred.set, cred.status and
- * cred.delete.  Values are write-only: cred.set seals the value here, and
- * nothing in this file ever decrypts one.
+ * rpc-cred: credential values (SPEC sections 2 and 10): cred.set,
+ * cred.status and cred.delete of users' and accounts' values, cred.link
+ * and cred.unlink.  Values are write-only: cred.set seals the value here,
+ * and nothing in this file ever decrypts one (it opens only the sealed
+ * account names of links and defaults).
  *
  * The plaintext of cred.set is never copied: it is read where it lies in
  * the call's own copy of the request (a wiping buffer), sealed, and that
@@ -14,6 +16,7 @@
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "log.h"
 #include "proto.h"
 #include "seal.h"
 #include "secbuf.h"
@@ -23,14 +26,16 @@
 /* A call waiting on its values backend, with what it needs to answer. */
 struct cred_wait {
 	struct rpc_call	*call;
-	char		 user[STORE_UUID_LEN + 1];
+	char		 user[STORE_UUID_LEN + 1];	/* or "" */
+	char		 account[STORE_IDENT_MAX + 1];	/* or "" */
+	char		 uuid[STORE_UUID_LEN + 1];
 	char		 ident[STORE_IDENT_MAX + 1];
 };
 
 /* Allocate the waiting context of a call. */
 static struct cred_wait *
 cred_wait_new(struct rpc_call *call, const struct store_type *t,
-    const char *user, struct cb_error *err)
+    const char *user, const char *account, struct cb_error *err)
 {
 	struct cred_wait	*w;
 
@@ -39,9 +44,98 @@ cred_wait_new(struct rpc_call *call, const struct store_type *t,
 		return NULL;
 	}
 	w->call = call;
-	memcpy(w->user, user, sizeof(w->user));
+	if (user != NULL)
+		memcpy(w->user, user, sizeof(w->user));
+	if (account != NULL)
+		memcpy(w->account, account, strlen(account) + 1);
+	memcpy(w->uuid, t->uuid, sizeof(w->uuid));
 	memcpy(w->ident, t->ident, sizeof(w->ident));
 	return w;
+}
+
+const char *
+rpc_cred_source_name(int source)
+{
+	switch (source) {
+	case CRED_SOURCE_OWN:
+		return "own";
+	case CRED_SOURCE_LINKED:
+		return "linked";
+	case CRED_SOURCE_DEFAULT:
+		return "default";
+	}
+	return NULL;
+}
+
+/*
+ * Open the sealed name of a link or a default (what: which one, for
+ * messages) and check that it is account.  Either failure means that the
+ * database was changed behind the broker's back.
+ */
+static int
+cred_bound_check(struct broker *b, const char *context, const char *sealed,
+    const char *account, const char *what, struct cb_error *err)
+{
+	struct secbuf	 name = SECBUF_INIT;
+	int		 rc;
+
+	if (sealed == NULL || (rc = keys_open(b, context, sealed, &name,
+	    err)) != 0) {
+		log_error("%s cannot be opened: the database may have been "
+		    "tampered with", what);
+		rc = cb_error_set(err, CB_EINTERNAL, "%s cannot be opened",
+		    what);
+	} else if (name.len != strlen(account) ||
+	    memcmp(name.data, account, name.len) != 0) {
+		log_error("%s does not name the account its sealed text "
+		    "names: the database has been tampered with", what);
+		rc = cb_error_set(err, CB_EINTERNAL, "%s does not match its "
+		    "sealed text", what);
+	}
+	secbuf_free(&name);
+	return rc;
+}
+
+int
+rpc_cred_bound(struct broker *b, const struct store_type *t,
+    const char *user, int *source, char account[STORE_IDENT_MAX + 1],
+    struct cb_error *err)
+{
+	struct store_link	 l;
+	char			 ctx[SEALCTX_LINK_MAX];
+	char			 what[2 * STORE_IDENT_MAX + 64];
+	int			 rc;
+
+	memset(&l, 0, sizeof(l));
+	*source = CRED_SOURCE_NONE;
+	account[0] = '\0';
+	rc = store_link_get(b->store, t->uuid, user, &l, err);
+	if (rc == 0) {
+		sealctx_link(ctx, sizeof(ctx), t->uuid, user);
+		snprintf(what, sizeof(what), "the link of user %s for "
+		    "credential type '%s'", user, t->ident);
+		if ((rc = cred_bound_check(b, ctx, l.sealed, l.account, what,
+		    err)) == 0) {
+			*source = CRED_SOURCE_LINKED;
+			memcpy(account, l.account, sizeof(l.account));
+		}
+		store_link_free(&l);
+		return rc;
+	}
+	if (rc != -CB_ENOTFOUND)
+		return rc;
+	if (t->default_account[0] == '\0')
+		return cb_error_set(err, CB_ENOTFOUND, "no link and no "
+		    "default account");
+	sealctx_default(ctx, sizeof(ctx), t->uuid);
+	snprintf(what, sizeof(what), "the default account of credential "
+	    "type '%s'", t->ident);
+	if ((rc = cred_bound_check(b, ctx, t->default_sealed,
+	    t->default_account, what, err)) != 0)
+		return rc;
+	*source = CRED_SOURCE_DEFAULT;
+	memcpy(account, t->default_account, sizeof(t->default_account));
+	return 0;
 }
 
 /* The backend stored the value of cred.set. */
@@ -69,7 +163,11 @@ cred_delete_done(void *arg, int rc, int64_t n, const struct cb_error *err)
 	(void)n;
 	if (rc == 0)
 		msgpack_pack_map(&w->call->pk, 0);
-	else if (rc == -CB_ENOTFOUND) {
+	else if (rc == -CB_ENOTFOUND && w->account[0] != '\0') {
+		cb_error_set(&e, CB_ENOTFOUND, "account '%s' of credential "
+		    "type '%s' has no value", w->account, w->ident);
+		err = &e;
+	} else if (rc == -CB_ENOTFOUND) {
 		cb_error_set(&e, CB_ENOTFOUND, "user %s has no value of "
 		    "credential type '%s'", w->user, w->ident);
 		err = &e;
@@ -97,18 +195,59 @@ rpc_user(struct rpc_call *call, const msgpack_object *params, char **user,
 	return 0;
 }
 
-/* Look up params.type and params.user; the type's backend must be usable. */
+/*
+ * Read params.account, an account name (the grammar of a type ident),
+ * into account; 1 when absent and not required.
+ */
+static int
+rpc_account(const msgpack_object *params, bool required,
+    char account[STORE_IDENT_MAX + 1], struct cb_error *err)
+{
+	char	*s = NULL;
+	int	 rc;
+
+	account[0] = '\0';
+	if ((rc = proto_get_str(params, "account", required, &s, err)) != 0)
+		return rc;
+	if (!ids_ident_valid(s)) {
+		free(s);
+		return cb_error_set(err, CB_EBADREQ,
+		    "account must match [a-z][a-z0-9_]{0,63}");
+	}
+	memcpy(account, s, strlen(s) + 1);
+	free(s);
+	return 0;
+}
+
+/*
+ * Look up params.type and params.user, or with account not NULL, exactly
+ * one of params.user and params.account (*user is NULL for an account);
+ * the type's backend must be usable.
+ */
 static int
 rpc_cred_target(struct rpc_call *call, const msgpack_object *params,
-    struct store_type *t, char **user, struct cb_error *err)
+    struct store_type *t, char **user, char account[STORE_IDENT_MAX + 1],
+    struct cb_error *err)
 {
-	struct cb_error	 why;
-	struct values	*v;
-	char		*ref = NULL;
-	int		 rc;
+	const msgpack_object	*u;
+	struct cb_error		 why;
+	struct values		*v;
+	char			*ref = NULL;
+	bool			 want_user = true;
+	int			 rc;
 
+	*user = NULL;
+	if (account != NULL) {
+		if ((rc = rpc_account(params, false, account, err)) < 0)
+			return rc;
+		u = proto_map_get(params, "user");
+		if (rc == 0 && u != NULL && u->type != MSGPACK_OBJECT_NIL)
+			return cb_error_set(err, CB_EBADREQ, "pass exactly "
+			    "one of 'user' and 'account'");
+		want_user = rc != 0;
+	}
 	if ((rc = proto_get_str(params, "type", true, &ref, err)) != 0 ||
-	    (rc = rpc_user(call, params, user, err)) != 0 ||
+	    (want_user && (rc = rpc_user(call, params, user, err)) != 0) ||
 	    (rc = store_type_get(call->broker->store, ref, t, err)) != 0) {
 		if (ref != NULL)
 			rpc_audit(call, ref, NULL);
@@ -124,19 +263,21 @@ done:
 	return rc;
 }
 
-/* cred.set {type, user, value} -> {updated_at} */
+/* cred.set {type, user | account, value} -> {updated_at} */
 int
 rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
-	static const char *const keys[] = { "type", "user", "value", NULL };
+	static const char *const keys[] = { "type", "user", "account",
+	    "value", NULL };
 	const msgpack_object	*v;
 	struct store_type	 t;
 	struct values		*vs;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cred_wait	*w = NULL;
 	char			*user = NULL, *sealed = NULL;
 	char			 context[VALUES_CONTEXT_MAX];
+	char			 account[STORE_IDENT_MAX + 1];
 	const uint8_t		*pt;
 	size_t			 ptlen;
 	int			 rc;
@@ -165,17 +306,19 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 		rc = cb_error_set(err, CB_EBADREQ, "value must not be empty");
 		goto done;
 	}
-	if ((rc = rpc_cred_target(call, params, &t, &user, err)) != 0)
+	if ((rc = rpc_cred_target(call, params, &t, &user, account,
+	    err)) != 0)
 		goto done;
 	vs = values_for(call->broker, &t);
 	ref.type_uuid = t.uuid;
 	ref.user_uuid = user;
+	ref.account = user == NULL ? account : NULL;
 	ref.generation = t.generation;
 	values_context(vs, context, sizeof(context), &ref);
 	if ((rc = keys_seal(call->broker, context, pt, ptlen, &sealed,
 	    err)) != 0)
 		goto done;
-	if ((w = cred_wait_new(call, &t, user, err)) == NULL) {
+	if ((w = cred_wait_new(call, &t, user, ref.account, err)) == NULL) {
 		rc = -CB_EINTERNAL;
 		goto done;
 	}
@@ -193,10 +336,12 @@ done:
 }
 
 /*
- * cred.status asks every backend at once for the status of the user's
- * values of its types (Vault reads them concurrently).  A type whose
- * status cannot be told carries an "error" instead of failing the whole
- * call: the others still answer.
+ * cred.status {user} asks every backend at once for the status of the
+ * user's values of its types (Vault reads them concurrently); then, for
+ * each type where the user has no value of their own, the linked or
+ * default account's value (SPEC 10).  A type whose status cannot be told
+ * carries an "error" instead of failing the whole call: the others still
+ * answer.
  */
 struct status_ctx;
 struct status_part {
@@ -205,26 +350,36 @@ struct status_part {
 	size_t			 *index;	/* each one's place in ctx */
 	size_t			  n;
 };
+struct status_item {
+	struct status_ctx	*ctx;
+	size_t			 i;
+	int			 source;	/* enum cred_source */
+	char			 account[STORE_IDENT_MAX + 1];
+};
 struct status_ctx {
 	struct rpc_call		*call;
+	char			 user[STORE_UUID_LEN + 1];
 	struct store_type	*types;
 	size_t			 ntypes;
 	int64_t			*updated;
 	char			**errors;
+	struct status_item	*items;
 	struct status_part	 parts[STORE_KINDS];
 	size_t			 pending;
+	bool			 accounts;	/* second round on */
 };
 
-/* Pack the answer of cred.status. */
+/* Pack the answer of cred.status {user}. */
 static void
 status_pack(struct status_ctx *x)
 {
 	msgpack_packer	*pk = &x->call->pk;
+	const char	*src;
 	size_t		 i;
 
 	msgpack_pack_array(pk, x->ntypes);
 	for (i = 0; i < x->ntypes; i++) {
-		msgpack_pack_map(pk, x->errors[i] != NULL ? 7 : 6);
+		msgpack_pack_map(pk, x->errors[i] != NULL ? 9 : 8);
 		proto_pack_kv_str(pk, "type", x->types[i].uuid);
 		proto_pack_kv_str(pk, "ident", x->types[i].ident);
 		proto_pack_kv_str(pk, "name", x->types[i].name);
@@ -232,6 +387,16 @@ status_pack(struct status_ctx *x)
 		    store_kind_name(x->types[i].storage));
 		proto_pack_kv_bool(pk, "filled", x->updated[i] != 0);
 		rpc_pack_kv_time(pk, "updated_at", x->updated[i]);
+		proto_pack_cstr(pk, "source");
+		if ((src = rpc_cred_source_name(x->items[i].source)) != NULL)
+			proto_pack_cstr(pk, src);
+		else
+			msgpack_pack_nil(pk);
+		proto_pack_cstr(pk, "account");
+		if (x->items[i].account[0] != '\0')
+			proto_pack_cstr(pk, x->items[i].account);
+		else
+			msgpack_pack_nil(pk);
 		if (x->errors[i] != NULL)
 			proto_pack_kv_str(pk, "error", x->errors[i]);
 	}
@@ -250,6 +415,7 @@ status_free(struct status_ctx *x)
 	}
 	free(x->errors);
 	free(x->updated);
+	free(x->items);
 	store_type_list_free(x->types, x->ntypes);
 	free(x);
 }
@@ -260,8 +426,23 @@ status_error(struct status_ctx *x, size_t i, const struct cb_error *err)
 {
 	char	*m = NULL;
 
+	if (x->errors[i] != NULL)
+		return;
 	if (asprintf(&m, "%s: %s", cb_error_name(err->code), err->msg) >= 0)
 		x->errors[i] = m;
+}
+
+static bool	status_next(struct status_ctx *);
+
+/* The round is over: answer when the last one is. */
+static void
+status_end_one(struct status_ctx *x)
+{
+	if (--x->pending > 0 || !status_next(x))
+		return;
+	status_pack(x);
+	rpc_finish(x->call, 0, NULL);
+	status_free(x);
 }
 
 /* One type's status answered. */
@@ -276,47 +457,254 @@ status_got(void *arg, size_t i, int rc, int64_t updated_at,
 		x->updated[p->index[i]] = updated_at;
 	else
 		status_error(x, p->index[i], err);
-	if (--x->pending > 0)
-		return;
-	status_pack(x);
-	rpc_finish(x->call, 0, NULL);
-	status_free(x);
+	status_end_one(x);
 }
 
-/* cred.status {user} -> [{type, ident, name, storage, filled, updated_at}] */
-int
-rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
+/* The value of the account a user is linked to (or the default's). */
+static void
+status_account_got(void *arg, int rc, const char *sealed, int64_t updated_at,
+    const struct cb_error *err)
+{
+	struct status_item	*it = arg;
+
+	(void)sealed;
+	if (rc == 0)
+		it->ctx->updated[it->i] = updated_at;
+	else if (rc != -CB_ENOTFOUND)
+		status_error(it->ctx, it->i, err);
+	status_end_one(it->ctx);
+}
+
+/*
+ * The users' own values are known: ask for the accounts of the types
+ * where the user has none.  True when there is nothing left to wait for.
+ */
+static bool
+status_next(struct status_ctx *x)
+{
+	struct broker		*b = x->call->broker;
+	struct status_item	*it;
+	struct values		*v;
+	struct values_ref	 ref;
+	struct cb_error		 e;
+	size_t			 i;
+	int			 rc;
+
+	if (x->accounts)
+		return true;
+	x->accounts = true;
+	x->pending = 1;
+	for (i = 0; i < x->ntypes; i++) {
+		it = &x->items[i];
+		if (x->errors[i] != NULL)
+			continue;
+		if (x->updated[i] != 0) {
+			it->source = CRED_SOURCE_OWN;
+			continue;
+		}
+		rc = rpc_cred_bound(b, &x->types[i], x->user, &it->source,
+		    it->account, &e);
+		if (rc == -CB_ENOTFOUND)
+			continue;
+		if (rc != 0) {
+			status_error(x, i, &e);
+			continue;
+		}
+		v = values_for(b, &x->types[i]);
+		ref.type_uuid = x->types[i].uuid;
+		ref.user_uuid = NULL;
+		ref.account = it->account;
+		ref.generation = x->types[i].generation;
+		x->pending++;
+		if (!v->ops->usable(v, &e) ||
+		    v->ops->get(v, &ref, status_account_got, it, &e) != 0) {
+			x->pending--;
+			status_error(x, i, &e);
+		}
+	}
+	return --x->pending == 0;
+}
+
+/*
+ * cred.status {type}: the type's accounts, from its backend's list (those
+ * holding a value) merged with the names its links use (an account that
+ * was deleted with force still has its links).
+ */
+struct tstatus_ctx {
+	struct rpc_call		*call;
+	struct store_type	 t;
+	struct store_link	*links;		/* ordered by account */
+	size_t			 nlinks;
+};
+
+static void
+tstatus_free(struct tstatus_ctx *x)
+{
+	store_links_free(x->links, x->nlinks);
+	store_type_free(&x->t);
+	free(x);
+}
+
+/*
+ * Walk the accounts in name order: pack each (pk not NULL) or count them.
+ */
+static size_t
+tstatus_walk(struct tstatus_ctx *x, msgpack_packer *pk, char *const *names,
+    const int64_t *updated_at, size_t n)
+{
+	const char	*name;
+	size_t		 i = 0, j = 0, count = 0, k;
+	int64_t		 when;
+	int		 c;
+
+	while (i < n || j < x->nlinks) {
+		if (i == n)
+			c = 1;
+		else if (j == x->nlinks)
+			c = -1;
+		else
+			c = strcmp(names[i], x->links[j].account);
+		name = c <= 0 ? names[i] : x->links[j].account;
+		when = c <= 0 ? updated_at[i] : 0;
+		if (c <= 0)
+			i++;
+		for (k = j; c >= 0 && k < x->nlinks &&
+		    strcmp(x->links[k].account, name) == 0; k++)
+			;
+		if (pk != NULL) {
+			msgpack_pack_map(pk, 3);
+			proto_pack_kv_str(pk, "name", name);
+			rpc_pack_kv_time(pk, "updated_at", when);
+			proto_pack_kv_int(pk, "links", (int64_t)(k > j ?
+			    k - j : 0));
+		}
+		if (k > j)
+			j = k;
+		count++;
+	}
+	return count;
+}
+
+/* The backend listed the type's accounts: answer cred.status {type}. */
+static void
+tstatus_listed(void *arg, int rc, char *const *names,
+    const int64_t *updated_at, size_t n, const struct cb_error *err)
+{
+	struct tstatus_ctx	*x = arg;
+	msgpack_packer		*pk = &x->call->pk;
+
+	if (rc == 0) {
+		msgpack_pack_map(pk, 4);
+		proto_pack_kv_str(pk, "type", x->t.uuid);
+		proto_pack_kv_str(pk, "ident", x->t.ident);
+		proto_pack_cstr(pk, "default_account");
+		if (x->t.default_account[0] != '\0')
+			proto_pack_cstr(pk, x->t.default_account);
+		else
+			msgpack_pack_nil(pk);
+		proto_pack_cstr(pk, "accounts");
+		msgpack_pack_array(pk, tstatus_walk(x, NULL, names,
+		    updated_at, n));
+		tstatus_walk(x, pk, names, updated_at, n);
+	}
+	rpc_finish(x->call, rc, err);
+	tstatus_free(x);
+}
+
+/* cred.status {type} -> {type, ident, default_account, accounts} */
+static int
+rpc_cred_status_type(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
-	static const char *const keys[] = { "user", NULL };
-	struct broker		*b = call->broker;
-	struct status_ctx	*x = NULL;
-	struct status_part	*p;
+	struct tstatus_ctx	*x;
 	struct values		*v;
-	struct cb_error		 e;
-	size_t			 i, k;
-	char			*user = NULL;
+	struct cb_error		 why;
+	char			*ref = NULL;
 	int			 rc;
 
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	x->call = call;
-	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
-	    (rc = rpc_user(call, params, &user, err)) != 0 ||
+	if ((rc = proto_get_str(params, "type", true, &ref, err)) != 0)
+		goto fail;
+	if ((rc = store_type_get(call->broker->store, ref, &x->t,
+	    err)) != 0) {
+		rpc_audit(call, ref, NULL);
+		goto fail;
+	}
+	rpc_audit(call, x->t.ident, NULL);
+	v = values_for(call->broker, &x->t);
+	if (!v->ops->usable(v, &why)) {
+		rc = cb_error_set(err, why.code, "credential type '%s' is "
+		    "stored in %s: %s", x->t.ident, v->ops->where, why.msg);
+		goto fail;
+	}
+	if ((rc = store_link_list(call->broker->store, x->t.uuid, &x->links,
+	    &x->nlinks, err)) != 0 ||
+	    (rc = v->ops->list_accounts(v, x->t.uuid, x->t.generation,
+	    tstatus_listed, x, err)) != 0)
+		goto fail;
+	free(ref);
+	return RPC_WAIT;
+fail:
+	free(ref);
+	tstatus_free(x);
+	return rc;
+}
+
+/*
+ * cred.status {user} -> [{type, ident, name, storage, filled, updated_at,
+ * source, account}], or {type} -> {type, ident, default_account, accounts}
+ */
+int
+rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "user", "type", NULL };
+	struct broker		*b = call->broker;
+	struct status_ctx	*x = NULL;
+	struct status_part	*p;
+	struct values		*v;
+	struct cb_error		 e;
+	const msgpack_object	*o;
+	size_t			 i, k;
+	char			*user = NULL;
+	int			 rc;
+
+	if ((rc = proto_check_keys(params, keys, err)) != 0)
+		return rc;
+	if ((o = proto_map_get(params, "type")) != NULL &&
+	    o->type != MSGPACK_OBJECT_NIL) {
+		if ((o = proto_map_get(params, "user")) != NULL &&
+		    o->type != MSGPACK_OBJECT_NIL)
+			return cb_error_set(err, CB_EBADREQ, "pass exactly "
+			    "one of 'user' and 'type'");
+		return rpc_cred_status_type(call, params, err);
+	}
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	x->call = call;
+	if ((rc = rpc_user(call, params, &user, err)) != 0 ||
 	    (rc = store_type_list(b->store, &x->types, &x->ntypes, err)) != 0)
 		goto fail;
+	memcpy(x->user, user, sizeof(x->user));
 	x->errors = calloc(x->ntypes + 1, sizeof(*x->errors));
 	x->updated = calloc(x->ntypes + 1, sizeof(*x->updated));
+	x->items = calloc(x->ntypes + 1, sizeof(*x->items));
 	for (k = 0; k < STORE_KINDS; k++) {
 		x->parts[k].ctx = x;
 		x->parts[k].types = calloc(x->ntypes + 1, sizeof(void *));
 		x->parts[k].index = calloc(x->ntypes + 1, sizeof(size_t));
 		if (x->parts[k].types == NULL || x->parts[k].index == NULL)
-			x->errors = NULL;
+			x->items = NULL;
 	}
-	if (x->errors == NULL || x->updated == NULL) {
+	if (x->errors == NULL || x->updated == NULL || x->items == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto fail;
+	}
+	for (i = 0; i < x->ntypes; i++) {
+		x->items[i].ctx = x;
+		x->items[i].i = i;
 	}
 	/* Each backend is asked about its own types. */
 	for (i = 0; i < x->ntypes; i++) {
@@ -340,7 +728,7 @@ rpc_cred_status(struct rpc_call *call, const msgpack_object *params,
 		}
 	}
 	free(user);
-	if (--x->pending > 0)
+	if (--x->pending > 0 || !status_next(x))
 		return RPC_WAIT;
 	status_pack(x);
 	status_free(x);
@@ -351,36 +739,179 @@ fail:
 	return rc;
 }
 
-/* cred.delete {type, user} -> {} */
+/*
+ * Refuse to delete an account that users are linked to or that is the
+ * type's default, unless force.
+ */
+static int
+cred_account_in_use(struct rpc_call *call, const struct store_type *t,
+    const char *account, struct cb_error *err)
+{
+	int64_t	n = 0;
+	bool	dflt;
+	int	rc;
+
+	if ((rc = store_link_count(call->broker->store, t->uuid, account, &n,
+	    err)) != 0)
+		return rc;
+	dflt = strcmp(t->default_account, account) == 0;
+	if (n == 0 && !dflt)
+		return 0;
+	return cb_error_set(err, CB_ECONFLICT, "account '%s' of credential "
+	    "type '%s' has %lld link(s) and %s the type's default account; "
+	    "unlink it first or pass force", account, t->ident, (long long)n,
+	    dflt ? "is" : "is not");
+}
+
+/* cred.delete {type, user | account, force?} -> {} */
 int
 rpc_cred_delete(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
-	static const char *const keys[] = { "type", "user", NULL };
+	static const char *const keys[] = { "type", "user", "account",
+	    "force", NULL };
 	struct store_type	 t;
 	struct values		*vs;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cred_wait	*w;
 	char			*user = NULL;
+	char			 account[STORE_IDENT_MAX + 1];
+	bool			 force = false;
 	int			 rc;
 
 	memset(&t, 0, sizeof(t));
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
-	    (rc = rpc_cred_target(call, params, &t, &user, err)) != 0)
+	    (rc = proto_get_bool(params, "force", false, &force, err)) < 0 ||
+	    (rc = rpc_cred_target(call, params, &t, &user, account,
+	    err)) != 0)
 		goto done;
-	if ((w = cred_wait_new(call, &t, user, err)) == NULL) {
+	if (user != NULL && proto_map_get(params, "force") != NULL) {
+		rc = cb_error_set(err, CB_EBADREQ, "force applies to an "
+		    "account only");
+		goto done;
+	}
+	/* Links and the default stay with force: they name the account. */
+	if (user == NULL && !force &&
+	    (rc = cred_account_in_use(call, &t, account, err)) != 0)
+		goto done;
+	ref.type_uuid = t.uuid;
+	ref.user_uuid = user;
+	ref.account = user == NULL ? account : NULL;
+	ref.generation = t.generation;
+	if ((w = cred_wait_new(call, &t, user, ref.account, err)) == NULL) {
 		rc = -CB_EINTERNAL;
 		goto done;
 	}
 	vs = values_for(call->broker, &t);
-	ref.type_uuid = t.uuid;
-	ref.user_uuid = user;
-	ref.generation = t.generation;
 	if ((rc = vs->ops->del(vs, &ref, cred_delete_done, w, err)) != 0) {
 		free(w);
 		goto done;
 	}
 	rc = RPC_WAIT;
+done:
+	free(user);
+	store_type_free(&t);
+	return rc;
+}
+
+/* The account's value was looked up for cred.link: link the user to it. */
+static void
+cred_link_got(void *arg, int rc, const char *sealed, int64_t updated_at,
+    const struct cb_error *err)
+{
+	struct cred_wait	*w = arg;
+	struct broker		*b = w->call->broker;
+	struct cb_error		 e;
+	char			 ctx[SEALCTX_LINK_MAX];
+	char			*text = NULL;
+	int64_t			 now = (int64_t)time(NULL);
+
+	cb_error_clear(&e);
+	(void)sealed;
+	(void)updated_at;
+	if (rc == -CB_ENOTFOUND) {
+		rc = cb_error_set(&e, CB_ENOTFOUND, "account '%s' of "
+		    "credential type '%s' has no value; set it first",
+		    w->account, w->ident);
+		err = &e;
+	} else if (rc == 0) {
+		sealctx_link(ctx, sizeof(ctx), w->uuid, w->user);
+		if ((rc = keys_seal(b, ctx, (const uint8_t *)w->account,
+		    strlen(w->account), &text, &e)) == 0)
+			rc = store_link_set(b->store, w->uuid, w->user,
+			    w->account, text, now, &e);
+		if (rc == 0) {
+			msgpack_pack_map(&w->call->pk, 2);
+			proto_pack_kv_str(&w->call->pk, "account", w->account);
+			rpc_pack_kv_time(&w->call->pk, "updated_at", now);
+		}
+		err = &e;
+	}
+	free(text);
+	rpc_finish(w->call, rc, err);
+	free(w);
+}
+
+/* cred.link {type, user, account} -> {account, updated_at} */
+int
+rpc_cred_link(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", "user", "account", NULL };
+	struct store_type	 t;
+	struct values		*vs;
+	struct values_ref	 ref;
+	struct cred_wait	*w;
+	char			*user = NULL;
+	char			 account[STORE_IDENT_MAX + 1];
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_account(params, true, account, err)) != 0 ||
+	    (rc = rpc_cred_target(call, params, &t, &user, NULL, err)) != 0)
+		goto done;
+	if ((w = cred_wait_new(call, &t, user, account, err)) == NULL) {
+		rc = -CB_EINTERNAL;
+		goto done;
+	}
+	/* Only an account that has a value can be linked to. */
+	ref.type_uuid = t.uuid;
+	ref.user_uuid = NULL;
+	ref.account = w->account;
+	ref.generation = t.generation;
+	vs = values_for(call->broker, &t);
+	if ((rc = vs->ops->get(vs, &ref, cred_link_got, w, err)) != 0) {
+		free(w);
+		goto done;
+	}
+	rc = RPC_WAIT;
+done:
+	free(user);
+	store_type_free(&t);
+	return rc;
+}
+
+/* cred.unlink {type, user} -> {} */
+int
+rpc_cred_unlink(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", "user", NULL };
+	struct store_type	 t;
+	char			*user = NULL;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_cred_target(call, params, &t, &user, NULL, err)) != 0)
+		goto done;
+	rc = store_link_delete(call->broker->store, t.uuid, user, err);
+	if (rc == -CB_ENOTFOUND)
+		rc = cb_error_set(err, CB_ENOTFOUND, "user %s has no link "
+		    "for credential type '%s'", user, t.ident);
+	if (rc == 0)
+		msgpack_pack_map(&call->pk, 0);
 done:
 	free(user);
 	store_type_free(&t);

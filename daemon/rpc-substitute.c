@@ -14,7 +14,9 @@
  *	   that a request carrying a credential has no routing header
  *	   naming another destination
  *	3. resolve each referenced type, check its destinations against the
- *	   URL's origin, and fetch the sealed values (still sealed)
+ *	   URL's origin, and fetch the sealed values (still sealed): the
+ *	   subject's own value, else the account the subject is linked to,
+ *	   else the type's default account (SPEC 10)
  *	4. only now decrypt, bound the reply's size from the value lengths,
  *	   render, and pack the reply into a wiping buffer
  *	5. wipe every decrypted value and every rendered buffer
@@ -48,7 +50,7 @@
 /* msgpack framing of the reply around its strings: a generous bound. */
 #define SUB_REPLY_FIXED		256
 #define SUB_REPLY_PER_HEADER	16
-#define SUB_REPLY_PER_CRED	(32 + STORE_IDENT_MAX + TPL_ID_MAX)
+#define SUB_REPLY_PER_CRED	(64 + 2 * STORE_IDENT_MAX + TPL_ID_MAX)
 
 struct sub;
 
@@ -57,6 +59,8 @@ struct sub_cred {
 	struct sub		*sub;		/* for backend callbacks */
 	const struct comp_cred	*decl;
 	struct store_type	 type;
+	int			 source;	/* enum cred_source */
+	char			 account[STORE_IDENT_MAX + 1];
 	char			*sealed;	/* NULL when not set (dry run) */
 	struct secbuf		 plain;		/* decrypted, or the mask */
 };
@@ -339,6 +343,19 @@ static void	sub_got(void *, int, const char *, int64_t,
 		    const struct cb_error *);
 static void	sub_finish(struct sub *);
 
+/* The value c resolves to now: the subject's own, or c->account's. */
+static void
+sub_ref(const struct sub_cred *c, struct values_ref *ref)
+{
+	bool	acct = c->source == CRED_SOURCE_LINKED ||
+		    c->source == CRED_SOURCE_DEFAULT;
+
+	ref->type_uuid = c->type.uuid;
+	ref->user_uuid = acct ? NULL : c->sub->subject;
+	ref->account = acct ? c->account : NULL;
+	ref->generation = c->type.generation;
+}
+
 /*
  * Step 3: types, destinations, sealed values.  Every value is asked of
  * its type's backend, all at once, and the call goes on in sub_finish()
@@ -349,7 +366,7 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
 	struct store		*st = call->broker->store;
 	struct values		*v;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cb_error		 e;
 	size_t			 i;
 	int			 rc;
@@ -382,9 +399,7 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 		struct sub_cred *c = &s->creds[i];
 
 		v = values_for(call->broker, &c->type);
-		ref.type_uuid = c->type.uuid;
-		ref.user_uuid = s->subject;
-		ref.generation = c->type.generation;
+		sub_ref(c, &ref);
 		s->pending++;
 		if (v->ops->get(v, &ref, sub_got, c, &e) != 0)
 			sub_got(c, -e.code, NULL, 0, &e);
@@ -396,16 +411,53 @@ static void
 sub_got(void *arg, int rc, const char *sealed, int64_t updated_at,
     const struct cb_error *err)
 {
-	struct sub_cred	*c = arg;
-	struct sub	*s = c->sub;
+	struct sub_cred		*c = arg;
+	struct sub		*s = c->sub;
+	struct broker		*b = s->call->broker;
+	struct values		*v;
+	struct values_ref	 ref;
+	struct cb_error		 e;
 
 	(void)updated_at;
 	if (rc == 0 && (c->sealed = strdup(sealed)) == NULL)
 		rc = -CB_EINTERNAL;
-	if (rc == -CB_ENOTFOUND && !s->dry_run && s->rc == 0)
+	if (rc == 0 && c->source == CRED_SOURCE_NONE)
+		c->source = CRED_SOURCE_OWN;
+	if (rc == -CB_ENOTFOUND && c->source == CRED_SOURCE_NONE) {
+		/*
+		 * No value of the subject's own: the account they are
+		 * linked to, else the type's default account.  An account
+		 * without a value ends it there: nobody is silently given
+		 * other credentials than the ones chosen for them.
+		 */
+		rc = rpc_cred_bound(b, &c->type, s->subject, &c->source,
+		    c->account, &e);
+		if (rc == 0) {
+			v = values_for(b, &c->type);
+			sub_ref(c, &ref);
+			if (v->ops->get(v, &ref, sub_got, c, &e) == 0)
+				return;		/* same count */
+			rc = -e.code;
+		}
+		if (rc != -CB_ENOTFOUND)
+			err = &e;
+	}
+	if (rc == 0)
+		rpc_audit_source(s->call, c->type.ident,
+		    rpc_cred_source_name(c->source),
+		    c->account[0] != '\0' ? c->account : NULL);
+	if (rc == -CB_ENOTFOUND && !s->dry_run && s->rc == 0 &&
+	    c->source == CRED_SOURCE_NONE)
 		s->rc = cb_error_set(&s->err, CB_ENOTFOUND, "credential '%s' "
-		    "(type '%s') is not set for user %s", c->decl->id,
-		    c->type.ident, s->subject);
+		    "(type '%s') is not set for user %s: no own value, no "
+		    "link, no default account", c->decl->id, c->type.ident,
+		    s->subject);
+	else if (rc == -CB_ENOTFOUND && !s->dry_run && s->rc == 0)
+		s->rc = cb_error_set(&s->err, CB_ENOTFOUND, "credential '%s' "
+		    "(type '%s') is not set for user %s: no own value, and "
+		    "the %s account '%s' has no value", c->decl->id,
+		    c->type.ident, s->subject, c->source == CRED_SOURCE_LINKED ?
+		    "linked" : "default", c->account);
 	else if (rc != 0 && rc != -CB_ENOTFOUND && s->rc == 0) {
 		s->rc = rc;
 		if (err != NULL && err->code != 0)
@@ -423,7 +475,7 @@ sub_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 static int
 sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	char			 context[VALUES_CONTEXT_MAX];
 	size_t			 i;
 	int			 rc;
@@ -442,9 +494,7 @@ sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 				    "out of memory");
 			continue;
 		}
-		ref.type_uuid = c->type.uuid;
-		ref.user_uuid = s->subject;
-		ref.generation = c->type.generation;
+		sub_ref(c, &ref);
 		values_context(values_for(call->broker, &c->type), context,
 		    sizeof(context), &ref);
 		if ((rc = keys_open(call->broker, context, c->sealed,
@@ -602,9 +652,21 @@ sub_pack(struct rpc_call *call, struct sub *s)
 	proto_pack_cstr(pk, "used");
 	msgpack_pack_array(pk, s->ncreds);
 	for (i = 0; i < s->ncreds; i++) {
-		msgpack_pack_map(pk, s->dry_run ? 3 : 2);
+		const struct sub_cred *c = &s->creds[i];
+		const char *src = rpc_cred_source_name(c->source);
+		bool acct = c->account[0] != '\0';
+
+		msgpack_pack_map(pk, 3 + (acct ? 1 : 0) + (s->dry_run ? 1 : 0));
 		proto_pack_kv_str(pk, "id", s->creds[i].decl->id);
 		proto_pack_kv_str(pk, "type", s->creds[i].type.ident);
+		/* Where the value came from, never the value. */
+		proto_pack_cstr(pk, "source");
+		if (src != NULL)
+			proto_pack_cstr(pk, src);
+		else
+			msgpack_pack_nil(pk);
+		if (acct)
+			proto_pack_kv_str(pk, "account", c->account);
 		if (s->dry_run)
 			proto_pack_kv_bool(pk, "filled",
 			    s->creds[i].sealed != NULL);

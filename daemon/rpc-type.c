@@ -25,7 +25,7 @@ rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
 {
 	size_t	i;
 
-	msgpack_pack_map(pk, notice != NULL ? 10 : 8);
+	msgpack_pack_map(pk, notice != NULL ? 11 : 9);
 	proto_pack_kv_str(pk, "uuid", t->uuid);
 	proto_pack_kv_str(pk, "ident", t->ident);
 	proto_pack_kv_str(pk, "name", t->name);
@@ -38,6 +38,11 @@ rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
 		proto_pack_cstr(pk, t->destinations[i]);
 	rpc_pack_kv_time(pk, "created_at", t->created_at);
 	rpc_pack_kv_time(pk, "updated_at", t->updated_at);
+	proto_pack_cstr(pk, "default_account");
+	if (t->default_account[0] != '\0')
+		proto_pack_cstr(pk, t->default_account);
+	else
+		msgpack_pack_nil(pk);
 	if (notice != NULL) {
 		proto_pack_kv_str(pk, "notice", notice);
 		proto_pack_kv_int(pk, "removed", removed);
@@ -256,40 +261,168 @@ static const char *const rpc_type_notices[STORE_KINDS] = {
 	    "Vault removes them",
 };
 
-/* type.update {type, name?, description?, storage?, destinations?} */
-int
-rpc_type_update(struct rpc_call *call, const msgpack_object *params,
-    struct cb_error *err)
-{
-	static const char *const keys[] = { "type", "name", "description",
-	    "storage", "destinations", NULL };
+/*
+ * type.update, waiting (with default_account NAME) for the backend to say
+ * whether the account has a value.
+ */
+struct tupd_ctx {
+	struct rpc_call		*call;
 	struct store_type	 t;
-	const char		*notice = NULL;
-	int64_t			 removed = 0;
-	int			 rc, old_storage;
+	int			 old_storage;
+	int			 dflt;		/* TUPD_* */
+	char			 account[STORE_IDENT_MAX + 1];
+};
+#define TUPD_KEEP	0
+#define TUPD_SET	1
+#define TUPD_CLEAR	2
 
-	memset(&t, 0, sizeof(t));
-	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
-	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
-		goto done;
-	old_storage = t.storage;
-	if ((rc = rpc_type_fields(params, &t, err)) != 0)
-		goto done;
-	t.updated_at = (int64_t)time(NULL);
+static void
+tupd_free(struct tupd_ctx *x)
+{
+	store_type_free(&x->t);
+	free(x);
+}
+
+/* Store the update (and the default account), then pack the type. */
+static int
+tupd_apply(struct tupd_ctx *x, struct cb_error *err)
+{
+	struct broker	*b = x->call->broker;
+	const char	*notice = NULL;
+	char		 ctx[SEALCTX_LINK_MAX], *sealed = NULL;
+	int64_t		 removed = 0;
+	int		 rc;
+
+	x->t.updated_at = (int64_t)time(NULL);
 	/*
 	 * SPEC 4.3: values are not migrated, and none stored before the
 	 * change is ever visible through the type again: the db values are
 	 * deleted with the change, and the Vault ones are of an earlier
 	 * storage generation from now on, whether Vault is reachable or not.
 	 */
-	if ((rc = store_type_update_count(call->broker->store, &t, &removed,
+	if ((rc = store_type_update_count(b->store, &x->t, &removed,
 	    err)) != 0)
 		goto done;
-	if (t.storage != old_storage)
-		notice = rpc_type_notices[old_storage];
-	rpc_pack_type(&call->pk, &t, notice, removed);
+	/* SPEC 10: the default's name is sealed, like a link's. */
+	if (x->dflt == TUPD_SET) {
+		sealctx_default(ctx, sizeof(ctx), x->t.uuid);
+		if ((rc = keys_seal(b, ctx, (const uint8_t *)x->account,
+		    strlen(x->account), &sealed, err)) != 0 ||
+		    (rc = store_type_set_default(b->store, x->t.uuid,
+		    x->account, sealed, err)) != 0)
+			goto done;
+		memcpy(x->t.default_account, x->account,
+		    sizeof(x->t.default_account));
+	} else if (x->dflt == TUPD_CLEAR) {
+		if ((rc = store_type_set_default(b->store, x->t.uuid, NULL,
+		    NULL, err)) != 0)
+			goto done;
+		x->t.default_account[0] = '\0';
+	}
+	if (x->t.storage != x->old_storage)
+		notice = rpc_type_notices[x->old_storage];
+	rpc_pack_type(&x->call->pk, &x->t, notice, removed);
 done:
-	store_type_free(&t);
+	free(sealed);
+	return rc;
+}
+
+/* The backend answered whether the new default account has a value. */
+static void
+tupd_got(void *arg, int rc, const char *sealed, int64_t updated_at,
+    const struct cb_error *err)
+{
+	struct tupd_ctx	*x = arg;
+	struct cb_error	 e;
+
+	(void)sealed;
+	(void)updated_at;
+	cb_error_clear(&e);
+	if (rc == -CB_ENOTFOUND)
+		rc = cb_error_set(&e, CB_ENOTFOUND, "account '%s' of "
+		    "credential type '%s' has no value; set it first",
+		    x->account, x->t.ident);
+	else if (rc == 0)
+		rc = tupd_apply(x, &e);
+	else
+		e = *err;
+	rpc_finish(x->call, rc, &e);
+	tupd_free(x);
+}
+
+/*
+ * type.update {type, name?, description?, storage?, destinations?,
+ * default_account?}
+ */
+int
+rpc_type_update(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", "name", "description",
+	    "storage", "destinations", "default_account", NULL };
+	const msgpack_object	*d;
+	struct tupd_ctx		*x;
+	struct values		*v;
+	struct values_ref	 ref = { 0 };
+	struct cb_error		 why;
+	char			*name = NULL;
+	int			 rc;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	x->call = call;
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = rpc_type_lookup(call, params, &x->t, err)) != 0)
+		goto done;
+	x->old_storage = x->t.storage;
+	if ((rc = rpc_type_fields(params, &x->t, err)) != 0)
+		goto done;
+	d = proto_map_get(params, "default_account");
+	if (d != NULL && d->type == MSGPACK_OBJECT_NIL)
+		x->dflt = TUPD_CLEAR;
+	else if (d != NULL) {
+		if ((rc = proto_get_str(params, "default_account", true,
+		    &name, err)) != 0)
+			goto done;
+		if (!ids_ident_valid(name)) {
+			rc = cb_error_set(err, CB_EBADREQ, "default_account "
+			    "must be nil or an account name matching "
+			    "[a-z][a-z0-9_]{0,63}");
+			goto done;
+		}
+		memcpy(x->account, name, strlen(name) + 1);
+		x->dflt = TUPD_SET;
+	}
+	if (x->dflt != TUPD_SET) {
+		rc = tupd_apply(x, err);
+		goto done;
+	}
+	/*
+	 * Only an account that has a value can be the default: after a
+	 * change of storage, none has one yet.
+	 */
+	if (x->t.storage != x->old_storage) {
+		rc = cb_error_set(err, CB_EBADREQ, "default_account cannot "
+		    "be set in the call that changes the storage: no account "
+		    "has a value in the new storage yet");
+		goto done;
+	}
+	v = values_for(call->broker, &x->t);
+	if (!v->ops->usable(v, &why)) {
+		rc = cb_error_set(err, why.code, "credential type '%s' is "
+		    "stored in %s: %s", x->t.ident, v->ops->where, why.msg);
+		goto done;
+	}
+	ref.type_uuid = x->t.uuid;
+	ref.account = x->account;
+	ref.generation = x->t.generation;
+	if ((rc = v->ops->get(v, &ref, tupd_got, x, err)) != 0)
+		goto done;
+	free(name);
+	return RPC_WAIT;
+done:
+	free(name);
+	tupd_free(x);
 	return rc;
 }
 
@@ -305,6 +438,8 @@ struct tdel_ctx {
 	struct values	*v;
 	char		 uuid[STORE_UUID_LEN + 1];
 	char		 ident[STORE_IDENT_MAX + 1];
+	int64_t		 generation;
+	size_t		 users;		/* users' values found */
 	bool		 force;
 };
 
@@ -330,18 +465,21 @@ tdel_cleared(void *arg, int rc, int64_t n, const struct cb_error *err)
 	tdel_end(arg, rc, rc != 0 ? err : NULL);
 }
 
+/* The accounts' values are listed too: the users' values counted. */
 static void
-tdel_listed(void *arg, int rc, char *const *users, size_t n,
-    const struct cb_error *err)
+tdel_accounts(void *arg, int rc, char *const *names,
+    const int64_t *updated_at, size_t n, const struct cb_error *err)
 {
 	struct tdel_ctx	*x = arg;
 	struct cb_error	 e;
 
-	(void)users;
+	(void)names;
+	(void)updated_at;
 	if (rc != 0) {
 		tdel_end(x, rc, err);
 		return;
 	}
+	n += x->users;
 	if (n > 0 && !x->force) {
 		rc = cb_error_set(&e, CB_ECONFLICT, "credential type '%s' "
 		    "still has %zu value(s) in %s; clear it first or pass "
@@ -354,6 +492,25 @@ tdel_listed(void *arg, int rc, char *const *users, size_t n,
 		return;
 	}
 	if ((rc = x->v->ops->clear(x->v, x->uuid, tdel_cleared, x, &e)) != 0)
+		tdel_end(x, rc, &e);
+}
+
+static void
+tdel_listed(void *arg, int rc, char *const *users, size_t n,
+    const struct cb_error *err)
+{
+	struct tdel_ctx	*x = arg;
+	struct cb_error	 e;
+
+	(void)users;
+	if (rc != 0) {
+		tdel_end(x, rc, err);
+		return;
+	}
+	/* Accounts' values (SPEC 10) count like users'. */
+	x->users = n;
+	if ((rc = x->v->ops->list_accounts(x->v, x->uuid, x->generation,
+	    tdel_accounts, x, &e)) != 0)
 		tdel_end(x, rc, &e);
 }
 
@@ -375,7 +532,10 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 	    (rc = proto_get_bool(params, "force", false, &force, err)) < 0 ||
 	    (rc = rpc_type_lookup(call, params, &t, err)) != 0)
 		goto done;
-	/* Rows in the database go with the type, whatever its storage. */
+	/*
+	 * Rows in the database (users' and accounts' values) go with the
+	 * type, whatever its storage.
+	 */
 	if ((rc = store_value_count(call->broker->store, t.uuid, &n,
 	    err)) != 0)
 		goto done;
@@ -399,6 +559,7 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 	x->call = call;
 	x->v = v;
 	x->force = force;
+	x->generation = t.generation;
 	memcpy(x->uuid, t.uuid, sizeof(x->uuid));
 	memcpy(x->ident, t.ident, sizeof(x->ident));
 	if ((rc = v->ops->list_users(v, t.uuid, tdel_listed, x, err)) != 0) {
@@ -411,17 +572,32 @@ done:
 	return rc;
 }
 
-/* The backend cleared the type: answer type.clear. */
+/* type.clear waiting on its backend. */
+struct clear_ctx {
+	struct rpc_call	*call;
+	char		 uuid[STORE_UUID_LEN + 1];
+};
+
+/*
+ * The backend cleared the type's values (users' and accounts'): remove
+ * its links and its default (SPEC 10), then answer type.clear.
+ */
 static void
 clear_done(void *arg, int rc, int64_t removed, const struct cb_error *err)
 {
-	struct rpc_call	*call = arg;
+	struct clear_ctx	*x = arg;
+	struct rpc_call		*call = x->call;
+	struct cb_error		 e;
 
+	if (rc == 0 && (rc = store_links_clear(call->broker->store, x->uuid,
+	    NULL, &e)) != 0)
+		err = &e;
 	if (rc == 0) {
 		msgpack_pack_map(&call->pk, 1);
 		proto_pack_kv_int(&call->pk, "removed", removed);
 	}
 	rpc_finish(call, rc, err);
+	free(x);
 }
 
 /*
@@ -435,6 +611,7 @@ rpc_type_clear(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "type", NULL };
 	struct store_type	 t;
+	struct clear_ctx	*x = NULL;
 	struct values		*v;
 	int			 rc;
 
@@ -447,8 +624,16 @@ rpc_type_clear(struct rpc_call *call, const msgpack_object *params,
 		rc = -err->code;
 		goto done;
 	}
-	if ((rc = v->ops->clear(v, t.uuid, clear_done, call, err)) != 0)
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
+	}
+	x->call = call;
+	memcpy(x->uuid, t.uuid, sizeof(x->uuid));
+	if ((rc = v->ops->clear(v, t.uuid, clear_done, x, err)) != 0) {
+		free(x);
+		goto done;
+	}
 	rc = RPC_WAIT;
 done:
 	store_type_free(&t);

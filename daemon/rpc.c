@@ -42,6 +42,8 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_CRED_SET] =	rpc_cred_set,
 	[CB_M_CRED_STATUS] =	rpc_cred_status,
 	[CB_M_CRED_DELETE] =	rpc_cred_delete,
+	[CB_M_CRED_LINK] =	rpc_cred_link,
+	[CB_M_CRED_UNLINK] =	rpc_cred_unlink,
 	[CB_M_SUBSTITUTE] =	rpc_substitute,
 	[CB_M_VAULT_GET] =	rpc_vault_get,
 	[CB_M_VAULT_SET] =	rpc_vault_set,
@@ -94,6 +96,31 @@ rpc_audit(struct rpc_call *call, const char *type, const char *user)
 		    type, true);
 }
 
+void
+rpc_audit_source(struct rpc_call *call, const char *ident,
+    const char *source, const char *account)
+{
+	char	item[2 * STORE_IDENT_MAX + 16];
+	char	list[sizeof(call->audit_sources) + 2];
+	size_t	n = strlen(call->audit_sources);
+
+	if (!ids_ident_valid(ident) || (account != NULL &&
+	    !ids_ident_valid(account)))
+		return;
+	snprintf(item, sizeof(item), ",%s/%s%s%s,", ident, source,
+	    account != NULL ? "/" : "", account != NULL ? account : "");
+	/* Once per type and source, however many ids use it. */
+	snprintf(list, sizeof(list), ",%s,", call->audit_sources);
+	if (strstr(list, item) != NULL)
+		return;
+	item[strlen(item) - 1] = '\0';
+	/* Whole items only: a cut one would name another account. */
+	if (n + strlen(item) + 1 > sizeof(call->audit_sources))
+		return;
+	snprintf(call->audit_sources + n, sizeof(call->audit_sources) - n,
+	    "%s", n > 0 ? item : item + 1);
+}
+
 /*
  * Log the audit line of a call that reads or changes credentials, and
  * append it to the audit file (audit.c).
@@ -102,12 +129,14 @@ static void
 rpc_audit_log(struct broker *b, const struct rpc_call *call,
     const struct peer *peer, const char *outcome)
 {
-	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s "
+	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s%s%s "
 	    "outcome=%s ms=%" PRIu64, cb_methods[call->method].name,
 	    (unsigned)peer->uid, (int)peer->pid,
 	    call->audit_subject[0] ? call->audit_subject : "-",
 	    call->audit_types[0] ? call->audit_types : "-",
-	    call->audit_keys[0] ? " keys=" : "", call->audit_keys, outcome,
+	    call->audit_keys[0] ? " keys=" : "", call->audit_keys,
+	    call->audit_sources[0] ? " sources=" : "", call->audit_sources,
+	    outcome,
 	    uv_now(b->loop) - call->start_ms);
 	audit_write(b, call, peer, outcome);
 }

@@ -30,6 +30,39 @@ sealctx_value(char *buf, size_t sz, const char *type_uuid,
 		snprintf(buf, sz, "%s/%s", type_uuid, user_uuid);
 }
 
+/*
+ * An account's value: the "account" part cannot be a user uuid, so no
+ * user's value and no account's value share a context.
+ */
+void
+sealctx_account(char *buf, size_t sz, const char *type_uuid,
+    const char *name, int64_t generation)
+{
+	if (generation != 0)
+		snprintf(buf, sz, "%s/account/%s/%lld", type_uuid, name,
+		    (long long)generation);
+	else
+		snprintf(buf, sz, "%s/account/%s", type_uuid, name);
+}
+
+/*
+ * A link's or a default's sealed text is the account's name, bound to
+ * the type and the user (or to the type's default): a sealed name copied
+ * to another row does not open there.
+ */
+void
+sealctx_link(char *buf, size_t sz, const char *type_uuid,
+    const char *user_uuid)
+{
+	snprintf(buf, sz, "link/%s/%s", type_uuid, user_uuid);
+}
+
+void
+sealctx_default(char *buf, size_t sz, const char *type_uuid)
+{
+	snprintf(buf, sz, "default/%s", type_uuid);
+}
+
 char *
 sealctx_vault_id(const char *key, const char *url, const char *ns,
     const char *ca_file, bool bound)

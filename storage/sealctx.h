@@ -14,8 +14,8 @@
 
 #include "store.h"
 
-/* Room for the context of a value, NUL included. */
-#define SEALCTX_VALUE_MAX	(2 * STORE_UUID_LEN + 24)
+/* Room for the context of a user's or an account's value, NUL included. */
+#define SEALCTX_VALUE_MAX	(2 * STORE_UUID_LEN + STORE_IDENT_MAX + 32)
 
 /*
  * Context of a credential value: "<type_uuid>/<user_uuid>", followed by
@@ -36,6 +36,24 @@ void	 sealctx_value(char *buf, size_t sz, const char *type_uuid,
  */
 char	*sealctx_vault_id(const char *key, const char *url, const char *ns,
 	    const char *ca_file, bool bound);
+
+/*
+ * Context of an account's value (SPEC 10): "<type_uuid>/account/<name>",
+ * followed by "/<generation>" on the same rule as sealctx_value.  No user
+ * uuid is "account", so no value of a user has this context.
+ */
+void	 sealctx_account(char *buf, size_t sz, const char *type_uuid,
+	    const char *name, int64_t generation);
+/*
+ * Context of a user's link to an account: "link/<type_uuid>/<user_uuid>";
+ * of a type's default account: "default/<type_uuid>".  The sealed text
+ * of a link or a default is the account's name, so that whoever can write
+ * the database cannot point a user at another account's credentials.
+ */
+#define SEALCTX_LINK_MAX	(2 * STORE_UUID_LEN + 8)
+void	 sealctx_link(char *buf, size_t sz, const char *type_uuid,
+	    const char *user_uuid);
+void	 sealctx_default(char *buf, size_t sz, const char *type_uuid);
 
 /*
  * Context of a key pair's private key: "keypair/<ident>/<version>"; of a

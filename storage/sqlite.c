@@ -116,6 +116,34 @@ static const char *const store_migrations[] = {
 	"  created_at INTEGER NOT NULL,"
 	"  PRIMARY KEY (ident, version)"
 	") WITHOUT ROWID;",
+	/*
+	 * 3 -> 4: technical accounts (SPEC 10).  An account's value of a
+	 * db-stored type lives in credaccounts.  Links and the default are
+	 * kept here whatever the type's storage; each holds the account's
+	 * name in clear (counts, listings) and sealed (what resolution
+	 * trusts), so that writing the database cannot point a user at
+	 * another account.
+	 */
+	"CREATE TABLE credaccounts ("
+	"  type_uuid TEXT NOT NULL REFERENCES types(uuid) ON DELETE CASCADE,"
+	"  name TEXT NOT NULL,"
+	"  sealed TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (type_uuid, name)"
+	") WITHOUT ROWID;"
+	"CREATE TABLE credlinks ("
+	"  type_uuid TEXT NOT NULL REFERENCES types(uuid) ON DELETE CASCADE,"
+	"  user_uuid TEXT NOT NULL,"
+	"  account TEXT NOT NULL,"
+	"  sealed TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (type_uuid, user_uuid)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX credlinks_account ON credlinks(type_uuid, account);"
+	"CREATE INDEX credlinks_user ON credlinks(user_uuid);"
+	"ALTER TABLE types ADD COLUMN default_account TEXT NOT NULL"
+	"  DEFAULT '';"
+	"ALTER TABLE types ADD COLUMN default_sealed TEXT;",
 };
 
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
@@ -162,13 +190,32 @@ enum store_stmt {
 	STMT_PEERKEY_DELETE,
 	STMT_PEERKEY_RESEAL,
 	STMT_KEY_SCAN,
+	STMT_ACCOUNT_SET,
+	STMT_ACCOUNT_GET,
+	STMT_ACCOUNT_DELETE,
+	STMT_ACCOUNT_CLEAR,
+	STMT_ACCOUNT_LIST,
+	STMT_ACCOUNT_SCAN,
+	STMT_ACCOUNT_RESEAL,
+	STMT_ACCOUNT_COUNT_ALL,
+	STMT_LINK_SET,
+	STMT_LINK_GET,
+	STMT_LINK_DELETE,
+	STMT_LINK_COUNT,
+	STMT_LINK_LIST,
+	STMT_LINK_LIST_USER,
+	STMT_LINK_CLEAR,
+	STMT_LINK_RESEAL,
+	STMT_TYPE_SET_DEFAULT,
+	STMT_DEFAULT_RESEAL,
+	STMT_BIND_SCAN,
 	STMT__COUNT
 };
 
 /* Column order read by type_from_row(). */
 #define TYPE_COLUMNS \
 	"uuid, ident, name, description, storage, destinations, " \
-	"created_at, updated_at, generation"
+	"created_at, updated_at, generation, default_account, default_sealed"
 
 static const char *const store_sql[STMT__COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -181,7 +228,7 @@ static const char *const store_sql[STMT__COUNT] = {
 	    " ON CONFLICT (id) DO UPDATE SET kcv = excluded.kcv",
 	[STMT_TYPE_INSERT] =
 	    "INSERT INTO types (" TYPE_COLUMNS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '', NULL)",
 	/* BINARY collation: the order strcmp() gives (store_types_find). */
 	[STMT_TYPE_LIST] =
 	    "SELECT " TYPE_COLUMNS " FROM types ORDER BY ident",
@@ -200,8 +247,10 @@ static const char *const store_sql[STMT__COUNT] = {
 	    " WHERE type_uuid = ?1 AND user_uuid = ?2",
 	[STMT_VALUE_DELETE] =
 	    "DELETE FROM credvalues WHERE type_uuid = ?1 AND user_uuid = ?2",
+	/* Users' and accounts' values alike. */
 	[STMT_VALUE_COUNT] =
-	    "SELECT count(*) FROM credvalues WHERE type_uuid = ?1",
+	    "SELECT (SELECT count(*) FROM credvalues WHERE type_uuid = ?1)"
+	    " + (SELECT count(*) FROM credaccounts WHERE type_uuid = ?1)",
 	[STMT_VALUE_CLEAR] = "DELETE FROM credvalues WHERE type_uuid = ?1",
 	/* Only types whose storage is db now: see store_value_list_user(). */
 	[STMT_VALUE_LIST_TYPE] =
@@ -281,6 +330,65 @@ static const char *const store_sql[STMT__COUNT] = {
 	    "SELECT 0, ident, version, sealed FROM keypair_versions"
 	    " UNION ALL"
 	    " SELECT 1, ident, version, sealed FROM peerkeys"
+	    " ORDER BY 1, 2, 3",
+	[STMT_ACCOUNT_SET] =
+	    "INSERT INTO credaccounts (type_uuid, name, sealed, updated_at)"
+	    " VALUES (?1, ?2, ?3, ?4)"
+	    " ON CONFLICT (type_uuid, name) DO UPDATE"
+	    " SET sealed = excluded.sealed, updated_at = excluded.updated_at",
+	[STMT_ACCOUNT_GET] =
+	    "SELECT sealed, updated_at FROM credaccounts"
+	    " WHERE type_uuid = ?1 AND name = ?2",
+	[STMT_ACCOUNT_DELETE] =
+	    "DELETE FROM credaccounts WHERE type_uuid = ?1 AND name = ?2",
+	[STMT_ACCOUNT_CLEAR] = "DELETE FROM credaccounts WHERE type_uuid = ?1",
+	[STMT_ACCOUNT_LIST] =
+	    "SELECT name, updated_at FROM credaccounts WHERE type_uuid = ?1"
+	    " ORDER BY name",
+	[STMT_ACCOUNT_SCAN] =
+	    "SELECT type_uuid, name, sealed FROM credaccounts"
+	    " ORDER BY type_uuid, name",
+	[STMT_ACCOUNT_RESEAL] =
+	    "UPDATE credaccounts SET sealed = ?3"
+	    " WHERE type_uuid = ?1 AND name = ?2",
+	[STMT_ACCOUNT_COUNT_ALL] = "SELECT count(*) FROM credaccounts",
+	[STMT_LINK_SET] =
+	    "INSERT INTO credlinks (type_uuid, user_uuid, account, sealed,"
+	    " updated_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+	    " ON CONFLICT (type_uuid, user_uuid) DO UPDATE"
+	    " SET account = excluded.account, sealed = excluded.sealed,"
+	    " updated_at = excluded.updated_at",
+	[STMT_LINK_GET] =
+	    "SELECT user_uuid, account, sealed, updated_at FROM credlinks"
+	    " WHERE type_uuid = ?1 AND user_uuid = ?2",
+	[STMT_LINK_DELETE] =
+	    "DELETE FROM credlinks WHERE type_uuid = ?1 AND user_uuid = ?2",
+	[STMT_LINK_COUNT] =
+	    "SELECT count(*) FROM credlinks WHERE type_uuid = ?1"
+	    " AND account = ?2",
+	[STMT_LINK_LIST] =
+	    "SELECT user_uuid, account, sealed, updated_at FROM credlinks"
+	    " WHERE type_uuid = ?1 ORDER BY account, user_uuid",
+	[STMT_LINK_LIST_USER] =
+	    "SELECT user_uuid, account, sealed, updated_at, type_uuid"
+	    " FROM credlinks WHERE user_uuid = ?1 ORDER BY type_uuid",
+	[STMT_LINK_CLEAR] = "DELETE FROM credlinks WHERE type_uuid = ?1",
+	[STMT_LINK_RESEAL] =
+	    "UPDATE credlinks SET sealed = ?3"
+	    " WHERE type_uuid = ?1 AND user_uuid = ?2",
+	/* ?2 '' and ?3 NULL: no default. */
+	[STMT_TYPE_SET_DEFAULT] =
+	    "UPDATE types SET default_account = ?2, default_sealed = ?3"
+	    " WHERE uuid = ?1",
+	[STMT_DEFAULT_RESEAL] =
+	    "UPDATE types SET default_sealed = ?2"
+	    " WHERE uuid = ?1 AND default_sealed IS NOT NULL",
+	/* Links, then defaults (user ''), each in key order. */
+	[STMT_BIND_SCAN] =
+	    "SELECT 0, type_uuid, user_uuid, sealed FROM credlinks"
+	    " UNION ALL"
+	    " SELECT 1, uuid, '', default_sealed FROM types"
+	    " WHERE default_sealed IS NOT NULL"
 	    " ORDER BY 1, 2, 3",
 };
 
@@ -968,7 +1076,16 @@ type_from_row(struct store *st, sqlite3_stmt *s, struct store_type *t,
 	t->created_at = sqlite3_column_int64(s, 6);
 	t->updated_at = sqlite3_column_int64(s, 7);
 	t->generation = sqlite3_column_int64(s, 8);
-	if ((t->name = col_dup(s, 2)) == NULL ||
+	if (strlen(col_text(s, 9)) > STORE_IDENT_MAX) {
+		memset(t, 0, sizeof(*t));
+		return cb_error_set(err, CB_EINTERNAL,
+		    "database %s holds a malformed credential type", st->path);
+	}
+	snprintf(t->default_account, sizeof(t->default_account), "%s",
+	    col_text(s, 9));
+	if ((sqlite3_column_type(s, 10) != SQLITE_NULL &&
+	    (t->default_sealed = col_dup(s, 10)) == NULL) ||
+	    (t->name = col_dup(s, 2)) == NULL ||
 	    (t->description = col_dup(s, 3)) == NULL ||
 	    sqlite_dest_split(col_text(s, 5), &t->destinations,
 	    &t->ndestinations) == -1) {
@@ -1038,7 +1155,10 @@ type_copy(struct store_type *dst, const struct store_type *src,
 	*dst = *src;
 	dst->name = dst->description = NULL;
 	dst->destinations = NULL;
-	if ((dst->name = strdup(src->name)) == NULL ||
+	dst->default_sealed = NULL;
+	if ((src->default_sealed != NULL &&
+	    (dst->default_sealed = strdup(src->default_sealed)) == NULL) ||
+	    (dst->name = strdup(src->name)) == NULL ||
 	    (dst->description = strdup(src->description != NULL ?
 	    src->description : "")) == NULL ||
 	    (dst->destinations = calloc(src->ndestinations + 1,
@@ -1202,6 +1322,9 @@ store_types_insert(struct store *st, const struct store_type *t)
 		return;
 	}
 	e->t.generation = 0;
+	e->t.default_account[0] = '\0';
+	free(e->t.default_sealed);
+	e->t.default_sealed = NULL;
 	memmove(&st->by_ident[i + 1], &st->by_ident[i],
 	    (st->ntypes - i) * sizeof(*st->by_ident));
 	st->by_ident[i] = e;
@@ -1233,6 +1356,12 @@ store_types_replace(struct store *st, const struct store_type *t,
 	memcpy(c.ident, st->by_uuid[u]->t.ident, sizeof(c.ident));
 	c.created_at = st->by_uuid[u]->t.created_at;
 	c.generation = generation;
+	/* The default is set only by store_type_set_default. */
+	memcpy(c.default_account, st->by_uuid[u]->t.default_account,
+	    sizeof(c.default_account));
+	free(c.default_sealed);
+	c.default_sealed = st->by_uuid[u]->t.default_sealed;
+	st->by_uuid[u]->t.default_sealed = NULL;
 	store_type_free(&st->by_uuid[u]->t);
 	st->by_uuid[u]->t = c;
 }
@@ -1359,6 +1488,44 @@ done:
 	return 0;
 }
 
+/* Run a statement deleting by type uuid (?1); *n (if not NULL) rows. */
+static int
+store_by_type(struct store *st, enum store_stmt which, const char *type_uuid,
+    int64_t *n, const char *what, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[which];
+	int		 rc, ret = 0;
+
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, what, err);
+	else if (n != NULL)
+		*n = sqlite3_changes(st->db);
+	stmt_done(s);
+	return ret;
+}
+
+/*
+ * Inside a transaction: delete the users' and the accounts' values of a
+ * type; *n (if not NULL) counts both.
+ */
+static int
+store_clear_values(struct store *st, const char *type_uuid, int64_t *n,
+    const char *what, struct cb_error *err)
+{
+	int64_t	users = 0, accounts = 0;
+	int	ret;
+
+	if ((ret = store_by_type(st, STMT_VALUE_CLEAR, type_uuid, &users,
+	    what, err)) != 0 ||
+	    (ret = store_by_type(st, STMT_ACCOUNT_CLEAR, type_uuid,
+	    &accounts, what, err)) != 0)
+		return ret;
+	if (n != NULL)
+		*n = users + accounts;
+	return 0;
+}
+
 /* Replace the mutable fields of type t->uuid; uuid, ident, created_at stay. */
 int
 store_type_update(struct store *st, const struct store_type *t,
@@ -1422,14 +1589,12 @@ store_type_update_count(struct store *st, const struct store_type *t,
 	if (ret != 0 || !moved)
 		goto commit;
 
-	s = st->stmt[STMT_VALUE_CLEAR];
-	if ((rc = bind_text(s, 1, t->uuid)) != SQLITE_OK ||
-	    (rc = sqlite3_step(s)) != SQLITE_DONE)
-		ret = store_dberr(st, rc, "delete values of the old storage",
-		    err);
-	else
-		n = sqlite3_changes(st->db);
-	stmt_done(s);
+	/*
+	 * Users' and accounts' values alike; links and the default stay
+	 * (they are names, and resolve again once values are set).
+	 */
+	ret = store_clear_values(st, t->uuid, &n,
+	    "delete values of the old storage", err);
 commit:
 	if (ret == 0 && (ret = store_commit(st, err)) == 0) {
 		store_types_replace(st, t, generation);
@@ -1462,12 +1627,10 @@ store_type_delete(struct store *st, const char *uuid, struct cb_error *err)
 	if ((ret = store_begin(st, err)) != 0)
 		return ret;
 
-	s = st->stmt[STMT_VALUE_CLEAR];
-	if ((rc = bind_text(s, 1, uuid)) != SQLITE_OK ||
-	    (rc = sqlite3_step(s)) != SQLITE_DONE)
-		ret = store_dberr(st, rc, "delete type values", err);
-	stmt_done(s);
-	if (ret != 0)
+	if ((ret = store_clear_values(st, uuid, NULL, "delete type values",
+	    err)) != 0 ||
+	    (ret = store_by_type(st, STMT_LINK_CLEAR, uuid, NULL,
+	    "delete type links", err)) != 0)
 		goto done;
 
 	s = st->stmt[STMT_TYPE_DELETE];
@@ -1502,6 +1665,7 @@ store_type_free(struct store_type *t)
 		return;
 	free(t->name);
 	free(t->description);
+	free(t->default_sealed);
 	if (t->destinations != NULL) {
 		for (i = 0; t->destinations[i] != NULL; i++)
 			free(t->destinations[i]);
@@ -1654,20 +1818,22 @@ int
 store_value_clear(struct store *st, const char *type_uuid,
     int64_t *removed, struct cb_error *err)
 {
-	sqlite3_stmt	*s = store_write_stmt(st, STMT_VALUE_CLEAR);
-	int		 rc, ret = 0;
+	int64_t	n = 0;
+	int	ret;
 
 	*removed = 0;
 	if (!ids_uuid_valid(type_uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
-	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
-	    (rc = sqlite3_step(s)) != SQLITE_DONE)
-		ret = store_dberr(st, rc, "clear values", err);
-	else
-		*removed = sqlite3_changes(st->db);
-	stmt_done(s);
-	return ret;
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+	if ((ret = store_clear_values(st, type_uuid, &n, "clear values",
+	    err)) != 0 || (ret = store_commit(st, err)) != 0) {
+		store_rollback(st);
+		return ret;
+	}
+	*removed = n;
+	return 0;
 }
 
 /* The users holding a db value of a type, in uuid order. */
@@ -2009,6 +2175,14 @@ store_value_count_all(struct store *st, int64_t *n, struct cb_error *err)
 	*n = 0;
 	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
 		*n = sqlite3_column_int64(s, 0);
+	else
+		ret = store_dberr(st, rc, "count values", err);
+	stmt_done(s);
+	if (ret != 0)
+		return ret;
+	s = st->stmt[STMT_ACCOUNT_COUNT_ALL];
+	if ((rc = sqlite3_step(s)) == SQLITE_ROW)
+		*n += sqlite3_column_int64(s, 0);
 	else
 		ret = store_dberr(st, rc, "count values", err);
 	stmt_done(s);
@@ -2652,6 +2826,776 @@ done:
 
 void
 store_keyrows_free(struct store_keyrow *rows, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; rows != NULL && i < n; i++)
+		free(rows[i].sealed);
+	free(rows);
+}
+
+/*
+ * Technical accounts (SPEC 10): accounts' values of db-stored types, and
+ * the links and defaults of every type.
+ */
+
+/* Check a (type uuid, account name) pair given by a caller. */
+static int
+account_check_ids(const char *type_uuid, const char *name,
+    struct cb_error *err)
+{
+	if (!ids_uuid_valid(type_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if (name == NULL || !ids_ident_valid(name))
+		return cb_error_set(err, CB_EBADREQ, "invalid account name "
+		    "(must match [a-z][a-z0-9_]{0,63})");
+	return 0;
+}
+
+int
+store_account_set(struct store *st, const char *type_uuid, const char *name,
+    const char *sealed, int64_t updated_at, struct cb_error *err)
+{
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_ACCOUNT_SET);
+	int		 rc, ret;
+
+	if ((ret = account_check_ids(type_uuid, name, err)) != 0)
+		return ret;
+	if (sealed == NULL || *sealed == '\0')
+		return cb_error_set(err, CB_EINTERNAL, "empty sealed value");
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, name)) != SQLITE_OK ||
+	    (rc = bind_text(s, 3, sealed)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 4, updated_at)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "set account value", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", type_uuid);
+	else if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "set account value", err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+int
+store_account_get(struct store *st, const char *type_uuid, const char *name,
+    char **sealed, int64_t *updated_at, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_ACCOUNT_GET];
+	int		 rc, ret;
+
+	*sealed = NULL;
+	if ((ret = account_check_ids(type_uuid, name, err)) != 0)
+		return ret;
+	store_hold_read(st);
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, name)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "get account value", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW) {
+		if ((*sealed = col_dup(s, 0)) == NULL)
+			ret = store_nomem(err);
+		else if (updated_at != NULL)
+			*updated_at = sqlite3_column_int64(s, 1);
+	} else if (rc == SQLITE_DONE)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "no value set for credential type %s and account '%s'",
+		    type_uuid, name);
+	else
+		ret = store_dberr(st, rc, "get account value", err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+int
+store_account_delete(struct store *st, const char *type_uuid,
+    const char *name, struct cb_error *err)
+{
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_ACCOUNT_DELETE);
+	int		 rc, ret;
+
+	if ((ret = account_check_ids(type_uuid, name, err)) != 0)
+		return ret;
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, name)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "delete account value", err);
+	else if (sqlite3_changes(st->db) == 0)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "no value set for credential type %s and account '%s'",
+		    type_uuid, name);
+	stmt_done(s);
+	return ret;
+}
+
+int
+store_account_list(struct store *st, const char *type_uuid, char ***names,
+    int64_t **updated, size_t *n, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_ACCOUNT_LIST];
+	char		**v = NULL, **nv;
+	int64_t		*u = NULL, *nu;
+	size_t		 len = 0, cap = 0;
+	int		 rc, ret = 0;
+
+	*names = NULL;
+	*updated = NULL;
+	*n = 0;
+	if (!ids_uuid_valid(type_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	store_hold_read(st);
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "list accounts", err);
+		goto done;
+	}
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len + 1 >= cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			v = nv;
+			if ((nu = reallocarray(u, cap, sizeof(*u))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			u = nu;
+		}
+		if ((v[len] = col_dup(s, 0)) == NULL) {
+			ret = store_nomem(err);
+			goto done;
+		}
+		u[len] = sqlite3_column_int64(s, 1);
+		v[++len] = NULL;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "list accounts", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		store_account_list_free(v, u, len);
+		return ret;
+	}
+	*names = v;
+	*updated = u;
+	*n = len;
+	return 0;
+}
+
+void
+store_account_list_free(char **names, int64_t *updated, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; names != NULL && i < n; i++)
+		free(names[i]);
+	free(names);
+	free(updated);
+}
+
+int
+store_account_scan(struct store *st, struct store_accountrow **out,
+    size_t *n, struct cb_error *err)
+{
+	sqlite3_stmt		*s = st->stmt[STMT_ACCOUNT_SCAN];
+	struct store_accountrow	*v = NULL, *nv;
+	const char		*t, *name;
+	size_t			 len = 0, cap = 0;
+	int			 rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			v = nv;
+		}
+		t = col_text(s, 0);
+		name = col_text(s, 1);
+		if (strlen(t) != STORE_UUID_LEN ||
+		    strlen(name) > STORE_IDENT_MAX) {
+			ret = cb_error_set(err, CB_EINTERNAL, "database %s "
+			    "holds a malformed account row", st->path);
+			goto done;
+		}
+		memset(&v[len], 0, sizeof(v[len]));
+		memcpy(v[len].type_uuid, t, STORE_UUID_LEN + 1);
+		memcpy(v[len].name, name, strlen(name) + 1);
+		if ((v[len].sealed = col_dup(s, 2)) == NULL) {
+			ret = store_nomem(err);
+			goto done;
+		}
+		len++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "scan accounts", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		store_accountrows_free(v, len);
+		return ret;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+void
+store_accountrows_free(struct store_accountrow *rows, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; rows != NULL && i < n; i++)
+		free(rows[i].sealed);
+	free(rows);
+}
+
+/*
+ * The same as store_value_reseal, with accounts' rows too: a row deleted
+ * meanwhile is simply not updated.
+ */
+int
+store_value_reseal_all(struct store *st, const struct store_row *rows,
+    size_t n, const struct store_accountrow *arows, size_t na,
+    const char *key, const char *val, struct cb_error *err)
+{
+	sqlite3_stmt	*s;
+	size_t		 i;
+	int		 rc, ret;
+
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+	s = st->stmt[STMT_VALUE_RESEAL];
+	for (i = 0; i < n; i++) {
+		if (rows[i].sealed == NULL)
+			continue;
+		if ((rc = bind_text(s, 1, rows[i].type_uuid)) != SQLITE_OK ||
+		    (rc = bind_text(s, 2, rows[i].user_uuid)) != SQLITE_OK ||
+		    (rc = bind_text(s, 3, rows[i].sealed)) != SQLITE_OK ||
+		    (rc = sqlite3_step(s)) != SQLITE_DONE)
+			ret = store_dberr(st, rc, "re-seal value", err);
+		stmt_done(s);
+		if (ret != 0)
+			goto done;
+	}
+	s = st->stmt[STMT_ACCOUNT_RESEAL];
+	for (i = 0; i < na; i++) {
+		if (arows[i].sealed == NULL)
+			continue;
+		if ((rc = bind_text(s, 1, arows[i].type_uuid)) != SQLITE_OK ||
+		    (rc = bind_text(s, 2, arows[i].name)) != SQLITE_OK ||
+		    (rc = bind_text(s, 3, arows[i].sealed)) != SQLITE_OK ||
+		    (rc = sqlite3_step(s)) != SQLITE_DONE)
+			ret = store_dberr(st, rc, "re-seal account value",
+			    err);
+		stmt_done(s);
+		if (ret != 0)
+			goto done;
+	}
+	if (key != NULL && (ret = store_setting_set(st, key, val, err)) != 0)
+		goto done;
+	ret = store_commit(st, err);
+done:
+	if (ret != 0)
+		store_rollback(st);
+	return ret;
+}
+
+/* Check a (type uuid, user uuid) pair of a link. */
+static int
+link_check_ids(const char *type_uuid, const char *user_uuid,
+    struct cb_error *err)
+{
+	return value_check_ids(type_uuid, user_uuid, err);
+}
+
+/* Fill l from a "SELECT user_uuid, account, sealed, updated_at" row. */
+static int
+link_from_row(struct store *st, sqlite3_stmt *s, struct store_link *l,
+    struct cb_error *err)
+{
+	const char	*user = col_text(s, 0), *account = col_text(s, 1);
+
+	memset(l, 0, sizeof(*l));
+	if (strlen(user) != STORE_UUID_LEN || strlen(account) >
+	    STORE_IDENT_MAX)
+		return cb_error_set(err, CB_EINTERNAL,
+		    "database %s holds a malformed link row", st->path);
+	memcpy(l->user_uuid, user, STORE_UUID_LEN + 1);
+	memcpy(l->account, account, strlen(account) + 1);
+	l->updated_at = sqlite3_column_int64(s, 3);
+	if ((l->sealed = col_dup(s, 2)) == NULL)
+		return store_nomem(err);
+	return 0;
+}
+
+int
+store_link_set(struct store *st, const char *type_uuid, const char *user_uuid,
+    const char *account, const char *sealed, int64_t now,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_LINK_SET);
+	int		 rc, ret;
+
+	if ((ret = link_check_ids(type_uuid, user_uuid, err)) != 0 ||
+	    (ret = account_check_ids(type_uuid, account, err)) != 0)
+		return ret;
+	if (sealed == NULL || *sealed == '\0')
+		return cb_error_set(err, CB_EINTERNAL, "empty sealed link");
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 3, account)) != SQLITE_OK ||
+	    (rc = bind_text(s, 4, sealed)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_int64(s, 5, now)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "set link", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", type_uuid);
+	else if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "set link", err);
+done:
+	stmt_done(s);
+	return ret;
+}
+
+int
+store_link_get(struct store *st, const char *type_uuid, const char *user_uuid,
+    struct store_link *out, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_LINK_GET];
+	int		 rc, ret;
+
+	memset(out, 0, sizeof(*out));
+	if ((ret = link_check_ids(type_uuid, user_uuid, err)) != 0)
+		return ret;
+	store_hold_read(st);
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK) {
+		ret = store_dberr(st, rc, "get link", err);
+		goto done;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW)
+		ret = link_from_row(st, s, out, err);
+	else if (rc == SQLITE_DONE)
+		ret = cb_error_set(err, CB_ENOTFOUND, "user %s has no link "
+		    "for credential type %s", user_uuid, type_uuid);
+	else
+		ret = store_dberr(st, rc, "get link", err);
+done:
+	stmt_done(s);
+	if (ret != 0)
+		store_link_free(out);
+	return ret;
+}
+
+int
+store_link_delete(struct store *st, const char *type_uuid,
+    const char *user_uuid, struct cb_error *err)
+{
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_LINK_DELETE);
+	int		 rc, ret;
+
+	if ((ret = link_check_ids(type_uuid, user_uuid, err)) != 0)
+		return ret;
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "delete link", err);
+	else if (sqlite3_changes(st->db) == 0)
+		ret = cb_error_set(err, CB_ENOTFOUND, "user %s has no link "
+		    "for credential type %s", user_uuid, type_uuid);
+	stmt_done(s);
+	return ret;
+}
+
+int
+store_link_count(struct store *st, const char *type_uuid, const char *account,
+    int64_t *n, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_LINK_COUNT];
+	int		 rc, ret;
+
+	*n = 0;
+	if ((ret = account_check_ids(type_uuid, account, err)) != 0)
+		return ret;
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, account)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_ROW)
+		ret = store_dberr(st, rc, "count links", err);
+	else
+		*n = sqlite3_column_int64(s, 0);
+	stmt_done(s);
+	return ret;
+}
+
+/* A uuid's text, as an array element. */
+typedef char	link_uuid[STORE_UUID_LEN + 1];
+
+/*
+ * Rows of a link listing; with type_uuids (not NULL), column 4 of each
+ * row is its type uuid.
+ */
+static int
+link_rows(struct store *st, sqlite3_stmt *s, link_uuid **type_uuids,
+    struct store_link **out, size_t *n, struct cb_error *err)
+{
+	struct store_link	*v = NULL, *nv;
+	link_uuid		*tv = NULL, *ntv;
+	const char		*t;
+	size_t			 len = 0, cap = 0;
+	int			 rc, ret = 0;
+
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			v = nv;
+			if (type_uuids != NULL && (ntv = reallocarray(tv, cap,
+			    sizeof(*tv))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			if (type_uuids != NULL)
+				tv = ntv;
+		}
+		if (type_uuids != NULL) {
+			t = col_text(s, 4);
+			if (strlen(t) != STORE_UUID_LEN) {
+				ret = cb_error_set(err, CB_EINTERNAL,
+				    "database %s holds a malformed link row",
+				    st->path);
+				goto done;
+			}
+			memcpy(tv[len], t, STORE_UUID_LEN + 1);
+		}
+		if ((ret = link_from_row(st, s, &v[len], err)) != 0) {
+			store_link_free(&v[len]);
+			goto done;
+		}
+		len++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "list links", err);
+done:
+	if (ret != 0) {
+		store_links_free(v, len);
+		free(tv);
+		return ret;
+	}
+	*out = v;
+	if (type_uuids != NULL)
+		*type_uuids = tv;
+	*n = len;
+	return 0;
+}
+
+int
+store_link_list(struct store *st, const char *type_uuid,
+    struct store_link **out, size_t *n, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_LINK_LIST];
+	int		 rc, ret;
+
+	*out = NULL;
+	*n = 0;
+	if (!ids_uuid_valid(type_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	store_hold_read(st);
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK)
+		ret = store_dberr(st, rc, "list links", err);
+	else
+		ret = link_rows(st, s, NULL, out, n, err);
+	stmt_done(s);
+	return ret;
+}
+
+int
+store_link_list_user(struct store *st, const char *user_uuid,
+    char (**type_uuids)[STORE_UUID_LEN + 1], struct store_link **out,
+    size_t *n, struct cb_error *err)
+{
+	sqlite3_stmt	*s = st->stmt[STMT_LINK_LIST_USER];
+	int		 rc, ret;
+
+	*type_uuids = NULL;
+	*out = NULL;
+	*n = 0;
+	if (!ids_uuid_valid(user_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid user id (must be a lower-case uuid)");
+	store_hold_read(st);
+	if ((rc = bind_text(s, 1, user_uuid)) != SQLITE_OK)
+		ret = store_dberr(st, rc, "list links", err);
+	else
+		ret = link_rows(st, s, type_uuids, out, n, err);
+	stmt_done(s);
+	return ret;
+}
+
+void
+store_link_free(struct store_link *l)
+{
+	if (l == NULL)
+		return;
+	free(l->sealed);
+	memset(l, 0, sizeof(*l));
+}
+
+void
+store_links_free(struct store_link *v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; v != NULL && i < n; i++)
+		store_link_free(&v[i]);
+	free(v);
+}
+
+/* A committed change of a type's default: the cache follows. */
+static void
+store_types_default(struct store *st, const char *type_uuid,
+    const char *account, const char *sealed)
+{
+	struct store_type	*t;
+	char			*copy = NULL, name[STORE_IDENT_MAX + 1];
+	size_t			 u;
+
+	if (!st->types_ok)
+		return;
+	/* account may be the cached name itself. */
+	snprintf(name, sizeof(name), "%s", account != NULL ? account : "");
+	if (!store_types_search(st, type_uuid, true, &u) ||
+	    (sealed != NULL && (copy = strdup(sealed)) == NULL)) {
+		store_types_drop(st);
+		return;
+	}
+	t = &st->by_uuid[u]->t;
+	free(t->default_sealed);
+	t->default_sealed = copy;
+	memcpy(t->default_account, name, sizeof(t->default_account));
+}
+
+int
+store_type_set_default(struct store *st, const char *type_uuid,
+    const char *account, const char *sealed, struct cb_error *err)
+{
+	sqlite3_stmt	*s = store_write_stmt(st, STMT_TYPE_SET_DEFAULT);
+	int		 rc, ret = 0;
+
+	if (!ids_uuid_valid(type_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if ((account == NULL) != (sealed == NULL))
+		return cb_error_set(err, CB_EINTERNAL,
+		    "a default account needs its name and its sealed name");
+	if (account != NULL && (ret = account_check_ids(type_uuid, account,
+	    err)) != 0)
+		return ret;
+	if (sealed != NULL && *sealed == '\0')
+		return cb_error_set(err, CB_EINTERNAL, "empty sealed default");
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, account != NULL ? account : "")) !=
+	    SQLITE_OK ||
+	    (rc = (sealed != NULL ? bind_text(s, 3, sealed) :
+	    sqlite3_bind_null(s, 3))) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "set default account", err);
+	else if (sqlite3_changes(st->db) == 0)
+		ret = cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", type_uuid);
+	stmt_done(s);
+	if (ret == 0)
+		store_types_default(st, type_uuid, account, sealed);
+	return ret;
+}
+
+int
+store_links_clear(struct store *st, const char *type_uuid, int64_t *removed,
+    struct cb_error *err)
+{
+	sqlite3_stmt	*s;
+	int64_t		 n = 0;
+	int		 rc, ret;
+
+	if (removed != NULL)
+		*removed = 0;
+	if (!ids_uuid_valid(type_uuid))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+	if ((ret = store_by_type(st, STMT_LINK_CLEAR, type_uuid, &n,
+	    "clear links", err)) != 0)
+		goto done;
+	s = st->stmt[STMT_TYPE_SET_DEFAULT];
+	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_text(s, 2, "")) != SQLITE_OK ||
+	    (rc = sqlite3_bind_null(s, 3)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, "clear default account", err);
+	stmt_done(s);
+	if (ret != 0)
+		goto done;
+	if ((ret = store_commit(st, err)) == 0) {
+		store_types_default(st, type_uuid, NULL, NULL);
+		if (removed != NULL)
+			*removed = n;
+	}
+done:
+	if (ret != 0)
+		store_rollback(st);
+	return ret;
+}
+
+int
+store_bind_scan(struct store *st, struct store_bindrow **out, size_t *n,
+    struct cb_error *err)
+{
+	sqlite3_stmt		*s = st->stmt[STMT_BIND_SCAN];
+	struct store_bindrow	*v = NULL, *nv;
+	const char		*t, *u;
+	size_t			 len = 0, cap = 0;
+	int			 rc, ret = 0;
+
+	*out = NULL;
+	*n = 0;
+	while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap == 0 ? 8 : cap * 2;
+			if ((nv = reallocarray(v, cap, sizeof(*v))) == NULL) {
+				ret = store_nomem(err);
+				goto done;
+			}
+			v = nv;
+		}
+		t = col_text(s, 1);
+		u = col_text(s, 2);
+		if (strlen(t) != STORE_UUID_LEN || (sqlite3_column_int(s, 0) ==
+		    0) != (strlen(u) == STORE_UUID_LEN) || (*u != '\0' &&
+		    strlen(u) != STORE_UUID_LEN)) {
+			ret = cb_error_set(err, CB_EINTERNAL, "database %s "
+			    "holds a malformed link row", st->path);
+			goto done;
+		}
+		memset(&v[len], 0, sizeof(v[len]));
+		memcpy(v[len].type_uuid, t, STORE_UUID_LEN + 1);
+		memcpy(v[len].user_uuid, u, strlen(u) + 1);
+		if ((v[len].sealed = col_dup(s, 3)) == NULL) {
+			ret = store_nomem(err);
+			goto done;
+		}
+		len++;
+	}
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "scan links", err);
+done:
+	stmt_done(s);
+	if (ret != 0) {
+		store_bindrows_free(v, len);
+		return ret;
+	}
+	*out = v;
+	*n = len;
+	return 0;
+}
+
+/*
+ * Replace the sealed text of every row whose sealed is not NULL, in one
+ * transaction.  A row that no longer exists fails the whole call
+ * (-CB_ENOTFOUND) and changes nothing: rotation scans and re-seals in one
+ * step of the loop, so nothing can go in between.
+ */
+int
+store_bind_reseal(struct store *st, const struct store_bindrow *rows,
+    size_t n, struct cb_error *err)
+{
+	const struct store_type	*t;
+	sqlite3_stmt		*s;
+	size_t			 i;
+	int			 rc, ret;
+
+	if ((ret = store_begin(st, err)) != 0)
+		return ret;
+	for (i = 0; i < n; i++) {
+		if (rows[i].sealed == NULL)
+			continue;
+		if (*rows[i].sealed == '\0') {
+			ret = cb_error_set(err, CB_EINTERNAL,
+			    "empty sealed link");
+			goto done;
+		}
+		if (rows[i].user_uuid[0] != '\0') {
+			s = st->stmt[STMT_LINK_RESEAL];
+			if ((rc = bind_text(s, 1, rows[i].type_uuid)) !=
+			    SQLITE_OK ||
+			    (rc = bind_text(s, 2, rows[i].user_uuid)) !=
+			    SQLITE_OK ||
+			    (rc = bind_text(s, 3, rows[i].sealed)) != SQLITE_OK)
+				goto fail;
+		} else {
+			s = st->stmt[STMT_DEFAULT_RESEAL];
+			if ((rc = bind_text(s, 1, rows[i].type_uuid)) !=
+			    SQLITE_OK ||
+			    (rc = bind_text(s, 2, rows[i].sealed)) != SQLITE_OK)
+				goto fail;
+		}
+		if ((rc = sqlite3_step(s)) != SQLITE_DONE)
+			goto fail;
+		if (sqlite3_changes(st->db) == 0)
+			ret = cb_error_set(err, CB_ENOTFOUND, "the %s of "
+			    "credential type %s is gone",
+			    rows[i].user_uuid[0] != '\0' ? "link of a user" :
+			    "default account", rows[i].type_uuid);
+		stmt_done(s);
+		if (ret != 0)
+			goto done;
+		continue;
+fail:
+		ret = store_dberr(st, rc, "re-seal link", err);
+		stmt_done(s);
+		goto done;
+	}
+	if ((ret = store_commit(st, err)) != 0)
+		goto done;
+	/* The cached defaults follow, as after any type write. */
+	for (i = 0; i < n; i++) {
+		if (rows[i].sealed == NULL || rows[i].user_uuid[0] != '\0')
+			continue;
+		if (st->types_ok && (t = store_types_find(st,
+		    rows[i].type_uuid, true)) != NULL)
+			store_types_default(st, rows[i].type_uuid,
+			    t->default_account, rows[i].sealed);
+	}
+done:
+	if (ret != 0)
+		store_rollback(st);
+	return ret;
+}
+
+void
+store_bindrows_free(struct store_bindrow *rows, size_t n)
 {
 	size_t	i;
 

@@ -24,7 +24,7 @@
 #define STORE_DESC_MAX		4096
 #define STORE_DEST_MAX		64	/* destinations per type */
 #define STORE_DEST_LEN_MAX	512
-#define STORE_SCHEMA_VERSION	3
+#define STORE_SCHEMA_VERSION	4
 
 enum store_kind {
 	STORE_DB = 0,
@@ -55,6 +55,13 @@ struct store_type {
 	 * there are never served again.
 	 */
 	int64_t		 generation;
+	/*
+	 * The default account (SPEC 10): its name, "" when none, and that
+	 * name sealed under sealctx_default (NULL when none).  The name is
+	 * trusted only once the sealed text has been opened and matches.
+	 */
+	char		 default_account[STORE_IDENT_MAX + 1];
+	char		*default_sealed;
 };
 
 /* Open (creating if needed) and migrate the database at path. */
@@ -115,10 +122,13 @@ int	 store_value_get(struct store *st, const char *type_uuid,
 /* -CB_ENOTFOUND when not set. */
 int	 store_value_delete(struct store *st, const char *type_uuid,
 	    const char *user_uuid, struct cb_error *err);
-/* Number of values stored for a type. */
+/* Number of values stored for a type, users' and accounts'. */
 int	 store_value_count(struct store *st, const char *type_uuid, int64_t *n,
 	    struct cb_error *err);
-/* Remove every value of a type; *removed is how many. */
+/*
+ * Remove every value of a type, users' and accounts' (one transaction);
+ * *removed is how many.
+ */
 int	 store_value_clear(struct store *st, const char *type_uuid,
 	    int64_t *removed, struct cb_error *err);
 
@@ -177,8 +187,48 @@ int	 store_value_reseal(struct store *st, const struct store_row *rows,
 /* Set the key check value and setting key, atomically. */
 int	 store_kcv_set_with(struct store *st, const char *kcv, const char *key,
 	    const char *val, struct cb_error *err);
+/* Values stored, all types: users' and accounts'. */
 int	 store_value_count_all(struct store *st, int64_t *n,
 	    struct cb_error *err);
+
+/*
+ * Accounts' values of db-stored types (SPEC 10), sealed text under
+ * sealctx_account.  Names have the grammar of type idents.
+ */
+int	 store_account_set(struct store *st, const char *type_uuid,
+	    const char *name, const char *sealed, int64_t updated_at,
+	    struct cb_error *err);
+/* *sealed malloc'd; -CB_ENOTFOUND when not set. */
+int	 store_account_get(struct store *st, const char *type_uuid,
+	    const char *name, char **sealed, int64_t *updated_at,
+	    struct cb_error *err);
+/* -CB_ENOTFOUND when not set. */
+int	 store_account_delete(struct store *st, const char *type_uuid,
+	    const char *name, struct cb_error *err);
+/*
+ * The accounts of a type holding a value, ordered by name: *names (n
+ * strings) and *updated (n entries) malloc'd.
+ */
+int	 store_account_list(struct store *st, const char *type_uuid,
+	    char ***names, int64_t **updated, size_t *n, struct cb_error *err);
+void	 store_account_list_free(char **names, int64_t *updated, size_t n);
+/* Key rotation: every account's value, and their replacement. */
+struct store_accountrow {
+	char	 type_uuid[STORE_UUID_LEN + 1];
+	char	 name[STORE_IDENT_MAX + 1];
+	char	*sealed;
+};
+/* Every account value of every db type, ordered by type uuid and name. */
+int	 store_account_scan(struct store *st, struct store_accountrow **out,
+	    size_t *n, struct cb_error *err);
+void	 store_accountrows_free(struct store_accountrow *rows, size_t n);
+/*
+ * Update users' rows and accounts' rows (NULL sealed: leave) and set
+ * setting key (if not NULL), atomically.
+ */
+int	 store_value_reseal_all(struct store *st, const struct store_row *rows,
+	    size_t n, const struct store_accountrow *arows, size_t na,
+	    const char *key, const char *val, struct cb_error *err);
 
 /*
  * Key pairs and peer public keys (SPEC section 9).  A key pair's private
@@ -263,6 +313,69 @@ int	 store_key_scan(struct store *st, struct store_keyrow **out,
 int	 store_key_reseal(struct store *st, const struct store_keyrow *rows,
 	    size_t n, struct cb_error *err);
 void	 store_keyrows_free(struct store_keyrow *rows, size_t n);
+
+/*
+ * Links of users to accounts (SPEC 10), kept here whatever the type's
+ * storage.  A link row holds the account's name in clear (for counts and
+ * listings) and sealed under sealctx_link (what resolution trusts: the
+ * caller opens it and checks it names the same account).
+ */
+struct store_link {
+	char		 user_uuid[STORE_UUID_LEN + 1];
+	char		 account[STORE_IDENT_MAX + 1];
+	char		*sealed;
+	int64_t		 updated_at;
+};
+/* Create or replace the user's link for the type. */
+int	 store_link_set(struct store *st, const char *type_uuid,
+	    const char *user_uuid, const char *account, const char *sealed,
+	    int64_t now, struct cb_error *err);
+/* The user's link: -CB_ENOTFOUND when none. */
+int	 store_link_get(struct store *st, const char *type_uuid,
+	    const char *user_uuid, struct store_link *out,
+	    struct cb_error *err);
+/* -CB_ENOTFOUND when none. */
+int	 store_link_delete(struct store *st, const char *type_uuid,
+	    const char *user_uuid, struct cb_error *err);
+/* How many users of the type are linked to account. */
+int	 store_link_count(struct store *st, const char *type_uuid,
+	    const char *account, int64_t *n, struct cb_error *err);
+/* Every link of the type, ordered by account then user. */
+int	 store_link_list(struct store *st, const char *type_uuid,
+	    struct store_link **out, size_t *n, struct cb_error *err);
+/* The user's links, one per type at most, ordered by type uuid. */
+int	 store_link_list_user(struct store *st, const char *user_uuid,
+	    char (**type_uuids)[STORE_UUID_LEN + 1], struct store_link **out,
+	    size_t *n, struct cb_error *err);
+void	 store_link_free(struct store_link *l);
+void	 store_links_free(struct store_link *v, size_t n);
+/*
+ * Set (account and sealed given) or clear (both NULL) the type's default
+ * account; the type cache follows.
+ */
+int	 store_type_set_default(struct store *st, const char *type_uuid,
+	    const char *account, const char *sealed, struct cb_error *err);
+/*
+ * type.clear: remove the type's links and its default in one
+ * transaction; *removed (if not NULL) counts the links.
+ */
+int	 store_links_clear(struct store *st, const char *type_uuid,
+	    int64_t *removed, struct cb_error *err);
+/*
+ * Key rotation: every sealed link and default (kind "link" rows carry
+ * the user, "default" rows none), and their replacement in one go.
+ */
+struct store_bindrow {
+	char	 type_uuid[STORE_UUID_LEN + 1];
+	char	 user_uuid[STORE_UUID_LEN + 1];	/* "" for a default */
+	char	*sealed;
+};
+int	 store_bind_scan(struct store *st, struct store_bindrow **out,
+	    size_t *n, struct cb_error *err);
+/* Replace the sealed texts of rows (NULL sealed: leave), atomically. */
+int	 store_bind_reseal(struct store *st, const struct store_bindrow *rows,
+	    size_t n, struct cb_error *err);
+void	 store_bindrows_free(struct store_bindrow *rows, size_t n);
 
 /*
  * Figures for the stats method, from SQLite's page counts and the types

@@ -26,12 +26,13 @@ union vsql_cb {
 	values_get_fn	 get;
 	values_done_fn	 done;
 	values_list_fn	 list;
+	values_accounts_fn accounts;
 	values_status_fn status;
 	values_reseal_fn reseal;
 };
 
 enum vsql_op { VSQL_GET, VSQL_SET, VSQL_DEL, VSQL_LIST, VSQL_CLEAR,
-    VSQL_STATUS, VSQL_RESEAL };
+    VSQL_STATUS, VSQL_RESEAL, VSQL_ACCOUNTS };
 
 struct vsql_job {
 	struct values_job	 job;
@@ -39,6 +40,7 @@ struct vsql_job {
 	int			 op;
 	char			 type_uuid[STORE_UUID_LEN + 1];
 	char			 user_uuid[STORE_UUID_LEN + 1];
+	char			 account[STORE_IDENT_MAX + 1];	/* or "" */
 	char			*sealed;	/* set */
 	const struct store_type	*const *types;	/* status */
 	size_t			 ntypes;
@@ -65,6 +67,8 @@ vsql_queue(struct vsql *v, int op, const char *type_uuid,
 {
 	struct vsql_job	*j;
 
+	if (out != NULL)
+		*out = NULL;
 	if ((j = calloc(1, sizeof(*j))) == NULL ||
 	    (sealed != NULL && (j->sealed = strdup(sealed)) == NULL)) {
 		free(j);
@@ -85,31 +89,50 @@ vsql_queue(struct vsql *v, int op, const char *type_uuid,
 	return 0;
 }
 
+/*
+ * Queue an operation on one value: a user's, or an account's (the
+ * account's name goes with the job; the queue itself copies the rest).
+ */
+static int
+vsql_queue_ref(struct vsql *v, int op, const struct values_ref *ref,
+    const char *sealed, union vsql_cb cb, void *arg, struct cb_error *err)
+{
+	struct vsql_job	*j = NULL;
+	int		 rc;
+
+	if (ref->account != NULL && strlen(ref->account) > STORE_IDENT_MAX)
+		return cb_error_set(err, CB_EBADREQ, "invalid account name "
+		    "(must match [a-z][a-z0-9_]{0,63})");
+	if ((rc = vsql_queue(v, op, ref->type_uuid, ref->account != NULL ?
+	    NULL : ref->user_uuid, sealed, cb, arg, &j, err)) != 0)
+		return rc;
+	if (ref->account != NULL)
+		snprintf(j->account, sizeof(j->account), "%s", ref->account);
+	return 0;
+}
+
 static int
 vsql_get(struct values *vv, const struct values_ref *ref, values_get_fn fn,
     void *arg, struct cb_error *err)
 {
-	return vsql_queue((struct vsql *)vv, VSQL_GET, ref->type_uuid,
-	    ref->user_uuid, NULL, (union vsql_cb){ .get = fn }, arg, NULL,
-	    err);
+	return vsql_queue_ref((struct vsql *)vv, VSQL_GET, ref, NULL,
+	    (union vsql_cb){ .get = fn }, arg, err);
 }
 
 static int
 vsql_set(struct values *vv, const struct values_ref *ref, const char *sealed,
     values_done_fn fn, void *arg, struct cb_error *err)
 {
-	return vsql_queue((struct vsql *)vv, VSQL_SET, ref->type_uuid,
-	    ref->user_uuid, sealed, (union vsql_cb){ .done = fn }, arg, NULL,
-	    err);
+	return vsql_queue_ref((struct vsql *)vv, VSQL_SET, ref, sealed,
+	    (union vsql_cb){ .done = fn }, arg, err);
 }
 
 static int
 vsql_del(struct values *vv, const struct values_ref *ref, values_done_fn fn,
     void *arg, struct cb_error *err)
 {
-	return vsql_queue((struct vsql *)vv, VSQL_DEL, ref->type_uuid,
-	    ref->user_uuid, NULL, (union vsql_cb){ .done = fn }, arg, NULL,
-	    err);
+	return vsql_queue_ref((struct vsql *)vv, VSQL_DEL, ref, NULL,
+	    (union vsql_cb){ .done = fn }, arg, err);
 }
 
 static int
@@ -118,6 +141,17 @@ vsql_list(struct values *vv, const char *type_uuid, values_list_fn fn,
 {
 	return vsql_queue((struct vsql *)vv, VSQL_LIST, type_uuid, NULL, NULL,
 	    (union vsql_cb){ .list = fn }, arg, NULL, err);
+}
+
+/* The db is not generational: every account row is of the type's. */
+static int
+vsql_list_accounts(struct values *vv, const char *type_uuid,
+    int64_t generation, values_accounts_fn fn, void *arg,
+    struct cb_error *err)
+{
+	(void)generation;
+	return vsql_queue((struct vsql *)vv, VSQL_ACCOUNTS, type_uuid, NULL,
+	    NULL, (union vsql_cb){ .accounts = fn }, arg, NULL, err);
 }
 
 static int
@@ -190,17 +224,53 @@ vsql_run_status(struct vsql_job *j)
 	free(rows);
 }
 
-/* One batch of re-sealing, committed with the checkpoint. */
+/*
+ * Re-seal the accounts' values, all of them (accounts are few next to
+ * users' values): they go with the last batch of users' values, in its
+ * transaction.  Rows under the new key already get a NULL sealed text
+ * and are left as they are; *na counts the rows walked.
+ */
+static int
+vsql_reseal_accounts(struct vsql_job *j, struct store_accountrow **rows,
+    size_t *na, struct cb_error *err)
+{
+	struct values_reseal	*rs = j->rs;
+	struct values_ref	 ref;
+	char			 context[VALUES_CONTEXT_MAX], *out;
+	size_t			 i;
+	int			 rc;
+
+	if ((rc = store_account_scan(j->v->st, rows, na, err)) != 0)
+		return rc;
+	for (i = 0; i < *na; i++) {
+		memset(&ref, 0, sizeof(ref));
+		ref.type_uuid = (*rows)[i].type_uuid;
+		ref.account = (*rows)[i].name;
+		values_context(&j->v->base, context, sizeof(context), &ref);
+		if ((rc = rs->reseal(rs->arg, context, (*rows)[i].sealed, &out,
+		    err)) != 0)
+			return rc;
+		free((*rows)[i].sealed);
+		(*rows)[i].sealed = out;	/* NULL: leave */
+	}
+	return 0;
+}
+
+/*
+ * One batch of re-sealing, committed with the checkpoint; the last batch
+ * of users' values carries the accounts' values too.
+ */
 static int
 vsql_run_reseal(struct vsql_job *j, int64_t *walked, bool *last,
     struct cb_error *err)
 {
 	struct values_reseal	*rs = j->rs;
 	struct store_row	*rows = NULL, *upd = NULL;
+	struct store_accountrow	*arows = NULL;
 	struct values_cursor	 next;
 	char			 context[VALUES_CONTEXT_MAX], *doc = NULL;
 	struct values_ref	 ref;
-	size_t			 n = 0, i, m = 0;
+	size_t			 n = 0, i, m = 0, na = 0;
 	int			 rc;
 
 	if ((rc = store_value_scan(j->v->st, rs->cursor.type_uuid,
@@ -211,6 +281,7 @@ vsql_run_reseal(struct vsql_job *j, int64_t *walked, bool *last,
 		goto done;
 	}
 	for (i = 0; i < n; i++) {
+		memset(&ref, 0, sizeof(ref));
 		ref.type_uuid = rows[i].type_uuid;
 		ref.user_uuid = rows[i].user_uuid;
 		ref.generation = 0;
@@ -233,20 +304,23 @@ vsql_run_reseal(struct vsql_job *j, int64_t *walked, bool *last,
 		memcpy(next.user_uuid, rows[n - 1].user_uuid,
 		    sizeof(next.user_uuid));
 	}
-	*walked = (int64_t)n;
 	*last = n < VSQL_BATCH;
+	if (*last && (rc = vsql_reseal_accounts(j, &arows, &na, err)) != 0)
+		goto done;
+	*walked = (int64_t)(n + na);
 	if (rs->checkpoint != NULL && (doc = rs->checkpoint(rs->arg, &next,
 	    *walked, *last)) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
 	/* The rows and the cursor after them commit together. */
-	if ((rc = store_value_reseal(j->v->st, upd, m, doc != NULL ?
-	    rs->setting : NULL, doc, err)) == 0)
+	if ((rc = store_value_reseal_all(j->v->st, upd, m, arows, na,
+	    doc != NULL ? rs->setting : NULL, doc, err)) == 0)
 		rs->cursor = next;
 done:
 	if (doc != NULL)
 		rs->release(doc);
+	store_accountrows_free(arows, na);
 	store_rows_free(upd, m);
 	store_rows_free(rows, n);
 	return rc;
@@ -259,7 +333,7 @@ vsql_run(struct values_job *job, bool cancelled)
 	struct store	*st = j->v->st;
 	struct cb_error	 err;
 	char		*sealed = NULL, **users = NULL;
-	int64_t		 n = 0;
+	int64_t		 n = 0, *updated = NULL;
 	size_t		 nusers = 0, i;
 	bool		 last = false;
 	int		 rc;
@@ -277,16 +351,33 @@ vsql_run(struct values_job *job, bool cancelled)
 	}
 	switch (j->op) {
 	case VSQL_GET:
-		rc = store_value_get(st, j->type_uuid, j->user_uuid, &sealed,
-		    &n, &err);
+		if (j->account[0] != '\0')
+			rc = store_account_get(st, j->type_uuid, j->account,
+			    &sealed, &n, &err);
+		else
+			rc = store_value_get(st, j->type_uuid, j->user_uuid,
+			    &sealed, &n, &err);
 		break;
 	case VSQL_SET:
 		n = (int64_t)time(NULL);
-		rc = store_value_set(st, j->type_uuid, j->user_uuid,
-		    j->sealed, n, &err);
+		if (j->account[0] != '\0')
+			rc = store_account_set(st, j->type_uuid, j->account,
+			    j->sealed, n, &err);
+		else
+			rc = store_value_set(st, j->type_uuid, j->user_uuid,
+			    j->sealed, n, &err);
 		break;
 	case VSQL_DEL:
-		rc = store_value_delete(st, j->type_uuid, j->user_uuid, &err);
+		if (j->account[0] != '\0')
+			rc = store_account_delete(st, j->type_uuid,
+			    j->account, &err);
+		else
+			rc = store_value_delete(st, j->type_uuid,
+			    j->user_uuid, &err);
+		break;
+	case VSQL_ACCOUNTS:
+		rc = store_account_list(st, j->type_uuid, &users, &updated,
+		    &nusers, &err);
 		break;
 	case VSQL_CLEAR:
 		rc = store_value_clear(st, j->type_uuid, &n, &err);
@@ -326,11 +417,16 @@ answer:
 		j->cb.reseal(j->arg, rc, rc == 0 ? n : 0, rc == 0 && last,
 		    &err);
 		break;
+	case VSQL_ACCOUNTS:
+		j->cb.accounts(j->arg, rc, rc == 0 ? users : NULL,
+		    rc == 0 ? updated : NULL, rc == 0 ? nusers : 0, &err);
+		break;
 	}
 done:
 	for (i = 0; i < nusers; i++)
 		free(users[i]);
 	free(users);
+	free(updated);
 	free(sealed);
 	free(j->sealed);
 	free(j);
@@ -354,6 +450,7 @@ static const struct values_ops vsql_ops = {
 	.set = vsql_set,
 	.del = vsql_del,
 	.list_users = vsql_list,
+	.list_accounts = vsql_list_accounts,
 	.clear = vsql_clear,
 	.status = vsql_status,
 	.reseal = vsql_reseal,

@@ -1,6 +1,8 @@
 /*
  * values-vault: the values of vault-stored types, in Vault KV v2
- * (vault.h), at {path}/credentials/{type_uuid}/users/{user_uuid}.
+ * (vault.h), at {path}/credentials/{type_uuid}/users/{user_uuid}, and
+ * accounts' values (SPEC 10) at {path}/credentials/{type_uuid}/accounts/
+ * {name}, under the same rules.
  *
  * Values are bound to their type's storage generation, which every
  * change of storage counts up (store_type_update_count): db values of the
@@ -22,7 +24,7 @@
 #include "values.h"
 #include "vault.h"
 
-#define VV_RELPATH_LEN	(2 * STORE_UUID_LEN + 32)
+#define VV_RELPATH_LEN	(2 * STORE_UUID_LEN + STORE_IDENT_MAX + 32)
 
 struct vv {
 	struct values		 base;
@@ -38,11 +40,25 @@ vv_relpath(char *buf, size_t sz, const char *type_uuid, const char *user_uuid)
 	snprintf(buf, sz, "credentials/%s/users/%s", type_uuid, user_uuid);
 }
 
+/* Where an account's value lives, relative to vault.path. */
+static void
+vv_accpath(char *buf, size_t sz, const char *type_uuid, const char *name)
+{
+	snprintf(buf, sz, "credentials/%s/accounts/%s", type_uuid, name);
+}
+
 /* The folder of a type's values. */
 static void
 vv_dir(char *buf, size_t sz, const char *type_uuid)
 {
 	snprintf(buf, sz, "credentials/%s/users/", type_uuid);
+}
+
+/* The folder of a type's accounts' values. */
+static void
+vv_accdir(char *buf, size_t sz, const char *type_uuid)
+{
+	snprintf(buf, sz, "credentials/%s/accounts/", type_uuid);
 }
 
 /* The text kept in Vault for sealed text (*out malloc'd). */
@@ -95,28 +111,47 @@ struct vv_op {
 	struct vv		*v;
 	char			 type_uuid[STORE_UUID_LEN + 1];
 	char			 user_uuid[STORE_UUID_LEN + 1];
+	char			 account[STORE_IDENT_MAX + 1];	/* or "" */
 	int64_t			 generation;
 	values_get_fn		 get;
 	values_done_fn		 done;
 	void			*arg;
 };
 
-static struct vv_op *
+static int
 vv_op_new(struct values *vv, const struct values_ref *ref, void *arg,
-    struct cb_error *err)
+    struct vv_op **out, struct cb_error *err)
 {
 	struct vv_op	*o;
 
-	if ((o = calloc(1, sizeof(*o))) == NULL) {
-		cb_error_set(err, CB_EINTERNAL, "out of memory");
-		return NULL;
-	}
+	*out = NULL;
+	/* The name goes into a path: only what the grammar allows. */
+	if (ref->account != NULL && !ids_ident_valid(ref->account))
+		return cb_error_set(err, CB_EBADREQ, "invalid account name "
+		    "(must match [a-z][a-z0-9_]{0,63})");
+	if ((o = calloc(1, sizeof(*o))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	o->v = (struct vv *)vv;
 	snprintf(o->type_uuid, sizeof(o->type_uuid), "%s", ref->type_uuid);
-	snprintf(o->user_uuid, sizeof(o->user_uuid), "%s", ref->user_uuid);
+	if (ref->account != NULL)
+		snprintf(o->account, sizeof(o->account), "%s", ref->account);
+	else
+		snprintf(o->user_uuid, sizeof(o->user_uuid), "%s",
+		    ref->user_uuid);
 	o->generation = ref->generation;
 	o->arg = arg;
-	return o;
+	*out = o;
+	return 0;
+}
+
+/* Where the value of an operation lives. */
+static void
+vv_op_path(const struct vv_op *o, char *buf, size_t sz)
+{
+	if (o->account[0] != '\0')
+		vv_accpath(buf, sz, o->type_uuid, o->account);
+	else
+		vv_relpath(buf, sz, o->type_uuid, o->user_uuid);
 }
 
 static void
@@ -147,10 +182,10 @@ vv_get(struct values *vv, const struct values_ref *ref, values_get_fn fn,
 	char		 rel[VV_RELPATH_LEN];
 	int		 rc;
 
-	if ((o = vv_op_new(vv, ref, arg, err)) == NULL)
-		return -CB_EINTERNAL;
+	if ((rc = vv_op_new(vv, ref, arg, &o, err)) != 0)
+		return rc;
 	o->get = fn;
-	vv_relpath(rel, sizeof(rel), ref->type_uuid, ref->user_uuid);
+	vv_op_path(o, rel, sizeof(rel));
 	if ((rc = vault_read(*o->v->vault, rel, vv_got, o, err)) != 0)
 		free(o);
 	return rc;
@@ -173,10 +208,10 @@ vv_set(struct values *vv, const struct values_ref *ref, const char *sealed,
 	char		 rel[VV_RELPATH_LEN], *text = NULL;
 	int		 rc;
 
-	if ((o = vv_op_new(vv, ref, arg, err)) == NULL)
-		return -CB_EINTERNAL;
+	if ((rc = vv_op_new(vv, ref, arg, &o, err)) != 0)
+		return rc;
 	o->done = fn;
-	vv_relpath(rel, sizeof(rel), ref->type_uuid, ref->user_uuid);
+	vv_op_path(o, rel, sizeof(rel));
 	if ((rc = vv_wrap(sealed, ref->generation, &text, err)) != 0 ||
 	    (rc = vault_write(*o->v->vault, rel, text, vv_written, o,
 	    err)) != 0)
@@ -211,7 +246,7 @@ vv_del_read(void *arg, int rc, const char *value,
 		err = &e;
 	}
 	if (rc == 0) {
-		vv_relpath(rel, sizeof(rel), o->type_uuid, o->user_uuid);
+		vv_op_path(o, rel, sizeof(rel));
 		if ((rc = vault_destroy(*o->v->vault, rel, vv_destroyed, o,
 		    &e)) == 0)
 			return;
@@ -229,10 +264,10 @@ vv_del(struct values *vv, const struct values_ref *ref, values_done_fn fn,
 	char		 rel[VV_RELPATH_LEN];
 	int		 rc;
 
-	if ((o = vv_op_new(vv, ref, arg, err)) == NULL)
-		return -CB_EINTERNAL;
+	if ((rc = vv_op_new(vv, ref, arg, &o, err)) != 0)
+		return rc;
 	o->done = fn;
-	vv_relpath(rel, sizeof(rel), ref->type_uuid, ref->user_uuid);
+	vv_op_path(o, rel, sizeof(rel));
 	if ((rc = vault_read(*o->v->vault, rel, vv_del_read, o, err)) != 0)
 		free(o);
 	return rc;
@@ -289,7 +324,7 @@ vv_list_users(struct values *vv, const char *type_uuid, values_list_fn fn,
 	return rc;
 }
 
-/* Answer clear once every destroy has ended. */
+/* Answer clear once every LIST and destroy has ended. */
 static void
 vv_clear_end(struct vv_list *l)
 {
@@ -299,6 +334,16 @@ vv_clear_end(struct vv_list *l)
 	free(l);
 }
 
+/* The first failure fails the answer. */
+static void
+vv_clear_fail(struct vv_list *l, int rc, const struct cb_error *err)
+{
+	if (l->rc == 0) {
+		l->rc = rc;
+		l->err = *err;
+	}
+}
+
 static void
 vv_clear_destroyed(void *arg, int rc, const struct cb_error *err)
 {
@@ -306,37 +351,33 @@ vv_clear_destroyed(void *arg, int rc, const struct cb_error *err)
 
 	if (rc == 0)
 		l->removed++;
-	else if (l->rc == 0) {
-		l->rc = rc;
-		l->err = *err;
-	}
+	else
+		vv_clear_fail(l, rc, err);
 	vv_clear_end(l);
 }
 
-/*
- * Clear: LIST the users under the type, then delete each secret with all
- * its versions, all at once.  The first failure, if any, fails the
- * answer after every delete has ended, so a retry finishes the job.
- */
+/* Destroy each secret listed in one folder, all at once. */
 static void
-vv_clear_listed(void *arg, int rc, char *const *keys, size_t nkeys,
-    const struct cb_error *err)
+vv_clear_keys(struct vv_list *l, int rc, char *const *keys, size_t nkeys,
+    const struct cb_error *err, bool accounts)
 {
-	struct vv_list	*l = arg;
 	struct cb_error	 e;
 	char		 rel[VV_RELPATH_LEN];
 	size_t		 i;
 
 	if (rc != 0) {
-		l->rc = rc;
-		l->err = *err;
+		vv_clear_fail(l, rc, err);
 		vv_clear_end(l);
 		return;
 	}
 	for (i = 0; i < nkeys; i++) {
-		if (!ids_uuid_valid(keys[i]))
+		if (accounts ? !ids_ident_valid(keys[i]) :
+		    !ids_uuid_valid(keys[i]))
 			continue;
-		vv_relpath(rel, sizeof(rel), l->type_uuid, keys[i]);
+		if (accounts)
+			vv_accpath(rel, sizeof(rel), l->type_uuid, keys[i]);
+		else
+			vv_relpath(rel, sizeof(rel), l->type_uuid, keys[i]);
 		l->pending++;
 		if (vault_destroy(*l->v->vault, rel, vv_clear_destroyed, l,
 		    &e) != 0)
@@ -345,11 +386,32 @@ vv_clear_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 	vv_clear_end(l);
 }
 
+static void
+vv_clear_users(void *arg, int rc, char *const *keys, size_t nkeys,
+    const struct cb_error *err)
+{
+	vv_clear_keys(arg, rc, keys, nkeys, err, false);
+}
+
+static void
+vv_clear_accounts(void *arg, int rc, char *const *keys, size_t nkeys,
+    const struct cb_error *err)
+{
+	vv_clear_keys(arg, rc, keys, nkeys, err, true);
+}
+
+/*
+ * Clear: LIST the users and the accounts under the type, then delete
+ * each secret with all its versions, all at once.  The first failure, if
+ * any, fails the answer after every delete has ended, so a retry
+ * finishes the job.
+ */
 static int
 vv_clear(struct values *vv, const char *type_uuid, values_done_fn fn,
     void *arg, struct cb_error *err)
 {
 	struct vv_list	*l;
+	struct cb_error	 e;
 	char		 dir[VV_RELPATH_LEN];
 	int		 rc;
 
@@ -358,12 +420,187 @@ vv_clear(struct values *vv, const char *type_uuid, values_done_fn fn,
 	l->v = (struct vv *)vv;
 	l->done = fn;
 	l->arg = arg;
-	l->pending = 1;
+	l->pending = 2;		/* the users' LIST, and this call's */
 	snprintf(l->type_uuid, sizeof(l->type_uuid), "%s", type_uuid);
 	vv_dir(dir, sizeof(dir), type_uuid);
-	if ((rc = vault_list(*l->v->vault, dir, vv_clear_listed, l,
-	    err)) != 0)
+	if ((rc = vault_list(*l->v->vault, dir, vv_clear_users, l,
+	    err)) != 0) {
 		free(l);
+		return rc;
+	}
+	/* The users' LIST is under way: from here on, answer through it. */
+	l->pending++;
+	vv_accdir(dir, sizeof(dir), type_uuid);
+	if (vault_list(*l->v->vault, dir, vv_clear_accounts, l, &e) != 0) {
+		vv_clear_fail(l, -e.code, &e);
+		l->pending--;
+	}
+	vv_clear_end(l);
+	return 0;
+}
+
+/*
+ * list-accounts: LIST the type's accounts, then read each, all at once,
+ * to keep those of the type's storage generation (what an earlier one
+ * left is not the type's) with when each was written.
+ */
+struct vv_accts;
+struct vv_acct_slot {
+	struct vv_accts	*x;
+	size_t		 i;
+};
+struct vv_accts {
+	struct vv		*v;
+	char			 type_uuid[STORE_UUID_LEN + 1];
+	int64_t			 generation;
+	values_accounts_fn	 fn;
+	void			*arg;
+	char			**names;	/* candidates, by name */
+	int64_t			*updated;	/* 0: not the type's */
+	struct vv_acct_slot	*slots;
+	size_t			 n;
+	size_t			 pending;
+	int			 rc;
+	struct cb_error		 err;
+};
+
+static void
+vv_accts_free(struct vv_accts *x)
+{
+	size_t	i;
+
+	for (i = 0; x->names != NULL && i < x->n; i++)
+		free(x->names[i]);
+	free(x->names);
+	free(x->updated);
+	free(x->slots);
+	free(x);
+}
+
+/* Answer once every read has ended: the accounts found, in name order. */
+static void
+vv_accts_end(struct vv_accts *x)
+{
+	size_t	i, m = 0;
+
+	if (--x->pending > 0)
+		return;
+	if (x->rc != 0) {
+		x->fn(x->arg, x->rc, NULL, NULL, 0, &x->err);
+		vv_accts_free(x);
+		return;
+	}
+	for (i = 0; i < x->n; i++) {
+		if (x->updated[i] == 0)
+			continue;
+		/* Compact in place: m <= i. */
+		if (m != i) {
+			char *t = x->names[m];
+
+			x->names[m] = x->names[i];
+			x->names[i] = t;
+			x->updated[m] = x->updated[i];
+		}
+		m++;
+	}
+	x->fn(x->arg, 0, x->names, x->updated, m, NULL);
+	vv_accts_free(x);
+}
+
+static void
+vv_accts_read(void *arg, int rc, const char *value,
+    const struct vault_meta *meta, const struct cb_error *err)
+{
+	struct vv_acct_slot	*s = arg;
+	struct vv_accts		*x = s->x;
+
+	if (rc == 0 && vv_unwrap(value, x->generation) != NULL)
+		x->updated[s->i] = meta->created != 0 ? meta->created : 1;
+	else if (rc != 0 && rc != -CB_ENOTFOUND && x->rc == 0) {
+		x->rc = rc;
+		x->err = *err;
+	}
+	vv_accts_end(x);
+}
+
+static int
+vv_strcmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void
+vv_accts_listed(void *arg, int rc, char *const *keys, size_t nkeys,
+    const struct cb_error *err)
+{
+	struct vv_accts	*x = arg;
+	struct cb_error	 e;
+	char		 rel[VV_RELPATH_LEN];
+	size_t		 i;
+
+	if (rc != 0) {
+		x->rc = rc;
+		x->err = *err;
+		vv_accts_end(x);
+		return;
+	}
+	if ((x->names = calloc(nkeys + 1, sizeof(*x->names))) == NULL ||
+	    (x->updated = calloc(nkeys + 1, sizeof(*x->updated))) == NULL ||
+	    (x->slots = calloc(nkeys + 1, sizeof(*x->slots))) == NULL) {
+		x->rc = cb_error_set(&x->err, CB_EINTERNAL, "out of memory");
+		vv_accts_end(x);
+		return;
+	}
+	for (i = 0; i < nkeys; i++) {
+		if (!ids_ident_valid(keys[i]))
+			continue;
+		if ((x->names[x->n] = strdup(keys[i])) == NULL) {
+			x->rc = cb_error_set(&x->err, CB_EINTERNAL,
+			    "out of memory");
+			vv_accts_end(x);
+			return;
+		}
+		x->n++;
+	}
+	qsort(x->names, x->n, sizeof(*x->names), vv_strcmp);
+	for (i = 0; i < x->n; i++) {
+		x->slots[i].x = x;
+		x->slots[i].i = i;
+		vv_accpath(rel, sizeof(rel), x->type_uuid, x->names[i]);
+		x->pending++;
+		if (vault_read(*x->v->vault, rel, vv_accts_read, &x->slots[i],
+		    &e) != 0) {
+			if (x->rc == 0) {
+				x->rc = -e.code;
+				x->err = e;
+			}
+			x->pending--;
+		}
+	}
+	vv_accts_end(x);
+}
+
+static int
+vv_list_accounts(struct values *vv, const char *type_uuid,
+    int64_t generation, values_accounts_fn fn, void *arg,
+    struct cb_error *err)
+{
+	struct vv_accts	*x;
+	char		 dir[VV_RELPATH_LEN];
+	int		 rc;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	x->v = (struct vv *)vv;
+	snprintf(x->type_uuid, sizeof(x->type_uuid), "%s", type_uuid);
+	x->generation = generation;
+	x->fn = fn;
+	x->arg = arg;
+	x->pending = 1;
+	vv_accdir(dir, sizeof(dir), type_uuid);
+	if ((rc = vault_list(*x->v->vault, dir, vv_accts_listed, x,
+	    err)) != 0)
+		free(x);
 	return rc;
 }
 
@@ -478,7 +715,9 @@ vv_status(struct values *vv, const char *user_uuid,
  * starts over after a restart (values already re-sealed are skipped).
  * Types and users are walked in uuid order after rs->cursor, which moves
  * past each value done, so a walk asked again after a failure goes on
- * where it stopped.
+ * where it stopped.  After a type's users come its accounts, all of them
+ * each time (a name does not fit the cursor, and accounts are few): the
+ * cursor stays on the type's last user meanwhile.
  */
 struct vv_reseal {
 	struct vv		*v;
@@ -487,10 +726,21 @@ struct vv_reseal {
 	void			*arg;
 	char			**types;
 	size_t			 ntypes, ti;
-	char			**users;
+	char			**users;	/* or accounts' names */
 	size_t			 nusers, ui;
+	bool			 accounts;	/* walking the accounts */
 	int64_t			 walked;
 };
+
+/* Where the value at the walk's position lives. */
+static void
+vv_reseal_path(const struct vv_reseal *r, char *buf, size_t sz)
+{
+	if (r->accounts)
+		vv_accpath(buf, sz, r->types[r->ti], r->users[r->ui]);
+	else
+		vv_relpath(buf, sz, r->types[r->ti], r->users[r->ui]);
+}
 
 static void	vv_reseal_next(struct vv_reseal *);
 
@@ -519,8 +769,12 @@ vv_reseal_past(struct vv_reseal *r)
 {
 	struct values_cursor	*c = &r->rs->cursor;
 
-	snprintf(c->type_uuid, sizeof(c->type_uuid), "%s", r->types[r->ti]);
-	snprintf(c->user_uuid, sizeof(c->user_uuid), "%s", r->users[r->ui]);
+	if (!r->accounts) {
+		snprintf(c->type_uuid, sizeof(c->type_uuid), "%s",
+		    r->types[r->ti]);
+		snprintf(c->user_uuid, sizeof(c->user_uuid), "%s",
+		    r->users[r->ui]);
+	}
 	r->ui++;
 	if (r->rs->progress != NULL)
 		r->rs->progress(r->rs->arg, 0, 1);
@@ -552,7 +806,7 @@ vv_reseal_read(void *arg, int rc, const char *value,
 {
 	struct vv_reseal	*r = arg;
 	struct store_type	 t;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	struct cb_error		 e;
 	const char		*old = NULL;
 	char			 rel[VV_RELPATH_LEN];
@@ -583,7 +837,10 @@ vv_reseal_read(void *arg, int rc, const char *value,
 	}
 	if (rc == 0) {
 		ref.type_uuid = r->types[r->ti];
-		ref.user_uuid = r->users[r->ui];
+		if (r->accounts)
+			ref.account = r->users[r->ui];
+		else
+			ref.user_uuid = r->users[r->ui];
 		ref.generation = t.generation;
 		values_context(&r->v->base, context, sizeof(context), &ref);
 		if ((rc = r->rs->reseal(r->rs->arg, context, old, &sealed,
@@ -602,7 +859,7 @@ vv_reseal_read(void *arg, int rc, const char *value,
 		vv_reseal_past(r);
 		return;
 	}
-	vv_relpath(rel, sizeof(rel), r->types[r->ti], r->users[r->ui]);
+	vv_reseal_path(r, rel, sizeof(rel));
 	/* Check-and-set: a cred.set that lands meanwhile wins. */
 	rc = vault_write_cas(*r->v->vault, rel, text, meta->version,
 	    vv_reseal_written, r, &e);
@@ -610,12 +867,6 @@ vv_reseal_read(void *arg, int rc, const char *value,
 	free(sealed);
 	if (rc != 0)
 		vv_reseal_end(r, rc, &e);
-}
-
-static int
-vv_strcmp(const void *a, const void *b)
-{
-	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
 static void
@@ -637,10 +888,12 @@ vv_reseal_listed(void *arg, int rc, char *const *keys, size_t nkeys,
 		vv_reseal_end(r, -CB_EINTERNAL, &e);
 		return;
 	}
-	if (strcmp(r->types[r->ti], r->rs->cursor.type_uuid) == 0)
+	if (!r->accounts && strcmp(r->types[r->ti],
+	    r->rs->cursor.type_uuid) == 0)
 		after = r->rs->cursor.user_uuid;
 	for (i = 0; i < nkeys; i++)
-		if (ids_uuid_valid(keys[i]) && strcmp(keys[i], after) > 0 &&
+		if ((r->accounts ? ids_ident_valid(keys[i]) :
+		    ids_uuid_valid(keys[i]) && strcmp(keys[i], after) > 0) &&
 		    (r->users[r->nusers] = strdup(keys[i])) != NULL)
 			r->nusers++;
 	qsort(r->users, r->nusers, sizeof(char *), vv_strcmp);
@@ -662,18 +915,26 @@ vv_reseal_next(struct vv_reseal *r)
 		vv_strv_free(r->users, r->nusers);
 		r->users = NULL;
 		r->nusers = r->ui = 0;
-		r->ti++;
+		/* The type's users, then its accounts, then the next type. */
+		if (!r->accounts)
+			r->accounts = true;
+		else {
+			r->accounts = false;
+			r->ti++;
+		}
 	}
 	if (r->ti >= r->ntypes) {
 		vv_reseal_end(r, 0, NULL);
 		return;
 	}
 	if (r->users == NULL) {
-		vv_dir(rel, sizeof(rel), r->types[r->ti]);
+		if (r->accounts)
+			vv_accdir(rel, sizeof(rel), r->types[r->ti]);
+		else
+			vv_dir(rel, sizeof(rel), r->types[r->ti]);
 		rc = vault_list(*r->v->vault, rel, vv_reseal_listed, r, &e);
 	} else {
-		vv_relpath(rel, sizeof(rel), r->types[r->ti],
-		    r->users[r->ui]);
+		vv_reseal_path(r, rel, sizeof(rel));
 		rc = vault_read(*r->v->vault, rel, vv_reseal_read, r, &e);
 	}
 	if (rc != 0)
@@ -784,6 +1045,7 @@ static const struct values_ops vv_ops = {
 	.set = vv_set,
 	.del = vv_del,
 	.list_users = vv_list_users,
+	.list_accounts = vv_list_accounts,
 	.clear = vv_clear,
 	.status = vv_status,
 	.reseal = vv_reseal,

@@ -12,8 +12,14 @@ void
 values_context(const struct values *v, char *buf, size_t sz,
     const struct values_ref *ref)
 {
-	sealctx_value(buf, sz, ref->type_uuid, ref->user_uuid,
-	    v->ops->generational ? ref->generation : 0);
+	int64_t	generation = v->ops->generational ? ref->generation : 0;
+
+	if (ref->account != NULL)
+		sealctx_account(buf, sz, ref->type_uuid, ref->account,
+		    generation);
+	else
+		sealctx_value(buf, sz, ref->type_uuid, ref->user_uuid,
+		    generation);
 }
 
 /* Run the jobs queued before this turn; later ones wait for the next. */

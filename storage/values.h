@@ -30,10 +30,16 @@
 struct vault;
 struct values;
 
-/* One value: a user's value of a type, in the type's storage generation. */
+/*
+ * One value of a type, in the type's storage generation: a user's own
+ * value (user_uuid set, account NULL), or a named account's shared value
+ * (account set, user_uuid NULL; SPEC section 10).  Account names have the
+ * grammar of type idents.
+ */
 struct values_ref {
 	const char	*type_uuid;
 	const char	*user_uuid;
+	const char	*account;
 	int64_t		 generation;
 };
 
@@ -50,6 +56,12 @@ typedef void (*values_done_fn)(void *arg, int rc, int64_t n,
 /* list-users: the user uuids (valid during the call) holding a value. */
 typedef void (*values_list_fn)(void *arg, int rc, char *const *users,
     size_t n, const struct cb_error *err);
+/*
+ * list-accounts: the accounts of a type holding a value, ordered by name,
+ * with when each was written (arrays valid during the call).
+ */
+typedef void (*values_accounts_fn)(void *arg, int rc, char *const *names,
+    const int64_t *updated_at, size_t n, const struct cb_error *err);
 /*
  * status: called once for each type i given, with updated_at of the
  * user's value (0: none) or rc and err when it cannot be told.
@@ -108,7 +120,14 @@ struct values_ops {
 		    values_done_fn, void *, struct cb_error *);
 	int	(*list_users)(struct values *, const char *type_uuid,
 		    values_list_fn, void *, struct cb_error *);
-	/* Remove every value of the type (any generation). */
+	/* The type's accounts holding a value (in its generation). */
+	int	(*list_accounts)(struct values *, const char *type_uuid,
+		    int64_t generation, values_accounts_fn, void *,
+		    struct cb_error *);
+	/*
+	 * Remove every value of the type (any generation): users' values
+	 * and accounts' values; n counts both.
+	 */
 	int	(*clear)(struct values *, const char *type_uuid,
 		    values_done_fn, void *, struct cb_error *);
 	int	(*status)(struct values *, const char *user_uuid,
@@ -125,8 +144,9 @@ struct values {
 };
 
 /*
- * Seal context of a value (sealctx_value, sealctx.h): the generation is
- * bound only when the backend binds values to it.
+ * Seal context of a value (sealctx_value, or sealctx_account for an
+ * account's value; sealctx.h): the generation is bound only when the
+ * backend binds values to it.
  */
 #define VALUES_CONTEXT_MAX	SEALCTX_VALUE_MAX
 void	 values_context(const struct values *v, char *buf, size_t sz,

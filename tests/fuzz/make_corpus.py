@@ -311,6 +311,23 @@ def proto_seeds():
         ("vault.set", dict(vs, timeout_ms=-1)),
         ("vault.set", dict(vs, enabled=False)), ("vault.get", {}))
     # Envelopes.
+    s["accounts"] = seq(
+        type_create("gh", dest=["https://api.github.com"]),
+        ("cred.set", {"type": "gh", "account": "techno_reader",
+                      "value": "shared"}),
+        ("cred.link", {"type": "gh", "user": USER, "account":
+                       "techno_reader"}),
+        ("type.update", {"type": "gh", "default_account": "techno_reader"}),
+        ("cred.status", {"type": "gh"}),
+        ("cred.status", {"user": USER2}),
+        substitute(action([{"id": "gh", "type": "gh"}], run_as=USER2),
+                   req_ok),
+        ("cred.delete", {"type": "gh", "account": "techno_reader"}),
+        ("cred.delete", {"type": "gh", "account": "techno_reader",
+                         "force": True}),
+        ("cred.unlink", {"type": "gh", "user": USER}),
+        ("type.update", {"type": "gh", "default_account": None}),
+        ("type.clear", {"type": "gh"}))
     s["keys"] = seq(
         ("keypair.import", {"ident": "partner", "pem": FUZZ_KEYPAIR_PEM}),
         ("keypair.get", {"keypair": "partner"}),
@@ -560,6 +577,9 @@ def token_seeds():
         "b64-bits": b"Zh",
         "empty": b"",
     }
+    return s
+
+
 def claims_seed(claims, spec):
     """claims and spec: JSON texts, or Python values to dump."""
     c = claims if isinstance(claims, str) else json.dumps(claims)
@@ -643,6 +663,8 @@ def proto_dict():
               "url_base", "chart", "dash", "claims", "token", "attributes",
               "leeway", "user_id", "user_name", "roles", "upn", "email",
               "additional", "-----BEGIN PUBLIC KEY-----\n",
+              "account", "default_account", "source", "own", "linked",
+              "default",
               "-----BEGIN RSA PRIVATE KEY-----\n"}
     out = [dict_entry(msgpack.packb(w)) for w in sorted(words)]
     out += [dict_entry(x) for x in (b"\x94\x00", b"\x91\x80", b"\xc0",

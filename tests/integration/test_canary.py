@@ -67,6 +67,32 @@ def read_rows(db):
     return rows
 
 
+def read_accounts(db):
+    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
+    try:
+        accounts = con.execute("SELECT type_uuid, name, sealed "
+                               "FROM credaccounts").fetchall()
+        links = con.execute("SELECT type_uuid, user_uuid, account, sealed "
+                            "FROM credlinks").fetchall()
+        defaults = con.execute("SELECT uuid, default_account, "
+                               "default_sealed FROM types WHERE "
+                               "default_sealed IS NOT NULL").fetchall()
+    finally:
+        con.close()
+    return accounts, links, defaults
+
+
+def open_ctx(master, sealed, context):
+    """Open CB1 text sealed under any context (account, link, default)."""
+    m = CB1_RE.match(sealed)
+    if not m:
+        raise ValueError("not CB1: %r" % sealed[:16])
+    raw = base64.b64decode(m.group(2), validate=True)
+    return AESGCM(seal_key(master)).decrypt(
+        raw[:12], raw[12:],
+        ("credbroker/1|%s|%s" % (m.group(1), context)).encode())
+
+
 class CanaryTest(cbtest.DaemonTestCase):
 
     def setUp(self):
@@ -368,6 +394,97 @@ class CanaryTest(cbtest.DaemonTestCase):
         self.assertTrue(any("cred.set" in l for l in lines), log)
         self.assertTrue(any("cred.delete" in l for l in lines), log)
         self.scan("stderr", log.encode())
+
+    def plant_account(self, ident, name, value):
+        v = value.encode() if isinstance(value, str) else value
+        self.planted.append(v)
+        self.c.ok("cred.set", {"type": ident, "account": name,
+                               "value": value})
+        self.current[(self.types[ident], "account/" + name)] = v
+
+    def test_account_canaries_absent_everywhere(self):
+        """Technical accounts (SPEC 10): account values go through the
+        same paths as users' values and leak nowhere either; what is
+        stored is sealed to the account, and links and defaults to their
+        row."""
+        u = self.users
+        self.plant_account("alpha", "reader", canary())
+        self.plant_account("alpha", "writer", canary().encode())  # bin
+        self.plant_account("beta", "reader", canary())
+        c1, c2 = canary(), canary()
+        self.planted += [c1.encode(), c2.encode()]
+        self.plant_account("gamma", "big", c1 + "-" + "y" * 5000 + c2)
+        # replaced, and deleted with force while linked
+        self.plant_account("alpha", "reader", canary())
+        self.plant_account("beta", "gone", canary())
+        self.c.ok("cred.link", {"type": "alpha", "user": u[0],
+                                "account": "reader"})
+        self.c.ok("cred.link", {"type": "beta", "user": u[1],
+                                "account": "gone"})
+        self.c.ok("type.update", {"type": "alpha",
+                                  "default_account": "writer"})
+        self.c.ok("cred.delete", {"type": "beta", "account": "gone",
+                                  "force": True})
+        del self.current[(self.types["beta"], "account/gone")]
+        # invalid requests carrying a value
+        for p in ({"type": "nosuch", "account": "reader"},
+                  {"type": "alpha", "account": "Bad-Name"},
+                  {"type": "alpha", "account": "reader", "user": u[0]},
+                  {"type": "alpha", "account": "reader", "junk": 1}):
+            v = canary()
+            self.planted.append(v.encode())
+            p["value"] = v
+            err, _ = self.c.call("cred.set", p)
+            self.assertIsNotNone(err)
+        # reading everything that describes accounts, and dry runs
+        for user in u:
+            self.c.ok("cred.status", {"user": user})
+            self.c.ok("substitute", {
+                "component": {"kind": "action", "initiator": user,
+                              "credentials": [{"id": "a", "type": "alpha"},
+                                              {"id": "b", "type": "beta"}]},
+                "request": {"method": "GET",
+                            "url": "https://x.example/<<.credentials.a>>/"
+                                   "<<.credentials.b>>"},
+                "dry_run": True})
+        for ident in ("alpha", "beta", "gamma"):
+            self.c.ok("cred.status", {"type": ident})
+            self.c.ok("type.get", {"type": ident})
+        self.scan_files("running")
+        self.scan("responses", bytes(cbtest.RECEIVED))
+        self.scan("daemon stderr (running)", self.d.all_logs())
+        self.d.stop()
+        self.scan_files("stopped")
+        self.scan("daemon stderr", self.d.all_logs())
+        # Every account value is stored once, sealed to its account.
+        master = self.d.key_bytes
+        accounts, links, defaults = read_accounts(self.d.database)
+        self.assertEqual({(t, "account/" + n) for t, n, _ in accounts},
+                         set(self.current))
+        for type_uuid, name, sealed in accounts:
+            self.assertRegex(sealed, CB1_RE)
+            ctx = "%s/account/%s" % (type_uuid, name)
+            self.assertEqual(open_ctx(master, sealed, ctx),
+                             self.current[(type_uuid, "account/" + name)])
+            # Not under another account's context, nor a user's.
+            with self.assertRaises(InvalidTag):
+                open_ctx(master, sealed, "%s/account/%s" % (
+                    type_uuid, "reader" if name != "reader" else "writer"))
+            with self.assertRaises(InvalidTag):
+                open_ctx(master, sealed, "%s/%s" % (type_uuid, u[0]))
+        # Links and the default hold the account's name, sealed to the row.
+        self.assertEqual(sorted((t, usr, a) for t, usr, a, _ in links),
+                         sorted([(self.types["alpha"], u[0], "reader"),
+                                 (self.types["beta"], u[1], "gone")]))
+        for type_uuid, user, account, sealed in links:
+            self.assertEqual(open_ctx(master, sealed, "link/%s/%s"
+                                      % (type_uuid, user)), account.encode())
+            with self.assertRaises(InvalidTag):
+                open_ctx(master, sealed, "link/%s/%s" % (type_uuid, u[3]))
+        self.assertEqual([(t, a) for t, a, _ in defaults],
+                         [(self.types["alpha"], "writer")])
+        self.assertEqual(open_ctx(master, defaults[0][2], "default/%s"
+                                  % self.types["alpha"]), b"writer")
 
 
 class LeakFinderSelfTest(unittest.TestCase):

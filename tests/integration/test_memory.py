@@ -345,6 +345,7 @@ class MemoryTest(cbtest.DaemonTestCase):
         ]
         self.users = [new_user() for _ in range(4)]
         self.nobody = new_user()        # never has a value
+        self.linked = new_user()        # linked to accounts (SPEC 10)
         self.spare = new_user()
         for ident, dests, storage in (
                 ("m_plain", None, "db"),
@@ -380,6 +381,11 @@ class MemoryTest(cbtest.DaemonTestCase):
             for ident, v in zip(("m_plain", "m_dest", "m_bin"), vals):
                 reqs.append(("cred.set", {"type": ident, "user": u,
                                           "value": v}))
+        # The accounts self.linked is linked to get the canary values too.
+        for k, ident in enumerate(("m_plain", "m_dest", "m_bin")):
+            reqs.append(("cred.set", {"type": ident, "account": "shared",
+                                      "value": self.cvalues[(k + round_)
+                                                            % 4]}))
         return reqs
 
     def invalid_sets(self):
@@ -426,8 +432,8 @@ class MemoryTest(cbtest.DaemonTestCase):
         return n
 
     def workload(self):
-        counts = {"substitute": 0, "cred.set": 0, "errors": 0, "dry": 0,
-                  "cut": 0}
+        counts = {"substitute": 0, "cred.set": 0, "cred.link": 0,
+                  "errors": 0, "dry": 0, "cut": 0}
         T = templates()
         second = LenientClient(self.d.socket)
         self.addCleanup(second.close)
@@ -457,11 +463,24 @@ class MemoryTest(cbtest.DaemonTestCase):
                      for i in range(3)]
             sets += self.invalid_sets()
             run(self.c if round_ % 2 else second, sets, round_ % 2 == 0)
+            if round_ == 0:
+                out = run(self.c, [("cred.link", {
+                    "type": ident, "user": self.linked, "account": "shared"})
+                    for ident in ("m_plain", "m_dest", "m_bin")], False)
+                for m in out:
+                    self.assertIsNone(m[2], m[2])
+                err, res = self.c.call("substitute", {
+                    "component": self.component(1, self.linked),
+                    "request": T[0][1]})
+                self.assertIsNone(err, err)
+                self.assertEqual({u["source"] for u in res["used"]},
+                                 {"linked"}, res["used"])
             # substitute: every template for every user, some dry runs,
             # some for a user without values.
             subs = []
             for i, (name, request) in enumerate(T):
-                for k, u in enumerate(self.users + [self.nobody]):
+                for k, u in enumerate(self.users + [self.nobody,
+                                                    self.linked]):
                     p = {"component": self.component(i + k + round_, u),
                          "request": request}
                     if (i + k + round_) % 5 == 0:

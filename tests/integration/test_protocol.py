@@ -21,8 +21,9 @@ from cbtest import (UUID_RE, TIME_RE, SERVER_RE, PERMISSIONS, ERROR_CODES,
 import msgpack  # noqa: E402
 
 TYPE_KEYS = {"uuid", "ident", "name", "description", "storage",
-             "destinations", "created_at", "updated_at"}
-STATUS_KEYS = {"type", "ident", "name", "storage", "filled", "updated_at"}
+             "destinations", "created_at", "updated_at", "default_account"}
+STATUS_KEYS = {"type", "ident", "name", "storage", "filled", "updated_at",
+               "source", "account"}
 
 
 class ProtocolBase(cbtest.DaemonTestCase):

@@ -1121,5 +1121,113 @@ class VaultRotation(RotationCase):
                              % (len(bad), len(self.values), bad[:1]))
 
 
+# -- technical accounts: their values, links and defaults --------------------
+
+def seal_under(master, keyver, context, pt):
+    """CB1 text of pt sealed under an arbitrary seal context."""
+    nonce = os.urandom(12)
+    ad = ("credbroker/1|%s|%s" % (keyver, context)).encode()
+    ct = AESGCM(seal_key(master)).encrypt(nonce, pt, ad)
+    return "CB1:%d:%s" % (keyver, base64.b64encode(nonce + ct).decode())
+
+
+def open_under(master, context, sealed):
+    m = CB1_RE.match(sealed)
+    if not m:
+        raise ValueError("not CB1: %r" % sealed[:16])
+    raw = base64.b64decode(m.group(2), validate=True)
+    ad = ("credbroker/1|%s|%s" % (m.group(1), context)).encode()
+    return AESGCM(seal_key(master)).decrypt(raw[:12], raw[12:], ad)
+
+
+class RotationAccounts(RotationCase):
+    """Accounts' values, links and default accounts (kept in the database
+    whatever the type's storage) are re-sealed under the new key, each
+    under its own context."""
+
+    def test_rotation_reseals_accounts_links_and_defaults(self):
+        d = self.use_daemon(cbtest.Daemon())
+        d.start()
+        with d.client() as c:
+            t = c.ok("type.create", {"ident": "acct", "name": "Accounts",
+                                     "storage": "db"})["uuid"]
+            v = c.ok("type.create", {"ident": "vacct", "name": "Vault",
+                                     "storage": "vault"})["uuid"]
+        d.stop()
+        old = d.key_bytes
+        users = sorted(new_user() for _ in range(40))
+        accounts = {"reader": b"reader-secret-" + os.urandom(6).hex().encode(),
+                    "writer": b"writer-secret-" + os.urandom(6).hex().encode()}
+        con = sqlite3.connect(d.database)
+        try:
+            with con:
+                for name, pt in accounts.items():
+                    con.execute(
+                        "INSERT INTO credaccounts VALUES (?, ?, ?, ?)",
+                        (t, name, seal_under(old, 1, "%s/account/%s"
+                                             % (t, name), pt), 1700000000))
+                for i, u in enumerate(users):
+                    tu = t if i % 2 == 0 else v
+                    name = "reader" if i % 3 else "writer"
+                    con.execute(
+                        "INSERT INTO credlinks VALUES (?, ?, ?, ?, ?)",
+                        (tu, u, name, seal_under(old, 1, "link/%s/%s"
+                                                 % (tu, u), name.encode()),
+                         1700000000))
+                for tu in (t, v):
+                    con.execute(
+                        "UPDATE types SET default_account = 'reader', "
+                        "default_sealed = ? WHERE uuid = ?",
+                        (seal_under(old, 1, "default/%s" % tu, b"reader"),
+                         tu))
+        finally:
+            con.close()
+        d.start()
+        new_path, new_key = key_file(d.dir, "new.key", mode=0o400)
+        with d.client() as c:
+            c.ok("key.rotate", {"new_key_file": new_path})
+            self.wait_done(c)
+        d.stop()
+        con = sqlite3.connect("file:%s?mode=ro" % d.database, uri=True)
+        try:
+            arows = con.execute("SELECT type_uuid, name, sealed "
+                                "FROM credaccounts").fetchall()
+            lrows = con.execute("SELECT type_uuid, user_uuid, account, "
+                                "sealed FROM credlinks").fetchall()
+            drows = con.execute("SELECT uuid, default_account, "
+                                "default_sealed FROM types").fetchall()
+        finally:
+            con.close()
+        self.assertEqual(len(arows), 2)
+        for tu, name, sealed in arows:
+            self.assertTrue(sealed.startswith("CB1:2:"), sealed[:8])
+            self.assertEqual(open_under(new_key, "%s/account/%s"
+                                        % (tu, name), sealed),
+                             accounts[name])
+        self.assertEqual(len(lrows), len(users))
+        for tu, u, name, sealed in lrows:
+            self.assertTrue(sealed.startswith("CB1:2:"), sealed[:8])
+            self.assertEqual(open_under(new_key, "link/%s/%s" % (tu, u),
+                                        sealed), name.encode())
+            # Bound to its own row: not another user's link.
+            with self.assertRaises(InvalidTag):
+                open_under(new_key, "link/%s/%s" % (tu, users[0] if u !=
+                                                    users[0] else
+                                                    users[1]), sealed)
+        self.assertEqual(len(drows), 2)
+        for tu, name, sealed in drows:
+            self.assertEqual(name, "reader")
+            self.assertTrue(sealed.startswith("CB1:2:"), sealed[:8])
+            self.assertEqual(open_under(new_key, "default/%s" % tu,
+                                        sealed), b"reader")
+        # The new key configured: the store opens and says version 2.
+        d.key_file = new_path
+        d.write_config()
+        d.start()
+        with d.client() as c:
+            self.assertEqual(c.ok("key.status", {})["version"], 2)
+        d.stop()
+
+
 if __name__ == "__main__":
     cbtest.main()

@@ -270,7 +270,8 @@ class TestSubject(SubBase):
                         "headers": [["Authorization", "Bearer " + v]],
                         "body": "k=" + v},
             "subject": want,
-            "used": [{"id": "k", "type": "alpha"}]}, label)
+            "used": [{"id": "k", "type": "alpha",
+                      "source": "own"}]}, label)
         # Nobody else's value in the answer.
         others = [self.val[u].encode() for u in (A, B, C) if u != want]
         self.assertNoValue(repr(res).encode(), label, others)
@@ -452,8 +453,10 @@ class TestSubject(SubBase):
                     self.assertEqual(res["request"], want)
                     self.assertEqual(res["subject"], u)
                     self.assertEqual(res["used"],
-                                     [{"id": "tok", "type": "alpha"},
-                                      {"id": "extra", "type": "gamma"}])
+                                     [{"id": "tok", "type": "alpha",
+                                       "source": "own"},
+                                      {"id": "extra", "type": "gamma",
+                                       "source": "own"}])
                     self.assertNoValue(repr(res).encode(), "answer",
                                        [ext.encode()])
         # Without the component's own declaration, the inherited one is
@@ -462,7 +465,8 @@ class TestSubject(SubBase):
         res = self.sub_ok(comp, self.req("https://x.example/?t=" +
                                          ph("tok")))
         self.assertEqual(res["request"]["url"], "https://x.example/?t=" + ext)
-        self.assertEqual(res["used"], [{"id": "tok", "type": "beta"}])
+        self.assertEqual(res["used"], [{"id": "tok", "type": "beta",
+                                        "source": "own"}])
         # An inherited id is "declared" for the undeclared-id check, and a
         # duplicate inside the external list is an error.
         self.sub_err(self.comp("action", [], ext=[("tok", "beta"),
@@ -488,7 +492,8 @@ class TestSubject(SubBase):
         res = self.sub_ok(comp, self.req("https://x.example/?k=" + ph("k")))
         self.assertEqual(res["request"]["url"],
                          "https://x.example/?k=" + self.val[self.A])
-        self.assertEqual(res["used"], [{"id": "k", "type": "alpha"}])
+        self.assertEqual(res["used"], [{"id": "k", "type": "alpha",
+                                        "source": "own"}])
         # A type that does not exist: named with the credential id.
         comp = self.comp("action", [("k", "nosuchtype")], initiator=self.A)
         self.sub_err(comp, self.req("https://x.example/?k=" + ph("k")),
@@ -497,7 +502,8 @@ class TestSubject(SubBase):
         comp = self.comp("action", [("k", "alpha"), ("z", "nosuchtype")],
                          initiator=self.A)
         res = self.sub_ok(comp, self.req("https://x.example/?k=" + ph("k")))
-        self.assertEqual(res["used"], [{"id": "k", "type": "alpha"}])
+        self.assertEqual(res["used"], [{"id": "k", "type": "alpha",
+                                        "source": "own"}])
 
 
 # -- item 2: placeholders and filters ---------------------------------------
@@ -590,7 +596,8 @@ class TestFilters(SubBase):
                 ["x-dup", "1"], ["x-dup", "2"]],
             "body": ('{"password": "' + HOSTILE_JSON + '", "raw": "' +
                      HOSTILE + '", "b": "' + HOSTILE_BASE64 + '"}')})
-        self.assertEqual(res["used"], [{"id": "v", "type": "t_v"}])
+        self.assertEqual(res["used"], [{"id": "v", "type": "t_v",
+                                        "source": "own"}])
         # The placeholder text inside the value came out literally: the
         # value of "other" was never pulled in.
         self.assertIn("<<.credentials.other>>", res["request"]["body"])
@@ -743,7 +750,8 @@ class TestFilters(SubBase):
                 "headers": [["X", v], ["Y", f_json(v.encode()).decode()]],
                 "body": v})
             self.assertEqual(res["used"],
-                             [{"id": ident, "type": "t_" + ident}])
+                             [{"id": ident, "type": "t_" + ident,
+                               "source": "own"}])
             self.assertNotIn(self.values["other"], repr(res))
 
     def test_json_invalid_utf8(self):
@@ -897,7 +905,8 @@ class TestFilters(SubBase):
         # A value not set is no error when no placeholder refers to it.
         res = self.sub_ok(comp, self.req("https://api.example.com/?a=" +
                                          ph("plain")))
-        self.assertEqual(res["used"], [{"id": "plain", "type": "t_plain"}])
+        self.assertEqual(res["used"], [{"id": "plain", "type": "t_plain",
+                                        "source": "own"}])
 
     def test_used_order_and_repeats(self):
         res = self.sub_ok(self.component, self.req(
@@ -905,10 +914,14 @@ class TestFilters(SubBase):
             ph("plain", ["base64"]),
             [("X", ph("other")), ("Y", ph("plain"))],
             body=ph("ru") + ph("other") + ph("sym")))
-        self.assertEqual(res["used"], [{"id": "plain", "type": "t_plain"},
-                                       {"id": "other", "type": "t_other"},
-                                       {"id": "ru", "type": "t_ru"},
-                                       {"id": "sym", "type": "t_sym"}])
+        self.assertEqual(res["used"], [{"id": "plain", "type": "t_plain",
+                                        "source": "own"},
+                                       {"id": "other", "type": "t_other",
+                                        "source": "own"},
+                                       {"id": "ru", "type": "t_ru",
+                                        "source": "own"},
+                                       {"id": "sym", "type": "t_sym",
+                                        "source": "own"}])
         self.assertEqual(res["subject"], self.u)
 
     def test_request_shape(self):
@@ -1370,9 +1383,12 @@ class TestDryRun(SubBase):
                 "body": b"\x00" + base64.b64encode(mask_a.encode()) +
                 mask_g.encode()},
             "subject": self.u,
-            "used": [{"id": "a", "type": "alpha", "filled": True},
-                     {"id": "b", "type": "beta", "filled": True},
-                     {"id": "g", "type": "gamma", "filled": False}],
+            "used": [{"id": "a", "type": "alpha", "source": "own",
+                      "filled": True},
+                     {"id": "b", "type": "beta", "source": "own",
+                      "filled": True},
+                     {"id": "g", "type": "gamma", "source": None,
+                      "filled": False}],
             "dry_run": True})
         # Never a value, in any form, in the answer.
         self.assertNoValue(raw, "dry-run answer")
@@ -1414,7 +1430,8 @@ class TestDryRun(SubBase):
         res = self.sub_ok(self.comp_, self.req(
             "https://x.example/?b=" + ph("b")))
         self.assertEqual(set(res), {"request", "subject", "used"})
-        self.assertEqual(res["used"], [{"id": "b", "type": "beta"}])
+        self.assertEqual(res["used"], [{"id": "b", "type": "beta",
+                                        "source": "own"}])
 
 
 # -- the template's own text and routing headers ------------------------------

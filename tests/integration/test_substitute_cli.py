@@ -107,9 +107,11 @@ class SubstituteCliTest(cbtest.DaemonTestCase):
         self.assertEqual(lines[6], '"b":"%s"}' % mask("b"))
         self.assertIn("subject: " + self.user, out)
         table = lines[lines.index("subject: " + self.user) + 1:]
-        self.assertEqual(table[0].split(), ["ID", "TYPE", "FILLED"])
+        self.assertEqual(table[0].split(),
+                         ["ID", "TYPE", "FILLED", "SOURCE", "ACCOUNT"])
         rows = {l.split()[0]: l.split()[1:] for l in table[1:] if l}
-        self.assertEqual(rows, {"a": ["alpha", "yes"], "b": ["beta", "no"]})
+        self.assertEqual(rows, {"a": ["alpha", "yes", "own", "-"],
+                                "b": ["beta", "no", "-", "-"]})
 
     def test_dry_run_json_and_file(self):
         path = os.path.join(self.tmp, "doc.json")
@@ -133,8 +135,10 @@ class SubstituteCliTest(cbtest.DaemonTestCase):
                              '{"a":"%s",\n"b":"%s"}' % (mask("a"),
                                                          mask("b")))
             self.assertEqual(sorted(res["used"], key=lambda u: u["id"]),
-                             [{"id": "a", "type": "alpha", "filled": True},
-                              {"id": "b", "type": "beta", "filled": False}])
+                             [{"id": "a", "type": "alpha", "source": "own",
+                               "filled": True},
+                              {"id": "b", "type": "beta", "source": None,
+                               "filled": False}])
 
     def test_dry_run_inherited_and_filters(self):
         """External-service credentials are inherited; every filter sees
@@ -156,7 +160,8 @@ class SubstituteCliTest(cbtest.DaemonTestCase):
                              mask("a").encode()).decode()]])
         self.assertNotIn("body", res["request"])
         self.assertEqual(res["used"],
-                         [{"id": "a", "type": "alpha", "filled": True}])
+                         [{"id": "a", "type": "alpha", "source": "own",
+                           "filled": True}])
 
     def test_skipped(self):
         d = json.loads(self.doc())

@@ -223,6 +223,47 @@ test_new_file_format(void **state)
 	assert_int_equal(check_chain(f->path, h), 2);
 }
 
+/*
+ * Keys and sources (SPEC 9, 10) appear, after types, only on the lines
+ * that have some.
+ */
+static void
+test_keys_and_sources_only_when_present(void **state)
+{
+	struct fixture		*f = *state;
+	struct audit		*a;
+	struct audit_rec	 r;
+	struct cb_error		 err;
+	char			*buf, h[AUDIT_HASH_HEX + 1];
+	size_t			 n;
+
+	cb_error_clear(&err);
+	assert_int_equal(audit_open(f->path, true, false, &a, &err), 0);
+	r = rec("substitute", "886313e1-3b8a-5372-9b90-0c9aee199e5d", "gh,db",
+	    "ok");
+	r.sources = "gh/own,db/linked/techno_reader";
+	assert_int_equal(audit_append(a, &r, &err), 0);
+	r = rec("token.sso", NULL, "", "ok");
+	r.keys = "keypair/sso/2";
+	r.sources = "db/default/techno_reader";
+	assert_int_equal(audit_append(a, &r, &err), 0);
+	r = rec("cred.status", NULL, "gh", "ok");
+	r.keys = "";
+	r.sources = "";
+	assert_int_equal(audit_append(a, &r, &err), 0);
+	buf = get_file(f->path, &n);
+	assert_non_null(strstr(buf, "\"types\":[\"gh\",\"db\"],\"sources\":"
+	    "[\"gh/own\",\"db/linked/techno_reader\"],\"outcome\":\"ok\""));
+	assert_non_null(strstr(buf, "\"types\":[],\"keys\":[\"keypair/sso/2\"],"
+	    "\"sources\":[\"db/default/techno_reader\"],\"outcome\""));
+	assert_non_null(strstr(buf, "\"method\":\"cred.status\",\"uid\":1000,"
+	    "\"pid\":4242,\"subject\":null,\"types\":[\"gh\"],"
+	    "\"outcome\":\"ok\""));
+	free(buf);
+	audit_close(a);
+	assert_int_equal(check_chain(f->path, h), 3);
+}
+
 /* Closing and reopening continues the chain where it stopped. */
 static void
 test_chain_continues_across_reopen(void **state)
@@ -541,6 +582,7 @@ main(void)
 #define T(fn)	cmocka_unit_test_setup_teardown(fn, setup, teardown)
 	const struct CMUnitTest tests[] = {
 		T(test_new_file_format),
+		T(test_keys_and_sources_only_when_present),
 		T(test_chain_continues_across_reopen),
 		T(test_empty_file),
 		T(test_partial_last_line_refused),

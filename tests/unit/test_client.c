@@ -1106,20 +1106,26 @@ pk_subst_result(msgpack_sbuffer *sb, const char *body, size_t body_len,
 	pk_str(&pk, "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11");
 	pk_str(&pk, "used");
 	msgpack_pack_array(&pk, 2);
-	msgpack_pack_map(&pk, dry_run ? 3 : 2);
+	msgpack_pack_map(&pk, dry_run ? 5 : 4);
 	pk_str(&pk, "id");
 	pk_str(&pk, "tok");
 	pk_str(&pk, "type");
 	pk_str(&pk, "tokt");
+	pk_str(&pk, "source");
+	pk_str(&pk, "linked");
+	pk_str(&pk, "account");
+	pk_str(&pk, "svc_reader");
 	if (dry_run) {
 		pk_str(&pk, "filled");
 		msgpack_pack_true(&pk);
 	}
-	msgpack_pack_map(&pk, dry_run ? 3 : 2);
+	msgpack_pack_map(&pk, dry_run ? 4 : 3);
 	pk_str(&pk, "id");
 	pk_str(&pk, "other");
 	pk_str(&pk, "type");
 	pk_str(&pk, "othert");
+	pk_str(&pk, "source");
+	pk_str(&pk, "own");
 	if (dry_run) {
 		pk_str(&pk, "filled");
 		msgpack_pack_false(&pk);
@@ -1398,6 +1404,10 @@ test_substitute_result(void **state)
 		assert_string_equal(s->used[1].id, "other");
 		assert_string_equal(s->used[1].type, "othert");
 		assert_false(s->used[0].filled);
+		assert_string_equal(s->used[0].source, "linked");
+		assert_string_equal(s->used[0].account, "svc_reader");
+		assert_string_equal(s->used[1].source, "own");
+		assert_null(s->used[1].account);
 		credbroker_substituted_free(s);
 		msgpack_sbuffer_destroy(&sb);
 	}

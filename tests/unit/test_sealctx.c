@@ -94,6 +94,32 @@ test_key_contexts_text_is_pinned(void **state)
 	assert_string_equal(buf, "peerkey/" LONGEST "/4294967295");
 }
 
+/* Accounts' values, links and defaults (SPEC 10). */
+static void
+test_account_link_and_default_contexts_text_is_pinned(void **state)
+{
+	char	buf[SEALCTX_VALUE_MAX], lbuf[SEALCTX_LINK_MAX];
+
+	(void)state;
+	sealctx_account(buf, sizeof(buf), TYPE, "techno_reader", 0);
+	assert_string_equal(buf, TYPE "/account/techno_reader");
+	sealctx_account(buf, sizeof(buf), TYPE, "techno_reader", 3);
+	assert_string_equal(buf, TYPE "/account/techno_reader/3");
+	/* The longest name and generation fit. */
+	sealctx_account(buf, sizeof(buf), TYPE, LONGEST, INT64_MIN);
+	assert_string_equal(buf, TYPE "/account/" LONGEST
+	    "/-9223372036854775808");
+	/* No user's value has an account's context. */
+	sealctx_value(lbuf, sizeof(lbuf), TYPE, USER, 0);
+	sealctx_account(buf, sizeof(buf), TYPE, USER, 0);
+	assert_string_not_equal(buf, lbuf);
+
+	sealctx_link(lbuf, sizeof(lbuf), TYPE, USER);
+	assert_string_equal(lbuf, "link/" TYPE "/" USER);
+	sealctx_default(lbuf, sizeof(lbuf), TYPE);
+	assert_string_equal(lbuf, "default/" TYPE);
+}
+
 /* Open text under context with KEY: 0 and the value, or an error. */
 static int
 open_with(const char *context, const char *text)
@@ -172,6 +198,8 @@ main(void)
 		cmocka_unit_test(test_vault_id_context_text_is_pinned),
 		cmocka_unit_test(test_values_sealed_under_known_contexts_still_open),
 		cmocka_unit_test(test_key_contexts_text_is_pinned),
+		cmocka_unit_test(
+		    test_account_link_and_default_contexts_text_is_pinned),
 		cmocka_unit_test(test_keys_sealed_under_known_contexts_still_open),
 	};
 

@@ -186,7 +186,7 @@ test_open_creates_0600_wal(void **state)
 	assert_string_equal(ans, "wal");
 	free(ans);
 	ans = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ans, "3");
+	assert_string_equal(ans, "4");
 	free(ans);
 }
 
@@ -263,7 +263,7 @@ test_reopen_persists(void **state)
 	free(s);
 
 	s = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(s, "3");
+	assert_string_equal(s, "4");
 	free(s);
 }
 
@@ -309,7 +309,7 @@ test_open_migrates_version_1(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "3");
+	assert_string_equal(ans, "4");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_int_equal(got.generation, 0);
@@ -1986,7 +1986,7 @@ test_open_migrates_version_2_keeping_types_and_values(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "3");
+	assert_string_equal(ans, "4");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_string_equal(got.uuid, TYPE_A);
@@ -2023,6 +2023,348 @@ test_open_migrates_version_2_keeping_types_and_values(void **state)
 	assert_int_equal(store_peerkey_add(st, "peer", 1, 2048, "CB1:1:p", 8,
 	    &err), 0);
 	store_close(st);
+}
+
+/* Accounts' values (SPEC 10): apart from users', by type and name. */
+static void
+test_account_values_are_kept_by_type_and_name(void **state)
+{
+	struct fixture	*f = *state;
+	struct cb_error	 err;
+	char		*sealed = NULL, **names = NULL;
+	int64_t		*updated = NULL, at = 0, n;
+	size_t		 nn = 0;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+	assert_int_equal(store_account_set(f->st, TYPE_A, "zeta", "z", 5,
+	    &err), 0);
+	assert_int_equal(store_account_set(f->st, TYPE_A, "reader", "r1", 6,
+	    &err), 0);
+	assert_int_equal(store_account_set(f->st, TYPE_A, "reader", "r2", 7,
+	    &err), 0);
+	assert_int_equal(store_account_set(f->st, TYPE_B, "reader", "b", 8,
+	    &err), 0);
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "u", 9, &err),
+	    0);
+	assert_int_equal(store_account_get(f->st, TYPE_A, "reader", &sealed,
+	    &at, &err), 0);
+	assert_string_equal(sealed, "r2");
+	assert_int_equal(at, 7);
+	free(sealed);
+	assert_int_equal(store_account_get(f->st, TYPE_C, "reader", &sealed,
+	    &at, &err), -CB_ENOTFOUND);
+	assert_int_equal(store_account_get(f->st, TYPE_A, "writer", &sealed,
+	    &at, &err), -CB_ENOTFOUND);
+	assert_non_null(strstr(err.msg, "writer"));
+	assert_int_equal(store_account_list(f->st, TYPE_A, &names, &updated,
+	    &nn, &err), 0);
+	assert_int_equal(nn, 2);
+	assert_string_equal(names[0], "reader");
+	assert_int_equal(updated[0], 7);
+	assert_string_equal(names[1], "zeta");
+	store_account_list_free(names, updated, nn);
+	/* Names have the grammar of idents; the type must exist. */
+	assert_int_equal(store_account_set(f->st, TYPE_A, "Bad-Name", "x", 1,
+	    &err), -CB_EBADREQ);
+	assert_int_equal(store_account_set(f->st, TYPE_A, "../x", "x", 1,
+	    &err), -CB_EBADREQ);
+	assert_int_equal(store_account_set(f->st, TYPE_C, "reader", "x", 1,
+	    &err), -CB_ENOTFOUND);
+	/* Counted with the users' values, cleared with them. */
+	assert_int_equal(store_value_count_all(f->st, &n, &err), 0);
+	assert_int_equal(n, 4);
+	assert_int_equal(store_value_count(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(store_value_count(f->st, TYPE_B, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_account_delete(f->st, TYPE_A, "zeta", &err), 0);
+	assert_int_equal(store_account_delete(f->st, TYPE_A, "zeta", &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_value_clear(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_account_get(f->st, TYPE_A, "reader", &sealed,
+	    &at, &err), -CB_ENOTFOUND);
+	assert_int_equal(store_account_get(f->st, TYPE_B, "reader", &sealed,
+	    &at, &err), 0);
+	assert_string_equal(sealed, "b");
+	free(sealed);
+}
+
+static void
+test_link_is_replaced_counted_listed_and_deleted(void **state)
+{
+	struct fixture		*f = *state;
+	struct cb_error		 err;
+	struct store_link	 l, *v = NULL;
+	char			 (*tv)[STORE_UUID_LEN + 1] = NULL;
+	int64_t			 n;
+	size_t			 nv = 0;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+	assert_int_equal(store_link_get(f->st, TYPE_A, USER_1, &l, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_link_set(f->st, TYPE_A, USER_1, "reader",
+	    "S:reader", 10, &err), 0);
+	/* A user has one link per type: a new one replaces it. */
+	assert_int_equal(store_link_set(f->st, TYPE_A, USER_1, "writer",
+	    "S:writer", 11, &err), 0);
+	assert_int_equal(store_link_get(f->st, TYPE_A, USER_1, &l, &err), 0);
+	assert_string_equal(l.user_uuid, USER_1);
+	assert_string_equal(l.account, "writer");
+	assert_string_equal(l.sealed, "S:writer");
+	assert_int_equal(l.updated_at, 11);
+	store_link_free(&l);
+	assert_int_equal(store_link_set(f->st, TYPE_A, USER_2, "writer",
+	    "S:w2", 12, &err), 0);
+	assert_int_equal(store_link_set(f->st, TYPE_B, USER_1, "reader",
+	    "S:b", 13, &err), 0);
+	assert_int_equal(store_link_count(f->st, TYPE_A, "writer", &n, &err),
+	    0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_link_count(f->st, TYPE_A, "reader", &n, &err),
+	    0);
+	assert_int_equal(n, 0);
+	assert_int_equal(store_link_count(f->st, TYPE_B, "reader", &n, &err),
+	    0);
+	assert_int_equal(n, 1);
+	assert_int_equal(store_link_list(f->st, TYPE_A, &v, &nv, &err), 0);
+	assert_int_equal(nv, 2);
+	assert_string_equal(v[0].user_uuid, USER_1);
+	assert_string_equal(v[1].user_uuid, USER_2);
+	assert_string_equal(v[1].sealed, "S:w2");
+	store_links_free(v, nv);
+	assert_int_equal(store_link_list_user(f->st, USER_1, &tv, &v, &nv,
+	    &err), 0);
+	assert_int_equal(nv, 2);
+	/* Ordered by type uuid: TYPE_A < TYPE_B. */
+	assert_string_equal(tv[0], TYPE_A);
+	assert_string_equal(v[0].account, "writer");
+	assert_string_equal(tv[1], TYPE_B);
+	assert_string_equal(v[1].account, "reader");
+	store_links_free(v, nv);
+	free(tv);
+	assert_int_equal(store_link_delete(f->st, TYPE_A, USER_1, &err), 0);
+	assert_int_equal(store_link_delete(f->st, TYPE_A, USER_1, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_link_get(f->st, TYPE_A, USER_1, &l, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_link_set(f->st, TYPE_C, USER_1, "reader", "S",
+	    1, &err), -CB_ENOTFOUND);
+	assert_int_equal(store_link_set(f->st, TYPE_A, USER_1, "Reader", "S",
+	    1, &err), -CB_EBADREQ);
+	assert_int_equal(store_link_set(f->st, TYPE_A, "nobody", "reader",
+	    "S", 1, &err), -CB_EBADREQ);
+}
+
+/*
+ * The default is written only by store_type_set_default, kept by type
+ * updates, in the cache without a reload and in the file.
+ */
+static void
+test_default_account_is_kept_by_updates_and_reopens(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 t, got, *v = NULL;
+	struct cb_error		 err;
+	size_t			 n = 0;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.default_account, "");
+	assert_null(got.default_sealed);
+	store_type_free(&got);
+	assert_int_equal(store_type_set_default(f->st, TYPE_A, "reader",
+	    "S:reader", &err), 0);
+	assert_int_equal(store_type_get(f->st, "alpha", &got, &err), 0);
+	assert_string_equal(got.default_account, "reader");
+	assert_string_equal(got.default_sealed, "S:reader");
+	/* An update of the other fields (from a copy) keeps it. */
+	free(got.name);
+	got.name = strdup("renamed");
+	assert_int_equal(store_type_update(f->st, &got, &err), 0);
+	store_type_free(&got);
+	t = mktype(TYPE_A, "alpha", "again", STORE_DB, NULL, 0);
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	assert_int_equal(store_type_list(f->st, &v, &n, &err), 0);
+	assert_int_equal(n, 1);
+	assert_string_equal(v[0].default_account, "reader");
+	assert_string_equal(v[0].default_sealed, "S:reader");
+	store_type_list_free(v, n);
+	assert_int_equal(store_type_cache_loads(f->st), 1);
+	reopen(f);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.name, "again");
+	assert_string_equal(got.default_account, "reader");
+	assert_string_equal(got.default_sealed, "S:reader");
+	store_type_free(&got);
+	/* Cleared with both NULL; a name without its sealed text is not. */
+	assert_int_equal(store_type_set_default(f->st, TYPE_A, "reader", NULL,
+	    &err), -CB_EINTERNAL);
+	assert_int_equal(store_type_set_default(f->st, TYPE_A, "Bad", "S",
+	    &err), -CB_EBADREQ);
+	assert_int_equal(store_type_set_default(f->st, TYPE_B, "reader", "S",
+	    &err), -CB_ENOTFOUND);
+	assert_int_equal(store_type_set_default(f->st, TYPE_A, NULL, NULL,
+	    &err), 0);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.default_account, "");
+	assert_null(got.default_sealed);
+	store_type_free(&got);
+	reopen(f);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_null(got.default_sealed);
+	store_type_free(&got);
+}
+
+/* type.clear: the type's links and default go, other types' stay. */
+static void
+test_links_clear_removes_the_links_and_default_of_one_type(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 got;
+	struct store_link	 l;
+	struct cb_error		 err;
+	int64_t			 n;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+	assert_int_equal(store_link_set(f->st, TYPE_A, USER_1, "r", "S1", 1,
+	    &err), 0);
+	assert_int_equal(store_link_set(f->st, TYPE_A, USER_2, "r", "S2", 1,
+	    &err), 0);
+	assert_int_equal(store_link_set(f->st, TYPE_B, USER_1, "r", "S3", 1,
+	    &err), 0);
+	assert_int_equal(store_type_set_default(f->st, TYPE_A, "r", "D1",
+	    &err), 0);
+	assert_int_equal(store_type_set_default(f->st, TYPE_B, "r", "D2",
+	    &err), 0);
+	assert_int_equal(store_links_clear(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(store_link_get(f->st, TYPE_A, USER_1, &l, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.default_account, "");
+	assert_null(got.default_sealed);
+	store_type_free(&got);
+	assert_int_equal(store_link_get(f->st, TYPE_B, USER_1, &l, &err), 0);
+	store_link_free(&l);
+	assert_int_equal(store_type_get(f->st, TYPE_B, &got, &err), 0);
+	assert_string_equal(got.default_sealed, "D2");
+	store_type_free(&got);
+	reopen(f);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_null(got.default_sealed);
+	store_type_free(&got);
+}
+
+/* Key rotation: every link and default, replaced in one transaction. */
+static void
+test_bind_reseal_replaces_links_and_defaults_or_nothing(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_bindrow	*rows = NULL;
+	struct store_type	 got;
+	struct store_link	 l;
+	struct cb_error		 err;
+	size_t			 n = 0, i;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+	assert_int_equal(store_link_set(f->st, TYPE_A, USER_1, "r", "old1", 1,
+	    &err), 0);
+	assert_int_equal(store_link_set(f->st, TYPE_B, USER_2, "w", "old2", 1,
+	    &err), 0);
+	assert_int_equal(store_type_set_default(f->st, TYPE_A, "r", "oldd",
+	    &err), 0);
+	assert_int_equal(store_bind_scan(f->st, &rows, &n, &err), 0);
+	assert_int_equal(n, 3);
+	/* Links first, then defaults (no user). */
+	assert_string_equal(rows[0].type_uuid, TYPE_A);
+	assert_string_equal(rows[0].user_uuid, USER_1);
+	assert_string_equal(rows[0].sealed, "old1");
+	assert_string_equal(rows[1].type_uuid, TYPE_B);
+	assert_string_equal(rows[1].user_uuid, USER_2);
+	assert_string_equal(rows[2].type_uuid, TYPE_A);
+	assert_string_equal(rows[2].user_uuid, "");
+	assert_string_equal(rows[2].sealed, "oldd");
+	for (i = 0; i < n; i++) {
+		free(rows[i].sealed);
+		rows[i].sealed = NULL;
+	}
+	rows[0].sealed = strdup("new1");
+	rows[2].sealed = strdup("newd");
+	assert_int_equal(store_bind_reseal(f->st, rows, n, &err), 0);
+	assert_int_equal(store_link_get(f->st, TYPE_A, USER_1, &l, &err), 0);
+	assert_string_equal(l.sealed, "new1");
+	assert_string_equal(l.account, "r");
+	store_link_free(&l);
+	assert_int_equal(store_link_get(f->st, TYPE_B, USER_2, &l, &err), 0);
+	assert_string_equal(l.sealed, "old2");
+	store_link_free(&l);
+	/* The cache follows without a reload. */
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.default_sealed, "newd");
+	assert_string_equal(got.default_account, "r");
+	store_type_free(&got);
+	assert_int_equal(store_type_cache_loads(f->st), 1);
+	/* A row that is gone fails the whole call, which changes nothing. */
+	assert_int_equal(store_link_delete(f->st, TYPE_A, USER_1, &err), 0);
+	free(rows[2].sealed);
+	rows[2].sealed = strdup("newer");
+	assert_int_equal(store_bind_reseal(f->st, rows, n, &err),
+	    -CB_ENOTFOUND);
+	reopen(f);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.default_sealed, "newd");
+	store_type_free(&got);
+	store_bindrows_free(rows, n);
+}
+
+/*
+ * A change of storage deletes the db accounts' values with the users';
+ * links and the default stay.  Deleting the type deletes everything.
+ */
+static void
+test_storage_change_and_type_delete_cover_accounts(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 t, got;
+	struct store_link	 l;
+	struct cb_error		 err;
+	int64_t			 removed;
+	char			*s, *sealed;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	assert_int_equal(store_value_set(f->st, TYPE_A, USER_1, "u", 1, &err),
+	    0);
+	assert_int_equal(store_account_set(f->st, TYPE_A, "r", "a", 1, &err),
+	    0);
+	assert_int_equal(store_link_set(f->st, TYPE_A, USER_2, "r", "L", 1,
+	    &err), 0);
+	assert_int_equal(store_type_set_default(f->st, TYPE_A, "r", "D",
+	    &err), 0);
+	t = mktype(TYPE_A, "alpha", "alpha", STORE_VAULT, NULL, 0);
+	assert_int_equal(store_type_update_count(f->st, &t, &removed, &err),
+	    0);
+	assert_int_equal(removed, 2);
+	assert_int_equal(store_account_get(f->st, TYPE_A, "r", &sealed, NULL,
+	    &err), -CB_ENOTFOUND);
+	assert_int_equal(store_link_get(f->st, TYPE_A, USER_2, &l, &err), 0);
+	store_link_free(&l);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.default_account, "r");
+	assert_int_equal(got.generation, 1);
+	store_type_free(&got);
+
+	assert_int_equal(store_account_set(f->st, TYPE_A, "r", "a", 1, &err),
+	    0);
+	assert_int_equal(store_type_delete(f->st, TYPE_A, &err), 0);
+	s = side_query(f->path, "SELECT (SELECT count(*) FROM credaccounts) ||"
+	    " '/' || (SELECT count(*) FROM credlinks)");
+	assert_string_equal(s, "0/0");
+	free(s);
 }
 
 int
@@ -2101,6 +2443,24 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_open_migrates_version_2_keeping_types_and_values,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_account_values_are_kept_by_type_and_name,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_link_is_replaced_counted_listed_and_deleted,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_default_account_is_kept_by_updates_and_reopens,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_links_clear_removes_the_links_and_default_of_one_type,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_bind_reseal_replaces_links_and_defaults_or_nothing,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_storage_change_and_type_delete_cover_accounts,
 		    setup, teardown),
 		cmocka_unit_test(test_uuid_new),
 	};

@@ -43,7 +43,8 @@
 
 struct mem_row {
 	char	 type_uuid[STORE_UUID_LEN + 1];
-	char	 user_uuid[STORE_UUID_LEN + 1];
+	char	 user_uuid[STORE_UUID_LEN + 1];	/* "" for an account */
+	char	 account[STORE_IDENT_MAX + 1];	/* "" for a user */
 	char	*sealed;
 	int64_t	 generation;
 	int64_t	 updated_at;
@@ -63,7 +64,8 @@ struct mem_job {
 	int			 rc;
 	int64_t			 n;
 	char			*sealed;
-	char			*users[64];
+	char			*users[64];	/* or accounts */
+	int64_t			 acc_updated[64];
 	size_t			 nusers;
 	int64_t			 updated[16];
 	size_t			 ntypes;
@@ -71,12 +73,13 @@ struct mem_job {
 	values_get_fn		 get;
 	values_done_fn		 done;
 	values_list_fn		 list;
+	values_accounts_fn	 accounts;
 	values_status_fn	 status;
 	values_reseal_fn	 reseal;
 	void			*arg;
 };
 
-enum { M_GET, M_DONE, M_LIST, M_STATUS, M_RESEAL };
+enum { M_GET, M_DONE, M_LIST, M_STATUS, M_RESEAL, M_ACCOUNTS };
 
 static struct mem_row *
 mem_find(struct mem *m, const struct values_ref *ref)
@@ -85,7 +88,9 @@ mem_find(struct mem *m, const struct values_ref *ref)
 
 	for (i = 0; i < m->nrows; i++)
 		if (strcmp(m->rows[i].type_uuid, ref->type_uuid) == 0 &&
-		    strcmp(m->rows[i].user_uuid, ref->user_uuid) == 0)
+		    (ref->account != NULL ?
+		    strcmp(m->rows[i].account, ref->account) == 0 :
+		    strcmp(m->rows[i].user_uuid, ref->user_uuid) == 0))
 			return &m->rows[i];
 	return NULL;
 }
@@ -125,6 +130,10 @@ mem_run(struct values_job *job, bool cancelled)
 		break;
 	case M_RESEAL:
 		j->reseal(j->arg, j->rc, j->n, j->finished, &e);
+		break;
+	case M_ACCOUNTS:
+		j->accounts(j->arg, j->rc, j->users, j->acc_updated,
+		    j->nusers, &e);
 		break;
 	}
 	for (i = 0; i < j->nusers; i++)
@@ -187,8 +196,12 @@ mem_set(struct values *v, const struct values_ref *ref, const char *sealed,
 		r = &m->rows[m->nrows++];
 		snprintf(r->type_uuid, sizeof(r->type_uuid), "%s",
 		    ref->type_uuid);
-		snprintf(r->user_uuid, sizeof(r->user_uuid), "%s",
-		    ref->user_uuid);
+		if (ref->account != NULL)
+			snprintf(r->account, sizeof(r->account), "%s",
+			    ref->account);
+		else
+			snprintf(r->user_uuid, sizeof(r->user_uuid), "%s",
+			    ref->user_uuid);
 	} else
 		free(r->sealed);
 	r->sealed = strdup(sealed);
@@ -231,8 +244,45 @@ mem_list(struct values *v, const char *type_uuid, values_list_fn fn,
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	j->list = fn;
 	for (i = 0; i < m->nrows; i++)
-		if (strcmp(m->rows[i].type_uuid, type_uuid) == 0)
+		if (strcmp(m->rows[i].type_uuid, type_uuid) == 0 &&
+		    m->rows[i].account[0] == '\0')
 			j->users[j->nusers++] = strdup(m->rows[i].user_uuid);
+	return 0;
+}
+
+static int
+mem_list_accounts(struct values *v, const char *type_uuid,
+    int64_t generation, values_accounts_fn fn, void *arg,
+    struct cb_error *err)
+{
+	struct mem	*m = (struct mem *)v;
+	struct mem_job	*j;
+	char		*t;
+	int64_t		 u;
+	size_t		 i, k;
+
+	if ((j = mem_job(m, M_ACCOUNTS, arg)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	j->accounts = fn;
+	for (i = 0; i < m->nrows; i++) {
+		if (strcmp(m->rows[i].type_uuid, type_uuid) != 0 ||
+		    m->rows[i].account[0] == '\0' ||
+		    m->rows[i].generation != generation)
+			continue;
+		j->users[j->nusers] = strdup(m->rows[i].account);
+		j->acc_updated[j->nusers++] = m->rows[i].updated_at;
+	}
+	/* By name: insertion sort of a handful. */
+	for (i = 1; i < j->nusers; i++)
+		for (k = i; k > 0 && strcmp(j->users[k - 1], j->users[k]) > 0;
+		    k--) {
+			t = j->users[k];
+			j->users[k] = j->users[k - 1];
+			j->users[k - 1] = t;
+			u = j->acc_updated[k];
+			j->acc_updated[k] = j->acc_updated[k - 1];
+			j->acc_updated[k - 1] = u;
+		}
 	return 0;
 }
 
@@ -263,7 +313,7 @@ mem_status(struct values *v, const char *user_uuid,
 	struct mem		*m = (struct mem *)v;
 	struct mem_job		*j;
 	struct mem_row		*r;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	size_t			 i;
 
 	if ((j = mem_job(m, M_STATUS, arg)) == NULL)
@@ -288,7 +338,7 @@ mem_reseal(struct values *v, struct values_reseal *rs, values_reseal_fn fn,
 {
 	struct mem		*m = (struct mem *)v;
 	struct mem_job		*j;
-	struct values_ref	 ref;
+	struct values_ref	 ref = { 0 };
 	char			 context[VALUES_CONTEXT_MAX], *out;
 	size_t			 i;
 	int			 rc;
@@ -296,6 +346,8 @@ mem_reseal(struct values *v, struct values_reseal *rs, values_reseal_fn fn,
 	for (i = 0; i < m->nrows; i++) {
 		ref.type_uuid = m->rows[i].type_uuid;
 		ref.user_uuid = m->rows[i].user_uuid;
+		ref.account = m->rows[i].account[0] != '\0' ?
+		    m->rows[i].account : NULL;
 		ref.generation = m->rows[i].generation;
 		values_context(v, context, sizeof(context), &ref);
 		if ((rc = rs->reseal(rs->arg, context, m->rows[i].sealed, &out,
@@ -334,6 +386,7 @@ static const struct values_ops mem_ops = {
 	.set = mem_set,
 	.del = mem_del,
 	.list_users = mem_list,
+	.list_accounts = mem_list_accounts,
 	.clear = mem_clear,
 	.status = mem_status,
 	.reseal = mem_reseal,
@@ -551,6 +604,9 @@ struct answer {
 	char		 users[T_MAX_USERS][STORE_UUID_LEN + 1];
 	size_t		 nusers;
 	int64_t		 updated[3];
+	char		 accounts[T_MAX_USERS][STORE_IDENT_MAX + 1];
+	int64_t		 acc_updated[T_MAX_USERS];
+	size_t		 naccounts;
 	int		 status_rc[3];
 	size_t		 nstatus;
 	bool		 finished;
@@ -623,6 +679,27 @@ listed(void *arg, int rc, char *const *u, size_t n,
 }
 
 static void
+accounts_listed(void *arg, int rc, char *const *names,
+    const int64_t *updated_at, size_t n, const struct cb_error *err)
+{
+	struct answer	*a = arg;
+	size_t		 i;
+
+	(void)err;
+	assert_true(a->f->returned);
+	assert_false(a->called);
+	a->called = true;
+	answered(a);
+	a->rc = rc;
+	for (i = 0; rc == 0 && i < n && i < T_MAX_USERS; i++) {
+		snprintf(a->accounts[i], sizeof(a->accounts[i]), "%s",
+		    names[i]);
+		a->acc_updated[i] = updated_at[i];
+	}
+	a->naccounts = rc == 0 ? n : 0;
+}
+
+static void
 statused(void *arg, size_t i, int rc, int64_t updated_at,
     const struct cb_error *err)
 {
@@ -657,7 +734,7 @@ resealed(void *arg, int rc, int64_t n, bool finished,
 static struct values_ref
 ref(struct fix *f, int type, int user, int64_t generation)
 {
-	struct values_ref	r;
+	struct values_ref	r = { 0 };
 
 	r.type_uuid = f->types[type].uuid;
 	r.user_uuid = users[user];
@@ -749,6 +826,88 @@ v_clear(struct fix *f, int type)
 	wait_for(f, &a, 1);
 	assert_int_equal(a.rc, 0);
 	return a.n;
+}
+
+/* The same operations on an account's value. */
+static struct values_ref
+aref(struct fix *f, int type, const char *account, int64_t generation)
+{
+	struct values_ref	r = { 0 };
+
+	r.type_uuid = f->types[type].uuid;
+	r.account = account;
+	r.generation = generation;
+	return r;
+}
+
+static int
+a_get(struct fix *f, int type, const char *account, int64_t gen,
+    struct answer *a)
+{
+	struct values_ref	r = aref(f, type, account, gen);
+	struct cb_error		e;
+
+	memset(a, 0, sizeof(*a));
+	a->f = f;
+	f->returned = false;
+	assert_int_equal(f->v->ops->get(f->v, &r, got, a, &e), 0);
+	f->returned = true;
+	assert_false(a->called);
+	wait_for(f, a, 1);
+	return a->rc;
+}
+
+static int
+a_set(struct fix *f, int type, const char *account, int64_t gen,
+    const char *sealed)
+{
+	struct values_ref	r = aref(f, type, account, gen);
+	struct cb_error		e;
+	struct answer		a;
+
+	memset(&a, 0, sizeof(a));
+	a.f = f;
+	f->returned = false;
+	assert_int_equal(f->v->ops->set(f->v, &r, sealed, done, &a, &e), 0);
+	f->returned = true;
+	assert_false(a.called);
+	wait_for(f, &a, 1);
+	if (a.rc == 0)
+		assert_true(a.n > 0);
+	return a.rc;
+}
+
+static int
+a_del(struct fix *f, int type, const char *account, int64_t gen)
+{
+	struct values_ref	r = aref(f, type, account, gen);
+	struct cb_error		e;
+	struct answer		a;
+
+	memset(&a, 0, sizeof(a));
+	a.f = f;
+	f->returned = false;
+	assert_int_equal(f->v->ops->del(f->v, &r, done, &a, &e), 0);
+	f->returned = true;
+	assert_false(a.called);
+	wait_for(f, &a, 1);
+	return a.rc;
+}
+
+static void
+a_list(struct fix *f, int type, int64_t gen, struct answer *a)
+{
+	struct cb_error	e;
+
+	memset(a, 0, sizeof(*a));
+	a->f = f;
+	f->returned = false;
+	assert_int_equal(f->v->ops->list_accounts(f->v, f->types[type].uuid,
+	    gen, accounts_listed, a, &e), 0);
+	f->returned = true;
+	assert_false(a->called);
+	wait_for(f, a, 1);
+	assert_int_equal(a->rc, 0);
 }
 
 static bool
@@ -895,15 +1054,22 @@ t_reseal(void *arg, const char *context, const char *sealed, char **out,
 
 	(void)err;
 	*out = NULL;
-	/* The context names the value: type/user (and no other). */
-	assert_int_equal(strlen(context), 2 * STORE_UUID_LEN + 1);
+	/*
+	 * The context names the value: type/user, or type/account/name for
+	 * an account's value (and no other).
+	 */
+	p = strrchr(context, '/') + 1;
+	if (strstr(context, "/account/") != NULL)
+		assert_int_equal(strlen(context), STORE_UUID_LEN +
+		    strlen("/account/") + strlen(p));
+	else
+		assert_int_equal(strlen(context), 2 * STORE_UUID_LEN + 1);
 	assert_true(strncmp(context, f->types[0].uuid, STORE_UUID_LEN) == 0 ||
 	    strncmp(context, f->types[1].uuid, STORE_UUID_LEN) == 0);
 	if (strncmp(sealed, "new:", 4) == 0)
 		return 0;
 	assert_true(strncmp(sealed, "old:", 4) == 0);
-	p = strrchr(context, '/') + 1;
-	/* Sealed text is bound to its own user. */
+	/* Sealed text is bound to its own user or account. */
 	assert_string_equal(sealed + 4, p);
 	if (asprintf(out, "new:%s", sealed + 4) < 0)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -1001,6 +1167,149 @@ test_generation_binds_values(void **state)
 	assert_int_equal(v_clear(f, 0), 1);
 }
 
+/* An account's value is a value of its own, apart from every user's. */
+static void
+test_account_value_is_apart_from_users_values(void **state)
+{
+	struct fix	*f = *state;
+	struct answer	 a;
+
+	assert_int_equal(a_get(f, 0, "techno_reader", 0, &a), -CB_ENOTFOUND);
+	assert_int_equal(a_set(f, 0, "techno_reader", 0, "CB1:1:shared"), 0);
+	assert_int_equal(a_get(f, 0, "techno_reader", 0, &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:shared");
+	assert_true(a.n > 0);
+	/* Not a user's value, nor another type's, nor another account's. */
+	assert_int_equal(v_get(f, 0, 0, 0, &a), -CB_ENOTFOUND);
+	assert_int_equal(a_get(f, 1, "techno_reader", 0, &a), -CB_ENOTFOUND);
+	assert_int_equal(a_get(f, 0, "techno_writer", 0, &a), -CB_ENOTFOUND);
+	v_list(f, 0, &a);
+	assert_int_equal(a.nusers, 0);
+	/* A user's value does not touch the account's. */
+	assert_int_equal(v_set(f, 0, 0, 0, "CB1:1:own"), 0);
+	assert_int_equal(a_set(f, 0, "techno_reader", 0, "CB1:1:shared2"), 0);
+	assert_int_equal(v_get(f, 0, 0, 0, &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:own");
+	assert_int_equal(a_get(f, 0, "techno_reader", 0, &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:shared2");
+	/* Deleting the account leaves the user's value. */
+	assert_int_equal(a_del(f, 0, "techno_reader", 0), 0);
+	assert_int_equal(a_get(f, 0, "techno_reader", 0, &a), -CB_ENOTFOUND);
+	assert_int_equal(a_del(f, 0, "techno_reader", 0), -CB_ENOTFOUND);
+	assert_int_equal(v_get(f, 0, 0, 0, &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:own");
+}
+
+static void
+test_list_accounts_by_name_with_when_written(void **state)
+{
+	struct fix	*f = *state;
+	struct answer	 a;
+
+	a_list(f, 0, 0, &a);
+	assert_int_equal(a.naccounts, 0);
+	assert_int_equal(a_set(f, 0, "zeta", 0, "CB1:1:z"), 0);
+	assert_int_equal(a_set(f, 0, "alpha", 0, "CB1:1:a"), 0);
+	assert_int_equal(a_set(f, 1, "other", 0, "CB1:1:o"), 0);
+	assert_int_equal(v_set(f, 0, 1, 0, "CB1:1:user"), 0);
+	a_list(f, 0, 0, &a);
+	assert_int_equal(a.naccounts, 2);
+	assert_string_equal(a.accounts[0], "alpha");
+	assert_string_equal(a.accounts[1], "zeta");
+	assert_true(a.acc_updated[0] > 0);
+	assert_true(a.acc_updated[1] > 0);
+	a_list(f, 1, 0, &a);
+	assert_int_equal(a.naccounts, 1);
+	assert_string_equal(a.accounts[0], "other");
+	/* Users are not accounts, and accounts are not users. */
+	v_list(f, 0, &a);
+	assert_int_equal(a.nusers, 1);
+	assert_true(has_user(&a, 1));
+}
+
+/* type.clear: users' and accounts' values of the type, and only those. */
+static void
+test_clear_removes_accounts_values_too(void **state)
+{
+	struct fix	*f = *state;
+	struct answer	 a;
+
+	assert_int_equal(v_set(f, 0, 0, 0, "CB1:1:u"), 0);
+	assert_int_equal(a_set(f, 0, "alpha", 0, "CB1:1:a"), 0);
+	assert_int_equal(a_set(f, 0, "beta", 0, "CB1:1:b"), 0);
+	assert_int_equal(a_set(f, 1, "alpha", 0, "CB1:1:keep"), 0);
+	assert_int_equal(v_clear(f, 0), 3);
+	a_list(f, 0, 0, &a);
+	assert_int_equal(a.naccounts, 0);
+	assert_int_equal(a_get(f, 0, "alpha", 0, &a), -CB_ENOTFOUND);
+	assert_int_equal(v_get(f, 0, 0, 0, &a), -CB_ENOTFOUND);
+	assert_int_equal(a_get(f, 1, "alpha", 0, &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:keep");
+}
+
+/* Key rotation re-seals accounts' values under their own context. */
+static void
+test_reseal_covers_accounts_values(void **state)
+{
+	struct fix	*f = *state;
+	struct answer	 a;
+
+	assert_int_equal(a_set(f, 0, "alpha", 0, "old:alpha"), 0);
+	assert_int_equal(a_set(f, 1, "beta", 0, "old:beta"), 0);
+	assert_int_equal(v_set(f, 0, 2, 0, "old:" "33333333-3333-4333-8333-"
+	    "333333333333"), 0);
+	assert_true(v_reseal_all(f) >= 3);
+	assert_int_equal(a_get(f, 0, "alpha", 0, &a), 0);
+	assert_string_equal(a.sealed, "new:alpha");
+	assert_int_equal(a_get(f, 1, "beta", 0, &a), 0);
+	assert_string_equal(a.sealed, "new:beta");
+	assert_int_equal(v_get(f, 0, 2, 0, &a), 0);
+	assert_string_equal(a.sealed, "new:33333333-3333-4333-8333-"
+	    "333333333333");
+	/* Again: nothing changes. */
+	v_reseal_all(f);
+	assert_int_equal(a_get(f, 0, "alpha", 0, &a), 0);
+	assert_string_equal(a.sealed, "new:alpha");
+}
+
+/* Accounts' values are bound to the storage generation like users'. */
+static void
+test_generation_binds_accounts_values(void **state)
+{
+	struct fix		*f = *state;
+	struct values_ref	 r0 = aref(f, 0, "alpha", 0);
+	struct values_ref	 r2 = aref(f, 0, "alpha", 2);
+	struct values_ref	 u0 = ref(f, 0, 0, 0);
+	char			 c0[VALUES_CONTEXT_MAX], c2[VALUES_CONTEXT_MAX];
+	char			 cu[VALUES_CONTEXT_MAX];
+	struct answer		 a;
+
+	values_context(f->v, c0, sizeof(c0), &r0);
+	values_context(f->v, c2, sizeof(c2), &r2);
+	values_context(f->v, cu, sizeof(cu), &u0);
+	assert_string_not_equal(c0, cu);
+	assert_non_null(strstr(c0, "/account/alpha"));
+	assert_int_equal(a_set(f, 0, "alpha", 2, "CB1:1:gen2"), 0);
+	if (!f->v->ops->generational) {
+		assert_string_equal(c0, c2);
+		assert_int_equal(a_get(f, 0, "alpha", 3, &a), 0);
+		a_list(f, 0, 3, &a);
+		assert_int_equal(a.naccounts, 1);
+		return;
+	}
+	assert_string_not_equal(c0, c2);
+	assert_int_equal(a_get(f, 0, "alpha", 2, &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:gen2");
+	assert_int_equal(a_get(f, 0, "alpha", 3, &a), -CB_ENOTFOUND);
+	assert_int_equal(a_del(f, 0, "alpha", 3), -CB_ENOTFOUND);
+	a_list(f, 0, 3, &a);
+	assert_int_equal(a.naccounts, 0);
+	a_list(f, 0, 2, &a);
+	assert_int_equal(a.naccounts, 1);
+	/* Cleared with the type whatever its generation. */
+	assert_int_equal(v_clear(f, 0), 1);
+}
+
 /* Closing cancels what is queued: every caller still gets its answer. */
 static void
 test_close_answers_what_is_queued(void **state)
@@ -1060,7 +1369,19 @@ test_close_answers_what_is_queued(void **state)
 	cmocka_unit_test_setup_teardown(test_generation_binds_values,	\
 	    setup, teardown),						\
 	cmocka_unit_test_setup_teardown(				\
-	    test_close_answers_what_is_queued, setup, teardown)
+	    test_close_answers_what_is_queued, setup, teardown),	\
+	cmocka_unit_test_setup_teardown(				\
+	    test_account_value_is_apart_from_users_values, setup,	\
+	    teardown),							\
+	cmocka_unit_test_setup_teardown(				\
+	    test_list_accounts_by_name_with_when_written, setup,	\
+	    teardown),							\
+	cmocka_unit_test_setup_teardown(				\
+	    test_clear_removes_accounts_values_too, setup, teardown),	\
+	cmocka_unit_test_setup_teardown(				\
+	    test_reseal_covers_accounts_values, setup, teardown),	\
+	cmocka_unit_test_setup_teardown(				\
+	    test_generation_binds_accounts_values, setup, teardown)
 
 static int
 group_setup(void **state)
