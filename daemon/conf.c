@@ -245,9 +245,7 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		c->shutdown_timeout = (unsigned)v;
 	} else if (KEY("substitute", "syntax")) {
 		if ((lvl = tpl_syntax_from_name(value)) < 0)
-			return cb_error_set(cp->err, CB_EBADREQ,
-			    "%s:%d: invalid value for substitute.syntax "
-			    "(both, angle or brace)", cp->where, cp->lineno);
+			goto bad;
 		c->substitute_syntax = lvl;
 	} else if (KEY("storage", "database")) {
 		if (*value != '/')
