@@ -1,7 +1,9 @@
 /*
  * Unit tests for daemon/template.c: the placeholder grammar (spacing,
  * chains, adjacency, every malformed shape an error naming the
- * placeholder, literal "<<" that is not an attempt), every filter on
+ * placeholder, literal "<<" that is not an attempt), the {{.credentials.ID}}
+ * form and the platform's other {{ }} text, substitute.syntax's refusal of
+ * the form it does not accept, every filter on
  * hostile values with exact expected output, one-pass rendering (values
  * are never expanded), structure protection for headers and URLs, the URL
  * template rule, and all-or-nothing rendering with wiped output on error.
