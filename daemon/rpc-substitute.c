@@ -168,11 +168,13 @@ sub_declared(struct sub *s, const struct tpl *t, struct cb_error *err)
 	for (i = 0; i < t->nph; i++) {
 		const struct comp_cred *d = component_find(&s->comp,
 		    t->ph[i].id, strlen(t->ph[i].id));
+		bool brace = t->text[t->ph[i].start] == '{';
 
 		if (d == NULL)
 			return cb_error_set(err, CB_EBADREQ, "placeholder "
-			    "<<.credentials.%s>> names a credential that the "
-			    "%s does not declare", t->ph[i].id,
+			    "%s.credentials.%s%s names a credential that the "
+			    "%s does not declare", brace ? "{{" : "<<",
+			    t->ph[i].id, brace ? "}}" : ">>",
 			    component_kind_name(s->comp.kind));
 		for (j = 0; j < s->ncreds; j++)
 			if (s->creds[j].decl == d)

@@ -219,7 +219,11 @@ class TestBothForms(FormsBase):
 
     def test_undeclared_id_in_brace_form_is_an_error(self):
         self.sub_err(self.req(ORIGIN + "/", body=brace("other")),
-                     "other")
+                     "placeholder {{.credentials.other}} names a credential "
+                     "that the action does not declare")
+        self.sub_err(self.req(ORIGIN + "/", body=angle("other")),
+                     "placeholder <<.credentials.other>> names a credential "
+                     "that the action does not declare")
 
     def test_other_brace_text_passes_through_untouched(self):
         texts = ["{{ .vars.x }}", "{{.vars.x}}", "{{ if .ok }}y{{ end }}",
