@@ -21,6 +21,7 @@
 #include "credbrokerd.h"
 #include "log.h"
 #include "secbuf.h"
+#include "template.h"
 
 #define CONF_DEFAULT_SOCKET	"/run/credbroker/credbroker.sock"
 #define CONF_DEFAULT_DATABASE	"/var/lib/credbroker/credbroker.db"
@@ -242,6 +243,10 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (conf_parse_uint(value, 0, 3600, &v) != 0)
 			goto bad;
 		c->shutdown_timeout = (unsigned)v;
+	} else if (KEY("substitute", "syntax")) {
+		if ((lvl = tpl_syntax_from_name(value)) < 0)
+			goto bad;
+		c->substitute_syntax = lvl;
 	} else if (KEY("storage", "database")) {
 		if (*value != '/')
 			goto bad_abs;
@@ -402,6 +407,7 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	c->page_cache_mb = 8;
 	c->vault_max_connections = 16;
 	c->vault_max_pending = 16;
+	c->substitute_syntax = TPL_SYNTAX_BOTH;
 	c->log_level = LOG_LVL_INFO;
 	c->audit_sync = true;
 	if (conf_set_str(&c->socket, CONF_DEFAULT_SOCKET) != 0 ||

@@ -58,6 +58,8 @@ struct conf {
 	unsigned	 message_timeout;	/* seconds for a whole message */
 	unsigned	 shutdown_timeout;	/* seconds */
 
+	int		 substitute_syntax;	/* enum tpl_syntax */
+
 	char		*database;
 	unsigned	 page_cache_mb;		/* SQLite page cache */
 	unsigned	 mmap_mb;		/* SQLite memory map, 0 = none */

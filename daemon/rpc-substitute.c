@@ -168,11 +168,13 @@ sub_declared(struct sub *s, const struct tpl *t, struct cb_error *err)
 	for (i = 0; i < t->nph; i++) {
 		const struct comp_cred *d = component_find(&s->comp,
 		    t->ph[i].id, strlen(t->ph[i].id));
+		bool brace = t->text[t->ph[i].start] == '{';
 
 		if (d == NULL)
 			return cb_error_set(err, CB_EBADREQ, "placeholder "
-			    "<<.credentials.%s>> names a credential that the "
-			    "%s does not declare", t->ph[i].id,
+			    "%s.credentials.%s%s names a credential that the "
+			    "%s does not declare", brace ? "{{" : "<<",
+			    t->ph[i].id, brace ? "}}" : ">>",
 			    component_kind_name(s->comp.kind));
 		for (j = 0; j < s->ncreds; j++)
 			if (s->creds[j].decl == d)
@@ -198,7 +200,9 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 	char			 q[SUB_HNAME_SHOW + 4], what[SUB_WHAT_MAX];
 	size_t			 len, i;
 	int			 rc;
+	enum tpl_syntax		 syntax;
 
+	syntax = s->call->broker->conf->substitute_syntax;
 	if (req == NULL || req->type != MSGPACK_OBJECT_MAP)
 		return cb_error_set(err, CB_EBADREQ,
 		    "parameter 'request' must be a map");
@@ -214,8 +218,8 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 	if (s->url == NULL || s->url->type != MSGPACK_OBJECT_STR)
 		return cb_error_set(err, CB_EBADREQ,
 		    "request.url must be a string");
-	if ((rc = tpl_parse(s->url->via.str.ptr, s->url->via.str.size,
-	    &s->url_tpl, err)) != 0 ||
+	if ((rc = tpl_parse_syntax(s->url->via.str.ptr, s->url->via.str.size,
+	    syntax, &s->url_tpl, err)) != 0 ||
 	    (rc = tpl_check_url_template(&s->url_tpl, err)) != 0 ||
 	    (rc = url_origin(s->url->via.str.ptr, s->url->via.str.size,
 	    &s->origin, err)) != 0 ||
@@ -256,9 +260,10 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 			snprintf(what, sizeof(what), "request.headers[%zu] "
 			    "'%s': the value", i, proto_quote(sh->name,
 			    sh->namelen, q, sizeof(q), false));
-			if ((rc = tpl_parse(pair->via.array.ptr[1].via.str.ptr,
-			    pair->via.array.ptr[1].via.str.size, &sh->value,
-			    err)) != 0 ||
+			if ((rc = tpl_parse_syntax(
+			    pair->via.array.ptr[1].via.str.ptr,
+			    pair->via.array.ptr[1].via.str.size, syntax,
+			    &sh->value, err)) != 0 ||
 			    (rc = tpl_check_literal(&sh->value, TPL_HEADER,
 			    what, err)) != 0)
 				return rc;
@@ -272,7 +277,8 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 		if ((p = sub_bytes(s->body, &len)) == NULL)
 			return cb_error_set(err, CB_EBADREQ,
 			    "request.body must be a string or binary");
-		if ((rc = tpl_parse(p, len, &s->body_tpl, err)) != 0)
+		if ((rc = tpl_parse_syntax(p, len, syntax, &s->body_tpl,
+		    err)) != 0)
 			return rc;
 	}
 

@@ -105,15 +105,16 @@ tpl_quote(const char *s, size_t n, char *buf)
 
 /*
  * Quote a malformed placeholder attempt starting at start: up to and
- * including the next ">>", or as much as tpl_quote shows.
+ * including the next close (">>" or "}}"), or as much as tpl_quote shows.
  */
 static const char *
-tpl_quote_attempt(const char *text, size_t len, size_t start, char *buf)
+tpl_quote_attempt(const char *text, size_t len, size_t start, char close,
+    char *buf)
 {
 	size_t	e;
 
 	for (e = start + 2; e < len; e++) {
-		if (text[e] == '>' && e + 1 < len && text[e + 1] == '>') {
+		if (text[e] == close && e + 1 < len && text[e + 1] == close) {
 			e += 2;
 			break;
 		}
@@ -156,17 +157,27 @@ tpl_filter_lookup(const char *s, size_t n)
 }
 
 /*
- * Parse the placeholder attempt at text[start] ("<<", whitespace, '.'
- * already seen) into ph.  Either it is well formed, or it is an error:
+ * Parse the placeholder attempt at text[start] ("<<" or "{{", whitespace,
+ * '.' already seen) into ph.  Either it is well formed, or it is an error:
  * the caller never falls back to treating it as literal text.
  */
 static int
 tpl_parse_one(const char *text, size_t len, size_t start, struct tpl_ph *ph,
     struct cb_error *err)
 {
-	char	 q[TPL_QUOTE_BUF];
-	size_t	 j, idstart, nstart;
-	int	 f;
+	char		 q[TPL_QUOTE_BUF];
+	const char	*form;
+	size_t		 j, idstart, nstart;
+	int		 f;
+	char		 close;
+
+	if (text[start] == '{') {
+		close = '}';
+		form = "{{.credentials.ID}}";
+	} else {
+		close = '>';
+		form = "<<.credentials.ID>>";
+	}
 
 	memset(ph, 0, sizeof(*ph));
 	ph->start = start;
@@ -176,8 +187,8 @@ tpl_parse_one(const char *text, size_t len, size_t start, struct tpl_ph *ph,
 	if (len - j < TPL_PREFIX_LEN ||
 	    memcmp(text + j, TPL_PREFIX, TPL_PREFIX_LEN) != 0)
 		return cb_error_set(err, CB_EBADREQ, "malformed placeholder "
-		    "%s: expected <<.credentials.ID>>",
-		    tpl_quote_attempt(text, len, start, q));
+		    "%s: expected %s",
+		    tpl_quote_attempt(text, len, start, close, q), form);
 	j += TPL_PREFIX_LEN;
 
 	idstart = j;
@@ -190,7 +201,7 @@ tpl_parse_one(const char *text, size_t len, size_t start, struct tpl_ph *ph,
 		return cb_error_set(err, CB_EBADREQ, "malformed placeholder "
 		    "%s: the credential id must be 1 to %d characters of "
 		    "[A-Za-z0-9_-], not starting with a digit or '-'",
-		    tpl_quote_attempt(text, len, start, q), TPL_ID_MAX);
+		    tpl_quote_attempt(text, len, start, close, q), TPL_ID_MAX);
 	memcpy(ph->id, text + idstart, j - idstart);
 	ph->id[j - idstart] = '\0';
 
@@ -199,16 +210,18 @@ tpl_parse_one(const char *text, size_t len, size_t start, struct tpl_ph *ph,
 			j++;
 		if (j >= len)
 			return cb_error_set(err, CB_EBADREQ, "unterminated "
-			    "placeholder %s: missing '>>'",
-			    tpl_quote_attempt(text, len, start, q));
-		if (text[j] == '>' && j + 1 < len && text[j + 1] == '>') {
+			    "placeholder %s: missing '%c%c'",
+			    tpl_quote_attempt(text, len, start, close, q),
+			    close, close);
+		if (text[j] == close && j + 1 < len && text[j + 1] == close) {
 			ph->end = j + 2;
 			return 0;
 		}
 		if (text[j] != '|')
 			return cb_error_set(err, CB_EBADREQ, "malformed "
-			    "placeholder %s: expected '|' or '>>'",
-			    tpl_quote_attempt(text, len, start, q));
+			    "placeholder %s: expected '|' or '%c%c'",
+			    tpl_quote_attempt(text, len, start, close, q),
+			    close, close);
 		for (j++; j < len && tpl_is_sp(text[j]); j++)
 			;
 		nstart = j;
@@ -218,30 +231,62 @@ tpl_parse_one(const char *text, size_t len, size_t start, struct tpl_ph *ph,
 		if (j == nstart)
 			return cb_error_set(err, CB_EBADREQ, "malformed "
 			    "placeholder %s: missing filter name after '|'",
-			    tpl_quote_attempt(text, len, start, q));
+			    tpl_quote_attempt(text, len, start, close, q));
 		if ((f = tpl_filter_lookup(text + nstart, j - nstart)) == 0)
 			return cb_error_set(err, CB_EBADREQ, "unknown filter "
 			    "'%.*s' in placeholder %s (filters: urlquery, "
 			    "urlpath, json, base64)",
 			    (int)(j - nstart > TPL_FNAME_SHOW ? TPL_FNAME_SHOW :
 			    j - nstart), text + nstart,
-			    tpl_quote_attempt(text, len, start, q));
+			    tpl_quote_attempt(text, len, start, close, q));
 		if (ph->nfilters == TPL_FILTERS_MAX)
 			return cb_error_set(err, CB_EBADREQ, "too many filters "
 			    "in placeholder %s (at most %d)",
-			    tpl_quote_attempt(text, len, start, q),
+			    tpl_quote_attempt(text, len, start, close, q),
 			    TPL_FILTERS_MAX);
 		ph->filters[ph->nfilters++] = f;
 	}
+}
+
+/*
+ * Length of the placeholder attempt opener at text[i] ("<<" or "{{" up to
+ * the '.' that follows it), or 0 when the text there is literal.  "<<" then
+ * whitespace then '.' is an attempt; "{{" is one only when the whitespace
+ * is followed by ".credentials.", so that the rest of a platform's own
+ * "{{ ... }}" templating stays literal text.
+ */
+static size_t
+tpl_attempt(const char *text, size_t len, size_t i)
+{
+	size_t	j;
+
+	if (text[i] != text[i + 1] || (text[i] != '<' && text[i] != '{'))
+		return 0;
+	for (j = i + 2; j < len && tpl_is_ws(text[j]); j++)
+		;
+	if (j >= len || text[j] != '.')
+		return 0;
+	if (text[i] == '{' && (len - j < TPL_PREFIX_LEN ||
+	    memcmp(text + j, TPL_PREFIX, TPL_PREFIX_LEN) != 0))
+		return 0;
+	return j - i;
 }
 
 /* Find and check every placeholder in one pass over text. */
 int
 tpl_parse(const char *text, size_t len, struct tpl *out, struct cb_error *err)
 {
+	return tpl_parse_syntax(text, len, TPL_SYNTAX_BOTH, out, err);
+}
+
+/* The same, accepting only the placeholder forms syntax allows. */
+int
+tpl_parse_syntax(const char *text, size_t len, enum tpl_syntax syntax,
+    struct tpl *out, struct cb_error *err)
+{
 	struct tpl_ph	 ph, *nph;
-	const char	*p;
-	size_t		 i, j, cap = 0;
+	char		 q[TPL_QUOTE_BUF];
+	size_t		 i, cap = 0;
 	int		 rc;
 
 	memset(out, 0, sizeof(*out));
@@ -249,27 +294,29 @@ tpl_parse(const char *text, size_t len, struct tpl *out, struct cb_error *err)
 	out->len = len;
 	i = 0;
 	while (len >= 2 && i < len - 1) {
-		if ((p = memchr(text + i, '<', len - 1 - i)) == NULL)
-			break;
-		i = (size_t)(p - text);
-		if (text[i + 1] != '<') {
-			i++;
-			continue;
-		}
 		/*
-		 * "<<", optional whitespace, '.': a placeholder attempt.
-		 * Anything else (C++ shifts, heredocs) is literal text; move
-		 * on by one byte so that "<<<.credentials.x>>" still finds
-		 * the placeholder that starts at the second '<'.
+		 * Anything that is not an attempt (C++ shifts, heredocs,
+		 * "{{ .vars.x }}") is literal text; move on by one byte so
+		 * that "<<<.credentials.x>>" still finds the placeholder
+		 * that starts at the second '<'.
 		 */
-		for (j = i + 2; j < len && tpl_is_ws(text[j]); j++)
-			;
-		if (j >= len || text[j] != '.') {
+		if ((text[i] != '<' && text[i] != '{') ||
+		    tpl_attempt(text, len, i) == 0) {
 			i++;
 			continue;
 		}
 		if ((rc = tpl_parse_one(text, len, i, &ph, err)) != 0)
 			goto fail;
+		if ((syntax == TPL_SYNTAX_ANGLE && text[i] == '{') ||
+		    (syntax == TPL_SYNTAX_BRACE && text[i] == '<')) {
+			rc = cb_error_set(err, CB_EBADREQ, "placeholder %s: "
+			    "the %s form is not accepted here "
+			    "(substitute.syntax = %s)",
+			    tpl_quote(text + i, ph.end - i, q),
+			    text[i] == '{' ? "{{.credentials.ID}}" :
+			    "<<.credentials.ID>>", tpl_syntax_name(syntax));
+			goto fail;
+		}
 		if (out->nph == cap) {
 			if (cap > SIZE_MAX / 2 / sizeof(*nph)) {
 				rc = -CB_EINTERNAL;
@@ -292,6 +339,34 @@ oom:
 fail:
 	tpl_free(out);
 	return rc;
+}
+
+/* Name of a syntax setting, as written in the configuration. */
+const char *
+tpl_syntax_name(enum tpl_syntax syntax)
+{
+	switch (syntax) {
+	case TPL_SYNTAX_BOTH:
+		return "both";
+	case TPL_SYNTAX_ANGLE:
+		return "angle";
+	case TPL_SYNTAX_BRACE:
+		return "brace";
+	}
+	return NULL;
+}
+
+/* A syntax setting from its name, or -1. */
+int
+tpl_syntax_from_name(const char *name)
+{
+	if (strcmp(name, "both") == 0)
+		return TPL_SYNTAX_BOTH;
+	if (strcmp(name, "angle") == 0)
+		return TPL_SYNTAX_ANGLE;
+	if (strcmp(name, "brace") == 0)
+		return TPL_SYNTAX_BRACE;
+	return -1;
 }
 
 /* Release the placeholder list. */

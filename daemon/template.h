@@ -4,19 +4,31 @@
  *
  * Grammar (spaces are ' ' or '\t'):
  *
- *	placeholder = "<<" *SP ".credentials." ID *SP
- *	              *( "|" *SP FILTER *SP ) ">>"
+ *	placeholder = angle / brace
+ *	angle       = "<<" body ">>"
+ *	brace       = "{{" body "}}"
+ *	body        = *SP ".credentials." ID *SP *( "|" *SP FILTER *SP )
  *	ID          = [A-Za-z_][A-Za-z0-9_-]{0,63}
  *	FILTER      = "urlquery" / "urlpath" / "json" / "base64"
  *
+ * The two forms are the same placeholder; the brace form is the one the
+ * platform that the broker replaces writes (SPEC section 11).
+ *
  * What "looks like a placeholder": every "<<" that is followed by optional
- * whitespace (' ', '\t', '\r', '\n', '\v', '\f') and then a '.' is a
+ * whitespace (' ', '\t', '\r', '\n', '\v', '\f') and then a '.', and
+ * every "{{" followed by optional whitespace and then ".credentials.", is a
  * placeholder attempt and must parse completely, or the whole template is
- * refused (so "<<.credential.x>>", "<< .creds.a >>", "<<.credentials.a"
- * and "<<\n.credentials.a>>" are errors, never passed through).  Any other
- * "<<" is literal text: "a << b", "cat <<EOF", "<<" at the end of the text.
- * Scanning resumes one byte later, so in "<<<.credentials.a>>" the first
- * '<' is literal and the rest is a placeholder.  A lone ">>" is literal.
+ * refused (so "<<.credential.x>>", "<< .creds.a >>", "<<.credentials.a",
+ * "<<\n.credentials.a>>", "{{.credentials.a>>" and "{{ .credentials.}}"
+ * are errors, never passed through).  Any other "<<" or "{{" is literal
+ * text: "a << b", "cat <<EOF", "{{ .vars.x }}", "{{.credential.x}}" (the
+ * last two belong to the platform's own templating).  Scanning resumes one
+ * byte later, so in "<<<.credentials.a>>" the first '<' is literal and the
+ * rest is a placeholder.  A lone ">>" or "}}" is literal.
+ *
+ * tpl_parse_syntax refuses, as an error naming it, a well-formed
+ * placeholder of a form that its syntax argument does not accept
+ * (substitute.syntax in credbroker.conf(5)); tpl_parse accepts both.
  *
  * Filters, applied left to right:
  *	urlquery  percent-encode every byte but A-Z a-z 0-9 - . _ ~
@@ -73,9 +85,16 @@ enum tpl_ctx {
 	TPL_BODY
 };
 
+/* Which placeholder forms a template may use (substitute.syntax). */
+enum tpl_syntax {
+	TPL_SYNTAX_BOTH,	/* <<.credentials.ID>> and {{.credentials.ID}} */
+	TPL_SYNTAX_ANGLE,	/* <<.credentials.ID>> only */
+	TPL_SYNTAX_BRACE	/* {{.credentials.ID}} only */
+};
+
 struct tpl_ph {
-	size_t		 start;		/* offset of "<<" in the text */
-	size_t		 end;		/* offset just past ">>" */
+	size_t		 start;		/* offset of "<<" or "{{" */
+	size_t		 end;		/* offset just past ">>" or "}}" */
 	char		 id[TPL_ID_MAX + 1];
 	int		 filters[TPL_FILTERS_MAX];	/* enum tpl_filter */
 	int		 nfilters;
@@ -99,6 +118,15 @@ struct tpl {
  */
 int	 tpl_parse(const char *text, size_t len, struct tpl *out,
 	    struct cb_error *err);
+/*
+ * tpl_parse accepts both forms; tpl_parse_syntax refuses a placeholder of
+ * a form that syntax does not accept (-CB_EBADREQ naming it).
+ */
+int	 tpl_parse_syntax(const char *text, size_t len,
+	    enum tpl_syntax syntax, struct tpl *out, struct cb_error *err);
+/* "both", "angle", "brace"; and back (-1 for any other name). */
+const char *tpl_syntax_name(enum tpl_syntax syntax);
+int	 tpl_syntax_from_name(const char *name);
 /* Release what tpl_parse allocated; t may be reused afterwards. */
 void	 tpl_free(struct tpl *t);
 

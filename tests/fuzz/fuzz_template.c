@@ -4,22 +4,26 @@
  *
  * Input layout (tests/fuzz/make_corpus.py writes seeds in it):
  *
- *	byte 0		flags (bit 0: leave stale bytes in the output)
+ *	byte 0		flags (bit 0: leave stale bytes in the output;
+ *			bits 1-2: substitute.syntax, 0 both, 1 angle,
+ *			2 brace, 3 both)
  *	bytes 1-2	template length L, big-endian (at most what is left)
  *	L bytes		the template
  *	then values	[len][len bytes], used in turn for each lookup and
  *			cycled; len 0xff is a lookup that fails (not_found)
  *
- * For each input: tpl_parse, then tpl_check_url_template,
+ * For each input: tpl_parse_syntax, then tpl_check_url_template,
  * tpl_check_literal and tpl_render_bound, then tpl_render in all four
  * contexts; the text also goes through url_routing_header and
  * url_authority_matches.  Every result is checked against an independent
  * model written here from template.h (not from template.c):
  *
  *  - parse: on error the tpl is empty and some placeholder attempt
- *    ("<<", whitespace, '.') exists; on success the placeholders are in
- *    order, inside the text, start with "<<" and end with ">>", have
- *    valid ids and filters, and every attempt outside them is one of them;
+ *    ("<<", whitespace, '.'; or "{{", whitespace, ".credentials.") exists;
+ *    on success the placeholders are in order, inside the text, start
+ *    with "<<" and end with ">>" or start with "{{" and end with "}}", are
+ *    of a form the syntax accepts, have valid ids and filters, and every
+ *    attempt outside them is one of them;
  *  - the URL check accepts exactly the templates the header describes;
  *  - the literal check refuses exactly the templates whose text outside
  *    placeholders holds a byte the context forbids;
@@ -373,17 +377,22 @@ fz_check_host(const char *text, size_t len)
 		    (uint8_t)text[i] > 0x20 && text[i] != 0x7f);
 }
 
-/* Is there a placeholder attempt ("<<", whitespace, '.') at i? */
+/*
+ * Is there a placeholder attempt at i: "<<", whitespace, '.'; or "{{",
+ * whitespace, ".credentials."?
+ */
 static bool
 fz_attempt(const char *s, size_t len, size_t i)
 {
 	size_t	j;
 
-	if (i + 1 >= len || s[i] != '<' || s[i + 1] != '<')
+	if (i + 1 >= len || s[i] != s[i + 1] || (s[i] != '<' && s[i] != '{'))
 		return false;
 	for (j = i + 2; j < len && (s[j] == ' ' || s[j] == '\t' ||
 	    s[j] == '\r' || s[j] == '\n' || s[j] == '\v' || s[j] == '\f'); j++)
 		;
+	if (s[i] == '{')
+		return len - j >= 13 && memcmp(s + j, ".credentials.", 13) == 0;
 	return j < len && s[j] == '.';
 }
 
@@ -400,17 +409,23 @@ fz_check_msg(const struct cb_error *err)
 
 /* Check a successful parse against the grammar of template.h. */
 static void
-fz_check_parse(const struct tpl *t)
+fz_check_parse(const struct tpl *t, enum tpl_syntax syntax)
 {
 	const struct tpl_ph	*ph;
 	size_t			 i, j, k;
+	bool			 brace;
 
 	for (i = 0; i < t->nph; i++) {
 		ph = &t->ph[i];
 		FZ_ASSERT(ph->start + 4 < ph->end && ph->end <= t->len);
 		FZ_ASSERT(i == 0 || t->ph[i - 1].end <= ph->start);
-		FZ_ASSERT(memcmp(t->text + ph->start, "<<", 2) == 0);
-		FZ_ASSERT(memcmp(t->text + ph->end - 2, ">>", 2) == 0);
+		brace = t->text[ph->start] == '{';
+		FZ_ASSERT(memcmp(t->text + ph->start, brace ? "{{" : "<<",
+		    2) == 0);
+		FZ_ASSERT(memcmp(t->text + ph->end - 2, brace ? "}}" : ">>",
+		    2) == 0);
+		FZ_ASSERT(!(brace && syntax == TPL_SYNTAX_ANGLE));
+		FZ_ASSERT(!(!brace && syntax == TPL_SYNTAX_BRACE));
 		k = strlen(ph->id);
 		FZ_ASSERT(k >= 1 && k <= TPL_ID_MAX);
 		FZ_ASSERT(fz_alpha((uint8_t)ph->id[0]) || ph->id[0] == '_');
@@ -469,11 +484,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char		*text;
 	size_t		 tlen, pos, i, calls, n, bound = 0;
 	uint8_t		 flags;
+	enum tpl_syntax	 syntax;
 	int		 rc, mrc, brc;
 
 	if (size < 3)
 		return 0;
 	flags = data[0];
+	switch ((flags >> 1) & 3) {
+	case 1:
+		syntax = TPL_SYNTAX_ANGLE;
+		break;
+	case 2:
+		syntax = TPL_SYNTAX_BRACE;
+		break;
+	default:
+		syntax = TPL_SYNTAX_BOTH;
+		break;
+	}
 	tlen = (size_t)data[1] << 8 | data[2];
 	if (tlen > size - 3)
 		tlen = size - 3;
@@ -497,7 +524,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 
 	cb_error_clear(&err);
-	rc = tpl_parse(text, tlen, &t, &err);
+	rc = tpl_parse_syntax(text, tlen, syntax, &t, &err);
 	if (rc != 0) {
 		FZ_ASSERT(rc == -CB_EBADREQ);
 		fz_check_msg(&err);
@@ -510,7 +537,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		goto done;
 	}
 	FZ_ASSERT(t.text == text && t.len == tlen);
-	fz_check_parse(&t);
+	fz_check_parse(&t, syntax);
 	fz_check_host(text, tlen);
 	for (i = 0; i < sizeof(ctxs) / sizeof(ctxs[0]); i++) {
 		cb_error_clear(&err);

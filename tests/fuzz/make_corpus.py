@@ -14,8 +14,11 @@ tests/fuzz/corpus/<target>/ (committed; rerun after changing this file).
   fuzz_template  [flags][template length, 2 bytes big-endian][template]
                  then values as [len][bytes] (len 0xff: a lookup that
                  fails): templates with every filter and chain, every
-                 malformed placeholder form of template.h, URL authority
-                 cases, and values with CR/LF/NUL, bad UTF-8, U+2028.
+                 malformed placeholder form of template.h in both the
+                 <<...>> and the {{...}} form, the platform's own {{ }}
+                 text, each substitute.syntax (flags bits 1-2), URL
+                 authority cases, and values with CR/LF/NUL, bad UTF-8,
+                 U+2028.
   fuzz_token     a JWS compact token (and base64url text): RS256 tokens
                  signed with FUZZ_TOKEN_KEY (the private half of the key
                  in fuzz_token.c, a test key used nowhere else), with time
@@ -472,6 +475,39 @@ def template_seeds():
     s["value-is-ph"] = tpl_seed(P % "a", [P % "b"])
     s["url-space-value"] = tpl_seed("https://h/" + P % "a",
                                     ["a b", "\u0085", "\u00a0"])
+    # The brace form, {{.credentials.ID}}, and substitute.syntax in flags
+    # bits 1-2 (0 both, 1 angle, 2 brace).
+    B = "{{.credentials.%s}}"
+    ANGLE, BRACE = 1 << 1, 2 << 1
+    s["brace-one"] = tpl_seed(B % "gh", ["ghp_value"])
+    s["brace-url"] = tpl_seed(
+        "https://api.example.com/{{.vars.x}}/{{ .credentials.p | urlpath }}"
+        "?q={{.credentials.q|urlquery}}&r={{\t.credentials.r\t}}",
+        ["a/b c", "x&y=z+%", "plain"])
+    s["brace-chain"] = tpl_seed(
+        "{{ .credentials.a | json | base64 | urlquery | urlpath }}", ["v"])
+    s["brace-mixed"] = tpl_seed(P % "a" + " " + B % "b", ["x", "y"])
+    s["brace-triple"] = tpl_seed("{{{.credentials.a}}}", ["v"])
+    s["brace-host"] = tpl_seed("https://{{.credentials.h}}/", ["evil.com"])
+    s["brace-value-is-ph"] = tpl_seed(B % "a", [B % "b"])
+    s["brace-other-text"] = tpl_seed(
+        "{{ .vars.x }} {{ if .ok }}y{{ end }} {{.credential.x}} "
+        "{{.Credentials.x}} {{< alert >}} {{ printf .credentials.x }}", [])
+    for i, bad in enumerate([
+            "{{.credentials.a", "{{.credentials.}}", "{{.credentials.a>>",
+            "<<.credentials.a}}", "{{ .credentials.a | nope }}",
+            "{{.credentials.a |}}", "{{.credentials.1a}}",
+            "{{\n.credentials.a}}", "{{.credentials.a}",
+            "{{.credentials.a.b}}"]):
+        s["brace-malformed-%02d" % i] = tpl_seed("x " + bad + " y", ["v"])
+    both = P % "a" + "|" + B % "b" + "|{{ .vars.x }}"
+    s["syntax-angle"] = tpl_seed(both, ["x", "y"], flags=ANGLE)
+    s["syntax-brace"] = tpl_seed(both, ["x", "y"], flags=BRACE)
+    s["syntax-angle-only-angle"] = tpl_seed(P % "a" + "{{ .vars.x }}",
+                                            ["x"], flags=ANGLE)
+    s["syntax-brace-only-brace"] = tpl_seed("a << b " + B % "a", ["x"],
+                                            flags=BRACE | 1)
+    s["syntax-3"] = tpl_seed(both, ["x", "y"], flags=3 << 1)
     return s
 
 
@@ -677,6 +713,8 @@ def proto_dict():
 
 def template_dict():
     words = ["<<.credentials.", "<< .credentials.", ">>", " >>", "|",
+             "{{.credentials.", "{{ .credentials.", "}}", " }}", "{{",
+             "{{ .vars.x }}", ".credentials.",
              "urlquery", "urlpath", "json", "base64", "https://",
              "http://", "HTTPS://", "/", "?", "#", "@", ":", "\\",
              "\r\n", "\x00", "\xe2\x80\xa8", "\xe2\x80\xa9", "\xc2\x85",

@@ -27,6 +27,7 @@
 #include "credbrokerd.h"
 #include "log.h"
 #include "proto.h"
+#include "template.h"
 
 #define DEF_SOCKET	"/run/credbroker/credbroker.sock"
 #define DEF_DATABASE	"/var/lib/credbroker/credbroker.db"
@@ -156,6 +157,7 @@ assert_defaults(const struct conf *c)
 	assert_int_equal(c->idle_timeout, 300);
 	assert_int_equal(c->message_timeout, 30);
 	assert_int_equal(c->shutdown_timeout, 10);
+	assert_int_equal(c->substitute_syntax, TPL_SYNTAX_BOTH);
 	assert_string_equal(c->database, DEF_DATABASE);
 	assert_int_equal(c->page_cache_mb, 8);
 	assert_int_equal(c->mmap_mb, 0);
@@ -240,6 +242,8 @@ test_every_key(void **state)
 	    "idle_timeout = 0\n"
 	    "shutdown_timeout = 42\n"
 	    "\n"
+	    "[substitute]\n"
+	    "syntax = angle\n"
 	    "[storage]\n"
 	    "database = /srv/cb/store.db\n"
 	    "[security]\n"
@@ -262,6 +266,7 @@ test_every_key(void **state)
 	assert_int_equal(c.max_inflight, 3);
 	assert_int_equal(c.idle_timeout, 0);
 	assert_int_equal(c.shutdown_timeout, 42);
+	assert_int_equal(c.substitute_syntax, TPL_SYNTAX_ANGLE);
 	assert_string_equal(c.database, "/srv/cb/store.db");
 	assert_string_equal(c.secret_key_file, "/etc/credbroker/master.key");
 	assert_string_equal(c.secret_key_credential, "cb-master");
@@ -346,6 +351,8 @@ conf_num(const struct conf *c, const char *key)
 		return c->idle_timeout;
 	if (strcmp(key, "server.shutdown_timeout") == 0)
 		return c->shutdown_timeout;
+	if (strcmp(key, "substitute.syntax") == 0)
+		return (unsigned long long)c->substitute_syntax;
 	if (strcmp(key, "storage.page_cache_mb") == 0)
 		return c->page_cache_mb;
 	if (strcmp(key, "storage.mmap_mb") == 0)
@@ -409,6 +416,9 @@ test_numeric_ranges_valid(void **state)
 		{ "server.idle_timeout", "604800", 604800 },
 		{ "server.shutdown_timeout", "0", 0 },
 		{ "server.shutdown_timeout", "3600", 3600 },
+		{ "substitute.syntax", "both", TPL_SYNTAX_BOTH },
+		{ "substitute.syntax", "angle", TPL_SYNTAX_ANGLE },
+		{ "substitute.syntax", "brace", TPL_SYNTAX_BRACE },
 		{ "storage.page_cache_mb", "1", 1 },
 		{ "storage.page_cache_mb", "4096", 4096 },
 		{ "storage.mmap_mb", "0", 0 },
@@ -489,6 +499,10 @@ static const struct badcase bad_values[] = {
 	{ "server.idle_timeout", "-1", 0 },
 	{ "server.shutdown_timeout", "3601", 0 },
 	{ "server.shutdown_timeout", "ten", 0 },
+	{ "substitute.syntax", "", 0 },
+	{ "substitute.syntax", "Brace", 0 },
+	{ "substitute.syntax", "curly", 0 },
+	{ "substitute.syntax", "angle,brace", 0 },
 	{ "storage.page_cache_mb", "0", 0 },
 	{ "storage.page_cache_mb", "4097", 0 },
 	{ "storage.page_cache_mb", "8M", 0 },

@@ -1,7 +1,9 @@
 /*
  * Unit tests for daemon/template.c: the placeholder grammar (spacing,
  * chains, adjacency, every malformed shape an error naming the
- * placeholder, literal "<<" that is not an attempt), every filter on
+ * placeholder, literal "<<" that is not an attempt), the {{.credentials.ID}}
+ * form and the platform's other {{ }} text, substitute.syntax's refusal of
+ * the form it does not accept, every filter on
  * hostile values with exact expected output, one-pass rendering (values
  * are never expanded), structure protection for headers and URLs, the URL
  * template rule, and all-or-nothing rendering with wiped output on error.
@@ -162,7 +164,7 @@ test_literal(void **state)
 	check("<<", TPL_BODY, "<<");
 	check("x >> y >>", TPL_BODY, "x >> y >>");
 	check("<<credentials.plain>>", TPL_BODY, "<<credentials.plain>>");
-	check("{{.credentials.plain}}", TPL_BODY, "{{.credentials.plain}}");
+	check("{{.credentials}}", TPL_BODY, "{{.credentials}}");
 	check_n(S("bin\0<<\0.x"), TPL_BODY, S("bin\0<<\0.x"));
 	/* The first '<' is literal, the rest a placeholder. */
 	check("<<<.credentials.plain>>", TPL_BODY, "<s3cr3t");
@@ -285,6 +287,161 @@ test_malformed(void **state)
 	/* NUL inside: shown as '?'. */
 	check_err_n(S("<<.credentials.a\0>>"), TPL_BODY, CB_EBADREQ,
 	    "malformed placeholder <<.credentials.a?>>", NULL);
+}
+
+/* Parse text with syntax: 0, or the error code with err filled. */
+static int
+parse_syntax(const char *text, enum tpl_syntax syntax, struct cb_error *err)
+{
+	struct tpl	t;
+	int		rc;
+
+	cb_error_clear(err);
+	rc = tpl_parse_syntax(text, strlen(text), syntax, &t, err);
+	tpl_free(&t);
+	return rc;
+}
+
+/* {{.credentials.ID}} is the same placeholder, spaces and filters too. */
+static void
+test_brace_form_is_the_same_placeholder(void **state)
+{
+	static const char text[] =
+	    "u={{.credentials.plain}}&p={{ .credentials.ru | urlquery }}";
+	struct tpl	 t;
+	struct cb_error	 err;
+
+	check("{{.credentials.plain}}", TPL_BODY, "s3cr3t");
+	check("{{ .credentials.plain }}", TPL_BODY, "s3cr3t");
+	check("{{\t.credentials.plain\t}}", TPL_BODY, "s3cr3t");
+	check("{{.credentials.plain|base64}}", TPL_BODY, "czNjcjN0");
+	check("{{ .credentials.plain  |  base64  }}", TPL_BODY, "czNjcjN0");
+	check("{{.credentials.hostile | json}}", TPL_BODY,
+	    "q\\\"b\\\\s/\\u0026%+ \\u003c\\u003e\\r\\n\\tx~._-=?#");
+	check("{{ .credentials.hostile | urlquery }}", TPL_URL,
+	    "q%22b%5Cs%2F%26%25%2B%20%3C%3E%0D%0A%09x~._-%3D%3F%23");
+	check("{{.credentials.id-with_dash}}{{.credentials._u}}", TPL_BODY,
+	    "dashunder");
+	check("<<.credentials.plain>>:{{.credentials.plain | base64}}",
+	    TPL_BODY, "s3cr3t:czNjcjN0");
+	/* The first '{' is literal, the rest a placeholder. */
+	check("{{{.credentials.plain}}}", TPL_BODY, "{s3cr3t}");
+	/* One pass: a value that spells a placeholder stays text. */
+	check("{{.credentials.ph}}", TPL_BODY, "<<.credentials.plain>>");
+	/* Structure protection holds for the brace form. */
+	check_err("{{.credentials.crlf}}", TPL_HEADER, CB_EBADREQ,
+	    "placeholder {{.credentials.crlf}} would put a line break");
+
+	assert_int_equal(tpl_parse(S(text), &t, &err), 0);
+	assert_int_equal(t.nph, 2);
+	assert_string_equal(t.ph[0].id, "plain");
+	assert_int_equal(t.ph[0].start, 2);
+	assert_int_equal(t.ph[0].end, 24);
+	assert_string_equal(t.ph[1].id, "ru");
+	assert_int_equal(t.ph[1].start, 27);
+	assert_int_equal(t.ph[1].end, sizeof(text) - 1);
+	assert_int_equal(t.ph[1].nfilters, 1);
+	assert_int_equal(t.ph[1].filters[0], TPL_F_URLQUERY);
+	tpl_free(&t);
+}
+
+/* The platform's own {{ ... }} templating is literal text. */
+static void
+test_other_brace_text_passes_through(void **state)
+{
+	check("{{ .vars.x }}", TPL_BODY, "{{ .vars.x }}");
+	check("{{.vars.x}} {{ .credentials.plain }}", TPL_BODY,
+	    "{{.vars.x}} s3cr3t");
+	check("{{.credential.x}}", TPL_BODY, "{{.credential.x}}");
+	check("{{.Credentials.x}}", TPL_BODY, "{{.Credentials.x}}");
+	check("{{ if .ok }}y{{ end }}", TPL_BODY, "{{ if .ok }}y{{ end }}");
+	check("{{< alert level=\"warning\" >}}", TPL_BODY,
+	    "{{< alert level=\"warning\" >}}");
+	check("{{credentials.x}}", TPL_BODY, "{{credentials.x}}");
+	check("{{ printf \"%s\" .credentials.x }}", TPL_BODY,
+	    "{{ printf \"%s\" .credentials.x }}");
+	check("{{", TPL_BODY, "{{");
+	check("{{ .", TPL_BODY, "{{ .");
+	check("}} {", TPL_BODY, "}} {");
+	check("{\"a\":{\"b\":1}}", TPL_BODY, "{\"a\":{\"b\":1}}");
+}
+
+/* Text that starts a {{.credentials. placeholder must parse. */
+static void
+test_malformed_brace_placeholder_is_an_error(void **state)
+{
+	static const struct {
+		const char	*text;
+		const char	*msg;
+	} c[] = {
+		{ "{{.credentials.}}", "malformed placeholder "
+		    "{{.credentials.}}: the credential id must be" },
+		{ "{{.credentials.a", "unterminated placeholder "
+		    "{{.credentials.a: missing '}}'" },
+		{ "x {{.credentials.a b}}", "malformed placeholder "
+		    "{{.credentials.a b}}: expected '|' or '}}'" },
+		{ "{{.credentials.a>>", "malformed placeholder "
+		    "{{.credentials.a>>: expected '|' or '}}'" },
+		{ "<<.credentials.a}}", "malformed placeholder "
+		    "<<.credentials.a}}: expected '|' or '>>'" },
+		{ "{{.credentials.a}", "expected '|' or '}}'" },
+		{ "{{ .credentials.a | nope }}", "unknown filter 'nope' in "
+		    "placeholder {{ .credentials.a | nope }}" },
+		{ "{{.credentials.a | }}", "missing filter name after '|'" },
+		{ "{{.credentials.1a}}", "the credential id must be" },
+		{ "{{.credentials.a.b}}", "expected '|' or '}}'" },
+		{ "{{\n.credentials.a}}", "malformed placeholder "
+		    "{{?.credentials.a}}: expected {{.credentials.ID}}" },
+		{ "ok {{.credentials.plain}} bad {{ .credentials. }}",
+		    "malformed placeholder {{ .credentials. }}:" },
+	};
+	size_t	i;
+
+	for (i = 0; i < sizeof(c) / sizeof(c[0]); i++)
+		check_err_n(c[i].text, strlen(c[i].text), TPL_BODY,
+		    CB_EBADREQ, c[i].msg, NULL);
+}
+
+/* substitute.syntax: angle refuses the brace form, brace the angle form. */
+static void
+test_syntax_setting_refuses_the_other_form(void **state)
+{
+	struct cb_error	err;
+
+	assert_int_equal(parse_syntax("<<.credentials.a>>{{.credentials.b}}",
+	    TPL_SYNTAX_BOTH, &err), 0);
+
+	assert_int_equal(parse_syntax("<< .credentials.a | json >>",
+	    TPL_SYNTAX_ANGLE, &err), 0);
+	assert_int_equal(parse_syntax("{{ .vars.x }} {{ .credential.a }}",
+	    TPL_SYNTAX_ANGLE, &err), 0);
+	assert_int_equal(parse_syntax("x {{ .credentials.a | json }} y",
+	    TPL_SYNTAX_ANGLE, &err), -CB_EBADREQ);
+	assert_int_equal(err.code, CB_EBADREQ);
+	assert_string_equal(err.msg, "placeholder {{ .credentials.a | json }}: "
+	    "the {{.credentials.ID}} form is not accepted here "
+	    "(substitute.syntax = angle)");
+	/* Malformed stays malformed whatever the setting. */
+	assert_int_equal(parse_syntax("{{.credentials.}}", TPL_SYNTAX_ANGLE,
+	    &err), -CB_EBADREQ);
+	assert_non_null(strstr(err.msg, "malformed placeholder"));
+
+	assert_int_equal(parse_syntax("{{ .credentials.a | json }}",
+	    TPL_SYNTAX_BRACE, &err), 0);
+	assert_int_equal(parse_syntax("a << b {{ .vars.x }}",
+	    TPL_SYNTAX_BRACE, &err), 0);
+	assert_int_equal(parse_syntax("{{.credentials.a}}<<.credentials.b>>",
+	    TPL_SYNTAX_BRACE, &err), -CB_EBADREQ);
+	assert_string_equal(err.msg, "placeholder <<.credentials.b>>: "
+	    "the <<.credentials.ID>> form is not accepted here "
+	    "(substitute.syntax = brace)");
+
+	assert_string_equal(tpl_syntax_name(TPL_SYNTAX_BOTH), "both");
+	assert_int_equal(tpl_syntax_from_name("both"), TPL_SYNTAX_BOTH);
+	assert_int_equal(tpl_syntax_from_name("angle"), TPL_SYNTAX_ANGLE);
+	assert_int_equal(tpl_syntax_from_name("brace"), TPL_SYNTAX_BRACE);
+	assert_int_equal(tpl_syntax_from_name("Brace"), -1);
+	assert_int_equal(tpl_syntax_from_name(""), -1);
 }
 
 /* Id length limit, and a long attempt is quoted truncated. */
@@ -854,6 +1011,10 @@ main(void)
 		cmocka_unit_test(test_spaces),
 		cmocka_unit_test(test_multiple),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_brace_form_is_the_same_placeholder),
+		cmocka_unit_test(test_other_brace_text_passes_through),
+		cmocka_unit_test(test_malformed_brace_placeholder_is_an_error),
+		cmocka_unit_test(test_syntax_setting_refuses_the_other_form),
 		cmocka_unit_test(test_id_length),
 		cmocka_unit_test(test_filters),
 		cmocka_unit_test(test_json_utf8),
