@@ -114,6 +114,13 @@ class TypeIdentTest(cbtest.DaemonTestCase):
                          "not_found")
 
     def test_wide_type_ident_serves_values_and_is_audited(self):
+        audit = os.path.join(self.tmp, "audit.log")
+        self.c.close()
+        self.d.stop()
+        self.d.args += ["-o", "audit.file=" + audit]
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
         ident = "corp.gitlab-token_v2"
         self.assertOk(self.create(ident))
         user = new_user()
@@ -124,10 +131,18 @@ class TypeIdentTest(cbtest.DaemonTestCase):
         status = {e["ident"]: e for e in
                   self.c.ok("cred.status", {"user": user})}
         self.assertTrue(status[ident]["filled"])
-        audit = os.path.join(self.d.dir, "audit.log")
-        if os.path.exists(audit):
-            with open(audit) as f:
-                self.assertIn(ident, f.read())
+        with open(audit) as f:
+            recs = [json.loads(x) for x in f.read().splitlines()]
+        by_method = {}
+        for r in recs:
+            by_method.setdefault(r["method"], []).append(r)
+        for m in ("type.create", "cred.set", "substitute"):
+            self.assertIn(m, by_method, recs)
+            self.assertEqual(by_method[m][-1]["types"], [ident],
+                             by_method[m][-1])
+            self.assertEqual(by_method[m][-1]["outcome"], "ok")
+        self.assertEqual(by_method["substitute"][-1]["sources"],
+                         [ident + "/own"])
 
     def test_type_create_keeps_a_given_uuid(self):
         u = str(uuid.uuid4())
