@@ -541,7 +541,7 @@ class TestPipelining(ProtocolBase):
                                              "storage": "db"}))
                 expect.append(("ok", "pipe%02d" % i))
             else:
-                reqs.append(("type.create", {"ident": "Bad%d" % i,
+                reqs.append(("type.create", {"ident": "_bad%d" % i,
                                              "name": "n", "storage": "db"}))
                 expect.append(("err", "bad_request"))
         results = self.c.pipeline(reqs)
