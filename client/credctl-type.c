@@ -82,6 +82,7 @@ credctl_type_add(struct credctl *ctx, struct credctl_args *args)
 		return credctl_usage(ctx, "type add: --name is required");
 	n += args->description != NULL;
 	n += args->ndestinations > 0;
+	n += args->uuid != NULL;
 	credctl_pack_init(&p);
 	msgpack_pack_map(&p.pk, n);
 	proto_pack_kv_str(&p.pk, "ident", args->argv[0]);
@@ -92,6 +93,8 @@ credctl_type_add(struct credctl *ctx, struct credctl_args *args)
 		proto_pack_kv_str(&p.pk, "description", args->description);
 	if (args->ndestinations > 0)
 		credctl_pack_destinations(&p, args);
+	if (args->uuid != NULL)
+		proto_pack_kv_str(&p.pk, "uuid", args->uuid);
 	return credctl_type_call(ctx, "type.create", &p);
 }
 

@@ -64,11 +64,14 @@ static const struct credctl_cmd credctl_cmds[] = {
 	{
 		.name = "type add",
 		.args = "IDENT --name NAME [--description TEXT] "
-		    "[--storage db|vault] [--destination ORIGIN]...",
-		.about = "create a credential type (storage defaults to db)",
+		    "[--storage db|vault] [--destination ORIGIN]... "
+		    "[--uuid UUID]",
+		.about = "create a credential type (storage defaults to db; "
+		    "--uuid keeps an existing type uuid)",
 		.min_args = 1, .max_args = 1,
 		.opts = CREDCTL_OPT_NAME | CREDCTL_OPT_DESCRIPTION |
-		    CREDCTL_OPT_STORAGE | CREDCTL_OPT_DESTINATION,
+		    CREDCTL_OPT_STORAGE | CREDCTL_OPT_DESTINATION |
+		    CREDCTL_OPT_UUID,
 		.exec = credctl_type_add,
 	},
 	{
@@ -334,6 +337,7 @@ enum {
 	OPTV_DEFAULT_ACCOUNT,
 	OPTV_NO_DEFAULT_ACCOUNT,
 	OPTV_TYPE,
+	OPTV_UUID,
 	OPTV_JSON,
 	OPTV_VERSION
 };
@@ -393,6 +397,7 @@ static const struct {
 	    { "no-default-account", no_argument, NULL,
 	    OPTV_NO_DEFAULT_ACCOUNT } },
 	{ CREDCTL_OPT_TYPE, { "type", required_argument, NULL, OPTV_TYPE } },
+	{ CREDCTL_OPT_UUID, { "uuid", required_argument, NULL, OPTV_UUID } },
 };
 #define CREDCTL_NCMDOPTS \
 	(sizeof(credctl_cmd_opts) / sizeof(credctl_cmd_opts[0]))
@@ -889,6 +894,9 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 			break;
 		case OPTV_TYPE:
 			rc = credctl_set_once(ctx, &args->type, "type");
+			break;
+		case OPTV_UUID:
+			rc = credctl_set_once(ctx, &args->uuid, "uuid");
 			break;
 		default:
 			return credctl_bad_option(ctx, ch, argv);

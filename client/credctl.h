@@ -54,6 +54,7 @@
 #define CREDCTL_OPT_ACCOUNT		0x20000	/* --account NAME */
 #define CREDCTL_OPT_DEFAULT_ACCOUNT	0x40000	/* --[no-]default-account */
 #define CREDCTL_OPT_TYPE		0x80000	/* --type TYPE */
+#define CREDCTL_OPT_UUID		0x100000	/* --uuid UUID */
 
 /* Parsed arguments of one command. */
 struct credctl_args {
@@ -91,6 +92,7 @@ struct credctl_args {
 	const char	 *default_account;	/* type edit */
 	bool		  no_default_account;
 	const char	 *type;		/* cred status --type */
+	const char	 *uuid;		/* type add: keep this type uuid */
 };
 
 struct credctl;

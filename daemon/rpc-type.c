@@ -160,28 +160,39 @@ rpc_type_lookup(struct rpc_call *call, const msgpack_object *params,
 	return rc;
 }
 
-/* type.create {ident, name, description?, storage?, destinations?} */
+/*
+ * type.create {ident, name, description?, storage?, destinations?, uuid?}
+ * A given uuid is kept, so that values stored under an existing type uuid
+ * (in Vault, by the platform) are found where they are.
+ */
 int
 rpc_type_create(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
 	static const char *const keys[] = { "ident", "name", "description",
-	    "storage", "destinations", NULL };
+	    "storage", "destinations", "uuid", NULL };
 	struct store_type	 t;
-	char			*ident = NULL;
+	char			*ident = NULL, *uuid = NULL;
 	int			 rc;
 
 	memset(&t, 0, sizeof(t));
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
-	    (rc = proto_get_str(params, "ident", true, &ident, err)) != 0)
+	    (rc = proto_get_str(params, "ident", true, &ident, err)) != 0 ||
+	    (rc = proto_get_str(params, "uuid", false, &uuid, err)) < 0)
 		goto done;
-	if (!ids_ident_valid(ident)) {
-		rc = cb_error_set(err, CB_EBADREQ,
-		    "ident must match [a-z][a-z0-9_]{0,63}");
+	if (!ids_type_ident_valid(ident)) {
+		rc = cb_error_set(err, CB_EBADREQ, "ident must match "
+		    "[A-Za-z][A-Za-z0-9_.-]{0,63} and not be a uuid");
 		goto done;
 	}
 	memcpy(t.ident, ident, strlen(ident) + 1);
 	rpc_audit(call, t.ident, NULL);
+	if (uuid != NULL && !ids_uuid_valid(uuid)) {
+		rc = cb_error_set(err, CB_EBADREQ, "uuid must be a lower-case "
+		    "uuid in its 36-character text form "
+		    "(8-4-4-4-12 hex digits)");
+		goto done;
+	}
 	t.storage = STORE_DB;
 	if ((rc = rpc_type_fields(params, &t, err)) != 0)
 		goto done;
@@ -199,7 +210,9 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
-	if ((rc = store_uuid_new(t.uuid)) != 0) {
+	if (uuid != NULL)
+		memcpy(t.uuid, uuid, STORE_UUID_LEN + 1);
+	else if ((rc = store_uuid_new(t.uuid)) != 0) {
 		rc = cb_error_set(err, CB_EINTERNAL, "cannot make a uuid");
 		goto done;
 	}
@@ -209,6 +222,7 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
 	rpc_pack_type(&call->pk, &t, NULL, 0);
 done:
 	free(ident);
+	free(uuid);
 	store_type_free(&t);
 	return rc;
 }

@@ -104,7 +104,7 @@ rpc_audit_source(struct rpc_call *call, const char *ident,
 	char	list[sizeof(call->audit_sources) + 2];
 	size_t	n = strlen(call->audit_sources);
 
-	if (!ids_ident_valid(ident) || (account != NULL &&
+	if (!ids_type_ident_valid(ident) || (account != NULL &&
 	    !ids_ident_valid(account)))
 		return;
 	snprintf(item, sizeof(item), ",%s/%s%s%s,", ident, source,

@@ -1,7 +1,7 @@
 /*
  * ids: the syntax of the identifiers the protocol carries, user and type
- * uuids and type idents, checked the same way by the daemon, the store and
- * the clients.  Byte by byte, without the locale.
+ * uuids, type idents, key pair idents and account names, checked the same
+ * way by the daemon, the store and the clients.  Byte by byte, without the locale.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,7 +32,11 @@ ids_uuid_valid(const char *s)
 	return s[IDS_UUID_LEN] == '\0';
 }
 
-/* A type ident: [a-z][a-z0-9_]{0,63}, checked without the locale. */
+/*
+ * A key pair ident or an account name: [a-z][a-z0-9_]{0,63}, checked
+ * without the locale.  These stay narrow: account names are path segments
+ * in Vault and key idents name key files.
+ */
 bool
 ids_ident_valid(const char *s)
 {
@@ -48,4 +52,33 @@ ids_ident_valid(const char *s)
 			return false;
 	}
 	return true;
+}
+
+static bool
+ids_is_alpha(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+/*
+ * A type ident: [A-Za-z][A-Za-z0-9_.-]{0,63}, case-sensitive, checked
+ * without the locale.  The platform's idents are kept as they are.  A
+ * string that is also a uuid is refused, so that a type reference is
+ * either a uuid or an ident, never both.
+ */
+bool
+ids_type_ident_valid(const char *s)
+{
+	size_t	i;
+
+	if (s == NULL || !ids_is_alpha(s[0]))
+		return false;
+	for (i = 1; s[i] != '\0'; i++) {
+		if (i >= IDS_IDENT_MAX)
+			return false;
+		if (!(ids_is_alpha(s[i]) || (s[i] >= '0' && s[i] <= '9') ||
+		    s[i] == '_' || s[i] == '-' || s[i] == '.'))
+			return false;
+	}
+	return !ids_uuid_valid(s);
 }

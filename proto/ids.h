@@ -1,7 +1,8 @@
 /*
- * ids: the syntax of user and type uuids and of type idents (see
- * credbroker-protocol(7)).  uuids are lower-case hex only (upper case is
- * refused, not folded), so one id has one row and one path.
+ * ids: the syntax of user and type uuids, of type idents and of key pair
+ * idents and account names (see credbroker-protocol(7)).  uuids are
+ * lower-case hex only (upper case is refused, not folded), so one id has one
+ * row and one path.
  */
 #ifndef CB_IDS_H
 #define CB_IDS_H
@@ -13,7 +14,9 @@
 
 /* 8-4-4-4-12 groups of lower-case hex separated by '-'. */
 bool	 ids_uuid_valid(const char *s);
-/* [a-z][a-z0-9_]{0,63}. */
+/* A key pair ident or an account name: [a-z][a-z0-9_]{0,63}. */
 bool	 ids_ident_valid(const char *s);
+/* A type ident: [A-Za-z][A-Za-z0-9_.-]{0,63}, and not a uuid. */
+bool	 ids_type_ident_valid(const char *s);
 
 #endif

@@ -1107,10 +1107,10 @@ store_type_create(struct store *st, const struct store_type *t,
 	if (!ids_uuid_valid(t->uuid))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
-	if (!ids_ident_valid(t->ident))
+	if (!ids_type_ident_valid(t->ident))
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type ident (must match "
-		    "[a-z][a-z0-9_]{0,63})");
+		    "[A-Za-z][A-Za-z0-9_.-]{0,63} and not be a uuid)");
 	if ((ret = type_check_fields(t, err)) != 0 ||
 	    (ret = sqlite_dest_join(t, &dests, err)) != 0)
 		return ret;
@@ -1411,12 +1411,12 @@ store_type_get(struct store *st, const char *ref, struct store_type *out,
 	memset(out, 0, sizeof(*out));
 	if (ids_uuid_valid(ref))
 		by_uuid = true;
-	else if (ids_ident_valid(ref))
+	else if (ids_type_ident_valid(ref))
 		by_uuid = false;
 	else
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type reference: expected an ident "
-		    "([a-z][a-z0-9_]{0,63}) or a lower-case uuid");
+		    "([A-Za-z][A-Za-z0-9_.-]{0,63}) or a lower-case uuid");
 	if ((ret = store_types_load(st, err)) != 0)
 		return ret;
 	if ((t = store_types_find(st, ref, by_uuid)) == NULL)

@@ -210,6 +210,14 @@ def proto_seeds():
                                "https://a.example.com:99999"]),
         ("type.get", {"type": "00000000-0000-0000-0000-000000000000"}),
         ("type.update", {"type": "nope", "name": 5}))
+    s["types-kept-uuid"] = seq(
+        type_create("Corp.gitlab-token",
+                    uuid="0f8fad5b-d9cb-469f-a165-70867728950e"),
+        type_create("other", uuid="0f8fad5b-d9cb-469f-a165-70867728950e"),
+        type_create("upper", uuid="0F8FAD5B-D9CB-469F-A165-70867728950E"),
+        type_create("deadbeef-0000-4000-8000-000000000000"),
+        ("type.get", {"type": "Corp.gitlab-token"}),
+        ("type.get", {"type": "corp.gitlab-token"}))
     s["creds"] = seq(
         type_create("gh"), type_create("slack"),
         cred_set("gh", "ghp_canary"), cred_set("slack", b"\x00\x01bin"),

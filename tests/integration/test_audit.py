@@ -145,7 +145,7 @@ class AuditTest(cbtest.DaemonTestCase):
         self.assertIsNone(rec["subject"])
         self.audited("type.create", {"ident": "gh", "name": "x",
                                      "storage": "db"}, "conflict")
-        self.audited("type.create", {"ident": "BAD", "name": "x",
+        self.audited("type.create", {"ident": "1BAD", "name": "x",
                                      "storage": "db"}, "bad_request")
         self.audited("type.create", {"ident": "vt", "name": "V",
                                      "storage": "vault"})

@@ -139,7 +139,7 @@ class CredctlTest(cbtest.DaemonTestCase):
         self.assertEqual(rc, 1, out + err)
         self.assertTrue(err.strip(), "no error message on stderr")
         self.err_json("conflict", "type", "add", "dup", "--name", "Dup")
-        self.err_json("bad_request", "type", "add", "Bad-Ident",
+        self.err_json("bad_request", "type", "add", "Bad/Ident",
                       "--name", "X")
         self.usage("type", "add", "noname")              # --name missing
         self.usage("type", "add", "--name", "X")         # ident missing

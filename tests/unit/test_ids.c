@@ -1,7 +1,8 @@
 /*
  * Unit tests for proto/ids.c: the syntax of user and type uuids (lower-case
- * 8-4-4-4-12 hex only, no path characters) and of type idents
- * ([a-z][a-z0-9_]{0,63}).
+ * 8-4-4-4-12 hex only, no path characters), of type idents
+ * ([A-Za-z][A-Za-z0-9_.-]{0,63}, not a uuid) and of key pair idents and
+ * account names ([a-z][a-z0-9_]{0,63}).
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,7 +50,7 @@ test_uuid_valid(void **state)
 	assert_false(ids_uuid_valid("0f8fad5b-d9cb-469f-a165-70867728/../"));
 }
 
-/* ident syntax: [a-z][a-z0-9_]{0,63}. */
+/* Key pair idents and account names: [a-z][a-z0-9_]{0,63}. */
 static void
 test_ident_valid(void **state)
 {
@@ -81,12 +82,87 @@ test_ident_valid(void **state)
 	assert_false(ids_ident_valid("a\n"));
 }
 
+/* Type idents: [A-Za-z][A-Za-z0-9_.-]{0,63}, case-sensitive, not a uuid. */
+static void
+test_type_ident_grammar_edges(void **state)
+{
+	char	buf[80];
+	int	c;
+
+	assert_true(ids_type_ident_valid("a"));
+	assert_true(ids_type_ident_valid("Z"));
+	assert_true(ids_type_ident_valid("github"));
+	assert_true(ids_type_ident_valid("GitHub"));
+	assert_true(ids_type_ident_valid("gitlab-token"));
+	assert_true(ids_type_ident_valid("corp.jira.api_key"));
+	assert_true(ids_type_ident_valid("a-"));
+	assert_true(ids_type_ident_valid("a."));
+	assert_true(ids_type_ident_valid("a_"));
+	assert_true(ids_type_ident_valid("a9"));
+	assert_true(ids_type_ident_valid("a..b"));
+
+	/* Exactly 64 characters, the last of each class, is the longest. */
+	memset(buf, 'a', 63);
+	buf[63] = '.';
+	buf[64] = '\0';
+	assert_true(ids_type_ident_valid(buf));
+	buf[0] = 'Q';
+	buf[63] = '-';
+	assert_true(ids_type_ident_valid(buf));
+	buf[64] = 'a';
+	buf[65] = '\0';
+	assert_false(ids_type_ident_valid(buf));
+
+	/* The first character is a letter, nothing else. */
+	assert_false(ids_type_ident_valid(NULL));
+	assert_false(ids_type_ident_valid(""));
+	assert_false(ids_type_ident_valid("1abc"));
+	assert_false(ids_type_ident_valid("_abc"));
+	assert_false(ids_type_ident_valid("-abc"));
+	assert_false(ids_type_ident_valid(".abc"));
+	assert_false(ids_type_ident_valid(".."));
+	assert_false(ids_type_ident_valid("@a"));
+	assert_false(ids_type_ident_valid("[a"));
+	assert_false(ids_type_ident_valid("`a"));
+	assert_false(ids_type_ident_valid("{a"));
+
+	/* No other byte anywhere after it. */
+	for (c = 1; c < 256; c++) {
+		bool	ok;
+
+		ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '_' || c == '-' || c == '.';
+		buf[0] = 'a';
+		buf[1] = (char)c;
+		buf[2] = 'b';
+		buf[3] = '\0';
+		assert_int_equal(ids_type_ident_valid(buf), ok);
+	}
+	assert_false(ids_type_ident_valid("a/b"));
+	assert_false(ids_type_ident_valid("a b"));
+	assert_false(ids_type_ident_valid("a/../b"));
+	assert_false(ids_type_ident_valid("caf\xc3\xa9"));
+	assert_false(ids_type_ident_valid("a\n"));
+
+	/* An ident that is also a uuid would make a reference ambiguous. */
+	assert_false(ids_type_ident_valid(
+	    "deadbeef-0000-4000-8000-000000000000"));
+	assert_false(ids_type_ident_valid(
+	    "abcdefab-cdef-abcd-efab-cdefabcdefab"));
+	/* Upper case is not a uuid, so it is an ident. */
+	assert_true(ids_type_ident_valid(
+	    "ABCDEFAB-CDEF-ABCD-EFAB-CDEFABCDEFAB"));
+	assert_true(ids_type_ident_valid(
+	    "abcdefab-cdef-abcd-efab-cdefabcdefa"));
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_uuid_valid),
 		cmocka_unit_test(test_ident_valid),
+		cmocka_unit_test(test_type_ident_grammar_edges),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

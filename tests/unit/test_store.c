@@ -433,13 +433,19 @@ test_type_crud(void **state)
 	/* Neither an ident nor a uuid. */
 	assert_int_equal(store_type_get(f->st, "../x", &got, &err),
 	    -CB_EBADREQ);
-	assert_int_equal(store_type_get(f->st, "GitHub", &got, &err),
+	assert_int_equal(store_type_get(f->st, "1github", &got, &err),
 	    -CB_EBADREQ);
 	assert_int_equal(store_type_get(f->st,
 	    "0F8FAD5B-D9CB-469F-A165-70867728950E", &got, &err), -CB_EBADREQ);
 
 	/* Invalid fields on create. */
-	dup = mktype(TYPE_C, "Bad", "x", STORE_DB, NULL, 0);
+	dup = mktype(TYPE_C, "1bad", "x", STORE_DB, NULL, 0);
+	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_EBADREQ);
+	dup = mktype(TYPE_C, "bad/x", "x", STORE_DB, NULL, 0);
+	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_EBADREQ);
+	/* An ident that is a uuid would make references ambiguous. */
+	dup = mktype(TYPE_C, "deadbeef-0000-4000-8000-000000000000", "x",
+	    STORE_DB, NULL, 0);
 	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_EBADREQ);
 	dup = mktype("not-a-uuid", "okay", "x", STORE_DB, NULL, 0);
 	assert_int_equal(store_type_create(f->st, &dup, &err), -CB_EBADREQ);
@@ -456,6 +462,36 @@ test_type_crud(void **state)
 	assert_non_null(got.destinations);
 	assert_null(got.destinations[0]);
 	store_type_free(&got);
+}
+
+/* Type idents are matched case-sensitively; '-' and '.' are allowed. */
+static void
+test_type_idents_case_sensitive(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 got;
+	struct cb_error		 err;
+
+	create_simple(f->st, TYPE_A, "github");
+	cb_error_clear(&err);
+	assert_int_equal(store_type_get(f->st, "GitHub", &got, &err),
+	    -CB_ENOTFOUND);
+	assert_string_equal(err.msg, "credential type 'GitHub' not found");
+	create_simple(f->st, TYPE_B, "GitHub");
+	create_simple(f->st, TYPE_C, "corp.jira-api_key");
+
+	assert_int_equal(store_type_get(f->st, "github", &got, &err), 0);
+	assert_string_equal(got.uuid, TYPE_A);
+	store_type_free(&got);
+	assert_int_equal(store_type_get(f->st, "GitHub", &got, &err), 0);
+	assert_string_equal(got.uuid, TYPE_B);
+	store_type_free(&got);
+	assert_int_equal(store_type_get(f->st, "corp.jira-api_key", &got,
+	    &err), 0);
+	assert_string_equal(got.uuid, TYPE_C);
+	store_type_free(&got);
+	assert_int_equal(store_type_get(f->st, "GITHUB", &got, &err),
+	    -CB_ENOTFOUND);
 }
 
 /* Update replaces the mutable fields; destinations round-trip 0/1/many. */
@@ -2384,6 +2420,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_open_newer_version_refused, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_not_a_database,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(test_type_idents_case_sensitive,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_type_crud,
 		    setup, teardown),
