@@ -67,6 +67,7 @@ struct conf {
 
 	char		*secret_key_file;
 	char		*secret_key_credential;
+	char		*legacy_key_file;	/* opens GCM: on import only */
 	struct secbuf	 secret_key;		/* inline: secbuf_str, or NULL */
 
 	struct grant	*grants;
@@ -114,6 +115,7 @@ struct broker {
 	struct store	*store;
 	struct seal_key	*key;		/* the key in use */
 	struct seal_key	*key_next;	/* during a rotation: the new key */
+	struct seal_key	*key_legacy;	/* opens GCM: on import, or NULL */
 	struct rotation	*rot;		/* keys.c, rotate.c */
 	struct http	*http;		/* Vault's HTTP client */
 	struct vault	*vault;
@@ -351,6 +353,14 @@ int	 keys_open(struct broker *b, const char *context, const char *text,
  * format and for a malformed version, which no key opens.
  */
 uint32_t keys_text_version(const char *text);
+/*
+ * Open a value sealed by the platform being moved from (GCM: text only)
+ * with the key in use, the new key of a rotation, or the legacy key
+ * (security.legacy_key_file), in that order.  *legacy tells whether the
+ * legacy key opened it.  Failure says only that no key opens the value.
+ */
+int	 keys_open_import(struct broker *b, const char *text,
+	    struct secbuf *out, bool *legacy, struct cb_error *err);
 
 /* keys.c */
 /* Read the key version and any rotation state from the store. */
