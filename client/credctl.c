@@ -157,6 +157,15 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.exec = credctl_cred_unlink,
 	},
 	{
+		.name = "import",
+		.args = "FILE|- [--dry-run]",
+		.about = "import the existing platform's GCM: values from "
+		    "JSON Lines, re-sealed in the broker's format",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_DRY_RUN,
+		.exec = credctl_import,
+	},
+	{
 		.name = "substitute",
 		.args = "--dry-run [--file FILE]",
 		.about = "show where a request template's values would go, "

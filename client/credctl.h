@@ -197,6 +197,9 @@ int	credctl_vault_test(struct credctl *, struct credctl_args *);
 int	credctl_key_check(struct credctl *, struct credctl_args *);
 int	credctl_key_rotate(struct credctl *, struct credctl_args *);
 
+/* credctl-import.c */
+int	credctl_import(struct credctl *, struct credctl_args *);
+
 /* credctl-keypair.c */
 int	credctl_keypair_generate(struct credctl *, struct credctl_args *);
 int	credctl_keypair_import(struct credctl *, struct credctl_args *);
