@@ -181,6 +181,14 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.exec = credctl_vault_show,
 	},
 	{
+		.name = "vault adopt",
+		.args = "TYPE",
+		.about = "re-seal in place the existing platform's GCM: "
+		    "values of a Vault-stored type",
+		.min_args = 1, .max_args = 1,
+		.exec = credctl_vault_adopt,
+	},
+	{
 		.name = "vault set",
 		.args = "--url URL --path PATH [--enable|--disable] "
 		    "[--role-id ID|--role-id-stdin] "

@@ -189,6 +189,7 @@ int	credctl_substitute(struct credctl *, struct credctl_args *);
 int	credctl_audit_verify(struct credctl *, struct credctl_args *);
 
 /* credctl-vault.c */
+int	credctl_vault_adopt(struct credctl *, struct credctl_args *);
 int	credctl_vault_show(struct credctl *, struct credctl_args *);
 int	credctl_vault_set(struct credctl *, struct credctl_args *);
 int	credctl_vault_test(struct credctl *, struct credctl_args *);

@@ -339,6 +339,7 @@ int	 rpc_cred_bound(struct broker *b, const struct store_type *t,
 int	 rpc_vault_get(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_vault_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_vault_test(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_vault_adopt(struct rpc_call *, const msgpack_object *, struct cb_error *);
 /* The stored Vault settings; *found false when there are none. */
 int	 rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
 	    struct cb_error *err);

@@ -49,6 +49,7 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_VAULT_GET] =	rpc_vault_get,
 	[CB_M_VAULT_SET] =	rpc_vault_set,
 	[CB_M_VAULT_TEST] =	rpc_vault_test,
+	[CB_M_VAULT_ADOPT] =	rpc_vault_adopt,
 	[CB_M_KEY_STATUS] =	rpc_key_status,
 	[CB_M_KEY_ROTATE] =	rpc_key_rotate,
 	[CB_M_KEYPAIR_GENERATE] = rpc_keypair_generate,
