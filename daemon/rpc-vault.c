@@ -558,7 +558,9 @@ rpc_vault_reseal(struct broker *b, struct cb_error *err)
  * written back in place, one user at a time.  Values already in the
  * broker's format are left and counted; values no key opens are left as
  * they are and reported by user.  Running it again is harmless: an
- * interrupted adoption resumes where values are still GCM: text.
+ * interrupted adoption resumes where values are still GCM: text.  The
+ * walk goes through the type's values backend, so a type stored in the
+ * database has its GCM: values there re-sealed the same way.
  */
 struct adopt_ctx {
 	struct rpc_call		*call;
@@ -746,11 +748,6 @@ rpc_vault_adopt(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = store_type_get(call->broker->store, ref, &t, err)) != 0)
 		goto done;
 	rpc_audit(call, t.ident, NULL);
-	if (t.storage != STORE_VAULT) {
-		rc = cb_error_set(err, CB_EBADREQ, "credential type '%s' is "
-		    "not stored in Vault", t.ident);
-		goto done;
-	}
 	if ((x = calloc(1, sizeof(*x))) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
