@@ -12,6 +12,7 @@ against a real daemon:
    nothing; bad values (corrupt, truncated, wrong key, CB1 text, empty)
    and unknown types are refused without the value in the message; the
    permission is edit:user-credentials;
+ - vault.adopt re-seals GCM: rows of a type stored in the database too;
  - credctl import FILE|- [--dry-run]: counts per outcome, reports every
    bad line by number, imports the good ones, a second run reports
    everything unchanged; no value, sealed or open, appears in any credctl
@@ -124,6 +125,28 @@ class ImportTest(cbtest.DaemonTestCase):
                                       "sealed": gcm(self.d.key, v3)})
         self.assertEqual(r, {"outcome": "imported"})
         self.assertEqual(self.value_of("alpha", u2), v3)
+
+    def test_adopt_reseals_gcm_rows_of_a_db_type(self):
+        t = self.mktype("alpha")
+        u = new_user()
+        v = canary()
+        self.c.ok("cred.set", {"type": "alpha", "user": u, "value": "x"})
+        self.d.stop()
+        con = sqlite3.connect(self.d.database)
+        try:
+            con.execute("UPDATE credvalues SET sealed = ? WHERE type_uuid = ?"
+                        " AND user_uuid = ?", (gcm(WEAK_LEGACY, v), t, u))
+            con.commit()
+        finally:
+            con.close()
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        r = self.c.ok("vault.adopt", {"type": "alpha"})
+        self.assertEqual(r, {"adopted": 1, "already": 0, "failed": 0,
+                             "failed_users": []})
+        self.assertTrue(self.stored(t, u).startswith("CB1:"))
+        self.assertEqual(self.value_of("alpha", u), v)
 
     def test_import_dry_run_writes_nothing(self):
         t = self.mktype("alpha")
