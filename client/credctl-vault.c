@@ -520,3 +520,58 @@ done:
 	credbroker_reply_free(reply);
 	return rc;
 }
+
+/* An integer member of a map, or -1. */
+static long long
+credctl_vault_count(const msgpack_object *res, const char *key)
+{
+	const msgpack_object	*v = proto_map_get(res, key);
+
+	if (v == NULL || v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+		return -1;
+	return (long long)v->via.u64;
+}
+
+/* credctl vault adopt TYPE */
+int
+credctl_vault_adopt(struct credctl *ctx, struct credctl_args *args)
+{
+	struct credctl_pack	 p;
+	struct credbroker_reply	*reply = NULL;
+	const msgpack_object	*res, *fu;
+	char			*s;
+	long long		 failed;
+	uint32_t		 i;
+	int			 rc;
+
+	credctl_pack_init(&p);
+	msgpack_pack_map(&p.pk, 1);
+	proto_pack_kv_str(&p.pk, "type", args->argv[0]);
+	if ((rc = credctl_call(ctx, "vault.adopt", &p, &reply)) != 0)
+		goto done;
+	res = credbroker_reply_result(reply);
+	failed = credctl_vault_count(res, "failed");
+	if (ctx->json)
+		rc = credctl_output(ctx, res);
+	else {
+		printf("%lld adopted, %lld already in the broker's format, "
+		    "%lld failed\n", credctl_vault_count(res, "adopted"),
+		    credctl_vault_count(res, "already"), failed);
+		fu = proto_map_get(res, "failed_users");
+		if (fu != NULL && fu->type == MSGPACK_OBJECT_ARRAY &&
+		    fu->via.array.size > 0) {
+			printf("left as they are (no key opens them):\n");
+			for (i = 0; i < fu->via.array.size; i++) {
+				s = credctl_text(&fu->via.array.ptr[i]);
+				printf("  %s\n", s != NULL ? s : "?");
+				free(s);
+			}
+		}
+	}
+	if (rc == 0 && failed != 0)
+		rc = CREDCTL_EXIT_BROKER;
+done:
+	credctl_pack_free(&p);
+	credbroker_reply_free(reply);
+	return rc;
+}

@@ -160,6 +160,15 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.exec = credctl_cred_unlink,
 	},
 	{
+		.name = "import",
+		.args = "FILE|- [--dry-run]",
+		.about = "import the existing platform's GCM: values from "
+		    "JSON Lines, re-sealed in the broker's format",
+		.min_args = 1, .max_args = 1,
+		.opts = CREDCTL_OPT_DRY_RUN,
+		.exec = credctl_import,
+	},
+	{
 		.name = "substitute",
 		.args = "--dry-run [--file FILE]",
 		.about = "show where a request template's values would go, "
@@ -173,6 +182,14 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.about = "show the Vault settings (role_id and secret_id only "
 		    "as set or not set)",
 		.exec = credctl_vault_show,
+	},
+	{
+		.name = "vault adopt",
+		.args = "TYPE",
+		.about = "re-seal in place the existing platform's GCM: "
+		    "values of a Vault-stored type",
+		.min_args = 1, .max_args = 1,
+		.exec = credctl_vault_adopt,
 	},
 	{
 		.name = "vault set",

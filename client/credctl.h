@@ -191,6 +191,7 @@ int	credctl_substitute(struct credctl *, struct credctl_args *);
 int	credctl_audit_verify(struct credctl *, struct credctl_args *);
 
 /* credctl-vault.c */
+int	credctl_vault_adopt(struct credctl *, struct credctl_args *);
 int	credctl_vault_show(struct credctl *, struct credctl_args *);
 int	credctl_vault_set(struct credctl *, struct credctl_args *);
 int	credctl_vault_test(struct credctl *, struct credctl_args *);
@@ -198,6 +199,9 @@ int	credctl_vault_test(struct credctl *, struct credctl_args *);
 /* credctl-key.c */
 int	credctl_key_check(struct credctl *, struct credctl_args *);
 int	credctl_key_rotate(struct credctl *, struct credctl_args *);
+
+/* credctl-import.c */
+int	credctl_import(struct credctl *, struct credctl_args *);
 
 /* credctl-keypair.c */
 int	credctl_keypair_generate(struct credctl *, struct credctl_args *);

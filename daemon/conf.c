@@ -271,6 +271,10 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (*value != '/')
 			goto bad_abs;
 		return conf_set_str(&c->secret_key_file, value);
+	} else if (KEY("security", "legacy_key_file")) {
+		if (*value != '/')
+			goto bad_abs;
+		return conf_set_str(&c->legacy_key_file, value);
 	} else if (KEY("security", "secret_key_credential")) {
 		if (*value == '\0' || strchr(value, '/') != NULL)
 			goto bad;
@@ -513,6 +517,7 @@ conf_free(struct conf *c)
 	free(c->database);
 	free(c->secret_key_file);
 	free(c->secret_key_credential);
+	free(c->legacy_key_file);
 	secbuf_free(&c->secret_key);
 	free(c->audit_file);
 	conf_grants_free(c);

@@ -69,6 +69,7 @@ struct conf {
 
 	char		*secret_key_file;
 	char		*secret_key_credential;
+	char		*legacy_key_file;	/* opens GCM: on import only */
 	struct secbuf	 secret_key;		/* inline: secbuf_str, or NULL */
 
 	struct grant	*grants;
@@ -116,6 +117,7 @@ struct broker {
 	struct store	*store;
 	struct seal_key	*key;		/* the key in use */
 	struct seal_key	*key_next;	/* during a rotation: the new key */
+	struct seal_key	*key_legacy;	/* opens GCM: on import, or NULL */
 	struct rotation	*rot;		/* keys.c, rotate.c */
 	struct http	*http;		/* Vault's HTTP client */
 	struct vault	*vault;
@@ -311,6 +313,7 @@ int	 rpc_type_clear(struct rpc_call *, const msgpack_object *, struct cb_error *
 
 /* rpc-cred.c */
 int	 rpc_cred_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_cred_import(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_link(struct rpc_call *, const msgpack_object *, struct cb_error *);
@@ -338,6 +341,7 @@ int	 rpc_cred_bound(struct broker *b, const struct store_type *t,
 int	 rpc_vault_get(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_vault_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_vault_test(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_vault_adopt(struct rpc_call *, const msgpack_object *, struct cb_error *);
 /* The stored Vault settings; *found false when there are none. */
 int	 rpc_vault_load(struct broker *b, struct vault_conf *c, bool *found,
 	    struct cb_error *err);
@@ -353,6 +357,14 @@ int	 keys_open(struct broker *b, const char *context, const char *text,
  * format and for a malformed version, which no key opens.
  */
 uint32_t keys_text_version(const char *text);
+/*
+ * Open a value sealed by the platform being moved from (GCM: text only)
+ * with the key in use, the new key of a rotation, or the legacy key
+ * (security.legacy_key_file), in that order.  *legacy tells whether the
+ * legacy key opened it.  Failure says only that no key opens the value.
+ */
+int	 keys_open_import(struct broker *b, const char *text,
+	    struct secbuf *out, bool *legacy, struct cb_error *err);
 
 /* keys.c */
 /* Read the key version and any rotation state from the store. */

@@ -96,6 +96,9 @@ static const char *const keyfile_weak_keys[] = {
 	"000102030405060708090a0b0c0d0e0f",	/* FIPS-197 appendix C */
 };
 
+static int	keyfile_load(struct seal_key *, const char *, uint32_t, bool,
+		    bool, struct cb_error *);
+
 /* ASCII letter folded to lower case; anything else unchanged. */
 static int
 keyfile_fold(uint8_t c)
@@ -196,21 +199,32 @@ keyfile_distinct(const uint8_t *key, size_t len)
  * about 1% of the time; such a key is weak anyway.
  */
 int
-seal_key_check_strength(const uint8_t *key, size_t len, struct cb_error *err)
+seal_key_check_form(const uint8_t *key, size_t len, const char *what,
+    struct cb_error *err)
 {
-	size_t	i, steps;
+	size_t	i;
 
 	if (len != 16 && len != 24 && len != 32)
 		return cb_error_set(err, CB_EBADREQ,
-		    "master key must be 16, 24 or 32 bytes long (got %zu)",
-		    len);
+		    "%s must be 16, 24 or 32 bytes long (got %zu)", what, len);
 	if (key == NULL)
-		return cb_error_set(err, CB_EINTERNAL, "no master key given");
+		return cb_error_set(err, CB_EINTERNAL, "no %s given", what);
 	for (i = 0; i < len; i++)
 		if (key[i] < 0x20 || key[i] > 0x7e)
 			return cb_error_set(err, CB_EBADREQ,
-			    "master key must be printable ASCII "
-			    "(characters 0x20 to 0x7e)");
+			    "%s must be printable ASCII "
+			    "(characters 0x20 to 0x7e)", what);
+	return 0;
+}
+
+int
+seal_key_check_strength(const uint8_t *key, size_t len, struct cb_error *err)
+{
+	size_t	i, steps;
+	int	r;
+
+	if ((r = seal_key_check_form(key, len, "master key", err)) != 0)
+		return r;
 	for (i = 1; i < len; i++)
 		if (key[i] != key[0])
 			break;
@@ -242,10 +256,13 @@ seal_key_check_strength(const uint8_t *key, size_t len, struct cb_error *err)
 	return 0;
 }
 
-/* Strip one trailing newline, check strength, then derive (seal.c). */
-int
-seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
-    uint32_t version, struct cb_error *err)
+/*
+ * Strip one trailing newline, check strength (a legacy key: its form
+ * only), then derive (seal.c).
+ */
+static int
+keyfile_init(struct seal_key *k, const uint8_t *raw, size_t len,
+    uint32_t version, bool legacy, struct cb_error *err)
 {
 	int	r;
 
@@ -262,9 +279,20 @@ seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
 		len -= 2;
 	else if (len >= 1 && raw[len - 1] == '\n')
 		len -= 1;
-	if ((r = seal_key_check_strength(raw, len, err)) != 0)
+	if (legacy)
+		r = seal_key_check_form(raw, len, "legacy key", err);
+	else
+		r = seal_key_check_strength(raw, len, err);
+	if (r != 0)
 		return r;
 	return seal_key_derive(k, raw, len, version, err);
+}
+
+int
+seal_key_init(struct seal_key *k, const uint8_t *raw, size_t len,
+    uint32_t version, struct cb_error *err)
+{
+	return keyfile_init(k, raw, len, version, false, err);
 }
 
 /*
@@ -284,6 +312,23 @@ int
 seal_key_load_file_mode(struct seal_key *k, const char *path,
     uint32_t version, bool check_mode, struct cb_error *err)
 {
+	return keyfile_load(k, path, version, check_mode, false, err);
+}
+
+int
+seal_key_load_legacy_file(struct seal_key *k, const char *path,
+    struct cb_error *err)
+{
+	return keyfile_load(k, path, 1, true, true, err);
+}
+
+/* Read and check a key file; legacy: the legacy key's rules and name. */
+static int
+keyfile_load(struct seal_key *k, const char *path, uint32_t version,
+    bool check_mode, bool legacy, struct cb_error *err)
+{
+	const char	*what = legacy ? "legacy key" : "master key";
+
 	uint8_t		buf[KEYFILE_MAX + 1];
 	struct stat	st;
 	size_t		n = 0;
@@ -296,26 +341,26 @@ seal_key_load_file_mode(struct seal_key *k, const char *path,
 	}
 	cb_wipe(k, sizeof(*k));		/* no old key survives a failure */
 	if (path == NULL) {
-		r = cb_error_set(err, CB_EINTERNAL, "no master key file given");
+		r = cb_error_set(err, CB_EINTERNAL, "no %s file given", what);
 		goto done;
 	}
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
 		saved = errno;
 		r = cb_error_set(err, CB_EBADREQ,
-		    "cannot open master key file %s: %s", path,
+		    "cannot open %s file %s: %s", what, path,
 		    strerror(saved));
 		goto done;
 	}
 	if (fstat(fd, &st) == -1) {
 		saved = errno;
 		r = cb_error_set(err, CB_EBADREQ,
-		    "cannot stat master key file %s: %s", path,
+		    "cannot stat %s file %s: %s", what, path,
 		    strerror(saved));
 		goto done;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		r = cb_error_set(err, CB_EBADREQ,
-		    "master key file %s is not a regular file", path);
+		    "%s file %s is not a regular file", what, path);
 		goto done;
 	}
 	/*
@@ -323,9 +368,9 @@ seal_key_load_file_mode(struct seal_key *k, const char *path,
 	 * to start until it is fixed, rather than use it.
 	 */
 	if (check_mode && (st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
-		r = cb_error_set(err, CB_EBADREQ, "master key file %s can be "
+		r = cb_error_set(err, CB_EBADREQ, "%s file %s can be "
 		    "read or written by other users (mode %04o); run: chmod "
-		    "600 %s", path, (unsigned)(st.st_mode & 07777), path);
+		    "600 %s", what, path, (unsigned)(st.st_mode & 07777), path);
 		goto done;
 	}
 	/*
@@ -333,16 +378,16 @@ seal_key_load_file_mode(struct seal_key *k, const char *path,
 	 * own user and root may.
 	 */
 	if (check_mode && st.st_uid != geteuid() && st.st_uid != 0) {
-		r = cb_error_set(err, CB_EBADREQ, "master key file %s is owned "
+		r = cb_error_set(err, CB_EBADREQ, "%s file %s is owned "
 		    "by uid %u; it must be owned by the broker's user (uid %u) "
-		    "or root: run chown %u %s", path, (unsigned)st.st_uid,
+		    "or root: run chown %u %s", what, path, (unsigned)st.st_uid,
 		    (unsigned)geteuid(), (unsigned)geteuid(), path);
 		goto done;
 	}
 	if (st.st_size > KEYFILE_MAX) {
 		r = cb_error_set(err, CB_EBADREQ,
-		    "master key file %s is larger than a key (%lld bytes, at "
-		    "most %d allowed)", path, (long long)st.st_size,
+		    "%s file %s is larger than a key (%lld bytes, at "
+		    "most %d allowed)", what, path, (long long)st.st_size,
 		    KEYFILE_MAX);
 		goto done;
 	}
@@ -354,7 +399,7 @@ seal_key_load_file_mode(struct seal_key *k, const char *path,
 				continue;
 			saved = errno;
 			r = cb_error_set(err, CB_EBADREQ,
-			    "cannot read master key file %s: %s", path,
+			    "cannot read %s file %s: %s", what, path,
 			    strerror(saved));
 			goto done;
 		}
@@ -364,11 +409,11 @@ seal_key_load_file_mode(struct seal_key *k, const char *path,
 	}
 	if (n > KEYFILE_MAX) {
 		r = cb_error_set(err, CB_EBADREQ,
-		    "master key file %s is larger than a key (more than %d "
-		    "bytes)", path, KEYFILE_MAX);
+		    "%s file %s is larger than a key (more than %d "
+		    "bytes)", what, path, KEYFILE_MAX);
 		goto done;
 	}
-	r = seal_key_init(k, buf, n, version, err);
+	r = keyfile_init(k, buf, n, version, legacy, err);
  done:
 	cb_wipe(buf, sizeof(buf));
 	if (fd != -1)

@@ -121,6 +121,45 @@ load_key(const struct conf *c, uint32_t version)
 }
 
 /*
+ * (Re)load the legacy key (security.legacy_key_file), which only ever
+ * opens GCM: values on import and adoption.  At start a bad key is fatal;
+ * on reload it is logged and the key held so far is kept.  While one is
+ * configured, every start and reload says so.
+ */
+static int
+load_legacy_key(struct broker *b, const struct conf *c, bool starting)
+{
+	struct seal_key	*k;
+	struct cb_error	 err;
+
+	if (c->legacy_key_file == NULL) {
+		seal_key_free(b->key_legacy);
+		b->key_legacy = NULL;
+		return 0;
+	}
+	if ((k = seal_key_alloc()) == NULL) {
+		if (starting)
+			fatalx("cannot allocate memory for the legacy key");
+		log_warnx("reload: cannot allocate memory for the legacy key");
+		return -1;
+	}
+	if (seal_key_load_legacy_file(k, c->legacy_key_file, &err) != 0) {
+		seal_key_free(k);
+		if (starting)
+			fatalx("%s", err.msg);
+		log_warnx("reload: %s; the legacy key held so far is kept",
+		    err.msg);
+		return -1;
+	}
+	seal_key_free(b->key_legacy);
+	b->key_legacy = k;
+	log_warnx("a legacy key is configured (security.legacy_key_file): "
+	    "it opens GCM: values on import and adoption only; remove it "
+	    "once the migration is done");
+	return 0;
+}
+
+/*
  * One broker per store: an exclusive flock(2) on DATABASE.lock, taken
  * before anything else touches the store and held (inherited across
  * daemon(3)) until the process exits.  The file holds the holder's pid for
@@ -309,6 +348,7 @@ main_reload(struct broker *b)
 	free(b->conf);
 	b->conf = nc;
 	log_set_level(nc->log_level);
+	(void)load_legacy_key(b, nc, false);
 	if (store_tune(b->store, nc->page_cache_mb, nc->mmap_mb, &err) != 0)
 		log_warnx("reload: storage sizes: %s", err.msg);
 	if (b->http != NULL && http_set_limits(b->http,
@@ -412,6 +452,7 @@ main(int argc, char *argv[])
 	if (keys_load_state(&b, &key_version, &err) != 0)
 		fatalx("%s", err.msg);
 	b.key = load_key(conf, key_version);
+	(void)load_legacy_key(&b, conf, true);
 	/* The inline key, if any, is no longer needed in the clear. */
 	secbuf_free(&conf->secret_key);
 	check_key(&b, conf->database, check_only);
@@ -426,6 +467,7 @@ main(int argc, char *argv[])
 		audit_close(b.audit);
 		store_close(b.store);
 		seal_key_free(b.key);
+		seal_key_free(b.key_legacy);
 		conf_free(conf);
 		free(conf);
 		free(overrides);
@@ -460,6 +502,7 @@ main(int argc, char *argv[])
 	keys_free(&b);
 	store_close(b.store);
 	seal_key_free(b.key);
+	seal_key_free(b.key_legacy);
 	conf_free(b.conf);
 	free(b.conf);
 	free(overrides);

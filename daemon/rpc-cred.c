@@ -1,9 +1,10 @@
 /*
- * rpc-cred: credential values (SPEC sections 2 and 10): cred.set,
- * cred.status and cred.delete of users' and accounts' values, cred.link
- * and cred.unlink.  Values are write-only: cred.set seals the value here,
- * and nothing in this file ever decrypts one (it opens only the sealed
- * account names of links and defaults).
+ * rpc-cred: credential values (SPEC sections 2, 10 and 11): cred.set,
+ * cred.import, cred.status and cred.delete of users' and accounts'
+ * values, cred.link and cred.unlink.  Values are write-only: cred.set
+ * seals the value here; the only values this file opens are the sealed
+ * account names of links and defaults, and the value cred.import is
+ * given and the one already in its place, to compare them.
  *
  * The plaintext of cred.set is never copied: it is read where it lies in
  * the call's own copy of the request (a wiping buffer), sealed, and that
@@ -13,6 +14,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <openssl/crypto.h>
 
 #include "cb_error.h"
 #include "credbrokerd.h"
@@ -330,6 +333,161 @@ rpc_cred_set(struct rpc_call *call, const msgpack_object *params,
 	rc = RPC_WAIT;
 done:
 	free(sealed);
+	free(user);
+	store_type_free(&t);
+	return rc;
+}
+
+/*
+ * cred.import: a value sealed by the platform being moved from (GCM:
+ * text) is opened with the master key or the legacy key, compared with
+ * the value already stored in its place, if any, and re-sealed in the
+ * bound format unless it is the same.  The plaintext lives only in the
+ * wait's wiping buffer, from the opening to the end of the call.  No
+ * message ever contains the value, sealed or open.
+ */
+struct import_wait {
+	struct rpc_call		*call;
+	struct values		*vs;
+	struct values_ref	 ref;
+	struct secbuf		 pt;
+	bool			 dry_run;	/* compare only */
+	char			 user[STORE_UUID_LEN + 1];
+	char			 account[STORE_IDENT_MAX + 1];
+	char			 uuid[STORE_UUID_LEN + 1];
+	char			 context[VALUES_CONTEXT_MAX];
+};
+
+/* Wipe and free the wait of cred.import. */
+static void
+import_wait_free(struct import_wait *w)
+{
+	secbuf_free(&w->pt);
+	free(w);
+}
+
+/* The backend stored the imported value. */
+static void
+cred_import_written(void *arg, int rc, int64_t updated_at,
+    const struct cb_error *err)
+{
+	struct import_wait	*w = arg;
+
+	(void)updated_at;
+	if (rc == 0) {
+		msgpack_pack_map(&w->call->pk, 1);
+		proto_pack_kv_str(&w->call->pk, "outcome", "imported");
+	}
+	rpc_finish(w->call, rc, err);
+	import_wait_free(w);
+}
+
+/*
+ * The value in the imported value's place, if any: the same plaintext
+ * answers "unchanged"; anything else (none, another value, one that does
+ * not open) is replaced.
+ */
+static void
+cred_import_got(void *arg, int rc, const char *sealed, int64_t updated_at,
+    const struct cb_error *gerr)
+{
+	struct import_wait	*w = arg;
+	struct secbuf		 old = SECBUF_INIT;
+	struct cb_error		 e;
+	char			*resealed = NULL;
+	bool			 same = false;
+
+	(void)updated_at;
+	if (rc != 0 && rc != -CB_ENOTFOUND) {
+		rpc_finish(w->call, rc, gerr);
+		import_wait_free(w);
+		return;
+	}
+	if (rc == 0 && keys_open(w->call->broker, w->context, sealed, &old,
+	    &e) == 0)
+		same = old.len == w->pt.len &&
+		    CRYPTO_memcmp(old.data, w->pt.data, old.len) == 0;
+	secbuf_free(&old);
+	if (same || w->dry_run) {
+		msgpack_pack_map(&w->call->pk, 1);
+		proto_pack_kv_str(&w->call->pk, "outcome", same ? "unchanged" :
+		    "would_import");
+		rpc_finish(w->call, 0, NULL);
+		import_wait_free(w);
+		return;
+	}
+	if ((rc = keys_seal(w->call->broker, w->context, w->pt.data,
+	    w->pt.len, &resealed, &e)) != 0 ||
+	    (rc = w->vs->ops->set(w->vs, &w->ref, resealed,
+	    cred_import_written, w, &e)) != 0) {
+		free(resealed);
+		rpc_finish(w->call, rc, &e);
+		import_wait_free(w);
+		return;
+	}
+	free(resealed);
+}
+
+/*
+ * cred.import {type, user | account, sealed, dry_run} -> {outcome}:
+ * "imported", "unchanged", or with dry_run "would_import".
+ */
+int
+rpc_cred_import(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", "user", "account",
+	    "sealed", "dry_run", NULL };
+	struct store_type	 t;
+	struct import_wait	*w = NULL;
+	char			*user = NULL, *sealed = NULL;
+	char			 account[STORE_IDENT_MAX + 1];
+	bool			 legacy, dry_run = false;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = proto_get_str(params, "sealed", true, &sealed, err)) != 0 ||
+	    (rc = proto_get_bool(params, "dry_run", false, &dry_run,
+	    err)) < 0)
+		goto done;
+	if ((rc = rpc_cred_target(call, params, &t, &user, account,
+	    err)) != 0)
+		goto done;
+	if ((w = calloc(1, sizeof(*w))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	if ((rc = keys_open_import(call->broker, sealed, &w->pt, &legacy,
+	    err)) != 0)
+		goto done;
+	if (w->pt.len == 0) {
+		rc = cb_error_set(err, CB_EBADREQ, "the sealed value is "
+		    "empty");
+		goto done;
+	}
+	w->call = call;
+	w->dry_run = dry_run;
+	w->vs = values_for(call->broker, &t);
+	memcpy(w->uuid, t.uuid, sizeof(w->uuid));
+	if (user != NULL)
+		memcpy(w->user, user, sizeof(w->user));
+	else
+		memcpy(w->account, account, strlen(account) + 1);
+	w->ref.type_uuid = w->uuid;
+	w->ref.user_uuid = user != NULL ? w->user : NULL;
+	w->ref.account = user == NULL ? w->account : NULL;
+	w->ref.generation = t.generation;
+	values_context(w->vs, w->context, sizeof(w->context), &w->ref);
+	if ((rc = w->vs->ops->get(w->vs, &w->ref, cred_import_got, w,
+	    err)) != 0)
+		goto done;
+	w = NULL;			/* cred_import_got owns it now */
+	rc = RPC_WAIT;
+done:
+	if (w != NULL)
+		import_wait_free(w);
+	cb_strfree_wipe(sealed);
 	free(user);
 	store_type_free(&t);
 	return rc;

@@ -1,6 +1,8 @@
 /*
  * rpc-vault: the Vault settings (SPEC sections 4.2 and 6): vault.get,
- * vault.set and vault.test, and their persistence.
+ * vault.set and vault.test, and their persistence; and vault.adopt
+ * (SPEC section 11), which re-seals in place the values the platform the
+ * broker replaces left in Vault.
  *
  * The settings are one row of the settings table, a JSON document, so a
  * change is all or nothing.  role_id and secret_id are sealed in it like
@@ -35,6 +37,7 @@
 #include "seal.h"
 #include "secbuf.h"
 #include "store.h"
+#include "values.h"
 #include "vault.h"
 
 #define RPC_VAULT_SETTING	"vault"
@@ -545,5 +548,228 @@ rpc_vault_reseal(struct broker *b, struct cb_error *err)
 	if (found)
 		rc = rpc_vault_save(b, &c, err);
 	vault_conf_free(&c);
+	return rc;
+}
+
+/*
+ * vault.adopt {type}: the platform the broker replaces kept the values of
+ * a Vault-stored type at the same paths, sealed in its GCM: format.  Each
+ * is opened (master key or legacy key), sealed in the bound format and
+ * written back in place, one user at a time.  Values already in the
+ * broker's format are left and counted; values no key opens are left as
+ * they are and reported by user.  Running it again is harmless: an
+ * interrupted adoption resumes where values are still GCM: text.  The
+ * walk goes through the type's values backend, so a type stored in the
+ * database has its GCM: values there re-sealed the same way.
+ */
+struct adopt_ctx {
+	struct rpc_call		*call;
+	struct values		*vs;
+	char			 uuid[STORE_UUID_LEN + 1];
+	int64_t			 generation;
+	char			**users;
+	size_t			 nusers;
+	size_t			 next;
+	int64_t			 adopted;
+	int64_t			 already;
+	size_t			*failed;	/* indexes into users */
+	size_t			 nfailed;
+};
+
+static void	adopt_next(struct adopt_ctx *);
+
+/* Free the adoption's context. */
+static void
+adopt_free(struct adopt_ctx *x)
+{
+	size_t	i;
+
+	for (i = 0; i < x->nusers; i++)
+		free(x->users[i]);
+	free(x->users);
+	free(x->failed);
+	free(x);
+}
+
+/* Answer {adopted, already, failed, failed_users} and end the call. */
+static void
+adopt_finish(struct adopt_ctx *x, int rc, const struct cb_error *err)
+{
+	msgpack_packer	*pk = &x->call->pk;
+	size_t		 i;
+
+	if (rc == 0) {
+		msgpack_pack_map(pk, 4);
+		proto_pack_kv_int(pk, "adopted", x->adopted);
+		proto_pack_kv_int(pk, "already", x->already);
+		proto_pack_kv_int(pk, "failed", (int64_t)x->nfailed);
+		proto_pack_cstr(pk, "failed_users");
+		msgpack_pack_array(pk, x->nfailed);
+		for (i = 0; i < x->nfailed; i++)
+			proto_pack_cstr(pk, x->users[x->failed[i]]);
+	}
+	rpc_finish(x->call, rc, err);
+	adopt_free(x);
+}
+
+/* One value written back. */
+static void
+adopt_written(void *arg, int rc, int64_t updated_at,
+    const struct cb_error *err)
+{
+	struct adopt_ctx	*x = arg;
+
+	(void)updated_at;
+	if (rc != 0) {
+		adopt_finish(x, rc, err);
+		return;
+	}
+	x->adopted++;
+	x->next++;
+	adopt_next(x);
+}
+
+/* One value read: re-seal a GCM: one, leave the others. */
+static void
+adopt_got(void *arg, int rc, const char *sealed, int64_t updated_at,
+    const struct cb_error *gerr)
+{
+	struct adopt_ctx	*x = arg;
+	struct values_ref	 ref = { 0 };
+	struct secbuf		 pt = SECBUF_INIT;
+	struct cb_error		 e;
+	char			 context[VALUES_CONTEXT_MAX];
+	char			*resealed = NULL;
+	bool			 legacy;
+
+	(void)updated_at;
+	if (rc == -CB_ENOTFOUND || (rc == 0 && strncmp(sealed, "GCM:",
+	    4) != 0)) {
+		/* Gone since listed, or the broker's own format. */
+		if (rc == 0)
+			x->already++;
+		x->next++;
+		adopt_next(x);
+		return;
+	}
+	if (rc != 0) {
+		adopt_finish(x, rc, gerr);
+		return;
+	}
+	ref.type_uuid = x->uuid;
+	ref.user_uuid = x->users[x->next];
+	ref.generation = x->generation;
+	values_context(x->vs, context, sizeof(context), &ref);
+	if (keys_open_import(x->call->broker, sealed, &pt, &legacy,
+	    &e) != 0 || pt.len == 0 ||
+	    keys_seal(x->call->broker, context, pt.data, pt.len, &resealed,
+	    &e) != 0) {
+		secbuf_free(&pt);
+		log_warnx("vault.adopt: the value of user %s cannot be "
+		    "adopted; left as it is", x->users[x->next]);
+		x->failed[x->nfailed++] = x->next;
+		x->next++;
+		adopt_next(x);
+		return;
+	}
+	secbuf_free(&pt);
+	rc = x->vs->ops->set(x->vs, &ref, resealed, adopt_written, x, &e);
+	free(resealed);
+	if (rc != 0)
+		adopt_finish(x, rc, &e);
+}
+
+/* Read the next user's value, or answer when all are done. */
+static void
+adopt_next(struct adopt_ctx *x)
+{
+	struct values_ref	 ref = { 0 };
+	struct cb_error		 e;
+	int			 rc;
+
+	if (x->next == x->nusers) {
+		adopt_finish(x, 0, NULL);
+		return;
+	}
+	ref.type_uuid = x->uuid;
+	ref.user_uuid = x->users[x->next];
+	ref.generation = x->generation;
+	if ((rc = x->vs->ops->get(x->vs, &ref, adopt_got, x, &e)) != 0)
+		adopt_finish(x, rc, &e);
+}
+
+/* The users holding a value of the type: copy them, then walk them. */
+static void
+adopt_listed(void *arg, int rc, char *const *users, size_t n,
+    const struct cb_error *lerr)
+{
+	struct adopt_ctx	*x = arg;
+	struct cb_error		 e;
+	size_t			 i;
+
+	if (rc != 0) {
+		adopt_finish(x, rc, lerr);
+		return;
+	}
+	if ((x->users = calloc(n + 1, sizeof(*x->users))) == NULL ||
+	    (x->failed = calloc(n + 1, sizeof(*x->failed))) == NULL) {
+		adopt_finish(x, cb_error_set(&e, CB_EINTERNAL,
+		    "out of memory"), &e);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		if ((x->users[i] = strdup(users[i])) == NULL) {
+			adopt_finish(x, cb_error_set(&e, CB_EINTERNAL,
+			    "out of memory"), &e);
+			return;
+		}
+		x->nusers++;
+	}
+	adopt_next(x);
+}
+
+/* vault.adopt {type} -> {adopted, already, failed, failed_users} */
+int
+rpc_vault_adopt(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", NULL };
+	struct store_type	 t;
+	struct adopt_ctx	*x = NULL;
+	struct cb_error		 why;
+	char			*ref = NULL;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = proto_get_str(params, "type", true, &ref, err)) != 0)
+		goto done;
+	rpc_audit(call, ref, NULL);
+	if ((rc = store_type_get(call->broker->store, ref, &t, err)) != 0)
+		goto done;
+	rpc_audit(call, t.ident, NULL);
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	x->call = call;
+	x->vs = values_for(call->broker, &t);
+	if (!x->vs->ops->usable(x->vs, &why)) {
+		rc = cb_error_set(err, why.code, "credential type '%s' is "
+		    "stored in %s: %s", t.ident, x->vs->ops->where, why.msg);
+		goto done;
+	}
+	memcpy(x->uuid, t.uuid, sizeof(x->uuid));
+	x->generation = t.generation;
+	if ((rc = x->vs->ops->list_users(x->vs, x->uuid, adopt_listed, x,
+	    err)) != 0)
+		goto done;
+	x = NULL;			/* adopt_listed owns it now */
+	rc = RPC_WAIT;
+done:
+	if (x != NULL)
+		adopt_free(x);
+	free(ref);
+	store_type_free(&t);
 	return rc;
 }

@@ -57,6 +57,12 @@ struct seal_key {
  */
 int	 seal_key_check_strength(const uint8_t *key, size_t len,
 	    struct cb_error *err);
+/*
+ * The first two rules alone (length and printable ASCII), with the same
+ * messages; what names the key in them ("master key", "legacy key").
+ */
+int	 seal_key_check_form(const uint8_t *key, size_t len, const char *what,
+	    struct cb_error *err);
 /* Read a key file (refusing files larger than a key) into k. */
 /*
  * The same, choosing whether to refuse a file that group or others may
@@ -68,6 +74,13 @@ int	 seal_key_load_file_mode(struct seal_key *k, const char *path,
 	    uint32_t version, bool check_mode, struct cb_error *err);
 int	 seal_key_load_file(struct seal_key *k, const char *path,
 	    uint32_t version, struct cb_error *err);
+/*
+ * Read the legacy key (security.legacy_key_file) into k: the file rules
+ * of a master key, but only the length and printable-ASCII rules on the
+ * key itself.  Such a key only ever opens GCM: values; it never seals.
+ */
+int	 seal_key_load_legacy_file(struct seal_key *k, const char *path,
+	    struct cb_error *err);
 /*
  * Initialise k from raw key bytes: checks strength, derives subkeys.  The
  * key may be followed by one "\n" or "\r\n" (as written by echo), which is

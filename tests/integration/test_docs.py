@@ -368,6 +368,7 @@ class MapTest(unittest.TestCase):
                    if not re.search(r"(?<![\w.-])" + re.escape(n) +
                                     r"(?![\w.-])", readme)
                    and n not in ("credctl-audit.c", "credctl-cred.c",
+                                 "credctl-import.c",
                                  "credctl-key.c", "credctl-keypair.c",
                                  "credctl-server.c",
                                  "credctl-substitute.c", "credctl-type.c",

@@ -397,6 +397,56 @@ test_load_file(void **state)
 	seal_key_free(ref);
 }
 
+/*
+ * seal_key_load_legacy_file: a weak key that the master key's rules
+ * refuse is taken, but the length, printable-ASCII and file rules hold.
+ */
+static void
+test_legacy_key_takes_weak_key_but_not_bad_form(void **state)
+{
+	char		 dir[] = "/tmp/test_seal_dir.XXXXXX", p[256];
+	struct seal_key	*k = seal_key_alloc();
+	struct cb_error	 err = { 0 };
+	uint8_t		 zero[sizeof(*k)];
+
+	(void)state;
+	assert_non_null(k);
+	memset(zero, 0, sizeof(zero));
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/legacy", dir);
+
+	write_file(p, "passwordpassword\n", 17);
+	assert_int_equal(seal_key_load_file(k, p, 1, &err), -CB_EBADREQ);
+	assert_non_null(strstr(err.msg, "too weak"));
+	assert_int_equal(seal_key_load_legacy_file(k, p, &err), 0);
+	assert_int_equal(k->len, 16);
+	assert_memory_equal(k->master, "passwordpassword", 16);
+
+	write_file(p, "aaaaaaaaaaaaaaaaaaaaaaaa", 24);
+	assert_int_equal(seal_key_load_legacy_file(k, p, &err), 0);
+	assert_int_equal(k->len, 24);
+
+	write_file(p, "short-legacy-key", 15);
+	assert_int_equal(seal_key_load_legacy_file(k, p, &err), -CB_EBADREQ);
+	assert_non_null(strstr(err.msg, "legacy key must be 16, 24 or 32 "
+	    "bytes long (got 15)"));
+	assert_memory_equal(k, zero, sizeof(*k));
+
+	write_file(p, "passwordpass\tord", 16);
+	assert_int_equal(seal_key_load_legacy_file(k, p, &err), -CB_EBADREQ);
+	assert_non_null(strstr(err.msg, "legacy key must be printable ASCII"));
+	assert_null(strstr(err.msg, "password"));
+
+	write_file(p, "passwordpassword", 16);
+	assert_int_equal(chmod(p, 0644), 0);
+	assert_int_equal(seal_key_load_legacy_file(k, p, &err), -CB_EBADREQ);
+	assert_non_null(strstr(err.msg, "legacy key file"));
+
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(rmdir(dir), 0);
+	seal_key_free(k);
+}
+
 int
 main(void)
 {
@@ -408,6 +458,7 @@ main(void)
 		cmocka_unit_test(test_strength_lowentropy),
 		cmocka_unit_test(test_strength_good),
 		cmocka_unit_test(test_load_file),
+		cmocka_unit_test(test_legacy_key_takes_weak_key_but_not_bad_form),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
