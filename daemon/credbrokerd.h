@@ -419,6 +419,12 @@ int	 rpc_peerkey_delete(struct rpc_call *, const msgpack_object *, struct cb_err
 int	 rpc_key_load(struct broker *b, int keyclass, const char *ident,
 	    uint32_t version, uint32_t *got, EVP_PKEY **out,
 	    struct cb_error *err);
+/*
+ * A required parameter naming a key pair or peer key (key: the
+ * parameter's name), with the narrow ident grammar; *out malloc'd.
+ */
+int	 rpc_key_ident(const msgpack_object *params, const char *key,
+	    char **out, struct cb_error *err);
 /* An optional (or required) key version parameter; 0 when absent. */
 int	 rpc_key_version(const msgpack_object *params, const char *key,
 	    bool required, uint32_t *out, struct cb_error *err);

@@ -79,11 +79,7 @@ rpc_audit_key(struct rpc_call *call, int keyclass, const char *ident,
 	    version);
 }
 
-/*
- * An ident parameter (key): required, with the grammar of a type ident.
- * *out malloc'd.
- */
-static int
+int
 rpc_key_ident(const msgpack_object *params, const char *key, char **out,
     struct cb_error *err)
 {

@@ -33,24 +33,6 @@
 
 #define RPC_URL_BASE_MAX	2048
 
-/* A required ident parameter naming a stored key. */
-static int
-rpc_token_ident(const msgpack_object *params, const char *key, char **out,
-    struct cb_error *err)
-{
-	int	rc;
-
-	if ((rc = proto_get_str(params, key, true, out, err)) != 0)
-		return rc;
-	if (!ids_ident_valid(*out)) {
-		free(*out);
-		*out = NULL;
-		return cb_error_set(err, CB_EBADREQ, "%s must match "
-		    "[a-z][a-z0-9_]{0,63}", key);
-	}
-	return 0;
-}
-
 /* An optional integer parameter within lo..hi; def when absent. */
 static int
 rpc_token_int(const msgpack_object *params, const char *key, int64_t lo,
@@ -82,7 +64,7 @@ rpc_token_keypair(struct rpc_call *call, const msgpack_object *params,
 	uint32_t	 want;
 	int		 rc;
 
-	if ((rc = rpc_token_ident(params, "keypair", &ident, err)) != 0 ||
+	if ((rc = rpc_key_ident(params, "keypair", &ident, err)) != 0 ||
 	    (rc = rpc_key_version(params, "keypair_version", false, &want,
 	    err)) != 0)
 		goto done;
@@ -153,7 +135,7 @@ rpc_token_partner(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_token_object(params, "payload", true, &payload,
 	    err)) != 0 ||
-	    (rc = rpc_token_ident(params, "peerkey", &ident, err)) != 0 ||
+	    (rc = rpc_key_ident(params, "peerkey", &ident, err)) != 0 ||
 	    (rc = rpc_key_version(params, "peerkey_version", false, &want,
 	    err)) != 0 ||
 	    (rc = rpc_token_keypair(call, params, &kp, &kv, err)) != 0 ||
@@ -415,7 +397,7 @@ rpc_token_verify(struct rpc_call *call, const msgpack_object *params,
 
 	memset(&ks, 0, sizeof(ks));
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
-	    (rc = rpc_token_ident(params, "peerkey", &ident, err)) != 0 ||
+	    (rc = rpc_key_ident(params, "peerkey", &ident, err)) != 0 ||
 	    (rc = rpc_key_version(params, "peerkey_version", false, &want,
 	    err)) != 0 ||
 	    (rc = rpc_token_int(params, "leeway", 0, TOKEN_LEEWAY_MAX,
