@@ -52,9 +52,9 @@ def demo_env(**extra):
     return env
 
 
-def run_demo(*args, env=None):
+def run_demo(*args, env=None, build=BUILD_DIR):
     """scripts/demo with stdout and stderr a pipe: (status, output)."""
-    r = subprocess.run([DEMO] + list(args) + [BUILD_DIR],
+    r = subprocess.run([DEMO] + list(args) + [build],
                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, env=env or demo_env(),
                        timeout=DEMO_TIMEOUT)
@@ -109,7 +109,12 @@ class DemoTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         assert os.access(cbtest.DAEMON, os.X_OK), "no daemon in " + BUILD_DIR
-        cls.status, raw = run_demo("--keep")
+        # The build directory by a name with a space and a quote, which
+        # every printed path must quote.
+        cls.tmp = cbtest.make_tmpdir("cbdemo")
+        cls.build = os.path.join(cls.tmp, "the build's dir")
+        os.symlink(BUILD_DIR, cls.build)
+        cls.status, raw = run_demo("--keep", build=cls.build)
         cls.raw = raw
         cls.text = raw.decode("utf-8", "replace")
         m = re.search(r"^Scratch directory: (\S+)$", cls.text, re.M)
@@ -117,6 +122,7 @@ class DemoTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
+        cbtest.remove_tmpdir(cls.tmp)
         if cls.scratch and cls.scratch.startswith("/tmp/credbroker-demo."):
             shutil.rmtree(cls.scratch, ignore_errors=True)
 
@@ -130,7 +136,7 @@ class DemoTest(unittest.TestCase):
         self.assertIn(USER_TEXT, self.text)
 
     def test_log_is_where_the_demo_says_after_it_ends(self):
-        m = re.search(r"^==> Start the broker \(its log: (\S+)\)$",
+        m = re.search(r"^==> Start the broker \(its log: (.+)\)$",
                       self.text, re.M)
         self.assertIsNotNone(m, self.text)
         log = m.group(1)
@@ -163,9 +169,11 @@ class DemoTest(unittest.TestCase):
         # The broker is started in the background with its log where the
         # demo says, and, the scratch directory being kept, the demo ends
         # with the line that starts it again.
-        daemon = os.path.join(BUILD_DIR, "daemon", "credbrokerd")
+        daemon = os.path.join(self.build, "daemon", "credbrokerd")
         conf = os.path.join(self.scratch, "credbroker.conf")
-        log = re.search(r"its log: (\S+)\)", self.text).group(1)
+        log = re.search(r"its log: (.+)\)$", self.text, re.M).group(1)
+        self.assertEqual(log, os.path.join(self.build,
+                                           "credbrokerd-demo.log"))
         start = [c for c, _ in cmds if shlex.split(c)[0] == daemon]
         self.assertEqual([shlex.split(c) for c in start], [
             [daemon, "-f", "-c", conf, "2>", log, "&"],
