@@ -40,11 +40,12 @@ build: deps
 	    -DCB_TESTS=ON $(CMAKE_FLAGS) >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
-# The same tree without the tests, which need cmocka and Python modules;
-# a later make build turns them on again.
+# The same tree without the tests, which need cmocka and Python modules
+# (so no Python3_EXECUTABLE either); a later make build turns them on again.
 build-demo: deps-build
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    -DCB_TESTS=OFF $(CMAKE_FLAGS) >/dev/null
+	    -DCB_TESTS=OFF $(filter-out -DPython3_EXECUTABLE=%,$(CMAKE_FLAGS)) \
+	    >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
