@@ -23,6 +23,7 @@ import re
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -85,6 +86,11 @@ def run_demo_on_tty(env):
         p.wait()
         raise
     return status, bytes(out)
+
+
+def read_text(path):
+    with open(path, errors="replace") as f:
+        return f.read()
 
 
 def commands(text):
@@ -188,8 +194,8 @@ class DemoTest(unittest.TestCase):
         try:
             sock = os.path.join(self.scratch, "credbroker.sock")
             deadline = time.monotonic() + cbtest.START_TIMEOUT
-            while not os.path.exists(sock):
-                self.assertIsNone(p.poll(), open(log).read())
+            while not self.accepts(sock):
+                self.assertIsNone(p.poll(), read_text(log))
                 self.assertLess(time.monotonic(), deadline, "no socket")
                 time.sleep(0.05)
             # The read-only credctl lines, pasted into bash as printed,
@@ -225,7 +231,19 @@ class DemoTest(unittest.TestCase):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
         self.assertEqual(p.wait(timeout=cbtest.STOP_TIMEOUT), 0,
-                         open(log).read())
+                         read_text(log))
+
+    @staticmethod
+    def accepts(path):
+        """True when something listens on the UNIX socket path."""
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def test_terminal_gets_bold_unless_no_color(self):
         status, out = run_demo_on_tty(demo_env())
