@@ -1,6 +1,7 @@
 # credbroker: the two commands of the README.
-#   make demo    install what is missing, build, and walk through a real
-#                substitution-ready set-up on a scratch SQLite store
+#   make demo    install what building and running need (no test
+#                toolchain), build without the tests, and walk through a
+#                real substitution-ready set-up on a scratch SQLite store
 #   make check   install what is missing, build with -Werror, run the unit
 #                and integration tests, then again under ASan+UBSan, then
 #                each libFuzzer target for FUZZ_SECONDS (fuzz-short)
@@ -21,7 +22,8 @@ FUZZ_FLAGS	?= -timeout=25 -max_len=4096 -print_final_stats=1
 # python3-msgpack, python3-cryptography and python3-jwt.
 CMAKE_FLAGS	?= -DCB_WERROR=ON -DPython3_EXECUTABLE=/usr/bin/python3
 
-.PHONY: all deps build build-asan check check-release check-asan check-valgrind demo clean
+.PHONY: all deps deps-build build build-demo build-asan check check-release
+.PHONY: check-asan check-valgrind demo clean
 .PHONY: build-fuzz fuzz-short fuzz-long
 
 all: build
@@ -29,9 +31,21 @@ all: build
 deps:
 	@./scripts/install-deps
 
+# What building and running need, without the test toolchain (make demo).
+deps-build:
+	@./scripts/install-deps --build
+
 build: deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-	    $(CMAKE_FLAGS) >/dev/null
+	    -DCB_TESTS=ON $(CMAKE_FLAGS) >/dev/null
+	cmake --build $(BUILD) -j$(JOBS)
+
+# The same tree without the tests, which need cmocka and Python modules
+# (so no Python3_EXECUTABLE either); a later make build turns them on again.
+build-demo: deps-build
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	    -DCB_TESTS=OFF $(filter-out -DPython3_EXECUTABLE=%,$(CMAKE_FLAGS)) \
+	    >/dev/null
 	cmake --build $(BUILD) -j$(JOBS)
 
 build-asan: deps
@@ -104,7 +118,7 @@ fuzz-long: build-fuzz
 
 check: check-release check-asan check-valgrind fuzz-short
 
-demo: build
+demo: build-demo
 	./scripts/demo $(BUILD)
 
 clean:

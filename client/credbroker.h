@@ -5,7 +5,8 @@
  * credbrokerd's UNIX socket with credbroker_connect(), makes blocking
  * calls with credbroker_call(), reads each result as a msgpack object,
  * frees the reply, and finally closes the connection.  The wire protocol
- * is msgpack-rpc (credbroker-protocol(7)):
+ * is msgpack-rpc (credbroker-protocol(7)); credbroker(3) describes this
+ * library:
  *
  *	request   [0, msgid, method, [ {params} ]]
  *	response  [1, msgid, error, result]	error = nil | {code, message}
@@ -193,14 +194,14 @@ void	credbroker_reply_free(struct credbroker_reply *r);
 void	credbroker_close(struct credbroker *c);
 
 /*
- * Substitution (SPEC section 5): the runner's API.
+ * Substitution (SUBSTITUTION in credbroker-protocol(7)): the runner's API.
  *
  * A runner describes the component it runs and the HTTP request it is
  * about to make, with placeholders such as <<.credentials.github>> in the
  * URL, in header values and in the body.  The broker decides whose
  * credentials apply, fills the placeholders and returns the request,
- * which the runner sends at once (client/examples/runner.c shows the
- * whole cycle with libcurl).
+ * which the runner sends at once (credbroker-example-runner, installed
+ * with the library, does the whole cycle with libcurl; see credbroker(3)).
  *
  *	struct credbroker_cred_decl decl[] = { { "github", "github_token" } };
  *	struct credbroker_component comp = {
@@ -259,7 +260,7 @@ struct credbroker_cred_decl {
 };
 
 /*
- * Who is calling and for whom (SPEC 5.1).  kind is "action", "widget",
+ * Who is calling and for whom ("Subject" in credbroker-protocol(7)).  kind is "action", "widget",
  * "data_source" or "status_check"; initiator, run_as and system_account
  * are user uuids in lower-case RFC 4122 text form, NULL when not given.
  * The broker applies the subject rules:
@@ -334,8 +335,8 @@ struct credbroker_used {
  * refused), so each can be used as a C string; lengths are given where a
  * value may come from a credential.
  *
- * When skipped is set (a status check without a system account, SPEC
- * 5.1) only reason is meaningful: the check is not run, and that is not
+ * When skipped is set (a status check without a system account, see
+ * "Subject" in credbroker-protocol(7)) only reason is meaningful: the check is not run, and that is not
  * an error.  Otherwise reason is NULL and the rest describes the request
  * to send: method, url (url_len bytes), headers in the order given, body
  * (body_len bytes plus a terminating NUL; NULL when the template had no

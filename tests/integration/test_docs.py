@@ -1,7 +1,12 @@
 """
-The manual pages against the code (SPEC section 8): the four pages are
+The manual pages against the code (SPEC section 8): the five pages are
 clean under "mandoc -Tlint -W warning", and every name that is part of the
 contract is documented where a reader looks for it:
+
+  - every function that client/credbroker.h declares is in the NAME and
+    SYNOPSIS of credbroker(3) and described in its DESCRIPTION, and the
+    page documents no function the header lacks; the header names only
+    documents that are installed (man pages), not files of the source tree;
 
   - every method of proto/methods.def has a subsection in METHODS of
     credbroker-protocol(7) that names its permission, says whether it is
@@ -37,8 +42,8 @@ import unittest
 SOURCE_DIR = os.environ.get("CB_SOURCE_DIR") or os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..")
 MAN = os.path.join(SOURCE_DIR, "man")
-PAGES = ["credctl.1", "credbroker.conf.5", "credbroker-protocol.7",
-         "credbrokerd.8"]
+PAGES = ["credctl.1", "credbroker.3", "credbroker.conf.5",
+         "credbroker-protocol.7", "credbrokerd.8"]
 
 
 def read(*parts):
@@ -166,6 +171,44 @@ class LintTest(unittest.TestCase):
             self.assertRegex(cm, r"install\(FILES man/%s DESTINATION "
                              r"\$\{CMAKE_INSTALL_MANDIR\}/man%s\)"
                              % (re.escape(p), p[-1]))
+
+
+def header_functions():
+    """The functions client/credbroker.h declares."""
+    return sorted(set(re.findall(r"\b(credbroker_\w+)\s*\(",
+                                 strip_c_comments(read("client",
+                                                       "credbroker.h")))))
+
+
+class LibraryPageTest(unittest.TestCase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.page = Page("credbroker.3")
+
+    def test_every_function_of_the_header(self):
+        funcs = header_functions()
+        self.assertGreaterEqual(len(funcs), 10)
+        names = [l[4:].split()[0] for l in self.page.section("NAME")
+                 if l.startswith(".Nm ")]
+        self.assertEqual(sorted(names), funcs)
+        synopsis = re.findall(r"^\.F[no] (credbroker_\w+)",
+                              "\n".join(self.page.section("SYNOPSIS")), re.M)
+        self.assertEqual(sorted(synopsis), funcs)
+        described = set(re.findall(r"^\.Fn (credbroker_\w+)",
+                                   "\n".join(self.page.section(
+                                       "DESCRIPTION")), re.M))
+        self.assertEqual(sorted(described), funcs)
+
+    def test_header_names_only_installed_documents(self):
+        text = read("client", "credbroker.h")
+        # Pages it refers to, as name(section), are installed pages.
+        for name, sec in re.findall(r"\b([a-z][\w.-]*)\(([1-8])\)", text):
+            self.assertIn("%s.%s" % (name, sec), PAGES)
+        # No path of the source tree or its documents.
+        self.assertEqual(re.findall(
+            r"\b(?:client|daemon|proto|storage|docs|tests)/[\w./-]+|"
+            r"\bSPEC\b|\w+\.md\b", text), [])
 
 
 class ProtocolPageTest(unittest.TestCase):

@@ -4,6 +4,17 @@ machine, and whether systemd accepts it.
 
   - the installed tree, file by file, for "--prefix /usr" into a DESTDIR,
     with the paths in the units and in credbroker.pc following the prefix;
+  - the installed credctl and credbroker-example-runner carry a RUNPATH
+    relative to themselves ($ORIGIN/../LIBDIR): under a prefix of their
+    own, and after that prefix is moved, they run without LD_LIBRARY_PATH;
+  - a build configured with -DCMAKE_INSTALL_PREFIX=/usr puts the library,
+    credbroker.pc and the CMake package in Debian's multiarch libdir
+    (lib/x86_64-linux-gnu), and the RUNPATH follows;
+  - the installed libcredbroker.a exports the functions of credbroker.h
+    and nothing else, and a program linked with it (pkg-config --static)
+    calls the daemon without libcredbroker.so;
+  - the installed unit turns journald's rate limit off
+    (LogRateLimitIntervalSec=0), so no audit line is dropped;
   - a second install keeps an administrator's credbroker.conf;
   - a program built with "pkg-config --cflags --libs credbroker" against
     the staged tree calls hello through credbroker_call() on a running
@@ -176,7 +187,9 @@ class Layout:
         return {
             j(self.sbindir, "credbrokerd"),
             j(self.bindir, "credctl"),
+            j(self.bindir, "credbroker-example-runner"),
             so, so + ".0", so + "." + version,
+            j(self.libdir, "libcredbroker.a"),
             j(self.includedir, "credbroker.h"),
             j(self.libdir, "pkgconfig", "credbroker.pc"),
             j(self.cmakedir, "credbrokerConfig.cmake"),
@@ -185,6 +198,7 @@ class Layout:
             j(self.cmakedir, "credbrokerTargets-%s.cmake"
               % (self.build_type.lower() or "noconfig")),
             j(self.mandir, "man1", "credctl.1"),
+            j(self.mandir, "man3", "credbroker.3"),
             j(self.mandir, "man5", "credbroker.conf.5"),
             j(self.mandir, "man7", "credbroker-protocol.7"),
             j(self.mandir, "man8", "credbrokerd.8"),
@@ -256,6 +270,31 @@ def unit_settings(path):
             k, _, v = line.partition("=")
             out.append((section, k.strip(), v.strip()))
     return out
+
+
+def runpath(path):
+    """The DT_RUNPATH of an ELF file (None without one); an old-style
+    DT_RPATH fails the test, as it would override LD_LIBRARY_PATH."""
+    r = subprocess.run([tool("readelf"), "-d", path], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, timeout=60)
+    out = r.stdout.decode()
+    assert r.returncode == 0, out
+    assert "(RPATH)" not in out, "%s has a DT_RPATH:\n%s" % (path, out)
+    m = re.search(r"\(RUNPATH\)\s+Library runpath: \[(.*)\]", out)
+    return m.group(1) if m else None
+
+
+def header_functions():
+    """The functions credbroker.h declares."""
+    with open(os.path.join(SOURCE_DIR, "client", "credbroker.h")) as f:
+        text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+    return set(re.findall(r"\b(credbroker_\w+)\s*\(", text))
+
+
+def no_ld_library_path():
+    env = dict(os.environ)
+    env.pop("LD_LIBRARY_PATH", None)
+    return env
 
 
 def syscall_group(name):
@@ -330,7 +369,8 @@ class TreeTest(InstallTestCase):
             return staged(dest, path)
 
         j = os.path.join
-        for x in (j(lay.sbindir, "credbrokerd"), j(lay.bindir, "credctl")):
+        for x in (j(lay.sbindir, "credbrokerd"), j(lay.bindir, "credctl"),
+                  j(lay.bindir, "credbroker-example-runner")):
             self.assertTrue(os.access(p(x), os.X_OK), x)
         so = j(lay.libdir, "libcredbroker.so")
         self.assertEqual(os.readlink(p(so)), "libcredbroker.so.0")
@@ -349,7 +389,8 @@ class TreeTest(InstallTestCase):
         if not os.path.isabs(cache().get("CMAKE_INSTALL_SYSCONFDIR", "etc")):
             # GNUInstallDirs: the prefix /usr keeps its configuration in /etc.
             self.assertEqual(lay.confdir, "/etc/credbroker")
-        for page in ("man1/credctl.1", "man5/credbroker.conf.5",
+        for page in ("man1/credctl.1", "man3/credbroker.3",
+                     "man5/credbroker.conf.5",
                      "man7/credbroker-protocol.7", "man8/credbrokerd.8"):
             with open(p(j(lay.mandir, page))) as f, \
                     open(os.path.join(SOURCE_DIR, "man",
@@ -377,6 +418,21 @@ class TreeTest(InstallTestCase):
                        "credbroker.conf" % (other, other)), svc)
         self.assertTrue(os.path.isfile(os.path.join(
             other, "etc", "credbroker", "credbroker.conf")))
+
+    def test_installed_unit_never_rate_limits_the_journal(self):
+        dest, lay, _ = self.destdir_install()
+        svc = unit_settings(staged(dest, os.path.join(
+            lay.unitdir, "credbroker.service")))
+        # Audit lines go to stderr, that is to the journal: the service
+        # turns journald's per-unit rate limit off, once, and nothing
+        # turns it on again.
+        self.assertEqual([(s, v) for s, k, v in svc
+                          if k == "LogRateLimitIntervalSec"],
+                         [("Service", "0")])
+        self.assertEqual([v for s, k, v in svc
+                          if k == "LogRateLimitBurst"], [])
+        self.assertEqual([v for s, k, v in svc
+                          if k in ("StandardError", "StandardOutput")], [])
 
     def test_unit_settings(self):
         svc = unit_settings(os.path.join(SOURCE_DIR, "systemd",
@@ -512,6 +568,213 @@ class PkgConfigTest(InstallTestCase):
                            env=runenv, timeout=60)
         self.assertEqual(r.returncode, 0, r.stderr.decode())
         self.assertIn('"protocol": 1', r.stdout.decode())
+        d.stop()
+
+
+class RunPathTest(InstallTestCase):
+
+    def start_daemon(self, binary):
+        d = InstalledDaemon(binary, tmpdir=cbtest.make_tmpdir())
+        self.addCleanup(cbtest.remove_tmpdir, d.dir)
+        self.addCleanup(d.cleanup)
+        d.start()
+        return d
+
+    def check_programs(self, lay, sock):
+        """credctl and the example runner of lay, without LD_LIBRARY_PATH,
+        find the library of lay and talk to the daemon on sock."""
+        env = no_ld_library_path()
+        credctl = os.path.join(lay.bindir, "credctl")
+        runner = os.path.join(lay.bindir, "credbroker-example-runner")
+        r = subprocess.run(["ldd", credctl], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=env, timeout=60)
+        m = re.search(r"libcredbroker\.so\.0 => (\S+)", r.stdout.decode())
+        self.assertIsNotNone(m, r.stdout.decode())
+        self.assertEqual(os.path.realpath(m.group(1)), os.path.realpath(
+            os.path.join(lay.libdir, "libcredbroker.so.0")))
+        r = subprocess.run([credctl, "--version"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=env, timeout=60)
+        self.assertEqual((r.returncode, r.stdout.decode()),
+                         (0, "credctl %s (protocol 1)\n" % project_version()))
+        r = subprocess.run([credctl, "-s", sock, "--json", "hello"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertIn('"protocol": 1', r.stdout.decode())
+        # A status check without a system account is skipped by the
+        # broker: a whole substitute round trip, and no HTTP request.
+        r = subprocess.run([runner, "-s", sock, "--kind", "status_check",
+                            "GET", "http://127.0.0.1:9/"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertTrue(r.stdout.decode().startswith("skipped: "),
+                        r.stdout.decode())
+
+    def test_installed_programs_find_the_library_under_any_prefix(self):
+        prefix = os.path.join(self.tmp, "pfx")
+        install(prefix)
+        lay = Layout(prefix)
+        rel = os.path.relpath(lay.libdir, lay.bindir)
+        for prog in ("credctl", "credbroker-example-runner"):
+            self.assertEqual(runpath(os.path.join(lay.bindir, prog)),
+                             "$ORIGIN/" + rel, prog)
+        d = self.start_daemon(os.path.join(lay.sbindir, "credbrokerd"))
+        self.check_programs(lay, d.socket)
+        # The run path is relative: the whole prefix may move.
+        moved = os.path.join(self.tmp, "moved")
+        os.rename(prefix, moved)
+        self.check_programs(Layout(moved), d.socket)
+        d.stop()
+
+
+HELLO_LOCATION_CMAKE = """
+cmake_minimum_required(VERSION 3.18)
+project(hello LANGUAGES C)
+find_package(credbroker REQUIRED)
+get_target_property(loc credbroker::credbroker IMPORTED_LOCATION_%(config)s)
+message(STATUS "credbroker library: ${loc}")
+"""
+
+
+class MultiarchTest(InstallTestCase):
+
+    def test_usr_prefix_at_configure_time_uses_the_multiarch_libdir(self):
+        cmake = tool("cmake")
+        r = subprocess.run([tool("dpkg-architecture"),
+                            "-qDEB_HOST_MULTIARCH"], stdout=subprocess.PIPE,
+                           timeout=60)
+        ma = r.stdout.decode().strip()
+        self.assertRegex(ma, r"^[a-z0-9_]+-linux-gnu\w*$")
+        c = cache()
+        bt = c.get("CMAKE_BUILD_TYPE") or "RelWithDebInfo"
+        bdir = os.path.join(self.tmp, "build")
+        r = subprocess.run([cmake, "-S", SOURCE_DIR, "-B", bdir,
+                            "-DCMAKE_INSTALL_PREFIX=/usr",
+                            "-DCMAKE_BUILD_TYPE=" + bt,
+                            "-DCMAKE_C_COMPILER=" + tool(c.get(
+                                "CMAKE_C_COMPILER") or "cc"),
+                            "-DCB_SANITIZE=" + c.get("CB_SANITIZE", "OFF"),
+                            "-DCB_TESTS=OFF"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout.decode())
+        with open(os.path.join(bdir, "CMakeCache.txt")) as f:
+            self.assertEqual(re.findall(r"(?m)^CMAKE_INSTALL_LIBDIR:\w+=(.*)$",
+                                        f.read()), ["lib/" + ma])
+        # What client/ installs: the library, its files and the programs
+        # that link it (the daemon is not needed for that).
+        r = subprocess.run([cmake, "--build", bdir, "-j2", "--target",
+                            "credbroker", "credbroker_archive", "credctl",
+                            "credbroker-example-runner"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=600)
+        self.assertEqual(r.returncode, 0, r.stdout.decode()[-3000:])
+        stage = os.path.join(self.tmp, "stage")
+        env = dict(os.environ, DESTDIR=stage)
+        r = subprocess.run([cmake, "-DCMAKE_INSTALL_CONFIG_NAME=" + bt, "-P",
+                            os.path.join(bdir, "client",
+                                         "cmake_install.cmake")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           env=env, timeout=300)
+        self.assertEqual(r.returncode, 0, r.stdout.decode())
+        lib = "/usr/lib/" + ma
+        so = lib + "/libcredbroker.so"
+        version = project_version()
+        cmk = lib + "/cmake/credbroker/"
+        self.assertEqual(sorted(tree(stage)), sorted({
+            "/usr/bin/credctl", "/usr/bin/credbroker-example-runner",
+            so, so + ".0", so + "." + version, lib + "/libcredbroker.a",
+            lib + "/pkgconfig/credbroker.pc",
+            "/usr/include/credbroker.h",
+            cmk + "credbrokerConfig.cmake",
+            cmk + "credbrokerConfigVersion.cmake",
+            cmk + "credbrokerTargets.cmake",
+            cmk + "credbrokerTargets-%s.cmake" % bt.lower()}))
+        self.assertEqual(runpath(staged(stage, "/usr/bin/credctl")),
+                         "$ORIGIN/../lib/" + ma)
+        # credbroker.pc names the multiarch libdir.
+        penv = dict(os.environ, PKG_CONFIG_PATH=staged(
+            stage, lib + "/pkgconfig"))
+        penv.pop("PKG_CONFIG_SYSROOT_DIR", None)
+        r = subprocess.run([tool("pkg-config"), "--variable=libdir",
+                            "credbroker"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=penv, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertEqual(r.stdout.decode().strip(), lib)
+        # find_package() finds the CMake package there, and its target
+        # names the library there.
+        proj = os.path.join(self.tmp, "hello")
+        os.mkdir(proj)
+        cbtest.write_file(os.path.join(proj, "CMakeLists.txt"),
+                          HELLO_LOCATION_CMAKE % {"config": bt.upper()},
+                          0o644)
+        env = dict(os.environ)
+        for k in ("PKG_CONFIG_PATH", "CMAKE_PREFIX_PATH", "credbroker_DIR"):
+            env.pop(k, None)
+        r = subprocess.run([cmake, "-S", proj, "-B",
+                            os.path.join(self.tmp, "hello-build"),
+                            "-DCMAKE_PREFIX_PATH=" + staged(stage, "/usr")],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           env=env, timeout=300)
+        out = r.stdout.decode()
+        self.assertEqual(r.returncode, 0, out)
+        self.assertIn("credbroker library: %s.%s\n" % (staged(stage, so),
+                                                       version), out)
+
+
+class StaticLibraryTest(InstallTestCase):
+
+    def test_static_library_exports_only_the_api_and_runs_alone(self):
+        dest, lay, _ = self.destdir_install()
+        archive = staged(dest, os.path.join(lay.libdir, "libcredbroker.a"))
+        r = subprocess.run([tool("nm"), "-g", "--defined-only", archive],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout.decode())
+        exported = {l.split()[2] for l in r.stdout.decode().splitlines()
+                    if len(l.split()) == 3}
+        api = header_functions()
+        self.assertGreaterEqual(len(api), 10)
+        self.assertEqual(sorted(exported), sorted(api))
+
+        env = dict(os.environ, PKG_CONFIG_PATH=staged(
+            dest, os.path.join(lay.libdir, "pkgconfig")),
+            PKG_CONFIG_SYSROOT_DIR=dest)
+        r = subprocess.run([tool("pkg-config"), "--static", "--cflags",
+                            "--libs", "credbroker"], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        flags = shlex.split(r.stdout.decode())
+        self.assertIn("-lcredbroker", flags)
+        self.assertIn("-lcrypto", flags)
+        # The archive by name, so that the linker cannot pick the .so.
+        flags = [archive if f == "-lcredbroker" else f for f in flags]
+        src = os.path.join(self.tmp, "hello.c")
+        exe = os.path.join(self.tmp, "hello-static")
+        cbtest.write_file(src, HELLO_C, 0o644)
+        cmd = [tool(lay.cc), "-std=c11", "-Wall", "-Werror", "-o", exe,
+               src] + flags
+        if lay.sanitized:
+            cmd.insert(1, "-fsanitize=address,undefined")
+        r = subprocess.run(cmd, stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, timeout=120)
+        self.assertEqual(r.returncode, 0, "%s\n%s" % (" ".join(cmd),
+                                                      r.stdout.decode()))
+        env = no_ld_library_path()
+        r = subprocess.run(["ldd", exe], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, env=env, timeout=60)
+        self.assertNotIn("libcredbroker", r.stdout.decode())
+        d = InstalledDaemon(staged(dest, os.path.join(lay.sbindir,
+                                                      "credbrokerd")),
+                            tmpdir=cbtest.make_tmpdir())
+        self.addCleanup(cbtest.remove_tmpdir, d.dir)
+        self.addCleanup(d.cleanup)
+        d.start()
+        r = subprocess.run([exe, d.socket], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stderr.decode())
+        self.assertIn("protocol=1", r.stdout.decode().splitlines())
         d.stop()
 
 
