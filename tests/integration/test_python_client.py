@@ -497,10 +497,11 @@ class MethodsTest(ClientTestCase):
                          ["alpha", "beta"])
         self.assertEqual(self.cb.cred_list("db", kind="accounts"),
                          {"items": ["alpha", "beta"], "next": None})
-        with self.assertRaises(credbroker.BadRequest):
-            self.cb.cred_list("db", limit=0)
-        with self.assertRaises(credbroker.NotFound):
-            self.cb.cred_list("nosuch")
+        self.assertRaisesBroker(credbroker.BadRequest, "parameter 'limit'",
+                                self.cb.cred_list, "db", limit=0)
+        self.assertRaisesExactly(credbroker.NotFound,
+                                 "credential type 'nosuch' not found",
+                                 self.cb.cred_list, "nosuch")
 
 
 class ForbiddenTest(ClientTestCase):
