@@ -718,6 +718,14 @@ class ConnectionTest(ClientTestCase):
             "message exceeds the maximum message size",
             self.cb.cred_set, "db", "x" * 8192, user=new_user())
         self.assertTrue(self.cb.closed)
+        # So large that the broker closes while it is still being written:
+        # the answer is read after the failed write.
+        with credbroker.connect(self.d.socket) as c:
+            self.assertRaisesExactly(
+                credbroker.TooLarge,
+                "message exceeds the maximum message size",
+                c.cred_set, "db", b"x" * (4 << 20), user=new_user())
+            self.assertTrue(c.closed)
         with credbroker.connect(self.d.socket) as c:
             self.assertEqual(c.type_get("db")["ident"], "db")
 

@@ -101,13 +101,13 @@ class Client:
 
     def __init__(self, path=None, timeout=DEFAULT_TIMEOUT,
                  max_response=DEFAULT_MAX_RESPONSE):
+        self._sock = None
+        self._unpacker = None
         self.path = _socket_path(path)
         self.timeout = timeout
         self.max_response = max_response or DEFAULT_MAX_RESPONSE
         self._lock = threading.Lock()
         self._next_id = 1
-        self._unpacker = None
-        self._sock = None
         if self.path == "":
             raise ConnectError("empty socket path", path=self.path)
         n = len(os.fsencode(self.path))
