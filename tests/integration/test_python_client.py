@@ -367,7 +367,8 @@ class MethodsTest(ClientTestCase):
             "credential 'g' (type 'gh') may not be sent to "
             "https://evil.example.com",
             self.cb.substitute, component(u, "g", "gh"),
-            {"method": "GET", "url": "https://evil.example.com/<<.credentials.g>>"})
+            {"method": "GET",
+             "url": "https://evil.example.com/<<.credentials.g>>"})
         other = new_user()
         self.assertRaisesExactly(
             credbroker.NotFound,
@@ -416,8 +417,8 @@ class MethodsTest(ClientTestCase):
                          ["idp"])
         self.assertRaisesExactly(
             credbroker.Conflict,
-            "peer key idp version 7 is already set to another key; delete that "
-            "version first",
+            "peer key idp version 7 is already set to another key; delete "
+            "that version first",
             self.cb.peerkey_set, "idp", 7, spki(rsa_key()))
 
         tok = self.cb.token_partner("signer", "idp", {"db_name": "c1"})

@@ -2,7 +2,7 @@
 
     import credbroker
 
-    with credbroker.connect() as c:          # $CREDBROKER_SOCKET or the default
+    with credbroker.connect() as c:     # $CREDBROKER_SOCKET or the default
         res = c.substitute(component={...}, request={...})
 
 Every method of credbroker-protocol(7) has a method of Client named after

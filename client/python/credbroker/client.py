@@ -16,7 +16,7 @@ import time
 
 import msgpack
 
-from .errors import (ConnectError, ConnectionLost, Error, ProtocolError,
+from .errors import (ConnectError, ConnectionLost, ProtocolError,
                      Timeout, error_from_map)
 
 __all__ = ["Client", "connect", "DEFAULT_SOCKET", "SOCKET_ENV",
@@ -135,7 +135,7 @@ class Client:
         # growing without end.
         return msgpack.Unpacker(raw=False, max_buffer_size=self.max_response)
 
-    # -- connection -----------------------------------------------------
+    # -- connection -------------------------------------------------------
     @property
     def closed(self):
         return self._sock is None
@@ -162,7 +162,7 @@ class Client:
     def fileno(self):
         return -1 if self._sock is None else self._sock.fileno()
 
-    # -- calls ----------------------------------------------------------
+    # -- calls ------------------------------------------------------------
     def call(self, method, params=None, timeout=_KEEP):
         """Call method with the map params (None: no parameters) and
         return its result, or raise the Error of the broker's answer.
@@ -228,13 +228,18 @@ class Client:
             wait = deadline - time.monotonic()
             if wait <= 0:
                 return False
+        sock = self._sock
+        if sock is None:        # closed by another thread meanwhile
+            raise ConnectionLost("the connection is closed")
         try:
-            r, _, _ = select.select([self._sock], [], [], wait)
+            r, _, _ = select.select([sock], [], [], wait)
             if not r:
                 return False
-            data = self._sock.recv(_RECV_SIZE)
+            data = sock.recv(_RECV_SIZE)
         except InterruptedError:
             return True
+        except ValueError:
+            self._fail(ConnectionLost("the connection is closed"))
         except OSError as e:
             self._fail(ConnectionLost("reading the response failed: %s"
                                       % (os.strerror(e.errno) if e.errno
@@ -300,7 +305,7 @@ class Client:
                 raise Timeout("no response to msgid %d within the time "
                               "limit" % msgid)
 
-    # -- methods without parameters ------------------------------------
+    # -- methods without parameters ---------------------------------------
     def hello(self):
         """{protocol, server, permissions, uid}: no permission needed."""
         return self.call("hello")
@@ -340,7 +345,7 @@ class Client:
     def type_clear(self, type):
         return self.call("type.clear", {"type": type})
 
-    # -- values -------------------------------------------------------------
+    # -- values -----------------------------------------------------------
     def cred_set(self, type, value, user=None, account=None):
         """Set a user's (user=UUID) or an account's value.  value is str
         (sent as msgpack str) or bytes/bytearray (sent as bin).  Python
@@ -401,7 +406,7 @@ class Client:
             if after is None:
                 return
 
-    # -- substitution ---------------------------------------------------------
+    # -- substitution -----------------------------------------------------
     def substitute(self, component, request, dry_run=None):
         """The request with the component's credentials substituted (see
         credbroker-protocol(7) SUBSTITUTION).  The result holds the values:
@@ -410,7 +415,7 @@ class Client:
                                                request=request,
                                                dry_run=dry_run))
 
-    # -- Vault ----------------------------------------------------------------
+    # -- Vault ------------------------------------------------------------
     def vault_get(self):
         return self.call("vault.get")
 
@@ -434,14 +439,14 @@ class Client:
     def vault_adopt(self, type):
         return self.call("vault.adopt", {"type": type})
 
-    # -- master key -------------------------------------------------------------
+    # -- master key -------------------------------------------------------
     def key_status(self):
         return self.call("key.status")
 
     def key_rotate(self, new_key_file):
         return self.call("key.rotate", {"new_key_file": new_key_file})
 
-    # -- key pairs and peer keys ------------------------------------------------
+    # -- key pairs and peer keys ------------------------------------------
     def keypair_generate(self, ident):
         return self.call("keypair.generate", {"ident": ident})
 
@@ -472,7 +477,7 @@ class Client:
         return self.call("peerkey.delete", _params(peerkey=peerkey,
                                                    version=version))
 
-    # -- tokens -------------------------------------------------------------------
+    # -- tokens -----------------------------------------------------------
     def token_partner(self, keypair, peerkey, payload, keypair_version=None,
                       peerkey_version=None):
         return self.call("token.partner", _params(
