@@ -161,6 +161,11 @@ struct rpc_sink_ops {
 	const struct peer *(*peer)(const void *ctx);
 	/* A call that handled a secret ended: wipe the stack soon. */
 	void	 (*scrub)(void *ctx);
+	/*
+	 * A notification arrived: whether it is the first on this sink
+	 * (only that one is logged).  Optional: without it, each is.
+	 */
+	bool	 (*notified)(void *ctx);
 };
 
 struct rpc_sink {
@@ -301,6 +306,8 @@ void	 rpc_stats_call(int method, int code, uint64_t us);
 void	 rpc_stats_refused(int code);
 /* A connection was accepted (peer identified) or refused at once. */
 void	 rpc_stats_conn(bool accepted);
+/* A notification was received (and ignored). */
+void	 rpc_stats_notification(void);
 int	 rpc_stats(struct rpc_call *, const msgpack_object *, struct cb_error *);
 
 /* rpc-type.c */

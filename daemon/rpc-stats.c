@@ -27,6 +27,7 @@ struct rpc_stats {
 	uint64_t		 refused[CB_ERR_MAX];
 	uint64_t		 conns_accepted;
 	uint64_t		 conns_refused;
+	uint64_t		 notifications;
 };
 
 static struct rpc_stats	rpc_stats_all;
@@ -132,6 +133,12 @@ rpc_stats_conn(bool accepted)
 		rpc_stats_all.conns_refused++;
 }
 
+void
+rpc_stats_notification(void)
+{
+	rpc_stats_all.notifications++;
+}
+
 /* Pack {ok: n, bad_request: n, ...}: every outcome, zeros included. */
 static void
 rpc_stats_pack_outcomes(msgpack_packer *pk, const uint64_t *n, bool ok)
@@ -168,7 +175,8 @@ rpc_stats_pack_method(msgpack_packer *pk, int m)
 }
 
 /*
- * stats {} -> {uptime, connections, refused, methods, store, vault}
+ * stats {} -> {uptime, connections, refused, notifications, methods,
+ * store, vault}
  * (credbroker-protocol(7) describes every field).  A stats call is
  * counted once it is answered, so a reply never includes itself.
  */
@@ -191,7 +199,7 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 	vault_get_stats(b->vault, &vs);
 	vault_get_status(b->vault, &vst);
 
-	msgpack_pack_map(pk, 6);
+	msgpack_pack_map(pk, 7);
 	proto_pack_kv_int(pk, "uptime",
 	    (int64_t)((uv_now(b->loop) - b->started_ms) / 1000));
 	proto_pack_cstr(pk, "connections");
@@ -203,6 +211,9 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 	/* Requests answered before a call existed: only errors. */
 	proto_pack_cstr(pk, "refused");
 	rpc_stats_pack_outcomes(pk, rpc_stats_all.refused, false);
+	/* Notifications are never executed: counted, not answered. */
+	proto_pack_kv_int(pk, "notifications",
+	    (int64_t)rpc_stats_all.notifications);
 	proto_pack_cstr(pk, "methods");
 	msgpack_pack_array(pk, CB_M_COUNT);
 	for (m = 0; m < CB_M_COUNT; m++)
