@@ -190,6 +190,7 @@ struct rpc_call {
 	char		 audit_types[256];	/* type idents, comma-separated */
 	char		 audit_keys[256];	/* class/ident/version, ... */
 	char		 audit_sources[512];	/* ident/source/account, ... */
+	bool		 audit_dry_run;		/* a substitute dry run */
 };
 
 /*
@@ -244,6 +245,7 @@ struct audit_rec {
 	const char	*types;		/* idents, comma-separated, maybe "" */
 	const char	*keys;		/* class/ident/version, comma-separated */
 	const char	*sources;	/* ident/source/account, ... */
+	bool		 dry_run;	/* "dry_run":true, else no field */
 	const char	*outcome;	/* "ok" or an error code */
 	uint64_t	 ms;		/* duration of the call */
 };

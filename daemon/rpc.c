@@ -131,14 +131,14 @@ static void
 rpc_audit_log(struct broker *b, const struct rpc_call *call,
     const struct peer *peer, const char *outcome)
 {
-	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s%s%s "
+	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s%s%s%s "
 	    "outcome=%s ms=%" PRIu64, cb_methods[call->method].name,
 	    (unsigned)peer->uid, (int)peer->pid,
 	    call->audit_subject[0] ? call->audit_subject : "-",
 	    call->audit_types[0] ? call->audit_types : "-",
 	    call->audit_keys[0] ? " keys=" : "", call->audit_keys,
 	    call->audit_sources[0] ? " sources=" : "", call->audit_sources,
-	    outcome,
+	    call->audit_dry_run ? " dry_run=true" : "", outcome,
 	    uv_now(b->loop) - call->start_ms);
 	audit_write(b, call, peer, outcome);
 }

@@ -91,8 +91,12 @@ class AuditTest(cbtest.DaemonTestCase):
         prev = ZEROS
         for i, line in enumerate(lines, 1):
             rec = json.loads(line)
-            # "sources" only on the lines of calls that used values.
-            self.assertEqual(set(rec) - {"sources"}, FIELDS)
+            # "sources" only on the lines of calls that used values,
+            # "dry_run" only on those of substitute dry runs.
+            self.assertEqual(set(rec) - {"sources", "dry_run"}, FIELDS)
+            if "dry_run" in rec:
+                self.assertEqual((rec["method"], rec["dry_run"]),
+                                 ("substitute", True))
             self.assertEqual(rec["seq"], i)
             self.assertEqual(rec["prev"], prev)
             self.assertRegex(rec["time"], TIME_RE)
@@ -201,6 +205,54 @@ class AuditTest(cbtest.DaemonTestCase):
         self.check_chain(self.lines())
         # The stderr audit lines are still there.
         self.assertIn("audit: method=cred.set", self.d.log())
+
+    def test_substitute_dry_run_is_audited_as_dry_run(self):
+        u = self.user
+        self.c.ok("type.create", {"ident": "gh", "name": "GitHub",
+                                  "storage": "db"})
+        self.c.ok("cred.set", {"type": "gh", "user": u, "value": "s3cret"})
+
+        def sub(url, **kw):
+            p = {"component": {"kind": "action", "initiator": u,
+                               "credentials": [{"id": "g", "type": "gh"}]},
+                 "request": {"method": "GET", "url": url, "headers": []}}
+            p.update(kw)
+            return p
+
+        url = "https://api.github.com/<<.credentials.g>>"
+        rec, _, res = self.audited("substitute", sub(url, dry_run=True))
+        self.assertIs(rec["dry_run"], True)
+        self.assertEqual(rec["sources"], ["gh/own"])
+        self.assertTrue(res["dry_run"])
+        # A dry run that fails is still a dry run.
+        rec, _, _ = self.audited("substitute", sub(
+            "https://x.example/<<.credentials.nope>>", dry_run=True),
+            "bad_request")
+        self.assertIs(rec["dry_run"], True)
+        # A real one (and an explicit dry_run false) carries no such field.
+        rec, _, _ = self.audited("substitute", sub(url))
+        self.assertNotIn("dry_run", rec)
+        rec, _, _ = self.audited("substitute", sub(url, dry_run=False))
+        self.assertNotIn("dry_run", rec)
+        # The log's audit lines say the same.
+        lines = [x for x in self.d.log().splitlines()
+                 if "audit: method=substitute " in x]
+        self.assertEqual(len(lines), 4, lines)
+        pid = os.getpid()
+        for line, tail in zip(lines, (
+                "gh sources=gh/own dry_run=true outcome=ok ms=",
+                "- dry_run=true outcome=bad_request ms=",
+                "gh sources=gh/own outcome=ok ms=",
+                "gh sources=gh/own outcome=ok ms=")):
+            self.assertRegex(line, r" info: audit: method=substitute "
+                             r"uid=%d pid=%d subject=%s types=%s\d+$"
+                             % (os.getuid(), pid, u, re.escape(tail)))
+        # credctl still verifies the file with the new field in it.
+        lines = self.lines()
+        head = self.check_chain(lines)
+        rc, out, err = self.verify()
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("OK: %d lines, head %s" % (len(lines), head), out)
 
     def test_stderr_line_precedes_its_answer(self):
         """The daemon writes log lines once per loop iteration, always
