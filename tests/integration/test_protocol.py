@@ -868,6 +868,9 @@ class TestNotifications(ProtocolBase):
                          "not_found")
         self.assertEqual(self.notifications(), before + 3)
         self.assertFalse(a.eof)
+        rc, out, err = cbtest.credctl(self.d.socket, "stats")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("\nnotifications ignored: %d\n" % (before + 3), out)
 
     def test_notification_logged_once_per_connection_without_params(self):
         canary = "nOtIfY" + secrets.token_hex(12)
