@@ -562,7 +562,8 @@ credctl_stats_outcomes(const msgpack_object *map, bool with_ok)
 /*
  * The stats result for humans: connections and refused requests, one
  * table row per method (calls, ok, the other outcomes that occurred,
- * latency percentiles), then the store's and Vault's figures.
+ * latency percentiles), then the store's, Vault's and the audit's
+ * figures.
  */
 void
 credctl_print_stats(FILE *f, const msgpack_object *res)
@@ -592,8 +593,10 @@ credctl_print_stats(FILE *f, const msgpack_object *res)
 	    credctl_stats_u64(conns, "accepted"),
 	    credctl_stats_u64(conns, "refused"));
 	s = credctl_stats_outcomes(proto_map_get(res, "refused"), false);
-	fprintf(f, "refused requests: %s\n\n", s != NULL ? s : "?");
+	fprintf(f, "refused requests: %s\n", s != NULL ? s : "?");
 	free(s);
+	fprintf(f, "notifications ignored: %" PRIu64 "\n\n",
+	    credctl_stats_u64(res, "notifications"));
 
 	methods = proto_map_get(res, "methods");
 	if (methods != NULL && methods->type == MSGPACK_OBJECT_ARRAY &&
@@ -622,6 +625,10 @@ credctl_print_stats(FILE *f, const msgpack_object *res)
 	}
 	if ((sec = proto_map_get(res, "vault")) != NULL) {
 		fputs("\nvault:\n", f);
+		credctl_print_kv(f, sec, 2);
+	}
+	if ((sec = proto_map_get(res, "audit")) != NULL) {
+		fputs("\naudit:\n", f);
 		credctl_print_kv(f, sec, 2);
 	}
 }

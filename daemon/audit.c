@@ -8,6 +8,7 @@
  *	 "uid":1000,"pid":42,"subject":"<user uuid>"|null,"types":["ident"],
  *	 "keys":["keypair/<ident>/<version>", ...],
  *	 "sources":["<ident>/own", "<ident>/linked/<account>", ...],
+ *	 "dry_run":true,
  *	 "outcome":"ok"|"<error code>","ms":3,"prev":"<64 hex>"}
  *
  * "keys" is there only on the lines of calls that used key pairs or peer
@@ -15,7 +16,10 @@
  * "sources" is there only on the lines of calls that used values (SPEC
  * section 10): for each type, whether the value was the subject's own,
  * the account linked to the subject or the type's default account, with
- * the account's name; never a value.
+ * the account's name; never a value.  "dry_run" is there only on the
+ * lines of substitute dry runs (no value was decrypted), so that they
+ * can be told apart from real substitutions; a real one has no such
+ * field.
  *
  * seq counts from 1, and prev is the lowercase hex SHA-256 of the exact
  * bytes of the previous line (without its newline); the first line's prev
@@ -247,6 +251,8 @@ audit_format(const struct audit_rec *r, uint64_t seq, const char *prev,
 		audit_put(&o, ",\"sources\":", 11);
 		audit_put_list(&o, r->sources);
 	}
+	if (r->dry_run)
+		audit_put(&o, ",\"dry_run\":true", 15);
 	audit_put(&o, ",\"outcome\":", 11);
 	audit_put_str(&o, r->outcome, strlen(r->outcome));
 	audit_putf(&o, ",\"ms\":%" PRIu64 ",\"prev\":\"%s\"}", r->ms, prev);
@@ -471,6 +477,7 @@ audit_write(struct broker *b, const struct rpc_call *call,
 	r.types = call->audit_types;
 	r.keys = call->audit_keys;
 	r.sources = call->audit_sources;
+	r.dry_run = call->audit_dry_run;
 	r.outcome = outcome;
 	r.ms = uv_now(b->loop) - call->start_ms;
 	cb_error_clear(&err);

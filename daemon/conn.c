@@ -423,6 +423,16 @@ conn_sink_scrub(void *ctx)
 	conn_scrub_pending = true;
 }
 
+static bool
+conn_sink_notified(void *ctx)
+{
+	struct conn	*c = ctx;
+	bool		 first = !c->notified;
+
+	c->notified = true;
+	return first;
+}
+
 static const struct rpc_sink_ops conn_sink_ops = {
 	.write = conn_sink_write,
 	.close = conn_sink_close,
@@ -431,6 +441,7 @@ static const struct rpc_sink_ops conn_sink_ops = {
 	.is_closed = conn_sink_is_closed,
 	.peer = conn_sink_peer,
 	.scrub = conn_sink_scrub,
+	.notified = conn_sink_notified,
 };
 
 /* Dispatch every complete message in the read buffer. */

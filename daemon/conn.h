@@ -43,6 +43,7 @@ struct conn {
 	bool			 reading;
 	bool			 closing;	/* close once writes drain */
 	bool			 closed;	/* uv_close called */
+	bool			 notified;	/* a notification was logged */
 	TAILQ_ENTRY(conn)	 entry;
 };
 

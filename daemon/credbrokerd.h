@@ -161,6 +161,11 @@ struct rpc_sink_ops {
 	const struct peer *(*peer)(const void *ctx);
 	/* A call that handled a secret ended: wipe the stack soon. */
 	void	 (*scrub)(void *ctx);
+	/*
+	 * A notification arrived: whether it is the first on this sink
+	 * (only that one is logged).  Optional: without it, each is.
+	 */
+	bool	 (*notified)(void *ctx);
 };
 
 struct rpc_sink {
@@ -185,6 +190,7 @@ struct rpc_call {
 	char		 audit_types[256];	/* type idents, comma-separated */
 	char		 audit_keys[256];	/* class/ident/version, ... */
 	char		 audit_sources[512];	/* ident/source/account, ... */
+	bool		 audit_dry_run;		/* a substitute dry run */
 };
 
 /*
@@ -239,6 +245,7 @@ struct audit_rec {
 	const char	*types;		/* idents, comma-separated, maybe "" */
 	const char	*keys;		/* class/ident/version, comma-separated */
 	const char	*sources;	/* ident/source/account, ... */
+	bool		 dry_run;	/* "dry_run":true, else no field */
 	const char	*outcome;	/* "ok" or an error code */
 	uint64_t	 ms;		/* duration of the call */
 };
@@ -301,6 +308,8 @@ void	 rpc_stats_call(int method, int code, uint64_t us);
 void	 rpc_stats_refused(int code);
 /* A connection was accepted (peer identified) or refused at once. */
 void	 rpc_stats_conn(bool accepted);
+/* A notification was received (and ignored). */
+void	 rpc_stats_notification(void);
 int	 rpc_stats(struct rpc_call *, const msgpack_object *, struct cb_error *);
 
 /* rpc-type.c */

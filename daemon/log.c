@@ -29,6 +29,8 @@ static char	log_buf[LOG_BUF_SIZE];
 static size_t	log_buf_len;
 static time_t	log_ts_sec = (time_t)-1;	/* second formatted in log_ts */
 static char	log_ts[32];
+static uint64_t	log_lost;		/* lines not written whole */
+static int	log_midline;		/* a write stopped inside a line */
 
 static const char *const log_names[] = { "error", "warning", "info", "debug" };
 static const int log_syslog[] = { 3, 4, 6, 7 };
@@ -62,21 +64,63 @@ log_level_from_name(const char *name)
 	return -1;
 }
 
-/* Write all of p to stderr; a log line that cannot be written is lost. */
+/* Count the lines (newlines) in n bytes at p. */
+static uint64_t
+log_count_lines(const char *p, size_t n)
+{
+	uint64_t	 lines = 0;
+	const char	*e;
+
+	while (n > 0 && (e = memchr(p, '\n', n)) != NULL) {
+		lines++;
+		n -= (size_t)(e + 1 - p);
+		p = e + 1;
+	}
+	return lines;
+}
+
+/*
+ * Write all of p to stderr.  A line that cannot be written whole (a full
+ * non-blocking pipe: EAGAIN; a reader gone: EPIPE; ...) is lost, and
+ * counted for health; waiting for the reader would stop the loop.  A
+ * line cut short is ended with a newline before the next write, so that
+ * the lines after it are read as what they are.
+ */
 static void
 log_write(const char *p, size_t n)
 {
-	ssize_t	w;
+	const char	*start = p;
+	ssize_t		 w;
 
-	while (n > 0) {
-		if ((w = write(STDERR_FILENO, p, n)) < 0) {
-			if (errno == EINTR)
-				continue;
+	if (log_midline) {
+		while ((w = write(STDERR_FILENO, "\n", 1)) < 0 &&
+		    errno == EINTR)
+			;
+		if (w != 1) {
+			log_lost += log_count_lines(p, n);
 			return;
+		}
+		log_midline = 0;
+	}
+	while (n > 0) {
+		if ((w = write(STDERR_FILENO, p, n)) <= 0) {
+			if (w < 0 && errno == EINTR)
+				continue;
+			break;
 		}
 		p += w;
 		n -= (size_t)w;
 	}
+	if (n == 0)
+		return;
+	log_lost += log_count_lines(p, n);
+	log_midline = p > start && p[-1] != '\n';
+}
+
+uint64_t
+log_lines_lost(void)
+{
+	return log_lost;
 }
 
 void

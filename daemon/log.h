@@ -8,6 +8,7 @@
 #define CB_LOG_H
 
 #include <stdarg.h>
+#include <stdint.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
@@ -18,6 +19,8 @@ int	log_level_from_name(const char *name);	/* -1 if unknown */
 void	log_set_buffered(int on);
 /* Write the collected lines. */
 void	log_flush(void);
+/* Lines that stderr did not take whole (EAGAIN, EPIPE, ...) so far. */
+uint64_t log_lines_lost(void);
 void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -7,6 +7,7 @@
 #include "cb_error.h"
 #include "cb_version.h"
 #include "credbrokerd.h"
+#include "log.h"
 #include "proto.h"
 #include "vault.h"
 
@@ -72,12 +73,18 @@ rpc_health(struct rpc_call *call, const msgpack_object *params,
 	    vs.last_error[0] ? vs.last_error : NULL);
 	proto_pack_kv_int(pk, "logins", (int64_t)vs.logins);
 	proto_pack_kv_int(pk, "renewals", (int64_t)vs.renewals);
-	/* The head of the audit chain, for monitoring to record. */
+	/*
+	 * The head of the audit chain, for monitoring to record, and the
+	 * audit records that did not make it whole: lines the audit file
+	 * refused (failures), and log lines, the journal's copy of the
+	 * audit lines among them, that stderr did not take.
+	 */
 	proto_pack_cstr(pk, "audit");
-	msgpack_pack_map(pk, 4);
+	msgpack_pack_map(pk, 5);
 	proto_pack_kv_bool(pk, "enabled", b->audit != NULL);
 	proto_pack_kv_int(pk, "seq", (int64_t)seq);
 	proto_pack_kv_str(pk, "hash", b->audit != NULL ? head : NULL);
 	proto_pack_kv_int(pk, "failures", (int64_t)failures);
+	proto_pack_kv_int(pk, "log_lines_lost", (int64_t)log_lines_lost());
 	return 0;
 }

@@ -17,6 +17,7 @@
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "log.h"
 #include "proto.h"
 #include "store.h"
 #include "vault.h"
@@ -27,6 +28,7 @@ struct rpc_stats {
 	uint64_t		 refused[CB_ERR_MAX];
 	uint64_t		 conns_accepted;
 	uint64_t		 conns_refused;
+	uint64_t		 notifications;
 };
 
 static struct rpc_stats	rpc_stats_all;
@@ -132,6 +134,12 @@ rpc_stats_conn(bool accepted)
 		rpc_stats_all.conns_refused++;
 }
 
+void
+rpc_stats_notification(void)
+{
+	rpc_stats_all.notifications++;
+}
+
 /* Pack {ok: n, bad_request: n, ...}: every outcome, zeros included. */
 static void
 rpc_stats_pack_outcomes(msgpack_packer *pk, const uint64_t *n, bool ok)
@@ -168,7 +176,8 @@ rpc_stats_pack_method(msgpack_packer *pk, int m)
 }
 
 /*
- * stats {} -> {uptime, connections, refused, methods, store, vault}
+ * stats {} -> {uptime, connections, refused, notifications, audit,
+ * methods, store, vault}
  * (credbroker-protocol(7) describes every field).  A stats call is
  * counted once it is answered, so a reply never includes itself.
  */
@@ -182,6 +191,8 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 	struct store_stats	 ss;
 	struct vault_stats	 vs;
 	struct vault_status	 vst;
+	char			 head[AUDIT_HASH_HEX + 1];
+	uint64_t		 seq, failures;
 	int			 m, ret;
 
 	if (proto_check_keys(params, keys, err) != 0)
@@ -190,8 +201,9 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 		return ret;
 	vault_get_stats(b->vault, &vs);
 	vault_get_status(b->vault, &vst);
+	audit_head(b->audit, &seq, head, &failures);
 
-	msgpack_pack_map(pk, 6);
+	msgpack_pack_map(pk, 8);
 	proto_pack_kv_int(pk, "uptime",
 	    (int64_t)((uv_now(b->loop) - b->started_ms) / 1000));
 	proto_pack_cstr(pk, "connections");
@@ -203,6 +215,14 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 	/* Requests answered before a call existed: only errors. */
 	proto_pack_cstr(pk, "refused");
 	rpc_stats_pack_outcomes(pk, rpc_stats_all.refused, false);
+	/* Notifications are never executed: counted, not answered. */
+	proto_pack_kv_int(pk, "notifications",
+	    (int64_t)rpc_stats_all.notifications);
+	/* Audit records that did not make it whole, as in health. */
+	proto_pack_cstr(pk, "audit");
+	msgpack_pack_map(pk, 2);
+	proto_pack_kv_int(pk, "failures", (int64_t)failures);
+	proto_pack_kv_int(pk, "log_lines_lost", (int64_t)log_lines_lost());
 	proto_pack_cstr(pk, "methods");
 	msgpack_pack_array(pk, CB_M_COUNT);
 	for (m = 0; m < CB_M_COUNT; m++)

@@ -769,8 +769,11 @@ rpc_substitute(struct rpc_call *call, const msgpack_object *params,
 	s->call = call;
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = proto_get_bool(params, "dry_run", false, &s->dry_run,
-	    err)) < 0 ||
-	    (rc = component_parse(proto_map_get(params, "component"),
+	    err)) < 0)
+		goto done;
+	/* A dry run is audited as one, whatever its outcome. */
+	call->audit_dry_run = s->dry_run;
+	if ((rc = component_parse(proto_map_get(params, "component"),
 	    &s->comp, err)) != 0 ||
 	    (rc = subject_resolve(&s->comp, &s->subject, &skip, err)) != 0)
 		goto done;

@@ -131,14 +131,14 @@ static void
 rpc_audit_log(struct broker *b, const struct rpc_call *call,
     const struct peer *peer, const char *outcome)
 {
-	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s%s%s "
+	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s%s%s%s "
 	    "outcome=%s ms=%" PRIu64, cb_methods[call->method].name,
 	    (unsigned)peer->uid, (int)peer->pid,
 	    call->audit_subject[0] ? call->audit_subject : "-",
 	    call->audit_types[0] ? call->audit_types : "-",
 	    call->audit_keys[0] ? " keys=" : "", call->audit_keys,
 	    call->audit_sources[0] ? " sources=" : "", call->audit_sources,
-	    outcome,
+	    call->audit_dry_run ? " dry_run=true" : "", outcome,
 	    uv_now(b->loop) - call->start_ms);
 	audit_write(b, call, peer, outcome);
 }
@@ -272,6 +272,34 @@ rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
 		sink->ops->close(sink->ctx);
 		goto done;
 	}
+	/*
+	 * A notification [2, method, params] is legal msgpack-rpc, but no
+	 * method of ours means anything without its answer, and a
+	 * notification gets none: it is counted and dropped unexecuted.
+	 * Stock clients send one unasked (pynvim's nvim_set_client_info),
+	 * so this is no reason to close.  Its name is logged, once per
+	 * connection, never its params.
+	 */
+	if ((rc = proto_parse_notification(&up.data, &req, &err)) > 0) {
+		rpc_stats_notification();
+		if (sink->ops->notified == NULL ||
+		    sink->ops->notified(sink->ctx))
+			log_debug("uid %u pid %d: notification '%s' ignored "
+			    "(the broker executes requests only; further "
+			    "notifications on this connection are not logged)",
+			    (unsigned)peer->uid, (int)peer->pid,
+			    proto_quote(req.method, req.method_len, name,
+			    sizeof(name), true));
+		goto done;
+	}
+	if (rc < 0) {
+		/* Malformed: nothing to answer, as with a bad request. */
+		log_info("uid %u pid %d: %s; closing",
+		    (unsigned)peer->uid, (int)peer->pid, err.msg);
+		rpc_stats_refused(CB_EBADREQ);
+		sink->ops->close(sink->ctx);
+		goto done;
+	}
 	if (proto_parse_request(&up.data, &req, &msgid_ok, &err) != 0) {
 		if (!msgid_ok) {
 			/* Not a msgpack-rpc request: nothing to answer. */
@@ -314,6 +342,14 @@ rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
 		rc = cb_error_set(&err, CB_EFORBIDDEN,
 		    "%s needs permission %s, which uid %u does not have",
 		    mi->name, proto_perm_name(mi->perm), (unsigned)peer->uid);
+		rpc_reply(call, rc, &err);
+		goto done;
+	}
+	/*
+	 * Names are strings all the way down: a bin key (what some clients
+	 * pack bytes as) would otherwise read as a missing parameter.
+	 */
+	if ((rc = proto_check_key_types(req.params, &err)) != 0) {
 		rpc_reply(call, rc, &err);
 		goto done;
 	}

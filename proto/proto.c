@@ -154,6 +154,144 @@ proto_parse_request(const msgpack_object *obj, struct proto_request *req,
 	return 0;
 }
 
+int
+proto_parse_notification(const msgpack_object *obj, struct proto_request *req,
+    struct cb_error *err)
+{
+	const msgpack_object	*a;
+
+	memset(req, 0, sizeof(*req));
+	if (obj->type != MSGPACK_OBJECT_ARRAY || obj->via.array.size != 3)
+		return 0;
+	a = obj->via.array.ptr;
+	if (a[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+	    a[0].via.u64 != CB_MSG_NOTIFICATION)
+		return 0;
+	/*
+	 * The method is a String, which msgpack's first format had only one
+	 * kind of (raw): clients that pack names as bytes send a bin, as
+	 * pynvim does.  Both are names.
+	 */
+	if (a[1].type != MSGPACK_OBJECT_STR && a[1].type != MSGPACK_OBJECT_BIN)
+		return cb_error_set(err, CB_EBADREQ,
+		    "notification method must be a string");
+	if (a[2].type != MSGPACK_OBJECT_ARRAY)
+		return cb_error_set(err, CB_EBADREQ,
+		    "notification params must be an array");
+	if (a[1].type == MSGPACK_OBJECT_STR) {
+		req->method = a[1].via.str.ptr;
+		req->method_len = a[1].via.str.size;
+	} else {
+		req->method = a[1].via.bin.ptr;
+		req->method_len = a[1].via.bin.size;
+	}
+	return 1;
+}
+
+/* Where a key check stands: "params" and the steps below it. */
+#define PROTO_PATH_MAX	96
+
+/* Append a step to path; a path that does not fit ends in "...". */
+static void
+proto_path_add(char *path, size_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void
+proto_path_add(char *path, size_t at, const char *fmt, ...)
+{
+	va_list	ap;
+	int	n;
+
+	if (at >= PROTO_PATH_MAX - 4)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(path + at, PROTO_PATH_MAX - 3 - at, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= PROTO_PATH_MAX - 3 - at)
+		memcpy(path + PROTO_PATH_MAX - 4, "...", 4);
+}
+
+/* What a key of type t is, for a message: "a binary key", ... */
+static const char *
+proto_key_kind(msgpack_object_type t)
+{
+	switch (t) {
+	case MSGPACK_OBJECT_BIN:
+		return "a binary key";
+	case MSGPACK_OBJECT_POSITIVE_INTEGER:
+	case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+		return "an integer key";
+	case MSGPACK_OBJECT_NIL:
+		return "a nil key";
+	case MSGPACK_OBJECT_BOOLEAN:
+		return "a boolean key";
+	case MSGPACK_OBJECT_FLOAT32:
+	case MSGPACK_OBJECT_FLOAT64:
+		return "a float key";
+	case MSGPACK_OBJECT_ARRAY:
+		return "an array as a key";
+	case MSGPACK_OBJECT_MAP:
+		return "a map as a key";
+	default:
+		return "an extension type key";
+	}
+}
+
+/*
+ * proto_check_key_types() below obj, whose place is path (at bytes long).
+ * The depth is bounded by the unpacker's own nesting limit.
+ */
+static int
+proto_check_keys_at(const msgpack_object *obj, char *path, size_t at,
+    struct cb_error *err)
+{
+	const msgpack_object	*k;
+	char			 name[40];
+	uint32_t		 i;
+	int			 rc;
+
+	if (obj->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < obj->via.array.size; i++) {
+			path[at] = '\0';
+			proto_path_add(path, at, "[%" PRIu32 "]", i);
+			if ((rc = proto_check_keys_at(&obj->via.array.ptr[i],
+			    path, strlen(path), err)) != 0)
+				return rc;
+		}
+		return 0;
+	}
+	if (obj->type != MSGPACK_OBJECT_MAP)
+		return 0;
+	for (i = 0; i < obj->via.map.size; i++) {
+		k = &obj->via.map.ptr[i].key;
+		path[at] = '\0';
+		if (k->type == MSGPACK_OBJECT_BIN)
+			return cb_error_set(err, CB_EBADREQ, "parameter keys "
+			    "must be strings: got a binary key '%s' in %s "
+			    "(send map keys as msgpack str, not bin)",
+			    proto_quote(k->via.bin.ptr, k->via.bin.size, name,
+			    sizeof(name), false), path);
+		if (k->type != MSGPACK_OBJECT_STR)
+			return cb_error_set(err, CB_EBADREQ, "parameter keys "
+			    "must be strings: got %s in %s",
+			    proto_key_kind(k->type), path);
+		proto_path_add(path, at, ".%s", proto_quote(k->via.str.ptr,
+		    k->via.str.size, name, sizeof(name), false));
+		if ((rc = proto_check_keys_at(&obj->via.map.ptr[i].val, path,
+		    strlen(path), err)) != 0)
+			return rc;
+	}
+	return 0;
+}
+
+int
+proto_check_key_types(const msgpack_object *obj, struct cb_error *err)
+{
+	char	path[PROTO_PATH_MAX] = "params";
+
+	return proto_check_keys_at(obj, path, strlen(path), err);
+}
+
 void
 proto_pack_cstr(msgpack_packer *pk, const char *s)
 {

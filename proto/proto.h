@@ -19,6 +19,7 @@
 
 #define CB_MSG_REQUEST		0
 #define CB_MSG_RESPONSE		1
+#define CB_MSG_NOTIFICATION	2
 
 /* Default cap on one message, in bytes (server.max_message_size). */
 #define CB_DEFAULT_MAX_MESSAGE	(1024 * 1024)
@@ -88,6 +89,23 @@ struct proto_request {
  */
 int	 proto_parse_request(const msgpack_object *obj, struct proto_request *req,
 	    bool *msgid_ok, struct cb_error *err);
+
+/*
+ * Whether obj is a msgpack-rpc notification [2, method, params]: returns
+ * 1 and sets req->method (req->params is left NULL: a notification's
+ * params are never read), 0 when obj does not have that shape (an array
+ * of three elements whose first is 2), or -CB_EBADREQ when it has it but
+ * method is neither a str nor a bin, or params is not an array.
+ */
+int	 proto_parse_notification(const msgpack_object *obj,
+	    struct proto_request *req, struct cb_error *err);
+/*
+ * Check that every map in the tree under obj has string keys, as named
+ * parameters must; otherwise -CB_EBADREQ with a message naming the kind
+ * of key found and where (params.request.headers[0], ...).
+ */
+int	 proto_check_key_types(const msgpack_object *obj,
+	    struct cb_error *err);
 
 /* Pack the response head [1, msgid, error, ...] with a nil or error slot. */
 void	 proto_pack_response_head(msgpack_packer *pk, uint32_t msgid,

@@ -10,11 +10,14 @@ continues the chain; health reports the head; and the broker refuses to
 start on a file whose last line is partial.
 """
 
+import fcntl
 import hashlib
 import json
 import os
 import re
+import resource
 import stat
+import subprocess
 import sys
 import unittest
 
@@ -33,7 +36,7 @@ def sha(line):
     return hashlib.sha256(line).hexdigest()
 
 
-class AuditTest(cbtest.DaemonTestCase):
+class AuditBase(cbtest.DaemonTestCase):
     start_daemon = False
 
     def setUp(self):
@@ -91,8 +94,12 @@ class AuditTest(cbtest.DaemonTestCase):
         prev = ZEROS
         for i, line in enumerate(lines, 1):
             rec = json.loads(line)
-            # "sources" only on the lines of calls that used values.
-            self.assertEqual(set(rec) - {"sources"}, FIELDS)
+            # "sources" only on the lines of calls that used values,
+            # "dry_run" only on those of substitute dry runs.
+            self.assertEqual(set(rec) - {"sources", "dry_run"}, FIELDS)
+            if "dry_run" in rec:
+                self.assertEqual((rec["method"], rec["dry_run"]),
+                                 ("substitute", True))
             self.assertEqual(rec["seq"], i)
             self.assertEqual(rec["prev"], prev)
             self.assertRegex(rec["time"], TIME_RE)
@@ -120,6 +127,10 @@ class AuditTest(cbtest.DaemonTestCase):
         with open(path, "wb") as f:
             f.write(data)
 
+
+
+class AuditTest(AuditBase):
+
     # -- tests ----------------------------------------------------------
     def test_file_mode_and_health(self):
         st = os.stat(self.audit)
@@ -127,7 +138,7 @@ class AuditTest(cbtest.DaemonTestCase):
         # A new chain: the head is the zeros the first line will name.
         h = self.c.ok("health", {})["audit"]
         self.assertEqual(h, {"enabled": True, "seq": 0, "hash": ZEROS,
-                             "failures": 0})
+                             "failures": 0, "log_lines_lost": 0})
         self.make_traffic()
         lines = self.lines()
         h = self.c.ok("health", {})["audit"]
@@ -201,6 +212,54 @@ class AuditTest(cbtest.DaemonTestCase):
         self.check_chain(self.lines())
         # The stderr audit lines are still there.
         self.assertIn("audit: method=cred.set", self.d.log())
+
+    def test_substitute_dry_run_is_audited_as_dry_run(self):
+        u = self.user
+        self.c.ok("type.create", {"ident": "gh", "name": "GitHub",
+                                  "storage": "db"})
+        self.c.ok("cred.set", {"type": "gh", "user": u, "value": "s3cret"})
+
+        def sub(url, **kw):
+            p = {"component": {"kind": "action", "initiator": u,
+                               "credentials": [{"id": "g", "type": "gh"}]},
+                 "request": {"method": "GET", "url": url, "headers": []}}
+            p.update(kw)
+            return p
+
+        url = "https://api.github.com/<<.credentials.g>>"
+        rec, _, res = self.audited("substitute", sub(url, dry_run=True))
+        self.assertIs(rec["dry_run"], True)
+        self.assertEqual(rec["sources"], ["gh/own"])
+        self.assertTrue(res["dry_run"])
+        # A dry run that fails is still a dry run.
+        rec, _, _ = self.audited("substitute", sub(
+            "https://x.example/<<.credentials.nope>>", dry_run=True),
+            "bad_request")
+        self.assertIs(rec["dry_run"], True)
+        # A real one (and an explicit dry_run false) carries no such field.
+        rec, _, _ = self.audited("substitute", sub(url))
+        self.assertNotIn("dry_run", rec)
+        rec, _, _ = self.audited("substitute", sub(url, dry_run=False))
+        self.assertNotIn("dry_run", rec)
+        # The log's audit lines say the same.
+        lines = [x for x in self.d.log().splitlines()
+                 if "audit: method=substitute " in x]
+        self.assertEqual(len(lines), 4, lines)
+        pid = os.getpid()
+        for line, tail in zip(lines, (
+                "gh sources=gh/own dry_run=true outcome=ok ms=",
+                "- dry_run=true outcome=bad_request ms=",
+                "gh sources=gh/own outcome=ok ms=",
+                "gh sources=gh/own outcome=ok ms=")):
+            self.assertRegex(line, r" info: audit: method=substitute "
+                             r"uid=%d pid=%d subject=%s types=%s\d+$"
+                             % (os.getuid(), pid, u, re.escape(tail)))
+        # credctl still verifies the file with the new field in it.
+        lines = self.lines()
+        head = self.check_chain(lines)
+        rc, out, err = self.verify()
+        self.assertEqual(rc, 0, out + err)
+        self.assertIn("OK: %d lines, head %s" % (len(lines), head), out)
 
     def test_stderr_line_precedes_its_answer(self):
         """The daemon writes log lines once per loop iteration, always
@@ -469,11 +528,219 @@ class AuditTest(cbtest.DaemonTestCase):
         self.assertIn(b"partial line", r.stderr)
 
 
+class AuditFileFailureTest(AuditBase):
+    """A line the audit file does not take whole (here: a file size limit
+    reached in the middle of the line, as on a full disk) is counted in
+    health and stats, logged as an AUDIT FAILURE, and cut off again: the
+    file stays a valid chain and goes on once writes succeed."""
+
+    # Enough lines that the audit file is the largest file the broker
+    # writes: a size limit just above it stops only audit lines, and only
+    # part way (a short write, not EFBIG with its SIGXFSZ).
+    PREFILL = 4000
+
+    def start_prefilled(self):
+        self.c.close()
+        self.d.stop()
+        prev, out = ZEROS, bytearray()
+        for i in range(1, self.PREFILL + 1):
+            line = json.dumps({
+                "seq": i, "time": "2026-01-02T03:04:05.678Z",
+                "method": "cred.status", "uid": 0, "pid": 1,
+                "subject": self.user, "types": [], "outcome": "ok",
+                "ms": 0, "prev": prev}, separators=(",", ":")).encode()
+            out += line + b"\n"
+            prev = sha(line)
+        self.write(self.audit, bytes(out))
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+
+    def set_fsize(self, soft):
+        _, hard = resource.prlimit(self.d.pid, resource.RLIMIT_FSIZE)
+        resource.prlimit(self.d.pid, resource.RLIMIT_FSIZE, (soft, hard))
+
+    def test_failed_audit_write_is_counted_and_cut_off(self):
+        self.start_prefilled()
+        self.audited("cred.status", {"user": self.user})
+        before = self.raw()
+        self.assertGreater(len(before), os.path.getsize(self.d.database))
+        self.addCleanup(self.set_fsize, resource.RLIM_INFINITY)
+        self.set_fsize(len(before) + 10)
+        for n in (1, 2):
+            # The call itself still succeeds.
+            self.c.ok("cred.status", {"user": self.user})
+            self.assertEqual(self.raw(), before)
+            h = self.c.ok("health", {})["audit"]
+            self.assertEqual((h["seq"], h["failures"]),
+                             (self.PREFILL + 1, n))
+            self.assertEqual(self.c.ok("stats", {})["audit"],
+                             {"failures": n, "log_lines_lost": 0})
+            self.assertIn(" error: AUDIT FAILURE: audit file %s: write: No "
+                          "space left on device (cred.status call of uid %d "
+                          "pid %d; %d failures so far)\n"
+                          % (self.audit, os.getuid(), os.getpid(), n),
+                          self.d.log())
+        self.set_fsize(resource.RLIM_INFINITY)
+        rec, _, _ = self.audited("cred.status", {"user": self.user})
+        self.assertEqual(rec["seq"], self.PREFILL + 2)
+        lines = self.lines()
+        self.check_chain(lines)
+        rc, out, err = self.verify()
+        self.assertEqual(rc, 0, out + err)
+        self.assertEqual(self.c.ok("health", {})["audit"]["failures"], 2)
+        rc, out, err = cbtest.credctl(self.d.socket, "health")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"(?m)^  failures: +2$")
+
+
+class StderrPipeDaemon(cbtest.Daemon):
+    """A daemon whose stderr is a small non-blocking pipe that the test
+    reads only when it chooses to, as journald's stream can be when it
+    falls behind."""
+
+    def start(self, wait=True, extra_args=()):
+        self.starts += 1
+        self.killed = False
+        self.checked = False
+        self.out = bytearray()
+        r, w = os.pipe()
+        fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, 4096)
+        # O_NONBLOCK belongs to the open file, which the daemon shares.
+        fcntl.fcntl(w, fcntl.F_SETFL,
+                    fcntl.fcntl(w, fcntl.F_GETFL) | os.O_NONBLOCK)
+        fcntl.fcntl(r, fcntl.F_SETFL,
+                    fcntl.fcntl(r, fcntl.F_GETFL) | os.O_NONBLOCK)
+        self.rfd = r
+        try:
+            self.proc = subprocess.Popen(
+                self.command(extra_args), stdin=subprocess.DEVNULL,
+                stdout=w, stderr=w, env=self.environ(), cwd=self.dir)
+        finally:
+            os.close(w)
+        cbtest._live_daemons.append(self)
+        if wait:
+            self.wait_ready()
+            self.drain()
+        return self
+
+    def drain(self):
+        """Read what the pipe holds now; returns it."""
+        got = bytearray()
+        while self.rfd is not None:
+            try:
+                b = os.read(self.rfd, 65536)
+            except BlockingIOError:
+                break
+            if not b:
+                break
+            got += b
+        self.out += got
+        return bytes(got)
+
+    def close_reader(self):
+        os.close(self.rfd)
+        self.rfd = None
+
+    def log(self):
+        return self.out.decode("utf-8", "replace")
+
+
+class LogLinesLostTest(cbtest.DaemonTestCase):
+    """Log lines, the journal's copy of the audit lines among them, that
+    stderr does not take (a full non-blocking pipe: EAGAIN; no reader:
+    EPIPE) are counted in health and stats; the lines that do get through
+    are whole lines; the loop never waits for the reader."""
+
+    start_daemon = False
+    LINE_RE = re.compile(rb"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z "
+                         rb"(error|warning|info|debug): ")
+
+    def setUp(self):
+        super().setUp()
+        self.d = StderrPipeDaemon(self.tmp)
+        self.addCleanup(self.d.cleanup)
+        self.addCleanup(self.d.finish)
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        self.user = cbtest.new_user()
+
+    def lost(self):
+        n = self.c.ok("health", {})["audit"]["log_lines_lost"]
+        self.assertEqual(self.c.ok("stats", {})["audit"]["log_lines_lost"],
+                         n)
+        return n
+
+    def audit_lines(self, data):
+        """The audit lines that arrived with their newline."""
+        return [x for x in data.split(b"\n")[:-1]
+                if b" info: audit: method=cred.status " in x]
+
+    def whole(self, line):
+        """One complete log line: one time stamp, up to the end."""
+        return (self.LINE_RE.match(line) is not None and
+                len(re.findall(rb"\d{4}-\d\d-\d\dT", line)) == 1 and
+                re.search(rb" ms=\d+$", line) is not None)
+
+    def test_full_stderr_pipe_counts_lost_lines(self):
+        self.assertEqual(self.lost(), 0)
+        # Nobody reads: the 4 KiB pipe fills (EAGAIN), and calls go on.
+        calls = 0
+        while self.lost() == 0:
+            self.assertLess(calls, 500, "no line lost with a full pipe")
+            self.c.ok("cred.status", {"user": self.user})
+            calls += 1
+        lost = self.lost()
+        got = self.d.drain()
+        # Every line either came through whole or is counted as lost
+        # (every line logged here is an audit line).
+        seen = [x for x in got.split(b"\n")[:-1] if self.whole(x)]
+        self.assertEqual(len(self.audit_lines(got)), len(seen))
+        self.assertEqual(len(seen) + lost, calls)
+        # An empty pipe, and a burst whose lines go out in one write
+        # larger than the pipe: the kernel takes part of it.
+        n = 60
+        for _, m in self.c.pipeline([("cred.status", {"user": self.user})]
+                                    * n):
+            self.assertIsNone(m[2])
+        lost2 = self.lost() - lost
+        self.assertGreater(lost2, 0)
+        got = self.d.drain()
+        seen = [x for x in got.split(b"\n")[:-1] if self.whole(x)]
+        self.assertEqual(len(self.audit_lines(got)), len(seen))
+        self.assertEqual(len(seen) + lost2, n)
+        # With room again, the next line arrives whole, on a line of its
+        # own even when the last write stopped inside a line: at most
+        # the one line cut short is not whole.
+        self.c.ok("cred.status", {"user": self.user})
+        more = self.d.drain()
+        self.assertTrue(more.endswith(b"\n"), more)
+        self.assertTrue(self.whole(more.rstrip(b"\n").split(b"\n")[-1]),
+                        more)
+        both = (got + more).split(b"\n")[:-1]
+        self.assertEqual(len([x for x in both if self.whole(x)]),
+                         len(seen) + 1)
+        cut = [x for x in both if not self.whole(x)]
+        self.assertLessEqual(len(cut), 1, cut)
+        self.assertEqual(self.lost(), lost + lost2)
+        rc, out, err = cbtest.credctl(self.d.socket, "health")
+        self.assertEqual(rc, 0, err)
+        self.assertRegex(out, r"(?m)^  log_lines_lost: +%d$"
+                         % (lost + lost2))
+
+    def test_stderr_without_reader_counts_lost_lines(self):
+        self.d.close_reader()
+        for i in range(1, 4):
+            self.c.ok("cred.status", {"user": self.user})
+            self.assertEqual(self.lost(), i)
+
+
 class NoAuditFileTest(cbtest.DaemonTestCase):
     def test_health_without_audit_file(self):
         h = self.c.ok("health", {})["audit"]
         self.assertEqual(h, {"enabled": False, "seq": 0, "hash": None,
-                             "failures": 0})
+                             "failures": 0, "log_lines_lost": 0})
 
 
 if __name__ == "__main__":

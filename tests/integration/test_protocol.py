@@ -7,6 +7,8 @@ connection that sent it.
 """
 
 import os
+import re
+import secrets
 import socket
 import sys
 import threading
@@ -647,7 +649,7 @@ class TestHostileInput(ProtocolBase):
     def test_non_array_messages(self):
         for obj in ({"method": "hello"}, 42, "hello", None, [],
                     [0], [0, 1], [0, 1, "hello"], [1, 1, None, None],
-                    [2, "hello", []], [0, "x", "hello", []],
+                    [0, "x", "hello", []],
                     [0, -1, "hello", []], [0, 1, 7, []],
                     [0, 1, "hello", [{}], "extra"]):
             a = self.attacker()
@@ -814,6 +816,179 @@ class TestHostileInput(ProtocolBase):
         self.assertError(self.c.call("type.get", {"type": "large"}),
                          "not_found")
         self.assertBystanderFine()
+
+
+class TestNotifications(ProtocolBase):
+    """msgpack-rpc notifications [2, method, params] are legal: never
+    executed, never answered, counted in stats, and logged once per
+    connection at level debug (the name, never the params)."""
+
+    daemon_kwargs = {"extra": {"log": [("level", "debug")]}}
+    IGNORED = ("uid %d pid %d: notification '%s' ignored (the broker "
+               "executes requests only; further notifications on this "
+               "connection are not logged)")
+
+    def notifications(self):
+        return self.assertOk(self.c.call("stats", {}))["notifications"]
+
+    def client(self):
+        cl = self.d.client()
+        self.addCleanup(cl.close)
+        return cl
+
+    def notify(self, cl, method, params):
+        cl.send_raw(msgpack.packb([2, method, params], use_bin_type=True))
+
+    def log_messages(self, word):
+        """The messages (without time and level) of the log lines that
+        contain word."""
+        out = []
+        for line in self.d.log().splitlines():
+            m = re.match(r"^\S+Z (?:debug|info): (.*)$", line)
+            if m and word in m.group(1):
+                out.append(m.group(1))
+        return out
+
+    def test_notification_is_not_executed_or_answered(self):
+        before = self.notifications()
+        a = self.client()
+        # A method that would change something, and one that would answer.
+        self.notify(a, "type.create", [{"ident": "bynotif", "name": "n",
+                                        "storage": "db"}])
+        self.notify(a, "hello", [{}])
+        # Method names packed as bin, as pynvim sends them.
+        self.notify(a, b"nvim_set_client_info", ["x", {}, "remote", {}, {}])
+        a.send_raw(pack_request(5, "hello", {}))
+        # The request's answer is the first and only message: nothing
+        # was sent for the notifications before it.
+        m = a.recv()
+        self.assertEqual(m[:3], [1, 5, None])
+        self.assertEqual(a.msgs, [])
+        self.assertError(a.call("type.get", {"type": "bynotif"}),
+                         "not_found")
+        self.assertEqual(self.notifications(), before + 3)
+        self.assertFalse(a.eof)
+        rc, out, err = cbtest.credctl(self.d.socket, "stats")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("\nnotifications ignored: %d\n" % (before + 3), out)
+
+    def test_notification_logged_once_per_connection_without_params(self):
+        canary = "nOtIfY" + secrets.token_hex(12)
+        a = self.client()
+        self.notify(a, "x\n evil", [{"value": canary}])
+        self.notify(a, "second", [{"value": canary}])
+        # The log is written before any reply: once hello is answered,
+        # the lines of the notifications before it are in the file.
+        self.assertOk(a.call("hello", {}))
+        b = self.client()
+        self.notify(b, b"nvim_set_client_info", [canary])
+        self.assertOk(b.call("hello", {}))
+        ids = (os.getuid(), os.getpid())
+        self.assertEqual(self.log_messages("notification"), [
+            self.IGNORED % (ids + ("x? evil",)),
+            self.IGNORED % (ids + ("nvim_set_client_info",))])
+        self.assertEqual(cbtest.find_leaks(self.d.all_logs(),
+                                           [canary.encode()]), [])
+
+    def test_malformed_notification_closes_the_connection(self):
+        ids = (os.getuid(), os.getpid())
+        seen = {}
+        for obj, why in (([2, 7, []], "notification method must be a "
+                          "string"),
+                         ([2, None, [{}]], "notification method must be a "
+                          "string"),
+                         ([2, "hello", {}], "notification params must be "
+                          "an array"),
+                         ([2, "hello", None], "notification params must "
+                          "be an array")):
+            a = self.client()
+            self.assertOk(a.call("hello", {}))
+            a.send_raw(msgpack.packb(obj, use_bin_type=True))
+            self.assertEqual(a.wait_closed(), [], obj)
+            # Logged in the loop iteration that closed the connection,
+            # possibly just after the close itself.
+            line = "uid %d pid %d: %s; closing" % (ids + (why,))
+            seen[line] = seen.get(line, 0) + 1
+            cbtest.poll_until(
+                lambda: self.log_messages("closing").count(line) ==
+                seen[line], cbtest.CALL_TIMEOUT, what=line)
+        self.assertOk(self.c.call("hello", {}))
+
+    def test_oversized_notification_is_refused(self):
+        a = self.client()
+        big = msgpack.packb([2, "hello", ["A" * (2 << 20)]])
+        t = threading.Thread(target=self.send_quietly, args=(a, big),
+                             daemon=True)
+        t.start()
+        msgs = a.wait_closed()
+        t.join(cbtest.CALL_TIMEOUT)
+        self.assertEqual(len(msgs), 1, msgs)
+        self.assertEqual(msgs[0][:2], [1, 0])
+        self.assertEqual(msgs[0][2], {
+            "code": "too_large",
+            "message": "message exceeds the maximum message size"})
+        self.assertEqual(self.notifications(), 0)
+
+    def send_quietly(self, cl, data):
+        try:
+            cl.send_raw(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+
+class TestBinaryKeys(ProtocolBase):
+    """Parameter names are str: a bin key (or any other kind) is named as
+    such, with where it is, never read as a missing parameter."""
+
+    HINT = " (send map keys as msgpack str, not bin)"
+
+    def call_bin(self, method, params):
+        i = self.c.new_id()
+        self.c.send_raw(msgpack.packb([0, i, method, [params]],
+                                      use_bin_type=True))
+        m = self.c.wait_response(i)
+        return m[2], m[3]
+
+    def test_binary_parameter_key_is_named(self):
+        err = self.assertError(self.call_bin("type.get", {b"type": "x"}),
+                               "bad_request")
+        self.assertEqual(err["message"], "parameter keys must be strings: "
+                         "got a binary key 'type' in params" + self.HINT)
+
+    def test_binary_key_in_a_nested_map_names_its_path(self):
+        self.create_type("keep")
+        comp = {"kind": "action", "initiator": new_user(),
+                "credentials": [{"id": "k", "type": "keep"},
+                                {"id": "k2", b"type": "keep"}]}
+        req = {"method": "GET", "url": "https://example.com/", "headers": []}
+        err = self.assertError(self.call_bin(
+            "substitute", {"component": comp, "request": req}),
+            "bad_request")
+        self.assertEqual(err["message"], "parameter keys must be strings: "
+                         "got a binary key 'type' in "
+                         "params.component.credentials[1]" + self.HINT)
+
+    def test_other_key_kinds_are_named(self):
+        for params, kind in (({1: "x"}, "an integer key"),
+                             ({None: "x"}, "a nil key"),
+                             ({True: "x"}, "a boolean key"),
+                             ({"type": "x", 1.5: "y"}, "a float key")):
+            err = self.assertError(self.call_bin("type.get", params),
+                                   "bad_request")
+            self.assertEqual(err["message"], "parameter keys must be "
+                             "strings: got %s in params" % kind)
+
+    def test_binary_key_changes_nothing(self):
+        self.create_type("keep")
+        user = new_user()
+        err = self.assertError(self.call_bin(
+            "cred.set", {b"type": "keep", "user": user, "value": "v"}),
+            "bad_request")
+        self.assertTrue(err["message"].startswith(
+            "parameter keys must be strings: got a binary key 'type'"))
+        st = {e["ident"]: e for e in
+              self.assertOk(self.c.call("cred.status", {"user": user}))}
+        self.assertIs(st["keep"]["filled"], False)
 
 
 class TestAccess(ProtocolBase):

@@ -1089,6 +1089,197 @@ check_response(const msgpack_object *o, uint32_t msgid, const char *code,
 	assert_memory_equal(v->via.str.ptr, message, strlen(message));
 }
 
+/* Notifications [2, method, params]: ignored when well formed. */
+static void
+test_parse_notification(void **state)
+{
+	struct reqcase		r;
+	struct proto_request	req;
+	struct cb_error		err;
+	const msgpack_object	*obj;
+
+	(void)state;
+	/* [2, "nvim_set_client_info", [1]]: str method. */
+	req_begin(&r);
+	msgpack_pack_array(&r.pk, 3);
+	msgpack_pack_uint8(&r.pk, 2);
+	proto_pack_cstr(&r.pk, "nvim_set_client_info");
+	msgpack_pack_array(&r.pk, 1);
+	msgpack_pack_uint8(&r.pk, 1);
+	obj = unpack_all(&r.up, &r.sb);
+	cb_error_clear(&err);
+	assert_int_equal(proto_parse_notification(obj, &req, &err), 1);
+	assert_int_equal(req.method_len, 20);
+	assert_memory_equal(req.method, "nvim_set_client_info", 20);
+	assert_null(req.params);
+	assert_int_equal(err.code, 0);
+	req_end(&r);
+
+	/* A bin method (how pynvim packs names), empty params. */
+	req_begin(&r);
+	msgpack_pack_array(&r.pk, 3);
+	msgpack_pack_uint8(&r.pk, 2);
+	msgpack_pack_bin(&r.pk, 5);
+	msgpack_pack_bin_body(&r.pk, "hello", 5);
+	msgpack_pack_array(&r.pk, 0);
+	obj = unpack_all(&r.up, &r.sb);
+	assert_int_equal(proto_parse_notification(obj, &req, &err), 1);
+	assert_int_equal(req.method_len, 5);
+	assert_memory_equal(req.method, "hello", 5);
+	req_end(&r);
+
+	/* A request is not a notification, nor is [2, m] or [2, m, p, x]. */
+	req_begin(&r);
+	proto_pack_request_head(&r.pk, 1, "hello");
+	msgpack_pack_map(&r.pk, 0);
+	obj = unpack_all(&r.up, &r.sb);
+	assert_int_equal(proto_parse_notification(obj, &req, &err), 0);
+	req_end(&r);
+	req_begin(&r);
+	msgpack_pack_array(&r.pk, 2);
+	msgpack_pack_uint8(&r.pk, 2);
+	proto_pack_cstr(&r.pk, "hello");
+	obj = unpack_all(&r.up, &r.sb);
+	assert_int_equal(proto_parse_notification(obj, &req, &err), 0);
+	req_end(&r);
+	req_begin(&r);
+	msgpack_pack_array(&r.pk, 3);
+	msgpack_pack_uint8(&r.pk, 1);
+	proto_pack_cstr(&r.pk, "hello");
+	msgpack_pack_array(&r.pk, 0);
+	obj = unpack_all(&r.up, &r.sb);
+	assert_int_equal(proto_parse_notification(obj, &req, &err), 0);
+	req_end(&r);
+
+	/* Malformed: method not a name, params not an array. */
+	req_begin(&r);
+	msgpack_pack_array(&r.pk, 3);
+	msgpack_pack_uint8(&r.pk, 2);
+	msgpack_pack_uint8(&r.pk, 7);
+	msgpack_pack_array(&r.pk, 0);
+	obj = unpack_all(&r.up, &r.sb);
+	assert_int_equal(proto_parse_notification(obj, &req, &err),
+	    -CB_EBADREQ);
+	assert_string_equal(err.msg, "notification method must be a string");
+	req_end(&r);
+	req_begin(&r);
+	msgpack_pack_array(&r.pk, 3);
+	msgpack_pack_uint8(&r.pk, 2);
+	proto_pack_cstr(&r.pk, "hello");
+	msgpack_pack_map(&r.pk, 0);
+	obj = unpack_all(&r.up, &r.sb);
+	assert_int_equal(proto_parse_notification(obj, &req, &err),
+	    -CB_EBADREQ);
+	assert_string_equal(err.msg, "notification params must be an array");
+	req_end(&r);
+}
+
+/* Run proto_check_key_types on what r holds; err gets the message. */
+static int
+keys_check(struct reqcase *r, struct cb_error *err)
+{
+	const msgpack_object	*obj = unpack_all(&r->up, &r->sb);
+
+	cb_error_clear(err);
+	return proto_check_key_types(obj, err);
+}
+
+static void
+test_check_key_types(void **state)
+{
+	struct reqcase	 r;
+	struct cb_error	 err;
+	char		 longkey[80];
+	int		 i;
+
+	(void)state;
+	/* All str keys, nested maps and arrays: fine. */
+	req_begin(&r);
+	msgpack_pack_map(&r.pk, 2);
+	proto_pack_cstr(&r.pk, "component");
+	msgpack_pack_map(&r.pk, 1);
+	proto_pack_cstr(&r.pk, "credentials");
+	msgpack_pack_array(&r.pk, 1);
+	msgpack_pack_map(&r.pk, 1);
+	proto_pack_kv_str(&r.pk, "id", "gh");
+	proto_pack_kv_str(&r.pk, "other", "x");
+	assert_int_equal(keys_check(&r, &err), 0);
+	assert_int_equal(err.code, 0);
+	req_end(&r);
+
+	/* A bin key at the top. */
+	req_begin(&r);
+	msgpack_pack_map(&r.pk, 1);
+	msgpack_pack_bin(&r.pk, 4);
+	msgpack_pack_bin_body(&r.pk, "type", 4);
+	proto_pack_cstr(&r.pk, "github");
+	assert_int_equal(keys_check(&r, &err), -CB_EBADREQ);
+	assert_int_equal(err.code, CB_EBADREQ);
+	assert_string_equal(err.msg, "parameter keys must be strings: got a "
+	    "binary key 'type' in params (send map keys as msgpack str, not "
+	    "bin)");
+	req_end(&r);
+
+	/* In a map inside an array inside a map: the path says where. */
+	req_begin(&r);
+	msgpack_pack_map(&r.pk, 2);
+	proto_pack_kv_str(&r.pk, "dry_run", "x");
+	proto_pack_cstr(&r.pk, "component");
+	msgpack_pack_map(&r.pk, 1);
+	proto_pack_cstr(&r.pk, "credentials");
+	msgpack_pack_array(&r.pk, 2);
+	msgpack_pack_map(&r.pk, 0);
+	msgpack_pack_map(&r.pk, 2);
+	proto_pack_kv_str(&r.pk, "id", "gh");
+	msgpack_pack_bin(&r.pk, 6);
+	msgpack_pack_bin_body(&r.pk, "ty\npe\x80", 6);
+	proto_pack_cstr(&r.pk, "github");
+	assert_int_equal(keys_check(&r, &err), -CB_EBADREQ);
+	assert_string_equal(err.msg, "parameter keys must be strings: got a "
+	    "binary key 'ty?pe?' in params.component.credentials[1] (send "
+	    "map keys as msgpack str, not bin)");
+	req_end(&r);
+
+	/* Other kinds of keys are named by kind. */
+	req_begin(&r);
+	msgpack_pack_map(&r.pk, 1);
+	msgpack_pack_int(&r.pk, -3);
+	msgpack_pack_nil(&r.pk);
+	assert_int_equal(keys_check(&r, &err), -CB_EBADREQ);
+	assert_string_equal(err.msg, "parameter keys must be strings: got an "
+	    "integer key in params");
+	req_end(&r);
+	req_begin(&r);
+	msgpack_pack_map(&r.pk, 1);
+	proto_pack_cstr(&r.pk, "request");
+	msgpack_pack_map(&r.pk, 1);
+	msgpack_pack_array(&r.pk, 0);
+	msgpack_pack_nil(&r.pk);
+	assert_int_equal(keys_check(&r, &err), -CB_EBADREQ);
+	assert_string_equal(err.msg, "parameter keys must be strings: got an "
+	    "array as a key in params.request");
+	req_end(&r);
+
+	/* A deep path is cut, never overflows, and still ends in "...". */
+	memset(longkey, 'k', sizeof(longkey) - 1);
+	longkey[sizeof(longkey) - 1] = '\0';
+	req_begin(&r);
+	for (i = 0; i < 8; i++) {
+		msgpack_pack_map(&r.pk, 1);
+		proto_pack_cstr(&r.pk, longkey);
+	}
+	msgpack_pack_map(&r.pk, 1);
+	msgpack_pack_bin(&r.pk, 1);
+	msgpack_pack_bin_body(&r.pk, "b", 1);
+	msgpack_pack_nil(&r.pk);
+	assert_int_equal(keys_check(&r, &err), -CB_EBADREQ);
+	assert_string_equal(err.msg, "parameter keys must be strings: got a "
+	    "binary key 'b' in params.kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk..."
+	    ".kkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkkk....kkkkk... (send map keys "
+	    "as msgpack str, not bin)");
+	req_end(&r);
+}
+
 static void
 test_pack_response(void **state)
 {
@@ -1987,6 +2178,8 @@ main(void)
 		cmocka_unit_test(test_parse_request_valid),
 		cmocka_unit_test(test_parse_request_empty_params),
 		cmocka_unit_test(test_parse_request_invalid),
+		cmocka_unit_test(test_parse_notification),
+		cmocka_unit_test(test_check_key_types),
 		cmocka_unit_test(test_pack_response),
 		cmocka_unit_test(test_pack_request_head_roundtrip),
 		cmocka_unit_test_setup_teardown(test_map_get, params_setup,
