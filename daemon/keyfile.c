@@ -363,9 +363,10 @@ keyfile_trailing(const uint8_t *buf, size_t n, const char *what,
 		    "holds the key and at most one final newline)", what, path,
 		    n, t, t > 1 ? "s" : "", t > 1 ? "them" : "it");
 	return cb_error_set(err, CB_EBADREQ, "%s file %s: %zu bytes: the key "
-	    "is followed by %zu blank characters (spaces, tabs, carriage "
-	    "returns or newlines); remove them (the file holds the key and at "
-	    "most one final newline, LF or CRLF)", what, path, n, t);
+	    "is followed by %zu blank character%s (spaces, tabs, carriage "
+	    "returns or newlines); remove %s (the file holds the key and at "
+	    "most one final newline, LF or CRLF)", what, path, n, t,
+	    t > 1 ? "s" : "", t > 1 ? "them" : "it");
 }
 
 /* Read and check a key file; legacy: the legacy key's rules and name. */
