@@ -319,18 +319,18 @@ class BusySocketTest(StartupTestCase):
         files = [self.d.database, self.d.database + "-wal",
                  self.d.database + ".lock", audit]
         before = snapshot(self.tmp)
-        for args in (["-o", "audit.file=" + audit],
-                     ["-o", "audit.file=" + os.path.join(other, "a.log")]):
-            self.assertEqual(
-                self.refused(["-f", "-c", self.d.config,
-                              "-o", "storage.database=" + newdb] + args),
-                ["another broker is listening on %s" % self.d.socket])
+        for args in (["-o", "audit.file=" + os.path.join(other, "a.log")],
+                     ["-o", "audit.file=" + audit]):
+            msgs = self.refused(["-f", "-c", self.d.config,
+                                 "-o", "storage.database=" + newdb] + args)
             self.assertEqual(os.listdir(other), [],
                              "the refused broker created files")
             after = snapshot(self.tmp)
             for p in files:
                 rel = os.path.relpath(p, self.tmp)
                 self.assertEqual(after[rel], before[rel], rel)
+            self.assertEqual(msgs, ["another broker is listening on %s"
+                                    % self.d.socket])
         c.ok("hello", {})
 
 
