@@ -290,7 +290,7 @@ check_key(struct broker *b, const char *dbpath, int check_only)
  * Every failure exits 1 with its message; success prints one line.
  */
 static void
-check_config_store(struct broker *b)
+check_config_store(struct broker *b, int init)
 {
 	struct conf	*conf = b->conf;
 	struct cb_error	 err;
@@ -304,7 +304,7 @@ check_config_store(struct broker *b)
 		    "the first start", conf->database);
 		b->key = load_key(conf, key_version);
 	} else {
-		check_store_files(conf->database, 0, 0);
+		check_store_files(conf->database, init, 0);
 		if (store_open_readonly(conf->database, &b->store, &version,
 		    &err) != 0)
 			fatalx("%s", err.msg);
@@ -516,7 +516,7 @@ main(int argc, char *argv[])
 	    access(conf->database, F_OK) != 0, &err) != 0)
 		fatalx("%s", err.msg);
 	if (check_only) {
-		check_config_store(&b);
+		check_config_store(&b, init);
 		return 0;
 	}
 	lockfd = lock_store(conf->database);

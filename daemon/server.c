@@ -259,7 +259,7 @@ server_check_socket(const struct conf *conf, bool check_only,
 		    "not a directory", path, dir);
 		goto done;
 	}
-	if (access(dir, W_OK | X_OK) != 0) {
+	if (eaccess(dir, W_OK | X_OK) != 0) {
 		rc = cb_error_set(err, CB_EINTERNAL, "server.socket %s: "
 		    "directory %s is not writable and searchable by uid %u, "
 		    "which must create the socket in it; change its owner or "

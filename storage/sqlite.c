@@ -841,7 +841,7 @@ store_check_dir(const char *path, bool writable, struct cb_error *err)
 		ret = cb_error_set(err, CB_EUNAVAILABLE,
 		    "database directory %s for %s is not a directory", dir,
 		    path);
-	else if (writable && access(dir, W_OK | X_OK) == -1)
+	else if (writable && eaccess(dir, W_OK | X_OK) == -1)
 		ret = cb_error_set(err, CB_EUNAVAILABLE,
 		    "database directory %s is not writable by uid %u: SQLite "
 		    "creates the -wal and -shm files of %s in it, so the "
