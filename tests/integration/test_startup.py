@@ -16,6 +16,7 @@ and what it says when a check fails.
 - Without -f the daemon detaches: the inherited stderr is closed (its pipe
   reaches EOF), the daemon keeps serving and stops on SIGTERM.
 - Usage errors exit 2, start-up failures exit 1.
+- A key file with blanks after the key names the file and the cause.
 
 Tests that need another user run credbrokerd as nobody through setpriv(1).
 """
@@ -133,6 +134,19 @@ class UsageTest(StartupTestCase):
         self.assertEqual(self.refused(["-f", "-c", missing]),
                          ["configuration: cannot open configuration %s: "
                           "No such file or directory" % missing])
+
+
+class KeyFileTest(StartupTestCase):
+
+    def test_key_file_with_two_trailing_newlines_names_file_and_cause(self):
+        cbtest.write_file(self.d.key_file, (self.d.key + "\n\n").encode())
+        want = ["master key file %s: 34 bytes: the key is followed by 2 "
+                "newlines; remove the extra newline (the file holds the key "
+                "and at most one final newline)" % self.d.key_file]
+        self.assertEqual(self.refused(["--check-config", "-c",
+                                       self.d.config]), want)
+        self.assertFalse(os.path.exists(self.d.database))
+        self.assertEqual(self.refused(["-f", "-c", self.d.config]), want)
 
 
 class SocketDirectoryTest(StartupTestCase):
