@@ -645,7 +645,9 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 		}
 		if (rc != 0) {
 			rc = cb_error_set(err, CB_EBADREQ,
-			    "%s:%d: syntax error", path, rc);
+			    "%s:%d: syntax error: a line is a [section] header, "
+			    "a 'key = value' line, a comment starting with # or "
+			    ";, or blank", path, rc);
 			goto fail;
 		}
 	}

@@ -35,6 +35,9 @@
 #define MSG_O_KEY	"the master key is never accepted on the command " \
 			"line; use security.secret_key_file"
 #define MSG_GRANT	"grant must be 'PRINCIPAL PERM[,PERM...]'"
+#define MSG_SYNTAX	"syntax error: a line is a [section] header, a " \
+			"'key = value' line, a comment starting with # or ;, " \
+			"or blank"
 
 #define MAXFILES	64
 
@@ -737,12 +740,12 @@ test_syntax_errors(void **state)
 	p = write_conf(f, "syn1.conf", "[server]\nsocket /x.sock\n");
 	assert_int_equal(conf_load(&c, p, NULL, 0, &err), -CB_EBADREQ);
 	assert_int_equal(err.code, CB_EBADREQ);
-	assert_file_error(err.msg, p, 2, "syntax error");
+	assert_file_error(err.msg, p, 2, MSG_SYNTAX);
 	assert_conf_zeroed(&c);
 
 	p = write_conf(f, "syn2.conf", "# x\n[server\n");
 	assert_int_equal(conf_load(&c, p, NULL, 0, &err), -CB_EBADREQ);
-	assert_file_error(err.msg, p, 2, "syntax error");
+	assert_file_error(err.msg, p, 2, MSG_SYNTAX);
 }
 
 static void
