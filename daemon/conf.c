@@ -7,6 +7,9 @@
  * is applied after the file and overrides it.  For the repeatable key
  * access.grant, the first -o replaces the file's grants and later ones add.
  */
+#include <sys/socket.h>
+#include <sys/un.h>
+
 #include <errno.h>
 #include <grp.h>
 #include <limits.h>
@@ -26,6 +29,8 @@
 #define CONF_DEFAULT_SOCKET	"/run/credbroker/credbroker.sock"
 #define CONF_DEFAULT_DATABASE	"/var/lib/credbroker/credbroker.db"
 #define CONF_DEFAULT_CREDENTIAL	"master-key"
+/* The longest socket path: sun_path less its terminating NUL. */
+#define CONF_SOCKET_MAX	(sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1)
 /* Enough for hello and a few small calls; see conn.c. */
 #define CONF_DEFAULT_MAX_MESSAGE_NOPERM	4096
 
@@ -39,6 +44,54 @@ struct conf_parse {
 	bool		 overriding;	/* applying -o */
 	bool		 grants_replaced;
 	int		 failed;
+	unsigned long long lo, hi;	/* range of the key being checked */
+	const char	*valid;		/* its valid values, in words */
+	struct conf_seen *seen;		/* single-valued keys of the file */
+	size_t		 nseen;
+};
+
+/* Where a single-valued key was first given in the file. */
+struct conf_seen {
+	char	*name;			/* "section.key" */
+	int	 line;
+};
+
+/*
+ * The sections and their keys, for the messages about a key written
+ * outside any section and about a key given twice: conf_apply() below is
+ * where each key is parsed.  Only access.grant may be given more than once.
+ */
+static const struct {
+	const char	*section;
+	const char	*key;
+	bool		 multi;
+} conf_keys[] = {
+	{ "server", "socket", false },
+	{ "server", "socket_mode", false },
+	{ "server", "max_message_size", false },
+	{ "server", "max_reply_size", false },
+	{ "server", "max_message_size_no_permission", false },
+	{ "server", "max_connections", false },
+	{ "server", "max_connections_per_uid", false },
+	{ "server", "reserved_connections", false },
+	{ "server", "max_inflight", false },
+	{ "server", "idle_timeout", false },
+	{ "server", "message_timeout", false },
+	{ "server", "shutdown_timeout", false },
+	{ "substitute", "syntax", false },
+	{ "storage", "database", false },
+	{ "storage", "page_cache_mb", false },
+	{ "storage", "mmap_mb", false },
+	{ "vault", "max_connections", false },
+	{ "vault", "max_pending", false },
+	{ "security", "secret_key_file", false },
+	{ "security", "legacy_key_file", false },
+	{ "security", "secret_key_credential", false },
+	{ "security", "secret_key", false },
+	{ "access", "grant", true },
+	{ "audit", "file", false },
+	{ "audit", "sync", false },
+	{ "log", "level", false },
 };
 
 /* Replace a string setting. */
@@ -70,6 +123,16 @@ conf_parse_uint(const char *value, unsigned long long min,
 		return -1;
 	*out = v;
 	return 0;
+}
+
+/* conf_parse_uint for a key, remembering the range for the message. */
+static int
+conf_uint(struct conf_parse *cp, const char *value, unsigned long long min,
+    unsigned long long max, unsigned long long *out)
+{
+	cp->lo = min;
+	cp->hi = max;
+	return conf_parse_uint(value, min, max, out);
 }
 
 /* Permission names separated by commas, or "*". */
@@ -192,11 +255,19 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 	if (KEY("server", "socket")) {
 		if (*value != '/')
 			goto bad_abs;
+		/* sun_path holds the path and its NUL; bind would cut it. */
+		if (strlen(value) > CONF_SOCKET_MAX)
+			return cb_error_set(cp->err, CB_EBADREQ,
+			    "%s:%d: server.socket is %zu bytes long, but a UNIX "
+			    "socket path holds at most %zu bytes: choose a "
+			    "shorter path", cp->where, cp->lineno, strlen(value),
+			    CONF_SOCKET_MAX);
 		return conf_set_str(&c->socket, value);
 	} else if (KEY("server", "socket_mode")) {
 		char *end;
 		unsigned long m;
 
+		cp->valid = "an octal mode from 0 to 0777";
 		if (*value < '0' || *value > '7')
 			goto bad;
 		m = strtoul(value, &end, 8);
@@ -204,46 +275,47 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 			goto bad;
 		c->socket_mode = (unsigned)m;
 	} else if (KEY("server", "max_message_size")) {
-		if (conf_parse_uint(value, 1024, 64ULL * 1024 * 1024, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1024, 64ULL * 1024 * 1024, &v) != 0)
+			goto bad_range;
 		c->max_message = (size_t)v;
 	} else if (KEY("server", "max_reply_size")) {
-		if (conf_parse_uint(value, 1024, 256ULL * 1024 * 1024, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1024, 256ULL * 1024 * 1024, &v) != 0)
+			goto bad_range;
 		c->max_reply = (size_t)v;
 	} else if (KEY("server", "max_message_size_no_permission")) {
-		if (conf_parse_uint(value, 256, 64ULL * 1024 * 1024, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 256, 64ULL * 1024 * 1024, &v) != 0)
+			goto bad_range;
 		c->max_message_noperm = (size_t)v;
 	} else if (KEY("server", "max_connections")) {
-		if (conf_parse_uint(value, 1, 1000000, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1, 1000000, &v) != 0)
+			goto bad_range;
 		c->max_connections = (unsigned)v;
 	} else if (KEY("server", "max_connections_per_uid")) {
-		if (conf_parse_uint(value, 1, 1000000, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1, 1000000, &v) != 0)
+			goto bad_range;
 		c->max_connections_per_uid = (unsigned)v;
 	} else if (KEY("server", "reserved_connections")) {
-		if (conf_parse_uint(value, 0, 1000000, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 0, 1000000, &v) != 0)
+			goto bad_range;
 		c->reserved_connections = (unsigned)v;
 	} else if (KEY("server", "max_inflight")) {
-		if (conf_parse_uint(value, 1, 100000, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1, 100000, &v) != 0)
+			goto bad_range;
 		c->max_inflight = (unsigned)v;
 	} else if (KEY("server", "idle_timeout")) {
-		if (conf_parse_uint(value, 0, 86400 * 7, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 0, 86400 * 7, &v) != 0)
+			goto bad_range;
 		c->idle_timeout = (unsigned)v;
 	} else if (KEY("server", "message_timeout")) {
-		if (conf_parse_uint(value, 1, 3600, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1, 3600, &v) != 0)
+			goto bad_range;
 		c->message_timeout = (unsigned)v;
 	} else if (KEY("server", "shutdown_timeout")) {
-		if (conf_parse_uint(value, 0, 3600, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 0, 3600, &v) != 0)
+			goto bad_range;
 		c->shutdown_timeout = (unsigned)v;
 	} else if (KEY("substitute", "syntax")) {
+		cp->valid = "one of both, angle, brace";
 		if ((lvl = tpl_syntax_from_name(value)) < 0)
 			goto bad;
 		c->substitute_syntax = lvl;
@@ -252,20 +324,20 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 			goto bad_abs;
 		return conf_set_str(&c->database, value);
 	} else if (KEY("storage", "page_cache_mb")) {
-		if (conf_parse_uint(value, 1, 4096, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1, 4096, &v) != 0)
+			goto bad_range;
 		c->page_cache_mb = (unsigned)v;
 	} else if (KEY("storage", "mmap_mb")) {
-		if (conf_parse_uint(value, 0, 65536, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 0, 65536, &v) != 0)
+			goto bad_range;
 		c->mmap_mb = (unsigned)v;
 	} else if (KEY("vault", "max_connections")) {
-		if (conf_parse_uint(value, 1, 1024, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1, 1024, &v) != 0)
+			goto bad_range;
 		c->vault_max_connections = (unsigned)v;
 	} else if (KEY("vault", "max_pending")) {
-		if (conf_parse_uint(value, 1, 100000, &v) != 0)
-			goto bad;
+		if (conf_uint(cp, value, 1, 100000, &v) != 0)
+			goto bad_range;
 		c->vault_max_pending = (unsigned)v;
 	} else if (KEY("security", "secret_key_file")) {
 		if (*value != '/')
@@ -276,6 +348,7 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 			goto bad_abs;
 		return conf_set_str(&c->legacy_key_file, value);
 	} else if (KEY("security", "secret_key_credential")) {
+		cp->valid = "a file name without '/'";
 		if (*value == '\0' || strchr(value, '/') != NULL)
 			goto bad;
 		return conf_set_str(&c->secret_key_credential, value);
@@ -307,6 +380,7 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 			goto bad_abs;
 		return conf_set_str(&c->audit_file, value);
 	} else if (KEY("audit", "sync")) {
+		cp->valid = "yes or no (or true/false, on/off, 1/0)";
 		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
 		    strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
 			c->audit_sync = true;
@@ -317,6 +391,7 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		else
 			goto bad;
 	} else if (KEY("log", "level")) {
+		cp->valid = "one of error, warning, info, debug";
 		if ((lvl = log_level_from_name(value)) < 0)
 			goto bad;
 		c->log_level = lvl;
@@ -326,10 +401,14 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		    section, key);
 #undef KEY
 	return 0;
+bad_range:
+	return cb_error_set(cp->err, CB_EBADREQ,
+	    "%s:%d: %s.%s must be %llu..%llu, got '%s'", cp->where, cp->lineno,
+	    section, key, cp->lo, cp->hi, value);
 bad:
 	return cb_error_set(cp->err, CB_EBADREQ,
-	    "%s:%d: invalid value for %s.%s", cp->where, cp->lineno, section,
-	    key);
+	    "%s:%d: %s.%s must be %s, got '%s'", cp->where, cp->lineno,
+	    section, key, cp->valid, value);
 bad_abs:
 	return cb_error_set(cp->err, CB_EBADREQ,
 	    "%s:%d: %s.%s must be an absolute path", cp->where, cp->lineno,
@@ -346,7 +425,9 @@ static char *
 conf_ini_reader(char *str, int num, void *arg)
 {
 	struct conf_parse	*cp = arg;
+	char			*p;
 	size_t			 n;
+	int			 ch;
 
 	/*
 	 * inih's line buffer held every line, the inline master key too, and
@@ -361,11 +442,108 @@ conf_ini_reader(char *str, int num, void *arg)
 	cp->lineno++;
 	n = strlen(str);
 	if (n > 0 && str[n - 1] != '\n' && !feof(cp->f)) {
+		/*
+		 * A long comment is harmless: inih sees its beginning, a
+		 * comment still, and the rest of the line is skipped here.
+		 */
+		p = str + strspn(str, " \t");
+		if (*p == '#' || *p == ';') {
+			while ((ch = getc(cp->f)) != EOF && ch != '\n')
+				;
+			if (ch == EOF && ferror(cp->f)) {
+				cp->readerr = errno ? errno : EIO;
+				cb_wipe(str, (size_t)num);
+				return NULL;
+			}
+			return str;
+		}
 		cp->readerr = -1;
 		cb_wipe(str, (size_t)num);
 		return NULL;
 	}
 	return str;
+}
+
+/*
+ * A key written before any section header: name the section it belongs
+ * in, so the message says what to write.
+ */
+static int
+conf_no_section(struct conf_parse *cp, const char *key)
+{
+	char	sections[64];
+	size_t	i, n = 0;
+
+	sections[0] = '\0';
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++) {
+		if (strcmp(conf_keys[i].key, key) != 0)
+			continue;
+		snprintf(sections + strlen(sections),
+		    sizeof(sections) - strlen(sections), "%s[%s]",
+		    n++ == 0 ? "" : " or ", conf_keys[i].section);
+	}
+	if (n == 0)
+		return cb_error_set(cp->err, CB_EBADREQ, "%s:%d: key '%s' is "
+		    "outside any section, and no section has such a key; see "
+		    "credbroker.conf(5)", cp->where, cp->lineno, key);
+	return cb_error_set(cp->err, CB_EBADREQ, "%s:%d: key '%s' is outside "
+	    "any section; put it under %s", cp->where, cp->lineno, key,
+	    sections);
+}
+
+/*
+ * A single-valued key given twice in the file is an error naming both
+ * lines: otherwise the second silently wins and the first misleads
+ * whoever reads the file.  -o overrides are not counted: they are meant
+ * to replace the file's value.
+ */
+static int
+conf_check_twice(struct conf_parse *cp, const char *section, const char *key)
+{
+	struct conf_seen	*ns;
+	char			*name = NULL;
+	size_t			 i;
+
+	for (i = 0; i < sizeof(conf_keys) / sizeof(conf_keys[0]); i++)
+		if (strcmp(conf_keys[i].section, section) == 0 &&
+		    strcmp(conf_keys[i].key, key) == 0)
+			break;
+	if (i == sizeof(conf_keys) / sizeof(conf_keys[0]) ||
+	    conf_keys[i].multi)
+		return 0;		/* unknown keys are refused later */
+	if (asprintf(&name, "%s.%s", section, key) < 0)
+		return -CB_EINTERNAL;
+	for (i = 0; i < cp->nseen; i++) {
+		if (strcmp(cp->seen[i].name, name) != 0)
+			continue;
+		free(name);
+		return cb_error_set(cp->err, CB_EBADREQ, "%s:%d: %s.%s is "
+		    "given twice, on lines %d and %d; keep one of them",
+		    cp->where, cp->lineno, section, key, cp->seen[i].line,
+		    cp->lineno);
+	}
+	if ((ns = reallocarray(cp->seen, cp->nseen + 1, sizeof(*ns))) ==
+	    NULL) {
+		free(name);
+		return -CB_EINTERNAL;
+	}
+	cp->seen = ns;
+	cp->seen[cp->nseen].name = name;
+	cp->seen[cp->nseen++].line = cp->lineno;
+	return 0;
+}
+
+/* Forget the keys seen in the file. */
+static void
+conf_seen_free(struct conf_parse *cp)
+{
+	size_t	i;
+
+	for (i = 0; i < cp->nseen; i++)
+		free(cp->seen[i].name);
+	free(cp->seen);
+	cp->seen = NULL;
+	cp->nseen = 0;
 }
 
 /* inih callback: returns 1 to go on, 0 to stop. */
@@ -377,7 +555,9 @@ conf_ini_handler(void *user, const char *section, const char *name,
 
 	if (cp->failed)
 		return 0;
-	if (conf_apply(cp, section, name, value) != 0) {
+	if ((*section == '\0' ? conf_no_section(cp, name) :
+	    conf_check_twice(cp, section, name)) != 0 ||
+	    conf_apply(cp, section, name, value) != 0) {
 		if (cp->err != NULL && cp->err->code == 0)
 			cb_error_set(cp->err, CB_EINTERNAL, "out of memory");
 		cp->failed = 1;
@@ -446,14 +626,15 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 		fclose(f);
 		cb_wipe(iobuf, sizeof(iobuf));
 		cp.f = NULL;
+		conf_seen_free(&cp);
 		if (cp.failed) {
 			rc = -CB_EBADREQ;
 			goto fail;
 		}
 		if (cp.readerr == -1) {
 			rc = cb_error_set(err, CB_EBADREQ, "%s:%d: line longer "
-			    "than %d bytes", path, cp.lineno,
-			    INI_MAX_LINE - 2);
+			    "than %d bytes; only a comment line may be longer",
+			    path, cp.lineno, INI_MAX_LINE - 2);
 			goto fail;
 		}
 		if (cp.readerr != 0) {
@@ -464,7 +645,9 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 		}
 		if (rc != 0) {
 			rc = cb_error_set(err, CB_EBADREQ,
-			    "%s:%d: syntax error", path, rc);
+			    "%s:%d: syntax error: a line is a [section] header, "
+			    "a 'key = value' line, a comment starting with # or "
+			    ";, or blank", path, rc);
 			goto fail;
 		}
 	}

@@ -130,6 +130,12 @@ struct broker {
 	int		 exit_status;
 };
 
+/*
+ * Before anything else is touched: the socket's directory exists and can
+ * be used, and no broker listens on the socket (not when only checking).
+ */
+int	 server_check_socket(const struct conf *conf, bool check_only,
+	    struct cb_error *err);
 int	 server_start(struct broker *b, struct cb_error *err);
 /* Stop accepting, drain, and close every handle. */
 void	 server_shutdown(struct broker *b);

@@ -322,6 +322,53 @@ seal_key_load_legacy_file(struct seal_key *k, const char *path,
 	return keyfile_load(k, path, 1, true, true, err);
 }
 
+/*
+ * Blanks after the key in a file (after the one newline or CRLF a file may
+ * end with) are a mistake in writing the file, not part of the key: say
+ * so, with the file's size, instead of a bare length or printable-ASCII
+ * refusal.  Trailing spaces alone are left to the usual rules when the key
+ * still has a valid length, since a space is a printable key character.
+ */
+static int
+keyfile_trailing(const uint8_t *buf, size_t n, const char *what,
+    const char *path, struct cb_error *err)
+{
+	size_t	len = n, t = 0, nl = 0, sp = 0;
+	uint8_t	c;
+
+	if (len >= 2 && buf[len - 2] == '\r' && buf[len - 1] == '\n')
+		len -= 2;
+	else if (len >= 1 && buf[len - 1] == '\n')
+		len -= 1;
+	for (; t < len; t++) {
+		c = buf[len - t - 1];
+		if (c != '\n' && c != '\r' && c != ' ' && c != '\t')
+			break;
+		nl += c == '\n';
+		sp += c == ' ';
+	}
+	if (t == 0)
+		return 0;
+	len -= t;
+	if (sp == t && (len + t == 16 || len + t == 24 || len + t == 32))
+		return 0;
+	if (nl == t)
+		return cb_error_set(err, CB_EBADREQ, "%s file %s: %zu bytes: "
+		    "the key is followed by %zu newlines; remove the extra "
+		    "newline%s (the file holds the key and at most one final "
+		    "newline)", what, path, n, t + 1, t > 1 ? "s" : "");
+	if (sp == t)
+		return cb_error_set(err, CB_EBADREQ, "%s file %s: %zu bytes: "
+		    "the key is followed by %zu space%s; remove %s (the file "
+		    "holds the key and at most one final newline)", what, path,
+		    n, t, t > 1 ? "s" : "", t > 1 ? "them" : "it");
+	return cb_error_set(err, CB_EBADREQ, "%s file %s: %zu bytes: the key "
+	    "is followed by %zu blank character%s (spaces, tabs, carriage "
+	    "returns or newlines); remove %s (the file holds the key and at "
+	    "most one final newline, LF or CRLF)", what, path, n, t,
+	    t > 1 ? "s" : "", t > 1 ? "them" : "it");
+}
+
 /* Read and check a key file; legacy: the legacy key's rules and name. */
 static int
 keyfile_load(struct seal_key *k, const char *path, uint32_t version,
@@ -413,6 +460,8 @@ keyfile_load(struct seal_key *k, const char *path, uint32_t version,
 		    "bytes)", what, path, KEYFILE_MAX);
 		goto done;
 	}
+	if ((r = keyfile_trailing(buf, n, what, path, err)) != 0)
+		goto done;
 	r = keyfile_init(k, buf, n, version, legacy, err);
  done:
 	cb_wipe(buf, sizeof(buf));

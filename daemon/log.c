@@ -9,12 +9,16 @@
  * its caller can see the answer, and a burst of pipelined calls costs one
  * system call, not one per line.  Outside the loop (start-up, shutdown,
  * fatal) every line is written at once.
+ *
+ * A daemon that detached (credbrokerd without -f) has no stderr: from
+ * then on each line goes to syslog(3) instead, as it is made.
  */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -25,6 +29,7 @@
 static int	log_level = LOG_LVL_INFO;
 static int	log_journal;
 static int	log_buffered;
+static int	log_to_syslog;
 static char	log_buf[LOG_BUF_SIZE];
 static size_t	log_buf_len;
 static time_t	log_ts_sec = (time_t)-1;	/* second formatted in log_ts */
@@ -41,6 +46,15 @@ log_init(int level, int journal_prefix)
 {
 	log_level = level;
 	log_journal = journal_prefix;
+}
+
+/* From now on, log to syslog(3) (facility daemon) under ident. */
+void
+log_syslog_open(const char *ident)
+{
+	log_flush();
+	openlog(ident, LOG_PID | LOG_NDELAY, LOG_DAEMON);
+	log_to_syslog = 1;
 }
 
 /* Change the level (SIGHUP reload). */
@@ -179,6 +193,14 @@ log_vmsg(int level, int errnum, const char *fmt, va_list ap)
 	for (i = 0; msg[i] != '\0'; i++)
 		if (msg[i] == '\n' || msg[i] == '\r')
 			msg[i] = ' ';
+	if (log_to_syslog) {
+		if (errnum >= 0)
+			syslog(log_syslog[level], "%s: %s", msg,
+			    strerror(errnum));
+		else
+			syslog(log_syslog[level], "%s", msg);
+		return;
+	}
 	if (log_journal) {
 		if (errnum >= 0)
 			n = snprintf(line, sizeof(line), "<%d>%s: %s\n",

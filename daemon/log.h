@@ -14,6 +14,8 @@ enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
 
 void	log_init(int level, int journal_prefix);
 void	log_set_level(int level);
+/* Detached: log to syslog(3) from now on (openlog LOG_PID, LOG_DAEMON). */
+void	log_syslog_open(const char *ident);
 int	log_level_from_name(const char *name);	/* -1 if unknown */
 /* Collect lines until log_flush() (on while the loop runs), or not. */
 void	log_set_buffered(int on);

@@ -42,7 +42,7 @@
 
 static void usage(int) __attribute__((noreturn));
 
-/* Print the synopsis and exit with status. */
+/* Print the synopsis and exit with status: 0 for --help, 2 for misuse. */
 static void
 usage(int status)
 {
@@ -281,6 +281,64 @@ check_key(struct broker *b, const char *dbpath, int check_only)
 	free(stored);
 }
 
+/*
+ * --check-config: read the store, if there is one, without creating or
+ * changing any file (not the database, its -wal, -shm or lock file, nor
+ * the audit file), so that it can run as root beside a running broker,
+ * or before the first start, and leave nothing behind.  The key is
+ * checked against the recorded key check value without recording it.
+ * Every failure exits 1 with its message; success prints one line.
+ */
+static void
+check_config_store(struct broker *b, int init)
+{
+	struct conf	*conf = b->conf;
+	struct cb_error	 err;
+	uint32_t	 key_version = 1;
+	int		 version;
+
+	cb_error_clear(&err);
+	if (access(conf->database, F_OK) != 0) {
+		/* store_check_dir() found the directory writable. */
+		log_info("database %s does not exist: it will be created at "
+		    "the first start", conf->database);
+		b->key = load_key(conf, key_version);
+	} else {
+		check_store_files(conf->database, init, 0);
+		if (store_open_readonly(conf->database, &b->store, &version,
+		    &err) != 0)
+			fatalx("%s", err.msg);
+		if (b->store == NULL) {
+			log_info("database %s has schema version %d: the next "
+			    "start migrates it to version %d, and checks the "
+			    "master key then", conf->database, version,
+			    STORE_SCHEMA_VERSION);
+			b->key = load_key(conf, key_version);
+		} else {
+			if (keys_load_state(b, &key_version, &err) != 0)
+				fatalx("%s", err.msg);
+			b->key = load_key(conf, key_version);
+			check_key(b, conf->database, 1);
+			if (keys_resume(b, &err) != 0)
+				fatalx("%s", err.msg);
+		}
+	}
+	(void)load_legacy_key(b, conf, true);
+	secbuf_free(&conf->secret_key);
+	if (conf->audit_file != NULL && audit_open(conf->audit_file,
+	    conf->audit_sync, true, &b->audit, &err) != 0)
+		fatalx("%s", err.msg);
+	printf("configuration and master key OK\n");
+	keys_free(b);
+	audit_close(b->audit);
+	store_close(b->store);
+	seal_key_free(b->key);
+	seal_key_free(b->key_legacy);
+	free((char **)b->overrides);
+	conf_free(conf);
+	free(conf);
+}
+
 /* The HTTP client and Vault, configured from the stored settings. */
 static void
 start_vault(struct broker *b)
@@ -420,11 +478,14 @@ main(int argc, char *argv[])
 		case 'h':
 			usage(0);
 		default:
-			usage(1);
+			usage(2);
 		}
 	}
-	if (optind != argc)
-		usage(1);
+	if (optind != argc) {
+		fprintf(stderr, "credbrokerd: unexpected argument '%s'\n",
+		    argv[optind]);
+		usage(2);
+	}
 
 	if ((conf = calloc(1, sizeof(*conf))) == NULL)
 		fatalx("out of memory");
@@ -438,14 +499,29 @@ main(int argc, char *argv[])
 	b.overrides = overrides;
 	b.noverrides = noverrides;
 	/*
-	 * --check-config only reads the store and must work beside a running
-	 * broker (before a reload), so it neither takes nor needs the lock.
+	 * A broker that cannot listen (a busy socket, a missing directory)
+	 * is refused before it touches the store or the audit file.
 	 */
-	if (!check_only) {
-		lockfd = lock_store(conf->database);
-		lock_store_pid(lockfd);
+	if (server_check_socket(conf, check_only, &err) != 0) {
+		/*
+		 * --check-config cannot know whether systemd will pass the
+		 * socket (credbroker.socket), which makes server.socket moot.
+		 */
+		if (!check_only)
+			fatalx("%s", err.msg);
+		log_warnx("%s; a start would fail unless systemd passes the "
+		    "socket", err.msg);
 	}
-	check_store_files(conf->database, init, !check_only);
+	if (store_check_dir(conf->database, !check_only ||
+	    access(conf->database, F_OK) != 0, &err) != 0)
+		fatalx("%s", err.msg);
+	if (check_only) {
+		check_config_store(&b, init);
+		return 0;
+	}
+	lockfd = lock_store(conf->database);
+	lock_store_pid(lockfd);
+	check_store_files(conf->database, init, 1);
 	if (store_open(conf->database, &b.store, &err) != 0 ||
 	    store_tune(b.store, conf->page_cache_mb, conf->mmap_mb, &err) != 0)
 		fatalx("%s", err.msg);
@@ -455,24 +531,12 @@ main(int argc, char *argv[])
 	(void)load_legacy_key(&b, conf, true);
 	/* The inline key, if any, is no longer needed in the clear. */
 	secbuf_free(&conf->secret_key);
-	check_key(&b, conf->database, check_only);
+	check_key(&b, conf->database, 0);
 	if (keys_resume(&b, &err) != 0)
 		fatalx("%s", err.msg);
 	if (conf->audit_file != NULL && audit_open(conf->audit_file,
-	    conf->audit_sync, check_only, &b.audit, &err) != 0)
+	    conf->audit_sync, false, &b.audit, &err) != 0)
 		fatalx("%s", err.msg);
-	if (check_only) {
-		printf("configuration and master key OK\n");
-		keys_free(&b);
-		audit_close(b.audit);
-		store_close(b.store);
-		seal_key_free(b.key);
-		seal_key_free(b.key_legacy);
-		conf_free(conf);
-		free(conf);
-		free(overrides);
-		return 0;
-	}
 
 	signal(SIGPIPE, SIG_IGN);
 	if ((rc = uv_loop_init(&loop)) != 0)
@@ -485,10 +549,20 @@ main(int argc, char *argv[])
 		fatalx("%s", err.msg);
 	if (server_start(&b, &err) != 0)
 		fatalx("%s", err.msg);
-	if (!foreground && daemon(1, 1) != 0)
-		fatal("daemon");
-	if (!foreground)
+	/*
+	 * Detached, the broker has no terminal and no stderr of its own:
+	 * standard input, output and error become /dev/null (an inherited
+	 * stderr, such as the pipe of whoever started it, is not kept open)
+	 * and messages go to syslog(3).  Until here they went to stderr.
+	 */
+	if (!foreground) {
+		if (daemon(1, 0) != 0)
+			fatal("daemon");
+		log_syslog_open("credbrokerd");
+		if ((rc = uv_loop_fork(&loop)) != 0)
+			fatalx("uv_loop_fork: %s", uv_strerror(rc));
 		lock_store_pid(lockfd);
+	}
 	keys_start(&b);
 	log_info("credbroker %s started (pid %d)", CB_VERSION, (int)getpid());
 

@@ -214,6 +214,84 @@ server_clear_stale(const char *path, struct cb_error *err)
 }
 
 /*
+ * Called by main() before it locks or opens the store or the audit file, so
+ * that a broker refused here has changed nothing.  bind(2) reports a
+ * missing directory as EACCES through libuv, and a busy socket would be
+ * noticed only after the store was opened: both are checked here, with
+ * messages that name the path.  server_start() checks the socket again
+ * (things may change in between) and removes a stale one.
+ */
+int
+server_check_socket(const struct conf *conf, bool check_only,
+    struct cb_error *err)
+{
+	struct sockaddr_un	 sun;
+	struct stat		 st;
+	const char		*path = conf->socket, *slash;
+	char			*dir = NULL;
+	int			 fd, rc = 0;
+
+	/* Socket activation: systemd made the socket. */
+	if (sd_listen_fds(0) > 0)
+		return 0;
+	slash = strrchr(path, '/');
+	if ((dir = strndup(path, slash == path ? 1 :
+	    (size_t)(slash - path))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	if (stat(dir, &st) != 0) {
+		if (errno == ENOENT)
+			rc = cb_error_set(err, CB_EINTERNAL, "server.socket "
+			    "%s: directory %s does not exist; create it (under "
+			    "systemd, RuntimeDirectory=) or choose another "
+			    "path", path, dir);
+		else if (errno == ENOTDIR)
+			rc = cb_error_set(err, CB_EINTERNAL, "server.socket "
+			    "%s: a component of %s is not a directory", path,
+			    dir);
+		else
+			rc = cb_error_set(err, CB_EINTERNAL, "server.socket "
+			    "%s: directory %s: %s", path, dir,
+			    strerror(errno));
+		goto done;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		rc = cb_error_set(err, CB_EINTERNAL, "server.socket %s: %s is "
+		    "not a directory", path, dir);
+		goto done;
+	}
+	if (eaccess(dir, W_OK | X_OK) != 0) {
+		rc = cb_error_set(err, CB_EINTERNAL, "server.socket %s: "
+		    "directory %s is not writable and searchable by uid %u, "
+		    "which must create the socket in it; change its owner or "
+		    "mode, or choose another path", path, dir,
+		    (unsigned)geteuid());
+		goto done;
+	}
+	if (check_only || lstat(path, &st) != 0)
+		goto done;
+	if (!S_ISSOCK(st.st_mode)) {
+		rc = cb_error_set(err, CB_EINTERNAL,
+		    "%s exists and is not a socket", path);
+		goto done;
+	}
+	memset(&sun, 0, sizeof(sun));
+	sun.sun_family = AF_UNIX;
+	memcpy(sun.sun_path, path, strlen(path));	/* checked by conf.c */
+	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0) {
+		rc = cb_error_set(err, CB_EINTERNAL, "socket: %s",
+		    strerror(errno));
+		goto done;
+	}
+	if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == 0)
+		rc = cb_error_set(err, CB_EINTERNAL,
+		    "another broker is listening on %s", path);
+	close(fd);
+done:
+	free(dir);
+	return rc;
+}
+
+/*
  * Send what the callbacks have produced: the log lines, then the replies;
  * then wipe the stack the calls used if one of them handled a secret.
  * Runs after the I/O callbacks of each loop iteration (check) and again

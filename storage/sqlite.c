@@ -813,9 +813,15 @@ store_prepare(struct store *st, struct cb_error *err)
 	return 0;
 }
 
-/* The directory that will hold the database must already exist. */
-static int
-store_check_dir(const char *path, struct cb_error *err)
+/*
+ * The directory that will hold the database must already exist, and when
+ * writable is set the broker's user must be able to create files in it:
+ * SQLite keeps the -wal and -shm files beside the database and creates
+ * them when it opens it, so a read-only directory fails there with a
+ * message that names neither.
+ */
+int
+store_check_dir(const char *path, bool writable, struct cb_error *err)
 {
 	struct stat	 sb;
 	const char	*slash;
@@ -835,6 +841,13 @@ store_check_dir(const char *path, struct cb_error *err)
 		ret = cb_error_set(err, CB_EUNAVAILABLE,
 		    "database directory %s for %s is not a directory", dir,
 		    path);
+	else if (writable && eaccess(dir, W_OK | X_OK) == -1)
+		ret = cb_error_set(err, CB_EUNAVAILABLE,
+		    "database directory %s is not writable by uid %u: SQLite "
+		    "creates the -wal and -shm files of %s in it, so the "
+		    "broker's user must be able to write there; chown the "
+		    "directory to that user (under systemd use "
+		    "StateDirectory=)", dir, (unsigned)geteuid(), path);
 	free(dir);
 	return ret;
 }
@@ -857,7 +870,7 @@ store_open(const char *path, struct store **out, struct cb_error *err)
 	if (path == NULL || *path == '\0')
 		return cb_error_set(err, CB_EINTERNAL,
 		    "no database path configured");
-	if ((ret = store_check_dir(path, err)) != 0)
+	if ((ret = store_check_dir(path, true, err)) != 0)
 		return ret;
 	if ((st = calloc(1, sizeof(*st))) == NULL ||
 	    (st->path = strdup(path)) == NULL) {
@@ -889,6 +902,92 @@ store_open(const char *path, struct store **out, struct cb_error *err)
 	st = NULL;
 done:
 	store_close(st);
+	return ret;
+}
+
+/*
+ * Open an existing database for reading only (credbrokerd --check-config),
+ * creating and changing no file.
+ *
+ * With mode=ro SQLite still creates the -wal and -shm files of a WAL
+ * database when they are missing, as it does for any reader, and a read
+ * may rebuild the -shm index.  So: when the -wal file exists (a broker
+ * has the store open, or stopped without a final checkpoint), its
+ * contents matter and both files are opened as they are, read-only, with
+ * no checkpoint on close.  When it is missing, the last broker
+ * checkpointed everything into the database file, which is then read as
+ * immutable: no locks, no -wal, no -shm.
+ *
+ * A schema older than this code's is not an error (the next start
+ * migrates it): *out is then NULL and *version says which it is.
+ */
+int
+store_open_readonly(const char *path, struct store **out, int *version,
+    struct cb_error *err)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	struct store	*st = NULL;
+	struct stat	 sb;
+	char		*uri = NULL, *wal = NULL, *u;
+	const char	*p;
+	int		 rc, ret = 0;
+	bool		 haswal;
+
+	*out = NULL;
+	*version = 0;
+	if ((st = calloc(1, sizeof(*st))) == NULL ||
+	    (st->path = strdup(path)) == NULL ||
+	    asprintf(&wal, "%s-wal", path) < 0) {
+		wal = NULL;
+		ret = store_nomem(err);
+		goto done;
+	}
+	haswal = lstat(wal, &sb) == 0;
+	/* file: URI, with what SQLite would take for syntax escaped. */
+	if ((uri = malloc(strlen(path) * 3 + 32)) == NULL) {
+		ret = store_nomem(err);
+		goto done;
+	}
+	u = uri + sprintf(uri, "file:");
+	for (p = path; *p != '\0'; p++) {
+		if (*p == '?' || *p == '#' || *p == '%' ||
+		    (unsigned char)*p < 0x20) {
+			*u++ = '%';
+			*u++ = hex[(unsigned char)*p >> 4];
+			*u++ = hex[(unsigned char)*p & 0xf];
+		} else
+			*u++ = *p;
+	}
+	strcpy(u, haswal ? "?mode=ro" : "?mode=ro&immutable=1");
+	rc = sqlite3_open_v2(uri, &st->db, SQLITE_OPEN_READONLY |
+	    SQLITE_OPEN_URI, NULL);
+	if (rc != SQLITE_OK) {
+		ret = store_dberr(st, rc, "open read-only", err);
+		goto done;
+	}
+	sqlite3_extended_result_codes(st->db, 1);
+	sqlite3_busy_timeout(st->db, STORE_OPEN_BUSY_TIMEOUT_MS);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_DEFENSIVE, 1, (int *)NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_TRUSTED_SCHEMA, 0,
+	    (int *)NULL);
+	sqlite3_db_config(st->db, SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, 1,
+	    (int *)NULL);
+	if ((ret = store_user_version(st, version, err)) != 0)
+		goto done;
+	if (*version < 0 || *version > STORE_SCHEMA_VERSION) {
+		ret = store_version_refuse(st, *version, err);
+		goto done;
+	}
+	if (*version < STORE_SCHEMA_VERSION)
+		goto done;
+	if ((ret = store_prepare(st, err)) != 0)
+		goto done;
+	*out = st;
+	st = NULL;
+done:
+	store_close(st);
+	free(uri);
+	free(wal);
 	return ret;
 }
 

@@ -66,6 +66,15 @@ struct store_type {
 
 /* Open (creating if needed) and migrate the database at path. */
 int	 store_open(const char *path, struct store **out, struct cb_error *err);
+/*
+ * Open an existing database read-only, creating and changing no file; *out
+ * is NULL when its schema version (*version) is older than this code's.
+ */
+int	 store_open_readonly(const char *path, struct store **out,
+	    int *version, struct cb_error *err);
+/* The database's directory exists (and, if writable, the broker may write). */
+int	 store_check_dir(const char *path, bool writable,
+	    struct cb_error *err);
 void	 store_close(struct store *st);
 /*
  * End the read transaction that hot-path reads share (store_value_get,

@@ -347,7 +347,8 @@ class TestSyntaxConfig(cbtest.DaemonTestCase):
         self.d.write_config()
         self.d.start(wait=False)
         self.assertEqual(self.d.wait_exit(), 1, self.d.log())
-        self.assertIn("invalid value for substitute.syntax", self.d.log())
+        self.assertIn("substitute.syntax must be one of both, angle, brace, "
+                      "got 'curly'", self.d.log())
         self.d.checked = True       # the exit status was the point
 
 

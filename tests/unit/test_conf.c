@@ -35,6 +35,9 @@
 #define MSG_O_KEY	"the master key is never accepted on the command " \
 			"line; use security.secret_key_file"
 #define MSG_GRANT	"grant must be 'PRINCIPAL PERM[,PERM...]'"
+#define MSG_SYNTAX	"syntax error: a line is a [section] header, a " \
+			"'key = value' line, a comment starting with # or ;, " \
+			"or blank"
 
 #define MAXFILES	64
 
@@ -520,18 +523,55 @@ static const struct badcase bad_values[] = {
 	{ "security.secret_key_credential", "", 0 },
 	{ "security.secret_key_credential", "a/b", 0 },
 	{ "security.secret_key_credential", "/abs", 0 },
+	{ "audit.sync", "maybe", 0 },
 	{ "log.level", "verbose", 0 },
 	{ "log.level", "INFO", 0 },
 	{ "log.level", "", 0 },
 };
 
+/* What credbroker.conf(5) says each key accepts, as the messages say it. */
+static const struct {
+	const char	*key;
+	const char	*valid;
+} valid_values[] = {
+	{ "server.socket_mode", "an octal mode from 0 to 0777" },
+	{ "server.max_message_size", "1024..67108864" },
+	{ "server.max_reply_size", "1024..268435456" },
+	{ "server.max_message_size_no_permission", "256..67108864" },
+	{ "server.max_connections", "1..1000000" },
+	{ "server.max_connections_per_uid", "1..1000000" },
+	{ "server.reserved_connections", "0..1000000" },
+	{ "server.message_timeout", "1..3600" },
+	{ "server.max_inflight", "1..100000" },
+	{ "server.idle_timeout", "0..604800" },
+	{ "server.shutdown_timeout", "0..3600" },
+	{ "substitute.syntax", "one of both, angle, brace" },
+	{ "storage.page_cache_mb", "1..4096" },
+	{ "storage.mmap_mb", "0..65536" },
+	{ "vault.max_connections", "1..1024" },
+	{ "vault.max_pending", "1..100000" },
+	{ "security.secret_key_credential", "a file name without '/'" },
+	{ "audit.sync", "yes or no (or true/false, on/off, 1/0)" },
+	{ "log.level", "one of error, warning, info, debug" },
+};
+
+/* "KEY must be VALID, got 'VALUE'", or the absolute path message. */
 static void
 expect_suffix(char *buf, size_t n, const struct badcase *b)
 {
-	if (b->abs)
+	size_t	i;
+
+	if (b->abs) {
 		snprintf(buf, n, "%s must be an absolute path", b->key);
-	else
-		snprintf(buf, n, "invalid value for %s", b->key);
+		return;
+	}
+	for (i = 0; i < sizeof(valid_values) / sizeof(valid_values[0]); i++)
+		if (strcmp(valid_values[i].key, b->key) == 0)
+			break;
+	if (i == sizeof(valid_values) / sizeof(valid_values[0]))
+		fail_msg("no valid values listed for %s", b->key);
+	snprintf(buf, n, "%s must be %s, got '%s'", b->key,
+	    valid_values[i].valid, b->value);
 }
 
 static void
@@ -559,7 +599,16 @@ test_invalid_values_override(void **state)
 	assert_int_equal(load(&c, NULL, OV("server.max_inflight=2",
 	    "log.level=info", "server.max_inflight=0"), &err), -CB_EBADREQ);
 	assert_string_equal(err.msg,
-	    "-o:3: invalid value for server.max_inflight");
+	    "-o:3: server.max_inflight must be 1..100000, got '0'");
+	/* The example of credbroker.conf(5). */
+	assert_int_equal(load(&c, NULL, OV("server.max_connections=lots"),
+	    &err), -CB_EBADREQ);
+	assert_string_equal(err.msg,
+	    "-o:1: server.max_connections must be 1..1000000, got 'lots'");
+	assert_int_equal(load(&c, NULL, OV("audit.sync=maybe"), &err),
+	    -CB_EBADREQ);
+	assert_string_equal(err.msg, "-o:1: audit.sync must be yes or no (or "
+	    "true/false, on/off, 1/0), got 'maybe'");
 	/* err may be NULL. */
 	assert_int_equal(load(&c, NULL, OV("server.max_inflight=0"), NULL),
 	    -CB_EBADREQ);
@@ -604,7 +653,7 @@ test_error_line_numbers(void **state)
 	} cases[] = {
 		{ "# credbroker\n\n[server]\nsocket = /x.sock\n"
 		  "max_connections = 0\n", 5,
-		  "invalid value for server.max_connections" },
+		  "server.max_connections must be 1..1000000, got '0'" },
 		{ "[server]\n; comment\nsocket = /x\n[storage]\n"
 		  "databse = /db\n", 5, "unknown key 'storage.databse'" },
 		{ "[access]\n\n\ngrant = uid:1 bogus\n", 4,
@@ -638,7 +687,14 @@ test_unknown_sections_and_keys(void **state)
 		{ "[server]\nsockets = /x\n", "unknown key 'server.sockets'" },
 		{ "[Server]\nsocket = /x\n", "unknown key 'Server.socket'" },
 		{ "[server]\nSocket = /x\n", "unknown key 'server.Socket'" },
-		{ "socket = /x\n", "unknown key '.socket'" },
+		{ "socket = /x\n",
+		  "key 'socket' is outside any section; put it under [server]" },
+		{ "# x\nlevel = debug\n[log]\n",
+		  "key 'level' is outside any section; put it under [log]" },
+		{ "max_connections = 5\n", "key 'max_connections' is outside "
+		  "any section; put it under [server] or [vault]" },
+		{ "bogus = 1\n[server]\n", "key 'bogus' is outside any section, "
+		  "and no section has such a key; see credbroker.conf(5)" },
 		{ "[storage]\nsocket = /x\n", "unknown key 'storage.socket'" },
 		{ "[security]\nmaster_key = abc\n",
 		  "unknown key 'security.master_key'" },
@@ -684,12 +740,12 @@ test_syntax_errors(void **state)
 	p = write_conf(f, "syn1.conf", "[server]\nsocket /x.sock\n");
 	assert_int_equal(conf_load(&c, p, NULL, 0, &err), -CB_EBADREQ);
 	assert_int_equal(err.code, CB_EBADREQ);
-	assert_file_error(err.msg, p, 2, "syntax error");
+	assert_file_error(err.msg, p, 2, MSG_SYNTAX);
 	assert_conf_zeroed(&c);
 
 	p = write_conf(f, "syn2.conf", "# x\n[server\n");
 	assert_int_equal(conf_load(&c, p, NULL, 0, &err), -CB_EBADREQ);
-	assert_file_error(err.msg, p, 2, "syntax error");
+	assert_file_error(err.msg, p, 2, MSG_SYNTAX);
 }
 
 static void
@@ -759,8 +815,8 @@ test_long_value_read_whole(void **state)
 	p = write_conf(f, "long1.conf", text);
 	rc = conf_load(&c, p, NULL, 0, &err);
 	assert_int_equal(rc, -CB_EBADREQ);
-	if (strstr(err.msg, ":2: line longer than 198 bytes") == NULL)
-		fail_msg("unexpected message: %s", err.msg);
+	assert_file_error(err.msg, p, 2, "line longer than 198 bytes; only a "
+	    "comment line may be longer");
 	assert_conf_zeroed(&c);
 
 	/* 198 bytes of line are still read whole. */
@@ -776,9 +832,47 @@ test_long_value_read_whole(void **state)
 	conf_free(&c);
 }
 
-/* For a key that is not repeatable, the last one in the file wins. */
+/*
+ * A comment line longer than inih's buffer is skipped whole, wherever it
+ * is and however it is indented, and the lines after it keep their
+ * numbers.
+ */
 static void
-test_repeated_scalar_last_wins(void **state)
+test_long_comment_line_is_not_fatal(void **state)
+{
+	struct fixture	*f = *state;
+	struct conf	 c;
+	struct cb_error	 err;
+	char		 text[4096], comment[1001];
+	const char	*p;
+
+	memset(comment, 'c', sizeof(comment) - 1);
+	comment[sizeof(comment) - 1] = '\0';
+	snprintf(text, sizeof(text), "#%s\n[server]\n; %s\n"
+	    "max_inflight = 3\n\t# %s\n[storage]\ndatabase = /c.db\n;%s",
+	    comment, comment, comment, comment);
+	p = write_conf(f, "longc.conf", text);
+	if (conf_load(&c, p, NULL, 0, &err) != 0)
+		fail_msg("long comments refused: %s", err.msg);
+	assert_int_equal(c.max_inflight, 3);
+	assert_string_equal(c.database, "/c.db");
+	conf_free(&c);
+
+	/* An error after a long comment names its own line. */
+	snprintf(text, sizeof(text), "[server]\n# %s\nmax_inflight = 0\n",
+	    comment);
+	p = write_conf(f, "longc2.conf", text);
+	assert_int_equal(conf_load(&c, p, NULL, 0, &err), -CB_EBADREQ);
+	assert_file_error(err.msg, p, 3,
+	    "server.max_inflight must be 1..100000, got '0'");
+}
+
+/*
+ * A key that takes one value, given twice in the file, is refused with
+ * both lines named, wherever the second one is; access.grant repeats.
+ */
+static void
+test_single_valued_key_given_twice_names_both_lines(void **state)
 {
 	struct fixture	*f = *state;
 	struct conf	 c;
@@ -788,14 +882,78 @@ test_repeated_scalar_last_wins(void **state)
 	p = write_conf(f, "rep.conf",
 	    "[server]\nsocket = /a.sock\nmax_inflight = 2\n"
 	    "[storage]\ndatabase = /a.db\n"
-	    "[server]\nsocket = /b.sock\n"
+	    "[server]\nsocket = /b.sock\n");
+	assert_int_equal(conf_load(&c, p, NULL, 0, &err), -CB_EBADREQ);
+	assert_file_error(err.msg, p, 7, "server.socket is given twice, on "
+	    "lines 2 and 7; keep one of them");
+	assert_conf_zeroed(&c);
+
+	p = write_conf(f, "rep2.conf",
 	    "[security]\nsecret_key = first\nsecret_key = second\n");
-	assert_int_equal(conf_load(&c, p, NULL, 0, &err), 0);
-	assert_string_equal(c.socket, "/b.sock");
-	assert_int_equal(c.max_inflight, 2);
-	assert_string_equal(c.database, "/a.db");
-	assert_string_equal(secbuf_str(&c.secret_key), "second");
+	assert_int_equal(conf_load(&c, p, NULL, 0, &err), -CB_EBADREQ);
+	assert_file_error(err.msg, p, 3, "security.secret_key is given twice, "
+	    "on lines 2 and 3; keep one of them");
+	assert_null(strstr(err.msg, "first"));
+	assert_null(strstr(err.msg, "second"));
+
+	/* The same key name in two sections is two keys. */
+	p = write_conf(f, "rep3.conf",
+	    "[server]\nmax_connections = 9\n[vault]\nmax_connections = 4\n"
+	    "[access]\ngrant = uid:1 *\ngrant = uid:2 read:health\n");
+	if (conf_load(&c, p, NULL, 0, &err) != 0)
+		fail_msg("refused: %s", err.msg);
+	assert_int_equal(c.max_connections, 9);
+	assert_int_equal(c.vault_max_connections, 4);
+	assert_int_equal(c.ngrants, 2);
 	conf_free(&c);
+
+	/* -o replaces the file's value: not a second one. */
+	p = write_conf(f, "rep4.conf", "[server]\nsocket = /a.sock\n");
+	assert_int_equal(load(&c, p, OV("server.socket=/o.sock",
+	    "server.socket=/p.sock"), &err), 0);
+	assert_string_equal(c.socket, "/p.sock");
+	conf_free(&c);
+}
+
+/*
+ * server.socket must fit sun_path (107 bytes and the NUL): a longer path
+ * is refused when the configuration is read, not cut by bind(2).
+ */
+static void
+test_socket_path_longer_than_sun_path_is_refused(void **state)
+{
+	struct fixture	*f = *state;
+	struct conf	 c;
+	struct cb_error	 err;
+	char		 path[200], ov[256], text[300];
+	const char	*p;
+
+	memset(path, 'a', sizeof(path));
+	path[0] = '/';
+	path[107] = '\0';
+	snprintf(ov, sizeof(ov), "server.socket=%s", path);
+	if (load(&c, NULL, OV(ov), &err) != 0)
+		fail_msg("107 bytes refused: %s", err.msg);
+	assert_string_equal(c.socket, path);
+	conf_free(&c);
+
+	path[107] = 'a';
+	path[108] = '\0';
+	snprintf(ov, sizeof(ov), "server.socket=%s", path);
+	assert_int_equal(load(&c, NULL, OV(ov), &err), -CB_EBADREQ);
+	assert_string_equal(err.msg, "-o:1: server.socket is 108 bytes long, "
+	    "but a UNIX socket path holds at most 107 bytes: choose a shorter "
+	    "path");
+	assert_conf_zeroed(&c);
+
+	path[150] = '\0';
+	memset(path + 108, 'b', 42);
+	snprintf(text, sizeof(text), "[server]\nsocket = %s\n", path);
+	p = write_conf(f, "longsock.conf", text);
+	assert_int_equal(conf_load(&c, p, NULL, 0, &err), -CB_EBADREQ);
+	assert_file_error(err.msg, p, 2, "server.socket is 150 bytes long, "
+	    "but a UNIX socket path holds at most 107 bytes: choose a shorter "
+	    "path");
 }
 
 static void
@@ -837,7 +995,7 @@ test_overrides_beat_file(void **state)
 	assert_int_equal(load(&c, p, OV("server.max_connections=5"), &err),
 	    -CB_EBADREQ);
 	assert_file_error(err.msg, p, -1,
-	    "invalid value for server.max_connections");
+	    "server.max_connections must be 1..1000000, got '0'");
 }
 
 static void
@@ -974,6 +1132,7 @@ test_socket_mode_signs(void **state)
 	};
 	struct conf	c;
 	struct cb_error	err;
+	char		want[128];
 	size_t		i;
 	int		rc;
 
@@ -986,8 +1145,10 @@ test_socket_mode_signs(void **state)
 			conf_free(&c);
 			fail_msg("-o '%s' accepted as %04o", bad[i], m);
 		}
-		assert_string_equal(err.msg,
-		    "-o:1: invalid value for server.socket_mode");
+		snprintf(want, sizeof(want), "-o:1: server.socket_mode must "
+		    "be an octal mode from 0 to 0777, got '%s'",
+		    strchr(bad[i], '=') + 1);
+		assert_string_equal(err.msg, want);
 	}
 }
 
@@ -1133,7 +1294,9 @@ main(void)
 		T(test_missing_file),
 		T(test_directory_is_not_a_file),
 		T(test_long_value_read_whole),
-		T(test_repeated_scalar_last_wins),
+		T(test_long_comment_line_is_not_fatal),
+		T(test_single_valued_key_given_twice_names_both_lines),
+		T(test_socket_path_longer_than_sun_path_is_refused),
 		T(test_overrides_beat_file),
 		T(test_override_grants),
 		T(test_override_secret_key_refused),

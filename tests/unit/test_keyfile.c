@@ -447,6 +447,85 @@ test_legacy_key_takes_weak_key_but_not_bad_form(void **state)
 	seal_key_free(k);
 }
 
+/*
+ * Blanks after the key in a key file: the message names the file, its size
+ * and the cause, and says what to remove.  One final LF or CRLF is fine,
+ * and so are trailing spaces that are part of a key of valid length.
+ */
+static void
+test_key_file_trailing_blanks_name_the_file_and_the_cause(void **state)
+{
+	static const struct {
+		const char	*text;
+		size_t		 len;
+		const char	*msg;	/* after "master key file PATH: " */
+	} bad[] = {
+		{ K32 "\n\n", 34, "34 bytes: the key is followed by 2 "
+		  "newlines; remove the extra newline (the file holds the key "
+		  "and at most one final newline)" },
+		{ K32 "\n\n\n", 35, "35 bytes: the key is followed by 3 "
+		  "newlines; remove the extra newlines (the file holds the key "
+		  "and at most one final newline)" },
+		{ K32 "\r\n\r\n", 36, "36 bytes: the key is followed by 2 "
+		  "blank characters (spaces, tabs, carriage returns or "
+		  "newlines); remove them (the file holds the key and at most "
+		  "one final newline, LF or CRLF)" },
+		{ K32 "\r", 33, "33 bytes: the key is followed by 1 blank "
+		  "character (spaces, tabs, carriage returns or newlines); "
+		  "remove it (the file holds the key and at most one final "
+		  "newline, LF or CRLF)" },
+		{ K32 " \n", 34, "34 bytes: the key is followed by 1 space; "
+		  "remove it (the file holds the key and at most one final "
+		  "newline)" },
+		{ K24 "  ", 26, "26 bytes: the key is followed by 2 spaces; "
+		  "remove them (the file holds the key and at most one final "
+		  "newline)" },
+		{ K16 "\t\n", 18, "18 bytes: the key is followed by 1 blank "
+		  "character (spaces, tabs, carriage returns or newlines); "
+		  "remove it (the file holds the key and at most one final "
+		  "newline, LF or CRLF)" },
+	};
+	char		 dir[] = "/tmp/test_keyfile_tr.XXXXXX", p[256];
+	char		 want[512];
+	struct seal_key	*k = seal_key_alloc();
+	struct cb_error	 err = { 0 };
+	size_t		 i;
+
+	(void)state;
+	assert_non_null(k);
+	assert_non_null(mkdtemp(dir));
+	snprintf(p, sizeof(p), "%s/key", dir);
+	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		write_file(p, bad[i].text, bad[i].len);
+		assert_int_equal(seal_key_load_file(k, p, 1, &err),
+		    -CB_EBADREQ);
+		snprintf(want, sizeof(want), "master key file %s: %s", p,
+		    bad[i].msg);
+		assert_string_equal(err.msg, want);
+	}
+	/* The legacy key is named as such. */
+	write_file(p, K16 "\n\n", 18);
+	assert_int_equal(seal_key_load_legacy_file(k, p, &err), -CB_EBADREQ);
+	snprintf(want, sizeof(want), "legacy key file %s: 18 bytes: the key is "
+	    "followed by 2 newlines; remove the extra newline (the file holds "
+	    "the key and at most one final newline)", p);
+	assert_string_equal(err.msg, want);
+
+	/* Accepted: one LF, one CRLF, and spaces inside a 24-byte key. */
+	write_file(p, K32 "\n", 33);
+	assert_int_equal(seal_key_load_file(k, p, 1, &err), 0);
+	write_file(p, K32 "\r\n", 34);
+	assert_int_equal(seal_key_load_file(k, p, 1, &err), 0);
+	write_file(p, "Tr0ub4dor &3 Zebra!9 mq ", 24);
+	if (seal_key_load_file(k, p, 1, &err) != 0)
+		fail_msg("refused: %s", err.msg);
+	assert_int_equal(k->len, 24);
+
+	assert_int_equal(unlink(p), 0);
+	assert_int_equal(rmdir(dir), 0);
+	seal_key_free(k);
+}
+
 int
 main(void)
 {
@@ -459,6 +538,8 @@ main(void)
 		cmocka_unit_test(test_strength_good),
 		cmocka_unit_test(test_load_file),
 		cmocka_unit_test(test_legacy_key_takes_weak_key_but_not_bad_form),
+		cmocka_unit_test(
+		    test_key_file_trailing_blanks_name_the_file_and_the_cause),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -323,6 +323,81 @@ test_open_migrates_version_1(void **state)
 	store_close(st);
 }
 
+/*
+ * store_open_readonly (credbrokerd --check-config) creates no file: not
+ * the -wal and -shm files that SQLite makes for any reader of a WAL
+ * database, whether the store is closed (no -wal) or open elsewhere, and
+ * it reads what the store holds.  An older schema is not an error: *out
+ * is NULL and the version is said.  A missing file is refused.
+ */
+static void
+test_open_readonly_creates_no_file(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*ro = NULL;
+	struct cb_error	 err;
+	struct stat	 before, after;
+	sqlite3		*db;
+	char		 wal[200], shm[200], path[160], *kcv = NULL;
+	int		 version;
+
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	snprintf(shm, sizeof(shm), "%s-shm", f->path);
+	assert_int_equal(store_kcv_set(f->st, "kcv1:ro", &err), 0);
+	/* Open elsewhere: the -wal and -shm files are there and read. */
+	assert_true(exists(wal));
+	assert_int_equal(store_open_readonly(f->path, &ro, &version, &err), 0);
+	assert_non_null(ro);
+	assert_int_equal(version, STORE_SCHEMA_VERSION);
+	assert_int_equal(store_kcv_get(ro, &kcv, &err), 0);
+	assert_string_equal(kcv, "kcv1:ro");
+	free(kcv);
+	store_close(ro);
+	assert_true(exists(wal));
+
+	/* Closed: nothing but the database file, which stays as it is. */
+	store_close(f->st);
+	f->st = NULL;
+	assert_false(exists(wal));
+	assert_false(exists(shm));
+	assert_int_equal(stat(f->path, &before), 0);
+	assert_int_equal(store_open_readonly(f->path, &ro, &version, &err), 0);
+	assert_non_null(ro);
+	assert_int_equal(store_kcv_get(ro, &kcv, &err), 0);
+	assert_string_equal(kcv, "kcv1:ro");
+	free(kcv);
+	assert_false(exists(wal));
+	assert_false(exists(shm));
+	store_close(ro);
+	assert_false(exists(wal));
+	assert_false(exists(shm));
+	assert_int_equal(stat(f->path, &after), 0);
+	assert_int_equal(after.st_size, before.st_size);
+	assert_int_equal(after.st_mtim.tv_sec, before.st_mtim.tv_sec);
+	assert_int_equal(after.st_mtim.tv_nsec, before.st_mtim.tv_nsec);
+
+	/* An older schema: no store, its version, no file. */
+	snprintf(path, sizeof(path), "%s/old.db", f->dir);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, "PRAGMA journal_mode = WAL;"
+	    "CREATE TABLE t (x); PRAGMA user_version = 2;", NULL, NULL, NULL),
+	    SQLITE_OK);
+	sqlite3_close(db);
+	snprintf(wal, sizeof(wal), "%s-wal", path);
+	assert_false(exists(wal));
+	assert_int_equal(store_open_readonly(path, &ro, &version, &err), 0);
+	assert_null(ro);
+	assert_int_equal(version, 2);
+	assert_false(exists(wal));
+
+	/* A missing file is an error, and is not created. */
+	snprintf(path, sizeof(path), "%s/none.db", f->dir);
+	assert_int_not_equal(store_open_readonly(path, &ro, &version, &err),
+	    0);
+	assert_null(ro);
+	assert_false(exists(path));
+}
+
 /* A database from a newer credbroker is refused and left untouched. */
 static void
 test_open_newer_version_refused(void **state)
@@ -2500,6 +2575,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_storage_change_and_type_delete_cover_accounts,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_readonly_creates_no_file, setup, teardown),
 		cmocka_unit_test(test_uuid_new),
 	};
 
