@@ -309,6 +309,17 @@ class ConfPageTest(unittest.TestCase):
         self.assertEqual(missing, [], "keys of daemon/conf.c that "
                          "credbroker.conf(5) does not document")
 
+    def test_key_table_matches_the_parser(self):
+        # conf_keys[] (the section hint and the given-twice check) must
+        # list exactly the keys conf_apply() parses.
+        src = strip_c_comments(read("daemon", "conf.c"))
+        m = re.search(r"conf_keys\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
+        self.assertIsNotNone(m, "conf_keys[] not found in daemon/conf.c")
+        table = re.findall(r'\{\s*"([a-z_]+)"\s*,\s*"([a-z_]+)"\s*,',
+                           m.group(1))
+        self.assertEqual(len(table), len(set(table)), "a key listed twice")
+        self.assertEqual(sorted(set(table)), sorted(set(conf_keys())))
+
     def test_no_stale_key(self):
         stale = sorted(self.documented() - set(conf_keys()))
         self.assertEqual(stale, [], "documented keys that daemon/conf.c "
