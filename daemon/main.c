@@ -519,6 +519,12 @@ main(int argc, char *argv[])
 		check_config_store(&b, init);
 		return 0;
 	}
+	/*
+	 * The key is read before the store is opened, so that a missing or
+	 * malformed key file does not leave a new, empty store behind.  Its
+	 * version is a label that the store's key state sets below.
+	 */
+	b.key = load_key(conf, 1);
 	lockfd = lock_store(conf->database);
 	lock_store_pid(lockfd);
 	check_store_files(conf->database, init, 1);
@@ -527,7 +533,7 @@ main(int argc, char *argv[])
 		fatalx("%s", err.msg);
 	if (keys_load_state(&b, &key_version, &err) != 0)
 		fatalx("%s", err.msg);
-	b.key = load_key(conf, key_version);
+	b.key->version = key_version;
 	(void)load_legacy_key(&b, conf, true);
 	/* The inline key, if any, is no longer needed in the clear. */
 	secbuf_free(&conf->secret_key);

@@ -147,6 +147,10 @@ class KeyFileTest(StartupTestCase):
                                        self.d.config]), want)
         self.assertFalse(os.path.exists(self.d.database))
         self.assertEqual(self.refused(["-f", "-c", self.d.config]), want)
+        # Nor does a start: the key is read before the store is opened.
+        self.assertEqual([f for f in os.listdir(os.path.dirname(
+            self.d.database)) if f.startswith(os.path.basename(
+                self.d.database))], [])
 
 
 class SocketDirectoryTest(StartupTestCase):
