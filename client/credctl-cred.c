@@ -484,7 +484,8 @@ credctl_cred_status_error(const msgpack_object *e)
 	ident = credctl_text(proto_map_get(e, "ident"));
 	code = credctl_text(proto_map_get(error, "code"));
 	msg = credctl_text(proto_map_get(error, "message"));
-	fprintf(stderr, "credctl: %s: %s: %s\n", ident != NULL ? ident : "?",
+	fprintf(stderr, "credctl: the status of '%s' is unknown: %s: %s\n",
+	    ident != NULL ? ident : "?",
 	    code != NULL ? code : "?", msg != NULL ? msg : "?");
 	free(ident);
 	free(code);
