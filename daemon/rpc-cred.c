@@ -937,8 +937,11 @@ list_answer(struct list_ctx *x, int rc, char *const *names, size_t n,
 		err = &e;
 	}
 	if (rc == 0) {
-		memcpy(sorted, names, n * sizeof(*sorted));
-		qsort(sorted, n, sizeof(*sorted), list_cmp);
+		/* An empty list may come as NULL. */
+		if (n > 0) {
+			memcpy(sorted, names, n * sizeof(*sorted));
+			qsort(sorted, n, sizeof(*sorted), list_cmp);
+		}
 		while (x->after != NULL && first < n &&
 		    strcmp(sorted[first], x->after) <= 0)
 			first++;
