@@ -22,7 +22,9 @@
  * Errors with status 1 and 3 go to stderr as "credctl: CODE: MESSAGE",
  * or with --json to stdout as {"error": {"code": ..., "message": ...}};
  * usage errors always go to stderr.  No message ever contains a
- * credential value, and argv is never echoed past an option's name.
+ * credential value, and argv is never echoed past an option's name, but
+ * for a word given where a command was expected (its first 64
+ * characters), which an unknown command's error names.
  */
 #include <sys/stat.h>
 
@@ -1072,12 +1074,10 @@ credctl_no_command(int argc, char **argv)
 	}
 	if (argc == 1)
 		fprintf(stderr, "credctl %s: missing command\n", argv[0]);
-	else if (argv[1][0] == '-') {
-		fprintf(stderr, "credctl %s: missing command before option ",
-		    argv[0]);
-		credctl_print_word(stderr, argv[1]);
-		fputc('\n', stderr);
-	} else {
+	else if (argv[1][0] == '-')
+		fprintf(stderr, "credctl %s: missing command before the "
+		    "options\n", argv[0]);
+	else {
 		fprintf(stderr, "credctl %s: unknown command ", argv[0]);
 		credctl_print_word(stderr, argv[1]);
 		fputc('\n', stderr);

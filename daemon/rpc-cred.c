@@ -1,10 +1,10 @@
 /*
  * rpc-cred: credential values (SPEC sections 2, 10 and 11): cred.set,
  * cred.import, cred.status, cred.list and cred.delete of users' and
- * accounts' values, cred.link and cred.unlink.  Values are write-only: cred.set
- * seals the value here; the only values this file opens are the sealed
- * account names of links and defaults, and the value cred.import is
- * given and the one already in its place, to compare them.
+ * accounts' values, cred.link and cred.unlink.  Values are write-only:
+ * cred.set seals the value here; the only values this file opens are the
+ * sealed account names of links and defaults, and the value cred.import
+ * is given and the one already in its place, to compare them.
  *
  * The plaintext of cred.set is never copied: it is read where it lies in
  * the call's own copy of the request (a wiping buffer), sealed, and that
@@ -514,13 +514,18 @@ struct status_item {
 	int			 source;	/* enum cred_source */
 	char			 account[STORE_IDENT_MAX + 1];
 };
+/* Why a type's status is unknown (code 0: it is known). */
+struct status_error {
+	int	 code;
+	char	*msg;
+};
 struct status_ctx {
 	struct rpc_call		*call;
 	char			 user[STORE_UUID_LEN + 1];
 	struct store_type	*types;
 	size_t			 ntypes;
 	int64_t			*updated;
-	struct cb_error		*errors;	/* code 0: none */
+	struct status_error	*errors;
 	struct status_item	*items;
 	struct status_part	 parts[STORE_KINDS];
 	size_t			 pending;
@@ -561,7 +566,9 @@ status_pack(struct status_ctx *x)
 			msgpack_pack_map(pk, 2);
 			proto_pack_kv_str(pk, "code",
 			    cb_error_name(x->errors[i].code));
-			proto_pack_kv_str(pk, "message", x->errors[i].msg);
+			proto_pack_kv_str(pk, "message",
+			    x->errors[i].msg != NULL ? x->errors[i].msg :
+			    "out of memory");
 		}
 	}
 }
@@ -571,6 +578,8 @@ status_free(struct status_ctx *x)
 {
 	size_t	i;
 
+	for (i = 0; x->errors != NULL && i < x->ntypes; i++)
+		free(x->errors[i].msg);
 	for (i = 0; i < STORE_KINDS; i++) {
 		free(x->parts[i].types);
 		free(x->parts[i].index);
@@ -588,10 +597,13 @@ status_error(struct status_ctx *x, size_t i, const struct cb_error *err)
 {
 	if (x->errors[i].code != 0)
 		return;
-	if (err != NULL && err->code != 0)
-		x->errors[i] = *err;
-	else
-		cb_error_set(&x->errors[i], CB_EINTERNAL, "status unknown");
+	if (err != NULL && err->code != 0) {
+		x->errors[i].code = err->code;
+		x->errors[i].msg = strdup(err->msg);
+	} else {
+		x->errors[i].code = CB_EINTERNAL;
+		x->errors[i].msg = strdup("status unknown");
+	}
 }
 
 static bool	status_next(struct status_ctx *);
@@ -907,7 +919,7 @@ fail:
  * goes into the answer.  The backend lists them all (Vault's LIST has no
  * paging); the broker sorts them and cuts the page.
  */
-#define CRED_LIST_LIMIT		100	/* items per page by default */
+#define CRED_LIST_LIMIT		100	/* per page by default */
 #define CRED_LIST_LIMIT_MAX	1000
 
 struct list_ctx {

@@ -235,6 +235,16 @@ class CredctlUxTest(CtlMixin, cbtest.DaemonTestCase):
         rc, out, err = self.ctl("type")
         self.assertEqual((rc, out), (2, ""))
         self.assertEqual(err, "credctl type: missing command\n" + group)
+        # An option's argument is never echoed.
+        rc, out, err = self.ctl("cred", "--secret=hunter2")
+        self.assertEqual((rc, out), (2, ""))
+        self.assertEqual(err.splitlines()[0], "credctl cred: missing "
+                         "command before the options")
+        self.assertNotIn("hunter2", err)
+        # At most 64 characters of a word are named.
+        rc, out, err = self.ctl("x" * 100)
+        self.assertEqual(err, "credctl: unknown command '%s'...\n"
+                         "see 'credctl help' for the commands\n" % ("x" * 64))
         rc, out, err = self.ctl("help", "frob")
         self.assertEqual((rc, out), (2, ""))
         self.assertEqual(err, "credctl help: unknown command 'frob'\n"
