@@ -1,5 +1,5 @@
 /*
- * credctl cred commands: set, status, rm, link, unlink.
+ * credctl cred commands: set, status, list, rm, link, unlink.
  *
  * A value belongs to a user or to a technical account of the type (SPEC
  * section 10): "--account NAME" takes the place of the USER argument of
@@ -35,6 +35,7 @@
 
 #include "credbroker.h"
 #include "credctl.h"
+#include "ids.h"
 #include "proto.h"
 #include "secbuf.h"
 
@@ -271,6 +272,71 @@ credctl_pack_owner(struct credctl_pack *p, struct credctl_args *args)
 		proto_pack_kv_str(&p->pk, "user", args->argv[1]);
 }
 
+/*
+ * The caller's permissions, as CB_PERM_BIT()s: "hello" lists them.
+ * Returns 0 or an exit status.
+ */
+static int
+credctl_perms(struct credctl *ctx, unsigned *mask)
+{
+	struct credbroker_reply	*reply;
+	const msgpack_object	*perms, *o;
+	uint32_t		 i;
+	int			 perm, rc;
+
+	*mask = 0;
+	if ((rc = credctl_call(ctx, "hello", NULL, &reply)) != 0)
+		return rc;
+	perms = proto_map_get(credbroker_reply_result(reply), "permissions");
+	for (i = 0; perms != NULL && perms->type == MSGPACK_OBJECT_ARRAY &&
+	    i < perms->via.array.size; i++) {
+		o = &perms->via.array.ptr[i];
+		if (o->type == MSGPACK_OBJECT_STR && (perm = proto_perm_lookup(
+		    o->via.str.ptr, o->via.str.size)) >= 0)
+			*mask |= CB_PERM_BIT(perm);
+	}
+	credbroker_reply_free(reply);
+	return 0;
+}
+
+/*
+ * Before a value is asked for, check what can be checked without it: the
+ * user id, the caller's permission, and (when the caller may read types)
+ * that the type exists.  Returns 0 or an exit status.
+ */
+static int
+credctl_cred_set_check(struct credctl *ctx, struct credctl_args *args)
+{
+	struct credbroker_reply	*reply;
+	struct credctl_pack	 p;
+	unsigned		 perms;
+	int			 rc;
+
+	if (args->account == NULL && !ids_uuid_valid(args->argv[1]))
+		return credctl_invalid(ctx, "cred set: USER must be the "
+		    "platform's user id, a UUID in lower-case RFC 4122 text "
+		    "form such as 123e4567-e89b-12d3-a456-426614174000 (the "
+		    "value itself is never an argument: it is read from "
+		    "standard input or a prompt); nothing was set");
+	if ((rc = credctl_perms(ctx, &perms)) != 0)
+		return rc;
+	if ((perms & CB_PERM_BIT(CB_PERM_CREDS)) == 0)
+		return credctl_broker_error(ctx, "forbidden", "cred.set needs "
+		    "permission %s, which you do not have: ask for a grant "
+		    "(access.grant in credbroker.conf(5)); nothing was set",
+		    proto_perm_name(CB_PERM_CREDS));
+	/* type.get needs another permission, which not every caller has. */
+	if ((perms & CB_PERM_BIT(CB_PERM_TYPES)) == 0)
+		return 0;
+	credctl_pack_init(&p);
+	msgpack_pack_map(&p.pk, 1);
+	proto_pack_kv_str(&p.pk, "type", args->argv[0]);
+	rc = credctl_call(ctx, "type.get", &p, &reply);
+	credctl_pack_free(&p);
+	credbroker_reply_free(reply);
+	return rc;
+}
+
 /* credctl cred set TYPE USER|--account NAME [--raw] */
 int
 credctl_cred_set(struct credctl *ctx, struct credctl_args *args)
@@ -287,8 +353,8 @@ credctl_cred_set(struct credctl *ctx, struct credctl_args *args)
 
 	if ((rc = credctl_cred_owner(ctx, args)) != 0)
 		goto done;
-	/* Fail before asking for a secret when the broker is not there. */
-	if ((rc = credctl_connect(ctx)) != 0)
+	/* Fail before asking for a secret when it could not be set. */
+	if ((rc = credctl_cred_set_check(ctx, args)) != 0)
 		goto done;
 	if (isatty(STDIN_FILENO) && args->account != NULL)
 		rc = credctl_read_tty(ctx, &val, "Value for %s of account "
@@ -378,6 +444,54 @@ credctl_cred_status_type(struct credctl *ctx, const msgpack_object *res)
 	return CREDCTL_EXIT_OK;
 }
 
+/*
+ * Add one type's row of cred status USER.  A type whose status the broker
+ * could not tell carries an error {code, message}: its FILLED cell says
+ * "error: CODE", not "no".
+ */
+static void
+credctl_cred_status_row(struct credctl_table *t, const msgpack_object *e,
+    const char *const *keys)
+{
+	const msgpack_object	*error;
+	char			*row[8], *code;
+	size_t			 j;
+
+	for (j = 0; keys[j] != NULL; j++)
+		row[j] = credctl_text(proto_map_get(e, keys[j]));
+	if ((error = proto_map_get(e, "error")) != NULL &&
+	    error->type != MSGPACK_OBJECT_NIL) {
+		code = credctl_text(proto_map_get(error, "code"));
+		free(row[3]);
+		if (asprintf(&row[3], "error: %s", code != NULL ? code :
+		    "?") == -1)
+			row[3] = NULL;
+		free(code);
+	}
+	credctl_table_add_cells(t, row);
+}
+
+/* After the table: why a type's status is an error, on stderr. */
+static void
+credctl_cred_status_error(const msgpack_object *e)
+{
+	const msgpack_object	*error;
+	char			*ident, *code, *msg;
+
+	if ((error = proto_map_get(e, "error")) == NULL ||
+	    error->type == MSGPACK_OBJECT_NIL)
+		return;
+	ident = credctl_text(proto_map_get(e, "ident"));
+	code = credctl_text(proto_map_get(error, "code"));
+	msg = credctl_text(proto_map_get(error, "message"));
+	fprintf(stderr, "credctl: the status of '%s' is unknown: %s: %s\n",
+	    ident != NULL ? ident : "?",
+	    code != NULL ? code : "?", msg != NULL ? msg : "?");
+	free(ident);
+	free(code);
+	free(msg);
+}
+
 /* credctl cred status USER|--type TYPE */
 int
 credctl_cred_status(struct credctl *ctx, struct credctl_args *args)
@@ -423,11 +537,191 @@ credctl_cred_status(struct credctl *ctx, struct credctl_args *args)
 		    "out of memory");
 	else {
 		for (i = 0; i < res->via.array.size; i++)
-			credctl_table_add(t, &res->via.array.ptr[i], keys);
+			credctl_cred_status_row(t, &res->via.array.ptr[i],
+			    keys);
 		credctl_table_print(stdout, t);
 		credctl_table_free(t);
+		for (i = 0; i < res->via.array.size; i++)
+			credctl_cred_status_error(&res->via.array.ptr[i]);
 	}
 	credbroker_reply_free(reply);
+	return rc;
+}
+
+/* The names one kind of cred.list returned, over all its pages. */
+struct credctl_names {
+	char	**v;
+	size_t	  n;
+};
+
+static void
+credctl_names_free(struct credctl_names *l)
+{
+	size_t	i;
+
+	for (i = 0; i < l->n; i++)
+		free(l->v[i]);
+	free(l->v);
+	l->v = NULL;
+	l->n = 0;
+}
+
+/* Copy a str object into l; -1 when out of memory or not a str. */
+static int
+credctl_names_add(struct credctl_names *l, const msgpack_object *o)
+{
+	char	**v;
+
+	if (o->type != MSGPACK_OBJECT_STR)
+		return -1;
+	if ((v = reallocarray(l->v, l->n + 1, sizeof(*v))) == NULL)
+		return -1;
+	l->v = v;
+	if ((v[l->n] = strndup(o->via.str.ptr, o->via.str.size)) == NULL)
+		return -1;
+	l->n++;
+	return 0;
+}
+
+/*
+ * Call cred.list {type, kind} page after page until "next" is nil.
+ * Returns 0 or an exit status.
+ */
+static int
+credctl_cred_list_kind(struct credctl *ctx, const char *type,
+    const char *kind, struct credctl_names *out)
+{
+	struct credbroker_reply	*reply = NULL;
+	const msgpack_object	*res, *items, *next;
+	struct credctl_pack	 p;
+	char			*after = NULL;
+	uint32_t		 i;
+	int			 rc;
+
+	for (;;) {
+		credctl_pack_init(&p);
+		msgpack_pack_map(&p.pk, after != NULL ? 4 : 3);
+		proto_pack_kv_str(&p.pk, "type", type);
+		proto_pack_kv_str(&p.pk, "kind", kind);
+		proto_pack_kv_int(&p.pk, "limit", 1000);
+		if (after != NULL)
+			proto_pack_kv_str(&p.pk, "after", after);
+		rc = credctl_call(ctx, "cred.list", &p, &reply);
+		credctl_pack_free(&p);
+		free(after);
+		after = NULL;
+		if (rc != 0)
+			return rc;
+		res = credbroker_reply_result(reply);
+		items = proto_map_get(res, "items");
+		next = proto_map_get(res, "next");
+		if (items == NULL || items->type != MSGPACK_OBJECT_ARRAY ||
+		    next == NULL || (next->type != MSGPACK_OBJECT_NIL &&
+		    next->type != MSGPACK_OBJECT_STR)) {
+			credbroker_reply_free(reply);
+			return credctl_local_error(ctx,
+			    CREDBROKER_ERR_PROTOCOL, "cred.list did not "
+			    "return {items, next}");
+		}
+		for (i = 0; i < items->via.array.size; i++)
+			if (credctl_names_add(out,
+			    &items->via.array.ptr[i]) != 0) {
+				credbroker_reply_free(reply);
+				return credctl_local_error(ctx,
+				    CREDBROKER_ERR_PROTOCOL, "cred.list "
+				    "returned an item that is not a string, "
+				    "or out of memory");
+			}
+		if (next->type == MSGPACK_OBJECT_STR &&
+		    (after = strndup(next->via.str.ptr,
+		    next->via.str.size)) == NULL) {
+			credbroker_reply_free(reply);
+			return credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+			    "out of memory");
+		}
+		credbroker_reply_free(reply);
+		if (after == NULL)
+			return 0;
+	}
+}
+
+/* --json: {"users": [...], "accounts": [...]} */
+static int
+credctl_cred_list_json(struct credctl *ctx, struct credctl_names *users,
+    struct credctl_names *accounts)
+{
+	struct credctl_names	*kinds[2] = { users, accounts };
+	static const char *const names[2] = { "users", "accounts" };
+	struct credctl_pack	 p;
+	msgpack_unpacked	 up;
+	size_t			 i, k;
+	int			 rc;
+
+	credctl_pack_init(&p);
+	msgpack_pack_map(&p.pk, 2);
+	for (k = 0; k < 2; k++) {
+		proto_pack_cstr(&p.pk, names[k]);
+		msgpack_pack_array(&p.pk, (uint32_t)kinds[k]->n);
+		for (i = 0; i < kinds[k]->n; i++)
+			proto_pack_cstr(&p.pk, kinds[k]->v[i]);
+	}
+	msgpack_unpacked_init(&up);
+	if (secbuf_failed(&p.buf) || msgpack_unpack_next(&up,
+	    (const char *)p.buf.data, p.buf.len, NULL) !=
+	    MSGPACK_UNPACK_SUCCESS)
+		rc = credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+		    "out of memory");
+	else
+		rc = credctl_output(ctx, &up.data);
+	msgpack_unpacked_destroy(&up);
+	credctl_pack_free(&p);
+	return rc;
+}
+
+/* credctl cred list --type TYPE */
+int
+credctl_cred_list(struct credctl *ctx, struct credctl_args *args)
+{
+	static const char *const headers[] = { "KIND", "NAME", NULL };
+	struct credctl_names	 users = { 0 }, accounts = { 0 };
+	struct credctl_table	*t = NULL;
+	char			*row[2];
+	size_t			 i;
+	int			 rc;
+
+	if (args->type == NULL)
+		return credctl_usage(ctx, "cred list: --type TYPE is "
+		    "required");
+	if ((rc = credctl_cred_list_kind(ctx, args->type, "users",
+	    &users)) != 0 ||
+	    (rc = credctl_cred_list_kind(ctx, args->type, "accounts",
+	    &accounts)) != 0)
+		goto done;
+	if (ctx->json) {
+		rc = credctl_cred_list_json(ctx, &users, &accounts);
+		goto done;
+	}
+	if ((t = credctl_table_new(headers)) == NULL) {
+		rc = credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+		    "out of memory");
+		goto done;
+	}
+	for (i = 0; i < users.n + accounts.n; i++) {
+		row[0] = strdup(i < users.n ? "user" : "account");
+		row[1] = credctl_sanitize(i < users.n ? users.v[i] :
+		    accounts.v[i - users.n], strlen(i < users.n ?
+		    users.v[i] : accounts.v[i - users.n]));
+		if (credctl_table_add_cells(t, row) != 0) {
+			rc = credctl_local_error(ctx, CREDBROKER_ERR_NOMEM,
+			    "out of memory");
+			goto done;
+		}
+	}
+	credctl_table_print(stdout, t);
+done:
+	credctl_table_free(t);
+	credctl_names_free(&users);
+	credctl_names_free(&accounts);
 	return rc;
 }
 

@@ -71,12 +71,52 @@ credctl_type_call(struct credctl *ctx, const char *method,
 	return rc;
 }
 
+/* Is the boolean key of map true? */
+static bool
+credctl_true(const msgpack_object *map, const char *key)
+{
+	const msgpack_object	*o = proto_map_get(map, key);
+
+	return o != NULL && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean;
+}
+
+/*
+ * A Vault-stored type was created: warn when Vault is not configured or
+ * is disabled, as its values can be neither set nor used until it is.
+ * Says nothing when the settings cannot be read.
+ */
+static void
+credctl_type_vault_warn(struct credctl *ctx, const char *ident)
+{
+	struct credbroker_reply	*reply;
+	struct credbroker_error	 err;
+	const msgpack_object	*res;
+
+	if (credbroker_call(ctx->conn, "vault.get", NULL, 0, &reply,
+	    &err) != 0)
+		return;
+	res = credbroker_reply_result(reply);
+	if (!credctl_true(res, "configured"))
+		fprintf(stderr, "credctl: warning: credential type '%s' is "
+		    "stored in Vault, which is not configured: its values "
+		    "cannot be set or used until it is; configure it with "
+		    "'credctl vault set --url URL --path PATH --role-id ID "
+		    "--secret-id-prompt --enable'\n", ident);
+	else if (!credctl_true(res, "enabled"))
+		fprintf(stderr, "credctl: warning: credential type '%s' is "
+		    "stored in Vault, which is disabled: its values cannot "
+		    "be set or used until it is enabled with 'credctl vault "
+		    "set --enable'\n", ident);
+	credbroker_reply_free(reply);
+}
+
 /* credctl type add IDENT --name NAME [...] */
 int
 credctl_type_add(struct credctl *ctx, struct credctl_args *args)
 {
 	struct credctl_pack	p;
 	uint32_t		n = 3;
+	int			rc;
 
 	if (args->name == NULL)
 		return credctl_usage(ctx, "type add: --name is required");
@@ -95,7 +135,16 @@ credctl_type_add(struct credctl *ctx, struct credctl_args *args)
 		credctl_pack_destinations(&p, args);
 	if (args->uuid != NULL)
 		proto_pack_kv_str(&p.pk, "uuid", args->uuid);
-	return credctl_type_call(ctx, "type.create", &p);
+	if ((rc = credctl_type_call(ctx, "type.create", &p)) != 0)
+		return rc;
+	if (args->ndestinations == 0)
+		fprintf(stderr, "credctl: warning: credential type '%s' has no "
+		    "destinations: its values may be sent to any origin; "
+		    "restrict them with 'credctl type edit %s --destination "
+		    "ORIGIN'\n", args->argv[0], args->argv[0]);
+	if (args->storage != NULL && strcmp(args->storage, "vault") == 0)
+		credctl_type_vault_warn(ctx, args->argv[0]);
+	return CREDCTL_EXIT_OK;
 }
 
 /* credctl type edit TYPE [...] */

@@ -22,14 +22,20 @@
  * Errors with status 1 and 3 go to stderr as "credctl: CODE: MESSAGE",
  * or with --json to stdout as {"error": {"code": ..., "message": ...}};
  * usage errors always go to stderr.  No message ever contains a
- * credential value, and argv is never echoed past an option's name.
+ * credential value, and argv is never echoed past an option's name, but
+ * for a word given where a command was expected (its first 64
+ * characters), which an unknown command's error names.
  */
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <getopt.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cb_version.h"
 #include "credbroker.h"
@@ -38,6 +44,10 @@
 #include "secbuf.h"
 
 static int	credctl_help(struct credctl *, struct credctl_args *);
+
+static void	credctl_print_word(FILE *, const char *);
+
+static char	credctl_rm_word[] = "rm";
 
 static const struct credctl_cmd credctl_cmds[] = {
 	{
@@ -134,6 +144,14 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.min_args = 0, .max_args = 1,
 		.opts = CREDCTL_OPT_TYPE,
 		.exec = credctl_cred_status,
+	},
+	{
+		.name = "cred list",
+		.args = "--type TYPE",
+		.about = "list the users, then the technical accounts, that "
+		    "have a value of a type (never the values)",
+		.opts = CREDCTL_OPT_TYPE,
+		.exec = credctl_cred_list,
 	},
 	{
 		.name = "cred rm",
@@ -463,8 +481,13 @@ credctl_full_help(FILE *f)
 	    "                       else " CREDBROKER_DEFAULT_SOCKET ")\n"
 	    "      --json           print results (and errors) as JSON on "
 	    "standard output\n"
-	    "  -h, --help           show help (for a command: its usage)\n"
+	    "  -h, --help           show help (for a command: its usage; "
+	    "for a group such\n"
+	    "                       as 'credctl type --help': its "
+	    "commands)\n"
 	    "      --version        show credctl's version\n"
+	    "\n'delete' is another name of 'rm' in every group that has "
+	    "'rm'.\n"
 	    "\nThe value of 'cred set' is never taken from the command line: "
 	    "it is read\nfrom standard input (at most 1 MiB; one trailing "
 	    "newline is removed unless\n--raw) or, when standard input is a "
@@ -550,6 +573,19 @@ credctl_find(int argc, char **argv, int *nwords)
 	return NULL;
 }
 
+/* Is there a "GROUP rm" command, which "GROUP delete" also names? */
+static bool
+credctl_alias_rm(const char *group)
+{
+	size_t	i, n = strlen(group);
+
+	for (i = 0; i < CREDCTL_NCMDS; i++)
+		if (strncmp(credctl_cmds[i].name, group, n) == 0 &&
+		    strcmp(credctl_cmds[i].name + n, " rm") == 0)
+			return true;
+	return false;
+}
+
 /* List (f NULL: count) the commands whose names start with words. */
 static int
 credctl_list_matching(FILE *f, char **words, int nwords)
@@ -576,8 +612,11 @@ credctl_help(struct credctl *ctx, struct credctl_args *args)
 		return CREDCTL_EXIT_OK;
 	}
 	if (credctl_list_matching(stdout, args->argv, args->argc) == 0) {
-		fprintf(stderr, "credctl: no such command; see 'credctl "
-		    "help'\n");
+		fprintf(stderr, "credctl help: unknown command ");
+		credctl_print_word(stderr, args->argc > 1 &&
+		    credctl_list_matching(NULL, args->argv, 1) > 0 ?
+		    args->argv[1] : args->argv[0]);
+		fprintf(stderr, "\nsee 'credctl help' for the commands\n");
 		return CREDCTL_EXIT_USAGE;
 	}
 	return CREDCTL_EXIT_OK;
@@ -660,15 +699,75 @@ credctl_pack_free(struct credctl_pack *p)
 	secbuf_free(&p->buf);
 }
 
+/*
+ * The group whose members may reach the socket at path: the socket's own
+ * group, or, when a directory on the way cannot be searched, that
+ * directory's group.  Returns false when it cannot be told.
+ */
+static bool
+credctl_socket_group(const char *path, char *name, size_t sz)
+{
+	struct stat	 st;
+	struct group	*gr;
+	char		*p, *slash;
+	bool		 found = false;
+
+	if ((p = strdup(path)) == NULL)
+		return false;
+	while (stat(p, &st) == -1) {
+		if (errno != EACCES || (slash = strrchr(p, '/')) == NULL ||
+		    slash == p)
+			goto done;
+		*slash = '\0';
+	}
+	if ((gr = getgrgid(st.st_gid)) != NULL)
+		snprintf(name, sz, "%s", gr->gr_name);
+	else
+		snprintf(name, sz, "%u", (unsigned)st.st_gid);
+	found = true;
+done:
+	free(p);
+	return found;
+}
+
+/*
+ * Permission denied on the socket: name the group that grants access, so
+ * that the user knows whom to ask.  Returns exit status 3.
+ */
+static int
+credctl_connect_denied(struct credctl *ctx, const char *path)
+{
+	char	group[256], msg[512];
+
+	if (credctl_socket_group(path, group, sizeof(group)))
+		snprintf(msg, sizeof(msg), "%s: permission denied (the socket "
+		    "is for group %s: ask to be added to it)", path, group);
+	else
+		snprintf(msg, sizeof(msg), "%s: permission denied", path);
+	if (ctx->json)
+		credctl_json_error(stdout, CREDBROKER_ERR_CONNECT, msg);
+	else
+		fprintf(stderr, "credctl: connect %s\n", msg);
+	return CREDCTL_EXIT_LOCAL;
+}
+
 /* Open the connection if it is not open yet; 0 or exit status 3. */
 int
 credctl_connect(struct credctl *ctx)
 {
-	struct credbroker_error	err;
+	struct credbroker_error	 err;
+	const char		*path = ctx->socket;
 
 	if (ctx->conn != NULL)
 		return 0;
 	if (credbroker_connect(ctx->socket, &ctx->conn, &err) != 0) {
+		/* The library's choice of socket, to name it. */
+		if (path == NULL && ((path = secure_getenv(
+		    CREDBROKER_SOCKET_ENV)) == NULL || *path == '\0'))
+			path = CREDBROKER_DEFAULT_SOCKET;
+		if (strcmp(err.code, CREDBROKER_ERR_CONNECT) == 0 &&
+		    access(path, W_OK) == -1 && errno == EACCES)
+			return credctl_connect_denied(ctx, path);
 		credctl_print_error(ctx, err.code, err.message);
 		return CREDCTL_EXIT_LOCAL;
 	}
@@ -936,6 +1035,58 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 	return 0;
 }
 
+/*
+ * Print a word given where a command was expected, for an error message:
+ * at most 64 characters, control characters made visible.
+ */
+static void
+credctl_print_word(FILE *f, const char *word)
+{
+	char	*safe;
+
+	safe = credctl_sanitize(word, strnlen(word, 64));
+	fprintf(f, "'%s'%s", safe != NULL ? safe : "?",
+	    strlen(word) > 64 ? "..." : "");
+	free(safe);
+}
+
+/*
+ * No command matched argv: "GROUP --help" prints the group's commands
+ * (exit 0); otherwise say which word is not a command and exit 2.
+ */
+static int
+credctl_no_command(int argc, char **argv)
+{
+	if (credctl_list_matching(NULL, argv, 1) == 0) {
+		fprintf(stderr, "credctl: unknown command ");
+		credctl_print_word(stderr, argv[0]);
+		fprintf(stderr, "\nsee 'credctl help' for the commands\n");
+		return CREDCTL_EXIT_USAGE;
+	}
+	if (argc >= 2 && (strcmp(argv[1], "--help") == 0 ||
+	    strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0)) {
+		printf("The %s commands:\n", argv[0]);
+		credctl_list_matching(stdout, argv, 1);
+		if (credctl_alias_rm(argv[0]))
+			printf("'%s delete' is another name of '%s rm'.\n",
+			    argv[0], argv[0]);
+		return CREDCTL_EXIT_OK;
+	}
+	if (argc == 1)
+		fprintf(stderr, "credctl %s: missing command\n", argv[0]);
+	else if (argv[1][0] == '-')
+		fprintf(stderr, "credctl %s: missing command before the "
+		    "options\n", argv[0]);
+	else {
+		fprintf(stderr, "credctl %s: unknown command ", argv[0]);
+		credctl_print_word(stderr, argv[1]);
+		fputc('\n', stderr);
+	}
+	fprintf(stderr, "The %s commands:\n", argv[0]);
+	credctl_list_matching(stderr, argv, 1);
+	return CREDCTL_EXIT_USAGE;
+}
+
 /* Parse global options, find the command, parse its options, run it. */
 int
 main(int argc, char **argv)
@@ -982,17 +1133,12 @@ main(int argc, char **argv)
 		return credctl_usage(&ctx, "no command given; see 'credctl "
 		    "help'");
 
-	if ((cmd = credctl_find(argc, argv, &nwords)) == NULL) {
-		if (credctl_list_matching(NULL, argv, 1) > 0) {
-			fprintf(stderr, "credctl: %s command; the %s "
-			    "commands are:\n", argc == 1 ? "incomplete" :
-			    "unknown", argv[0]);
-			credctl_list_matching(stderr, argv, 1);
-		} else
-			fprintf(stderr, "credctl: unknown command; see "
-			    "'credctl help'\n");
-		return CREDCTL_EXIT_USAGE;
-	}
+	/* "GROUP delete" is another name of "GROUP rm". */
+	if (argc >= 2 && strcmp(argv[1], "delete") == 0 &&
+	    credctl_alias_rm(argv[0]))
+		argv[1] = credctl_rm_word;
+	if ((cmd = credctl_find(argc, argv, &nwords)) == NULL)
+		return credctl_no_command(argc, argv);
 	ctx.cmd = cmd;
 	rc = credctl_parse(&ctx, cmd, argc - nwords + 1, argv + nwords - 1,
 	    &args);

@@ -175,6 +175,7 @@ int	credctl_type_clear(struct credctl *, struct credctl_args *);
 /* credctl-cred.c */
 int	credctl_cred_set(struct credctl *, struct credctl_args *);
 int	credctl_cred_status(struct credctl *, struct credctl_args *);
+int	credctl_cred_list(struct credctl *, struct credctl_args *);
 int	credctl_cred_rm(struct credctl *, struct credctl_args *);
 int	credctl_cred_link(struct credctl *, struct credctl_args *);
 int	credctl_cred_unlink(struct credctl *, struct credctl_args *);

@@ -330,6 +330,7 @@ int	 rpc_type_clear(struct rpc_call *, const msgpack_object *, struct cb_error *
 int	 rpc_cred_set(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_import(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
+int	 rpc_cred_list(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_delete(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_link(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_cred_unlink(struct rpc_call *, const msgpack_object *, struct cb_error *);

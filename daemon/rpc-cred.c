@@ -1,10 +1,10 @@
 /*
  * rpc-cred: credential values (SPEC sections 2, 10 and 11): cred.set,
- * cred.import, cred.status and cred.delete of users' and accounts'
- * values, cred.link and cred.unlink.  Values are write-only: cred.set
- * seals the value here; the only values this file opens are the sealed
- * account names of links and defaults, and the value cred.import is
- * given and the one already in its place, to compare them.
+ * cred.import, cred.status, cred.list and cred.delete of users' and
+ * accounts' values, cred.link and cred.unlink.  Values are write-only:
+ * cred.set seals the value here; the only values this file opens are the
+ * sealed account names of links and defaults, and the value cred.import
+ * is given and the one already in its place, to compare them.
  *
  * The plaintext of cred.set is never copied: it is read where it lies in
  * the call's own copy of the request (a wiping buffer), sealed, and that
@@ -498,8 +498,8 @@ done:
  * user's values of its types (Vault reads them concurrently); then, for
  * each type where the user has no value of their own, the linked or
  * default account's value (SPEC 10).  A type whose status cannot be told
- * carries an "error" instead of failing the whole call: the others still
- * answer.
+ * carries an "error", the {code, message} map of a call's error, instead
+ * of failing the whole call: the others still answer.
  */
 struct status_ctx;
 struct status_part {
@@ -514,13 +514,18 @@ struct status_item {
 	int			 source;	/* enum cred_source */
 	char			 account[STORE_IDENT_MAX + 1];
 };
+/* Why a type's status is unknown (code 0: it is known). */
+struct status_error {
+	int	 code;
+	char	*msg;
+};
 struct status_ctx {
 	struct rpc_call		*call;
 	char			 user[STORE_UUID_LEN + 1];
 	struct store_type	*types;
 	size_t			 ntypes;
 	int64_t			*updated;
-	char			**errors;
+	struct status_error	*errors;
 	struct status_item	*items;
 	struct status_part	 parts[STORE_KINDS];
 	size_t			 pending;
@@ -537,7 +542,7 @@ status_pack(struct status_ctx *x)
 
 	msgpack_pack_array(pk, x->ntypes);
 	for (i = 0; i < x->ntypes; i++) {
-		msgpack_pack_map(pk, x->errors[i] != NULL ? 9 : 8);
+		msgpack_pack_map(pk, x->errors[i].code != 0 ? 9 : 8);
 		proto_pack_kv_str(pk, "type", x->types[i].uuid);
 		proto_pack_kv_str(pk, "ident", x->types[i].ident);
 		proto_pack_kv_str(pk, "name", x->types[i].name);
@@ -555,8 +560,16 @@ status_pack(struct status_ctx *x)
 			proto_pack_cstr(pk, x->items[i].account);
 		else
 			msgpack_pack_nil(pk);
-		if (x->errors[i] != NULL)
-			proto_pack_kv_str(pk, "error", x->errors[i]);
+		/* The same {code, message} map as a call's error. */
+		if (x->errors[i].code != 0) {
+			proto_pack_cstr(pk, "error");
+			msgpack_pack_map(pk, 2);
+			proto_pack_kv_str(pk, "code",
+			    cb_error_name(x->errors[i].code));
+			proto_pack_kv_str(pk, "message",
+			    x->errors[i].msg != NULL ? x->errors[i].msg :
+			    "out of memory");
+		}
 	}
 }
 
@@ -566,7 +579,7 @@ status_free(struct status_ctx *x)
 	size_t	i;
 
 	for (i = 0; x->errors != NULL && i < x->ntypes; i++)
-		free(x->errors[i]);
+		free(x->errors[i].msg);
 	for (i = 0; i < STORE_KINDS; i++) {
 		free(x->parts[i].types);
 		free(x->parts[i].index);
@@ -582,12 +595,15 @@ status_free(struct status_ctx *x)
 static void
 status_error(struct status_ctx *x, size_t i, const struct cb_error *err)
 {
-	char	*m = NULL;
-
-	if (x->errors[i] != NULL)
+	if (x->errors[i].code != 0)
 		return;
-	if (asprintf(&m, "%s: %s", cb_error_name(err->code), err->msg) >= 0)
-		x->errors[i] = m;
+	if (err != NULL && err->code != 0) {
+		x->errors[i].code = err->code;
+		x->errors[i].msg = strdup(err->msg);
+	} else {
+		x->errors[i].code = CB_EINTERNAL;
+		x->errors[i].msg = strdup("status unknown");
+	}
 }
 
 static bool	status_next(struct status_ctx *);
@@ -654,7 +670,7 @@ status_next(struct status_ctx *x)
 	x->pending = 1;
 	for (i = 0; i < x->ntypes; i++) {
 		it = &x->items[i];
-		if (x->errors[i] != NULL)
+		if (x->errors[i].code != 0)
 			continue;
 		if (x->updated[i] != 0) {
 			it->source = CRED_SOURCE_OWN;
@@ -898,6 +914,158 @@ fail:
 }
 
 /*
+ * cred.list {type, kind?, after?, limit?} names the users (or accounts)
+ * holding a value of a type, a page at a time: no value, sealed or not,
+ * goes into the answer.  The backend lists them all (Vault's LIST has no
+ * paging); the broker sorts them and cuts the page.
+ */
+#define CRED_LIST_LIMIT		100	/* per page by default */
+#define CRED_LIST_LIMIT_MAX	1000
+
+struct list_ctx {
+	struct rpc_call	*call;
+	char		*after;		/* NULL: from the start */
+	int64_t		 limit;
+};
+
+static int
+list_cmp(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Pack the page of names after x->after and finish the call. */
+static void
+list_answer(struct list_ctx *x, int rc, char *const *names, size_t n,
+    const struct cb_error *err)
+{
+	msgpack_packer	*pk = &x->call->pk;
+	struct cb_error	 e;
+	char		**sorted = NULL;
+	size_t		 i, first = 0, count;
+
+	if (rc == 0 && (sorted = calloc(n + 1, sizeof(*sorted))) == NULL) {
+		rc = cb_error_set(&e, CB_EINTERNAL, "out of memory");
+		err = &e;
+	}
+	if (rc == 0) {
+		/* An empty list may come as NULL. */
+		if (n > 0) {
+			memcpy(sorted, names, n * sizeof(*sorted));
+			qsort(sorted, n, sizeof(*sorted), list_cmp);
+		}
+		while (x->after != NULL && first < n &&
+		    strcmp(sorted[first], x->after) <= 0)
+			first++;
+		count = n - first;
+		if (count > (size_t)x->limit)
+			count = (size_t)x->limit;
+		msgpack_pack_map(pk, 2);
+		proto_pack_cstr(pk, "items");
+		msgpack_pack_array(pk, (uint32_t)count);
+		for (i = first; i < first + count; i++)
+			proto_pack_cstr(pk, sorted[i]);
+		/* More remain: the last item of this page is the cursor. */
+		proto_pack_cstr(pk, "next");
+		if (first + count < n)
+			proto_pack_cstr(pk, sorted[first + count - 1]);
+		else
+			msgpack_pack_nil(pk);
+	}
+	rpc_finish(x->call, rc, err);
+	free(sorted);
+	free(x->after);
+	free(x);
+}
+
+static void
+list_users_got(void *arg, int rc, char *const *users, size_t n,
+    const struct cb_error *err)
+{
+	list_answer(arg, rc, users, n, err);
+}
+
+static void
+list_accounts_got(void *arg, int rc, char *const *names,
+    const int64_t *updated_at, size_t n, const struct cb_error *err)
+{
+	(void)updated_at;
+	list_answer(arg, rc, names, n, err);
+}
+
+/* cred.list {type, kind?, after?, limit?} -> {items, next} */
+int
+rpc_cred_list(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "type", "kind", "after", "limit",
+	    NULL };
+	struct store_type	 t;
+	struct list_ctx		*x = NULL;
+	struct values		*v;
+	struct cb_error		 why;
+	char			*ref = NULL, *kind = NULL;
+	bool			 accounts = false;
+	int			 rc;
+
+	memset(&t, 0, sizeof(t));
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	x->call = call;
+	x->limit = CRED_LIST_LIMIT;
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = proto_get_str(params, "type", true, &ref, err)) != 0 ||
+	    (rc = proto_get_str(params, "kind", false, &kind, err)) < 0 ||
+	    (rc = proto_get_str(params, "after", false, &x->after,
+	    err)) < 0 ||
+	    (rc = proto_get_int(params, "limit", false, &x->limit, err)) < 0)
+		goto fail;
+	if (kind != NULL && strcmp(kind, "accounts") == 0)
+		accounts = true;
+	else if (kind != NULL && strcmp(kind, "users") != 0) {
+		rc = cb_error_set(err, CB_EBADREQ, "parameter 'kind' must be "
+		    "\"users\" or \"accounts\"");
+		goto fail;
+	}
+	if (x->limit < 1 || x->limit > CRED_LIST_LIMIT_MAX) {
+		rc = cb_error_set(err, CB_EBADREQ, "parameter 'limit' must be "
+		    "1..%d, got %lld", CRED_LIST_LIMIT_MAX,
+		    (long long)x->limit);
+		goto fail;
+	}
+	if ((rc = store_type_get(call->broker->store, ref, &t, err)) != 0) {
+		rpc_audit(call, ref, NULL);
+		goto fail;
+	}
+	rpc_audit(call, t.ident, NULL);
+	v = values_for(call->broker, &t);
+	if (!v->ops->usable(v, &why)) {
+		rc = cb_error_set(err, why.code, "credential type '%s' is "
+		    "stored in %s: %s", t.ident, v->ops->where, why.msg);
+		goto fail;
+	}
+	if (accounts)
+		rc = v->ops->list_accounts(v, t.uuid, t.generation,
+		    list_accounts_got, x, err);
+	else
+		rc = v->ops->list_users(v, t.uuid, list_users_got, x, err);
+	if (rc != 0)
+		goto fail;
+	store_type_free(&t);
+	free(kind);
+	free(ref);
+	return RPC_WAIT;
+fail:
+	store_type_free(&t);
+	free(kind);
+	free(ref);
+	if (x != NULL)
+		free(x->after);
+	free(x);
+	return rc;
+}
+
+/*
  * Refuse to delete an account that users are linked to or that is the
  * type's default, unless force.
  */
@@ -917,8 +1085,9 @@ cred_account_in_use(struct rpc_call *call, const struct store_type *t,
 		return 0;
 	return cb_error_set(err, CB_ECONFLICT, "account '%s' of credential "
 	    "type '%s' has %lld link(s) and %s the type's default account; "
-	    "unlink it first or pass force", account, t->ident, (long long)n,
-	    dflt ? "is" : "is not");
+	    "unlink it first, or delete it with force (credctl cred rm %s "
+	    "--account %s --force)", account, t->ident, (long long)n,
+	    dflt ? "is" : "is not", t->ident, account);
 }
 
 /* cred.delete {type, user | account, force?} -> {} */

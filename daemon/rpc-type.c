@@ -496,8 +496,9 @@ tdel_accounts(void *arg, int rc, char *const *names,
 	n += x->users;
 	if (n > 0 && !x->force) {
 		rc = cb_error_set(&e, CB_ECONFLICT, "credential type '%s' "
-		    "still has %zu value(s) in %s; clear it first or pass "
-		    "force", x->ident, n, x->v->ops->where);
+		    "still has %zu value(s) in %s; clear it first, or "
+		    "delete it with force (credctl type rm %s --force)",
+		    x->ident, n, x->v->ops->where, x->ident);
 		tdel_end(x, rc, &e);
 		return;
 	}
@@ -555,8 +556,9 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	if (n > 0 && !force) {
 		rc = cb_error_set(err, CB_ECONFLICT, "credential type '%s' "
-		    "still has %lld stored value(s); clear it first or pass "
-		    "force", t.ident, (long long)n);
+		    "still has %lld stored value(s); clear it first, or "
+		    "delete it with force (credctl type rm %s --force)",
+		    t.ident, (long long)n, t.ident);
 		goto done;
 	}
 	v = values_for(call->broker, &t);

@@ -42,6 +42,7 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_CRED_SET] =	rpc_cred_set,
 	[CB_M_CRED_IMPORT] =	rpc_cred_import,
 	[CB_M_CRED_STATUS] =	rpc_cred_status,
+	[CB_M_CRED_LIST] =	rpc_cred_list,
 	[CB_M_CRED_DELETE] =	rpc_cred_delete,
 	[CB_M_CRED_LINK] =	rpc_cred_link,
 	[CB_M_CRED_UNLINK] =	rpc_cred_unlink,

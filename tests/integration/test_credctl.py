@@ -275,8 +275,13 @@ class CredctlTest(cbtest.DaemonTestCase):
         self.err_json("not_found", "cred", "set", "nosuch", user,
                       input="v\n")
         self.err_json("bad_request", "cred", "status", "not-a-uuid")
-        self.err_json("bad_request", "cred", "set", "tok", "NOT-A-UUID",
-                      input="v\n")
+        # A user id that is not a uuid is refused by credctl itself,
+        # before the value is read (test_credctl_ux has the message).
+        rc, out, err = self.ctl("cred", "set", "tok", "NOT-A-UUID",
+                                input="v\n", json_out=True)
+        self.assertEqual((rc, out), (2, ""))
+        self.assertTrue(err.startswith("credctl: cred set: USER must be "
+                                       "the platform's user id"), err)
 
     def test_cred_set_value_never_on_argv(self):
         self.ok("type", "add", "tok", "--name", "Token")

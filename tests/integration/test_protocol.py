@@ -395,7 +395,8 @@ class TestCreds(ProtocolBase):
                 # type is unknown, and the entry says why.
                 self.assertEqual(set(e.keys()), STATUS_KEYS | {"error"}, e)
                 self.assertEqual(e["error"],
-                                 "not_configured: Vault is not configured")
+                                 {"code": "not_configured",
+                                  "message": "Vault is not configured"})
             else:
                 self.assertEqual(set(e.keys()), STATUS_KEYS, e)
             self.assertEqual(e["type"], t["uuid"])

@@ -238,5 +238,58 @@ class SubstituteCliTest(cbtest.DaemonTestCase):
         self.assertIn("--dry-run", out)
 
 
+def man_literal_blocks(after):
+    """The literal displays of credctl(1) that follow the line starting
+    with after, as text with the roff escapes undone."""
+    page = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                        "..", "man", "credctl.1")
+    with open(page, encoding="utf-8") as f:
+        lines = f.read().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith(after))
+    blocks, cur = [], None
+    for ln in lines[start:]:
+        if ln.startswith(".Bd -literal"):
+            cur = []
+        elif ln.startswith(".Ed") and cur is not None:
+            blocks.append("".join(x + "\n" for x in cur))
+            cur = None
+        elif cur is not None:
+            cur.append(ln.replace("\\e", "\\").replace("\\&", ""))
+    return blocks
+
+
+class ManPageDryRunTest(cbtest.DaemonTestCase):
+    """The dry-run example of credctl(1), run as it is written."""
+
+    def test_man_page_dry_run_example_matches_the_output(self):
+        if not cbtest.have_credctl():
+            self.skipTest("credctl not built at %s" % cbtest.CREDCTL)
+        blocks = man_literal_blocks(".Sh THE DRY-RUN DOCUMENT")
+        doc, shown = blocks[0], blocks[1]
+        params = json.loads(doc)
+        user = params["component"]["initiator"]
+        self.c.ok("type.create", {"ident": "github_token", "name": "GitHub",
+                                  "storage": "db", "destinations":
+                                  ["https://api.github.com"]})
+        for ident in ("db_login", "acme_key"):
+            self.c.ok("type.create", {"ident": ident, "name": ident,
+                                      "storage": "db"})
+        self.c.ok("cred.set", {"type": "github_token", "user": user,
+                               "value": "gh-value"})
+        self.c.ok("cred.set", {"type": "db_login",
+                               "account": "techno_reader",
+                               "value": "db-value"})
+        self.c.ok("cred.link", {"type": "db_login", "user": user,
+                                "account": "techno_reader"})
+        path = os.path.join(self.tmp, "template.json")
+        with open(path, "w") as f:
+            f.write(doc)
+        rc, out, err = cbtest.credctl(self.d.socket, "substitute",
+                                      "--dry-run", "--file", path)
+        self.assertEqual((rc, err), (0, ""))
+        self.maxDiff = None
+        self.assertEqual(out, shown)
+
+
 if __name__ == "__main__":
     cbtest.main()

@@ -113,8 +113,7 @@ class TypeScaleTests(cbtest.DaemonTestCase):
             self.assertEqual(e["type"], big_uuid(i))
             self.assertIs(e["filled"], filled_expected(i), e)
             if e["storage"] == "vault":
-                self.assertEqual(e["error"].split(":")[0],
-                                 "not_configured", e)
+                self.assertEqual(e["error"]["code"], "not_configured", e)
         self.assert_linear(secs)
         res, secs = self.status(new_user())
         self.assertEqual(len(res), NTYPES)

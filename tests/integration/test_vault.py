@@ -478,7 +478,7 @@ class SettingsTests(VaultCase):
             st = self.status_of(u)
             self.assertIs(st["nc_db"]["filled"], True)
             self.assertIs(st["nc_v"]["filled"], False)
-            self.assertIn("not_configured", st["nc_v"]["error"])
+            self.assertEqual(st["nc_v"]["error"]["code"], "not_configured")
             h = self.health_vault()
             self.assertIs(h["enabled"], False)
             self.assertIs(h["authenticated"], False)

@@ -100,8 +100,8 @@ class FailureTests(VaultCase):
         self.assertLess(dt, 2.5)
         self.assertIs(st["fdb"]["filled"], True)
         self.assertNotIn("error", st["fdb"])
-        self.assertIn("unavailable", st["fv"]["error"])
-        self.assertIn("sealed", st["fv"]["error"].lower())
+        self.assertEqual(st["fv"]["error"]["code"], "unavailable")
+        self.assertIn("sealed", st["fv"]["error"]["message"].lower())
         self.assertDbServes()
         self.assertIn("sealed", self.health_vault()["last_error"].lower())
         self.sim.unseal()
@@ -189,7 +189,8 @@ class FailureTests(VaultCase):
                                               "prefix": KV_PREFIX,
                                               "methods": ["GET"]}})
                 st = self.status_of(self.u)
-                self.assertIn("malformed", st["fv"].get("error", ""), st)
+                self.assertIn("malformed", st["fv"].get(
+                    "error", {}).get("message", ""), st)
                 self.assertIs(st["fdb"]["filled"], True)
 
     def test_malformed_login_answer_recovers(self):

@@ -1730,6 +1730,7 @@ test_method_table(void **state)
 		{ "type.clear", CB_M_TYPE_CLEAR, CB_PERM_TYPES },
 		{ "cred.set", CB_M_CRED_SET, CB_PERM_CREDS },
 		{ "cred.status", CB_M_CRED_STATUS, CB_PERM_CREDS },
+		{ "cred.list", CB_M_CRED_LIST, CB_PERM_CREDS },
 		{ "cred.delete", CB_M_CRED_DELETE, CB_PERM_CREDS },
 		{ "keypair.generate", CB_M_KEYPAIR_GENERATE, CB_PERM_KEYS },
 		{ "keypair.import", CB_M_KEYPAIR_IMPORT, CB_PERM_KEYS },
@@ -1774,6 +1775,8 @@ test_method_table(void **state)
 	/* The value-carrying method is tagged so the request is wiped. */
 	assert_true(cb_methods[CB_M_CRED_SET].flags & CB_MF_SECRET_IN);
 	assert_true(cb_methods[CB_M_CRED_SET].flags & CB_MF_AUDIT);
+	/* cred.list names users and accounts: audited like cred.status. */
+	assert_int_equal(cb_methods[CB_M_CRED_LIST].flags, CB_MF_AUDIT);
 	/* A private key comes in, tokens go out: both wiped, all audited. */
 	assert_true(cb_methods[CB_M_KEYPAIR_IMPORT].flags & CB_MF_SECRET_IN);
 	assert_true(cb_methods[CB_M_TOKEN_PARTNER].flags & CB_MF_SECRET_OUT);
