@@ -358,17 +358,8 @@ class Client:
     def cred_status(self, user=None, type=None):
         """Status of a user's values (user=) or of a type's accounts
         (type=).  For a user, an entry whose status cannot be read has
-        error: {code, message}; the older "code: message" string form is
-        turned into that map."""
-        res = self.call("cred.status", _params(user=user, type=type))
-        if isinstance(res, list):
-            for e in res:
-                if isinstance(e, dict) and isinstance(e.get("error"), str):
-                    code, sep, msg = e["error"].partition(": ")
-                    e["error"] = ({"code": code, "message": msg} if sep
-                                  else {"code": "internal",
-                                        "message": e["error"]})
-        return res
+        error: {code, message}."""
+        return self.call("cred.status", _params(user=user, type=type))
 
     def cred_delete(self, type, user=None, account=None, force=None):
         return self.call("cred.delete", _params(type=type, user=user,
