@@ -6,8 +6,8 @@
  * value, a user or a type ident.
  *
  * Every call is recorded, substitute's included, so recording is a few
- * increments into fixed arrays: no allocation and no lock (the daemon's
- * loop is its only thread).  The counters live for the process; SIGHUP
+ * increments into fixed arrays: no allocation and no lock (only the
+ * daemon's loop records them).  The counters live for the process; SIGHUP
  * does not reset them.
  */
 #include <stdint.h>
