@@ -32,6 +32,7 @@ struct writer {
 	struct writer_stats	 stats;
 	bool			 busy;		/* a group is in flight */
 	bool			 stopping;
+	bool			 started;	/* the thread runs (loop only) */
 };
 
 void
@@ -266,20 +267,10 @@ writer_start(uv_loop_t *loop, struct store *st, struct writer **out,
 	if ((rc = uv_async_init(loop, &w->async, writer_async)) != 0)
 		goto fail_async;
 	w->async.data = w;
-	if ((rc = uv_thread_create(&w->thread, writer_main, w)) != 0)
-		goto fail_thread;
 	store_busy_handler(st, writer_busy, w);
 	*out = w;
 	return 0;
 
-fail_thread:
-	uv_cond_destroy(&w->idle);
-	uv_cond_destroy(&w->work);
-	uv_mutex_destroy(&w->mu);
-	store_close(w->st);
-	uv_close((uv_handle_t *)&w->async, writer_closed);	/* frees w */
-	return cb_error_set(err, CB_EINTERNAL, "cannot start the database "
-	    "writer: %s", uv_strerror(rc));
 fail_async:
 	uv_cond_destroy(&w->idle);
 fail_idle:
@@ -296,8 +287,19 @@ fail_mutex:
 int
 writer_submit(struct writer *w, struct writer_job *j, struct cb_error *err)
 {
-	int	ret;
+	int	rc, ret;
 
+	/*
+	 * The thread starts with the first write, once the loop runs: the
+	 * daemon may fork(2) between writer_start and then, and a thread
+	 * does not survive a fork.
+	 */
+	if (!w->started) {
+		if ((rc = uv_thread_create(&w->thread, writer_main, w)) != 0)
+			return cb_error_set(err, CB_EUNAVAILABLE, "cannot "
+			    "start the database writer: %s", uv_strerror(rc));
+		w->started = true;
+	}
 	uv_mutex_lock(&w->mu);
 	if (w->stopping)
 		ret = cb_error_set(err, CB_EUNAVAILABLE,
@@ -327,7 +329,8 @@ writer_stop(struct writer *w)
 	w->stopping = true;
 	uv_cond_signal(&w->work);
 	uv_mutex_unlock(&w->mu);
-	uv_thread_join(&w->thread);
+	if (w->started)
+		uv_thread_join(&w->thread);
 	writer_answer(w);
 	store_busy_handler(w->loop_st, NULL, NULL);
 	store_close(w->st);

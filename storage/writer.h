@@ -82,7 +82,8 @@ int	 writer_group_run(struct store *st, struct writer_job *jobs,
 struct writer;
 
 /*
- * Open the writer's connection to st's database and start its thread;
+ * Open the writer's connection to st's database (its thread starts with
+ * the first job, so that the process may fork in between);
  * st (the loop's connection) then waits for a group in flight before
  * its own writes (store_busy_handler) and drops its shared read
  * transaction before jobs are answered, so what they wrote is seen.

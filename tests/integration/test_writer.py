@@ -169,6 +169,26 @@ class WriterTest(cbtest.DaemonTestCase):
                                                    {"user": u})}
             self.assertEqual(st["tok"]["updated_at"], acks[u])
 
+    def test_a_loop_write_waits_for_a_commit_in_flight(self):
+        # type.create still commits on the loop's connection: it waits
+        # for the writer's group to release the lock, and succeeds.
+        self.slow(True)
+        out = []
+        t = self.set_in_thread(new_user(), "pending-value", out)
+        self.wait_writer("a commit in flight",
+                         lambda w: w["in_flight"] == 1)
+        with self.d.client(timeout=WAIT) as c2:
+            err, res = c2.call("type.create", {"ident": "other",
+                                               "name": "O",
+                                               "storage": "db"})
+            self.assertIsNone(err, "type.create during a group commit: "
+                              "%r" % (err,))
+        t.join(WAIT)
+        self.assertIsNone(out[0][0][0])
+        self.slow(False)
+        self.assertEqual(self.c.ok("type.get", {"type": "other"})["ident"],
+                         "other")
+
     def test_pipelined_set_then_get_of_the_same_value_sees_the_set(self):
         user, other = new_user(), new_user()
         self.c.ok("cred.set", {"type": "tok", "user": user,
