@@ -123,9 +123,7 @@ writer_group_run(struct store *st, struct writer_job *jobs, size_t *ok,
 			return ret;
 		}
 	}
-	if (first == NULL)
-		return 0;
-	if ((ret = store_batch_commit(st, err)) != 0) {
+	if (first != NULL && (ret = store_batch_commit(st, err)) != 0) {
 		writer_fail_from(first, NULL, err, "the commit of a group of "
 		    "writes failed; this write was not made");
 		return ret;
