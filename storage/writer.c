@@ -33,6 +33,7 @@ struct writer {
 	bool			 busy;		/* a group is in flight */
 	bool			 stopping;
 	bool			 started;	/* the thread runs (loop only) */
+	size_t			 unanswered;	/* loop only */
 };
 
 void
@@ -198,6 +199,7 @@ writer_answer(struct writer *w)
 	store_release(w->loop_st);
 	for (; j != NULL; j = next) {
 		next = j->next;
+		w->unanswered--;
 		j->done(j, j->rc, j->rc != 0 ? &j->err : NULL);
 	}
 }
@@ -305,6 +307,8 @@ writer_submit(struct writer *w, struct writer_job *j, struct cb_error *err)
 	else if ((ret = writer_queue_push(&w->queue, j, err)) == 0)
 		uv_cond_signal(&w->work);
 	uv_mutex_unlock(&w->mu);
+	if (ret == 0)
+		w->unanswered++;
 	return ret;
 }
 
@@ -316,6 +320,7 @@ writer_get_stats(struct writer *w, struct writer_stats *out)
 	out->waiting = w->queue.n;
 	out->waiting_max = w->queue.max;
 	uv_mutex_unlock(&w->mu);
+	out->unanswered = w->unanswered;
 }
 
 void

@@ -53,6 +53,7 @@ struct writer_stats {
 	uint64_t	 waiting;	/* jobs queued for the next group now */
 	uint64_t	 waiting_max;	/* the most there ever were */
 	uint64_t	 in_flight;	/* jobs of the group being committed */
+	uint64_t	 unanswered;	/* submitted, done not yet called */
 };
 
 /*
