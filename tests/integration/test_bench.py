@@ -5,12 +5,19 @@ that hang together.  No wall-clock assertion: throughput and latency depend
 on the machine, so only their consistency is checked (counts add up,
 percentiles are ordered, every reply was a success and, with --verify,
 carried the values that --setup stored).
+
+scripts/bench-compare runs its workloads setting for a fraction of a second
+per workload, with the load average read from a file of the test's own
+(CB_BENCH_LOADAVG), so that its refusal on a busy machine and the marking
+of --noisy tables do not depend on the machine's real load.
 """
 
 import json
 import os
 import subprocess
 import sys
+import tempfile
+import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -19,6 +26,9 @@ import cbtest  # noqa: E402
 
 BENCH = os.path.join(cbtest.BUILD_DIR, "bench", "credbroker-bench")
 TIMEOUT = 120 * cbtest.SCALE
+COMPARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
+                       "..", "scripts", "bench-compare")
+COMPARE_TIMEOUT = 600 * cbtest.SCALE
 
 
 class BenchTest(cbtest.DaemonTestCase):
@@ -136,6 +146,111 @@ class BenchTest(cbtest.DaemonTestCase):
                                    stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, timeout=30)
                 self.assertEqual(p.returncode, 2, args)
+
+
+class BenchCompareLoadTest(unittest.TestCase):
+    """bench-compare and the load average (the workloads setting only: it
+    needs no redis)."""
+
+    def setUp(self):
+        for f in (BENCH, cbtest.DAEMON, cbtest.CREDCTL):
+            if not os.access(f, os.X_OK):
+                self.skipTest("%s not built" % f)
+        self.tmp = tempfile.TemporaryDirectory(prefix="cbcmp.")
+        self.addCleanup(self.tmp.cleanup)
+
+    def compare(self, loads, *args):
+        """Runs bench-compare with the 1-minute load averages LOADS served
+        one per reading (the last one from then on)."""
+        f = os.path.join(self.tmp.name, "loadavg")
+        with open(f, "w") as fh:
+            for l in loads:
+                fh.write("%s 0.40 0.30 2/345 6789\n" % l)
+        env = dict(os.environ, CB_BENCH_LOADAVG=f)
+        cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
+               "--only", "workloads", "-d", "0.3", "--warmup", "0"]
+        p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env,
+                           timeout=COMPARE_TIMEOUT)
+        return (p.returncode, p.stdout.decode("utf-8", "replace"),
+                p.stderr.decode("utf-8", "replace"))
+
+    def workload_table(self, out):
+        """The workloads table: its header and rows as lists of cells,
+        and the lines between its title and its header."""
+        lines = out.splitlines()
+        for i, l in enumerate(lines):
+            if l.startswith("### every workload"):
+                break
+        else:
+            self.fail("no workloads table in:\n" + out)
+        pre, rows = [], []
+        for l in lines[i + 1:]:
+            if l.startswith("|---"):
+                continue
+            if l.startswith("| "):
+                rows.append([c.strip() for c in l.strip("|").split("|")])
+            elif rows:
+                break
+            else:
+                pre.append(l)
+        self.assertGreater(len(rows), 1, out)
+        return rows[0], rows[1:], pre
+
+    def assertEveryRow(self, out, load):
+        header, rows, pre = self.workload_table(out)
+        cpu = header.index("broker CPU us/req")
+        ld = header.index("load 1 min before/after")
+        labels = [r[0] for r in rows]
+        for w in ("hello", "status", "sub1", "sub5", "mix"):
+            for p in ("1", "16"):
+                self.assertIn("%s P=%s" % (w, p), labels, out)
+        for r in rows:
+            self.assertEqual(len(r), len(header), out)
+            self.assertGreater(float(r[cpu]), 0, out)
+            self.assertEqual(r[ld], "%s/%s" % (load, load), out)
+        return pre
+
+    def test_bench_compare_refuses_on_a_busy_machine_without_noisy(self):
+        rc, out, err = self.compare(["0.93"])
+        self.assertEqual(rc, 3, err)
+        self.assertIn("load average 0.93", err)
+        self.assertIn("above 0.5", err)
+        self.assertIn("--noisy", err)
+        self.assertNotIn("ratio", out)
+        self.assertNotIn("###", out)
+
+    def test_bench_compare_refuses_when_the_load_rises_during_a_run(self):
+        # Quiet at the start and before the first run, busy after it.
+        rc, out, err = self.compare(["0.10", "0.10", "0.80"])
+        self.assertEqual(rc, 3, err)
+        self.assertIn("load average 0.80 after workloads hello P=1", err)
+        self.assertIn("above 0.5", err)
+        self.assertIn("--noisy", err)
+        self.assertNotIn("status P=1", err)
+        self.assertNotIn("###", out)
+
+    def test_bench_compare_noisy_marks_tables_taken_on_a_busy_machine(self):
+        rc, out, err = self.compare(["0.93"], "--noisy")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("load average before 0.93 0.40 0.30", out)
+        pre = self.assertEveryRow(out, "0.93")
+        self.assertTrue(any("busy machine" in l and "0.93" in l and
+                            "0.5" in l for l in pre), out)
+
+    def test_bench_compare_quiet_machine_tables_are_not_marked(self):
+        rc, out, err = self.compare(["0.10", "0.20", "0.30"])
+        self.assertEqual(rc, 0, err)
+        header, rows, pre = self.workload_table(out)
+        self.assertNotIn("busy machine", out)
+        cpu = header.index("broker CPU us/req")
+        ld = header.index("load 1 min before/after")
+        # The first run sees the second reading, every later one the last.
+        self.assertEqual(rows[0][ld], "0.20/0.30", out)
+        for r in rows:
+            self.assertGreater(float(r[cpu]), 0, out)
+        for r in rows[1:]:
+            self.assertEqual(r[ld], "0.30/0.30", out)
 
 
 if __name__ == "__main__":
