@@ -245,6 +245,30 @@ test_scrub_match_after_a_short_one_inside_a_longer_attempt(void **state)
 }
 
 static void
+test_scrub_shorter_match_after_one_that_overlaps_the_first(void **state)
+{
+	/*
+	 * At "H" the longest match ending there, "CDEFGH", overlaps the
+	 * tentative "ABCD"; the shorter "EFGH" that ends there too starts
+	 * after it and is the next match.
+	 */
+	struct pat	 p[] = {
+		P("a", "ABCD", true),
+		P("b", "ABCDEFGHIJ", true),
+		P("c", "CDEFGH", true),
+		P("d", "EFGH", true),
+	};
+	struct scrub	*s = mk(p, 4);
+
+	(void)state;
+	expect(s, "ABCDEFGHX", "[REDACTED:a][REDACTED:d]X");
+	expect(s, "ABCDEFGH", "[REDACTED:a][REDACTED:d]");
+	expect(s, "xCDEFGHx", "x[REDACTED:c]x");
+	expect(s, "ABCDEFGHIJ", "[REDACTED:b]");
+	scrub_free(s);
+}
+
+static void
 test_scrub_value_occurring_many_times(void **state)
 {
 	struct pat	 p[] = { P("v", "V4lue", false) };
@@ -616,9 +640,15 @@ test_scrub_held_back_tail_is_bounded(void **state)
 	}
 	assert_int_equal(scrub_feed(st, "x", 1, &out, &err), 0);
 	assert_int_equal(scrub_stream_held(st), 0);
+	/* A whole pattern that nothing extends is written at once. */
+	assert_int_equal(scrub_feed(st, longpat, sizeof(longpat), &out,
+	    &err), 0);
+	assert_int_equal(scrub_stream_held(st), 0);
+	assert_int_equal(out.len, total + 1 + 15);
+	assert_memory_equal(out.data + total + 1, "[REDACTED:long]", 15);
 	assert_int_equal(scrub_stream_end(st, &out, &err), 0);
-	assert_int_equal(out.len, total + 1);
-	assert_int_equal(scrub_count(s), 0);
+	assert_int_equal(out.len, total + 1 + 15);
+	assert_int_equal(scrub_count(s), 1);
 	secbuf_free(&out);
 	scrub_free(s);
 }
@@ -672,7 +702,8 @@ static void
 test_scrub_differential_against_naive_model(void **state)
 {
 	char		 pats[10][16], ids[10][8], text[300], want[300 * 16];
-	size_t		 plen[10], np, len, i, k, cnt, before, off, n;
+	char		 base[16];
+	size_t		 plen[10], np, len, i, j, k, m, cnt, before, off, n;
 	const char	*alpha;
 	struct scrub	*s;
 	struct scrub_stream *st;
@@ -681,28 +712,55 @@ test_scrub_differential_against_naive_model(void **state)
 	int		 iter, mode;
 
 	(void)state;
-	for (iter = 0; iter < 4000; iter++) {
-		alpha = iter % 3 == 0 ? "ab" : iter % 3 == 1 ? "abc" : "abcd";
+	for (iter = 0; iter < 5000; iter++) {
+		alpha = iter % 2 == 0 ? "ab" : iter % 4 == 1 ? "abc" : "abcd";
 		np = 1 + rnd(10);
+		for (i = 0; i < sizeof(base); i++)
+			base[i] = alpha[rnd((uint32_t)strlen(alpha))];
 		assert_int_equal(scrub_new(&s, &err), 0);
 		for (k = 0; k < np; k++) {
 			plen[k] = 2 + rnd(11);
 			for (i = 0; i < plen[k]; i++)
 				pats[k][i] = alpha[rnd((uint32_t)strlen(alpha))];
-			/* Now and then a copy or a prefix of an earlier one. */
-			if (k > 0 && rnd(4) == 0) {
-				i = rnd((uint32_t)k);
-				memcpy(pats[k], pats[i], plen[i]);
-				if (rnd(2) == 0)
-					plen[k] = plen[i];
-				else if (plen[k] < plen[i])
-					plen[k] = plen[i] + 1 + rnd(3);
-				if (plen[k] > 15)
-					plen[k] = 15;
-				for (i = plen[i] < plen[k] ? plen[i] : plen[k];
-				    i < plen[k]; i++)
-					pats[k][i] = alpha[rnd(
-					    (uint32_t)strlen(alpha))];
+			/*
+			 * Mostly related to an earlier one: an extension of
+			 * it, a suffix, a piece of its end followed by more
+			 * (patterns that overlap), or a copy.
+			 */
+			if (k > 0 && rnd(3) != 0) {
+				j = rnd((uint32_t)k);
+				m = 1 + rnd((uint32_t)plen[j]);
+				switch (rnd(4)) {
+				case 0:		/* pats[j] + more */
+					memcpy(pats[k], pats[j], plen[j]);
+					if (plen[k] < plen[j])
+						plen[k] = plen[j];
+					break;
+				case 1:		/* suffix of pats[j] */
+					plen[k] = m;
+					memcpy(pats[k], pats[j] + plen[j] - m,
+					    m);
+					break;
+				case 2:		/* its last m bytes + more */
+					if (plen[k] < m)
+						plen[k] = m;
+					memcpy(pats[k], pats[j] + plen[j] - m,
+					    m);
+					break;
+				default:
+					plen[k] = plen[j];
+					memcpy(pats[k], pats[j], plen[j]);
+					break;
+				}
+			}
+			/*
+			 * Or, every other round, all pieces of one string:
+			 * prefixes, suffixes and inner parts of each other.
+			 */
+			if (iter % 2 == 1) {
+				j = rnd(12);
+				plen[k] = 2 + rnd((uint32_t)(14 - j));
+				memcpy(pats[k], base + j, plen[k]);
 			}
 			snprintf(ids[k], sizeof(ids[k]), "p%zu", k);
 			assert_int_equal(scrub_add_rendered(s, ids[k],
@@ -713,10 +771,20 @@ test_scrub_differential_against_naive_model(void **state)
 		len = rnd(2) == 0 ? rnd(40) : rnd(sizeof(text));
 		for (i = 0; i < len; i++) {
 			/* Text made mostly of pattern pieces. */
-			if (rnd(3) == 0 && i + 15 < len) {
+			if (iter % 2 == 1 && rnd(2) == 0 && i + 16 < len) {
+				/* A piece of the base string. */
+				j = rnd(16);
+				n = 1 + rnd((uint32_t)(16 - j));
+				memcpy(text + i, base + j, n);
+				i += n - 1;
+			} else if (rnd(2) == 0 && i + 15 < len) {
 				k = rnd((uint32_t)np);
 				n = 1 + rnd((uint32_t)plen[k]);
-				memcpy(text + i, pats[k], n);
+				if (rnd(2) == 0)	/* a prefix */
+					memcpy(text + i, pats[k], n);
+				else			/* a suffix */
+					memcpy(text + i, pats[k] + plen[k] - n,
+					    n);
 				i += n - 1;
 			} else
 				text[i] = (char)(rnd(8) == 0 ? 'x' :
@@ -868,6 +936,8 @@ main(void)
 		    test_scrub_leftmost_longest_among_nested_patterns),
 		cmocka_unit_test(
 		    test_scrub_match_after_a_short_one_inside_a_longer_attempt),
+		cmocka_unit_test(
+		    test_scrub_shorter_match_after_one_that_overlaps_the_first),
 		cmocka_unit_test(test_scrub_value_occurring_many_times),
 		cmocka_unit_test(test_scrub_match_split_at_every_point),
 		cmocka_unit_test(test_scrub_matches_do_not_span_streams),
