@@ -245,8 +245,10 @@ scrub_add_value(struct scrub *s, const char *id, const uint8_t *val,
 	}
 
 	before = s->pbytes.len;
-	if (secbuf_append(&s->pbytes, val, len) != 0)
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	if (secbuf_append(&s->pbytes, val, len) != 0) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto fail;
+	}
 	if ((rc = scrub_pat_push(s, a, SCRUB_NONE, len, err)) != 0)
 		goto fail;
 	if ((rc = scrub_pat_filter(s, TPL_F_URLQUERY, a, SCRUB_NONE, val,
@@ -284,8 +286,8 @@ scrub_add_rendered(struct scrub *s, const char *id, const uint8_t *p,
 	if (s->nrendered == SCRUB_RENDERED_MAX)
 		return cb_error_set(err, CB_ETOOLARGE, "scrub: more than %d "
 		    "rendered values", SCRUB_RENDERED_MAX);
-	s->nrendered++;
 	if (len < SCRUB_MIN_LEN) {
+		s->nrendered++;
 		s->skipped++;
 		return 0;
 	}
@@ -295,7 +297,10 @@ scrub_add_rendered(struct scrub *s, const char *id, const uint8_t *p,
 		    SCRUB_BYTES_MAX);
 	if (secbuf_append(&s->pbytes, p, len) != 0)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	return scrub_pat_push(s, a, SCRUB_NONE, len, err);
+	if ((rc = scrub_pat_push(s, a, SCRUB_NONE, len, err)) != 0)
+		return rc;
+	s->nrendered++;
+	return 0;
 }
 
 /* base64(a ":" b) for every ordered pair of values. */
