@@ -4,6 +4,19 @@
  * encodings) go into an Aho-Corasick automaton; each response field is a
  * stream fed through it, and the output has every leftmost-longest match
  * replaced with "[REDACTED:<id>]".
+ *
+ * Leftmost-longest in one pass: the automaton's state always describes
+ * the text from the end of the last written match on (state q is the
+ * longest suffix of text[p, pos) that begins a pattern), so every match it
+ * reports starts there or later.  Matches that may still lose to one not
+ * yet seen are kept as a short list of tentative ones (scrub_record); the
+ * first is written as soon as no match still in progress can start at or
+ * before it (scrub_settle), and the state is then cut back to the text
+ * after it by following failure links.  Each byte deepens the state by at
+ * most one and each failure link makes it shallower, so the work is
+ * linear in the input; no byte is ever read twice (restarting the search
+ * after a match, as simpler leftmost automata do, costs the length of the
+ * longest pattern per match on hostile input).
  */
 #include <stdbool.h>
 #include <stdint.h>
