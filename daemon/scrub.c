@@ -14,7 +14,10 @@
  * before it (scrub_settle), and the state is then cut back to the text
  * after it by following failure links.  Each byte deepens the state by at
  * most one and each failure link makes it shallower, so the work is
- * linear in the input; no byte is ever read twice (restarting the search
+ * linear in the input (a byte that ends several patterns at once may
+ * also walk the output links: at most once per pattern that is a suffix
+ * of another, a bound of the patterns, not of the text); no byte is read
+ * twice (restarting the search
  * after a match, as simpler leftmost automata do, costs the length of the
  * longest pattern per match on hostile input).
  */
