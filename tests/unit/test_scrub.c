@@ -21,6 +21,7 @@
 #include "cb_error.h"
 #include "scrub.h"
 #include "secbuf.h"
+#include "template.h"
 
 #define S(lit)	(const uint8_t *)(lit), (sizeof(lit) - 1)
 #define P(id, lit, r)	{ (id), (lit), sizeof(lit) - 1, (r) }
@@ -824,6 +825,135 @@ test_scrub_differential_against_naive_model(void **state)
 	secbuf_free(&out);
 }
 
+/* The model's patterns for values: bytes and replacement text. */
+struct mpat {
+	char	 b[64];
+	size_t	 len;
+	char	 name[16];
+};
+
+/* Append filter f of n bytes at v to the model (none for bad json). */
+static void
+mpat_add(struct mpat *mp, size_t *n, int f, const char *v, size_t len,
+    const char *name)
+{
+	struct secbuf	b = SECBUF_INIT;
+	int		rc;
+
+	if (f == 0)
+		assert_int_equal(secbuf_append(&b, v, len), 0);
+	else if ((rc = tpl_filter_apply(f, (const uint8_t *)v, len, &b,
+	    NULL)) != 0) {
+		assert_int_equal(rc, -CB_EBADREQ);
+		assert_int_equal(f, TPL_F_JSON);
+		secbuf_free(&b);
+		return;
+	}
+	assert_true(b.len < sizeof(mp[*n].b));
+	memcpy(mp[*n].b, b.data, b.len);
+	mp[*n].len = b.len;
+	snprintf(mp[*n].name, sizeof(mp[*n].name), "%s", name);
+	(*n)++;
+	secbuf_free(&b);
+}
+
+/*
+ * Values, each encoding and the pairs, against the same naive model over
+ * the patterns scrub.h lists, in the order it lists them.
+ */
+static void
+test_scrub_differential_values_encodings_and_pairs(void **state)
+{
+	static const char alpha[] = "ab/ \"\xc3\xff";
+	char		 vals[4][8], name[16], text[400], want[400 * 16];
+	size_t		 vlen[4], nv, np, i, j, k, n, bl, len, o, cnt;
+	struct mpat	 mp[4 * 4 + 4 * 3];
+	struct scrub	*s;
+	struct secbuf	 out = SECBUF_INIT;
+	struct cb_error	 err;
+	int		 iter;
+
+	(void)state;
+	for (iter = 0; iter < 1500; iter++) {
+		nv = 1 + rnd(4);
+		np = 0;
+		assert_int_equal(scrub_new(&s, &err), 0);
+		for (k = 0; k < nv; k++) {
+			vlen[k] = 2 + rnd(6);
+			for (i = 0; i < vlen[k]; i++)
+				vals[k][i] = alpha[rnd(sizeof(alpha) - 1)];
+			snprintf(name, sizeof(name), "v%zu", k);
+			assert_int_equal(scrub_add_value(s, name,
+			    (const uint8_t *)vals[k], vlen[k], &err), 0);
+			if (vlen[k] < SCRUB_MIN_LEN)
+				continue;
+			mpat_add(mp, &np, 0, vals[k], vlen[k], name);
+			mpat_add(mp, &np, TPL_F_URLQUERY, vals[k], vlen[k],
+			    name);
+			mpat_add(mp, &np, TPL_F_JSON, vals[k], vlen[k], name);
+			mpat_add(mp, &np, TPL_F_BASE64, vals[k], vlen[k], name);
+		}
+		for (i = 0; i < nv; i++)
+			for (j = 0; j < nv; j++) {
+				char	pair[20];
+
+				if (i == j)
+					continue;
+				memcpy(pair, vals[i], vlen[i]);
+				pair[vlen[i]] = ':';
+				memcpy(pair + vlen[i] + 1, vals[j], vlen[j]);
+				snprintf(name, sizeof(name), "v%zu+v%zu", i, j);
+				mpat_add(mp, &np, TPL_F_BASE64, pair,
+				    vlen[i] + 1 + vlen[j], name);
+			}
+		assert_int_equal(scrub_compile(s, &err), 0);
+
+		/* Text: pieces of the patterns and of the values. */
+		len = 0;
+		while (len < 300) {
+			k = rnd((uint32_t)np + 1);
+			if (k == np || rnd(4) == 0) {
+				text[len++] = alpha[rnd(sizeof(alpha) - 1)];
+				continue;
+			}
+			n = rnd(3) == 0 ? 1 + rnd((uint32_t)mp[k].len) :
+			    mp[k].len;
+			memcpy(text + len, mp[k].b, n);
+			len += n;
+		}
+
+		/* The model. */
+		o = cnt = 0;
+		for (i = 0; i < len;) {
+			bl = 0;
+			for (k = 0, j = np; k < np; k++)
+				if (mp[k].len > bl && mp[k].len <= len - i &&
+				    memcmp(text + i, mp[k].b, mp[k].len) == 0) {
+					j = k;
+					bl = mp[k].len;
+				}
+			if (j == np) {
+				want[o++] = text[i++];
+				continue;
+			}
+			o += (size_t)sprintf(want + o, "[REDACTED:%s]",
+			    mp[j].name);
+			i += bl;
+			cnt++;
+		}
+
+		n = scrub_count(s);
+		run(s, text, len, 1 + rnd(40), &out);
+		if (out.len != o || memcmp(out.data, want, o) != 0)
+			fail_msg("iteration %d: got \"%.*s\", want \"%.*s\"",
+			    iter, (int)out.len, (const char *)out.data,
+			    (int)o, want);
+		assert_int_equal(scrub_count(s) - n, cnt);
+		scrub_free(s);
+	}
+	secbuf_free(&out);
+}
+
 /* A random value of n bytes from the alphabet. */
 static void
 rnd_value(char *v, size_t n, const char *alpha)
@@ -952,6 +1082,8 @@ main(void)
 		cmocka_unit_test(test_scrub_allocation_failures_are_errors),
 		cmocka_unit_test(test_scrub_held_back_tail_is_bounded),
 		cmocka_unit_test(test_scrub_differential_against_naive_model),
+		cmocka_unit_test(
+		    test_scrub_differential_values_encodings_and_pairs),
 		cmocka_unit_test(test_scrub_one_mib_with_twenty_values_is_linear),
 		cmocka_unit_test(test_scrub_adversarial_input_is_linear),
 	};
