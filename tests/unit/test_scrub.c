@@ -829,7 +829,7 @@ test_scrub_differential_against_naive_model(void **state)
 struct mpat {
 	char	 b[64];
 	size_t	 len;
-	char	 name[16];
+	char	 name[48];
 };
 
 /* Append filter f of n bytes at v to the model (none for bad json). */
@@ -865,7 +865,7 @@ static void
 test_scrub_differential_values_encodings_and_pairs(void **state)
 {
 	static const char alpha[] = "ab/ \"\xc3\xff";
-	char		 vals[4][8], name[16], text[400], want[400 * 16];
+	char		 vals[4][8], name[48], text[400], want[400 * 16];
 	size_t		 vlen[4], nv, np, i, j, k, n, bl, len, o, cnt;
 	struct mpat	 mp[4 * 4 + 4 * 3];
 	struct scrub	*s;
