@@ -90,6 +90,7 @@ struct scrub {
 
 	size_t		 count;
 	uint64_t	 steps;
+	size_t		 cap;		/* bytes allocated for this struct */
 };
 
 /* A match not yet written: it may still lose to one found later. */
@@ -214,10 +215,14 @@ int
 scrub_new(struct scrub **out, struct cb_error *err)
 {
 	struct scrub	*s;
+	size_t		 cap;
 
 	*out = NULL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	/* Locked like the rest: root[] is a table built from the patterns. */
+	if ((s = secmem_alloc(sizeof(*s), &cap)) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	memset(s, 0, sizeof(*s));
+	s->cap = cap;
 	*out = s;
 	return 0;
 }
@@ -780,6 +785,5 @@ scrub_free(struct scrub *s)
 		secmem_free(s->nodes, s->nodes_cap);
 	if (s->patid != NULL)
 		secmem_free(s->patid, s->patid_cap);
-	cb_wipe(s, sizeof(*s));
-	free(s);
+	secmem_free(s, s->cap);
 }
