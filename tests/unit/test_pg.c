@@ -542,6 +542,47 @@ test_pg_pipelined_queries_come_back_in_order(void **state)
 }
 
 static void
+test_pg_large_queries_are_sent_in_parts_and_in_order(void **state)
+{
+	struct fix	*f = *state;
+	struct res	 r[8];
+	struct cb_error	 err;
+	const char	*vals[1];
+	char		*big, want[32];
+	size_t		 len;
+	int		 i;
+
+	/*
+	 * 32 MiB, then 7 times 1 MiB, of parameters: far more than the
+	 * socket takes at once, so PQflush() leaves output behind, and the
+	 * server says nothing until it has the whole first query: only the
+	 * writable side of the poll can move it.
+	 */
+	connect_fix(f, true, 0);
+	assert_non_null(big = malloc((32 << 20) + 1));
+	memset(r, 0, sizeof(r));
+	for (i = 0; i < 8; i++) {
+		len = i == 0 ? 32 << 20 : (1 << 20) - (size_t)i;
+		memset(big, 'a' + i, len);
+		big[len] = '\0';
+		vals[0] = big;
+		assert_int_equal(pg_query(f->pg,
+		    "SELECT length($1) || ':' || substr($1, 1, 1)", 1, vals,
+		    NULL, NULL, result_cb, &r[i], &err), 0);
+	}
+	free(big);
+	assert_true(run_until(f, &r[7].done, 1, 15000));
+	for (i = 0; i < 8; i++) {
+		len = i == 0 ? 32 << 20 : (1 << 20) - (size_t)i;
+		assert_int_equal(r[i].rc, 0);
+		assert_int_equal(r[i].seq, i);
+		snprintf(want, sizeof(want), "%zu:%c", len, 'a' + i);
+		assert_string_equal(r[i].val, want);
+	}
+	finish(f, NULL);
+}
+
+static void
 test_pg_queue_is_bounded(void **state)
 {
 	struct fix	*f = *state;
@@ -963,6 +1004,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_pg_pipelined_queries_come_back_in_order, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pg_large_queries_are_sent_in_parts_and_in_order,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_queue_is_bounded,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
