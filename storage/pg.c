@@ -3,15 +3,24 @@
  *
  * One struct pg is one server connection, in one of four states:
  *
- *	WAIT --timer--> CONNECTING --PQconnectPoll OK--> UP
- *	  ^                 |                             |
- *	  +----- failed, timed out (backoff) <------------+ lost, reset
+ *	WAIT --timer--> [RESOLVING] --> CONNECTING --PQconnectPoll OK--> UP
+ *	  ^                   |              |                           |
+ *	  +------- failed, timed out (backoff) <-------------------------+
+ *							           lost, reset
  *
  * and CLOSED from pg_close().  A single uv_timer serves every state: the
- * backoff delay in WAIT, the attempt's deadline in CONNECTING, and in UP
+ * backoff delay in WAIT, the attempt's deadline in RESOLVING and
+ * CONNECTING, and in UP
  * the deadline of the oldest query (results come back in order and every
  * query has the same timeout, so the oldest is always the next to expire).
  * One uv_poll watches PQsocket(); it is replaced when the socket changes.
+ *
+ * Names.  libpq resolves "host" with getaddrinfo(), which blocks.  When
+ * the connection string names one host by name and gives no hostaddr, we
+ * resolve it first with uv_getaddrinfo() (libuv's thread pool) and hand
+ * libpq every address as "hostaddr", with the name repeated in "host"
+ * (for TLS verification and the passfile), so libpq tries them in order
+ * as it would have.  Several hosts ("host=a,b") are left to libpq.
  *
  * Pipeline.  In UP the connection is non-blocking and in pipeline mode.
  * Each pg_query() sends its statement and a sync at once; pg_batch()
@@ -38,7 +47,12 @@
  * connection errors, which never quote it.
  */
 #include <sys/queue.h>
+#include <sys/socket.h>
 
+#include <netinet/in.h>
+
+#include <arpa/inet.h>
+#include <netdb.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,9 +67,12 @@
 #include "secbuf.h"
 
 #define PG_BATCH_MAX	64
+/* Addresses of a resolved host handed to libpq. */
+#define PG_ADDRS_MAX	8
 
 enum pg_state {
 	PG_S_WAIT,		/* timer: next attempt */
+	PG_S_RESOLVING,		/* uv_getaddrinfo(); timer: deadline */
 	PG_S_CONNECTING,	/* PQconnectPoll(); timer: deadline */
 	PG_S_UP,		/* pipeline; timer: oldest query's deadline */
 	PG_S_CLOSED,
@@ -99,6 +116,10 @@ struct pg {
 	struct cb_error		 broken_err;
 
 	char			*conninfo;
+	char			*resolve;	/* host name we resolve, or NULL */
+	uv_getaddrinfo_t	*gai;		/* resolution in progress */
+	char			*hosts;		/* "name,name" for libpq */
+	char			*hostaddrs;	/* "addr,addr" for libpq */
 	struct secbuf		 password;
 	int			 has_password;
 	unsigned		 query_timeout;
@@ -183,13 +204,30 @@ pg_conn_message(PGconn *conn, char *buf, size_t sz)
 	buf[n] = '\0';
 }
 
-/* Close callback of any of our handles: free pg after the last one. */
+/*
+ * One of our handles (or a name resolution) is gone: free pg after the
+ * last one once it is closed.
+ */
+static void
+pg_release(struct pg *pg)
+{
+	void		(*done)(void *);
+	void		*done_arg;
+
+	if (--pg->nhandles > 0 || pg->state != PG_S_CLOSED)
+		return;
+	done = pg->done;
+	done_arg = pg->done_arg;
+	free(pg);
+	if (done != NULL)
+		done(done_arg);
+}
+
+/* Close callback of any of our handles. */
 static void
 pg_handle_closed(uv_handle_t *h)
 {
 	struct pg	*pg;
-	void		(*done)(void *);
-	void		*done_arg;
 
 	if (h->type == UV_POLL) {
 		struct pg_sock	*s = h->data;
@@ -198,13 +236,7 @@ pg_handle_closed(uv_handle_t *h)
 		free(s);
 	} else
 		pg = h->data;
-	if (--pg->nhandles > 0 || pg->state != PG_S_CLOSED)
-		return;
-	done = pg->done;
-	done_arg = pg->done_arg;
-	free(pg);
-	if (done != NULL)
-		done(done_arg);
+	pg_release(pg);
 }
 
 /* Stop watching the socket; the poll is freed in its close callback. */
@@ -266,6 +298,14 @@ pg_watch(struct pg *pg, int events)
 static void
 pg_disconnect(struct pg *pg)
 {
+	/*
+	 * A resolution cannot be stopped once a thread runs it: its
+	 * callback sees it is no longer pg->gai and only frees it.
+	 */
+	if (pg->gai != NULL) {
+		uv_cancel((uv_req_t *)pg->gai);
+		pg->gai = NULL;
+	}
 	pg_unwatch(pg);
 	if (pg->conn != NULL) {
 		PQfinish(pg->conn);
@@ -427,16 +467,22 @@ pg_notice_cb(void *arg, const char *msg)
 {
 }
 
-/* Start an attempt to connect (state WAIT, from the timer). */
+/* Connect, with the addresses resolved for pg->resolve if any. */
 static void
-pg_connect_start(struct pg *pg)
+pg_connect_libpq(struct pg *pg)
 {
-	const char	*keys[4], *vals[4];
+	const char	*keys[6], *vals[6];
 	struct cb_error	 err;
 	int		 n = 0;
 
 	keys[n] = "dbname";		/* expanded: the whole conninfo */
 	vals[n++] = pg->conninfo;
+	if (pg->hostaddrs != NULL) {
+		keys[n] = "host";
+		vals[n++] = pg->hosts;
+		keys[n] = "hostaddr";
+		vals[n++] = pg->hostaddrs;
+	}
 	if (pg->has_password) {
 		keys[n] = "password";
 		vals[n++] = secbuf_str(&pg->password);
@@ -447,6 +493,7 @@ pg_connect_start(struct pg *pg)
 	vals[n] = NULL;
 
 	pg->state = PG_S_CONNECTING;
+	uv_timer_stop(&pg->timer);
 	if ((pg->conn = PQconnectStartParams(keys, vals, 1)) == NULL) {
 		cb_error_set(&err, CB_EUNAVAILABLE,
 		    "cannot connect to PostgreSQL: out of memory");
@@ -462,6 +509,117 @@ pg_connect_start(struct pg *pg)
 	/* libpq: behave as if PQconnectPoll() had said WRITING. */
 	if (pg_watch(pg, UV_WRITABLE) != 0)
 		pg_conn_lost(pg, "cannot connect to PostgreSQL");
+}
+
+/* Append s to the comma-separated list *list; -1 when out of memory. */
+static int
+pg_list_add(char **list, const char *s)
+{
+	size_t	 n = *list != NULL ? strlen(*list) : 0;
+	char	*p;
+
+	if ((p = realloc(*list, n + strlen(s) + 2)) == NULL)
+		return -1;
+	if (n > 0)
+		p[n++] = ',';
+	strcpy(p + n, s);
+	*list = p;
+	return 0;
+}
+
+/* uv_getaddrinfo() is done: connect to what it found. */
+static void
+pg_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
+{
+	struct pg	*pg = req->data;
+	struct addrinfo	*ai;
+	struct cb_error	 err;
+	char		 addr[64];
+	int		 n = 0, rc = 0;
+
+	if (pg->gai != req) {
+		/* Abandoned: timed out, closed. */
+		uv_freeaddrinfo(res);
+		free(req);
+		pg_release(pg);
+		return;
+	}
+	pg->gai = NULL;
+	free(req);
+	pg->nhandles--;			/* pg is not closed: no free */
+	free(pg->hosts);
+	free(pg->hostaddrs);
+	pg->hosts = pg->hostaddrs = NULL;
+	for (ai = res; status == 0 && ai != NULL && n < PG_ADDRS_MAX;
+	    ai = ai->ai_next) {
+		if (ai->ai_family == AF_INET)
+			rc = uv_ip4_name((struct sockaddr_in *)ai->ai_addr,
+			    addr, sizeof(addr));
+		else if (ai->ai_family == AF_INET6)
+			rc = uv_ip6_name((struct sockaddr_in6 *)ai->ai_addr,
+			    addr, sizeof(addr));
+		else
+			continue;
+		if (rc != 0)
+			continue;
+		if (pg_list_add(&pg->hosts, pg->resolve) != 0 ||
+		    pg_list_add(&pg->hostaddrs, addr) != 0) {
+			status = UV_ENOMEM;
+			break;
+		}
+		n++;
+	}
+	uv_freeaddrinfo(res);
+	if (status == 0 && n == 0)
+		status = UV_EAI_NODATA;
+	if (status != 0) {
+		cb_error_set(&err, CB_EUNAVAILABLE,
+		    "cannot connect to PostgreSQL: cannot resolve \"%s\": %s",
+		    pg->resolve, uv_strerror(status));
+		pg_conn_failed(pg, &err, NULL, 0);
+		return;
+	}
+	pg_connect_libpq(pg);
+}
+
+/*
+ * Start an attempt to connect (state WAIT, from the timer): resolve the
+ * host name first when we must (see "Names" above).
+ */
+static void
+pg_connect_start(struct pg *pg)
+{
+	struct addrinfo	 hints;
+	struct cb_error	 err;
+	uv_getaddrinfo_t *req;
+
+	if (pg->resolve == NULL) {
+		pg_connect_libpq(pg);
+		return;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	pg->state = PG_S_RESOLVING;
+	if ((req = calloc(1, sizeof(*req))) == NULL) {
+		cb_error_set(&err, CB_EUNAVAILABLE,
+		    "cannot connect to PostgreSQL: out of memory");
+		pg_conn_failed(pg, &err, NULL, 0);
+		return;
+	}
+	req->data = pg;
+	if (uv_getaddrinfo(pg->loop, req, pg_resolved, pg->resolve, NULL,
+	    &hints) != 0) {
+		free(req);
+		cb_error_set(&err, CB_EUNAVAILABLE,
+		    "cannot connect to PostgreSQL: cannot resolve \"%s\"",
+		    pg->resolve);
+		pg_conn_failed(pg, &err, NULL, 0);
+		return;
+	}
+	pg->gai = req;
+	pg->nhandles++;
+	uv_timer_start(&pg->timer, pg_timer_cb, pg->connect_timeout, 0);
 }
 
 /* The socket is ready during the connection: one more step. */
@@ -731,6 +889,7 @@ pg_timer_cb(uv_timer_t *t)
 	case PG_S_WAIT:
 		pg_connect_start(pg);
 		break;
+	case PG_S_RESOLVING:
 	case PG_S_CONNECTING:
 		cb_error_set(&err, CB_EUNAVAILABLE,
 		    "cannot connect to PostgreSQL: no answer within %u ms",
@@ -963,13 +1122,16 @@ pg_status(const struct pg *pg, struct pg_status *st)
  * could be a password, say so instead of quoting it.
  */
 static int
-pg_check_conninfo(const char *conninfo, struct cb_error *err)
+pg_check_conninfo(const char *conninfo, char **resolve, struct cb_error *err)
 {
 	PQconninfoOption	*opts, *o;
+	const char		*host = NULL, *hostaddr = NULL;
+	unsigned char		 buf[sizeof(struct in6_addr)];
 	char			*msg = NULL;
 	int			 haspw = 0, rc = 0;
 	size_t			 i;
 
+	*resolve = NULL;
 	if ((opts = PQconninfoParse(conninfo, &msg)) == NULL) {
 		if (msg == NULL)
 			return cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -988,12 +1150,27 @@ pg_check_conninfo(const char *conninfo, struct cb_error *err)
 		PQfreemem(msg);
 		return rc;
 	}
-	for (o = opts; o->keyword != NULL; o++)
+	for (o = opts; o->keyword != NULL; o++) {
 		if (strcmp(o->keyword, "password") == 0 && o->val != NULL) {
 			haspw = *o->val != '\0';
 			cb_wipe(o->val, strlen(o->val));
 		}
+		if (strcmp(o->keyword, "host") == 0)
+			host = o->val;
+		if (strcmp(o->keyword, "hostaddr") == 0)
+			hostaddr = o->val;
+	}
+	/* One host, by name, no address given: ours to resolve. */
+	if (!haspw && host != NULL && *host != '\0' && *host != '/' &&
+	    *host != '@' && strchr(host, ',') == NULL &&
+	    (hostaddr == NULL || *hostaddr == '\0') &&
+	    inet_pton(AF_INET, host, buf) != 1 &&
+	    inet_pton(AF_INET6, host, buf) != 1 &&
+	    (*resolve = strdup(host)) == NULL)
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 	PQconninfoFree(opts);
+	if (rc != 0)
+		return rc;
 	if (haspw)
 		return cb_error_set(err, CB_EBADREQ,
 		    "the PostgreSQL connection string holds a password: give "
@@ -1006,22 +1183,27 @@ pg_open(uv_loop_t *loop, const struct pg_opts *o, struct pg **out,
     struct cb_error *err)
 {
 	struct pg	*pg;
+	char		*resolve;
 	int		 rc;
 
 	*out = NULL;
 	if (o->conninfo == NULL)
 		return cb_error_set(err, CB_EBADREQ,
 		    "no PostgreSQL connection string");
-	if ((rc = pg_check_conninfo(o->conninfo, err)) != 0)
+	if ((rc = pg_check_conninfo(o->conninfo, &resolve, err)) != 0)
 		return rc;
-	if ((pg = calloc(1, sizeof(*pg))) == NULL)
+	if ((pg = calloc(1, sizeof(*pg))) == NULL) {
+		free(resolve);
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
 	pg->loop = loop;
+	pg->resolve = resolve;
 	TAILQ_INIT(&pg->queries);
 	if ((pg->conninfo = strdup(o->conninfo)) == NULL ||
 	    (o->password != NULL && secbuf_set_str(&pg->password,
 	    o->password, strlen(o->password)) != 0)) {
 		free(pg->conninfo);
+		free(pg->resolve);
 		secbuf_free(&pg->password);
 		free(pg);
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -1072,6 +1254,10 @@ pg_close(struct pg *pg, void (*done)(void *), void *arg)
 		free(pg->conninfo);
 		pg->conninfo = NULL;
 	}
+	free(pg->resolve);
+	free(pg->hosts);
+	free(pg->hostaddrs);
+	pg->resolve = pg->hosts = pg->hostaddrs = NULL;
 	uv_timer_stop(&pg->timer);
 	uv_close((uv_handle_t *)&pg->timer, pg_handle_closed);
 	cb_error_set(&err, CB_EUNAVAILABLE,

@@ -9,10 +9,12 @@
  * input is read with PQconsumeInput() when it is readable.  A slow server
  * stalls only the queries that wait on it.
  *
- * The one exception is a host name in the connection string: libpq
- * resolves "host" with getaddrinfo(), which may block on DNS.  Name the
- * server by address ("hostaddr", or an IP address as "host"), by a socket
- * directory, or by a name /etc/hosts answers.
+ * Host names: libpq would resolve "host" with getaddrinfo(), which may
+ * block on DNS.  A single host name (with no "hostaddr") is therefore
+ * resolved first with uv_getaddrinfo(), off the loop, and libpq gets the
+ * addresses.  A list of hosts ("host=a,b") or a host taken from the PGHOST
+ * environment variable is still resolved by libpq: name those by address
+ * ("hostaddr", or IP addresses as "host") or by names /etc/hosts answers.
  *
  * Contract, in short:
  *   - Results come back in the order the queries were sent, each through

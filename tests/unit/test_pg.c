@@ -427,6 +427,56 @@ test_pg_connects_with_password_over_socket_and_tcp(void **state)
 	finish(f, tcp);
 }
 
+/* A connection to conninfo ci, with f's event counters. */
+static struct pg *
+open_ci(struct fix *f, const char *ci)
+{
+	struct pg_opts	 o;
+	struct pg	*pg = NULL;
+	struct cb_error	 err;
+
+	memset(&o, 0, sizeof(o));
+	o.conninfo = ci;
+	o.password = srv.password;
+	o.connect_timeout_ms = 20000;
+	o.on_event = event_cb;
+	o.arg = f;
+	assert_int_equal(pg_open(&f->loop, &o, &pg, &err), 0);
+	return pg;
+}
+
+static void
+test_pg_host_names_are_resolved_off_the_loop(void **state)
+{
+	struct fix	*f = *state;
+	struct res	 r;
+	char		 ci[PATH_MAX + 256];
+
+	/*
+	 * localhost may come first as ::1, where the server does not
+	 * listen: every address is handed to libpq, which tries the next.
+	 */
+	snprintf(ci, sizeof(ci), "host=localhost port=%d user=%s dbname=%s",
+	    srv.port, srv.user, srv.dbname);
+	f->pg = open_ci(f, ci);
+	assert_true(run_until(f, &f->connected, 1, 30000));
+	query_ok(f, f->pg, "SELECT host(inet_client_addr())", &r);
+	assert_string_equal(r.val, "127.0.0.1");
+	pg_close(f->pg, NULL, NULL);
+
+	/* A name that does not resolve: our resolver says so, not libpq. */
+	snprintf(ci, sizeof(ci), "host=cb-no-such-host.invalid port=%d "
+	    "user=%s dbname=%s", srv.port, srv.user, srv.dbname);
+	f->pg = open_ci(f, ci);
+	assert_true(run_until(f, &f->down, 1, 30000));
+	if (strstr(f->down_msg, "cannot resolve \"cb-no-such-host.invalid\"")
+	    == NULL && strstr(f->down_msg, "no answer within") == NULL)
+		fail_msg("unexpected: %s", f->down_msg);
+	/* Closed while a resolution may be running. */
+	run_for(f, 120);
+	finish(f, NULL);
+}
+
 static void
 test_pg_bad_password_is_refused_without_quoting_it(void **state)
 {
@@ -994,6 +1044,9 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(
 		    test_pg_connects_with_password_over_socket_and_tcp, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pg_host_names_are_resolved_off_the_loop, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pg_bad_password_is_refused_without_quoting_it, setup,
