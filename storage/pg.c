@@ -41,8 +41,9 @@
  * outlives every frame that may still look at it.
  *
  * Secrets.  The password lives in a wiping buffer for the reconnections
- * and is wiped by pg_close(); libpq's own copy lives in the PGconn and
- * PQfinish() wipes it (explicit_bzero of pgpass).  A password in the
+ * and is wiped by pg_close().  libpq copies it into the PGconn; that copy
+ * is wiped as soon as the connection is up (libpq needs it only to
+ * authenticate), and PQfinish() wipes it on the other paths.  A password in the
  * connection string is refused, and error messages come from libpq's
  * connection errors, which never quote it.
  */
@@ -380,6 +381,7 @@ static void
 pg_connected(struct pg *pg)
 {
 	struct cb_error	 err;
+	char		*pw;
 	size_t		 i;
 	int		 again = pg->ever_up;
 
@@ -391,6 +393,14 @@ pg_connected(struct pg *pg)
 		pg_conn_failed(pg, &err, NULL, 0);
 		return;
 	}
+	/*
+	 * libpq needs the password only to authenticate: wipe its copy now
+	 * rather than at PQfinish().  PQpass() returns a literal "" when
+	 * there is none, which a zero-length wipe leaves alone.
+	 */
+	pw = PQpass(pg->conn);
+	if (pw != NULL)
+		cb_wipe(pw, strlen(pw));
 	pg->state = PG_S_UP;
 	uv_timer_stop(&pg->timer);
 	pg->server_version = PQserverVersion(pg->conn);

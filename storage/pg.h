@@ -119,8 +119,9 @@ struct pg_opts {
 	/*
 	 * The password, or NULL (libpq then falls back on its own sources,
 	 * such as a passfile named in conninfo).  Copied into a wiping
-	 * buffer and kept there for the reconnections; the caller may wipe
-	 * its own copy when pg_open() returns.
+	 * buffer and kept there for the reconnections, wiped by pg_close();
+	 * the caller may wipe its own copy when pg_open() returns.  libpq's
+	 * copy is wiped as soon as each connection is up.
 	 */
 	const char	*password;
 	unsigned	 query_timeout_ms;	/* per query; see below */
