@@ -1,7 +1,7 @@
 /*
  * pg: libpq's non-blocking interface driven by the daemon's libuv loop.
  *
- * One struct pg is one server connection, in one of four states:
+ * One struct pg is one server connection, in one of these states:
  *
  *	WAIT --timer--> [RESOLVING] --> CONNECTING --PQconnectPoll OK--> UP
  *	  ^                   |              |                           |
