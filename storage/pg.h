@@ -92,6 +92,11 @@ typedef void (*pg_event_fn)(void *arg, enum pg_event ev,
  *			result, so PQresultErrorField(res, PG_DIAG_SQLSTATE)
  *			tells a unique violation (23505) from the rest.
  *
+ * The message is "PostgreSQL: PRIMARY MESSAGE (SQLSTATE)" for a server
+ * error.  The server's message may quote a parameter ('invalid input
+ * syntax for type integer: "..."'), and libpq's buffers are not wiped:
+ * parameters must never be plaintext (only sealed values are stored).
+ *
  * res belongs to pg: it is PQclear()ed when the callback returns.  Copy
  * what you need, and do not keep pointers into it.  Results are not wiped:
  * never select plaintext (only sealed values are stored).
