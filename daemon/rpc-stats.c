@@ -6,8 +6,8 @@
  * value, a user or a type ident.
  *
  * Every call is recorded, substitute's included, so recording is a few
- * increments into fixed arrays: no allocation and no lock (the daemon's
- * loop is its only thread).  The counters live for the process; SIGHUP
+ * increments into fixed arrays: no allocation and no lock (only the
+ * daemon's loop records them).  The counters live for the process; SIGHUP
  * does not reset them.
  */
 #include <stdint.h>
@@ -20,7 +20,9 @@
 #include "log.h"
 #include "proto.h"
 #include "store.h"
+#include "values.h"
 #include "vault.h"
+#include "writer.h"
 
 struct rpc_stats {
 	uint64_t		 calls[CB_M_COUNT][CB_ERR_MAX];	/* [0]: ok */
@@ -191,6 +193,7 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 	struct store_stats	 ss;
 	struct vault_stats	 vs;
 	struct vault_status	 vst;
+	struct writer_stats	 ws;
 	char			 head[AUDIT_HASH_HEX + 1];
 	uint64_t		 seq, failures;
 	int			 m, ret;
@@ -200,6 +203,7 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 	if ((ret = store_get_stats(b->store, &ss, err)) != 0)
 		return ret;
 	vault_get_stats(b->vault, &vs);
+	values_sqlite_stats(b->values[STORE_DB], &ws);
 	vault_get_status(b->vault, &vst);
 	audit_head(b->audit, &seq, head, &failures);
 
@@ -229,13 +233,23 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 		rpc_stats_pack_method(pk, m);
 
 	proto_pack_cstr(pk, "store");
-	msgpack_pack_map(pk, 6);
+	msgpack_pack_map(pk, 7);
 	proto_pack_kv_str(pk, "backend", "sqlite");
 	proto_pack_kv_int(pk, "page_size", ss.page_size);
 	proto_pack_kv_int(pk, "pages", ss.pages);
 	proto_pack_kv_int(pk, "free_pages", ss.free_pages);
 	proto_pack_kv_int(pk, "bytes", ss.page_size * ss.pages);
 	proto_pack_kv_int(pk, "types", ss.types);
+	/* The writer's group commits (storage/writer.h). */
+	proto_pack_cstr(pk, "writer");
+	msgpack_pack_map(pk, 7);
+	proto_pack_kv_int(pk, "commits", (int64_t)ws.commits);
+	proto_pack_kv_int(pk, "committed", (int64_t)ws.committed);
+	proto_pack_kv_int(pk, "failed_commits", (int64_t)ws.failed);
+	proto_pack_kv_int(pk, "largest_group", (int64_t)ws.largest);
+	proto_pack_kv_int(pk, "waiting", (int64_t)ws.waiting);
+	proto_pack_kv_int(pk, "waiting_max", (int64_t)ws.waiting_max);
+	proto_pack_kv_int(pk, "in_flight", (int64_t)ws.in_flight);
 
 	proto_pack_cstr(pk, "vault");
 	msgpack_pack_map(pk, 14);

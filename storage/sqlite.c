@@ -1,9 +1,10 @@
 /*
  * sqlite: the store interface (store.h) on one SQLite database file.
  *
- * One connection, opened at start-up and used only from the daemon's loop
- * thread, which it never puts to sleep: after store_open() a lock held by
- * another process fails the call at once (busy timeout 0).  store_open() creates the file with mode 0600 (SQLite gives the
+ * One connection per struct store, each used by one thread: the daemon's
+ * loop thread, which it never puts to sleep on another process's lock
+ * (after store_open() such a lock fails the call at once, busy timeout 0),
+ * and the writer's thread (store_open_writer, writer.c).  store_open() creates the file with mode 0600 (SQLite gives the
  * -wal and -shm files the mode of the database), switches it to WAL with
  * synchronous=FULL so that a write which returned 0 survives kill -9 and
  * power loss, turns on foreign keys and secure_delete (deleted sealed values
@@ -46,6 +47,8 @@
  * -CB_EUNAVAILABLE and changes nothing.
  */
 #define STORE_OPEN_BUSY_TIMEOUT_MS	5000
+/* How long the writer's thread waits for a lock (store_open_writer). */
+#define STORE_WRITER_BUSY_TIMEOUT_MS	500
 
 /*
  * Forward migrations: store_migrations[v] takes schema version v to v + 1.
@@ -155,6 +158,9 @@ enum store_stmt {
 	STMT_BEGIN_READ,
 	STMT_COMMIT,
 	STMT_ROLLBACK,
+	STMT_SAVEPOINT,
+	STMT_SAVEPOINT_RELEASE,
+	STMT_SAVEPOINT_ROLLBACK,
 	STMT_KCV_GET,
 	STMT_KCV_SET,
 	STMT_TYPE_INSERT,
@@ -222,6 +228,10 @@ static const char *const store_sql[STMT__COUNT] = {
 	[STMT_BEGIN_READ] = "BEGIN DEFERRED",
 	[STMT_COMMIT] = "COMMIT",
 	[STMT_ROLLBACK] = "ROLLBACK",
+	/* One write of a group commit (store_batch_*). */
+	[STMT_SAVEPOINT] = "SAVEPOINT job",
+	[STMT_SAVEPOINT_RELEASE] = "RELEASE job",
+	[STMT_SAVEPOINT_ROLLBACK] = "ROLLBACK TO job",
 	[STMT_KCV_GET] = "SELECT kcv FROM keycheck WHERE id = 1",
 	[STMT_KCV_SET] =
 	    "INSERT INTO keycheck (id, kcv) VALUES (1, ?1)"
@@ -417,6 +427,12 @@ struct store {
 	bool			 types_ok;
 	uint64_t		 type_loads;
 	bool			 reading;	/* read transaction held */
+	/*
+	 * A group commit is open (store_batch_begin): the functions that
+	 * would begin, commit or roll back a transaction of their own run
+	 * inside the group's instead, each write in a savepoint.
+	 */
+	bool			 batch;
 };
 
 static void	store_types_drop(struct store *);
@@ -599,6 +615,8 @@ static int
 store_begin(struct store *st, struct cb_error *err)
 {
 	store_release(st);
+	if (st->batch)
+		return 0;
 	return store_run(st, STMT_BEGIN, "begin", err);
 }
 
@@ -608,6 +626,8 @@ store_commit(struct store *st, struct cb_error *err)
 {
 	int	ret;
 
+	if (st->batch)
+		return 0;
 	if ((ret = store_run(st, STMT_COMMIT, "commit", err)) != 0 &&
 	    !sqlite3_get_autocommit(st->db))
 		(void)store_run(st, STMT_ROLLBACK, "rollback", NULL);
@@ -618,6 +638,8 @@ store_commit(struct store *st, struct cb_error *err)
 static void
 store_rollback(struct store *st)
 {
+	if (st->batch)
+		return;		/* the group rolls back to the savepoint */
 	if (!sqlite3_get_autocommit(st->db))
 		(void)store_run(st, STMT_ROLLBACK, "rollback", NULL);
 }
@@ -903,6 +925,94 @@ store_open(const char *path, struct store **out, struct cb_error *err)
 done:
 	store_close(st);
 	return ret;
+}
+
+/*
+ * The writer's connection (storage/writer.c): the same database, opened and
+ * configured as the loop's (WAL, synchronous=FULL, foreign keys,
+ * secure_delete) with its own prepared statements.  It runs on the
+ * writer's thread, which may sleep: it waits up to
+ * STORE_WRITER_BUSY_TIMEOUT_MS for a lock held by the loop's own
+ * synchronous writes or by another process, then fails the group.
+ */
+int
+store_open_writer(const struct store *st, struct store **out,
+    struct cb_error *err)
+{
+	int	ret;
+
+	if ((ret = store_open(st->path, out, err)) != 0)
+		return ret;
+	sqlite3_busy_timeout((*out)->db, STORE_WRITER_BUSY_TIMEOUT_MS);
+	return 0;
+}
+
+void
+store_busy_handler(struct store *st, int (*fn)(void *, int), void *arg)
+{
+	if (fn != NULL)
+		sqlite3_busy_handler(st->db, fn, arg);
+	else
+		sqlite3_busy_timeout(st->db, 0);
+}
+
+int
+store_batch_begin(struct store *st, struct cb_error *err)
+{
+	int	ret;
+
+	store_release(st);
+	if ((ret = store_run(st, STMT_BEGIN, "begin a group of writes",
+	    err)) != 0)
+		return ret;
+	st->batch = true;
+	return 0;
+}
+
+int
+store_batch_savepoint(struct store *st, struct cb_error *err)
+{
+	return store_run(st, STMT_SAVEPOINT, "savepoint", err);
+}
+
+int
+store_batch_release(struct store *st, struct cb_error *err)
+{
+	return store_run(st, STMT_SAVEPOINT_RELEASE, "release savepoint", err);
+}
+
+void
+store_batch_undo(struct store *st)
+{
+	if (sqlite3_get_autocommit(st->db))
+		return;
+	(void)store_run(st, STMT_SAVEPOINT_ROLLBACK, "roll back a write",
+	    NULL);
+	(void)store_run(st, STMT_SAVEPOINT_RELEASE, "release savepoint",
+	    NULL);
+}
+
+bool
+store_batch_open(const struct store *st)
+{
+	return st->batch && !sqlite3_get_autocommit(st->db);
+}
+
+int
+store_batch_commit(struct store *st, struct cb_error *err)
+{
+	st->batch = false;
+	if (sqlite3_get_autocommit(st->db))
+		return cb_error_set(err, CB_EUNAVAILABLE, "database %s "
+		    "rolled the transaction back", st->path);
+	return store_commit(st, err);
+}
+
+void
+store_batch_abort(struct store *st)
+{
+	st->batch = false;
+	store_rollback(st);
 }
 
 /*

@@ -2,11 +2,21 @@
  * store: the broker's SQLite database (SPEC section 4.1).
  *
  * Holds credential types, sealed values of db-stored types, the sealed
- * Vault settings, and the master-key check value.  Everything runs on the
- * daemon's loop thread; statements are prepared once at open and kept for
- * the life of the connection.  The database runs in WAL mode with
- * synchronous=FULL, so a write that returned 0 survives kill -9 and power
- * loss.  The store never sees plaintext: values arrive and leave sealed.
+ * Vault settings, and the master-key check value.  Statements are prepared
+ * once at open and kept for the life of the connection.  The database runs
+ * in WAL mode with synchronous=FULL, so a write that returned 0 survives
+ * kill -9 and power loss.  The store never sees plaintext: values arrive
+ * and leave sealed.
+ *
+ * Threads: a struct store is one connection, used by one thread.  The
+ * daemon's loop thread has one, and the values of db-stored types are
+ * written by the writer's thread on a second one (writer.h,
+ * store_open_writer): cred.set, cred.delete, cred.import, type.clear's
+ * removal of values and key rotation's re-sealed batches.  Every other
+ * write (start-up and migrations, type.create/update/delete, settings,
+ * keys, links, the key check value) still runs synchronously on the
+ * loop's connection, and waits there for a group commit the writer has
+ * in flight (store_busy_handler).
  */
 #ifndef CB_STORE_H
 #define CB_STORE_H
@@ -76,6 +86,36 @@ int	 store_open_readonly(const char *path, struct store **out,
 int	 store_check_dir(const char *path, bool writable,
 	    struct cb_error *err);
 void	 store_close(struct store *st);
+/*
+ * A second connection to st's database, for the writer's thread: same
+ * settings, its own statements; it waits a little for locks (the loop's
+ * connection never does).
+ */
+int	 store_open_writer(const struct store *st, struct store **out,
+	    struct cb_error *err);
+/*
+ * What the connection does when it meets a lock: fn (an SQLite busy
+ * handler: nonzero to try again) or, with fn NULL, fail at once.
+ */
+void	 store_busy_handler(struct store *st, int (*fn)(void *, int),
+	    void *arg);
+/*
+ * Group commit, on the writer's connection: batch_begin takes the write
+ * lock (BEGIN IMMEDIATE); each write then runs between batch_savepoint
+ * and batch_release, or batch_undo when it failed, which takes back that
+ * write alone.  Inside a group, the store functions that would open and
+ * commit a transaction of their own run in the group's.  batch_open is
+ * false when SQLite has rolled the whole transaction back (I/O error,
+ * disk full): the writes already done in it are lost.  batch_commit is
+ * the one fsync of the group; batch_abort rolls everything back.
+ */
+int	 store_batch_begin(struct store *st, struct cb_error *err);
+int	 store_batch_savepoint(struct store *st, struct cb_error *err);
+int	 store_batch_release(struct store *st, struct cb_error *err);
+void	 store_batch_undo(struct store *st);
+bool	 store_batch_open(const struct store *st);
+int	 store_batch_commit(struct store *st, struct cb_error *err);
+void	 store_batch_abort(struct store *st);
 /*
  * End the read transaction that hot-path reads share (store_value_get,
  * store_value_list_user); the daemon calls it once per loop iteration.

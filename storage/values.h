@@ -29,6 +29,7 @@
 
 struct vault;
 struct values;
+struct writer_stats;
 
 /*
  * One value of a type, in the type's storage generation: a user's own
@@ -175,6 +176,8 @@ void	 values_defer_close(struct values_defer *d);
 /* The backends. */
 int	 values_sqlite_new(uv_loop_t *loop, struct store *st,
 	    struct values **out, struct cb_error *err);
+/* The counters of the SQLite backend's writer (writer.h); zeros if none. */
+void	 values_sqlite_stats(struct values *v, struct writer_stats *out);
 /*
  * *vault is read at every call (the daemon clears it at shutdown); st
  * lists the types stored in Vault for key rotation.

@@ -60,7 +60,9 @@
 #include "seal.h"
 #include "secbuf.h"
 #include "store.h"
+#include "values.h"
 #include "vault.h"
+#include "writer.h"
 
 #define FZ_MAX_MESSAGE	4096	/* smallest max_message_size */
 #define FZ_MAX_MSGS	64	/* messages dispatched per input */
@@ -368,6 +370,16 @@ fz_http_fail(void)
 }
 
 /* Run the loop and fail HTTP requests until nothing is left to do. */
+/* Writes of values not yet answered by the store's writer thread. */
+static uint64_t
+fz_writes_unanswered(void)
+{
+	struct writer_stats	ws;
+
+	values_sqlite_stats(fz_b.values[STORE_DB], &ws);
+	return ws.unanswered;
+}
+
 static void
 fz_settle(void)
 {
@@ -378,9 +390,16 @@ fz_settle(void)
 		if (fz_http_fail() == 0 && !uv_loop_alive(&fz_loop))
 			break;
 	}
-	/* A key generation ends on the thread pool: wait for it. */
-	while (rpc_keygen_count() > 0)
+	/*
+	 * A key generation ends on the thread pool, and a write of a value
+	 * on the store's writer thread: wait for them.
+	 */
+	while (rpc_keygen_count() > 0 || fz_writes_unanswered() > 0) {
 		uv_run(&fz_loop, UV_RUN_ONCE);
+		for (i = 0; i < FZ_SETTLE; i++)
+			if (uv_run(&fz_loop, UV_RUN_NOWAIT) == 0)
+				break;
+	}
 }
 
 /* --- set-up and the per-input reset --- */

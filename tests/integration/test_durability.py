@@ -7,13 +7,14 @@ socket; SIGHUP reloads permissions without dropping the daemon.
 import os
 import signal
 import sys
+import threading
 import time
 import unittest
 
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
-from cbtest import Daemon, new_user, PERMISSIONS  # noqa: E402
+from cbtest import Daemon, new_user, pack_request, PERMISSIONS  # noqa: E402
 
 
 class DurabilityTest(cbtest.DaemonTestCase):
@@ -129,6 +130,67 @@ class DurabilityTest(cbtest.DaemonTestCase):
             st = self.status(u)["pipe"]
             self.assertIs(st["filled"], True)
             self.assertEqual(st["updated_at"], stamps[u])
+
+    def test_acknowledged_writes_survive_kill9_mid_burst(self):
+        # Writers on several connections keep 8 cred.set each in flight,
+        # so the writer's thread commits them in groups; kill -9 lands
+        # while groups are being committed.  Every write acknowledged
+        # before the kill is there after the restart.
+        self.c.ok("type.create", {"ident": "burst", "name": "B",
+                                  "storage": "db"})
+        acked = {}
+        lock = threading.Lock()
+        stop = threading.Event()
+
+        def writer():
+            try:
+                c = self.d.client()
+            except OSError:
+                return
+            try:
+                while not stop.is_set():
+                    users = [new_user() for _ in range(8)]
+                    ids = []
+                    buf = bytearray()
+                    for u in users:
+                        ids.append(c.new_id())
+                        buf += pack_request(ids[-1], "cred.set", {
+                            "type": "burst", "user": u, "value": "v-" + u})
+                    c.send_raw(bytes(buf))
+                    for i, u in zip(ids, users):
+                        m = c.wait_response(i)
+                        if m[2] is None:
+                            with lock:
+                                acked[u] = m[3]["updated_at"]
+            except (cbtest.ConnectionClosed, OSError, TimeoutError):
+                pass            # the daemon was killed under us
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=writer, daemon=True)
+                   for _ in range(6)]
+        for t in threads:
+            t.start()
+        want = 200 if not cbtest.VALGRIND else 40
+        cbtest.poll_until(lambda: len(acked) >= want, 60 * cbtest.SCALE,
+                          interval=0.005, what="%d acknowledged writes"
+                          % want)
+        self.d.kill9()
+        with lock:
+            snapshot = dict(acked)
+        stop.set()
+        for t in threads:
+            t.join(30 * cbtest.SCALE)
+        self.d.start()
+        self.reconnect()
+        lost = []
+        for u, ts in snapshot.items():
+            st = self.status(u).get("burst")
+            if st is None or st["filled"] is not True or \
+                    st["updated_at"] != ts:
+                lost.append(u)
+        self.assertEqual(lost, [], "%d of %d acknowledged writes lost"
+                         % (len(lost), len(snapshot)))
 
     def test_stale_socket_after_kill9(self):
         self.d.kill9()

@@ -49,6 +49,13 @@ class ProtocolBase(cbtest.DaemonTestCase):
         if ident is not None:
             self.assertEqual(t["ident"], ident)
 
+    def send_quietly(self, cl, data):
+        """Send, tolerating the daemon closing the connection early."""
+        try:
+            cl.send_raw(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
 
 class TestHelloHealth(ProtocolBase):
 
@@ -620,13 +627,6 @@ class TestHostileInput(ProtocolBase):
         self.addCleanup(a.close)
         return a
 
-    def send_quietly(self, cl, data):
-        """Send, tolerating the daemon closing the connection early."""
-        try:
-            cl.send_raw(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
     def test_malformed_msgpack(self):
         for junk in (b"\xc1", b"\xc1\xc1\xc1\xc1", b"\x94\x00\x01\xc1\x90"):
             a = self.attacker()
@@ -929,12 +929,6 @@ class TestNotifications(ProtocolBase):
             "code": "too_large",
             "message": "message exceeds the maximum message size"})
         self.assertEqual(self.notifications(), 0)
-
-    def send_quietly(self, cl, data):
-        try:
-            cl.send_raw(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
 
 
 class TestBinaryKeys(ProtocolBase):

@@ -656,9 +656,19 @@ class RotationCrash(RotationCase):
             st = c.ok("key.rotate", {"new_key_file": new_path})
             self.assertEqual((st["rotation"]["state"],
                               st["rotation"]["phase"]), ("running", "db"))
-            t = time.monotonic()
-            st = c.ok("key.status", {})
-            status_s = time.monotonic() - t
+            # Batches commit on the writer's thread, so the first one
+            # may not have committed yet: ask until it has.
+            status_s = 0.0
+            deadline = time.monotonic() + ROTATE_TIMEOUT
+            while True:
+                t = time.monotonic()
+                st = c.ok("key.status", {})
+                status_s = max(status_s, time.monotonic() - t)
+                if (st["rotation"]["done"] > 0 or
+                        st["rotation"]["state"] != "running" or
+                        time.monotonic() > deadline):
+                    break
+                time.sleep(0.01)
             t = time.monotonic()
             err, _ = c.call("substitute", sub_params(store.users[7],
                                                      ["t0"]))

@@ -476,6 +476,7 @@ struct fix {
 	struct values	*v;
 	struct store_type types[3];	/* T, U, W */
 	bool		 returned;	/* the operation has returned */
+	int		 nanswers;	/* answers so far (struct answer.seq) */
 };
 
 static const char *const users[] = {
@@ -610,6 +611,7 @@ struct answer {
 	int		 status_rc[3];
 	size_t		 nstatus;
 	bool		 finished;
+	int		 seq;		/* the how-manieth answer this was */
 };
 
 static void
@@ -639,6 +641,7 @@ got(void *arg, int rc, const char *sealed, int64_t updated_at,
 	assert_true(a->f->returned);
 	assert_false(a->called);
 	a->called = true;
+	a->seq = ++a->f->nanswers;
 	answered(a);
 	a->rc = rc;
 	a->n = updated_at;
@@ -655,6 +658,7 @@ done(void *arg, int rc, int64_t n, const struct cb_error *err)
 	assert_true(a->f->returned);
 	assert_false(a->called);
 	a->called = true;
+	a->seq = ++a->f->nanswers;
 	answered(a);
 	a->rc = rc;
 	a->n = n;
@@ -1349,6 +1353,43 @@ test_close_answers_what_is_queued(void **state)
 		    &f->v, &e), 0);
 }
 
+/*
+ * SQLite only (its writes commit on the writer's thread): a read asked
+ * after a write of the same value waits for it and sees it; a read of
+ * another value asked after the write is answered before it.
+ */
+static void
+test_sqlite_read_waits_only_for_writes_of_its_value(void **state)
+{
+	struct fix		*f = *state;
+	struct values_ref	 same = ref(f, 0, 0, 0), other = ref(f, 0, 1, 0);
+	struct cb_error		 e;
+	struct answer		 set, get_same, get_other;
+
+	assert_int_equal(v_set(f, 0, 0, 0, "old"), 0);
+	assert_int_equal(v_set(f, 0, 1, 0, "other"), 0);
+	memset(&set, 0, sizeof(set));
+	memset(&get_same, 0, sizeof(get_same));
+	memset(&get_other, 0, sizeof(get_other));
+	set.f = get_same.f = get_other.f = f;
+	f->returned = false;
+	assert_int_equal(f->v->ops->set(f->v, &same, "new", done, &set, &e),
+	    0);
+	assert_int_equal(f->v->ops->get(f->v, &same, got, &get_same, &e), 0);
+	assert_int_equal(f->v->ops->get(f->v, &other, got, &get_other, &e),
+	    0);
+	f->returned = true;
+	while (!set.called || !get_same.called || !get_other.called)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_int_equal(set.rc, 0);
+	assert_int_equal(get_same.rc, 0);
+	assert_string_equal(get_same.sealed, "new");
+	assert_true(get_same.seq > set.seq);
+	assert_int_equal(get_other.rc, 0);
+	assert_string_equal(get_other.sealed, "other");
+	assert_true(get_other.seq < set.seq);
+}
+
 #define CONTRACT(setup)							\
 	cmocka_unit_test_setup_teardown(test_get_not_set_is_not_found,	\
 	    setup, teardown),						\
@@ -1408,6 +1449,11 @@ main(void)
 	const struct CMUnitTest memory[] = { CONTRACT(setup_memory) };
 	const struct CMUnitTest sqlite[] = { CONTRACT(setup_sqlite) };
 	const struct CMUnitTest vault[] = { CONTRACT(setup_vault) };
+	const struct CMUnitTest sqlite_order[] = {
+		cmocka_unit_test_setup_teardown(
+		    test_sqlite_read_waits_only_for_writes_of_its_value,
+		    setup_sqlite, teardown),
+	};
 	int	fails = 0;
 
 	signal(SIGPIPE, SIG_IGN);
@@ -1415,6 +1461,8 @@ main(void)
 	alarm(180);
 	fails += cmocka_run_group_tests_name("memory", memory, NULL, NULL);
 	fails += cmocka_run_group_tests_name("sqlite", sqlite, NULL, NULL);
+	fails += cmocka_run_group_tests_name("sqlite order", sqlite_order,
+	    NULL, NULL);
 	fails += cmocka_run_group_tests_name("vault", vault, group_setup,
 	    group_teardown);
 	return fails;
