@@ -868,6 +868,21 @@ pg_poll_cb(uv_poll_t *p, int status, int events)
 	if (pg->state != PG_S_UP)
 		return;
 	if (status < 0) {
+		/*
+		 * libuv reports any error on the socket (POLLERR, such as a
+		 * reset after the server ended the session) as EBADF, which
+		 * names no cause.  What the server sent last does: take it
+		 * first, and libpq's message if it noticed the loss.
+		 */
+		if (PQconsumeInput(pg->conn))
+			pg_drain(pg);
+		if (pg->state != PG_S_UP || pg->gen != gen)
+			return;
+		if (PQstatus(pg->conn) == CONNECTION_BAD ||
+		    *PQerrorMessage(pg->conn) != '\0') {
+			pg_conn_lost(pg, "lost the connection to PostgreSQL");
+			return;
+		}
 		cb_error_set(&err, CB_EUNAVAILABLE,
 		    "lost the connection to PostgreSQL: %s",
 		    uv_strerror(status));
