@@ -159,7 +159,10 @@ pgschema_finish(struct pgschema_job *j, int rc, const struct cb_error *err)
 /*
  * Read the version under the lock, creating schema_version first in a
  * new database: all three in one transaction, so two brokers starting on
- * an empty database cannot both create the table.
+ * an empty database cannot both create the table.  The table is created
+ * only when it is missing from the schema where CREATE TABLE would put
+ * it (CREATE TABLE IF NOT EXISTS would need the CREATE privilege even
+ * then): a role without it can use a schema that is up to date.
  */
 static int
 pgschema_read(struct pgschema_job *j, struct cb_error *err)
@@ -167,11 +170,13 @@ pgschema_read(struct pgschema_job *j, struct cb_error *err)
 	static const struct pg_stmt	 stmts[] = {
 		{ "SELECT pg_advisory_xact_lock(" PGSCHEMA_LOCK_KEY ")",
 		    0, NULL, NULL, NULL },
-		{ "CREATE TABLE IF NOT EXISTS schema_version ("
+		{ "DO $cb$BEGIN IF to_regclass(quote_ident(current_schema()) "
+		    "|| '.schema_version') IS NULL THEN "
+		    "CREATE TABLE schema_version ("
 		    "  version integer PRIMARY KEY CHECK (version >= 1),"
 		    "  applied_at timestamptz NOT NULL DEFAULT now(),"
 		    "  applied_by text NOT NULL DEFAULT current_user"
-		    ")", 0, NULL, NULL, NULL },
+		    "); END IF; END$cb$", 0, NULL, NULL, NULL },
 		{ "SELECT coalesce(max(version), 0) FROM schema_version",
 		    0, NULL, NULL, NULL },
 	};

@@ -198,17 +198,24 @@ pgserver_event(void *arg, enum pg_event ev, const struct cb_error *err)
 void
 pgserver_open(uv_loop_t *loop, const char *schema, struct pgconn *c)
 {
+	pgserver_open_as(loop, schema, NULL, NULL, c);
+}
+
+void
+pgserver_open_as(uv_loop_t *loop, const char *schema, const char *user,
+    const char *password, struct pgconn *c)
+{
 	struct pg_opts	 o;
 	struct cb_error	 err;
 	char		 ci[PATH_MAX + 256];
 
 	memset(c, 0, sizeof(*c));
 	snprintf(ci, sizeof(ci), "host=%s port=%d user=%s dbname=%s "
-	    "options='-c search_path=%s'", pgsrv.host, pgsrv.port, pgsrv.user,
-	    pgsrv.dbname, schema);
+	    "options='-c search_path=%s'", pgsrv.host, pgsrv.port,
+	    user != NULL ? user : pgsrv.user, pgsrv.dbname, schema);
 	memset(&o, 0, sizeof(o));
 	o.conninfo = ci;
-	o.password = pgsrv.password;
+	o.password = password != NULL ? password : pgsrv.password;
 	o.connect_timeout_ms = 10000;
 	o.query_timeout_ms = 20000;
 	o.backoff_min_ms = 50;

@@ -73,6 +73,9 @@ bool	 pgserver_run_until(uv_loop_t *loop, const int *flag, int want,
 /* Connect c on loop with search_path schema, and wait until up. */
 void	 pgserver_open(uv_loop_t *loop, const char *schema,
 	    struct pgconn *c);
+/* The same as another role (NULL: the cluster's). */
+void	 pgserver_open_as(uv_loop_t *loop, const char *schema,
+	    const char *user, const char *password, struct pgconn *c);
 /* Run sql on pg and wait for its answer; returns its rc. */
 int	 pgserver_exec(uv_loop_t *loop, struct pg *pg, const char *sql,
 	    struct pgres *r);

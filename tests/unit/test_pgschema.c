@@ -348,6 +348,47 @@ test_pgschema_failed_migration_rolls_back_entirely(void **state)
 	    "FROM runs", &r), "1,2");
 }
 
+/*
+ * A role that may only read and write the tables (no CREATE on the
+ * schema) can start on a schema that is up to date, and is told why it
+ * cannot create one.
+ */
+#define T_RUNTIME	"cb_runtime"
+#define T_RUNTIME_PW	"runtime-pw-5c81e2"
+
+static void
+test_pgschema_role_without_create_uses_an_up_to_date_schema(void **state)
+{
+	struct fix	*f = *state;
+	struct applied	 a;
+	struct pgres	 r;
+
+	assert_true(pgserver_ctl("sql CREATE ROLE " T_RUNTIME " LOGIN "
+	    "PASSWORD '" T_RUNTIME_PW "'"));
+	assert_int_equal(apply(f, f->a.pg, NULL, 0, &a), 0);
+	pgserver_ok(&f->loop, f->a.pg, "GRANT USAGE ON SCHEMA " T_SCHEMA
+	    " TO " T_RUNTIME, &r);
+	pgserver_ok(&f->loop, f->a.pg, "GRANT SELECT, INSERT, UPDATE, DELETE "
+	    "ON ALL TABLES IN SCHEMA " T_SCHEMA " TO " T_RUNTIME, &r);
+	pgserver_open_as(&f->loop, T_SCHEMA, T_RUNTIME, T_RUNTIME_PW, &f->b);
+	assert_int_equal(apply(f, f->b.pg, NULL, 0, &a), 0);
+	assert_int_equal(a.version, PGSCHEMA_VERSION);
+	assert_string_equal(pgserver_ok(&f->loop, f->b.pg, "INSERT INTO "
+	    "settings VALUES ('k', 'v') RETURNING current_user", &r),
+	    T_RUNTIME);
+
+	/* A new schema: it cannot be created by that role. */
+	pgserver_schema(&f->loop, f->a.pg, T_SCHEMA);
+	pgserver_ok(&f->loop, f->a.pg, "GRANT USAGE ON SCHEMA " T_SCHEMA
+	    " TO " T_RUNTIME, &r);
+	assert_int_equal(apply(f, f->b.pg, NULL, 0, &a), -CB_EINTERNAL);
+	assert_non_null(strstr(a.msg, "cannot read the database schema "
+	    "version: PostgreSQL: permission denied for schema " T_SCHEMA
+	    " (42501)"));
+	assert_string_equal(pgserver_ok(&f->loop, f->a.pg, "SELECT count(*) "
+	    "FROM pg_tables WHERE schemaname = '" T_SCHEMA "'", &r), "0");
+}
+
 static void
 test_pgschema_without_connection_fails_at_once(void **state)
 {
@@ -388,6 +429,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pgschema_failed_migration_rolls_back_entirely,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pgschema_role_without_create_uses_an_up_to_date_schema,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pgschema_without_connection_fails_at_once, setup,
