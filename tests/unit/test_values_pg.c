@@ -1,10 +1,10 @@
 /*
  * Unit tests for storage/values-pg.c: the values of db-stored types in
- * PostgreSQL, against a real private cluster (pgserver.h).  Each test
- * gets a fresh schema with pgschema.c's tables and three types (two
- * stored in the database, one in Vault), a connection whose search_path
- * names it, and a second connection to look at the tables from another
- * session.  Every answer must come from the loop, after the operation
+ * PostgreSQL, against a real private cluster (pgserver.h).  The group
+ * makes a schema with pgschema.c's tables; each test gets them emptied,
+ * with three types (two stored in the database, one in Vault), a
+ * connection whose search_path names the schema, and a second
+ * connection to look at the tables from another session.  Every answer must come from the loop, after the operation
  * has returned; each test ends by closing everything and checking that
  * uv_loop_close() returns 0.
  */
@@ -74,19 +74,6 @@ struct answer {
 
 static int	 arrivals;
 
-static int
-group_setup(void **state)
-{
-	return pgserver_start();
-}
-
-static int
-group_teardown(void **state)
-{
-	pgserver_stop();
-	return 0;
-}
-
 static void
 schema_cb(void *arg, int rc, int version, const struct cb_error *err)
 {
@@ -97,6 +84,35 @@ schema_cb(void *arg, int rc, int version, const struct cb_error *err)
 	*done = 1;
 }
 
+/* The cluster, and the schema with pgschema.c's tables, once. */
+static int
+group_setup(void **state)
+{
+	uv_loop_t	 loop;
+	struct pgconn	 c;
+	struct cb_error	 err;
+	int		 done = 0;
+
+	if (pgserver_start() != 0 || uv_loop_init(&loop) != 0)
+		return -1;
+	pgserver_open(&loop, T_SCHEMA, &c);
+	pgserver_schema(&loop, c.pg, T_SCHEMA);
+	if (pgschema_apply(c.pg, schema_cb, &done, &err) != 0 ||
+	    !pgserver_run_until(&loop, &done, 1, 30000))
+		return -1;
+	pgserver_close(&loop, &c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	return uv_loop_close(&loop) == 0 ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+	pgserver_stop();
+	return 0;
+}
+
+/* Each test: empty tables, three types, a connection of its own. */
 static int
 setup(void **state)
 {
@@ -104,7 +120,7 @@ setup(void **state)
 	struct cb_error	 err;
 	struct pgres	 r;
 	char		 sql[512];
-	int		 i, done = 0;
+	int		 i;
 
 	if ((f = calloc(1, sizeof(*f))) == NULL ||
 	    uv_loop_init(&f->loop) != 0) {
@@ -114,9 +130,10 @@ setup(void **state)
 	*state = f;
 	arrivals = 0;
 	pgserver_open(&f->loop, T_SCHEMA, &f->peek);
-	pgserver_schema(&f->loop, f->peek.pg, T_SCHEMA);
-	assert_int_equal(pgschema_apply(f->peek.pg, schema_cb, &done, &err), 0);
-	assert_true(pgserver_run_until(&f->loop, &done, 1, 30000));
+	pgserver_ok(&f->loop, f->peek.pg, "TRUNCATE types, credvalues, "
+	    "credaccounts, credlinks, settings", &r);
+	pgserver_ok(&f->loop, f->peek.pg, "ALTER TABLE credvalues DROP "
+	    "CONSTRAINT IF EXISTS short", &r);
 	for (i = 0; i < T_NTYPES; i++) {
 		snprintf(sql, sizeof(sql), "INSERT INTO types (uuid, ident, "
 		    "name, storage) VALUES ('%s', 'type%d', 'Type %d', '%s')",
