@@ -22,7 +22,10 @@
  * The hot statements (get, set and delete of one value) are prepared on
  * the server.  A prepared statement lives in one server session, so they
  * are prepared again, pipelined ahead of the first use, whenever pg.c has
- * made a new connection since (its reconnects counter moved).
+ * made a new connection since (its reconnects counter moved), or when
+ * preparing them failed.  Each attempt uses new names: PREPARE is not
+ * undone when its transaction fails, so names that an attempt did
+ * prepare before it failed are never prepared twice.
  *
  * Sealed values are parameters and results, never part of a message: the
  * errors name the operation, type, user or account and PostgreSQL's
@@ -41,6 +44,9 @@
 
 /* Values walked per re-seal batch (with the accounts' on the last). */
 #define VPG_BATCH	256
+/* The prepared statements (vpg_prepares) and their names' length. */
+#define VPG_NPREPARED	6
+#define VPG_NAME_MAX	32
 
 struct vpg_job;
 TAILQ_HEAD(vpg_jobs, vpg_job);
@@ -51,6 +57,8 @@ struct vpg {
 	struct vpg_jobs	 jobs;		/* sent, waiting for PostgreSQL */
 	bool		 prepared;	/* on the connection of epoch */
 	uint64_t	 epoch;		/* pg_status().reconnects */
+	unsigned	 attempt;	/* in the statements' names */
+	char		 names[VPG_NPREPARED][VPG_NAME_MAX];
 };
 
 union vpg_cb {
@@ -78,6 +86,7 @@ struct vpg_job {
 	struct vpg		*v;		/* NULL: v closed, drop it */
 	int			 op;
 	uint64_t		 epoch;		/* prepare */
+	unsigned		 attempt;	/* prepare */
 	char			 type_uuid[STORE_UUID_LEN + 1];
 	char			 user_uuid[STORE_UUID_LEN + 1];
 	char			 account[STORE_IDENT_MAX + 1];	/* or "" */
@@ -100,36 +109,41 @@ struct vpg_job {
 /* Re-seal phases: users' rows read, accounts' rows read, written. */
 enum { VPG_RS_USERS, VPG_RS_ACCOUNTS, VPG_RS_WRITE };
 
-/* The prepared statements, in one batch; their names are ours alone. */
-static const char *const vpg_prepares[] = {
-	"PREPARE cb_values_get (uuid, uuid) AS"
+/*
+ * The prepared statements, in one batch, named "cb_values_<stem>_<n>"
+ * (n: the attempt): the names are ours alone.
+ */
+enum { VPG_P_GET, VPG_P_AGET, VPG_P_SET, VPG_P_ASET, VPG_P_DEL, VPG_P_ADEL };
+static const char *const vpg_stems[VPG_NPREPARED] = {
+	"get", "aget", "set", "aset", "del", "adel"
+};
+static const char *const vpg_prepares[VPG_NPREPARED] = {
+	"(uuid, uuid) AS"
 	" SELECT sealed, updated_at FROM credvalues"
 	" WHERE type_uuid = $1 AND user_uuid = $2",
-	"PREPARE cb_values_aget (uuid, text) AS"
+	"(uuid, text) AS"
 	" SELECT sealed, updated_at FROM credaccounts"
 	" WHERE type_uuid = $1 AND name = $2",
 	/* When it was written: the server's clock, the same for a fleet. */
-	"PREPARE cb_values_set (uuid, uuid, text) AS"
+	"(uuid, uuid, text) AS"
 	" INSERT INTO credvalues (type_uuid, user_uuid, sealed, updated_at)"
 	" VALUES ($1, $2, $3,"
 	"  floor(extract(epoch FROM statement_timestamp()))::bigint)"
 	" ON CONFLICT (type_uuid, user_uuid) DO UPDATE"
 	" SET sealed = excluded.sealed, updated_at = excluded.updated_at"
 	" RETURNING updated_at",
-	"PREPARE cb_values_aset (uuid, text, text) AS"
+	"(uuid, text, text) AS"
 	" INSERT INTO credaccounts (type_uuid, name, sealed, updated_at)"
 	" VALUES ($1, $2, $3,"
 	"  floor(extract(epoch FROM statement_timestamp()))::bigint)"
 	" ON CONFLICT (type_uuid, name) DO UPDATE"
 	" SET sealed = excluded.sealed, updated_at = excluded.updated_at"
 	" RETURNING updated_at",
-	"PREPARE cb_values_del (uuid, uuid) AS"
+	"(uuid, uuid) AS"
 	" DELETE FROM credvalues WHERE type_uuid = $1 AND user_uuid = $2",
-	"PREPARE cb_values_adel (uuid, text) AS"
+	"(uuid, text) AS"
 	" DELETE FROM credaccounts WHERE type_uuid = $1 AND name = $2",
 };
-
-#define VPG_LEN(a)	(sizeof(a) / sizeof((a)[0]))
 
 #define VPG_SQL_LIST							\
 	"SELECT user_uuid FROM credvalues WHERE type_uuid = $1"		\
@@ -278,7 +292,9 @@ vpg_send(struct vpg_job *j, const char *prepared, const char *sql,
 static int
 vpg_prepare(struct vpg *v, struct cb_error *err)
 {
-	struct pg_stmt		 stmts[VPG_LEN(vpg_prepares)];
+	struct pg_stmt		 stmts[VPG_NPREPARED];
+	char			 sql[VPG_NPREPARED][512];
+	char			 names[VPG_NPREPARED][VPG_NAME_MAX];
 	struct pg_status	 st;
 	struct vpg_job		*j;
 	size_t			 i;
@@ -291,15 +307,23 @@ vpg_prepare(struct vpg *v, struct cb_error *err)
 	    NULL, err)) == NULL)
 		return -CB_EINTERNAL;
 	j->epoch = st.reconnects;
+	j->attempt = v->attempt + 1;
 	memset(stmts, 0, sizeof(stmts));
-	for (i = 0; i < VPG_LEN(vpg_prepares); i++)
-		stmts[i].sql = vpg_prepares[i];
-	if ((rc = pg_batch(v->pg, stmts, VPG_LEN(stmts), vpg_result, j,
+	for (i = 0; i < VPG_NPREPARED; i++) {
+		snprintf(names[i], sizeof(names[i]), "cb_values_%s_%u",
+		    vpg_stems[i], j->attempt);
+		snprintf(sql[i], sizeof(sql[i]), "PREPARE %s %s", names[i],
+		    vpg_prepares[i]);
+		stmts[i].sql = sql[i];
+	}
+	if ((rc = pg_batch(v->pg, stmts, VPG_NPREPARED, vpg_result, j,
 	    err)) != 0) {
 		vpg_job_free(j);
 		return rc;
 	}
 	TAILQ_INSERT_TAIL(&v->jobs, j, entry);
+	v->attempt = j->attempt;
+	memcpy(v->names, names, sizeof(v->names));
 	v->prepared = true;
 	v->epoch = st.reconnects;
 	return 0;
@@ -352,13 +376,13 @@ vpg_one(struct vpg *v, int op, const struct values_ref *ref,
 	params[2] = sealed;
 	switch (op) {
 	case VPG_GET:
-		name = acc ? "cb_values_aget" : "cb_values_get";
+		name = v->names[acc ? VPG_P_AGET : VPG_P_GET];
 		break;
 	case VPG_SET:
-		name = acc ? "cb_values_aset" : "cb_values_set";
+		name = v->names[acc ? VPG_P_ASET : VPG_P_SET];
 		break;
 	default:
-		name = acc ? "cb_values_adel" : "cb_values_del";
+		name = v->names[acc ? VPG_P_ADEL : VPG_P_DEL];
 		break;
 	}
 	return vpg_send(j, name, NULL, op == VPG_SET ? 3 : 2, params, err);
@@ -937,7 +961,7 @@ vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 	cb_error_clear(&err);
 	if (j->op == VPG_PREPARE) {
 		/* The uses that follow fail on their own; prepare again. */
-		if (rc != 0 && v->epoch == j->epoch)
+		if (rc != 0 && v->attempt == j->attempt)
 			v->prepared = false;
 		vpg_job_free(j);
 		return;

@@ -922,6 +922,30 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	    20000));
 }
 
+/*
+ * Preparing the statements fails (a table is missing) after some were
+ * prepared (PREPARE is not undone with its transaction): the call fails,
+ * and once the table is back the statements are prepared again, under
+ * names that the failed attempt cannot have taken already.
+ */
+static void
+test_values_pg_failed_prepare_is_tried_again(void **state)
+{
+	struct fix	*f = *state;
+	struct answer	 a;
+	struct pgres	 r;
+
+	peek(f, "ALTER TABLE credaccounts RENAME TO credaccounts_away", &r);
+	assert_int_equal(r_set(f, uref(0, 0, 0), "CB1:1:lost", &a),
+	    -CB_EINTERNAL);
+	assert_non_null(strstr(a.msg, "cannot set value: PostgreSQL: "));
+	peek(f, "ALTER TABLE credaccounts_away RENAME TO credaccounts", &r);
+	assert_int_equal(r_set(f, uref(0, 0, 0), "CB1:1:back", &a), 0);
+	assert_int_equal(r_get(f, uref(0, 0, 0), &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:back");
+	assert_int_equal(r_get(f, aref(0, "alpha"), &a), -CB_ENOTFOUND);
+}
+
 /* Closing answers what waits for PostgreSQL, once, at once. */
 static void
 test_values_pg_close_answers_what_is_pending(void **state)
@@ -972,6 +996,7 @@ main(void)
 		T(test_values_pg_reseal_leaves_values_written_meanwhile),
 		T(test_values_pg_reseal_failure_changes_nothing),
 		T(test_values_pg_server_going_away_gives_unavailable_then_recovers),
+		T(test_values_pg_failed_prepare_is_tried_again),
 		T(test_values_pg_close_answers_what_is_pending),
 	};
 
