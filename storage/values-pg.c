@@ -59,6 +59,7 @@ struct vpg {
 	uint64_t	 epoch;		/* pg_status().reconnects */
 	unsigned	 attempt;	/* in the statements' names */
 	char		 names[VPG_NPREPARED][VPG_NAME_MAX];
+	struct cb_error	 prepare_err;	/* why the last attempt failed */
 };
 
 union vpg_cb {
@@ -85,7 +86,6 @@ struct vpg_job {
 	TAILQ_ENTRY(vpg_job)	 entry;
 	struct vpg		*v;		/* NULL: v closed, drop it */
 	int			 op;
-	uint64_t		 epoch;		/* prepare */
 	unsigned		 attempt;	/* prepare */
 	char			 type_uuid[STORE_UUID_LEN + 1];
 	char			 user_uuid[STORE_UUID_LEN + 1];
@@ -306,7 +306,6 @@ vpg_prepare(struct vpg *v, struct cb_error *err)
 	if ((j = vpg_job_new(v, VPG_PREPARE, (union vpg_cb){ .get = NULL },
 	    NULL, err)) == NULL)
 		return -CB_EINTERNAL;
-	j->epoch = st.reconnects;
 	j->attempt = v->attempt + 1;
 	memset(stmts, 0, sizeof(stmts));
 	for (i = 0; i < VPG_NPREPARED; i++) {
@@ -960,9 +959,14 @@ vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 	TAILQ_REMOVE(&v->jobs, j, entry);
 	cb_error_clear(&err);
 	if (j->op == VPG_PREPARE) {
-		/* The uses that follow fail on their own; prepare again. */
-		if (rc != 0 && v->attempt == j->attempt)
+		/*
+		 * The uses that follow fail on their own, with this cause
+		 * (results arrive in order); the next call prepares again.
+		 */
+		if (rc != 0 && v->attempt == j->attempt) {
 			v->prepared = false;
+			v->prepare_err = *e;
+		}
 		vpg_job_free(j);
 		return;
 	}
@@ -978,6 +982,12 @@ vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 		    j->op == VPG_SET)
 			rc = cb_error_set(&err, CB_ENOTFOUND,
 			    "credential type '%s' not found", j->type_uuid);
+		else if (state != NULL && strcmp(state, "26000") == 0 &&
+		    !v->prepared && v->prepare_err.code != 0)
+			/* Its statement could not be prepared: say why. */
+			rc = cb_error_set(&err, v->prepare_err.code,
+			    "cannot %s: %s", vpg_what(j),
+			    v->prepare_err.msg);
 		else
 			rc = cb_error_set(&err, e->code, "cannot %s: %s",
 			    vpg_what(j), e->msg);
