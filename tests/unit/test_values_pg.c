@@ -130,6 +130,9 @@ setup(void **state)
 	*state = f;
 	arrivals = 0;
 	pgserver_open(&f->loop, T_SCHEMA, &f->peek);
+	/* What a failed test may have left. */
+	pgserver_ok(&f->loop, f->peek.pg, "ALTER TABLE IF EXISTS "
+	    "credaccounts_away RENAME TO credaccounts", &r);
 	pgserver_ok(&f->loop, f->peek.pg, "TRUNCATE types, credvalues, "
 	    "credaccounts, credlinks, settings", &r);
 	pgserver_ok(&f->loop, f->peek.pg, "ALTER TABLE credvalues DROP "
