@@ -2,8 +2,9 @@
  * values: where the sealed values of credential types live, behind one
  * asynchronous interface.  A backend is a table of operations (struct
  * values_ops); the daemon picks the backend from a type's storage once
- * and never asks which kind it holds.  Backends: SQLite (values-sqlite.c)
- * and Vault (values-vault.c), which owns its path layout.
+ * and never asks which kind it holds.  Backends: SQLite (values-sqlite.c),
+ * PostgreSQL (values-pg.c, not wired into the daemon yet) and Vault
+ * (values-vault.c), which owns its path layout.
  *
  * The rule of the interface: answers never arrive synchronously.  An
  * operation either fails at once (it returns a negative CB_E* code with
@@ -27,6 +28,7 @@
 #include "sealctx.h"
 #include "store.h"
 
+struct pg;
 struct vault;
 struct values;
 struct writer_stats;
@@ -178,6 +180,12 @@ int	 values_sqlite_new(uv_loop_t *loop, struct store *st,
 	    struct values **out, struct cb_error *err);
 /* The counters of the SQLite backend's writer (writer.h); zeros if none. */
 void	 values_sqlite_stats(struct values *v, struct writer_stats *out);
+/*
+ * PostgreSQL (values-pg.c), on a connection the caller owns and closes
+ * after the backend; the tables are pgschema.c's.
+ */
+int	 values_pg_new(struct pg *pg, struct values **out,
+	    struct cb_error *err);
 /*
  * *vault is read at every call (the daemon clears it at shutdown); st
  * lists the types stored in Vault for key rotation.

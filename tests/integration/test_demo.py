@@ -277,12 +277,14 @@ class DemoDepsTest(unittest.TestCase):
         for p in ("build-essential", "cmake", "pkg-config", "libuv1-dev",
                   "libssl-dev", "libsqlite3-dev", "libmsgpack-dev",
                   "libinih-dev", "libjansson-dev", "libcurl4-openssl-dev",
-                  "libsystemd-dev", "openssl", "python3"):
+                  "libsystemd-dev", "libpq-dev", "openssl", "python3"):
             self.assertIn(p, build)
         for p in ("clang", "valgrind", "strace", "libcmocka-dev",
                   "python3-msgpack", "python3-cryptography", "python3-jwt",
                   "python3-pynvim", "postgresql", "mandoc"):
             self.assertNotIn(p, build)
+        # The PostgreSQL server is only for the tests.
+        self.assertIn("postgresql", every)
         # make check's list has everything the build needs.
         self.assertEqual(sorted(set(build) - set(every)), [])
         r = subprocess.run([INSTALL_DEPS, "--bogus"], stdout=subprocess.PIPE,
