@@ -60,6 +60,15 @@ struct conf {
 
 	int		 substitute_syntax;	/* enum tpl_syntax */
 
+	bool		 request_enabled;	/* the request method */
+	unsigned	 request_timeout;	/* seconds, whole request */
+	unsigned	 request_connect_timeout;	/* seconds */
+	size_t		 request_max_response;	/* bytes */
+	unsigned	 request_max_inflight;	/* in all */
+	unsigned	 request_max_inflight_caller;	/* per uid */
+	unsigned	 request_max_redirects;
+	char		*request_ca_file;	/* NULL: the system store */
+
 	char		*database;
 	unsigned	 page_cache_mb;		/* SQLite page cache */
 	unsigned	 mmap_mb;		/* SQLite memory map, 0 = none */
