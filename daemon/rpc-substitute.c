@@ -688,6 +688,8 @@ sub_free(struct sub *s)
 	secbuf_free(&s->url_out);
 	secbuf_free(&s->body_out);
 	component_free(&s->comp);
+	if (s->arg_free != NULL)
+		s->arg_free(s->arg);
 	free(s);
 }
 

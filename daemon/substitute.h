@@ -54,6 +54,7 @@ struct sub {
 	struct rpc_call		*call;
 	sub_then_fn		 then;
 	void			*arg;		/* the method's own state */
+	void			(*arg_free)(void *);	/* by sub_free */
 	size_t			 pending;	/* value reads in flight + 1 */
 	int			 rc;		/* first failure of a read */
 	struct cb_error		 err;

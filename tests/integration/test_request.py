@@ -1,0 +1,233 @@
+#!/usr/bin/python3
+"""The request method (SPEC section 13): the broker substitutes the
+request, sends it itself to a local HTTP or HTTPS server started by the
+test, and answers with the scrubbed response.
+
+The servers here speak raw HTTP/1.1 over sockets, so that a test sees the
+exact bytes the broker sent and controls the exact bytes it gets back
+(reason phrases, chunk boundaries, Content-Length).  Destinations name
+127.0.0.1 explicitly: loopback is a special address that only an explicit
+allowance opens.
+"""
+import base64
+import json
+import os
+import socket
+import socketserver
+import ssl
+import subprocess
+import sys
+import threading
+import time
+import unittest
+import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cbtest  # noqa: E402
+
+
+def tag():
+    return os.urandom(6).hex()
+
+
+class Upstream:
+    """A raw HTTP/1.1 server on 127.0.0.1 in a thread.  respond(req) gets
+    {"raw", "method", "target", "headers", "body"} and returns a list of
+    byte strings to send (each one written as it is) or None to close
+    without answering; every request received is kept in self.requests."""
+
+    def __init__(self, respond, tls_ctx=None):
+        self.respond = respond
+        self.requests = []
+        self.connections = 0
+        self.lock = threading.Lock()
+        up = self
+
+        class Handler(socketserver.BaseRequestHandler):
+            def handle(self):
+                sock = self.request
+                if tls_ctx is not None:
+                    try:
+                        sock = tls_ctx.wrap_socket(sock, server_side=True)
+                    except (ssl.SSLError, OSError):
+                        return
+                with up.lock:
+                    up.connections += 1
+                buf = b""
+                try:
+                    while True:
+                        while b"\r\n\r\n" not in buf:
+                            d = sock.recv(65536)
+                            if not d:
+                                return
+                            buf += d
+                        head, _, buf = buf.partition(b"\r\n\r\n")
+                        lines = head.split(b"\r\n")
+                        method, target, _ = lines[0].split(b" ", 2)
+                        headers = []
+                        for l in lines[1:]:
+                            n, _, v = l.partition(b":")
+                            headers.append((n.decode(), v.strip()))
+                        clen = 0
+                        for n, v in headers:
+                            if n.lower() == "content-length":
+                                clen = int(v)
+                        while len(buf) < clen:
+                            d = sock.recv(65536)
+                            if not d:
+                                return
+                            buf += d
+                        body, buf = buf[:clen], buf[clen:]
+                        req = {"raw": head + b"\r\n\r\n" + body,
+                               "method": method.decode(),
+                               "target": target.decode(),
+                               "headers": headers, "body": body}
+                        with up.lock:
+                            up.requests.append(req)
+                        out = up.respond(req)
+                        if out is None:
+                            return
+                        for piece in out:
+                            if isinstance(piece, (int, float)):
+                                time.sleep(piece)
+                            else:
+                                sock.sendall(piece)
+                except OSError:
+                    return
+
+        class Server(socketserver.ThreadingTCPServer):
+            daemon_threads = True
+            allow_reuse_address = True
+
+        self.server = Server(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        self.thread = threading.Thread(target=self.server.serve_forever,
+                                       daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def response(status=200, reason="OK", headers=(), body=b"",
+             length=True):
+    h = [b"HTTP/1.1 %d %s" % (status, reason.encode()
+                              if isinstance(reason, str) else reason)]
+    for n, v in headers:
+        h.append(n.encode() + b": " + (v.encode() if isinstance(v, str)
+                                       else v))
+    if length:
+        h.append(b"Content-Length: %d" % len(body))
+    return [b"\r\n".join(h) + b"\r\n\r\n" + body]
+
+
+def make_cert(d, name="localhost"):
+    """A self-signed certificate for 127.0.0.1 and localhost."""
+    key = os.path.join(d, name + ".key")
+    crt = os.path.join(d, name + ".crt")
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "2",
+                    "-subj", "/CN=" + name, "-addext",
+                    "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+                   check=True, capture_output=True)
+    return key, crt
+
+
+class RequestBase(cbtest.DaemonTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.upstreams = []
+        self.planted = []
+
+    def upstream(self, respond, tls_ctx=None):
+        u = Upstream(respond, tls_ctx)
+        self.upstreams.append(u)
+        self.addCleanup(u.close)
+        return u
+
+    def mktype(self, ident, destinations=None):
+        p = {"ident": ident, "name": "Type " + ident, "storage": "db"}
+        if destinations is not None:
+            p["destinations"] = destinations
+        return self.c.ok("type.create", p)
+
+    def plant(self, ident, user, value):
+        v = value.encode() if isinstance(value, str) else bytes(value)
+        self.planted.append(v)
+        self.c.ok("cred.set", {"type": ident, "user": user, "value": value})
+        return v
+
+    @staticmethod
+    def comp(user, creds):
+        return {"kind": "action", "initiator": user,
+                "credentials": [{"id": i, "type": t} for i, t in creds]}
+
+    def request(self, comp, method, url, headers=(), body=None, client=None,
+                **kw):
+        r = {"method": method, "url": url,
+             "headers": [[n, v] for n, v in headers]}
+        if body is not None:
+            r["body"] = body
+        p = {"component": comp, "request": r}
+        p.update(kw)
+        return (client or self.c).call("request", p)
+
+    def setup_token(self, port, scheme="http", value=None):
+        """A type allowed to 127.0.0.1:port and a user's value of it."""
+        ident = "t" + tag()
+        self.mktype(ident, ["%s://127.0.0.1:%d" % (scheme, port)])
+        user = cbtest.new_user()
+        v = self.plant(ident, user, value or ("tok-" + tag() + tag()))
+        return ident, user, v
+
+
+class TestRequest(RequestBase):
+
+    def test_request_sends_exactly_the_substituted_request(self):
+        u = self.upstream(lambda req: response(body=b"fine"))
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(
+            self.comp(user, [("gh", ident)]), "POST",
+            "http://127.0.0.1:%d/a/b?x=1&y=<<.credentials.gh|urlquery>>"
+            % u.port,
+            [("Authorization", "Bearer <<.credentials.gh>>"),
+             ("X-Empty", ""), ("Content-Type", "application/json")],
+            '{"k":"<<.credentials.gh|json>>"}')
+        self.assertIsNone(err, err)
+        self.assertEqual(res["status"], 200)
+        self.assertEqual(res["body"], b"fine")
+        self.assertEqual(res["scrubbed"], 0)
+        self.assertEqual([(x["id"], x["type"]) for x in res["used"]],
+                         [("gh", ident)])
+        self.assertEqual(len(u.requests), 1)
+        body = b'{"k":"' + v + b'"}'
+        want = (b"POST /a/b?x=1&y=" + urllib.parse.quote(v, safe="")
+                .encode() + b" HTTP/1.1\r\n"
+                b"Host: 127.0.0.1:%d\r\n" % u.port +
+                b"Authorization: Bearer " + v + b"\r\n"
+                b"X-Empty:\r\n"
+                b"Content-Type: application/json\r\n"
+                b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        self.assertEqual(u.requests[0]["raw"], want)
+
+    def test_request_returns_status_reason_headers_in_order(self):
+        u = self.upstream(lambda req: response(
+            201, "Made", [("X-B", "2"), ("X-A", "1"), ("X-B", "3")],
+            b"\x00\xffbin"))
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "http://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["status"], 201)
+        self.assertEqual(res["reason"], "Made")
+        self.assertEqual(res["headers"], [["X-B", "2"], ["X-A", "1"],
+                                          ["X-B", "3"],
+                                          ["Content-Length", "5"]])
+        self.assertEqual(res["body"], b"\x00\xffbin")
+
+
+if __name__ == "__main__":
+    cbtest.main()
