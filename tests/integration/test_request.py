@@ -134,12 +134,48 @@ def make_cert(d, name="localhost"):
     return key, crt
 
 
+FAKEDNS = os.path.join(cbtest.BUILD_DIR, "tests", "fakedns.so")
+
+
 class RequestBase(cbtest.DaemonTestCase):
+    """The daemon runs with tests/tools/fakedns.so preloaded: names written
+    into self.hosts resolve as the test says (self.dns_calls counts the
+    lookups); every other name resolves as usual."""
+
+    start_daemon = False
+    conf = {}
 
     def setUp(self):
         super().setUp()
         self.upstreams = []
         self.planted = []
+        self.assertTrue(os.path.exists(FAKEDNS), "%s is not built" % FAKEDNS)
+        self.hosts = os.path.join(self.tmp, "hosts")
+        self.dnslog = os.path.join(self.tmp, "dns.log")
+        cbtest.write_file(self.hosts, b"")
+        env = {"LD_PRELOAD": FAKEDNS, "CB_FAKEDNS_FILE": self.hosts,
+               "CB_FAKEDNS_LOG": self.dnslog}
+        if cbtest.daemon_sanitized():
+            env["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
+                                   ":verify_asan_link_order=0")
+        self.d.env = env
+        self.d.extra = {"request": list(self.conf.items())}
+        self.d.write_config()
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+
+    def resolve(self, name, first, later=None):
+        with open(self.hosts, "a") as f:
+            f.write("%s %s%s\n" % (name, first,
+                                    " " + later if later else ""))
+
+    def dns_calls(self, name):
+        try:
+            with open(self.dnslog) as f:
+                return [l.strip() for l in f].count(name)
+        except FileNotFoundError:
+            return 0
 
     def upstream(self, respond, tls_ctx=None):
         u = Upstream(respond, tls_ctx)
@@ -227,6 +263,181 @@ class TestRequest(RequestBase):
                                           ["X-B", "3"],
                                           ["Content-Length", "5"]])
         self.assertEqual(res["body"], b"\x00\xffbin")
+
+
+    def test_request_returns_a_redirect_with_its_location_by_default(self):
+        other = self.upstream(lambda req: response(body=b"other"))
+        u = self.upstream(lambda req: response(
+            302, "Found", [("Location", "http://127.0.0.1:%d/x"
+                            % other.port)]))
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "http://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["status"], 302)
+        self.assertIn(["Location", "http://127.0.0.1:%d/x" % other.port],
+                      res["headers"])
+        self.assertEqual(other.requests, [])
+
+    def test_request_skipped_status_check_sends_nothing(self):
+        u = self.upstream(lambda req: response())
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.c.call("request", {
+            "component": {"kind": "status_check",
+                          "credentials": [{"id": "gh", "type": ident}]},
+            "request": {"method": "GET",
+                        "url": "http://127.0.0.1:%d/" % u.port,
+                        "headers": [["X", "<<.credentials.gh>>"]]}})
+        self.assertIsNone(err, err)
+        self.assertEqual(res["skipped"], True)
+        self.assertIn("reason", res)
+        self.assertEqual(u.requests, [])
+
+    def test_request_parameters_are_checked(self):
+        ident, user, v = self.setup_token(1)
+        comp = self.comp(user, [("gh", ident)])
+        for kw in ({"timeout_ms": 0}, {"timeout_ms": 300001},
+                   {"max_response_bytes": 0},
+                   {"max_response_bytes": 2 << 20},
+                   {"follow_redirects": "yes"}, {"dry_run": True}):
+            with self.subTest(kw=kw):
+                self.assertError(self.request(comp, "GET",
+                                              "http://127.0.0.1:1/", **kw),
+                                 "bad_request")
+
+    def test_request_audit_names_origin_and_status(self):
+        u = self.upstream(lambda req: response(204, "No Content",
+                                               length=False))
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "http://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["status"], 204)
+        cbtest.poll_until(lambda: "method=request" in self.d.log(), 10,
+                          what="audit line")
+        line = [l for l in self.d.log().splitlines()
+                if "method=request" in l][0]
+        self.assertIn("origins=http://127.0.0.1:%d" % u.port, line)
+        self.assertIn("status=204", line)
+        self.assertIn("outcome=ok", line)
+        self.assertNotIn(v.decode(), self.d.log())
+
+
+class TestAddresses(RequestBase):
+    """SSRF: the broker resolves the host itself, once, and connects only
+    to an address it has checked."""
+
+    def test_name_resolving_to_loopback_is_refused_without_allowance(self):
+        u = self.upstream(lambda req: response())
+        self.resolve("api.fake.test", "127.0.0.1")
+        ident = "t" + tag()
+        self.mktype(ident, ["http://api.fake.test:%d" % u.port])
+        user = cbtest.new_user()
+        self.plant(ident, user, "tok-" + tag())
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://api.fake.test:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")]), "forbidden")
+        self.assertEqual(err["message"], "api.fake.test resolves to "
+                         "127.0.0.1 (loopback), which the destinations of "
+                         "type '%s' do not allow" % ident)
+        self.assertEqual(u.connections, 0)
+
+    def test_name_resolving_to_metadata_address_is_refused(self):
+        self.resolve("meta.fake.test", "169.254.169.254")
+        ident = "t" + tag()
+        self.mktype(ident)
+        user = cbtest.new_user()
+        self.plant(ident, user, "tok-" + tag())
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://meta.fake.test/latest/meta-data",
+            [("X-T", "<<.credentials.gh>>")]), "forbidden")
+        self.assertIn("169.254.169.254 (link-local)", err["message"])
+
+    def test_request_without_credential_gets_no_address_allowance(self):
+        u = self.upstream(lambda req: response())
+        err = self.assertError(self.request(
+            self.comp(cbtest.new_user(), []), "GET",
+            "http://127.0.0.1:%d/" % u.port), "forbidden")
+        self.assertIn("127.0.0.1 is a loopback address", err["message"])
+        self.assertEqual(u.connections, 0)
+
+    def test_ip_literal_needs_explicit_allowance(self):
+        u = self.upstream(lambda req: response(body=b"hi"))
+        user = cbtest.new_user()
+        cases = [(None, "forbidden"),
+                 (["http://127.0.0.1:%d" % u.port], None),
+                 (["http://[127.0.0.0/8]:%d" % u.port], None),
+                 (["http://[10.0.0.0/8]:%d" % u.port], "forbidden"),
+                 (["https://127.0.0.1:%d" % u.port], "forbidden")]
+        for dest, code in cases:
+            with self.subTest(dest=dest):
+                ident = "t" + tag()
+                self.mktype(ident, dest)
+                self.plant(ident, user, "tok-" + tag())
+                before = u.connections
+                r = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                 "http://127.0.0.1:%d/" % u.port,
+                                 [("X-T", "<<.credentials.gh>>")])
+                if code is None:
+                    self.assertIsNone(r[0], r[0])
+                    self.assertEqual(r[1]["body"], b"hi")
+                else:
+                    self.assertError(r, code)
+                    self.assertEqual(u.connections, before)
+
+    def test_every_carried_type_must_allow_the_address(self):
+        u = self.upstream(lambda req: response())
+        user = cbtest.new_user()
+        a, b = "a" + tag(), "b" + tag()
+        self.mktype(a, ["http://127.0.0.1:%d" % u.port])
+        self.mktype(b)
+        self.plant(a, user, "tok-" + tag())
+        self.plant(b, user, "tok-" + tag())
+        err = self.assertError(self.request(
+            self.comp(user, [("x", a), ("y", b)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X", "<<.credentials.x>>"), ("Y", "<<.credentials.y>>")]),
+            "forbidden")
+        self.assertIn("type '%s'" % b, err["message"])
+        self.assertEqual(u.connections, 0)
+
+    def test_rebinding_name_is_resolved_once_and_pinned(self):
+        u = self.upstream(lambda req: response(body=b"pinned"))
+        self.resolve("rebind.fake.test", "127.0.0.1", "169.254.169.254")
+        ident = "t" + tag()
+        self.mktype(ident, ["http://rebind.fake.test:%d" % u.port,
+                            "http://127.0.0.1:%d" % u.port])
+        user = cbtest.new_user()
+        self.plant(ident, user, "tok-" + tag())
+        err, res = self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://rebind.fake.test:%d/p" % u.port,
+            [("X-T", "<<.credentials.gh>>")], timeout_ms=5000)
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"pinned")
+        self.assertEqual(self.dns_calls("rebind.fake.test"), 1)
+        self.assertEqual(len(u.requests), 1)
+        self.assertIn(("Host", b"rebind.fake.test:%d" % u.port),
+                      u.requests[0]["headers"])
+
+    def test_first_allowed_address_is_used(self):
+        u = self.upstream(lambda req: response(body=b"ok"))
+        self.resolve("multi.fake.test", "169.254.169.254,127.0.0.1")
+        ident = "t" + tag()
+        self.mktype(ident, ["http://multi.fake.test:%d" % u.port,
+                            "http://127.0.0.1:%d" % u.port])
+        user = cbtest.new_user()
+        self.plant(ident, user, "tok-" + tag())
+        err, res = self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://multi.fake.test:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")], timeout_ms=5000)
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"ok")
 
 
 if __name__ == "__main__":
