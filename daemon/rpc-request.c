@@ -484,8 +484,11 @@ req_done(void *arg, long status, const struct secbuf *body,
 
 /*
  * May the hop connect to a?  A public address: yes.  A special one: only
- * when the hop carries values and the destinations of every type it
- * carries allow it; *type then names the first type that does not.
+ * when the call carries values and the destinations of every type it
+ * carries name that address (or a block holding it); *type then names
+ * the first type that does not.  A redirect hop that no longer carries
+ * the values (another origin) is held to the same allowance: the
+ * addresses the types name are the only special ones the call may reach.
  */
 static bool
 req_address_ok(struct req *r, const struct netaddr *a, const char **type)
@@ -496,7 +499,7 @@ req_address_ok(struct req *r, const struct netaddr *a, const char **type)
 	*type = NULL;
 	if (netaddr_classify(a) == NETADDR_PUBLIC)
 		return true;
-	if (!r->carry || s->ncreds == 0)
+	if (s->ncreds == 0)
 		return false;
 	for (i = 0; i < s->ncreds; i++)
 		if (!dest_address_allowed(s->creds[i].type.destinations,
@@ -517,7 +520,11 @@ req_refuse(struct req *r, const struct netaddr *a, const char *type)
 	const char	*cls = netaddr_class_name(netaddr_classify(a));
 
 	netaddr_format(a, text, sizeof(text));
-	if (type != NULL)
+	if (type != NULL && (r->o.ipv4 || r->o.ipv6))
+		cb_error_set(&err, CB_EFORBIDDEN, "%s is a %s address, which "
+		    "the destinations of type '%s' do not allow", r->o.host,
+		    cls, type);
+	else if (type != NULL)
 		cb_error_set(&err, CB_EFORBIDDEN, "%s resolves to %s (%s), "
 		    "which the destinations of type '%s' do not allow",
 		    r->o.host, text, cls, type);

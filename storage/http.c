@@ -472,7 +472,21 @@ http_describe_stream(const struct http_req *req, CURLcode cc,
 	}
 	if (*detail == '\0')
 		detail = curl_easy_strerror(cc);
-	if (cc != CURLE_OPERATION_TIMEDOUT) {
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		cb_error_set(err, CB_EUNAVAILABLE, "TLS with %s failed: %s",
+		    req->label, detail);
+		return;
+	default:
 		cb_error_set(err, CB_EUNAVAILABLE, "request to %s failed: %s",
 		    req->label, detail);
 		return;

@@ -440,5 +440,332 @@ class TestAddresses(RequestBase):
         self.assertEqual(res["body"], b"ok")
 
 
+def chunked(pieces):
+    """A chunked body: one chunk per piece, then the last chunk."""
+    out = b""
+    for p in pieces:
+        if p:
+            out += b"%x\r\n" % len(p) + p + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+def header(req, name):
+    for n, v in req["headers"]:
+        if n.lower() == name.lower():
+            return v
+    return None
+
+
+class TestScrub(RequestBase):
+    """Echo scrubbing: what the upstream sends back of a value, in any
+    encoding, comes back redacted."""
+
+    def test_echo_in_reason_headers_and_body_is_redacted_exactly(self):
+        def echo(req):
+            raw, q, j, b = (header(req, "X-Raw"), header(req, "X-Q"),
+                            header(req, "X-J"), header(req, "X-B"))
+            basic = header(req, "Authorization")[len(b"Basic "):]
+            body = (b"raw=" + raw + b" q=" + q + b" j=" + j + b" b=" + b +
+                    b" basic=" + basic + b" end")
+            return response(200, b"Echo " + raw,
+                            [("X-Echo", raw), ("X-Echo-Q", q),
+                             ("X-Plain", "nothing")], body)
+        u = self.upstream(echo)
+        user = cbtest.new_user()
+        t1, t2 = "a" + tag(), "b" + tag()
+        self.mktype(t1, ["http://127.0.0.1:%d" % u.port])
+        self.mktype(t2, ["http://127.0.0.1:%d" % u.port])
+        v = self.plant(t1, user, 'tok"en/+=' + tag())
+        name = self.plant(t2, user, "user" + tag())
+        # Basic of two values: the upstream computes it from what it got.
+        err, res = self.request(
+            self.comp(user, [("gh", t1), ("who", t2)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-Raw", "<<.credentials.gh>>"),
+             ("X-Q", "<<.credentials.gh|urlquery>>"),
+             ("X-J", "<<.credentials.gh|json>>"),
+             ("X-B", "<<.credentials.gh|base64>>"),
+             ("X-Who", "<<.credentials.who>>"),
+             ("Authorization", "Basic <<.credentials.who|base64>>")])
+        self.assertIsNone(err, err)
+        sent = u.requests[0]
+        q, j, b = header(sent, "X-Q"), header(sent, "X-J"), \
+            header(sent, "X-B")
+        # The forms really differ from the raw value.
+        self.assertNotIn(v, q + j + b)
+        self.assertEqual(res["reason"], "Echo [REDACTED:gh]")
+        self.assertEqual(res["headers"][:3],
+                         [["X-Echo", "[REDACTED:gh]"],
+                          ["X-Echo-Q", "[REDACTED:gh]"],
+                          ["X-Plain", "nothing"]])
+        self.assertEqual(res["body"],
+                         b"raw=[REDACTED:gh] q=[REDACTED:gh] "
+                         b"j=[REDACTED:gh] b=[REDACTED:gh] "
+                         b"basic=[REDACTED:who] end")
+        self.assertEqual(res["scrubbed"], 8)
+        self.assertEqual(cbtest.find_leaks(json.dumps(res["headers"])
+                                           .encode() + res["body"] +
+                                           res["reason"].encode(),
+                                           [v, name]), [])
+
+    def test_basic_credential_of_two_values_is_redacted_as_a_pair(self):
+        def echo(req):
+            u_, p_ = header(req, "X-U"), header(req, "X-P")
+            return response(body=b"auth=" + base64.b64encode(u_ + b":" +
+                                                             p_))
+        u = self.upstream(echo)
+        user = cbtest.new_user()
+        t1, t2 = "u" + tag(), "p" + tag()
+        self.mktype(t1, ["http://127.0.0.1:%d" % u.port])
+        self.mktype(t2, ["http://127.0.0.1:%d" % u.port])
+        self.plant(t1, user, "alice" + tag())
+        self.plant(t2, user, "s3cret" + tag())
+        err, res = self.request(
+            self.comp(user, [("u", t1), ("p", t2)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-U", "<<.credentials.u>>"), ("X-P", "<<.credentials.p>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"auth=[REDACTED:u+p]")
+        self.assertEqual(res["scrubbed"], 1)
+
+    def test_echo_split_across_chunks_at_every_offset_is_redacted(self):
+        def echo(req):
+            v = header(req, "X-T")
+            at = int(req["target"].split("=")[1])
+            body = b"<<" + v + b">>"
+            hs = [("Transfer-Encoding", "chunked")]
+            h = response(200, "OK", hs, length=False)[0]
+            # One write per chunk, so that reads see the boundaries.
+            out = [h]
+            for piece in (body[:at], body[at:]):
+                if piece:
+                    out.append(b"%x\r\n" % len(piece) + piece + b"\r\n")
+                    out.append(0.005)
+            out.append(b"0\r\n\r\n")
+            return out
+        u = self.upstream(echo)
+        ident, user, v = self.setup_token(u.port)
+        comp = self.comp(user, [("gh", ident)])
+        for at in range(0, len(v) + 5):
+            with self.subTest(split=at):
+                err, res = self.request(
+                    comp, "GET", "http://127.0.0.1:%d/?at=%d" % (u.port, at),
+                    [("X-T", "<<.credentials.gh>>")])
+                self.assertIsNone(err, err)
+                self.assertEqual(res["body"], b"<<[REDACTED:gh]>>")
+                self.assertEqual(res["scrubbed"], 1)
+
+    def test_body_in_one_byte_chunks_is_redacted(self):
+        def echo(req):
+            body = b"x" + header(req, "X-T") + b"y"
+            return (response(200, "OK", [("Transfer-Encoding", "chunked")],
+                             length=False) +
+                    [chunked([body[i:i + 1] for i in range(len(body))])])
+        u = self.upstream(echo)
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "http://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"x[REDACTED:gh]y")
+
+
+class TestRedirects(RequestBase):
+
+    def test_cross_origin_redirect_is_followed_without_the_credential(self):
+        other = self.upstream(lambda req: response(body=b"landed"))
+        u = self.upstream(lambda req: response(
+            302, "Found", [("Location", "http://localhost:%d/next?a=1"
+                            % other.port)]))
+        self.resolve("localhost", "127.0.0.1")
+        ident, user, v = self.setup_token(u.port)
+        # The second origin's address is allowed, its name is not a
+        # destination: the hop may go there, without the value.
+        self.c.ok("type.update", {"type": ident, "destinations": [
+            "http://127.0.0.1:%d" % u.port,
+            "http://127.0.0.1:%d" % other.port]})
+        err, res = self.request(
+            self.comp(user, [("gh", ident)]), "POST",
+            "http://127.0.0.1:%d/" % u.port,
+            [("Authorization", "Bearer <<.credentials.gh>>"),
+             ("X-Plain", "kept"), ("Content-Type", "text/plain")],
+            "body <<.credentials.gh>>", follow_redirects=True)
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"landed")
+        self.assertEqual(len(other.requests), 1)
+        hop = other.requests[0]
+        self.assertEqual(hop["raw"],
+                         b"GET /next?a=1 HTTP/1.1\r\n"
+                         b"Host: localhost:%d\r\n"
+                         b"X-Plain: kept\r\n\r\n" % other.port)
+        self.assertEqual(cbtest.find_leaks(hop["raw"], [v]), [])
+        cbtest.poll_until(lambda: "method=request" in self.d.log(), 10,
+                          what="audit line")
+        self.assertIn("origins=http://127.0.0.1:%d,http://localhost:%d "
+                      % (u.port, other.port), self.d.log())
+
+    def test_redirect_to_a_forbidden_address_is_refused(self):
+        u = self.upstream(lambda req: response(
+            302, "Found",
+            [("Location", "http://169.254.169.254/latest/meta-data")]))
+        ident, user, v = self.setup_token(u.port)
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")], follow_redirects=True),
+            "forbidden")
+        self.assertIn("169.254.169.254 is a link-local address",
+                      err["message"])
+
+    def test_redirect_of_a_request_without_credential_stays_public(self):
+        # A call that carries no value has no allowance at any hop.
+        self.resolve("pub.fake.test", "127.0.0.1")
+        err = self.assertError(self.request(
+            self.comp(cbtest.new_user(), []), "GET",
+            "http://pub.fake.test:1/"), "forbidden")
+        self.assertIn("pub.fake.test resolves to 127.0.0.1 (loopback), and "
+                      "a request that carries no credential",
+                      err["message"])
+
+    def test_cross_origin_307_with_credential_body_is_returned(self):
+        other = self.upstream(lambda req: response(body=b"landed"))
+        u = self.upstream(lambda req: response(
+            307, "Temporary Redirect",
+            [("Location", "http://localhost:%d/next" % other.port)]))
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(
+            self.comp(user, [("gh", ident)]), "POST",
+            "http://127.0.0.1:%d/" % u.port, [],
+            "b=<<.credentials.gh>>", follow_redirects=True)
+        self.assertIsNone(err, err)
+        self.assertEqual(res["status"], 307)
+        self.assertEqual(other.requests, [])
+
+    def test_redirect_limit_returns_the_last_redirect(self):
+        u = self.upstream(lambda req: response(
+            302, "Found", [("Location", "/again")]))
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")], follow_redirects=True)
+        self.assertIsNone(err, err)
+        self.assertEqual(res["status"], 302)
+        self.assertEqual(len(u.requests), 6)    # 1 + max_redirects
+
+
+class TestLimits(RequestBase):
+    conf = {"max_in_flight_per_caller": "2"}
+
+    def test_streamed_response_over_the_limit_is_too_large(self):
+        u = self.upstream(lambda req: response(
+            200, "OK", [("Transfer-Encoding", "chunked")], length=False) +
+            [chunked([b"x" * 1000] * 10)])
+        ident, user, v = self.setup_token(u.port)
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")], max_response_bytes=4000),
+            "too_large")
+        self.assertIn("larger than 4000 bytes", err["message"])
+
+    def test_content_length_over_the_limit_fails_before_the_body(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def respond(req):
+            gate.wait(30)
+            return None
+        u = self.upstream(lambda req: [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n",
+            lambda: None] if False else [
+            b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\n\r\n",
+            30])
+        ident, user, v = self.setup_token(u.port)
+        t0 = time.monotonic()
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")]), "too_large")
+        # Not after the 30 s the body would take, nor the call's timeout.
+        self.assertLess(time.monotonic() - t0, 20)
+
+    def test_timeout_names_the_phase(self):
+        u = self.upstream(lambda req: [30])
+        ident, user, v = self.setup_token(u.port)
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")], timeout_ms=300),
+            "unavailable")
+        self.assertEqual(err["message"], "request timed out after 300 ms "
+                         "waiting for the response headers from "
+                         "http://127.0.0.1:%d" % u.port)
+
+    def test_per_caller_in_flight_limit_answers_unavailable(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def respond(req):
+            gate.wait(30)
+            return response(body=b"late")
+        u = self.upstream(respond)
+        ident, user, v = self.setup_token(u.port)
+        comp = self.comp(user, [("gh", ident)])
+        params = {"component": comp, "request": {
+            "method": "GET", "url": "http://127.0.0.1:%d/" % u.port,
+            "headers": [["X-T", "<<.credentials.gh>>"]]}}
+        ids = [self.c.new_id() for _ in range(2)]
+        for i in ids:
+            self.c.send_raw(cbtest.pack_request(i, "request", params))
+        cbtest.poll_until(lambda: len(u.requests) == 2, 20,
+                          what="two requests at the upstream")
+        other = self.d.client()
+        self.addCleanup(other.close)
+        err = self.assertError(other.call("request", params), "unavailable")
+        self.assertEqual(err["message"], "too many requests in flight: 2 "
+                         "of 2 for this caller")
+        gate.set()
+        for i in ids:
+            m = self.c.wait_response(i)
+            self.assertIsNone(m[2], m[2])
+            self.assertEqual(m[3]["body"], b"late")
+
+    def test_caller_closing_cancels_its_outbound_request(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+        closed = threading.Event()
+
+        def respond(req):
+            gate.wait(30)
+            return response()
+        u = self.upstream(respond)
+        ident, user, v = self.setup_token(u.port)
+        cl = self.d.client()
+        params = {"component": self.comp(user, [("gh", ident)]),
+                  "request": {"method": "GET",
+                              "url": "http://127.0.0.1:%d/" % u.port,
+                              "headers": [["X-T", "<<.credentials.gh>>"]]}}
+        cl.send_raw(cbtest.pack_request(cl.new_id(), "request", params))
+        cbtest.poll_until(lambda: len(u.requests) == 1, 20,
+                          what="the request at the upstream")
+        cl.close()
+        # The broker drops the slot at once: two more fit again.
+        ids = []
+        for _ in range(2):
+            i = self.c.new_id()
+            ids.append(i)
+            self.c.send_raw(cbtest.pack_request(i, "request", params))
+        cbtest.poll_until(lambda: len(u.requests) == 3, 20,
+                          what="two more requests at the upstream")
+        cbtest.poll_until(
+            lambda: "outcome=unavailable" in self.d.log(), 20,
+            what="the cancelled call's audit line")
+        gate.set()
+        for i in ids:
+            m = self.c.wait_response(i)
+            self.assertIsNone(m[2], m[2])
+
+
 if __name__ == "__main__":
     cbtest.main()
