@@ -767,5 +767,84 @@ class TestLimits(RequestBase):
             self.assertIsNone(m[2], m[2])
 
 
+class TestTLS(RequestBase):
+    """https: the peer is always verified, here against request.ca_file."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certdir = cbtest.make_tmpdir()
+        cls.key, cls.crt = make_cert(cls.certdir, "trusted")
+        cls.other_key, cls.other_crt = make_cert(cls.certdir, "stranger")
+        cls.conf = {"ca_file": cls.crt}
+
+    @classmethod
+    def tearDownClass(cls):
+        cbtest.remove_tmpdir(cls.certdir)
+
+    def tls(self, crt, key):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(crt, key)
+        return ctx
+
+    def test_https_with_the_configured_ca_works(self):
+        u = self.upstream(lambda req: response(body=b"secure"),
+                          self.tls(self.crt, self.key))
+        ident, user, v = self.setup_token(u.port, "https")
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "https://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"secure")
+        self.assertEqual(header(u.requests[0], "X-T"), v)
+
+    def test_https_with_an_unknown_issuer_is_unavailable_naming_tls(self):
+        u = self.upstream(lambda req: response(body=b"secure"),
+                          self.tls(self.other_crt, self.other_key))
+        ident, user, v = self.setup_token(u.port, "https")
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "https://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")]), "unavailable")
+        self.assertTrue(err["message"].startswith(
+            "TLS with https://127.0.0.1:%d failed: " % u.port),
+            err["message"])
+        self.assertEqual(u.requests, [])
+
+
+class TestSlowUpstream(RequestBase):
+
+    def test_slow_upstream_does_not_delay_other_connections(self):
+        # The one multi-second wait of the suite: an upstream that takes
+        # 5 s to answer, while other callers are served.
+        u = self.upstream(lambda req: [5] + response(body=b"slow"))
+        ident, user, v = self.setup_token(u.port)
+        slow = self.d.client(timeout=60)
+        self.addCleanup(slow.close)
+        sid = slow.new_id()
+        slow.send_raw(cbtest.pack_request(sid, "request", {
+            "component": self.comp(user, [("gh", ident)]),
+            "request": {"method": "GET",
+                        "url": "http://127.0.0.1:%d/" % u.port,
+                        "headers": [["X-T", "<<.credentials.gh>>"]]}}))
+        cbtest.poll_until(lambda: len(u.requests) == 1, 20,
+                          what="the request at the upstream")
+        other = self.d.client()
+        self.addCleanup(other.close)
+        for _ in range(5):
+            t0 = time.monotonic()
+            other.ok("hello", {})
+            other.ok("substitute", {
+                "component": self.comp(user, [("gh", ident)]),
+                "request": {"method": "GET",
+                            "url": "http://127.0.0.1:%d/" % u.port,
+                            "headers": [["X-T", "<<.credentials.gh>>"]]}})
+            self.assertLess(time.monotonic() - t0, 1.0 * cbtest.SCALE)
+        # Still pending: the calls above were not served after it.
+        self.assertEqual(len(slow.msgs), 0)
+        m = slow.wait_response(sid)
+        self.assertIsNone(m[2], m[2])
+        self.assertEqual(m[3]["body"], b"slow")
+
+
 if __name__ == "__main__":
     cbtest.main()
