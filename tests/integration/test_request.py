@@ -439,6 +439,7 @@ class TestAddresses(RequestBase):
             [("X-T", "<<.credentials.gh>>")], timeout_ms=5000)
         self.assertIsNone(err, err)
         self.assertEqual(res["body"], b"ok")
+        self.assertEqual(self.dns_calls("multi.fake.test"), 1)
 
 
 def chunked(pieces):
