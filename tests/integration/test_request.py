@@ -629,6 +629,32 @@ class TestRedirects(RequestBase):
                       "a request that carries no credential",
                       err["message"])
 
+    def test_relative_locations_resolve_against_the_current_url(self):
+        port = []
+        hops = {"/a/b?q=1": "c", "/a/c": "?x=2", "/a/c?x=2":
+                "//127.0.0.1:%d/abs", "/abs": "/end#frag"}
+
+        def respond(req):
+            if req["target"] in hops:
+                loc = hops[req["target"]]
+                if "%d" in loc:
+                    loc = loc % port[0]
+                return response(302, "Found", [("Location", loc)])
+            return response(body=req["target"].encode())
+        u = self.upstream(respond)
+        port.append(u.port)
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/a/b?q=1" % u.port,
+            [("X-T", "<<.credentials.gh>>")], follow_redirects=True)
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"/end")
+        self.assertEqual([r["target"] for r in u.requests],
+                         ["/a/b?q=1", "/a/c", "/a/c?x=2", "/abs", "/end"])
+        # Same origin all along: the credential went with every hop.
+        self.assertEqual({header(r, "X-T") for r in u.requests}, {v})
+
     def test_cross_origin_307_with_credential_body_is_returned(self):
         other = self.upstream(lambda req: response(body=b"landed"))
         u = self.upstream(lambda req: response(
@@ -703,6 +729,19 @@ class TestLimits(RequestBase):
         self.assertEqual(err["message"], "request timed out after 300 ms "
                          "waiting for the response headers from "
                          "http://127.0.0.1:%d" % u.port)
+
+    def test_timeout_in_the_tls_handshake_names_it(self):
+        # A server that accepts and never speaks TLS.
+        u = self.upstream(lambda req: [30])
+        ident, user, v = self.setup_token(u.port, "https")
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "https://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")], timeout_ms=300),
+            "unavailable")
+        self.assertEqual(err["message"], "request timed out after 300 ms "
+                         "during the TLS handshake with "
+                         "https://127.0.0.1:%d" % u.port)
 
     def test_per_caller_in_flight_limit_answers_unavailable(self):
         gate = threading.Event()
