@@ -57,6 +57,7 @@
 #include "scrub.h"
 #include "secbuf.h"
 #include "substitute.h"
+#include "template.h"
 
 #define REQ_LOCATION_MAX	8192	/* bytes of a Location we follow */
 
@@ -286,6 +287,22 @@ req_add_rendered(struct req *r, const struct tpl *t, struct cb_error *err)
 	return rc;
 }
 
+/*
+ * Text from the upstream as a msgpack str, or as bin when it is not valid
+ * UTF-8 (obs-text in a header): every client must be able to decode a str.
+ */
+static void
+req_pack_text(msgpack_packer *pk, const void *p, size_t n)
+{
+	if (tpl_utf8_valid(p, n)) {
+		msgpack_pack_str(pk, n);
+		msgpack_pack_str_body(pk, p, n);
+	} else {
+		msgpack_pack_bin(pk, n);
+		msgpack_pack_bin_body(pk, p, n);
+	}
+}
+
 /* Pack the answer of the last hop. */
 static int
 req_pack(struct req *r, struct cb_error *err)
@@ -305,21 +322,18 @@ req_pack(struct req *r, struct cb_error *err)
 	proto_pack_cstr(pk, "status");
 	msgpack_pack_long(pk, r->status);
 	proto_pack_cstr(pk, "reason");
-	msgpack_pack_str(pk, r->reason.len);
-	msgpack_pack_str_body(pk, r->reason.data, r->reason.len);
+	req_pack_text(pk, r->reason.data, r->reason.len);
 	proto_pack_cstr(pk, "headers");
 	msgpack_pack_array(pk, r->nhdrs);
 	for (i = 0; i < r->nhdrs; i++) {
 		memcpy(&nl, p + off, sizeof(nl));
 		off += sizeof(nl);
 		msgpack_pack_array(pk, 2);
-		msgpack_pack_str(pk, nl);
-		msgpack_pack_str_body(pk, p + off, nl);
+		req_pack_text(pk, p + off, nl);
 		off += nl;
 		memcpy(&vl, p + off, sizeof(vl));
 		off += sizeof(vl);
-		msgpack_pack_str(pk, vl);
-		msgpack_pack_str_body(pk, p + off, vl);
+		req_pack_text(pk, p + off, vl);
 		off += vl;
 	}
 	proto_pack_cstr(pk, "body");

@@ -281,6 +281,18 @@ class TestRequest(RequestBase):
                       res["headers"])
         self.assertEqual(other.requests, [])
 
+    def test_header_that_is_not_utf8_comes_back_as_bytes(self):
+        u = self.upstream(lambda req: response(
+            200, b"Caf\xe9", [("X-Latin", b"caf\xe9"), ("X-Ok", "fine")]))
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "http://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["reason"], b"Caf\xe9")
+        self.assertEqual(res["headers"][:2], [["X-Latin", b"caf\xe9"],
+                                              ["X-Ok", "fine"]])
+
     def test_request_skipped_status_check_sends_nothing(self):
         u = self.upstream(lambda req: response())
         ident, user, v = self.setup_token(u.port)
