@@ -293,6 +293,22 @@ class TestRequest(RequestBase):
         self.assertEqual(res["headers"][:2], [["X-Latin", b"caf\xe9"],
                                               ["X-Ok", "fine"]])
 
+    def test_folded_header_is_joined_and_scrubbed(self):
+        def respond(req):
+            v = header(req, "X-T")
+            return [b"HTTP/1.1 200 OK\r\nX-Fold: first\r\n  " + v +
+                    b"\r\nX-After: 1\r\nContent-Length: 0\r\n\r\n"]
+        u = self.upstream(respond)
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "http://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["headers"][:2],
+                         [["X-Fold", "first [REDACTED:gh]"],
+                          ["X-After", "1"]])
+        self.assertEqual(res["scrubbed"], 1)
+
     def test_request_skipped_status_check_sends_nothing(self):
         u = self.upstream(lambda req: response())
         ident, user, v = self.setup_token(u.port)
