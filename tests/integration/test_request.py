@@ -915,5 +915,51 @@ class TestSlowUpstream(RequestBase):
         self.assertEqual(m[3]["body"], b"slow")
 
 
+class TestTotalLimit(RequestBase):
+    conf = {"max_in_flight": "1"}
+
+    def test_total_in_flight_limit_answers_unavailable(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def respond(req):
+            gate.wait(30)
+            return response(body=b"late")
+        u = self.upstream(respond)
+        ident, user, v = self.setup_token(u.port)
+        params = {"component": self.comp(user, [("gh", ident)]),
+                  "request": {"method": "GET",
+                              "url": "http://127.0.0.1:%d/" % u.port,
+                              "headers": [["X-T", "<<.credentials.gh>>"]]}}
+        first = self.c.new_id()
+        self.c.send_raw(cbtest.pack_request(first, "request", params))
+        cbtest.poll_until(lambda: len(u.requests) == 1, 20,
+                          what="the request at the upstream")
+        other = self.d.client()
+        self.addCleanup(other.close)
+        err = self.assertError(other.call("request", params), "unavailable")
+        self.assertEqual(err["message"], "too many requests in flight: 1 "
+                         "of 1 in all")
+        # substitute is not limited by it.
+        other.ok("substitute", params)
+        gate.set()
+        m = self.c.wait_response(first)
+        self.assertIsNone(m[2], m[2])
+
+
+class TestDisabled(RequestBase):
+    conf = {"enabled": "no"}
+
+    def test_disabled_request_is_not_configured_and_sends_nothing(self):
+        u = self.upstream(lambda req: response())
+        ident, user, v = self.setup_token(u.port)
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")]), "not_configured")
+        self.assertIn("request.enabled", err["message"])
+        self.assertEqual(u.connections, 0)
+
+
 if __name__ == "__main__":
     cbtest.main()
