@@ -353,6 +353,11 @@ start_vault(struct broker *b)
 	    vault_init(b->loop, b->http, &b->vault, &err) != 0)
 		fatalx("%s", err.msg);
 	vault_set_limits(b->vault, b->conf->vault_max_pending);
+	/* The request method's own client (rpc-request.c), made now. */
+	if (http_init(b->loop, &b->http_out, &err) != 0 ||
+	    http_set_limits(b->http_out, 0, b->conf->request_max_inflight,
+	    &err) != 0)
+		fatalx("%s", err.msg);
 	if (rpc_vault_load(b, &vc, &found, &err) != 0)
 		fatalx("Vault settings: %s", err.msg);
 	if (found && vault_configure(b->vault, &vc, &err) != 0)
@@ -414,6 +419,9 @@ main_reload(struct broker *b)
 		log_warnx("reload: vault.max_connections: %s", err.msg);
 	if (b->vault != NULL)
 		vault_set_limits(b->vault, nc->vault_max_pending);
+	if (b->http_out != NULL && http_set_limits(b->http_out, 0,
+	    nc->request_max_inflight, &err) != 0)
+		log_warnx("reload: request.max_in_flight: %s", err.msg);
 	log_info("configuration reloaded (%zu grants)", nc->ngrants);
 	sd_notifyf(0, "READY=1\nSTATUS=configuration reloaded (%zu grants)",
 	    nc->ngrants);
