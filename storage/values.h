@@ -29,6 +29,7 @@
 
 struct vault;
 struct values;
+struct writer;
 struct writer_stats;
 
 /*
@@ -178,6 +179,11 @@ int	 values_sqlite_new(uv_loop_t *loop, struct store *st,
 	    struct values **out, struct cb_error *err);
 /* The counters of the SQLite backend's writer (writer.h); zeros if none. */
 void	 values_sqlite_stats(struct values *v, struct writer_stats *out);
+/*
+ * The SQLite backend's writer, for the daemon's other writes (NULL once
+ * it is closing).
+ */
+struct writer *values_sqlite_writer(struct values *v);
 /*
  * *vault is read at every call (the daemon clears it at shutdown); st
  * lists the types stored in Vault for key rotation.
