@@ -3,7 +3,8 @@
  *
  * One connection per struct store, each used by one thread: the daemon's
  * loop thread, which it never puts to sleep on another process's lock
- * (after store_open() such a lock fails the call at once, busy timeout 0),
+ * (after store_open() such a lock fails the call at once, busy timeout 0;
+ * once the daemon runs, that connection only reads: store_query_only),
  * and the writer's thread (store_open_writer, writer.c).  store_open() creates the file with mode 0600 (SQLite gives the
  * -wal and -shm files the mode of the database), switches it to WAL with
  * synchronous=FULL so that a write which returned 0 survives kill -9 and
@@ -935,8 +936,9 @@ done:
  * configured as the loop's (WAL, synchronous=FULL, foreign keys,
  * secure_delete) with its own prepared statements.  It runs on the
  * writer's thread, which may sleep: it waits up to
- * STORE_WRITER_BUSY_TIMEOUT_MS for a lock held by the loop's own
- * synchronous writes or by another process, then fails the group.
+ * STORE_WRITER_BUSY_TIMEOUT_MS for a lock held by another process (the
+ * loop's connection never writes once the daemon runs), then fails the
+ * group.
  */
 int
 store_open_writer(const struct store *st, struct store **out,
