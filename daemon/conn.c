@@ -480,6 +480,8 @@ conn_process(struct conn *c)
 	 * hundreds, and cannot fill vault.max_pending alone.  Reading goes on
 	 * up to one chunk held back, so that a client that hangs up is seen:
 	 * the requests it left are dropped (closing), never started.
+	 * While a call's write is in flight (held), nothing after it is
+	 * dispatched: the requests that follow see what it wrote.
 	 */
 	c->processing = true;
 	while (!c->closing && consumed < c->rbuf.len && c->held == 0 &&
