@@ -286,10 +286,11 @@ rpc_key_list(struct rpc_call *call, int keyclass, struct cb_error *err)
 
 /*
  * A write of a key, waiting for the writer: a key pair's new version
- * (KEYW_KEYPAIR), a peer key's (KEYW_PEERKEY), or a deletion.  A key
- * pair's private key stays here (der) until the answer: its sealed text
- * is bound to its version, and a version taken meanwhile by another
- * call means sealing it again under the next one.
+ * (KEYW_KEYPAIR), a peer key's (KEYW_PEERKEY), or a deletion.  The key
+ * stays here (der) until the answer: a key pair's sealed text is bound
+ * to its version, and a version taken meanwhile by another call means
+ * sealing it again under the next one; a peer key's version set
+ * meanwhile by another call is compared with it.
  */
 #define KEYW_KEYPAIR	0
 #define KEYW_PEERKEY	1
@@ -311,6 +312,8 @@ struct keyw {
 };
 
 static void	rpc_keyw_done(struct dbwrite *, int, const struct cb_error *);
+static int	rpc_peerkey_same(struct broker *, const char *, uint32_t,
+		    const struct secbuf *, struct cb_error *);
 
 static void
 rpc_keyw_free(struct keyw *x)
@@ -388,6 +391,19 @@ rpc_keyw_done(struct dbwrite *w, int rc, const struct cb_error *err)
 		if ((rc = rpc_keyw_keypair(x, &e)) == 0)
 			return;
 		err = &e;
+	}
+	/*
+	 * Another call set this peer key's version meanwhile: to the same
+	 * key that is no change, as when it was set before; to another, a
+	 * conflict.
+	 */
+	if (rc == -CB_ECONFLICT && x->op == KEYW_PEERKEY) {
+		if ((rc = rpc_peerkey_same(call->broker, x->ident, x->version,
+		    &x->der, &e)) == 0)
+			rc = rpc_key_pack(call, x->keyclass, x->ident,
+			    x->version, &e);
+		err = &e;
+		goto done;
 	}
 	if (rc != 0)
 		goto done;
@@ -633,6 +649,33 @@ rpc_keypair_delete(struct rpc_call *call, const msgpack_object *params,
 }
 
 /*
+ * Whether version of peer key ident is the key whose public DER is der:
+ * 0, or -CB_ECONFLICT (another key), or the failure to load it.
+ */
+static int
+rpc_peerkey_same(struct broker *b, const char *ident, uint32_t version,
+    const struct secbuf *der, struct cb_error *err)
+{
+	struct secbuf	 old = SECBUF_INIT;
+	EVP_PKEY	*cur = NULL;
+	uint32_t	 got;
+	int		 rc;
+
+	if ((rc = rpc_key_load(b, STORE_PEERKEY, ident, version, &got, &cur,
+	    err)) != 0 || (rc = pkey_public_der(cur, &old, err)) != 0)
+		goto done;
+	if (old.len != der->len ||
+	    CRYPTO_memcmp(old.data, der->data, der->len) != 0)
+		rc = cb_error_set(err, CB_ECONFLICT, "peer key %s version %u "
+		    "is already set to another key; delete that version "
+		    "first", ident, version);
+done:
+	EVP_PKEY_free(cur);
+	secbuf_free(&old);
+	return rc;
+}
+
+/*
  * peerkey.set {ident, version, pem} -> the peer key.  Setting a version
  * to the key it already holds changes nothing; setting it to another key
  * is a conflict (a version names one key: delete it first).
@@ -643,13 +686,13 @@ rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "ident", "version", "pem", NULL };
 	struct broker	*b = call->broker;
-	struct secbuf	 der = SECBUF_INIT, old = SECBUF_INIT;
+	struct secbuf	 der = SECBUF_INIT;
 	struct cb_error	 e;
 	struct keyw	*x;
-	EVP_PKEY	*k = NULL, *cur = NULL;
+	EVP_PKEY	*k = NULL;
 	const char	*pem;
 	char		*ident = NULL, *sealed = NULL, ctx[SEALCTX_KEY_MAX];
-	uint32_t	 version, got;
+	uint32_t	 version;
 	size_t		 len;
 	int		 rc;
 
@@ -663,17 +706,8 @@ rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	rpc_audit_key(call, STORE_PEERKEY, ident, version);
 	cb_error_clear(&e);
-	rc = rpc_key_load(b, STORE_PEERKEY, ident, version, &got, &cur, &e);
+	rc = rpc_peerkey_same(b, ident, version, &der, &e);
 	if (rc == 0) {
-		if ((rc = pkey_public_der(cur, &old, err)) != 0)
-			goto done;
-		if (old.len != der.len ||
-		    CRYPTO_memcmp(old.data, der.data, der.len) != 0) {
-			rc = cb_error_set(err, CB_ECONFLICT, "peer key %s "
-			    "version %u is already set to another key; delete "
-			    "that version first", ident, version);
-			goto done;
-		}
 		rc = rpc_key_pack(call, STORE_PEERKEY, ident, version, err);
 		goto done;
 	}
@@ -693,7 +727,8 @@ rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
 	x->keyclass = STORE_PEERKEY;
 	x->version = version;
 	x->bits = pkey_bits(k);
-	x->der = (struct secbuf)SECBUF_INIT;
+	x->der = der;		/* the public key, to compare */
+	der = (struct secbuf)SECBUF_INIT;
 	x->sealed = sealed;
 	sealed = NULL;
 	snprintf(x->ident, sizeof(x->ident), "%s", ident);
@@ -706,9 +741,7 @@ rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
 	rc = RPC_WAIT;
 done:
 	EVP_PKEY_free(k);
-	EVP_PKEY_free(cur);
 	secbuf_free(&der);
-	secbuf_free(&old);
 	free(sealed);
 	free(ident);
 	return rc;

@@ -254,11 +254,14 @@ class MetadataWriteTest(SlowSyncTestCase):
     def call_in_thread(self, method, params, out):
         """method on a connection of its own; out[method] gets
         (err, result, seconds)."""
+        return self.named_call_in_thread(method, method, params, out)
+
+    def named_call_in_thread(self, name, method, params, out):
         def run():
             with self.d.client(timeout=WAIT) as c:
                 t0 = time.monotonic()
                 err, res = c.call(method, params)
-                out[method] = (err, res, time.monotonic() - t0)
+                out[name] = (err, res, time.monotonic() - t0)
         t = threading.Thread(target=run, daemon=True)
         t.start()
         return t
@@ -389,7 +392,9 @@ class MetadataWriteTest(SlowSyncTestCase):
                          lambda w: w["in_flight"] == 1)
         # Both read the same next version while the first is in flight.
         for i in (1, 2):
-            threads.append(self.import_in_thread(keys[i], i, out))
+            threads.append(self.named_call_in_thread(
+                "import%d" % i, "keypair.import",
+                {"ident": "kp", "pem": pkcs8_pem(keys[i])}, out))
         for t in threads:
             t.join(WAIT)
         self.slow(False)
@@ -407,16 +412,38 @@ class MetadataWriteTest(SlowSyncTestCase):
             self.assertEqual(pems[out[name][1]["version"]].strip(),
                              spki_pem(key).strip())
 
-    def import_in_thread(self, key, i, out):
-        def run():
-            with self.d.client(timeout=WAIT) as c:
-                t0 = time.monotonic()
-                err, res = c.call("keypair.import", {"ident": "kp",
-                                                     "pem": pkcs8_pem(key)})
-                out["import%d" % i] = (err, res, time.monotonic() - t0)
-        t = threading.Thread(target=run, daemon=True)
-        t.start()
-        return t
+    def test_concurrent_peerkey_sets_of_one_version_agree_or_conflict(self):
+        same, other = (rsa.generate_private_key(public_exponent=65537,
+                                                key_size=2048)
+                       for _ in range(2))
+        self.slow(True)
+        out = {}
+        threads = [self.call_in_thread("peerkey.set", {
+            "ident": "idp", "version": 4, "pem": spki_pem(same)}, out)]
+        self.wait_writer("the first peerkey.set in flight",
+                         lambda w: w["in_flight"] == 1)
+        # Both find version 4 unset while the first is in flight.
+        for name, key in (("again", same), ("other", other)):
+            threads.append(self.named_call_in_thread(name, "peerkey.set", {
+                "ident": "idp", "version": 4, "pem": spki_pem(key)}, out))
+        self.wait_writer("both queued behind it",
+                         lambda w: w["waiting"] == 2 or len(out) > 0)
+        for t in threads:
+            t.join(WAIT)
+        self.slow(False)
+        err, first, _ = out["peerkey.set"]
+        self.assertIsNone(err, err)
+        # The same key again is no change; another key is a conflict.
+        err, again, _ = out["again"]
+        self.assertIsNone(err, err)
+        self.assertEqual(again["versions"], first["versions"])
+        err, _, _ = out["other"]
+        self.assertEqual(err["code"], "conflict", err)
+        self.assertIn("already set to another key", err["message"])
+        pk = self.c.ok("peerkey.get", {"peerkey": "idp"})
+        self.assertEqual([v["version"] for v in pk["versions"]], [4])
+        self.assertEqual(pk["versions"][0]["public_pem"].strip(),
+                         spki_pem(same).strip())
 
 
 if __name__ == "__main__":
