@@ -952,15 +952,6 @@ store_open_writer(const struct store *st, struct store **out,
 	return 0;
 }
 
-void
-store_busy_handler(struct store *st, int (*fn)(void *, int), void *arg)
-{
-	if (fn != NULL)
-		sqlite3_busy_handler(st->db, fn, arg);
-	else
-		sqlite3_busy_timeout(st->db, 0);
-}
-
 int
 store_batch_begin(struct store *st, struct cb_error *err)
 {

@@ -93,12 +93,6 @@ void	 store_close(struct store *st);
 int	 store_open_writer(const struct store *st, struct store **out,
 	    struct cb_error *err);
 /*
- * What the connection does when it meets a lock: fn (an SQLite busy
- * handler: nonzero to try again) or, with fn NULL, fail at once.
- */
-void	 store_busy_handler(struct store *st, int (*fn)(void *, int),
-	    void *arg);
-/*
  * Refuse (on) or allow every write on this connection (PRAGMA
  * query_only): a write then fails with a database error instead of
  * being made.  The daemon turns it on for the loop's connection once
