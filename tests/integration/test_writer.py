@@ -292,6 +292,8 @@ class MetadataWriteTest(SlowSyncTestCase):
                              "default_account": "shared"}),
             ("cred.link", {"type": "tok", "user": self.linked,
                            "account": "shared"}),
+            ("cred.set", {"type": "tok", "account": "other",
+                          "value": "other-value"}),
             ("peerkey.set", {"ident": "idp", "version": 1,
                              "pem": spki_pem(peer)}),
             ("vault.set", {"enabled": False,
@@ -346,6 +348,10 @@ class MetadataWriteTest(SlowSyncTestCase):
         st = {e["ident"]: e for e in self.c.ok("cred.status",
                                                {"user": self.linked})}
         self.assertEqual(st["tok"]["source"], "linked")
+        accounts = {a["name"]: a for a in self.c.ok(
+            "cred.status", {"type": "tok"})["accounts"]}
+        self.assertEqual(accounts["other"]["updated_at"],
+                         out["cred.set"][1]["updated_at"])
         self.assertEqual(self.c.ok("keypair.get",
                                    {"keypair": "signer"})["current"], 1)
         self.assertEqual(self.c.ok("peerkey.get",
