@@ -1,12 +1,14 @@
 /*
  * backends: the values backend of each storage kind (storage/values.h),
  * opened at start and closed at shutdown.  Handlers find a type's backend
- * with values_for() and never ask which kind it is.
+ * with values_for() and never ask which kind it is.  The other writes of
+ * the daemon go to the SQLite backend's writer thread (dbwrite_submit).
  */
 #include "cb_error.h"
 #include "credbrokerd.h"
 #include "store.h"
 #include "values.h"
+#include "writer.h"
 
 int
 backends_open(struct broker *b, struct cb_error *err)
@@ -37,4 +39,42 @@ struct values *
 values_for(const struct broker *b, const struct store_type *t)
 {
 	return b->values[t->storage];
+}
+
+/* On the writer's thread: the write itself. */
+static int
+dbwrite_run(struct writer_job *wj, struct store *wst, struct cb_error *err)
+{
+	struct dbwrite	*w = (struct dbwrite *)wj;
+
+	return w->run(w, wst, err);
+}
+
+/* On the loop: the write is durable (or failed); the type cache follows. */
+static void
+dbwrite_done(struct writer_job *wj, int rc, const struct cb_error *err)
+{
+	struct dbwrite	*w = (struct dbwrite *)wj;
+	struct store	*st = w->b->store;
+
+	if (w->types)
+		store_type_cache_drop(st);
+	else if (w->type_uuid[0] != '\0')
+		store_type_cache_sync(st, w->type_uuid);
+	w->done(w, rc, err);
+}
+
+int
+dbwrite_submit(struct broker *b, struct dbwrite *w, struct cb_error *err)
+{
+	struct writer	*wr;
+
+	if (b->values[STORE_DB] == NULL ||
+	    (wr = values_sqlite_writer(b->values[STORE_DB])) == NULL)
+		return cb_error_set(err, CB_EUNAVAILABLE,
+		    "the broker is shutting down");
+	w->b = b;
+	w->wj.run = dbwrite_run;
+	w->wj.done = dbwrite_done;
+	return writer_submit(wr, &w->wj, err);
 }

@@ -136,11 +136,11 @@ static void
 conn_maybe_resume(struct conn *c)
 {
 	if (!c->closing && !c->processing && c->rbuf.len > 0 &&
-	    c->inflight < c->b->conf->max_inflight)
+	    c->held == 0 && c->inflight < c->b->conf->max_inflight)
 		conn_process(c);
 	if (!c->closing && !c->reading &&
 	    conn_queued(c) < c->b->conf->max_inflight &&
-	    (c->inflight < c->b->conf->max_inflight ||
+	    ((c->held == 0 && c->inflight < c->b->conf->max_inflight) ||
 	    c->rbuf.len < CONN_READ_CHUNK))
 		conn_read_start(c);
 }
@@ -435,6 +435,21 @@ conn_sink_notified(void *ctx)
 	return first;
 }
 
+/*
+ * A call's write is in flight: the requests after it stay in the buffer
+ * until it is answered (conn_process), then go in order.
+ */
+static void
+conn_sink_hold(void *ctx, bool on)
+{
+	struct conn	*c = ctx;
+
+	if (on)
+		c->held++;
+	else
+		c->held--;
+}
+
 static const struct rpc_sink_ops conn_sink_ops = {
 	.write = conn_sink_write,
 	.close = conn_sink_close,
@@ -444,6 +459,7 @@ static const struct rpc_sink_ops conn_sink_ops = {
 	.peer = conn_sink_peer,
 	.scrub = conn_sink_scrub,
 	.notified = conn_sink_notified,
+	.hold = conn_sink_hold,
 };
 
 /* Dispatch every complete message in the read buffer. */
@@ -466,9 +482,11 @@ conn_process(struct conn *c)
 	 * hundreds, and cannot fill vault.max_pending alone.  Reading goes on
 	 * up to one chunk held back, so that a client that hangs up is seen:
 	 * the requests it left are dropped (closing), never started.
+	 * While a call's write is in flight (held), nothing after it is
+	 * dispatched: the requests that follow see what it wrote.
 	 */
 	c->processing = true;
-	while (!c->closing && consumed < c->rbuf.len &&
+	while (!c->closing && consumed < c->rbuf.len && c->held == 0 &&
 	    c->inflight < b->conf->max_inflight) {
 		rc = proto_scan(&c->scan, c->rbuf.data + consumed,
 		    c->rbuf.len - consumed, max);
@@ -511,7 +529,7 @@ conn_process(struct conn *c)
 	secbuf_consume(&c->rbuf, consumed);
 	/* Held back, a chunk of it: read no more until calls finish. */
 	if (c->reading && !c->closing &&
-	    c->inflight >= b->conf->max_inflight &&
+	    (c->inflight >= b->conf->max_inflight || c->held > 0) &&
 	    c->rbuf.len >= CONN_READ_CHUNK) {
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = false;

@@ -35,6 +35,7 @@ struct conn {
 	unsigned		 pending_writes;	/* replies being written */
 	unsigned		 inflight;	/* calls waiting (on Vault) */
 	bool			 processing;	/* in conn_process() */
+	unsigned		 held;		/* calls whose write is in flight */
 	unsigned		 refs;		/* held by waiting calls */
 	int			 open_handles;
 	uint64_t		 last_read;	/* uv_now of the last bytes */

@@ -22,8 +22,10 @@
 #include "sealctx.h"
 #include "secbuf.h"
 #include "store.h"
+#include "writer.h"
 
 struct audit;
+struct dbwrite;
 struct http;
 struct rotation;
 struct seal_key;
@@ -182,6 +184,11 @@ struct rpc_sink_ops {
 	 * (only that one is logged).  Optional: without it, each is.
 	 */
 	bool	 (*notified)(void *ctx);
+	/*
+	 * A call's write is in flight (on) or answered (off): the requests
+	 * after it wait until it is answered (rpc_write).  Optional.
+	 */
+	void	 (*hold)(void *ctx, bool on);
 };
 
 struct rpc_sink {
@@ -209,6 +216,7 @@ struct rpc_call {
 	bool		 audit_dry_run;		/* a substitute dry run */
 	char		 audit_origins[512];	/* request: origins contacted */
 	int		 audit_status;		/* request: HTTP status, 0 none */
+	bool		 held;			/* rpc_write holds the sink */
 };
 
 /*
@@ -235,6 +243,14 @@ void	 rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err);
  */
 void	 rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
 	    struct secbuf *msg);
+/*
+ * Submit the call's write (dbwrite_submit), whose done() finishes the
+ * call.  Until then the caller's later requests wait, unread: a client
+ * that pipelines a write and a call that reads what it wrote (a type
+ * and a value of it) is answered as when writes were made at once.
+ */
+int	 rpc_write(struct rpc_call *call, struct dbwrite *w,
+	    struct cb_error *err);
 /* Record a type ident (or ref) and the subject for the audit line. */
 void	 rpc_audit(struct rpc_call *call, const char *type, const char *user);
 /*
@@ -422,8 +438,16 @@ void	 keys_close(struct broker *b);
 int	 rpc_key_status(struct rpc_call *, const msgpack_object *, struct cb_error *);
 int	 rpc_key_rotate(struct rpc_call *, const msgpack_object *, struct cb_error *);
 
-/* rpc-vault.c: re-seal the stored Vault secrets with the newest key. */
-int	 rpc_vault_reseal(struct broker *b, struct cb_error *err);
+/*
+ * rpc-vault.c: the stored Vault settings with their secrets sealed again
+ * under the newest key (*text NULL when none are stored; free it with
+ * vault_json_release), and the write of such a text, on the writer's
+ * connection.
+ */
+int	 rpc_vault_reseal(struct broker *b, char **text,
+	    struct cb_error *err);
+int	 rpc_vault_setting_write(struct store *wst, const char *text,
+	    struct cb_error *err);
 
 /* backends.c */
 /* One values backend per storage kind (b->values); close them all. */
@@ -432,6 +456,29 @@ void	 backends_close(struct broker *b);
 /* The backend holding the values of type t. */
 struct values *values_for(const struct broker *b,
 	    const struct store_type *t);
+/*
+ * A write of the broker's own (types, links, defaults, settings, keys,
+ * key rotation's steps: what the values backends do not write), committed
+ * by the store's writer thread (storage/writer.h) in its group commits,
+ * as the values' writes are: the loop's connection never writes after
+ * start-up.  run() makes the write on the writer's connection, on its
+ * thread, inside the job's savepoint: it uses the job's own copies and
+ * nothing of the loop's (no broker, no call, no key).  done() is called
+ * on the loop once the write is durable, or has failed; before it, the
+ * loop's type cache reads type_uuid again (when set), or is dropped
+ * (types).  Whatever holds the job lives until done().
+ */
+struct dbwrite {
+	struct writer_job	 wj;
+	struct broker		*b;
+	int	(*run)(struct dbwrite *, struct store *, struct cb_error *);
+	void	(*done)(struct dbwrite *, int, const struct cb_error *);
+	char			 type_uuid[STORE_UUID_LEN + 1];
+	bool			 types;
+};
+/* 0: done() is called later; or an error, and done() never is. */
+int	 dbwrite_submit(struct broker *b, struct dbwrite *w,
+	    struct cb_error *err);
 
 /* rpc-substitute.c */
 int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);

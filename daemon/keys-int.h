@@ -50,8 +50,14 @@ extern const char *const rot_states[];
 /* rotate.c */
 /* Name of a phase, in the key setting and in key.status. */
 const char *keys_phase_name(int phase);
-/* Persist the rotation state alone. */
-int	 keys_save(struct broker *b, struct cb_error *err);
+/*
+ * Persist the rotation state alone, through the store's writer: then()
+ * is called on the loop once it is durable (rc 0) or has failed.
+ */
+typedef void (*keys_saved_fn)(struct broker *b, int rc,
+    const struct cb_error *err, void *arg);
+int	 keys_save(struct broker *b, keys_saved_fn then, void *arg,
+	    struct cb_error *err);
 /* Schedule the next step of the rotation after ms. */
 void	 keys_schedule(struct broker *b, uint64_t ms);
 

@@ -561,6 +561,14 @@ main(int argc, char *argv[])
 	start_vault(&b);
 	if (backends_open(&b, &err) != 0)
 		fatalx("%s", err.msg);
+	/*
+	 * Start-up is over: from here on every write goes to the store's
+	 * writer thread (dbwrite, values-sqlite), and the loop's connection
+	 * refuses to write, so that a write left on the loop fails loudly
+	 * instead of stalling every connection behind an fsync.
+	 */
+	if (store_query_only(b.store, true, &err) != 0)
+		fatalx("%s", err.msg);
 	if (server_start(&b, &err) != 0)
 		fatalx("%s", err.msg);
 	/*

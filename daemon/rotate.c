@@ -20,6 +20,13 @@
  * everything is re-sealed, the key check value moves to the new key in the
  * same transaction that records the new version: from then on only the
  * new key opens the store, and the broker says how to configure it.
+ *
+ * Every write goes to the store's writer thread (dbwrite): the backends'
+ * batches through the backend, the "key" setting when a phase ends, and
+ * the last step (Vault settings, keys, links and defaults re-sealed, the
+ * key check value and the new version) as one job, one transaction.  The
+ * re-sealing itself (opening and sealing) stays on the loop: the writer
+ * never sees a key.  The task waits (busy) while a write is in flight.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,16 +82,85 @@ keys_doc(const struct broker *b, uint32_t version)
 	return text;
 }
 
-int
-keys_save(struct broker *b, struct cb_error *err)
-{
-	char	*text;
-	int	 rc;
+/*
+ * A write of the rotation's: the key setting (doc) alone, or, in the
+ * last step, with the Vault settings, the keys, the links and defaults
+ * re-sealed and the key check value (finish).
+ */
+struct keys_write {
+	struct dbwrite		 w;		/* first */
+	char			*doc;		/* the "key" setting */
+	char			*vault;		/* Vault settings, or NULL */
+	struct store_keyrow	*krows;
+	size_t			 nkrows;
+	int64_t			 kchanged;
+	struct store_bindrow	*brows;
+	size_t			 nbrows;
+	int64_t			 bchanged;
+	bool			 finish;
+	char			 kcv[SEAL_KCV_MAX];
+	keys_saved_fn		 then;		/* keys_save's */
+	void			*arg;
+};
 
-	if ((text = keys_doc(b, b->key->version)) == NULL)
+static void
+keys_write_free(struct keys_write *x)
+{
+	vault_json_release(x->doc);
+	vault_json_release(x->vault);
+	store_keyrows_free(x->krows, x->nkrows);
+	store_bindrows_free(x->brows, x->nbrows);
+	free(x);
+}
+
+/* On the writer's thread: everything the job holds, in one transaction. */
+static int
+keys_write_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	struct keys_write	*x = (struct keys_write *)w;
+	int			 rc;
+
+	if (!x->finish)
+		return store_setting_set(wst, KEYS_SETTING, x->doc, err);
+	if (x->vault != NULL &&
+	    (rc = rpc_vault_setting_write(wst, x->vault, err)) != 0)
+		return rc;
+	if (x->kchanged > 0 && (rc = store_key_reseal(wst, x->krows,
+	    x->nkrows, err)) != 0)
+		return rc;
+	if (x->bchanged > 0 && (rc = store_bind_reseal(wst, x->brows,
+	    x->nbrows, err)) != 0)
+		return rc;
+	return store_kcv_set_with(wst, x->kcv, KEYS_SETTING, x->doc, err);
+}
+
+static void
+keys_saved(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct keys_write	*x = (struct keys_write *)w;
+
+	x->then(w->b, rc, err, x->arg);
+	keys_write_free(x);
+}
+
+int
+keys_save(struct broker *b, keys_saved_fn then, void *arg,
+    struct cb_error *err)
+{
+	struct keys_write	*x;
+	int			 rc;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL ||
+	    (x->doc = keys_doc(b, b->key->version)) == NULL) {
+		free(x);
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	rc = store_setting_set(b->store, KEYS_SETTING, text, err);
-	vault_json_release(text);
+	}
+	x->w.run = keys_write_run;
+	x->w.done = keys_saved;
+	x->then = then;
+	x->arg = arg;
+	if ((rc = dbwrite_submit(b, &x->w, err)) != 0)
+		keys_write_free(x);
 	return rc;
 }
 
@@ -187,6 +263,21 @@ keys_wait(struct broker *b, const char *why)
 		keys_schedule(b, 5000);
 }
 
+/* The state after a finished phase is durable: on with the next one. */
+static void
+keys_phase_saved(struct broker *b, int rc, const struct cb_error *err,
+    void *arg)
+{
+	(void)arg;
+	b->rot->busy = false;
+	if (rc != 0) {
+		keys_wait(b, err->msg);
+		return;
+	}
+	if (!b->stopping)
+		keys_schedule(b, 0);
+}
+
 /* A backend answered a re-seal: go on with it, or with the next phase. */
 static void
 keys_resealed(void *arg, int rc, int64_t n, bool finished,
@@ -210,10 +301,12 @@ keys_resealed(void *arg, int rc, int64_t n, bool finished,
 	if (finished) {
 		r->phase++;
 		r->cur_type[0] = r->cur_user[0] = '\0';
-		if (keys_save(b, &e) != 0) {
+		r->busy = true;
+		if (keys_save(b, keys_phase_saved, NULL, &e) != 0) {
+			r->busy = false;
 			keys_wait(b, e.msg);
-			return;
 		}
+		return;
 	}
 	if (!b->stopping)
 		keys_schedule(b, 0);
@@ -244,14 +337,14 @@ keys_values_step(struct broker *b, struct cb_error *err)
 
 /*
  * Re-seal every key pair's private key and every peer key under the new
- * key, in one transaction.  Keys are few and all are read at once; keys
- * already under the new key (added during the rotation, or re-sealed by a
- * run of this phase that a restart repeats) are left as they are.
+ * key, for the last step's transaction.  Keys are few and all are read
+ * at once; keys already under the new key (added during the rotation, or
+ * re-sealed by a run of this phase that a restart repeats) are left as
+ * they are.
  */
 static int
-keys_keys_reseal(struct broker *b, struct cb_error *err)
+keys_keys_reseal(struct broker *b, struct keys_write *x, struct cb_error *err)
 {
-	struct rotation		*r = b->rot;
 	struct store_keyrow	*rows = NULL;
 	char			 context[SEALCTX_KEY_MAX], *text;
 	char			 why[CB_ERRMSG_MAX];
@@ -282,12 +375,10 @@ keys_keys_reseal(struct broker *b, struct cb_error *err)
 		if (text != NULL)
 			changed++;
 	}
-	if (changed > 0 && (rc = store_key_reseal(b->store, rows, n,
-	    err)) != 0)
-		goto done;
-	r->done += changed;
-	if (r->done > r->total)
-		r->total = r->done;
+	x->krows = rows;
+	x->nkrows = n;
+	x->kchanged = changed;
+	return 0;
 done:
 	store_keyrows_free(rows, n);
 	return rc;
@@ -295,13 +386,13 @@ done:
 
 /*
  * Re-seal every link of a user to an account and every default account
- * (SPEC 10; their sealed text is the account's name) in one transaction,
- * as the keys: links are one short row per linked user, read at once.
+ * (SPEC 10; their sealed text is the account's name), as the keys: links
+ * are one short row per linked user, read at once.
  */
 static int
-keys_binds_reseal(struct broker *b, struct cb_error *err)
+keys_binds_reseal(struct broker *b, struct keys_write *x,
+    struct cb_error *err)
 {
-	struct rotation		*r = b->rot;
 	struct store_bindrow	*rows = NULL;
 	char			 context[SEALCTX_LINK_MAX], *text;
 	char			 why[CB_ERRMSG_MAX];
@@ -336,34 +427,33 @@ keys_binds_reseal(struct broker *b, struct cb_error *err)
 		if (text != NULL)
 			changed++;
 	}
-	if (changed > 0 && (rc = store_bind_reseal(b->store, rows, n,
-	    err)) != 0)
-		goto done;
-	r->done += changed;
-	if (r->done > r->total)
-		r->total = r->done;
+	x->brows = rows;
+	x->nbrows = n;
+	x->bchanged = changed;
+	return 0;
 done:
 	store_bindrows_free(rows, n);
 	return rc;
 }
 
-/* Everything is re-sealed: the new key becomes the key. */
-static int
-keys_finish(struct broker *b, struct cb_error *err)
+/* The last step is durable: the new key becomes the key. */
+static void
+keys_finished(struct dbwrite *w, int rc, const struct cb_error *err)
 {
-	struct rotation	*r = b->rot;
-	char		*doc;
-	int		 rc;
+	struct keys_write	*x = (struct keys_write *)w;
+	struct broker		*b = w->b;
+	struct rotation		*r = b->rot;
 
-	r->state = ROT_DONE;
-	if ((doc = keys_doc(b, r->version)) == NULL)
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	rc = store_kcv_set_with(b->store, r->kcv, KEYS_SETTING, doc, err);
-	vault_json_release(doc);
+	r->busy = false;
 	if (rc != 0) {
-		r->state = ROT_RUNNING;
-		return rc;
+		/* Counted by keys_finish, not made. */
+		r->done -= x->kchanged + x->bchanged;
+		keys_wait(b, err->msg);
+		keys_write_free(x);
+		return;
 	}
+	keys_write_free(x);
+	r->state = ROT_DONE;
 	seal_key_free(b->key);
 	b->key = b->key_next;
 	b->key_next = NULL;
@@ -376,7 +466,52 @@ keys_finish(struct broker *b, struct cb_error *err)
 	    "configured key file or systemd credential) before the next "
 	    "start; the old key no longer opens this store", r->version,
 	    r->file);
-	return 0;
+}
+
+/*
+ * Everything is re-sealed: the Vault settings, keys, links and defaults
+ * re-sealed here, the key check value of the new key and the new version
+ * go to the writer in one job; keys_finished makes the new key the key.
+ */
+static int
+keys_finish(struct broker *b, struct cb_error *err)
+{
+	struct rotation		*r = b->rot;
+	struct keys_write	*x;
+	int64_t			 done = r->done, total = r->total;
+	int			 rc;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	x->finish = true;
+	memcpy(x->kcv, r->kcv, sizeof(x->kcv));
+	if ((rc = rpc_vault_reseal(b, &x->vault, err)) != 0 ||
+	    (rc = keys_keys_reseal(b, x, err)) != 0 ||
+	    (rc = keys_binds_reseal(b, x, err)) != 0)
+		goto fail;
+	/* The setting as it is once done: counted, and the state done. */
+	r->done += x->kchanged + x->bchanged;
+	if (r->done > r->total)
+		r->total = r->done;
+	r->state = ROT_DONE;
+	x->doc = keys_doc(b, r->version);
+	r->state = ROT_RUNNING;
+	if (x->doc == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto fail;
+	}
+	x->w.run = keys_write_run;
+	x->w.done = keys_finished;
+	x->w.types = true;	/* the defaults' sealed names */
+	r->busy = true;
+	if ((rc = dbwrite_submit(b, &x->w, err)) == 0)
+		return 0;
+	r->busy = false;
+fail:
+	r->done = done;
+	r->total = total;
+	keys_write_free(x);
+	return rc;
 }
 
 /* The rotation's task on the loop: one step per call. */
@@ -401,10 +536,7 @@ keys_step(uv_timer_t *t)
 		 * The sealed Vault settings, keys, links and defaults, then
 		 * the switch.
 		 */
-		if ((rc = rpc_vault_reseal(b, &err)) == 0 &&
-		    (rc = keys_keys_reseal(b, &err)) == 0 &&
-		    (rc = keys_binds_reseal(b, &err)) == 0 &&
-		    (rc = keys_finish(b, &err)) == 0)
+		if ((rc = keys_finish(b, &err)) == 0)
 			return;
 	}
 	keys_wait(b, err.msg);

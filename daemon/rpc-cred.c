@@ -1141,6 +1141,77 @@ done:
 	return rc;
 }
 
+/*
+ * cred.link and cred.unlink waiting for their write: the link, its
+ * sealed account name and when.
+ */
+struct cred_linkw {
+	struct dbwrite		 w;	/* first */
+	struct cred_wait	 cw;
+	char			*sealed;	/* NULL: unlink */
+	int64_t			 now;
+};
+
+/* On the writer's thread: make or remove the link. */
+static int
+cred_link_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	struct cred_linkw	*x = (struct cred_linkw *)w;
+
+	if (x->sealed == NULL)
+		return store_link_delete(wst, x->cw.uuid, x->cw.user, err);
+	return store_link_set(wst, x->cw.uuid, x->cw.user, x->cw.account,
+	    x->sealed, x->now, err);
+}
+
+static void
+cred_link_done(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct cred_linkw	*x = (struct cred_linkw *)w;
+	struct rpc_call		*call = x->cw.call;
+	struct cb_error		 e;
+
+	if (rc == -CB_ENOTFOUND && x->sealed == NULL) {
+		rc = cb_error_set(&e, CB_ENOTFOUND, "user %s has no link "
+		    "for credential type '%s'", x->cw.user, x->cw.ident);
+		err = &e;
+	}
+	if (rc == 0 && x->sealed == NULL)
+		msgpack_pack_map(&call->pk, 0);
+	else if (rc == 0) {
+		msgpack_pack_map(&call->pk, 2);
+		proto_pack_kv_str(&call->pk, "account", x->cw.account);
+		rpc_pack_kv_time(&call->pk, "updated_at", x->now);
+	}
+	rpc_finish(call, rc, err);
+	free(x->sealed);
+	free(x);
+}
+
+/* Send a link (sealed set) or an unlink to the writer, which answers. */
+static int
+cred_link_write(const struct cred_wait *cw, char *sealed,
+    struct cb_error *err)
+{
+	struct cred_linkw	*x;
+	int			 rc;
+
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		free(sealed);
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	x->cw = *cw;
+	x->sealed = sealed;
+	x->now = (int64_t)time(NULL);
+	x->w.run = cred_link_run;
+	x->w.done = cred_link_done;
+	if ((rc = rpc_write(cw->call, &x->w, err)) != 0) {
+		free(x->sealed);
+		free(x);
+	}
+	return rc;
+}
+
 /* The account's value was looked up for cred.link: link the user to it. */
 static void
 cred_link_got(void *arg, int rc, const char *sealed, int64_t updated_at,
@@ -1151,7 +1222,6 @@ cred_link_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 	struct cb_error		 e;
 	char			 ctx[SEALCTX_LINK_MAX];
 	char			*text = NULL;
-	int64_t			 now = (int64_t)time(NULL);
 
 	cb_error_clear(&e);
 	(void)sealed;
@@ -1164,17 +1234,14 @@ cred_link_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 	} else if (rc == 0) {
 		sealctx_link(ctx, sizeof(ctx), w->uuid, w->user);
 		if ((rc = keys_seal(b, ctx, (const uint8_t *)w->account,
-		    strlen(w->account), &text, &e)) == 0)
-			rc = store_link_set(b->store, w->uuid, w->user,
-			    w->account, text, now, &e);
-		if (rc == 0) {
-			msgpack_pack_map(&w->call->pk, 2);
-			proto_pack_kv_str(&w->call->pk, "account", w->account);
-			rpc_pack_kv_time(&w->call->pk, "updated_at", now);
+		    strlen(w->account), &text, &e)) != 0)
+			free(text);
+		else if ((rc = cred_link_write(w, text, &e)) == 0) {
+			free(w);	/* cred_link_done answers */
+			return;
 		}
 		err = &e;
 	}
-	free(text);
 	rpc_finish(w->call, rc, err);
 	free(w);
 }
@@ -1226,6 +1293,7 @@ rpc_cred_unlink(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "type", "user", NULL };
 	struct store_type	 t;
+	struct cred_wait	*w = NULL;
 	char			*user = NULL;
 	int			 rc;
 
@@ -1233,12 +1301,13 @@ rpc_cred_unlink(struct rpc_call *call, const msgpack_object *params,
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
 	    (rc = rpc_cred_target(call, params, &t, &user, NULL, err)) != 0)
 		goto done;
-	rc = store_link_delete(call->broker->store, t.uuid, user, err);
-	if (rc == -CB_ENOTFOUND)
-		rc = cb_error_set(err, CB_ENOTFOUND, "user %s has no link "
-		    "for credential type '%s'", user, t.ident);
-	if (rc == 0)
-		msgpack_pack_map(&call->pk, 0);
+	if ((w = cred_wait_new(call, &t, user, NULL, err)) == NULL) {
+		rc = -CB_EINTERNAL;
+		goto done;
+	}
+	if ((rc = cred_link_write(w, NULL, err)) == 0)
+		rc = RPC_WAIT;
+	free(w);
 done:
 	free(user);
 	store_type_free(&t);

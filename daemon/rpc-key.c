@@ -59,6 +59,34 @@ rpc_key_status(struct rpc_call *call, const msgpack_object *params,
 	return 0;
 }
 
+/*
+ * The started rotation's state is durable (or not): it runs, and the
+ * call answers with the status; or it is forgotten, and the call fails.
+ */
+static void
+rpc_key_started(struct broker *b, int rc, const struct cb_error *err,
+    void *arg)
+{
+	struct rpc_call	*call = arg;
+
+	b->rot->busy = false;
+	if (rc != 0) {
+		keys_close(b);
+		free(b->rot->file);
+		free(b->rot);
+		b->rot = NULL;
+		seal_key_free(b->key_next);
+		b->key_next = NULL;
+		rpc_finish(call, rc, err);
+		return;
+	}
+	log_info("key rotation to version %u started: %lld values and "
+	    "keys to re-seal", b->rot->version, (long long)b->rot->total);
+	keys_schedule(b, 0);
+	rpc_key_pack_status(call);
+	rpc_finish(call, 0, NULL);
+}
+
 /* key.rotate {new_key_file}: start or resume; returns the status. */
 int
 rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
@@ -132,7 +160,12 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 	}
 	b->rot = nr;
 	nr = NULL;
-	if ((rc = keys_save(b, err)) != 0) {
+	/*
+	 * The task waits (busy) until the state is durable; a second
+	 * key.rotate meanwhile finds the rotation running.
+	 */
+	b->rot->busy = true;
+	if ((rc = keys_save(b, rpc_key_started, call, err)) != 0) {
 		free(b->rot->file);
 		free(b->rot);
 		b->rot = NULL;
@@ -140,10 +173,7 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 	}
 	b->key_next = k;
 	k = NULL;
-	log_info("key rotation to version %u started: %lld values and "
-	    "keys to re-seal", b->rot->version, (long long)total);
-	keys_schedule(b, 0);
-	rpc_key_pack_status(call);
+	rc = RPC_WAIT;
 done:
 	if (nr != NULL) {
 		free(nr->file);

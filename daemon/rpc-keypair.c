@@ -284,6 +284,155 @@ rpc_key_list(struct rpc_call *call, int keyclass, struct cb_error *err)
 	return 0;
 }
 
+/*
+ * A write of a key, waiting for the writer: a key pair's new version
+ * (KEYW_KEYPAIR), a peer key's (KEYW_PEERKEY), or a deletion.  The key
+ * stays here (der) until the answer: a key pair's sealed text is bound
+ * to its version, and a version taken meanwhile by another call means
+ * sealing it again under the next one; a peer key's version set
+ * meanwhile by another call is compared with it.
+ */
+#define KEYW_KEYPAIR	0
+#define KEYW_PEERKEY	1
+#define KEYW_DELETE	2
+#define KEYW_TRIES	16
+
+struct keyw {
+	struct dbwrite	 w;		/* first */
+	struct rpc_call	*call;
+	int		 op;		/* KEYW_* */
+	int		 keyclass;
+	char		 ident[STORE_IDENT_MAX + 1];
+	uint32_t	 version;
+	int		 bits;
+	char		*sealed;
+	struct secbuf	 der;		/* a key pair's private key */
+	int64_t		 removed;
+	int		 tries;
+};
+
+static void	rpc_keyw_done(struct dbwrite *, int, const struct cb_error *);
+static int	rpc_peerkey_same(struct broker *, const char *, uint32_t,
+		    const struct secbuf *, struct cb_error *);
+
+static void
+rpc_keyw_free(struct keyw *x)
+{
+	secbuf_free(&x->der);
+	free(x->sealed);
+	free(x);
+}
+
+/* On the writer's thread: the write itself. */
+static int
+rpc_keyw_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	struct keyw	*x = (struct keyw *)w;
+	int64_t		 now = (int64_t)time(NULL);
+
+	switch (x->op) {
+	case KEYW_KEYPAIR:
+		return store_keypair_add(wst, x->ident, x->version, x->bits,
+		    x->sealed, now, err);
+	case KEYW_PEERKEY:
+		return store_peerkey_add(wst, x->ident, x->version, x->bits,
+		    x->sealed, now, err);
+	default:
+		return store_key_delete(wst, x->keyclass, x->ident,
+		    x->version, &x->removed, err);
+	}
+}
+
+/*
+ * Seal the key pair's private key under (ident, the next version) and
+ * send it to the writer, which answers the call.
+ */
+static int
+rpc_keyw_keypair(struct keyw *x, struct cb_error *err)
+{
+	struct broker	*b = x->call->broker;
+	char		 ctx[SEALCTX_KEY_MAX];
+	int		 rc;
+
+	free(x->sealed);
+	x->sealed = NULL;
+	if ((rc = store_keypair_next(b->store, x->ident, &x->version,
+	    err)) != 0)
+		return rc;
+	sealctx_keypair(ctx, sizeof(ctx), x->ident, x->version);
+	if ((rc = keys_seal(b, ctx, x->der.data, x->der.len, &x->sealed,
+	    err)) != 0)
+		return rc;
+	x->w.run = rpc_keyw_run;
+	x->w.done = rpc_keyw_done;
+	return rpc_write(x->call, &x->w, err);
+}
+
+/* On the loop: the key's write is durable (or failed); answer. */
+static void
+rpc_keyw_done(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct keyw		*x = (struct keyw *)w;
+	struct rpc_call		*call = x->call;
+	const char		*name = rpc_key_class(x->keyclass);
+	struct cb_error		 e;
+
+	cb_error_clear(&e);
+	/*
+	 * Another call took the version meanwhile (writes are made in
+	 * turn, the version was read before): seal again under the next.
+	 */
+	if (rc == -CB_ECONFLICT && x->op == KEYW_KEYPAIR &&
+	    ++x->tries < KEYW_TRIES) {
+		if (x->call->held) {
+			x->call->held = false;
+			call->sink.ops->hold(call->sink.ctx, false);
+		}
+		if ((rc = rpc_keyw_keypair(x, &e)) == 0)
+			return;
+		err = &e;
+	}
+	/*
+	 * Another call set this peer key's version meanwhile: to the same
+	 * key that is no change, as when it was set before; to another, a
+	 * conflict.
+	 */
+	if (rc == -CB_ECONFLICT && x->op == KEYW_PEERKEY) {
+		if ((rc = rpc_peerkey_same(call->broker, x->ident, x->version,
+		    &x->der, &e)) == 0)
+			rc = rpc_key_pack(call, x->keyclass, x->ident,
+			    x->version, &e);
+		err = &e;
+		goto done;
+	}
+	if (rc != 0)
+		goto done;
+	switch (x->op) {
+	case KEYW_KEYPAIR:
+	case KEYW_PEERKEY:
+		if (x->op == KEYW_KEYPAIR)
+			rpc_audit_key(call, x->keyclass, x->ident,
+			    x->version);
+		log_info("%s %s: version %u (RSA-%d) %s", name, x->ident,
+		    x->version, x->bits, x->op == KEYW_KEYPAIR ? "added" :
+		    "set");
+		rc = rpc_key_pack(call, x->keyclass, x->ident, x->version,
+		    &e);
+		err = &e;
+		break;
+	default:
+		log_info("%s %s: %s deleted (%lld)", name, x->ident,
+		    x->version != 0 ? "one version" : "every version",
+		    (long long)x->removed);
+		msgpack_pack_map(&call->pk, 1);
+		proto_pack_kv_int(&call->pk, "removed", x->removed);
+		break;
+	}
+done:
+	rpc_finish(call, rc, err);	/* err may be the job's */
+	rpc_keyw_free(x);
+}
+
 /* {keypair|peerkey, version?} -> {removed} */
 static int
 rpc_key_delete(struct rpc_call *call, int keyclass,
@@ -291,9 +440,9 @@ rpc_key_delete(struct rpc_call *call, int keyclass,
 {
 	const char	*name = rpc_key_class(keyclass);
 	const char	*keys[] = { name, "version", NULL };
+	struct keyw	*x = NULL;
 	char		*ident = NULL;
 	uint32_t	 version;
-	int64_t		 removed = 0;
 	int		 rc;
 
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
@@ -302,13 +451,22 @@ rpc_key_delete(struct rpc_call *call, int keyclass,
 	    err)) != 0)
 		goto done;
 	rpc_audit_key(call, keyclass, ident, version);
-	if ((rc = store_key_delete(call->broker->store, keyclass, ident,
-	    version, &removed, err)) != 0)
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
-	log_info("%s %s: %s deleted (%lld)", name, ident, version != 0 ?
-	    "one version" : "every version", (long long)removed);
-	msgpack_pack_map(&call->pk, 1);
-	proto_pack_kv_int(&call->pk, "removed", removed);
+	}
+	x->call = call;
+	x->op = KEYW_DELETE;
+	x->keyclass = keyclass;
+	x->version = version;
+	snprintf(x->ident, sizeof(x->ident), "%s", ident);
+	x->w.run = rpc_keyw_run;
+	x->w.done = rpc_keyw_done;
+	if ((rc = rpc_write(call, &x->w, err)) != 0) {
+		rpc_keyw_free(x);
+		goto done;
+	}
+	rc = RPC_WAIT;
 done:
 	free(ident);
 	return rc;
@@ -316,33 +474,27 @@ done:
 
 /*
  * Seal k's private key under (ident, the next version) and store it as
- * the key pair's new current version; pack the key pair.
+ * the key pair's new current version; the answer packs the key pair.
+ * 0: the writer answers the call.
  */
 static int
 rpc_keypair_add(struct rpc_call *call, const char *ident, EVP_PKEY *k,
     struct cb_error *err)
 {
-	struct broker	*b = call->broker;
-	struct secbuf	 der = SECBUF_INIT;
-	char		*sealed = NULL, ctx[SEALCTX_KEY_MAX];
-	uint32_t	 version;
+	struct keyw	*x;
 	int		 rc;
 
-	if ((rc = store_keypair_next(b->store, ident, &version, err)) != 0 ||
-	    (rc = pkey_private_der(k, &der, err)) != 0)
-		goto done;
-	sealctx_keypair(ctx, sizeof(ctx), ident, version);
-	if ((rc = keys_seal(b, ctx, der.data, der.len, &sealed, err)) != 0 ||
-	    (rc = store_keypair_add(b->store, ident, version, pkey_bits(k),
-	    sealed, (int64_t)time(NULL), err)) != 0)
-		goto done;
-	rpc_audit_key(call, STORE_KEYPAIR, ident, version);
-	log_info("keypair %s: version %u (RSA-%d) added", ident, version,
-	    pkey_bits(k));
-	rc = rpc_key_pack(call, STORE_KEYPAIR, ident, version, err);
-done:
-	secbuf_free(&der);
-	free(sealed);
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	x->call = call;
+	x->op = KEYW_KEYPAIR;
+	x->keyclass = STORE_KEYPAIR;
+	x->bits = pkey_bits(k);
+	x->der = (struct secbuf)SECBUF_INIT;
+	snprintf(x->ident, sizeof(x->ident), "%s", ident);
+	if ((rc = pkey_private_der(k, &x->der, err)) != 0 ||
+	    (rc = rpc_keyw_keypair(x, err)) != 0)
+		rpc_keyw_free(x);
 	return rc;
 }
 
@@ -363,7 +515,8 @@ rpc_keypair_import(struct rpc_call *call, const msgpack_object *params,
 	    (rc = rpc_key_pem(params, &pem, &len, err)) != 0 ||
 	    (rc = pkey_private_from_pem(pem, len, &k, err)) != 0)
 		goto done;
-	rc = rpc_keypair_add(call, ident, k, err);
+	if ((rc = rpc_keypair_add(call, ident, k, err)) == 0)
+		rc = RPC_WAIT;
 done:
 	EVP_PKEY_free(k);
 	free(ident);
@@ -415,7 +568,8 @@ rpc_keygen_done(uv_work_t *w, int status)
 	EVP_PKEY_free(g->key);
 	free(g->ident);
 	free(g);
-	rpc_finish(call, rc, &err);
+	if (rc != 0)		/* else the key's write answers */
+		rpc_finish(call, rc, &err);
 }
 
 /* keypair.generate {ident} -> the key pair, with the new version */
@@ -495,6 +649,33 @@ rpc_keypair_delete(struct rpc_call *call, const msgpack_object *params,
 }
 
 /*
+ * Whether version of peer key ident is the key whose public DER is der:
+ * 0, or -CB_ECONFLICT (another key), or the failure to load it.
+ */
+static int
+rpc_peerkey_same(struct broker *b, const char *ident, uint32_t version,
+    const struct secbuf *der, struct cb_error *err)
+{
+	struct secbuf	 old = SECBUF_INIT;
+	EVP_PKEY	*cur = NULL;
+	uint32_t	 got;
+	int		 rc;
+
+	if ((rc = rpc_key_load(b, STORE_PEERKEY, ident, version, &got, &cur,
+	    err)) != 0 || (rc = pkey_public_der(cur, &old, err)) != 0)
+		goto done;
+	if (old.len != der->len ||
+	    CRYPTO_memcmp(old.data, der->data, der->len) != 0)
+		rc = cb_error_set(err, CB_ECONFLICT, "peer key %s version %u "
+		    "is already set to another key; delete that version "
+		    "first", ident, version);
+done:
+	EVP_PKEY_free(cur);
+	secbuf_free(&old);
+	return rc;
+}
+
+/*
  * peerkey.set {ident, version, pem} -> the peer key.  Setting a version
  * to the key it already holds changes nothing; setting it to another key
  * is a conflict (a version names one key: delete it first).
@@ -505,12 +686,13 @@ rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "ident", "version", "pem", NULL };
 	struct broker	*b = call->broker;
-	struct secbuf	 der = SECBUF_INIT, old = SECBUF_INIT;
+	struct secbuf	 der = SECBUF_INIT;
 	struct cb_error	 e;
-	EVP_PKEY	*k = NULL, *cur = NULL;
+	struct keyw	*x;
+	EVP_PKEY	*k = NULL;
 	const char	*pem;
 	char		*ident = NULL, *sealed = NULL, ctx[SEALCTX_KEY_MAX];
-	uint32_t	 version, got;
+	uint32_t	 version;
 	size_t		 len;
 	int		 rc;
 
@@ -524,17 +706,8 @@ rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	rpc_audit_key(call, STORE_PEERKEY, ident, version);
 	cb_error_clear(&e);
-	rc = rpc_key_load(b, STORE_PEERKEY, ident, version, &got, &cur, &e);
+	rc = rpc_peerkey_same(b, ident, version, &der, &e);
 	if (rc == 0) {
-		if ((rc = pkey_public_der(cur, &old, err)) != 0)
-			goto done;
-		if (old.len != der.len ||
-		    CRYPTO_memcmp(old.data, der.data, der.len) != 0) {
-			rc = cb_error_set(err, CB_ECONFLICT, "peer key %s "
-			    "version %u is already set to another key; delete "
-			    "that version first", ident, version);
-			goto done;
-		}
 		rc = rpc_key_pack(call, STORE_PEERKEY, ident, version, err);
 		goto done;
 	}
@@ -543,18 +716,32 @@ rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	}
 	sealctx_peerkey(ctx, sizeof(ctx), ident, version);
-	if ((rc = keys_seal(b, ctx, der.data, der.len, &sealed, err)) != 0 ||
-	    (rc = store_peerkey_add(b->store, ident, version, pkey_bits(k),
-	    sealed, (int64_t)time(NULL), err)) != 0)
+	if ((rc = keys_seal(b, ctx, der.data, der.len, &sealed, err)) != 0)
 		goto done;
-	log_info("peerkey %s: version %u (RSA-%d) set", ident, version,
-	    pkey_bits(k));
-	rc = rpc_key_pack(call, STORE_PEERKEY, ident, version, err);
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	x->call = call;
+	x->op = KEYW_PEERKEY;
+	x->keyclass = STORE_PEERKEY;
+	x->version = version;
+	x->bits = pkey_bits(k);
+	x->der = der;		/* the public key, to compare */
+	der = (struct secbuf)SECBUF_INIT;
+	x->sealed = sealed;
+	sealed = NULL;
+	snprintf(x->ident, sizeof(x->ident), "%s", ident);
+	x->w.run = rpc_keyw_run;
+	x->w.done = rpc_keyw_done;
+	if ((rc = rpc_write(call, &x->w, err)) != 0) {
+		rpc_keyw_free(x);
+		goto done;
+	}
+	rc = RPC_WAIT;
 done:
 	EVP_PKEY_free(k);
-	EVP_PKEY_free(cur);
 	secbuf_free(&der);
-	secbuf_free(&old);
 	free(sealed);
 	free(ident);
 	return rc;

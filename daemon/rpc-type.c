@@ -1,7 +1,9 @@
 /*
  * rpc-type: credential types (SPEC section 2 and 4.3): type.create, get,
  * list, update, delete and clear.  Types carry no secret; they need the
- * edit:user-access-credentials-types permission.
+ * edit:user-access-credentials-types permission.  Their writes go to the
+ * store's writer thread (dbwrite), and each method answers once its write
+ * is durable.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -160,6 +162,33 @@ rpc_type_lookup(struct rpc_call *call, const msgpack_object *params,
 	return rc;
 }
 
+/* type.create waiting for its write. */
+struct tcreate_ctx {
+	struct dbwrite		 w;	/* first */
+	struct rpc_call		*call;
+	struct store_type	 t;
+};
+
+static int
+tcreate_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	struct tcreate_ctx	*x = (struct tcreate_ctx *)w;
+
+	return store_type_create(wst, &x->t, err);
+}
+
+static void
+tcreate_done(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct tcreate_ctx	*x = (struct tcreate_ctx *)w;
+
+	if (rc == 0)
+		rpc_pack_type(&x->call->pk, &x->t, NULL, 0);
+	rpc_finish(x->call, rc, err);
+	store_type_free(&x->t);
+	free(x);
+}
+
 /*
  * type.create {ident, name, description?, storage?, destinations?, uuid?}
  * A given uuid is kept, so that values stored under an existing type uuid
@@ -172,6 +201,7 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
 	static const char *const keys[] = { "ident", "name", "description",
 	    "storage", "destinations", "uuid", NULL };
 	struct store_type	 t;
+	struct tcreate_ctx	*x;
 	char			*ident = NULL, *uuid = NULL;
 	int			 rc;
 
@@ -217,9 +247,22 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	}
 	t.created_at = t.updated_at = (int64_t)time(NULL);
-	if ((rc = store_type_create(call->broker->store, &t, err)) != 0)
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
-	rpc_pack_type(&call->pk, &t, NULL, 0);
+	}
+	x->call = call;
+	x->t = t;	/* takes the strings */
+	memset(&t, 0, sizeof(t));
+	x->w.run = tcreate_run;
+	x->w.done = tcreate_done;
+	memcpy(x->w.type_uuid, x->t.uuid, sizeof(x->w.type_uuid));
+	if ((rc = rpc_write(call, &x->w, err)) != 0) {
+		store_type_free(&x->t);
+		free(x);
+		goto done;
+	}
+	rc = RPC_WAIT;
 done:
 	free(ident);
 	free(uuid);
@@ -280,11 +323,14 @@ static const char *const rpc_type_notices[STORE_KINDS] = {
  * whether the account has a value.
  */
 struct tupd_ctx {
+	struct dbwrite		 w;		/* first */
 	struct rpc_call		*call;
 	struct store_type	 t;
 	int			 old_storage;
 	int			 dflt;		/* TUPD_* */
 	char			 account[STORE_IDENT_MAX + 1];
+	char			*sealed;	/* the default's name, sealed */
+	int64_t			 removed;
 };
 #define TUPD_KEEP	0
 #define TUPD_SET	1
@@ -294,51 +340,79 @@ static void
 tupd_free(struct tupd_ctx *x)
 {
 	store_type_free(&x->t);
+	free(x->sealed);
 	free(x);
 }
 
-/* Store the update (and the default account), then pack the type. */
+/*
+ * On the writer's thread: the update and the default account, in one
+ * transaction.  SPEC 4.3: values are not migrated, and none stored before
+ * the change is ever visible through the type again: the db values are
+ * deleted with the change, and the Vault ones are of an earlier storage
+ * generation from now on, whether Vault is reachable or not.
+ */
+static int
+tupd_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	struct tupd_ctx	*x = (struct tupd_ctx *)w;
+	int		 rc;
+
+	if ((rc = store_type_update_count(wst, &x->t, &x->removed,
+	    err)) != 0)
+		return rc;
+	if (x->dflt == TUPD_SET)
+		return store_type_set_default(wst, x->t.uuid, x->account,
+		    x->sealed, err);
+	if (x->dflt == TUPD_CLEAR)
+		return store_type_set_default(wst, x->t.uuid, NULL, NULL,
+		    err);
+	return 0;
+}
+
+/* The update is durable: pack the type and answer. */
+static void
+tupd_done(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct tupd_ctx	*x = (struct tupd_ctx *)w;
+	const char	*notice = NULL;
+
+	if (rc == 0) {
+		if (x->dflt == TUPD_SET)
+			memcpy(x->t.default_account, x->account,
+			    sizeof(x->t.default_account));
+		else if (x->dflt == TUPD_CLEAR)
+			x->t.default_account[0] = '\0';
+		if (x->t.storage != x->old_storage)
+			notice = rpc_type_notices[x->old_storage];
+		rpc_pack_type(&x->call->pk, &x->t, notice, x->removed);
+	}
+	rpc_finish(x->call, rc, err);
+	tupd_free(x);
+}
+
+/*
+ * Send the update (and the default account) to the writer: 0 when it
+ * will answer the call.
+ */
 static int
 tupd_apply(struct tupd_ctx *x, struct cb_error *err)
 {
 	struct broker	*b = x->call->broker;
-	const char	*notice = NULL;
-	char		 ctx[SEALCTX_LINK_MAX], *sealed = NULL;
-	int64_t		 removed = 0;
+	char		 ctx[SEALCTX_LINK_MAX];
 	int		 rc;
 
 	x->t.updated_at = (int64_t)time(NULL);
-	/*
-	 * SPEC 4.3: values are not migrated, and none stored before the
-	 * change is ever visible through the type again: the db values are
-	 * deleted with the change, and the Vault ones are of an earlier
-	 * storage generation from now on, whether Vault is reachable or not.
-	 */
-	if ((rc = store_type_update_count(b->store, &x->t, &removed,
-	    err)) != 0)
-		goto done;
 	/* SPEC 10: the default's name is sealed, like a link's. */
 	if (x->dflt == TUPD_SET) {
 		sealctx_default(ctx, sizeof(ctx), x->t.uuid);
 		if ((rc = keys_seal(b, ctx, (const uint8_t *)x->account,
-		    strlen(x->account), &sealed, err)) != 0 ||
-		    (rc = store_type_set_default(b->store, x->t.uuid,
-		    x->account, sealed, err)) != 0)
-			goto done;
-		memcpy(x->t.default_account, x->account,
-		    sizeof(x->t.default_account));
-	} else if (x->dflt == TUPD_CLEAR) {
-		if ((rc = store_type_set_default(b->store, x->t.uuid, NULL,
-		    NULL, err)) != 0)
-			goto done;
-		x->t.default_account[0] = '\0';
+		    strlen(x->account), &x->sealed, err)) != 0)
+			return rc;
 	}
-	if (x->t.storage != x->old_storage)
-		notice = rpc_type_notices[x->old_storage];
-	rpc_pack_type(&x->call->pk, &x->t, notice, removed);
-done:
-	free(sealed);
-	return rc;
+	x->w.run = tupd_run;
+	x->w.done = tupd_done;
+	memcpy(x->w.type_uuid, x->t.uuid, sizeof(x->w.type_uuid));
+	return rpc_write(x->call, &x->w, err);
 }
 
 /* The backend answered whether the new default account has a value. */
@@ -356,9 +430,9 @@ tupd_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 		rc = cb_error_set(&e, CB_ENOTFOUND, "account '%s' of "
 		    "credential type '%s' has no value; set it first",
 		    x->account, x->t.ident);
-	else if (rc == 0)
-		rc = tupd_apply(x, &e);
-	else
+	else if (rc == 0 && (rc = tupd_apply(x, &e)) == 0)
+		return;		/* tupd_done answers */
+	else if (rc != 0 && e.code == 0)
 		e = *err;
 	rpc_finish(x->call, rc, &e);
 	tupd_free(x);
@@ -408,8 +482,10 @@ rpc_type_update(struct rpc_call *call, const msgpack_object *params,
 		x->dflt = TUPD_SET;
 	}
 	if (x->dflt != TUPD_SET) {
-		rc = tupd_apply(x, err);
-		goto done;
+		if ((rc = tupd_apply(x, err)) != 0)
+			goto done;
+		free(name);
+		return RPC_WAIT;
 	}
 	/*
 	 * Only an account that has a value can be the default: after a
@@ -448,6 +524,7 @@ done:
  * never visible through another type.
  */
 struct tdel_ctx {
+	struct dbwrite	 w;		/* first */
 	struct rpc_call	*call;
 	struct values	*v;
 	char		 uuid[STORE_UUID_LEN + 1];
@@ -457,17 +534,40 @@ struct tdel_ctx {
 	bool		 force;
 };
 
-/* Delete the type itself, then answer. */
+/* On the writer's thread: the type, its db values and its links go. */
+static int
+tdel_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	struct tdel_ctx	*x = (struct tdel_ctx *)w;
+
+	return store_type_delete(wst, x->uuid, err);
+}
+
+static void
+tdel_done(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct tdel_ctx	*x = (struct tdel_ctx *)w;
+
+	if (rc == 0)
+		msgpack_pack_map(&x->call->pk, 0);
+	rpc_finish(x->call, rc, err);
+	free(x);
+}
+
+/* Delete the type itself (the writer answers), or answer the failure. */
 static void
 tdel_end(struct tdel_ctx *x, int rc, const struct cb_error *err)
 {
 	struct cb_error	 e;
 
-	if (rc == 0 && (rc = store_type_delete(x->call->broker->store,
-	    x->uuid, &e)) == 0)
-		msgpack_pack_map(&x->call->pk, 0);
-	if (rc != 0 && err == NULL)
+	if (rc == 0) {
+		x->w.run = tdel_run;
+		x->w.done = tdel_done;
+		memcpy(x->w.type_uuid, x->uuid, sizeof(x->w.type_uuid));
+		if ((rc = rpc_write(x->call, &x->w, &e)) == 0)
+			return;
 		err = &e;
+	}
 	rpc_finish(x->call, rc, err);
 	free(x);
 }
@@ -562,12 +662,6 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	}
 	v = values_for(call->broker, &t);
-	if (!v->ops->usable(v, NULL)) {
-		if ((rc = store_type_delete(call->broker->store, t.uuid,
-		    err)) == 0)
-			msgpack_pack_map(&call->pk, 0);
-		goto done;
-	}
 	if ((x = calloc(1, sizeof(*x))) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
@@ -578,6 +672,17 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 	x->generation = t.generation;
 	memcpy(x->uuid, t.uuid, sizeof(x->uuid));
 	memcpy(x->ident, t.ident, sizeof(x->ident));
+	if (!v->ops->usable(v, NULL)) {
+		x->w.run = tdel_run;
+		x->w.done = tdel_done;
+		memcpy(x->w.type_uuid, x->uuid, sizeof(x->w.type_uuid));
+		if ((rc = rpc_write(call, &x->w, err)) != 0) {
+			free(x);
+			goto done;
+		}
+		rc = RPC_WAIT;
+		goto done;
+	}
 	if ((rc = v->ops->list_users(v, t.uuid, tdel_listed, x, err)) != 0) {
 		free(x);
 		goto done;
@@ -588,11 +693,36 @@ done:
 	return rc;
 }
 
-/* type.clear waiting on its backend. */
+/* type.clear waiting on its backend, then on its write. */
 struct clear_ctx {
+	struct dbwrite	 w;		/* first */
 	struct rpc_call	*call;
 	char		 uuid[STORE_UUID_LEN + 1];
+	int64_t		 removed;
 };
+
+/* On the writer's thread: the links and the default go. */
+static int
+clear_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	struct clear_ctx	*x = (struct clear_ctx *)w;
+
+	return store_links_clear(wst, x->uuid, NULL, err);
+}
+
+static void
+clear_written(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct clear_ctx	*x = (struct clear_ctx *)w;
+	struct rpc_call		*call = x->call;
+
+	if (rc == 0) {
+		msgpack_pack_map(&call->pk, 1);
+		proto_pack_kv_int(&call->pk, "removed", x->removed);
+	}
+	rpc_finish(call, rc, err);
+	free(x);
+}
 
 /*
  * The backend cleared the type's values (users' and accounts'): remove
@@ -602,17 +732,18 @@ static void
 clear_done(void *arg, int rc, int64_t removed, const struct cb_error *err)
 {
 	struct clear_ctx	*x = arg;
-	struct rpc_call		*call = x->call;
 	struct cb_error		 e;
 
-	if (rc == 0 && (rc = store_links_clear(call->broker->store, x->uuid,
-	    NULL, &e)) != 0)
-		err = &e;
 	if (rc == 0) {
-		msgpack_pack_map(&call->pk, 1);
-		proto_pack_kv_int(&call->pk, "removed", removed);
+		x->removed = removed;
+		x->w.run = clear_run;
+		x->w.done = clear_written;
+		memcpy(x->w.type_uuid, x->uuid, sizeof(x->w.type_uuid));
+		if ((rc = rpc_write(x->call, &x->w, &e)) == 0)
+			return;
+		err = &e;
 	}
-	rpc_finish(call, rc, err);
+	rpc_finish(x->call, rc, err);
 	free(x);
 }
 

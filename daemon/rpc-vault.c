@@ -195,15 +195,19 @@ rpc_vault_seal_id(struct broker *b, json_t *doc, const struct vault_conf *c,
 	return rc == 0 ? 0 : cb_error_set(err, CB_EINTERNAL, "out of memory");
 }
 
-/* Persist c (one row: all or nothing). */
+/*
+ * The settings row of c, its ids sealed (*out: free with
+ * vault_json_release); the writer stores it (one row: all or nothing).
+ */
 static int
-rpc_vault_save(struct broker *b, const struct vault_conf *c,
+rpc_vault_doc(struct broker *b, const struct vault_conf *c, char **out,
     struct cb_error *err)
 {
 	json_t	*doc;
 	char	*text = NULL;
 	int	 rc;
 
+	*out = NULL;
 	doc = json_pack("{s:b, s:s, s:s, s:i, s:i, s:b}", "enabled",
 	    c->enabled, "url", c->url, "path", c->path, "timeout_ms",
 	    (int)c->timeout_ms, "cache_seconds", (int)c->cache_seconds,
@@ -224,11 +228,17 @@ rpc_vault_save(struct broker *b, const struct vault_conf *c,
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto done;
 	}
-	rc = store_setting_set(b->store, RPC_VAULT_SETTING, text, err);
+	*out = text;
 done:
-	vault_json_release(text);
 	json_decref(doc);
 	return rc;
+}
+
+int
+rpc_vault_setting_write(struct store *wst, const char *text,
+    struct cb_error *err)
+{
+	return store_setting_set(wst, RPC_VAULT_SETTING, text, err);
 }
 
 /*
@@ -458,27 +468,81 @@ rpc_vault_get(struct rpc_call *call, const msgpack_object *params,
 	return 0;
 }
 
+/* vault.set waiting for its write: the settings, applied once durable. */
+struct vset_ctx {
+	struct dbwrite		 w;	/* first */
+	struct rpc_call		*call;
+	struct vault_conf	 c;
+	char			*text;
+};
+
+static void
+vset_free(struct vset_ctx *x)
+{
+	vault_conf_free(&x->c);
+	vault_json_release(x->text);
+	free(x);
+}
+
+/* On the writer's thread: the settings row. */
+static int
+vset_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	struct vset_ctx	*x = (struct vset_ctx *)w;
+
+	return rpc_vault_setting_write(wst, x->text, err);
+}
+
+static void
+vset_done(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct vset_ctx	*x = (struct vset_ctx *)w;
+	struct rpc_call	*call = x->call;
+	struct cb_error	 e;
+
+	if (rc == 0) {
+		if ((rc = vault_configure(call->broker->vault, &x->c,
+		    &e)) == 0)
+			msgpack_pack_map(&call->pk, 0);
+		else
+			err = &e;
+	}
+	rpc_finish(call, rc, err);
+	vset_free(x);
+}
+
 /* vault.set {enabled, url, path, role_id?, secret_id?, ...} -> {} */
 int
 rpc_vault_set(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
 	struct broker		*b = call->broker;
-	struct vault_conf	 base, c;
+	struct vault_conf	 base;
+	struct vset_ctx		*x;
 	bool			 found;
 	int			 rc;
 
 	if ((rc = rpc_vault_load(b, &base, &found, err)) != 0)
 		return rc;
-	rc = rpc_vault_params(params, &base, &c, true, err);
+	if ((x = calloc(1, sizeof(*x))) == NULL) {
+		vault_conf_free(&base);
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	rc = rpc_vault_params(params, &base, &x->c, true, err);
 	vault_conf_free(&base);
-	if (rc != 0)
+	if (rc != 0) {
+		free(x);
 		return rc;
-	if ((rc = rpc_vault_save(b, &c, err)) == 0 &&
-	    (rc = vault_configure(b->vault, &c, err)) == 0)
-		msgpack_pack_map(&call->pk, 0);
-	vault_conf_free(&c);
-	return rc;
+	}
+	x->call = call;
+	x->w.run = vset_run;
+	x->w.done = vset_done;
+	if ((rc = rpc_vault_doc(b, &x->c, &x->text, err)) != 0 ||
+	    (rc = rpc_write(call, &x->w, err)) != 0) {
+		vset_free(x);
+		return rc;
+	}
+	return RPC_WAIT;
 }
 
 /* vault.test finished: {ok, steps: [{step, ok, message}]} */
@@ -536,17 +600,18 @@ rpc_vault_test(struct rpc_call *call, const msgpack_object *params,
 }
 
 int
-rpc_vault_reseal(struct broker *b, struct cb_error *err)
+rpc_vault_reseal(struct broker *b, char **text, struct cb_error *err)
 {
 	struct vault_conf	 c;
 	bool			 found;
 	int			 rc;
 
+	*text = NULL;
 	/* Strict: ids that cannot be opened stop the rotation, not vanish. */
 	if ((rc = rpc_vault_load_conf(b, &c, &found, true, err)) != 0)
 		return rc;
 	if (found)
-		rc = rpc_vault_save(b, &c, err);
+		rc = rpc_vault_doc(b, &c, text, err);
 	vault_conf_free(&c);
 	return rc;
 }

@@ -270,11 +270,28 @@ rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err)
 	struct rpc_sink	 sink = call->sink;
 	bool		 secret = cb_methods[call->method].flags &
 			    (CB_MF_SECRET_IN | CB_MF_SECRET_OUT | CB_MF_SECRET_KEY);
+	bool		 held = call->held;
 
 	rpc_reply(call, rc, err);
+	if (held)
+		sink.ops->hold(sink.ctx, false);
 	sink.ops->unref(sink.ctx);
 	if (secret)
 		sink.ops->scrub(sink.ctx);
+}
+
+int
+rpc_write(struct rpc_call *call, struct dbwrite *w, struct cb_error *err)
+{
+	int	rc;
+
+	if ((rc = dbwrite_submit(call->broker, w, err)) != 0)
+		return rc;
+	if (call->sink.ops->hold != NULL) {
+		call->sink.ops->hold(call->sink.ctx, true);
+		call->held = true;
+	}
+	return 0;
 }
 
 void

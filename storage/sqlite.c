@@ -3,7 +3,8 @@
  *
  * One connection per struct store, each used by one thread: the daemon's
  * loop thread, which it never puts to sleep on another process's lock
- * (after store_open() such a lock fails the call at once, busy timeout 0),
+ * (after store_open() such a lock fails the call at once, busy timeout 0;
+ * once the daemon runs, that connection only reads: store_query_only),
  * and the writer's thread (store_open_writer, writer.c).  store_open() creates the file with mode 0600 (SQLite gives the
  * -wal and -shm files the mode of the database), switches it to WAL with
  * synchronous=FULL so that a write which returned 0 survives kill -9 and
@@ -165,6 +166,7 @@ enum store_stmt {
 	STMT_KCV_SET,
 	STMT_TYPE_INSERT,
 	STMT_TYPE_LIST,
+	STMT_TYPE_GET,
 	STMT_TYPE_UPDATE,
 	STMT_TYPE_DELETE,
 	STMT_VALUE_SET,
@@ -242,6 +244,8 @@ static const char *const store_sql[STMT__COUNT] = {
 	/* BINARY collation: the order strcmp() gives (store_types_find). */
 	[STMT_TYPE_LIST] =
 	    "SELECT " TYPE_COLUMNS " FROM types ORDER BY ident",
+	[STMT_TYPE_GET] =
+	    "SELECT " TYPE_COLUMNS " FROM types WHERE uuid = ?1",
 	[STMT_TYPE_UPDATE] =
 	    "UPDATE types SET name = ?2, description = ?3, storage = ?4,"
 	    " destinations = ?5, updated_at = ?6, generation = ?7"
@@ -932,8 +936,9 @@ done:
  * configured as the loop's (WAL, synchronous=FULL, foreign keys,
  * secure_delete) with its own prepared statements.  It runs on the
  * writer's thread, which may sleep: it waits up to
- * STORE_WRITER_BUSY_TIMEOUT_MS for a lock held by the loop's own
- * synchronous writes or by another process, then fails the group.
+ * STORE_WRITER_BUSY_TIMEOUT_MS for a lock held by another process (the
+ * loop's connection never writes once the daemon runs), then fails the
+ * group.
  */
 int
 store_open_writer(const struct store *st, struct store **out,
@@ -945,15 +950,6 @@ store_open_writer(const struct store *st, struct store **out,
 		return ret;
 	sqlite3_busy_timeout((*out)->db, STORE_WRITER_BUSY_TIMEOUT_MS);
 	return 0;
-}
-
-void
-store_busy_handler(struct store *st, int (*fn)(void *, int), void *arg)
-{
-	if (fn != NULL)
-		sqlite3_busy_handler(st->db, fn, arg);
-	else
-		sqlite3_busy_timeout(st->db, 0);
 }
 
 int
@@ -981,9 +977,14 @@ store_batch_release(struct store *st, struct cb_error *err)
 	return store_run(st, STMT_SAVEPOINT_RELEASE, "release savepoint", err);
 }
 
+/*
+ * The cache of a connection whose writes are taken back may hold what
+ * they changed: it is read again at the next lookup.
+ */
 void
 store_batch_undo(struct store *st)
 {
+	store_types_drop(st);
 	if (sqlite3_get_autocommit(st->db))
 		return;
 	(void)store_run(st, STMT_SAVEPOINT_ROLLBACK, "roll back a write",
@@ -1001,11 +1002,17 @@ store_batch_open(const struct store *st)
 int
 store_batch_commit(struct store *st, struct cb_error *err)
 {
+	int	ret;
+
 	st->batch = false;
 	if (sqlite3_get_autocommit(st->db))
-		return cb_error_set(err, CB_EUNAVAILABLE, "database %s "
+		ret = cb_error_set(err, CB_EUNAVAILABLE, "database %s "
 		    "rolled the transaction back", st->path);
-	return store_commit(st, err);
+	else
+		ret = store_commit(st, err);
+	if (ret != 0)
+		store_types_drop(st);
+	return ret;
 }
 
 void
@@ -1013,6 +1020,14 @@ store_batch_abort(struct store *st)
 {
 	st->batch = false;
 	store_rollback(st);
+	store_types_drop(st);
+}
+
+int
+store_query_only(struct store *st, bool on, struct cb_error *err)
+{
+	return store_pragma(st, on ? "PRAGMA query_only = ON" :
+	    "PRAGMA query_only = OFF", NULL, 0, err);
 }
 
 /*
@@ -1606,6 +1621,88 @@ uint64_t
 store_type_cache_loads(const struct store *st)
 {
 	return st->type_loads;
+}
+
+/* Put t (taken, strings and all) into the cache; false when it cannot. */
+static bool
+store_types_put(struct store *st, struct store_type *t)
+{
+	struct type_ent	*e;
+	size_t		 i, u;
+
+	if (store_types_search(st, t->ident, false, &i) ||
+	    store_types_search(st, t->uuid, true, &u) ||
+	    store_types_grow(st, st->ntypes + 1) == -1 ||
+	    (e = calloc(1, sizeof(*e))) == NULL)
+		return false;
+	e->t = *t;
+	memset(t, 0, sizeof(*t));
+	memmove(&st->by_ident[i + 1], &st->by_ident[i],
+	    (st->ntypes - i) * sizeof(*st->by_ident));
+	st->by_ident[i] = e;
+	memmove(&st->by_uuid[u + 1], &st->by_uuid[u],
+	    (st->ntypes - u) * sizeof(*st->by_uuid));
+	st->by_uuid[u] = e;
+	st->ntypes++;
+	return true;
+}
+
+/*
+ * Another connection (the writer's) has committed a write of type uuid:
+ * read its row again into this connection's cache, where it is inserted,
+ * replaced or removed.  Whatever fails drops the cache, which the next
+ * lookup then reads again from the table.
+ */
+void
+store_type_cache_sync(struct store *st, const char *uuid)
+{
+	sqlite3_stmt		*s = st->stmt[STMT_TYPE_GET];
+	struct store_type	 t;
+	struct cb_error		 err;
+	size_t			 u;
+	bool			 cached;
+	int			 rc;
+
+	if (!st->types_ok)
+		return;
+	store_release(st);	/* see what was committed */
+	memset(&t, 0, sizeof(t));
+	if (!ids_uuid_valid(uuid) || bind_text(s, 1, uuid) != SQLITE_OK) {
+		stmt_done(s);
+		store_types_drop(st);
+		return;
+	}
+	rc = sqlite3_step(s);
+	if (rc == SQLITE_ROW && type_from_row(st, s, &t, &err) != 0)
+		rc = SQLITE_ERROR;
+	stmt_done(s);
+	cached = store_types_search(st, uuid, true, &u);
+	if (rc == SQLITE_DONE) {
+		if (cached)
+			store_types_remove(st, uuid);
+		return;
+	}
+	if (rc != SQLITE_ROW) {
+		store_types_drop(st);
+		return;
+	}
+	if (cached && strcmp(st->by_uuid[u]->t.ident, t.ident) == 0) {
+		store_type_free(&st->by_uuid[u]->t);
+		st->by_uuid[u]->t = t;
+		return;
+	}
+	if (cached)
+		store_types_remove(st, uuid);
+	if (!store_types_put(st, &t)) {
+		store_type_free(&t);
+		store_types_drop(st);
+	}
+}
+
+void
+store_type_cache_drop(struct store *st)
+{
+	store_types_drop(st);
 }
 
 /* Look a type up by uuid (lower-case) or else by ident. */

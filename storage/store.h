@@ -9,14 +9,13 @@
  * and leave sealed.
  *
  * Threads: a struct store is one connection, used by one thread.  The
- * daemon's loop thread has one, and the values of db-stored types are
- * written by the writer's thread on a second one (writer.h,
- * store_open_writer): cred.set, cred.delete, cred.import, type.clear's
- * removal of values and key rotation's re-sealed batches.  Every other
- * write (start-up and migrations, type.create/update/delete, settings,
- * keys, links, the key check value) still runs synchronously on the
- * loop's connection, and waits there for a group commit the writer has
- * in flight (store_busy_handler).
+ * daemon's loop thread has one, and the writer's thread a second one
+ * (writer.h, store_open_writer).  After start-up (creation, migrations,
+ * recording the key check value) the loop's connection only reads
+ * (store_query_only): every write the daemon makes, values and metadata
+ * alike, runs these functions on the writer's connection, inside the
+ * writer's group commit, and is answered once durable.  In WAL mode the
+ * loop's reads never wait for the writer's transaction.
  */
 #ifndef CB_STORE_H
 #define CB_STORE_H
@@ -94,11 +93,12 @@ void	 store_close(struct store *st);
 int	 store_open_writer(const struct store *st, struct store **out,
 	    struct cb_error *err);
 /*
- * What the connection does when it meets a lock: fn (an SQLite busy
- * handler: nonzero to try again) or, with fn NULL, fail at once.
+ * Refuse (on) or allow every write on this connection (PRAGMA
+ * query_only): a write then fails with a database error instead of
+ * being made.  The daemon turns it on for the loop's connection once
+ * start-up is over.
  */
-void	 store_busy_handler(struct store *st, int (*fn)(void *, int),
-	    void *arg);
+int	 store_query_only(struct store *st, bool on, struct cb_error *err);
 /*
  * Group commit, on the writer's connection: batch_begin takes the write
  * lock (BEGIN IMMEDIATE); each write then runs between batch_savepoint
@@ -208,10 +208,20 @@ int	 store_user_status(struct store *st, const char *user_uuid,
 	    struct cb_error *err);
 /*
  * How many times the type cache was read from the table: once at the
- * first lookup, and again only after a failed write.  Type writes keep
- * the cache up to date in place.
+ * first lookup, and again only after a failed write (or a failed group
+ * of writes) or store_type_cache_drop.  Type writes keep the cache up
+ * to date in place.
  */
 uint64_t store_type_cache_loads(const struct store *st);
+/*
+ * Another connection has committed a write of type uuid (created,
+ * updated, its default changed, deleted): this connection's cache reads
+ * that type's row again.  Never fails: on any error the cache is
+ * dropped and read again at the next lookup.
+ */
+void	 store_type_cache_sync(struct store *st, const char *uuid);
+/* Drop the cache; the next lookup reads the table again. */
+void	 store_type_cache_drop(struct store *st);
 
 /* Small key/value settings table (vault settings, sealed where secret). */
 int	 store_setting_get(struct store *st, const char *key, char **out,

@@ -677,6 +677,14 @@ values_sqlite_stats(struct values *vv, struct writer_stats *out)
 		writer_get_stats(v->writer, out);
 }
 
+struct writer *
+values_sqlite_writer(struct values *vv)
+{
+	struct vsql	*v = (struct vsql *)vv;
+
+	return v->closing ? NULL : v->writer;
+}
+
 static const struct values_ops vsql_ops = {
 	.name = "db",
 	.where = "the database",

@@ -31,6 +31,7 @@
 struct pg;
 struct vault;
 struct values;
+struct writer;
 struct writer_stats;
 
 /*
@@ -186,6 +187,11 @@ void	 values_sqlite_stats(struct values *v, struct writer_stats *out);
  */
 int	 values_pg_new(struct pg *pg, struct values **out,
 	    struct cb_error *err);
+/*
+ * The SQLite backend's writer, for the daemon's other writes (NULL once
+ * it is closing).
+ */
+struct writer *values_sqlite_writer(struct values *v);
 /*
  * *vault is read at every call (the daemon clears it at shutdown); st
  * lists the types stored in Vault for key rotation.

@@ -11,26 +11,16 @@
 #include "store.h"
 #include "writer.h"
 
-/*
- * How long the loop's connection waits, at most, for one group in flight
- * before a write of its own (writer_busy), and how many groups it waits
- * for before it gives up: far above any commit.
- */
-#define WRITER_WAIT_NS		(5ULL * 1000 * 1000 * 1000)
-#define WRITER_WAIT_GROUPS	20
-
 struct writer {
 	uv_async_t		 async;		/* first: the handle's memory */
 	uv_thread_t		 thread;
 	uv_mutex_t		 mu;
 	uv_cond_t		 work;		/* the queue has jobs, or stop */
-	uv_cond_t		 idle;		/* a group has ended */
 	struct store		*loop_st;	/* the loop's connection */
 	struct store		*st;		/* the thread's */
 	struct writer_queue	 queue;
 	struct writer_job	*done, **done_tail;
 	struct writer_stats	 stats;
-	bool			 busy;		/* a group is in flight */
 	bool			 stopping;
 	bool			 started;	/* the thread runs (loop only) */
 	size_t			 unanswered;	/* loop only */
@@ -152,7 +142,6 @@ writer_main(void *arg)
 		if (w->queue.head == NULL)
 			break;
 		jobs = writer_queue_take(&w->queue, &n);
-		w->busy = true;
 		w->stats.in_flight = n;
 		uv_mutex_unlock(&w->mu);
 
@@ -160,7 +149,6 @@ writer_main(void *arg)
 		rc = writer_group_run(w->st, jobs, &ok, &err);
 
 		uv_mutex_lock(&w->mu);
-		w->busy = false;
 		w->stats.in_flight = 0;
 		if (rc == 0) {
 			w->stats.commits++;
@@ -173,7 +161,6 @@ writer_main(void *arg)
 		for (j = jobs; j->next != NULL; j = j->next)
 			;
 		w->done_tail = &j->next;
-		uv_cond_broadcast(&w->idle);
 		uv_async_send(&w->async);
 	}
 	uv_mutex_unlock(&w->mu);
@@ -210,31 +197,6 @@ writer_async(uv_async_t *h)
 	writer_answer(h->data);
 }
 
-/*
- * The loop's connection met a lock.  When the writer holds it for a
- * group, wait for the group to end and try again; when nobody here
- * holds it (another process), fail after one more try, at once.
- */
-static int
-writer_busy(void *arg, int count)
-{
-	struct writer	*w = arg;
-	bool		 waited = false;
-
-	uv_mutex_lock(&w->mu);
-	if (w->busy) {
-		(void)uv_cond_timedwait(&w->idle, &w->mu, WRITER_WAIT_NS);
-		waited = true;
-	}
-	uv_mutex_unlock(&w->mu);
-	if (waited)
-		return count < WRITER_WAIT_GROUPS;
-	if (count > 0)
-		return 0;
-	uv_sleep(1);
-	return 1;
-}
-
 static void
 writer_closed(uv_handle_t *h)
 {
@@ -262,18 +224,13 @@ writer_start(uv_loop_t *loop, struct store *st, struct writer **out,
 		goto fail_mutex;
 	if ((rc = uv_cond_init(&w->work)) != 0)
 		goto fail_work;
-	if ((rc = uv_cond_init(&w->idle)) != 0)
-		goto fail_idle;
 	if ((rc = uv_async_init(loop, &w->async, writer_async)) != 0)
 		goto fail_async;
 	w->async.data = w;
-	store_busy_handler(st, writer_busy, w);
 	*out = w;
 	return 0;
 
 fail_async:
-	uv_cond_destroy(&w->idle);
-fail_idle:
 	uv_cond_destroy(&w->work);
 fail_work:
 	uv_mutex_destroy(&w->mu);
@@ -335,10 +292,8 @@ writer_stop(struct writer *w)
 	if (w->started)
 		uv_thread_join(&w->thread);
 	writer_answer(w);
-	store_busy_handler(w->loop_st, NULL, NULL);
 	store_close(w->st);
 	w->st = NULL;
-	uv_cond_destroy(&w->idle);
 	uv_cond_destroy(&w->work);
 	uv_mutex_destroy(&w->mu);
 	uv_close((uv_handle_t *)&w->async, writer_closed);

@@ -1,6 +1,7 @@
 /*
- * writer: the thread that commits the writes of db-stored values, off the
- * daemon's loop, in groups.
+ * writer: the thread that commits every write the daemon makes after
+ * start-up (the values of db-stored types, and types, links, defaults,
+ * settings, keys, key rotation's steps), off the daemon's loop, in groups.
  *
  * The loop queues jobs (writer_submit); the thread, on its own connection
  * to the database (store_open_writer), takes everything queued, opens one
@@ -84,10 +85,10 @@ struct writer;
 
 /*
  * Open the writer's connection to st's database (its thread starts with
- * the first job, so that the process may fork in between);
- * st (the loop's connection) then waits for a group in flight before
- * its own writes (store_busy_handler) and drops its shared read
- * transaction before jobs are answered, so what they wrote is seen.
+ * the first job, so that the process may fork in between).  st (the
+ * loop's connection) only reads (store_query_only): in WAL mode it never
+ * waits for a group in flight.  It drops its shared read transaction
+ * before jobs are answered, so what they wrote is seen.
  */
 int	 writer_start(uv_loop_t *loop, struct store *st, struct writer **out,
 	    struct cb_error *err);

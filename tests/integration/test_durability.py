@@ -192,6 +192,98 @@ class DurabilityTest(cbtest.DaemonTestCase):
         self.assertEqual(lost, [], "%d of %d acknowledged writes lost"
                          % (len(lost), len(snapshot)))
 
+    def test_acknowledged_metadata_writes_survive_kill9_mid_burst(self):
+        # Types created, accounts' values set and users linked, each
+        # kind from connections of its own keeping 8 calls in flight, so
+        # that the writer's thread commits them in groups; kill -9 lands
+        # while groups are being committed.  Every write acknowledged
+        # before the kill is there after the restart.
+        self.c.ok("type.create", {"ident": "meta", "name": "M",
+                                  "storage": "db"})
+        self.c.ok("cred.set", {"type": "meta", "account": "shared",
+                               "value": "shared-value"})
+        acked = {"type": {}, "account": {}, "link": {}}
+        lock = threading.Lock()
+        stop = threading.Event()
+        serial = iter(range(10 ** 9))
+
+        def request(kind):
+            with lock:
+                n = next(serial)
+            if kind == "type":
+                key = "t%07d" % n
+                return key, "type.create", {"ident": key, "name": key,
+                                            "storage": "db"}
+            if kind == "account":
+                key = "a%07d" % n
+                return key, "cred.set", {"type": "meta", "account": key,
+                                         "value": "v-" + key}
+            key = new_user()
+            return key, "cred.link", {"type": "meta", "user": key,
+                                      "account": "shared"}
+
+        def writer(kind):
+            try:
+                c = self.d.client()
+            except OSError:
+                return
+            try:
+                while not stop.is_set():
+                    reqs = [request(kind) for _ in range(8)]
+                    ids = []
+                    buf = bytearray()
+                    for key, method, params in reqs:
+                        ids.append(c.new_id())
+                        buf += pack_request(ids[-1], method, params)
+                    c.send_raw(bytes(buf))
+                    for i, (key, _, _) in zip(ids, reqs):
+                        m = c.wait_response(i)
+                        if m[2] is None:
+                            with lock:
+                                acked[kind][key] = m[3]
+            except (cbtest.ConnectionClosed, OSError, TimeoutError):
+                pass            # the daemon was killed under us
+            finally:
+                c.close()
+
+        threads = [threading.Thread(target=writer, args=(kind,),
+                                    daemon=True)
+                   for kind in ("type", "account", "link") * 2]
+        for t in threads:
+            t.start()
+        want = 60 if not cbtest.VALGRIND else 12
+
+        def enough():
+            with lock:
+                return all(len(v) >= want for v in acked.values())
+        cbtest.poll_until(enough, 60 * cbtest.SCALE, interval=0.005,
+                          what="%d acknowledged writes of each kind" % want)
+        self.d.kill9()
+        with lock:
+            snapshot = {k: dict(v) for k, v in acked.items()}
+        stop.set()
+        for t in threads:
+            t.join(30 * cbtest.SCALE)
+        self.d.start()
+        self.reconnect()
+        idents = {t["ident"] for t in self.c.ok("type.list", {})}
+        lost = [k for k in snapshot["type"] if k not in idents]
+        self.assertEqual(lost, [], "%d of %d acknowledged types lost"
+                         % (len(lost), len(snapshot["type"])))
+        accounts = {a["name"]: a for a in self.c.ok(
+            "cred.status", {"type": "meta"})["accounts"]}
+        lost = [k for k, res in snapshot["account"].items()
+                if k not in accounts or
+                accounts[k]["updated_at"] != res["updated_at"]]
+        self.assertEqual(lost, [], "%d of %d acknowledged account values "
+                         "lost" % (len(lost), len(snapshot["account"])))
+        self.assertGreaterEqual(accounts["shared"]["links"],
+                                len(snapshot["link"]))
+        lost = [u for u in snapshot["link"]
+                if self.status(u)["meta"].get("source") != "linked"]
+        self.assertEqual(lost, [], "%d of %d acknowledged links lost"
+                         % (len(lost), len(snapshot["link"])))
+
     def test_stale_socket_after_kill9(self):
         self.d.kill9()
         # The socket file may be left behind; a restart must cope.

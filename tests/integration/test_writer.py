@@ -1,6 +1,7 @@
 """
-Writes off the loop (storage/writer.h): the values of db-stored types are
-committed by a thread of their own, in groups, while the loop keeps
+Writes off the loop (storage/writer.h): every write the daemon makes (the
+values of db-stored types, and types, accounts, links, keys and settings)
+is committed by a thread of its own, in groups, while the loop keeps
 answering.
 
 The daemon runs with tests/tools/slowsync.so preloaded: every fsync of its
@@ -19,6 +20,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
 from cbtest import new_user, pack_request  # noqa: E402
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 SLOWSYNC = os.path.join(cbtest.BUILD_DIR, "tests", "slowsync.so")
 SLOW_MS = 2000
@@ -41,9 +44,11 @@ def sub_value(res):
     return value
 
 
-class WriterTest(cbtest.DaemonTestCase):
+class SlowSyncTestCase(cbtest.DaemonTestCase):
+    """The daemon under slowsync, with a db-stored type "tok"."""
 
     start_daemon = False
+    slow_ms = SLOW_MS
 
     def setUp(self):
         super().setUp()
@@ -52,7 +57,7 @@ class WriterTest(cbtest.DaemonTestCase):
         self.flag = os.path.join(self.tmp, "slow")
         env = {"LD_PRELOAD": SLOWSYNC,
                "CB_SLOWSYNC_DB": os.path.realpath(self.d.database),
-               "CB_SLOWSYNC_MS": str(SLOW_MS),
+               "CB_SLOWSYNC_MS": str(self.slow_ms),
                "CB_SLOWSYNC_FLAG": self.flag}
         if cbtest.daemon_sanitized():
             env["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
@@ -95,6 +100,9 @@ class WriterTest(cbtest.DaemonTestCase):
         t = threading.Thread(target=run, daemon=True)
         t.start()
         return t
+
+
+class WriterTest(SlowSyncTestCase):
 
     def test_calls_answer_while_a_commit_is_stalled(self):
         stored = new_user()
@@ -170,8 +178,8 @@ class WriterTest(cbtest.DaemonTestCase):
             self.assertEqual(st["tok"]["updated_at"], acks[u])
 
     def test_a_loop_write_waits_for_a_commit_in_flight(self):
-        # type.create still commits on the loop's connection: it waits
-        # for the writer's group to release the lock, and succeeds.
+        # type.create goes to the writer too: it waits in its queue for
+        # the group in flight, and succeeds.
         self.slow(True)
         out = []
         t = self.set_in_thread(new_user(), "pending-value", out)
@@ -207,6 +215,235 @@ class WriterTest(cbtest.DaemonTestCase):
         self.assertEqual(sub_value(resps[1][1][3]), "new")
         st = {e["ident"]: e for e in resps[3][1][3]}
         self.assertIs(st["tok"]["filled"], False, st)
+
+
+def spki_pem(key):
+    return key.public_key().public_bytes(
+        serialization.Encoding.PEM,
+        serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+
+
+def pkcs8_pem(key):
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+class MetadataWriteTest(SlowSyncTestCase):
+    """Types, accounts, links, keys and settings are written by the
+    writer's thread too: a stalled commit of any of them holds no other
+    connection's reads, and the write is answered only once committed."""
+
+    slow_ms = 1000
+    # Generous against a stall of 1 s: the reads wait for nothing.
+    READ_BOUND = 0.2 * cbtest.SCALE
+
+    def setUp(self):
+        super().setUp()
+        self.stored = new_user()
+        self.linked = new_user()
+        self.c.ok("cred.set", {"type": "tok", "user": self.stored,
+                               "value": "stored-value"})
+        self.c.ok("cred.set", {"type": "tok", "account": "shared",
+                               "value": "shared-value"})
+        self.c.ok("type.create", {"ident": "upd", "name": "U",
+                                  "storage": "db"})
+        self.c.ok("cred.set", {"type": "upd", "account": "shared",
+                               "value": "upd-shared"})
+
+    def call_in_thread(self, method, params, out):
+        """method on a connection of its own; out[method] gets
+        (err, result, seconds)."""
+        return self.named_call_in_thread(method, method, params, out)
+
+    def named_call_in_thread(self, name, method, params, out):
+        def run():
+            with self.d.client(timeout=WAIT) as c:
+                t0 = time.monotonic()
+                err, res = c.call(method, params)
+                out[name] = (err, res, time.monotonic() - t0)
+        t = threading.Thread(target=run, daemon=True)
+        t.start()
+        return t
+
+    def assert_reads_prompt(self, c2):
+        reads = (("hello", {}), ("type.get", {"type": "tok"}),
+                 ("type.list", {}), ("cred.status", {"user": self.stored}),
+                 ("substitute", sub_params(self.stored, "tok")))
+        for method, params in reads:
+            res, dt = self.timed(c2, method, params)
+            self.assertLess(dt, self.READ_BOUND, "%s took %.3fs while "
+                            "metadata writes were stalled" % (method, dt))
+            if method == "substitute":
+                self.assertEqual(sub_value(res), "stored-value")
+            if method == "type.list":
+                self.assertEqual(sorted(t["ident"] for t in res),
+                                 ["tok", "upd"])
+
+    def test_reads_answer_promptly_while_every_kind_of_metadata_write_commits(
+            self):
+        peer = rsa.generate_private_key(public_exponent=65537,
+                                        key_size=2048)
+        writes = [
+            ("type.create", {"ident": "fresh", "name": "F",
+                             "storage": "db"}),
+            ("type.update", {"type": "upd", "name": "U2",
+                             "destinations": ["https://api.example.com"],
+                             "default_account": "shared"}),
+            ("cred.link", {"type": "tok", "user": self.linked,
+                           "account": "shared"}),
+            ("cred.set", {"type": "tok", "account": "other",
+                          "value": "other-value"}),
+            ("peerkey.set", {"ident": "idp", "version": 1,
+                             "pem": spki_pem(peer)}),
+            ("vault.set", {"enabled": False,
+                           "url": "https://vault.example:8200",
+                           "path": "secret/data/cb"}),
+        ]
+        out = {}
+        self.slow(True)
+        # keypair.generate first: its key is made on the thread pool,
+        # and its write is the group in flight the others queue behind.
+        threads = [self.call_in_thread("keypair.generate",
+                                       {"ident": "signer"}, out)]
+        self.wait_writer("keypair.generate's write in flight",
+                         lambda w: w["in_flight"] == 1)
+        for method, params in writes:
+            threads.append(self.call_in_thread(method, params, out))
+        self.wait_writer("the other writes queued behind it",
+                         lambda w: w["waiting"] == len(writes) or
+                         len(out) > 0)
+        self.assertEqual(out, {}, "a write was answered before its "
+                         "commit")
+        with self.d.client(timeout=WAIT) as c2:
+            self.assert_reads_prompt(c2)
+            # All of that while every write was still unanswered.
+            w = self.writer(c2)
+            self.assertEqual((w["in_flight"], w["waiting"]),
+                             (1, len(writes)))
+            self.assertEqual(out, {}, "a write was answered before its "
+                             "commit")
+            # What is not committed yet is not seen.
+            self.assertError(c2.call("type.get", {"type": "fresh"}),
+                             "not_found")
+            self.assertEqual(c2.ok("type.get", {"type": "upd"})["name"],
+                             "U")
+        for t in threads:
+            t.join(WAIT)
+            self.assertFalse(t.is_alive())
+        self.slow(False)
+        for method in ["keypair.generate"] + [m for m, _ in writes]:
+            err, res, dt = out[method]
+            self.assertIsNone(err, "%s: %r" % (method, err))
+            self.assertGreaterEqual(dt, self.slow_ms / 1000.0 * 0.9,
+                                    "%s was answered before its commit "
+                                    "ended" % method)
+        # Each write is there, and the type cache followed the types.
+        self.assertEqual(self.c.ok("type.get", {"type": "fresh"})["name"],
+                         "F")
+        upd = self.c.ok("type.get", {"type": "upd"})
+        self.assertEqual(upd["name"], "U2")
+        self.assertEqual(upd["default_account"], "shared")
+        self.assertEqual(out["type.update"][1]["default_account"], "shared")
+        st = {e["ident"]: e for e in self.c.ok("cred.status",
+                                               {"user": self.linked})}
+        self.assertEqual(st["tok"]["source"], "linked")
+        accounts = {a["name"]: a for a in self.c.ok(
+            "cred.status", {"type": "tok"})["accounts"]}
+        self.assertEqual(accounts["other"]["updated_at"],
+                         out["cred.set"][1]["updated_at"])
+        self.assertEqual(self.c.ok("keypair.get",
+                                   {"keypair": "signer"})["current"], 1)
+        self.assertEqual(self.c.ok("peerkey.get",
+                                   {"peerkey": "idp"})["current"], 1)
+        self.assertEqual(self.c.ok("vault.get", {})["url"],
+                         "https://vault.example:8200")
+
+    def test_pipelined_type_create_then_cred_set_sees_the_new_type(self):
+        # Each request waits, unread, for the write before it: three
+        # stalled commits in a row.
+        self.slow(True)
+        user = new_user()
+        resps = self.c.pipeline([
+            ("type.create", {"ident": "piped", "name": "P",
+                             "storage": "db"}),
+            ("cred.set", {"type": "piped", "user": user, "value": "pv"}),
+            ("substitute", sub_params(user, "piped")),
+            ("type.update", {"type": "piped", "default_account": None,
+                             "name": "P2"}),
+            ("type.get", {"type": "piped"}),
+            ("type.list", {}),
+        ], timeout=WAIT)
+        for _, m in resps:
+            self.assertIsNone(m[2], m)
+        self.assertEqual(sub_value(resps[2][1][3]), "pv")
+        self.assertEqual(resps[4][1][3]["name"], "P2")
+        self.assertEqual(sorted(t["ident"] for t in resps[5][1][3]),
+                         ["piped", "tok", "upd"])
+
+    def test_concurrent_keypair_imports_take_consecutive_versions(self):
+        keys = [rsa.generate_private_key(public_exponent=65537,
+                                         key_size=2048) for _ in range(3)]
+        self.slow(True)
+        out = {}
+        threads = [self.call_in_thread("keypair.import", {
+            "ident": "kp", "pem": pkcs8_pem(keys[0])}, out)]
+        self.wait_writer("the first import in flight",
+                         lambda w: w["in_flight"] == 1)
+        # Both read the same next version while the first is in flight.
+        for i in (1, 2):
+            threads.append(self.named_call_in_thread(
+                "import%d" % i, "keypair.import",
+                {"ident": "kp", "pem": pkcs8_pem(keys[i])}, out))
+        for t in threads:
+            t.join(WAIT)
+        self.slow(False)
+        versions = []
+        for name in ("keypair.import", "import1", "import2"):
+            err, res, _ = out[name]
+            self.assertIsNone(err, "%s: %r" % (name, err))
+            versions.append(res["version"])
+        self.assertEqual(sorted(versions), [1, 2, 3])
+        kp = self.c.ok("keypair.get", {"keypair": "kp"})
+        self.assertEqual([v["version"] for v in kp["versions"]], [1, 2, 3])
+        pems = {v["version"]: v["public_pem"] for v in kp["versions"]}
+        for name, key in zip(("keypair.import", "import1", "import2"),
+                             keys):
+            self.assertEqual(pems[out[name][1]["version"]].strip(),
+                             spki_pem(key).strip())
+
+    def test_concurrent_peerkey_sets_of_one_version_agree_or_conflict(self):
+        same, other = (rsa.generate_private_key(public_exponent=65537,
+                                                key_size=2048)
+                       for _ in range(2))
+        self.slow(True)
+        out = {}
+        threads = [self.call_in_thread("peerkey.set", {
+            "ident": "idp", "version": 4, "pem": spki_pem(same)}, out)]
+        self.wait_writer("the first peerkey.set in flight",
+                         lambda w: w["in_flight"] == 1)
+        # Both find version 4 unset while the first is in flight.
+        for name, key in (("again", same), ("other", other)):
+            threads.append(self.named_call_in_thread(name, "peerkey.set", {
+                "ident": "idp", "version": 4, "pem": spki_pem(key)}, out))
+        self.wait_writer("both queued behind it",
+                         lambda w: w["waiting"] == 2 or len(out) > 0)
+        for t in threads:
+            t.join(WAIT)
+        self.slow(False)
+        err, first, _ = out["peerkey.set"]
+        self.assertIsNone(err, err)
+        # The same key again is no change; another key is a conflict.
+        err, again, _ = out["again"]
+        self.assertIsNone(err, err)
+        self.assertEqual(again["versions"], first["versions"])
+        err, _, _ = out["other"]
+        self.assertEqual(err["code"], "conflict", err)
+        self.assertIn("already set to another key", err["message"])
+        pk = self.c.ok("peerkey.get", {"peerkey": "idp"})
+        self.assertEqual([v["version"] for v in pk["versions"]], [4])
+        self.assertEqual(pk["versions"][0]["public_pem"].strip(),
+                         spki_pem(same).strip())
 
 
 if __name__ == "__main__":

@@ -6,6 +6,14 @@
  * the thread itself only where the outcome does not depend on timing:
  * every job answered once, after its commit, and a clean stop.  Each
  * test gets a fresh database in its own mkdtemp() directory.
+ *
+ * The daemon's other writes (types, defaults, links, settings, keys) are
+ * jobs of the same kind, which call the store's functions on the
+ * writer's connection: a group holding them commits or takes them back
+ * as a whole, the writer's type cache never keeps what was taken back,
+ * the loop's type cache follows what the writer committed
+ * (store_type_cache_sync), and the loop's connection, read-only once the
+ * daemon runs (store_query_only), refuses any write.
  */
 #include <sys/stat.h>
 
@@ -354,6 +362,267 @@ test_stop_commits_and_answers_what_is_queued(void **state)
 	assert_int_equal(uv_loop_close(&loop), 0);
 }
 
+/*
+ * A metadata job: the daemon's kind, calling one or more store functions
+ * on the writer's connection (mjob_fn), as daemon/rpc-type.c does.
+ */
+struct mjob {
+	struct writer_job	 wj;
+	int			(*fn)(struct mjob *, struct store *,
+				    struct cb_error *);
+	struct store_type	 t;
+	const char		*account;
+	bool			 fail_after;
+	int64_t			 removed;
+};
+
+static int
+mjob_run(struct writer_job *wj, struct store *wst, struct cb_error *err)
+{
+	struct mjob	*j = (struct mjob *)wj;
+	int		 rc;
+
+	if ((rc = j->fn(j, wst, err)) != 0)
+		return rc;
+	if (j->fail_after)
+		return cb_error_set(err, CB_EBADREQ, "refused on purpose");
+	return 0;
+}
+
+/* type.create */
+static int
+mjob_create(struct mjob *j, struct store *wst, struct cb_error *err)
+{
+	return store_type_create(wst, &j->t, err);
+}
+
+/* type.update with a default account, in one job (one transaction). */
+static int
+mjob_update(struct mjob *j, struct store *wst, struct cb_error *err)
+{
+	int	rc;
+
+	if ((rc = store_type_update_count(wst, &j->t, &j->removed,
+	    err)) != 0)
+		return rc;
+	if (j->account == NULL)
+		return 0;
+	return store_type_set_default(wst, j->t.uuid, j->account,
+	    "sealed-name", err);
+}
+
+static int
+mjob_delete(struct mjob *j, struct store *wst, struct cb_error *err)
+{
+	return store_type_delete(wst, j->t.uuid, err);
+}
+
+static int
+mjob_link(struct mjob *j, struct store *wst, struct cb_error *err)
+{
+	(void)j;
+	return store_link_set(wst, TYPE_A, USER_1, "shared", "sealed-link",
+	    200, err);
+}
+
+static int
+mjob_setting(struct mjob *j, struct store *wst, struct cb_error *err)
+{
+	(void)j;
+	return store_setting_set(wst, "vault", "{\"enabled\":false}", err);
+}
+
+static int
+mjob_keypair(struct mjob *j, struct store *wst, struct cb_error *err)
+{
+	(void)j;
+	return store_keypair_add(wst, "signer", 1, 2048, "sealed-key", 300,
+	    err);
+}
+
+static void
+mjob_init(struct mjob *j, int (*fn)(struct mjob *, struct store *,
+    struct cb_error *), const char *uuid, const char *ident,
+    const char *name, int storage)
+{
+	memset(j, 0, sizeof(*j));
+	j->wj.run = mjob_run;
+	j->fn = fn;
+	snprintf(j->t.uuid, sizeof(j->t.uuid), "%s", uuid);
+	snprintf(j->t.ident, sizeof(j->t.ident), "%s", ident);
+	j->t.name = (char *)name;
+	j->t.description = (char *)"";
+	j->t.storage = storage;
+	j->t.created_at = j->t.updated_at = 50;
+}
+
+static void
+mjob_list(struct mjob *v, size_t n)
+{
+	size_t	i;
+
+	for (i = 0; i < n; i++)
+		v[i].wj.next = i + 1 < n ? &v[i + 1].wj : NULL;
+}
+
+static void
+test_query_only_connection_refuses_every_write(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*wst = NULL;
+	struct store_type	 t;
+	struct mjob		 j;
+	struct cb_error		 err;
+	char			*v = NULL;
+	size_t			 ok;
+
+	assert_int_equal(store_query_only(f->st, true, &err), 0);
+	/* Every kind of write fails, and says why. */
+	mjob_init(&j, mjob_create, TYPE_B, "b", "B", STORE_DB);
+	cb_error_clear(&err);
+	assert_true(store_type_create(f->st, &j.t, &err) < 0);
+	assert_non_null(strstr(err.msg, "readonly"));
+	assert_true(store_setting_set(f->st, "k", "v", &err) < 0);
+	assert_true(store_value_set(f->st, TYPE_A, USER_1, "s", 1, &err) < 0);
+	assert_true(store_link_set(f->st, TYPE_A, USER_1, "shared", "s", 1,
+	    &err) < 0);
+	assert_true(store_keypair_add(f->st, "k1", 1, 2048, "s", 1, &err) <
+	    0);
+	assert_true(store_type_delete(f->st, TYPE_A, &err) < 0);
+	/* Nothing was written; reads still work. */
+	assert_int_equal(store_type_get(f->st, "b", &t, &err), -CB_ENOTFOUND);
+	assert_int_equal(store_type_get(f->st, "a", &t, &err), 0);
+	store_type_free(&t);
+	assert_int_equal(store_setting_get(f->st, "k", &v, &err), 0);
+	assert_null(v);
+
+	/* The writer's connection writes, and the loop's reads it. */
+	assert_int_equal(store_open_writer(f->st, &wst, &err), 0);
+	j.wj.next = NULL;
+	assert_int_equal(writer_group_run(wst, &j.wj, &ok, &err), 0);
+	assert_int_equal(ok, 1);
+	assert_int_equal(j.wj.rc, 0);
+	store_type_cache_sync(f->st, TYPE_B);
+	assert_int_equal(store_type_get(f->st, "b", &t, &err), 0);
+	store_type_free(&t);
+	store_close(wst);
+
+	/* Off again: the connection writes. */
+	assert_int_equal(store_query_only(f->st, false, &err), 0);
+	assert_int_equal(store_setting_set(f->st, "k", "v", &err), 0);
+}
+
+static void
+test_metadata_jobs_commit_together_or_fail_alone(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*wst = NULL;
+	struct store_type	 t;
+	struct store_link	 l;
+	struct store_keyset	 ks;
+	struct mjob		 j[5];
+	struct cb_error		 err;
+	char			*v = NULL;
+	size_t			 ok;
+
+	assert_int_equal(store_query_only(f->st, true, &err), 0);
+	assert_int_equal(store_open_writer(f->st, &wst, &err), 0);
+	mjob_init(&j[0], mjob_create, TYPE_B, "b", "B", STORE_DB);
+	mjob_init(&j[1], mjob_link, TYPE_A, "a", "A", STORE_DB);
+	/* A taken ident fails that job alone. */
+	mjob_init(&j[2], mjob_create, USER_5, "a", "again", STORE_DB);
+	mjob_init(&j[3], mjob_setting, TYPE_A, "a", "A", STORE_DB);
+	mjob_init(&j[4], mjob_keypair, TYPE_A, "a", "A", STORE_DB);
+	mjob_list(j, 5);
+	assert_int_equal(writer_group_run(wst, &j[0].wj, &ok, &err), 0);
+	assert_int_equal(ok, 4);
+	assert_int_equal(j[2].wj.rc, -CB_ECONFLICT);
+	assert_non_null(strstr(j[2].wj.err.msg, "already exists"));
+
+	store_type_cache_sync(f->st, TYPE_B);
+	assert_int_equal(store_type_get(f->st, TYPE_B, &t, &err), 0);
+	assert_string_equal(t.name, "B");
+	store_type_free(&t);
+	assert_int_equal(store_type_get(f->st, USER_5, &t, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_link_get(f->st, TYPE_A, USER_1, &l, &err), 0);
+	assert_string_equal(l.account, "shared");
+	store_link_free(&l);
+	assert_int_equal(store_setting_get(f->st, "vault", &v, &err), 0);
+	assert_string_equal(v, "{\"enabled\":false}");
+	free(v);
+	assert_int_equal(store_key_get(f->st, STORE_KEYPAIR, "signer", &ks,
+	    &err), 0);
+	assert_int_equal(ks.nversions, 1);
+	store_keyset_free(&ks);
+	store_close(wst);
+}
+
+static void
+test_taken_back_type_writes_leave_no_trace_in_the_caches(void **state)
+{
+	struct fixture		*f = *state;
+	struct store		*wst = NULL;
+	struct store_type	 t;
+	struct mjob		 j[2];
+	struct cb_error		 err;
+	size_t			 ok;
+	uint64_t		 loads;
+
+	assert_int_equal(store_open_writer(f->st, &wst, &err), 0);
+	/* Both caches loaded. */
+	assert_int_equal(store_type_get(wst, "a", &t, &err), 0);
+	store_type_free(&t);
+	assert_int_equal(store_type_get(f->st, "a", &t, &err), 0);
+	store_type_free(&t);
+	loads = store_type_cache_loads(f->st);
+
+	/*
+	 * An update that moves the storage and sets a default, then fails
+	 * in the same job: the whole job is taken back, and so is what
+	 * the writer's cache had taken from it.
+	 */
+	mjob_init(&j[0], mjob_update, TYPE_A, "a", "renamed", STORE_VAULT);
+	j[0].account = "shared";
+	j[0].fail_after = true;
+	j[0].wj.next = NULL;
+	assert_int_equal(writer_group_run(wst, &j[0].wj, &ok, &err), 0);
+	assert_int_equal(ok, 0);
+	assert_int_equal(store_type_get(wst, "a", &t, &err), 0);
+	assert_string_equal(t.name, "A");
+	assert_int_equal(t.storage, STORE_DB);
+	assert_int_equal(t.generation, 0);
+	assert_string_equal(t.default_account, "");
+	store_type_free(&t);
+
+	/* The same update, committed: the loop's cache follows in place. */
+	j[0].fail_after = false;
+	assert_int_equal(writer_group_run(wst, &j[0].wj, &ok, &err), 0);
+	assert_int_equal(ok, 1);
+	store_type_cache_sync(f->st, TYPE_A);
+	assert_int_equal(store_type_get(f->st, "a", &t, &err), 0);
+	assert_string_equal(t.name, "renamed");
+	assert_int_equal(t.storage, STORE_VAULT);
+	assert_int_equal(t.generation, 1);
+	assert_string_equal(t.default_account, "shared");
+	assert_string_equal(t.default_sealed, "sealed-name");
+	store_type_free(&t);
+	assert_int_equal(store_type_cache_loads(f->st), loads);
+
+	/* A delete reaches it too. */
+	mjob_init(&j[1], mjob_delete, TYPE_A, "a", "A", STORE_DB);
+	j[1].wj.next = NULL;
+	assert_int_equal(writer_group_run(wst, &j[1].wj, &ok, &err), 0);
+	assert_int_equal(ok, 1);
+	assert_int_equal(store_type_get(f->st, "a", &t, &err), 0);
+	store_type_free(&t);	/* not synced yet: still cached */
+	store_type_cache_sync(f->st, TYPE_A);
+	assert_int_equal(store_type_get(f->st, "a", &t, &err),
+	    -CB_ENOTFOUND);
+	assert_int_equal(store_type_cache_loads(f->st), loads);
+	store_close(wst);
+}
+
 int
 main(void)
 {
@@ -371,6 +640,15 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_stop_commits_and_answers_what_is_queued, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_query_only_connection_refuses_every_write, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_metadata_jobs_commit_together_or_fail_alone, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_taken_back_type_writes_leave_no_trace_in_the_caches,
+		    setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
