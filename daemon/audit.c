@@ -9,6 +9,7 @@
  *	 "keys":["keypair/<ident>/<version>", ...],
  *	 "sources":["<ident>/own", "<ident>/linked/<account>", ...],
  *	 "dry_run":true,
+ *	 "origins":["https://api.example.com", ...],"status":200,
  *	 "outcome":"ok"|"<error code>","ms":3,"prev":"<64 hex>"}
  *
  * "keys" is there only on the lines of calls that used key pairs or peer
@@ -19,7 +20,9 @@
  * the account's name; never a value.  "dry_run" is there only on the
  * lines of substitute dry runs (no value was decrypted), so that they
  * can be told apart from real substitutions; a real one has no such
- * field.
+ * field.  "origins" and "status" are there only on the lines of request
+ * calls (SPEC section 13): each origin the broker sent the request to, a
+ * redirect's included, and the HTTP status of the answer.
  *
  * seq counts from 1, and prev is the lowercase hex SHA-256 of the exact
  * bytes of the previous line (without its newline); the first line's prev
@@ -253,6 +256,13 @@ audit_format(const struct audit_rec *r, uint64_t seq, const char *prev,
 	}
 	if (r->dry_run)
 		audit_put(&o, ",\"dry_run\":true", 15);
+	/* What a request contacted and how it was answered. */
+	if (r->origins != NULL && *r->origins != '\0') {
+		audit_put(&o, ",\"origins\":", 11);
+		audit_put_list(&o, r->origins);
+	}
+	if (r->status != 0)
+		audit_putf(&o, ",\"status\":%d", r->status);
 	audit_put(&o, ",\"outcome\":", 11);
 	audit_put_str(&o, r->outcome, strlen(r->outcome));
 	audit_putf(&o, ",\"ms\":%" PRIu64 ",\"prev\":\"%s\"}", r->ms, prev);
@@ -478,6 +488,8 @@ audit_write(struct broker *b, const struct rpc_call *call,
 	r.keys = call->audit_keys;
 	r.sources = call->audit_sources;
 	r.dry_run = call->audit_dry_run;
+	r.origins = call->audit_origins;
+	r.status = call->audit_status;
 	r.outcome = outcome;
 	r.ms = uv_now(b->loop) - call->start_ms;
 	cb_error_clear(&err);

@@ -79,6 +79,14 @@ static const struct {
 	{ "server", "message_timeout", false },
 	{ "server", "shutdown_timeout", false },
 	{ "substitute", "syntax", false },
+	{ "request", "enabled", false },
+	{ "request", "timeout", false },
+	{ "request", "connect_timeout", false },
+	{ "request", "max_response_size", false },
+	{ "request", "max_in_flight", false },
+	{ "request", "max_in_flight_per_caller", false },
+	{ "request", "max_redirects", false },
+	{ "request", "ca_file", false },
 	{ "storage", "database", false },
 	{ "storage", "page_cache_mb", false },
 	{ "storage", "mmap_mb", false },
@@ -240,6 +248,22 @@ conf_grants_free(struct conf *c)
 	c->ngrants = 0;
 }
 
+/* A yes/no value; -1 (cp->valid set) when it is neither. */
+static int
+conf_bool(struct conf_parse *cp, const char *value, bool *out)
+{
+	cp->valid = "yes or no (or true/false, on/off, 1/0)";
+	if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
+	    strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
+		*out = true;
+	else if (strcmp(value, "no") == 0 || strcmp(value, "false") == 0 ||
+	    strcmp(value, "off") == 0 || strcmp(value, "0") == 0)
+		*out = false;
+	else
+		return -1;
+	return 0;
+}
+
 /* Apply one section/key/value; 0 or -CB_EBADREQ with err filled. */
 static int
 conf_apply(struct conf_parse *cp, const char *section, const char *key,
@@ -319,6 +343,37 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if ((lvl = tpl_syntax_from_name(value)) < 0)
 			goto bad;
 		c->substitute_syntax = lvl;
+	} else if (KEY("request", "enabled")) {
+		if (conf_bool(cp, value, &c->request_enabled) != 0)
+			goto bad;
+	} else if (KEY("request", "timeout")) {
+		if (conf_uint(cp, value, 1, 300, &v) != 0)
+			goto bad_range;
+		c->request_timeout = (unsigned)v;
+	} else if (KEY("request", "connect_timeout")) {
+		if (conf_uint(cp, value, 1, 300, &v) != 0)
+			goto bad_range;
+		c->request_connect_timeout = (unsigned)v;
+	} else if (KEY("request", "max_response_size")) {
+		if (conf_uint(cp, value, 1024, 64ULL * 1024 * 1024, &v) != 0)
+			goto bad_range;
+		c->request_max_response = (size_t)v;
+	} else if (KEY("request", "max_in_flight")) {
+		if (conf_uint(cp, value, 1, 100000, &v) != 0)
+			goto bad_range;
+		c->request_max_inflight = (unsigned)v;
+	} else if (KEY("request", "max_in_flight_per_caller")) {
+		if (conf_uint(cp, value, 1, 100000, &v) != 0)
+			goto bad_range;
+		c->request_max_inflight_caller = (unsigned)v;
+	} else if (KEY("request", "max_redirects")) {
+		if (conf_uint(cp, value, 0, 20, &v) != 0)
+			goto bad_range;
+		c->request_max_redirects = (unsigned)v;
+	} else if (KEY("request", "ca_file")) {
+		if (*value != '/')
+			goto bad_abs;
+		return conf_set_str(&c->request_ca_file, value);
 	} else if (KEY("storage", "database")) {
 		if (*value != '/')
 			goto bad_abs;
@@ -380,15 +435,7 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 			goto bad_abs;
 		return conf_set_str(&c->audit_file, value);
 	} else if (KEY("audit", "sync")) {
-		cp->valid = "yes or no (or true/false, on/off, 1/0)";
-		if (strcmp(value, "yes") == 0 || strcmp(value, "true") == 0 ||
-		    strcmp(value, "on") == 0 || strcmp(value, "1") == 0)
-			c->audit_sync = true;
-		else if (strcmp(value, "no") == 0 ||
-		    strcmp(value, "false") == 0 || strcmp(value, "off") == 0 ||
-		    strcmp(value, "0") == 0)
-			c->audit_sync = false;
-		else
+		if (conf_bool(cp, value, &c->audit_sync) != 0)
 			goto bad;
 	} else if (KEY("log", "level")) {
 		cp->valid = "one of error, warning, info, debug";
@@ -592,6 +639,13 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	c->vault_max_connections = 16;
 	c->vault_max_pending = 16;
 	c->substitute_syntax = TPL_SYNTAX_BOTH;
+	c->request_enabled = true;
+	c->request_timeout = 30;
+	c->request_connect_timeout = 10;
+	c->request_max_response = 1024 * 1024;
+	c->request_max_inflight = 256;
+	c->request_max_inflight_caller = 32;
+	c->request_max_redirects = 5;
 	c->log_level = LOG_LVL_INFO;
 	c->audit_sync = true;
 	if (conf_set_str(&c->socket, CONF_DEFAULT_SOCKET) != 0 ||
@@ -703,6 +757,7 @@ conf_free(struct conf *c)
 	free(c->legacy_key_file);
 	secbuf_free(&c->secret_key);
 	free(c->audit_file);
+	free(c->request_ca_file);
 	conf_grants_free(c);
 	memset(c, 0, sizeof(*c));
 }

@@ -193,6 +193,8 @@ conn_really_close(struct conn *c)
 		return;
 	c->closed = true;
 	c->closing = true;
+	/* Its requests end now (their replies are wiped, never sent). */
+	rpc_request_sink_closed(c);
 	conn_unqueue(c);
 	secbuf_free(&c->obuf);
 	c->obuf_n = 0;
@@ -560,6 +562,12 @@ conn_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
 			log_debug("connection %llu: read: %s",
 			    (unsigned long long)c->id, uv_strerror((int)nread));
 		conn_close(c);
+		/*
+		 * The caller has gone: a request sent for it would only keep
+		 * an upstream busy.  Cancel it (the reply is dropped).
+		 */
+		if (!c->closed)
+			rpc_request_sink_closed(c);
 		return;
 	}
 	if (nread == 0)

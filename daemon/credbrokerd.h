@@ -60,6 +60,15 @@ struct conf {
 
 	int		 substitute_syntax;	/* enum tpl_syntax */
 
+	bool		 request_enabled;	/* the request method */
+	unsigned	 request_timeout;	/* seconds, whole request */
+	unsigned	 request_connect_timeout;	/* seconds */
+	size_t		 request_max_response;	/* bytes */
+	unsigned	 request_max_inflight;	/* in all */
+	unsigned	 request_max_inflight_caller;	/* per uid */
+	unsigned	 request_max_redirects;
+	char		*request_ca_file;	/* NULL: the system store */
+
 	char		*database;
 	unsigned	 page_cache_mb;		/* SQLite page cache */
 	unsigned	 mmap_mb;		/* SQLite memory map, 0 = none */
@@ -120,6 +129,7 @@ struct broker {
 	struct seal_key	*key_legacy;	/* opens GCM: on import, or NULL */
 	struct rotation	*rot;		/* keys.c, rotate.c */
 	struct http	*http;		/* Vault's HTTP client */
+	struct http	*http_out;	/* request's, made on first use */
 	struct vault	*vault;
 	struct values	*values[STORE_KINDS];	/* backends.c */
 	struct audit	*audit;		/* NULL without [audit] file */
@@ -197,6 +207,8 @@ struct rpc_call {
 	char		 audit_keys[256];	/* class/ident/version, ... */
 	char		 audit_sources[512];	/* ident/source/account, ... */
 	bool		 audit_dry_run;		/* a substitute dry run */
+	char		 audit_origins[512];	/* request: origins contacted */
+	int		 audit_status;		/* request: HTTP status, 0 none */
 };
 
 /*
@@ -231,6 +243,11 @@ void	 rpc_audit(struct rpc_call *call, const char *type, const char *user);
  */
 void	 rpc_audit_source(struct rpc_call *call, const char *ident,
 	    const char *source, const char *account);
+/*
+ * Record an origin a request contacted (normal form) for the audit line,
+ * once however many hops went there.
+ */
+void	 rpc_audit_origin(struct rpc_call *call, const char *origin);
 /* RFC 3339 UTC text of a unix time into buf (at least 32 bytes). */
 const char *rpc_time(int64_t t, char buf[32]);
 /* Pack key then RFC 3339 time (nil when t is 0). */
@@ -252,6 +269,8 @@ struct audit_rec {
 	const char	*keys;		/* class/ident/version, comma-separated */
 	const char	*sources;	/* ident/source/account, ... */
 	bool		 dry_run;	/* "dry_run":true, else no field */
+	const char	*origins;	/* request: origins contacted, or "" */
+	int		 status;	/* request: HTTP status, 0: no field */
 	const char	*outcome;	/* "ok" or an error code */
 	uint64_t	 ms;		/* duration of the call */
 };
@@ -416,6 +435,16 @@ struct values *values_for(const struct broker *b,
 
 /* rpc-substitute.c */
 int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);
+
+/* rpc-request.c */
+int	 rpc_request(struct rpc_call *, const msgpack_object *, struct cb_error *);
+/*
+ * The caller behind sink ctx has gone: end its requests now, cancelling
+ * their transfers (conn.c).
+ */
+void	 rpc_request_sink_closed(void *ctx);
+/* Requests in flight. */
+unsigned rpc_request_count(void);
 
 /* rpc-keypair.c */
 int	 rpc_keypair_generate(struct rpc_call *, const msgpack_object *, struct cb_error *);

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "cb_error.h"
+#include "netaddr.h"
 #include "origin.h"
 #include "proto.h"
 
@@ -39,6 +40,7 @@ enum origin_fault {
 	ORIGIN_FBACKSLASH,
 	ORIGIN_FNOHOST,		/* empty authority */
 	ORIGIN_FLITERAL,	/* bad bracketed literal */
+	ORIGIN_FBLOCK,		/* bad address block (quotes the block) */
 	ORIGIN_FNAME,		/* bad host name (quotes the host) */
 	ORIGIN_FIPV4,		/* ambiguous numeric host (quotes the host) */
 	ORIGIN_FPORT,
@@ -198,14 +200,15 @@ origin_name(const char *s, size_t n, int flags, struct origin *o, size_t *qn)
 }
 
 /*
- * A bracketed IPv6 literal at the start of the authority (alen bytes) into
- * o->host in canonical form; *rest: the byte after ']'.
+ * A bracketed IPv6 literal, or in a destination an address block, at the
+ * start of the authority (alen bytes) into o->host in canonical form;
+ * *rest: the byte after ']'; *q, *qn: the block refused.
  */
 static enum origin_fault
-origin_literal(const char *auth, size_t alen, struct origin *o,
-    const char **rest)
+origin_literal(const char *auth, size_t alen, int flags, struct origin *o,
+    const char **rest, const char **q, size_t *qn)
 {
-	char		 v6[INET6_ADDRSTRLEN];
+	char		 v6[INET6_ADDRSTRLEN], nb[NETBLOCK_STRLEN];
 	struct in6_addr	 a6;
 	const char	*rb;
 	size_t		 hlen;
@@ -213,6 +216,18 @@ origin_literal(const char *auth, size_t alen, struct origin *o,
 	if ((rb = memchr(auth, ']', alen)) == NULL)
 		return ORIGIN_FLITERAL;
 	hlen = (size_t)(rb - auth - 1);
+	if ((flags & ORIGIN_DEST) && memchr(auth + 1, '/', hlen) != NULL) {
+		if (netblock_parse(auth + 1, hlen, &o->net, NULL) != 0) {
+			*q = auth + 1;
+			*qn = hlen;
+			return ORIGIN_FBLOCK;
+		}
+		netblock_format(&o->net, nb, sizeof(nb));
+		snprintf(o->host, sizeof(o->host), "[%s]", nb);
+		o->block = true;
+		*rest = rb + 1;
+		return ORIGIN_OK;
+	}
 	if (hlen == 0 || hlen >= sizeof(v6))
 		return ORIGIN_FLITERAL;
 	memcpy(v6, auth + 1, hlen);
@@ -256,7 +271,12 @@ origin_scan(const char *s, size_t len, int flags, struct origin *o,
 	} else
 		return ORIGIN_FSCHEME;
 
-	for (i = a; i < len; i++)
+	/* The '/' of a destination's "[address/prefix]" is not a path. */
+	i = a;
+	if ((flags & ORIGIN_DEST) && i < len && s[i] == '[' &&
+	    (rest = memchr(s + i, ']', len - i)) != NULL)
+		i = (size_t)(rest - s);
+	for (; i < len; i++)
 		if (s[i] == '/' || s[i] == '?' || s[i] == '#')
 			break;
 	auth = s + a;
@@ -288,7 +308,8 @@ origin_scan(const char *s, size_t len, int flags, struct origin *o,
 		return ORIGIN_FNOHOST;
 
 	if (auth[0] == '[') {
-		if ((f = origin_literal(auth, alen, o, &rest)) != ORIGIN_OK)
+		if ((f = origin_literal(auth, alen, flags, o, &rest, q,
+		    qn)) != ORIGIN_OK)
 			return f;
 		if (rest < auth + alen) {
 			if (*rest != ':')
@@ -333,6 +354,8 @@ origin_parse(const char *s, size_t len, int flags, struct origin *o,
     struct cb_error *err)
 {
 	char			 qb[ORIGIN_QUOTE_MAX + 4];
+	struct cb_error		 berr;
+	struct netblock		 nb;
 	const char		*q;
 	size_t			 qn;
 	enum origin_fault	 f;
@@ -344,9 +367,15 @@ origin_parse(const char *s, size_t len, int flags, struct origin *o,
 			    "must be 1 to %d characters", ORIGIN_DEST_MAX);
 		if (!(flags & ORIGIN_NORMAL) && s[len - 1] == '/')
 			len--;
-		if (origin_scan(s, len, flags, o, &q, &qn) == ORIGIN_OK)
+		if ((f = origin_scan(s, len, flags, o, &q, &qn)) == ORIGIN_OK)
 			return 0;
 		memset(o, 0, sizeof(*o));
+		/* Say why a block is refused: "... has host bits set". */
+		if (f == ORIGIN_FBLOCK &&
+		    netblock_parse(q, qn, &nb, &berr) != 0)
+			return cb_error_set(err, CB_EBADREQ, "destination "
+			    "'%.*s': %s", (int)(len > ORIGIN_DEST_QUOTE_MAX ?
+			    ORIGIN_DEST_QUOTE_MAX : len), s, berr.msg);
 		return cb_error_set(err, CB_EBADREQ, "destination '%.*s' is "
 		    "not an origin of the form https://host[:port] (host may "
 		    "start with '*.')", (int)(len > ORIGIN_DEST_QUOTE_MAX ?
@@ -435,17 +464,22 @@ origin_equal(const struct origin *a, const struct origin *b)
 {
 	return strcmp(a->scheme, b->scheme) == 0 &&
 	    strcmp(a->host, b->host) == 0 && a->port == b->port &&
-	    a->wild == b->wild;
+	    a->wild == b->wild && a->block == b->block;
 }
 
 /* Does destination d allow origin o? */
 bool
 origin_match(const struct origin *d, const struct origin *o)
 {
-	size_t	hl, sl;
+	struct netaddr	a;
+	size_t		hl, sl;
 
-	if (o->wild || strcmp(o->scheme, d->scheme) != 0 || o->port != d->port)
+	if (o->wild || o->block || strcmp(o->scheme, d->scheme) != 0 ||
+	    o->port != d->port)
 		return false;
+	/* A block allows the IP literals inside it, never a host name. */
+	if (d->block)
+		return origin_addr(o, &a) == 0 && netblock_contains(&d->net, &a);
 	if (!d->wild)
 		return strcmp(o->host, d->host) == 0;
 	/*
@@ -459,4 +493,19 @@ origin_match(const struct origin *d, const struct origin *o)
 	sl = strlen(d->host);
 	return hl > sl + 1 && o->host[hl - sl - 1] == '.' &&
 	    strcmp(o->host + hl - sl, d->host) == 0;
+}
+
+/* The address of an IP literal host. */
+int
+origin_addr(const struct origin *o, struct netaddr *a)
+{
+	size_t	n = strlen(o->host);
+
+	memset(a, 0, sizeof(*a));
+	if (o->wild || o->block || !(o->ipv4 || o->ipv6))
+		return -CB_EBADREQ;
+	if (o->ipv6)	/* "[...]" */
+		return n < 2 ? -CB_EBADREQ :
+		    netaddr_parse(o->host + 1, n - 2, a, NULL);
+	return netaddr_parse(o->host, n, a, NULL);
 }

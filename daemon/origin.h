@@ -9,7 +9,9 @@
  * A-label form "xn--..."), or a dotted-decimal IPv4 address, or an IPv6
  * address in brackets in the canonical text form of RFC 5952; ":port"
  * only when it is not the scheme's default.  A destination may start its
- * host with "*." (any subdomain).  The parser is locale-independent.
+ * host with "*." (any subdomain), or be an address block in brackets,
+ * "[10.0.0.0/8]" or "[fd00::/8]" (netaddr.h; written in its normal form,
+ * host bits clear).  The parser is locale-independent.
  */
 #ifndef CB_ORIGIN_H
 #define CB_ORIGIN_H
@@ -18,6 +20,7 @@
 #include <stddef.h>
 
 #include "cb_error.h"
+#include "netaddr.h"
 
 #define ORIGIN_HOST_MAX	512
 
@@ -29,6 +32,8 @@ struct origin {
 	bool		 wild;		/* a destination "*.host" */
 	bool		 ipv4;		/* the last label is numeric */
 	bool		 ipv6;		/* a bracketed IPv6 literal */
+	bool		 block;		/* a destination "[address/prefix]" */
+	struct netblock	 net;		/* the block, when block */
 };
 
 /*
@@ -43,7 +48,11 @@ struct origin {
  *  - ORIGIN_DEST: a destination as a user writes it: at most 512 bytes,
  *    one trailing '/' allowed, nothing else after the authority; host
  *    labels of [a-z0-9-] not starting or ending in '-', optionally after
- *    "*." when at least two labels follow.  One message for every refusal.
+ *    "*." when at least two labels follow; or an address block in
+ *    brackets, "[10.0.0.0/8]", "[fd00::/8]" (netblock_parse), which can
+ *    not follow "*.".  One message for every refusal, except a block
+ *    with host bits set ("destination '...': 10.0.0.1/8 has host bits
+ *    set; write 10.0.0.0/8").
  *  - ORIGIN_NORMAL: the text is already in normal form, as origin_format
  *    writes it: the scheme in lower case, no trailing dot, nothing after
  *    the authority.
@@ -70,10 +79,18 @@ bool	 origin_equal(const struct origin *a, const struct origin *b);
 /*
  * Does destination d allow origin o?  Same scheme and port, and either the
  * same host, or d a wildcard "*.suffix" and o's host ends in ".suffix"
- * with at least one label before it and is not an address.  A wildcard o
- * never matches.  For a d without wildcard this is origin_equal.
+ * with at least one label before it and is not an address, or d an
+ * address block and o's host an IP literal inside it (netblock_contains;
+ * a host name never matches a block).  A wildcard or block o never
+ * matches.  For a d without wildcard or block this is origin_equal.
  */
 bool	 origin_match(const struct origin *d, const struct origin *o);
+
+/*
+ * The address of o's host into *a: 0 when the host is an IPv4 or IPv6
+ * literal, -CB_EBADREQ otherwise (a name, a wildcard or a block).
+ */
+int	 origin_addr(const struct origin *o, struct netaddr *a);
 
 /* Are the n bytes of a and b equal, ignoring ASCII case (not locale)? */
 bool	 origin_ascii_caseeq(const char *a, const char *b, size_t n);

@@ -21,6 +21,9 @@
  *	   render, and pack the reply into a wiping buffer
  *	5. wipe every decrypted value and every rendered buffer
  *
+ * Steps 1 to 4a are shared with request (substitute.h), which sends the
+ * rendered request itself instead of packing it.
+ *
  * With dry_run, step 4 renders the mask "~masked-ID~" (through the same
  * filters) instead of each value, skips the structure checks, and decrypts
  * nothing; "used" then says which values are filled, and a value that is
@@ -38,6 +41,7 @@
 #include "secbuf.h"
 #include "store.h"
 #include "subject.h"
+#include "substitute.h"
 #include "template.h"
 #include "url.h"
 #include "values.h"
@@ -51,48 +55,6 @@
 #define SUB_REPLY_FIXED		256
 #define SUB_REPLY_PER_HEADER	16
 #define SUB_REPLY_PER_CRED	(64 + 2 * STORE_IDENT_MAX + TPL_ID_MAX)
-
-struct sub;
-
-/* One credential the templates use. */
-struct sub_cred {
-	struct sub		*sub;		/* for backend callbacks */
-	const struct comp_cred	*decl;
-	struct store_type	 type;
-	int			 source;	/* enum cred_source */
-	char			 account[STORE_IDENT_MAX + 1];
-	char			*sealed;	/* NULL when not set (dry run) */
-	struct secbuf		 plain;		/* decrypted, or the mask */
-};
-
-struct sub_header {
-	const char	*name;
-	size_t		 namelen;
-	struct tpl	 value;
-	struct secbuf	 out;
-};
-
-struct sub {
-	struct rpc_call		*call;
-	size_t			 pending;	/* value reads in flight + 1 */
-	int			 rc;		/* first failure of a read */
-	struct cb_error		 err;
-	struct component	 comp;
-	const char		*subject;
-	bool			 dry_run;
-	const msgpack_object	*method;
-	const msgpack_object	*url;
-	struct tpl		 url_tpl;
-	struct secbuf		 url_out;
-	struct sub_header	*headers;
-	size_t			 nheaders;
-	const msgpack_object	*body;		/* NULL when absent */
-	struct tpl		 body_tpl;
-	struct secbuf		 body_out;
-	struct sub_cred		*creds;
-	size_t			 ncreds;
-	char			*origin;
-};
 
 /* Is s a token (RFC 9110 tchar)? */
 static bool
@@ -615,10 +577,10 @@ sub_render(struct sub *s, struct cb_error *err)
 }
 
 /* Pack the substituted request (step 4b), into the wiping reply buffer. */
-static void
-sub_pack(struct rpc_call *call, struct sub *s)
+static int
+sub_pack(struct sub *s, struct cb_error *err)
 {
-	msgpack_packer	*pk = &call->pk;
+	msgpack_packer	*pk = &s->call->pk;
 	size_t		 i;
 
 	msgpack_pack_map(pk, s->dry_run ? 4 : 3);
@@ -655,6 +617,18 @@ sub_pack(struct rpc_call *call, struct sub *s)
 		}
 	}
 	proto_pack_kv_str(pk, "subject", s->subject);
+	sub_pack_used(pk, s);
+	if (s->dry_run)
+		proto_pack_kv_bool(pk, "dry_run", true);
+	(void)err;
+	return 0;
+}
+
+void
+sub_pack_used(msgpack_packer *pk, const struct sub *s)
+{
+	size_t	i;
+
 	proto_pack_cstr(pk, "used");
 	msgpack_pack_array(pk, s->ncreds);
 	for (i = 0; i < s->ncreds; i++) {
@@ -677,8 +651,6 @@ sub_pack(struct rpc_call *call, struct sub *s)
 			proto_pack_kv_bool(pk, "filled",
 			    s->creds[i].sealed != NULL);
 	}
-	if (s->dry_run)
-		proto_pack_kv_bool(pk, "dry_run", true);
 }
 
 /* Free what sub_parse_templates made. */
@@ -701,7 +673,7 @@ sub_templates_free(struct sub *s)
 }
 
 /* Step 5: wipe and free everything. */
-static void
+void
 sub_free(struct sub *s)
 {
 	size_t	i;
@@ -716,10 +688,15 @@ sub_free(struct sub *s)
 	secbuf_free(&s->url_out);
 	secbuf_free(&s->body_out);
 	component_free(&s->comp);
+	if (s->arg_free != NULL)
+		s->arg_free(s->arg);
 	free(s);
 }
 
-/* Step 4, once every sealed value is at hand. */
+/*
+ * Step 4, once every sealed value is at hand: open, render, and hand the
+ * rendered request to the method (RPC_WAIT: the method now owns s).
+ */
 static int
 sub_complete(struct rpc_call *call, struct sub *s, struct cb_error *err)
 {
@@ -732,8 +709,7 @@ sub_complete(struct rpc_call *call, struct sub *s, struct cb_error *err)
 	if ((rc = sub_open(call, s, err)) != 0 ||
 	    (rc = sub_render(s, err)) != 0)
 		return rc;
-	sub_pack(call, s);
-	return 0;
+	return s->then(s, err);
 }
 
 /*
@@ -748,31 +724,32 @@ sub_finish(struct sub *s)
 	int		 rc;
 
 	cb_error_clear(&err);
-	rc = sub_complete(call, s, &err);
+	if ((rc = sub_complete(call, s, &err)) == RPC_WAIT)
+		return;
 	rpc_finish(call, rc, &err);
 	sub_free(s);
 }
 
-/* substitute {component, request, dry_run?} */
-int
-rpc_substitute(struct rpc_call *call, const msgpack_object *params,
-    struct cb_error *err)
+struct sub *
+sub_new(struct rpc_call *call, sub_then_fn then, void *arg)
 {
-	static const char *const keys[] = { "component", "request",
-	    "dry_run", NULL };
 	struct sub	*s;
+
+	if ((s = calloc(1, sizeof(*s))) == NULL)
+		return NULL;
+	s->call = call;
+	s->then = then;
+	s->arg = arg;
+	return s;
+}
+
+int
+sub_run(struct sub *s, const msgpack_object *params, struct cb_error *err)
+{
+	struct rpc_call	*call = s->call;
 	const char	*skip = NULL;
 	int		 rc;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	s->call = call;
-	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
-	    (rc = proto_get_bool(params, "dry_run", false, &s->dry_run,
-	    err)) < 0)
-		goto done;
-	/* A dry run is audited as one, whatever its outcome. */
-	call->audit_dry_run = s->dry_run;
 	if ((rc = component_parse(proto_map_get(params, "component"),
 	    &s->comp, err)) != 0 ||
 	    (rc = subject_resolve(&s->comp, &s->subject, &skip, err)) != 0)
@@ -795,8 +772,32 @@ rpc_substitute(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	if (--s->pending > 0)
 		return RPC_WAIT;
-	rc = sub_complete(call, s, err);
+	if ((rc = sub_complete(call, s, err)) == RPC_WAIT)
+		return RPC_WAIT;
 done:
 	sub_free(s);
 	return rc;
+}
+
+/* substitute {component, request, dry_run?} */
+int
+rpc_substitute(struct rpc_call *call, const msgpack_object *params,
+    struct cb_error *err)
+{
+	static const char *const keys[] = { "component", "request",
+	    "dry_run", NULL };
+	struct sub	*s;
+	int		 rc;
+
+	if ((s = sub_new(call, sub_pack, NULL)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
+	    (rc = proto_get_bool(params, "dry_run", false, &s->dry_run,
+	    err)) < 0) {
+		sub_free(s);
+		return rc;
+	}
+	/* A dry run is audited as one, whatever its outcome. */
+	call->audit_dry_run = s->dry_run;
+	return sub_run(s, params, err);
 }

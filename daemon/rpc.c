@@ -47,6 +47,7 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_CRED_LINK] =	rpc_cred_link,
 	[CB_M_CRED_UNLINK] =	rpc_cred_unlink,
 	[CB_M_SUBSTITUTE] =	rpc_substitute,
+	[CB_M_REQUEST] =	rpc_request,
 	[CB_M_VAULT_GET] =	rpc_vault_get,
 	[CB_M_VAULT_SET] =	rpc_vault_set,
 	[CB_M_VAULT_TEST] =	rpc_vault_test,
@@ -124,6 +125,30 @@ rpc_audit_source(struct rpc_call *call, const char *ident,
 	    "%s", n > 0 ? item : item + 1);
 }
 
+void
+rpc_audit_origin(struct rpc_call *call, const char *origin)
+{
+	char	item[sizeof(call->audit_origins)];
+	char	list[sizeof(call->audit_origins) + 2];
+	size_t	n = strlen(call->audit_origins), i;
+
+	/* Normal form only holds these; anything else could forge a field. */
+	for (i = 0; origin[i] != '\0' && i + 3 < sizeof(item); i++)
+		item[i + 1] = strchr("abcdefghijklmnopqrstuvwxyz"
+		    "0123456789.-_:/[]", origin[i]) != NULL ? origin[i] : '?';
+	item[0] = ',';
+	item[i + 1] = ',';
+	item[i + 2] = '\0';
+	snprintf(list, sizeof(list), ",%s,", call->audit_origins);
+	if (strstr(list, item) != NULL)
+		return;
+	item[i + 1] = '\0';
+	if (n + strlen(item) + 1 > sizeof(call->audit_origins))
+		return;
+	snprintf(call->audit_origins + n, sizeof(call->audit_origins) - n,
+	    "%s", n > 0 ? item : item + 1);
+}
+
 /*
  * Log the audit line of a call that reads or changes credentials, and
  * append it to the audit file (audit.c).
@@ -132,14 +157,21 @@ static void
 rpc_audit_log(struct broker *b, const struct rpc_call *call,
     const struct peer *peer, const char *outcome)
 {
-	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s%s%s%s "
-	    "outcome=%s ms=%" PRIu64, cb_methods[call->method].name,
+	char	status[24] = "";
+
+	if (call->audit_status != 0)
+		snprintf(status, sizeof(status), " status=%d",
+		    call->audit_status);
+	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s%s%s%s"
+	    "%s%s%s outcome=%s ms=%" PRIu64, cb_methods[call->method].name,
 	    (unsigned)peer->uid, (int)peer->pid,
 	    call->audit_subject[0] ? call->audit_subject : "-",
 	    call->audit_types[0] ? call->audit_types : "-",
 	    call->audit_keys[0] ? " keys=" : "", call->audit_keys,
 	    call->audit_sources[0] ? " sources=" : "", call->audit_sources,
-	    call->audit_dry_run ? " dry_run=true" : "", outcome,
+	    call->audit_dry_run ? " dry_run=true" : "",
+	    call->audit_origins[0] ? " origins=" : "", call->audit_origins,
+	    status, outcome,
 	    uv_now(b->loop) - call->start_ms);
 	audit_write(b, call, peer, outcome);
 }

@@ -514,6 +514,13 @@ server_shutdown(struct broker *b)
 		vault_test_abort_all(h);
 		http_close(h);
 	}
+	/* Every request ended with its connection. */
+	if (b->http_out != NULL) {
+		struct http *h = b->http_out;
+
+		b->http_out = NULL;
+		http_close(h);
+	}
 	if (server_watchdog_on) {
 		uv_close((uv_handle_t *)&server_watchdog, NULL);
 		server_watchdog_on = false;

@@ -555,6 +555,31 @@ tpl_apply(int f, const uint8_t *s, size_t n, struct secbuf *dst)
 	return -CB_EINTERNAL;
 }
 
+/*
+ * One filter over n bytes at s, appended to out: the code tpl_render runs,
+ * for callers that must know what a filter makes of a value (the echo
+ * scrubber).  The messages name no value.
+ */
+int
+tpl_filter_apply(int filter, const uint8_t *in, size_t len,
+    struct secbuf *out, struct cb_error *err)
+{
+	int	rc;
+
+	if (tpl_filter_name(filter) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "unknown filter %d",
+		    filter);
+	if ((rc = tpl_apply(filter, in, len, out)) == 0)
+		return 0;
+	if (rc == -CB_EBADREQ)
+		return cb_error_set(err, CB_EBADREQ, "the value is not valid "
+		    "UTF-8, so the json filter cannot encode it");
+	if (rc == -CB_ETOOLARGE)
+		return cb_error_set(err, CB_ETOOLARGE, "the value is too large "
+		    "for the %s filter", tpl_filter_name(filter));
+	return cb_error_set(err, CB_EINTERNAL, "out of memory");
+}
+
 /* Whether n bytes at s are valid UTF-8 (ASCII included). */
 static bool
 tpl_utf8_valid(const uint8_t *s, size_t n)

@@ -184,6 +184,16 @@ int	 tpl_check_literal(const struct tpl *t, enum tpl_ctx ctx,
 int	 tpl_render_bound(const struct tpl *t, tpl_lookup_fn lookup,
 	    void *arg, size_t *bound, struct cb_error *err);
 
+/*
+ * Run one filter (enum tpl_filter) over len bytes at in, appending the
+ * result to out, with exactly the code tpl_render uses.  -CB_EBADREQ for
+ * json of a value that is not valid UTF-8, -CB_ETOOLARGE for a value too
+ * large for base64, -CB_EINTERNAL for memory or an unknown filter.  On
+ * error out->len is unchanged (bytes written past it are wiped with out).
+ */
+int	 tpl_filter_apply(int filter, const uint8_t *in, size_t len,
+	    struct secbuf *out, struct cb_error *err);
+
 /* Name of a filter ("urlquery"), or NULL if f is not one. */
 const char *tpl_filter_name(int f);
 

@@ -70,7 +70,9 @@
  */
 #include <sys/queue.h>
 
+#include <malloc.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -114,6 +116,15 @@ struct http_req {
 	int			 in_callback;	/* done() is running */
 	int			 detached;	/* on h->closed, no easy handle */
 	char			 errbuf[CURL_ERROR_SIZE];
+	/* Streamed requests (opts->on_data), see http.h. */
+	struct curl_slist	*connect_to;
+	http_header_fn		 on_header;
+	http_data_fn		 on_data;
+	void			*cb_arg;
+	int			 cb_rc;		/* a callback's abort code */
+	size_t			 received;	/* body bytes so far */
+	unsigned		 connect_timeout_ms;
+	char			 label[320];
 };
 
 /* The client: one multi handle, its timer, and the sockets it watches. */
@@ -132,6 +143,65 @@ struct http {
 };
 
 static int	 http_global_ready;
+
+/*
+ * libcurl's own allocations hold what it sends and receives: the request
+ * line with its URL, the header block, the receive buffer.  They are
+ * wiped before they are freed, as OpenSSL's are (daemon/pkey.c).
+ */
+static void
+http_free(void *p)
+{
+	if (p == NULL)
+		return;
+	cb_wipe(p, malloc_usable_size(p));
+	free(p);
+}
+
+static void *
+http_malloc(size_t n)
+{
+	return malloc(n);
+}
+
+static void *
+http_calloc(size_t nmemb, size_t size)
+{
+	return calloc(nmemb, size);
+}
+
+static void *
+http_realloc(void *p, size_t n)
+{
+	void	*q;
+	size_t	 old;
+
+	if (p == NULL)
+		return malloc(n);
+	if (n == 0) {
+		http_free(p);
+		return NULL;
+	}
+	old = malloc_usable_size(p);
+	if (n <= old)
+		return p;
+	if ((q = malloc(n)) == NULL)
+		return NULL;
+	memcpy(q, p, old);
+	http_free(p);
+	return q;
+}
+
+static char *
+http_strdup(const char *s)
+{
+	size_t	 n = strlen(s) + 1;
+	char	*p;
+
+	if ((p = malloc(n)) != NULL)
+		memcpy(p, s, n);
+	return p;
+}
 
 static void	 http_drain(struct http *);
 
@@ -237,6 +307,8 @@ http_req_release(struct http_req *req)
 		cb_wipe(l->data, strlen(l->data));
 	curl_slist_free_all(req->headers);
 	req->headers = NULL;
+	curl_slist_free_all(req->connect_to);
+	req->connect_to = NULL;
 	secbuf_free(&req->body);
 }
 
@@ -376,6 +448,66 @@ http_timerfunc_cb(CURLM *multi, long timeout_ms, void *userp)
 	return 0;
 }
 
+/*
+ * A streamed request failed: say which phase a timeout hit, from how far
+ * the transfer got (a time of 0 means the step was not reached).
+ */
+static void
+http_describe_stream(const struct http_req *req, CURLcode cc,
+    struct cb_error *err)
+{
+	curl_off_t	 conn = 0, app = 0, start = 0;
+	const char	*detail = req->errbuf, *phase;
+	unsigned	 ms = req->timeout_ms;
+
+	if (req->cb_rc < 0) {
+		cb_error_set(err, -req->cb_rc, "the response from %s was "
+		    "refused while reading it", req->label);
+		return;
+	}
+	if (req->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
+		cb_error_set(err, CB_ETOOLARGE, "the response from %s is "
+		    "larger than %zu bytes", req->label, req->max_response);
+		return;
+	}
+	if (*detail == '\0')
+		detail = curl_easy_strerror(cc);
+	switch (cc) {
+	case CURLE_OPERATION_TIMEDOUT:
+		break;
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+		cb_error_set(err, CB_EUNAVAILABLE, "TLS with %s failed: %s",
+		    req->label, detail);
+		return;
+	default:
+		cb_error_set(err, CB_EUNAVAILABLE, "request to %s failed: %s",
+		    req->label, detail);
+		return;
+	}
+	curl_easy_getinfo(req->easy, CURLINFO_CONNECT_TIME_T, &conn);
+	curl_easy_getinfo(req->easy, CURLINFO_APPCONNECT_TIME_T, &app);
+	curl_easy_getinfo(req->easy, CURLINFO_STARTTRANSFER_TIME_T, &start);
+	if (conn == 0 || (strncmp(req->label, "https:", 6) == 0 && app == 0)) {
+		/* CURLOPT_CONNECTTIMEOUT_MS covers the TLS handshake too. */
+		phase = conn == 0 ? "connecting to" : "during the TLS "
+		    "handshake with";
+		if (req->connect_timeout_ms > 0 && req->connect_timeout_ms < ms)
+			ms = req->connect_timeout_ms;
+	} else if (start == 0)
+		phase = "waiting for the response headers from";
+	else
+		phase = "reading the response body from";
+	cb_error_set(err, CB_EUNAVAILABLE, "request timed out after %u ms %s "
+	    "%s", ms, phase, req->label);
+}
+
 /* Describe a failed transfer in err, without any secret. */
 static void
 http_describe(const struct http_req *req, CURLcode cc, struct cb_error *err)
@@ -387,6 +519,10 @@ http_describe(const struct http_req *req, CURLcode cc, struct cb_error *err)
 	if (req->nomem) {
 		cb_error_set(err, CB_EINTERNAL,
 		    "out of memory reading the response");
+		return;
+	}
+	if (req->on_data != NULL) {
+		http_describe_stream(req, cc, err);
 		return;
 	}
 	if (req->too_large || cc == CURLE_FILESIZE_EXCEEDED) {
@@ -482,7 +618,9 @@ http_init(uv_loop_t *loop, struct http **out, struct cb_error *err)
 	 * called from the main thread at start-up, before other threads.
 	 */
 	if (!http_global_ready) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, http_malloc,
+		    http_free, http_realloc, http_strdup, http_calloc) !=
+		    CURLE_OK)
 			return cb_error_set(err, CB_EINTERNAL,
 			    "curl_global_init failed");
 		http_global_ready = 1;
@@ -564,7 +702,20 @@ http_write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct http_req	*req = userdata;
 	size_t		 n = size * nmemb;
+	int		 rc;
 
+	if (req->on_data != NULL) {
+		if (n > req->max_response - req->received) {
+			req->too_large = 1;
+			return 0;
+		}
+		req->received += n;
+		if ((rc = req->on_data(req->cb_arg, ptr, n)) < 0) {
+			req->cb_rc = rc;
+			return 0;
+		}
+		return n;
+	}
 	/* Returning less than n aborts the transfer (CURLE_WRITE_ERROR). */
 	if (n > req->max_response - req->resp.len) {
 		req->too_large = 1;
@@ -588,6 +739,87 @@ http_method_ok(const char *m)
 		    m[i] <= 'z')))
 			return 0;
 	return i > 0 && i <= 16;
+}
+
+/* Is c an HTTP token character (RFC 9110 tchar)? */
+static int
+http_tchar(char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9') || (c != '\0' &&
+	    strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+/* A raw request's method: any HTTP token of at most 32 bytes. */
+static int
+http_method_token(const char *m)
+{
+	size_t	 i;
+
+	for (i = 0; m[i] != '\0'; i++)
+		if (!http_tchar(m[i]))
+			return 0;
+	return i > 0 && i <= 32;
+}
+
+/*
+ * CURLOPT_HEADERFUNCTION of a streamed request: split each line into
+ * name and value and hand it on; a status line starts a response.
+ */
+static size_t
+http_header_cb(char *buf, size_t size, size_t nitems, void *userdata)
+{
+	struct http_req	*req = userdata;
+	size_t		 n = size * nitems, len = n, nl, vs;
+	long		 status = 0;
+	int		 rc = 0;
+
+	/* Headers count against the response's size too. */
+	if (n > req->max_response - req->received) {
+		req->too_large = 1;
+		return 0;
+	}
+	req->received += n;
+	while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == '\r'))
+		len--;
+	if (len == 0)
+		return n;			/* the end of a header block */
+	if (len > 5 && strncmp(buf, "HTTP/", 5) == 0) {
+		/* "HTTP/1.1 200 OK", "HTTP/2 200" */
+		for (nl = 5; nl < len && buf[nl] != ' '; nl++)
+			;
+		for (vs = nl + 1; vs < len && vs < nl + 4; vs++)
+			status = status * 10 + (buf[vs] >= '0' &&
+			    buf[vs] <= '9' ? buf[vs] - '0' : 0);
+		while (vs < len && buf[vs] == ' ')
+			vs++;
+		rc = req->on_header(req->cb_arg, status, NULL, 0, buf + vs,
+		    len - vs);
+	} else if (buf[0] == ' ' || buf[0] == '\t') {
+		for (vs = 0; vs < len && (buf[vs] == ' ' || buf[vs] == '\t');
+		    vs++)
+			;
+		rc = req->on_header(req->cb_arg, 0, buf, 0, buf + vs,
+		    len - vs);
+	} else {
+		for (nl = 0; nl < len && buf[nl] != ':'; nl++)
+			;
+		if (nl == len || nl == 0)
+			return n;		/* not a header: ignore it */
+		for (vs = nl + 1; vs < len && (buf[vs] == ' ' ||
+		    buf[vs] == '\t'); vs++)
+			;
+		while (len > vs && (buf[len - 1] == ' ' ||
+		    buf[len - 1] == '\t'))
+			len--;
+		rc = req->on_header(req->cb_arg, 0, buf, nl, buf + vs,
+		    len - vs);
+	}
+	if (rc < 0) {
+		req->cb_rc = rc;
+		return 0;
+	}
+	return n;
 }
 
 /* Append a copy of s to the request's header list. */
@@ -615,7 +847,7 @@ http_setup(struct http_req *req, const struct http_opts *opts,
 	CURL		*e = req->easy;
 	CURLcode	 cc = CURLE_OK;
 	size_t		 i;
-	int		 has_ctype = 0;
+	int		 has_ctype = 0, has_accept = 0;
 
 #define HTTP_SETOPT(opt, val) do {					\
 	if ((cc = curl_easy_setopt(e, opt, val)) != CURLE_OK)		\
@@ -628,7 +860,25 @@ http_setup(struct http_req *req, const struct http_opts *opts,
 		if (http_add_header(req, opts->headers[i]) != 0)
 			goto nomem;
 	}
-	if (opts->body != NULL && !has_ctype &&
+	for (i = 0; opts->raw && i < opts->nhlist; i++) {
+		if (strncasecmp(opts->hlist[i], "Content-Type", 12) == 0 &&
+		    (opts->hlist[i][12] == ':' || opts->hlist[i][12] == ';'))
+			has_ctype = 1;
+		if (strncasecmp(opts->hlist[i], "Accept", 6) == 0 &&
+		    (opts->hlist[i][6] == ':' || opts->hlist[i][6] == ';'))
+			has_accept = 1;
+		if (http_add_header(req, opts->hlist[i]) != 0)
+			goto nomem;
+	}
+	/*
+	 * A raw request carries what it was given: "Name:" makes curl leave
+	 * out the header it would have added on its own.
+	 */
+	if (opts->raw && ((!has_ctype && http_add_header(req,
+	    "Content-Type:") != 0) || (!has_accept && http_add_header(req,
+	    "Accept:") != 0)))
+		goto nomem;
+	if (!opts->raw && opts->body != NULL && !has_ctype &&
 	    http_add_header(req, "Content-Type: application/json") != 0)
 		goto nomem;
 	/* An empty Expect: stops libcurl waiting for "100 Continue". */
@@ -653,7 +903,23 @@ http_setup(struct http_req *req, const struct http_opts *opts,
 	}
 	if (opts->timeout_ms > 0) {
 		HTTP_SETOPT(CURLOPT_TIMEOUT_MS, (long)opts->timeout_ms);
-		HTTP_SETOPT(CURLOPT_CONNECTTIMEOUT_MS, (long)opts->timeout_ms);
+		HTTP_SETOPT(CURLOPT_CONNECTTIMEOUT_MS,
+		    (long)(opts->connect_timeout_ms > 0 &&
+		    opts->connect_timeout_ms < opts->timeout_ms ?
+		    opts->connect_timeout_ms : opts->timeout_ms));
+	}
+	if (opts->raw) {
+		/* Belt and braces: http_start() checked these already. */
+		HTTP_SETOPT(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+		HTTP_SETOPT(CURLOPT_NOPROXY, "*");
+		HTTP_SETOPT(CURLOPT_VERBOSE, 0L);
+		HTTP_SETOPT(CURLOPT_MAXREDIRS, 0L);
+		if (req->connect_to != NULL)
+			HTTP_SETOPT(CURLOPT_CONNECT_TO, req->connect_to);
+	}
+	if (opts->on_header != NULL) {
+		HTTP_SETOPT(CURLOPT_HEADERFUNCTION, http_header_cb);
+		HTTP_SETOPT(CURLOPT_HEADERDATA, (void *)req);
 	}
 	HTTP_SETOPT(CURLOPT_WRITEFUNCTION, http_write_cb);
 	HTTP_SETOPT(CURLOPT_WRITEDATA, (void *)req);
@@ -704,8 +970,10 @@ http_start(struct http *h, const struct http_opts *opts, http_done_fn done,
 	    opts->nheaders > HTTP_HEADERS_MAX ||
 	    (opts->body == NULL && opts->body_len > 0))
 		return cb_error_set(err, CB_EINTERNAL, "bad http options");
-	if (!http_method_ok(method))
+	if (opts->raw ? !http_method_token(method) : !http_method_ok(method))
 		return cb_error_set(err, CB_EINTERNAL, "bad http method");
+	if ((opts->on_data == NULL) != (opts->on_header == NULL))
+		return cb_error_set(err, CB_EINTERNAL, "bad http options");
 	/* A line break would let a value forge headers or a request. */
 	if (strpbrk(opts->url, "\r\n ") != NULL)
 		return cb_error_set(err, CB_EBADREQ,
@@ -713,6 +981,11 @@ http_start(struct http *h, const struct http_opts *opts, http_done_fn done,
 	for (i = 0; i < opts->nheaders; i++)
 		if (opts->headers[i] == NULL ||
 		    strpbrk(opts->headers[i], "\r\n") != NULL)
+			return cb_error_set(err, CB_EBADREQ,
+			    "request header contains a line break");
+	for (i = 0; opts->raw && i < opts->nhlist; i++)
+		if (opts->hlist[i] == NULL ||
+		    strpbrk(opts->hlist[i], "\r\n") != NULL)
 			return cb_error_set(err, CB_EBADREQ,
 			    "request header contains a line break");
 
@@ -724,6 +997,18 @@ http_start(struct http *h, const struct http_opts *opts, http_done_fn done,
 	req->timeout_ms = opts->timeout_ms;
 	req->max_response = opts->max_response > 0 ? opts->max_response :
 	    HTTP_MAX_RESPONSE_DEFAULT;
+	req->on_header = opts->on_header;
+	req->on_data = opts->on_data;
+	req->cb_arg = opts->cb_arg;
+	req->connect_timeout_ms = opts->connect_timeout_ms;
+	snprintf(req->label, sizeof(req->label), "%s",
+	    opts->label != NULL ? opts->label : "the server");
+	if (opts->raw && opts->connect_to != NULL &&
+	    (req->connect_to = curl_slist_append(NULL,
+	    opts->connect_to)) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto fail;
+	}
 	if (opts->body != NULL &&
 	    secbuf_append(&req->body, opts->body, opts->body_len) != 0) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");

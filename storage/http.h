@@ -25,6 +25,19 @@ struct http_req;
 
 #define HTTP_HEADERS_MAX	8
 
+/*
+ * Streaming a response (broker-executed requests): each header line as it
+ * arrives, name and value split, the value without surrounding blanks.
+ * name NULL: a status line, value its reason phrase, status the code;
+ * a new response begins (an interim 1xx one came before).  nlen 0 with a
+ * name: a folded continuation of the previous header's value.  Return 0,
+ * or a negative CB_E* code to abort the transfer with it.
+ */
+typedef int (*http_header_fn)(void *arg, long status, const char *name,
+    size_t nlen, const char *value, size_t vlen);
+/* A piece of the response body; 0, or a negative CB_E* code to abort. */
+typedef int (*http_data_fn)(void *arg, const void *p, size_t n);
+
 struct http_opts {
 	const char	*method;	/* "GET" (NULL), "POST", "LIST"... */
 	const char	*url;
@@ -36,6 +49,24 @@ struct http_opts {
 	const char	*ca_file;	/* NULL: system store; else the only CA */
 	unsigned	 timeout_ms;	/* whole transfer; 0 = none */
 	size_t		 max_response;	/* bytes; 0 = 1 MiB */
+
+	/*
+	 * Broker-executed requests only (rpc-request.c); zero for Vault.
+	 * raw: the request is sent as given: any number of headers (hlist,
+	 * after headers[]), any token as method, no Content-Type or Accept
+	 * of curl's own, and curl never resolves a name (connect_to).
+	 */
+	bool		 raw;
+	char *const	*hlist;		/* "Name: value" (or "Name;": empty) */
+	size_t		 nhlist;
+	/* "::ADDR:PORT": connect to this address, whatever the URL's host. */
+	const char	*connect_to;
+	unsigned	 connect_timeout_ms;	/* 0: timeout_ms */
+	const char	*label;		/* "https://host:port" for messages */
+	/* Stream the response to these instead of collecting the body. */
+	http_header_fn	 on_header;
+	http_data_fn	 on_data;
+	void		*cb_arg;
 };
 
 /*
@@ -57,6 +88,14 @@ struct http_opts {
  * http_close() is called is not freed there: it stays valid for its owner
  * to cancel, and otherwise is answered with a failure (status 0,
  * CB_EUNAVAILABLE) from the loop after http_close() has returned.
+ */
+/*
+ * A streamed (on_data) request reports a response over max_response,
+ * by Content-Length or as it arrives, as CB_ETOOLARGE, a callback's abort
+ * with the callback's code, and a timeout with the phase it hit:
+ * "timed out after N ms connecting to LABEL" (or "during the TLS
+ * handshake with", "waiting for the response headers from", "reading the
+ * response body from").
  */
 typedef void (*http_done_fn)(void *arg, long status, const struct secbuf *body,
     const struct cb_error *err);

@@ -5,11 +5,15 @@
  * trailing slash or a trailing dot.  Anything that is not a bare origin
  * (userinfo, path, query, fragment, bad ports, bad host names, bad IP
  * literals, overlong input) is refused with a message that quotes it.
+ * Address blocks in brackets ("https://[10.0.0.0/8]"), and
+ * dest_address_allowed, which says whether destinations name a resolved
+ * address exactly or by a block.
  */
 #include <arpa/inet.h>
 
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -20,6 +24,7 @@
 
 #include "cb_error.h"
 #include "dest.h"
+#include "netaddr.h"
 
 #define MSG_FMT		"destination '%.*s' is not an origin of the form " \
 			"https://host[:port] (host may start with '*.')"
@@ -274,6 +279,169 @@ test_length(void **state)
 	bad(in);
 }
 
+/* A block destination refused with why: "destination 'IN': WHY". */
+static void
+bad_block(const char *in, const char *why)
+{
+	struct cb_error	 err;
+	char		*out = (char *)"sentinel";
+	char		 want[CB_ERRMSG_MAX];
+	size_t		 n = strlen(in);
+
+	cb_error_clear(&err);
+	if (dest_normalize(in, &out, &err) == 0) {
+		free(out);
+		fail_msg("'%s' accepted", in);
+	}
+	assert_int_equal(err.code, CB_EBADREQ);
+	assert_null(out);
+	if (n > 0 && in[n - 1] == '/')
+		n--;
+	snprintf(want, sizeof(want), "destination '%.*s': %s", (int)n, in,
+	    why);
+	assert_string_equal(err.msg, want);
+}
+
+/* Address blocks in brackets, in their normal form. */
+static void
+test_address_block_destinations(void **state)
+{
+	(void)state;
+	ok("https://[10.0.0.0/8]", "https://[10.0.0.0/8]");
+	ok("HTTPS://[10.0.0.0/8]:443/", "https://[10.0.0.0/8]");
+	ok("http://[fd00::/8]:8080", "http://[fd00::/8]:8080");
+	ok("http://[FD00:0:0::/8]:08080/", "http://[fd00::/8]:8080");
+	ok("https://[127.0.0.1/32]:9443", "https://[127.0.0.1/32]:9443");
+	ok("https://[::1/128]", "https://[::1/128]");
+	ok("https://[0.0.0.0/0]", "https://[0.0.0.0/0]");
+	ok("https://[::/0]:8443", "https://[::/0]:8443");
+	ok("https://[0:0:0:0:0:ffff:a00:0/104]",
+	    "https://[::ffff:10.0.0.0/104]");
+	/* An exact address stays an address, not a block. */
+	ok("http://127.0.0.1:8080", "http://127.0.0.1:8080");
+	ok("https://[0::1]:8443", "https://[::1]:8443");
+
+	/* Host bits: refused, with the block to write instead. */
+	bad_block("https://[10.0.0.1/8]",
+	    "10.0.0.1/8 has host bits set; write 10.0.0.0/8");
+	bad_block("http://[fd00::1/8]:8080/",
+	    "fd00::1/8 has host bits set; write fd00::/8");
+	bad_block("https://[172.31.0.0/12]",
+	    "172.31.0.0/12 has host bits set; write 172.16.0.0/12");
+	bad_block("https://[10.0.0.0/33]", "address block '10.0.0.0/33' "
+	    "needs a prefix length from 0 to 32 after '/'");
+	bad_block("https://[::/129]", "address block '::/129' needs a prefix "
+	    "length from 0 to 128 after '/'");
+	bad_block("https://[10.0.0.0/]", "address block '10.0.0.0/' needs a "
+	    "prefix length from 0 to 32 after '/'");
+	bad_block("https://[10.0.0/8]",
+	    "'10.0.0' is not a numeric IPv4 or IPv6 address");
+	bad_block("https://[0x0a.0.0.0/8]",
+	    "'0x0a.0.0.0' is not a numeric IPv4 or IPv6 address");
+	bad_block("https://[example.com/8]",
+	    "'example.com' is not a numeric IPv4 or IPv6 address");
+
+	/* A wildcard and a block do not combine; nothing else may follow. */
+	bad("https://*.[10.0.0.0/8]");
+	bad("https://*.[fd00::/8]:8443");
+	bad("https://10.0.0.0/8");
+	bad("https://[10.0.0.0/8]/x");
+	bad("https://[10.0.0.0/8]x");
+	bad("https://[10.0.0.0/8]:");
+	bad("https://[10.0.0.0/8]:0");
+	bad("https://[10.0.0.0/8");
+	bad("https://[10.0.0.0]");
+	bad("https://[10.0.0.0/8]?q");
+	bad("https://x@[10.0.0.0/8]");
+}
+
+/* dest_address_allowed for address a (text) and scheme/port. */
+static bool
+allowed(const char *const *dl, size_t n, const char *scheme, unsigned port,
+    const char *as)
+{
+	struct netaddr	a;
+
+	assert_int_equal(netaddr_parse(as, strlen(as), &a, NULL), 0);
+	return dest_address_allowed((char *const *)dl, n, scheme, port, &a);
+}
+
+/* Destinations name a resolved address exactly, by a block, or not. */
+static void
+test_dest_address_allowed_needs_the_address_scheme_and_port(void **state)
+{
+	static const char *const exact[] = {
+		"https://127.0.0.1:9443", "http://[::1]:8080",
+	};
+	static const char *const blocks[] = {
+		"https://[10.0.0.0/8]", "http://[fd00::/8]:8080",
+		"https://[169.254.169.254/32]:8443",
+	};
+	static const char *const names[] = {
+		"https://localhost", "https://*.internal.example",
+		"https://metadata.google.internal", "https://10.0.0.1.nip.io",
+	};
+	static const char *const mapped[] = {
+		"https://[::ffff:127.0.0.1]", "https://[::ffff:192.168.0.0/112]",
+	};
+	char	*normal[3];
+	size_t	 i;
+
+	(void)state;
+	/* Exact IP: same address, scheme and port. */
+	assert_true(allowed(exact, 2, "https", 9443, "127.0.0.1"));
+	assert_true(allowed(exact, 2, "https", 9443, "::ffff:127.0.0.1"));
+	assert_false(allowed(exact, 2, "https", 443, "127.0.0.1"));
+	assert_false(allowed(exact, 2, "http", 9443, "127.0.0.1"));
+	assert_false(allowed(exact, 2, "https", 9443, "127.0.0.2"));
+	assert_false(allowed(exact, 2, "https", 9443, "::127.0.0.1"));
+	assert_true(allowed(exact, 2, "http", 8080, "::1"));
+	assert_true(allowed(exact, 2, "http", 8080, "0:0::1"));
+	assert_false(allowed(exact, 2, "https", 8080, "::1"));
+	assert_false(allowed(exact, 2, "http", 80, "::1"));
+	assert_false(allowed(exact, 2, "http", 8080, "::2"));
+
+	/* Blocks: at the edges, same scheme and port. */
+	assert_true(allowed(blocks, 3, "https", 443, "10.0.0.0"));
+	assert_true(allowed(blocks, 3, "https", 443, "10.255.255.255"));
+	assert_true(allowed(blocks, 3, "https", 443, "::ffff:10.1.2.3"));
+	assert_false(allowed(blocks, 3, "https", 443, "11.0.0.0"));
+	assert_false(allowed(blocks, 3, "https", 443, "9.255.255.255"));
+	assert_false(allowed(blocks, 3, "http", 443, "10.0.0.1"));
+	assert_false(allowed(blocks, 3, "https", 8443, "10.0.0.1"));
+	assert_true(allowed(blocks, 3, "http", 8080, "fd12::1"));
+	assert_false(allowed(blocks, 3, "http", 8080, "fc00::1"));
+	assert_false(allowed(blocks, 3, "https", 8080, "fd12::1"));
+	assert_true(allowed(blocks, 3, "https", 8443, "169.254.169.254"));
+	assert_false(allowed(blocks, 3, "https", 443, "169.254.169.254"));
+	assert_false(allowed(blocks, 3, "https", 8443, "169.254.169.253"));
+
+	/* Names and wildcards never name an address; nor does nothing. */
+	for (i = 0; i < 4; i++)
+		assert_false(allowed(names, 4, "https", 443, i % 2 ?
+		    "127.0.0.1" : "10.0.0.1"));
+	assert_false(allowed(names, 0, "https", 443, "127.0.0.1"));
+
+	/* Mapped destinations are their IPv4 address too. */
+	assert_true(allowed(mapped, 2, "https", 443, "127.0.0.1"));
+	assert_true(allowed(mapped, 2, "https", 443, "192.168.255.255"));
+	assert_false(allowed(mapped, 2, "https", 443, "192.169.0.0"));
+
+	/* Destinations as dest_normalize writes them, and NULL entries. */
+	assert_int_equal(dest_normalize("HTTPS://[10.0.0.0/8]:443/",
+	    &normal[0], NULL), 0);
+	normal[1] = NULL;
+	assert_int_equal(dest_normalize("https://[::1]", &normal[2], NULL), 0);
+	assert_true(allowed((const char *const *)normal, 3, "https", 443,
+	    "10.9.9.9"));
+	assert_true(allowed((const char *const *)normal, 3, "https", 443,
+	    "::1"));
+	assert_false(allowed((const char *const *)normal, 3, "https", 443,
+	    "127.0.0.1"));
+	free(normal[0]);
+	free(normal[2]);
+}
+
 /* NULL err is allowed, and *out is always set. */
 static void
 test_out_and_err(void **state)
@@ -301,6 +469,9 @@ main(void)
 		cmocka_unit_test(test_ipv6_literal_is_an_address),
 		cmocka_unit_test(test_length),
 		cmocka_unit_test(test_out_and_err),
+		cmocka_unit_test(test_address_block_destinations),
+		cmocka_unit_test(
+		    test_dest_address_allowed_needs_the_address_scheme_and_port),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -9,7 +9,8 @@
  * other spellings of the same origin parse to it; and matching a
  * destination against an origin is exactly equality of the normalised
  * origins (for a wildcard: equality with the origin of some parent
- * domain), also through dest_normalize, url_origin and url_origin_allowed.
+ * domain; for an address block: the origin's host is an IP literal inside
+ * it), also through dest_normalize, url_origin and url_origin_allowed.
  */
 #include <arpa/inet.h>
 
@@ -26,6 +27,7 @@
 
 #include "cb_error.h"
 #include "dest.h"
+#include "netaddr.h"
 #include "origin.h"
 #include "url.h"
 
@@ -96,6 +98,14 @@ static const char *const tables[] = {
 	"https://api.github.com.evil.example/", "https://evilgithub.com/",
 	"https://a.b.github.com/", "http://[0::1]:8080/",
 	"https://[2001:db8:0::0:1]:443/", "https://[2001:db8::1:0]/",
+	"https://[10.0.0.0/8]", "http://[FD00::/8]:8080",
+	"https://[127.0.0.1/32]:9443", "https://[10.0.0.1/8]",
+	"https://[::/0]", "https://[0.0.0.0/0]:443/", "https://*.[10.0.0.0/8]",
+	"https://[10.0.0.0/8]/x", "https://[10.0.0.0/33]",
+	"https://10.0.0.0/8", "https://10.1.2.3", "https://10.255.255.255",
+	"https://11.0.0.0", "http://[fd00::1]:8080", "http://[fe00::]:8080",
+	"https://[::ffff:10.0.0.1]", "https://127.0.0.1:9443",
+	"https://10.0.0.1.nip.io", "https://[::1]/",
 };
 
 /* xorshift64*: a fixed sequence, so a failure can be reproduced. */
@@ -326,7 +336,7 @@ round_trip(const char *s, size_t len, int flags)
 	assert_string_equal(t, t2);
 	free(t2);
 	/* A destination is a URL's origin too unless it is a wildcard. */
-	if ((flags & ORIGIN_DEST) && !o.wild && !o.ipv4 &&
+	if ((flags & ORIGIN_DEST) && !o.wild && !o.block && !o.ipv4 &&
 	    strlen(o.host) <= 253) {
 		assert_int_equal(origin_parse(t, strlen(t), ORIGIN_URL |
 		    ORIGIN_NORMAL, &o2, NULL), 0);
@@ -402,7 +412,7 @@ spellings(const struct origin *o, const char *t, int flags)
 			    a6[6] << 8 | a6[7], a6[8] << 8 | a6[9],
 			    a6[10] << 8 | a6[11], a6[12] << 8 | a6[13],
 			    a6[14] << 8 | a6[15]);
-		} else if (!o->ipv6 && rng(2))
+		} else if (!o->ipv6 && !o->block && rng(2))
 			cat(host, sizeof(host), ".");
 		b[0] = '\0';
 		cat(b, sizeof(b), "%s://%s", o->scheme, host);
@@ -429,7 +439,10 @@ spellings(const struct origin *o, const char *t, int flags)
  * The independent reading of a match: d without a wildcard allows o iff
  * their normal forms are equal; "*.suffix" allows o iff o is a name (not
  * an address) and the origin of some proper parent domain of o's host,
- * with o's scheme and port, prints as d without its "*.".
+ * with o's scheme and port, prints as d without its "*.".  A block allows
+ * o iff o's scheme and port are d's and o's host is an IP literal whose
+ * first prefix bits (compared as inet_pton bytes; a mapped address as
+ * its IPv4 address) are the block's.
  */
 static bool
 oracle(const struct kept *d, const struct kept *o)
@@ -439,8 +452,53 @@ oracle(const struct kept *d, const struct kept *o)
 	const char	*h;
 	bool		 m = false;
 
-	if (o->o.wild)
+	if (o->o.wild || o->o.block)
 		return false;
+	if (d->o.block) {
+		char		 t[ORIGIN_HOST_MAX + 1], *sl;
+		unsigned char	 base[16], a[16];
+		const char	*oh = o->o.host;
+		int		 fb, fa;
+		unsigned	 bits, i;
+
+		if (strcmp(d->o.scheme, o->o.scheme) != 0 ||
+		    d->o.port != o->o.port)
+			return false;
+		snprintf(t, sizeof(t), "%s", d->o.host + 1);
+		t[strlen(t) - 1] = '\0';
+		sl = strchr(t, '/');
+		*sl = '\0';
+		bits = (unsigned)atoi(sl + 1);
+		fb = strchr(t, ':') ? AF_INET6 : AF_INET;
+		assert_int_equal(inet_pton(fb, t, base), 1);
+		if (o->o.ipv6) {
+			snprintf(t, sizeof(t), "%.*s", (int)strlen(oh) - 2,
+			    oh + 1);
+			fa = AF_INET6;
+		} else {
+			snprintf(t, sizeof(t), "%s", oh);
+			fa = AF_INET;
+		}
+		if (inet_pton(fa, t, a) != 1)
+			return false;
+		if (fa == AF_INET6 && memcmp(a, "\0\0\0\0\0\0\0\0\0\0"
+		    "\xff\xff", 12) == 0) {
+			memmove(a, a + 12, 4);
+			fa = AF_INET;
+		}
+		if (fb == AF_INET6 && bits >= 96 && memcmp(base,
+		    "\0\0\0\0\0\0\0\0\0\0\xff\xff", 12) == 0) {
+			memmove(base, base + 12, 4);
+			fb = AF_INET;
+			bits -= 96;
+		}
+		if (fa != fb)
+			return false;
+		for (i = 0; i < bits; i++)
+			if (((a[i / 8] ^ base[i / 8]) >> (7 - i % 8)) & 1)
+				return false;
+		return true;
+	}
 	if (!d->o.wild)
 		return strcmp(d->text, o->text) == 0;
 	if (o->o.ipv4 || o->o.ipv6)
@@ -467,6 +525,7 @@ test_origin_round_trip_and_match_consistency(void **state)
 	static const int	 modes[] = { ORIGIN_URL, ORIGIN_DEST };
 	char			 b[700];
 	size_t			 i, j, m, matches = 0, wildmatches = 0;
+	size_t			 blockmatches = 0;
 	size_t			 spelled = 0;
 	bool			 want, got;
 
@@ -503,24 +562,29 @@ test_origin_round_trip_and_match_consistency(void **state)
 			/* The string interface agrees. */
 			assert_int_equal(url_origin_allowed(o->text, dl, 1),
 			    got);
-			if (!d->o.wild)
+			if (!d->o.wild && !d->o.block)
 				assert_int_equal(origin_equal(&d->o, &o->o),
 				    got);
-			if (got)
+			if (got && d->o.block)
+				blockmatches++;
+			else if (got)
 				*(d->o.wild ? &wildmatches : &matches) += 1;
 		}
 	}
 	/* Also every kept origin against itself as a destination. */
 	for (i = 0; i < npool; i++) {
-		if (pool[i].o.wild)
+		if (pool[i].o.wild || pool[i].o.block) {
+			assert_false(origin_match(&pool[i].o, &pool[i].o));
 			continue;
+		}
 		assert_true(origin_match(&pool[i].o, &pool[i].o));
 		matches++;
 	}
 	assert_true(spelled > 0);
 	assert_true(matches > 0);
-	print_message("%zu kept origins, %zu exact and %zu wildcard matches "
-	    "across modes\n", npool, matches, wildmatches);
+	print_message("%zu kept origins, %zu exact, %zu wildcard and %zu "
+	    "block matches across modes\n", npool, matches, wildmatches,
+	    blockmatches);
 	for (i = 0; i < npool; i++)
 		free(pool[i].text);
 }
@@ -583,6 +647,68 @@ test_wildcard_matches_exactly_the_subdomains(void **state)
 }
 
 /*
+ * An address block allows the IP literals inside it with the same scheme
+ * and port, and never a host name, whatever the name looks like.
+ */
+static void
+test_block_matches_only_ip_literals_inside(void **state)
+{
+	static const char *const d4[] = { "https://[10.0.0.0/8]" };
+	static const char *const d6[] = { "http://[fd00::/8]:8080" };
+	static const char *const all[] = {
+		"https://[0.0.0.0/0]", "https://[::/0]",
+	};
+	static const char *const h[] = { "https://[127.0.0.1/32]:9443" };
+	struct origin	 d, o;
+
+	(void)state;
+#define ALLOWED(url, dl) url_origin_allowed(url, (char *const *)(dl), \
+	    sizeof(dl) / sizeof((dl)[0]))
+	assert_true(ALLOWED("https://10.0.0.0", d4));
+	assert_true(ALLOWED("https://10.255.255.255", d4));
+	assert_true(ALLOWED("https://[::ffff:10.0.0.1]", d4));
+	assert_false(ALLOWED("https://11.0.0.0", d4));
+	assert_false(ALLOWED("https://9.255.255.255", d4));
+	assert_false(ALLOWED("http://10.0.0.1", d4));
+	assert_false(ALLOWED("https://10.0.0.1:8443", d4));
+	assert_false(ALLOWED("https://[::10.0.0.1]", d4));
+	assert_true(ALLOWED("http://[fd00::]:8080", d6));
+	assert_true(ALLOWED("http://[fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]"
+	    ":8080", d6));
+	assert_false(ALLOWED("http://[fe00::]:8080", d6));
+	assert_false(ALLOWED("http://[fcff:ffff:ffff:ffff:ffff:ffff:ffff:"
+	    "ffff]:8080", d6));
+	assert_false(ALLOWED("http://[fd00::1]", d6));
+	assert_true(ALLOWED("https://127.0.0.1:9443", h));
+	assert_false(ALLOWED("https://127.0.0.2:9443", h));
+	assert_false(ALLOWED("https://localhost:9443", h));
+
+	/* Names never match, even the widest block. */
+	assert_true(ALLOWED("https://93.184.216.34", all));
+	assert_true(ALLOWED("https://[2606:2800::1]", all));
+	assert_false(ALLOWED("https://example.com", all));
+	assert_false(ALLOWED("https://localhost", all));
+	assert_false(ALLOWED("https://10.0.0.1.nip.io", d4));
+	assert_false(ALLOWED("https://a.10.0.0.0", d4));
+#undef ALLOWED
+
+	/* Through origin_match: a block origin never matches. */
+	assert_int_equal(origin_parse("https://[10.0.0.0/8]", 20, ORIGIN_DEST,
+	    &d, NULL), 0);
+	assert_true(d.block);
+	assert_false(d.ipv4 || d.ipv6 || d.wild);
+	assert_false(origin_match(&d, &d));
+	assert_int_equal(origin_parse("https://a.example", 17, ORIGIN_URL,
+	    &o, NULL), 0);
+	assert_false(origin_match(&d, &o));
+	/* A URL can never hold a block. */
+	assert_int_equal(origin_parse("https://[10.0.0.0/8]", 20, ORIGIN_URL,
+	    &o, NULL), -CB_EBADREQ);
+	assert_int_equal(origin_parse("https://[fd00::/8]", 18,
+	    ORIGIN_URL | ORIGIN_NORMAL, &o, NULL), -CB_EBADREQ);
+}
+
+/*
  * A failed parse leaves a zeroed origin and the message in err; a normal
  * form is read strictly (lower-case scheme, no trailing dot or slash).
  */
@@ -620,6 +746,7 @@ main(void)
 		cmocka_unit_test(test_origin_round_trip_and_match_consistency),
 		cmocka_unit_test(test_wildcard_matches_exactly_the_subdomains),
 		cmocka_unit_test(test_refusal_zeroes_the_origin),
+		cmocka_unit_test(test_block_matches_only_ip_literals_inside),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
