@@ -404,7 +404,7 @@ credctl_parse_count(struct credctl *ctx, const char *arg, const char *opt,
 }
 
 /*
- * Print a response for people: "HTTP STATUS", the headers as "Name:
+ * Print a response for people: "HTTP STATUS TEXT", the headers as "Name:
  * value" (escaped for the terminal), a blank line, then the body as it
  * is.  The body is the service's answer with every echo of a used value
  * already replaced by the broker.
@@ -427,7 +427,14 @@ credctl_print_response(struct credctl *ctx, const msgpack_object *res)
 	    body->type != MSGPACK_OBJECT_NIL))
 		return credctl_local_error(ctx, CREDBROKER_ERR_PROTOCOL,
 		    "the request result does not have the expected shape");
-	printf("HTTP %" PRIu64 "\n", st->via.u64);
+	printf("HTTP %" PRIu64, st->via.u64);
+	o = proto_map_get(res, "reason");
+	if (o != NULL && o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 &&
+	    (s1 = credctl_text(o)) != NULL) {
+		printf(" %s", s1);
+		free(s1);
+	}
+	fputc('\n', stdout);
 	for (i = 0; hs != NULL && hs->type == MSGPACK_OBJECT_ARRAY &&
 	    i < hs->via.array.size; i++) {
 		o = &hs->via.array.ptr[i];

@@ -61,8 +61,8 @@ cb_is_bytes(const msgpack_object *o, bool nul_ok)
 
 /*
  * Check that res has the shape of a "request" result and fill v with
- * pointers into it: {skipped: true, reason} or {status, headers: [[name,
- * value], ...], body, scrubbed, used}.  Keys the broker may add later are
+ * pointers into it: {skipped: true, reason} or {status, reason?, headers:
+ * [[name, value], ...], body, scrubbed, used}.  Keys the broker may add later are
  * ignored.
  */
 static int
@@ -98,6 +98,13 @@ cb_resp_check(const msgpack_object *res, struct cb_resp_view *v,
 		return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
 		    "the request result has no HTTP status");
 	v->status = (int)o->via.u64;
+	/* Not skipped: reason is the status text ("OK"), when given. */
+	v->reason = proto_map_get(res, "reason");
+	if (!cb_is_none(v->reason) && !cb_is_str(v->reason, false))
+		return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
+		    "the status text of the response is not a string");
+	if (cb_is_none(v->reason))
+		v->reason = NULL;
 
 	h = proto_map_get(res, "headers");
 	if (!cb_is_none(h)) {
@@ -161,7 +168,8 @@ cb_resp_copy(const struct cb_resp_view *v, struct cb_resp **out,
 	if (v->skipped)
 		strbytes = cb_obj_len(v->reason) + 1;
 	else {
-		strbytes = cb_obj_len(v->body) + 1 + cb_used_strlen(v->used);
+		strbytes = cb_opt_len(v->reason) + cb_obj_len(v->body) + 1 +
+		    cb_used_strlen(v->used);
 		for (i = 0; i < nh; i++) {
 			pair = &v->headers->via.array.ptr[i];
 			strbytes += cb_obj_len(&pair->via.array.ptr[0]) + 1 +
@@ -187,6 +195,7 @@ cb_resp_copy(const struct cb_resp_view *v, struct cb_resp **out,
 		return 0;
 	}
 	r->status = v->status;
+	r->reason = cb_put_opt(&cur, v->reason);
 	for (i = 0; i < nh; i++) {
 		pair = &v->headers->via.array.ptr[i];
 		hs[i].name = cb_put(&cur, &pair->via.array.ptr[0]);

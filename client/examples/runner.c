@@ -19,7 +19,7 @@
  * template to the broker's "request" method (credbroker_request()), and
  * the broker substitutes, sends the request and returns the response with
  * every echo of a used value replaced by "[REDACTED:ID]".  The runner
- * then prints "HTTP STATUS", the response headers as "Name: value" lines,
+ * then prints "HTTP STATUS TEXT", the response headers as "Name: value" lines,
  * a blank line and the body; no credential value is ever in its memory.
  * --follow-redirects lets the broker follow redirects (each hop checked).
  *
@@ -371,7 +371,9 @@ runner_via_broker(const char *sock, const struct credbroker_component *comp,
 	if (r->skipped)
 		printf("skipped: %s\n", r->reason);
 	else {
-		printf("HTTP %d\n", r->status);
+		printf("HTTP %d%s%s\n", r->status, r->reason != NULL &&
+		    *r->reason != '\0' ? " " : "",
+		    r->reason != NULL ? r->reason : "");
 		for (i = 0; i < r->nheaders; i++) {
 			printf("%s: ", r->headers[i].name);
 			fwrite(r->headers[i].value, 1, r->headers[i].value_len,

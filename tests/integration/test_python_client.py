@@ -416,7 +416,7 @@ class MethodsTest(ClientTestCase):
         self.assertEqual(seen, [("/hook", "Bearer svc-secret-value",
                                  b"ping")])
         self.assertEqual(res, {
-            "status": 201,
+            "status": 201, "reason": "Created",
             "headers": [["Content-Type", "text/plain"]],
             "body": b"you sent Bearer [REDACTED:s]",
             "scrubbed": 1,

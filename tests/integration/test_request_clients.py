@@ -184,7 +184,7 @@ class RequestClientsTest(cbtest.DaemonTestCase):
                              "Bearer " + self.canary)
 
     def expected_text(self):
-        return ("HTTP 200\n"
+        return ("HTTP 200 OK\n"
                 "Content-Type: application/json\n"
                 "X-Seen: Bearer [REDACTED:st]\n"
                 "\n").encode() + expected_body("st")
@@ -202,14 +202,11 @@ class RequestClientsTest(cbtest.DaemonTestCase):
                                     json=True)
         self.assertEqual((rc, err), (0, ""))
         res = json.loads(out)
-        body = res.pop("body")
-        if isinstance(body, str) and not body.startswith("{"):
-            body = base64.b64decode(body)
-        elif isinstance(body, str):
-            body = body.encode()
-        self.assertEqual(body, expected_body("st"))
+        # The body is a msgpack bin: base64 in JSON.
+        self.assertEqual(base64.b64decode(res.pop("body"), validate=True),
+                         expected_body("st"))
         self.assertEqual(res, {
-            "status": 200,
+            "status": 200, "reason": "OK",
             "headers": [["Content-Type", "application/json"],
                         ["X-Seen", "Bearer [REDACTED:st]"]],
             "scrubbed": 2,
@@ -235,7 +232,7 @@ class RequestClientsTest(cbtest.DaemonTestCase):
         rc, out, err = self.credctl("request", "--file",
                                     self.doc_file("/moved"))
         self.assertEqual((rc, err), (0, ""))
-        self.assertEqual(out, "HTTP 302\nLocation: /whoami\n\n")
+        self.assertEqual(out, "HTTP 302 Found\nLocation: /whoami\n\n")
         self.assertEqual([r["path"] for r in self.svc.received()],
                          ["/moved"])
         rc, out, err = self.credctl("request", "--follow-redirects",
@@ -250,7 +247,7 @@ class RequestClientsTest(cbtest.DaemonTestCase):
         rc, out, err = self.credctl("request", "--max-response-bytes",
                                     "70000", "--file", self.doc_file("/big"))
         self.assertEqual((rc, err), (0, ""))
-        self.assertTrue(out.startswith("HTTP 200\n"), out[:100])
+        self.assertTrue(out.startswith("HTTP 200 OK\n"), out[:100])
         rc, out, err = self.credctl("request", "--max-response-bytes",
                                     "4096", "--file", self.doc_file("/big"))
         self.assertEqual(rc, 1, out + err)
@@ -324,7 +321,7 @@ class RequestClientsTest(cbtest.DaemonTestCase):
             res = c.request(self.component(), self.template(),
                             timeout_ms=10000, max_response_bytes=65536)
         self.assertEqual(res, {
-            "status": 200,
+            "status": 200, "reason": "OK",
             "headers": [["Content-Type", "application/json"],
                         ["X-Seen", "Bearer [REDACTED:st]"]],
             "body": expected_body("st"),

@@ -1736,7 +1736,8 @@ test_substitute_invalid_args(void **state)
  */
 
 /*
- * A response: status 200, headers Content-Type and X-Echo (a bin value
+ * A response: status 200, its status text "OK" when there is a body (and
+ * none when there is none), headers Content-Type and X-Echo (a bin value
  * holding a NUL), the body given (bin with a NUL), scrubbed 2, used
  * [{tok, tokt, own}], and a key the library must ignore.
  */
@@ -1746,9 +1747,13 @@ pk_resp_result(msgpack_sbuffer *sb, const char *body, size_t body_len)
 	msgpack_packer	pk;
 
 	pk_result_head(sb, &pk);
-	msgpack_pack_map(&pk, body != NULL ? 6 : 5);
+	msgpack_pack_map(&pk, body != NULL ? 7 : 5);
 	pk_str(&pk, "status");
 	msgpack_pack_uint16(&pk, 200);
+	if (body != NULL) {
+		pk_str(&pk, "reason");
+		pk_str(&pk, "OK");
+	}
 	pk_str(&pk, "headers");
 	msgpack_pack_array(&pk, 2);
 	msgpack_pack_array(&pk, 2);
@@ -1912,6 +1917,7 @@ test_request_response(void **state)
 	assert_false(r->skipped);
 	assert_null(r->reason);
 	assert_int_equal(r->status, 200);
+	assert_string_equal(r->reason, "OK");
 	assert_int_equal(r->nheaders, 2);
 	assert_string_equal(r->headers[0].name, "Content-Type");
 	assert_string_equal(r->headers[0].value, "text/plain");
@@ -1931,9 +1937,10 @@ test_request_response(void **state)
 	credbroker_response_free(r);
 	msgpack_sbuffer_destroy(&sb);
 
-	/* No body: an empty string, never NULL. */
+	/* No body: an empty string, never NULL; no status text: NULL. */
 	pk_resp_result(&sb, NULL, 0);
 	assert_int_equal(run_req(&cn, &comp, &req, NULL, &r, &err, NULL), 0);
+	assert_null(r->reason);
 	assert_non_null(r->body);
 	assert_int_equal(r->body_len, 0);
 	assert_string_equal(r->body, "");
@@ -2016,10 +2023,18 @@ test_request_malformed_result(void **state)
 	struct credbroker_error		 err;
 	int				 k;
 
-	for (k = 0; k < 10; k++) {
+	for (k = 0; k < 11; k++) {
 		pk_result_head(&sb, &pk);
 		if (k == 0) {			/* not a map */
 			pk_str(&pk, "status");
+			goto run;
+		}
+		if (k == 10) {			/* status text an int */
+			msgpack_pack_map(&pk, 2);
+			pk_str(&pk, "status");
+			msgpack_pack_uint16(&pk, 200);
+			pk_str(&pk, "reason");
+			msgpack_pack_int(&pk, 200);
 			goto run;
 		}
 		if (k == 1) {			/* skipped, reason an int */
