@@ -410,9 +410,10 @@ class Client:
                 max_response_bytes=None, follow_redirects=None):
         """Have the broker substitute the credentials, send the request
         itself and return the response (see credbroker-protocol(7)):
-        {status, headers: [[name, value], ...], body, scrubbed, used}, with
-        every echo of a used value in it replaced by "[REDACTED:ID]", or
-        {skipped, reason} for a status check without a system account.
+        {status, reason, headers: [[name, value], ...], body, scrubbed,
+        used} (reason: the status text), with every echo of a used value
+        in it replaced by "[REDACTED:ID]", or {skipped, reason} for a
+        status check without a system account.
         No value ever reaches this process.  The call may last up to
         timeout_ms (the broker's default when None): give the Client a
         timeout longer than that."""
