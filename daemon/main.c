@@ -353,6 +353,11 @@ start_vault(struct broker *b)
 	    vault_init(b->loop, b->http, &b->vault, &err) != 0)
 		fatalx("%s", err.msg);
 	vault_set_limits(b->vault, b->conf->vault_max_pending);
+	/* The request method's own client (rpc-request.c), made now. */
+	if (http_init(b->loop, &b->http_out, &err) != 0 ||
+	    http_set_limits(b->http_out, 0, b->conf->request_max_inflight,
+	    &err) != 0)
+		fatalx("%s", err.msg);
 	if (rpc_vault_load(b, &vc, &found, &err) != 0)
 		fatalx("Vault settings: %s", err.msg);
 	if (found && vault_configure(b->vault, &vc, &err) != 0)

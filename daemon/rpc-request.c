@@ -23,11 +23,14 @@
  *	5. a 3xx with follow_redirects: the next hop (req_redirect); else
  *	   the answer
  *
- * Connection reuse and pinning: curl's connection cache takes the
- * CONNECT_TO target into account (lib/url.c, ConnectionExists: a
- * connection made with conn_to_host is only reused by a transfer whose
- * conn_to_host and conn_to_port are the same), so a connection opened to
- * one checked address is never reused for a transfer pinned to another.
+ * Connection reuse and pinning: each request has a connection of its
+ * own, closed when it ends (http.c: a kept connection would keep the
+ * response in buffers nobody wipes).  Pinning would survive reuse anyway:
+ * curl's connection cache takes the CONNECT_TO target into account
+ * (lib/url.c, ConnectionExists: a connection made with conn_to_host is
+ * only reused by a transfer whose conn_to_host and conn_to_port are the
+ * same), so a connection opened to one checked address is never reused
+ * for a transfer pinned to another.
  *
  * Limits: request.max_in_flight in all and request.max_in_flight_per_caller
  * per uid are checked before anything else; a call ends when its caller's
@@ -589,10 +592,10 @@ req_http(struct broker *b, struct cb_error *err)
 	if (b->stopping)
 		return cb_error_set(err, CB_EUNAVAILABLE,
 		    "the broker is stopping");
+	/* main.c makes it at start, with its limits; a test may not. */
 	if ((rc = http_init(b->loop, &b->http_out, err)) != 0)
 		return rc;
-	return http_set_limits(b->http_out, 0, b->conf->request_max_inflight,
-	    err);
+	return 0;
 }
 
 /* Send the hop to the checked address a. */

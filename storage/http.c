@@ -115,6 +115,7 @@ struct http_req {
 	int			 nomem;		/* write callback out of memory */
 	int			 in_callback;	/* done() is running */
 	int			 detached;	/* on h->closed, no easy handle */
+	int			 raw;		/* opts->raw: never pooled */
 	char			 errbuf[CURL_ERROR_SIZE];
 	/* Streamed requests (opts->on_data), see http.h. */
 	struct curl_slist	*connect_to;
@@ -300,8 +301,14 @@ http_req_release(struct http_req *req)
 {
 	struct curl_slist	*l;
 
-	/* Before the header list and body it may still point at go. */
-	http_easy_put(req->h, req->easy);
+	/*
+	 * Before the header list and body it may still point at go.  A raw
+	 * request's handle is not kept: its buffers held the response.
+	 */
+	if (req->raw && req->easy != NULL)
+		curl_easy_cleanup(req->easy);
+	else
+		http_easy_put(req->h, req->easy);
 	req->easy = NULL;
 	for (l = req->headers; l != NULL; l = l->next)
 		cb_wipe(l->data, strlen(l->data));
@@ -914,6 +921,14 @@ http_setup(struct http_req *req, const struct http_opts *opts,
 		HTTP_SETOPT(CURLOPT_NOPROXY, "*");
 		HTTP_SETOPT(CURLOPT_VERBOSE, 0L);
 		HTTP_SETOPT(CURLOPT_MAXREDIRS, 0L);
+		/*
+		 * One connection per request, closed when it ends: a
+		 * connection kept for reuse keeps its buffers, holding the
+		 * last request and response (and, over TLS, the session's
+		 * records), where nothing can wipe them until it goes.
+		 */
+		HTTP_SETOPT(CURLOPT_FORBID_REUSE, 1L);
+		HTTP_SETOPT(CURLOPT_FRESH_CONNECT, 1L);
 		if (req->connect_to != NULL)
 			HTTP_SETOPT(CURLOPT_CONNECT_TO, req->connect_to);
 	}
@@ -997,6 +1012,7 @@ http_start(struct http *h, const struct http_opts *opts, http_done_fn done,
 	req->timeout_ms = opts->timeout_ms;
 	req->max_response = opts->max_response > 0 ? opts->max_response :
 	    HTTP_MAX_RESPONSE_DEFAULT;
+	req->raw = opts->raw;
 	req->on_header = opts->on_header;
 	req->on_data = opts->on_data;
 	req->cb_arg = opts->cb_arg;

@@ -254,6 +254,48 @@ def proto_seeds():
                    {"method": "PUT",
                     "url": "http://h/<<.credentials.k|urlpath>>",
                     "headers": [], "body": b"\x00<<.credentials.k>>\xff"}))
+    # request: the same substitution, then a send that the fuzz target's
+    # HTTP client fails (a name resolves to one public address there).
+    s["request-action"] = seq(
+        type_create("gh", dest=["https://api.github.com"]),
+        cred_set("gh", "ghp_value"),
+        ("request", {"component": action([{"id": "gh", "type": "gh"}]),
+                     "request": req_ok, "timeout_ms": 1000,
+                     "max_response_bytes": 4096,
+                     "follow_redirects": True}))
+    s["request-addresses"] = seq(
+        type_create("lo", dest=["http://127.0.0.1:8080",
+                                "https://[10.0.0.0/8]"]),
+        cred_set("lo", "v"),
+        ("request", {"component": action([{"id": "l", "type": "lo"}]),
+                     "request": {"method": "GET",
+                                 "url": "http://127.0.0.1:8080/"
+                                        "<<.credentials.l>>",
+                                 "headers": []}}),
+        ("request", {"component": action([{"id": "l", "type": "lo"}]),
+                     "request": {"method": "GET",
+                                 "url": "https://10.1.2.3/",
+                                 "headers": [["X", "<<.credentials.l>>"]]}}),
+        ("request", {"component": action([]),
+                     "request": {"method": "GET",
+                                 "url": "http://169.254.169.254/",
+                                 "headers": []}}),
+        ("request", {"component": action([]),
+                     "request": {"method": "DELETE",
+                                 "url": "http://[::ffff:127.0.0.1]/",
+                                 "headers": []}}))
+    s["request-bad"] = seq(
+        ("request", {"component": action([]),
+                     "request": {"method": "GET", "url": "https://h/",
+                                 "headers": []},
+                     "timeout_ms": 0, "max_response_bytes": -1}),
+        ("request", {"component": {"kind": "status_check",
+                                   "credentials": []},
+                     "request": {"method": "GET", "url": "https://h/",
+                                 "headers": []}}),
+        ("request", {"component": action([]), "dry_run": True,
+                     "request": {"method": "GET", "url": "ftp://h/",
+                                 "headers": []}}))
     s["substitute-kinds"] = seq(
         type_create("t"), cred_set("t", "x", user=USER2),
         substitute({"kind": "widget", "initiator": USER, "run_as": USER2,
@@ -708,7 +750,7 @@ def proto_dict():
               "leeway", "user_id", "user_name", "roles", "upn", "email",
               "additional", "-----BEGIN PUBLIC KEY-----\n",
               "account", "default_account", "source", "own", "linked",
-              "default",
+              "default", "max_response_bytes", "follow_redirects",
               "-----BEGIN RSA PRIVATE KEY-----\n"}
     out = [dict_entry(msgpack.packb(w)) for w in sorted(words)]
     out += [dict_entry(x) for x in (b"\x94\x00", b"\x91\x80", b"\xc0",

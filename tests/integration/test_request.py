@@ -98,6 +98,7 @@ class Upstream:
         class Server(socketserver.ThreadingTCPServer):
             daemon_threads = True
             allow_reuse_address = True
+            request_queue_size = 128
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
@@ -438,6 +439,7 @@ class TestAddresses(RequestBase):
             [("X-T", "<<.credentials.gh>>")], timeout_ms=5000)
         self.assertIsNone(err, err)
         self.assertEqual(res["body"], b"ok")
+        self.assertEqual(self.dns_calls("multi.fake.test"), 1)
 
 
 def chunked(pieces):
