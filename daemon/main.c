@@ -419,6 +419,9 @@ main_reload(struct broker *b)
 		log_warnx("reload: vault.max_connections: %s", err.msg);
 	if (b->vault != NULL)
 		vault_set_limits(b->vault, nc->vault_max_pending);
+	if (b->http_out != NULL && http_set_limits(b->http_out, 0,
+	    nc->request_max_inflight, &err) != 0)
+		log_warnx("reload: request.max_in_flight: %s", err.msg);
 	log_info("configuration reloaded (%zu grants)", nc->ngrants);
 	sd_notifyf(0, "READY=1\nSTATUS=configuration reloaded (%zu grants)",
 	    nc->ngrants);

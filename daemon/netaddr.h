@@ -89,7 +89,7 @@ void	 netaddr_unmap(const struct netaddr *a, struct netaddr *out);
 /* Same address, an IPv4-mapped address being equal to its IPv4 one? */
 bool	 netaddr_equal(const struct netaddr *a, const struct netaddr *b);
 
-/* The class of a (see above). */
+/* The class of a (see above); reserved for a family other than the two. */
 enum netaddr_class netaddr_classify(const struct netaddr *a);
 
 /* The name of a class for messages: "public", "loopback", "link-local". */

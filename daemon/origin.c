@@ -479,7 +479,8 @@ origin_match(const struct origin *d, const struct origin *o)
 		return false;
 	/* A block allows the IP literals inside it, never a host name. */
 	if (d->block)
-		return origin_addr(o, &a) == 0 && netblock_contains(&d->net, &a);
+		return origin_addr(o, &a) == 0 &&
+		    netblock_contains(&d->net, &a);
 	if (!d->wild)
 		return strcmp(o->host, d->host) == 0;
 	/*

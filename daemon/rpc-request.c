@@ -57,6 +57,7 @@
 #include "scrub.h"
 #include "secbuf.h"
 #include "substitute.h"
+#include "template.h"
 
 #define REQ_LOCATION_MAX	8192	/* bytes of a Location we follow */
 
@@ -106,6 +107,7 @@ struct req {
 	struct secbuf		 reason;
 	struct secbuf		 hdrs;		/* records, see req_on_header */
 	size_t			 nhdrs;
+	size_t			 last_vlen;	/* offset: last value's length */
 	struct secbuf		 body;
 	struct scrub_stream	*body_st;
 	struct secbuf		 location;	/* raw, unscrubbed: not sent */
@@ -286,6 +288,22 @@ req_add_rendered(struct req *r, const struct tpl *t, struct cb_error *err)
 	return rc;
 }
 
+/*
+ * Text from the upstream as a msgpack str, or as bin when it is not valid
+ * UTF-8 (obs-text in a header): every client must be able to decode a str.
+ */
+static void
+req_pack_text(msgpack_packer *pk, const void *p, size_t n)
+{
+	if (tpl_utf8_valid(p, n)) {
+		msgpack_pack_str(pk, n);
+		msgpack_pack_str_body(pk, p, n);
+	} else {
+		msgpack_pack_bin(pk, n);
+		msgpack_pack_bin_body(pk, p, n);
+	}
+}
+
 /* Pack the answer of the last hop. */
 static int
 req_pack(struct req *r, struct cb_error *err)
@@ -305,21 +323,18 @@ req_pack(struct req *r, struct cb_error *err)
 	proto_pack_cstr(pk, "status");
 	msgpack_pack_long(pk, r->status);
 	proto_pack_cstr(pk, "reason");
-	msgpack_pack_str(pk, r->reason.len);
-	msgpack_pack_str_body(pk, r->reason.data, r->reason.len);
+	req_pack_text(pk, r->reason.data, r->reason.len);
 	proto_pack_cstr(pk, "headers");
 	msgpack_pack_array(pk, r->nhdrs);
 	for (i = 0; i < r->nhdrs; i++) {
 		memcpy(&nl, p + off, sizeof(nl));
 		off += sizeof(nl);
 		msgpack_pack_array(pk, 2);
-		msgpack_pack_str(pk, nl);
-		msgpack_pack_str_body(pk, p + off, nl);
+		req_pack_text(pk, p + off, nl);
 		off += nl;
 		memcpy(&vl, p + off, sizeof(vl));
 		off += sizeof(vl);
-		msgpack_pack_str(pk, vl);
-		msgpack_pack_str_body(pk, p + off, vl);
+		req_pack_text(pk, p + off, vl);
 		off += vl;
 	}
 	proto_pack_cstr(pk, "body");
@@ -359,64 +374,46 @@ req_on_header(void *arg, long status, const char *name, size_t nlen,
     const char *value, size_t vlen)
 {
 	struct req	*r = arg;
-	size_t		 at, old, n;
+	size_t		 n;
 	int		 rc;
 
 	if (name == NULL) {
 		req_response_clear(r);
 		r->status = status;
-		rc = req_scrub_field(r, value, vlen, &r->reason, &r->err);
-		return rc;
+		return req_scrub_field(r, value, vlen, &r->reason, &r->err);
 	}
 	if (nlen == 0) {
 		if (r->nhdrs == 0)
 			return 0;
-		/* The last record's value is at the end of r->hdrs. */
-		at = r->hdrs.len;
-		if ((rc = secbuf_append(&r->hdrs, " ", 1)) != 0 ||
-		    (rc = req_scrub_field(r, value, vlen, &r->hdrs,
+		/* The last record's value ends r->hdrs: extend it. */
+		if (secbuf_append(&r->hdrs, " ", 1) != 0)
+			return cb_error_set(&r->err, CB_EINTERNAL,
+			    "out of memory");
+		if ((rc = req_scrub_field(r, value, vlen, &r->hdrs,
 		    &r->err)) != 0)
-			return cb_error_set(&r->err, CB_EINTERNAL,
-			    "out of memory");
-		n = r->hdrs.len - at;
-		/* Find the value length field: walk the records. */
-		{
-			const uint8_t *p = r->hdrs.data;
-			size_t off = 0, i, l;
-
-			for (i = 0; i + 1 < r->nhdrs; i++) {
-				memcpy(&l, p + off, sizeof(l));
-				off += sizeof(l) + l;
-				memcpy(&l, p + off, sizeof(l));
-				off += sizeof(l) + l;
-			}
-			memcpy(&l, p + off, sizeof(l));
-			off += sizeof(l) + l;
-			memcpy(&old, p + off, sizeof(old));
-			old += n;
-			memcpy(r->hdrs.data + off, &old, sizeof(old));
+			return rc;
+	} else {
+		if (nlen == 8 && strncasecmp(name, "Location", 8) == 0) {
+			secbuf_reset(&r->location);
+			if (vlen <= REQ_LOCATION_MAX &&
+			    secbuf_append(&r->location, value, vlen) != 0)
+				return cb_error_set(&r->err, CB_EINTERNAL,
+				    "out of memory");
 		}
-		return 0;
-	}
-	if (nlen == 8 && strncasecmp(name, "Location", 8) == 0) {
-		secbuf_reset(&r->location);
-		if (vlen <= REQ_LOCATION_MAX && secbuf_append(&r->location,
-		    value, vlen) != 0)
+		n = 0;
+		if (secbuf_append(&r->hdrs, &nlen, sizeof(nlen)) != 0 ||
+		    secbuf_append(&r->hdrs, name, nlen) != 0 ||
+		    secbuf_append(&r->hdrs, &n, sizeof(n)) != 0)
 			return cb_error_set(&r->err, CB_EINTERNAL,
 			    "out of memory");
+		r->last_vlen = r->hdrs.len - sizeof(n);
+		r->nhdrs++;
+		if ((rc = req_scrub_field(r, value, vlen, &r->hdrs,
+		    &r->err)) != 0)
+			return rc;
 	}
-	if (secbuf_append(&r->hdrs, &nlen, sizeof(nlen)) != 0 ||
-	    secbuf_append(&r->hdrs, name, nlen) != 0)
-		return cb_error_set(&r->err, CB_EINTERNAL, "out of memory");
-	at = r->hdrs.len;
-	n = 0;
-	if (secbuf_append(&r->hdrs, &n, sizeof(n)) != 0)
-		return cb_error_set(&r->err, CB_EINTERNAL, "out of memory");
-	if ((rc = req_scrub_field(r, value, vlen, &r->hdrs, &r->err)) != 0)
-		return rc;
-	n = r->hdrs.len - at - sizeof(n);
-	memcpy(r->hdrs.data + at, &n, sizeof(n));
-	r->nhdrs++;
+	n = r->hdrs.len - r->last_vlen - sizeof(n);
+	memcpy(r->hdrs.data + r->last_vlen, &n, sizeof(n));
 	return 0;
 }
 

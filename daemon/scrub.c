@@ -4,6 +4,22 @@
  * encodings) go into an Aho-Corasick automaton; each response field is a
  * stream fed through it, and the output has every leftmost-longest match
  * replaced with "[REDACTED:<id>]".
+ *
+ * Leftmost-longest in one pass: the automaton's state always describes
+ * the text from the end of the last written match on (state q is the
+ * longest suffix of text[p, pos) that begins a pattern), so every match it
+ * reports starts there or later.  Matches that may still lose to one not
+ * yet seen are kept as a short list of tentative ones (scrub_record); the
+ * first is written as soon as no match still in progress can start at or
+ * before it (scrub_settle), and the state is then cut back to the text
+ * after it by following failure links.  Each byte deepens the state by at
+ * most one and each failure link makes it shallower, so the work is
+ * linear in the input (a byte that ends several patterns at once may
+ * also walk the output links: at most once per pattern that is a suffix
+ * of another, a bound of the patterns, not of the text); no byte is read
+ * twice (restarting the search
+ * after a match, as simpler leftmost automata do, costs the length of the
+ * longest pattern per match on hostile input).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -74,6 +90,7 @@ struct scrub {
 
 	size_t		 count;
 	uint64_t	 steps;
+	size_t		 cap;		/* bytes allocated for this struct */
 };
 
 /* A match not yet written: it may still lose to one found later. */
@@ -198,10 +215,14 @@ int
 scrub_new(struct scrub **out, struct cb_error *err)
 {
 	struct scrub	*s;
+	size_t		 cap;
 
 	*out = NULL;
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	/* Locked like the rest: root[] is a table built from the patterns. */
+	if ((s = secmem_alloc(sizeof(*s), &cap)) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	memset(s, 0, sizeof(*s));
+	s->cap = cap;
 	*out = s;
 	return 0;
 }
@@ -245,8 +266,10 @@ scrub_add_value(struct scrub *s, const char *id, const uint8_t *val,
 	}
 
 	before = s->pbytes.len;
-	if (secbuf_append(&s->pbytes, val, len) != 0)
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	if (secbuf_append(&s->pbytes, val, len) != 0) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto fail;
+	}
 	if ((rc = scrub_pat_push(s, a, SCRUB_NONE, len, err)) != 0)
 		goto fail;
 	if ((rc = scrub_pat_filter(s, TPL_F_URLQUERY, a, SCRUB_NONE, val,
@@ -284,8 +307,8 @@ scrub_add_rendered(struct scrub *s, const char *id, const uint8_t *p,
 	if (s->nrendered == SCRUB_RENDERED_MAX)
 		return cb_error_set(err, CB_ETOOLARGE, "scrub: more than %d "
 		    "rendered values", SCRUB_RENDERED_MAX);
-	s->nrendered++;
 	if (len < SCRUB_MIN_LEN) {
+		s->nrendered++;
 		s->skipped++;
 		return 0;
 	}
@@ -295,7 +318,10 @@ scrub_add_rendered(struct scrub *s, const char *id, const uint8_t *p,
 		    SCRUB_BYTES_MAX);
 	if (secbuf_append(&s->pbytes, p, len) != 0)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	return scrub_pat_push(s, a, SCRUB_NONE, len, err);
+	if ((rc = scrub_pat_push(s, a, SCRUB_NONE, len, err)) != 0)
+		return rc;
+	s->nrendered++;
+	return 0;
 }
 
 /* base64(a ":" b) for every ordered pair of values. */
@@ -759,6 +785,5 @@ scrub_free(struct scrub *s)
 		secmem_free(s->nodes, s->nodes_cap);
 	if (s->patid != NULL)
 		secmem_free(s->patid, s->patid_cap);
-	cb_wipe(s, sizeof(*s));
-	free(s);
+	secmem_free(s, s->cap);
 }

@@ -580,8 +580,7 @@ tpl_filter_apply(int filter, const uint8_t *in, size_t len,
 	return cb_error_set(err, CB_EINTERNAL, "out of memory");
 }
 
-/* Whether n bytes at s are valid UTF-8 (ASCII included). */
-static bool
+bool
 tpl_utf8_valid(const uint8_t *s, size_t n)
 {
 	size_t	i = 0, k;

@@ -50,6 +50,7 @@
 #ifndef CB_TEMPLATE_H
 #define CB_TEMPLATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -196,5 +197,8 @@ int	 tpl_filter_apply(int filter, const uint8_t *in, size_t len,
 
 /* Name of a filter ("urlquery"), or NULL if f is not one. */
 const char *tpl_filter_name(int f);
+
+/* Whether n bytes at s are valid UTF-8 (ASCII included). */
+bool	 tpl_utf8_valid(const uint8_t *s, size_t n);
 
 #endif

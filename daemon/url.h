@@ -52,8 +52,10 @@ int	 url_origin(const char *url, size_t len, char **origin,
  * the same port (default ports applied) and either the same host, or a
  * wildcard host "*.suffix" where the origin's host ends in ".suffix" with
  * at least one more label before it (any number of labels; "suffix"
- * itself does not match, nor does an IP address).  An unparsable origin
- * or destination never matches.
+ * itself does not match, nor does an IP address), or an address block
+ * "[address/prefix]" containing the origin's host, which must be an IP
+ * literal (a host name never matches a block).  An unparsable origin or
+ * destination never matches.
  */
 bool	 url_origin_allowed(const char *origin, char *const *destinations,
 	    size_t n);

@@ -125,6 +125,8 @@ struct http_req {
 	int			 cb_rc;		/* a callback's abort code */
 	size_t			 received;	/* body bytes so far */
 	unsigned		 connect_timeout_ms;
+	int			 tls_started;	/* TCP is up, TLS begins */
+	int			 connected;	/* TCP and TLS are up */
 	char			 label[320];
 };
 
@@ -463,7 +465,7 @@ static void
 http_describe_stream(const struct http_req *req, CURLcode cc,
     struct cb_error *err)
 {
-	curl_off_t	 conn = 0, app = 0, start = 0;
+	curl_off_t	 start = 0;
 	const char	*detail = req->errbuf, *phase;
 	unsigned	 ms = req->timeout_ms;
 
@@ -498,13 +500,15 @@ http_describe_stream(const struct http_req *req, CURLcode cc,
 		    req->label, detail);
 		return;
 	}
-	curl_easy_getinfo(req->easy, CURLINFO_CONNECT_TIME_T, &conn);
-	curl_easy_getinfo(req->easy, CURLINFO_APPCONNECT_TIME_T, &app);
+	/*
+	 * CURLINFO_CONNECT_TIME_T stays 0 when the TLS handshake fails on a
+	 * connected socket, so the callbacks tell the phases apart instead.
+	 */
 	curl_easy_getinfo(req->easy, CURLINFO_STARTTRANSFER_TIME_T, &start);
-	if (conn == 0 || (strncmp(req->label, "https:", 6) == 0 && app == 0)) {
+	if (!req->connected) {
 		/* CURLOPT_CONNECTTIMEOUT_MS covers the TLS handshake too. */
-		phase = conn == 0 ? "connecting to" : "during the TLS "
-		    "handshake with";
+		phase = req->tls_started ? "during the TLS handshake with" :
+		    "connecting to";
 		if (req->connect_timeout_ms > 0 && req->connect_timeout_ms < ms)
 			ms = req->connect_timeout_ms;
 	} else if (start == 0)
@@ -769,6 +773,33 @@ http_method_token(const char *m)
 	return i > 0 && i <= 32;
 }
 
+/* CURLOPT_SSL_CTX_FUNCTION: the socket is connected, TLS starts. */
+static CURLcode
+http_tls_start_cb(CURL *easy, void *ctx, void *userdata)
+{
+	struct http_req	*req = userdata;
+
+	(void)easy;
+	(void)ctx;
+	req->tls_started = 1;
+	return CURLE_OK;
+}
+
+/* CURLOPT_PREREQFUNCTION: connected (TLS included), about to send. */
+static int
+http_prereq_cb(void *userdata, char *primary_ip, char *local_ip,
+    int primary_port, int local_port)
+{
+	struct http_req	*req = userdata;
+
+	(void)primary_ip;
+	(void)local_ip;
+	(void)primary_port;
+	(void)local_port;
+	req->connected = 1;
+	return CURL_PREREQFUNC_OK;
+}
+
 /*
  * CURLOPT_HEADERFUNCTION of a streamed request: split each line into
  * name and value and hand it on; a status line starts a response.
@@ -935,6 +966,13 @@ http_setup(struct http_req *req, const struct http_opts *opts,
 	if (opts->on_header != NULL) {
 		HTTP_SETOPT(CURLOPT_HEADERFUNCTION, http_header_cb);
 		HTTP_SETOPT(CURLOPT_HEADERDATA, (void *)req);
+		/* Which phase a timeout strikes in (http_describe_stream). */
+		HTTP_SETOPT(CURLOPT_PREREQFUNCTION, http_prereq_cb);
+		HTTP_SETOPT(CURLOPT_PREREQDATA, (void *)req);
+		if (strncasecmp(opts->url, "https:", 6) == 0 &&
+		    curl_easy_setopt(e, CURLOPT_SSL_CTX_FUNCTION,
+		    http_tls_start_cb) == CURLE_OK)
+			HTTP_SETOPT(CURLOPT_SSL_CTX_DATA, (void *)req);
 	}
 	HTTP_SETOPT(CURLOPT_WRITEFUNCTION, http_write_cb);
 	HTTP_SETOPT(CURLOPT_WRITEDATA, (void *)req);

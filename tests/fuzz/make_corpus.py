@@ -31,7 +31,11 @@ tests/fuzz/corpus/<target>/ (committed; rerun after changing this file).
                  login attributes with ADMINISTRATORS in every spelling,
                  missing and null roles, additional names, and specs that
                  must be refused (unknown keys, limits, wrong types).
-
+  fuzz_scrub     [N][N x (flags, len, bytes)][C][C chunk sizes][text]:
+                 values and rendered patterns (flags bit 0: a value),
+                 with the text holding them raw, urlquery, json, base64
+                 and as HTTP Basic pairs; nested and overlapping patterns,
+                 short values, bad UTF-8, and chunkings that split matches.
 
 It also writes the dictionaries tests/fuzz/<target>.dict (libFuzzer's
 -dict=): method names and parameter names as msgpack strings, enum values,
@@ -729,6 +733,52 @@ def claims_seeds():
     return s
 
 
+def scrub_seed(pats, text, chunks=()):
+    """pats: (is_value, id index 0-3, bytes); text: bytes."""
+    out = bytes([len(pats)])
+    for is_value, ident, b in pats:
+        out += bytes([(1 if is_value else 0) | (ident << 1), len(b)]) + b
+    return out + bytes([len(chunks)]) + bytes(chunks) + text
+
+
+def scrub_seeds():
+    tok = b"s3cr3t-t0ken/+ \\"
+    user, pw = b"alice01", b"pw-secret"
+    bad = b"ok\xff\xfe<a b>"
+    b64 = base64.b64encode
+    pq = lambda b: "".join(
+        chr(c) if chr(c).isalnum() or chr(c) in "-._~" else "%%%02X" % c
+        for c in b).encode()
+    return {
+        "raw": scrub_seed([(1, 0, tok)], b"token: " + tok + b" end"),
+        "encodings": scrub_seed(
+            [(1, 0, tok)],
+            b"q=" + pq(tok) + b' {"t":"s3cr3t-t0ken/+ \\\\"} ' +
+            b64(tok), (3, 1, 7)),
+        "basic-pair": scrub_seed(
+            [(1, 0, user), (1, 1, pw)],
+            b"Authorization: Basic " + b64(user + b":" + pw) + b"\r\n" +
+            b64(pw + b":" + user), (5,)),
+        "nested": scrub_seed(
+            [(0, 0, b"abcd"), (0, 1, b"abcdefghij"), (0, 2, b"cdefgh"),
+             (0, 3, b"efgh")],
+            b"abcdefghX abcdefghij xcdefghx abcdefgh", (1, 2, 3)),
+        "short": scrub_seed([(1, 0, b"a"), (1, 1, b"abc"), (0, 2, b"xy")],
+                            b"banana abc xy YQ== YTphYmM="),
+        "bad-utf8": scrub_seed([(1, 2, bad)],
+                               b"1 " + bad + b" " + b64(bad) + pq(bad)),
+        "repeat": scrub_seed([(0, 0, b"aaaa"), (0, 1, b"a" * 40 + b"b")],
+                             b"a" * 300 + b"b", (7, 0, 13)),
+        "empty": scrub_seed([], b""),
+    }
+
+
+def scrub_dict():
+    words = [b"[REDACTED:", b"]", b"%20", b"%2F", b"%2B", b"\\u00",
+             b"\\\"", b"==", b"=", b":", b"Basic "]
+    return "\n".join(dict_entry(w) for w in words) + "\n"
+
+
 def dict_entry(b):
     return '"' + "".join(chr(c) if 0x20 <= c < 0x7f and c not in b'"\\'
                          else "\\x%02x" % c for c in b) + '"'
@@ -803,14 +853,17 @@ def main():
     n2 = write(outdir, "fuzz_template", template_seeds())
     n3 = write(outdir, "fuzz_token", token_seeds())
     n4 = write(outdir, "fuzz_claims", claims_seeds())
+    n5 = write(outdir, "fuzz_scrub", scrub_seeds())
     for name, text in (("fuzz_proto", proto_dict()),
                        ("fuzz_template", template_dict()),
                        ("fuzz_token", token_dict()),
-                       ("fuzz_claims", claims_dict())):
+                       ("fuzz_claims", claims_dict()),
+                       ("fuzz_scrub", scrub_dict())):
         with open(os.path.join(HERE, name + ".dict"), "w") as f:
             f.write(text)
-    print("make_corpus: %d fuzz_proto, %d fuzz_template, %d fuzz_token and "
-          "%d fuzz_claims seeds in %s" % (n1, n2, n3, n4, outdir))
+    print("make_corpus: %d fuzz_proto, %d fuzz_template, %d fuzz_token, "
+          "%d fuzz_claims and %d fuzz_scrub seeds in %s" %
+          (n1, n2, n3, n4, n5, outdir))
 
 
 if __name__ == "__main__":

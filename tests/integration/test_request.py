@@ -281,6 +281,34 @@ class TestRequest(RequestBase):
                       res["headers"])
         self.assertEqual(other.requests, [])
 
+    def test_header_that_is_not_utf8_comes_back_as_bytes(self):
+        u = self.upstream(lambda req: response(
+            200, b"Caf\xe9", [("X-Latin", b"caf\xe9"), ("X-Ok", "fine")]))
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "http://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["reason"], b"Caf\xe9")
+        self.assertEqual(res["headers"][:2], [["X-Latin", b"caf\xe9"],
+                                              ["X-Ok", "fine"]])
+
+    def test_folded_header_is_joined_and_scrubbed(self):
+        def respond(req):
+            v = header(req, "X-T")
+            return [b"HTTP/1.1 200 OK\r\nX-Fold: first\r\n  " + v +
+                    b"\r\nX-After: 1\r\nContent-Length: 0\r\n\r\n"]
+        u = self.upstream(respond)
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
+                                "http://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["headers"][:2],
+                         [["X-Fold", "first [REDACTED:gh]"],
+                          ["X-After", "1"]])
+        self.assertEqual(res["scrubbed"], 1)
+
     def test_request_skipped_status_check_sends_nothing(self):
         u = self.upstream(lambda req: response())
         ident, user, v = self.setup_token(u.port)
@@ -629,6 +657,32 @@ class TestRedirects(RequestBase):
                       "a request that carries no credential",
                       err["message"])
 
+    def test_relative_locations_resolve_against_the_current_url(self):
+        port = []
+        hops = {"/a/b?q=1": "c", "/a/c": "?x=2", "/a/c?x=2":
+                "//127.0.0.1:%d/abs", "/abs": "/end#frag"}
+
+        def respond(req):
+            if req["target"] in hops:
+                loc = hops[req["target"]]
+                if "%d" in loc:
+                    loc = loc % port[0]
+                return response(302, "Found", [("Location", loc)])
+            return response(body=req["target"].encode())
+        u = self.upstream(respond)
+        port.append(u.port)
+        ident, user, v = self.setup_token(u.port)
+        err, res = self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/a/b?q=1" % u.port,
+            [("X-T", "<<.credentials.gh>>")], follow_redirects=True)
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"/end")
+        self.assertEqual([r["target"] for r in u.requests],
+                         ["/a/b?q=1", "/a/c", "/a/c?x=2", "/abs", "/end"])
+        # Same origin all along: the credential went with every hop.
+        self.assertEqual({header(r, "X-T") for r in u.requests}, {v})
+
     def test_cross_origin_307_with_credential_body_is_returned(self):
         other = self.upstream(lambda req: response(body=b"landed"))
         u = self.upstream(lambda req: response(
@@ -703,6 +757,19 @@ class TestLimits(RequestBase):
         self.assertEqual(err["message"], "request timed out after 300 ms "
                          "waiting for the response headers from "
                          "http://127.0.0.1:%d" % u.port)
+
+    def test_timeout_in_the_tls_handshake_names_it(self):
+        # A server that accepts and never speaks TLS.
+        u = self.upstream(lambda req: [30])
+        ident, user, v = self.setup_token(u.port, "https")
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "https://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")], timeout_ms=300),
+            "unavailable")
+        self.assertEqual(err["message"], "request timed out after 300 ms "
+                         "during the TLS handshake with "
+                         "https://127.0.0.1:%d" % u.port)
 
     def test_per_caller_in_flight_limit_answers_unavailable(self):
         gate = threading.Event()
@@ -846,6 +913,52 @@ class TestSlowUpstream(RequestBase):
         m = slow.wait_response(sid)
         self.assertIsNone(m[2], m[2])
         self.assertEqual(m[3]["body"], b"slow")
+
+
+class TestTotalLimit(RequestBase):
+    conf = {"max_in_flight": "1"}
+
+    def test_total_in_flight_limit_answers_unavailable(self):
+        gate = threading.Event()
+        self.addCleanup(gate.set)
+
+        def respond(req):
+            gate.wait(30)
+            return response(body=b"late")
+        u = self.upstream(respond)
+        ident, user, v = self.setup_token(u.port)
+        params = {"component": self.comp(user, [("gh", ident)]),
+                  "request": {"method": "GET",
+                              "url": "http://127.0.0.1:%d/" % u.port,
+                              "headers": [["X-T", "<<.credentials.gh>>"]]}}
+        first = self.c.new_id()
+        self.c.send_raw(cbtest.pack_request(first, "request", params))
+        cbtest.poll_until(lambda: len(u.requests) == 1, 20,
+                          what="the request at the upstream")
+        other = self.d.client()
+        self.addCleanup(other.close)
+        err = self.assertError(other.call("request", params), "unavailable")
+        self.assertEqual(err["message"], "too many requests in flight: 1 "
+                         "of 1 in all")
+        # substitute is not limited by it.
+        other.ok("substitute", params)
+        gate.set()
+        m = self.c.wait_response(first)
+        self.assertIsNone(m[2], m[2])
+
+
+class TestDisabled(RequestBase):
+    conf = {"enabled": "no"}
+
+    def test_disabled_request_is_not_configured_and_sends_nothing(self):
+        u = self.upstream(lambda req: response())
+        ident, user, v = self.setup_token(u.port)
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", ident)]), "GET",
+            "http://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")]), "not_configured")
+        self.assertIn("request.enabled", err["message"])
+        self.assertEqual(u.connections, 0)
 
 
 if __name__ == "__main__":

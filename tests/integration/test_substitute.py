@@ -1034,6 +1034,7 @@ DEST_TYPES = {
     "wild": ["https://*.example.com:8443"],
     "ip4": ["http://127.0.0.1:8080"],
     "ip6": ["http://[::1]"],
+    "net": ["https://[10.0.0.0/8]", "http://[fd00::/8]:8080"],
     "multi": ["https://api.github.com", "http://internal.example:8080"],
     "any": None,
 }
@@ -1139,6 +1140,20 @@ DEST_CASES = [
     ("ip6", "http://::1/?t=" + P, (BAD, "host")),
     ("ip6", "http://[::1]x/?t=" + P, (BAD, "host")),
     ("ip6", "http://[::g]/?t=" + P, (BAD, "host")),
+    ("net", "https://10.0.0.0/?t=" + P, OK),
+    ("net", "https://10.255.255.255:443/?t=" + P, OK),
+    ("net", "https://[::ffff:10.1.2.3]/?t=" + P, OK),
+    ("net", "http://[fd00::1]:8080/?t=" + P, OK),
+    ("net", "http://[FDFF:FFFF::1]:8080/?t=" + P, OK),
+    ("net", "https://11.0.0.0/?t=" + P, "https://11.0.0.0"),
+    ("net", "https://9.255.255.255/?t=" + P, "https://9.255.255.255"),
+    ("net", "http://10.0.0.1/?t=" + P, "http://10.0.0.1"),
+    ("net", "https://10.0.0.1:8443/?t=" + P, "https://10.0.0.1:8443"),
+    ("net", "http://[fd00::1]/?t=" + P, "http://[fd00::1]"),
+    ("net", "http://[fe00::1]:8080/?t=" + P, "http://[fe00::1]:8080"),
+    ("net", "https://10.0.0.1.nip.io/?t=" + P, "https://10.0.0.1.nip.io"),
+    ("net", "https://localhost/?t=" + P, "https://localhost"),
+    ("net", "https://[10.0.0.0/8]/?t=" + P, (BAD, "host")),
     ("multi", "https://api.github.com/?t=" + P, OK),
     ("multi", "http://internal.example:8080/?t=" + P, OK),
     ("multi", "http://internal.example/?t=" + P, "http://internal.example"),
@@ -1266,6 +1281,27 @@ class TestDestinations(SubBase):
         res = self.sub_ok(comp, self.req("https://api.github.com/?t=" + P))
         self.assertEqual(res["request"]["url"],
                          "https://api.github.com/?t=" + self.vals["gh"])
+
+    def test_block_destination_kept_in_normal_form_host_bits_refused(self):
+        t = self.mktype("blocks", ["HTTPS://[10.0.0.0/8]:443/",
+                                   "http://[FD00:0::/8]:8080",
+                                   "https://[127.0.0.1/32]:9443"])
+        self.assertEqual(t["destinations"], [
+            "https://[10.0.0.0/8]", "http://[fd00::/8]:8080",
+            "https://[127.0.0.1/32]:9443"])
+        for dest, why in (
+                ("https://[10.0.0.1/8]",
+                 "10.0.0.1/8 has host bits set; write 10.0.0.0/8"),
+                ("http://[fd00::1/8]:8080",
+                 "fd00::1/8 has host bits set; write fd00::/8"),
+                ("https://*.[10.0.0.0/8]", "is not an origin")):
+            with self.subTest(dest=dest):
+                err, _ = self.c.call("type.create", {
+                    "ident": "hostbits", "name": "x", "storage": "db",
+                    "destinations": [dest]})
+                self.assertIsNotNone(err)
+                self.assertEqual(err["code"], "bad_request")
+                self.assertIn(why, err["message"])
 
     def test_destinations_change_takes_effect(self):
         comp = self.component("gh")

@@ -368,7 +368,7 @@ allowed(const char *const *dl, size_t n, const char *scheme, unsigned port,
 
 /* Destinations name a resolved address exactly, by a block, or not. */
 static void
-test_dest_address_allowed_needs_the_address_scheme_and_port(void **state)
+test_allowed_by_exact_ip_or_block_and_port(void **state)
 {
 	static const char *const exact[] = {
 		"https://127.0.0.1:9443", "http://[::1]:8080",
@@ -382,7 +382,8 @@ test_dest_address_allowed_needs_the_address_scheme_and_port(void **state)
 		"https://metadata.google.internal", "https://10.0.0.1.nip.io",
 	};
 	static const char *const mapped[] = {
-		"https://[::ffff:127.0.0.1]", "https://[::ffff:192.168.0.0/112]",
+		"https://[::ffff:127.0.0.1]",
+		"https://[::ffff:192.168.0.0/112]",
 	};
 	char	*normal[3];
 	size_t	 i;
@@ -470,8 +471,7 @@ main(void)
 		cmocka_unit_test(test_length),
 		cmocka_unit_test(test_out_and_err),
 		cmocka_unit_test(test_address_block_destinations),
-		cmocka_unit_test(
-		    test_dest_address_allowed_needs_the_address_scheme_and_port),
+		cmocka_unit_test(test_allowed_by_exact_ip_or_block_and_port),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1157,6 +1157,200 @@ test_reuse(void **state)
 	finish(f);
 }
 
+/* What a streamed (raw) request saw through its callbacks. */
+struct sres {
+	struct res	 r;		/* completion */
+	int		 statuses;	/* status lines */
+	long		 status;	/* from the last status line */
+	char		 reason[64];
+	char		 headers[1024];	/* "name=value;" in order */
+	char		*body;
+	size_t		 len;
+	int		 chunks;
+};
+
+static int
+s_header(void *arg, long status, const char *name, size_t nlen,
+    const char *value, size_t vlen)
+{
+	struct sres	*s = arg;
+	size_t		 n = strlen(s->headers);
+
+	if (name == NULL) {
+		s->statuses++;
+		s->status = status;
+		snprintf(s->reason, sizeof(s->reason), "%.*s", (int)vlen,
+		    value);
+		s->headers[0] = '\0';
+		return 0;
+	}
+	snprintf(s->headers + n, sizeof(s->headers) - n, "%.*s=%.*s;",
+	    (int)nlen, name, (int)vlen, value);
+	return 0;
+}
+
+static int
+s_data(void *arg, const void *p, size_t n)
+{
+	struct sres	*s = arg;
+	char		*b;
+
+	if ((b = realloc(s->body, s->len + n + 1)) == NULL)
+		return -CB_EINTERNAL;
+	memcpy(b + s->len, p, n);
+	s->len += n;
+	b[s->len] = '\0';
+	s->body = b;
+	s->chunks++;
+	return 0;
+}
+
+/* A raw, streamed request to url, pinned to 127.0.0.1 and port. */
+static int
+start_raw(struct fix *f, const char *method, const char *url, int port,
+    const char *const *hlist, size_t n, const char *body,
+    unsigned timeout_ms, size_t max, struct sres *s)
+{
+	struct http_opts	 o;
+	struct cb_error		 err;
+	char			 to[64];
+
+	snprintf(to, sizeof(to), "::127.0.0.1:%d", port);
+	memset(&o, 0, sizeof(o));
+	o.method = method;
+	o.url = url;
+	o.raw = true;
+	o.hlist = (char *const *)hlist;
+	o.nhlist = n;
+	o.body = body;
+	o.body_len = body != NULL ? strlen(body) : 0;
+	o.timeout_ms = timeout_ms;
+	o.max_response = max;
+	o.connect_to = to;
+	o.label = "http://pinned.invalid";
+	o.on_header = s_header;
+	o.on_data = s_data;
+	o.cb_arg = s;
+	s->r.f = f;
+	cb_error_clear(&err);
+	return http_start(f->h, &o, done_cb, &s->r, NULL, &err);
+}
+
+static void
+sres_free(struct sres *s)
+{
+	res_free(&s->r);
+	free(s->body);
+}
+
+/*
+ * A raw request goes to the pinned address whatever the URL's host (a
+ * name that resolves nowhere), carries only the headers it is given
+ * (no Content-Type or Accept of curl's own), and streams its response
+ * through the callbacks: status line, headers in order, body.
+ */
+static void
+test_raw_pinned_streamed(void **state)
+{
+	struct fix	*f = *state;
+	struct sres	 s = { 0 };
+	const char	*h[] = { "X-Test: raw", "X-Empty;" };
+	char		 url[256];
+
+	snprintf(url, sizeof(url), "http://pinned.invalid:%d/echo", srv.port);
+	assert_int_equal(start_raw(f, "PUT", url, srv.port, h, 2, "data",
+	    5000, 0, &s), 0);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(s.r.called, 1);
+	assert_int_equal(s.r.code, 0);
+	assert_int_equal(s.r.status, 200);
+	assert_int_equal(s.statuses, 1);
+	assert_int_equal(s.status, 200);
+	assert_string_equal(s.reason, "OK");
+	assert_non_null(strstr(s.headers, "Content-Type=application/json;"));
+	assert_non_null(s.body);
+	assert_non_null(strstr(s.body, "\"method\": \"PUT\""));
+	assert_non_null(strstr(s.body, "\"body\": \"data\""));
+	assert_non_null(strstr(s.body, "\"x_test\": \"raw\""));
+	assert_non_null(strstr(s.body, "\"content_type\": null"));
+	/* Nothing was collected: the body went to the callback only. */
+	assert_int_equal(s.r.len, 0);
+	sres_free(&s);
+	finish(f);
+}
+
+/* Content-Length over the cap, and a stream that grows over it. */
+static void
+test_raw_too_large(void **state)
+{
+	struct fix	*f = *state;
+	struct sres	 s = { 0 }, t = { 0 };
+	char		 url[256], url2[256];
+
+	snprintf(url, sizeof(url), "http://pinned.invalid:%d/big", srv.port);
+	snprintf(url2, sizeof(url2), "http://pinned.invalid:%d/bigstream",
+	    srv.port);
+	assert_int_equal(start_raw(f, "GET", url, srv.port, NULL, 0, NULL,
+	    5000, 100000, &s), 0);
+	assert_int_equal(start_raw(f, "GET", url2, srv.port, NULL, 0, NULL,
+	    5000, 100000, &t), 0);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(s.r.code, CB_ETOOLARGE);
+	assert_int_equal(s.len, 0);	/* refused before the body */
+	assert_string_equal(s.r.msg, "the response from "
+	    "http://pinned.invalid is larger than 100000 bytes");
+	assert_int_equal(t.r.code, CB_ETOOLARGE);
+	assert_true(t.len <= 100000);
+	sres_free(&s);
+	sres_free(&t);
+	finish(f);
+}
+
+/* A timeout says in which phase it struck. */
+static void
+test_raw_timeout_phase(void **state)
+{
+	struct fix	*f = *state;
+	struct sres	 s = { 0 };
+	char		 url[256];
+
+	snprintf(url, sizeof(url), "http://pinned.invalid:%d/slow", srv.port);
+	assert_int_equal(start_raw(f, "GET", url, srv.port, NULL, 0, NULL,
+	    300, 0, &s), 0);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(s.r.code, CB_EUNAVAILABLE);
+	assert_string_equal(s.r.msg, "request timed out after 300 ms "
+	    "waiting for the response headers from http://pinned.invalid");
+	sres_free(&s);
+	finish(f);
+}
+
+/* Raw requests never share a connection: each comes from a new port. */
+static void
+test_raw_no_reuse(void **state)
+{
+	struct fix	*f = *state;
+	struct sres	 a = { 0 }, b = { 0 };
+	char		 url[256], *pa, *pb;
+
+	snprintf(url, sizeof(url), "http://pinned.invalid:%d/echo", srv.port);
+	assert_int_equal(start_raw(f, "GET", url, srv.port, NULL, 0, NULL,
+	    5000, 0, &a), 0);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(start_raw(f, "GET", url, srv.port, NULL, 0, NULL,
+	    5000, 0, &b), 0);
+	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
+	assert_int_equal(a.r.code, 0);
+	assert_int_equal(b.r.code, 0);
+	assert_non_null(pa = strstr(a.body, "\"port\": "));
+	assert_non_null(pb = strstr(b.body, "\"port\": "));
+	assert_int_not_equal(atoi(pa + 8), atoi(pb + 8));
+	assert_int_equal(http_idle_handles(f->h), 0);
+	sres_free(&a);
+	sres_free(&b);
+	finish(f);
+}
+
 int
 main(void)
 {
@@ -1201,6 +1395,14 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_bad_requests, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(test_reuse, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_raw_pinned_streamed, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_raw_too_large, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_raw_timeout_phase, setup,
+		    teardown),
+		cmocka_unit_test_setup_teardown(test_raw_no_reuse, setup,
+		    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -430,7 +430,8 @@ test_block_host_bits_refused(void **state)
 	static const struct {
 		const char	*in, *msg;
 	} t[] = {
-		{ "10.0.0.1/8", "10.0.0.1/8 has host bits set; write 10.0.0.0/8" },
+		{ "10.0.0.1/8",
+		    "10.0.0.1/8 has host bits set; write 10.0.0.0/8" },
 		{ "172.31.0.0/12",
 		    "172.31.0.0/12 has host bits set; write 172.16.0.0/12" },
 		{ "0.0.0.1/0", "0.0.0.1/0 has host bits set; write 0.0.0.0/0" },

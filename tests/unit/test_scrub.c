@@ -21,6 +21,7 @@
 #include "cb_error.h"
 #include "scrub.h"
 #include "secbuf.h"
+#include "template.h"
 
 #define S(lit)	(const uint8_t *)(lit), (sizeof(lit) - 1)
 #define P(id, lit, r)	{ (id), (lit), sizeof(lit) - 1, (r) }
@@ -82,7 +83,8 @@ expect(struct scrub *s, const char *text, const char *want)
 	struct secbuf	out = SECBUF_INIT;
 
 	run(s, text, strlen(text), 0, &out);
-	if (out.len != strlen(want) || memcmp(out.data, want, out.len) != 0)
+	if (out.len != strlen(want) ||
+	    (out.len > 0 && memcmp(out.data, want, out.len) != 0))
 		fail_msg("scrubbed \"%s\": got \"%.*s\", want \"%s\"", text,
 		    (int)out.len, (const char *)out.data, want);
 	secbuf_free(&out);
@@ -241,6 +243,30 @@ test_scrub_match_after_a_short_one_inside_a_longer_attempt(void **state)
 	expect(s, "ABCDEFGHIJ", "[REDACTED:b]");
 	expect(s, "xCDEFGHIx", "x[REDACTED:d]x");
 	expect(s, "ABCDEFGHI", "[REDACTED:a][REDACTED:c]I");
+	scrub_free(s);
+}
+
+static void
+test_scrub_shorter_match_after_one_that_overlaps_the_first(void **state)
+{
+	/*
+	 * At "H" the longest match ending there, "CDEFGH", overlaps the
+	 * tentative "ABCD"; the shorter "EFGH" that ends there too starts
+	 * after it and is the next match.
+	 */
+	struct pat	 p[] = {
+		P("a", "ABCD", true),
+		P("b", "ABCDEFGHIJ", true),
+		P("c", "CDEFGH", true),
+		P("d", "EFGH", true),
+	};
+	struct scrub	*s = mk(p, 4);
+
+	(void)state;
+	expect(s, "ABCDEFGHX", "[REDACTED:a][REDACTED:d]X");
+	expect(s, "ABCDEFGH", "[REDACTED:a][REDACTED:d]");
+	expect(s, "xCDEFGHx", "x[REDACTED:c]x");
+	expect(s, "ABCDEFGHIJ", "[REDACTED:b]");
 	scrub_free(s);
 }
 
@@ -449,7 +475,7 @@ test_scrub_limits_refused(void **state)
 {
 	struct scrub	*s;
 	struct cb_error	 err;
-	char		 id[16];
+	char		 id[32];
 	uint8_t		*big;
 	size_t		 i;
 
@@ -549,9 +575,10 @@ test_scrub_allocation_failures_are_errors(void **state)
 	for (nth = 1; nth < 200; nth++) {
 		fail_countdown = nth;
 		secmem_set_fail_hook(fail_nth);
-		rc = scrub_new(&s, &err);
-		assert_int_equal(rc, 0);
-		if ((rc = scrub_add_value(s, "u", S("user-01"), &err)) == 0 &&
+		if ((rc = scrub_new(&s, &err)) != 0)
+			assert_null(s);
+		else if ((rc = scrub_add_value(s, "u", S("user-01"),
+		    &err)) == 0 &&
 		    (rc = scrub_add_value(s, "p", S("pass\"word"), &err)) == 0 &&
 		    (rc = scrub_add_rendered(s, "p", S("cGFzcyJ3b3Jk"),
 		    &err)) == 0 && (rc = scrub_compile(s, &err)) == 0 &&
@@ -616,9 +643,15 @@ test_scrub_held_back_tail_is_bounded(void **state)
 	}
 	assert_int_equal(scrub_feed(st, "x", 1, &out, &err), 0);
 	assert_int_equal(scrub_stream_held(st), 0);
+	/* A whole pattern that nothing extends is written at once. */
+	assert_int_equal(scrub_feed(st, longpat, sizeof(longpat), &out,
+	    &err), 0);
+	assert_int_equal(scrub_stream_held(st), 0);
+	assert_int_equal(out.len, total + 1 + 15);
+	assert_memory_equal(out.data + total + 1, "[REDACTED:long]", 15);
 	assert_int_equal(scrub_stream_end(st, &out, &err), 0);
-	assert_int_equal(out.len, total + 1);
-	assert_int_equal(scrub_count(s), 0);
+	assert_int_equal(out.len, total + 1 + 15);
+	assert_int_equal(scrub_count(s), 1);
 	secbuf_free(&out);
 	scrub_free(s);
 }
@@ -641,7 +674,7 @@ rnd(uint32_t n)
  * then on from its end.
  */
 static size_t
-naive(char pats[][16], const size_t *plen, char ids[][8], size_t np,
+naive(char pats[][16], const size_t *plen, char ids[][24], size_t np,
     const char *text, size_t len, char *out)
 {
 	size_t	i = 0, o = 0, k, best, bl, cnt = 0;
@@ -671,8 +704,9 @@ naive(char pats[][16], const size_t *plen, char ids[][8], size_t np,
 static void
 test_scrub_differential_against_naive_model(void **state)
 {
-	char		 pats[10][16], ids[10][8], text[300], want[300 * 16];
-	size_t		 plen[10], np, len, i, k, cnt, before, off, n;
+	char		 pats[10][16], ids[10][24], text[300], want[300 * 16];
+	char		 base[16];
+	size_t		 plen[10], np, len, i, j, k, m, cnt, before, off, n;
 	const char	*alpha;
 	struct scrub	*s;
 	struct scrub_stream *st;
@@ -681,28 +715,55 @@ test_scrub_differential_against_naive_model(void **state)
 	int		 iter, mode;
 
 	(void)state;
-	for (iter = 0; iter < 4000; iter++) {
-		alpha = iter % 3 == 0 ? "ab" : iter % 3 == 1 ? "abc" : "abcd";
+	for (iter = 0; iter < 5000; iter++) {
+		alpha = iter % 2 == 0 ? "ab" : iter % 4 == 1 ? "abc" : "abcd";
 		np = 1 + rnd(10);
+		for (i = 0; i < sizeof(base); i++)
+			base[i] = alpha[rnd((uint32_t)strlen(alpha))];
 		assert_int_equal(scrub_new(&s, &err), 0);
 		for (k = 0; k < np; k++) {
 			plen[k] = 2 + rnd(11);
 			for (i = 0; i < plen[k]; i++)
 				pats[k][i] = alpha[rnd((uint32_t)strlen(alpha))];
-			/* Now and then a copy or a prefix of an earlier one. */
-			if (k > 0 && rnd(4) == 0) {
-				i = rnd((uint32_t)k);
-				memcpy(pats[k], pats[i], plen[i]);
-				if (rnd(2) == 0)
-					plen[k] = plen[i];
-				else if (plen[k] < plen[i])
-					plen[k] = plen[i] + 1 + rnd(3);
-				if (plen[k] > 15)
-					plen[k] = 15;
-				for (i = plen[i] < plen[k] ? plen[i] : plen[k];
-				    i < plen[k]; i++)
-					pats[k][i] = alpha[rnd(
-					    (uint32_t)strlen(alpha))];
+			/*
+			 * Mostly related to an earlier one: an extension of
+			 * it, a suffix, a piece of its end followed by more
+			 * (patterns that overlap), or a copy.
+			 */
+			if (k > 0 && rnd(3) != 0) {
+				j = rnd((uint32_t)k);
+				m = 1 + rnd((uint32_t)plen[j]);
+				switch (rnd(4)) {
+				case 0:		/* pats[j] + more */
+					memcpy(pats[k], pats[j], plen[j]);
+					if (plen[k] < plen[j])
+						plen[k] = plen[j];
+					break;
+				case 1:		/* suffix of pats[j] */
+					plen[k] = m;
+					memcpy(pats[k], pats[j] + plen[j] - m,
+					    m);
+					break;
+				case 2:		/* its last m bytes + more */
+					if (plen[k] < m)
+						plen[k] = m;
+					memcpy(pats[k], pats[j] + plen[j] - m,
+					    m);
+					break;
+				default:
+					plen[k] = plen[j];
+					memcpy(pats[k], pats[j], plen[j]);
+					break;
+				}
+			}
+			/*
+			 * Or, every other round, all pieces of one string:
+			 * prefixes, suffixes and inner parts of each other.
+			 */
+			if (iter % 2 == 1) {
+				j = rnd(12);
+				plen[k] = 2 + rnd((uint32_t)(14 - j));
+				memcpy(pats[k], base + j, plen[k]);
 			}
 			snprintf(ids[k], sizeof(ids[k]), "p%zu", k);
 			assert_int_equal(scrub_add_rendered(s, ids[k],
@@ -713,10 +774,20 @@ test_scrub_differential_against_naive_model(void **state)
 		len = rnd(2) == 0 ? rnd(40) : rnd(sizeof(text));
 		for (i = 0; i < len; i++) {
 			/* Text made mostly of pattern pieces. */
-			if (rnd(3) == 0 && i + 15 < len) {
+			if (iter % 2 == 1 && rnd(2) == 0 && i + 16 < len) {
+				/* A piece of the base string. */
+				j = rnd(16);
+				n = 1 + rnd((uint32_t)(16 - j));
+				memcpy(text + i, base + j, n);
+				i += n - 1;
+			} else if (rnd(2) == 0 && i + 15 < len) {
 				k = rnd((uint32_t)np);
 				n = 1 + rnd((uint32_t)plen[k]);
-				memcpy(text + i, pats[k], n);
+				if (rnd(2) == 0)	/* a prefix */
+					memcpy(text + i, pats[k], n);
+				else			/* a suffix */
+					memcpy(text + i, pats[k] + plen[k] - n,
+					    n);
 				i += n - 1;
 			} else
 				text[i] = (char)(rnd(8) == 0 ? 'x' :
@@ -737,8 +808,8 @@ test_scrub_differential_against_naive_model(void **state)
 				    &out, &err), 0);
 			}
 			assert_int_equal(scrub_stream_end(st, &out, &err), 0);
-			if (out.len != strlen(want) ||
-			    memcmp(out.data, want, out.len) != 0) {
+			if (out.len != strlen(want) || (out.len > 0 &&
+			    memcmp(out.data, want, out.len) != 0)) {
 				fprintf(stderr, "iteration %d mode %d\n",
 				    iter, mode);
 				for (k = 0; k < np; k++)
@@ -750,6 +821,135 @@ test_scrub_differential_against_naive_model(void **state)
 			}
 			assert_int_equal(scrub_count(s) - before, cnt);
 		}
+		scrub_free(s);
+	}
+	secbuf_free(&out);
+}
+
+/* The model's patterns for values: bytes and replacement text. */
+struct mpat {
+	char	 b[64];
+	size_t	 len;
+	char	 name[48];
+};
+
+/* Append filter f of n bytes at v to the model (none for bad json). */
+static void
+mpat_add(struct mpat *mp, size_t *n, int f, const char *v, size_t len,
+    const char *name)
+{
+	struct secbuf	b = SECBUF_INIT;
+	int		rc;
+
+	if (f == 0)
+		assert_int_equal(secbuf_append(&b, v, len), 0);
+	else if ((rc = tpl_filter_apply(f, (const uint8_t *)v, len, &b,
+	    NULL)) != 0) {
+		assert_int_equal(rc, -CB_EBADREQ);
+		assert_int_equal(f, TPL_F_JSON);
+		secbuf_free(&b);
+		return;
+	}
+	assert_true(b.len < sizeof(mp[*n].b));
+	memcpy(mp[*n].b, b.data, b.len);
+	mp[*n].len = b.len;
+	snprintf(mp[*n].name, sizeof(mp[*n].name), "%s", name);
+	(*n)++;
+	secbuf_free(&b);
+}
+
+/*
+ * Values, each encoding and the pairs, against the same naive model over
+ * the patterns scrub.h lists, in the order it lists them.
+ */
+static void
+test_scrub_differential_values_encodings_and_pairs(void **state)
+{
+	static const char alpha[] = "ab/ \"\xc3\xff";
+	char		 vals[4][8], name[48], text[400], want[400 * 16];
+	size_t		 vlen[4], nv, np, i, j, k, n, bl, len, o, cnt;
+	struct mpat	 mp[4 * 4 + 4 * 3];
+	struct scrub	*s;
+	struct secbuf	 out = SECBUF_INIT;
+	struct cb_error	 err;
+	int		 iter;
+
+	(void)state;
+	for (iter = 0; iter < 1500; iter++) {
+		nv = 1 + rnd(4);
+		np = 0;
+		assert_int_equal(scrub_new(&s, &err), 0);
+		for (k = 0; k < nv; k++) {
+			vlen[k] = 2 + rnd(6);
+			for (i = 0; i < vlen[k]; i++)
+				vals[k][i] = alpha[rnd(sizeof(alpha) - 1)];
+			snprintf(name, sizeof(name), "v%zu", k);
+			assert_int_equal(scrub_add_value(s, name,
+			    (const uint8_t *)vals[k], vlen[k], &err), 0);
+			if (vlen[k] < SCRUB_MIN_LEN)
+				continue;
+			mpat_add(mp, &np, 0, vals[k], vlen[k], name);
+			mpat_add(mp, &np, TPL_F_URLQUERY, vals[k], vlen[k],
+			    name);
+			mpat_add(mp, &np, TPL_F_JSON, vals[k], vlen[k], name);
+			mpat_add(mp, &np, TPL_F_BASE64, vals[k], vlen[k], name);
+		}
+		for (i = 0; i < nv; i++)
+			for (j = 0; j < nv; j++) {
+				char	pair[20];
+
+				if (i == j)
+					continue;
+				memcpy(pair, vals[i], vlen[i]);
+				pair[vlen[i]] = ':';
+				memcpy(pair + vlen[i] + 1, vals[j], vlen[j]);
+				snprintf(name, sizeof(name), "v%zu+v%zu", i, j);
+				mpat_add(mp, &np, TPL_F_BASE64, pair,
+				    vlen[i] + 1 + vlen[j], name);
+			}
+		assert_int_equal(scrub_compile(s, &err), 0);
+
+		/* Text: pieces of the patterns and of the values. */
+		len = 0;
+		while (len < 300) {
+			k = rnd((uint32_t)np + 1);
+			if (k == np || rnd(4) == 0) {
+				text[len++] = alpha[rnd(sizeof(alpha) - 1)];
+				continue;
+			}
+			n = rnd(3) == 0 ? 1 + rnd((uint32_t)mp[k].len) :
+			    mp[k].len;
+			memcpy(text + len, mp[k].b, n);
+			len += n;
+		}
+
+		/* The model. */
+		o = cnt = 0;
+		for (i = 0; i < len;) {
+			bl = 0;
+			for (k = 0, j = np; k < np; k++)
+				if (mp[k].len > bl && mp[k].len <= len - i &&
+				    memcmp(text + i, mp[k].b, mp[k].len) == 0) {
+					j = k;
+					bl = mp[k].len;
+				}
+			if (j == np) {
+				want[o++] = text[i++];
+				continue;
+			}
+			o += (size_t)sprintf(want + o, "[REDACTED:%s]",
+			    mp[j].name);
+			i += bl;
+			cnt++;
+		}
+
+		n = scrub_count(s);
+		run(s, text, len, 1 + rnd(40), &out);
+		if (out.len != o || memcmp(out.data, want, o) != 0)
+			fail_msg("iteration %d: got \"%.*s\", want \"%.*s\"",
+			    iter, (int)out.len, (const char *)out.data,
+			    (int)o, want);
+		assert_int_equal(scrub_count(s) - n, cnt);
 		scrub_free(s);
 	}
 	secbuf_free(&out);
@@ -771,7 +971,7 @@ test_scrub_one_mib_with_twenty_values_is_linear(void **state)
 {
 	static const char alnum[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmn"
 	    "opqrstuvwxyz0123456789";
-	char		 vals[20][41], ids[20][8];
+	char		 vals[20][41], ids[20][24];
 	struct scrub	*s;
 	struct cb_error	 err;
 	struct secbuf	 out = SECBUF_INIT;
@@ -868,6 +1068,8 @@ main(void)
 		    test_scrub_leftmost_longest_among_nested_patterns),
 		cmocka_unit_test(
 		    test_scrub_match_after_a_short_one_inside_a_longer_attempt),
+		cmocka_unit_test(
+		    test_scrub_shorter_match_after_one_that_overlaps_the_first),
 		cmocka_unit_test(test_scrub_value_occurring_many_times),
 		cmocka_unit_test(test_scrub_match_split_at_every_point),
 		cmocka_unit_test(test_scrub_matches_do_not_span_streams),
@@ -881,6 +1083,8 @@ main(void)
 		cmocka_unit_test(test_scrub_allocation_failures_are_errors),
 		cmocka_unit_test(test_scrub_held_back_tail_is_bounded),
 		cmocka_unit_test(test_scrub_differential_against_naive_model),
+		cmocka_unit_test(
+		    test_scrub_differential_values_encodings_and_pairs),
 		cmocka_unit_test(test_scrub_one_mib_with_twenty_values_is_linear),
 		cmocka_unit_test(test_scrub_adversarial_input_is_linear),
 	};
