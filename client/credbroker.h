@@ -465,7 +465,8 @@ struct credbroker_request_options {
  * credbroker_response_free().  When skipped is set (a status check
  * without a system account) only reason is meaningful, and no request was
  * sent.  Otherwise status is the HTTP status, reason its status text
- * ("OK"; empty over HTTP/2; NULL when the broker does not say), headers are
+ * ("OK"; empty over HTTP/2; NULL when the broker does not say; NUL-
+ * terminated, without NUL bytes, not necessarily UTF-8), headers are
  * the response's headers in the order received (names NUL-terminated and
  * without NUL bytes; values NUL-terminated, value_len bytes, which may
  * include NUL bytes when the server sent them), body is body_len bytes plus

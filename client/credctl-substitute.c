@@ -404,10 +404,24 @@ credctl_parse_count(struct credctl *ctx, const char *arg, const char *opt,
 }
 
 /*
+ * The str or bin o (text from the upstream, bin when it is not UTF-8),
+ * escaped for the terminal; malloc'd, NULL when o is neither.
+ */
+static char *
+credctl_upstream_text(const msgpack_object *o)
+{
+	if (o != NULL && o->type == MSGPACK_OBJECT_STR)
+		return credctl_sanitize(o->via.str.ptr, o->via.str.size);
+	if (o != NULL && o->type == MSGPACK_OBJECT_BIN)
+		return credctl_sanitize(o->via.bin.ptr, o->via.bin.size);
+	return NULL;
+}
+
+/*
  * Print a response for people: "HTTP STATUS TEXT", the headers as "Name:
- * value" (escaped for the terminal), a blank line, then the body as it
- * is.  The body is the service's answer with every echo of a used value
- * already replaced by the broker.
+ * value" (escaped for the terminal, bytes that are not UTF-8 as \xNN), a
+ * blank line, then the body as it is.  The body is the service's answer
+ * with every echo of a used value already replaced by the broker.
  */
 static int
 credctl_print_response(struct credctl *ctx, const msgpack_object *res)
@@ -428,20 +442,18 @@ credctl_print_response(struct credctl *ctx, const msgpack_object *res)
 		return credctl_local_error(ctx, CREDBROKER_ERR_PROTOCOL,
 		    "the request result does not have the expected shape");
 	printf("HTTP %" PRIu64, st->via.u64);
-	o = proto_map_get(res, "reason");
-	if (o != NULL && o->type == MSGPACK_OBJECT_STR && o->via.str.size > 0 &&
-	    (s1 = credctl_text(o)) != NULL) {
+	if ((s1 = credctl_upstream_text(proto_map_get(res, "reason"))) !=
+	    NULL && *s1 != '\0')
 		printf(" %s", s1);
-		free(s1);
-	}
+	free(s1);
 	fputc('\n', stdout);
 	for (i = 0; hs != NULL && hs->type == MSGPACK_OBJECT_ARRAY &&
 	    i < hs->via.array.size; i++) {
 		o = &hs->via.array.ptr[i];
 		if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != 2)
 			continue;
-		s1 = credctl_text(&o->via.array.ptr[0]);
-		s2 = credctl_text(&o->via.array.ptr[1]);
+		s1 = credctl_upstream_text(&o->via.array.ptr[0]);
+		s2 = credctl_upstream_text(&o->via.array.ptr[1]);
 		printf("%s: %s\n", s1 != NULL ? s1 : "?",
 		    s2 != NULL ? s2 : "?");
 		free(s1);

@@ -100,7 +100,7 @@ cb_resp_check(const msgpack_object *res, struct cb_resp_view *v,
 	v->status = (int)o->via.u64;
 	/* Not skipped: reason is the status text ("OK"), when given. */
 	v->reason = proto_map_get(res, "reason");
-	if (!cb_is_none(v->reason) && !cb_is_str(v->reason, false))
+	if (!cb_is_none(v->reason) && !cb_is_bytes(v->reason, false))
 		return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
 		    "the status text of the response is not a string");
 	if (cb_is_none(v->reason))

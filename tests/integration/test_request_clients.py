@@ -46,7 +46,8 @@ class EchoService:
     """A local HTTP service that records each request (method, path,
     headers, body) and answers 200 with the Authorization header it got,
     in X-Seen and in a JSON body; /moved answers 302 to /whoami, and /big
-    answers 64 KiB."""
+    answers 64 KiB, /latin1 a status text, a header and a body that are
+    not UTF-8."""
 
     def __init__(self):
         self.requests = []
@@ -72,6 +73,13 @@ class EchoService:
                     self.send_response_only(302)
                     self.send_header("Location", "/whoami")
                     self.end_headers()
+                    return
+                if self.path == "/latin1":
+                    # Text that is not UTF-8 (latin-1 on the wire).
+                    self.send_response_only(200, "Gr\xfc\xdf")
+                    self.send_header("X-Raw", "caf\xe9")
+                    self.end_headers()
+                    self.wfile.write(b"\xff\x00ok")
                     return
                 if self.path == "/big":
                     out = b"x" * 65536
@@ -165,7 +173,8 @@ class RequestClientsTest(cbtest.DaemonTestCase):
 
     def credctl(self, *args, **kw):
         rc, out, err = cbtest.credctl(self.d.socket, *args, **kw)
-        self.outputs += [out.encode(), err.encode()]
+        # The bytes credctl wrote, stdout then stderr.
+        self.outputs += cbtest.CREDCTL_OUTPUT[-2:]
         return rc, out, err
 
     def runner(self, *args):
@@ -227,6 +236,20 @@ class RequestClientsTest(cbtest.DaemonTestCase):
             "st  status_token  yes     own     -\n")
             % (self.svc.origin, self.user))
         self.assertEqual(self.svc.received(), [])
+
+    def test_credctl_request_escapes_header_text_that_is_not_utf8(self):
+        rc, out, err = self.credctl("request", "--file",
+                                    self.doc_file("/latin1"))
+        self.assertEqual((rc, err), (0, ""))
+        self.assertEqual(out, "HTTP 200 Gr\\xfc\\xdf\nX-Raw: caf\\xe9\n\n"
+                         "\ufffd\x00ok")
+        self.assertEqual(self.outputs[-2], b"HTTP 200 Gr\\xfc\\xdf\n"
+                         b"X-Raw: caf\\xe9\n\n\xff\x00ok")
+        with credbroker.connect(self.d.socket) as c:
+            res = c.request(self.component(), self.template("/latin1"))
+        self.assertEqual((res["reason"], res["headers"], res["body"]),
+                         (b"Gr\xfc\xdf", [["X-Raw", b"caf\xe9"]],
+                          b"\xff\x00ok"))
 
     def test_credctl_request_redirect_is_returned_unless_followed(self):
         rc, out, err = self.credctl("request", "--file",

@@ -1907,6 +1907,7 @@ test_request_response(void **state)
 	};
 	static const char body[] = { 'o', 'k', '\0', (char)0xff };
 	msgpack_sbuffer			 sb;
+	msgpack_packer			 pk;
 	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
 	    false };
 	struct credbroker_response	*r;
@@ -1933,6 +1934,21 @@ test_request_response(void **state)
 	assert_string_equal(r->used[0].type, "tokt");
 	assert_string_equal(r->used[0].source, "own");
 	assert_null(r->used[0].account);
+	credbroker_response_free(r);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* A status text that is not UTF-8 comes as bin. */
+	pk_result_head(&sb, &pk);
+	msgpack_pack_map(&pk, 2);
+	pk_str(&pk, "status");
+	msgpack_pack_uint16(&pk, 404);
+	pk_str(&pk, "reason");
+	msgpack_pack_bin_with_body(&pk, "Gr\xfc\xdf", 4);
+	assert_int_equal(run_req(&cn, &comp, &req, NULL, &r, &err, NULL), 0);
+	assert_int_equal(r->status, 404);
+	assert_string_equal(r->reason, "Gr\xfc\xdf");
+	assert_int_equal(r->nheaders, 0);
+	assert_string_equal(r->body, "");
 	credbroker_response_free(r);
 	msgpack_sbuffer_destroy(&sb);
 
