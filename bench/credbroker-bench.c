@@ -620,7 +620,7 @@ struct slot {
 	struct bconn	*conn;
 	CURL		*easy;		/* kept for the slot's next request */
 	struct curl_slist *hdrs;
-	bool		 vbad;		/* --verify failed on the substitution */
+	bool		 vbad;		/* --verify failed on substitute */
 };
 
 struct bconn {
@@ -1157,7 +1157,8 @@ cm_drain(void)
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		cc = m->data.result;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&s);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+		    (char **)&s);
 		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE,
 		    &status);
 		curl_multi_remove_handle(cm, m->easy_handle);

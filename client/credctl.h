@@ -5,8 +5,9 @@
  * text, and the helpers every command uses to talk to the broker and to
  * report errors; each credctl-<family>.c file implements one family of
  * commands (credctl-substitute.c: the dry run that shows where values
- * would go, and requests the broker sends; credctl-vault.c: the Vault settings); credctl-print.c turns
- * results into tables, key: value lines or JSON.
+ * would go, and requests the broker sends; credctl-vault.c: the Vault
+ * settings); credctl-print.c turns results into tables, key: value lines
+ * or JSON.
  */
 #ifndef CREDCTL_H
 #define CREDCTL_H

@@ -1,8 +1,8 @@
 /*
  * libcredbroker-int.h: what the parts of libcredbroker share
  * (libcredbroker.c, the call core; libcredbroker-substitute.c and
- * libcredbroker-request.c, the runner's API).  Hidden: the shared library exports only the API of
- * credbroker.h.
+ * libcredbroker-request.c, the runner's API).  Hidden: the shared
+ * library exports only the API of credbroker.h.
  */
 #ifndef CB_LIBCREDBROKER_INT_H
 #define CB_LIBCREDBROKER_INT_H

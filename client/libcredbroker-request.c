@@ -62,8 +62,8 @@ cb_is_bytes(const msgpack_object *o, bool nul_ok)
 /*
  * Check that res has the shape of a "request" result and fill v with
  * pointers into it: {skipped: true, reason} or {status, reason?, headers:
- * [[name, value], ...], body, scrubbed, used}.  Keys the broker may add later are
- * ignored.
+ * [[name, value], ...], body, scrubbed, used}.  Keys the broker may add
+ * later are ignored.
  */
 static int
 cb_resp_check(const msgpack_object *res, struct cb_resp_view *v,
