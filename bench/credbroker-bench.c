@@ -22,6 +22,12 @@
  *	sub5	substitute, 5 placeholders (URL query with urlquery, 3 headers,
  *		JSON body with json)
  *	mix	90% sub1, 10% cred.set (--set-percent)
+ *	request	request: the broker substitutes 1 placeholder (as sub1) and
+ *		sends a GET to --target itself (credbroker-bench-httpd)
+ *	sub+curl what a runner does without "request": substitute (as sub1),
+ *		then send the substituted GET to --target with libcurl (one
+ *		easy handle per request slot, reused; connections kept
+ *		alive); a request counts once the HTTP answer is in
  *	none	no load (with --idle: memory of idle connections only)
  *
  * Users are uuids derived deterministically from an index (0 .. --users-1)
@@ -51,6 +57,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <msgpack.h>
 #include <uv.h>
 
@@ -70,19 +77,23 @@
 #define MARK_USER	"ffffffff-ffff-4fff-bfff-fffffffffffe"
 #define MARK_VALUE	"VVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVVV"
 
-enum workload { W_NONE, W_HELLO, W_STATUS, W_SUB1, W_SUB5, W_MIX, W_SEED };
+enum workload { W_NONE, W_HELLO, W_STATUS, W_SUB1, W_SUB5, W_MIX,
+	W_REQUEST, W_SUBCURL, W_SEED };
 static const char *const workload_names[] = {
 	[W_NONE] = "none", [W_HELLO] = "hello", [W_STATUS] = "status",
 	[W_SUB1] = "sub1", [W_SUB5] = "sub5", [W_MIX] = "mix",
+	[W_REQUEST] = "request", [W_SUBCURL] = "sub+curl",
 	[W_SEED] = "seed",
 };
 
 /* Request kinds: one packed template each (cred.set: one per type). */
-enum kind { K_HELLO, K_STATUS, K_SUB1, K_SUB5, K_SET, K_COUNT };
+enum kind { K_HELLO, K_STATUS, K_SUB1, K_SUB5, K_SET, K_REQ, K_SUBCURL,
+	K_COUNT };
 static const char *const kind_names[] = {
 	[K_HELLO] = "hello", [K_STATUS] = "cred.status",
 	[K_SUB1] = "substitute/1", [K_SUB5] = "substitute/5",
-	[K_SET] = "cred.set",
+	[K_SET] = "cred.set", [K_REQ] = "request",
+	[K_SUBCURL] = "substitute+curl",
 };
 
 /* ------------------------------------------------------------------ */
@@ -110,6 +121,7 @@ static struct {
 	unsigned	 seed_conns;
 	unsigned	 seed_depth;
 	uint64_t	 rng_seed;
+	const char	*target;	/* http://127.0.0.1:PORT */
 } opt = {
 	.conns = 50, .depth = 1, .duration = 10, .warmup = 1,
 	.workload = W_SUB1, .users = 1000, .types = 5, .set_pct = 10,
@@ -118,6 +130,7 @@ static struct {
 
 static char	*cmdline;
 static uv_loop_t *loop;
+static CURLM	*cm;		/* -w sub+curl */
 
 static inline uint64_t
 now_ns(void)
@@ -405,6 +418,28 @@ pk_header(msgpack_packer *pk, const char *name, const char *value)
 	pk_str(pk, value);
 }
 
+/* The params of sub1 (component and a GET of url) as one map. */
+static void
+pk_sub1_params(msgpack_packer *pk, const char *url)
+{
+	msgpack_pack_map(pk, 2);
+	pk_str(pk, "component");
+	msgpack_pack_map(pk, 3);
+	pk_kv(pk, "kind", "action");
+	pk_kv(pk, "initiator", MARK_USER);
+	pk_str(pk, "credentials");
+	msgpack_pack_array(pk, 1);
+	pk_cred(pk, "c1", 1);
+	pk_str(pk, "request");
+	msgpack_pack_map(pk, 3);
+	pk_kv(pk, "method", "GET");
+	pk_kv(pk, "url", url);
+	pk_str(pk, "headers");
+	msgpack_pack_array(pk, 2);
+	pk_header(pk, "Authorization", "Bearer <<.credentials.c1>>");
+	pk_header(pk, "Accept", "application/json");
+}
+
 static void
 tmpls_build(void)
 {
@@ -473,6 +508,22 @@ tmpls_build(void)
 	pk_kv(&pk, "body", "{\"token\":\"<<.credentials.c5 | json>>\","
 	    "\"page\":1}");
 	tmpl_finish(&tmpls[K_SUB5], &sb);
+
+	/*
+	 * request and sub+curl: the GET of sub1 to --target; the first
+	 * header is the one --verify checks.
+	 */
+	if (opt.target != NULL) {
+		char url[512];
+
+		snprintf(url, sizeof(url), "%s/v1/items?page=1", opt.target);
+		pk_head(&pk, "request");
+		pk_sub1_params(&pk, url);
+		tmpl_finish(&tmpls[K_REQ], &sb);
+		pk_head(&pk, "substitute");
+		pk_sub1_params(&pk, url);
+		tmpl_finish(&tmpls[K_SUBCURL], &sb);
+	}
 
 	for (k = 1; k <= opt.types; k++) {
 		type_ident(k, ident, sizeof(ident));
@@ -557,12 +608,19 @@ self_cpu(void)
 /* ------------------------------------------------------------------ */
 /* Connections                                                        */
 
+struct bconn;
+
 struct slot {
 	uint32_t	 msgid;		/* 0: free */
 	uint8_t		 kind;
 	uint8_t		 type;		/* cred.set: type index */
 	uint64_t	 user;
 	uint64_t	 sent;
+	/* sub+curl: the HTTP request made with the substituted one */
+	struct bconn	*conn;
+	CURL		*easy;		/* kept for the slot's next request */
+	struct curl_slist *hdrs;
+	bool		 vbad;		/* --verify failed on substitute */
 };
 
 struct bconn {
@@ -681,9 +739,13 @@ conn_init(struct bconn *c, unsigned id, unsigned depth, bool idle)
 	c->poll.data = c;
 }
 
+static void	subcurl_free(struct bconn *);
+
 static void
 conn_free(struct bconn *c)
 {
+	if (cm != NULL)
+		subcurl_free(c);
 	free(c->out);
 	free(c->in);
 	free(c->slots);
@@ -774,6 +836,12 @@ next_request(int *kind, uint64_t *user, unsigned *type)
 		break;
 	case W_MIX:
 		*kind = rng_below(100) < opt.set_pct ? K_SET : K_SUB1;
+		break;
+	case W_REQUEST:
+		*kind = K_REQ;
+		break;
+	case W_SUBCURL:
+		*kind = K_SUBCURL;
 		break;
 	case W_SEED:
 		if (R.seed_next >= R.seed_total)
@@ -930,8 +998,15 @@ verify_reply(const uint8_t *msg, size_t len, const struct slot *s)
 	case K_SET:
 		ok = proto_map_get(res, "updated_at") != NULL;
 		break;
+	case K_REQ:
+		/* credbroker-bench-httpd answers 200 to everything. */
+		v = proto_map_get(res, "status");
+		ok = v != NULL && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
+		    v->via.u64 == 200;
+		break;
 	case K_SUB1:
 	case K_SUB5:
+	case K_SUBCURL:
 		/* headers[0] is "Authorization: Bearer <value of type 1>". */
 		memcpy(want, "Bearer ", 7);
 		user_value(s->user, 1, want + 7);
@@ -959,6 +1034,48 @@ done:
 }
 
 static void	run_measure_end(uint64_t);
+static int	subcurl_start(struct bconn *, struct slot *, const uint8_t *,
+		    size_t);
+
+/*
+ * Count the outcome of the request in slot s of c (in the measurement
+ * window) and free the slot.  err: it failed (msg/len, when not NULL, is
+ * the broker's reply holding the error; what names it); vbad: --verify
+ * found the reply wrong.
+ */
+static void
+slot_done(struct bconn *c, struct slot *s, bool err, bool vbad,
+    const uint8_t *msg, size_t len, const char *what, uint64_t now)
+{
+	if (R.phase == PH_MEASURE || R.workload == W_SEED) {
+		if (err) {
+			R.errors++;
+			R.err_by_kind[s->kind]++;
+			note_error(msg, len, what);
+		} else {
+			R.ok++;
+			R.by_kind[s->kind]++;
+			if (vbad) {
+				R.verify_failed++;
+				if (R.first_error[0] == '\0')
+					snprintf(R.first_error,
+					    sizeof(R.first_error), "%s: the "
+					    "reply does not hold the expected "
+					    "values", kind_names[s->kind]);
+			}
+		}
+		if (R.workload != W_SEED)
+			hist_add(&R.hist, now - s->sent);
+	} else if (err)
+		note_error(msg, len, what);
+	s->msgid = 0;
+	c->freeslots[c->nfree++] = (unsigned)(s - c->slots);
+	c->inflight--;
+	R.inflight--;
+	if (R.phase == PH_MEASURE && R.measured_target > 0 &&
+	    R.ok + R.errors >= R.measured_target)
+		run_measure_end(now);
+}
 
 /* One complete reply of len bytes at msg, received at now. */
 static void
@@ -967,7 +1084,7 @@ conn_reply(struct bconn *c, const uint8_t *msg, size_t len, uint64_t now)
 	struct slot	*s;
 	uint32_t	 msgid;
 	size_t		 used;
-	bool		 err;
+	bool		 err, vbad = false;
 
 	if (c->idle) {
 		idle_ready++;
@@ -989,34 +1106,281 @@ conn_reply(struct bconn *c, const uint8_t *msg, size_t len, uint64_t now)
 		return;
 	}
 	err = 2 + used >= len || msg[2 + used] != 0xc0;
-	if (R.phase == PH_MEASURE || R.workload == W_SEED) {
-		if (err) {
-			R.errors++;
-			R.err_by_kind[s->kind]++;
-			note_error(msg, len, kind_names[s->kind]);
-		} else {
-			R.ok++;
-			R.by_kind[s->kind]++;
-			if (opt.verify && !verify_reply(msg, len, s)) {
-				R.verify_failed++;
-				if (R.first_error[0] == '\0')
-					snprintf(R.first_error,
-					    sizeof(R.first_error), "%s: the "
-					    "reply does not hold the expected "
-					    "values", kind_names[s->kind]);
-			}
+	if (!err && opt.verify)
+		vbad = !verify_reply(msg, len, s);
+	if (s->kind == K_SUBCURL && !err) {
+		/* The slot is done when the HTTP answer is in. */
+		s->vbad = vbad;
+		if (subcurl_start(c, s, msg, len) == 0)
+			return;
+		slot_done(c, s, true, false, NULL, 0, "substitute+curl: "
+		    "cannot start the HTTP request", now);
+		return;
+	}
+	slot_done(c, s, err, vbad, msg, len, kind_names[s->kind], now);
+}
+
+/* ------------------------------------------------------------------ */
+/* sub+curl: libcurl's multi interface on the loop (curl's multi-uv)   */
+
+static uv_timer_t	 cm_timer;
+
+/* A socket libcurl asked to watch. */
+struct csock {
+	uv_poll_t	 poll;
+	curl_socket_t	 fd;
+};
+
+/* libcurl's write callback: the body is read and dropped. */
+static size_t
+cm_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+	(void)p;
+	(void)arg;
+	return size * nmemb;
+}
+
+/* Finished transfers: account for them and refill their connections. */
+static void
+cm_drain(void)
+{
+	struct slot	*s;
+	struct bconn	*c;
+	CURLMsg		*m;
+	CURLcode	 cc;
+	long		 status = 0;
+	char		 what[160];
+	int		 left;
+	uint64_t	 now;
+
+	while ((m = curl_multi_info_read(cm, &left)) != NULL) {
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		cc = m->data.result;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE,
+		    (char **)&s);
+		curl_easy_getinfo(m->easy_handle, CURLINFO_RESPONSE_CODE,
+		    &status);
+		curl_multi_remove_handle(cm, m->easy_handle);
+		curl_slist_free_all(s->hdrs);
+		s->hdrs = NULL;
+		c = s->conn;
+		now = now_ns();
+		if (cc != CURLE_OK)
+			snprintf(what, sizeof(what), "substitute+curl: %s",
+			    curl_easy_strerror(cc));
+		else
+			snprintf(what, sizeof(what), "substitute+curl: HTTP "
+			    "%ld", status);
+		slot_done(c, s, cc != CURLE_OK || status != 200, s->vbad,
+		    NULL, 0, what, now);
+		conn_fill(c);
+	}
+}
+
+static void
+cm_poll_cb(uv_poll_t *h, int status, int events)
+{
+	struct csock	*cs = h->data;
+	int		 flags = 0, running;
+
+	if (status < 0)
+		flags = CURL_CSELECT_ERR;
+	else {
+		if (events & UV_READABLE)
+			flags |= CURL_CSELECT_IN;
+		if (events & UV_WRITABLE)
+			flags |= CURL_CSELECT_OUT;
+	}
+	curl_multi_socket_action(cm, cs->fd, flags, &running);
+	cm_drain();
+}
+
+static void
+cm_timeout_cb(uv_timer_t *t)
+{
+	int	running;
+
+	(void)t;
+	curl_multi_socket_action(cm, CURL_SOCKET_TIMEOUT, 0, &running);
+	cm_drain();
+}
+
+static void
+cm_sock_closed(uv_handle_t *h)
+{
+	free(h->data);
+}
+
+/* CURLMOPT_SOCKETFUNCTION: start, change or stop watching a socket. */
+static int
+cm_socket(CURL *e, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+	struct csock	*cs = socketp;
+	int		 ev = 0;
+
+	(void)e;
+	(void)userp;
+	if (what == CURL_POLL_REMOVE) {
+		if (cs != NULL) {
+			uv_poll_stop(&cs->poll);
+			uv_close((uv_handle_t *)&cs->poll, cm_sock_closed);
+			curl_multi_assign(cm, fd, NULL);
 		}
-		if (R.workload != W_SEED)
-			hist_add(&R.hist, now - s->sent);
-	} else if (err)
-		note_error(msg, len, kind_names[s->kind]);
-	s->msgid = 0;
-	c->freeslots[c->nfree++] = (unsigned)(s - c->slots);
-	c->inflight--;
-	R.inflight--;
-	if (R.phase == PH_MEASURE && R.measured_target > 0 &&
-	    R.ok + R.errors >= R.measured_target)
-		run_measure_end(now);
+		return 0;
+	}
+	if (cs == NULL) {
+		cs = xcalloc(1, sizeof(*cs));
+		cs->fd = fd;
+		if (uv_poll_init_socket(loop, &cs->poll, fd) != 0)
+			die("uv_poll_init_socket failed");
+		cs->poll.data = cs;
+		curl_multi_assign(cm, fd, cs);
+	}
+	if (what & CURL_POLL_IN)
+		ev |= UV_READABLE;
+	if (what & CURL_POLL_OUT)
+		ev |= UV_WRITABLE;
+	uv_poll_start(&cs->poll, ev, cm_poll_cb);
+	return 0;
+}
+
+/* CURLMOPT_TIMERFUNCTION: one timer, run from the loop. */
+static int
+cm_timer_set(CURLM *m, long ms, void *userp)
+{
+	(void)m;
+	(void)userp;
+	if (ms < 0)
+		uv_timer_stop(&cm_timer);
+	else
+		uv_timer_start(&cm_timer, cm_timeout_cb, (uint64_t)ms, 0);
+	return 0;
+}
+
+static void
+cm_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != 0 ||
+	    (cm = curl_multi_init()) == NULL)
+		die("cannot initialise libcurl");
+	uv_timer_init(loop, &cm_timer);
+	cm_timer.data = NULL;
+	curl_multi_setopt(cm, CURLMOPT_SOCKETFUNCTION, cm_socket);
+	curl_multi_setopt(cm, CURLMOPT_TIMERFUNCTION, cm_timer_set);
+	/* Every connection of the run stays open for the next request. */
+	curl_multi_setopt(cm, CURLMOPT_MAXCONNECTS, 100000L);
+}
+
+/* A str object as a new C string. */
+static char *
+obj_strdup(const msgpack_object *o)
+{
+	char	*p;
+
+	if (o == NULL || o->type != MSGPACK_OBJECT_STR)
+		return NULL;
+	p = xmalloc(o->via.str.size + 1);
+	memcpy(p, o->via.str.ptr, o->via.str.size);
+	p[o->via.str.size] = '\0';
+	return p;
+}
+
+/*
+ * Send the request that a substitute reply holds, on the slot's own easy
+ * handle (created once, then reused: libcurl keeps its connection in the
+ * multi handle's pool).  0, or -1 when the reply does not hold a request
+ * or libcurl refuses it.
+ */
+static int
+subcurl_start(struct bconn *c, struct slot *s, const uint8_t *msg,
+    size_t len)
+{
+	msgpack_unpacked	 up;
+	const msgpack_object	*req, *h, *pair;
+	struct curl_slist	*n;
+	char			*url = NULL, *method = NULL, *line;
+	size_t			 off = 0, nl, vl;
+	uint32_t		 i;
+	int			 rc = -1;
+
+	msgpack_unpacked_init(&up);
+	if (msgpack_unpack_next(&up, (const char *)msg, len, &off) !=
+	    MSGPACK_UNPACK_SUCCESS || up.data.type != MSGPACK_OBJECT_ARRAY ||
+	    up.data.via.array.size != 4)
+		goto done;
+	req = proto_map_get(&up.data.via.array.ptr[3], "request");
+	url = obj_strdup(proto_map_get(req, "url"));
+	method = obj_strdup(proto_map_get(req, "method"));
+	h = proto_map_get(req, "headers");
+	if (url == NULL || method == NULL)
+		goto done;
+	for (i = 0; h != NULL && h->type == MSGPACK_OBJECT_ARRAY &&
+	    i < h->via.array.size; i++) {
+		pair = &h->via.array.ptr[i];
+		if (pair->type != MSGPACK_OBJECT_ARRAY ||
+		    pair->via.array.size != 2 ||
+		    pair->via.array.ptr[0].type != MSGPACK_OBJECT_STR ||
+		    pair->via.array.ptr[1].type != MSGPACK_OBJECT_STR)
+			goto done;
+		nl = pair->via.array.ptr[0].via.str.size;
+		vl = pair->via.array.ptr[1].via.str.size;
+		line = xmalloc(nl + 2 + vl + 1);
+		memcpy(line, pair->via.array.ptr[0].via.str.ptr, nl);
+		memcpy(line + nl, ": ", 2);
+		memcpy(line + nl + 2, pair->via.array.ptr[1].via.str.ptr, vl);
+		line[nl + 2 + vl] = '\0';
+		n = curl_slist_append(s->hdrs, line);
+		free(line);
+		if (n == NULL)
+			goto done;
+		s->hdrs = n;
+	}
+	if (s->easy == NULL) {
+		if ((s->easy = curl_easy_init()) == NULL)
+			goto done;
+		curl_easy_setopt(s->easy, CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(s->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+		curl_easy_setopt(s->easy, CURLOPT_FOLLOWLOCATION, 0L);
+		curl_easy_setopt(s->easy, CURLOPT_TIMEOUT, 30L);
+		curl_easy_setopt(s->easy, CURLOPT_WRITEFUNCTION, cm_write);
+		curl_easy_setopt(s->easy, CURLOPT_PRIVATE, s);
+	}
+	s->conn = c;
+	if (curl_easy_setopt(s->easy, CURLOPT_URL, url) != CURLE_OK ||
+	    curl_easy_setopt(s->easy, CURLOPT_CUSTOMREQUEST, method) !=
+	    CURLE_OK ||
+	    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->hdrs) !=
+	    CURLE_OK ||
+	    curl_multi_add_handle(cm, s->easy) != CURLM_OK)
+		goto done;
+	rc = 0;
+done:
+	if (rc != 0) {
+		curl_slist_free_all(s->hdrs);
+		s->hdrs = NULL;
+	}
+	free(url);
+	free(method);
+	msgpack_unpacked_destroy(&up);
+	return rc;
+}
+
+/* Release the easy handles of a connection's slots. */
+static void
+subcurl_free(struct bconn *c)
+{
+	unsigned	i;
+
+	for (i = 0; i < c->depth; i++) {
+		if (c->slots[i].easy == NULL)
+			continue;
+		curl_multi_remove_handle(cm, c->slots[i].easy);
+		curl_easy_cleanup(c->slots[i].easy);
+		curl_slist_free_all(c->slots[i].hdrs);
+		c->slots[i].easy = NULL;
+		c->slots[i].hdrs = NULL;
+	}
 }
 
 static void
@@ -1298,7 +1662,21 @@ done:
 	return rc;
 }
 
-/* Create the bench types (an existing one is fine). */
+/*
+ * The destinations of the bench types: BENCH_DEST, and --target (a
+ * loopback origin, which the broker's request method accepts only when a
+ * type names it).
+ */
+static void
+bench_destinations(msgpack_packer *pk)
+{
+	msgpack_pack_array(pk, opt.target != NULL ? 2 : 1);
+	pk_str(pk, BENCH_DEST);
+	if (opt.target != NULL)
+		pk_str(pk, opt.target);
+}
+
+/* Create the bench types (an existing one is fine, --target is added). */
 static void
 setup_types(void)
 {
@@ -1320,8 +1698,7 @@ setup_types(void)
 		pk_kv(&pk, "description", "credbroker-bench");
 		pk_kv(&pk, "storage", opt.vault ? "vault" : "db");
 		pk_str(&pk, "destinations");
-		msgpack_pack_array(&pk, 1);
-		pk_str(&pk, BENCH_DEST);
+		bench_destinations(&pk);
 		err[0] = '\0';
 		rc = sync_call(fd, "type.create", (const uint8_t *)sb.data,
 		    sb.size, err, sizeof(err));
@@ -1329,6 +1706,18 @@ setup_types(void)
 			die("type.create %s: no answer from the broker", ident);
 		if (rc > 0 && strncmp(err, "conflict", 8) != 0)
 			die("type.create %s: %s", ident, err);
+		if (rc == 0 || opt.target == NULL)
+			continue;
+		/* An existing type: add --target to its destinations. */
+		msgpack_sbuffer_clear(&sb);
+		msgpack_pack_map(&pk, 2);
+		pk_kv(&pk, "type", ident);
+		pk_str(&pk, "destinations");
+		bench_destinations(&pk);
+		if ((rc = sync_call(fd, "type.update", (const uint8_t *)sb.data,
+		    sb.size, err, sizeof(err))) != 0)
+			die("type.update %s: %s", ident, rc < 0 ? "no answer "
+			    "from the broker" : err);
 	}
 	msgpack_sbuffer_destroy(&sb);
 	close(fd);
@@ -1499,6 +1888,10 @@ print_json(const struct result *r)
 	    "\"users\":%" PRIu64 ",\"types\":%u,\"storage\":\"%s\"",
 	    workload_names[opt.workload], opt.conns, opt.depth, opt.users,
 	    opt.types, opt.vault ? "vault" : "db");
+	if (opt.target != NULL) {
+		printf(",\"target\":");
+		json_str(stdout, opt.target);
+	}
 	if (r->did_setup)
 		printf(",\"setup\":{\"values\":%" PRIu64 ",\"seconds\":%.3f,"
 		    "\"errors\":%" PRIu64 "}", r->seeded, r->seed_s,
@@ -1545,7 +1938,8 @@ usage(int status)
 {
 	fprintf(status ? stderr : stdout,
 "usage: credbroker-bench [-s SOCKET] [-c N] [-P DEPTH] [-d SECONDS | -n REQUESTS]\n"
-"                        [-w hello|status|sub1|sub5|mix|none] [--warmup SECONDS]\n"
+"                        [-w hello|status|sub1|sub5|mix|request|sub+curl|none]\n"
+"                        [--warmup SECONDS] [--target http://127.0.0.1:PORT]\n"
 "                        [--setup [--setup-only]] [--users U] [--types K]\n"
 "                        [--vault] [--pid PID] [--idle N] [--verify] [--json]\n"
 "  -s, --socket PATH     broker socket ($CREDBROKER_SOCKET, else %s)\n"
@@ -1556,6 +1950,9 @@ usage(int status)
 "      --warmup S        seconds of load before measuring (default 1)\n"
 "  -w, --workload W      what to send (default sub1)\n"
 "      --set-percent P   share of cred.set in -w mix (default 10)\n"
+"      --target ORIGIN   the HTTP service of -w request and -w sub+curl\n"
+"                        (credbroker-bench-httpd); --setup adds it to the\n"
+"                        types' destinations\n"
 "      --setup           create types PREFIX1..K and set U x K values first\n"
 "      --setup-only      exit after --setup\n"
 "      --seed-connections N, --seed-depth P   how --setup sends (4, 32)\n"
@@ -1609,7 +2006,7 @@ parse_secs(const char *s, const char *what)
 enum {
 	O_WARMUP = 256, O_SETUP, O_SETUP_ONLY, O_USERS, O_TYPES, O_VAULT,
 	O_PREFIX, O_PID, O_IDLE, O_JSON, O_VERIFY, O_SEED, O_SETPCT,
-	O_SEEDC, O_SEEDP
+	O_SEEDC, O_SEEDP, O_TARGET
 };
 
 static void
@@ -1638,6 +2035,7 @@ parse_args(int argc, char **argv)
 		{ "set-percent", required_argument, NULL, O_SETPCT },
 		{ "seed-connections", required_argument, NULL, O_SEEDC },
 		{ "seed-depth", required_argument, NULL, O_SEEDP },
+		{ "target", required_argument, NULL, O_TARGET },
 		{ NULL, 0, NULL, 0 }
 	};
 	int	ch;
@@ -1728,6 +2126,16 @@ parse_args(int argc, char **argv)
 			opt.seed_depth = (unsigned)parse_u64(optarg,
 			    "--seed-depth", 1, 4096);
 			break;
+		case O_TARGET:
+			opt.target = optarg;
+			if (strncmp(optarg, "http://", 7) != 0 ||
+			    strlen(optarg) > 200 ||
+			    strchr(optarg + 7, '/') != NULL) {
+				fprintf(stderr, "credbroker-bench: --target "
+				    "wants an origin, http://HOST:PORT\n");
+				exit(2);
+			}
+			break;
 		default:
 			usage(2);
 		}
@@ -1749,6 +2157,12 @@ parse_args(int argc, char **argv)
 	if (opt.workload == W_SUB5 && opt.types < 5) {
 		fprintf(stderr, "credbroker-bench: -w sub5 needs --types 5 "
 		    "or more\n");
+		exit(2);
+	}
+	if ((opt.workload == W_REQUEST || opt.workload == W_SUBCURL) &&
+	    opt.target == NULL) {
+		fprintf(stderr, "credbroker-bench: -w %s needs --target\n",
+		    workload_names[opt.workload]);
 		exit(2);
 	}
 	if (opt.setup_only && !have_w)
@@ -1783,6 +2197,8 @@ main(int argc, char **argv)
 	r.dcpu = -1;
 	loop = uv_default_loop();
 	tmpls_build();
+	if (opt.workload == W_SUBCURL)
+		cm_init();
 	if (!opt.json) {
 		/* At the top, before a long --setup. */
 		printf("# %s\n", cmdline);

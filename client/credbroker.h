@@ -31,7 +31,10 @@
  * Runners.  credbroker_substitute() wraps the "substitute" method in C
  * structures: it packs a component and a request template, and returns
  * the substituted request in one wiping allocation (see "Substitution"
- * below for the lifetime rules of its secrets).
+ * below for the lifetime rules of its secrets).  credbroker_request()
+ * wraps "request": the broker sends the request itself and returns the
+ * response, scrubbed of the values it used (see "Broker-executed
+ * requests" below).
  *
  * Threads.  A connection may be used by one thread at a time; different
  * connections are independent.  The library installs no signal handlers;
@@ -411,6 +414,119 @@ int	credbroker_substitute_dry_run(struct credbroker *c,
 
 /* Wipe every byte of a substitution result and free it; NULL is allowed. */
 void	credbroker_substituted_free(struct credbroker_substituted *s);
+
+/*
+ * Broker-executed requests ("request" in credbroker-protocol(7)).
+ *
+ * Instead of handing the substituted request to the runner, the broker
+ * sends it itself (libcurl on its own loop, the destination and address
+ * checks applied, TLS always verified) and returns the response, in which
+ * every echo of a value it used (raw or in any filter's encoding) has been
+ * replaced with "[REDACTED:ID]".  The plaintext never leaves the broker:
+ * the runner needs no HTTP client, and no secret is in its memory.
+ *
+ *	struct credbroker_request_options ro = { .timeout_ms = 10000 };
+ *	struct credbroker_response *r;
+ *
+ *	if (credbroker_request(c, &comp, &req, &ro, &r, &err) == 0) {
+ *		if (!r->skipped)
+ *			use(r->status, r->headers, r->nheaders, r->body,
+ *			    r->body_len);
+ *		credbroker_response_free(r);
+ *	}
+ *
+ * The connection's call timeout (credbroker_set_timeout()) must leave the
+ * broker time to finish: make it longer than timeout_ms.  A response
+ * larger than the connection's cap (credbroker_set_max_response()) is
+ * refused as "protocol"; max_response_bytes should stay well below it.
+ */
+
+/*
+ * Options of a broker-executed request; a NULL options pointer, or a
+ * zero field, means the broker's default.
+ *	timeout_ms		the whole exchange, in milliseconds
+ *	max_response_bytes	largest response accepted (body and
+ *				headers); a larger one fails with
+ *				"too_large"
+ *	follow_redirects	non-zero: follow redirects, each hop checked
+ *				again, credentials never sent to another
+ *				origin; zero: a redirect is returned as it
+ *				is
+ */
+struct credbroker_request_options {
+	unsigned long	timeout_ms;
+	unsigned long	max_response_bytes;
+	int		follow_redirects;
+};
+
+/*
+ * The broker's answer to a request it sent.  Every pointer points into the
+ * same allocation as the structure and stays valid until
+ * credbroker_response_free().  When skipped is set (a status check
+ * without a system account) only reason is meaningful, and no request was
+ * sent.  Otherwise status is the HTTP status, reason its status text
+ * ("OK"; empty over HTTP/2; NULL when the broker does not say; NUL-
+ * terminated, without NUL bytes, not necessarily UTF-8), headers are
+ * the response's headers in the order received (names NUL-terminated and
+ * without NUL bytes; values NUL-terminated, value_len bytes, which may
+ * include NUL bytes when the server sent them), body is body_len bytes plus
+ * a terminating NUL (an empty body is "", never NULL), scrubbed counts the
+ * echoes of used values that the broker replaced, and used lists the
+ * credentials the request used, as for a substitution.
+ *
+ * The response is not a credential, but it comes from the service the
+ * credential opens and may be sensitive too; credbroker_response_free()
+ * wipes it.
+ */
+struct credbroker_response {
+	int				 skipped;
+	const char			*reason;
+	int				 status;
+	const struct credbroker_header	*headers;
+	size_t				 nheaders;
+	const char			*body;
+	size_t				 body_len;
+	unsigned long long		 scrubbed;
+	const struct credbroker_used	*used;
+	size_t				 nused;
+};
+
+/*
+ * Have the broker substitute the credentials of comp's subject into req,
+ * send the request and return the scrubbed response.
+ *
+ *	c	the connection (needs the use:credentials permission).
+ *	comp	the component, as for credbroker_substitute().
+ *	req	the request template, as for credbroker_substitute().
+ *	opts	the options; NULL for the broker's defaults.
+ *	out	receives the response on success, NULL otherwise; release it
+ *		with credbroker_response_free().
+ *	err	may be NULL.
+ *
+ * Returns, like credbroker_substitute():
+ *	0			success; *out is set (check (*out)->skipped).
+ *				Any HTTP status, 4xx and 5xx included, is a
+ *				success: the request was made.
+ *	CREDBROKER_EBROKER	the broker refused or could not send: the
+ *				codes of credbroker_substitute(), plus
+ *				"too_large" (the response exceeded
+ *				max_response_bytes) and "unavailable" (the
+ *				connection, TLS or the time limit failed; the
+ *				message names the phase).
+ *	CREDBROKER_ELOCAL	"invalid", "nomem", "protocol" (the answer
+ *				does not have the shape of a response), or
+ *				any local error of credbroker_call().
+ * The packed request and the broker's reply are wiped before returning,
+ * on every path.
+ */
+int	credbroker_request(struct credbroker *c,
+	    const struct credbroker_component *comp,
+	    const struct credbroker_request *req,
+	    const struct credbroker_request_options *opts,
+	    struct credbroker_response **out, struct credbroker_error *err);
+
+/* Wipe every byte of a response and free it; NULL is allowed. */
+void	credbroker_response_free(struct credbroker_response *r);
 
 #ifdef __cplusplus
 }

@@ -16,7 +16,7 @@
  *	2  usage error or invalid input: unknown command or option, wrong
  *	   number of arguments, an empty or oversized credential value or
  *	   PEM key, a --file that cannot be read, "substitute" without
- *	   --dry-run, an invalid JSON document
+ *	   --dry-run, an invalid JSON document, a bad "request" option
  *	3  cannot connect to the broker, or a protocol or I/O failure
  *
  * Errors with status 1 and 3 go to stderr as "credctl: CODE: MESSAGE",
@@ -193,6 +193,16 @@ static const struct credctl_cmd credctl_cmds[] = {
 		    "masked (never the values)",
 		.opts = CREDCTL_OPT_DRY_RUN | CREDCTL_OPT_FILE,
 		.exec = credctl_substitute,
+	},
+	{
+		.name = "request",
+		.args = "[--file FILE] [--timeout MS] [--max-response-bytes N] "
+		    "[--follow-redirects] [--dry-run]",
+		.about = "have the broker send a request template and show "
+		    "the response, echoes of the values redacted",
+		.opts = CREDCTL_OPT_DRY_RUN | CREDCTL_OPT_FILE |
+		    CREDCTL_OPT_REQUEST,
+		.exec = credctl_request,
 	},
 	{
 		.name = "vault show",
@@ -373,6 +383,9 @@ enum {
 	OPTV_NO_DEFAULT_ACCOUNT,
 	OPTV_TYPE,
 	OPTV_UUID,
+	OPTV_TIMEOUT,
+	OPTV_MAX_RESPONSE_BYTES,
+	OPTV_FOLLOW_REDIRECTS,
 	OPTV_JSON,
 	OPTV_VERSION
 };
@@ -433,6 +446,13 @@ static const struct {
 	    OPTV_NO_DEFAULT_ACCOUNT } },
 	{ CREDCTL_OPT_TYPE, { "type", required_argument, NULL, OPTV_TYPE } },
 	{ CREDCTL_OPT_UUID, { "uuid", required_argument, NULL, OPTV_UUID } },
+	{ CREDCTL_OPT_REQUEST,
+	    { "timeout", required_argument, NULL, OPTV_TIMEOUT } },
+	{ CREDCTL_OPT_REQUEST,
+	    { "max-response-bytes", required_argument, NULL,
+	    OPTV_MAX_RESPONSE_BYTES } },
+	{ CREDCTL_OPT_REQUEST,
+	    { "follow-redirects", no_argument, NULL, OPTV_FOLLOW_REDIRECTS } },
 };
 #define CREDCTL_NCMDOPTS \
 	(sizeof(credctl_cmd_opts) / sizeof(credctl_cmd_opts[0]))
@@ -503,6 +523,13 @@ credctl_full_help(FILE *f)
 	    "value masked as ~masked-ID~, the subject, and\nwhich values are "
 	    "set.  credctl never prints a credential value: --dry-run is\n"
 	    "required.\n"
+	    "\n'request' reads the same document and has the broker "
+	    "substitute the values,\nsend the request itself and answer "
+	    "with the response, every echo of a\nvalue replaced by "
+	    "[REDACTED:ID]; it prints HTTP STATUS, the headers, a blank\n"
+	    "line and the body as it is (--json: the result, the body in "
+	    "base64 when\nbinary).  'request --dry-run' shows the masked "
+	    "substitution instead and\nsends nothing.\n"
 	    "\n'vault set' and 'vault test' never take the secret_id from "
 	    "the command line:\n--secret-id-stdin reads it from standard "
 	    "input (one line), --secret-id-prompt\nasks for it on the "
@@ -1013,6 +1040,16 @@ credctl_parse(struct credctl *ctx, const struct credctl_cmd *cmd, int argc,
 			break;
 		case OPTV_UUID:
 			rc = credctl_set_once(ctx, &args->uuid, "uuid");
+			break;
+		case OPTV_TIMEOUT:
+			rc = credctl_set_once(ctx, &args->timeout, "timeout");
+			break;
+		case OPTV_MAX_RESPONSE_BYTES:
+			rc = credctl_set_once(ctx, &args->max_response_bytes,
+			    "max-response-bytes");
+			break;
+		case OPTV_FOLLOW_REDIRECTS:
+			args->follow_redirects = true;
 			break;
 		default:
 			return credctl_bad_option(ctx, ch, argv);

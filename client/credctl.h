@@ -5,8 +5,9 @@
  * text, and the helpers every command uses to talk to the broker and to
  * report errors; each credctl-<family>.c file implements one family of
  * commands (credctl-substitute.c: the dry run that shows where values
- * would go; credctl-vault.c: the Vault settings); credctl-print.c turns
- * results into tables, key: value lines or JSON.
+ * would go, and requests the broker sends; credctl-vault.c: the Vault
+ * settings); credctl-print.c turns results into tables, key: value lines
+ * or JSON.
  */
 #ifndef CREDCTL_H
 #define CREDCTL_H
@@ -55,6 +56,7 @@
 #define CREDCTL_OPT_DEFAULT_ACCOUNT	0x40000	/* --[no-]default-account */
 #define CREDCTL_OPT_TYPE		0x80000	/* --type TYPE */
 #define CREDCTL_OPT_UUID		0x100000	/* --uuid UUID */
+#define CREDCTL_OPT_REQUEST		0x200000	/* --timeout ... */
 
 /* Parsed arguments of one command. */
 struct credctl_args {
@@ -93,6 +95,9 @@ struct credctl_args {
 	bool		  no_default_account;
 	const char	 *type;		/* cred status --type */
 	const char	 *uuid;		/* type add: keep this type uuid */
+	const char	 *timeout;	/* request: checked there */
+	const char	 *max_response_bytes;	/* request: checked there */
+	bool		  follow_redirects;	/* request */
 };
 
 struct credctl;
@@ -187,6 +192,7 @@ int	credctl_read_stdin(struct credctl *, bool, struct secbuf *);
 
 /* credctl-substitute.c */
 int	credctl_substitute(struct credctl *, struct credctl_args *);
+int	credctl_request(struct credctl *, struct credctl_args *);
 
 /* credctl-audit.c (local: no broker) */
 int	credctl_audit_verify(struct credctl *, struct credctl_args *);

@@ -1,7 +1,10 @@
 /*
  * libcredbroker-substitute: the runner's API, credbroker_substitute() and
  * its dry run: C structures in, one wiping allocation out.  It is built on
- * the call core (credbroker_call(), libcredbroker.c).
+ * the call core (credbroker_call(), libcredbroker.c).  It also holds what
+ * credbroker_request() (libcredbroker-request.c) shares with it: packing
+ * a component and a template, checking and copying strings and the
+ * "used" list.
  *
  * The component and request template are packed into a wiping buffer
  * (templates may embed user data), sent with credbroker_call(), and the
@@ -38,12 +41,6 @@ struct cb_subst {
 	size_t				size;	/* bytes to wipe */
 };
 
-/* A packer into a wiping buffer (which remembers a failed append). */
-struct cb_pack {
-	struct secbuf	buf;
-	msgpack_packer	pk;
-};
-
 /* The pieces of a checked substitution result (pointers into a reply). */
 struct cb_subst_view {
 	bool			 skipped;
@@ -59,7 +56,7 @@ struct cb_subst_view {
 
 
 /* Pack n bytes at s as a msgpack str. */
-static void
+void
 cb_pack_strn(msgpack_packer *pk, const char *s, size_t n)
 {
 	msgpack_pack_str(pk, n);
@@ -67,7 +64,7 @@ cb_pack_strn(msgpack_packer *pk, const char *s, size_t n)
 }
 
 /* Pack a C string as a msgpack str. */
-static void
+void
 cb_pack_cstr(msgpack_packer *pk, const char *s)
 {
 	cb_pack_strn(pk, s, strlen(s));
@@ -125,7 +122,7 @@ cb_check_decls(const struct credbroker_cred_decl *d, size_t n,
 }
 
 /* Check the caller's component and request before packing anything. */
-static int
+int
 cb_check_subst_args(const struct credbroker_component *comp,
     const struct credbroker_request *req, struct credbroker_error *err)
 {
@@ -190,21 +187,23 @@ cb_pack_decls(msgpack_packer *pk, const struct credbroker_cred_decl *d,
 }
 
 /*
- * Pack the params of "substitute":
+ * Pack a map of 2 + nextra entries and its first two, the params that
+ * "substitute" and "request" share:
  *	{component: {kind, initiator?, run_as?, system_account?,
  *	    credentials, external_service?: {credentials}},
  *	 request: {method, url, headers: [[name, value], ...], body?},
- *	 dry_run?: true}
+ *	 ...}
+ * The caller packs the nextra entries that follow.
  */
-static void
+void
 cb_pack_subst(msgpack_packer *pk, const struct credbroker_component *comp,
-    const struct credbroker_request *req, bool dry_run)
+    const struct credbroker_request *req, uint32_t nextra)
 {
 	const uint8_t	*body = req->body;
 	size_t		 i, vlen;
 	uint32_t	 n;
 
-	msgpack_pack_map(pk, dry_run ? 3 : 2);
+	msgpack_pack_map(pk, 2 + nextra);
 
 	cb_pack_cstr(pk, "component");
 	n = 2 + (comp->initiator != NULL) + (comp->run_as != NULL) +
@@ -261,15 +260,10 @@ cb_pack_subst(msgpack_packer *pk, const struct credbroker_component *comp,
 			msgpack_pack_bin_body(pk, req->body, req->body_len);
 		}
 	}
-
-	if (dry_run) {
-		cb_pack_cstr(pk, "dry_run");
-		msgpack_pack_true(pk);
-	}
 }
 
 /* Is o a str (with no NUL byte unless nul_ok)? */
-static bool
+bool
 cb_is_str(const msgpack_object *o, bool nul_ok)
 {
 	return o != NULL && o->type == MSGPACK_OBJECT_STR && (nul_ok ||
@@ -277,10 +271,45 @@ cb_is_str(const msgpack_object *o, bool nul_ok)
 }
 
 /* Is o absent or nil? */
-static bool
+bool
 cb_is_none(const msgpack_object *o)
 {
 	return o == NULL || o->type == MSGPACK_OBJECT_NIL;
+}
+
+/*
+ * Check the "used" list of a result (absent, nil, or an array of {id,
+ * type, filled?, source?, account?}); what names the result in messages.
+ */
+int
+cb_used_check(const msgpack_object *u, const char *what,
+    struct credbroker_error *err)
+{
+	const msgpack_object	*o;
+	uint32_t		 i;
+
+	if (cb_is_none(u))
+		return 0;
+	if (u->type != MSGPACK_OBJECT_ARRAY)
+		return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
+		    "'used' in the %s result is not an array", what);
+	for (i = 0; i < u->via.array.size; i++) {
+		o = &u->via.array.ptr[i];
+		if (o->type != MSGPACK_OBJECT_MAP ||
+		    !cb_is_str(proto_map_get(o, "id"), false) ||
+		    !cb_is_str(proto_map_get(o, "type"), false) ||
+		    (!cb_is_none(proto_map_get(o, "filled")) &&
+		    proto_map_get(o, "filled")->type !=
+		    MSGPACK_OBJECT_BOOLEAN) ||
+		    (!cb_is_none(proto_map_get(o, "source")) &&
+		    !cb_is_str(proto_map_get(o, "source"), false)) ||
+		    (!cb_is_none(proto_map_get(o, "account")) &&
+		    !cb_is_str(proto_map_get(o, "account"), false)))
+			return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
+			    "'used' entry %u is not {id, type, filled?, "
+			    "source?, account?}", (unsigned)i);
+	}
+	return 0;
 }
 
 /*
@@ -365,34 +394,14 @@ cb_subst_check(const msgpack_object *res, struct cb_subst_view *v,
 		return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
 		    "the substitution result has no subject string");
 	u = proto_map_get(res, "used");
-	if (!cb_is_none(u)) {
-		if (u->type != MSGPACK_OBJECT_ARRAY)
-			return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
-			    "'used' in the substitution result is not an "
-			    "array");
-		for (i = 0; i < u->via.array.size; i++) {
-			o = &u->via.array.ptr[i];
-			if (o->type != MSGPACK_OBJECT_MAP ||
-			    !cb_is_str(proto_map_get(o, "id"), false) ||
-			    !cb_is_str(proto_map_get(o, "type"), false) ||
-			    (!cb_is_none(proto_map_get(o, "filled")) &&
-			    proto_map_get(o, "filled")->type !=
-			    MSGPACK_OBJECT_BOOLEAN) ||
-			    (!cb_is_none(proto_map_get(o, "source")) &&
-			    !cb_is_str(proto_map_get(o, "source"), false)) ||
-			    (!cb_is_none(proto_map_get(o, "account")) &&
-			    !cb_is_str(proto_map_get(o, "account"), false)))
-				return cb_fail(err, CREDBROKER_ERR_PROTOCOL,
-				    "'used' entry %u is not {id, type, "
-				    "filled?, source?, account?}", (unsigned)i);
-		}
-		v->used = u;
-	}
+	if (cb_used_check(u, "substitution", err) != 0)
+		return CREDBROKER_ELOCAL;
+	v->used = cb_is_none(u) ? NULL : u;
 	return 0;
 }
 
 /* Round n up to a multiple of the strictest alignment. */
-static size_t
+size_t
 cb_align(size_t n)
 {
 	const size_t	a = _Alignof(max_align_t);
@@ -401,7 +410,7 @@ cb_align(size_t n)
 }
 
 /* Bytes of a str or bin object (0 for NULL). */
-static size_t
+size_t
 cb_obj_len(const msgpack_object *o)
 {
 	if (o == NULL)
@@ -411,14 +420,14 @@ cb_obj_len(const msgpack_object *o)
 }
 
 /* Room for an optional string: 0 when absent or nil. */
-static size_t
+size_t
 cb_opt_len(const msgpack_object *o)
 {
 	return cb_is_none(o) ? 0 : cb_obj_len(o) + 1;
 }
 
 /* Copy the str/bin o to *cur, NUL-terminate it, advance; returns start. */
-static char *
+char *
 cb_put(char **cur, const msgpack_object *o)
 {
 	char	*start = *cur;
@@ -433,10 +442,48 @@ cb_put(char **cur, const msgpack_object *o)
 }
 
 /* cb_put for an optional string: NULL when absent or nil. */
-static const char *
+const char *
 cb_put_opt(char **cur, const msgpack_object *o)
 {
 	return cb_is_none(o) ? NULL : cb_put(cur, o);
+}
+
+/* Bytes the strings of a checked "used" list (or NULL) take. */
+size_t
+cb_used_strlen(const msgpack_object *u)
+{
+	const msgpack_object	*e;
+	size_t			 i, n = 0;
+
+	for (i = 0; u != NULL && i < u->via.array.size; i++) {
+		e = &u->via.array.ptr[i];
+		n += cb_obj_len(proto_map_get(e, "id")) + 1 +
+		    cb_obj_len(proto_map_get(e, "type")) + 1 +
+		    cb_opt_len(proto_map_get(e, "source")) +
+		    cb_opt_len(proto_map_get(e, "account"));
+	}
+	return n;
+}
+
+/* Copy a checked "used" list (or NULL) into us[], its strings at *cur. */
+void
+cb_used_copy(const msgpack_object *u, struct credbroker_used *us,
+    char **cur)
+{
+	const msgpack_object	*e, *filled;
+	size_t			 i;
+
+	for (i = 0; u != NULL && i < u->via.array.size; i++) {
+		e = &u->via.array.ptr[i];
+		us[i].id = cb_put(cur, proto_map_get(e, "id"));
+		us[i].type = cb_put(cur, proto_map_get(e, "type"));
+		us[i].source = cb_put_opt(cur, proto_map_get(e, "source"));
+		us[i].account = cb_put_opt(cur, proto_map_get(e, "account"));
+		filled = proto_map_get(e, "filled");
+		us[i].filled = filled != NULL &&
+		    filled->type == MSGPACK_OBJECT_BOOLEAN &&
+		    filled->via.boolean;
+	}
 }
 
 /* Copy a checked result into one new block; 0 or "nomem". */
@@ -448,7 +495,7 @@ cb_subst_copy(const struct cb_subst_view *v, struct cb_subst **out,
 	struct credbroker_header	*hs;
 	struct credbroker_used		*us;
 	struct cb_subst			*a;
-	const msgpack_object		*pair, *e, *filled;
+	const msgpack_object		*pair;
 	size_t				 nh, nu, i, strbytes = 0;
 	size_t				 off_h, off_u, off_s, total;
 	char				*cur;
@@ -470,13 +517,7 @@ cb_subst_copy(const struct cb_subst_view *v, struct cb_subst **out,
 			strbytes += cb_obj_len(&pair->via.array.ptr[0]) + 1 +
 			    cb_obj_len(&pair->via.array.ptr[1]) + 1;
 		}
-		for (i = 0; i < nu; i++) {
-			e = &v->used->via.array.ptr[i];
-			strbytes += cb_obj_len(proto_map_get(e, "id")) + 1 +
-			    cb_obj_len(proto_map_get(e, "type")) + 1 +
-			    cb_opt_len(proto_map_get(e, "source")) +
-			    cb_opt_len(proto_map_get(e, "account"));
-		}
+		strbytes += cb_used_strlen(v->used);
 	}
 	off_h = cb_align(sizeof(*a));
 	off_u = cb_align(off_h + nh * sizeof(*hs));
@@ -515,17 +556,7 @@ cb_subst_copy(const struct cb_subst_view *v, struct cb_subst **out,
 	} else
 		cur++;			/* the unused NUL counted above */
 	s->subject = cb_put(&cur, v->subject);
-	for (i = 0; i < nu; i++) {
-		e = &v->used->via.array.ptr[i];
-		us[i].id = cb_put(&cur, proto_map_get(e, "id"));
-		us[i].type = cb_put(&cur, proto_map_get(e, "type"));
-		us[i].source = cb_put_opt(&cur, proto_map_get(e, "source"));
-		us[i].account = cb_put_opt(&cur, proto_map_get(e, "account"));
-		filled = proto_map_get(e, "filled");
-		us[i].filled = filled != NULL &&
-		    filled->type == MSGPACK_OBJECT_BOOLEAN &&
-		    filled->via.boolean;
-	}
+	cb_used_copy(v->used, us, &cur);
 	s->used = nu > 0 ? us : NULL;
 	s->nused = nu;
 	*out = a;
@@ -557,7 +588,11 @@ cb_substitute(struct credbroker *c, const struct credbroker_component *comp,
 	if ((rc = cb_check_subst_args(comp, req, &e)) != 0)
 		goto done;
 	msgpack_packer_init(&p.pk, &p.buf, secbuf_msgpack_write);
-	cb_pack_subst(&p.pk, comp, req, dry_run);
+	cb_pack_subst(&p.pk, comp, req, dry_run ? 1 : 0);
+	if (dry_run) {
+		cb_pack_cstr(&p.pk, "dry_run");
+		msgpack_pack_true(&p.pk);
+	}
 	if (secbuf_failed(&p.buf)) {
 		rc = cb_fail(&e, CREDBROKER_ERR_NOMEM, "out of memory");
 		goto done;

@@ -5,7 +5,8 @@
  *	    [--initiator UUID] [--run-as UUID] [--system-account UUID]
  *	    [--cred ID=TYPE]... [--service-cred ID=TYPE]...
  *	    [--header 'Name: value template']... [--data 'body template']
- *	    [--timeout SECONDS] METHOD URL
+ *	    [--timeout SECONDS] [--via-broker [--follow-redirects]]
+ *	    METHOD URL
  *
  * It describes a component (KIND is action, widget, data_source or
  * status_check; --cred declares a credential the component uses,
@@ -14,6 +15,14 @@
  * and prints "HTTP STATUS" and then the response body on standard output.
  * A status check that the broker skips prints "skipped: REASON".
  *
+ * With --via-broker the runner makes no HTTP request itself: it hands the
+ * template to the broker's "request" method (credbroker_request()), and
+ * the broker substitutes, sends the request and returns the response with
+ * every echo of a used value replaced by "[REDACTED:ID]".  The runner
+ * then prints "HTTP STATUS TEXT", the response headers as "Name: value" lines,
+ * a blank line and the body; no credential value is ever in its memory.
+ * --follow-redirects lets the broker follow redirects (each hop checked).
+ *
  *	credbroker-example-runner --kind action --initiator "$USER_UUID" \
  *	    --cred gh=github_token \
  *	    --header 'Authorization: Bearer <<.credentials.gh>>' \
@@ -21,7 +30,8 @@
  *
  * Exit status: 0 the request was made (whatever its HTTP status) or the
  * check was skipped; 1 the broker refused (not_found, forbidden, ...);
- * 2 usage error; 3 cannot talk to the broker; 4 the HTTP transfer failed.
+ * 2 usage error; 3 cannot talk to the broker; 4 the HTTP transfer failed
+ * (with --via-broker the broker reports that as "unavailable": 1).
  *
  * Lifetime rules for runner authors.  What credbroker_substitute()
  * returns is not "a request": it is the user's secrets, spliced into a
@@ -92,7 +102,9 @@ runner_usage(const char *why)
 	    "\t[--run-as UUID] [--system-account UUID] "
 	    "[--cred ID=TYPE]...\n"
 	    "\t[--service-cred ID=TYPE]... [--header 'Name: value']...\n"
-	    "\t[--data BODY] [--timeout SECONDS] METHOD URL\n");
+	    "\t[--data BODY] [--timeout SECONDS] "
+	    "[--via-broker [--follow-redirects]]\n"
+	    "\tMETHOD URL\n");
 	return RUNNER_EXIT_USAGE;
 }
 
@@ -325,12 +337,64 @@ done:
 	return rc;
 }
 
+/*
+ * --via-broker: have the broker send the request and print its response.
+ * The connection's call timeout leaves the broker 5 s beyond the
+ * request's own limit to answer.  Returns the exit status.
+ */
+static int
+runner_via_broker(const char *sock, const struct credbroker_component *comp,
+    const struct credbroker_request *req, long timeout, int follow)
+{
+	struct credbroker_request_options	 ro;
+	struct credbroker_response		*r = NULL;
+	struct credbroker_error			 err;
+	struct credbroker			*c = NULL;
+	size_t					 i;
+	int					 rc;
+
+	memset(&ro, 0, sizeof(ro));
+	ro.timeout_ms = (unsigned long)timeout * 1000;
+	ro.follow_redirects = follow;
+	if ((rc = credbroker_connect(sock, &c, &err)) == 0) {
+		credbroker_set_timeout(c, (int)(timeout * 1000 + 5000));
+		rc = credbroker_request(c, comp, req, &ro, &r, &err);
+	}
+	credbroker_close(c);
+	if (rc != 0) {
+		/* Broker messages never contain a value. */
+		fprintf(stderr, "credbroker-example-runner: %s: %s\n",
+		    err.code, err.message);
+		return rc == CREDBROKER_EBROKER ? RUNNER_EXIT_BROKER :
+		    RUNNER_EXIT_LOCAL;
+	}
+	if (r->skipped)
+		printf("skipped: %s\n", r->reason);
+	else {
+		printf("HTTP %d%s%s\n", r->status, r->reason != NULL &&
+		    *r->reason != '\0' ? " " : "",
+		    r->reason != NULL ? r->reason : "");
+		for (i = 0; i < r->nheaders; i++) {
+			printf("%s: ", r->headers[i].name);
+			fwrite(r->headers[i].value, 1, r->headers[i].value_len,
+			    stdout);
+			fputc('\n', stdout);
+		}
+		fputc('\n', stdout);
+		fwrite(r->body, 1, r->body_len, stdout);
+	}
+	rc = fflush(stdout) != 0 ? RUNNER_EXIT_LOCAL : RUNNER_EXIT_OK;
+	credbroker_response_free(r);
+	return rc;
+}
+
 /* Parse the command line, substitute, perform, print, wipe. */
 int
 main(int argc, char **argv)
 {
 	enum { O_KIND = 256, O_INITIATOR, O_RUN_AS, O_SYSTEM_ACCOUNT, O_CRED,
-	    O_SERVICE_CRED, O_HEADER, O_DATA, O_TIMEOUT };
+	    O_SERVICE_CRED, O_HEADER, O_DATA, O_TIMEOUT, O_VIA_BROKER,
+	    O_FOLLOW_REDIRECTS };
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
 		{ "kind", required_argument, NULL, O_KIND },
@@ -343,6 +407,8 @@ main(int argc, char **argv)
 		{ "header", required_argument, NULL, O_HEADER },
 		{ "data", required_argument, NULL, O_DATA },
 		{ "timeout", required_argument, NULL, O_TIMEOUT },
+		{ "via-broker", no_argument, NULL, O_VIA_BROKER },
+		{ "follow-redirects", no_argument, NULL, O_FOLLOW_REDIRECTS },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -359,7 +425,7 @@ main(int argc, char **argv)
 	char				*end;
 	long				 timeout = 30, status = 0;
 	size_t				 i;
-	int				 ch, rc;
+	int				 ch, rc, via_broker = 0, follow = 0;
 
 	/* Rule 5, first of all. */
 	(void)setrlimit(RLIMIT_CORE, &nocore);
@@ -432,6 +498,12 @@ main(int argc, char **argv)
 				rc = runner_usage("--timeout wants 1 to 3600 "
 				    "seconds");
 			break;
+		case O_VIA_BROKER:
+			via_broker = 1;
+			break;
+		case O_FOLLOW_REDIRECTS:
+			follow = 1;
+			break;
 		case 'h':
 			runner_usage(NULL);
 			rc = -1;
@@ -445,12 +517,19 @@ main(int argc, char **argv)
 		rc = runner_usage("METHOD and URL are required");
 	if (rc == RUNNER_EXIT_OK && comp.kind == NULL)
 		rc = runner_usage("--kind is required");
+	if (rc == RUNNER_EXIT_OK && follow && !via_broker)
+		rc = runner_usage("--follow-redirects needs --via-broker: "
+		    "this runner never follows a redirect itself");
 	if (rc != RUNNER_EXIT_OK) {
 		rc = rc < 0 ? RUNNER_EXIT_OK : rc;
 		goto done;
 	}
 	req.method = argv[optind];
 	req.url = argv[optind + 1];
+	if (via_broker) {
+		rc = runner_via_broker(sock, &comp, &req, timeout, follow);
+		goto done;
+	}
 
 	/* Before any other libcurl call: every block libcurl frees is wiped. */
 	if (curl_global_init_mem(CURL_GLOBAL_DEFAULT, runner_malloc,

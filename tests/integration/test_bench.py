@@ -4,7 +4,8 @@ against a real daemon for about a second per workload and reports figures
 that hang together.  No wall-clock assertion: throughput and latency depend
 on the machine, so only their consistency is checked (counts add up,
 percentiles are ordered, every reply was a success and, with --verify,
-carried the values that --setup stored).
+carried the values that --setup stored).  The request and sub+curl
+workloads run against credbroker-bench-httpd.
 
 scripts/bench-compare runs its workloads setting for a fraction of a second
 per workload, with the load average read from a file of the test's own
@@ -25,6 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cbtest  # noqa: E402
 
 BENCH = os.path.join(cbtest.BUILD_DIR, "bench", "credbroker-bench")
+HTTPD = os.path.join(cbtest.BUILD_DIR, "bench", "credbroker-bench-httpd")
 TIMEOUT = 120 * cbtest.SCALE
 COMPARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..",
                        "..", "scripts", "bench-compare")
@@ -138,9 +140,54 @@ class BenchTest(cbtest.DaemonTestCase):
         self.assertIn("not_found", r["first_error"])
         self.assertIn("substitute", r["first_error"])
 
+    def start_httpd(self):
+        """credbroker-bench-httpd on a free port; returns its origin."""
+        if not os.access(HTTPD, os.X_OK):
+            self.skipTest("credbroker-bench-httpd not built at %s" % HTTPD)
+        p = subprocess.Popen([HTTPD], stdout=subprocess.PIPE)
+        self.addCleanup(p.wait, 30)
+        self.addCleanup(p.terminate)
+        port = int(p.stdout.readline())
+        p.stdout.close()
+        return "http://127.0.0.1:%d" % port
+
+    def test_request_and_sub_curl_workloads(self):
+        # About a second each: the broker sends the GET itself (request),
+        # or the client sends the substituted GET with libcurl
+        # (sub+curl), to the same keep-alive service.
+        target = self.start_httpd()
+        self.bench("--setup-only", "--users", "20", "--types", "1",
+                   "--target", target)
+        t = self.c.ok("type.get", {"type": "bench_t1"})
+        self.assertEqual(t["destinations"], ["https://api.example.com",
+                                             target])
+        for w in ("request", "sub+curl"):
+            with self.subTest(workload=w):
+                r = self.bench_json("-w", w, "--target", target,
+                                    "--users", "20", "--types", "1",
+                                    "-c", "4", "-P", "2", "-d", "1",
+                                    "--warmup", "0.2", "--verify")
+                self.assertSane(r, w)
+                self.assertEqual(r["target"], target)
+
+    def test_sub_curl_counts_failed_http_requests(self):
+        # Nothing listens on the target: every substitution succeeds and
+        # every HTTP request fails, and each counts as an error.
+        closed = "http://127.0.0.1:1"
+        self.bench("--setup-only", "--users", "5", "--types", "1",
+                   "--target", closed)
+        r = self.bench_json("-w", "sub+curl", "--target", closed,
+                            "--users", "5", "--types", "1", "-c", "2",
+                            "-n", "10", "--warmup", "0", expect_rc=1)
+        self.assertGreaterEqual(r["errors"], 10)
+        self.assertEqual(r["verify_failed"], 0)
+        self.assertIn("substitute+curl: ", r["first_error"])
+
     def test_usage_errors(self):
         for args in (["-w", "nope"], ["-c", "0"], ["-w", "sub5",
-                                                     "--types", "2"]):
+                                                     "--types", "2"],
+                     ["-w", "request"], ["-w", "sub+curl"],
+                     ["-w", "request", "--target", "https://x/"]):
             with self.subTest(args=args):
                 p = subprocess.run([BENCH, "-s", self.d.socket] + args,
                                    stdout=subprocess.PIPE,

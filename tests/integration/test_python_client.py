@@ -9,7 +9,8 @@ real daemon.
    its exception class, and the broker's errors arrive as those classes
    with the broker's exact message (not_found, forbidden, bad_request,
    conflict, not_configured, unavailable, too_large).
- - Vault methods against the Vault simulator (tests/vault/vaultsim.py).
+ - Vault methods against the Vault simulator (tests/vault/vaultsim.py);
+   request against a local HTTP service that echoes what it got.
  - Connections: the context manager closes the socket (the broker sees it
    go), the default socket ($CREDBROKER_SOCKET, else libcredbroker's
    default), connect errors with their messages, EACCES naming the
@@ -21,6 +22,7 @@ real daemon.
 """
 
 import base64
+import http.server
 import json
 import os
 import pwd
@@ -372,6 +374,61 @@ class MethodsTest(ClientTestCase):
             "credential 'g' (type 'gh') is not set for user %s: no own "
             "value, no link, no default account" % other,
             self.cb.substitute, component(other, "g", "gh"), req)
+
+    def test_request_returns_the_response_with_the_value_scrubbed(self):
+        # A local HTTP service that answers with the Authorization header
+        # it got; the broker sends the request and scrubs the echo.
+        seen = []
+
+        class Echo(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.0"
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(n)
+                auth = self.headers.get("Authorization", "")
+                seen.append((self.path, auth, body))
+                self.send_response_only(201)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"you sent " + auth.encode())
+
+            def log_message(self, *args):
+                pass
+
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+        th = threading.Thread(target=srv.serve_forever, daemon=True)
+        th.start()
+        self.addCleanup(th.join, 10)
+        self.addCleanup(srv.server_close)
+        self.addCleanup(srv.shutdown)
+        origin = "http://127.0.0.1:%d" % srv.server_address[1]
+        self.cb.type_create("svc", "Local service", destinations=[origin])
+        u = new_user()
+        self.cb.cred_set("svc", "svc-secret-value", user=u)
+        res = self.cb.request(
+            component(u, "s", "svc"),
+            {"method": "POST", "url": origin + "/hook",
+             "headers": [["Authorization", "Bearer <<.credentials.s>>"]],
+             "body": "ping"},
+            timeout_ms=10000, max_response_bytes=65536,
+            follow_redirects=False)
+        self.assertEqual(seen, [("/hook", "Bearer svc-secret-value",
+                                 b"ping")])
+        self.assertEqual(res, {
+            "status": 201, "reason": "Created",
+            "headers": [["Content-Type", "text/plain"]],
+            "body": b"you sent Bearer [REDACTED:s]",
+            "scrubbed": 1,
+            "used": [{"id": "s", "type": "svc", "source": "own"}]})
+        self.assertRaisesBroker(
+            credbroker.Forbidden, "credential 's' (type 'svc') may not be "
+            "sent to http://127.0.0.2:%d" % srv.server_address[1],
+            self.cb.request, component(u, "s", "svc"),
+            {"method": "GET", "url": "http://127.0.0.2:%d/x"
+             % srv.server_address[1],
+             "headers": [["Authorization", "Bearer <<.credentials.s>>"]]})
+        self.assertEqual(len(seen), 1)
 
     def test_key_status_and_rotate(self):
         st = self.cb.key_status()

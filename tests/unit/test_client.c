@@ -15,7 +15,10 @@
  * credbroker_substitute(): the exact bytes of the params it packs, the
  * decoding of substituted, dry-run and skipped results, broker errors,
  * malformed results and invalid arguments (the wiping free runs under
- * ASan and valgrind like everything else here).
+ * ASan and valgrind like everything else here).  The same for
+ * credbroker_request(): its params with and without options, the decoded
+ * response, skipped checks, broker errors, malformed results, invalid
+ * arguments.
  */
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1727,6 +1730,426 @@ test_substitute_invalid_args(void **state)
 	fake_free(f);
 }
 
+/*
+ * Broker-executed requests.  The fake answers one "request" with a canned
+ * response; the test checks the params packed and the response decoded.
+ */
+
+/*
+ * A response: status 200, its status text "OK" when there is a body (and
+ * none when there is none), headers Content-Type and X-Echo (a bin value
+ * holding a NUL), the body given (bin with a NUL), scrubbed 2, used
+ * [{tok, tokt, own}], and a key the library must ignore.
+ */
+static void
+pk_resp_result(msgpack_sbuffer *sb, const char *body, size_t body_len)
+{
+	msgpack_packer	pk;
+
+	pk_result_head(sb, &pk);
+	msgpack_pack_map(&pk, body != NULL ? 7 : 5);
+	pk_str(&pk, "status");
+	msgpack_pack_uint16(&pk, 200);
+	if (body != NULL) {
+		pk_str(&pk, "reason");
+		pk_str(&pk, "OK");
+	}
+	pk_str(&pk, "headers");
+	msgpack_pack_array(&pk, 2);
+	msgpack_pack_array(&pk, 2);
+	pk_str(&pk, "Content-Type");
+	pk_str(&pk, "text/plain");
+	msgpack_pack_array(&pk, 2);
+	pk_str(&pk, "X-Echo");
+	msgpack_pack_bin_with_body(&pk, "[REDACTED:tok]\0z", 16);
+	if (body != NULL) {
+		pk_str(&pk, "body");
+		msgpack_pack_bin_with_body(&pk, body, body_len);
+	}
+	pk_str(&pk, "scrubbed");
+	msgpack_pack_uint8(&pk, 2);
+	pk_str(&pk, "used");
+	msgpack_pack_array(&pk, 1);
+	msgpack_pack_map(&pk, 3);
+	pk_str(&pk, "id");
+	pk_str(&pk, "tok");
+	pk_str(&pk, "type");
+	pk_str(&pk, "tokt");
+	pk_str(&pk, "source");
+	pk_str(&pk, "own");
+	pk_str(&pk, "later");		/* added by a newer broker */
+	msgpack_pack_int(&pk, 1);
+}
+
+/* Run one credbroker_request() against canned bytes (see run_subst()). */
+static int
+run_req(struct canned *cn, const struct credbroker_component *comp,
+    const struct credbroker_request *req,
+    const struct credbroker_request_options *ro,
+    struct credbroker_response **rp, struct credbroker_error *err,
+    struct fake **fp)
+{
+	struct fake			*f = fake_start(script_canned, cn);
+	struct credbroker		*c = fake_connect(f);
+	struct credbroker_response	*r = (void *)1;
+	int				 rc;
+
+	rc = credbroker_request(c, comp, req, ro, &r, err);
+	if (rc != 0)
+		assert_null(r);
+	else {
+		assert_non_null(r);
+		assert_string_equal(err->code, "");
+	}
+	credbroker_close(c);
+	fake_join(f);
+	if (fp != NULL)
+		*fp = f;
+	else
+		fake_free(f);
+	*rp = r;
+	return rc;
+}
+
+/*
+ * "request" gets the params of "substitute" and, after them, only the
+ * options that are set: timeout_ms, max_response_bytes, follow_redirects.
+ */
+static void
+test_request_params(void **state)
+{
+	static const char *const cred_pairs[] = { "tok", "tokt" };
+	const struct credbroker_cred_decl creds[] = { { "tok", "tokt" } };
+	const struct credbroker_component comp = {
+		.kind = "action",
+		.initiator = "11111111-1111-4111-8111-111111111111",
+		.credentials = creds, .ncredentials = 1,
+	};
+	const struct credbroker_header hdrs[] = {
+		{ "Authorization", "Bearer <<.credentials.tok>>", 0 },
+	};
+	const struct credbroker_request req = {
+		.method = "GET", .url = "http://127.0.0.1:8080/x",
+		.headers = hdrs, .nheaders = 1,
+	};
+	const struct credbroker_request_options all = {
+		.timeout_ms = 1500, .max_response_bytes = 70000,
+		.follow_redirects = 1,
+	};
+	const struct credbroker_request_options none = { 0, 0, 0 };
+	const struct credbroker_request_options *ros[] = { &all, &none, NULL };
+	msgpack_sbuffer			 sb, want;
+	msgpack_packer			 pk;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_response	*r;
+	struct credbroker_error		 err;
+	struct fake			*f;
+	msgpack_unpacked		 u;
+	int				 k;
+
+	for (k = 0; k < 3; k++) {
+		pk_resp_result(&sb, "b", 1);
+		assert_int_equal(run_req(&cn, &comp, &req, ros[k], &r, &err,
+		    &f), 0);
+		credbroker_response_free(r);
+		msgpack_sbuffer_destroy(&sb);
+
+		msgpack_sbuffer_init(&want);
+		msgpack_packer_init(&pk, &want, msgpack_sbuffer_write);
+		msgpack_pack_map(&pk, k == 0 ? 5 : 2);
+		pk_str(&pk, "component");
+		msgpack_pack_map(&pk, 3);
+		pk_str(&pk, "kind");
+		pk_str(&pk, "action");
+		pk_str(&pk, "initiator");
+		pk_str(&pk, "11111111-1111-4111-8111-111111111111");
+		pk_str(&pk, "credentials");
+		pk_decls(&pk, cred_pairs, 1);
+		pk_str(&pk, "request");
+		msgpack_pack_map(&pk, 3);
+		pk_str(&pk, "method");
+		pk_str(&pk, "GET");
+		pk_str(&pk, "url");
+		pk_str(&pk, "http://127.0.0.1:8080/x");
+		pk_str(&pk, "headers");
+		msgpack_pack_array(&pk, 1);
+		msgpack_pack_array(&pk, 2);
+		pk_str(&pk, "Authorization");
+		pk_str(&pk, "Bearer <<.credentials.tok>>");
+		if (k == 0) {
+			pk_str(&pk, "timeout_ms");
+			msgpack_pack_uint64(&pk, 1500);
+			pk_str(&pk, "max_response_bytes");
+			msgpack_pack_uint64(&pk, 70000);
+			pk_str(&pk, "follow_redirects");
+			msgpack_pack_true(&pk);
+		}
+		assert_int_equal(f->nreq, 1);
+		check_request(f, 0, &u, "request");
+		msgpack_unpacked_destroy(&u);
+		assert_true(f->rawlen[0] > want.size);
+		assert_memory_equal(f->raw[0] + f->rawlen[0] - want.size,
+		    want.data, want.size);
+		msgpack_sbuffer_destroy(&want);
+		fake_free(f);
+	}
+}
+
+/* A response is decoded: status, headers, body (with NULs), scrubbed. */
+static void
+test_request_response(void **state)
+{
+	const struct credbroker_component comp = { .kind = "action",
+	    .initiator = "0b5e8a8e-2c0e-4f55-9a43-4f5b0a6a1d11" };
+	const struct credbroker_request req = {
+		.method = "GET", .url = "http://127.0.0.1:8080/x",
+	};
+	static const char body[] = { 'o', 'k', '\0', (char)0xff };
+	msgpack_sbuffer			 sb;
+	msgpack_packer			 pk;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_response	*r;
+	struct credbroker_error		 err;
+
+	pk_resp_result(&sb, body, sizeof(body));
+	assert_int_equal(run_req(&cn, &comp, &req, NULL, &r, &err, NULL), 0);
+	assert_false(r->skipped);
+	assert_int_equal(r->status, 200);
+	assert_string_equal(r->reason, "OK");
+	assert_int_equal(r->nheaders, 2);
+	assert_string_equal(r->headers[0].name, "Content-Type");
+	assert_string_equal(r->headers[0].value, "text/plain");
+	assert_int_equal(r->headers[0].value_len, 10);
+	assert_string_equal(r->headers[1].name, "X-Echo");
+	assert_int_equal(r->headers[1].value_len, 16);
+	assert_memory_equal(r->headers[1].value, "[REDACTED:tok]\0z", 17);
+	assert_int_equal(r->body_len, sizeof(body));
+	assert_memory_equal(r->body, body, sizeof(body));
+	assert_int_equal(r->body[r->body_len], '\0');
+	assert_int_equal(r->scrubbed, 2);
+	assert_int_equal(r->nused, 1);
+	assert_string_equal(r->used[0].id, "tok");
+	assert_string_equal(r->used[0].type, "tokt");
+	assert_string_equal(r->used[0].source, "own");
+	assert_null(r->used[0].account);
+	credbroker_response_free(r);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* A status text that is not UTF-8 comes as bin. */
+	pk_result_head(&sb, &pk);
+	msgpack_pack_map(&pk, 2);
+	pk_str(&pk, "status");
+	msgpack_pack_uint16(&pk, 404);
+	pk_str(&pk, "reason");
+	msgpack_pack_bin_with_body(&pk, "Gr\xfc\xdf", 4);
+	assert_int_equal(run_req(&cn, &comp, &req, NULL, &r, &err, NULL), 0);
+	assert_int_equal(r->status, 404);
+	assert_string_equal(r->reason, "Gr\xfc\xdf");
+	assert_int_equal(r->nheaders, 0);
+	assert_string_equal(r->body, "");
+	credbroker_response_free(r);
+	msgpack_sbuffer_destroy(&sb);
+
+	/* No body: an empty string, never NULL; no status text: NULL. */
+	pk_resp_result(&sb, NULL, 0);
+	assert_int_equal(run_req(&cn, &comp, &req, NULL, &r, &err, NULL), 0);
+	assert_null(r->reason);
+	assert_non_null(r->body);
+	assert_int_equal(r->body_len, 0);
+	assert_string_equal(r->body, "");
+	credbroker_response_free(r);
+	msgpack_sbuffer_destroy(&sb);
+	credbroker_response_free(NULL);
+}
+
+/* A status check without a system account: skipped, with the reason. */
+static void
+test_request_skipped(void **state)
+{
+	const struct credbroker_component comp = { .kind = "status_check" };
+	const struct credbroker_request req = {
+		.method = "GET", .url = "http://127.0.0.1:8080/x",
+	};
+	msgpack_sbuffer			 sb;
+	msgpack_packer			 pk;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_response	*r;
+	struct credbroker_error		 err;
+
+	pk_result_head(&sb, &pk);
+	msgpack_pack_map(&pk, 2);
+	pk_str(&pk, "skipped");
+	msgpack_pack_true(&pk);
+	pk_str(&pk, "reason");
+	pk_str(&pk, "no system account");
+	assert_int_equal(run_req(&cn, &comp, &req, NULL, &r, &err, NULL), 0);
+	assert_true(r->skipped);
+	assert_string_equal(r->reason, "no system account");
+	assert_int_equal(r->status, 0);
+	assert_int_equal(r->nheaders, 0);
+	credbroker_response_free(r);
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* A broker error comes back as such; the connection stays usable. */
+static void
+test_request_broker_error(void **state)
+{
+	const struct credbroker_component comp = { .kind = "action" };
+	const struct credbroker_request req = {
+		.method = "GET", .url = "http://127.0.0.1:8080/x",
+	};
+	msgpack_sbuffer			 sb;
+	msgpack_packer			 pk;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_response	*r;
+	struct credbroker_error		 err;
+
+	msgpack_sbuffer_init(&sb);
+	msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+	pack_response_head(&pk, 0x01020304, "too_large",
+	    "the response is larger than 70000 bytes");
+	msgpack_pack_nil(&pk);
+	assert_int_equal(run_req(&cn, &comp, &req, NULL, &r, &err, NULL),
+	    CREDBROKER_EBROKER);
+	assert_string_equal(err.code, "too_large");
+	assert_string_equal(err.message,
+	    "the response is larger than 70000 bytes");
+	msgpack_sbuffer_destroy(&sb);
+}
+
+/* Results without the shape of a response are "protocol" errors. */
+static void
+test_request_malformed_result(void **state)
+{
+	const struct credbroker_component comp = { .kind = "action" };
+	const struct credbroker_request req = {
+		.method = "GET", .url = "http://127.0.0.1:8080/x",
+	};
+	msgpack_sbuffer			 sb;
+	msgpack_packer			 pk;
+	struct canned			 cn = { NULL, 0, &sb, true, 0, 0,
+	    false };
+	struct credbroker_response	*r;
+	struct credbroker_error		 err;
+	int				 k;
+
+	for (k = 0; k < 11; k++) {
+		pk_result_head(&sb, &pk);
+		if (k == 0) {			/* not a map */
+			pk_str(&pk, "status");
+			goto run;
+		}
+		if (k == 10) {			/* status text an int */
+			msgpack_pack_map(&pk, 2);
+			pk_str(&pk, "status");
+			msgpack_pack_uint16(&pk, 200);
+			pk_str(&pk, "reason");
+			msgpack_pack_int(&pk, 200);
+			goto run;
+		}
+		if (k == 1) {			/* skipped, reason an int */
+			msgpack_pack_map(&pk, 2);
+			pk_str(&pk, "skipped");
+			msgpack_pack_true(&pk);
+			pk_str(&pk, "reason");
+			msgpack_pack_int(&pk, 3);
+			goto run;
+		}
+		msgpack_pack_map(&pk, 5);
+		pk_str(&pk, "status");
+		if (k == 2)			/* status a string */
+			pk_str(&pk, "200");
+		else if (k == 3)		/* status negative */
+			msgpack_pack_int(&pk, -1);
+		else if (k == 4)		/* status out of range */
+			msgpack_pack_uint32(&pk, 100000);
+		else
+			msgpack_pack_uint16(&pk, 200);
+		pk_str(&pk, "headers");
+		if (k == 5) {			/* headers a map */
+			msgpack_pack_map(&pk, 0);
+		} else {
+			msgpack_pack_array(&pk, 1);
+			msgpack_pack_array(&pk, 2);
+			if (k == 6)		/* NUL in a header name */
+				msgpack_pack_str_with_body(&pk, "X\0Y", 3);
+			else
+				pk_str(&pk, "X");
+			pk_str(&pk, "v");
+		}
+		pk_str(&pk, "body");
+		if (k == 7)			/* body an array */
+			msgpack_pack_array(&pk, 0);
+		else
+			pk_str(&pk, "b");
+		pk_str(&pk, "scrubbed");
+		if (k == 8)			/* scrubbed a string */
+			pk_str(&pk, "0");
+		else
+			msgpack_pack_uint8(&pk, 0);
+		pk_str(&pk, "used");
+		msgpack_pack_array(&pk, 1);
+		if (k == 9)			/* used entry not a map */
+			pk_str(&pk, "tok");
+		else {
+			msgpack_pack_map(&pk, 2);
+			pk_str(&pk, "id");
+			pk_str(&pk, "tok");
+			pk_str(&pk, "type");
+			pk_str(&pk, "tokt");
+		}
+run:
+		assert_int_equal(run_req(&cn, &comp, &req, NULL, &r, &err,
+		    NULL), CREDBROKER_ELOCAL);
+		assert_string_equal(err.code, CREDBROKER_ERR_PROTOCOL);
+		msgpack_sbuffer_destroy(&sb);
+	}
+}
+
+/* Bad arguments are "invalid" and send nothing. */
+static void
+test_request_invalid_args(void **state)
+{
+	const struct credbroker_component ok_comp = { .kind = "action" };
+	const struct credbroker_component no_kind = { .kind = NULL };
+	const struct credbroker_request ok_req = {
+		.method = "GET", .url = "http://127.0.0.1:8080/x",
+	};
+	const struct credbroker_request no_url = { .method = "GET" };
+	struct fake			*f = fake_start(script_echo, NULL);
+	struct credbroker		*c = fake_connect(f);
+	struct credbroker_response	*r = (void *)1;
+	struct credbroker_error		 err;
+	struct credbroker_reply		*rep;
+
+	assert_int_equal(credbroker_request(c, &no_kind, &ok_req, NULL, &r,
+	    &err), CREDBROKER_ELOCAL);
+	assert_string_equal(err.code, CREDBROKER_ERR_INVALID);
+	assert_null(r);
+	r = (void *)1;
+	assert_int_equal(credbroker_request(c, &ok_comp, &no_url, NULL, &r,
+	    &err), CREDBROKER_ELOCAL);
+	assert_string_equal(err.code, CREDBROKER_ERR_INVALID);
+	assert_null(r);
+	assert_int_equal(credbroker_request(NULL, &ok_comp, &ok_req, NULL, &r,
+	    &err), CREDBROKER_ELOCAL);
+	assert_int_equal(credbroker_request(c, &ok_comp, &ok_req, NULL, NULL,
+	    NULL), CREDBROKER_ELOCAL);
+	/* Nothing was sent, and the connection still works. */
+	assert_int_equal(credbroker_call(c, "hello", NULL, 0, &rep, NULL), 0);
+	check_ok(rep, 0);
+	credbroker_reply_free(rep);
+	credbroker_close(c);
+	fake_join(f);
+	assert_int_equal(f->nreq, 1);
+	fake_free(f);
+}
+
 int
 main(void)
 {
@@ -1758,6 +2181,12 @@ main(void)
 		cmocka_unit_test(test_substitute_broker_error),
 		cmocka_unit_test(test_substitute_malformed_result),
 		cmocka_unit_test(test_substitute_invalid_args),
+		cmocka_unit_test(test_request_params),
+		cmocka_unit_test(test_request_response),
+		cmocka_unit_test(test_request_skipped),
+		cmocka_unit_test(test_request_broker_error),
+		cmocka_unit_test(test_request_malformed_result),
+		cmocka_unit_test(test_request_invalid_args),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -406,6 +406,22 @@ class Client:
                                                request=request,
                                                dry_run=dry_run))
 
+    def request(self, component, request, timeout_ms=None,
+                max_response_bytes=None, follow_redirects=None):
+        """Have the broker substitute the credentials, send the request
+        itself and return the response (see credbroker-protocol(7)):
+        {status, reason, headers: [[name, value], ...], body, scrubbed,
+        used} (reason: the status text), with every echo of a used value
+        in it replaced by "[REDACTED:ID]", or {skipped, reason} for a
+        status check without a system account.
+        No value ever reaches this process.  The call may last up to
+        timeout_ms (the broker's default when None): give the Client a
+        timeout longer than that."""
+        return self.call("request", _params(
+            component=component, request=request, timeout_ms=timeout_ms,
+            max_response_bytes=max_response_bytes,
+            follow_redirects=follow_redirects))
+
     # -- Vault ------------------------------------------------------------
     def vault_get(self):
         return self.call("vault.get")
