@@ -254,7 +254,9 @@ class BenchCompareLoadTest(unittest.TestCase):
                 self.assertIn("%s P=%s" % (w, p), labels, out)
         for r in rows:
             self.assertEqual(len(r), len(header), out)
-            self.assertGreater(float(r[cpu]), 0, out)
+            # A figure in every row; a run of 0.3 s on a slow (sanitized)
+            # build may complete no request, and then it is 0.0.
+            self.assertGreaterEqual(float(r[cpu]), 0, out)
             self.assertEqual(r[ld], "%s/%s" % (load, load), out)
         return pre
 
@@ -295,7 +297,7 @@ class BenchCompareLoadTest(unittest.TestCase):
         # The first run sees the second reading, every later one the last.
         self.assertEqual(rows[0][ld], "0.20/0.30", out)
         for r in rows:
-            self.assertGreater(float(r[cpu]), 0, out)
+            self.assertGreaterEqual(float(r[cpu]), 0, out)
         for r in rows[1:]:
             self.assertEqual(r[ld], "0.30/0.30", out)
 
