@@ -229,8 +229,8 @@ enum store_stmt {
 /* Column order read by type_from_row(). */
 #define TYPE_COLUMNS \
 	"uuid, ident, name, description, storage, destinations, " \
-	"created_at, updated_at, generation, default_account, default_sealed, " \
-	"ca_file"
+	"created_at, updated_at, generation, default_account, " \
+	"default_sealed, ca_file"
 
 static const char *const store_sql[STMT__COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
