@@ -15,7 +15,7 @@
 /* Field order of a type in "type show" and after add/edit. */
 static const char *const credctl_type_fields[] = {
 	"uuid", "ident", "name", "description", "storage", "destinations",
-	"default_account", "created_at", "updated_at", NULL
+	"ca_file", "default_account", "created_at", "updated_at", NULL
 };
 
 /* Result keys not printed as fields. */
@@ -122,6 +122,7 @@ credctl_type_add(struct credctl *ctx, struct credctl_args *args)
 		return credctl_usage(ctx, "type add: --name is required");
 	n += args->description != NULL;
 	n += args->ndestinations > 0;
+	n += args->ca_file != NULL;
 	n += args->uuid != NULL;
 	credctl_pack_init(&p);
 	msgpack_pack_map(&p.pk, n);
@@ -133,6 +134,8 @@ credctl_type_add(struct credctl *ctx, struct credctl_args *args)
 		proto_pack_kv_str(&p.pk, "description", args->description);
 	if (args->ndestinations > 0)
 		credctl_pack_destinations(&p, args);
+	if (args->ca_file != NULL)
+		proto_pack_kv_str(&p.pk, "ca_file", args->ca_file);
 	if (args->uuid != NULL)
 		proto_pack_kv_str(&p.pk, "uuid", args->uuid);
 	if ((rc = credctl_type_call(ctx, "type.create", &p)) != 0)
@@ -158,6 +161,7 @@ credctl_type_edit(struct credctl *ctx, struct credctl_args *args)
 	n += args->description != NULL;
 	n += args->storage != NULL;
 	n += args->ndestinations > 0 || args->no_destinations;
+	n += args->ca_file != NULL;
 	n += args->default_account != NULL || args->no_default_account;
 	if (n == 1)
 		return credctl_usage(ctx, "type edit: nothing to change");
@@ -172,6 +176,9 @@ credctl_type_edit(struct credctl *ctx, struct credctl_args *args)
 		proto_pack_kv_str(&p.pk, "storage", args->storage);
 	if (args->ndestinations > 0 || args->no_destinations)
 		credctl_pack_destinations(&p, args);
+	/* "" clears the CA file */
+	if (args->ca_file != NULL)
+		proto_pack_kv_str(&p.pk, "ca_file", args->ca_file);
 	/* nil clears the default account */
 	if (args->default_account != NULL)
 		proto_pack_kv_str(&p.pk, "default_account",
@@ -200,10 +207,12 @@ int
 credctl_type_list(struct credctl *ctx, struct credctl_args *args)
 {
 	static const char *const headers[] = {
-		"IDENT", "NAME", "STORAGE", "DESTINATIONS", "UUID", NULL
+		"IDENT", "NAME", "STORAGE", "DESTINATIONS", "CA FILE", "UUID",
+		NULL
 	};
 	static const char *const keys[] = {
-		"ident", "name", "storage", "destinations", "uuid", NULL
+		"ident", "name", "storage", "destinations", "ca_file", "uuid",
+		NULL
 	};
 	struct credbroker_reply	*reply;
 	const msgpack_object	*res;

@@ -75,13 +75,13 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.name = "type add",
 		.args = "IDENT --name NAME [--description TEXT] "
 		    "[--storage db|vault] [--destination ORIGIN]... "
-		    "[--uuid UUID]",
+		    "[--ca-file FILE] [--uuid UUID]",
 		.about = "create a credential type (storage defaults to db; "
 		    "--uuid keeps an existing type uuid)",
 		.min_args = 1, .max_args = 1,
 		.opts = CREDCTL_OPT_NAME | CREDCTL_OPT_DESCRIPTION |
 		    CREDCTL_OPT_STORAGE | CREDCTL_OPT_DESTINATION |
-		    CREDCTL_OPT_UUID,
+		    CREDCTL_OPT_CA_FILE | CREDCTL_OPT_UUID,
 		.exec = credctl_type_add,
 	},
 	{
@@ -101,14 +101,15 @@ static const struct credctl_cmd credctl_cmds[] = {
 		.name = "type edit",
 		.args = "TYPE [--name NAME] [--description TEXT] "
 		    "[--storage db|vault] [--destination ORIGIN]... "
-		    "[--no-destinations] "
+		    "[--no-destinations] [--ca-file FILE] "
 		    "[--default-account NAME|--no-default-account]",
-		.about = "change a credential type; values kept in the old "
-		    "storage are not moved",
+		.about = "change a credential type (--ca-file '' clears its CA "
+		    "file); values kept in the old storage are not moved",
 		.min_args = 1, .max_args = 1,
 		.opts = CREDCTL_OPT_NAME | CREDCTL_OPT_DESCRIPTION |
 		    CREDCTL_OPT_STORAGE | CREDCTL_OPT_DESTINATION |
-		    CREDCTL_OPT_NO_DESTINATIONS | CREDCTL_OPT_DEFAULT_ACCOUNT,
+		    CREDCTL_OPT_NO_DESTINATIONS | CREDCTL_OPT_CA_FILE |
+		    CREDCTL_OPT_DEFAULT_ACCOUNT,
 		.exec = credctl_type_edit,
 	},
 	{
@@ -404,6 +405,8 @@ static const struct {
 	    { "destination", required_argument, NULL, OPTV_DESTINATION } },
 	{ CREDCTL_OPT_NO_DESTINATIONS,
 	    { "no-destinations", no_argument, NULL, OPTV_NO_DESTINATIONS } },
+	{ CREDCTL_OPT_CA_FILE,
+	    { "ca-file", required_argument, NULL, OPTV_CA_FILE } },
 	{ CREDCTL_OPT_FORCE, { "force", no_argument, NULL, OPTV_FORCE } },
 	{ CREDCTL_OPT_RAW, { "raw", no_argument, NULL, OPTV_RAW } },
 	{ CREDCTL_OPT_DRY_RUN,

@@ -57,6 +57,7 @@
 #define CREDCTL_OPT_TYPE		0x80000	/* --type TYPE */
 #define CREDCTL_OPT_UUID		0x100000	/* --uuid UUID */
 #define CREDCTL_OPT_REQUEST		0x200000	/* --timeout ... */
+#define CREDCTL_OPT_CA_FILE		0x400000	/* --ca-file PATH */
 
 /* Parsed arguments of one command. */
 struct credctl_args {

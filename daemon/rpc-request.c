@@ -17,7 +17,10 @@
  *	   allowance.  The first address that passes is the one used
  *	3. send the request with libcurl (storage/http.c, a client of its own
  *	   so that Vault's traffic never waits behind it) pinned to that
- *	   address: CURLOPT_CONNECT_TO, so curl never resolves a name
+ *	   address: CURLOPT_CONNECT_TO, so curl never resolves a name;
+ *	   TLS is verified against the CA file of the types whose values
+ *	   the hop carries (one file for all of them, req_ca_file), else
+ *	   request.ca_file, else the system store
  *	4. stream the status text, each header value and the body through
  *	   the scrubber (scrub.h) as they arrive
  *	5. a 3xx with follow_redirects: the next hop (req_redirect); else
@@ -81,6 +84,7 @@ struct req {
 	unsigned		 timeout_ms;
 	size_t			 max_bytes;
 	bool			 follow;
+	const char		*ca_file;	/* the types'; NULL: none */
 	uint64_t		 deadline;	/* uv_now, the whole call */
 	unsigned		 hops;		/* redirects followed */
 
@@ -638,7 +642,9 @@ req_send(struct req *r, const struct netaddr *a)
 		    (const void *)"";
 		o.body_len = s->body_out.len;
 	}
-	o.ca_file = b->conf->request_ca_file;
+	/* A hop without the values gets no trust the types brought. */
+	o.ca_file = r->carry && r->ca_file != NULL ? r->ca_file :
+	    b->conf->request_ca_file;
 	o.timeout_ms = (unsigned)(r->deadline - now);
 	o.connect_timeout_ms = b->conf->request_connect_timeout * 1000;
 	o.max_response = r->max_bytes;
@@ -917,6 +923,38 @@ req_redirect(struct req *r, bool *followed)
 }
 
 /*
+ * The CA file that TLS of the hops carrying values is verified against:
+ * that of the types of the values, which must all have the same one (a
+ * type without one differs from a type with one: neither's values may
+ * go where only the other's trust holds).  NULL: none.
+ */
+static int
+req_ca_file(struct req *r, struct cb_error *err)
+{
+	struct sub	*s = r->s;
+	const char	*a, *b;
+	size_t		 i;
+
+	r->ca_file = NULL;
+	if (s->ncreds == 0)
+		return 0;
+	a = s->creds[0].type.ca_file;
+	for (i = 1; i < s->ncreds; i++) {
+		b = s->creds[i].type.ca_file;
+		if ((a == NULL) != (b == NULL) || (a != NULL &&
+		    strcmp(a, b) != 0))
+			return cb_error_set(err, CB_EBADREQ, "the credentials "
+			    "of this request come from types with different "
+			    "CA files: %s (%s), %s (%s)",
+			    s->creds[0].type.ident, a != NULL ? a :
+			    "no CA file", s->creds[i].type.ident, b != NULL ?
+			    b : "no CA file");
+	}
+	r->ca_file = a;
+	return 0;
+}
+
+/*
  * sub_then_fn: the request is rendered; send it.  From here the call is
  * ours (RPC_WAIT) until req_end.
  */
@@ -930,6 +968,8 @@ req_then(struct sub *s, struct cb_error *err)
 	if (s->call->sink.ops->is_closed(s->call->sink.ctx))
 		return cb_error_set(err, CB_EUNAVAILABLE,
 		    "the caller closed the connection");
+	if ((rc = req_ca_file(r, err)) != 0)
+		return rc;
 	/* The scrubber knows every value and every rendered placeholder. */
 	if ((rc = scrub_new(&r->scrub, err)) != 0)
 		return rc;

@@ -5,10 +5,21 @@
  * store's writer thread (dbwrite), and each method answers once its write
  * is durable.
  */
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #include "cb_error.h"
 #include "credbrokerd.h"
@@ -27,7 +38,7 @@ rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
 {
 	size_t	i;
 
-	msgpack_pack_map(pk, notice != NULL ? 11 : 9);
+	msgpack_pack_map(pk, notice != NULL ? 12 : 10);
 	proto_pack_kv_str(pk, "uuid", t->uuid);
 	proto_pack_kv_str(pk, "ident", t->ident);
 	proto_pack_kv_str(pk, "name", t->name);
@@ -45,6 +56,11 @@ rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
 		proto_pack_cstr(pk, t->default_account);
 	else
 		msgpack_pack_nil(pk);
+	proto_pack_cstr(pk, "ca_file");
+	if (t->ca_file != NULL)
+		proto_pack_cstr(pk, t->ca_file);
+	else
+		msgpack_pack_nil(pk);
 	if (notice != NULL) {
 		proto_pack_kv_str(pk, "notice", notice);
 		proto_pack_kv_int(pk, "removed", removed);
@@ -52,8 +68,108 @@ rpc_pack_type(msgpack_packer *pk, const struct store_type *t,
 }
 
 /*
- * Read name, description, storage and destinations into t; absent keys
- * leave t as it is.  Shared by type.create and type.update.
+ * Check a type's CA file (SPEC 13) as the broker will use it: an absolute
+ * path shorter than PATH_MAX, of a regular file the broker can read, that
+ * holds at least one PEM certificate and nothing malformed.  libcurl
+ * reads it again at each request.
+ */
+static int
+rpc_type_ca_check(const char *path, struct cb_error *err)
+{
+	struct stat	 sb;
+	unsigned long	 e;
+	BIO		*bio = NULL;
+	FILE		*f = NULL;
+	X509		*x;
+	size_t		 n = 0;
+	int		 fd = -1, rc = 0;
+
+	if (strlen(path) >= PATH_MAX)
+		return cb_error_set(err, CB_EBADREQ, "ca_file '%.64s...' is "
+		    "longer than %d bytes", path, PATH_MAX - 1);
+	if (*path != '/')
+		return cb_error_set(err, CB_EBADREQ, "ca_file '%s' is not an "
+		    "absolute path", path);
+	/* O_NONBLOCK: a FIFO is refused below, not waited on. */
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1 ||
+	    fstat(fd, &sb) == -1) {
+		rc = cb_error_set(err, CB_EBADREQ, "cannot read ca_file '%s': "
+		    "%s", path, strerror(errno));
+		goto done;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		rc = cb_error_set(err, CB_EBADREQ, "ca_file '%s' is not a "
+		    "regular file", path);
+		goto done;
+	}
+	if ((f = fdopen(fd, "r")) == NULL) {
+		rc = cb_error_set(err, CB_EBADREQ, "cannot read ca_file '%s': "
+		    "%s", path, strerror(errno));
+		goto done;
+	}
+	fd = -1;
+	if ((bio = BIO_new_fp(f, BIO_NOCLOSE)) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	ERR_clear_error();
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		X509_free(x);
+		n++;
+	}
+	/* The end of the file is "no start line"; anything else is not. */
+	e = ERR_peek_last_error();
+	if (ferror(f))
+		rc = cb_error_set(err, CB_EBADREQ, "cannot read ca_file '%s'",
+		    path);
+	else if (e != 0 && !(ERR_GET_LIB(e) == ERR_LIB_PEM &&
+	    ERR_GET_REASON(e) == PEM_R_NO_START_LINE))
+		rc = cb_error_set(err, CB_EBADREQ, "ca_file '%s' holds a "
+		    "malformed PEM certificate", path);
+	else if (n == 0)
+		rc = cb_error_set(err, CB_EBADREQ, "ca_file '%s' holds no PEM "
+		    "certificate", path);
+	ERR_clear_error();
+done:
+	BIO_free(bio);
+	if (f != NULL)
+		fclose(f);
+	if (fd != -1)
+		close(fd);
+	return rc;
+}
+
+/*
+ * Read ca_file into t: a path (checked) sets it, "" or nil clears it, an
+ * absent key leaves it.
+ */
+static int
+rpc_type_ca_file(const msgpack_object *params, struct store_type *t,
+    struct cb_error *err)
+{
+	char	*s;
+	int	 rc;
+
+	if (proto_map_get(params, "ca_file") == NULL)
+		return 0;
+	if ((rc = proto_get_str(params, "ca_file", false, &s, err)) < 0)
+		return rc;
+	if (s != NULL && *s != '\0' && (rc = rpc_type_ca_check(s, err)) != 0) {
+		free(s);
+		return rc;
+	}
+	free(t->ca_file);
+	t->ca_file = NULL;
+	if (s != NULL && *s == '\0')
+		free(s);
+	else
+		t->ca_file = s;
+	return 0;
+}
+
+/*
+ * Read name, description, storage, destinations and ca_file into t;
+ * absent keys leave t as it is.  Shared by type.create and type.update.
  */
 static int
 rpc_type_fields(const msgpack_object *params, struct store_type *t,
@@ -98,6 +214,8 @@ rpc_type_fields(const msgpack_object *params, struct store_type *t,
 		t->storage = k;
 		free(s);
 	}
+	if ((rc = rpc_type_ca_file(params, t, err)) != 0)
+		return rc;
 	if ((d = proto_map_get(params, "destinations")) == NULL ||
 	    d->type == MSGPACK_OBJECT_NIL)
 		return 0;
@@ -190,7 +308,8 @@ tcreate_done(struct dbwrite *w, int rc, const struct cb_error *err)
 }
 
 /*
- * type.create {ident, name, description?, storage?, destinations?, uuid?}
+ * type.create {ident, name, description?, storage?, destinations?,
+ * ca_file?, uuid?}
  * A given uuid is kept, so that values stored under an existing type uuid
  * (in Vault, by the platform) are found where they are.
  */
@@ -199,7 +318,7 @@ rpc_type_create(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
 	static const char *const keys[] = { "ident", "name", "description",
-	    "storage", "destinations", "uuid", NULL };
+	    "storage", "destinations", "ca_file", "uuid", NULL };
 	struct store_type	 t;
 	struct tcreate_ctx	*x;
 	char			*ident = NULL, *uuid = NULL;
@@ -440,14 +559,14 @@ tupd_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 
 /*
  * type.update {type, name?, description?, storage?, destinations?,
- * default_account?}
+ * ca_file?, default_account?}
  */
 int
 rpc_type_update(struct rpc_call *call, const msgpack_object *params,
     struct cb_error *err)
 {
 	static const char *const keys[] = { "type", "name", "description",
-	    "storage", "destinations", "default_account", NULL };
+	    "storage", "destinations", "ca_file", "default_account", NULL };
 	const msgpack_object	*d;
 	struct tupd_ctx		*x;
 	struct values		*v;

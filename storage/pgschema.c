@@ -123,11 +123,21 @@ static const char *const pgschema_v2[] = {
 	"CREATE INDEX brokers_heartbeat ON brokers(heartbeat)",
 };
 
+/*
+ * Migration 2 -> 3: the CA file of a type (SPEC 13), as sqlite.c's
+ * schema version 5: the trust store of the requests that carry its
+ * values; NULL when none.
+ */
+static const char *const pgschema_v3[] = {
+	"ALTER TABLE types ADD COLUMN ca_file text",
+};
+
 #define PGSCHEMA_LEN(a)	(sizeof(a) / sizeof((a)[0]))
 
 static const struct pgschema_migration pgschema_list[] = {
 	{ "the store's tables", pgschema_v1, PGSCHEMA_LEN(pgschema_v1) },
 	{ "the brokers table", pgschema_v2, PGSCHEMA_LEN(pgschema_v2) },
+	{ "the CA file of types", pgschema_v3, PGSCHEMA_LEN(pgschema_v3) },
 };
 
 _Static_assert(PGSCHEMA_LEN(pgschema_list) == PGSCHEMA_VERSION,

@@ -29,6 +29,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,6 +149,11 @@ static const char *const store_migrations[] = {
 	"ALTER TABLE types ADD COLUMN default_account TEXT NOT NULL"
 	"  DEFAULT '';"
 	"ALTER TABLE types ADD COLUMN default_sealed TEXT;",
+	/*
+	 * 4 -> 5: the CA file of a type (SPEC 13): the trust store of the
+	 * requests that carry its values; NULL when none.
+	 */
+	"ALTER TABLE types ADD COLUMN ca_file TEXT;",
 };
 
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
@@ -223,7 +229,8 @@ enum store_stmt {
 /* Column order read by type_from_row(). */
 #define TYPE_COLUMNS \
 	"uuid, ident, name, description, storage, destinations, " \
-	"created_at, updated_at, generation, default_account, default_sealed"
+	"created_at, updated_at, generation, default_account, " \
+	"default_sealed, ca_file"
 
 static const char *const store_sql[STMT__COUNT] = {
 	[STMT_BEGIN] = "BEGIN IMMEDIATE",
@@ -240,7 +247,7 @@ static const char *const store_sql[STMT__COUNT] = {
 	    " ON CONFLICT (id) DO UPDATE SET kcv = excluded.kcv",
 	[STMT_TYPE_INSERT] =
 	    "INSERT INTO types (" TYPE_COLUMNS ")"
-	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '', NULL)",
+	    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, '', NULL, ?10)",
 	/* BINARY collation: the order strcmp() gives (store_types_find). */
 	[STMT_TYPE_LIST] =
 	    "SELECT " TYPE_COLUMNS " FROM types ORDER BY ident",
@@ -248,8 +255,8 @@ static const char *const store_sql[STMT__COUNT] = {
 	    "SELECT " TYPE_COLUMNS " FROM types WHERE uuid = ?1",
 	[STMT_TYPE_UPDATE] =
 	    "UPDATE types SET name = ?2, description = ?3, storage = ?4,"
-	    " destinations = ?5, updated_at = ?6, generation = ?7"
-	    " WHERE uuid = ?1",
+	    " destinations = ?5, updated_at = ?6, generation = ?7,"
+	    " ca_file = ?8 WHERE uuid = ?1",
 	[STMT_TYPE_DELETE] = "DELETE FROM types WHERE uuid = ?1",
 	[STMT_VALUE_SET] =
 	    "INSERT INTO credvalues (type_uuid, user_uuid, sealed, updated_at)"
@@ -1199,6 +1206,11 @@ type_check_fields(const struct store_type *t, struct cb_error *err)
 	if (t->storage != STORE_DB && t->storage != STORE_VAULT)
 		return cb_error_set(err, CB_EBADREQ,
 		    "credential type storage must be db or vault");
+	if (t->ca_file != NULL && (t->ca_file[0] != '/' ||
+	    strlen(t->ca_file) >= PATH_MAX))
+		return cb_error_set(err, CB_EBADREQ, "credential type ca_file "
+		    "must be an absolute path shorter than %d bytes",
+		    PATH_MAX);
 	return 0;
 }
 
@@ -1309,6 +1321,8 @@ type_from_row(struct store *st, sqlite3_stmt *s, struct store_type *t,
 	    col_text(s, 9));
 	if ((sqlite3_column_type(s, 10) != SQLITE_NULL &&
 	    (t->default_sealed = col_dup(s, 10)) == NULL) ||
+	    (sqlite3_column_type(s, 11) != SQLITE_NULL &&
+	    (t->ca_file = col_dup(s, 11)) == NULL) ||
 	    (t->name = col_dup(s, 2)) == NULL ||
 	    (t->description = col_dup(s, 3)) == NULL ||
 	    sqlite_dest_split(col_text(s, 5), &t->destinations,
@@ -1348,7 +1362,9 @@ store_type_create(struct store *st, const struct store_type *t,
 	    (rc = bind_text(s, 6, dests)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 7, t->created_at)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 8, t->updated_at)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(s, 9, 0)) != SQLITE_OK) {
+	    (rc = sqlite3_bind_int64(s, 9, 0)) != SQLITE_OK ||
+	    (rc = t->ca_file != NULL ? bind_text(s, 10, t->ca_file) :
+	    sqlite3_bind_null(s, 10)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "create type", err);
 		goto done;
 	}
@@ -1380,8 +1396,11 @@ type_copy(struct store_type *dst, const struct store_type *src,
 	dst->name = dst->description = NULL;
 	dst->destinations = NULL;
 	dst->default_sealed = NULL;
+	dst->ca_file = NULL;
 	if ((src->default_sealed != NULL &&
 	    (dst->default_sealed = strdup(src->default_sealed)) == NULL) ||
+	    (src->ca_file != NULL &&
+	    (dst->ca_file = strdup(src->ca_file)) == NULL) ||
 	    (dst->name = strdup(src->name)) == NULL ||
 	    (dst->description = strdup(src->description != NULL ?
 	    src->description : "")) == NULL ||
@@ -1886,6 +1905,8 @@ store_type_update_count(struct store *st, const struct store_type *t,
 	    (rc = bind_text(s, 5, dests)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 6, t->updated_at)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 7, generation)) != SQLITE_OK ||
+	    (rc = t->ca_file != NULL ? bind_text(s, 8, t->ca_file) :
+	    sqlite3_bind_null(s, 8)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, "update type", err);
 	else if (sqlite3_changes(st->db) == 0)
@@ -1972,6 +1993,7 @@ store_type_free(struct store_type *t)
 	free(t->name);
 	free(t->description);
 	free(t->default_sealed);
+	free(t->ca_file);
 	if (t->destinations != NULL) {
 		for (i = 0; t->destinations[i] != NULL; i++)
 			free(t->destinations[i]);

@@ -33,7 +33,7 @@
 #define STORE_DESC_MAX		4096
 #define STORE_DEST_MAX		64	/* destinations per type */
 #define STORE_DEST_LEN_MAX	512
-#define STORE_SCHEMA_VERSION	4
+#define STORE_SCHEMA_VERSION	5
 
 enum store_kind {
 	STORE_DB = 0,
@@ -71,6 +71,12 @@ struct store_type {
 	 */
 	char		 default_account[STORE_IDENT_MAX + 1];
 	char		*default_sealed;
+	/*
+	 * The CA certificates (a PEM file, absolute path) that TLS of the
+	 * requests carrying the type's values is verified against (SPEC
+	 * 13); NULL when none (request.ca_file or the system store).
+	 */
+	char		*ca_file;
 };
 
 /* Open (creating if needed) and migrate the database at path. */
@@ -144,7 +150,10 @@ int	 store_type_get(struct store *st, const char *ref, struct store_type *out,
 /* All types ordered by ident; *out is an array of *n types. */
 int	 store_type_list(struct store *st, struct store_type **out, size_t *n,
 	    struct cb_error *err);
-/* Replace name, description, storage, destinations and updated_at of t->uuid. */
+/*
+ * Replace name, description, storage, destinations, ca_file and updated_at
+ * of t->uuid.
+ */
 int	 store_type_update(struct store *st, const struct store_type *t,
 	    struct cb_error *err);
 /*

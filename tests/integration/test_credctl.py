@@ -6,6 +6,7 @@ connect), and cred set reading the value from stdin only.
 
 import json
 import os
+import subprocess
 import sys
 import unittest
 
@@ -187,6 +188,50 @@ class CredctlTest(cbtest.DaemonTestCase):
         self.assertEqual(rc, 1)
         self.usage("type", "edit", "ed", "--storage", "tape")
         self.usage("type", "edit")
+
+    def test_type_ca_file_is_added_shown_changed_and_cleared(self):
+        crt = os.path.join(self.tmp, "ca.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", os.path.join(self.tmp, "ca.key"),
+                        "-out", crt, "-days", "2", "-subj", "/CN=ca"],
+                       check=True, capture_output=True)
+        doc = self.ok_json("type", "add", "pinned", "--name", "P",
+                           "--ca-file", crt)
+        self.assertEqual(doc["ca_file"], crt)
+        self.assertEqual(self.c.ok("type.get", {"type": "pinned"})[
+            "ca_file"], crt)
+        shown = [l.split() for l in self.ok("type", "show",
+                                            "pinned").splitlines()]
+        self.assertIn(["ca_file:", crt], shown)
+        self.ok("type", "add", "plain", "--name", "Q")
+        lines = self.ok("type", "list").splitlines()
+        self.assertIn("CA FILE", lines[0])
+        row = [l for l in lines[1:] if l.split()[0] == "pinned"]
+        self.assertEqual(len(row), 1, lines)
+        self.assertIn(crt, row[0].split())
+        row = [l for l in lines[1:] if l.split()[0] == "plain"]
+        self.assertNotIn(crt, row[0])
+        self.assertIsNone(self.ok_json("type", "show", "plain")["ca_file"])
+        # edit: set, then '' clears; other edits keep it.
+        self.ok("type", "edit", "plain", "--ca-file", crt)
+        self.assertEqual(self.c.ok("type.get", {"type": "plain"})[
+            "ca_file"], crt)
+        doc = self.ok_json("type", "edit", "plain", "--name", "R")
+        self.assertEqual(doc["ca_file"], crt)
+        doc = self.ok_json("type", "edit", "plain", "--ca-file", "")
+        self.assertIsNone(doc["ca_file"])
+        self.assertIsNone(self.c.ok("type.get", {"type": "plain"})[
+            "ca_file"])
+        # The broker's check, in the error.
+        rc, out, err = self.ctl("type", "add", "rel", "--name", "X",
+                                "--ca-file", "ca.pem")
+        self.assertEqual(rc, 1, out + err)
+        self.assertIn("ca_file 'ca.pem' is not an absolute path", err)
+        self.err_json("bad_request", "type", "edit", "pinned", "--ca-file",
+                      os.path.join(self.tmp, "ca.key"))
+        self.assertEqual(self.c.ok("type.get", {"type": "pinned"})[
+            "ca_file"], crt)
+        self.usage("type", "edit", "pinned", "--ca-file")
 
     def test_type_rm_and_clear(self):
         self.ok("type", "add", "rmme", "--name", "R")

@@ -23,7 +23,8 @@ from cbtest import (UUID_RE, TIME_RE, SERVER_RE, PERMISSIONS, ERROR_CODES,
 import msgpack  # noqa: E402
 
 TYPE_KEYS = {"uuid", "ident", "name", "description", "storage",
-             "destinations", "created_at", "updated_at", "default_account"}
+             "destinations", "created_at", "updated_at", "default_account",
+             "ca_file"}
 STATUS_KEYS = {"type", "ident", "name", "storage", "filled", "updated_at",
                "source", "account"}
 

@@ -261,6 +261,19 @@ class MethodsTest(ClientTestCase):
                          ["default_account"], "shared")
         self.assertIsNone(self.cb.type_update("gh", default_account=None)
                           ["default_account"])
+        # ca_file: absent keeps it, None removes it.
+        ca = os.path.join(self.tmp, "ca.pem")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048",
+                        "-nodes", "-keyout", os.path.join(self.tmp, "ca.key"),
+                        "-out", ca, "-days", "2", "-subj", "/CN=ca"],
+                       check=True, capture_output=True)
+        self.assertIsNone(t["ca_file"])
+        self.assertEqual(self.cb.type_update("gh", ca_file=ca)["ca_file"], ca)
+        self.assertEqual(self.cb.type_update("gh", name="G")["ca_file"], ca)
+        self.assertIsNone(self.cb.type_update("gh", ca_file=None)["ca_file"])
+        self.assertEqual(self.cb.type_create("pinned", "P", ca_file=ca)
+                         ["ca_file"], ca)
+        self.assertEqual(self.cb.type_delete("pinned"), {})
         self.cb.cred_set("gh", b"user-value", user=new_user())
         self.assertEqual(self.cb.type_clear("gh"), {"removed": 2})
         self.cb.cred_set("gh", "again", user=new_user())

@@ -880,6 +880,239 @@ class TestTLS(RequestBase):
         self.assertEqual(u.requests, [])
 
 
+class TestTypeCAFile(RequestBase):
+    """A type's own ca_file is the trust store of the requests carrying
+    its values; request.ca_file is not set here, so the system store is
+    the only other one."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.certdir = cbtest.make_tmpdir()
+        cls.key, cls.crt = make_cert(cls.certdir, "trusted")
+        cls.other_key, cls.other_crt = make_cert(cls.certdir, "stranger")
+
+    @classmethod
+    def tearDownClass(cls):
+        cbtest.remove_tmpdir(cls.certdir)
+
+    def tls(self, crt, key):
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(crt, key)
+        return ctx
+
+    def typed_token(self, port, ca_file=None, extra_dest=()):
+        ident = "t" + tag()
+        p = {"ident": ident, "name": "Type " + ident, "storage": "db",
+             "destinations": ["https://127.0.0.1:%d" % port] +
+             list(extra_dest)}
+        if ca_file is not None:
+            p["ca_file"] = ca_file
+        t = self.c.ok("type.create", p)
+        user = cbtest.new_user()
+        v = self.plant(ident, user, "tok-" + tag() + tag())
+        return t, user, v
+
+    def test_type_ca_file_verifies_https_without_request_ca_file(self):
+        u = self.upstream(lambda req: response(body=b"secure"),
+                          self.tls(self.crt, self.key))
+        t, user, v = self.typed_token(u.port, self.crt)
+        self.assertEqual(t["ca_file"], self.crt)
+        self.assertEqual(self.c.ok("type.get", {"type": t["ident"]}), t)
+        self.assertIn(t, self.c.ok("type.list", {}))
+        err, res = self.request(self.comp(user, [("gh", t["ident"])]),
+                                "GET", "https://127.0.0.1:%d/" % u.port,
+                                [("X-T", "<<.credentials.gh>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"secure")
+        self.assertEqual(header(u.requests[0], "X-T"), v)
+
+    def test_type_without_ca_file_fails_tls_verification(self):
+        u = self.upstream(lambda req: response(body=b"secure"),
+                          self.tls(self.crt, self.key))
+        t, user, v = self.typed_token(u.port)
+        self.assertIsNone(t["ca_file"])
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", t["ident"])]), "GET",
+            "https://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")]), "unavailable")
+        self.assertTrue(err["message"].startswith(
+            "TLS with https://127.0.0.1:%d failed: " % u.port),
+            err["message"])
+        self.assertEqual(u.requests, [])
+
+    def test_type_ca_file_of_another_issuer_fails_tls_verification(self):
+        u = self.upstream(lambda req: response(body=b"secure"),
+                          self.tls(self.crt, self.key))
+        t, user, v = self.typed_token(u.port, self.other_crt)
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", t["ident"])]), "GET",
+            "https://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")]), "unavailable")
+        self.assertTrue(err["message"].startswith(
+            "TLS with https://127.0.0.1:%d failed: " % u.port),
+            err["message"])
+        self.assertEqual(u.requests, [])
+
+    def test_types_with_different_ca_files_are_refused(self):
+        u = self.upstream(lambda req: response(body=b"secure"),
+                          self.tls(self.crt, self.key))
+        a, user, va = self.typed_token(u.port, self.crt)
+        b = self.c.ok("type.create", {
+            "ident": "b" + tag(), "name": "B", "storage": "db",
+            "destinations": ["https://127.0.0.1:%d" % u.port],
+            "ca_file": self.other_crt})
+        self.plant(b["ident"], user, "tok-" + tag() + tag())
+        none = self.c.ok("type.create", {
+            "ident": "n" + tag(), "name": "N", "storage": "db",
+            "destinations": ["https://127.0.0.1:%d" % u.port]})
+        self.plant(none["ident"], user, "tok-" + tag() + tag())
+        for other, shown in ((b, self.other_crt), (none, "no CA file")):
+            err = self.assertError(self.request(
+                self.comp(user, [("a", a["ident"]),
+                                 ("b", other["ident"])]), "GET",
+                "https://127.0.0.1:%d/" % u.port,
+                [("X-A", "<<.credentials.a>>"),
+                 ("X-B", "<<.credentials.b>>")]), "bad_request")
+            self.assertEqual(
+                err["message"],
+                "the credentials of this request come from types with "
+                "different CA files: %s (%s), %s (%s)"
+                % (a["ident"], self.crt, other["ident"], shown))
+        # Two values of types with the same CA file go.
+        c = self.c.ok("type.create", {
+            "ident": "c" + tag(), "name": "C", "storage": "db",
+            "destinations": ["https://127.0.0.1:%d" % u.port],
+            "ca_file": self.crt})
+        self.plant(c["ident"], user, "tok-" + tag() + tag())
+        self.assertEqual(u.connections, 0)
+        err, res = self.request(
+            self.comp(user, [("a", a["ident"]), ("c", c["ident"])]), "GET",
+            "https://127.0.0.1:%d/" % u.port,
+            [("X-A", "<<.credentials.a>>"), ("X-C", "<<.credentials.c>>")])
+        self.assertIsNone(err, err)
+        self.assertEqual(len(u.requests), 1)
+        self.assertEqual(cbtest.find_leaks(self.d.all_logs(), self.planted), [])
+
+    def test_cross_origin_redirect_hop_is_verified_against_system_store(self):
+        # Both servers hold the certificate of the type's CA file; the
+        # second is another origin, so its hop carries no value and is
+        # verified against the system store only.
+        other = self.upstream(lambda req: response(body=b"landed"),
+                              self.tls(self.crt, self.key))
+
+        def respond(req):
+            if req["raw"].startswith(b"GET /cross "):
+                return response(302, "Found", [(
+                    "Location", "https://localhost:%d/next" % other.port)])
+            if req["raw"].startswith(b"GET /same "):
+                return response(302, "Found", [("Location", "/again")])
+            return response(body=b"again")
+        u = self.upstream(respond, self.tls(self.crt, self.key))
+        self.resolve("localhost", "127.0.0.1")
+        t, user, v = self.typed_token(
+            u.port, self.crt, ["https://127.0.0.1:%d" % other.port])
+        # Same origin: the hop carries the value, the type's CA holds.
+        err, res = self.request(self.comp(user, [("gh", t["ident"])]),
+                                "GET", "https://127.0.0.1:%d/same" % u.port,
+                                [("X-T", "<<.credentials.gh>>")],
+                                follow_redirects=True)
+        self.assertIsNone(err, err)
+        self.assertEqual(res["body"], b"again")
+        self.assertEqual(header(u.requests[-1], "X-T"), v)
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", t["ident"])]), "GET",
+            "https://127.0.0.1:%d/cross" % u.port,
+            [("X-T", "<<.credentials.gh>>")], follow_redirects=True),
+            "unavailable")
+        self.assertTrue(err["message"].startswith(
+            "TLS with https://localhost:%d failed: " % other.port),
+            err["message"])
+        self.assertEqual(other.requests, [])
+
+    def test_ca_file_gone_after_create_fails_the_request_naming_tls(self):
+        u = self.upstream(lambda req: response(body=b"secure"),
+                          self.tls(self.crt, self.key))
+        ca = os.path.join(self.tmp, "ca.pem")
+        with open(self.crt, "rb") as f:
+            cbtest.write_file(ca, f.read())
+        t, user, v = self.typed_token(u.port, ca)
+        os.unlink(ca)
+        err = self.assertError(self.request(
+            self.comp(user, [("gh", t["ident"])]), "GET",
+            "https://127.0.0.1:%d/" % u.port,
+            [("X-T", "<<.credentials.gh>>")]), "unavailable")
+        self.assertTrue(err["message"].startswith(
+            "TLS with https://127.0.0.1:%d failed: " % u.port),
+            err["message"])
+        self.assertEqual(u.requests, [])
+
+    def test_type_create_refuses_unusable_ca_files(self):
+        junk = os.path.join(self.tmp, "junk.pem")
+        cbtest.write_file(junk, b"not a certificate\n")
+        broken = os.path.join(self.tmp, "broken.pem")
+        cbtest.write_file(broken, b"-----BEGIN CERTIFICATE-----\n"
+                          b"bm90IGEgY2VydGlmaWNhdGU=\n"
+                          b"-----END CERTIFICATE-----\n")
+        missing = os.path.join(self.tmp, "missing.pem")
+        cases = [
+            ("ca.pem", "ca_file 'ca.pem' is not an absolute path"),
+            (missing, "cannot read ca_file '%s': No such file or "
+             "directory" % missing),
+            (junk, "ca_file '%s' holds no PEM certificate" % junk),
+            (broken, "ca_file '%s' holds a malformed PEM certificate"
+             % broken),
+            (self.tmp, "ca_file '%s' is not a regular file" % self.tmp),
+            ("/" + "a" * 4096, "ca_file '/%s...' is longer than 4095 "
+             "bytes" % ("a" * 63)),
+        ]
+        for path, msg in cases:
+            ident = "t" + tag()
+            err = self.assertError(self.c.call("type.create", {
+                "ident": ident, "name": "T", "ca_file": path}),
+                "bad_request")
+            self.assertEqual(err["message"], msg)
+            self.assertError(self.c.call("type.get", {"type": ident}),
+                             "not_found")
+            # type.update checks the same way and changes nothing.
+        t = self.c.ok("type.create", {"ident": "t" + tag(), "name": "T",
+                                      "ca_file": self.crt})
+        for path, msg in cases:
+            err = self.assertError(self.c.call("type.update", {
+                "type": t["ident"], "ca_file": path}), "bad_request")
+            self.assertEqual(err["message"], msg)
+        self.assertEqual(self.c.ok("type.get", {"type": t["ident"]}), t)
+
+    def test_type_update_sets_changes_and_clears_ca_file(self):
+        t = self.c.ok("type.create", {"ident": "t" + tag(), "name": "T"})
+        self.assertIsNone(t["ca_file"])
+        for path in (self.crt, self.other_crt):
+            r = self.c.ok("type.update", {"type": t["ident"],
+                                          "ca_file": path})
+            self.assertEqual(r["ca_file"], path)
+            self.assertEqual(self.c.ok("type.get", {"type": t["ident"]}),
+                             r)
+        # Other changes keep it.
+        r = self.c.ok("type.update", {"type": t["ident"], "name": "U"})
+        self.assertEqual(r["ca_file"], self.other_crt)
+        for clear in ("", None):
+            self.c.ok("type.update", {"type": t["ident"],
+                                      "ca_file": self.crt})
+            r = self.c.ok("type.update", {"type": t["ident"],
+                                          "ca_file": clear})
+            self.assertIsNone(r["ca_file"])
+            self.assertIsNone(self.c.ok("type.get",
+                                        {"type": t["ident"]})["ca_file"])
+        # It survives a restart of the broker.
+        self.c.ok("type.update", {"type": t["ident"], "ca_file": self.crt})
+        self.c.close()
+        self.d.stop()
+        self.d.start()
+        self.c = self.d.client()
+        self.addCleanup(self.c.close)
+        self.assertEqual(self.c.ok("type.get", {"type": t["ident"]})[
+            "ca_file"], self.crt)
+
+
 class TestSlowUpstream(RequestBase):
 
     def test_slow_upstream_does_not_delay_other_connections(self):

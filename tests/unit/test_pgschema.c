@@ -154,7 +154,7 @@ test_pgschema_fresh_database_gets_the_latest_version(void **state)
 	/* One row per migration, in order. */
 	assert_string_equal(pgserver_ok(&f->loop, f->a.pg,
 	    "SELECT string_agg(version::text, ',' ORDER BY version) "
-	    "FROM schema_version", &r), "1,2");
+	    "FROM schema_version", &r), "1,2,3");
 	/* PostgreSQL's types: uuids, bigint times, text sealed values. */
 	assert_string_equal(pgserver_ok(&f->loop, f->a.pg,
 	    "SELECT string_agg(column_name || ':' || data_type, ',' "
@@ -162,6 +162,12 @@ test_pgschema_fresh_database_gets_the_latest_version(void **state)
 	    "WHERE table_schema = '" T_SCHEMA "' AND table_name = "
 	    "'credvalues'", &r), "type_uuid:uuid,user_uuid:uuid,sealed:text,"
 	    "updated_at:bigint");
+	/* A type's CA file: a path, or NULL when none. */
+	assert_string_equal(pgserver_ok(&f->loop, f->a.pg,
+	    "SELECT data_type || ':' || is_nullable FROM "
+	    "information_schema.columns WHERE table_schema = '" T_SCHEMA
+	    "' AND table_name = 'types' AND column_name = 'ca_file'", &r),
+	    "text:YES");
 	/* Byte order for idents, whatever the database's locale. */
 	pgserver_ok(&f->loop, f->a.pg, "INSERT INTO types (uuid, ident, name, "
 	    "storage) VALUES ('11111111-1111-4111-8111-111111111111', "
@@ -277,7 +283,7 @@ test_pgschema_concurrent_brokers_migrate_exactly_once(void **state)
 	assert_int_equal(b.version, PGSCHEMA_VERSION);
 	assert_string_equal(pgserver_ok(&f->loop, f->a.pg,
 	    "SELECT string_agg(version::text, ',' ORDER BY version) "
-	    "FROM schema_version", &r), "1,2");
+	    "FROM schema_version", &r), "1,2,3");
 }
 
 static void
@@ -290,8 +296,9 @@ test_pgschema_newer_database_is_refused_and_left_alone(void **state)
 
 	assert_int_equal(apply(f, f->a.pg, NULL, 0, &a), 0);
 	/* A newer broker migrated the database further. */
-	pgserver_ok(&f->loop, f->a.pg, "INSERT INTO schema_version (version) "
-	    "VALUES (3)", &r);
+	snprintf(want, sizeof(want), "INSERT INTO schema_version (version) "
+	    "VALUES (%d)", PGSCHEMA_VERSION + 1);
+	pgserver_ok(&f->loop, f->a.pg, want, &r);
 	snapshot(f, before, sizeof(before));
 	assert_int_equal(apply(f, f->a.pg, NULL, 0, &a), -CB_EINTERNAL);
 	snprintf(want, sizeof(want), "the database schema is version %d, "
@@ -301,10 +308,12 @@ test_pgschema_newer_database_is_refused_and_left_alone(void **state)
 	snapshot(f, after, sizeof(after));
 	assert_string_equal(before, after);
 
-	/* An older broker, knowing one migration only, on version 2. */
+	/* An older broker, knowing one migration only. */
 	assert_int_equal(apply(f, f->a.pg, count_list, 1, &a), -CB_EINTERNAL);
-	assert_non_null(strstr(a.msg, "the database schema is version 3, "
-	    "newer than this broker knows (1): upgrade the broker"));
+	snprintf(want, sizeof(want), "the database schema is version %d, "
+	    "newer than this broker knows (1): upgrade the broker",
+	    PGSCHEMA_VERSION + 1);
+	assert_non_null(strstr(a.msg, want));
 	snapshot(f, after, sizeof(after));
 	assert_string_equal(before, after);
 }

@@ -186,7 +186,7 @@ test_open_creates_0600_wal(void **state)
 	assert_string_equal(ans, "wal");
 	free(ans);
 	ans = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ans, "4");
+	assert_string_equal(ans, "5");
 	free(ans);
 }
 
@@ -263,7 +263,7 @@ test_reopen_persists(void **state)
 	free(s);
 
 	s = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(s, "4");
+	assert_string_equal(s, "5");
 	free(s);
 }
 
@@ -309,7 +309,7 @@ test_open_migrates_version_1(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "4");
+	assert_string_equal(ans, "5");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_int_equal(got.generation, 0);
@@ -2097,7 +2097,7 @@ test_open_migrates_version_2_keeping_types_and_values(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "4");
+	assert_string_equal(ans, "5");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_string_equal(got.uuid, TYPE_A);
@@ -2134,6 +2134,63 @@ test_open_migrates_version_2_keeping_types_and_values(void **state)
 	assert_int_equal(store_peerkey_add(st, "peer", 1, 2048, "CB1:1:p", 8,
 	    &err), 0);
 	store_close(st);
+}
+
+/*
+ * A database of schema version 4 (before types had a CA file) opens at
+ * version 5 with its types kept and no CA file; a CA file set then is
+ * kept across a reopen, and an update without one clears it.
+ */
+static void
+test_open_migrates_version_4_to_types_with_ca_file(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_type	 t, got;
+	struct cb_error		 err;
+	sqlite3			*db;
+	char			*ans;
+
+	t = mktype(TYPE_A, "alpha", "Alpha", STORE_DB, NULL, 0);
+	assert_int_equal(store_type_create(f->st, &t, &err), 0);
+	store_close(f->st);
+	f->st = NULL;
+	/* What version 4 was: the same tables without types.ca_file. */
+	assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+	    "ALTER TABLE types DROP COLUMN ca_file;"
+	    "PRAGMA user_version = 4;", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+
+	assert_int_equal(store_open(f->path, &f->st, &err), 0);
+	ans = side_query(f->path, "PRAGMA user_version");
+	assert_string_equal(ans, "5");
+	free(ans);
+	assert_int_equal(store_type_get(f->st, "alpha", &got, &err), 0);
+	assert_string_equal(got.name, "Alpha");
+	assert_null(got.ca_file);
+	store_type_free(&got);
+
+	t.ca_file = (char *)"/etc/ssl/private-ca.pem";
+	t.updated_at = 2000;
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	reopen(f);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.ca_file, "/etc/ssl/private-ca.pem");
+	store_type_free(&got);
+	ans = side_query(f->path, "SELECT ca_file FROM types");
+	assert_string_equal(ans, "/etc/ssl/private-ca.pem");
+	free(ans);
+
+	/* The store refuses a relative path itself. */
+	t.ca_file = (char *)"ca.pem";
+	assert_int_equal(store_type_update(f->st, &t, &err), -CB_EBADREQ);
+
+	t.ca_file = NULL;
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	reopen(f);
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_null(got.ca_file);
+	store_type_free(&got);
 }
 
 /* Accounts' values (SPEC 10): apart from users', by type and name. */
@@ -2556,6 +2613,9 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_open_migrates_version_2_keeping_types_and_values,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_migrates_version_4_to_types_with_ca_file,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_account_values_are_kept_by_type_and_name,

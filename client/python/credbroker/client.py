@@ -318,10 +318,11 @@ class Client:
 
     # -- credential types -------------------------------------------------
     def type_create(self, ident, name, description=None, storage=None,
-                    destinations=None, uuid=None):
+                    destinations=None, uuid=None, ca_file=None):
         return self.call("type.create", _params(
             ident=ident, name=name, description=description,
-            storage=storage, destinations=destinations, uuid=uuid))
+            storage=storage, destinations=destinations, uuid=uuid,
+            ca_file=ca_file))
 
     def type_get(self, type):
         return self.call("type.get", {"type": type})
@@ -330,13 +331,16 @@ class Client:
         return self.call("type.list")
 
     def type_update(self, type, name=None, description=None, storage=None,
-                    destinations=None, default_account=_KEEP):
+                    destinations=None, default_account=_KEEP,
+                    ca_file=_KEEP):
         """Absent arguments leave the type as it is; default_account=None
-        removes the default account."""
+        removes the default account, ca_file=None the CA file."""
         p = _params(type=type, name=name, description=description,
                     storage=storage, destinations=destinations)
         if default_account is not _KEEP:
             p["default_account"] = default_account
+        if ca_file is not _KEEP:
+            p["ca_file"] = ca_file
         return self.call("type.update", p)
 
     def type_delete(self, type, force=None):
