@@ -684,12 +684,16 @@ class RequestMemoryTest(MemoryTest):
                            "credentials": [{"id": "r", "type": "m_req"}]},
              "request": {"method": "POST", "url": url, "headers": hdrs,
                          "body": '{"v":"' + ph("r", "json") + '"}'},
-             "timeout_ms": 300 * cbtest.SCALE, "max_response_bytes": 8000}
+             "max_response_bytes": 8000,
+             # Only the slow upstream is meant to time out: the others get
+             # a deadline a loaded machine and a sanitized build keep.
+             "timeout_ms": (300 if kind == "slow" else 20000) * cbtest.SCALE}
         return kind, p
 
     def workload(self):
         counts = {"request": 0, "cred.set": 0, "errors": 0,
                   "scrubbed": 0, "cut": 0}
+        self.error_kinds = {}
         second = LenientClient(self.d.socket)
         self.addCleanup(second.close)
         users = self.users[:2]
@@ -711,6 +715,8 @@ class RequestMemoryTest(MemoryTest):
                 if m[2] is not None:
                     counts["errors"] += 1
                     messages.append(m[2]["message"])
+                    self.error_kinds[m[2]["code"]] = \
+                        self.error_kinds.get(m[2]["code"], 0) + 1
                 else:
                     counts["scrubbed"] += m[3]["scrubbed"]
                     messages.append(repr(m[3]))
@@ -728,8 +734,9 @@ class RequestMemoryTest(MemoryTest):
 
     def check_counts(self, counts_w):
         self.assertGreaterEqual(counts_w["request"], 300, counts_w)
-        self.assertGreater(counts_w["errors"], 50, counts_w)
-        self.assertGreater(counts_w["scrubbed"], 100, counts_w)
+        msg = "%r, errors by code %r" % (counts_w, self.error_kinds)
+        self.assertGreater(counts_w["errors"], 50, msg)
+        self.assertGreater(counts_w["scrubbed"], 100, msg)
 
 
 class MemoryTestBindNow(MemoryTest):
