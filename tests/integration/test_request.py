@@ -51,6 +51,13 @@ class Upstream:
                         sock = tls_ctx.wrap_socket(sock, server_side=True)
                     except (ssl.SSLError, OSError):
                         return
+                try:
+                    self.serve(sock)
+                finally:
+                    if sock is not self.request:
+                        sock.close()
+
+            def serve(self, sock):
                 with up.lock:
                     up.connections += 1
                 buf = b""
@@ -145,6 +152,8 @@ class RequestBase(cbtest.DaemonTestCase):
 
     start_daemon = False
     conf = {}
+    # The scheme of the upstreams the tests make (see TLSUpstreams).
+    scheme = "http"
 
     def setUp(self):
         super().setUp()
@@ -179,6 +188,8 @@ class RequestBase(cbtest.DaemonTestCase):
             return 0
 
     def upstream(self, respond, tls_ctx=None):
+        if tls_ctx is None and self.scheme == "https":
+            tls_ctx = self.server_tls
         u = Upstream(respond, tls_ctx)
         self.upstreams.append(u)
         self.addCleanup(u.close)
@@ -224,10 +235,11 @@ class TestRequest(RequestBase):
 
     def test_request_sends_exactly_the_substituted_request(self):
         u = self.upstream(lambda req: response(body=b"fine"))
-        ident, user, v = self.setup_token(u.port)
+        ident, user, v = self.setup_token(u.port, self.scheme)
         err, res = self.request(
             self.comp(user, [("gh", ident)]), "POST",
-            "http://127.0.0.1:%d/a/b?x=1&y=<<.credentials.gh|urlquery>>"
+            self.scheme +
+            "://127.0.0.1:%d/a/b?x=1&y=<<.credentials.gh|urlquery>>"
             % u.port,
             [("Authorization", "Bearer <<.credentials.gh>>"),
              ("X-Empty", ""), ("Content-Type", "application/json")],
@@ -503,14 +515,14 @@ class TestScrub(RequestBase):
         u = self.upstream(echo)
         user = cbtest.new_user()
         t1, t2 = "a" + tag(), "b" + tag()
-        self.mktype(t1, ["http://127.0.0.1:%d" % u.port])
-        self.mktype(t2, ["http://127.0.0.1:%d" % u.port])
+        self.mktype(t1, [self.scheme + "://127.0.0.1:%d" % u.port])
+        self.mktype(t2, [self.scheme + "://127.0.0.1:%d" % u.port])
         v = self.plant(t1, user, 'tok"en/+=' + tag())
         name = self.plant(t2, user, "user" + tag())
         # Basic of two values: the upstream computes it from what it got.
         err, res = self.request(
             self.comp(user, [("gh", t1), ("who", t2)]), "GET",
-            "http://127.0.0.1:%d/" % u.port,
+            self.scheme + "://127.0.0.1:%d/" % u.port,
             [("X-Raw", "<<.credentials.gh>>"),
              ("X-Q", "<<.credentials.gh|urlquery>>"),
              ("X-J", "<<.credentials.gh|json>>"),
@@ -546,13 +558,13 @@ class TestScrub(RequestBase):
         u = self.upstream(echo)
         user = cbtest.new_user()
         t1, t2 = "u" + tag(), "p" + tag()
-        self.mktype(t1, ["http://127.0.0.1:%d" % u.port])
-        self.mktype(t2, ["http://127.0.0.1:%d" % u.port])
+        self.mktype(t1, [self.scheme + "://127.0.0.1:%d" % u.port])
+        self.mktype(t2, [self.scheme + "://127.0.0.1:%d" % u.port])
         self.plant(t1, user, "alice" + tag())
         self.plant(t2, user, "s3cret" + tag())
         err, res = self.request(
             self.comp(user, [("u", t1), ("p", t2)]), "GET",
-            "http://127.0.0.1:%d/" % u.port,
+            self.scheme + "://127.0.0.1:%d/" % u.port,
             [("X-U", "<<.credentials.u>>"), ("X-P", "<<.credentials.p>>")])
         self.assertIsNone(err, err)
         self.assertEqual(res["body"], b"auth=[REDACTED:u+p]")
@@ -574,12 +586,13 @@ class TestScrub(RequestBase):
             out.append(b"0\r\n\r\n")
             return out
         u = self.upstream(echo)
-        ident, user, v = self.setup_token(u.port)
+        ident, user, v = self.setup_token(u.port, self.scheme)
         comp = self.comp(user, [("gh", ident)])
         for at in range(0, len(v) + 5):
             with self.subTest(split=at):
                 err, res = self.request(
-                    comp, "GET", "http://127.0.0.1:%d/?at=%d" % (u.port, at),
+                    comp, "GET",
+                    self.scheme + "://127.0.0.1:%d/?at=%d" % (u.port, at),
                     [("X-T", "<<.credentials.gh>>")])
                 self.assertIsNone(err, err)
                 self.assertEqual(res["body"], b"<<[REDACTED:gh]>>")
@@ -592,9 +605,9 @@ class TestScrub(RequestBase):
                              length=False) +
                     [chunked([body[i:i + 1] for i in range(len(body))])])
         u = self.upstream(echo)
-        ident, user, v = self.setup_token(u.port)
+        ident, user, v = self.setup_token(u.port, self.scheme)
         err, res = self.request(self.comp(user, [("gh", ident)]), "GET",
-                                "http://127.0.0.1:%d/" % u.port,
+                                self.scheme + "://127.0.0.1:%d/" % u.port,
                                 [("X-T", "<<.credentials.gh>>")])
         self.assertIsNone(err, err)
         self.assertEqual(res["body"], b"x[REDACTED:gh]y")
@@ -1192,6 +1205,37 @@ class TestDisabled(RequestBase):
             [("X-T", "<<.credentials.gh>>")]), "not_configured")
         self.assertIn("request.enabled", err["message"])
         self.assertEqual(u.connections, 0)
+
+
+class TLSUpstreams:
+    """The same tests with HTTPS upstreams, verified against
+    request.ca_file: what goes out and what is scrubbed does not depend on
+    the transport."""
+
+    scheme = "https"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.certdir = cbtest.make_tmpdir()
+        key, crt = make_cert(cls.certdir, "upstream")
+        cls.conf = {"ca_file": crt}
+        cls.server_tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        cls.server_tls.load_cert_chain(crt, key)
+
+    @classmethod
+    def tearDownClass(cls):
+        cbtest.remove_tmpdir(cls.certdir)
+        super().tearDownClass()
+
+
+class TestScrubHTTPS(TLSUpstreams, TestScrub):
+    pass
+
+
+class TestExactRequestHTTPS(TLSUpstreams, RequestBase):
+    test_request_sends_exactly_the_substituted_request = \
+        TestRequest.test_request_sends_exactly_the_substituted_request
 
 
 if __name__ == "__main__":
