@@ -104,25 +104,43 @@ void
 rpc_audit_source(struct rpc_call *call, const char *ident,
     const char *source, const char *account)
 {
-	char	item[2 * STORE_IDENT_MAX + 16];
-	char	list[sizeof(call->audit_sources) + 2];
-	size_t	n = strlen(call->audit_sources);
+	char		 item[2 * STORE_IDENT_MAX + 16];
+	const char	*p, *e;
+	size_t		 n = strlen(call->audit_sources), len = 0, il, sl, al;
 
 	if (!ids_type_ident_valid(ident) || (account != NULL &&
 	    !ids_ident_valid(account)))
 		return;
-	snprintf(item, sizeof(item), ",%s/%s%s%s,", ident, source,
-	    account != NULL ? "/" : "", account != NULL ? account : "");
+	il = strlen(ident);
+	sl = strlen(source);
+	al = account != NULL ? strlen(account) : 0;
+	if (il + sl + al + 3 > sizeof(item))
+		return;
+	/* "ident/source" or "ident/source/account", without stdio. */
+	memcpy(item, ident, il);
+	len = il;
+	item[len++] = '/';
+	memcpy(item + len, source, sl);
+	len += sl;
+	if (account != NULL) {
+		item[len++] = '/';
+		memcpy(item + len, account, al);
+		len += al;
+	}
 	/* Once per type and source, however many ids use it. */
-	snprintf(list, sizeof(list), ",%s,", call->audit_sources);
-	if (strstr(list, item) != NULL)
-		return;
-	item[strlen(item) - 1] = '\0';
+	for (p = call->audit_sources; *p != '\0'; p = *e != '\0' ? e + 1 : e) {
+		if ((e = strchr(p, ',')) == NULL)
+			e = p + strlen(p);
+		if ((size_t)(e - p) == len && memcmp(p, item, len) == 0)
+			return;
+	}
 	/* Whole items only: a cut one would name another account. */
-	if (n + strlen(item) + 1 > sizeof(call->audit_sources))
+	if (n + len + 2 > sizeof(call->audit_sources))
 		return;
-	snprintf(call->audit_sources + n, sizeof(call->audit_sources) - n,
-	    "%s", n > 0 ? item : item + 1);
+	if (n > 0)
+		call->audit_sources[n++] = ',';
+	memcpy(call->audit_sources + n, item, len);
+	call->audit_sources[n + len] = '\0';
 }
 
 void
