@@ -255,15 +255,13 @@ static void
 log_vmsg(int level, int errnum, const char *fmt, va_list ap)
 {
 	char	msg[2048];
-	int	n;
 
 	if (level > log_level)
 		return;
-	if ((n = vsnprintf(msg, sizeof(msg), fmt, ap)) < 0)
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
 		return;
-	if ((size_t)n >= sizeof(msg))
-		n = sizeof(msg) - 1;
-	log_line(level, errnum, msg, (size_t)n);
+	/* Up to a NUL the arguments put in, as before. */
+	log_line(level, errnum, msg, strlen(msg));
 }
 
 bool
