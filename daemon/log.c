@@ -173,41 +173,47 @@ log_emit(const char *line, size_t n)
 	log_buf_len += n;
 }
 
-/* Format one line; errnum >= 0 appends strerror. */
-static void	log_vmsg(int, int, const char *, va_list)
-		    __attribute__((format(printf, 3, 0)));
-
+/* Append n bytes of p to the line being made at *at, within sz. */
 static void
-log_vmsg(int level, int errnum, const char *fmt, va_list ap)
+log_put(char *line, size_t sz, size_t *at, const char *p, size_t n)
 {
-	char		 msg[2048], line[2400];
+	if (n > sz - *at)
+		n = sz - *at;
+	memcpy(line + *at, p, n);
+	*at += n;
+}
+
+/*
+ * Queue (or write) one message msg (len bytes, no newline needed) as a
+ * line; errnum >= 0 appends strerror.  Lines are put together by hand:
+ * this runs for the audit line of every call.
+ */
+static void
+log_line(int level, int errnum, char *msg, size_t len)
+{
+	char		 line[2400], ms[8];
 	struct timespec	 now;
 	struct tm	 tm;
-	size_t		 i;
-	int		 n;
+	size_t		 i, at = 0;
+	long		 milli;
 
-	if (level > log_level)
-		return;
-	vsnprintf(msg, sizeof(msg), fmt, ap);
 	/* Keep one message on one line whatever the caller passed. */
-	for (i = 0; msg[i] != '\0'; i++)
+	for (i = 0; i < len; i++)
 		if (msg[i] == '\n' || msg[i] == '\r')
 			msg[i] = ' ';
 	if (log_to_syslog) {
 		if (errnum >= 0)
-			syslog(log_syslog[level], "%s: %s", msg,
+			syslog(log_syslog[level], "%.*s: %s", (int)len, msg,
 			    strerror(errnum));
 		else
-			syslog(log_syslog[level], "%s", msg);
+			syslog(log_syslog[level], "%.*s", (int)len, msg);
 		return;
 	}
 	if (log_journal) {
-		if (errnum >= 0)
-			n = snprintf(line, sizeof(line), "<%d>%s: %s\n",
-			    log_syslog[level], msg, strerror(errnum));
-		else
-			n = snprintf(line, sizeof(line), "<%d>%s\n",
-			    log_syslog[level], msg);
+		ms[0] = '<';
+		ms[1] = (char)('0' + log_syslog[level]);
+		ms[2] = '>';
+		log_put(line, sizeof(line) - 1, &at, ms, 3);
 	} else {
 		clock_gettime(CLOCK_REALTIME, &now);
 		/* One strftime per second, not per line. */
@@ -217,22 +223,61 @@ log_vmsg(int level, int errnum, const char *fmt, va_list ap)
 			    &tm);
 			log_ts_sec = now.tv_sec;
 		}
-		if (errnum >= 0)
-			n = snprintf(line, sizeof(line), "%s.%03ldZ %s: %s: %s\n",
-			    log_ts, now.tv_nsec / 1000000, log_names[level],
-			    msg, strerror(errnum));
-		else
-			n = snprintf(line, sizeof(line), "%s.%03ldZ %s: %s\n",
-			    log_ts, now.tv_nsec / 1000000, log_names[level],
-			    msg);
+		milli = now.tv_nsec / 1000000;
+		ms[0] = '.';
+		ms[1] = (char)('0' + milli / 100);
+		ms[2] = (char)('0' + milli / 10 % 10);
+		ms[3] = (char)('0' + milli % 10);
+		ms[4] = 'Z';
+		ms[5] = ' ';
+		log_put(line, sizeof(line) - 1, &at, log_ts, strlen(log_ts));
+		log_put(line, sizeof(line) - 1, &at, ms, 6);
+		log_put(line, sizeof(line) - 1, &at, log_names[level],
+		    strlen(log_names[level]));
+		log_put(line, sizeof(line) - 1, &at, ": ", 2);
 	}
-	if (n < 0)
+	/* One byte stays for the newline: a cut line is still one line. */
+	log_put(line, sizeof(line) - 1, &at, msg, len);
+	if (errnum >= 0) {
+		log_put(line, sizeof(line) - 1, &at, ": ", 2);
+		log_put(line, sizeof(line) - 1, &at, strerror(errnum),
+		    strlen(strerror(errnum)));
+	}
+	line[at++] = '\n';
+	log_emit(line, at);
+}
+
+/* Format one line; errnum >= 0 appends strerror. */
+static void	log_vmsg(int, int, const char *, va_list)
+		    __attribute__((format(printf, 3, 0)));
+
+static void
+log_vmsg(int level, int errnum, const char *fmt, va_list ap)
+{
+	char	msg[2048];
+
+	if (level > log_level)
 		return;
-	if ((size_t)n >= sizeof(line)) {	/* cut, but still one line */
-		n = sizeof(line) - 1;
-		line[n - 1] = '\n';
-	}
-	log_emit(line, (size_t)n);
+	if (vsnprintf(msg, sizeof(msg), fmt, ap) < 0)
+		return;
+	/* Up to a NUL the arguments put in, as before. */
+	log_line(level, errnum, msg, strlen(msg));
+}
+
+bool
+log_enabled(int level)
+{
+	return level <= log_level;
+}
+
+void
+log_text(int level, char *msg, size_t len)
+{
+	int	saved = errno;
+
+	if (level <= log_level)
+		log_line(level, -1, msg, len);
+	errno = saved;
 }
 
 #define LOG_FN(fn, level, witherr)			\

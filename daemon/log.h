@@ -8,6 +8,8 @@
 #define CB_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_LVL_ERROR, LOG_LVL_WARN, LOG_LVL_INFO, LOG_LVL_DEBUG };
@@ -23,6 +25,13 @@ void	log_set_buffered(int on);
 void	log_flush(void);
 /* Lines that stderr did not take whole (EAGAIN, EPIPE, ...) so far. */
 uint64_t log_lines_lost(void);
+/* Would a line of this level be logged? */
+bool	log_enabled(int level);
+/*
+ * Log msg (len bytes, no format) at level; line breaks in it are turned
+ * into spaces in place.
+ */
+void	log_text(int level, char *msg, size_t len);
 void	log_warn(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_warnx(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void	log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

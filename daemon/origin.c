@@ -437,24 +437,44 @@ origin_parse(const char *s, size_t len, int flags, struct origin *o,
 	}
 }
 
-/* Write an origin in normal form. */
+/* Write an origin in normal form (by hand: this runs for every call). */
 int
 origin_format(const struct origin *o, char **out, struct cb_error *err)
 {
-	unsigned	defport;
-	int		r;
+	char		 port[8];
+	size_t		 slen, hlen, plen = 0, i, n;
+	unsigned	 defport, v;
+	char		*p;
 
 	defport = strcmp(o->scheme, "https") == 0 ? 443 : 80;
-	if (o->port == defport)
-		r = asprintf(out, "%s://%s%s", o->scheme, o->wild ? "*." : "",
-		    o->host);
-	else
-		r = asprintf(out, "%s://%s%s:%u", o->scheme,
-		    o->wild ? "*." : "", o->host, o->port);
-	if (r < 0) {
-		*out = NULL;
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	if (o->port != defport) {
+		i = sizeof(port);
+		v = o->port;
+		do {
+			port[--i] = (char)('0' + v % 10);
+			v /= 10;
+		} while (v > 0 && i > 1);
+		port[--i] = ':';
+		plen = sizeof(port) - i;
+		memmove(port, port + i, plen);
 	}
+	slen = strlen(o->scheme);
+	hlen = strlen(o->host);
+	n = slen + 3 + (o->wild ? 2 : 0) + hlen + plen;
+	if ((*out = p = malloc(n + 1)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	memcpy(p, o->scheme, slen);
+	p += slen;
+	memcpy(p, "://", 3);
+	p += 3;
+	if (o->wild) {
+		memcpy(p, "*.", 2);
+		p += 2;
+	}
+	memcpy(p, o->host, hlen);
+	p += hlen;
+	memcpy(p, port, plen);
+	p[plen] = '\0';
 	return 0;
 }
 

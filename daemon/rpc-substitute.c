@@ -219,16 +219,20 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 				return sub_bad_name(i, sh->name, sh->namelen,
 				    err);
 			s->nheaders++;
-			snprintf(what, sizeof(what), "request.headers[%zu] "
-			    "'%s': the value", i, proto_quote(sh->name,
-			    sh->namelen, q, sizeof(q), false));
 			if ((rc = tpl_parse_syntax(
 			    pair->via.array.ptr[1].via.str.ptr,
 			    pair->via.array.ptr[1].via.str.size, syntax,
-			    &sh->value, err)) != 0 ||
-			    (rc = tpl_check_literal(&sh->value, TPL_HEADER,
-			    what, err)) != 0)
+			    &sh->value, err)) != 0)
 				return rc;
+			/* The header's name is quoted only for a message. */
+			if (tpl_check_literal(&sh->value, TPL_HEADER, "",
+			    err) == 0)
+				continue;
+			snprintf(what, sizeof(what), "request.headers[%zu] "
+			    "'%s': the value", i, proto_quote(sh->name,
+			    sh->namelen, q, sizeof(q), false));
+			return tpl_check_literal(&sh->value, TPL_HEADER, what,
+			    err);
 		}
 	}
 

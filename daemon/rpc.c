@@ -104,25 +104,43 @@ void
 rpc_audit_source(struct rpc_call *call, const char *ident,
     const char *source, const char *account)
 {
-	char	item[2 * STORE_IDENT_MAX + 16];
-	char	list[sizeof(call->audit_sources) + 2];
-	size_t	n = strlen(call->audit_sources);
+	char		 item[2 * STORE_IDENT_MAX + 16];
+	const char	*p, *e;
+	size_t		 n = strlen(call->audit_sources), len = 0, il, sl, al;
 
 	if (!ids_type_ident_valid(ident) || (account != NULL &&
 	    !ids_ident_valid(account)))
 		return;
-	snprintf(item, sizeof(item), ",%s/%s%s%s,", ident, source,
-	    account != NULL ? "/" : "", account != NULL ? account : "");
+	il = strlen(ident);
+	sl = strlen(source);
+	al = account != NULL ? strlen(account) : 0;
+	if (il + sl + al + 3 > sizeof(item))
+		return;
+	/* "ident/source" or "ident/source/account", without stdio. */
+	memcpy(item, ident, il);
+	len = il;
+	item[len++] = '/';
+	memcpy(item + len, source, sl);
+	len += sl;
+	if (account != NULL) {
+		item[len++] = '/';
+		memcpy(item + len, account, al);
+		len += al;
+	}
 	/* Once per type and source, however many ids use it. */
-	snprintf(list, sizeof(list), ",%s,", call->audit_sources);
-	if (strstr(list, item) != NULL)
-		return;
-	item[strlen(item) - 1] = '\0';
+	for (p = call->audit_sources; *p != '\0'; p = *e != '\0' ? e + 1 : e) {
+		if ((e = strchr(p, ',')) == NULL)
+			e = p + strlen(p);
+		if ((size_t)(e - p) == len && memcmp(p, item, len) == 0)
+			return;
+	}
 	/* Whole items only: a cut one would name another account. */
-	if (n + strlen(item) + 1 > sizeof(call->audit_sources))
+	if (n + len + 2 > sizeof(call->audit_sources))
 		return;
-	snprintf(call->audit_sources + n, sizeof(call->audit_sources) - n,
-	    "%s", n > 0 ? item : item + 1);
+	if (n > 0)
+		call->audit_sources[n++] = ',';
+	memcpy(call->audit_sources + n, item, len);
+	call->audit_sources[n + len] = '\0';
 }
 
 void
@@ -149,30 +167,99 @@ rpc_audit_origin(struct rpc_call *call, const char *origin)
 	    "%s", n > 0 ? item : item + 1);
 }
 
+/* The audit line being made: text, and how much of it is used. */
+struct rpc_line {
+	char	buf[2048];
+	size_t	len;
+};
+
+/* Append s (n bytes) to l, as much as fits. */
+static void
+rpc_line_put(struct rpc_line *l, const char *s, size_t n)
+{
+	if (n > sizeof(l->buf) - l->len)
+		n = sizeof(l->buf) - l->len;
+	memcpy(l->buf + l->len, s, n);
+	l->len += n;
+}
+
+static void
+rpc_line_str(struct rpc_line *l, const char *s)
+{
+	rpc_line_put(l, s, strlen(s));
+}
+
+/* Append v in decimal, with a '-' when neg. */
+static void
+rpc_line_num(struct rpc_line *l, bool neg, uint64_t v)
+{
+	char	d[24];
+	size_t	i = sizeof(d);
+
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v > 0);
+	if (neg)
+		d[--i] = '-';
+	rpc_line_put(l, d + i, sizeof(d) - i);
+}
+
+static void
+rpc_line_int(struct rpc_line *l, int64_t v)
+{
+	rpc_line_num(l, v < 0, v < 0 ? 0 - (uint64_t)v : (uint64_t)v);
+}
+
 /*
  * Log the audit line of a call that reads or changes credentials, and
- * append it to the audit file (audit.c).
+ * append it to the audit file (audit.c).  The line is put together by
+ * hand, without stdio: every audited call makes one.
  */
 static void
 rpc_audit_log(struct broker *b, const struct rpc_call *call,
     const struct peer *peer, const char *outcome)
 {
-	char	status[24] = "";
+	struct rpc_line	l;
 
-	if (call->audit_status != 0)
-		snprintf(status, sizeof(status), " status=%d",
-		    call->audit_status);
-	log_info("audit: method=%s uid=%u pid=%d subject=%s types=%s%s%s%s%s%s"
-	    "%s%s%s outcome=%s ms=%" PRIu64, cb_methods[call->method].name,
-	    (unsigned)peer->uid, (int)peer->pid,
-	    call->audit_subject[0] ? call->audit_subject : "-",
-	    call->audit_types[0] ? call->audit_types : "-",
-	    call->audit_keys[0] ? " keys=" : "", call->audit_keys,
-	    call->audit_sources[0] ? " sources=" : "", call->audit_sources,
-	    call->audit_dry_run ? " dry_run=true" : "",
-	    call->audit_origins[0] ? " origins=" : "", call->audit_origins,
-	    status, outcome,
-	    uv_now(b->loop) - call->start_ms);
+	if (log_enabled(LOG_LVL_INFO)) {
+		l.len = 0;
+		rpc_line_str(&l, "audit: method=");
+		rpc_line_str(&l, cb_methods[call->method].name);
+		rpc_line_str(&l, " uid=");
+		rpc_line_num(&l, false, (unsigned)peer->uid);
+		rpc_line_str(&l, " pid=");
+		rpc_line_int(&l, (int)peer->pid);
+		rpc_line_str(&l, " subject=");
+		rpc_line_str(&l, call->audit_subject[0] ?
+		    call->audit_subject : "-");
+		rpc_line_str(&l, " types=");
+		rpc_line_str(&l, call->audit_types[0] ?
+		    call->audit_types : "-");
+		if (call->audit_keys[0]) {
+			rpc_line_str(&l, " keys=");
+			rpc_line_str(&l, call->audit_keys);
+		}
+		if (call->audit_sources[0]) {
+			rpc_line_str(&l, " sources=");
+			rpc_line_str(&l, call->audit_sources);
+		}
+		if (call->audit_dry_run)
+			rpc_line_str(&l, " dry_run=true");
+		if (call->audit_origins[0]) {
+			rpc_line_str(&l, " origins=");
+			rpc_line_str(&l, call->audit_origins);
+		}
+		if (call->audit_status != 0) {
+			rpc_line_str(&l, " status=");
+			rpc_line_int(&l, call->audit_status);
+		}
+		rpc_line_str(&l, " outcome=");
+		rpc_line_str(&l, outcome);
+		rpc_line_str(&l, " ms=");
+		rpc_line_num(&l, false, uv_now(b->loop) - call->start_ms);
+		log_text(LOG_LVL_INFO, l.buf, l.len);
+	}
 	audit_write(b, call, peer, outcome);
 }
 

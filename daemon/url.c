@@ -18,16 +18,26 @@
 #define URL_AUTH_MAX	(URL_HOST_MAX + 8)	/* host, [], ":port" */
 
 /* Headers that route or frame a request; see url_routing_header. */
-static const char *const url_routing[] = {
-	"host", ":authority", ":scheme", ":path", ":method", ":protocol",
-	"forwarded", "x-forwarded-host", "x-forwarded-server",
-	"x-forwarded-proto", "x-forwarded-port", "x-forwarded-scheme",
-	"x-forwarded-prefix", "x-host", "x-http-host-override",
-	"x-original-host", "x-original-url", "x-rewrite-url",
-	"x-http-method-override", "x-http-method", "x-method-override",
-	"connection", "keep-alive", "te", "transfer-encoding", "upgrade",
-	NULL
+#define URL_HDR(s)	{ s, sizeof(s) - 1 }
+static const struct {
+	const char	*name;
+	size_t		 len;
+} url_routing[] = {
+	URL_HDR("host"), URL_HDR(":authority"), URL_HDR(":scheme"),
+	URL_HDR(":path"), URL_HDR(":method"), URL_HDR(":protocol"),
+	URL_HDR("forwarded"), URL_HDR("x-forwarded-host"),
+	URL_HDR("x-forwarded-server"), URL_HDR("x-forwarded-proto"),
+	URL_HDR("x-forwarded-port"), URL_HDR("x-forwarded-scheme"),
+	URL_HDR("x-forwarded-prefix"), URL_HDR("x-host"),
+	URL_HDR("x-http-host-override"), URL_HDR("x-original-host"),
+	URL_HDR("x-original-url"), URL_HDR("x-rewrite-url"),
+	URL_HDR("x-http-method-override"), URL_HDR("x-http-method"),
+	URL_HDR("x-method-override"), URL_HDR("connection"),
+	URL_HDR("keep-alive"), URL_HDR("te"), URL_HDR("transfer-encoding"),
+	URL_HDR("upgrade"),
+	{ NULL, 0 }
 };
+#undef URL_HDR
 
 /* Parse an absolute http(s) URL and return its normalised origin. */
 int
@@ -77,9 +87,10 @@ url_routing_header(const char *name, size_t n)
 
 	if (n >= 6 && origin_ascii_caseeq(name, "proxy-", 6))
 		return true;
-	for (i = 0; url_routing[i] != NULL; i++)
-		if (strlen(url_routing[i]) == n &&
-		    origin_ascii_caseeq(name, url_routing[i], n))
+	/* The lengths first: this runs for every header of every call. */
+	for (i = 0; url_routing[i].name != NULL; i++)
+		if (url_routing[i].len == n &&
+		    origin_ascii_caseeq(name, url_routing[i].name, n))
 			return true;
 	return false;
 }

@@ -284,11 +284,38 @@ proto_check_keys_at(const msgpack_object *obj, char *path, size_t at,
 	return 0;
 }
 
+/*
+ * Are all map keys below obj strings?  The common case, checked without
+ * building the path that only a message needs.  The depth is bounded by
+ * the unpacker's own nesting limit.
+ */
+static bool
+proto_keys_all_str(const msgpack_object *obj)
+{
+	uint32_t	i;
+
+	if (obj->type == MSGPACK_OBJECT_ARRAY) {
+		for (i = 0; i < obj->via.array.size; i++)
+			if (!proto_keys_all_str(&obj->via.array.ptr[i]))
+				return false;
+		return true;
+	}
+	if (obj->type != MSGPACK_OBJECT_MAP)
+		return true;
+	for (i = 0; i < obj->via.map.size; i++)
+		if (obj->via.map.ptr[i].key.type != MSGPACK_OBJECT_STR ||
+		    !proto_keys_all_str(&obj->via.map.ptr[i].val))
+			return false;
+	return true;
+}
+
 int
 proto_check_key_types(const msgpack_object *obj, struct cb_error *err)
 {
 	char	path[PROTO_PATH_MAX] = "params";
 
+	if (proto_keys_all_str(obj))
+		return 0;
 	return proto_check_keys_at(obj, path, strlen(path), err);
 }
 

@@ -328,6 +328,14 @@ secbuf_append(struct secbuf *b, const void *p, size_t n)
 {
 	if (n == 0)
 		return 0;
+	/* Room already (most appends: msgpack packs in small pieces). */
+	if (n <= b->cap - b->len) {
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+		if (b->dirty < b->len)
+			b->dirty = b->len;
+		return 0;
+	}
 	if (secbuf_reserve(b, n) != 0)
 		return -CB_EINTERNAL;
 	memcpy(b->data + b->len, p, n);

@@ -158,6 +158,16 @@ vsql_ready(const struct vsql_job *j)
 	return true;
 }
 
+/* Copy s into dst (sz bytes), cut to fit, without stdio: once per call. */
+static void
+vsql_copy(char *dst, size_t sz, const char *s)
+{
+	size_t	n = strnlen(s, sz - 1);
+
+	memcpy(dst, s, n);
+	dst[n] = '\0';
+}
+
 /* Queue op; the strings are copied. */
 static int
 vsql_queue(struct vsql *v, int op, const char *type_uuid,
@@ -180,9 +190,9 @@ vsql_queue(struct vsql *v, int op, const char *type_uuid,
 	j->v = v;
 	j->op = op;
 	if (type_uuid != NULL)
-		snprintf(j->type_uuid, sizeof(j->type_uuid), "%s", type_uuid);
+		vsql_copy(j->type_uuid, sizeof(j->type_uuid), type_uuid);
 	if (user_uuid != NULL)
-		snprintf(j->user_uuid, sizeof(j->user_uuid), "%s", user_uuid);
+		vsql_copy(j->user_uuid, sizeof(j->user_uuid), user_uuid);
 	j->cb = cb;
 	j->arg = arg;
 	if (vsql_writes(op))
@@ -211,7 +221,7 @@ vsql_queue_ref(struct vsql *v, int op, const struct values_ref *ref,
 	    NULL : ref->user_uuid, sealed, cb, arg, &j, err)) != 0)
 		return rc;
 	if (ref->account != NULL)
-		snprintf(j->account, sizeof(j->account), "%s", ref->account);
+		vsql_copy(j->account, sizeof(j->account), ref->account);
 	return 0;
 }
 

@@ -1602,8 +1602,9 @@ class TestRequestStructure(SubBase):
                                   ("X-A", value)]), dry_run=dry)
                     self.assertIsNone(res)
                     self.assertEqual(err["code"], "bad_request", err)
-                    self.assertIn("'X-A'", err["message"])
-                    self.assertIn(what, err["message"])
+                    self.assertIn("request.headers[1] 'X-A': the value "
+                                  "contains the control character " + what,
+                                  err["message"])
                     self.assertNoCanary(raw)
         # Also without a credential: the request is still malformed.
         self.sub_err(self.component,

@@ -600,6 +600,57 @@ group_teardown(void **state)
 	return 0;
 }
 
+/*
+ * The audit line's sources: each type and source once, in the order
+ * first seen, items that could forge a field left out, and only whole
+ * items: one that does not fit is dropped, never cut.
+ */
+static void
+test_audit_sources_listed_once_and_whole(void **state)
+{
+	struct rpc_call	*call;
+	char		 acct[65];
+	size_t		 n;
+
+	(void)state;
+	assert_non_null(call = calloc(1, sizeof(*call)));
+	rpc_audit_source(call, "gh", "own", NULL);
+	rpc_audit_source(call, "gh", "own", NULL);
+	rpc_audit_source(call, "gl", "linked", "svc");
+	rpc_audit_source(call, "gh", "own", NULL);
+	rpc_audit_source(call, "gl", "linked", "svc");
+	rpc_audit_source(call, "gl", "default", "svc");
+	assert_string_equal(call->audit_sources,
+	    "gh/own,gl/linked/svc,gl/default/svc");
+	/* A prefix or an extension of a listed item is another item. */
+	rpc_audit_source(call, "g", "own", NULL);
+	rpc_audit_source(call, "gl", "linked", "sv");
+	rpc_audit_source(call, "gh", "linked", "svc_b");
+	assert_string_equal(call->audit_sources, "gh/own,gl/linked/svc,"
+	    "gl/default/svc,g/own,gl/linked/sv,gh/linked/svc_b");
+	/* Not an ident, not an account name: not recorded. */
+	rpc_audit_source(call, "g h", "own", NULL);
+	rpc_audit_source(call, "gh", "linked", "a,b");
+	rpc_audit_source(call, "gh", "linked", "A");
+	assert_string_equal(call->audit_sources, "gh/own,gl/linked/svc,"
+	    "gl/default/svc,g/own,gl/linked/sv,gh/linked/svc_b");
+
+	/* Fill the list with long items until one no longer fits. */
+	memset(call->audit_sources, 0, sizeof(call->audit_sources));
+	memset(acct, 'a', sizeof(acct) - 1);
+	acct[sizeof(acct) - 1] = '\0';
+	for (n = 0; n < 26; n++) {
+		acct[0] = (char)('a' + n);
+		rpc_audit_source(call, "gh", "linked", acct);
+	}
+	n = strlen(call->audit_sources);
+	assert_true(n < sizeof(call->audit_sources));
+	/* Every item is whole: "gh/linked/" and 64 characters. */
+	assert_int_equal((n + 1) % (strlen("gh/linked/") + 64 + 1), 0);
+	assert_int_equal(call->audit_sources[n - 65], '/');
+	free(call);
+}
+
 int
 main(void)
 {
@@ -615,6 +666,7 @@ main(void)
 		    test_waiting_call_answers_late_and_wipes_request),
 		cmocka_unit_test(
 		    test_waiting_call_whose_connection_goes_away_drops_reply),
+		cmocka_unit_test(test_audit_sources_listed_once_and_whole),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

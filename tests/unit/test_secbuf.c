@@ -142,10 +142,8 @@ test_secbuf_wipes_what_was_used(void **state)
 	assert_int_equal(b.dirty, 0);
 	memcpy(b.data, chunk, sizeof(chunk));
 	secbuf_commit(&b, sizeof(chunk));
-	assert_int_equal(b.dirty, sizeof(chunk));
 	secbuf_consume(&b, 100);
 	assert_int_equal(b.len, 200);
-	assert_int_equal(b.dirty, 200);
 	secbuf_consume(&b, 200);
 	assert_int_equal(b.len, 0);
 	assert_block_clean(b.data, b.cap);
@@ -176,6 +174,53 @@ test_secbuf_wipes_what_was_used(void **state)
 	assert_int_equal(b.dirty, 0);
 	assert_block_clean(b.data, b.cap);
 	secbuf_free(&b);
+}
+
+/*
+ * Appends that fit the room a buffer already has (the common case of a
+ * reply packed piece by piece) are wiped like any other: after a reset,
+ * after a consume, and when the buffer is freed, also when the caller
+ * has cut them off by setting len back.
+ */
+static void
+test_secbuf_append_into_room_is_wiped(void **state)
+{
+	struct secbuf	 b = SECBUF_INIT;
+	unsigned char	 chunk[300], *blk;
+	size_t		 cap, i;
+
+	(void)state;
+	secmem_pool_enable();
+	memset(chunk, 0x5a, sizeof(chunk));
+
+	assert_int_equal(secbuf_reserve(&b, sizeof(chunk)), 0);
+	secbuf_reset(&b);
+	assert_true(b.cap >= sizeof(chunk));
+	/* Small pieces into the room there is, as msgpack packs them. */
+	for (i = 0; i < sizeof(chunk); i += 3)
+		assert_int_equal(secbuf_append(&b, chunk + i, 3), 0);
+	assert_int_equal(b.len, sizeof(chunk));
+	secbuf_reset(&b);
+	assert_block_clean(b.data, b.cap);
+
+	assert_int_equal(secbuf_append(&b, chunk, 200), 0);
+	secbuf_consume(&b, 150);
+	assert_int_equal(secbuf_append(&b, chunk, 100), 0);
+	secbuf_consume(&b, 150);
+	assert_int_equal(b.len, 0);
+	assert_block_clean(b.data, b.cap);
+
+	/*
+	 * A caller that drops what it appended by setting len back (an
+	 * all-or-nothing writer) leaves the bytes for the free to wipe.
+	 */
+	assert_int_equal(secbuf_append(&b, chunk, 10), 0);
+	assert_int_equal(secbuf_append(&b, chunk, 240), 0);
+	b.len = 10;
+	blk = b.data;
+	cap = b.cap;
+	secbuf_free(&b);
+	assert_block_clean(blk, cap);
 }
 
 /*
@@ -302,6 +347,7 @@ main(void)
 		cmocka_unit_test(test_pool),
 		cmocka_unit_test(test_secbuf_uses_pool),
 		cmocka_unit_test(test_secbuf_wipes_what_was_used),
+		cmocka_unit_test(test_secbuf_append_into_room_is_wiped),
 		cmocka_unit_test(test_pool_returns_blocks_above_low_water),
 	};
 
