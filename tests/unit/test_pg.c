@@ -2,21 +2,19 @@
  * Unit tests for storage/pg.c: the asynchronous PostgreSQL connection on a
  * libuv loop, against a real private cluster.
  *
- * The group setup runs "tests/integration/pgtest.py serve", which makes a
- * throw-away cluster (initdb and pg_ctl as an unprivileged user, its own
- * socket directory, TCP on 127.0.0.1, a role with a scram-sha-256
- * password) and then takes commands on a pipe: restart, stop, start.  When
+ * The group setup runs "tests/integration/pgtest.py serve" (pgserver.c),
+ * which makes a throw-away cluster (initdb and pg_ctl as an unprivileged
+ * user, its own socket directory, TCP on 127.0.0.1, a role with a
+ * scram-sha-256 password) and then takes commands on a pipe: restart,
+ * stop, start.  When
  * this program ends in any way the pipe closes and the cluster goes.
  * Each test runs in a fresh loop and ends by closing every connection and
  * checking that uv_loop_close() returns 0, i.e. that no handle leaked.
  */
-#include <sys/prctl.h>
 #include <sys/types.h>
-#include <sys/wait.h>
 
 #include <limits.h>
 #include <setjmp.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -32,19 +30,8 @@
 
 #include "cb_error.h"
 #include "pg.h"
+#include "pgserver.h"
 #include "secbuf.h"
-
-/* The cluster, as pgtest.py serve reported it. */
-static struct {
-	pid_t	 pid;
-	FILE	*in;		/* commands */
-	FILE	*out;		/* answers */
-	char	 host[PATH_MAX];
-	int	 port;
-	char	 user[64];
-	char	 dbname[64];
-	char	 password[128];
-} srv = { .pid = -1 };
 
 /* What a test's connection reported. */
 struct fix {
@@ -72,134 +59,16 @@ struct res {
 
 static int	 arrivals;
 
-/* Send a command to pgtest.py serve; true when it answers "ok". */
-static bool
-pgctl(const char *cmd)
-{
-	char	 line[1024];
-
-	if (fprintf(srv.in, "%s\n", cmd) < 0 || fflush(srv.in) != 0)
-		return false;
-	if (fgets(line, sizeof(line), srv.out) == NULL)
-		return false;
-	if (strncmp(line, "ok", 2) != 0) {
-		fprintf(stderr, "pgtest %s: %s", cmd, line);
-		return false;
-	}
-	return true;
-}
-
-/* value of "key=value" in the words of line. */
-static bool
-field(const char *line, const char *key, char *buf, size_t sz)
-{
-	const char	*p;
-	size_t		 n, k = strlen(key);
-
-	for (p = line; (p = strstr(p, key)) != NULL; p += k) {
-		if ((p != line && p[-1] != ' ') || p[k] != '=')
-			continue;
-		p += k + 1;
-		n = strcspn(p, " \n");
-		if (n >= sz)
-			return false;
-		memcpy(buf, p, n);
-		buf[n] = '\0';
-		return true;
-	}
-	return false;
-}
-
-/* tests/integration/pgtest.py, from CB_SOURCE_DIR or this file's path. */
-static bool
-pgtest_path(char *buf, size_t sz)
-{
-	const char	*src = getenv("CB_SOURCE_DIR");
-	const char	*f = __FILE__, *cut;
-	int		 n;
-
-	if (src != NULL && *src != '\0')
-		n = snprintf(buf, sz, "%s/tests/integration/pgtest.py", src);
-	else if ((cut = strstr(f, "tests/unit/")) != NULL)
-		n = snprintf(buf, sz, "%.*stests/integration/pgtest.py",
-		    (int)(cut - f), f);
-	else
-		return false;
-	return n > 0 && (size_t)n < sz && access(buf, R_OK) == 0;
-}
-
 static int
 group_setup(void **state)
 {
-	char	 path[PATH_MAX], line[2048], port[16], passfile[PATH_MAX];
-	int	 in[2], out[2];
-	FILE	*fp;
-
-	/* A server that goes away may leave us writing to its socket. */
-	signal(SIGPIPE, SIG_IGN);
-	/* A hung loop fails the test instead of blocking ctest. */
-	alarm(280);
-	if (!pgtest_path(path, sizeof(path))) {
-		fprintf(stderr, "tests/integration/pgtest.py not found: set "
-		    "CB_SOURCE_DIR\n");
-		return -1;
-	}
-	if (pipe(in) != 0 || pipe(out) != 0)
-		return -1;
-	if ((srv.pid = fork()) < 0)
-		return -1;
-	if (srv.pid == 0) {
-		/* Never outlive the test: end of input stops the cluster. */
-		prctl(PR_SET_PDEATHSIG, SIGTERM);
-		dup2(in[0], 0);
-		dup2(out[1], 1);
-		close(in[0]);
-		close(in[1]);
-		close(out[0]);
-		close(out[1]);
-		execl("/usr/bin/python3", "python3", path, "serve",
-		    (char *)NULL);
-		_exit(127);
-	}
-	close(in[0]);
-	close(out[1]);
-	srv.in = fdopen(in[1], "w");
-	srv.out = fdopen(out[0], "r");
-	if (srv.in == NULL || srv.out == NULL ||
-	    fgets(line, sizeof(line), srv.out) == NULL) {
-		fprintf(stderr, "pgtest.py serve did not start\n");
-		return -1;
-	}
-	if (!field(line, "host", srv.host, sizeof(srv.host)) ||
-	    !field(line, "port", port, sizeof(port)) ||
-	    !field(line, "user", srv.user, sizeof(srv.user)) ||
-	    !field(line, "dbname", srv.dbname, sizeof(srv.dbname)) ||
-	    !field(line, "passfile", passfile, sizeof(passfile))) {
-		fprintf(stderr, "pgtest.py serve: %s", line);
-		return -1;
-	}
-	srv.port = atoi(port);
-	if ((fp = fopen(passfile, "r")) == NULL ||
-	    fgets(srv.password, sizeof(srv.password), fp) == NULL) {
-		if (fp != NULL)
-			fclose(fp);
-		return -1;
-	}
-	fclose(fp);
-	srv.password[strcspn(srv.password, "\n")] = '\0';
-	return 0;
+	return pgserver_start();
 }
 
 static int
 group_teardown(void **state)
 {
-	cb_wipe(srv.password, sizeof(srv.password));
-	if (srv.in != NULL)
-		fclose(srv.in);		/* pgtest stops the cluster */
-	if (srv.out != NULL)
-		fclose(srv.out);
-	if (srv.pid > 0)
-		waitpid(srv.pid, NULL, 0);
+	pgserver_stop();
 	return 0;
 }
 
@@ -286,7 +155,8 @@ static const char *
 conninfo(char *buf, size_t sz, bool tcp)
 {
 	snprintf(buf, sz, "host=%s port=%d user=%s dbname=%s",
-	    tcp ? "127.0.0.1" : srv.host, srv.port, srv.user, srv.dbname);
+	    tcp ? "127.0.0.1" : pgsrv.host, pgsrv.port, pgsrv.user,
+	    pgsrv.dbname);
 	return buf;
 }
 
@@ -320,7 +190,7 @@ open_conn(struct fix *f, bool tcp, const char *password, unsigned tmo,
 static void
 connect_fix(struct fix *f, bool tcp, unsigned tmo)
 {
-	f->pg = open_conn(f, tcp, srv.password, tmo, 0, event_cb, f);
+	f->pg = open_conn(f, tcp, pgsrv.password, tmo, 0, event_cb, f);
 	assert_true(run_until(f, &f->connected, 1, 15000));
 }
 
@@ -399,7 +269,7 @@ test_pg_connects_with_password_over_socket_and_tcp(void **state)
 	struct res	 r;
 	struct fix	 g;
 
-	f->pg = open_conn(f, false, srv.password, 0, 0, event_cb, f);
+	f->pg = open_conn(f, false, pgsrv.password, 0, 0, event_cb, f);
 	/* Not connected yet: a query fails at once, no callback later. */
 	memset(&r, 0, sizeof(r));
 	assert_int_equal(query(f->pg, "SELECT 1", &r), -CB_EUNAVAILABLE);
@@ -420,7 +290,7 @@ test_pg_connects_with_password_over_socket_and_tcp(void **state)
 
 	/* Over TCP, with its own event counters. */
 	memset(&g, 0, sizeof(g));
-	tcp = open_conn(f, true, srv.password, 0, 0, event_cb, &g);
+	tcp = open_conn(f, true, pgsrv.password, 0, 0, event_cb, &g);
 	assert_true(run_until(f, &g.connected, 1, 15000));
 	query_ok(f, tcp, "SELECT host(inet_client_addr())", &r);
 	assert_string_equal(r.val, "127.0.0.1");
@@ -437,7 +307,7 @@ open_ci(struct fix *f, const char *ci)
 
 	memset(&o, 0, sizeof(o));
 	o.conninfo = ci;
-	o.password = srv.password;
+	o.password = pgsrv.password;
 	o.connect_timeout_ms = 20000;
 	o.on_event = event_cb;
 	o.arg = f;
@@ -457,7 +327,7 @@ test_pg_host_names_are_resolved_off_the_loop(void **state)
 	 * listen: every address is handed to libpq, which tries the next.
 	 */
 	snprintf(ci, sizeof(ci), "host=localhost port=%d user=%s dbname=%s",
-	    srv.port, srv.user, srv.dbname);
+	    pgsrv.port, pgsrv.user, pgsrv.dbname);
 	f->pg = open_ci(f, ci);
 	assert_true(run_until(f, &f->connected, 1, 30000));
 	query_ok(f, f->pg, "SELECT host(inet_client_addr())", &r);
@@ -466,7 +336,7 @@ test_pg_host_names_are_resolved_off_the_loop(void **state)
 
 	/* A name that does not resolve: our resolver says so, not libpq. */
 	snprintf(ci, sizeof(ci), "host=cb-no-such-host.invalid port=%d "
-	    "user=%s dbname=%s", srv.port, srv.user, srv.dbname);
+	    "user=%s dbname=%s", pgsrv.port, pgsrv.user, pgsrv.dbname);
 	f->pg = open_ci(f, ci);
 	assert_true(run_until(f, &f->down, 1, 30000));
 	if (strstr(f->down_msg, "cannot resolve \"cb-no-such-host.invalid\"")
@@ -640,7 +510,7 @@ test_pg_queue_is_bounded(void **state)
 	int		 i;
 
 	memset(r, 0, sizeof(r));
-	f->pg = open_conn(f, false, srv.password, 0, 4, event_cb, f);
+	f->pg = open_conn(f, false, pgsrv.password, 0, 4, event_cb, f);
 	assert_true(run_until(f, &f->connected, 1, 15000));
 	for (i = 0; i < 4; i++)
 		assert_int_equal(query(f->pg, "SELECT 1", &r[i]), 0);
@@ -699,7 +569,7 @@ test_pg_batch_commits_all_or_nothing(void **state)
 	connect_fix(f, false, 0);
 	memset(&g, 0, sizeof(g));
 	memset(&b, 0, sizeof(b));
-	b.other = open_conn(f, false, srv.password, 0, 0, event_cb, &g);
+	b.other = open_conn(f, false, pgsrv.password, 0, 0, event_cb, &g);
 	assert_true(run_until(f, &g.connected, 1, 15000));
 	query_ok(f, f->pg, "DROP TABLE IF EXISTS batch_t", &r);
 	query_ok(f, f->pg, "CREATE TABLE batch_t (v int)", &r);
@@ -801,7 +671,7 @@ test_pg_server_restart_fails_pending_and_reconnects(void **state)
 		assert_int_equal(query(f->pg, "SELECT pg_sleep(20)", &r[i]),
 		    0);
 	run_for(f, 200);		/* sent, running */
-	assert_true(pgctl("restart"));
+	assert_true(pgserver_ctl("restart"));
 	assert_true(run_until(f, &r[2].done, 1, 15000));
 	for (i = 0; i < 3; i++) {
 		assert_int_equal(r[i].rc, -CB_EUNAVAILABLE);
@@ -827,7 +697,7 @@ test_pg_server_stopped_fails_at_once_then_comes_back(void **state)
 	struct pg_status st;
 
 	connect_fix(f, true, 0);
-	assert_true(pgctl("stop"));
+	assert_true(pgserver_ctl("stop"));
 	assert_true(run_until(f, &f->down, 1, 15000));
 	/* Still down after a few failed attempts: refused at once. */
 	run_for(f, 300);
@@ -837,7 +707,7 @@ test_pg_server_stopped_fails_at_once_then_comes_back(void **state)
 	pg_status(f->pg, &st);
 	assert_false(st.connected);
 	assert_int_equal(f->down, 1);
-	assert_true(pgctl("start"));
+	assert_true(pgserver_ctl("start"));
 	assert_true(run_until(f, &f->reconnected, 1, 15000));
 	query_ok(f, f->pg, "SELECT 'back'", &after);
 	assert_string_equal(after.val, "back");
@@ -875,7 +745,7 @@ test_pg_listen_notify_and_relisten_after_reconnect(void **state)
 	memset(&nt, 0, sizeof(nt));
 	memset(&other, 0, sizeof(other));
 	memset(&g, 0, sizeof(g));
-	f->pg = open_conn(f, false, srv.password, 0, 0, event_cb, f);
+	f->pg = open_conn(f, false, pgsrv.password, 0, 0, event_cb, f);
 	/* Before the connection is up: LISTEN goes out once it is. */
 	assert_int_equal(pg_listen(f->pg, "cb_test_chan", notify_cb, &nt,
 	    &err), 0);
@@ -887,7 +757,7 @@ test_pg_listen_notify_and_relisten_after_reconnect(void **state)
 	/* Added while connected: LISTEN goes out now. */
 	assert_int_equal(pg_listen(f->pg, "cb_other", notify_cb, &other,
 	    &err), 0);
-	sender = open_conn(f, true, srv.password, 0, 0, event_cb, &g);
+	sender = open_conn(f, true, pgsrv.password, 0, 0, event_cb, &g);
 	assert_true(run_until(f, &g.connected, 1, 15000));
 
 	query_ok(f, f->pg, "SELECT 1", &r);	/* both LISTENs are done */
@@ -901,7 +771,7 @@ test_pg_listen_notify_and_relisten_after_reconnect(void **state)
 	assert_string_equal(other.last, "o");
 
 	/* Restart: both reconnect; LISTEN is back without our help. */
-	assert_true(pgctl("restart"));
+	assert_true(pgserver_ctl("restart"));
 	assert_true(run_until(f, &f->reconnected, 1, 15000));
 	assert_int_equal(f->down, 1);
 	assert_true(run_until(f, &g.reconnected, 1, 15000));
@@ -965,7 +835,7 @@ test_pg_close_with_queries_pending(void **state)
 	assert_true(run_until(f, &closed, 1, 5000));
 
 	/* Closed while still connecting. */
-	f->pg = open_conn(f, false, srv.password, 0, 0, event_cb, f);
+	f->pg = open_conn(f, false, pgsrv.password, 0, 0, event_cb, f);
 	run_for(f, 1);
 	pg_close(f->pg, closed_cb, &closed);
 	f->pg = NULL;
