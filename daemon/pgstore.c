@@ -34,7 +34,11 @@
 #include "secbuf.h"
 #include "store.h"
 #include "values.h"
+#include "vault.h"
 #include "writer.h"
+
+/* The settings row of the Vault settings (rpc-vault.c). */
+#define PGSTORE_VAULT_SETTING	"vault"
 
 /* Retries of a failed reload of the mirror: first, and the longest. */
 #define PGSTORE_RETRY_MIN_MS	200
@@ -252,6 +256,33 @@ pgrefresh_run(struct writer_job *wj, struct store *wst, struct cb_error *err)
 	return rc;
 }
 
+/*
+ * The Vault settings as the mirror has them now, applied when they differ
+ * from those in use (written through another broker).
+ */
+static void
+pgstore_vault_follow(struct broker *b)
+{
+	struct vault_conf	vc;
+	struct cb_error		err;
+	bool			found;
+
+	if (b->vault == NULL)
+		return;
+	if (rpc_vault_load(b, &vc, &found, &err) != 0) {
+		log_warnx("Vault settings: %s", err.msg);
+		return;
+	}
+	if (found && !vault_conf_is(b->vault, &vc)) {
+		if (vault_configure(b->vault, &vc, &err) != 0)
+			log_warnx("stored Vault settings refused: %s", err.msg);
+		else
+			log_info("Vault settings changed through another "
+			    "broker: applied");
+	}
+	vault_conf_free(&vc);
+}
+
 /* On the loop: the loop's caches follow. */
 static void
 pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
@@ -270,10 +301,14 @@ pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
 	} else if (r->reload) {
 		store_type_cache_drop(st);
 		ps->retry_ms = 0;
+		pgstore_vault_follow(ps->b);
 		log_info("PostgreSQL: the mirror of the shared tables is "
 		    "up to date");
 	} else if (r->table != NULL && strcmp(r->table, "types") == 0)
 		store_type_cache_sync(st, r->key);
+	else if (r->table != NULL && strcmp(r->table, "settings") == 0 &&
+	    strcmp(r->key, PGSTORE_VAULT_SETTING) == 0)
+		pgstore_vault_follow(ps->b);
 	free(r);
 }
 
