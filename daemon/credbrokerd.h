@@ -505,12 +505,19 @@ void	 backends_writer_stats(const struct broker *b,
  * makes its own writes, and calls pgstore_prepared (replayed and
  * committed on PostgreSQL).  pgstore_open on the loop starts serving:
  * the values backend of db-stored types, the writer with its replay,
- * the notifications.  pgstore_close at shutdown, after backends_close.
+ * the notifications; pgstore_serve once the loop serves.  pgstore_close
+ * at shutdown, after backends_close.
  */
 char	*pgstore_mirror_path(const struct conf *c);
 int	 pgstore_prepare(struct broker *b, struct cb_error *err);
 int	 pgstore_prepared(struct broker *b, struct cb_error *err);
 int	 pgstore_open(struct broker *b, struct cb_error *err);
+/*
+ * The loop serves (after the fork of a detached broker): the writer's
+ * thread may start, and the mirror is read again if notifications were
+ * missed until now.
+ */
+void	 pgstore_serve(struct broker *b);
 struct writer *pgstore_writer(const struct broker *b);
 void	 pgstore_close(struct broker *b);
 

@@ -421,6 +421,12 @@ main_reload(struct broker *b)
 	    strcmp(nc->database, b->conf->database) != 0)
 		log_warnx("reload: server.socket and storage.database "
 		    "changes take effect at the next start");
+	if (nc->backend != b->conf->backend ||
+	    (nc->pg_conninfo == NULL) != (b->conf->pg_conninfo == NULL) ||
+	    (nc->pg_conninfo != NULL &&
+	    strcmp(nc->pg_conninfo, b->conf->pg_conninfo) != 0))
+		log_warnx("reload: storage.backend and storage.postgresql "
+		    "changes take effect at the next start");
 	if ((nc->audit_file == NULL) != (b->conf->audit_file == NULL) ||
 	    (nc->audit_file != NULL &&
 	    strcmp(nc->audit_file, b->conf->audit_file) != 0))
@@ -587,7 +593,8 @@ main(int argc, char *argv[])
 	    store_tune(b.store, conf->page_cache_mb, conf->mmap_mb, &err) != 0)
 		fatalx("%s", err.msg);
 	if (conf->backend == CONF_BACKEND_POSTGRESQL &&
-	    pgstore_prepare(&b, &err) != 0)
+	    (store_cache_only(b.store, &err) != 0 ||
+	    pgstore_prepare(&b, &err) != 0))
 		fatalx("%s", err.msg);
 	if (keys_load_state(&b, &key_version, &err) != 0)
 		fatalx("%s", err.msg);
@@ -639,6 +646,7 @@ main(int argc, char *argv[])
 		lock_store_pid(lockfd);
 	}
 	keys_start(&b);
+	pgstore_serve(&b);
 	log_info("credbroker %s started (pid %d)", CB_VERSION, (int)getpid());
 
 	log_set_buffered(1);

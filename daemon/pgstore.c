@@ -55,6 +55,8 @@ struct pgstore {
 	unsigned	 retry_ms;
 	bool		 reloading;	/* a reload job is queued */
 	bool		 connected;
+	bool		 serving;	/* pgstore_serve() was called */
+	bool		 stale;		/* read the mirror again at serve */
 	bool		 closing;
 };
 
@@ -373,6 +375,10 @@ pgstore_notified(void *arg, const char *channel, const char *payload)
 	(void)channel;
 	if (ps->closing)
 		return;
+	if (!ps->serving) {
+		ps->stale = true;
+		return;
+	}
 	if (pgstore_submit(ps, false, payload, &err) != 0)
 		pgstore_schedule_reload(ps, err.msg);
 }
@@ -385,14 +391,20 @@ pgstore_event(void *arg, enum pg_event ev, const struct cb_error *err)
 
 	switch (ev) {
 	case PG_EVENT_CONNECTED:
-		ps->connected = true;
-		log_info("PostgreSQL: connected");
-		break;
 	case PG_EVENT_RECONNECTED:
+		/*
+		 * Notifications sent while LISTEN was not on (before the
+		 * first connection, during an outage) are lost: read the
+		 * whole mirror again.
+		 */
 		ps->connected = true;
-		log_info("PostgreSQL: connected again; reading the shared "
-		    "tables again");
-		if (!ps->closing && pgstore_submit(ps, true, NULL, &e) != 0)
+		log_info("PostgreSQL: connected%s", ev == PG_EVENT_RECONNECTED ?
+		    " again; reading the shared tables again" : "");
+		if (ps->closing)
+			break;
+		if (!ps->serving)
+			ps->stale = true;
+		else if (pgstore_submit(ps, true, NULL, &e) != 0)
 			pgstore_schedule_reload(ps, e.msg);
 		break;
 	case PG_EVENT_DOWN:
@@ -489,13 +501,21 @@ pgstore_open(struct broker *b, struct cb_error *err)
 			break;
 		(void)uv_run(b->loop, UV_RUN_ONCE);
 	}
-	/*
-	 * Notifications sent between the mirror's reading at start-up and
-	 * the LISTEN are lost: read it once more now that LISTEN is on.
-	 */
-	if (ps->connected && (rc = pgstore_submit(ps, true, NULL, err)) != 0)
-		return rc;
 	return 0;
+}
+
+void
+pgstore_serve(struct broker *b)
+{
+	struct pgstore	*ps = b->pgs;
+	struct cb_error	 err;
+
+	if (ps == NULL || ps->serving)
+		return;
+	ps->serving = true;
+	if (ps->stale && pgstore_submit(ps, true, NULL, &err) != 0)
+		pgstore_schedule_reload(ps, err.msg);
+	ps->stale = false;
 }
 
 struct writer *

@@ -484,7 +484,8 @@ test_mirror_refresh_refuses_payloads_that_name_no_row(void **state)
 	static const char *const bad[] = {
 		"", "types", "types\t", "nosuch\t" T_UUID1,
 		"types\t" T_UUID1 "\textra", "credlinks\t" T_UUID1,
-		"credvalues\t" T_UUID1 "\t" T_USER,
+		"credvalues\t" T_UUID1 "\t" T_USER, "settings\tva lt",
+		"settings\tx'y", "settings\tvault\n",
 	};
 	struct fix	*f = *state;
 	struct cb_error	 err;
