@@ -606,15 +606,23 @@ mirror_txn_begin(struct mirror *m, struct cb_error *err)
 int
 mirror_txn_commit(struct mirror *m, struct cb_error *err)
 {
-	int	ret;
+	struct cb_error	e;
+	int		ret;
 
 	if (!m->in_txn)
 		return cb_error_set(err, CB_EINTERNAL, "no PostgreSQL "
 		    "transaction to commit");
 	m->in_txn = false;
-	if ((ret = mirror_exec(m, "COMMIT", 0, NULL, NULL, err)) != 0 &&
-	    ret != -CB_EUNAVAILABLE)
-		mirror_disconnect(m);	/* its state is unknown */
+	cb_error_clear(&e);
+	if ((ret = mirror_exec(m, "COMMIT", 0, NULL, NULL, &e)) == 0)
+		return 0;
+	mirror_disconnect(m);	/* its state is unknown */
+	if (ret == -CB_EUNAVAILABLE)
+		return cb_error_set(err, CB_EUNAVAILABLE, "%s; PostgreSQL "
+		    "did not confirm the commit, so the write may have been "
+		    "made: read it back", e.msg);
+	if (err != NULL)
+		*err = e;
 	return ret;
 }
 
