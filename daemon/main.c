@@ -40,6 +40,9 @@
 
 #define CONF_DEFAULT_PATH	"/etc/credbroker/credbroker.conf"
 
+/* Start-ups on PostgreSQL that lost a race, read again (main). */
+#define MAIN_START_TRIES	8
+
 static void usage(int) __attribute__((noreturn));
 
 /* Print the synopsis and exit with status: 0 for --help, 2 for misuse. */
@@ -485,6 +488,7 @@ main(int argc, char *argv[])
 	int		 ch, foreground = 0, check_only = 0, init = 0, rc;
 	char		*dbpath = NULL;
 	const char	*dbname;
+	int		 tries;
 	int		 lockfd = -1;
 
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
@@ -596,17 +600,31 @@ main(int argc, char *argv[])
 	    (store_cache_only(b.store, &err) != 0 ||
 	    pgstore_prepare(&b, &err) != 0))
 		fatalx("%s", err.msg);
-	if (keys_load_state(&b, &key_version, &err) != 0)
-		fatalx("%s", err.msg);
-	b.key->version = key_version;
 	(void)load_legacy_key(&b, conf, true);
 	/* The inline key, if any, is no longer needed in the clear. */
 	secbuf_free(&conf->secret_key);
-	check_key(&b, dbname, 0);
-	if (keys_resume(&b, &err) != 0)
-		fatalx("%s", err.msg);
-	if (b.pgs != NULL && pgstore_prepared(&b, &err) != 0)
-		fatalx("%s", err.msg);
+	/*
+	 * On PostgreSQL, what start-up writes (the key check value of a
+	 * new database) may lose a race with another broker starting at
+	 * the same moment: read the database again and decide again.
+	 */
+	for (tries = 0;; tries++) {
+		if (b.pgs != NULL && pgstore_begin(&b, &err) != 0)
+			fatalx("%s", err.msg);
+		if (keys_load_state(&b, &key_version, &err) != 0)
+			fatalx("%s", err.msg);
+		b.key->version = key_version;
+		check_key(&b, dbname, 0);
+		if (keys_resume(&b, &err) != 0)
+			fatalx("%s", err.msg);
+		if (b.pgs == NULL || (rc = pgstore_prepared(&b, &err)) == 0)
+			break;
+		if (rc != -CB_ECONFLICT || tries == MAIN_START_TRIES)
+			fatalx("%s", err.msg);
+		log_info("another broker wrote the database at the same time; "
+		    "reading it again");
+		keys_free(&b);
+	}
 	free(dbpath);
 	if (conf->audit_file != NULL && audit_open(conf->audit_file,
 	    conf->audit_sync, false, &b.audit, &err) != 0)

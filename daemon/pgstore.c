@@ -218,8 +218,18 @@ pgstore_prepare(struct broker *b, struct cb_error *err)
 	    (rc = pgstore_migrate(ps, c, err)) != 0 ||
 	    (rc = mirror_new(c->pg_conninfo, ps->has_password ?
 	    secbuf_str(&ps->password) : NULL, c->pg_timeout * 1000,
-	    &ps->mirror, err)) != 0 ||
-	    (rc = mirror_reload(ps->mirror, b->store, err)) != 0)
+	    &ps->mirror, err)) != 0)
+		return rc;
+	return 0;
+}
+
+int
+pgstore_begin(struct broker *b, struct cb_error *err)
+{
+	struct pgstore	*ps = b->pgs;
+	int		 rc;
+
+	if ((rc = mirror_reload(ps->mirror, b->store, err)) != 0)
 		return rc;
 	/* What start-up writes from here is recorded, then replayed. */
 	if ((rc = mirror_txn_begin(ps->mirror, err)) != 0 ||
