@@ -1204,6 +1204,17 @@ pg_check_conninfo(const char *conninfo, char **resolve, struct cb_error *err)
 }
 
 int
+pg_conninfo_check(const char *conninfo, struct cb_error *err)
+{
+	char	*resolve = NULL;
+	int	 rc;
+
+	rc = pg_check_conninfo(conninfo, &resolve, err);
+	free(resolve);
+	return rc;
+}
+
+int
 pg_open(uv_loop_t *loop, const struct pg_opts *o, struct pg **out,
     struct cb_error *err)
 {

@@ -171,6 +171,11 @@ struct pg_stmt {
  */
 int	 pg_open(uv_loop_t *loop, const struct pg_opts *opts, struct pg **out,
 	    struct cb_error *err);
+/*
+ * The checks pg_open() makes of a connection string (it parses, it holds
+ * no password), with the same messages, none quoting a password.
+ */
+int	 pg_conninfo_check(const char *conninfo, struct cb_error *err);
 
 /*
  * Close: every pending query fails with -CB_EUNAVAILABLE (its callback
