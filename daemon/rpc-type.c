@@ -775,8 +775,8 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	if (n > 0 && !force) {
 		rc = cb_error_set(err, CB_ECONFLICT, "credential type '%s' "
-		    "still has %lld stored value(s); clear it first, or "
-		    "delete it with force (credctl type rm %s --force)",
+		    "still has %lld value(s) in the database; clear it first, "
+		    "or delete it with force (credctl type rm %s --force)",
 		    t.ident, (long long)n, t.ident);
 		goto done;
 	}
