@@ -316,7 +316,8 @@ credctl_print_masked(struct credctl *ctx, const msgpack_object *res)
 /* Send the document as a dry-run substitution and print the answer. */
 
 /*
- * The broker skipped the call (the template asked to, SPEC 7): say so,
+ * The broker skipped the call (a status check without its system
+ * account, SPEC 5): say so,
  * or print the answer with --json; true when it did, *rc the outcome.
  */
 static bool
