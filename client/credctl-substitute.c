@@ -317,8 +317,8 @@ credctl_print_masked(struct credctl *ctx, const msgpack_object *res)
 
 /*
  * The broker skipped the call (a status check without its system
- * account, SPEC 5): say so,
- * or print the answer with --json; true when it did, *rc the outcome.
+ * account, SPEC 5): say so, or print the answer with --json; true when
+ * it did, *rc the outcome.
  */
 static bool
 credctl_skipped(struct credctl *ctx, const msgpack_object *res, int *rc)
