@@ -12,11 +12,22 @@ Environment:
   CB_SOURCE_DIR  source tree (unused by the harness, passed by ctest)
   CB_VALGRIND=1  run the daemon under valgrind and check its exit status
   CB_KEEP_TMP=1  keep temporary directories (for debugging)
+  CB_TEST_BACKEND=postgresql
+                 every Daemon stores its metadata and db-stored values in
+                 PostgreSQL (storage.backend = postgresql) instead of
+                 SQLite: one private cluster per test process (pgtest.py,
+                 started at the first Daemon, stopped and removed at exit,
+                 on failure and on SIGTERM / SIGINT) and a fresh database
+                 per store directory; sqlite (the default) is the other
+                 value.  backend() says which; sqlite_only() and
+                 postgresql_only() mark the tests that are about one
+                 backend.
 """
 
 import atexit
 import base64
 import errno
+import itertools
 import os
 import re
 import secrets
@@ -43,6 +54,7 @@ DAEMON = os.path.join(BUILD_DIR, "daemon", "credbrokerd")
 CREDCTL = os.path.join(BUILD_DIR, "client", "credctl")
 VALGRIND = os.environ.get("CB_VALGRIND") == "1"
 KEEP_TMP = os.environ.get("CB_KEEP_TMP") == "1"
+BACKENDS = ("sqlite", "postgresql")
 
 # Time limits.  Valgrind makes everything an order of magnitude slower.
 SCALE = 10 if VALGRIND else 1
@@ -176,6 +188,128 @@ def poll_until(fn, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def backend():
+    """The store every Daemon uses unless told otherwise: "sqlite" (the
+    default) or "postgresql" (CB_TEST_BACKEND)."""
+    b = os.environ.get("CB_TEST_BACKEND") or "sqlite"
+    if b not in BACKENDS:
+        raise RuntimeError("CB_TEST_BACKEND=%s: expected one of %s"
+                           % (b, ", ".join(BACKENDS)))
+    return b
+
+
+_default_backend = backend        # for code where "backend" is a parameter
+
+
+def _only(which, reason):
+    if not reason or "\n" in reason:
+        raise ValueError("%s_only needs a one-line reason" % which)
+
+    def decorate(obj):
+        return unittest.skipUnless(
+            backend() == which, "%s only: %s" % (which, reason))(obj)
+    return decorate
+
+
+def sqlite_only(reason):
+    """Decorator for a test (or a class of tests) about the SQLite store
+    itself (its file, its modes, its durability): skipped, with the
+    reason, when CB_TEST_BACKEND=postgresql."""
+    return _only("sqlite", reason)
+
+
+def postgresql_only(reason):
+    """Decorator for a test (or a class) that needs the PostgreSQL
+    backend: skipped, with the reason, on the default SQLite one."""
+    return _only("postgresql", reason)
+
+
+# The private PostgreSQL cluster of this process (pgtest.Cluster), started
+# by the first Daemon that needs it; one database per store directory.
+_pg = None
+_pg_databases = {}      # realpath of a Daemon's directory -> database
+_pg_seq = itertools.count(1)
+_pg_signals = {}
+
+
+def pg_cluster():
+    """The process's PostgreSQL cluster, started on first use (fsync off:
+    the tests are not about PostgreSQL's own durability).  It is stopped
+    and its directory removed at exit, after the daemons; on SIGTERM and
+    SIGINT too; and by pgtest's watchdog if the process is killed."""
+    global _pg
+    if _pg is None:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import pgtest
+        c = pgtest.Cluster(fsync=False)
+        # Registered after pgtest's own hook, so run before it: the
+        # daemons stop before their server does.
+        atexit.register(_pg_cleanup)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            _pg_signals[s] = signal.signal(s, _pg_on_signal)
+        try:
+            c.start()
+        except BaseException:
+            c.cleanup()
+            raise
+        _pg = c
+    return _pg
+
+
+def pg_new_database():
+    """A new, empty database owned by the cluster's role; its name."""
+    c = pg_cluster()
+    name = "cb_%d" % next(_pg_seq)
+    c.sql("CREATE DATABASE %s OWNER %s" % (name, c.role), superuser=True)
+    return name
+
+
+def pg_database_for(directory):
+    """The database of the store kept in directory: made the first time,
+    the same one afterwards (as cb.db is the same file for every Daemon
+    started on one directory)."""
+    key = os.path.realpath(directory)
+    if key not in _pg_databases:
+        _pg_databases[key] = pg_new_database()
+    return _pg_databases[key]
+
+
+def pg_sql(query, database, check=True):
+    """Run SQL in one of the cluster's databases as its role (psql,
+    unaligned, tuples only); see pgtest.Cluster.sql."""
+    c = pg_cluster()
+    saved = c.database
+    c.database = database
+    try:
+        return c.sql(query, check=check)
+    finally:
+        c.database = saved
+
+
+def _pg_cleanup():
+    global _pg
+    _cleanup_everything()
+    if _pg is not None:
+        c, _pg = _pg, None
+        c.cleanup()
+
+
+def _pg_on_signal(signum, frame):
+    # Daemons first (they would log their lost connection otherwise),
+    # then the server, then our directories; then die of the signal.
+    for d in list(_live_daemons):
+        try:
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+        except OSError:
+            pass
+    try:
+        _pg_cleanup()
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
 class DaemonDied(AssertionError):
     pass
 
@@ -185,16 +319,33 @@ class Daemon:
 
     Files live in a directory of their own (tmpdir): cb.sock, cb.db,
     master.key, cb.conf, and stderr-N.log for each start.
+
+    backend: "sqlite" or "postgresql" (default: backend()).  On
+    postgresql the store is a database of the process's cluster: the one
+    of tmpdir (made at the first Daemon there), or pg_database, which
+    several Daemons may share; the role's password is in tmpdir/pg-password
+    (mode 0600), named by storage.postgresql_password_file.
     """
 
     def __init__(self, tmpdir=None, key=None, grants=None, extra=None,
-                 key_source="file", args=None, env=None):
+                 key_source="file", args=None, env=None, backend=None,
+                 pg_database=None):
         self.dir = tmpdir or make_tmpdir()
         self.socket = os.path.join(self.dir, "cb.sock")
         self.database = os.path.join(self.dir, "cb.db")
         self.key_file = os.path.join(self.dir, "master.key")
         self.config = os.path.join(self.dir, "cb.conf")
         assert len(self.socket) < 100, self.socket
+        self.backend = backend or _default_backend()
+        assert self.backend in BACKENDS, self.backend
+        self.pg_database = None
+        self.pg_password_file = None
+        if self.backend == "postgresql":
+            self.pg_database = pg_database or pg_database_for(self.dir)
+            self.pg_password_file = os.path.join(self.dir, "pg-password")
+            write_file(self.pg_password_file, pg_cluster().password + "\n")
+        else:
+            assert pg_database is None, "pg_database without postgresql"
         self.key = strong_key() if key is None else key
         self.grants = default_grants() if grants is None else grants
         self.extra = extra or {}
@@ -225,6 +376,11 @@ class Daemon:
             "security": [],
             "access": [("grant", g) for g in self.grants],
         }
+        if self.backend == "postgresql":
+            sec["storage"] += [
+                ("backend", "postgresql"),
+                ("postgresql", self.pg_conninfo()),
+                ("postgresql_password_file", self.pg_password_file)]
         if self.key_source == "file":
             sec["security"].append(("secret_key_file", self.key_file))
         elif self.key_source == "inline":
@@ -237,6 +393,17 @@ class Daemon:
 
     def write_config(self):
         write_config(self.config, self.config_sections())
+
+    def pg_conninfo(self):
+        """storage.postgresql: libpq's conninfo, without the password."""
+        c = pg_cluster()
+        return "host=%s port=%d user=%s dbname=%s" % (
+            c.sockdir, c.port, c.role, self.pg_database)
+
+    def pg_sql(self, query, check=True):
+        """SQL in this daemon's PostgreSQL database (see pg_sql)."""
+        assert self.backend == "postgresql"
+        return pg_sql(query, self.pg_database, check=check)
 
     # -- process ------------------------------------------------------
     def command(self, extra_args=()):
