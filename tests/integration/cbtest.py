@@ -28,6 +28,7 @@ import atexit
 import base64
 import errno
 import itertools
+import json
 import os
 import re
 import secrets
@@ -35,6 +36,7 @@ import select
 import shutil
 import signal
 import socket
+import sqlite3
 import string
 import subprocess
 import sys
@@ -211,6 +213,12 @@ def _only(which, reason):
     return decorate
 
 
+# The reason of the tests that rotate the master key: until rotation is
+# fleet-wide (SPEC 12), key.rotate refuses to run on PostgreSQL.
+NO_PG_ROTATION = ("key.rotate is refused on the postgresql backend until "
+                  "rotation is fleet-wide")
+
+
 def sqlite_only(reason):
     """Decorator for a test (or a class of tests) about the SQLite store
     itself (its file, its modes, its durability): skipped, with the
@@ -284,6 +292,29 @@ def pg_sql(query, database, check=True):
         return c.sql(query, check=check)
     finally:
         c.database = saved
+
+
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, bytes):
+        v = v.decode()
+    return "'%s'" % str(v).replace("'", "''")
+
+
+def _pg_bind(query, params):
+    """query with each ? replaced by the literal of its parameter (the
+    tests' statements hold no ? of their own)."""
+    parts = query.split("?")
+    assert len(parts) == len(params) + 1, (query, params)
+    out = [parts[0]]
+    for v, rest in zip(params, parts[1:]):
+        out += [_pg_literal(v), rest]
+    return "".join(out)
 
 
 def _pg_cleanup():
@@ -404,6 +435,73 @@ class Daemon:
         """SQL in this daemon's PostgreSQL database (see pg_sql)."""
         assert self.backend == "postgresql"
         return pg_sql(query, self.pg_database, check=check)
+
+    # -- the store at rest, on either backend -------------------------
+    # The tables have the same names and columns in the SQLite file and
+    # in PostgreSQL (storage/sqlite.c, storage/pgschema.c), so a test
+    # that reads or tampers with rows does it through these.
+    def store_rows(self, query, params=()):
+        """The rows (tuples) of a SELECT on the store's tables: the SQLite
+        file (read-only), or the PostgreSQL database.  ? marks a
+        parameter."""
+        if self.backend == "sqlite":
+            con = sqlite3.connect("file:%s?mode=ro" % self.database,
+                                  uri=True)
+            try:
+                return con.execute(query, params).fetchall()
+            finally:
+                con.close()
+        out = self.pg_sql("SELECT coalesce(json_agg(to_json(q)), '[]') "
+                          "FROM (%s) q" % _pg_bind(query, params))
+        return [tuple(r.values()) for r in json.loads(out)]
+
+    def store_execute(self, query, params=()):
+        """Run one statement that changes the store (? marks a
+        parameter): a test that tampers with rows, the daemon stopped."""
+        if self.backend == "sqlite":
+            con = sqlite3.connect(self.database)
+            try:
+                con.execute(query, params)
+                con.commit()
+            finally:
+                con.close()
+            return
+        self.pg_sql(_pg_bind(query, params))
+
+    def store_blobs(self):
+        """[(name, bytes)]: everything where the store keeps data at rest,
+        to look for what must never be there.  SQLite: the database file
+        and its -wal, -shm and -journal.  PostgreSQL: the files next to
+        storage.database (the local mirror and lock), the text of every
+        row of every table, and, after a checkpoint, the files of the
+        database's directory in the cluster and its write-ahead log."""
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith(os.path.basename(self.database)):
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    out.append((name, f.read()))
+        if self.backend == "sqlite":
+            return out
+        tables = self.pg_sql(
+            "SELECT quote_ident(table_schema) || '.' || quote_ident("
+            "table_name) FROM information_schema.tables WHERE "
+            "table_type = 'BASE TABLE' AND table_schema NOT IN "
+            "('pg_catalog', 'information_schema')").split()
+        for t in tables:
+            out.append(("table " + t,
+                        self.pg_sql("SELECT t::text FROM %s t" % t).encode()))
+        c = pg_cluster()
+        c.sql("CHECKPOINT", superuser=True)
+        oid = self.pg_sql("SELECT oid FROM pg_database WHERE "
+                          "datname = current_database()")
+        for sub in (os.path.join("base", oid), "pg_wal"):
+            top = os.path.join(c.data, sub)
+            for name in sorted(os.listdir(top)):
+                p = os.path.join(top, name)
+                if os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        out.append(("%s/%s" % (sub, name), f.read()))
+        return out
 
     # -- process ------------------------------------------------------
     def command(self, extra_args=()):
