@@ -18,6 +18,10 @@ says.
    refuses to start, and says so; the others go on.
  - Three brokers started at the same moment on an empty database all
    come up on one schema.
+ - A broker restarted after changes made without it serves them at once.
+ - After the server restarts, the brokers answer again by themselves and
+   changes propagate within 1 s again.
+ - key.rotate is refused on PostgreSQL and changes nothing.
 """
 
 import os
@@ -324,6 +328,85 @@ class TestFleet(FleetCase):
         self.mktype(self.b, "after")
         self.within(time.monotonic(),
                     lambda: self.type_on(self.a, "after"), "type on A")
+
+    def test_broker_restarted_after_changes_serves_them_at_once(self):
+        """Changes made while a broker was down are served as soon as it
+        is back: its local copy of the metadata is not trusted over the
+        database's."""
+        self.mktype(self.a, "before")
+        self.within(time.monotonic(),
+                    lambda: self.type_on(self.c, "before"), "type on C")
+        self.C.stop()
+        self.a.ok("type.update", {"type": "before", "name": "Changed"})
+        self.mktype(self.a, "during")
+        self.a.ok("cred.set", {"type": "during", "account": "svc",
+                               "value": self.canary("during")})
+        self.a.ok("type.update", {"type": "during",
+                                  "default_account": "svc"})
+        self.C.start()
+        c = self.C.client()
+        self.addCleanup(c.close)
+        # At once: no propagation delay to wait for at start-up.
+        self.assertEqual(self.type_on(c, "before")["name"], "Changed")
+        self.assertEqual(self.type_on(c, "during")["default_account"], "svc")
+        err, res = self.sub(c, "during", new_user())
+        self.assertIsNone(err, err)
+        self.assertEqual(bearer(res), self.planted[-1].decode())
+
+    def test_changes_propagate_again_after_the_server_restarts(self):
+        """A lost connection answers unavailable and comes back by itself
+        (SPEC 12), LISTEN included: a change made after the restart
+        reaches the others within 1 s again."""
+        self.mktype(self.a, "pre")
+        u = new_user()
+        v = self.canary("restart")
+        self.b.ok("cred.set", {"type": "pre", "user": u, "value": v})
+        self.within(time.monotonic(), lambda: self.type_on(self.c, "pre"),
+                    "type on C")
+        cbtest.pg_cluster().restart()
+
+        def answers(client):
+            err, res = self.sub(client, "pre", u)
+            if err is not None:
+                self.assertIn(err["code"], ("unavailable", "internal"), err)
+                return False
+            return bearer(res) == v
+        for client in (self.a, self.b, self.c):
+            cbtest.poll_until(lambda cl=client: answers(cl), POLL_DEADLINE,
+                              0.05, "a broker back after the restart")
+        for d in self.daemons:
+            self.assertTrue(d.alive(), d.log())
+        self.mktype(self.a, "post")
+        since = time.monotonic()
+        for client, name in ((self.b, "B"), (self.c, "C")):
+            self.within(since, lambda cl=client: self.type_on(cl, "post"),
+                        "a type created after the restart, on " + name)
+        self.c.ok("cred.delete", {"type": "pre", "user": u})
+        err, _ = self.sub(self.a, "pre", u)
+        self.assertEqual((err or {}).get("code"), "not_found", err)
+
+    def test_key_rotate_is_refused_and_changes_nothing(self):
+        """Until rotation is fleet-wide, key.rotate is refused on
+        PostgreSQL; every broker goes on with the key it has."""
+        self.mktype(self.a, "rot")
+        u = new_user()
+        v = self.canary("rotate")
+        self.a.ok("cred.set", {"type": "rot", "user": u, "value": v})
+        before = self.A.store_rows("SELECT sealed FROM credvalues")
+        new_path = os.path.join(self.A.dir, "new.key")
+        cbtest.write_file(new_path, cbtest.strong_key() + "\n")
+        err, res = self.a.call("key.rotate", {"new_key_file": new_path})
+        self.assertIsNotNone(err, "key.rotate ran on PostgreSQL: %r"
+                             % (res,))
+        self.assertIn(err["code"], ("not_configured", "bad_request",
+                                    "conflict"), err)
+        self.assertIn("postgresql", err["message"].lower())
+        self.assertEqual(self.A.store_rows("SELECT sealed FROM credvalues"),
+                         before)
+        for client in (self.a, self.b, self.c):
+            err, res = self.sub(client, "rot", u)
+            self.assertIsNone(err, err)
+            self.assertEqual(bearer(res), v)
 
 
 class TestFleetStart(FleetCase):
