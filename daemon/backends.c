@@ -4,6 +4,8 @@
  * with values_for() and never ask which kind it is.  The other writes of
  * the daemon go to the SQLite backend's writer thread (dbwrite_submit).
  */
+#include <string.h>
+
 #include "cb_error.h"
 #include "credbrokerd.h"
 #include "store.h"
@@ -15,8 +17,12 @@ backends_open(struct broker *b, struct cb_error *err)
 {
 	int	rc;
 
-	if ((rc = values_sqlite_new(b->loop, b->store, &b->values[STORE_DB],
-	    err)) != 0 ||
+	if (b->pgs != NULL)
+		rc = pgstore_open(b, err);
+	else
+		rc = values_sqlite_new(b->loop, b->store, &b->values[STORE_DB],
+		    err);
+	if (rc != 0 ||
 	    (rc = values_vault_new(b->loop, &b->vault, b->store,
 	    &b->values[STORE_VAULT], err)) != 0)
 		backends_close(b);
@@ -33,6 +39,20 @@ backends_close(struct broker *b)
 			b->values[i]->ops->close(b->values[i]);
 		b->values[i] = NULL;
 	}
+	pgstore_close(b);
+}
+
+void
+backends_writer_stats(const struct broker *b, struct writer_stats *out)
+{
+	struct writer	*wr;
+
+	if (b->pgs != NULL) {
+		memset(out, 0, sizeof(*out));
+		if ((wr = pgstore_writer(b)) != NULL)
+			writer_get_stats(wr, out);
+	} else
+		values_sqlite_stats(b->values[STORE_DB], out);
 }
 
 struct values *
@@ -69,8 +89,12 @@ dbwrite_submit(struct broker *b, struct dbwrite *w, struct cb_error *err)
 {
 	struct writer	*wr;
 
-	if (b->values[STORE_DB] == NULL ||
-	    (wr = values_sqlite_writer(b->values[STORE_DB])) == NULL)
+	if (b->pgs != NULL)
+		wr = pgstore_writer(b);
+	else
+		wr = b->values[STORE_DB] != NULL ?
+		    values_sqlite_writer(b->values[STORE_DB]) : NULL;
+	if (wr == NULL)
 		return cb_error_set(err, CB_EUNAVAILABLE,
 		    "the broker is shutting down");
 	w->b = b;

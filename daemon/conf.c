@@ -29,6 +29,7 @@
 #define CONF_DEFAULT_SOCKET	"/run/credbroker/credbroker.sock"
 #define CONF_DEFAULT_DATABASE	"/var/lib/credbroker/credbroker.db"
 #define CONF_DEFAULT_CREDENTIAL	"master-key"
+#define CONF_DEFAULT_PG_CREDENTIAL	"pg-password"
 /* The longest socket path: sun_path less its terminating NUL. */
 #define CONF_SOCKET_MAX	(sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1)
 /* Enough for hello and a few small calls; see conn.c. */
@@ -87,6 +88,11 @@ static const struct {
 	{ "request", "max_in_flight_per_caller", false },
 	{ "request", "max_redirects", false },
 	{ "request", "ca_file", false },
+	{ "storage", "backend", false },
+	{ "storage", "postgresql", false },
+	{ "storage", "postgresql_password_file", false },
+	{ "storage", "postgresql_password_credential", false },
+	{ "storage", "postgresql_timeout", false },
 	{ "storage", "database", false },
 	{ "storage", "page_cache_mb", false },
 	{ "storage", "mmap_mb", false },
@@ -374,6 +380,42 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (*value != '/')
 			goto bad_abs;
 		return conf_set_str(&c->request_ca_file, value);
+	} else if (KEY("storage", "backend")) {
+		cp->valid = "sqlite or postgresql";
+		if (strcmp(value, "sqlite") == 0)
+			c->backend = CONF_BACKEND_SQLITE;
+		else if (strcmp(value, "postgresql") == 0)
+			c->backend = CONF_BACKEND_POSTGRESQL;
+		else
+			goto bad;
+	} else if (KEY("storage", "postgresql")) {
+		/*
+		 * Never quoted back: a connection string refused here may
+		 * hold a password.
+		 */
+		if (strcasestr(value, "password") != NULL)
+			return cb_error_set(cp->err, CB_EBADREQ, "%s:%d: "
+			    "storage.postgresql must not hold a password; use "
+			    "storage.postgresql_password_file or the systemd "
+			    "credential '%s'", cp->where, cp->lineno,
+			    CONF_DEFAULT_PG_CREDENTIAL);
+		cp->valid = "a libpq connection string";
+		if (*value == '\0')
+			goto bad;
+		return conf_set_str(&c->pg_conninfo, value);
+	} else if (KEY("storage", "postgresql_password_file")) {
+		if (*value != '/')
+			goto bad_abs;
+		return conf_set_str(&c->pg_password_file, value);
+	} else if (KEY("storage", "postgresql_password_credential")) {
+		cp->valid = "a file name without '/'";
+		if (*value == '\0' || strchr(value, '/') != NULL)
+			goto bad;
+		return conf_set_str(&c->pg_password_credential, value);
+	} else if (KEY("storage", "postgresql_timeout")) {
+		if (conf_uint(cp, value, 1, 300, &v) != 0)
+			goto bad_range;
+		c->pg_timeout = (unsigned)v;
 	} else if (KEY("storage", "database")) {
 		if (*value != '/')
 			goto bad_abs;
@@ -636,6 +678,7 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	c->message_timeout = 30;
 	c->shutdown_timeout = 10;
 	c->page_cache_mb = 8;
+	c->pg_timeout = 5;
 	c->vault_max_connections = 16;
 	c->vault_max_pending = 16;
 	c->substitute_syntax = TPL_SYNTAX_BOTH;
@@ -650,6 +693,8 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	c->audit_sync = true;
 	if (conf_set_str(&c->socket, CONF_DEFAULT_SOCKET) != 0 ||
 	    conf_set_str(&c->database, CONF_DEFAULT_DATABASE) != 0 ||
+	    conf_set_str(&c->pg_password_credential,
+	    CONF_DEFAULT_PG_CREDENTIAL) != 0 ||
 	    conf_set_str(&c->secret_key_credential,
 	    CONF_DEFAULT_CREDENTIAL) != 0)
 		goto oom;
@@ -731,6 +776,12 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 		free(sec);
 		sec = NULL;
 	}
+	if (c->backend == CONF_BACKEND_POSTGRESQL && c->pg_conninfo == NULL) {
+		rc = cb_error_set(err, CB_EBADREQ, "storage.backend is "
+		    "postgresql but storage.postgresql (the connection "
+		    "string) is not set");
+		goto fail;
+	}
 	/* Unset, the reply cap follows the request cap. */
 	if (c->max_reply == 0)
 		c->max_reply = CB_REPLY_FACTOR * c->max_message;
@@ -752,6 +803,9 @@ conf_free(struct conf *c)
 	free(c->path);
 	free(c->socket);
 	free(c->database);
+	free(c->pg_conninfo);
+	free(c->pg_password_file);
+	free(c->pg_password_credential);
 	free(c->secret_key_file);
 	free(c->secret_key_credential);
 	free(c->legacy_key_file);

@@ -26,6 +26,9 @@
 
 struct audit;
 struct dbwrite;
+struct pgstore;
+struct writer;
+struct writer_stats;
 struct http;
 struct rotation;
 struct seal_key;
@@ -71,6 +74,11 @@ struct conf {
 	unsigned	 request_max_redirects;
 	char		*request_ca_file;	/* NULL: the system store */
 
+	int		 backend;		/* enum conf_backend */
+	char		*pg_conninfo;		/* storage.postgresql */
+	char		*pg_password_file;
+	char		*pg_password_credential;
+	unsigned	 pg_timeout;		/* seconds */
 	char		*database;
 	unsigned	 page_cache_mb;		/* SQLite page cache */
 	unsigned	 mmap_mb;		/* SQLite memory map, 0 = none */
@@ -90,6 +98,11 @@ struct conf {
 
 	char		*audit_file;		/* NULL: stderr only */
 	bool		 audit_sync;		/* fdatasync each line */
+};
+
+enum conf_backend {
+	CONF_BACKEND_SQLITE = 0,
+	CONF_BACKEND_POSTGRESQL = 1
 };
 
 /* Defaults, then the file (may be NULL), then -o overrides in order. */
@@ -134,6 +147,7 @@ struct broker {
 	struct http	*http_out;	/* request's, made on first use */
 	struct vault	*vault;
 	struct values	*values[STORE_KINDS];	/* backends.c */
+	struct pgstore	*pgs;		/* storage.backend postgresql */
 	struct audit	*audit;		/* NULL without [audit] file */
 	uint64_t	 started_ms;	/* uv_now at start */
 	time_t		 started;
@@ -479,6 +493,26 @@ struct dbwrite {
 /* 0: done() is called later; or an error, and done() never is. */
 int	 dbwrite_submit(struct broker *b, struct dbwrite *w,
 	    struct cb_error *err);
+
+/* The counters of the writer thread (rpc-stats). */
+void	 backends_writer_stats(const struct broker *b,
+	    struct writer_stats *out);
+
+/*
+ * pgstore.c: the PostgreSQL store (storage.backend = postgresql).
+ * Start-up opens the mirror (pgstore_mirror_path) as the store, then
+ * calls pgstore_prepare (the schema, the mirror read, recording on),
+ * makes its own writes, and calls pgstore_prepared (replayed and
+ * committed on PostgreSQL).  pgstore_open on the loop starts serving:
+ * the values backend of db-stored types, the writer with its replay,
+ * the notifications.  pgstore_close at shutdown, after backends_close.
+ */
+char	*pgstore_mirror_path(const struct conf *c);
+int	 pgstore_prepare(struct broker *b, struct cb_error *err);
+int	 pgstore_prepared(struct broker *b, struct cb_error *err);
+int	 pgstore_open(struct broker *b, struct cb_error *err);
+struct writer *pgstore_writer(const struct broker *b);
+void	 pgstore_close(struct broker *b);
 
 /* rpc-substitute.c */
 int	 rpc_substitute(struct rpc_call *, const msgpack_object *, struct cb_error *);

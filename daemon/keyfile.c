@@ -370,33 +370,28 @@ keyfile_trailing(const uint8_t *buf, size_t n, const char *what,
 }
 
 /* Read and check a key file; legacy: the legacy key's rules and name. */
+/*
+ * Read a secret file of at most max bytes into buf (of max + 1 bytes),
+ * refusing what is not a regular file, what others may read or change
+ * (check_mode), and what is larger; what names the file in messages,
+ * noun what it holds ("a key").
+ */
 static int
-keyfile_load(struct seal_key *k, const char *path, uint32_t version,
-    bool check_mode, bool legacy, struct cb_error *err)
+keyfile_read(const char *path, const char *what, const char *noun,
+    bool check_mode, uint8_t *buf, size_t max, size_t *len,
+    struct cb_error *err)
 {
-	const char	*what = legacy ? "legacy key" : "master key";
-
-	uint8_t		buf[KEYFILE_MAX + 1];
 	struct stat	st;
 	size_t		n = 0;
 	ssize_t		got;
-	int		fd = -1, r, saved;
+	int		fd = -1, r = 0, saved;
 
-	if (k == NULL) {
-		r = cb_error_set(err, CB_EINTERNAL, "no key structure");
-		goto done;
-	}
-	cb_wipe(k, sizeof(*k));		/* no old key survives a failure */
-	if (path == NULL) {
-		r = cb_error_set(err, CB_EINTERNAL, "no %s file given", what);
-		goto done;
-	}
+	*len = 0;
 	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)) == -1) {
 		saved = errno;
-		r = cb_error_set(err, CB_EBADREQ,
+		return cb_error_set(err, CB_EBADREQ,
 		    "cannot open %s file %s: %s", what, path,
 		    strerror(saved));
-		goto done;
 	}
 	if (fstat(fd, &st) == -1) {
 		saved = errno;
@@ -431,16 +426,15 @@ keyfile_load(struct seal_key *k, const char *path, uint32_t version,
 		    (unsigned)geteuid(), (unsigned)geteuid(), path);
 		goto done;
 	}
-	if (st.st_size > KEYFILE_MAX) {
+	if (st.st_size > (off_t)max) {
 		r = cb_error_set(err, CB_EBADREQ,
-		    "%s file %s is larger than a key (%lld bytes, at "
-		    "most %d allowed)", what, path, (long long)st.st_size,
-		    KEYFILE_MAX);
+		    "%s file %s is larger than %s (%lld bytes, at most %zu "
+		    "allowed)", what, path, noun, (long long)st.st_size, max);
 		goto done;
 	}
 	/* Read one byte more than allowed to notice a file that grew. */
-	while (n < sizeof(buf)) {
-		got = read(fd, buf + n, sizeof(buf) - n);
+	while (n < max + 1) {
+		got = read(fd, buf + n, max + 1 - n);
 		if (got == -1) {
 			if (errno == EINTR)
 				continue;
@@ -454,18 +448,70 @@ keyfile_load(struct seal_key *k, const char *path, uint32_t version,
 			break;
 		n += (size_t)got;
 	}
-	if (n > KEYFILE_MAX) {
+	if (n > max) {
 		r = cb_error_set(err, CB_EBADREQ,
-		    "%s file %s is larger than a key (more than %d "
-		    "bytes)", what, path, KEYFILE_MAX);
+		    "%s file %s is larger than %s (more than %zu bytes)",
+		    what, path, noun, max);
 		goto done;
 	}
-	if ((r = keyfile_trailing(buf, n, what, path, err)) != 0)
-		goto done;
-	r = keyfile_init(k, buf, n, version, legacy, err);
- done:
+	*len = n;
+done:
+	close(fd);
+	return r;
+}
+
+static int
+keyfile_load(struct seal_key *k, const char *path, uint32_t version,
+    bool check_mode, bool legacy, struct cb_error *err)
+{
+	const char	*what = legacy ? "legacy key" : "master key";
+	uint8_t		 buf[KEYFILE_MAX + 1];
+	size_t		 n = 0;
+	int		 r;
+
+	if (k == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "no key structure");
+	cb_wipe(k, sizeof(*k));		/* no old key survives a failure */
+	if (path == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "no %s file given",
+		    what);
+	if ((r = keyfile_read(path, what, "a key", check_mode, buf,
+	    KEYFILE_MAX, &n, err)) == 0 &&
+	    (r = keyfile_trailing(buf, n, what, path, err)) == 0)
+		r = keyfile_init(k, buf, n, version, legacy, err);
 	cb_wipe(buf, sizeof(buf));
-	if (fd != -1)
-		close(fd);
+	return r;
+}
+
+int
+keyfile_read_secret(const char *path, const char *what, bool check_mode,
+    struct secbuf *out, struct cb_error *err)
+{
+	uint8_t	buf[KEYFILE_SECRET_MAX + 1];
+	size_t	n = 0, i;
+	int	r;
+
+	if ((r = keyfile_read(path, what, "a password", check_mode, buf,
+	    KEYFILE_SECRET_MAX, &n, err)) != 0)
+		goto done;
+	if (n > 0 && buf[n - 1] == '\n')
+		n--;
+	if (n > 0 && buf[n - 1] == '\r')
+		n--;
+	for (i = 0; i < n; i++)
+		if (buf[i] == '\0' || buf[i] == '\n' || buf[i] == '\r') {
+			r = cb_error_set(err, CB_EBADREQ, "%s file %s holds "
+			    "more than one line", what, path);
+			goto done;
+		}
+	if (n == 0) {
+		r = cb_error_set(err, CB_EBADREQ, "%s file %s is empty",
+		    what, path);
+		goto done;
+	}
+	if (secbuf_set_str(out, (const char *)buf, n) != 0)
+		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
+done:
+	cb_wipe(buf, sizeof(buf));
 	return r;
 }

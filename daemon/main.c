@@ -289,6 +289,26 @@ check_key(struct broker *b, const char *dbpath, int check_only)
  * checked against the recorded key check value without recording it.
  * Every failure exits 1 with its message; success prints one line.
  */
+/*
+ * The mirror of the PostgreSQL store is a cache: whatever a previous run
+ * left is removed, and the mirror is read again from PostgreSQL.
+ */
+static void
+remove_mirror(const char *dbpath)
+{
+	static const char *const sfx[] = { "", "-wal", "-shm" };
+	size_t	 i;
+	char	*path;
+
+	for (i = 0; i < sizeof(sfx) / sizeof(sfx[0]); i++) {
+		if (asprintf(&path, "%s%s", dbpath, sfx[i]) < 0)
+			fatalx("out of memory");
+		if (unlink(path) == -1 && errno != ENOENT)
+			fatal("cannot remove %s", path);
+		free(path);
+	}
+}
+
 static void
 check_config_store(struct broker *b, int init)
 {
@@ -298,7 +318,16 @@ check_config_store(struct broker *b, int init)
 	int		 version;
 
 	cb_error_clear(&err);
-	if (access(conf->database, F_OK) != 0) {
+	if (conf->backend == CONF_BACKEND_POSTGRESQL) {
+		/*
+		 * --check-config changes nothing and contacts nothing: the
+		 * database, its schema and the key check value are checked
+		 * at start.
+		 */
+		log_info("storage.backend is postgresql: the database is "
+		    "checked at start, not by --check-config");
+		b->key = load_key(conf, key_version);
+	} else if (access(conf->database, F_OK) != 0) {
 		/* store_check_dir() found the directory writable. */
 		log_info("database %s does not exist: it will be created at "
 		    "the first start", conf->database);
@@ -448,6 +477,8 @@ main(int argc, char *argv[])
 	size_t		 noverrides = 0;
 	uint32_t	 key_version;
 	int		 ch, foreground = 0, check_only = 0, init = 0, rc;
+	char		*dbpath = NULL;
+	const char	*dbname;
 	int		 lockfd = -1;
 
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
@@ -533,11 +564,30 @@ main(int argc, char *argv[])
 	 * version is a label that the store's key state sets below.
 	 */
 	b.key = load_key(conf, 1);
-	lockfd = lock_store(conf->database);
-	lock_store_pid(lockfd);
-	check_store_files(conf->database, init, 1);
-	if (store_open(conf->database, &b.store, &err) != 0 ||
+	if (conf->backend == CONF_BACKEND_POSTGRESQL) {
+		/*
+		 * The store is the local mirror of the shared tables, made
+		 * again from PostgreSQL at every start.
+		 */
+		if ((dbpath = pgstore_mirror_path(conf)) == NULL)
+			fatalx("out of memory");
+		lockfd = lock_store(dbpath);
+		lock_store_pid(lockfd);
+		remove_mirror(dbpath);
+		dbname = "PostgreSQL";
+	} else {
+		if ((dbpath = strdup(conf->database)) == NULL)
+			fatalx("out of memory");
+		lockfd = lock_store(dbpath);
+		lock_store_pid(lockfd);
+		check_store_files(dbpath, init, 1);
+		dbname = dbpath;
+	}
+	if (store_open(dbpath, &b.store, &err) != 0 ||
 	    store_tune(b.store, conf->page_cache_mb, conf->mmap_mb, &err) != 0)
+		fatalx("%s", err.msg);
+	if (conf->backend == CONF_BACKEND_POSTGRESQL &&
+	    pgstore_prepare(&b, &err) != 0)
 		fatalx("%s", err.msg);
 	if (keys_load_state(&b, &key_version, &err) != 0)
 		fatalx("%s", err.msg);
@@ -545,9 +595,12 @@ main(int argc, char *argv[])
 	(void)load_legacy_key(&b, conf, true);
 	/* The inline key, if any, is no longer needed in the clear. */
 	secbuf_free(&conf->secret_key);
-	check_key(&b, conf->database, 0);
+	check_key(&b, dbname, 0);
 	if (keys_resume(&b, &err) != 0)
 		fatalx("%s", err.msg);
+	if (b.pgs != NULL && pgstore_prepared(&b, &err) != 0)
+		fatalx("%s", err.msg);
+	free(dbpath);
 	if (conf->audit_file != NULL && audit_open(conf->audit_file,
 	    conf->audit_sync, false, &b.audit, &err) != 0)
 		fatalx("%s", err.msg);

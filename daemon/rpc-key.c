@@ -111,6 +111,18 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 		    "new_key_file must be an absolute path");
 		goto done;
 	}
+	/*
+	 * Every broker of the fleet reads what the rotation re-seals: it
+	 * may start only once each holds the new key, which this version
+	 * cannot find out yet.
+	 */
+	if (b->pgs != NULL) {
+		rc = cb_error_set(err, CB_EUNAVAILABLE, "key rotation is not "
+		    "available on the postgresql backend yet: the other "
+		    "brokers sharing the database could not open what it "
+		    "re-seals");
+		goto done;
+	}
 	if (r != NULL && r->state == ROT_RUNNING) {
 		if (strcmp(r->file, file) != 0) {
 			rc = cb_error_set(err, CB_ECONFLICT, "a rotation to the "

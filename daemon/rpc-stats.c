@@ -203,7 +203,7 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 	if ((ret = store_get_stats(b->store, &ss, err)) != 0)
 		return ret;
 	vault_get_stats(b->vault, &vs);
-	values_sqlite_stats(b->values[STORE_DB], &ws);
+	backends_writer_stats(b, &ws);
 	vault_get_status(b->vault, &vst);
 	audit_head(b->audit, &seq, head, &failures);
 

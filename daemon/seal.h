@@ -75,6 +75,14 @@ int	 seal_key_load_file_mode(struct seal_key *k, const char *path,
 int	 seal_key_load_file(struct seal_key *k, const char *path,
 	    uint32_t version, struct cb_error *err);
 /*
+ * Read a one-line secret (a password) from a file with a key file's
+ * rules (check_mode: refuse one that others may read or change), without
+ * its trailing newline, into out; at most KEYFILE_SECRET_MAX bytes.
+ */
+#define KEYFILE_SECRET_MAX	1024
+int	 keyfile_read_secret(const char *path, const char *what,
+	    bool check_mode, struct secbuf *out, struct cb_error *err);
+/*
  * Read the legacy key (security.legacy_key_file) into k: the file rules
  * of a master key, but only the length and printable-ASCII rules on the
  * key itself.  Such a key only ever opens GCM: values; it never seals.

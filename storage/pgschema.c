@@ -132,12 +132,72 @@ static const char *const pgschema_v3[] = {
 	"ALTER TABLE types ADD COLUMN ca_file text",
 };
 
+/*
+ * Migration 3 -> 4: what keeps every broker's mirror of the shared tables
+ * fresh (mirror.h), and what a change of storage does to the values.
+ *
+ * Every change of a row of a mirrored table sends NOTIFY credbroker with
+ * the table's name and the row's key, tab-separated, from inside the
+ * writing transaction (delivered at its commit, only then).  A change of
+ * a type's storage deletes the type's values in the same statement, as
+ * sqlite.c's store does (SPEC 4.3): the mirror that replays the change
+ * holds no values.
+ */
+static const char *const pgschema_v4[] = {
+	"CREATE FUNCTION credbroker_notify() RETURNS trigger"
+	"  LANGUAGE plpgsql AS $$"
+	"DECLARE"
+	"  r jsonb;"
+	"  p text;"
+	"  i integer;"
+	"BEGIN"
+	"  IF TG_OP = 'DELETE' THEN r := to_jsonb(OLD);"
+	"  ELSE r := to_jsonb(NEW); END IF;"
+	"  p := TG_TABLE_NAME;"
+	"  FOR i IN 0 .. TG_NARGS - 1 LOOP"
+	"    p := p || chr(9) || (r ->> TG_ARGV[i]);"
+	"  END LOOP;"
+	"  PERFORM pg_notify('credbroker', p);"
+	"  RETURN NULL;"
+	"END $$",
+	"CREATE TRIGGER types_notify AFTER INSERT OR UPDATE OR DELETE"
+	"  ON types FOR EACH ROW EXECUTE FUNCTION credbroker_notify('uuid')",
+	"CREATE TRIGGER settings_notify AFTER INSERT OR UPDATE OR DELETE"
+	"  ON settings FOR EACH ROW EXECUTE FUNCTION credbroker_notify('key')",
+	"CREATE TRIGGER keycheck_notify AFTER INSERT OR UPDATE OR DELETE"
+	"  ON keycheck FOR EACH ROW EXECUTE FUNCTION credbroker_notify('id')",
+	"CREATE TRIGGER keypairs_notify AFTER INSERT OR UPDATE OR DELETE"
+	"  ON keypairs FOR EACH ROW EXECUTE FUNCTION"
+	"  credbroker_notify('ident')",
+	"CREATE TRIGGER keypair_versions_notify AFTER INSERT OR UPDATE OR"
+	"  DELETE ON keypair_versions FOR EACH ROW EXECUTE FUNCTION"
+	"  credbroker_notify('ident', 'version')",
+	"CREATE TRIGGER peerkeys_notify AFTER INSERT OR UPDATE OR DELETE"
+	"  ON peerkeys FOR EACH ROW EXECUTE FUNCTION"
+	"  credbroker_notify('ident', 'version')",
+	"CREATE TRIGGER credlinks_notify AFTER INSERT OR UPDATE OR DELETE"
+	"  ON credlinks FOR EACH ROW EXECUTE FUNCTION"
+	"  credbroker_notify('type_uuid', 'user_uuid')",
+	"CREATE FUNCTION credbroker_storage_moved() RETURNS trigger"
+	"  LANGUAGE plpgsql AS $$"
+	"BEGIN"
+	"  DELETE FROM credvalues WHERE type_uuid = NEW.uuid;"
+	"  DELETE FROM credaccounts WHERE type_uuid = NEW.uuid;"
+	"  RETURN NULL;"
+	"END $$",
+	"CREATE TRIGGER types_storage_moved AFTER UPDATE OF storage ON types"
+	"  FOR EACH ROW WHEN (OLD.storage IS DISTINCT FROM NEW.storage)"
+	"  EXECUTE FUNCTION credbroker_storage_moved()",
+};
+
 #define PGSCHEMA_LEN(a)	(sizeof(a) / sizeof((a)[0]))
 
 static const struct pgschema_migration pgschema_list[] = {
 	{ "the store's tables", pgschema_v1, PGSCHEMA_LEN(pgschema_v1) },
 	{ "the brokers table", pgschema_v2, PGSCHEMA_LEN(pgschema_v2) },
 	{ "the CA file of types", pgschema_v3, PGSCHEMA_LEN(pgschema_v3) },
+	{ "the notifications of the mirrored tables", pgschema_v4,
+	    PGSCHEMA_LEN(pgschema_v4) },
 };
 
 _Static_assert(PGSCHEMA_LEN(pgschema_list) == PGSCHEMA_VERSION,

@@ -3931,3 +3931,9 @@ store_bindrows_free(struct store_bindrow *rows, size_t n)
 		free(rows[i].sealed);
 	free(rows);
 }
+
+struct sqlite3 *
+store_sqlite(struct store *st)
+{
+	return st->db;
+}

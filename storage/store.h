@@ -458,6 +458,12 @@ struct store_stats {
 int	 store_get_stats(struct store *st, struct store_stats *out,
 	    struct cb_error *err);
 
+/*
+ * The connection's SQLite handle, for mirror.c (which records and replays
+ * the writes made through it).
+ */
+struct sqlite3	*store_sqlite(struct store *st);
+
 /* Fill out with a new random (version 4) uuid. */
 int	 store_uuid_new(char out[STORE_UUID_LEN + 1]);
 

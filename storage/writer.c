@@ -21,6 +21,8 @@ struct writer {
 	struct writer_queue	 queue;
 	struct writer_job	*done, **done_tail;
 	struct writer_stats	 stats;
+	struct writer_replica	 replica;
+	bool			 has_replica;
 	bool			 stopping;
 	bool			 started;	/* the thread runs (loop only) */
 	size_t			 unanswered;	/* loop only */
@@ -74,9 +76,53 @@ writer_fail_from(struct writer_job *j, struct writer_job *end,
 	}
 }
 
+/* Begin a group: on the replica first, then on st. */
+static int
+writer_begin(struct store *st, const struct writer_replica *rep,
+    struct cb_error *err)
+{
+	int	ret;
+
+	if (rep != NULL && (ret = rep->begin(rep->arg, err)) != 0)
+		return ret;
+	if ((ret = store_batch_begin(st, err)) != 0 && rep != NULL)
+		rep->abort(rep->arg);
+	return ret;
+}
+
+/* Run one job inside its savepoint; 0 when it is to be kept. */
+static int
+writer_job_run(struct store *st, const struct writer_replica *rep,
+    struct writer_job *j)
+{
+	bool	replayed = rep != NULL && !j->local;
+	int	rc;
+
+	if ((rc = store_batch_savepoint(st, &j->err)) != 0)
+		return rc;
+	if (replayed && (rc = rep->job_begin(rep->arg, st, &j->err)) != 0)
+		return rc;
+	if ((rc = j->run(j, st, &j->err)) != 0) {
+		if (replayed)
+			(void)rep->job_end(rep->arg, st, false, NULL);
+		return rc;
+	}
+	if (replayed && (rc = rep->job_end(rep->arg, st, true,
+	    &j->err)) != 0)
+		return rc;
+	return store_batch_release(st, &j->err);
+}
+
 int
 writer_group_run(struct store *st, struct writer_job *jobs, size_t *ok,
     struct cb_error *err)
+{
+	return writer_group_run_replica(st, NULL, jobs, ok, err);
+}
+
+int
+writer_group_run_replica(struct store *st, const struct writer_replica *rep,
+    struct writer_job *jobs, size_t *ok, struct cb_error *err)
 {
 	struct writer_job	*j, *first = jobs;
 	int			 ret;
@@ -86,14 +132,12 @@ writer_group_run(struct store *st, struct writer_job *jobs, size_t *ok,
 		j->rc = 0;
 		cb_error_clear(&j->err);
 	}
-	if ((ret = store_batch_begin(st, err)) != 0) {
+	if ((ret = writer_begin(st, rep, err)) != 0) {
 		writer_fail_from(jobs, NULL, err, "the write was not made");
 		return ret;
 	}
 	for (j = jobs; j != NULL; j = j->next) {
-		if ((j->rc = store_batch_savepoint(st, &j->err)) == 0 &&
-		    (j->rc = j->run(j, st, &j->err)) == 0 &&
-		    (j->rc = store_batch_release(st, &j->err)) == 0)
+		if ((j->rc = writer_job_run(st, rep, j)) == 0)
 			continue;
 		if (store_batch_open(st)) {
 			store_batch_undo(st);	/* this job alone */
@@ -101,20 +145,34 @@ writer_group_run(struct store *st, struct writer_job *jobs, size_t *ok,
 		}
 		/*
 		 * SQLite rolled the whole transaction back (I/O error, disk
-		 * full): the jobs before this one in it are lost with it.
-		 * The rest start a transaction of their own.
+		 * full): the jobs before this one are lost with it.  Say
+		 * so, and go on with the rest in a new transaction.
 		 */
 		store_batch_abort(st);
+		if (rep != NULL)
+			rep->abort(rep->arg);
 		writer_fail_from(first, j, &j->err, "rolled back with a "
 		    "failed write of the same group");
 		first = j->next;
-		if (first != NULL && (ret = store_batch_begin(st, err)) != 0) {
+		if (first != NULL && (ret = writer_begin(st, rep, err)) != 0) {
 			writer_fail_from(first, NULL, err, "the write was not "
 			    "made");
 			return ret;
 		}
 	}
-	if (first != NULL && (ret = store_batch_commit(st, err)) != 0) {
+	if (first != NULL && rep != NULL &&
+	    (ret = rep->commit(rep->arg, err)) != 0) {
+		store_batch_abort(st);
+		writer_fail_from(first, NULL, err, "the commit of a group of "
+		    "writes failed; this write was not made");
+		return ret;
+	}
+	/*
+	 * With a replica, what it committed stands even if st fails to
+	 * commit now: its notifications bring st up to date.
+	 */
+	if (first != NULL && (ret = store_batch_commit(st, err)) != 0 &&
+	    rep == NULL) {
 		writer_fail_from(first, NULL, err, "the commit of a group of "
 		    "writes failed; this write was not made");
 		return ret;
@@ -146,7 +204,8 @@ writer_main(void *arg)
 		uv_mutex_unlock(&w->mu);
 
 		cb_error_clear(&err);
-		rc = writer_group_run(w->st, jobs, &ok, &err);
+		rc = writer_group_run_replica(w->st, w->has_replica ?
+		    &w->replica : NULL, jobs, &ok, &err);
 
 		uv_mutex_lock(&w->mu);
 		w->stats.in_flight = 0;
@@ -239,6 +298,13 @@ fail_mutex:
 	free(w);
 	return cb_error_set(err, CB_EINTERNAL, "cannot start the database "
 	    "writer: %s", uv_strerror(rc));
+}
+
+void
+writer_set_replica(struct writer *w, const struct writer_replica *rep)
+{
+	w->replica = *rep;
+	w->has_replica = true;
 }
 
 int

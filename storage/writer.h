@@ -20,6 +20,7 @@
 #ifndef CB_WRITER_H
 #define CB_WRITER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -44,6 +45,29 @@ struct writer_job {
 		    const struct cb_error *);
 	int			 rc;
 	struct cb_error		 err;
+	/*
+	 * Not replayed on the writer's replica (a job that brings the
+	 * mirror up to date from the replica itself).
+	 */
+	bool			 local;
+};
+
+/*
+ * Where the writes are replayed and committed first (mirror.h, with the
+ * PostgreSQL store), called on the writer's thread: begin and commit
+ * (or abort) around each group, job_begin and job_end(keep) around each
+ * job that is not local, inside its savepoint.  A job is kept on the
+ * writer's connection only when job_end(keep) succeeded; the group is
+ * committed there only after commit succeeded.
+ */
+struct writer_replica {
+	void	*arg;
+	int	(*begin)(void *arg, struct cb_error *);
+	int	(*job_begin)(void *arg, struct store *, struct cb_error *);
+	int	(*job_end)(void *arg, struct store *, bool keep,
+		    struct cb_error *);
+	int	(*commit)(void *arg, struct cb_error *);
+	void	(*abort)(void *arg);
 };
 
 struct writer_stats {
@@ -80,6 +104,10 @@ struct writer_job *writer_queue_take(struct writer_queue *q, size_t *n);
  */
 int	 writer_group_run(struct store *st, struct writer_job *jobs,
 	    size_t *ok, struct cb_error *err);
+/* The same with a replica (NULL: none). */
+int	 writer_group_run_replica(struct store *st,
+	    const struct writer_replica *rep, struct writer_job *jobs,
+	    size_t *ok, struct cb_error *err);
 
 struct writer;
 
@@ -92,6 +120,11 @@ struct writer;
  */
 int	 writer_start(uv_loop_t *loop, struct store *st, struct writer **out,
 	    struct cb_error *err);
+/*
+ * Replay every later group on rep (copied) before committing it; call
+ * before the first job.
+ */
+void	 writer_set_replica(struct writer *w, const struct writer_replica *rep);
 /* Queue j: 0 (done is called later, on the loop) or an error. */
 int	 writer_submit(struct writer *w, struct writer_job *j,
 	    struct cb_error *err);
