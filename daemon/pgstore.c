@@ -125,6 +125,7 @@ pgstore_opts(const struct pgstore *ps, const struct conf *c,
 	o->password = ps->has_password ? secbuf_str(&ps->password) : NULL;
 	o->query_timeout_ms = c->pg_timeout * 1000;
 	o->connect_timeout_ms = c->pg_timeout * 1000;
+	o->statement_timeout = true;
 }
 
 /* The schema, on a loop of start-up's own. */
@@ -183,6 +184,8 @@ pgstore_migrate(struct pgstore *ps, const struct conf *c,
 		return cb_error_set(err, CB_EINTERNAL, "uv_loop_init: %s",
 		    uv_strerror(rc));
 	pgstore_opts(ps, c, &o);
+	/* A migration may take long, or wait on another broker's. */
+	o.statement_timeout = false;
 	o.on_event = pgstore_migration_event;
 	o.arg = &m;
 	if ((rc = pg_open(&loop, &o, &m.pg, err)) != 0) {
