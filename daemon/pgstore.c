@@ -125,6 +125,7 @@ pgstore_opts(const struct pgstore *ps, const struct conf *c,
 	o->password = ps->has_password ? secbuf_str(&ps->password) : NULL;
 	o->query_timeout_ms = c->pg_timeout * 1000;
 	o->connect_timeout_ms = c->pg_timeout * 1000;
+	o->statement_timeout = true;
 }
 
 /* The schema, on a loop of start-up's own. */
@@ -183,6 +184,8 @@ pgstore_migrate(struct pgstore *ps, const struct conf *c,
 		return cb_error_set(err, CB_EINTERNAL, "uv_loop_init: %s",
 		    uv_strerror(rc));
 	pgstore_opts(ps, c, &o);
+	/* A migration may take long, or wait on another broker's. */
+	o.statement_timeout = false;
 	o.on_event = pgstore_migration_event;
 	o.arg = &m;
 	if ((rc = pg_open(&loop, &o, &m.pg, err)) != 0) {
@@ -526,6 +529,52 @@ pgstore_serve(struct broker *b)
 	if (ps->stale && pgstore_submit(ps, true, NULL, &err) != 0)
 		pgstore_schedule_reload(ps, err.msg);
 	ps->stale = false;
+}
+
+/* One pgstore_count_values() waiting on PostgreSQL. */
+struct pgstore_count {
+	pgstore_count_fn	 fn;
+	void			*arg;
+};
+
+static void
+pgstore_counted(void *arg, int rc, PGresult *res, const struct cb_error *err)
+{
+	struct pgstore_count	*c = arg;
+	struct cb_error		 e;
+	long long		 n = 0;
+
+	if (rc == 0 && (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
+	    sscanf(PQgetvalue(res, 0, 0), "%lld", &n) != 1)) {
+		rc = cb_error_set(&e, CB_EINTERNAL, "PostgreSQL: an unexpected "
+		    "answer to a count");
+		err = &e;
+	}
+	c->fn(c->arg, rc, rc == 0 ? (int64_t)n : 0, rc != 0 ? err : NULL);
+	free(c);
+}
+
+int
+pgstore_count_values(struct broker *b, const char *type_uuid,
+    pgstore_count_fn fn, void *arg, struct cb_error *err)
+{
+	struct pgstore_count	*c;
+	const char		*vals[1] = { type_uuid };
+	int			 rc;
+
+	if (b->pgs == NULL || b->pgs->pg == NULL || b->pgs->closing)
+		return cb_error_set(err, CB_EUNAVAILABLE, "the broker is "
+		    "shutting down");
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	c->fn = fn;
+	c->arg = arg;
+	if ((rc = pg_query(b->pgs->pg, "SELECT (SELECT count(*) FROM "
+	    "credvalues WHERE type_uuid = $1) + (SELECT count(*) FROM "
+	    "credaccounts WHERE type_uuid = $1)", 1, vals, NULL, NULL,
+	    pgstore_counted, c, err)) != 0)
+		free(c);
+	return rc;
 }
 
 struct writer *

@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "mirror.h"
+#include "pg.h"
 #include "secbuf.h"
 
 /*
@@ -166,16 +167,25 @@ mirror_oneline(char *msg)
 static int
 mirror_connect(struct mirror *m, struct cb_error *err)
 {
-	const char	*keys[5], *vals[5];
-	char		 ct[16], msg[CB_ERRMSG_MAX], *pw;
-	int		 n = 0;
+	const char	*keys[6], *vals[6];
+	char		 ct[16], msg[CB_ERRMSG_MAX], *pw, *options = NULL;
+	int		 n = 0, ret;
 
 	if (m->conn != NULL && PQstatus(m->conn) == CONNECTION_OK)
 		return 0;
 	mirror_disconnect(m);
+	/*
+	 * The server ends what runs longer than the timeout: a write given
+	 * up on here is never committed later.
+	 */
+	if ((ret = pg_session_options(m->conninfo, m->timeout_ms, &options,
+	    err)) != 0)
+		return ret;
 	snprintf(ct, sizeof(ct), "%u", (m->timeout_ms + 999) / 1000);
 	keys[n] = "dbname";		/* expanded: the whole conninfo */
 	vals[n++] = m->conninfo;
+	keys[n] = "options";
+	vals[n++] = options;
 	keys[n] = "connect_timeout";
 	vals[n++] = ct;
 	if (m->has_password) {
@@ -187,6 +197,7 @@ mirror_connect(struct mirror *m, struct cb_error *err)
 	keys[n] = NULL;
 	vals[n] = NULL;
 	m->conn = PQconnectdbParams(keys, vals, 1);
+	free(options);
 	if (m->conn == NULL)
 		return cb_error_set(err, CB_EUNAVAILABLE,
 		    "cannot connect to PostgreSQL: out of memory");
