@@ -468,6 +468,15 @@ class Daemon:
             return
         self.pg_sql(_pg_bind(query, params))
 
+    @property
+    def lock_file(self):
+        """The file whose lock keeps a second broker off the store, with
+        the holder's pid in it: storage.database's .lock, or on
+        PostgreSQL the local mirror's."""
+        if self.backend == "postgresql":
+            return self.database + ".mirror.lock"
+        return self.database + ".lock"
+
     def store_files(self):
         """The paths of the files the broker keeps next to
         storage.database: the SQLite database and its -wal, -shm,

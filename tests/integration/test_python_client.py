@@ -230,7 +230,7 @@ class MethodsTest(ClientTestCase):
         self.assertEqual(sorted(h["permissions"]), sorted(cbtest.PERMISSIONS))
         health = self.cb.health()
         self.assertEqual(health["status"], "ok")
-        self.assertEqual(health["store"], {"backend": "sqlite",
+        self.assertEqual(health["store"], {"backend": self.d.backend,
                                            "status": "ok"})
         stats = self.cb.stats()
         self.assertEqual([m["method"] for m in stats["methods"]], METHODS)
