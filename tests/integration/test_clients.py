@@ -48,7 +48,7 @@ class PynvimSessionTest(cbtest.DaemonTestCase):
                          sorted(cbtest.PERMISSIONS))
         health = s.request("health", {})
         self.assertEqual(health["status"], "ok")
-        self.assertEqual(health["store"], {"backend": "sqlite",
+        self.assertEqual(health["store"], {"backend": cbtest.backend(),
                                            "status": "ok"})
         # The attach-time nvim_set_client_info was received and ignored.
         self.assertEqual(self.notifications(), before + 1)

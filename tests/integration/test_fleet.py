@@ -69,19 +69,28 @@ class FleetCase(unittest.TestCase):
     def setUp(self):
         if not cbtest.have_binaries():
             self.skipTest("credbrokerd not built at %s" % cbtest.DAEMON)
-        self.db = cbtest.pg_new_database()
-        self.key = cbtest.strong_key()
-        self.planted = []
-        self.daemons = []
-        # Registered first, so run last: the logs are complete by then.
-        self.addCleanup(self.check_no_value_anywhere)
+        self.fleet_setup()
         self.A, self.a = self.broker()
         self.B, self.b = self.broker()
         self.C, self.c = self.broker()
 
+    def fleet_setup(self):
+        self.db = cbtest.pg_new_database()
+        self.key = cbtest.strong_key()
+        self.planted = []
+        self.daemons = []
+        # Run in reverse: the brokers stop (their clean-ups are
+        # registered later), then their logs are searched, then their
+        # directories go.
+        self.addCleanup(self.remove_dirs)
+        self.addCleanup(self.check_no_value_anywhere)
+
+    def remove_dirs(self):
+        for d in self.daemons:
+            cbtest.remove_tmpdir(d.dir)
+
     def broker(self, key=None, start=True):
         tmp = cbtest.make_tmpdir()
-        self.addCleanup(cbtest.remove_tmpdir, tmp)
         d = cbtest.Daemon(tmp, key=self.key if key is None else key,
                           backend="postgresql", pg_database=self.db)
         self.addCleanup(d.cleanup)
@@ -133,6 +142,8 @@ class FleetCase(unittest.TestCase):
             return
         for d in self.daemons:
             blob = d.all_logs()
+            if d.proc is not None and d.proc.returncode == 0:
+                self.assertIn(b"started", blob, "no log of %s" % d.dir)
             self.assertEqual(find_leaks(blob, values), [],
                              "value in the log of %s" % d.dir)
         # At rest only sealed: every row of every table, as text.
@@ -415,11 +426,7 @@ class TestFleetStart(FleetCase):
     def setUp(self):
         if not cbtest.have_binaries():
             self.skipTest("credbrokerd not built at %s" % cbtest.DAEMON)
-        self.db = cbtest.pg_new_database()
-        self.key = cbtest.strong_key()
-        self.planted = []
-        self.daemons = []
-        self.addCleanup(self.check_no_value_anywhere)
+        self.fleet_setup()
 
     def test_three_brokers_started_together_on_an_empty_database(self):
         ds = [self.broker(start=False)[0] for _ in range(3)]

@@ -308,6 +308,7 @@ def remove_dir(d):
 # -- item 1: rotation under load ---------------------------------------------
 
 @unittest.skipUnless(HAVE_VAULTSIM, "tests/vault/vaultsim.py not available")
+@cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
 class RotationUnderLoad(RotationCase):
 
     NSUB = 3            # substituting connections
@@ -553,6 +554,7 @@ class RotationUnderLoad(RotationCase):
 
 # -- item 2: kill -9 in the middle ---------------------------------------------
 
+@cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
 class RotationCrash(RotationCase):
 
     def committed(self):
@@ -749,6 +751,7 @@ class RotationRefusals(RotationCase):
         self.assertEqual(st, {"version": 1, "rotation": {
             "state": "none", "done": 0, "total": 0}})
 
+    @cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
     def test_rotate_to_key_in_use_refused(self):
         # The configured file itself, and another file holding the same key.
         d = self.small()
@@ -763,6 +766,7 @@ class RotationRefusals(RotationCase):
                 self.assertIn("key in use", err["message"])
                 self.assertNothingStarted(c)
 
+    @cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
     def test_rotate_again_to_key_now_in_use_refused(self):
         # After a rotation, its key is the key in use: rotating to it again
         # must be refused, not start a rotation to version 3.
@@ -780,6 +784,7 @@ class RotationRefusals(RotationCase):
             self.assertEqual((st["version"], st["rotation"]["state"]),
                              (2, "done"))
 
+    @cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
     def test_rotate_bad_key_files_refused(self):
         d = self.small()
         cases = [
@@ -835,6 +840,7 @@ class RotationRefusals(RotationCase):
             self.assertError(c.call("key.status", {}), "forbidden")
 
 
+@cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
 class RotationRestart(RotationCase):
 
     def test_restart_after_rotation(self):
@@ -882,6 +888,7 @@ class RotationRestart(RotationCase):
         sys.stderr.write("[test %.1fs] " % (time.monotonic() - t0))
 
 
+@cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
 class CredctlKey(RotationCase):
 
     def setUp(self):
@@ -973,6 +980,7 @@ class CredctlKey(RotationCase):
 # -- Vault specifics ---------------------------------------------------------
 
 @unittest.skipUnless(HAVE_VAULTSIM, "tests/vault/vaultsim.py not available")
+@cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
 class VaultRotation(RotationCase):
 
     @classmethod
@@ -1150,6 +1158,7 @@ def open_under(master, context, sealed):
     return AESGCM(seal_key(master)).decrypt(raw[:12], raw[12:], ad)
 
 
+@cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
 class RotationAccounts(RotationCase):
     """Accounts' values, links and default accounts (kept in the database
     whatever the type's storage) are re-sealed under the new key, each

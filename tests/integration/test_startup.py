@@ -266,6 +266,8 @@ class CheckConfigReadOnlyTest(StartupTestCase):
                                   + list(extra))
         return rc, out, err
 
+    @cbtest.sqlite_only("--check-config reads only a SQLite store; a "
+                        "PostgreSQL one is checked at start")
     def test_check_config_leaves_a_fresh_directory_unchanged(self):
         audit = os.path.join(self.tmp, "audit.log")
         with open(self.d.config, "a") as f:
@@ -280,6 +282,8 @@ class CheckConfigReadOnlyTest(StartupTestCase):
                           "at the first start" % self.d.database])
         self.assertEqual(snapshot(self.tmp), before)
 
+    @cbtest.sqlite_only("--check-config reads only a SQLite store; a "
+                        "PostgreSQL one is checked at start")
     def test_check_config_leaves_a_used_store_unchanged(self):
         audit = os.path.join(self.tmp, "audit.log")
         self.d.args += ["-o", "audit.file=" + audit]
@@ -339,8 +343,9 @@ class BusySocketTest(StartupTestCase):
         other = os.path.join(self.tmp, "second")
         os.mkdir(other, 0o700)
         newdb = os.path.join(other, "cb.db")
-        files = [self.d.database, self.d.database + "-wal",
-                 self.d.database + ".lock", audit]
+        # (-shm is the running broker's index, not the store.)
+        files = [p for p in self.d.store_files()
+                 if not p.endswith("-shm")] + [audit]
         before = snapshot(self.tmp)
         for args in (["-o", "audit.file=" + os.path.join(other, "a.log")],
                      ["-o", "audit.file=" + audit]):
@@ -424,7 +429,7 @@ class DetachTest(StartupTestCase):
         self.assertNotIn("started (pid", err)
         # The daemon's pid is in the lock file (written again after the
         # detach) and its standard descriptors are /dev/null.
-        lock = self.d.database + ".lock"
+        lock = self.d.lock_file
 
         def daemon_pid():
             with open(lock) as f:

@@ -93,6 +93,8 @@ class SecondBrokerTest(cbtest.DaemonTestCase):
         self.assertTrue([e for e in st if e["ident"] == "tok"][0]["filled"])
 
 
+@cbtest.sqlite_only("about a write lock on the SQLite file held by another "
+                    "process")
 class LockedDatabaseTest(cbtest.DaemonTestCase):
 
     def setUp(self):
@@ -178,6 +180,7 @@ class EmptyDatabaseTest(unittest.TestCase):
         self.addCleanup(self.d.cleanup)
         self.addCleanup(self.d.finish)
 
+    @cbtest.sqlite_only("about an existing empty SQLite database file")
     def test_existing_empty_database_refused_unless_init(self):
         cbtest.write_file(self.d.database, b"")
         self.d.start(wait=False)
@@ -204,6 +207,7 @@ class EmptyDatabaseTest(unittest.TestCase):
         self.d.start()
         self.assertIn("new store", self.d.log())
 
+    @cbtest.sqlite_only("about the modes of the SQLite database and its -wal")
     def test_database_group_and_other_bits_fixed_with_warning(self):
         self.d.start()
         self.d.stop()

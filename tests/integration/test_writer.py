@@ -56,7 +56,7 @@ class SlowSyncTestCase(cbtest.DaemonTestCase):
                         SLOWSYNC)
         self.flag = os.path.join(self.tmp, "slow")
         env = {"LD_PRELOAD": SLOWSYNC,
-               "CB_SLOWSYNC_DB": os.path.realpath(self.d.database),
+               "CB_SLOWSYNC_DB": os.path.realpath(self.stalled_file()),
                "CB_SLOWSYNC_MS": str(self.slow_ms),
                "CB_SLOWSYNC_FLAG": self.flag}
         if cbtest.daemon_sanitized():
@@ -70,6 +70,14 @@ class SlowSyncTestCase(cbtest.DaemonTestCase):
         self.addCleanup(self.slow, False)
         self.c.ok("type.create", {"ident": "tok", "name": "T",
                                   "storage": "db"})
+
+    def stalled_file(self):
+        """The SQLite file whose commits the writer's thread makes: the
+        store, or on PostgreSQL the local mirror, which commits each
+        write once PostgreSQL has."""
+        if self.d.backend == "postgresql":
+            return self.d.database + ".mirror"
+        return self.d.database
 
     def slow(self, on):
         if on:
@@ -104,6 +112,8 @@ class SlowSyncTestCase(cbtest.DaemonTestCase):
 
 class WriterTest(SlowSyncTestCase):
 
+    @cbtest.sqlite_only("db-stored values are committed in groups by the "
+                        "writer's thread only on SQLite")
     def test_calls_answer_while_a_commit_is_stalled(self):
         stored = new_user()
         self.c.ok("cred.set", {"type": "tok", "user": stored,
@@ -133,6 +143,8 @@ class WriterTest(SlowSyncTestCase):
         self.assertGreaterEqual(dt, SLOW_MS / 1000.0 * 0.9,
                                 "the commit was not slowed at all")
 
+    @cbtest.sqlite_only("db-stored values are committed in groups by the "
+                        "writer's thread only on SQLite")
     def test_writes_arriving_during_a_commit_share_the_next_one(self):
         before = self.writer()
         self.slow(True)
@@ -280,6 +292,8 @@ class MetadataWriteTest(SlowSyncTestCase):
                 self.assertEqual(sorted(t["ident"] for t in res),
                                  ["tok", "upd"])
 
+    @cbtest.sqlite_only("the stall is in the SQLite file's fsync; on "
+                        "postgresql a write commits in PostgreSQL")
     def test_reads_answer_promptly_while_every_kind_of_metadata_write_commits(
             self):
         peer = rsa.generate_private_key(public_exponent=65537,
