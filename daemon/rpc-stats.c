@@ -234,7 +234,8 @@ rpc_stats(struct rpc_call *call, const msgpack_object *params,
 
 	proto_pack_cstr(pk, "store");
 	msgpack_pack_map(pk, 7);
-	proto_pack_kv_str(pk, "backend", "sqlite");
+	proto_pack_kv_str(pk, "backend", b->pgs != NULL ? "postgresql" :
+	    "sqlite");
 	proto_pack_kv_int(pk, "page_size", ss.page_size);
 	proto_pack_kv_int(pk, "pages", ss.pages);
 	proto_pack_kv_int(pk, "free_pages", ss.free_pages);
