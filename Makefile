@@ -5,6 +5,7 @@
 #   make check   install what is missing, build with -Werror, run the unit
 #                and integration tests, then again under ASan+UBSan, then
 #                each libFuzzer target for FUZZ_SECONDS (fuzz-short)
+#   make check-pg  every integration suite again on the PostgreSQL store
 #   make fuzz-long  each libFuzzer target for FUZZ_LONG_SECONDS with
 #                FUZZ_JOBS workers, keeping its corpus in $(FUZZ_BUILD)
 BUILD		?= build
@@ -23,7 +24,7 @@ FUZZ_FLAGS	?= -timeout=25 -max_len=4096 -print_final_stats=1
 CMAKE_FLAGS	?= -DCB_WERROR=ON -DPython3_EXECUTABLE=/usr/bin/python3
 
 .PHONY: all deps deps-build build build-demo build-asan check check-release
-.PHONY: check-asan check-valgrind demo clean
+.PHONY: check-asan check-valgrind check-pg demo clean
 .PHONY: build-fuzz fuzz-short fuzz-long
 
 all: build
@@ -63,6 +64,14 @@ check-asan: build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	ctest --test-dir $(ASAN_BUILD) $(CTEST_FLAGS) -j$(JOBS) -LE valgrind
+
+# Every integration suite on the PostgreSQL store (CB_TEST_BACKEND): each
+# suite starts a private cluster of its own (tests/integration/pgtest.py).
+# make check runs only a few of them that way (CB_PG_SUITES in
+# tests/CMakeLists.txt, label integration-pg).
+check-pg: build
+	CB_TEST_BACKEND=postgresql \
+	ctest --test-dir $(BUILD) $(CTEST_FLAGS) -j$(JOBS) -L '^integration$$'
 
 check-valgrind: build
 	CB_VALGRIND=1 ctest --test-dir $(BUILD) $(CTEST_FLAGS) -j$(JOBS) -L valgrind

@@ -12,11 +12,23 @@ Environment:
   CB_SOURCE_DIR  source tree (unused by the harness, passed by ctest)
   CB_VALGRIND=1  run the daemon under valgrind and check its exit status
   CB_KEEP_TMP=1  keep temporary directories (for debugging)
+  CB_TEST_BACKEND=postgresql
+                 every Daemon stores its metadata and db-stored values in
+                 PostgreSQL (storage.backend = postgresql) instead of
+                 SQLite: one private cluster per test process (pgtest.py,
+                 started at the first Daemon, stopped and removed at exit,
+                 on failure and on SIGTERM / SIGINT) and a fresh database
+                 per store directory; sqlite (the default) is the other
+                 value.  backend() says which; sqlite_only() and
+                 postgresql_only() mark the tests that are about one
+                 backend.
 """
 
 import atexit
 import base64
 import errno
+import itertools
+import json
 import os
 import re
 import secrets
@@ -24,6 +36,7 @@ import select
 import shutil
 import signal
 import socket
+import sqlite3
 import string
 import subprocess
 import sys
@@ -43,6 +56,7 @@ DAEMON = os.path.join(BUILD_DIR, "daemon", "credbrokerd")
 CREDCTL = os.path.join(BUILD_DIR, "client", "credctl")
 VALGRIND = os.environ.get("CB_VALGRIND") == "1"
 KEEP_TMP = os.environ.get("CB_KEEP_TMP") == "1"
+BACKENDS = ("sqlite", "postgresql")
 
 # Time limits.  Valgrind makes everything an order of magnitude slower.
 SCALE = 10 if VALGRIND else 1
@@ -176,6 +190,157 @@ def poll_until(fn, timeout, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
+def backend():
+    """The store every Daemon uses unless told otherwise: "sqlite" (the
+    default) or "postgresql" (CB_TEST_BACKEND)."""
+    b = os.environ.get("CB_TEST_BACKEND") or "sqlite"
+    if b not in BACKENDS:
+        raise RuntimeError("CB_TEST_BACKEND=%s: expected one of %s"
+                           % (b, ", ".join(BACKENDS)))
+    return b
+
+
+_default_backend = backend        # for code where "backend" is a parameter
+
+
+def _only(which, reason):
+    if not reason or "\n" in reason:
+        raise ValueError("%s_only needs a one-line reason" % which)
+
+    def decorate(obj):
+        return unittest.skipUnless(
+            backend() == which, "%s only: %s" % (which, reason))(obj)
+    return decorate
+
+
+# The reason of the tests that rotate the master key: until rotation is
+# fleet-wide (SPEC 12), key.rotate refuses to run on PostgreSQL.
+NO_PG_ROTATION = ("key.rotate is refused on the postgresql backend until "
+                  "rotation is fleet-wide")
+
+
+def sqlite_only(reason):
+    """Decorator for a test (or a class of tests) about the SQLite store
+    itself (its file, its modes, its durability): skipped, with the
+    reason, when CB_TEST_BACKEND=postgresql."""
+    return _only("sqlite", reason)
+
+
+def postgresql_only(reason):
+    """Decorator for a test (or a class) that needs the PostgreSQL
+    backend: skipped, with the reason, on the default SQLite one."""
+    return _only("postgresql", reason)
+
+
+# The private PostgreSQL cluster of this process (pgtest.Cluster), started
+# by the first Daemon that needs it; one database per store directory.
+_pg = None
+_pg_databases = {}      # realpath of a Daemon's directory -> database
+_pg_seq = itertools.count(1)
+_pg_signals = {}
+
+
+def pg_cluster():
+    """The process's PostgreSQL cluster, started on first use (fsync off:
+    the tests are not about PostgreSQL's own durability).  It is stopped
+    and its directory removed at exit, after the daemons; on SIGTERM and
+    SIGINT too; and by pgtest's watchdog if the process is killed."""
+    global _pg
+    if _pg is None:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import pgtest
+        c = pgtest.Cluster(fsync=False)
+        # Registered after pgtest's own hook, so run before it: the
+        # daemons stop before their server does.
+        atexit.register(_pg_cleanup)
+        for s in (signal.SIGTERM, signal.SIGINT):
+            _pg_signals[s] = signal.signal(s, _pg_on_signal)
+        try:
+            c.start()
+        except BaseException:
+            c.cleanup()
+            raise
+        _pg = c
+    return _pg
+
+
+def pg_new_database():
+    """A new, empty database owned by the cluster's role; its name."""
+    c = pg_cluster()
+    name = "cb_%d" % next(_pg_seq)
+    c.sql("CREATE DATABASE %s OWNER %s" % (name, c.role), superuser=True)
+    return name
+
+
+def pg_database_for(directory):
+    """The database of the store kept in directory: made the first time,
+    the same one afterwards (as cb.db is the same file for every Daemon
+    started on one directory)."""
+    key = os.path.realpath(directory)
+    if key not in _pg_databases:
+        _pg_databases[key] = pg_new_database()
+    return _pg_databases[key]
+
+
+def pg_sql(query, database, check=True):
+    """Run SQL in one of the cluster's databases as its role (psql,
+    unaligned, tuples only); see pgtest.Cluster.sql."""
+    c = pg_cluster()
+    saved = c.database
+    c.database = database
+    try:
+        return c.sql(query, check=check)
+    finally:
+        c.database = saved
+
+
+def _pg_literal(v):
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "TRUE" if v else "FALSE"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, bytes):
+        v = v.decode()
+    return "'%s'" % str(v).replace("'", "''")
+
+
+def _pg_bind(query, params):
+    """query with each ? replaced by the literal of its parameter (the
+    tests' statements hold no ? of their own)."""
+    parts = query.split("?")
+    assert len(parts) == len(params) + 1, (query, params)
+    out = [parts[0]]
+    for v, rest in zip(params, parts[1:]):
+        out += [_pg_literal(v), rest]
+    return "".join(out)
+
+
+def _pg_cleanup():
+    global _pg
+    _cleanup_everything()
+    if _pg is not None:
+        c, _pg = _pg, None
+        c.cleanup()
+
+
+def _pg_on_signal(signum, frame):
+    # Daemons first (they would log their lost connection otherwise),
+    # then the server, then our directories; then die of the signal.
+    for d in list(_live_daemons):
+        try:
+            if d.proc is not None and d.proc.poll() is None:
+                d.proc.kill()
+        except OSError:
+            pass
+    try:
+        _pg_cleanup()
+    finally:
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+
 class DaemonDied(AssertionError):
     pass
 
@@ -185,16 +350,33 @@ class Daemon:
 
     Files live in a directory of their own (tmpdir): cb.sock, cb.db,
     master.key, cb.conf, and stderr-N.log for each start.
+
+    backend: "sqlite" or "postgresql" (default: backend()).  On
+    postgresql the store is a database of the process's cluster: the one
+    of tmpdir (made at the first Daemon there), or pg_database, which
+    several Daemons may share; the role's password is in tmpdir/pg-password
+    (mode 0600), named by storage.postgresql_password_file.
     """
 
     def __init__(self, tmpdir=None, key=None, grants=None, extra=None,
-                 key_source="file", args=None, env=None):
+                 key_source="file", args=None, env=None, backend=None,
+                 pg_database=None):
         self.dir = tmpdir or make_tmpdir()
         self.socket = os.path.join(self.dir, "cb.sock")
         self.database = os.path.join(self.dir, "cb.db")
         self.key_file = os.path.join(self.dir, "master.key")
         self.config = os.path.join(self.dir, "cb.conf")
         assert len(self.socket) < 100, self.socket
+        self.backend = backend or _default_backend()
+        assert self.backend in BACKENDS, self.backend
+        self.pg_database = None
+        self.pg_password_file = None
+        if self.backend == "postgresql":
+            self.pg_database = pg_database or pg_database_for(self.dir)
+            self.pg_password_file = os.path.join(self.dir, "pg-password")
+            write_file(self.pg_password_file, pg_cluster().password + "\n")
+        else:
+            assert pg_database is None, "pg_database without postgresql"
         self.key = strong_key() if key is None else key
         self.grants = default_grants() if grants is None else grants
         self.extra = extra or {}
@@ -225,6 +407,11 @@ class Daemon:
             "security": [],
             "access": [("grant", g) for g in self.grants],
         }
+        if self.backend == "postgresql":
+            sec["storage"] += [
+                ("backend", "postgresql"),
+                ("postgresql", self.pg_conninfo()),
+                ("postgresql_password_file", self.pg_password_file)]
         if self.key_source == "file":
             sec["security"].append(("secret_key_file", self.key_file))
         elif self.key_source == "inline":
@@ -237,6 +424,84 @@ class Daemon:
 
     def write_config(self):
         write_config(self.config, self.config_sections())
+
+    def pg_conninfo(self):
+        """storage.postgresql: libpq's conninfo, without the password."""
+        c = pg_cluster()
+        return "host=%s port=%d user=%s dbname=%s" % (
+            c.sockdir, c.port, c.role, self.pg_database)
+
+    def pg_sql(self, query, check=True):
+        """SQL in this daemon's PostgreSQL database (see pg_sql)."""
+        assert self.backend == "postgresql"
+        return pg_sql(query, self.pg_database, check=check)
+
+    # -- the store at rest, on either backend -------------------------
+    # The tables have the same names and columns in the SQLite file and
+    # in PostgreSQL (storage/sqlite.c, storage/pgschema.c), so a test
+    # that reads or tampers with rows does it through these.
+    def store_rows(self, query, params=()):
+        """The rows (tuples) of a SELECT on the store's tables: the SQLite
+        file (read-only), or the PostgreSQL database.  ? marks a
+        parameter."""
+        if self.backend == "sqlite":
+            con = sqlite3.connect("file:%s?mode=ro" % self.database,
+                                  uri=True)
+            try:
+                return con.execute(query, params).fetchall()
+            finally:
+                con.close()
+        out = self.pg_sql("SELECT coalesce(json_agg(to_json(q)), '[]') "
+                          "FROM (%s) q" % _pg_bind(query, params))
+        return [tuple(r.values()) for r in json.loads(out)]
+
+    def store_execute(self, query, params=()):
+        """Run one statement that changes the store (? marks a
+        parameter): a test that tampers with rows, the daemon stopped."""
+        if self.backend == "sqlite":
+            con = sqlite3.connect(self.database)
+            try:
+                con.execute(query, params)
+                con.commit()
+            finally:
+                con.close()
+            return
+        self.pg_sql(_pg_bind(query, params))
+
+    def store_blobs(self):
+        """[(name, bytes)]: everything where the store keeps data at rest,
+        to look for what must never be there.  SQLite: the database file
+        and its -wal, -shm and -journal.  PostgreSQL: the files next to
+        storage.database (the local mirror and lock), the text of every
+        row of every table, and, after a checkpoint, the files of the
+        database's directory in the cluster and its write-ahead log."""
+        out = []
+        for name in sorted(os.listdir(self.dir)):
+            if name.startswith(os.path.basename(self.database)):
+                with open(os.path.join(self.dir, name), "rb") as f:
+                    out.append((name, f.read()))
+        if self.backend == "sqlite":
+            return out
+        tables = self.pg_sql(
+            "SELECT quote_ident(table_schema) || '.' || quote_ident("
+            "table_name) FROM information_schema.tables WHERE "
+            "table_type = 'BASE TABLE' AND table_schema NOT IN "
+            "('pg_catalog', 'information_schema')").split()
+        for t in tables:
+            out.append(("table " + t,
+                        self.pg_sql("SELECT t::text FROM %s t" % t).encode()))
+        c = pg_cluster()
+        c.sql("CHECKPOINT", superuser=True)
+        oid = self.pg_sql("SELECT oid FROM pg_database WHERE "
+                          "datname = current_database()")
+        for sub in (os.path.join("base", oid), "pg_wal"):
+            top = os.path.join(c.data, sub)
+            for name in sorted(os.listdir(top)):
+                p = os.path.join(top, name)
+                if os.path.isfile(p):
+                    with open(p, "rb") as f:
+                        out.append(("%s/%s" % (sub, name), f.read()))
+        return out
 
     # -- process ------------------------------------------------------
     def command(self, extra_args=()):

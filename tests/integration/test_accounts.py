@@ -26,7 +26,6 @@ daemon's logs.
 
 import json
 import os
-import sqlite3
 import sys
 import unittest
 
@@ -271,18 +270,14 @@ class TestManyUsers(AccountsBase):
         self.set_account("shared", "techno_reader", v2)
         everyone_gets(v2)
         # What is stored: one account value, 500 links, no user value.
-        db = sqlite3.connect("file:%s?mode=ro" % self.d.database, uri=True)
-        try:
-            def count(sql):
-                return db.execute(sql, (t["uuid"],)).fetchone()[0]
-            self.assertEqual(count("SELECT count(*) FROM credvalues "
-                                   "WHERE type_uuid = ?"), 0)
-            self.assertEqual(count("SELECT count(*) FROM credaccounts "
-                                   "WHERE type_uuid = ?"), 1)
-            self.assertEqual(count("SELECT count(*) FROM credlinks "
-                                   "WHERE type_uuid = ?"), self.USERS)
-        finally:
-            db.close()
+        def count(sql):
+            return self.d.store_rows(sql, (t["uuid"],))[0][0]
+        self.assertEqual(count("SELECT count(*) FROM credvalues "
+                               "WHERE type_uuid = ?"), 0)
+        self.assertEqual(count("SELECT count(*) FROM credaccounts "
+                               "WHERE type_uuid = ?"), 1)
+        self.assertEqual(count("SELECT count(*) FROM credlinks "
+                               "WHERE type_uuid = ?"), self.USERS)
         st = self.c.ok("cred.status", {"type": "shared"})
         self.assertEqual(st["accounts"], [{
             "name": "techno_reader", "links": self.USERS,
@@ -455,11 +450,8 @@ class TestCalls(AccountsBase):
         self.set_account("tl", "high", high)
         self.c.ok("cred.link", {"type": "tl", "user": u, "account": "low"})
         self.d.stop()
-        db = sqlite3.connect(self.d.database)
-        db.execute("UPDATE credlinks SET account = 'high' WHERE "
-                   "type_uuid = ?", (t["uuid"],))
-        db.commit()
-        db.close()
+        self.d.store_execute("UPDATE credlinks SET account = 'high' WHERE "
+                             "type_uuid = ?", (t["uuid"],))
         self.d.start()
         self.c = self.d.client()
         self.addCleanup(self.c.close)
@@ -514,6 +506,7 @@ class TestAudit(AccountsBase):
         self.assertIn("sources=bu/linked/svc", self.d.log())
 
 
+@cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
 class TestRotation(AccountsBase):
 
     def test_key_rotate_keeps_accounts_links_and_default(self):
@@ -552,18 +545,14 @@ class TestRotation(AccountsBase):
         check_all()
         # Everything in the database is under the new key: the old one
         # is refused at start-up, and the new one opens every row.
-        db = sqlite3.connect("file:%s?mode=ro" % self.d.database, uri=True)
-        try:
-            for sql in ("SELECT sealed FROM credlinks",
-                        "SELECT sealed FROM credaccounts",
-                        "SELECT default_sealed FROM types WHERE "
-                        "default_sealed IS NOT NULL"):
-                rows = db.execute(sql).fetchall()
-                self.assertTrue(rows, sql)
-                for (s,) in rows:
-                    self.assertTrue(s.startswith("CB1:2:"), (sql, s[:8]))
-        finally:
-            db.close()
+        for sql in ("SELECT sealed FROM credlinks",
+                    "SELECT sealed FROM credaccounts",
+                    "SELECT default_sealed FROM types WHERE "
+                    "default_sealed IS NOT NULL"):
+            rows = self.d.store_rows(sql)
+            self.assertTrue(rows, sql)
+            for (s,) in rows:
+                self.assertTrue(s.startswith("CB1:2:"), (sql, s[:8]))
         self.d.stop()
         self.d.key_file = new_path
         with open(new_path) as f:

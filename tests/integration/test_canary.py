@@ -12,7 +12,6 @@ import base64
 import os
 import re
 import secrets
-import sqlite3
 import sys
 import unittest
 
@@ -57,28 +56,20 @@ def canary():
     return "CANARY-" + secrets.token_hex(12)
 
 
-def read_rows(db):
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-    try:
-        rows = con.execute("SELECT type_uuid, user_uuid, sealed, updated_at "
-                           "FROM credvalues").fetchall()
-    finally:
-        con.close()
-    return rows
+def read_rows(d):
+    """The value rows of daemon d's store (SQLite or PostgreSQL)."""
+    return d.store_rows("SELECT type_uuid, user_uuid, sealed, updated_at "
+                        "FROM credvalues")
 
 
-def read_accounts(db):
-    con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
-    try:
-        accounts = con.execute("SELECT type_uuid, name, sealed "
-                               "FROM credaccounts").fetchall()
-        links = con.execute("SELECT type_uuid, user_uuid, account, sealed "
-                            "FROM credlinks").fetchall()
-        defaults = con.execute("SELECT uuid, default_account, "
-                               "default_sealed FROM types WHERE "
-                               "default_sealed IS NOT NULL").fetchall()
-    finally:
-        con.close()
+def read_accounts(d):
+    accounts = d.store_rows("SELECT type_uuid, name, sealed "
+                            "FROM credaccounts")
+    links = d.store_rows("SELECT type_uuid, user_uuid, account, sealed "
+                         "FROM credlinks")
+    defaults = d.store_rows("SELECT uuid, default_account, "
+                            "default_sealed FROM types WHERE "
+                            "default_sealed IS NOT NULL")
     return accounts, links, defaults
 
 
@@ -142,15 +133,10 @@ class CanaryTest(cbtest.DaemonTestCase):
     def scan_files(self, when):
         found_any = False
         sealed_seen = False
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            p = self.d.database + suffix
-            if os.path.exists(p):
-                with open(p, "rb") as f:
-                    blob = f.read()
-                found_any = found_any or bool(blob)
-                sealed_seen = sealed_seen or b"CB1:" in blob
-                self.scan("%s%s (%s)" % (os.path.basename(self.d.database),
-                                         suffix, when), blob)
+        for name, blob in self.d.store_blobs():
+            found_any = found_any or bool(blob)
+            sealed_seen = sealed_seen or b"CB1:" in blob
+            self.scan("%s (%s)" % (name, when), blob)
         self.assertTrue(found_any, "no database file found")
         # The scan looked where the values are: sealed text is there.
         self.assertTrue(sealed_seen, "no CB1 value in the database files")
@@ -223,8 +209,9 @@ class CanaryTest(cbtest.DaemonTestCase):
         self.read_everything()
         # While the daemon runs: database, WAL, shm.
         self.scan_files("running")
-        self.assertTrue(os.path.exists(self.d.database + "-wal"),
-                        "database not in WAL mode")
+        if self.d.backend == "sqlite":
+            self.assertTrue(os.path.exists(self.d.database + "-wal"),
+                            "database not in WAL mode")
         self.scan("responses", bytes(cbtest.RECEIVED))
         self.scan("credctl output", b"".join(cbtest.CREDCTL_OUTPUT))
         self.scan("daemon stderr (running)", self.d.all_logs())
@@ -232,7 +219,7 @@ class CanaryTest(cbtest.DaemonTestCase):
         self.scan_files("stopped")
         self.scan("daemon stderr", self.d.all_logs())
         # What is stored is the expected set of rows, each sealed.
-        rows = read_rows(self.d.database)
+        rows = read_rows(self.d)
         self.assertEqual({(r[0], r[1]) for r in rows}, set(self.current))
         for type_uuid, user, sealed, _ in rows:
             self.assertRegex(sealed, CB1_RE)
@@ -246,7 +233,7 @@ class CanaryTest(cbtest.DaemonTestCase):
         self.plant_rpc("beta", u[0], canary())
         self.d.stop()
         master = self.d.key_bytes
-        rows = {(r[0], r[1]): r[2] for r in read_rows(self.d.database)}
+        rows = {(r[0], r[1]): r[2] for r in read_rows(self.d)}
         a0 = rows[(self.types["alpha"], u[0])]
         a1 = rows[(self.types["alpha"], u[1])]
         self.assertNotEqual(a0, a1)
@@ -266,14 +253,10 @@ class CanaryTest(cbtest.DaemonTestCase):
         with self.assertRaises(InvalidTag):
             open_cb1(master, wrong, self.types["alpha"], u[0])
         # Copy u0's sealed value into u1's row with the daemon stopped.
-        con = sqlite3.connect(self.d.database)
-        try:
-            con.execute("UPDATE credvalues SET sealed = ? WHERE type_uuid = ? "
-                        "AND user_uuid = ?", (a0, self.types["alpha"], u[1]))
-            con.commit()
-        finally:
-            con.close()
-        rows = {(r[0], r[1]): r[2] for r in read_rows(self.d.database)}
+        self.d.store_execute(
+            "UPDATE credvalues SET sealed = ? WHERE type_uuid = ? "
+            "AND user_uuid = ?", (a0, self.types["alpha"], u[1]))
+        rows = {(r[0], r[1]): r[2] for r in read_rows(self.d)}
         moved = rows[(self.types["alpha"], u[1])]
         self.assertEqual(moved, a0)
         with self.assertRaises(InvalidTag):
@@ -289,13 +272,13 @@ class CanaryTest(cbtest.DaemonTestCase):
         v = canary()
         self.plant_rpc("alpha", self.users[0], v)
         self.d.stop()
-        first = {(r[0], r[1]): r[2] for r in read_rows(self.d.database)}
+        first = {(r[0], r[1]): r[2] for r in read_rows(self.d)}
         self.d.start()
         self.c = self.d.client()
         self.addCleanup(self.c.close)
         self.plant_rpc("alpha", self.users[0], v)
         self.d.stop()
-        second = {(r[0], r[1]): r[2] for r in read_rows(self.d.database)}
+        second = {(r[0], r[1]): r[2] for r in read_rows(self.d)}
         k = (self.types["alpha"], self.users[0])
         self.assertNotEqual(first[k], second[k])
         for s in (first[k], second[k]):
@@ -313,7 +296,7 @@ class CanaryTest(cbtest.DaemonTestCase):
                                           ident, u, input=v + tail)
             self.assertEqual(rc, 0, out + err)
         self.d.stop()
-        rows = {(r[0], r[1]): r[2] for r in read_rows(self.d.database)}
+        rows = {(r[0], r[1]): r[2] for r in read_rows(self.d)}
         for ident, v, tail in cases:
             pt = open_cb1(self.d.key_bytes, rows[(self.types[ident], u)],
                           self.types[ident], u)
@@ -334,29 +317,21 @@ class CanaryTest(cbtest.DaemonTestCase):
         self.planted.append(v)
         ct = AESGCM(master).encrypt(nonce, v, None)
         legacy = "GCM:" + base64.b64encode(nonce + ct).decode()
-        con = sqlite3.connect(self.d.database)
-        try:
-            con.execute("UPDATE credvalues SET sealed = ? WHERE type_uuid = ?"
-                        " AND user_uuid = ?", (legacy, self.types["alpha"], u))
-            con.commit()
-        finally:
-            con.close()
+        self.d.store_execute(
+            "UPDATE credvalues SET sealed = ? WHERE type_uuid = ?"
+            " AND user_uuid = ?", (legacy, self.types["alpha"], u))
         self.d.start()
         with self.d.client() as c:
             st = {e["ident"]: e for e in c.ok("cred.status", {"user": u})}
             self.assertIs(st["alpha"]["filled"], True)
             c.ok("cred.set", {"type": "alpha", "user": u, "value": "new"})
         self.d.stop()
-        rows = {(r[0], r[1]): r[2] for r in read_rows(self.d.database)}
+        rows = {(r[0], r[1]): r[2] for r in read_rows(self.d)}
         self.assertRegex(rows[(self.types["alpha"], u)], CB1_RE)
 
     def test_keycheck_recorded(self):
         self.d.stop()
-        con = sqlite3.connect("file:%s?mode=ro" % self.d.database, uri=True)
-        try:
-            rows = con.execute("SELECT * FROM keycheck").fetchall()
-        finally:
-            con.close()
+        rows = self.d.store_rows("SELECT * FROM keycheck")
         self.assertGreaterEqual(len(rows), 1)
         blob = repr(rows).encode()
         self.assertNotIn(self.d.key_bytes, blob)
@@ -372,12 +347,9 @@ class CanaryTest(cbtest.DaemonTestCase):
                             ("responses", bytes(cbtest.RECEIVED)),
                             ("credctl", b"".join(cbtest.CREDCTL_OUTPUT))):
             self.assertEqual(find_leaks(blob, [key]), [], where)
-        for suffix in ("", "-wal"):
-            p = self.d.database + suffix
-            if os.path.exists(p):
-                with open(p, "rb") as f:
-                    self.assertEqual(find_leaks(f.read(), [key]), [],
-                                     "master key in database" + suffix)
+        for name, blob in self.d.store_blobs():
+            self.assertEqual(find_leaks(blob, [key]), [],
+                             "master key in " + name)
 
     def test_audit_lines(self):
         # SPEC 7: an audit line for each call that changes credentials,
@@ -458,7 +430,7 @@ class CanaryTest(cbtest.DaemonTestCase):
         self.scan("daemon stderr", self.d.all_logs())
         # Every account value is stored once, sealed to its account.
         master = self.d.key_bytes
-        accounts, links, defaults = read_accounts(self.d.database)
+        accounts, links, defaults = read_accounts(self.d)
         self.assertEqual({(t, "account/" + n) for t, n, _ in accounts},
                          set(self.current))
         for type_uuid, name, sealed in accounts:

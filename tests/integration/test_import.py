@@ -23,7 +23,6 @@ import base64
 import json
 import os
 import signal
-import sqlite3
 import sys
 
 sys.dont_write_bytecode = True
@@ -81,14 +80,10 @@ class ImportTest(cbtest.DaemonTestCase):
         return res["request"]["headers"][0][1]
 
     def stored(self, type_uuid, user):
-        con = sqlite3.connect(self.d.database)
-        try:
-            row = con.execute("SELECT sealed FROM credvalues WHERE "
-                              "type_uuid = ? AND user_uuid = ?",
-                              (type_uuid, user)).fetchone()
-        finally:
-            con.close()
-        return row[0] if row else None
+        rows = self.d.store_rows("SELECT sealed FROM credvalues WHERE "
+                                 "type_uuid = ? AND user_uuid = ?",
+                                 (type_uuid, user))
+        return rows[0][0] if rows else None
 
     def test_legacy_key_warning_at_start_and_reload(self):
         self.assertIn("legacy key is configured", self.d.log())
@@ -132,13 +127,9 @@ class ImportTest(cbtest.DaemonTestCase):
         v = canary()
         self.c.ok("cred.set", {"type": "alpha", "user": u, "value": "x"})
         self.d.stop()
-        con = sqlite3.connect(self.d.database)
-        try:
-            con.execute("UPDATE credvalues SET sealed = ? WHERE type_uuid = ?"
-                        " AND user_uuid = ?", (gcm(WEAK_LEGACY, v), t, u))
-            con.commit()
-        finally:
-            con.close()
+        self.d.store_execute("UPDATE credvalues SET sealed = ? WHERE "
+                             "type_uuid = ? AND user_uuid = ?",
+                             (gcm(WEAK_LEGACY, v), t, u))
         self.d.start()
         self.c = self.d.client()
         self.addCleanup(self.c.close)

@@ -23,7 +23,6 @@ import hashlib
 import hmac
 import json
 import os
-import sqlite3
 import sys
 import time
 import unittest
@@ -708,16 +707,12 @@ class KeyRotationTest(KeysTestCase):
         self.check_keys(kp, peer)
 
     def sealed_rows(self):
-        con = sqlite3.connect("file:%s?mode=ro" % self.d.database, uri=True)
-        try:
-            rows = {}
-            for table in ("keypair_versions", "peerkeys"):
-                for ident, version, sealed in con.execute(
-                        "SELECT ident, version, sealed FROM %s" % table):
-                    rows[(table, ident, version)] = sealed
-            return rows
-        finally:
-            con.close()
+        rows = {}
+        for table in ("keypair_versions", "peerkeys"):
+            for ident, version, sealed in self.d.store_rows(
+                    "SELECT ident, version, sealed FROM %s" % table):
+                rows[(table, ident, version)] = sealed
+        return rows
 
     def check_keys(self, kp, peer):
         got = self.c.ok("keypair.get", {"keypair": "rot"})
@@ -803,11 +798,7 @@ class KeyCanaryTest(KeysTestCase):
         self.assertIn(b'"method":"token.verify"', audit)
         places = [("stderr", self.d.all_logs()), ("audit", audit),
                   ("error messages", b"\n".join(errors))]
-        for suffix in ("", "-wal"):
-            p = self.d.database + suffix
-            if os.path.exists(p):
-                with open(p, "rb") as f:
-                    places.append(("database" + suffix, f.read()))
+        places += self.d.store_blobs()
         self.assertIn(b"keypair/canary/", self.d.all_logs())
         for where, blob in places:
             with self.subTest(where):

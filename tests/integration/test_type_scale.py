@@ -3,7 +3,8 @@
 cred.status and the type cache at 50,000 types.
 
 The types (and one user's values) are written straight into the SQLite
-file between two runs of the daemon, in one transaction, instead of
+file (or the PostgreSQL database) between two runs of the daemon, in one
+transaction, instead of
 through 50,000 fsync'd type.create calls.  Every tenth type is stored in
 Vault (not configured here), and the user has a db row for three types in
 four, also for vault-stored ones (rows an older release left behind,
@@ -60,6 +61,34 @@ class TypeScaleTests(cbtest.DaemonTestCase):
         super().setUp()
         self.user = new_user()
         self.d.stop()
+        if self.d.backend == "postgresql":
+            self.fill_postgresql()
+        else:
+            self.fill_sqlite()
+        self.d.start()
+        self.c.close()
+        self.c = self.d.client(timeout=120 * cbtest.SCALE)
+
+    def fill_postgresql(self):
+        """The same rows as fill_sqlite, made by the server."""
+        uuid = ("(lpad(to_hex((i::bigint * 2654435761) & 4294967295), 8, "
+                "'0') || '-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))"
+                "::uuid")
+        self.d.pg_sql(
+            "INSERT INTO types (uuid, ident, name, storage, created_at, "
+            "updated_at) SELECT %s, 't' || lpad(i::text, 5, '0'), "
+            "'Type ' || i, CASE WHEN i %% 10 = 9 THEN 'vault' ELSE 'db' "
+            "END, 1, 1 FROM generate_series(0, %d) i" % (uuid, NTYPES - 1))
+        self.d.pg_sql(
+            "INSERT INTO credvalues (type_uuid, user_uuid, sealed, "
+            "updated_at) SELECT %s, '%s', 'CB1:1:AAAA', 1700000000 + i "
+            "FROM generate_series(0, %d) i WHERE i %% 4 <> 3"
+            % (uuid, self.user, NTYPES - 1))
+        self.assertEqual(self.d.store_rows(
+            "SELECT uuid FROM types WHERE ident = 't12345'"),
+            [(big_uuid(12345),)])
+
+    def fill_sqlite(self):
         con = sqlite3.connect(self.d.database)
         try:
             with con:
@@ -76,9 +105,6 @@ class TypeScaleTests(cbtest.DaemonTestCase):
                      for i in range(NTYPES) if has_row(i)))
         finally:
             con.close()
-        self.d.start()
-        self.c.close()
-        self.c = self.d.client(timeout=120 * cbtest.SCALE)
 
     def timed(self, method, params, times=3):
         """The answer of method and the shortest of times calls."""

@@ -36,7 +36,6 @@ test_vault_faults.py; the 60-second renewal soak in test_vault_soak.py.
 import base64
 import json
 import os
-import sqlite3
 import sys
 
 sys.dont_write_bytecode = True
@@ -319,12 +318,7 @@ class SettingsTests(VaultCase):
         self.set_value("persist", u, value)
 
         # The ids are sealed at rest: not in the database files.
-        blob = b""
-        for suffix in ("", "-wal", "-shm"):
-            p = self.d.database + suffix
-            if os.path.exists(p):
-                with open(p, "rb") as f:
-                    blob += f.read()
+        blob = b"".join(b for _, b in self.d.store_blobs())
         self.assertNoIds(blob, "the database files")
 
         self.c.close()
@@ -772,22 +766,13 @@ class EndpointBindingTests(VaultCase):
                          "a login reached the other server")
 
     def read_doc(self):
-        con = sqlite3.connect(self.d.database)
-        try:
-            (text,) = con.execute("SELECT value FROM settings WHERE "
-                                  "key = 'vault'").fetchone()
-        finally:
-            con.close()
+        ((text,),) = self.d.store_rows("SELECT value FROM settings WHERE "
+                                       "key = 'vault'")
         return json.loads(text)
 
     def write_doc(self, doc):
-        con = sqlite3.connect(self.d.database)
-        try:
-            with con:
-                con.execute("UPDATE settings SET value = ? WHERE "
-                            "key = 'vault'", (json.dumps(doc),))
-        finally:
-            con.close()
+        self.d.store_execute("UPDATE settings SET value = ? WHERE "
+                             "key = 'vault'", (json.dumps(doc),))
 
     def restart(self):
         self.c.close()
