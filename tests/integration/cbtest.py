@@ -468,6 +468,15 @@ class Daemon:
             return
         self.pg_sql(_pg_bind(query, params))
 
+    def store_files(self):
+        """The paths of the files the broker keeps next to
+        storage.database: the SQLite database and its -wal, -shm,
+        -journal and lock files, or the PostgreSQL backend's local mirror
+        and lock file."""
+        base = os.path.basename(self.database)
+        return [os.path.join(self.dir, n) for n in sorted(os.listdir(self.dir))
+                if n.startswith(base)]
+
     def store_blobs(self):
         """[(name, bytes)]: everything where the store keeps data at rest,
         to look for what must never be there.  SQLite: the database file
@@ -476,10 +485,9 @@ class Daemon:
         row of every table, and, after a checkpoint, the files of the
         database's directory in the cluster and its write-ahead log."""
         out = []
-        for name in sorted(os.listdir(self.dir)):
-            if name.startswith(os.path.basename(self.database)):
-                with open(os.path.join(self.dir, name), "rb") as f:
-                    out.append((name, f.read()))
+        for p in self.store_files():
+            with open(p, "rb") as f:
+                out.append((os.path.basename(p), f.read()))
         if self.backend == "sqlite":
             return out
         tables = self.pg_sql(

@@ -155,8 +155,9 @@ class AccessTest(unittest.TestCase):
         # its uid; run a daemon as nobody to tell the two apart.
         d2 = cbtest.Daemon(grants=["uid:%d *" % NOBODY])
         try:
-            for p in (d2.key_file, d2.config):
-                os.chown(p, NOBODY, NOGROUP)
+            for p in (d2.key_file, d2.config, d2.pg_password_file):
+                if p is not None:
+                    os.chown(p, NOBODY, NOGROUP)
             os.chown(d2.dir, NOBODY, NOGROUP)
             d2.args = []
             cmd = d2.command()
