@@ -154,3 +154,9 @@ keys_free(struct broker *b)
 	seal_key_free(b->key_next);
 	b->key_next = NULL;
 }
+
+void
+keys_staged_changed(struct broker *b)
+{
+	fleet_publish(b);
+}

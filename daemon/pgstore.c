@@ -352,6 +352,7 @@ pgstore_event(void *arg, enum pg_event ev, const struct cb_error *err)
 	case PG_EVENT_CONNECTED:
 		ps->connected = true;
 		log_info("PostgreSQL: connected");
+		fleet_publish(ps->b);
 		break;
 	case PG_EVENT_RECONNECTED:
 		ps->connected = true;
@@ -359,6 +360,7 @@ pgstore_event(void *arg, enum pg_event ev, const struct cb_error *err)
 		    "tables again");
 		if (!ps->closing && pgstore_submit(ps, true, NULL, &e) != 0)
 			pgstore_schedule_reload(ps, e.msg);
+		fleet_publish(ps->b);
 		break;
 	case PG_EVENT_DOWN:
 		ps->connected = false;
@@ -439,7 +441,8 @@ pgstore_open(struct broker *b, struct cb_error *err)
 	secbuf_free(&ps->password);
 	if ((rc = pg_listen(ps->pg, MIRROR_CHANNEL, pgstore_notified, ps,
 	    err)) != 0 ||
-	    (rc = values_pg_new(ps->pg, &b->values[STORE_DB], err)) != 0)
+	    (rc = values_pg_new(ps->pg, &b->values[STORE_DB], err)) != 0 ||
+	    (rc = fleet_open(b, ps->pg, err)) != 0)
 		return rc;
 	/*
 	 * Serve once connected (or once the attempt has failed: calls that
@@ -463,6 +466,14 @@ pgstore_open(struct broker *b, struct cb_error *err)
 	return 0;
 }
 
+void
+pgstore_status(const struct broker *b, struct pg_status *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (b->pgs != NULL && b->pgs->pg != NULL)
+		pg_status(b->pgs->pg, s);
+}
+
 struct writer *
 pgstore_writer(const struct broker *b)
 {
@@ -477,6 +488,7 @@ pgstore_close(struct broker *b)
 	if (ps == NULL)
 		return;
 	ps->closing = true;
+	fleet_close(b);
 	if (ps->retry != NULL) {
 		uv_timer_stop(ps->retry);
 		uv_close((uv_handle_t *)ps->retry, pgstore_timer_closed);

@@ -25,8 +25,13 @@ rpc_key_pack_status(struct rpc_call *call)
 	struct rotation	*r = b->rot;
 	msgpack_packer	*pk = &call->pk;
 
-	msgpack_pack_map(pk, 2);
+	msgpack_pack_map(pk, b->fleet != NULL ? 3 : 2);
 	proto_pack_kv_int(pk, "version", b->key->version);
+	/* The live brokers of the fleet, this one first, and their keys. */
+	if (b->fleet != NULL) {
+		proto_pack_cstr(pk, "brokers");
+		fleet_pack_brokers(pk, b, true, true);
+	}
 	proto_pack_cstr(pk, "rotation");
 	if (r == NULL || r->state == ROT_NONE) {
 		msgpack_pack_map(pk, 3);

@@ -1,0 +1,188 @@
+"""
+The fleet's brokers and its master key (SPEC section 12): three brokers,
+A, B and C, on one PostgreSQL database of the private cluster of cbtest
+(tests/integration/pgtest.py), whatever CB_TEST_BACKEND says.
+
+ - health lists the database (connected, latency, schema version) and the
+   other brokers; key.status lists the live brokers and the keys each
+   holds; credctl health and credctl key status show the same.
+ - A broker killed without a clean shutdown drops out of "live" once its
+   heartbeat is FLEET_LIVE_S old; a broker stopped cleanly removes its
+   row at once.
+ - key.rotate on A is refused while C does not hold the new key (naming
+   C's host and pid), and accepted once C holds it
+   (security.next_key_file and SIGHUP).
+ - A rotation of CB_FLEET_VALUES values (default 2,000; the goal is
+   100,000) started on A while B and C serve substitutions without a
+   pause: no call fails, every answer is right, every value opens on all
+   three afterwards, and the old key is no longer needed (B restarted
+   with the new key as security.secret_key_file starts and serves).
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import cbtest  # noqa: E402
+from cbtest import new_user  # noqa: E402
+
+# daemon/credbrokerd.h: FLEET_LIVE_S and FLEET_HEARTBEAT_MS.
+LIVE_S = 10
+HEARTBEAT_S = 2
+DEADLINE = 30 * cbtest.SCALE
+VALUES = int(os.environ.get("CB_FLEET_VALUES", "2000"))
+URL = "https://api.example.com/v1/items"
+
+
+def comp(user, ident, cid="tok"):
+    return {"kind": "action", "initiator": user,
+            "credentials": [{"id": cid, "type": ident}]}
+
+
+def req(cid="tok", url=URL):
+    return {"method": "GET", "url": url,
+            "headers": [["Authorization",
+                         "Bearer <<.credentials.%s>>" % cid]]}
+
+
+class FleetKeysCase(unittest.TestCase):
+    """Three brokers on a fresh database of their own."""
+
+    def setUp(self):
+        if not cbtest.have_binaries():
+            self.skipTest("credbrokerd not built at %s" % cbtest.DAEMON)
+        self.db = cbtest.pg_new_database()
+        self.key = cbtest.strong_key()
+        self.A, self.a = self.broker()
+        self.B, self.b = self.broker()
+        self.C, self.c = self.broker()
+
+    def broker(self, key=None):
+        tmp = cbtest.make_tmpdir()
+        self.addCleanup(cbtest.remove_tmpdir, tmp)
+        d = cbtest.Daemon(tmp, key=self.key if key is None else key,
+                          backend="postgresql", pg_database=self.db)
+        self.addCleanup(d.cleanup)
+        self.addCleanup(d.finish)
+        d.start()
+        c = d.client()
+        self.addCleanup(c.close)
+        return d, c
+
+    # helpers ---------------------------------------------------------------
+    def pids_seen(self, client, method="health", live_only=False):
+        res = client.ok(method)
+        lst = res["brokers"] if method == "key.status" else \
+            res["store"]["brokers"]
+        return {b["pid"] for b in lst if b["live"] or not live_only}
+
+    def wait_seen(self, client, pids, method="health", live_only=False):
+        """Poll until client's broker lists exactly pids."""
+        want = set(pids)
+        return cbtest.poll_until(
+            lambda: self.pids_seen(client, method, live_only) == want,
+            DEADLINE, 0.1, "%s listing %s" % (method, sorted(want)))
+
+    def key_holders(self, client, kcv):
+        res = client.ok("key.status")
+        return {b["pid"] for b in res["brokers"] if kcv in b["key_kcvs"]}
+
+    def stage(self, d, path):
+        """Give broker d security.next_key_file = path, and reload it."""
+        d.extra.setdefault("security", [])
+        d.extra["security"] = [kv for kv in d.extra["security"]
+                               if kv[0] != "next_key_file"]
+        d.extra["security"].append(("next_key_file", path))
+        d.write_config()
+        d.signal(signal.SIGHUP)
+
+    # step 1: brokers and health --------------------------------------------
+    def test_health_shows_the_database_and_the_other_brokers(self):
+        self.wait_seen(self.a, [self.B.pid, self.C.pid])
+        st = self.a.ok("health")["store"]
+        self.assertEqual(st["backend"], "postgresql")
+        self.assertEqual(st["status"], "ok")
+        db = st["database"]
+        self.assertTrue(db["connected"])
+        self.assertGreater(db["latency_us"], 0)
+        self.assertEqual(db["schema_version"], int(self.A.pg_sql(
+            "SELECT max(version) FROM schema_version")))
+        self.assertIsNone(db["last_error"])
+        host = socket.gethostname()
+        for b in st["brokers"]:
+            self.assertEqual(b["host"], host)
+            self.assertTrue(b["live"])
+            self.assertFalse(b["self"])
+            self.assertLess(b["heartbeat_age_ms"], LIVE_S * 1000)
+            self.assertEqual(b["key_versions"], [1])
+            self.assertEqual(len(b["key_kcvs"]), 1)
+        # The same on the command line, for humans and as JSON.
+        rc, out, err = cbtest.credctl(self.A.socket, "health", json=True)
+        self.assertEqual(rc, 0, err)
+        doc = json.loads(out)
+        self.assertEqual({b["pid"] for b in doc["store"]["brokers"]},
+                         {self.B.pid, self.C.pid})
+        rc, out, err = cbtest.credctl(self.A.socket, "health")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("postgresql", out)
+        self.assertIn("schema_version", out)
+        self.assertIn(str(self.C.pid), out)
+
+    def test_key_status_lists_the_live_brokers_and_their_keys(self):
+        self.wait_seen(self.b, [self.A.pid, self.B.pid, self.C.pid],
+                       "key.status")
+        res = self.b.ok("key.status")
+        mine = [x for x in res["brokers"] if x["self"]]
+        self.assertEqual([x["pid"] for x in mine], [self.B.pid])
+        self.assertEqual(res["brokers"][0]["pid"], self.B.pid)
+        kcvs = {tuple(x["key_kcvs"]) for x in res["brokers"]}
+        self.assertEqual(len(kcvs), 1, "one key, held by all: %r" % res)
+        # A staged next key shows as a second check value, on A alone.
+        path = os.path.join(self.C.dir, "next.key")
+        cbtest.write_file(path, cbtest.strong_key() + "\n")
+        self.stage(self.C, path)
+        cbtest.poll_until(
+            lambda: [len(x["key_kcvs"]) for x in self.b.ok("key.status")[
+                "brokers"] if x["pid"] == self.C.pid] == [2],
+            DEADLINE, 0.1, "C's staged key in B's key.status")
+        rc, out, err = cbtest.credctl(self.B.socket, "key", "check")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("brokers:", out)
+        self.assertIn("pid %d" % self.C.pid, out)
+
+    def test_a_killed_broker_drops_out_of_live_after_the_constant(self):
+        self.wait_seen(self.a, [self.B.pid, self.C.pid], live_only=True)
+        pid = self.C.pid
+        killed = time.monotonic()
+        self.C.kill9()
+        # Still listed (its row stays), no longer live.
+        cbtest.poll_until(
+            lambda: self.pids_seen(self.a, live_only=True) == {self.B.pid},
+            LIVE_S + DEADLINE, 0.2, "C no longer live on A")
+        gone = time.monotonic() - killed
+        self.assertIn(pid, self.pids_seen(self.a))
+        self.assertNotIn(pid, self.pids_seen(self.a, "key.status"))
+        # Not before its heartbeat is LIVE_S old: it beat at most
+        # HEARTBEAT_S before the kill.
+        self.assertGreater(gone, LIVE_S - HEARTBEAT_S - 0.5)
+
+    def test_a_clean_shutdown_removes_the_row_at_once(self):
+        self.wait_seen(self.a, [self.B.pid, self.C.pid])
+        pid = self.C.pid
+        self.C.stop()
+        self.assertEqual(self.A.pg_sql(
+            "SELECT count(*) FROM brokers WHERE pid = %d" % pid), "0")
+        self.wait_seen(self.a, [self.B.pid])
+
+
+if __name__ == "__main__":
+    cbtest.main()
