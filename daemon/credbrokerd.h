@@ -450,6 +450,12 @@ int	 keys_resume(struct broker *b, struct cb_error *err);
  * taken as the new key of a running rotation when it is that key.
  */
 void	 keys_staged_changed(struct broker *b);
+/*
+ * The "key" setting or the key check value changed in the store (another
+ * broker of the fleet): follow a rotation started elsewhere, switch to
+ * the new key once it is done.
+ */
+void	 keys_changed(struct broker *b);
 /* Free the rotation's state and the new key (after the loop). */
 void	 keys_free(struct broker *b);
 
@@ -523,6 +529,8 @@ int	 pgstore_prepare(struct broker *b, struct cb_error *err);
 int	 pgstore_prepared(struct broker *b, struct cb_error *err);
 int	 pgstore_open(struct broker *b, struct cb_error *err);
 struct writer *pgstore_writer(const struct broker *b);
+/* The loop's connection (NULL when closed). */
+struct pg *pgstore_pg(const struct broker *b);
 /* The loop connection's health (zeroed when closed). */
 void	 pgstore_status(const struct broker *b, struct pg_status *s);
 void	 pgstore_close(struct broker *b);

@@ -274,6 +274,12 @@ pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
 		    "up to date");
 	} else if (r->table != NULL && strcmp(r->table, "types") == 0)
 		store_type_cache_sync(st, r->key);
+	/* The key state another broker changed: a rotation's (keys.c). */
+	if (rc == 0 && !ps->closing && (r->reload || (r->table != NULL &&
+	    (strcmp(r->table, "keycheck") == 0 ||
+	    (strcmp(r->table, "settings") == 0 &&
+	    strcmp(r->key, "key") == 0)))))
+		keys_changed(ps->b);
 	free(r);
 }
 
@@ -464,6 +470,12 @@ pgstore_open(struct broker *b, struct cb_error *err)
 	if (ps->connected && (rc = pgstore_submit(ps, true, NULL, err)) != 0)
 		return rc;
 	return 0;
+}
+
+struct pg *
+pgstore_pg(const struct broker *b)
+{
+	return b->pgs != NULL && !b->pgs->closing ? b->pgs->pg : NULL;
 }
 
 void

@@ -54,7 +54,7 @@ def req(cid="tok", url=URL):
                          "Bearer <<.credentials.%s>>" % cid]]}
 
 
-class FleetKeysCase(unittest.TestCase):
+class FleetBase(unittest.TestCase):
     """Three brokers on a fresh database of their own."""
 
     def setUp(self):
@@ -105,7 +105,11 @@ class FleetKeysCase(unittest.TestCase):
         d.write_config()
         d.signal(signal.SIGHUP)
 
-    # step 1: brokers and health --------------------------------------------
+
+
+class FleetKeysCase(FleetBase):
+    """The fleet's brokers in health and key.status."""
+
     def test_health_shows_the_database_and_the_other_brokers(self):
         self.wait_seen(self.a, [self.B.pid, self.C.pid])
         st = self.a.ok("health")["store"]
@@ -182,6 +186,185 @@ class FleetKeysCase(unittest.TestCase):
         self.assertEqual(self.A.pg_sql(
             "SELECT count(*) FROM brokers WHERE pid = %d" % pid), "0")
         self.wait_seen(self.a, [self.B.pid])
+
+
+class FleetRotationCase(FleetBase):
+    """key.rotate on a fleet."""
+
+    def new_key(self):
+        """A new key's text, and its file on each broker's "host"."""
+        k = cbtest.strong_key()
+        paths = {}
+        for d in (self.A, self.B, self.C):
+            paths[d] = os.path.join(d.dir, "next.key")
+            cbtest.write_file(paths[d], k + "\n")
+        return k, paths
+
+    def rotate(self, client, path):
+        return client.call("key.rotate", {"new_key_file": path})
+
+    def wait_rotated(self, client, version):
+        def done():
+            res = client.ok("key.status")
+            return res["version"] == version and \
+                res["rotation"]["state"] in ("done", "none")
+        cbtest.poll_until(done, 120 * cbtest.SCALE, 0.1,
+                          "key version %d" % version)
+
+    def test_key_rotate_is_refused_while_a_broker_lacks_the_new_key(self):
+        key, paths = self.new_key()
+        self.stage(self.B, paths[self.B])
+        # B has published it once key.status on A lists it.
+        cbtest.poll_until(
+            lambda: len([x for x in self.a.ok("key.status")["brokers"]
+                         if x["pid"] == self.B.pid and
+                         len(x["key_kcvs"]) == 2]) == 1,
+            DEADLINE, 0.1, "B's staged key seen on A")
+        err, res = self.rotate(self.a, paths[self.A])
+        self.assertIsNotNone(err, res)
+        self.assertEqual(err["code"], "conflict", err)
+        self.assertIn("pid %d" % self.C.pid, err["message"])
+        self.assertIn(socket.gethostname(), err["message"])
+        self.assertIn("security.next_key_file", err["message"])
+        self.assertNotIn("pid %d" % self.B.pid, err["message"])
+        self.assertEqual(self.a.ok("key.status")["rotation"]["state"],
+                         "none")
+        self.assertEqual(self.a.ok("key.status")["version"], 1)
+        # C gets it and is reloaded: accepted at once.
+        self.stage(self.C, paths[self.C])
+        cbtest.poll_until(
+            lambda: self.rotate(self.a, paths[self.A])[0] is None,
+            DEADLINE, 0.2, "key.rotate accepted once C holds the key")
+        for c in (self.a, self.b, self.c):
+            self.wait_rotated(c, 2)
+
+    def set_values(self, client, ident, n, tag):
+        """n users with a value each, set through client: {user: value}."""
+        out = {}
+        todo = [(new_user(), "%s-%06d-%s" % (tag, i, cbtest.plain_key(12)))
+                for i in range(n)]
+        for i in range(0, n, 500):
+            chunk = todo[i:i + 500]
+            got = client.pipeline([("cred.set", {"type": ident, "user": u,
+                                                 "value": v})
+                                   for u, v in chunk], timeout=120)
+            for (u, v), (_, m) in zip(chunk, got):
+                self.assertIsNone(m[2], m)
+                out[u] = v
+        return out
+
+    def bearer_of(self, client, ident, user):
+        err, res = client.call("substitute", {"component": comp(user, ident),
+                                              "request": req()})
+        if err is not None:
+            return err
+        hdr = res["request"]["headers"][0]
+        return hdr[1][len("Bearer "):]
+
+    def check_all(self, client, ident, values, who):
+        """Every value substitutes right through client (pipelined)."""
+        items = list(values.items())
+        for i in range(0, len(items), 500):
+            chunk = items[i:i + 500]
+            got = client.pipeline(
+                [("substitute", {"component": comp(u, ident),
+                                 "request": req()}) for u, _ in chunk],
+                timeout=120)
+            for (u, v), (_, m) in zip(chunk, got):
+                self.assertIsNone(m[2], "%s, user %s: %r" % (who, u, m[2]))
+                self.assertEqual(m[3]["request"]["headers"][0][1],
+                                 "Bearer " + v, "%s, user %s" % (who, u))
+
+    def test_rotation_under_load_fails_no_call_and_retires_the_old_key(self):
+        """CB_FLEET_VALUES values re-sealed by A while B and C substitute
+        without a pause (and C sets new values): no call fails, every
+        answer is right; afterwards every value opens on all three, the
+        store holds nothing under the old key, and B starts with the new
+        key alone."""
+        self.a.ok("type.create", {"ident": "load", "name": "Load",
+                                  "storage": "db"})
+        for c in (self.b, self.c):
+            cbtest.poll_until(lambda cl=c: cl.call(
+                "type.get", {"type": "load"})[0] is None, DEADLINE, 0.05,
+                "type on every broker")
+        t0 = time.monotonic()
+        values = self.set_values(self.a, "load", VALUES, "v")
+        seeded = time.monotonic() - t0
+        key, paths = self.new_key()
+        for d in (self.A, self.B, self.C):
+            self.stage(d, paths[d])
+        sample = list(values.items())[:50]
+        stop = threading.Event()
+        stats = {"B": [0, []], "C": [0, []]}
+        written = {}
+
+        def serve(name, d):
+            cl = d.client()
+            try:
+                i = 0
+                while not stop.is_set():
+                    u, v = sample[i % len(sample)]
+                    got = self.bearer_of(cl, "load", u)
+                    stats[name][0] += 1
+                    if got != v:
+                        stats[name][1].append((u, got))
+                    # C writes too: new values, sealed during the
+                    # rotation, under whichever key it holds then.
+                    if name == "C" and i % 10 == 0:
+                        nu = new_user()
+                        nv = "w-%d-%s" % (i, cbtest.plain_key(12))
+                        err, _ = cl.call("cred.set", {"type": "load",
+                                                      "user": nu,
+                                                      "value": nv})
+                        if err is not None:
+                            stats[name][1].append((nu, err))
+                        else:
+                            written[nu] = nv
+                    i += 1
+            except Exception as e:  # reported by the assertions below
+                stats[name][1].append(("exception", repr(e)))
+            finally:
+                cl.close()
+
+        threads = [threading.Thread(target=serve, args=(n, d))
+                   for n, d in (("B", self.B), ("C", self.C))]
+        for t in threads:
+            t.start()
+        try:
+            cbtest.poll_until(
+                lambda: self.rotate(self.a, paths[self.A])[0] is None,
+                DEADLINE, 0.2, "key.rotate accepted")
+            r0 = time.monotonic()
+            before = dict((k, v[0]) for k, v in stats.items())
+            for c in (self.a, self.b, self.c):
+                self.wait_rotated(c, 2)
+            rotated = time.monotonic() - r0
+            during = dict((k, stats[k][0] - before[k]) for k in stats)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        sys.stderr.write("\n  %d values: seeded in %.1f s, rotated in "
+                         "%.1f s; substitutions during it: %r\n"
+                         % (VALUES, seeded, rotated, during))
+        for name in stats:
+            self.assertEqual(stats[name][1], [], "failed calls on " + name)
+        # Every value opens on all three.
+        values.update(written)
+        for c, name in ((self.a, "A"), (self.b, "B"), (self.c, "C")):
+            self.check_all(c, "load", values, name)
+        # Nothing is left under the old key.
+        self.assertEqual(self.A.pg_sql(
+            "SELECT count(*) FROM credvalues WHERE sealed NOT LIKE "
+            "'CB1:2:%'"), "0")
+        # The old key is no longer needed: B starts with the new one.
+        self.B.write_key(key)
+        self.B.restart()
+        cl = self.B.client()
+        self.addCleanup(cl.close)
+        self.assertEqual(cl.ok("key.status")["version"], 2)
+        u, v = sample[0]
+        self.assertEqual(self.bearer_of(cl, "load", u), v)
 
 
 if __name__ == "__main__":
