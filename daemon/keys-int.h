@@ -80,6 +80,8 @@ typedef void (*keys_saved_fn)(struct broker *b, int rc,
     const struct cb_error *err, void *arg);
 int	 keys_save(struct broker *b, keys_saved_fn then, void *arg,
 	    struct cb_error *err);
+/* Release the rotation's advisory lock (postgresql backend). */
+void	 keys_unlock(struct broker *b);
 /* Schedule the next step of the rotation after ms. */
 void	 keys_schedule(struct broker *b, uint64_t ms);
 

@@ -247,14 +247,16 @@ keys_changed(struct broker *b)
 	uint32_t	 version;
 	char		*text = NULL;
 
-	/* This broker's own rotation: its state in memory leads. */
-	if (r != NULL && r->state == ROT_RUNNING && !r->follower)
-		return;
 	if (store_setting_get(b->store, KEYS_SETTING, &text, &err) != 0 ||
 	    keys_state_read(text, &version, &nr, &err) != 0) {
 		log_warnx("key state: %s", err.msg);
 		goto done;
 	}
+	/* This broker's own rotation's checkpoints: its state leads. */
+	if (r != NULL && r->state == ROT_RUNNING && !r->follower &&
+	    nr != NULL && nr->state == ROT_RUNNING && nr->version ==
+	    r->version)
+		goto done;
 	if (version != b->key->version) {
 		if (b->key_next != NULL && b->key_next->version == version) {
 			seal_key_free(b->key);
@@ -274,23 +276,33 @@ keys_changed(struct broker *b)
 	if (r != NULL && !r->follower && nr != NULL && nr->state ==
 	    r->state && nr->version == r->version)
 		goto done;
-	/* The task's timer and its state carry over. */
-	if (r != NULL && nr != NULL) {
-		nr->timer = r->timer;
-		nr->busy = r->busy;
-		nr->warned = r->warned;
-		r->timer = NULL;
+	if (nr == NULL) {
+		if (r != NULL)
+			r->state = ROT_NONE;
+		goto done;
 	}
-	if (r != NULL) {
-		if (r->timer != NULL)
-			keys_close(b);
+	if (r == NULL) {
+		b->rot = nr;
+		nr = NULL;
+		b->rot->follower = true;
+	} else {
+		/*
+		 * Updated in place: a step in flight (busy) holds r.  The
+		 * state is another broker's from now on.
+		 */
 		free(r->file);
-		free(r);
+		r->file = nr->file;
+		nr->file = NULL;
+		r->state = nr->state;
+		r->phase = nr->phase;
+		r->version = nr->version;
+		memcpy(r->kcv, nr->kcv, sizeof(r->kcv));
+		memcpy(r->cur_type, nr->cur_type, sizeof(r->cur_type));
+		memcpy(r->cur_user, nr->cur_user, sizeof(r->cur_user));
+		r->done = nr->done;
+		r->total = nr->total;
+		r->follower = true;
 	}
-	if (nr != NULL && nr->state == ROT_RUNNING)
-		nr->follower = true;
-	b->rot = nr;
-	nr = NULL;
 	if (b->rot != NULL && b->rot->state == ROT_RUNNING) {
 		keys_follow(b);
 		/* Take it over should the broker that runs it go away. */

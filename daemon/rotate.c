@@ -446,7 +446,6 @@ keys_finished(struct dbwrite *w, int rc, const struct cb_error *err)
 	struct keys_write	*x = (struct keys_write *)w;
 	struct broker		*b = w->b;
 	struct rotation		*r = b->rot;
-	struct cb_error		 e;
 
 	r->busy = false;
 	if (rc != 0) {
@@ -458,9 +457,12 @@ keys_finished(struct dbwrite *w, int rc, const struct cb_error *err)
 	}
 	keys_write_free(x);
 	r->state = ROT_DONE;
-	seal_key_free(b->key);
-	b->key = b->key_next;
-	b->key_next = NULL;
+	/* Switched already when the fleet's state said so (keys_changed). */
+	if (b->key_next != NULL) {
+		seal_key_free(b->key);
+		b->key = b->key_next;
+		b->key_next = NULL;
+	}
 	snprintf(r->message, sizeof(r->message), "rotation complete: "
 	    "configure the new key (security.secret_key_file = %.150s)",
 	    r->file);
@@ -470,12 +472,9 @@ keys_finished(struct dbwrite *w, int rc, const struct cb_error *err)
 	    "configured key file or systemd credential) before the next "
 	    "start; the old key no longer opens this store", r->version,
 	    r->file);
-	if (b->fleet != NULL && pgstore_pg(b) != NULL) {
+	if (b->fleet != NULL) {
 		fleet_publish(b);
-		if (pg_query(pgstore_pg(b), "SELECT pg_advisory_unlock_all()",
-		    0, NULL, NULL, NULL, keys_unlocked, b, &e) != 0)
-			log_warnx("key rotation: cannot release its lock: %s",
-			    e.msg);
+		keys_unlock(b);
 	}
 }
 
@@ -594,12 +593,15 @@ keys_locked(void *arg, int rc, PGresult *res, const struct cb_error *err)
 		    keys_state_read(text, &version, &nr, &e) != 0 ||
 		    nr == NULL || nr->state != ROT_RUNNING ||
 		    nr->version != r->version) {
+			/* Over meanwhile: the lock is not ours to keep. */
 			free(text);
 			if (nr != NULL) {
 				free(nr->file);
 				free(nr);
 			}
-			keys_schedule(b, KEYS_TAKEOVER_MS);
+			keys_unlock(b);
+			if (r->state == ROT_RUNNING)
+				keys_schedule(b, KEYS_TAKEOVER_MS);
 			return;
 		}
 		free(text);
@@ -684,6 +686,17 @@ keys_unlocked(void *arg, int rc, PGresult *res, const struct cb_error *err)
 	if (rc != 0)
 		log_warnx("key rotation: cannot release its lock: %s (it goes "
 		    "with the connection)", err != NULL ? err->msg : "");
+}
+
+void
+keys_unlock(struct broker *b)
+{
+	struct cb_error	 e;
+
+	if (pgstore_pg(b) != NULL && pg_query(pgstore_pg(b),
+	    "SELECT pg_advisory_unlock_all()", 0, NULL, NULL, NULL,
+	    keys_unlocked, b, &e) != 0)
+		log_warnx("key rotation: cannot release its lock: %s", e.msg);
 }
 
 void

@@ -77,6 +77,8 @@ rpc_key_started(struct broker *b, int rc, const struct cb_error *err,
 
 	b->rot->busy = false;
 	if (rc != 0) {
+		if (b->fleet != NULL)
+			keys_unlock(b);
 		keys_close(b);
 		free(b->rot->file);
 		free(b->rot);
@@ -177,16 +179,6 @@ rpc_key_fleet_free(struct rpc_key_fleet *x)
 	free(x);
 }
 
-static void
-rpc_key_unlocked(void *arg, int rc, PGresult *res, const struct cb_error *err)
-{
-	(void)arg;
-	(void)res;
-	if (rc != 0)
-		log_warnx("key rotation: cannot release its lock: %s",
-		    err != NULL ? err->msg : "");
-}
-
 /* The rotation's lock: this broker's, or another broker runs one. */
 static void
 rpc_key_locked(void *arg, int rc, PGresult *res, const struct cb_error *err)
@@ -211,10 +203,7 @@ rpc_key_locked(void *arg, int rc, PGresult *res, const struct cb_error *err)
 	}
 	x->k = NULL;
 	if ((rc = rpc_key_begin(call, k, x->file, x->kcv, &e)) != RPC_WAIT) {
-		if (pgstore_pg(b) != NULL)
-			(void)pg_query(pgstore_pg(b), "SELECT "
-			    "pg_advisory_unlock_all()", 0, NULL, NULL, NULL,
-			    rpc_key_unlocked, NULL, &e);
+		keys_unlock(b);
 		rpc_finish(call, rc, &e);
 	}
 	rpc_key_fleet_free(x);
