@@ -420,13 +420,20 @@ fleet_age(const struct fleet *f, const struct fleet_member *m)
 	return m->age_ms + (int64_t)(uv_now(f->b->loop) - f->read_ms);
 }
 
+/* The one rule of liveness: a heartbeat less than FLEET_LIVE_S old. */
+static bool
+fleet_age_live(int64_t age_ms)
+{
+	return age_ms < FLEET_LIVE_S * 1000;
+}
+
 bool
 fleet_live(const struct broker *b, size_t i)
 {
 	const struct fleet	*f = b->fleet;
 
 	return f != NULL && i < f->nmembers &&
-	    fleet_age(f, &f->members[i]) < FLEET_LIVE_S * 1000;
+	    fleet_age_live(fleet_age(f, &f->members[i]));
 }
 
 /* Pack "{a,b}" or "a,b" as an array of strings (ints when numeric). */
@@ -465,7 +472,7 @@ fleet_pack_member(msgpack_packer *pk, const struct fleet *f,
 	proto_pack_kv_int(pk, "pid", m->pid);
 	rpc_pack_kv_time(pk, "started", m->started);
 	proto_pack_kv_int(pk, "heartbeat_age_ms", age);
-	proto_pack_kv_bool(pk, "live", self || age < FLEET_LIVE_S * 1000);
+	proto_pack_kv_bool(pk, "live", self || fleet_age_live(age));
 	proto_pack_kv_bool(pk, "self", self);
 	proto_pack_cstr(pk, "key_versions");
 	fleet_pack_list(pk, m->versions, true);

@@ -277,11 +277,27 @@ class FleetRotationCase(FleetBase):
         self.assertEqual(self.a.ok("key.status")["rotation"]["state"],
                          "none")
         self.assertEqual(self.a.ok("key.status")["version"], 1)
-        # C gets it and is reloaded: accepted at once.
+        # C (and A) get it and are reloaded: accepted.  Asked of A and
+        # B at the same moment, one rotation alone starts.
         self.stage(self.C, paths[self.C])
-        cbtest.poll_until(
-            lambda: self.rotate(self.a, paths[self.A])[0] is None,
-            DEADLINE, 0.2, "key.rotate accepted once C holds the key")
+        self.stage(self.A, paths[self.A])
+        for c in (self.a, self.b):
+            cbtest.poll_until(
+                lambda cl=c: all(len(x["key_kcvs"]) == 2 for x in cl.ok(
+                    "key.status")["brokers"]), DEADLINE, 0.1,
+                "the new key held by all three")
+        ids = []
+        for c, d in ((self.a, self.A), (self.b, self.B)):
+            i = c.new_id()
+            c.send_raw(cbtest.pack_request(i, "key.rotate",
+                                           {"new_key_file": paths[d]}))
+            ids.append(i)
+        answers = [c.wait_response(i)[2] for c, i in
+                   zip((self.a, self.b), ids)]
+        self.assertEqual(sorted(a is None for a in answers),
+                         [False, True], answers)
+        refused = [a for a in answers if a is not None][0]
+        self.assertEqual(refused["code"], "conflict", refused)
         for c in (self.a, self.b, self.c):
             self.wait_rotated(c, 2)
 
