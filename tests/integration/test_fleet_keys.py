@@ -11,7 +11,8 @@ A, B and C, on one PostgreSQL database of the private cluster of cbtest
    row at once.
  - key.rotate on A is refused while C does not hold the new key (naming
    C's host and pid), and accepted once C holds it
-   (security.next_key_file and SIGHUP).
+   (security.next_key_file and SIGHUP); asked of A and B at the same
+   moment, one rotation alone starts.
  - A rotation of CB_FLEET_VALUES values (default 2,000; the goal is
    100,000) started on A while B and C serve substitutions without a
    pause: no call fails, every answer is right, every value opens on all
