@@ -111,19 +111,63 @@ credctl_key_line(FILE *f, const char *label, const msgpack_object *v,
 	free(s);
 }
 
-/* Print a key.status result for humans. */
+/* Print the members of array a (numbers or strings), comma-separated. */
 static void
-credctl_key_print(FILE *f, const msgpack_object *res)
+credctl_key_list(FILE *f, const msgpack_object *a)
 {
-	const msgpack_object	*rot = credctl_key_get(res, "rotation");
-	const msgpack_object	*state = credctl_key_get(rot, "state");
+	char		*s;
+	uint32_t	 i;
+
+	if (a == NULL || a->type != MSGPACK_OBJECT_ARRAY || a->via.array.size
+	    == 0) {
+		fprintf(f, "-");
+		return;
+	}
+	for (i = 0; i < a->via.array.size; i++) {
+		s = credctl_text(&a->via.array.ptr[i]);
+		fprintf(f, "%s%s", i > 0 ? "," : "", s != NULL ? s : "?");
+		free(s);
+	}
+}
+
+/*
+ * The fleet's live brokers (postgresql backend), one line each: where it
+ * runs, the key versions and check values it holds, what it seals with.
+ */
+static void
+credctl_key_brokers(FILE *f, const msgpack_object *list)
+{
+	const msgpack_object	*m, *host, *self;
+	char			*h;
+	uint32_t		 i;
+
+	if (list == NULL || list->type != MSGPACK_OBJECT_ARRAY)
+		return;
+	fprintf(f, "brokers:\n");
+	for (i = 0; i < list->via.array.size; i++) {
+		m = &list->via.array.ptr[i];
+		host = credctl_key_get(m, "host");
+		self = credctl_key_get(m, "self");
+		h = host != NULL ? credctl_text(host) : NULL;
+		fprintf(f, "  %s pid %" PRId64 "%s: key versions ",
+		    h != NULL ? h : "?", credctl_key_int(m, "pid", 0),
+		    self != NULL && self->type == MSGPACK_OBJECT_BOOLEAN &&
+		    self->via.boolean ? " (this broker)" : "");
+		free(h);
+		credctl_key_list(f, credctl_key_get(m, "key_versions"));
+		fprintf(f, ", check values ");
+		credctl_key_list(f, credctl_key_get(m, "key_kcvs"));
+		fprintf(f, ", sealing with %" PRId64 "\n",
+		    credctl_key_int(m, "sealing_version", 0));
+	}
+}
+
+/* The lines of a running or finished rotation. */
+static void
+credctl_key_print_rotation(FILE *f, const msgpack_object *rot)
+{
 	char			 prog[96];
 
-	credctl_key_line(f, "key version:", credctl_key_get(res, "version"),
-	    NULL);
-	credctl_key_line(f, "rotation:", state, "none");
-	if (state == NULL || credctl_key_is(state, "none"))
-		return;
 	credctl_key_line(f, "phase:", credctl_key_get(rot, "phase"), NULL);
 	credctl_key_progress(prog, sizeof(prog), rot);
 	credctl_key_line(f, "progress:", NULL, prog);
@@ -134,6 +178,21 @@ credctl_key_print(FILE *f, const msgpack_object *res)
 	if (credctl_key_has_str(rot, "message"))
 		credctl_key_line(f, "message:", credctl_key_get(rot,
 		    "message"), NULL);
+}
+
+/* Print a key.status result for humans. */
+static void
+credctl_key_print(FILE *f, const msgpack_object *res)
+{
+	const msgpack_object	*rot = credctl_key_get(res, "rotation");
+	const msgpack_object	*state = credctl_key_get(rot, "state");
+
+	credctl_key_line(f, "key version:", credctl_key_get(res, "version"),
+	    NULL);
+	credctl_key_line(f, "rotation:", state, "none");
+	if (state != NULL && !credctl_key_is(state, "none"))
+		credctl_key_print_rotation(f, rot);
+	credctl_key_brokers(f, credctl_key_get(res, "brokers"));
 }
 
 /* Print a key.status or key.rotate result, as JSON or for humans. */

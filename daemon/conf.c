@@ -101,6 +101,7 @@ static const struct {
 	{ "vault", "max_pending", false },
 	{ "security", "secret_key_file", false },
 	{ "security", "legacy_key_file", false },
+	{ "security", "next_key_file", false },
 	{ "security", "secret_key_credential", false },
 	{ "security", "secret_key", false },
 	{ "access", "grant", true },
@@ -445,6 +446,10 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		if (*value != '/')
 			goto bad_abs;
 		return conf_set_str(&c->legacy_key_file, value);
+	} else if (KEY("security", "next_key_file")) {
+		if (*value != '/')
+			goto bad_abs;
+		return conf_set_str(&c->next_key_file, value);
 	} else if (KEY("security", "secret_key_credential")) {
 		cp->valid = "a file name without '/'";
 		if (*value == '\0' || strchr(value, '/') != NULL)
@@ -810,6 +815,7 @@ conf_free(struct conf *c)
 	free(c->secret_key_file);
 	free(c->secret_key_credential);
 	free(c->legacy_key_file);
+	free(c->next_key_file);
 	secbuf_free(&c->secret_key);
 	free(c->audit_file);
 	free(c->request_ca_file);

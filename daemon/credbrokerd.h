@@ -27,6 +27,9 @@
 struct audit;
 struct dbwrite;
 struct pgstore;
+struct fleet;
+struct pg;
+struct pg_status;
 struct writer;
 struct writer_stats;
 struct http;
@@ -89,6 +92,7 @@ struct conf {
 	char		*secret_key_file;
 	char		*secret_key_credential;
 	char		*legacy_key_file;	/* opens GCM: on import only */
+	char		*next_key_file;		/* the next rotation's key */
 	struct secbuf	 secret_key;		/* inline: secbuf_str, or NULL */
 
 	struct grant	*grants;
@@ -142,12 +146,14 @@ struct broker {
 	struct seal_key	*key;		/* the key in use */
 	struct seal_key	*key_next;	/* during a rotation: the new key */
 	struct seal_key	*key_legacy;	/* opens GCM: on import, or NULL */
+	struct seal_key	*key_staged;	/* security.next_key_file, or NULL */
 	struct rotation	*rot;		/* keys.c, rotate.c */
 	struct http	*http;		/* Vault's HTTP client */
 	struct http	*http_out;	/* request's, made on first use */
 	struct vault	*vault;
 	struct values	*values[STORE_KINDS];	/* backends.c */
 	struct pgstore	*pgs;		/* storage.backend postgresql */
+	struct fleet	*fleet;		/* fleet.c, on postgresql */
 	struct audit	*audit;		/* NULL without [audit] file */
 	uint64_t	 started_ms;	/* uv_now at start */
 	time_t		 started;
@@ -439,6 +445,17 @@ int	 keys_load_state(struct broker *b, uint32_t *version,
 const char *keys_rotated_to(const struct broker *b);
 /* Load the new key of an interrupted rotation. */
 int	 keys_resume(struct broker *b, struct cb_error *err);
+/*
+ * The key of security.next_key_file changed (reload): published, and
+ * taken as the new key of a running rotation when it is that key.
+ */
+void	 keys_staged_changed(struct broker *b);
+/*
+ * The "key" setting or the key check value changed in the store (another
+ * broker of the fleet): follow a rotation started elsewhere, switch to
+ * the new key once it is done.
+ */
+void	 keys_changed(struct broker *b);
 /* Free the rotation's state and the new key (after the loop). */
 void	 keys_free(struct broker *b);
 
@@ -530,6 +547,10 @@ typedef void (*pgstore_count_fn)(void *arg, int rc, int64_t n,
     const struct cb_error *err);
 int	 pgstore_count_values(struct broker *b, const char *type_uuid,
 	    pgstore_count_fn fn, void *arg, struct cb_error *err);
+/* The loop's connection (NULL when closed). */
+struct pg *pgstore_pg(const struct broker *b);
+/* The loop connection's health (zeroed when closed). */
+void	 pgstore_status(const struct broker *b, struct pg_status *s);
 void	 pgstore_close(struct broker *b);
 
 /* rpc-substitute.c */
@@ -544,6 +565,44 @@ int	 rpc_request(struct rpc_call *, const msgpack_object *, struct cb_error *);
 void	 rpc_request_sink_closed(void *ctx);
 /* Requests in flight. */
 unsigned rpc_request_count(void);
+
+/*
+ * fleet.c: the brokers sharing a PostgreSQL store (SPEC 12): this
+ * broker's row in brokers, its heartbeat on the loop's connection, and
+ * the other brokers' rows as the last heartbeat read them.  A broker is
+ * live while its heartbeat is less than FLEET_LIVE_S seconds old.
+ */
+#define FLEET_HEARTBEAT_MS	2000
+#define FLEET_LIVE_S		10
+int	 fleet_open(struct broker *b, struct pg *pg, struct cb_error *err);
+/* Renew the heartbeat now (the keys held changed). */
+void	 fleet_publish(struct broker *b);
+/*
+ * Renew the heartbeat and read the other brokers again; then(b, rc, arg)
+ * runs on the loop once done (rc 0) or failed.
+ */
+int	 fleet_refresh(struct broker *b, void (*then)(struct broker *, int,
+	    void *), void *arg, struct cb_error *err);
+/*
+ * Clean shutdown: delete the row.  True when then(b) will be called once
+ * it is done; false when there is nothing to do (fleet closed already).
+ */
+bool	 fleet_leave(struct broker *b, void (*then)(struct broker *));
+void	 fleet_close(struct broker *b);
+/* Is the i-th other broker live? */
+bool	 fleet_live(const struct broker *b, size_t i);
+/*
+ * The live other brokers that do not hold the key with check value kcv
+ * ("host (pid N), ..." into buf), or that do not seal with version
+ * sealing (when not 0): their number.
+ */
+int	 fleet_lacking(const struct broker *b, const char *kcv, int sealing,
+	    char *buf, size_t sz);
+/* health's and key.status's lists and the database's state. */
+void	 fleet_pack_brokers(msgpack_packer *pk, const struct broker *b,
+	    bool self, bool live_only);
+void	 fleet_pack_database(msgpack_packer *pk, const struct broker *b,
+	    const struct pg_status *s);
 
 /* rpc-keypair.c */
 int	 rpc_keypair_generate(struct rpc_call *, const msgpack_object *, struct cb_error *);

@@ -17,6 +17,12 @@
 
 #define KEYS_SETTING	"key"
 #define KEYS_BATCH	256
+/*
+ * On the postgresql backend: the advisory lock of the broker that runs
+ * the rotation, and how often the others check whether it still runs.
+ */
+#define KEYS_LOCK_KEY	"7161413228262944098"
+#define KEYS_TAKEOVER_MS	5000
 
 enum rot_state { ROT_NONE, ROT_RUNNING, ROT_DONE };
 /*
@@ -38,6 +44,8 @@ struct rotation {
 	char		 message[256];
 	uv_timer_t	*timer;
 	bool		 busy;		/* a backend's re-seal is running */
+	bool		 follower;	/* another broker of the fleet runs it */
+	bool		 warned;	/* "does not hold the new key" said */
 	struct values_reseal rs;	/* what the backend is asked */
 };
 
@@ -46,6 +54,20 @@ struct cb_error;
 
 /* keys.c: the names of the states, indexed by enum rot_state. */
 extern const char *const rot_states[];
+
+/* keys.c */
+/*
+ * Parse the "key" setting (text may be NULL: none): the key version, and
+ * the rotation state when there is one (*out, or NULL).
+ */
+int	 keys_state_read(const char *text, uint32_t *version,
+	    struct rotation **out, struct cb_error *err);
+/*
+ * A copy of the key of security.next_key_file under r's version when it
+ * is r's new key (by key check value), or NULL.
+ */
+struct seal_key *keys_staged_for(const struct broker *b,
+	    const struct rotation *r);
 
 /* rotate.c */
 /* Name of a phase, in the key setting and in key.status. */
@@ -58,6 +80,8 @@ typedef void (*keys_saved_fn)(struct broker *b, int rc,
     const struct cb_error *err, void *arg);
 int	 keys_save(struct broker *b, keys_saved_fn then, void *arg,
 	    struct cb_error *err);
+/* Release the rotation's advisory lock (postgresql backend). */
+void	 keys_unlock(struct broker *b);
 /* Schedule the next step of the rotation after ms. */
 void	 keys_schedule(struct broker *b, uint64_t ms);
 

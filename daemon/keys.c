@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <jansson.h>
 #include <uv.h>
+
+#include <openssl/crypto.h>
 
 #include "cb_error.h"
 #include "credbrokerd.h"
@@ -24,6 +27,23 @@
 #include "store.h"
 
 const char *const rot_states[] = { "none", "running", "done" };
+
+struct seal_key *
+keys_staged_for(const struct broker *b, const struct rotation *r)
+{
+	struct seal_key	*k;
+	char		 kcv[SEAL_KCV_MAX];
+	struct cb_error	 e;
+
+	if (b->key_staged == NULL || seal_kcv(b->key_staged, kcv, &e) != 0 ||
+	    strlen(kcv) != strlen(r->kcv) ||
+	    CRYPTO_memcmp(kcv, r->kcv, strlen(kcv)) != 0 ||
+	    (k = seal_key_alloc()) == NULL)
+		return NULL;
+	*k = *b->key_staged;
+	k->version = r->version;
+	return k;
+}
 
 /* Index of name in list, or -1. */
 static int
@@ -38,17 +58,16 @@ keys_lookup(const char *const *list, size_t n, const char *name)
 }
 
 int
-keys_load_state(struct broker *b, uint32_t *version, struct cb_error *err)
+keys_state_read(const char *text, uint32_t *version, struct rotation **out,
+    struct cb_error *err)
 {
 	struct rotation	*r;
 	json_t		*doc = NULL, *rot, *cur;
 	const char	*text2;
-	char		*text = NULL;
-	int		 rc, st, ph;
+	int		 rc = 0, st, ph;
 
 	*version = 1;
-	if ((rc = store_setting_get(b->store, KEYS_SETTING, &text, err)) != 0)
-		return rc;
+	*out = NULL;
 	if (text == NULL)
 		return 0;
 	if ((doc = json_loads(text, 0, NULL)) == NULL ||
@@ -98,9 +117,22 @@ keys_load_state(struct broker *b, uint32_t *version, struct cb_error *err)
 	    json_string_value(json_array_get(cur, 1)) : "");
 	r->done = json_integer_value(json_object_get(rot, "done"));
 	r->total = json_integer_value(json_object_get(rot, "total"));
-	b->rot = r;
+	*out = r;
 done:
 	json_decref(doc);
+	return rc;
+}
+
+int
+keys_load_state(struct broker *b, uint32_t *version, struct cb_error *err)
+{
+	char		*text = NULL;
+	int		 rc;
+
+	*version = 1;
+	if ((rc = store_setting_get(b->store, KEYS_SETTING, &text, err)) != 0)
+		return rc;
+	rc = keys_state_read(text, version, &b->rot, err);
 	free(text);
 	return rc;
 }
@@ -121,8 +153,26 @@ keys_resume(struct broker *b, struct cb_error *err)
 
 	if (r == NULL || r->state != ROT_RUNNING)
 		return 0;
+	/*
+	 * In a fleet the rotation may have been started on another host:
+	 * the key of security.next_key_file is taken when it is that key.
+	 */
+	if ((k = keys_staged_for(b, r)) != NULL) {
+		b->key_next = k;
+		log_info("a key rotation to version %u is running (%lld of "
+		    "%lld values done); this broker holds its key", r->version,
+		    (long long)r->done, (long long)r->total);
+		return 0;
+	}
 	if ((k = seal_key_alloc()) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	if (b->pgs != NULL && access(r->file, F_OK) != 0) {
+		seal_key_free(k);
+		return cb_error_set(err, CB_EBADREQ, "a key rotation to key "
+		    "version %u is running in the fleet and this broker does "
+		    "not hold the new key: put it in security.next_key_file",
+		    r->version);
+	}
 	if (seal_key_load_file(k, r->file, r->version, err) != 0 ||
 	    seal_kcv(k, kcv, err) != 0) {
 		seal_key_free(k);
@@ -153,4 +203,118 @@ keys_free(struct broker *b)
 	b->rot = NULL;
 	seal_key_free(b->key_next);
 	b->key_next = NULL;
+}
+
+/*
+ * A running rotation started elsewhere: take its new key, if held, and
+ * seal with it from now on.  Published at once, so that the broker that
+ * runs it knows when every broker seals with the new key.
+ */
+static void
+keys_follow(struct broker *b)
+{
+	struct rotation	*r = b->rot;
+
+	if (r == NULL || r->state != ROT_RUNNING || b->key_next != NULL)
+		return;
+	if ((b->key_next = keys_staged_for(b, r)) == NULL) {
+		if (!r->warned)
+			log_warnx("a key rotation to key version %u is "
+			    "running and this broker does not hold the new "
+			    "key: put it in security.next_key_file and "
+			    "reload (SIGHUP)", r->version);
+		r->warned = true;
+		return;
+	}
+	log_info("key rotation to version %u: this broker seals with the "
+	    "new key from now on and opens values under either key",
+	    r->version);
+	fleet_publish(b);
+}
+
+void
+keys_staged_changed(struct broker *b)
+{
+	keys_follow(b);
+	fleet_publish(b);
+}
+
+void
+keys_changed(struct broker *b)
+{
+	struct rotation	*r = b->rot, *nr = NULL;
+	struct cb_error	 err;
+	uint32_t	 version;
+	char		*text = NULL;
+
+	if (store_setting_get(b->store, KEYS_SETTING, &text, &err) != 0 ||
+	    keys_state_read(text, &version, &nr, &err) != 0) {
+		log_warnx("key state: %s", err.msg);
+		goto done;
+	}
+	/* This broker's own rotation's checkpoints: its state leads. */
+	if (r != NULL && r->state == ROT_RUNNING && !r->follower &&
+	    nr != NULL && nr->state == ROT_RUNNING && nr->version ==
+	    r->version)
+		goto done;
+	if (version != b->key->version) {
+		if (b->key_next != NULL && b->key_next->version == version) {
+			seal_key_free(b->key);
+			b->key = b->key_next;
+			b->key_next = NULL;
+			log_info("key rotation complete on the fleet: this "
+			    "broker uses key version %u.  Make it the "
+			    "configured key (security.secret_key_file) before "
+			    "the next start", version);
+			fleet_publish(b);
+		} else if (version > b->key->version)
+			log_warnx("the fleet's master key is version %u, which "
+			    "this broker does not hold: it cannot open what "
+			    "is sealed with it", version);
+	}
+	/* This broker's finished rotation keeps its message. */
+	if (r != NULL && !r->follower && nr != NULL && nr->state ==
+	    r->state && nr->version == r->version)
+		goto done;
+	if (nr == NULL) {
+		if (r != NULL)
+			r->state = ROT_NONE;
+		goto done;
+	}
+	if (r == NULL) {
+		b->rot = nr;
+		nr = NULL;
+		b->rot->follower = true;
+	} else {
+		/*
+		 * Updated in place: a step in flight (busy) holds r.  The
+		 * state is another broker's from now on.
+		 */
+		free(r->file);
+		r->file = nr->file;
+		nr->file = NULL;
+		r->state = nr->state;
+		r->phase = nr->phase;
+		r->version = nr->version;
+		memcpy(r->kcv, nr->kcv, sizeof(r->kcv));
+		memcpy(r->cur_type, nr->cur_type, sizeof(r->cur_type));
+		memcpy(r->cur_user, nr->cur_user, sizeof(r->cur_user));
+		r->done = nr->done;
+		r->total = nr->total;
+		r->follower = true;
+	}
+	if (b->rot != NULL && b->rot->state == ROT_RUNNING) {
+		keys_follow(b);
+		/* Take it over should the broker that runs it go away. */
+		if (b->key_next != NULL && (b->rot->timer == NULL ||
+		    !uv_is_active((uv_handle_t *)b->rot->timer)) &&
+		    !b->rot->busy && !b->stopping)
+			keys_schedule(b, KEYS_TAKEOVER_MS);
+	}
+done:
+	if (nr != NULL) {
+		free(nr->file);
+		free(nr);
+	}
+	free(text);
 }

@@ -397,6 +397,47 @@ start_vault(struct broker *b)
 	vault_conf_free(&vc);
 }
 
+/*
+ * (Re)load the key of security.next_key_file, held for the next key
+ * rotation: on the postgresql backend every broker publishes its key
+ * check value, and a rotation to it starts only once every live broker
+ * holds it.  At start a bad key is fatal; on reload it is logged and the
+ * key held so far is kept.
+ */
+static void
+load_staged_key(struct broker *b, const struct conf *c, bool starting)
+{
+	struct seal_key	*k;
+	struct cb_error	 err;
+
+	if (c->next_key_file == NULL) {
+		if (b->key_staged != NULL && !starting)
+			log_info("reload: security.next_key_file removed");
+		seal_key_free(b->key_staged);
+		b->key_staged = NULL;
+		return;
+	}
+	if ((k = seal_key_alloc()) == NULL) {
+		if (starting)
+			fatalx("cannot allocate memory for the next key");
+		log_warnx("reload: cannot allocate memory for the next key");
+		return;
+	}
+	/* Its version (a label) is the rotation's, set when one starts. */
+	if (seal_key_load_file(k, c->next_key_file, 1, &err) != 0) {
+		seal_key_free(k);
+		if (starting)
+			fatalx("security.next_key_file: %s", err.msg);
+		log_warnx("reload: security.next_key_file: %s; the next key "
+		    "held so far is kept", err.msg);
+		return;
+	}
+	seal_key_free(b->key_staged);
+	b->key_staged = k;
+	log_info("the next master key is held (security.next_key_file = "
+	    "%s)", c->next_key_file);
+}
+
 /* SIGHUP (server.c): re-read the configuration, keep what cannot change. */
 void
 main_reload(struct broker *b)
@@ -450,6 +491,8 @@ main_reload(struct broker *b)
 	b->conf = nc;
 	log_set_level(nc->log_level);
 	(void)load_legacy_key(b, nc, false);
+	load_staged_key(b, nc, false);
+	keys_staged_changed(b);
 	if (store_tune(b->store, nc->page_cache_mb, nc->mmap_mb, &err) != 0)
 		log_warnx("reload: storage sizes: %s", err.msg);
 	if (b->http != NULL && http_set_limits(b->http,
@@ -601,6 +644,7 @@ main(int argc, char *argv[])
 	    pgstore_prepare(&b, &err) != 0))
 		fatalx("%s", err.msg);
 	(void)load_legacy_key(&b, conf, true);
+	load_staged_key(&b, conf, true);
 	/* The inline key, if any, is no longer needed in the clear. */
 	secbuf_free(&conf->secret_key);
 	/*
@@ -678,6 +722,7 @@ main(int argc, char *argv[])
 	store_close(b.store);
 	seal_key_free(b.key);
 	seal_key_free(b.key_legacy);
+	seal_key_free(b.key_staged);
 	conf_free(b.conf);
 	free(b.conf);
 	free(overrides);

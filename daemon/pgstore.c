@@ -324,6 +324,12 @@ pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
 	else if (r->table != NULL && strcmp(r->table, "settings") == 0 &&
 	    strcmp(r->key, PGSTORE_VAULT_SETTING) == 0)
 		pgstore_vault_follow(ps->b);
+	/* The key state another broker changed: a rotation's (keys.c). */
+	if (rc == 0 && !ps->closing && (r->reload || (r->table != NULL &&
+	    (strcmp(r->table, "keycheck") == 0 ||
+	    (strcmp(r->table, "settings") == 0 &&
+	    strcmp(r->key, "key") == 0)))))
+		keys_changed(ps->b);
 	free(r);
 }
 
@@ -419,6 +425,7 @@ pgstore_event(void *arg, enum pg_event ev, const struct cb_error *err)
 			ps->stale = true;
 		else if (pgstore_submit(ps, true, NULL, &e) != 0)
 			pgstore_schedule_reload(ps, e.msg);
+		fleet_publish(ps->b);
 		break;
 	case PG_EVENT_DOWN:
 		ps->connected = false;
@@ -499,7 +506,8 @@ pgstore_open(struct broker *b, struct cb_error *err)
 	secbuf_free(&ps->password);
 	if ((rc = pg_listen(ps->pg, MIRROR_CHANNEL, pgstore_notified, ps,
 	    err)) != 0 ||
-	    (rc = values_pg_new(ps->pg, &b->values[STORE_DB], err)) != 0)
+	    (rc = values_pg_new(ps->pg, &b->values[STORE_DB], err)) != 0 ||
+	    (rc = fleet_open(b, ps->pg, err)) != 0)
 		return rc;
 	/*
 	 * Serve once connected (or once the attempt has failed: calls that
@@ -575,6 +583,18 @@ pgstore_count_values(struct broker *b, const char *type_uuid,
 	    pgstore_counted, c, err)) != 0)
 		free(c);
 	return rc;
+struct pg *
+pgstore_pg(const struct broker *b)
+{
+	return b->pgs != NULL && !b->pgs->closing ? b->pgs->pg : NULL;
+}
+
+void
+pgstore_status(const struct broker *b, struct pg_status *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (b->pgs != NULL && b->pgs->pg != NULL)
+		pg_status(b->pgs->pg, s);
 }
 
 struct writer *
@@ -591,6 +611,7 @@ pgstore_close(struct broker *b)
 	if (ps == NULL)
 		return;
 	ps->closing = true;
+	fleet_close(b);
 	if (ps->retry != NULL) {
 		uv_timer_stop(ps->retry);
 		uv_close((uv_handle_t *)ps->retry, pgstore_timer_closed);

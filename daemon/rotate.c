@@ -39,6 +39,7 @@
 #include "credbrokerd.h"
 #include "keys-int.h"
 #include "log.h"
+#include "pg.h"
 #include "seal.h"
 #include "sealctx.h"
 #include "secbuf.h"
@@ -53,6 +54,8 @@ keys_phase_name(int phase)
 }
 
 static void	keys_step(uv_timer_t *);
+static void	keys_unlocked(void *, int, PGresult *,
+		    const struct cb_error *);
 
 /* The "key" setting as JSON (caller frees with vault_json_release). */
 static char *
@@ -454,9 +457,12 @@ keys_finished(struct dbwrite *w, int rc, const struct cb_error *err)
 	}
 	keys_write_free(x);
 	r->state = ROT_DONE;
-	seal_key_free(b->key);
-	b->key = b->key_next;
-	b->key_next = NULL;
+	/* Switched already when the fleet's state said so (keys_changed). */
+	if (b->key_next != NULL) {
+		seal_key_free(b->key);
+		b->key = b->key_next;
+		b->key_next = NULL;
+	}
 	snprintf(r->message, sizeof(r->message), "rotation complete: "
 	    "configure the new key (security.secret_key_file = %.150s)",
 	    r->file);
@@ -466,6 +472,10 @@ keys_finished(struct dbwrite *w, int rc, const struct cb_error *err)
 	    "configured key file or systemd credential) before the next "
 	    "start; the old key no longer opens this store", r->version,
 	    r->file);
+	if (b->fleet != NULL) {
+		fleet_publish(b);
+		keys_unlock(b);
+	}
 }
 
 /*
@@ -514,17 +524,14 @@ fail:
 	return rc;
 }
 
-/* The rotation's task on the loop: one step per call. */
+/* One step of the rotation, run by this broker. */
 static void
-keys_step(uv_timer_t *t)
+keys_run(struct broker *b)
 {
-	struct broker	*b = t->data;
 	struct rotation	*r = b->rot;
 	struct cb_error	 err;
 	int		 rc;
 
-	if (r == NULL || r->state != ROT_RUNNING || r->busy || b->stopping)
-		return;
 	cb_error_clear(&err);
 	r->message[0] = '\0';
 	if (r->phase < PH_SETTINGS) {
@@ -540,6 +547,156 @@ keys_step(uv_timer_t *t)
 			return;
 	}
 	keys_wait(b, err.msg);
+}
+
+/*
+ * The fleet's gate (postgresql backend), before every step: the
+ * rotation's advisory lock is this broker's (taken, or still held by
+ * its connection), so that one broker alone walks the values; every
+ * live broker holds the new key and seals with it, so that no value
+ * sealed with the old key can appear behind the walk.  The heartbeat
+ * that says a broker seals with the new key goes out on the connection
+ * its values are written on, after them: once it is read, the values
+ * that broker sealed with the old key are in the table.
+ */
+static void
+keys_locked(void *arg, int rc, PGresult *res, const struct cb_error *err)
+{
+	struct broker	*b = arg;
+	struct rotation	*r = b->rot;
+	struct cb_error	 e;
+	uint32_t	 version;
+	struct rotation	*nr = NULL;
+	char		*text = NULL;
+
+	if (r == NULL)
+		return;
+	r->busy = false;
+	if (r->state != ROT_RUNNING || b->stopping)
+		return;
+	if (rc != 0) {
+		keys_wait(b, err != NULL ? err->msg : "cannot lock");
+		return;
+	}
+	if (PQntuples(res) != 1 || strcmp(PQgetvalue(res, 0, 0), "t") != 0) {
+		if (!r->follower)
+			log_info("key rotation to version %u: another broker "
+			    "of the fleet runs it", r->version);
+		r->follower = true;
+		r->message[0] = '\0';
+		keys_schedule(b, KEYS_TAKEOVER_MS);
+		return;
+	}
+	if (r->follower) {
+		/* The broker that ran it is gone: on from its checkpoint. */
+		if (store_setting_get(b->store, KEYS_SETTING, &text, &e) != 0 ||
+		    keys_state_read(text, &version, &nr, &e) != 0 ||
+		    nr == NULL || nr->state != ROT_RUNNING ||
+		    nr->version != r->version) {
+			/* Over meanwhile: the lock is not ours to keep. */
+			free(text);
+			if (nr != NULL) {
+				free(nr->file);
+				free(nr);
+			}
+			keys_unlock(b);
+			if (r->state == ROT_RUNNING)
+				keys_schedule(b, KEYS_TAKEOVER_MS);
+			return;
+		}
+		free(text);
+		r->phase = nr->phase;
+		memcpy(r->cur_type, nr->cur_type, sizeof(r->cur_type));
+		memcpy(r->cur_user, nr->cur_user, sizeof(r->cur_user));
+		r->done = nr->done;
+		r->total = nr->total;
+		free(nr->file);
+		free(nr);
+		r->follower = false;
+		log_info("key rotation to version %u: taken over from the "
+		    "broker that ran it (%lld of %lld values done)",
+		    r->version, (long long)r->done, (long long)r->total);
+	}
+	keys_run(b);
+}
+
+static void
+keys_gate(struct broker *b, int rc, void *arg)
+{
+	struct rotation	*r = b->rot;
+	struct cb_error	 err;
+	char		 who[512];
+	struct pg	*pg;
+
+	(void)arg;
+	if (r == NULL)
+		return;
+	r->busy = false;
+	if (r->state != ROT_RUNNING || b->stopping)
+		return;
+	if (rc != 0 || (pg = pgstore_pg(b)) == NULL) {
+		keys_wait(b, "cannot reach the fleet's database");
+		return;
+	}
+	if (fleet_lacking(b, r->kcv, (int)r->version, who, sizeof(who)) > 0) {
+		snprintf(r->message, sizeof(r->message), "waiting for the "
+		    "brokers on hosts %.180s to hold the new key and seal "
+		    "with it", who);
+		keys_schedule(b, 500);
+		return;
+	}
+	r->busy = true;
+	if (pg_query(pg, "SELECT pg_try_advisory_lock(" KEYS_LOCK_KEY ")",
+	    0, NULL, NULL, NULL, keys_locked, b, &err) != 0) {
+		r->busy = false;
+		keys_wait(b, err.msg);
+	}
+}
+
+/* The rotation's task on the loop: one step per call. */
+static void
+keys_step(uv_timer_t *t)
+{
+	struct broker	*b = t->data;
+	struct rotation	*r = b->rot;
+	struct cb_error	 err;
+
+	if (r == NULL || r->state != ROT_RUNNING || r->busy || b->stopping)
+		return;
+	if (b->fleet == NULL) {
+		keys_run(b);
+		return;
+	}
+	/* Followers without the new key cannot take it over. */
+	if (r->follower && b->key_next == NULL)
+		return;
+	r->busy = true;
+	if (fleet_refresh(b, keys_gate, NULL, &err) != 0) {
+		r->busy = false;
+		keys_wait(b, err.msg);
+	}
+}
+
+/* Let go of the rotation's advisory lock: it is done. */
+static void
+keys_unlocked(void *arg, int rc, PGresult *res, const struct cb_error *err)
+{
+	(void)arg;
+	(void)res;
+	if (rc != 0)
+		log_warnx("key rotation: cannot release its lock: %s (it goes "
+		    "with the connection)", err != NULL ? err->msg : "");
+}
+
+void
+keys_unlock(struct broker *b)
+{
+	struct cb_error	 e;
+
+	if (pgstore_pg(b) != NULL && pg_query(pgstore_pg(b),
+	    "SELECT pg_advisory_unlock_all()", 0, NULL, NULL, NULL,
+	    keys_unlocked, b, &e) != 0)
+		log_warnx("key rotation: cannot release its lock: %s", e.msg);
 }
 
 void

@@ -8,6 +8,7 @@
 #include "cb_version.h"
 #include "credbrokerd.h"
 #include "log.h"
+#include "pg.h"
 #include "proto.h"
 #include "vault.h"
 
@@ -46,6 +47,7 @@ rpc_health(struct rpc_call *call, const msgpack_object *params,
 	msgpack_packer	*pk = &call->pk;
 	struct broker	*b = call->broker;
 	struct vault_status vs;
+	struct pg_status ps;
 	char		 head[AUDIT_HASH_HEX + 1];
 	uint64_t	 seq, failures;
 
@@ -60,9 +62,25 @@ rpc_health(struct rpc_call *call, const msgpack_object *params,
 	    (int64_t)((uv_now(b->loop) - b->started_ms) / 1000));
 	proto_pack_kv_int(pk, "connections", b->nconns);
 	proto_pack_cstr(pk, "store");
-	msgpack_pack_map(pk, 2);
-	proto_pack_kv_str(pk, "backend", "sqlite");
-	proto_pack_kv_str(pk, "status", "ok");
+	if (b->pgs != NULL) {
+		/*
+		 * The database as the loop's connection sees it, and the
+		 * other brokers of the fleet seen within the last hour.
+		 */
+		pgstore_status(b, &ps);
+		msgpack_pack_map(pk, 4);
+		proto_pack_kv_str(pk, "backend", "postgresql");
+		proto_pack_kv_str(pk, "status", ps.connected ? "ok" :
+		    "unavailable");
+		proto_pack_cstr(pk, "database");
+		fleet_pack_database(pk, b, &ps);
+		proto_pack_cstr(pk, "brokers");
+		fleet_pack_brokers(pk, b, false, false);
+	} else {
+		msgpack_pack_map(pk, 2);
+		proto_pack_kv_str(pk, "backend", "sqlite");
+		proto_pack_kv_str(pk, "status", "ok");
+	}
 	proto_pack_cstr(pk, "vault");
 	msgpack_pack_map(pk, 7);
 	proto_pack_kv_bool(pk, "configured", vs.configured);

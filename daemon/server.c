@@ -499,6 +499,9 @@ server_shutdown(struct broker *b)
 		b->vault = NULL;
 		vault_close(v);
 	}
+	/* The fleet's row goes first, while the database answers. */
+	if (fleet_leave(b, server_shutdown))
+		return;
 	backends_close(b);
 	keys_close(b);
 	/*

@@ -190,6 +190,19 @@ static const char *const pgschema_v4[] = {
 	"  EXECUTE FUNCTION credbroker_storage_moved()",
 };
 
+/*
+ * Migration 4 -> 5: what the fleet-wide key rotation reads of each
+ * broker (daemon/fleet.c): the key check values of the keys it holds
+ * (the key in use, the new key of a running rotation, the key of
+ * security.next_key_file), which reveal nothing of a key, and the key
+ * version it seals new values with.
+ */
+static const char *const pgschema_v5[] = {
+	"ALTER TABLE brokers ADD COLUMN key_kcvs text[] NOT NULL"
+	"  DEFAULT '{}'",
+	"ALTER TABLE brokers ADD COLUMN sealing integer",
+};
+
 #define PGSCHEMA_LEN(a)	(sizeof(a) / sizeof((a)[0]))
 
 static const struct pgschema_migration pgschema_list[] = {
@@ -198,6 +211,8 @@ static const struct pgschema_migration pgschema_list[] = {
 	{ "the CA file of types", pgschema_v3, PGSCHEMA_LEN(pgschema_v3) },
 	{ "the notifications of the mirrored tables", pgschema_v4,
 	    PGSCHEMA_LEN(pgschema_v4) },
+	{ "the keys each broker holds", pgschema_v5,
+	    PGSCHEMA_LEN(pgschema_v5) },
 };
 
 _Static_assert(PGSCHEMA_LEN(pgschema_list) == PGSCHEMA_VERSION,

@@ -33,7 +33,7 @@
 #include "pg.h"
 
 /* The schema this broker knows: the number of its migrations. */
-#define PGSCHEMA_VERSION	4
+#define PGSCHEMA_VERSION	5
 
 /*
  * The advisory lock every broker takes to read or change the schema

@@ -1,0 +1,435 @@
+"""
+The fleet's brokers and its master key (SPEC section 12): three brokers,
+A, B and C, on one PostgreSQL database of the private cluster of cbtest
+(tests/integration/pgtest.py), whatever CB_TEST_BACKEND says.
+
+ - health lists the database (connected, latency, schema version) and the
+   other brokers; key.status lists the live brokers and the keys each
+   holds; credctl health and credctl key status show the same.
+ - A broker killed without a clean shutdown drops out of "live" once its
+   heartbeat is FLEET_LIVE_S old; a broker stopped cleanly removes its
+   row at once.
+ - key.rotate on A is refused while C does not hold the new key (naming
+   C's host and pid), and accepted once C holds it
+   (security.next_key_file and SIGHUP); asked of A and B at the same
+   moment, one rotation alone starts.
+ - A rotation of CB_FLEET_VALUES values (default 2,000; the goal is
+   100,000) started on A while B and C serve substitutions without a
+   pause: no call fails, every answer is right, every value opens on all
+   three afterwards, and the old key is no longer needed (B restarted
+   with the new key as security.secret_key_file starts and serves).
+"""
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+import unittest
+
+sys.dont_write_bytecode = True
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+import cbtest  # noqa: E402
+from cbtest import new_user  # noqa: E402
+
+# daemon/credbrokerd.h: FLEET_LIVE_S and FLEET_HEARTBEAT_MS.
+LIVE_S = 10
+HEARTBEAT_S = 2
+DEADLINE = 30 * cbtest.SCALE
+VALUES = int(os.environ.get("CB_FLEET_VALUES", "2000"))
+URL = "https://api.example.com/v1/items"
+
+
+def comp(user, ident, cid="tok"):
+    return {"kind": "action", "initiator": user,
+            "credentials": [{"id": cid, "type": ident}]}
+
+
+def req(cid="tok", url=URL):
+    return {"method": "GET", "url": url,
+            "headers": [["Authorization",
+                         "Bearer <<.credentials.%s>>" % cid]]}
+
+
+class FleetBase(unittest.TestCase):
+    """Three brokers on a fresh database of their own."""
+
+    def setUp(self):
+        if not cbtest.have_binaries():
+            self.skipTest("credbrokerd not built at %s" % cbtest.DAEMON)
+        self.db = cbtest.pg_new_database()
+        self.key = cbtest.strong_key()
+        self.A, self.a = self.broker()
+        self.B, self.b = self.broker()
+        self.C, self.c = self.broker()
+
+    def broker(self, key=None):
+        tmp = cbtest.make_tmpdir()
+        self.addCleanup(cbtest.remove_tmpdir, tmp)
+        d = cbtest.Daemon(tmp, key=self.key if key is None else key,
+                          backend="postgresql", pg_database=self.db)
+        self.addCleanup(d.cleanup)
+        self.addCleanup(d.finish)
+        d.start()
+        c = d.client()
+        self.addCleanup(c.close)
+        return d, c
+
+    # helpers ---------------------------------------------------------------
+    def pids_seen(self, client, method="health", live_only=False):
+        res = client.ok(method)
+        lst = res["brokers"] if method == "key.status" else \
+            res["store"]["brokers"]
+        return {b["pid"] for b in lst if b["live"] or not live_only}
+
+    def wait_seen(self, client, pids, method="health", live_only=False):
+        """Poll until client's broker lists exactly pids."""
+        want = set(pids)
+        return cbtest.poll_until(
+            lambda: self.pids_seen(client, method, live_only) == want,
+            DEADLINE, 0.1, "%s listing %s" % (method, sorted(want)))
+
+    def key_holders(self, client, kcv):
+        res = client.ok("key.status")
+        return {b["pid"] for b in res["brokers"] if kcv in b["key_kcvs"]}
+
+    def stage(self, d, path):
+        """Give broker d security.next_key_file = path, and reload it."""
+        d.extra.setdefault("security", [])
+        d.extra["security"] = [kv for kv in d.extra["security"]
+                               if kv[0] != "next_key_file"]
+        d.extra["security"].append(("next_key_file", path))
+        d.write_config()
+        d.signal(signal.SIGHUP)
+
+
+
+class FleetKeysCase(FleetBase):
+    """The fleet's brokers in health and key.status: one database and
+    three brokers for the whole class; a test that stops C starts it
+    again."""
+
+    @classmethod
+    def setUpClass(cls):
+        if not cbtest.have_binaries():
+            raise unittest.SkipTest("credbrokerd not built")
+        cls.shared = unittest.TestCase()
+        cls.shared.db = cbtest.pg_new_database()
+        cls.shared.key = cbtest.strong_key()
+        cls.shared.cleanups = []
+        cls.A, cls.a = cls.class_broker()
+        cls.B, cls.b = cls.class_broker()
+        cls.C, cls.c = cls.class_broker()
+
+    @classmethod
+    def class_broker(cls):
+        tmp = cbtest.make_tmpdir()
+        d = cbtest.Daemon(tmp, key=cls.shared.key, backend="postgresql",
+                          pg_database=cls.shared.db)
+        cls.shared.cleanups += [lambda: cbtest.remove_tmpdir(tmp), d.cleanup,
+                                d.finish]
+        d.start()
+        return d, d.client()
+
+    @classmethod
+    def tearDownClass(cls):
+        for c in (cls.a, cls.b, cls.c):
+            c.close()
+        for fn in reversed(cls.shared.cleanups):
+            fn()
+
+    def setUp(self):
+        pass
+
+    def start_c_again(self):
+        self.c.close()
+        self.C.start()
+        type(self).c = self.C.client()
+
+    def test_health_shows_the_database_and_the_other_brokers(self):
+        self.wait_seen(self.a, [self.B.pid, self.C.pid], live_only=True)
+        st = self.a.ok("health")["store"]
+        # A broker killed by another test may be listed, not live.
+        st["brokers"] = [b for b in st["brokers"] if b["live"]]
+        self.assertEqual(st["backend"], "postgresql")
+        self.assertEqual(st["status"], "ok")
+        db = st["database"]
+        self.assertTrue(db["connected"])
+        self.assertGreater(db["latency_us"], 0)
+        self.assertEqual(db["schema_version"], int(self.A.pg_sql(
+            "SELECT max(version) FROM schema_version")))
+        self.assertIsNone(db["last_error"])
+        host = socket.gethostname()
+        mine = [b for b in self.a.ok("key.status")["brokers"]
+                if b["self"]][0]["key_kcvs"][0]
+        for b in st["brokers"]:
+            self.assertEqual(b["host"], host)
+            self.assertTrue(b["live"])
+            self.assertFalse(b["self"])
+            self.assertLess(b["heartbeat_age_ms"], LIVE_S * 1000)
+            self.assertEqual(b["key_versions"], [1])
+            self.assertEqual(b["sealing_version"], 1)
+            self.assertIn(mine, b["key_kcvs"])
+        # The same on the command line, for humans and as JSON.
+        rc, out, err = cbtest.credctl(self.A.socket, "health", json=True)
+        self.assertEqual(rc, 0, err)
+        doc = json.loads(out)
+        self.assertEqual({b["pid"] for b in doc["store"]["brokers"]
+                          if b["live"]}, {self.B.pid, self.C.pid})
+        rc, out, err = cbtest.credctl(self.A.socket, "health")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("postgresql", out)
+        self.assertIn("schema_version", out)
+        self.assertIn(str(self.C.pid), out)
+
+    def test_key_status_lists_the_live_brokers_and_their_keys(self):
+        self.wait_seen(self.b, [self.A.pid, self.B.pid, self.C.pid],
+                       "key.status")
+        res = self.b.ok("key.status")
+        mine = [x for x in res["brokers"] if x["self"]]
+        self.assertEqual([x["pid"] for x in mine], [self.B.pid])
+        self.assertEqual(res["brokers"][0]["pid"], self.B.pid)
+        kcvs = {x["key_kcvs"][0] for x in res["brokers"]}
+        self.assertEqual(len(kcvs), 1, "one key, held by all: %r" % res)
+        # A staged next key shows as a second check value, on C alone.
+        path = os.path.join(self.C.dir, "next.key")
+        cbtest.write_file(path, cbtest.strong_key() + "\n")
+        self.stage(self.C, path)
+        cbtest.poll_until(
+            lambda: [len(x["key_kcvs"]) for x in self.b.ok("key.status")[
+                "brokers"] if x["pid"] == self.C.pid] == [2],
+            DEADLINE, 0.1, "C's staged key in B's key.status")
+        rc, out, err = cbtest.credctl(self.B.socket, "key", "check")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("brokers:", out)
+        self.assertIn("pid %d" % self.C.pid, out)
+
+    def test_a_killed_broker_drops_out_of_live_after_the_constant(self):
+        self.wait_seen(self.a, [self.B.pid, self.C.pid], live_only=True)
+        pid = self.C.pid
+        killed = time.monotonic()
+        self.C.kill9()
+        self.addCleanup(self.start_c_again)
+        # Still listed (its row stays), no longer live.
+        cbtest.poll_until(
+            lambda: self.pids_seen(self.a, live_only=True) == {self.B.pid},
+            LIVE_S + DEADLINE, 0.2, "C no longer live on A")
+        gone = time.monotonic() - killed
+        self.assertIn(pid, self.pids_seen(self.a))
+        self.assertNotIn(pid, self.pids_seen(self.a, "key.status"))
+        # Not before its heartbeat is LIVE_S old: it beat at most
+        # HEARTBEAT_S before the kill.
+        self.assertGreater(gone, LIVE_S - HEARTBEAT_S - 0.5)
+
+    def test_a_clean_shutdown_removes_the_row_at_once(self):
+        self.wait_seen(self.a, [self.B.pid, self.C.pid], live_only=True)
+        pid = self.C.pid
+        self.C.stop()
+        self.addCleanup(self.start_c_again)
+        self.assertEqual(self.A.pg_sql(
+            "SELECT count(*) FROM brokers WHERE pid = %d" % pid), "0")
+        cbtest.poll_until(lambda: pid not in self.pids_seen(self.a),
+                          DEADLINE, 0.1, "C gone from A's health")
+
+
+class FleetRotationCase(FleetBase):
+    """key.rotate on a fleet."""
+
+    def new_key(self):
+        """A new key's text, and its file on each broker's "host"."""
+        k = cbtest.strong_key()
+        paths = {}
+        for d in (self.A, self.B, self.C):
+            paths[d] = os.path.join(d.dir, "next.key")
+            cbtest.write_file(paths[d], k + "\n")
+        return k, paths
+
+    def rotate(self, client, path):
+        return client.call("key.rotate", {"new_key_file": path})
+
+    def wait_rotated(self, client, version):
+        def done():
+            res = client.ok("key.status")
+            return res["version"] == version and \
+                res["rotation"]["state"] in ("done", "none")
+        cbtest.poll_until(done, 120 * cbtest.SCALE, 0.1,
+                          "key version %d" % version)
+
+    def test_key_rotate_is_refused_while_a_broker_lacks_the_new_key(self):
+        key, paths = self.new_key()
+        self.stage(self.B, paths[self.B])
+        # B has published it once key.status on A lists it.
+        cbtest.poll_until(
+            lambda: len([x for x in self.a.ok("key.status")["brokers"]
+                         if x["pid"] == self.B.pid and
+                         len(x["key_kcvs"]) == 2]) == 1,
+            DEADLINE, 0.1, "B's staged key seen on A")
+        err, res = self.rotate(self.a, paths[self.A])
+        self.assertIsNotNone(err, res)
+        self.assertEqual(err["code"], "conflict", err)
+        self.assertIn("pid %d" % self.C.pid, err["message"])
+        self.assertIn(socket.gethostname(), err["message"])
+        self.assertIn("security.next_key_file", err["message"])
+        self.assertNotIn("pid %d" % self.B.pid, err["message"])
+        self.assertEqual(self.a.ok("key.status")["rotation"]["state"],
+                         "none")
+        self.assertEqual(self.a.ok("key.status")["version"], 1)
+        # C (and A) get it and are reloaded: accepted.  Asked of A and
+        # B at the same moment, one rotation alone starts.
+        self.stage(self.C, paths[self.C])
+        self.stage(self.A, paths[self.A])
+        for c in (self.a, self.b):
+            cbtest.poll_until(
+                lambda cl=c: all(len(x["key_kcvs"]) == 2 for x in cl.ok(
+                    "key.status")["brokers"]), DEADLINE, 0.1,
+                "the new key held by all three")
+        ids = []
+        for c, d in ((self.a, self.A), (self.b, self.B)):
+            i = c.new_id()
+            c.send_raw(cbtest.pack_request(i, "key.rotate",
+                                           {"new_key_file": paths[d]}))
+            ids.append(i)
+        answers = [c.wait_response(i)[2] for c, i in
+                   zip((self.a, self.b), ids)]
+        self.assertEqual(sorted(a is None for a in answers),
+                         [False, True], answers)
+        refused = [a for a in answers if a is not None][0]
+        self.assertEqual(refused["code"], "conflict", refused)
+        for c in (self.a, self.b, self.c):
+            self.wait_rotated(c, 2)
+
+    def set_values(self, client, ident, n, tag):
+        """n users with a value each, set through client: {user: value}."""
+        out = {}
+        todo = [(new_user(), "%s-%06d-%s" % (tag, i, cbtest.plain_key(12)))
+                for i in range(n)]
+        for i in range(0, n, 500):
+            chunk = todo[i:i + 500]
+            got = client.pipeline([("cred.set", {"type": ident, "user": u,
+                                                 "value": v})
+                                   for u, v in chunk], timeout=120)
+            for (u, v), (_, m) in zip(chunk, got):
+                self.assertIsNone(m[2], m)
+                out[u] = v
+        return out
+
+    def bearer_of(self, client, ident, user):
+        err, res = client.call("substitute", {"component": comp(user, ident),
+                                              "request": req()})
+        if err is not None:
+            return err
+        hdr = res["request"]["headers"][0]
+        return hdr[1][len("Bearer "):]
+
+    def check_all(self, client, ident, values, who):
+        """Every value substitutes right through client (pipelined)."""
+        items = list(values.items())
+        for i in range(0, len(items), 500):
+            chunk = items[i:i + 500]
+            got = client.pipeline(
+                [("substitute", {"component": comp(u, ident),
+                                 "request": req()}) for u, _ in chunk],
+                timeout=120)
+            for (u, v), (_, m) in zip(chunk, got):
+                self.assertIsNone(m[2], "%s, user %s: %r" % (who, u, m[2]))
+                self.assertEqual(m[3]["request"]["headers"][0][1],
+                                 "Bearer " + v, "%s, user %s" % (who, u))
+
+    def test_rotation_under_load_fails_no_call_and_retires_the_old_key(self):
+        """CB_FLEET_VALUES values re-sealed by A while B and C substitute
+        without a pause (and C sets new values): no call fails, every
+        answer is right; afterwards every value opens on all three, the
+        store holds nothing under the old key, and B starts with the new
+        key alone."""
+        self.a.ok("type.create", {"ident": "load", "name": "Load",
+                                  "storage": "db"})
+        for c in (self.b, self.c):
+            cbtest.poll_until(lambda cl=c: cl.call(
+                "type.get", {"type": "load"})[0] is None, DEADLINE, 0.05,
+                "type on every broker")
+        t0 = time.monotonic()
+        values = self.set_values(self.a, "load", VALUES, "v")
+        seeded = time.monotonic() - t0
+        key, paths = self.new_key()
+        for d in (self.A, self.B, self.C):
+            self.stage(d, paths[d])
+        sample = list(values.items())[:50]
+        stop = threading.Event()
+        stats = {"B": [0, []], "C": [0, []]}
+        written = {}
+
+        def serve(name, d):
+            cl = d.client()
+            try:
+                i = 0
+                while not stop.is_set():
+                    u, v = sample[i % len(sample)]
+                    got = self.bearer_of(cl, "load", u)
+                    stats[name][0] += 1
+                    if got != v:
+                        stats[name][1].append((u, got))
+                    # C writes too: new values, sealed during the
+                    # rotation, under whichever key it holds then.
+                    if name == "C" and i % 10 == 0:
+                        nu = new_user()
+                        nv = "w-%d-%s" % (i, cbtest.plain_key(12))
+                        err, _ = cl.call("cred.set", {"type": "load",
+                                                      "user": nu,
+                                                      "value": nv})
+                        if err is not None:
+                            stats[name][1].append((nu, err))
+                        else:
+                            written[nu] = nv
+                    i += 1
+            except Exception as e:  # reported by the assertions below
+                stats[name][1].append(("exception", repr(e)))
+            finally:
+                cl.close()
+
+        threads = [threading.Thread(target=serve, args=(n, d))
+                   for n, d in (("B", self.B), ("C", self.C))]
+        for t in threads:
+            t.start()
+        try:
+            cbtest.poll_until(
+                lambda: self.rotate(self.a, paths[self.A])[0] is None,
+                DEADLINE, 0.2, "key.rotate accepted")
+            r0 = time.monotonic()
+            before = dict((k, v[0]) for k, v in stats.items())
+            for c in (self.a, self.b, self.c):
+                self.wait_rotated(c, 2)
+            rotated = time.monotonic() - r0
+            during = dict((k, stats[k][0] - before[k]) for k in stats)
+        finally:
+            stop.set()
+            for t in threads:
+                t.join(60)
+        sys.stderr.write("\n  %d values: seeded in %.1f s, rotated in "
+                         "%.1f s; substitutions during it: %r\n"
+                         % (VALUES, seeded, rotated, during))
+        for name in stats:
+            self.assertEqual(stats[name][1], [], "failed calls on " + name)
+        # Every value opens on all three.
+        values.update(written)
+        for c, name in ((self.a, "A"), (self.b, "B"), (self.c, "C")):
+            self.check_all(c, "load", values, name)
+        # Nothing is left under the old key.
+        self.assertEqual(self.A.pg_sql(
+            "SELECT count(*) FROM credvalues WHERE sealed NOT LIKE "
+            "'CB1:2:%'"), "0")
+        # The old key is no longer needed: B starts with the new one.
+        self.B.write_key(key)
+        self.B.restart()
+        cl = self.B.client()
+        self.addCleanup(cl.close)
+        self.assertEqual(cl.ok("key.status")["version"], 2)
+        u, v = sample[0]
+        self.assertEqual(self.bearer_of(cl, "load", u), v)
+
+
+if __name__ == "__main__":
+    cbtest.main()
