@@ -583,6 +583,8 @@ pgstore_count_values(struct broker *b, const char *type_uuid,
 	    pgstore_counted, c, err)) != 0)
 		free(c);
 	return rc;
+}
+
 struct pg *
 pgstore_pg(const struct broker *b)
 {
