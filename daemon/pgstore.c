@@ -365,6 +365,10 @@ pgstore_retry_cb(uv_timer_t *t)
 
 	if (ps->closing || ps->reloading)
 		return;
+	if (!ps->serving) {
+		ps->stale = true;	/* no writer thread before the fork */
+		return;
+	}
 	if (pgstore_submit(ps, true, NULL, &err) != 0)
 		pgstore_schedule_reload(ps, err.msg);
 }
@@ -402,6 +406,26 @@ pgstore_notified(void *arg, const char *channel, const char *payload)
 		pgstore_schedule_reload(ps, err.msg);
 }
 
+/* The server runs the LISTEN: the mirror may be read again. */
+static void
+pgstore_listening(void *arg, int rc, PGresult *res,
+    const struct cb_error *err)
+{
+	struct pgstore	*ps = arg;
+	struct cb_error	 e;
+
+	(void)res;
+	if (ps->closing)
+		return;
+	if (rc != 0)
+		pgstore_schedule_reload(ps, err != NULL ? err->msg :
+		    "PostgreSQL did not answer");
+	else if (!ps->serving)
+		ps->stale = true;
+	else if (pgstore_submit(ps, true, NULL, &e) != 0)
+		pgstore_schedule_reload(ps, e.msg);
+}
+
 static void
 pgstore_event(void *arg, enum pg_event ev, const struct cb_error *err)
 {
@@ -414,16 +438,17 @@ pgstore_event(void *arg, enum pg_event ev, const struct cb_error *err)
 		/*
 		 * Notifications sent while LISTEN was not on (before the
 		 * first connection, during an outage) are lost: read the
-		 * whole mirror again.
+		 * whole mirror again, once the server has run the LISTEN
+		 * (the answer to a query sent after it), so that a change
+		 * committed meanwhile is either read or notified.
 		 */
 		ps->connected = true;
 		log_info("PostgreSQL: connected%s", ev == PG_EVENT_RECONNECTED ?
 		    " again; reading the shared tables again" : "");
 		if (ps->closing)
 			break;
-		if (!ps->serving)
-			ps->stale = true;
-		else if (pgstore_submit(ps, true, NULL, &e) != 0)
+		if (pg_query(ps->pg, "SELECT 1", 0, NULL, NULL, NULL,
+		    pgstore_listening, ps, &e) != 0)
 			pgstore_schedule_reload(ps, e.msg);
 		fleet_publish(ps->b);
 		break;
