@@ -215,8 +215,9 @@ def _only(which, reason):
 
 # The reason of the tests that rotate the master key: until rotation is
 # fleet-wide (SPEC 12), key.rotate refuses to run on PostgreSQL.
-NO_PG_ROTATION = ("key.rotate is refused on the postgresql backend until "
-                  "rotation is fleet-wide")
+NO_PG_ROTATION = ("on postgresql, key.rotate first needs the new key in "
+                  "security.next_key_file of every live broker: the fleet's "
+                  "rotation is tested by test_fleet_keys")
 
 
 def sqlite_only(reason):

@@ -506,7 +506,6 @@ class TestAudit(AccountsBase):
         self.assertIn("sources=bu/linked/svc", self.d.log())
 
 
-@cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
 class TestRotation(AccountsBase):
 
     def test_key_rotate_keeps_accounts_links_and_default(self):

@@ -162,7 +162,6 @@ class StorageSwitchTests(VaultCase):
         self.assertServed("spin", u, value)
 
 
-    @cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
     def test_key_rotation_skips_values_of_an_earlier_generation(self):
         self.configure()
         t = self.mktype("turn")

@@ -678,7 +678,6 @@ class VerifyTest(KeysTestCase):
 
 class KeyRotationTest(KeysTestCase):
 
-    @cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
     def test_master_key_rotation_keeps_every_key_working(self):
         kp, peer = rsa_key("rot"), rsa_key("rotpeer")
         self.import_key("rot", kp)

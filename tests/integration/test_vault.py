@@ -1040,7 +1040,6 @@ class EndpointBindingTests(VaultCase):
         self.assertIs(g["secret_id_set"], True)
         return old
 
-    @cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
     def test_key_rotation_binds_settings_stored_without_binding(self):
         self.start_with_unbound_settings()
         new_key = cbtest.strong_key().encode()

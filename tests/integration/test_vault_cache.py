@@ -206,7 +206,6 @@ class CacheTests(VaultCase):
         self.assertEqual(self.sub_ok("conf", u), v1)
         self.assertReads(before, 2, "substitutes with the cache off again")
 
-    @cbtest.sqlite_only(cbtest.NO_PG_ROTATION)
     def test_key_rotation_reads_vault_not_the_cache(self):
         """The rotation lists each vault type's folder, which drops what is
         cached under it: it re-seals what Vault holds, and afterwards the
