@@ -18,6 +18,8 @@ values it seeded are in that database.
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -336,13 +338,19 @@ class BenchCompareBackendsTest(unittest.TestCase):
                 p.stderr.decode("utf-8", "replace"))
 
     def test_bench_compare_backends_puts_sqlite_and_postgresql_side_by_side(self):
+        # Also --backend postgresql: the workloads setting's brokers on
+        # the same database (hello only, quickly).
         import pgtest
         c = pgtest.Cluster(fsync=False)
         self.addCleanup(c.cleanup)
         c.start()
         rc, out, err = self.compare(
-            "--only", "backends", "--users", "20",
+            "--only", "backends,workloads", "--workloads", "hello",
+            "--backend", "postgresql", "--users", "20", "--keep",
             "--pg-conninfo", c.conninfo(), "--pg-password-file", c.passfile)
+        scratch = re.search(r"scratch (/\S+);", err)
+        self.assertIsNotNone(scratch, err)
+        self.addCleanup(shutil.rmtree, scratch.group(1), True)
         self.assertEqual(rc, 0, err)
         lines = out.splitlines()
         title = [i for i, l in enumerate(lines)
@@ -360,8 +368,16 @@ class BenchCompareBackendsTest(unittest.TestCase):
             self.assertGreater(float(d["PostgreSQL req/s"]), 0, out)
             self.assertGreater(float(d["PostgreSQL p99 ms"]), 0, out)
             self.assertEqual(d["errors"], "0", out)
-        self.assertIn("PostgreSQL: the database of --pg-conninfo", out)
-        # The PostgreSQL broker's values are in the database it was given.
+        self.assertIn("PostgreSQL: the database of --pg-conninfo; the "
+                      "brokers of p1, p16 and workloads on PostgreSQL", out)
+        self.assertIn("| hello P=16 |", out)
+        # Each broker's store: SQLite for "lite", PostgreSQL for the rest.
+        for name, pg in (("lite", False), ("pg", True), ("main", True),
+                         ("quiet", True)):
+            with open(os.path.join(scratch.group(1), name, "cb.conf")) as f:
+                conf = f.read()
+            self.assertEqual("backend = postgresql" in conf, pg, name)
+        # The PostgreSQL brokers' values are in the database given.
         self.assertEqual(c.sql("SELECT count(*) FROM credvalues"), "100")
         self.assertEqual(c.sql("SELECT count(*) FROM types WHERE ident "
                                "LIKE 'bench_t%'"), "5")
