@@ -209,7 +209,7 @@ class DelayProxy:
 
 
 class PgCase(VaultCase):
-    """A broker on a fresh database of the suite's cluster, Vault
+    """A broker on a fresh schema of the suite's cluster, Vault
     configured, a db-stored and a Vault-stored type."""
 
     tcp_port = None             # the port the broker connects to
