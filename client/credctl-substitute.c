@@ -314,6 +314,32 @@ credctl_print_masked(struct credctl *ctx, const msgpack_object *res)
 }
 
 /* Send the document as a dry-run substitution and print the answer. */
+
+/*
+ * The broker skipped the call (a status check without its system
+ * account, SPEC 5): say so, or print the answer with --json; true when
+ * it did, *rc the outcome.
+ */
+static bool
+credctl_skipped(struct credctl *ctx, const msgpack_object *res, int *rc)
+{
+	const msgpack_object	*o;
+	char			*s;
+
+	o = proto_map_get(res, "skipped");
+	if (o == NULL || o->type != MSGPACK_OBJECT_BOOLEAN || !o->via.boolean)
+		return false;
+	if (ctx->json)
+		*rc = credctl_output(ctx, res);
+	else {
+		s = credctl_text(proto_map_get(res, "reason"));
+		printf("skipped: %s\n", s != NULL ? s : "?");
+		free(s);
+		*rc = 0;
+	}
+	return true;
+}
+
 static int
 credctl_dry_run(struct credctl *ctx, struct credctl_args *args,
     bool dry_run_ok)
@@ -324,7 +350,6 @@ credctl_dry_run(struct credctl *ctx, struct credctl_args *args,
 	const msgpack_object	*res, *o;
 	const char		*name;
 	json_t			*j = NULL;
-	char			*s;
 	int			 rc;
 
 	credctl_pack_init(&p);
@@ -338,17 +363,8 @@ credctl_dry_run(struct credctl *ctx, struct credctl_args *args,
 		goto done;
 	res = credbroker_reply_result(reply);
 
-	o = proto_map_get(res, "skipped");
-	if (o != NULL && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean) {
-		if (ctx->json)
-			rc = credctl_output(ctx, res);
-		else {
-			s = credctl_text(proto_map_get(res, "reason"));
-			printf("skipped: %s\n", s != NULL ? s : "?");
-			free(s);
-		}
+	if (credctl_skipped(ctx, res, &rc))
 		goto done;
-	}
 	/* Belt and braces: print nothing the broker did not mask. */
 	o = proto_map_get(res, "dry_run");
 	if (o == NULL || o->type != MSGPACK_OBJECT_BOOLEAN || !o->via.boolean) {
@@ -477,12 +493,11 @@ credctl_request(struct credctl *ctx, struct credctl_args *args)
 	struct secbuf		 doc = SECBUF_INIT;
 	struct credctl_pack	 p;
 	struct credbroker_reply	*reply = NULL;
-	const msgpack_object	*res, *o;
+	const msgpack_object	*res;
 	unsigned long long	 timeout_ms, max_bytes;
 	const char		*name;
 	json_t			*j = NULL;
 	uint32_t		 nextra;
-	char			*s;
 	int			 rc;
 
 	if ((rc = credctl_parse_count(ctx, args->timeout, "--timeout",
@@ -520,17 +535,8 @@ credctl_request(struct credctl *ctx, struct credctl_args *args)
 		goto done;
 	res = credbroker_reply_result(reply);
 
-	o = proto_map_get(res, "skipped");
-	if (o != NULL && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean) {
-		if (ctx->json)
-			rc = credctl_output(ctx, res);
-		else {
-			s = credctl_text(proto_map_get(res, "reason"));
-			printf("skipped: %s\n", s != NULL ? s : "?");
-			free(s);
-		}
+	if (credctl_skipped(ctx, res, &rc))
 		goto done;
-	}
 	if (ctx->json)
 		rc = credctl_output(ctx, res);
 	else

@@ -23,6 +23,7 @@
 #include "cb_error.h"
 #include "credbrokerd.h"
 #include "log.h"
+#include "pg.h"
 #include "secbuf.h"
 #include "template.h"
 
@@ -276,7 +277,7 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
     const char *value)
 {
 	struct conf		*c = cp->conf;
-	struct cb_error		 gerr;
+	struct cb_error		 gerr, perr;
 	struct grant		 g, *ng;
 	unsigned long long	 v;
 	int			 lvl;
@@ -389,19 +390,19 @@ conf_apply(struct conf_parse *cp, const char *section, const char *key,
 		else
 			goto bad;
 	} else if (KEY("storage", "postgresql")) {
+		cp->valid = "a libpq connection string";
+		if (*value == '\0')
+			goto bad;
 		/*
 		 * Never quoted back: a connection string refused here may
 		 * hold a password.
 		 */
-		if (strcasestr(value, "password") != NULL)
+		if (pg_conninfo_check(value, &perr) != 0)
 			return cb_error_set(cp->err, CB_EBADREQ, "%s:%d: "
-			    "storage.postgresql must not hold a password; use "
+			    "storage.postgresql: %s; use "
 			    "storage.postgresql_password_file or the systemd "
-			    "credential '%s'", cp->where, cp->lineno,
-			    CONF_DEFAULT_PG_CREDENTIAL);
-		cp->valid = "a libpq connection string";
-		if (*value == '\0')
-			goto bad;
+			    "credential '%s' for the password", cp->where,
+			    cp->lineno, perr.msg, CONF_DEFAULT_PG_CREDENTIAL);
 		return conf_set_str(&c->pg_conninfo, value);
 	} else if (KEY("storage", "postgresql_password_file")) {
 		if (*value != '/')

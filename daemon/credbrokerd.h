@@ -500,18 +500,36 @@ void	 backends_writer_stats(const struct broker *b,
 
 /*
  * pgstore.c: the PostgreSQL store (storage.backend = postgresql).
- * Start-up opens the mirror (pgstore_mirror_path) as the store, then
- * calls pgstore_prepare (the schema, the mirror read, recording on),
- * makes its own writes, and calls pgstore_prepared (replayed and
- * committed on PostgreSQL).  pgstore_open on the loop starts serving:
+ * Start-up opens the mirror (pgstore_mirror_path) as the store, calls
+ * pgstore_prepare (the password, the schema), then pgstore_begin (the
+ * mirror read, recording on), makes its own writes, and calls
+ * pgstore_prepared (replayed and committed on PostgreSQL; conflict when
+ * another broker wrote the same rows first: begin again).  pgstore_open on the loop starts serving:
  * the values backend of db-stored types, the writer with its replay,
- * the notifications.  pgstore_close at shutdown, after backends_close.
+ * the notifications; pgstore_serve once the loop serves.  pgstore_close
+ * at shutdown, after backends_close.
  */
 char	*pgstore_mirror_path(const struct conf *c);
 int	 pgstore_prepare(struct broker *b, struct cb_error *err);
+/* Read the mirror from PostgreSQL and record start-up's writes. */
+int	 pgstore_begin(struct broker *b, struct cb_error *err);
 int	 pgstore_prepared(struct broker *b, struct cb_error *err);
 int	 pgstore_open(struct broker *b, struct cb_error *err);
+/*
+ * The loop serves (after the fork of a detached broker): the writer's
+ * thread may start, and the mirror is read again if notifications were
+ * missed until now.
+ */
+void	 pgstore_serve(struct broker *b);
 struct writer *pgstore_writer(const struct broker *b);
+/*
+ * How many values (users' and accounts') a type has on PostgreSQL: fn is
+ * called later, on the loop, or an error now.
+ */
+typedef void (*pgstore_count_fn)(void *arg, int rc, int64_t n,
+    const struct cb_error *err);
+int	 pgstore_count_values(struct broker *b, const char *type_uuid,
+	    pgstore_count_fn fn, void *arg, struct cb_error *err);
 void	 pgstore_close(struct broker *b);
 
 /* rpc-substitute.c */

@@ -40,6 +40,9 @@
 
 #define CONF_DEFAULT_PATH	"/etc/credbroker/credbroker.conf"
 
+/* Start-ups on PostgreSQL that lost a race, read again (main). */
+#define MAIN_START_TRIES	8
+
 static void usage(int) __attribute__((noreturn));
 
 /* Print the synopsis and exit with status: 0 for --help, 2 for misuse. */
@@ -421,6 +424,12 @@ main_reload(struct broker *b)
 	    strcmp(nc->database, b->conf->database) != 0)
 		log_warnx("reload: server.socket and storage.database "
 		    "changes take effect at the next start");
+	if (nc->backend != b->conf->backend ||
+	    (nc->pg_conninfo == NULL) != (b->conf->pg_conninfo == NULL) ||
+	    (nc->pg_conninfo != NULL &&
+	    strcmp(nc->pg_conninfo, b->conf->pg_conninfo) != 0))
+		log_warnx("reload: storage.backend and storage.postgresql "
+		    "changes take effect at the next start");
 	if ((nc->audit_file == NULL) != (b->conf->audit_file == NULL) ||
 	    (nc->audit_file != NULL &&
 	    strcmp(nc->audit_file, b->conf->audit_file) != 0))
@@ -479,6 +488,7 @@ main(int argc, char *argv[])
 	int		 ch, foreground = 0, check_only = 0, init = 0, rc;
 	char		*dbpath = NULL;
 	const char	*dbname;
+	int		 tries;
 	int		 lockfd = -1;
 
 	log_init(LOG_LVL_INFO, getenv("JOURNAL_STREAM") != NULL);
@@ -587,19 +597,34 @@ main(int argc, char *argv[])
 	    store_tune(b.store, conf->page_cache_mb, conf->mmap_mb, &err) != 0)
 		fatalx("%s", err.msg);
 	if (conf->backend == CONF_BACKEND_POSTGRESQL &&
-	    pgstore_prepare(&b, &err) != 0)
+	    (store_cache_only(b.store, &err) != 0 ||
+	    pgstore_prepare(&b, &err) != 0))
 		fatalx("%s", err.msg);
-	if (keys_load_state(&b, &key_version, &err) != 0)
-		fatalx("%s", err.msg);
-	b.key->version = key_version;
 	(void)load_legacy_key(&b, conf, true);
 	/* The inline key, if any, is no longer needed in the clear. */
 	secbuf_free(&conf->secret_key);
-	check_key(&b, dbname, 0);
-	if (keys_resume(&b, &err) != 0)
-		fatalx("%s", err.msg);
-	if (b.pgs != NULL && pgstore_prepared(&b, &err) != 0)
-		fatalx("%s", err.msg);
+	/*
+	 * On PostgreSQL, what start-up writes (the key check value of a
+	 * new database) may lose a race with another broker starting at
+	 * the same moment: read the database again and decide again.
+	 */
+	for (tries = 0;; tries++) {
+		if (b.pgs != NULL && pgstore_begin(&b, &err) != 0)
+			fatalx("%s", err.msg);
+		if (keys_load_state(&b, &key_version, &err) != 0)
+			fatalx("%s", err.msg);
+		b.key->version = key_version;
+		check_key(&b, dbname, 0);
+		if (keys_resume(&b, &err) != 0)
+			fatalx("%s", err.msg);
+		if (b.pgs == NULL || (rc = pgstore_prepared(&b, &err)) == 0)
+			break;
+		if (rc != -CB_ECONFLICT || tries == MAIN_START_TRIES)
+			fatalx("%s", err.msg);
+		log_info("another broker wrote the database at the same time; "
+		    "reading it again");
+		keys_free(&b);
+	}
 	free(dbpath);
 	if (conf->audit_file != NULL && audit_open(conf->audit_file,
 	    conf->audit_sync, false, &b.audit, &err) != 0)
@@ -639,6 +664,7 @@ main(int argc, char *argv[])
 		lock_store_pid(lockfd);
 	}
 	keys_start(&b);
+	pgstore_serve(&b);
 	log_info("credbroker %s started (pid %d)", CB_VERSION, (int)getpid());
 
 	log_set_buffered(1);

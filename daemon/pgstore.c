@@ -34,7 +34,11 @@
 #include "secbuf.h"
 #include "store.h"
 #include "values.h"
+#include "vault.h"
 #include "writer.h"
+
+/* The settings row of the Vault settings (rpc-vault.c). */
+#define PGSTORE_VAULT_SETTING	"vault"
 
 /* Retries of a failed reload of the mirror: first, and the longest. */
 #define PGSTORE_RETRY_MIN_MS	200
@@ -51,6 +55,8 @@ struct pgstore {
 	unsigned	 retry_ms;
 	bool		 reloading;	/* a reload job is queued */
 	bool		 connected;
+	bool		 serving;	/* pgstore_serve() was called */
+	bool		 stale;		/* read the mirror again at serve */
 	bool		 closing;
 };
 
@@ -119,6 +125,7 @@ pgstore_opts(const struct pgstore *ps, const struct conf *c,
 	o->password = ps->has_password ? secbuf_str(&ps->password) : NULL;
 	o->query_timeout_ms = c->pg_timeout * 1000;
 	o->connect_timeout_ms = c->pg_timeout * 1000;
+	o->statement_timeout = true;
 }
 
 /* The schema, on a loop of start-up's own. */
@@ -177,6 +184,8 @@ pgstore_migrate(struct pgstore *ps, const struct conf *c,
 		return cb_error_set(err, CB_EINTERNAL, "uv_loop_init: %s",
 		    uv_strerror(rc));
 	pgstore_opts(ps, c, &o);
+	/* A migration may take long, or wait on another broker's. */
+	o.statement_timeout = false;
 	o.on_event = pgstore_migration_event;
 	o.arg = &m;
 	if ((rc = pg_open(&loop, &o, &m.pg, err)) != 0) {
@@ -212,8 +221,18 @@ pgstore_prepare(struct broker *b, struct cb_error *err)
 	    (rc = pgstore_migrate(ps, c, err)) != 0 ||
 	    (rc = mirror_new(c->pg_conninfo, ps->has_password ?
 	    secbuf_str(&ps->password) : NULL, c->pg_timeout * 1000,
-	    &ps->mirror, err)) != 0 ||
-	    (rc = mirror_reload(ps->mirror, b->store, err)) != 0)
+	    &ps->mirror, err)) != 0)
+		return rc;
+	return 0;
+}
+
+int
+pgstore_begin(struct broker *b, struct cb_error *err)
+{
+	struct pgstore	*ps = b->pgs;
+	int		 rc;
+
+	if ((rc = mirror_reload(ps->mirror, b->store, err)) != 0)
 		return rc;
 	/* What start-up writes from here is recorded, then replayed. */
 	if ((rc = mirror_txn_begin(ps->mirror, err)) != 0 ||
@@ -252,6 +271,33 @@ pgrefresh_run(struct writer_job *wj, struct store *wst, struct cb_error *err)
 	return rc;
 }
 
+/*
+ * The Vault settings as the mirror has them now, applied when they differ
+ * from those in use (written through another broker).
+ */
+static void
+pgstore_vault_follow(struct broker *b)
+{
+	struct vault_conf	vc;
+	struct cb_error		err;
+	bool			found;
+
+	if (b->vault == NULL)
+		return;
+	if (rpc_vault_load(b, &vc, &found, &err) != 0) {
+		log_warnx("Vault settings: %s", err.msg);
+		return;
+	}
+	if (found && !vault_conf_is(b->vault, &vc)) {
+		if (vault_configure(b->vault, &vc, &err) != 0)
+			log_warnx("stored Vault settings refused: %s", err.msg);
+		else
+			log_info("Vault settings changed through another "
+			    "broker: applied");
+	}
+	vault_conf_free(&vc);
+}
+
 /* On the loop: the loop's caches follow. */
 static void
 pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
@@ -270,10 +316,14 @@ pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
 	} else if (r->reload) {
 		store_type_cache_drop(st);
 		ps->retry_ms = 0;
+		pgstore_vault_follow(ps->b);
 		log_info("PostgreSQL: the mirror of the shared tables is "
 		    "up to date");
 	} else if (r->table != NULL && strcmp(r->table, "types") == 0)
 		store_type_cache_sync(st, r->key);
+	else if (r->table != NULL && strcmp(r->table, "settings") == 0 &&
+	    strcmp(r->key, PGSTORE_VAULT_SETTING) == 0)
+		pgstore_vault_follow(ps->b);
 	free(r);
 }
 
@@ -338,6 +388,10 @@ pgstore_notified(void *arg, const char *channel, const char *payload)
 	(void)channel;
 	if (ps->closing)
 		return;
+	if (!ps->serving) {
+		ps->stale = true;
+		return;
+	}
 	if (pgstore_submit(ps, false, payload, &err) != 0)
 		pgstore_schedule_reload(ps, err.msg);
 }
@@ -350,14 +404,20 @@ pgstore_event(void *arg, enum pg_event ev, const struct cb_error *err)
 
 	switch (ev) {
 	case PG_EVENT_CONNECTED:
-		ps->connected = true;
-		log_info("PostgreSQL: connected");
-		break;
 	case PG_EVENT_RECONNECTED:
+		/*
+		 * Notifications sent while LISTEN was not on (before the
+		 * first connection, during an outage) are lost: read the
+		 * whole mirror again.
+		 */
 		ps->connected = true;
-		log_info("PostgreSQL: connected again; reading the shared "
-		    "tables again");
-		if (!ps->closing && pgstore_submit(ps, true, NULL, &e) != 0)
+		log_info("PostgreSQL: connected%s", ev == PG_EVENT_RECONNECTED ?
+		    " again; reading the shared tables again" : "");
+		if (ps->closing)
+			break;
+		if (!ps->serving)
+			ps->stale = true;
+		else if (pgstore_submit(ps, true, NULL, &e) != 0)
 			pgstore_schedule_reload(ps, e.msg);
 		break;
 	case PG_EVENT_DOWN:
@@ -454,13 +514,67 @@ pgstore_open(struct broker *b, struct cb_error *err)
 			break;
 		(void)uv_run(b->loop, UV_RUN_ONCE);
 	}
-	/*
-	 * Notifications sent between the mirror's reading at start-up and
-	 * the LISTEN are lost: read it once more now that LISTEN is on.
-	 */
-	if (ps->connected && (rc = pgstore_submit(ps, true, NULL, err)) != 0)
-		return rc;
 	return 0;
+}
+
+void
+pgstore_serve(struct broker *b)
+{
+	struct pgstore	*ps = b->pgs;
+	struct cb_error	 err;
+
+	if (ps == NULL || ps->serving)
+		return;
+	ps->serving = true;
+	if (ps->stale && pgstore_submit(ps, true, NULL, &err) != 0)
+		pgstore_schedule_reload(ps, err.msg);
+	ps->stale = false;
+}
+
+/* One pgstore_count_values() waiting on PostgreSQL. */
+struct pgstore_count {
+	pgstore_count_fn	 fn;
+	void			*arg;
+};
+
+static void
+pgstore_counted(void *arg, int rc, PGresult *res, const struct cb_error *err)
+{
+	struct pgstore_count	*c = arg;
+	struct cb_error		 e;
+	long long		 n = 0;
+
+	if (rc == 0 && (PQntuples(res) != 1 || PQgetisnull(res, 0, 0) ||
+	    sscanf(PQgetvalue(res, 0, 0), "%lld", &n) != 1)) {
+		rc = cb_error_set(&e, CB_EINTERNAL, "PostgreSQL: an unexpected "
+		    "answer to a count");
+		err = &e;
+	}
+	c->fn(c->arg, rc, rc == 0 ? (int64_t)n : 0, rc != 0 ? err : NULL);
+	free(c);
+}
+
+int
+pgstore_count_values(struct broker *b, const char *type_uuid,
+    pgstore_count_fn fn, void *arg, struct cb_error *err)
+{
+	struct pgstore_count	*c;
+	const char		*vals[1] = { type_uuid };
+	int			 rc;
+
+	if (b->pgs == NULL || b->pgs->pg == NULL || b->pgs->closing)
+		return cb_error_set(err, CB_EUNAVAILABLE, "the broker is "
+		    "shutting down");
+	if ((c = calloc(1, sizeof(*c))) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	c->fn = fn;
+	c->arg = arg;
+	if ((rc = pg_query(b->pgs->pg, "SELECT (SELECT count(*) FROM "
+	    "credvalues WHERE type_uuid = $1) + (SELECT count(*) FROM "
+	    "credaccounts WHERE type_uuid = $1)", 1, vals, NULL, NULL,
+	    pgstore_counted, c, err)) != 0)
+		free(c);
+	return rc;
 }
 
 struct writer *

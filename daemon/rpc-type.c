@@ -450,6 +450,7 @@ struct tupd_ctx {
 	char			 account[STORE_IDENT_MAX + 1];
 	char			*sealed;	/* the default's name, sealed */
 	int64_t			 removed;
+	bool			 counted;	/* removed counted before */
 };
 #define TUPD_KEEP	0
 #define TUPD_SET	1
@@ -476,8 +477,8 @@ tupd_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
 	struct tupd_ctx	*x = (struct tupd_ctx *)w;
 	int		 rc;
 
-	if ((rc = store_type_update_count(wst, &x->t, &x->removed,
-	    err)) != 0)
+	if ((rc = store_type_update_count(wst, &x->t, x->counted ? NULL :
+	    &x->removed, err)) != 0)
 		return rc;
 	if (x->dflt == TUPD_SET)
 		return store_type_set_default(wst, x->t.uuid, x->account,
@@ -557,6 +558,24 @@ tupd_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 	tupd_free(x);
 }
 
+/* The values a change of storage deletes on PostgreSQL are counted. */
+static void
+tupd_counted(void *arg, int rc, int64_t n, const struct cb_error *err)
+{
+	struct tupd_ctx	*x = arg;
+	struct cb_error	 e;
+
+	if (rc == 0) {
+		x->removed = n;
+		x->counted = true;
+		if ((rc = tupd_apply(x, &e)) == 0)
+			return;		/* tupd_done answers */
+		err = &e;
+	}
+	rpc_finish(x->call, rc, err);
+	tupd_free(x);
+}
+
 /*
  * type.update {type, name?, description?, storage?, destinations?,
  * ca_file?, default_account?}
@@ -601,7 +620,17 @@ rpc_type_update(struct rpc_call *call, const msgpack_object *params,
 		x->dflt = TUPD_SET;
 	}
 	if (x->dflt != TUPD_SET) {
-		if ((rc = tupd_apply(x, err)) != 0)
+		/*
+		 * On PostgreSQL the values the change deletes are not in
+		 * the mirror the write runs on: count them there first.
+		 */
+		if (call->broker->pgs != NULL &&
+		    x->t.storage != x->old_storage)
+			rc = pgstore_count_values(call->broker, x->t.uuid,
+			    tupd_counted, x, err);
+		else
+			rc = tupd_apply(x, err);
+		if (rc != 0)
 			goto done;
 		free(name);
 		return RPC_WAIT;
@@ -775,8 +804,8 @@ rpc_type_delete(struct rpc_call *call, const msgpack_object *params,
 		goto done;
 	if (n > 0 && !force) {
 		rc = cb_error_set(err, CB_ECONFLICT, "credential type '%s' "
-		    "still has %lld stored value(s); clear it first, or "
-		    "delete it with force (credctl type rm %s --force)",
+		    "still has %lld value(s) in the database; clear it first, "
+		    "or delete it with force (credctl type rm %s --force)",
 		    t.ident, (long long)n, t.ident);
 		goto done;
 	}

@@ -19,6 +19,7 @@
 #include <sqlite3.h>
 
 #include "mirror.h"
+#include "pg.h"
 #include "secbuf.h"
 
 /*
@@ -38,8 +39,14 @@ static const char *const mirror_tables[] = {
 #define MIRROR_NTABLES	(sizeof(mirror_tables) / sizeof(mirror_tables[0]))
 #define MIRROR_COLS_MAX	16
 #define MIRROR_SQL_MAX	2048
-/* The longest key field a notification may carry. */
+/*
+ * The longest key field a notification may carry, and its characters:
+ * uuids, idents, setting names and versions.
+ */
 #define MIRROR_KEY_MAX	256
+#define MIRROR_KEY_CHARS	"abcdefghijklmnopqrstuvwxyz" \
+				"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.:-"
+
 
 struct mirror_cols {
 	char	*name[MIRROR_COLS_MAX];
@@ -160,16 +167,25 @@ mirror_oneline(char *msg)
 static int
 mirror_connect(struct mirror *m, struct cb_error *err)
 {
-	const char	*keys[5], *vals[5];
-	char		 ct[16], msg[CB_ERRMSG_MAX], *pw;
-	int		 n = 0;
+	const char	*keys[6], *vals[6];
+	char		 ct[16], msg[CB_ERRMSG_MAX], *pw, *options = NULL;
+	int		 n = 0, ret;
 
 	if (m->conn != NULL && PQstatus(m->conn) == CONNECTION_OK)
 		return 0;
 	mirror_disconnect(m);
+	/*
+	 * The server ends what runs longer than the timeout: a write given
+	 * up on here is never committed later.
+	 */
+	if ((ret = pg_session_options(m->conninfo, m->timeout_ms, &options,
+	    err)) != 0)
+		return ret;
 	snprintf(ct, sizeof(ct), "%u", (m->timeout_ms + 999) / 1000);
 	keys[n] = "dbname";		/* expanded: the whole conninfo */
 	vals[n++] = m->conninfo;
+	keys[n] = "options";
+	vals[n++] = options;
 	keys[n] = "connect_timeout";
 	vals[n++] = ct;
 	if (m->has_password) {
@@ -181,6 +197,7 @@ mirror_connect(struct mirror *m, struct cb_error *err)
 	keys[n] = NULL;
 	vals[n] = NULL;
 	m->conn = PQconnectdbParams(keys, vals, 1);
+	free(options);
 	if (m->conn == NULL)
 		return cb_error_set(err, CB_EUNAVAILABLE,
 		    "cannot connect to PostgreSQL: out of memory");
@@ -600,15 +617,23 @@ mirror_txn_begin(struct mirror *m, struct cb_error *err)
 int
 mirror_txn_commit(struct mirror *m, struct cb_error *err)
 {
-	int	ret;
+	struct cb_error	e;
+	int		ret;
 
 	if (!m->in_txn)
 		return cb_error_set(err, CB_EINTERNAL, "no PostgreSQL "
 		    "transaction to commit");
 	m->in_txn = false;
-	if ((ret = mirror_exec(m, "COMMIT", 0, NULL, NULL, err)) != 0 &&
-	    ret != -CB_EUNAVAILABLE)
-		mirror_disconnect(m);	/* its state is unknown */
+	cb_error_clear(&e);
+	if ((ret = mirror_exec(m, "COMMIT", 0, NULL, NULL, &e)) == 0)
+		return 0;
+	mirror_disconnect(m);	/* its state is unknown */
+	if (ret == -CB_EUNAVAILABLE)
+		return cb_error_set(err, CB_EUNAVAILABLE, "%s; PostgreSQL "
+		    "did not confirm the commit, so the write may have been "
+		    "made: read it back", e.msg);
+	if (err != NULL)
+		*err = e;
 	return ret;
 }
 
@@ -808,6 +833,28 @@ mirror_sqlite(sqlite3 *db, const char *sql, struct cb_error *err)
 	return 0;
 }
 
+/*
+ * Inside a group's transaction, a statement that fails would abort the
+ * writes around it: reads run in a savepoint of their own there.
+ */
+static int
+mirror_read_begin(struct mirror *m, struct cb_error *err)
+{
+	if (!m->in_txn)
+		return 0;
+	return mirror_exec(m, "SAVEPOINT cb_read", 0, NULL, NULL, err);
+}
+
+static void
+mirror_read_end(struct mirror *m, bool ok)
+{
+	if (!m->in_txn || m->conn == NULL)
+		return;
+	if (mirror_exec(m, ok ? "RELEASE SAVEPOINT cb_read" :
+	    "ROLLBACK TO SAVEPOINT cb_read", 0, NULL, NULL, NULL) != 0)
+		mirror_disconnect(m);
+}
+
 int
 mirror_reload(struct mirror *m, struct store *st, struct cb_error *err)
 {
@@ -826,7 +873,8 @@ mirror_reload(struct mirror *m, struct store *st, struct cb_error *err)
 		    "READ READ ONLY", 0, NULL, NULL, err)) != 0)
 			return ret;
 		m->in_txn = own = true;
-	}
+	} else if ((ret = mirror_read_begin(m, err)) != 0)
+		return ret;
 	if ((ret = mirror_sqlite(db, "SAVEPOINT cb_reload", err)) != 0)
 		goto done;
 	for (t = (int)MIRROR_NTABLES - 1; t >= 0; t--) {
@@ -862,7 +910,8 @@ done:
 		m->in_txn = false;
 		if (mirror_exec(m, "COMMIT", 0, NULL, NULL, NULL) != 0)
 			mirror_disconnect(m);
-	}
+	} else if (!own)
+		mirror_read_end(m, ret == 0);
 	store_type_cache_drop(st);
 	return ret;
 }
@@ -895,7 +944,8 @@ mirror_refresh(struct mirror *m, struct store *st, const char *payload,
 	c = &m->cols[t];
 	for (nf = 0, p = tab + 1;; nf++) {
 		n = strcspn(p, "\t");
-		if (nf == c->npk || n == 0 || n > MIRROR_KEY_MAX)
+		if (nf == c->npk || n == 0 || n > MIRROR_KEY_MAX ||
+		    strspn(p, MIRROR_KEY_CHARS) < n)
 			goto bad;
 		memcpy(fields[nf], p, n);
 		fields[nf][n] = '\0';
@@ -921,7 +971,11 @@ mirror_refresh(struct mirror *m, struct store *st, const char *payload,
 			goto toolong;
 	if (!m->in_txn && (ret = mirror_connect(m, err)) != 0)
 		return ret;
-	if ((ret = mirror_exec(m, sql, nf, vals, &res, err)) != 0)
+	if ((ret = mirror_read_begin(m, err)) != 0)
+		return ret;
+	ret = mirror_exec(m, sql, nf, vals, &res, err);
+	mirror_read_end(m, ret == 0);
+	if (ret != 0)
 		return ret;
 	if (PQntuples(res) > 0) {
 		ret = mirror_put(m, db, t, res, 0, err);

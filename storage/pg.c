@@ -117,6 +117,7 @@ struct pg {
 	struct cb_error		 broken_err;
 
 	char			*conninfo;
+	char			*options;	/* libpq's "options", or NULL */
 	char			*resolve;	/* host name we resolve, or NULL */
 	uv_getaddrinfo_t	*gai;		/* resolution in progress */
 	char			*hosts;		/* "name,name" for libpq */
@@ -481,12 +482,16 @@ pg_notice_cb(void *arg, const char *msg)
 static void
 pg_connect_libpq(struct pg *pg)
 {
-	const char	*keys[6], *vals[6];
+	const char	*keys[7], *vals[7];
 	struct cb_error	 err;
 	int		 n = 0;
 
 	keys[n] = "dbname";		/* expanded: the whole conninfo */
 	vals[n++] = pg->conninfo;
+	if (pg->options != NULL) {
+		keys[n] = "options";	/* the conninfo's own, and more */
+		vals[n++] = pg->options;
+	}
 	if (pg->hostaddrs != NULL) {
 		keys[n] = "host";
 		vals[n++] = pg->hosts;
@@ -1204,6 +1209,49 @@ pg_check_conninfo(const char *conninfo, char **resolve, struct cb_error *err)
 }
 
 int
+pg_session_options(const char *conninfo, unsigned timeout_ms, char **out,
+    struct cb_error *err)
+{
+	PQconninfoOption	*opts, *o;
+	const char		*given = NULL;
+	char			*msg = NULL;
+	int			 n;
+
+	*out = NULL;
+	if ((opts = PQconninfoParse(conninfo, &msg)) == NULL) {
+		if (msg != NULL) {
+			cb_wipe(msg, strlen(msg));
+			PQfreemem(msg);
+		}
+		return cb_error_set(err, CB_EBADREQ,
+		    "malformed PostgreSQL connection string");
+	}
+	for (o = opts; o->keyword != NULL; o++)
+		if (strcmp(o->keyword, "options") == 0 && o->val != NULL)
+			given = o->val;
+	n = asprintf(out, "%s%s-c statement_timeout=%u", given != NULL ?
+	    given : "", given != NULL && *given != '\0' ? " " : "",
+	    timeout_ms);
+	PQconninfoFree(opts);
+	if (n < 0) {
+		*out = NULL;
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	}
+	return 0;
+}
+
+int
+pg_conninfo_check(const char *conninfo, struct cb_error *err)
+{
+	char	*resolve = NULL;
+	int	 rc;
+
+	rc = pg_check_conninfo(conninfo, &resolve, err);
+	free(resolve);
+	return rc;
+}
+
+int
 pg_open(uv_loop_t *loop, const struct pg_opts *o, struct pg **out,
     struct cb_error *err)
 {
@@ -1236,6 +1284,14 @@ pg_open(uv_loop_t *loop, const struct pg_opts *o, struct pg **out,
 	pg->has_password = o->password != NULL;
 	pg->query_timeout = o->query_timeout_ms > 0 ? o->query_timeout_ms :
 	    PG_QUERY_TIMEOUT_MS;
+	if (o->statement_timeout && (rc = pg_session_options(o->conninfo,
+	    pg->query_timeout, &pg->options, err)) != 0) {
+		free(pg->conninfo);
+		free(pg->resolve);
+		secbuf_free(&pg->password);
+		free(pg);
+		return rc;
+	}
 	pg->connect_timeout = o->connect_timeout_ms > 0 ?
 	    o->connect_timeout_ms : PG_CONNECT_TIMEOUT_MS;
 	pg->backoff_min = o->backoff_min_ms > 0 ? o->backoff_min_ms :
@@ -1282,7 +1338,8 @@ pg_close(struct pg *pg, void (*done)(void *), void *arg)
 	free(pg->resolve);
 	free(pg->hosts);
 	free(pg->hostaddrs);
-	pg->resolve = pg->hosts = pg->hostaddrs = NULL;
+	free(pg->options);
+	pg->resolve = pg->hosts = pg->hostaddrs = pg->options = NULL;
 	uv_timer_stop(&pg->timer);
 	uv_close((uv_handle_t *)&pg->timer, pg_handle_closed);
 	cb_error_set(&err, CB_EUNAVAILABLE,

@@ -134,6 +134,13 @@ struct pg_opts {
 	unsigned	 backoff_min_ms;	/* first retry after a loss */
 	unsigned	 backoff_max_ms;	/* cap of the doubling */
 	size_t		 max_pending;		/* queries sent, not answered */
+	/*
+	 * The server ends a statement that runs longer than the query
+	 * timeout (statement_timeout, added to the conninfo's own
+	 * options), so that a write the broker gave up on is not
+	 * committed later.
+	 */
+	bool		 statement_timeout;
 	pg_event_fn	 on_event;		/* may be NULL */
 	void		*arg;
 };
@@ -171,6 +178,18 @@ struct pg_stmt {
  */
 int	 pg_open(uv_loop_t *loop, const struct pg_opts *opts, struct pg **out,
 	    struct cb_error *err);
+/*
+ * The checks pg_open() makes of a connection string (it parses, it holds
+ * no password), with the same messages, none quoting a password.
+ */
+int	 pg_conninfo_check(const char *conninfo, struct cb_error *err);
+/*
+ * libpq's "options" for a session whose statements the server ends after
+ * timeout_ms: the conninfo's own options with "-c statement_timeout=N"
+ * added; *out malloc'd.
+ */
+int	 pg_session_options(const char *conninfo, unsigned timeout_ms,
+	    char **out, struct cb_error *err);
 
 /*
  * Close: every pending query fails with -CB_EUNAVAILABLE (its callback

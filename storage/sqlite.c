@@ -444,6 +444,7 @@ struct store {
 	 * inside the group's instead, each write in a savepoint.
 	 */
 	bool			 batch;
+	bool			 cache;		/* store_cache_only() */
 };
 
 static void	store_types_drop(struct store *);
@@ -956,7 +957,22 @@ store_open_writer(const struct store *st, struct store **out,
 	if ((ret = store_open(st->path, out, err)) != 0)
 		return ret;
 	sqlite3_busy_timeout((*out)->db, STORE_WRITER_BUSY_TIMEOUT_MS);
-	return 0;
+	if (st->cache && (ret = store_cache_only(*out, err)) != 0) {
+		store_close(*out);
+		*out = NULL;
+	}
+	return ret;
+}
+
+int
+store_cache_only(struct store *st, struct cb_error *err)
+{
+	int	ret;
+
+	if ((ret = store_pragma(st, "PRAGMA synchronous = OFF", NULL, 0,
+	    err)) == 0)
+		st->cache = true;
+	return ret;
 }
 
 int

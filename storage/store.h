@@ -99,6 +99,13 @@ void	 store_close(struct store *st);
 int	 store_open_writer(const struct store *st, struct store **out,
 	    struct cb_error *err);
 /*
+ * The database is a cache made again at every start (the PostgreSQL
+ * store's mirror, mirror.h): commits no longer wait for the disk, on
+ * this connection and on the writer's opened from it.  Call outside a
+ * transaction.
+ */
+int	 store_cache_only(struct store *st, struct cb_error *err);
+/*
  * Refuse (on) or allow every write on this connection (PRAGMA
  * query_only): a write then fails with a database error instead of
  * being made.  The daemon turns it on for the loop's connection once

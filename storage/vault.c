@@ -47,6 +47,7 @@
 #include <string.h>
 
 #include <jansson.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <uv.h>
 
@@ -1152,6 +1153,32 @@ vault_conf_copy(struct vault_conf *dst, const struct vault_conf *c)
 		return -CB_EINTERNAL;
 	}
 	return 0;
+}
+
+/* Two optional strings (or ids) are the same. */
+static bool
+vault_str_same(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return strlen(a) == strlen(b) && CRYPTO_memcmp(a, b, strlen(a)) == 0;
+}
+
+bool
+vault_conf_is(const struct vault *v, const struct vault_conf *c)
+{
+	const struct vault_conf	*o = &v->conf;
+
+	return v->configured && o->enabled == c->enabled &&
+	    o->timeout_ms == c->timeout_ms &&
+	    o->cache_seconds == c->cache_seconds &&
+	    vault_str_same(o->url, c->url) &&
+	    vault_str_same(o->path, c->path) &&
+	    vault_str_same(o->ca_file, c->ca_file) &&
+	    vault_str_same(o->namespace, c->namespace) &&
+	    vault_str_same(secbuf_str(&o->role_id), secbuf_str(&c->role_id)) &&
+	    vault_str_same(secbuf_str(&o->secret_id),
+	    secbuf_str(&c->secret_id));
 }
 
 void

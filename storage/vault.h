@@ -132,6 +132,11 @@ int	 vault_init(uv_loop_t *loop, struct http *http, struct vault **out,
 int	 vault_configure(struct vault *v, const struct vault_conf *c,
 	    struct cb_error *err);
 /*
+ * Whether v runs with settings c already (the same fields and ids), so
+ * that settings read again need not be applied (pgstore.c).
+ */
+bool	 vault_conf_is(const struct vault *v, const struct vault_conf *c);
+/*
  * At most max_pending requests to Vault at once (0: no cap); operations
  * beyond it wait, first come first sent, for one to end.
  */

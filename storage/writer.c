@@ -164,7 +164,7 @@ writer_group_run_replica(struct store *st, const struct writer_replica *rep,
 	    (ret = rep->commit(rep->arg, err)) != 0) {
 		store_batch_abort(st);
 		writer_fail_from(first, NULL, err, "the commit of a group of "
-		    "writes failed; this write was not made");
+		    "writes failed");
 		return ret;
 	}
 	/*

@@ -279,9 +279,9 @@ class CredctlUxTest(CtlMixin, cbtest.DaemonTestCase):
         rc, out, err = self.ctl("type", "rm", "gh")
         self.assertEqual((rc, out), (1, ""))
         self.assertEqual(err, "credctl: conflict: credential type 'gh' "
-                         "still has 2 stored value(s); clear it first, or "
-                         "delete it with force (credctl type rm gh "
-                         "--force)\n")
+                         "still has 2 value(s) in the database; clear it "
+                         "first, or delete it with force (credctl type rm "
+                         "gh --force)\n")
         rc, out, err = self.ctl("cred", "rm", "gh", "--account", "shared")
         self.assertEqual((rc, out), (1, ""))
         self.assertEqual(err, "credctl: conflict: account 'shared' of "

@@ -279,7 +279,7 @@ class MethodsTest(ClientTestCase):
         self.cb.cred_set("gh", "again", user=new_user())
         self.assertRaisesBroker(
             credbroker.Conflict,
-            "credential type 'gh' still has 1 stored value(s)",
+            "credential type 'gh' still has 1 value(s) in the database",
             self.cb.type_delete, "gh")
         self.assertEqual(self.cb.type_delete("gh", force=True), {})
         self.assertEqual([x["ident"] for x in self.cb.type_list()], ["aaa"])

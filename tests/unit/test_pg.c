@@ -121,6 +121,17 @@ event_cb(void *arg, enum pg_event ev, const struct cb_error *err)
 	}
 }
 
+/* A second connection's: *arg counts its connections. */
+static void
+count_up_cb(void *arg, enum pg_event ev, const struct cb_error *err)
+{
+	int	*up = arg;
+
+	(void)err;
+	if (ev != PG_EVENT_DOWN)
+		(*up)++;
+}
+
 static void
 closed_cb(void *arg)
 {
@@ -658,6 +669,73 @@ test_pg_query_timeout_gives_unavailable_and_recovers(void **state)
 }
 
 static void
+test_pg_session_options_keep_the_conninfos_own(void **state)
+{
+	struct cb_error	 err;
+	char		*o = NULL;
+
+	(void)state;
+	assert_int_equal(pg_session_options("host=/tmp dbname=x", 2000, &o,
+	    &err), 0);
+	assert_string_equal(o, "-c statement_timeout=2000");
+	free(o);
+	assert_int_equal(pg_session_options("host=/tmp "
+	    "options=-csearch_path=s1", 300, &o, &err), 0);
+	assert_string_equal(o, "-csearch_path=s1 -c statement_timeout=300");
+	free(o);
+	assert_int_equal(pg_session_options("postgresql:///x?options="
+	    "-cwork_mem%3D8MB", 1, &o, &err), 0);
+	assert_string_equal(o, "-cwork_mem=8MB -c statement_timeout=1");
+	free(o);
+	assert_int_equal(pg_session_options("host='", 1, &o, &err),
+	    -CB_EBADREQ);
+	assert_null(o);
+}
+
+/*
+ * With statement_timeout, the server ends the statement the broker gave
+ * up on: a slow write is not committed after its caller was told it
+ * failed.
+ */
+static void
+test_pg_statement_timeout_ends_a_write_given_up_on(void **state)
+{
+	struct fix	*f = *state;
+	struct pg_opts	 o;
+	struct pg	*slow = NULL;
+	struct cb_error	 err;
+	struct res	 r, show, count;
+	char		 ci[PATH_MAX + 256];
+	int		 up = 0;
+
+	connect_fix(f, false, 10000);
+	query_ok(f, f->pg, "DROP TABLE IF EXISTS st_probe", &r);
+	query_ok(f, f->pg, "CREATE TABLE st_probe (x int)", &r);
+	memset(&o, 0, sizeof(o));
+	o.conninfo = conninfo(ci, sizeof(ci), false);
+	o.password = pgsrv.password;
+	o.query_timeout_ms = 300;
+	o.connect_timeout_ms = 10000;
+	o.statement_timeout = true;
+	o.on_event = count_up_cb;
+	o.arg = &up;
+	assert_int_equal(pg_open(&f->loop, &o, &slow, &err), 0);
+	assert_true(run_until(f, &up, 1, 15000));
+	query_ok(f, slow, "SHOW statement_timeout", &show);
+	assert_string_equal(show.val, "300ms");
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(query(slow, "INSERT INTO st_probe SELECT 1 FROM "
+	    "pg_sleep(1.5)", &r), 0);
+	assert_true(run_until(f, &r.done, 1, 15000));
+	assert_int_equal(r.rc, -CB_EUNAVAILABLE);
+	/* Past the sleep: the row would be there had the write gone on. */
+	run_for(f, 2500);
+	query_ok(f, f->pg, "SELECT count(*) FROM st_probe", &count);
+	assert_string_equal(count.val, "0");
+	finish(f, slow);
+}
+
+static void
 test_pg_server_restart_fails_pending_and_reconnects(void **state)
 {
 	struct fix	*f = *state;
@@ -939,6 +1017,11 @@ main(void)
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pg_query_timeout_gives_unavailable_and_recovers, setup,
+		    teardown),
+		cmocka_unit_test(
+		    test_pg_session_options_keep_the_conninfos_own),
+		cmocka_unit_test_setup_teardown(
+		    test_pg_statement_timeout_ends_a_write_given_up_on, setup,
 		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pg_server_restart_fails_pending_and_reconnects, setup,
