@@ -21,7 +21,8 @@ Vault-stored type (tests/vault/vaultsim.py).
    the test changes), reads behind a TCP proxy that holds the server's
    answers.  While a db call waits, hello and Vault-type substitutions on
    other connections answer within 500 ms each: the loop never blocks.  A
-   db call slower than the timeout answers unavailable.
+   db call slower than the timeout answers unavailable, and a write given
+   up on that way is not committed later (the sessions' statement_timeout).
 
 Why a proxy for reads: a read is one SELECT on the values table, and
 nothing on the server side can make that statement itself slow without
@@ -601,13 +602,13 @@ class SlowDatabaseTests(PgCase):
         self.proxy.delay = 0
         self.wait_db_back(c, self.user, self.value)
 
-    def test_write_slower_than_the_timeout_answers_unavailable(self):
+    def test_write_slower_than_the_timeout_answers_unavailable_and_is_never_committed(self):
         self.write_delay(TIMEOUT + 2)
         c = self.d.client(timeout=TIMEOUT + MARGIN + 5)
         self.addCleanup(c.close)
+        u = new_user()
         got, probes = self.while_waiting(
-            lambda: self.db_set(c, new_user(), canary()),
-            "write past the timeout")
+            lambda: self.db_set(c, u, canary()), "write past the timeout")
         self.assertUnavailableIn(got, TIMEOUT + MARGIN, "postgresql",
                                  "did not answer within %d ms"
                                  % (TIMEOUT * 1000))
@@ -615,6 +616,19 @@ class SlowDatabaseTests(PgCase):
         self.assertGreaterEqual(probes, 2)
         self.write_delay(0)
         self.wait_db_back(c, self.user, self.value)
+        # The write given up on does not go on in the server and commit
+        # later: once no statement of the cluster sleeps in the trigger
+        # any more, the value is not there.
+        cbtest.poll_until(
+            lambda: _cluster.sql("SELECT count(*) FROM pg_stat_activity "
+                                 "WHERE wait_event = 'PgSleep'") == "0",
+            RECOVER_TIMEOUT, interval=0.1, what="the slow write ended")
+        err, _, _ = self.db_sub(c, u)
+        self.assertIsNotNone(err, "a write answered unavailable was "
+                             "committed")
+        self.assertEqual(err["code"], "not_found", err)
+        self.assertEqual(sql(self.schema, "SELECT count(*) FROM credvalues "
+                             "WHERE user_uuid = '%s'" % u), "0")
 
 
 if __name__ == "__main__":
