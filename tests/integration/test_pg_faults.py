@@ -20,7 +20,8 @@ Vault-stored type (tests/vault/vaultsim.py).
  - Slow: writes wait in a trigger (pg_sleep, its delay read from a table
    the test changes), reads behind a TCP proxy that holds the server's
    answers.  While a db call waits, hello and Vault-type substitutions on
-   other connections answer within 500 ms each: the loop never blocks.  A
+   other connections answer within 500 ms (hello) and 1 s (Vault, behind
+   the simulator) each: the loop never blocks.  A
    db call slower than the timeout answers unavailable, and a write given
    up on that way is not committed later (the sessions' statement_timeout).
 
@@ -56,8 +57,13 @@ TIMEOUT = 2                     # storage.postgresql_timeout, seconds
 # A db call that cannot be served answers within the timeout plus this.
 MARGIN = 3.0
 # A call that does not need the database, while the database is slow or
-# down: answered within this (wide: the machine is shared and busy).
+# down, is answered within these (wide: the machine is shared and busy).
+# hello is the loop alone; a Vault-type substitution also waits on the
+# Vault simulator, a Python process that a busy machine starves first.
+# hello's is well below the delays of the slow database (1 s for a read,
+# 1.5 s for a write): a loop blocked on the database fails it.
 PROBE_BOUND = 0.5
+VAULT_PROBE_BOUND = 1.0
 # The broker reconnects with a growing delay (at most 10 s).
 RECOVER_TIMEOUT = 30
 
@@ -286,7 +292,7 @@ class PgCase(VaultCase):
 
     def probe(self, client, what):
         """hello and a Vault-type substitution, each answered right and
-        within PROBE_BOUND; returns the slower one's time."""
+        within its bound; returns the slower one's time."""
         err, res, t1 = self.call(client, "hello", {})
         self.assertIsNone(err, "hello (%s): %r" % (what, err))
         self.assertRegex(res["server"], cbtest.SERVER_RE)
@@ -296,8 +302,8 @@ class PgCase(VaultCase):
         self.assertEqual(self.sub_value(res), self.vault_value, what)
         self.assertLess(t1, PROBE_BOUND, "hello took %.3f s (%s)"
                         % (t1, what))
-        self.assertLess(t2, PROBE_BOUND, "Vault substitute took %.3f s (%s)"
-                        % (t2, what))
+        self.assertLess(t2, VAULT_PROBE_BOUND, "Vault substitute took "
+                        "%.3f s (%s)" % (t2, what))
         return max(t1, t2)
 
     def db_set(self, client, user, value, timeout=None):
