@@ -10,11 +10,16 @@ workloads run against credbroker-bench-httpd.
 scripts/bench-compare runs its workloads setting for a fraction of a second
 per workload, with the load average read from a file of the test's own
 (CB_BENCH_LOADAVG), so that its refusal on a busy machine and the marking
-of --noisy tables do not depend on the machine's real load.
+of --noisy tables do not depend on the machine's real load.  Its backends
+setting runs once, briefly, on a PostgreSQL cluster of the test's own
+(--pg-conninfo): the table puts SQLite and PostgreSQL side by side, and the
+values it seeded are in that database.
 """
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -306,6 +311,89 @@ class BenchCompareLoadTest(unittest.TestCase):
             self.assertGreaterEqual(float(r[cpu]), 0, out)
         for r in rows[1:]:
             self.assertEqual(r[ld], "0.30/0.30", out)
+
+
+class BenchCompareBackendsTest(unittest.TestCase):
+    """bench-compare's backends setting: substitute on SQLite and on
+    PostgreSQL in one table."""
+
+    def setUp(self):
+        for f in (BENCH, cbtest.DAEMON, cbtest.CREDCTL):
+            if not os.access(f, os.X_OK):
+                self.skipTest("%s not built" % f)
+        self.tmp = tempfile.TemporaryDirectory(prefix="cbcmp.")
+        self.addCleanup(self.tmp.cleanup)
+        self.loadavg = os.path.join(self.tmp.name, "loadavg")
+        with open(self.loadavg, "w") as fh:
+            fh.write("0.10 0.10 0.10 1/100 1\n")
+
+    def compare(self, *args):
+        env = dict(os.environ, CB_BENCH_LOADAVG=self.loadavg)
+        cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
+               "-d", "0.3", "--warmup", "0", "--rounds", "1"]
+        p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env,
+                           timeout=COMPARE_TIMEOUT)
+        return (p.returncode, p.stdout.decode("utf-8", "replace"),
+                p.stderr.decode("utf-8", "replace"))
+
+    def test_bench_compare_backends_puts_sqlite_and_postgresql_side_by_side(self):
+        # Also --backend postgresql: the workloads setting's brokers on
+        # the same database (hello only, quickly).
+        import pgtest
+        c = pgtest.Cluster(fsync=False)
+        self.addCleanup(c.cleanup)
+        c.start()
+        rc, out, err = self.compare(
+            "--only", "backends,workloads", "--workloads", "hello",
+            "--backend", "postgresql", "--users", "20", "--keep", "-d", "1",
+            "--pg-conninfo", c.conninfo(), "--pg-password-file", c.passfile)
+        scratch = re.search(r"scratch (/\S+);", err)
+        self.assertIsNotNone(scratch, err)
+        self.addCleanup(shutil.rmtree, scratch.group(1), True)
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        title = [i for i, l in enumerate(lines)
+                 if l.startswith("### substitute (1 placeholder) on SQLite "
+                                 "and on PostgreSQL")]
+        self.assertEqual(len(title), 1, out)
+        rows = [[x.strip() for x in l.strip("|").split("|")]
+                for l in lines[title[0] + 1:]
+                if l.startswith("| ") and not l.startswith("|---")]
+        header, body = rows[0], rows[1:]
+        self.assertEqual([r[0] for r in body[:2]], ["P=1", "P=16"], out)
+        for r in body[:2]:
+            d = dict(zip(header, r))
+            # A figure in every row; at depth 16 a short run on a slow
+            # (sanitized) build may complete no request, and then it is 0.
+            for col in ("SQLite req/s", "PostgreSQL req/s",
+                        "PostgreSQL p99 ms"):
+                if r[0] == "P=16":
+                    self.assertGreaterEqual(float(d[col]), 0, (col, out))
+                else:
+                    self.assertGreater(float(d[col]), 0, (col, out))
+            self.assertEqual(d["errors"], "0", out)
+        self.assertIn("PostgreSQL: the database of --pg-conninfo; the "
+                      "brokers of p1, p16 and workloads on PostgreSQL", out)
+        self.assertIn("| hello P=16 |", out)
+        # Each broker's store: SQLite for "lite", PostgreSQL for the rest.
+        for name, pg in (("lite", False), ("pg", True), ("main", True),
+                         ("quiet", True)):
+            with open(os.path.join(scratch.group(1), name, "cb.conf")) as f:
+                conf = f.read()
+            self.assertEqual("backend = postgresql" in conf, pg, name)
+        # The PostgreSQL brokers' values are in the database given.
+        self.assertEqual(c.sql("SELECT count(*) FROM credvalues"), "100")
+        self.assertEqual(c.sql("SELECT count(*) FROM types WHERE ident "
+                               "LIKE 'bench_t%'"), "5")
+
+    def test_bench_compare_refuses_an_unknown_backend(self):
+        for args in (["--backend", "mysql"],
+                     ["--pg-password-file", "/dev/null"]):
+            with self.subTest(args=args):
+                rc, out, err = self.compare("--only", "backends", *args)
+                self.assertEqual(rc, 2, err)
+                self.assertNotIn("###", out)
 
 
 if __name__ == "__main__":
