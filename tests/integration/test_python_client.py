@@ -28,6 +28,7 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -230,8 +231,13 @@ class MethodsTest(ClientTestCase):
         self.assertEqual(sorted(h["permissions"]), sorted(cbtest.PERMISSIONS))
         health = self.cb.health()
         self.assertEqual(health["status"], "ok")
-        self.assertEqual(health["store"], {"backend": "sqlite",
-                                           "status": "ok"})
+        store = dict(health["store"])
+        if cbtest.backend() == "postgresql":
+            # The database and the fleet's other brokers (none here).
+            self.assertTrue(store.pop("database")["connected"])
+            self.assertEqual(store.pop("brokers"), [])
+        self.assertEqual(store, {"backend": cbtest.backend(),
+                                 "status": "ok"})
         stats = self.cb.stats()
         self.assertEqual([m["method"] for m in stats["methods"]], METHODS)
         hello = stats["methods"][METHODS.index("hello")]
@@ -445,6 +451,9 @@ class MethodsTest(ClientTestCase):
 
     def test_key_status_and_rotate(self):
         st = self.cb.key_status()
+        if cbtest.backend() == "postgresql":
+            # The fleet's live brokers: this one alone.
+            self.assertEqual(len(st.pop("brokers")), 1)
         self.assertEqual(st, {"version": 1, "rotation": {
             "state": "none", "done": 0, "total": 0}})
         self.assertRaisesExactly(
@@ -455,6 +464,16 @@ class MethodsTest(ClientTestCase):
         self.cb.cred_set("db", "v", user=new_user())
         new = os.path.join(self.d.dir, "new.key")
         cbtest.write_file(new, cbtest.strong_key() + "\n")
+        if cbtest.backend() == "postgresql":
+            # Every broker of a fleet holds the new key first.
+            self.d.extra.setdefault("security", []).append(
+                ("next_key_file", new))
+            self.d.write_config()
+            self.d.signal(signal.SIGHUP)
+            cbtest.poll_until(
+                lambda: len(self.cb.key_status()["brokers"][0]
+                            ["key_kcvs"]) == 2,
+                20 * cbtest.SCALE, what="the new key held")
         st = self.cb.key_rotate(new)
         self.assertIn(st["rotation"]["state"], ("running", "done"))
         self.assertEqual(st["rotation"]["new_key_file"], new)
