@@ -153,6 +153,11 @@ struct broker {
 	struct vault	*vault;
 	struct values	*values[STORE_KINDS];	/* backends.c */
 	struct pgstore	*pgs;		/* storage.backend postgresql */
+	/*
+	 * Another broker saved the key state (pgstore.c reports it, the
+	 * rotation follows it: keys_changed).
+	 */
+	void		(*keys_changed)(struct broker *);
 	struct fleet	*fleet;		/* fleet.c, on postgresql */
 	struct audit	*audit;		/* NULL without [audit] file */
 	uint64_t	 started_ms;	/* uv_now at start */

@@ -84,5 +84,7 @@ int	 keys_save(struct broker *b, keys_saved_fn then, void *arg,
 void	 keys_unlock(struct broker *b);
 /* Schedule the next step of the rotation after ms. */
 void	 keys_schedule(struct broker *b, uint64_t ms);
+/* Seal with the new key of a rotation another broker runs (keys.c). */
+void	 keys_follow(struct broker *b);
 
 #endif

@@ -210,7 +210,7 @@ keys_free(struct broker *b)
  * seal with it from now on.  Published at once, so that the broker that
  * runs it knows when every broker seals with the new key.
  */
-static void
+void
 keys_follow(struct broker *b)
 {
 	struct rotation	*r = b->rot;
@@ -237,84 +237,4 @@ keys_staged_changed(struct broker *b)
 {
 	keys_follow(b);
 	fleet_publish(b);
-}
-
-void
-keys_changed(struct broker *b)
-{
-	struct rotation	*r = b->rot, *nr = NULL;
-	struct cb_error	 err;
-	uint32_t	 version;
-	char		*text = NULL;
-
-	if (store_setting_get(b->store, KEYS_SETTING, &text, &err) != 0 ||
-	    keys_state_read(text, &version, &nr, &err) != 0) {
-		log_warnx("key state: %s", err.msg);
-		goto done;
-	}
-	/* This broker's own rotation's checkpoints: its state leads. */
-	if (r != NULL && r->state == ROT_RUNNING && !r->follower &&
-	    nr != NULL && nr->state == ROT_RUNNING && nr->version ==
-	    r->version)
-		goto done;
-	if (version != b->key->version) {
-		if (b->key_next != NULL && b->key_next->version == version) {
-			seal_key_free(b->key);
-			b->key = b->key_next;
-			b->key_next = NULL;
-			log_info("key rotation complete on the fleet: this "
-			    "broker uses key version %u.  Make it the "
-			    "configured key (security.secret_key_file) before "
-			    "the next start", version);
-			fleet_publish(b);
-		} else if (version > b->key->version)
-			log_warnx("the fleet's master key is version %u, which "
-			    "this broker does not hold: it cannot open what "
-			    "is sealed with it", version);
-	}
-	/* This broker's finished rotation keeps its message. */
-	if (r != NULL && !r->follower && nr != NULL && nr->state ==
-	    r->state && nr->version == r->version)
-		goto done;
-	if (nr == NULL) {
-		if (r != NULL)
-			r->state = ROT_NONE;
-		goto done;
-	}
-	if (r == NULL) {
-		b->rot = nr;
-		nr = NULL;
-		b->rot->follower = true;
-	} else {
-		/*
-		 * Updated in place: a step in flight (busy) holds r.  The
-		 * state is another broker's from now on.
-		 */
-		free(r->file);
-		r->file = nr->file;
-		nr->file = NULL;
-		r->state = nr->state;
-		r->phase = nr->phase;
-		r->version = nr->version;
-		memcpy(r->kcv, nr->kcv, sizeof(r->kcv));
-		memcpy(r->cur_type, nr->cur_type, sizeof(r->cur_type));
-		memcpy(r->cur_user, nr->cur_user, sizeof(r->cur_user));
-		r->done = nr->done;
-		r->total = nr->total;
-		r->follower = true;
-	}
-	if (b->rot != NULL && b->rot->state == ROT_RUNNING) {
-		keys_follow(b);
-		/* Take it over should the broker that runs it go away. */
-		if (b->key_next != NULL && (b->rot->timer == NULL ||
-		    !uv_is_active((uv_handle_t *)b->rot->timer)) &&
-		    !b->rot->busy && !b->stopping)
-			keys_schedule(b, KEYS_TAKEOVER_MS);
-	}
-done:
-	if (nr != NULL) {
-		free(nr->file);
-		free(nr);
-	}
-	free(text);
 }

@@ -708,6 +708,7 @@ main(int argc, char *argv[])
 		lock_store_pid(lockfd);
 	}
 	keys_start(&b);
+	b.keys_changed = keys_changed;
 	pgstore_serve(&b);
 	log_info("credbroker %s started (pid %d)", CB_VERSION, (int)getpid());
 

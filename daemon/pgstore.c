@@ -328,8 +328,8 @@ pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
 	if (rc == 0 && !ps->closing && (r->reload || (r->table != NULL &&
 	    (strcmp(r->table, "keycheck") == 0 ||
 	    (strcmp(r->table, "settings") == 0 &&
-	    strcmp(r->key, "key") == 0)))))
-		keys_changed(ps->b);
+	    strcmp(r->key, "key") == 0)))) && ps->b->keys_changed != NULL)
+		ps->b->keys_changed(ps->b);
 	free(r);
 }
 
