@@ -334,6 +334,7 @@ mirror_exec(struct mirror *m, const char *sql, int nparams,
 			ret = cb_error_set(err, CB_ECONFLICT, "changed through "
 			    "another broker at the same time; try again");
 		else if (strncmp(state, "57P", 3) == 0 ||
+		    strcmp(state, "57014") == 0 ||	/* statement_timeout */
 		    strncmp(state, "08", 2) == 0)
 			ret = cb_error_set(err, CB_EUNAVAILABLE,
 			    "PostgreSQL: %s (%s)", prim != NULL ? prim : "",

@@ -680,6 +680,7 @@ pg_sqlstate_code(const PGresult *res)
 	    strncmp(s, "40", 2) == 0 ||		/* serialization, deadlock */
 	    strncmp(s, "53", 2) == 0 ||		/* insufficient resources */
 	    strncmp(s, "57P", 3) == 0 ||	/* shutdown, cannot connect */
+	    strcmp(s, "57014") == 0 ||		/* statement_timeout, cancel */
 	    strncmp(s, "58", 2) == 0 ||		/* system error */
 	    strcmp(s, "25006") == 0)		/* read-only: a standby */
 		return CB_EUNAVAILABLE;

@@ -727,11 +727,22 @@ test_pg_statement_timeout_ends_a_write_given_up_on(void **state)
 	assert_int_equal(query(slow, "INSERT INTO st_probe SELECT 1 FROM "
 	    "pg_sleep(1.5)", &r), 0);
 	assert_true(run_until(f, &r.done, 1, 15000));
+	/*
+	 * Whichever gives up first, the client's deadline or the server's
+	 * statement_timeout (57014), the caller is told to try again.
+	 */
 	assert_int_equal(r.rc, -CB_EUNAVAILABLE);
 	/* Past the sleep: the row would be there had the write gone on. */
 	run_for(f, 2500);
 	query_ok(f, f->pg, "SELECT count(*) FROM st_probe", &count);
 	assert_string_equal(count.val, "0");
+	/* The server's own timeout, first: unavailable as well. */
+	query_ok(f, f->pg, "SET statement_timeout = 50", &r);
+	memset(&r, 0, sizeof(r));
+	assert_int_equal(query(f->pg, "SELECT pg_sleep(2)", &r), 0);
+	assert_true(run_until(f, &r.done, 1, 15000));
+	assert_int_equal(r.rc, -CB_EUNAVAILABLE);
+	assert_non_null(strstr(r.msg, "(57014)"));
 	finish(f, slow);
 }
 
