@@ -57,7 +57,7 @@ class PgConfigTest(unittest.TestCase):
         return ci
 
     def daemon(self, storage=None, password=None, mode=0o600, env=None):
-        d = cbtest.Daemon(env=env)
+        d = cbtest.Daemon(env=env, backend="sqlite")  # storage: its own
         self.daemons.append(d)
         pwfile = os.path.join(d.dir, "pg-password")
         if password is not False:

@@ -236,7 +236,8 @@ class PgCase(VaultCase):
             host, port = "127.0.0.1", self.tcp_port
         else:
             host, port = _cluster.sockdir, _cluster.port
-        self.daemon_kwargs = {"extra": {"storage": [
+        # Its own storage settings, whatever CB_TEST_BACKEND says.
+        self.daemon_kwargs = {"backend": "sqlite", "extra": {"storage": [
             ("backend", "postgresql"),
             ("postgresql", "host=%s port=%d user=%s dbname=%s "
              "options=-csearch_path=%s" % (host, port, _cluster.role,
