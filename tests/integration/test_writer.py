@@ -44,10 +44,10 @@ def sub_value(res):
     return value
 
 
-
 NO_PG_STALL = ("the stall slows the fsync of the file the writer commits; "
                "on postgresql the mirror commits without fsync, so these "
                "two would need a PostgreSQL lock to hold the write")
+
 
 class SlowSyncTestCase(cbtest.DaemonTestCase):
     """The daemon under slowsync, with a db-stored type "tok"."""
