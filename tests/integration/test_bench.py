@@ -221,7 +221,7 @@ class BenchCompareLoadTest(unittest.TestCase):
         with open(f, "w") as fh:
             for l in loads:
                 fh.write("%s 0.40 0.30 2/345 6789\n" % l)
-        env = dict(os.environ, CB_BENCH_LOADAVG=f)
+        env = dict(os.environ, CB_BENCH_LOADAVG=f, PYTHON=sys.executable)
         cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
                "--only", "workloads", "-d", "0.3", "--warmup", "0",
                "--workloads", ",".join(WORKLOADS), "--users", "50"]
@@ -332,7 +332,8 @@ class BenchCompareBackendsTest(unittest.TestCase):
             fh.write("0.10 0.10 0.10 1/100 1\n")
 
     def compare(self, *args):
-        env = dict(os.environ, CB_BENCH_LOADAVG=self.loadavg)
+        env = dict(os.environ, CB_BENCH_LOADAVG=self.loadavg,
+                   PYTHON=sys.executable)
         cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
                "-d", "0.3", "--warmup", "0", "--rounds", "1"]
         p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE,
@@ -350,7 +351,7 @@ class BenchCompareBackendsTest(unittest.TestCase):
         c.start()
         rc, out, err = self.compare(
             "--only", "backends,workloads", "--workloads", "hello",
-            "--backend", "postgresql", "--users", "20", "--keep", "-d", "1",
+            "--backend", "postgresql", "--users", "20", "--keep", "-d", "0.5",
             "--pg-conninfo", c.conninfo(), "--pg-password-file", c.passfile)
         scratch = re.search(r"scratch (/\S+);", err)
         self.assertIsNotNone(scratch, err)
