@@ -109,8 +109,9 @@ class Upstream:
 
         self.server = Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
+        # close() waits for serve_forever's next poll: every 50 ms.
         self.thread = threading.Thread(target=self.server.serve_forever,
-                                       daemon=True)
+                                       args=(0.05,), daemon=True)
         self.thread.start()
 
     def close(self):

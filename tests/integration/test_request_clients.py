@@ -105,8 +105,9 @@ class EchoService:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.origin = "http://127.0.0.1:%d" % self.port
+        # close() waits for serve_forever's next poll: every 50 ms.
         self.thread = threading.Thread(target=self.server.serve_forever,
-                                       daemon=True)
+                                       args=(0.05,), daemon=True)
         self.thread.start()
 
     def received(self):

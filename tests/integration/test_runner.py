@@ -79,8 +79,9 @@ class Recorder:
         self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.origin = "http://127.0.0.1:%d" % self.port
+        # close() waits for serve_forever's next poll: every 50 ms.
         self.thread = threading.Thread(target=self.server.serve_forever,
-                                       daemon=True)
+                                       args=(0.05,), daemon=True)
         self.thread.start()
 
     def stop(self):
