@@ -10,7 +10,10 @@
 #                FUZZ_JOBS workers, keeping its corpus in $(FUZZ_BUILD)
 BUILD		?= build
 ASAN_BUILD	?= build-asan
-JOBS		?= $(shell nproc 2>/dev/null || echo 2)
+# One job more than processors: many suites spend part of their time
+# waiting on a timer, a Vault or PostgreSQL server or a daemon's start, and
+# the extra job keeps the processors busy meanwhile.
+JOBS		?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) + 1 )))
 CTEST_FLAGS	?= --output-on-failure
 FUZZ_BUILD	?= build-fuzz
 FUZZ_TARGETS	?= fuzz_proto fuzz_template fuzz_token fuzz_claims fuzz_scrub

@@ -12,6 +12,10 @@ Environment:
   CB_SOURCE_DIR  source tree (unused by the harness, passed by ctest)
   CB_VALGRIND=1  run the daemon under valgrind and check its exit status
   CB_KEEP_TMP=1  keep temporary directories (for debugging)
+  CB_TEST_SHARD=i/n
+                 run the i-th of n shares of the suite's tests (1-based:
+                 the i-th test, the (i+n)-th, ...), so that a slow suite
+                 can run as n processes side by side
   CB_TEST_BACKEND=postgresql
                  every Daemon stores its metadata and db-stored values in
                  PostgreSQL (storage.backend = postgresql) instead of
@@ -963,5 +967,34 @@ def find_leaks(blob, secrets_list):
     return found
 
 
+class _ShardLoader(unittest.TestLoader):
+    """Loads one share of a suite (CB_TEST_SHARD=i/n): of its tests in
+    their usual order, the i-th, the (i+n)-th, and so on.  A class's
+    setUpClass runs in every share that has one of its tests."""
+
+    def __init__(self, index, count):
+        super().__init__()
+        self.index, self.count = index, count
+
+    def loadTestsFromModule(self, module, *args, **kwargs):
+        def flat(suite):
+            for t in suite:
+                if isinstance(t, unittest.TestSuite):
+                    yield from flat(t)
+                else:
+                    yield t
+        every = list(flat(super().loadTestsFromModule(module, *args,
+                                                      **kwargs)))
+        return self.suiteClass(every[self.index - 1::self.count])
+
+
 def main():
-    unittest.main(verbosity=2)
+    shard = os.environ.get("CB_TEST_SHARD")
+    if not shard:
+        unittest.main(verbosity=2)
+        return
+    m = re.fullmatch(r"([1-9][0-9]*)/([1-9][0-9]*)", shard)
+    if m is None or int(m.group(1)) > int(m.group(2)):
+        sys.exit("CB_TEST_SHARD=%r: want i/n with 1 <= i <= n" % shard)
+    unittest.main(verbosity=2, testLoader=_ShardLoader(int(m.group(1)),
+                                                        int(m.group(2))))
