@@ -39,6 +39,7 @@ static const char *const mirror_tables[] = {
 #define MIRROR_NTABLES	(sizeof(mirror_tables) / sizeof(mirror_tables[0]))
 #define MIRROR_COLS_MAX	16
 #define MIRROR_SQL_MAX	2048
+#define MIRROR_NUM_MAX	24	/* an integer parameter's text */
 /*
  * The longest key field a notification may carry, and its characters:
  * uuids, idents, setting names and versions.
@@ -461,6 +462,53 @@ mirror_param(sqlite3_value *v, char *buf, size_t size, const char **out)
 	}
 }
 
+/*
+ * " WHERE k1 = $first AND k2 = $first+1..." from the key columns of c, or
+ * with SQLite's "?" for every value when first is 0; -1 when it does not
+ * fit.
+ */
+static int
+mirror_key_where(const struct mirror_cols *c, int first, char *sql,
+    size_t *len)
+{
+	int	k, rc;
+
+	if (mirror_cat(sql, len, " WHERE ") != 0)
+		return -1;
+	for (k = 0; k < c->npk; k++) {
+		if (first > 0)
+			rc = mirror_cat(sql, len, "%s%s = $%d",
+			    k > 0 ? " AND " : "", c->name[c->pk[k]], first + k);
+		else
+			rc = mirror_cat(sql, len, "%s%s = ?",
+			    k > 0 ? " AND " : "", c->name[c->pk[k]]);
+		if (rc != 0)
+			return -1;
+	}
+	return 0;
+}
+
+/*
+ * The old values of a change's key columns as parameters vals[*np] on
+ * (nums holds integers); -1 for one that cannot be a parameter.
+ */
+static int
+mirror_key_params(const struct mirror_cols *c, sqlite3_changeset_iter *it,
+    const char **vals, char (*nums)[MIRROR_NUM_MAX], int *np)
+{
+	sqlite3_value	*v;
+	int		 k;
+
+	for (k = 0; k < c->npk; k++) {
+		if (sqlite3changeset_old(it, c->pk[k], &v) != SQLITE_OK ||
+		    v == NULL || mirror_param(v, nums[*np], sizeof(nums[*np]),
+		    &vals[*np]) != 0)
+			return -1;
+		(*np)++;
+	}
+	return 0;
+}
+
 /* Replay one change of the recorded set on PostgreSQL. */
 static int
 mirror_replay_one(struct mirror *m, sqlite3_changeset_iter *it,
@@ -469,11 +517,12 @@ mirror_replay_one(struct mirror *m, sqlite3_changeset_iter *it,
 	const struct mirror_cols	*c;
 	const char			*table, *vals[2 * MIRROR_COLS_MAX];
 	char				 sql[MIRROR_SQL_MAX];
-	char				 nums[2 * MIRROR_COLS_MAX][24];
+	char				 nums[2 * MIRROR_COLS_MAX][MIRROR_NUM_MAX];
 	sqlite3_value			*v;
 	PGresult			*res = NULL;
 	size_t				 len = 0;
-	int				 ncol, op, ind, t, i, k, np = 0, ret;
+	int				 ncol, op, ind, t, i, k, first, np = 0;
+	int				 ret;
 
 	if (sqlite3changeset_op(it, &table, &ncol, &op, &ind) != SQLITE_OK ||
 	    (t = mirror_table_index(table)) < 0)
@@ -507,19 +556,13 @@ mirror_replay_one(struct mirror *m, sqlite3_changeset_iter *it,
 			goto toolong;
 		break;
 	case SQLITE_DELETE:
-		if (mirror_cat(sql, &len, "DELETE FROM %s WHERE ", table) != 0)
+		if (mirror_cat(sql, &len, "DELETE FROM %s", table) != 0)
 			goto toolong;
-		for (k = 0; k < c->npk; k++) {
-			i = c->pk[k];
-			if (sqlite3changeset_old(it, i, &v) != SQLITE_OK ||
-			    v == NULL || mirror_param(v, nums[np],
-			    sizeof(nums[np]), &vals[np]) != 0)
-				goto bad;
-			np++;
-			if (mirror_cat(sql, &len, "%s%s = $%d",
-			    k > 0 ? " AND " : "", c->name[i], np) != 0)
-				goto toolong;
-		}
+		first = np + 1;
+		if (mirror_key_params(c, it, vals, nums, &np) != 0)
+			goto bad;
+		if (mirror_key_where(c, first, sql, &len) != 0)
+			goto toolong;
 		break;
 	case SQLITE_UPDATE:
 		/* SET what changed, where the key matches and the old holds. */
@@ -540,19 +583,11 @@ mirror_replay_one(struct mirror *m, sqlite3_changeset_iter *it,
 		}
 		if (k == 0)
 			return 0;
-		if (mirror_cat(sql, &len, " WHERE ") != 0)
+		first = np + 1;
+		if (mirror_key_params(c, it, vals, nums, &np) != 0)
+			goto bad;
+		if (mirror_key_where(c, first, sql, &len) != 0)
 			goto toolong;
-		for (k = 0; k < c->npk; k++) {
-			i = c->pk[k];
-			if (sqlite3changeset_old(it, i, &v) != SQLITE_OK ||
-			    v == NULL || mirror_param(v, nums[np],
-			    sizeof(nums[np]), &vals[np]) != 0)
-				goto bad;
-			np++;
-			if (mirror_cat(sql, &len, "%s%s = $%d",
-			    k > 0 ? " AND " : "", c->name[i], np) != 0)
-				goto toolong;
-		}
 		for (i = 0; i < c->n; i++) {
 			if (sqlite3changeset_new(it, i, &v) != SQLITE_OK)
 				goto bad;
@@ -964,12 +999,8 @@ mirror_refresh(struct mirror *m, struct store *st, const char *payload,
 		memcpy(key, fields[0], strlen(fields[0]) + 1);
 
 	if (mirror_select(c, mirror_tables[t], sql, &len) != 0 ||
-	    mirror_cat(sql, &len, " WHERE ") != 0)
+	    mirror_key_where(c, 1, sql, &len) != 0)
 		goto toolong;
-	for (k = 0; k < c->npk; k++)
-		if (mirror_cat(sql, &len, "%s%s = $%d", k > 0 ? " AND " : "",
-		    c->name[c->pk[k]], k + 1) != 0)
-			goto toolong;
 	if (!m->in_txn && (ret = mirror_connect(m, err)) != 0)
 		return ret;
 	if ((ret = mirror_read_begin(m, err)) != 0)
@@ -986,13 +1017,9 @@ mirror_refresh(struct mirror *m, struct store *st, const char *payload,
 	PQclear(res);
 	/* Gone from PostgreSQL: gone from the mirror. */
 	len = 0;
-	if (mirror_cat(sql, &len, "DELETE FROM %s WHERE ",
-	    mirror_tables[t]) != 0)
+	if (mirror_cat(sql, &len, "DELETE FROM %s", mirror_tables[t]) != 0 ||
+	    mirror_key_where(c, 0, sql, &len) != 0)
 		goto toolong;
-	for (k = 0; k < c->npk; k++)
-		if (mirror_cat(sql, &len, "%s%s = ?", k > 0 ? " AND " : "",
-		    c->name[c->pk[k]]) != 0)
-			goto toolong;
 	if (sqlite3_prepare_v2(db, sql, -1, &stmt, NULL) != SQLITE_OK)
 		goto sqlerr;
 	for (k = 0; k < c->npk; k++)

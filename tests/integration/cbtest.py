@@ -237,6 +237,19 @@ def postgresql_only(reason):
     return _only("postgresql", reason)
 
 
+def assert_store_health(testcase, store, backend=None):
+    """Check health's store of a lone broker that is well: its backend
+    (backend() unless given) and status "ok", and on PostgreSQL also the
+    connected database and no other broker of the fleet."""
+    backend = backend or _default_backend()
+    store = dict(store)
+    if backend == "postgresql":
+        # The database and the fleet's other brokers (none here).
+        testcase.assertTrue(store.pop("database")["connected"])
+        testcase.assertEqual(store.pop("brokers"), [])
+    testcase.assertEqual(store, {"backend": backend, "status": "ok"})
+
+
 # The private PostgreSQL cluster of this process (pgtest.Cluster), started
 # by the first Daemon that needs it; one database per store directory.
 _pg = None

@@ -48,13 +48,7 @@ class PynvimSessionTest(cbtest.DaemonTestCase):
                          sorted(cbtest.PERMISSIONS))
         health = s.request("health", {})
         self.assertEqual(health["status"], "ok")
-        store = dict(health["store"])
-        if cbtest.backend() == "postgresql":
-            # The database and the fleet's other brokers (none here).
-            self.assertTrue(store.pop("database")["connected"])
-            self.assertEqual(store.pop("brokers"), [])
-        self.assertEqual(store, {"backend": cbtest.backend(),
-                                 "status": "ok"})
+        cbtest.assert_store_health(self, health["store"])
         # The attach-time nvim_set_client_info was received and ignored.
         self.assertEqual(self.notifications(), before + 1)
         # The session is still usable after both calls.

@@ -18,6 +18,7 @@
 
 #include <cmocka.h>
 
+#include "pgschema.h"
 #include "pgserver.h"
 #include "secbuf.h"
 
@@ -290,6 +291,37 @@ pgserver_schema(uv_loop_t *loop, struct pg *pg, const char *schema)
 	pgserver_ok(loop, pg, sql, &r);
 	snprintf(sql, sizeof(sql), "CREATE SCHEMA %s", schema);
 	pgserver_ok(loop, pg, sql, &r);
+}
+
+static void
+pgserver_migrated(void *arg, int rc, int version, const struct cb_error *err)
+{
+	int	*done = arg;
+
+	(void)version;
+	if (rc != 0)
+		fail_msg("pgschema_apply: %s", err->msg);
+	*done = 1;
+}
+
+int
+pgserver_schema_migrated(const char *schema)
+{
+	uv_loop_t	 loop;
+	struct pgconn	 c;
+	struct cb_error	 err;
+	int		 done = 0;
+
+	if (pgserver_start() != 0 || uv_loop_init(&loop) != 0)
+		return -1;
+	pgserver_open(&loop, schema, &c);
+	pgserver_schema(&loop, c.pg, schema);
+	if (pgschema_apply(c.pg, pgserver_migrated, &done, &err) != 0 ||
+	    !pgserver_run_until(&loop, &done, 1, 30000))
+		return -1;
+	pgserver_close(&loop, &c);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	return uv_loop_close(&loop) == 0 ? 0 : -1;
 }
 
 static void

@@ -12,7 +12,9 @@
  * closes, however the program ends.
  *
  * Each test uses a schema of its own: pgserver_open() connects with
- * search_path set to it, and pgserver_schema() drops and creates it.
+ * search_path set to it, and pgserver_schema() drops and creates it;
+ * pgserver_schema_migrated() also applies the migrations, once for a
+ * group.
  */
 #ifndef CB_TEST_PGSERVER_H
 #define CB_TEST_PGSERVER_H
@@ -84,6 +86,11 @@ const char *pgserver_ok(uv_loop_t *loop, struct pg *pg, const char *sql,
 	    struct pgres *r);
 /* Drop and create schema on pg (connected with its search_path). */
 void	 pgserver_schema(uv_loop_t *loop, struct pg *pg, const char *schema);
+/*
+ * Group setup: start the cluster and make schema with the broker's tables
+ * (pgschema_apply); 0 or -1.
+ */
+int	 pgserver_schema_migrated(const char *schema);
 /* Close c (when open) and wait for it. */
 void	 pgserver_close(uv_loop_t *loop, struct pgconn *c);
 

@@ -21,7 +21,6 @@
 #include "cb_error.h"
 #include "mirror.h"
 #include "pg.h"
-#include "pgschema.h"
 #include "pgserver.h"
 #include "store.h"
 #include "writer.h"
@@ -30,6 +29,7 @@
 #define T_UUID1		"1aa0a0a0-0000-4000-8000-000000000001"
 #define T_UUID2		"2bb0b0b0-0000-4000-8000-000000000002"
 #define T_USER		"c3000000-0000-4000-8000-00000000000c"
+#define T_USER2		"d4000000-0000-4000-8000-00000000000d"
 
 struct broker_side {
 	char		 path[PATH_MAX];
@@ -45,36 +45,11 @@ struct fix {
 	struct broker_side	 a, b;
 };
 
-static void
-schema_cb(void *arg, int rc, int version, const struct cb_error *err)
-{
-	int	*done = arg;
-
-	(void)version;
-	if (rc != 0)
-		fail_msg("pgschema_apply: %s", err->msg);
-	*done = 1;
-}
-
 static int
 group_setup(void **state)
 {
-	uv_loop_t	 loop;
-	struct pgconn	 c;
-	struct cb_error	 err;
-	int		 done = 0;
-
 	(void)state;
-	if (pgserver_start() != 0 || uv_loop_init(&loop) != 0)
-		return -1;
-	pgserver_open(&loop, T_SCHEMA, &c);
-	pgserver_schema(&loop, c.pg, T_SCHEMA);
-	if (pgschema_apply(c.pg, schema_cb, &done, &err) != 0 ||
-	    !pgserver_run_until(&loop, &done, 1, 30000))
-		return -1;
-	pgserver_close(&loop, &c);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	return uv_loop_close(&loop) == 0 ? 0 : -1;
+	return pgserver_schema_migrated(T_SCHEMA);
 }
 
 static int
@@ -263,6 +238,25 @@ do_keypair(struct job *j, struct store *st, struct cb_error *err)
 		return rc;
 	return store_keypair_add(st, "partner", v, 2048, "sealed-text-v1", 1,
 	    err);
+}
+
+/* Links of T_USER and T_USER2 to type T_UUID1 (a key of two columns). */
+static int
+do_links(struct job *j, struct store *st, struct cb_error *err)
+{
+	int	rc;
+
+	if ((rc = store_link_set(st, T_UUID1, T_USER, "work", "S:work",
+	    1700000000, err)) != 0)
+		return rc;
+	return store_link_set(st, T_UUID1, T_USER2, "work", "S:work2",
+	    1700000000, err);
+}
+
+static int
+do_unlink(struct job *j, struct store *st, struct cb_error *err)
+{
+	return store_link_delete(st, T_UUID1, T_USER, err);
 }
 
 static void
@@ -478,6 +472,63 @@ test_mirror_key_pair_rows_replay_parent_first(void **state)
 	    "3:1,2");
 }
 
+/* Whether s's mirror holds the link of user to type T_UUID1. */
+static bool
+linked_in(struct broker_side *s, const char *user)
+{
+	struct store_link	l;
+	struct cb_error		err;
+	int			rc;
+
+	cb_error_clear(&err);
+	rc = store_link_get(s->st, T_UUID1, user, &l, &err);
+	if (rc == 0)
+		store_link_free(&l);
+	else if (rc != -CB_ENOTFOUND)
+		fail_msg("store_link_get: %s", err.msg);
+	return rc == 0;
+}
+
+static void
+test_mirror_link_delete_and_refresh_match_the_whole_key(void **state)
+{
+	struct fix	*f = *state;
+	struct cb_error	 err;
+	struct pgres	 r;
+	struct job	 j;
+	const char	*table;
+	char		 key[STORE_UUID_LEN + 1], msg[CB_ERRMSG_MAX];
+
+	create_on(&f->a, T_UUID1, "github", "GitHub");
+	memset(&j, 0, sizeof(j));
+	j.fn = do_links;
+	if (run_job(&f->a, &j, msg, sizeof(msg)) != 0)
+		fail_msg("links: %s", msg);
+	/* B reads the type and both links, each by its key. */
+	assert_int_equal(mirror_refresh(f->b.m, f->b.st, "types\t" T_UUID1,
+	    &table, key, &err), 0);
+	assert_int_equal(mirror_refresh(f->b.m, f->b.st, "credlinks\t"
+	    T_UUID1 "\t" T_USER, &table, key, &err), 0);
+	assert_int_equal(mirror_refresh(f->b.m, f->b.st, "credlinks\t"
+	    T_UUID1 "\t" T_USER2, &table, key, &err), 0);
+	assert_string_equal(table, "credlinks");
+	assert_true(linked_in(&f->b, T_USER));
+	assert_true(linked_in(&f->b, T_USER2));
+
+	/* A deletes one: PostgreSQL loses that row only. */
+	j.fn = do_unlink;
+	assert_int_equal(run_job(&f->a, &j, msg, sizeof(msg)), 0);
+	assert_string_equal(pgserver_ok(&f->loop, f->peek.pg,
+	    "SELECT string_agg(user_uuid::text, ',') FROM credlinks", &r),
+	    T_USER2);
+
+	/* Notified, B removes that row only. */
+	assert_int_equal(mirror_refresh(f->b.m, f->b.st, "credlinks\t"
+	    T_UUID1 "\t" T_USER, &table, key, &err), 0);
+	assert_false(linked_in(&f->b, T_USER));
+	assert_true(linked_in(&f->b, T_USER2));
+}
+
 static void
 test_mirror_refresh_refuses_payloads_that_name_no_row(void **state)
 {
@@ -534,6 +585,7 @@ main(void)
 		T(test_mirror_failed_write_changes_nothing_on_postgresql),
 		T(test_mirror_storage_change_deletes_the_values_on_postgresql),
 		T(test_mirror_key_pair_rows_replay_parent_first),
+		T(test_mirror_link_delete_and_refresh_match_the_whole_key),
 		T(test_mirror_refresh_refuses_payloads_that_name_no_row),
 		T(test_mirror_unreachable_database_is_unavailable),
 #undef T

@@ -38,6 +38,10 @@ struct applied {
 	char	 msg[CB_ERRMSG_MAX];
 };
 
+/*
+ * The cluster only: each test makes its schema (setup) and applies the
+ * migrations it checks itself, so not pgserver_schema_migrated().
+ */
 static int
 group_setup(void **state)
 {
