@@ -237,16 +237,38 @@ class WriterTest(SlowSyncTestCase):
 
     def test_a_loop_write_waits_for_a_commit_in_flight(self):
         # type.create goes to the writer too: it waits in its queue for
-        # the group in flight, and succeeds.
-        self.slow(True)
+        # the group in flight, and succeeds.  The write in flight is a
+        # value's; on PostgreSQL, where the writer writes no values, a
+        # peer key's, held by stall() until type.create is queued.
+        pg = self.d.backend == "postgresql"
         out = []
-        t = self.set_in_thread(new_user(), "pending-value", out)
+        if pg:
+            pem = spki_pem(rsa.generate_private_key(public_exponent=65537,
+                                                    key_size=2048))
+            self.stall("peerkeys")
+
+            def run():
+                with self.d.client(timeout=WAIT) as c:
+                    out.append((c.call("peerkey.set", {
+                        "ident": "idp", "version": 1, "pem": pem}), 0))
+            t = threading.Thread(target=run, daemon=True)
+            t.start()
+        else:
+            self.slow(True)
+            t = self.set_in_thread(new_user(), "pending-value", out)
         self.wait_writer("a commit in flight",
                          lambda w: w["in_flight"] == 1)
         with self.d.client(timeout=WAIT) as c2:
-            err, res = c2.call("type.create", {"ident": "other",
-                                               "name": "O",
-                                               "storage": "db"})
+            i = c2.new_id()
+            c2.send_raw(pack_request(i, "type.create", {"ident": "other",
+                                                        "name": "O",
+                                                        "storage": "db"}))
+            if pg:
+                self.wait_writer("type.create queued behind it",
+                                 lambda w: w["waiting"] == 1, c=self.c)
+                self.assertEqual(out, [])
+                self.release()
+            err = c2.wait_response(i)[2]
             self.assertIsNone(err, "type.create during a group commit: "
                               "%r" % (err,))
         t.join(WAIT)
