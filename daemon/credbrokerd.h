@@ -545,8 +545,9 @@ int	 pgstore_open(struct broker *b, struct cb_error *err);
 void	 pgstore_serve(struct broker *b);
 struct writer *pgstore_writer(const struct broker *b);
 /*
- * How many values (users' and accounts') a type has on PostgreSQL: fn is
- * called later, on the loop, or an error now.
+ * How many values (users' and accounts') a type has on PostgreSQL, or
+ * every type when type_uuid is NULL: fn is called later, on the loop, or
+ * an error now.
  */
 typedef void (*pgstore_count_fn)(void *arg, int rc, int64_t n,
     const struct cb_error *err);

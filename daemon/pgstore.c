@@ -593,6 +593,7 @@ pgstore_count_values(struct broker *b, const char *type_uuid,
 {
 	struct pgstore_count	*c;
 	const char		*vals[1] = { type_uuid };
+	const char		*sql;
 	int			 rc;
 
 	if (b->pgs == NULL || b->pgs->pg == NULL || b->pgs->closing)
@@ -602,10 +603,16 @@ pgstore_count_values(struct broker *b, const char *type_uuid,
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	c->fn = fn;
 	c->arg = arg;
-	if ((rc = pg_query(b->pgs->pg, "SELECT (SELECT count(*) FROM "
-	    "credvalues WHERE type_uuid = $1) + (SELECT count(*) FROM "
-	    "credaccounts WHERE type_uuid = $1)", 1, vals, NULL, NULL,
-	    pgstore_counted, c, err)) != 0)
+	if (type_uuid != NULL)
+		sql = "SELECT (SELECT count(*) FROM credvalues WHERE "
+		    "type_uuid = $1) + (SELECT count(*) FROM credaccounts "
+		    "WHERE type_uuid = $1)";
+	else
+		sql = "SELECT (SELECT count(*) FROM credvalues) + "
+		    "(SELECT count(*) FROM credaccounts)";
+	if ((rc = pg_query(b->pgs->pg, sql, type_uuid != NULL ? 1 : 0,
+	    type_uuid != NULL ? vals : NULL, NULL, NULL, pgstore_counted, c,
+	    err)) != 0)
 		free(c);
 	return rc;
 }

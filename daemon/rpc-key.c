@@ -96,12 +96,14 @@ rpc_key_started(struct broker *b, int rc, const struct cb_error *err,
 }
 
 /*
- * Start a rotation to k (read from file, check value kcv): the state is
- * saved, and the call answered, by rpc_key_started.  Takes k.
+ * Start a rotation to k (read from file, check value kcv), values being
+ * the number of values in the store (on PostgreSQL, counted there, not
+ * in the local mirror): the state is saved, and the call answered, by
+ * rpc_key_started.  Takes k.
  */
 static int
 rpc_key_begin(struct rpc_call *call, struct seal_key *k, const char *file,
-    const char *kcv, struct cb_error *err)
+    const char *kcv, int64_t values, struct cb_error *err)
 {
 	struct broker	*b = call->broker;
 	struct rotation	*r = b->rot, *nr = NULL;
@@ -116,11 +118,10 @@ rpc_key_begin(struct rpc_call *call, struct seal_key *k, const char *file,
 		goto done;
 	}
 	/* The values, and the keys re-sealed in the last phase. */
-	if ((rc = store_value_count_all(b->store, &total, err)) != 0 ||
-	    (rc = store_key_scan(b->store, &krows, &nkeys, err)) != 0)
+	if ((rc = store_key_scan(b->store, &krows, &nkeys, err)) != 0)
 		goto done;
 	store_keyrows_free(krows, nkeys);
-	total += (int64_t)nkeys;
+	total = values + (int64_t)nkeys;
 	if ((nr = calloc(1, sizeof(*nr))) == NULL ||
 	    (nr->file = strdup(file)) == NULL) {
 		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
@@ -179,6 +180,31 @@ rpc_key_fleet_free(struct rpc_key_fleet *x)
 	free(x);
 }
 
+/* The values on PostgreSQL, counted under the rotation's lock. */
+static void
+rpc_key_counted(void *arg, int rc, int64_t n, const struct cb_error *err)
+{
+	struct rpc_key_fleet	*x = arg;
+	struct rpc_call		*call = x->call;
+	struct broker		*b = call->broker;
+	struct cb_error		 e;
+	struct seal_key		*k = x->k;
+
+	if (rc != 0) {
+		keys_unlock(b);
+		rpc_finish(call, rc, err);
+		rpc_key_fleet_free(x);
+		return;
+	}
+	x->k = NULL;
+	if ((rc = rpc_key_begin(call, k, x->file, x->kcv, n, &e)) !=
+	    RPC_WAIT) {
+		keys_unlock(b);
+		rpc_finish(call, rc, &e);
+	}
+	rpc_key_fleet_free(x);
+}
+
 /* The rotation's lock: this broker's, or another broker runs one. */
 static void
 rpc_key_locked(void *arg, int rc, PGresult *res, const struct cb_error *err)
@@ -187,7 +213,6 @@ rpc_key_locked(void *arg, int rc, PGresult *res, const struct cb_error *err)
 	struct rpc_call		*call = x->call;
 	struct broker		*b = call->broker;
 	struct cb_error		 e;
-	struct seal_key		*k = x->k;
 
 	if (rc != 0) {
 		rpc_finish(call, rc, err);
@@ -201,12 +226,12 @@ rpc_key_locked(void *arg, int rc, PGresult *res, const struct cb_error *err)
 		rpc_key_fleet_free(x);
 		return;
 	}
-	x->k = NULL;
-	if ((rc = rpc_key_begin(call, k, x->file, x->kcv, &e)) != RPC_WAIT) {
+	if ((rc = pgstore_count_values(b, NULL, rpc_key_counted, x,
+	    &e)) != 0) {
 		keys_unlock(b);
 		rpc_finish(call, rc, &e);
+		rpc_key_fleet_free(x);
 	}
-	rpc_key_fleet_free(x);
 }
 
 /* The fleet as read just now: does every live broker hold the key? */
@@ -253,6 +278,7 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 	struct rpc_key_fleet *x;
 	struct seal_key	*k = NULL;
 	char		*file = NULL, kcv[SEAL_KCV_MAX], cur[SEAL_KCV_MAX];
+	int64_t		 values;
 	int		 rc;
 
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
@@ -318,7 +344,9 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 		rc = RPC_WAIT;
 		goto done;
 	}
-	rc = rpc_key_begin(call, k, file, kcv, err);
+	if ((rc = store_value_count_all(b->store, &values, err)) != 0)
+		goto done;
+	rc = rpc_key_begin(call, k, file, kcv, values, err);
 	k = NULL;
 done:
 	seal_key_free(k);

@@ -429,6 +429,18 @@ class FleetRotationCase(FleetBase):
         self.assertEqual(cl.ok("key.status")["version"], 2)
         u, v = sample[0]
         self.assertEqual(self.bearer_of(cl, "load", u), v)
+        # The rotation's total (key.status) counted the values on
+        # PostgreSQL from the start, and the keys: A logged it then.
+        # C wrote values meanwhile, so it lies between the two counts.
+        tag = "key rotation to version 2 started: "
+        line = [x for x in self.A.log().splitlines() if tag in x]
+        self.assertEqual(len(line), 1, self.A.log())
+        total = int(line[0].split(tag)[1].split()[0])
+        keys = int(self.A.pg_sql("SELECT (SELECT count(*) FROM "
+                                 "keypair_versions) + (SELECT count(*) "
+                                 "FROM peerkeys)"))
+        self.assertGreaterEqual(total, VALUES + keys)
+        self.assertLessEqual(total, len(values) + keys)
 
 
 if __name__ == "__main__":

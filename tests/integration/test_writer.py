@@ -7,10 +7,13 @@ answering.
 The daemon runs with tests/tools/slowsync.so preloaded: every fsync of its
 database and -wal file sleeps SLOW_MS while the flag file exists, so a
 commit can be held in flight for as long as a test needs.  The set-up
-runs at full speed (no flag).
+runs at full speed (no flag).  On PostgreSQL, where the local mirror
+commits without fsync, a test that must hold a write holds a lock on the
+table it writes instead, in a psql session of its own (stall()).
 """
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -44,11 +47,6 @@ def sub_value(res):
     return value
 
 
-NO_PG_STALL = ("the stall slows the fsync of the file the writer commits; "
-               "on postgresql the mirror commits without fsync, so these "
-               "two would need a PostgreSQL lock to hold the write")
-
-
 class SlowSyncTestCase(cbtest.DaemonTestCase):
     """The daemon under slowsync, with a db-stored type "tok"."""
 
@@ -68,6 +66,10 @@ class SlowSyncTestCase(cbtest.DaemonTestCase):
             env["ASAN_OPTIONS"] = (os.environ.get("ASAN_OPTIONS", "") +
                                    ":verify_asan_link_order=0")
         self.d.env = env
+        if self.d.backend == "postgresql":
+            # A write held by stall() waits on the lock, not the timeout.
+            self.d.extra.setdefault("storage", []).append(
+                ("postgresql_timeout", "120"))
         self.d.start()
         self.c = self.d.client(timeout=WAIT)
         self.addCleanup(self.c.close)
@@ -89,6 +91,45 @@ class SlowSyncTestCase(cbtest.DaemonTestCase):
             cbtest.write_file(self.flag, b"")
         elif os.path.exists(self.flag):
             os.unlink(self.flag)
+
+    def stall(self, *tables):
+        """Hold the commits of the writes to tables until release(): the
+        SQLite file's fsync slowed (each commit takes slow_ms), or on
+        PostgreSQL the tables locked by a transaction of psql's, open
+        until release()."""
+        if self.d.backend != "postgresql":
+            self.slow(True)
+            return
+        pg = cbtest.pg_cluster()
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+               "LANG": "C", "LC_ALL": "C", "PGPASSWORD": pg.password,
+               "PGCONNECT_TIMEOUT": "10"}
+        self.locker = subprocess.Popen(
+            [pg.psql_bin, "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+             "-h", pg.sockdir, "-p", str(pg.port), "-U", pg.role,
+             "-d", self.d.pg_database], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, env=env, text=True)
+        self.addCleanup(self.release)
+        self.locker.stdin.write("BEGIN;\nLOCK TABLE %s IN ACCESS EXCLUSIVE "
+                                "MODE;\nSELECT 'locked';\n" %
+                                ", ".join(tables))
+        self.locker.stdin.flush()
+        self.assertEqual(self.locker.stdout.readline().strip(), "locked")
+
+    def release(self):
+        """End stall(): on PostgreSQL the lock goes (on SQLite each
+        stalled commit ends by itself; slow(False) stops the stall)."""
+        p = getattr(self, "locker", None)
+        if p is None:
+            return
+        self.locker = None
+        try:
+            p.communicate("COMMIT;\n", timeout=WAIT)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        self.assertEqual(p.returncode, 0)
 
     def writer(self, c=None):
         return (c or self.c).ok("stats", {})["store"]["writer"]
@@ -196,16 +237,38 @@ class WriterTest(SlowSyncTestCase):
 
     def test_a_loop_write_waits_for_a_commit_in_flight(self):
         # type.create goes to the writer too: it waits in its queue for
-        # the group in flight, and succeeds.
-        self.slow(True)
+        # the group in flight, and succeeds.  The write in flight is a
+        # value's; on PostgreSQL, where the writer writes no values, a
+        # peer key's, held by stall() until type.create is queued.
+        pg = self.d.backend == "postgresql"
         out = []
-        t = self.set_in_thread(new_user(), "pending-value", out)
+        if pg:
+            pem = spki_pem(rsa.generate_private_key(public_exponent=65537,
+                                                    key_size=2048))
+            self.stall("peerkeys")
+
+            def run():
+                with self.d.client(timeout=WAIT) as c:
+                    out.append((c.call("peerkey.set", {
+                        "ident": "idp", "version": 1, "pem": pem}), 0))
+            t = threading.Thread(target=run, daemon=True)
+            t.start()
+        else:
+            self.slow(True)
+            t = self.set_in_thread(new_user(), "pending-value", out)
         self.wait_writer("a commit in flight",
                          lambda w: w["in_flight"] == 1)
         with self.d.client(timeout=WAIT) as c2:
-            err, res = c2.call("type.create", {"ident": "other",
-                                               "name": "O",
-                                               "storage": "db"})
+            i = c2.new_id()
+            c2.send_raw(pack_request(i, "type.create", {"ident": "other",
+                                                        "name": "O",
+                                                        "storage": "db"}))
+            if pg:
+                self.wait_writer("type.create queued behind it",
+                                 lambda w: w["waiting"] == 1, c=self.c)
+                self.assertEqual(out, [])
+                self.release()
+            err = c2.wait_response(i)[2]
             self.assertIsNone(err, "type.create during a group commit: "
                               "%r" % (err,))
         t.join(WAIT)
@@ -400,11 +463,10 @@ class MetadataWriteTest(SlowSyncTestCase):
         self.assertEqual(sorted(t["ident"] for t in resps[5][1][3]),
                          ["piped", "tok", "upd"])
 
-    @cbtest.sqlite_only(NO_PG_STALL)
     def test_concurrent_keypair_imports_take_consecutive_versions(self):
         keys = [rsa.generate_private_key(public_exponent=65537,
                                          key_size=2048) for _ in range(3)]
-        self.slow(True)
+        self.stall("keypair_versions")
         out = {}
         threads = [self.call_in_thread("keypair.import", {
             "ident": "kp", "pem": pkcs8_pem(keys[0])}, out)]
@@ -415,6 +477,9 @@ class MetadataWriteTest(SlowSyncTestCase):
             threads.append(self.named_call_in_thread(
                 "import%d" % i, "keypair.import",
                 {"ident": "kp", "pem": pkcs8_pem(keys[i])}, out))
+        self.wait_writer("both queued behind it",
+                         lambda w: w["waiting"] == 2 or len(out) > 0)
+        self.release()
         for t in threads:
             t.join(WAIT)
         self.slow(False)
@@ -432,12 +497,11 @@ class MetadataWriteTest(SlowSyncTestCase):
             self.assertEqual(pems[out[name][1]["version"]].strip(),
                              spki_pem(key).strip())
 
-    @cbtest.sqlite_only(NO_PG_STALL)
     def test_concurrent_peerkey_sets_of_one_version_agree_or_conflict(self):
         same, other = (rsa.generate_private_key(public_exponent=65537,
                                                 key_size=2048)
                        for _ in range(2))
-        self.slow(True)
+        self.stall("peerkeys")
         out = {}
         threads = [self.call_in_thread("peerkey.set", {
             "ident": "idp", "version": 4, "pem": spki_pem(same)}, out)]
@@ -449,6 +513,7 @@ class MetadataWriteTest(SlowSyncTestCase):
                 "ident": "idp", "version": 4, "pem": spki_pem(key)}, out))
         self.wait_writer("both queued behind it",
                          lambda w: w["waiting"] == 2 or len(out) > 0)
+        self.release()
         for t in threads:
             t.join(WAIT)
         self.slow(False)
