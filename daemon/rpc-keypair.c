@@ -505,9 +505,9 @@ rpc_keypair_import(struct rpc_call *call, const msgpack_object *params,
 {
 	static const char *const keys[] = { "ident", "pem", NULL };
 	EVP_PKEY	*k = NULL;
-	const char	*pem;
+	const char	*pem = NULL;
 	char		*ident = NULL;
-	size_t		 len;
+	size_t		 len = 0;
 	int		 rc;
 
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||
@@ -690,10 +690,10 @@ rpc_peerkey_set(struct rpc_call *call, const msgpack_object *params,
 	struct cb_error	 e;
 	struct keyw	*x;
 	EVP_PKEY	*k = NULL;
-	const char	*pem;
+	const char	*pem = NULL;
 	char		*ident = NULL, *sealed = NULL, ctx[SEALCTX_KEY_MAX];
 	uint32_t	 version;
-	size_t		 len;
+	size_t		 len = 0;
 	int		 rc;
 
 	if ((rc = proto_check_keys(params, keys, err)) != 0 ||

@@ -50,36 +50,11 @@ struct answer {
 	int	 rc;
 };
 
-static void
-schema_cb(void *arg, int rc, int version, const struct cb_error *err)
-{
-	int	*done = arg;
-
-	(void)version;
-	if (rc != 0)
-		fail_msg("pgschema_apply: %s", err->msg);
-	*done = 1;
-}
-
 static int
 group_setup(void **state)
 {
-	uv_loop_t	 loop;
-	struct pgconn	 c;
-	struct cb_error	 err;
-	int		 done = 0;
-
 	(void)state;
-	if (pgserver_start() != 0 || uv_loop_init(&loop) != 0)
-		return -1;
-	pgserver_open(&loop, T_SCHEMA, &c);
-	pgserver_schema(&loop, c.pg, T_SCHEMA);
-	if (pgschema_apply(c.pg, schema_cb, &done, &err) != 0 ||
-	    !pgserver_run_until(&loop, &done, 1, 30000))
-		return -1;
-	pgserver_close(&loop, &c);
-	uv_run(&loop, UV_RUN_DEFAULT);
-	return uv_loop_close(&loop) == 0 ? 0 : -1;
+	return pgserver_schema_migrated(T_SCHEMA);
 }
 
 static int
