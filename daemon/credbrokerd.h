@@ -148,6 +148,7 @@ struct broker {
 	struct seal_key	*key_legacy;	/* opens GCM: on import, or NULL */
 	struct seal_key	*key_staged;	/* security.next_key_file, or NULL */
 	struct rotation	*rot;		/* keys.c, rotate.c */
+	bool		 rot_starting;	/* a fleet's key.rotate between steps */
 	struct http	*http;		/* Vault's HTTP client */
 	struct http	*http_out;	/* request's, made on first use */
 	struct vault	*vault;

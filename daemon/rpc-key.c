@@ -164,8 +164,13 @@ done:
 	return rc;
 }
 
-/* A rotation asked of a broker of a fleet, between its steps. */
+/*
+ * A rotation asked of a broker of a fleet, between its steps: one at a
+ * time (b->rot_starting), since the rotation's advisory lock is the
+ * connection's, which every call of this broker shares.
+ */
 struct rpc_key_fleet {
+	struct broker	*b;
 	struct rpc_call	*call;
 	struct seal_key	*k;
 	char		*file;
@@ -175,6 +180,7 @@ struct rpc_key_fleet {
 static void
 rpc_key_fleet_free(struct rpc_key_fleet *x)
 {
+	x->b->rot_starting = false;
 	seal_key_free(x->k);
 	free(x->file);
 	free(x);
@@ -327,10 +333,17 @@ rpc_key_rotate(struct rpc_call *call, const msgpack_object *params,
 	 * database, after this broker's heartbeat.
 	 */
 	if (b->fleet != NULL) {
+		if (b->rot_starting) {
+			rc = cb_error_set(err, CB_ECONFLICT, "a key rotation is "
+			    "being started on this broker");
+			goto done;
+		}
 		if ((x = calloc(1, sizeof(*x))) == NULL) {
 			rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 			goto done;
 		}
+		b->rot_starting = true;
+		x->b = b;
 		x->call = call;
 		x->k = k;
 		x->file = file;
