@@ -68,16 +68,8 @@ class FleetBase(unittest.TestCase):
         self.C, self.c = self.broker()
 
     def broker(self, key=None):
-        tmp = cbtest.make_tmpdir()
-        self.addCleanup(cbtest.remove_tmpdir, tmp)
-        d = cbtest.Daemon(tmp, key=self.key if key is None else key,
-                          backend="postgresql", pg_database=self.db)
-        self.addCleanup(d.cleanup)
-        self.addCleanup(d.finish)
-        d.start()
-        c = d.client()
-        self.addCleanup(c.close)
-        return d, c
+        return cbtest.fleet(self.db, self.key if key is None else key,
+                            self.addCleanup)
 
     # helpers ---------------------------------------------------------------
     def pids_seen(self, client, method="health", live_only=False):
@@ -127,16 +119,12 @@ class FleetKeysCase(FleetBase):
 
     @classmethod
     def class_broker(cls):
-        tmp = cbtest.make_tmpdir()
-        d = cbtest.Daemon(tmp, key=cls.shared.key, backend="postgresql",
-                          pg_database=cls.shared.db)
-        cls.shared.cleanups += [lambda: cbtest.remove_tmpdir(tmp), d.cleanup,
-                                d.finish]
-        d.start()
-        return d, d.client()
+        return cbtest.fleet(cls.shared.db, cls.shared.key,
+                            cls.shared.cleanups.append)
 
     @classmethod
     def tearDownClass(cls):
+        # C's client may be a new one (start_c_again).
         for c in (cls.a, cls.b, cls.c):
             c.close()
         for fn in reversed(cls.shared.cleanups):
