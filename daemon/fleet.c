@@ -187,8 +187,8 @@ fleet_barrier_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
 
 /*
  * On the loop: every write submitted before the barrier has been answered.
- * A failed barrier (the writer could not reach PostgreSQL) proves nothing
- * of the writes before it: the next heartbeat sends another.
+ * A failed barrier (the writer could not reach PostgreSQL) confirms
+ * nothing, to be safe: the next heartbeat sends another.
  */
 static void
 fleet_barrier_done(struct dbwrite *w, int rc, const struct cb_error *err)
