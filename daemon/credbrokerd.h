@@ -546,6 +546,14 @@ int	 pgstore_open(struct broker *b, struct cb_error *err);
 void	 pgstore_serve(struct broker *b);
 struct writer *pgstore_writer(const struct broker *b);
 /*
+ * Read the whole mirror again from PostgreSQL, on the writer (after every
+ * write submitted before); then(b, rc, err, arg) on the loop once done.
+ */
+typedef void (*pgstore_reload_fn)(struct broker *b, int rc,
+    const struct cb_error *err, void *arg);
+int	 pgstore_reload(struct broker *b, pgstore_reload_fn then, void *arg,
+	    struct cb_error *err);
+/*
  * How many values (users' and accounts') a type has on PostgreSQL, or
  * every type when type_uuid is NULL: fn is called later, on the loop, or
  * an error now.

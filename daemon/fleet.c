@@ -13,6 +13,15 @@
  * rows and the schema version back: health and key.status show that
  * list, at most one heartbeat old.  Nothing here ever waits on the
  * network; a failed heartbeat is logged once per outage.
+ *
+ * During a rotation a broker seals with the new key as soon as it holds
+ * it, but says so (sealing) only once a barrier, a job that writes
+ * nothing, has been answered by its writer thread: the writer runs its
+ * jobs in turn, so every metadata write sealed with the old key before
+ * (key pairs, links, defaults, Vault settings) has then been committed
+ * on PostgreSQL, or has failed.  Those writes go out on the writer's own
+ * connection, not on the heartbeat's: without the barrier, the heartbeat
+ * could overtake them.
  */
 #include <limits.h>
 #include <stdio.h>
@@ -93,6 +102,13 @@ struct fleet {
 	bool			 failing;	/* logged this outage */
 	bool			 beaten;	/* a heartbeat succeeded */
 	bool			 closed;	/* freed by fleet_beaten */
+	/*
+	 * The new key's version once a barrier sent after this broker began
+	 * to seal with it was answered (0: none), and that of the barrier
+	 * out (0: none).
+	 */
+	uint32_t		 sealing;
+	uint32_t		 barrier;
 	void			(*then)(struct broker *);	/* leaving */
 	struct fleet_waiter	*waiting;	/* for the next heartbeat */
 	struct fleet_waiter	*sent;		/* for the one out */
@@ -111,7 +127,10 @@ fleet_timer_closed(uv_handle_t *h)
 	free(h);
 }
 
-/* "{a,b}" of the keys held; versions and check values. */
+/*
+ * "{a,b}" of the keys held; versions and check values.  The version it
+ * seals with: the new key's once the barrier confirmed it, else the key's.
+ */
 static void
 fleet_keys(const struct broker *b, char *versions, size_t vsz, char *kcvs,
     size_t ksz, int *sealing)
@@ -146,7 +165,87 @@ fleet_keys(const struct broker *b, char *versions, size_t vsz, char *kcvs,
 	}
 	kl = strlen(kcvs);
 	snprintf(kcvs + kl, ksz - kl, "}");
-	*sealing = (int)(b->key_next != NULL ? b->key_next : b->key)->version;
+	*sealing = (int)(b->key_next != NULL && b->fleet != NULL &&
+	    b->fleet->sealing == b->key_next->version ? b->key_next :
+	    b->key)->version;
+}
+
+/* A barrier on the writer: it writes nothing. */
+struct fleet_barrier {
+	struct dbwrite	 w;		/* first */
+	uint32_t	 version;	/* key_next's when it was sent */
+};
+
+static int
+fleet_barrier_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
+{
+	(void)w;
+	(void)wst;
+	(void)err;
+	return 0;
+}
+
+/*
+ * On the loop: every write submitted before the barrier has been answered.
+ * A failed barrier (the writer could not reach PostgreSQL) confirms
+ * nothing, to be safe: the next heartbeat sends another.
+ */
+static void
+fleet_barrier_done(struct dbwrite *w, int rc, const struct cb_error *err)
+{
+	struct fleet_barrier	*x = (struct fleet_barrier *)w;
+	struct broker		*b = w->b;
+	struct fleet		*f = b->fleet;
+
+	(void)err;
+	if (f != NULL && f->barrier == x->version)
+		f->barrier = 0;
+	if (f != NULL && rc == 0 && b->key_next != NULL &&
+	    b->key_next->version == x->version && f->sealing != x->version) {
+		f->sealing = x->version;
+		log_info("key rotation to version %u: every write sealed with "
+		    "the old key before is committed; this broker says it "
+		    "seals with the new key", x->version);
+		fleet_beat(f);
+	}
+	free(x);
+}
+
+/*
+ * Before a heartbeat: a broker that seals with a new key not confirmed
+ * yet sends a barrier down its writer.  The writer's thread starts with
+ * its first job, which must not come before the daemon has forked: a new
+ * key held from start-up on is confirmed already (fleet_open), and any
+ * other is taken while the loop serves.
+ */
+static void
+fleet_barrier(struct fleet *f)
+{
+	struct broker		*b = f->b;
+	struct fleet_barrier	*x;
+	struct cb_error		 e;
+
+	if (b->key_next == NULL) {
+		f->sealing = 0;
+		return;
+	}
+	if (f->sealing == b->key_next->version ||
+	    f->barrier == b->key_next->version)
+		return;
+	if ((x = calloc(1, sizeof(*x))) == NULL)
+		return;
+	x->version = b->key_next->version;
+	x->w.run = fleet_barrier_run;
+	x->w.done = fleet_barrier_done;
+	/* Nothing to replay: not the mirror's business. */
+	x->w.wj.local = true;
+	if (dbwrite_submit(b, &x->w, &e) != 0) {
+		log_warnx("key rotation: %s; trying again at the next "
+		    "heartbeat", e.msg);
+		free(x);
+		return;
+	}
+	f->barrier = x->version;
 }
 
 static void
@@ -264,6 +363,7 @@ fleet_beat(struct fleet *f)
 		f->again = true;
 		return;
 	}
+	fleet_barrier(f);
 	fleet_keys(f->b, versions, sizeof(versions), kcvs, sizeof(kcvs), &sv);
 	snprintf(pid, sizeof(pid), "%d", (int)getpid());
 	snprintf(sealing, sizeof(sealing), "%d", sv);
@@ -312,6 +412,9 @@ fleet_open(struct broker *b, struct pg *pg, struct cb_error *err)
 	}
 	f->b = b;
 	f->pg = pg;
+	/* Everything this process seals, it seals with the new key. */
+	if (b->key_next != NULL)
+		f->sealing = b->key_next->version;
 	if ((rc = store_uuid_new(f->id)) != 0) {
 		free(f->timer);
 		free(f);

@@ -65,6 +65,8 @@ struct pgrefresh {
 	struct writer_job	 wj;		/* first */
 	struct pgstore		*ps;
 	bool			 reload;
+	pgstore_reload_fn	 then;		/* pgstore_reload's, or NULL */
+	void			*arg;
 	const char		*table;
 	char			 key[STORE_UUID_LEN + 1];
 	char			 payload[];
@@ -304,7 +306,10 @@ pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
 {
 	struct pgrefresh	*r = (struct pgrefresh *)wj;
 	struct pgstore		*ps = r->ps;
+	struct broker		*b = ps->b;
 	struct store		*st = ps->b->store;
+	pgstore_reload_fn	 then = r->then;
+	void			*arg = r->arg;
 
 	if (r->reload)
 		ps->reloading = false;
@@ -331,11 +336,13 @@ pgrefresh_done(struct writer_job *wj, int rc, const struct cb_error *err)
 	    strcmp(r->key, "key") == 0)))) && ps->b->keys_changed != NULL)
 		ps->b->keys_changed(ps->b);
 	free(r);
+	if (then != NULL)
+		then(b, rc, err, arg);
 }
 
 static int
 pgstore_submit(struct pgstore *ps, bool reload, const char *payload,
-    struct cb_error *err)
+    pgstore_reload_fn then, void *arg, struct cb_error *err)
 {
 	struct pgrefresh	*r;
 	size_t			 n = payload != NULL ? strlen(payload) : 0;
@@ -345,6 +352,8 @@ pgstore_submit(struct pgstore *ps, bool reload, const char *payload,
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	r->ps = ps;
 	r->reload = reload;
+	r->then = then;
+	r->arg = arg;
 	if (n > 0)
 		memcpy(r->payload, payload, n);
 	r->wj.run = pgrefresh_run;
@@ -355,6 +364,18 @@ pgstore_submit(struct pgstore *ps, bool reload, const char *payload,
 	else if (reload)
 		ps->reloading = true;
 	return rc;
+}
+
+int
+pgstore_reload(struct broker *b, pgstore_reload_fn then, void *arg,
+    struct cb_error *err)
+{
+	struct pgstore	*ps = b->pgs;
+
+	if (ps == NULL || ps->closing || ps->writer == NULL)
+		return cb_error_set(err, CB_EUNAVAILABLE, "the broker is "
+		    "shutting down");
+	return pgstore_submit(ps, true, NULL, then, arg, err);
 }
 
 static void
@@ -369,7 +390,7 @@ pgstore_retry_cb(uv_timer_t *t)
 		ps->stale = true;	/* no writer thread before the fork */
 		return;
 	}
-	if (pgstore_submit(ps, true, NULL, &err) != 0)
+	if (pgstore_submit(ps, true, NULL, NULL, NULL, &err) != 0)
 		pgstore_schedule_reload(ps, err.msg);
 }
 
@@ -402,7 +423,7 @@ pgstore_notified(void *arg, const char *channel, const char *payload)
 		ps->stale = true;
 		return;
 	}
-	if (pgstore_submit(ps, false, payload, &err) != 0)
+	if (pgstore_submit(ps, false, payload, NULL, NULL, &err) != 0)
 		pgstore_schedule_reload(ps, err.msg);
 }
 
@@ -422,7 +443,7 @@ pgstore_listening(void *arg, int rc, PGresult *res,
 		    "PostgreSQL did not answer");
 	else if (!ps->serving)
 		ps->stale = true;
-	else if (pgstore_submit(ps, true, NULL, &e) != 0)
+	else if (pgstore_submit(ps, true, NULL, NULL, NULL, &e) != 0)
 		pgstore_schedule_reload(ps, e.msg);
 }
 
@@ -559,7 +580,7 @@ pgstore_serve(struct broker *b)
 	if (ps == NULL || ps->serving)
 		return;
 	ps->serving = true;
-	if (ps->stale && pgstore_submit(ps, true, NULL, &err) != 0)
+	if (ps->stale && pgstore_submit(ps, true, NULL, NULL, NULL, &err) != 0)
 		pgstore_schedule_reload(ps, err.msg);
 	ps->stale = false;
 }

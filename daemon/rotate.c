@@ -524,6 +524,33 @@ fail:
 	return rc;
 }
 
+/*
+ * The mirror is read again (postgresql backend): the last step may scan
+ * it.  A failed read is waited out: never finish on a stale mirror.
+ */
+static void
+keys_reloaded(struct broker *b, int rc, const struct cb_error *err,
+    void *arg)
+{
+	struct rotation	*r = b->rot;
+	struct cb_error	 e;
+
+	(void)arg;
+	if (r == NULL)
+		return;
+	r->busy = false;
+	if (r->state != ROT_RUNNING || r->follower || b->stopping)
+		return;
+	if (rc != 0) {
+		keys_wait(b, err != NULL ? err->msg : "cannot read the "
+		    "shared tables again");
+		return;
+	}
+	cb_error_clear(&e);
+	if (keys_finish(b, &e) != 0)
+		keys_wait(b, e.msg);
+}
+
 /* One step of the rotation, run by this broker. */
 static void
 keys_run(struct broker *b)
@@ -541,9 +568,16 @@ keys_run(struct broker *b)
 	} else {
 		/*
 		 * The sealed Vault settings, keys, links and defaults, then
-		 * the switch.
+		 * the switch.  On PostgreSQL they are scanned in the mirror,
+		 * which is read again first (keys_locked says why).
 		 */
-		if ((rc = keys_finish(b, &err)) == 0)
+		if (b->pgs != NULL) {
+			r->busy = true;
+			if ((rc = pgstore_reload(b, keys_reloaded, NULL,
+			    &err)) == 0)
+				return;
+			r->busy = false;
+		} else if ((rc = keys_finish(b, &err)) == 0)
 			return;
 	}
 	keys_wait(b, err.msg);
@@ -553,11 +587,21 @@ keys_run(struct broker *b)
  * The fleet's gate (postgresql backend), before every step: the
  * rotation's advisory lock is this broker's (taken, or still held by
  * its connection), so that one broker alone walks the values; every
- * live broker holds the new key and seals with it, so that no value
- * sealed with the old key can appear behind the walk.  The heartbeat
- * that says a broker seals with the new key goes out on the connection
- * its values are written on, after them: once it is read, the values
- * that broker sealed with the old key are in the table.
+ * live broker holds the new key and seals with it, so that nothing
+ * sealed with the old key can appear behind the walk.
+ *
+ * Once the heartbeat that says a broker seals with the new key is read,
+ * everything that broker sealed with the old key is in PostgreSQL:
+ * - its values: they are written on the loop's connection, the one the
+ *   heartbeat goes out on, before it;
+ * - its metadata (key pairs, peer keys, links, defaults, Vault settings):
+ *   they are written by its writer thread, on a connection of its own,
+ *   so the broker says it seals with the new key only once a barrier
+ *   sent down its writer after the switch has been answered (fleet.c).
+ * The last step scans the metadata in this broker's mirror, which
+ * notifications bring up to date later: it reads the mirror again
+ * first, on its own writer, after this broker's own earlier writes
+ * (keys_run), and waits and retries should that fail.
  */
 static void
 keys_locked(void *arg, int rc, PGresult *res, const struct cb_error *err)

@@ -152,6 +152,7 @@ struct pg {
 };
 
 static void	 pg_timer_cb(uv_timer_t *);
+static void	 pg_notifies(struct pg *);
 static void	 pg_poll_cb(uv_poll_t *, int, int);
 static void	 pg_conn_failed(struct pg *, const struct cb_error *,
 		    const struct cb_error *, int);
@@ -727,6 +728,12 @@ pg_complete(struct pg *pg, struct pg_query *q)
 		rc = cb_error_set(&err, CB_EINTERNAL,
 		    "PostgreSQL sent no result");
 	pg_arm(pg);
+	/*
+	 * The notifications the server sent before this answer (those of
+	 * this very transaction among them) first: a caller that goes on
+	 * from the answer finds what they bring already under way.
+	 */
+	pg_notifies(pg);
 	if (q->cb != NULL)
 		q->cb(q->arg, rc, rc == 0 || q->failed ? q->res : NULL, &err);
 	else if (rc != 0) {

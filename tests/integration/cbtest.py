@@ -309,6 +309,27 @@ def pg_database_for(directory):
     return _pg_databases[key]
 
 
+def fleet(database, key, cleanup, start=True, remove_dir=True):
+    """One broker of a fleet: a directory of its own, the PostgreSQL store
+    on the shared database and the fleet's master key.  cleanup(fn)
+    registers what undoes it, last first (a TestCase's addCleanup, or the
+    append of a list run in reverse): the directory (unless remove_dir is
+    false: the caller removes it), then the daemon's clean-up and finish,
+    then its client.  (daemon, client), or (daemon, None) not started."""
+    tmp = make_tmpdir()
+    if remove_dir:
+        cleanup(lambda: remove_tmpdir(tmp))
+    d = Daemon(tmp, key=key, backend="postgresql", pg_database=database)
+    cleanup(d.cleanup)
+    cleanup(d.finish)
+    if not start:
+        return d, None
+    d.start()
+    c = d.client()
+    cleanup(c.close)
+    return d, c
+
+
 def pg_sql(query, database, check=True):
     """Run SQL in one of the cluster's databases as its role (psql,
     unaligned, tuples only); see pgtest.Cluster.sql."""

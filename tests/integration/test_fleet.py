@@ -91,17 +91,10 @@ class FleetCase(unittest.TestCase):
             cbtest.remove_tmpdir(d.dir)
 
     def broker(self, key=None, start=True):
-        tmp = cbtest.make_tmpdir()
-        d = cbtest.Daemon(tmp, key=self.key if key is None else key,
-                          backend="postgresql", pg_database=self.db)
-        self.addCleanup(d.cleanup)
-        self.addCleanup(d.finish)
+        # The directory goes in remove_dirs, after the logs are searched.
+        d, c = cbtest.fleet(self.db, self.key if key is None else key,
+                            self.addCleanup, start=start, remove_dir=False)
         self.daemons.append(d)
-        if not start:
-            return d, None
-        d.start()
-        c = d.client()
-        self.addCleanup(c.close)
         return d, c
 
     # helpers ---------------------------------------------------------------

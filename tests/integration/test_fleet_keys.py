@@ -18,6 +18,10 @@ A, B and C, on one PostgreSQL database of the private cluster of cbtest
    pause: no call fails, every answer is right, every value opens on all
    three afterwards, and the old key is no longer needed (B restarted
    with the new key as security.secret_key_file starts and serves).
+ - A key pair and links written through B with the old key and still on
+   B's writer when B switches keys (held there by a trigger of the test
+   that sleeps, their notifications held back) are re-sealed by the
+   rotation: B restarted with the new key alone uses them.
 """
 
 import json
@@ -42,6 +46,10 @@ HEARTBEAT_S = 2
 DEADLINE = 30 * cbtest.SCALE
 VALUES = int(os.environ.get("CB_FLEET_VALUES", "2000"))
 URL = "https://api.example.com/v1/items"
+# How long the trigger of the switch's test holds a write on B's writer.
+HELD_S = 2
+# The tables whose notifications that test holds back.
+NOTIFIED = ("keypairs", "keypair_versions", "credlinks")
 
 
 def comp(user, ident, cid="tok"):
@@ -68,16 +76,8 @@ class FleetBase(unittest.TestCase):
         self.C, self.c = self.broker()
 
     def broker(self, key=None):
-        tmp = cbtest.make_tmpdir()
-        self.addCleanup(cbtest.remove_tmpdir, tmp)
-        d = cbtest.Daemon(tmp, key=self.key if key is None else key,
-                          backend="postgresql", pg_database=self.db)
-        self.addCleanup(d.cleanup)
-        self.addCleanup(d.finish)
-        d.start()
-        c = d.client()
-        self.addCleanup(c.close)
-        return d, c
+        return cbtest.fleet(self.db, self.key if key is None else key,
+                            self.addCleanup)
 
     # helpers ---------------------------------------------------------------
     def pids_seen(self, client, method="health", live_only=False):
@@ -127,16 +127,12 @@ class FleetKeysCase(FleetBase):
 
     @classmethod
     def class_broker(cls):
-        tmp = cbtest.make_tmpdir()
-        d = cbtest.Daemon(tmp, key=cls.shared.key, backend="postgresql",
-                          pg_database=cls.shared.db)
-        cls.shared.cleanups += [lambda: cbtest.remove_tmpdir(tmp), d.cleanup,
-                                d.finish]
-        d.start()
-        return d, d.client()
+        return cbtest.fleet(cls.shared.db, cls.shared.key,
+                            cls.shared.cleanups.append)
 
     @classmethod
     def tearDownClass(cls):
+        # C's client may be a new one (start_c_again).
         for c in (cls.a, cls.b, cls.c):
             c.close()
         for fn in reversed(cls.shared.cleanups):
@@ -301,6 +297,114 @@ class FleetRotationCase(FleetBase):
         self.assertEqual(refused["code"], "conflict", refused)
         for c in (self.a, self.b, self.c):
             self.wait_rotated(c, 2)
+
+    def held_sleeping(self, table):
+        """Is a write to table held in pg_sleep by the test's trigger?"""
+        return self.A.pg_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event = "
+            "'PgSleep' AND datname = current_database() AND query LIKE "
+            "'%%INSERT INTO %s%%'" % table) == "1"
+
+    def test_metadata_in_flight_at_the_switch_is_resealed(self):
+        """Writes through B sealed with the old key and still on B's
+        writer when B switches keys: a key pair, a link in the group that
+        brings B the rotation's key state, and a link submitted while that
+        group commits (each INSERT held HELD_S in pg_sleep by a trigger),
+        their notifications held back (standing for ones that reach A
+        after its last step's scan).  The rotation run by A re-seals them
+        all, and B restarted with the new key alone uses them."""
+        self.a.ok("type.create", {"ident": "lnk", "name": "Lnk",
+                                  "storage": "db"})
+        cbtest.poll_until(lambda: self.b.call(
+            "type.get", {"type": "lnk"})[0] is None, DEADLINE, 0.05,
+            "the type on B")
+        value = "linked-" + cbtest.plain_key(16)
+        self.a.ok("cred.set", {"type": "lnk", "account": "svc",
+                               "value": value})
+        key, paths = self.new_key()
+        for d in (self.A, self.B, self.C):
+            self.stage(d, paths[d])
+        cbtest.poll_until(
+            lambda: [len(x["key_kcvs"]) for x in self.a.ok(
+                "key.status")["brokers"] if x["live"]] == [2, 2, 2],
+            DEADLINE, 0.1, "the new key held by all three, seen on A")
+        u1, u2 = new_user(), new_user()
+        sql = [
+            "CREATE FUNCTION cbtest_held() RETURNS trigger LANGUAGE "
+            "plpgsql AS $$ BEGIN PERFORM pg_sleep(%d); RETURN NEW; END $$"
+            % HELD_S,
+            "CREATE TRIGGER cbtest_held BEFORE INSERT ON keypair_versions "
+            "FOR EACH ROW WHEN (NEW.ident = 'held') EXECUTE FUNCTION "
+            "cbtest_held()",
+            "CREATE TRIGGER cbtest_held BEFORE INSERT ON credlinks FOR EACH "
+            "ROW WHEN (NEW.user_uuid IN ('%s', '%s')) EXECUTE FUNCTION "
+            "cbtest_held()" % (u1, u2)]
+        sql += ["ALTER TABLE %s DISABLE TRIGGER %s_notify" % (t, t)
+                for t in NOTIFIED]
+        self.A.pg_sql("; ".join(sql))
+        self.addCleanup(self.A.pg_sql, "; ".join(
+            ["DROP TRIGGER IF EXISTS cbtest_held ON keypair_versions",
+             "DROP TRIGGER IF EXISTS cbtest_held ON credlinks",
+             "DROP FUNCTION IF EXISTS cbtest_held()"] +
+            ["ALTER TABLE %s ENABLE TRIGGER %s_notify" % (t, t)
+             for t in NOTIFIED]))
+        # Each call has a client of its own: a write holds its caller.
+        calls = []
+
+        def send(method, params):
+            c = self.B.client()
+            self.addCleanup(c.close)
+            i = c.new_id()
+            c.send_raw(cbtest.pack_request(i, method, params))
+            calls.append((c, i))
+
+        stats = self.B.client()
+        self.addCleanup(stats.close)
+
+        def waiting():
+            return stats.ok("stats")["store"]["writer"]["waiting"]
+
+        # B's writer is held by the key pair; the rotation starts on A,
+        # and the refresh of its key state queues behind, on B's writer.
+        send("keypair.generate", {"ident": "held"})
+        cbtest.poll_until(lambda: self.held_sleeping("keypair_versions"),
+                          DEADLINE, 0.02, "the key pair held on B's writer")
+        err, res = self.rotate(self.a, paths[self.A])
+        self.assertIsNone(err, res)
+        cbtest.poll_until(lambda: waiting() >= 1, DEADLINE, 0.02,
+                          "the key state's refresh queued on B's writer")
+        n = waiting()
+        # A link sealed with the old key joins that refresh's group.
+        send("cred.link", {"type": "lnk", "user": u1, "account": "svc"})
+        cbtest.poll_until(lambda: waiting() > n, DEADLINE, 0.02,
+                          "the first link queued on B's writer")
+        # While that group commits, another: B switches keys when the
+        # group is answered, with this one still on its writer.
+        cbtest.poll_until(lambda: self.held_sleeping("credlinks"),
+                          DEADLINE, 0.02, "the first link held")
+        send("cred.link", {"type": "lnk", "user": u2, "account": "svc"})
+        cbtest.poll_until(lambda: waiting() >= 1, DEADLINE, 0.02,
+                          "the second link queued on B's writer")
+        for c, i in calls:
+            m = c.wait_response(i, timeout=DEADLINE)
+            self.assertIsNone(m[2], m)
+        for c in (self.a, self.b, self.c):
+            self.wait_rotated(c, 2)
+        for t in ("keypair_versions", "credlinks"):
+            self.assertEqual(self.A.pg_sql(
+                "SELECT count(*) FROM %s WHERE sealed NOT LIKE 'CB1:2:%%'"
+                % t), "0", "%s left under the old key" % t)
+        # The old key is no longer needed: B starts with the new one.
+        self.B.write_key(key)
+        self.B.restart()
+        cl = self.B.client()
+        self.addCleanup(cl.close)
+        self.assertEqual(cl.ok("key.status")["version"], 2)
+        for u in (u1, u2):
+            self.assertEqual(self.bearer_of(cl, "lnk", u), value)
+        kp = cl.ok("keypair.get", {"keypair": "held"})
+        self.assertEqual([v["version"] for v in kp["versions"]], [1])
+        self.assertIn("BEGIN PUBLIC KEY", kp["versions"][0]["public_pem"])
 
     def set_values(self, client, ident, n, tag):
         """n users with a value each, set through client: {user: value}."""

@@ -875,6 +875,50 @@ test_pg_listen_notify_and_relisten_after_reconnect(void **state)
 	finish(f, sender);
 }
 
+/* An answer that notes how many notifications had come before it. */
+struct seen {
+	struct res	 res;
+	struct notes	*nt;
+	int		 before;
+};
+
+static void
+seen_cb(void *arg, int rc, PGresult *res, const struct cb_error *err)
+{
+	struct seen	*s = arg;
+
+	s->before = s->nt->n;
+	result_cb(&s->res, rc, res, err);
+}
+
+static void
+test_pg_own_notification_is_delivered_before_the_answer(void **state)
+{
+	struct fix	*f = *state;
+	struct notes	 nt;
+	struct seen	 s;
+	struct res	 r;
+	struct cb_error	 err;
+
+	memset(&nt, 0, sizeof(nt));
+	memset(&s, 0, sizeof(s));
+	s.nt = &nt;
+	connect_fix(f, false, 0);
+	assert_int_equal(pg_listen(f->pg, "cb_own", notify_cb, &nt, &err), 0);
+	query_ok(f, f->pg, "SELECT 1", &r);	/* the LISTEN is done */
+	/*
+	 * The transaction's own NOTIFY reaches its session before the
+	 * answer: the answer's callback finds it delivered.
+	 */
+	assert_int_equal(pg_query(f->pg, "SELECT pg_notify('cb_own', 'mine')",
+	    0, NULL, NULL, NULL, seen_cb, &s, &err), 0);
+	assert_true(run_until(f, &s.res.done, 1, 15000));
+	assert_int_equal(s.res.rc, 0);
+	assert_int_equal(s.before, 1);
+	assert_string_equal(nt.last, "mine");
+	finish(f, NULL);
+}
+
 /* A query callback that closes the connection it came from. */
 struct closer {
 	struct res	 res;
@@ -1043,6 +1087,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_pg_listen_notify_and_relisten_after_reconnect, setup,
 		    teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_pg_own_notification_is_delivered_before_the_answer,
+		    setup, teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_pg_close_with_queries_pending, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pg_loop_never_blocks,
