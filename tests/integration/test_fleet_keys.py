@@ -275,7 +275,9 @@ class FleetRotationCase(FleetBase):
                          "none")
         self.assertEqual(self.a.ok("key.status")["version"], 1)
         # C (and A) get it and are reloaded: accepted.  Asked of A and
-        # B at the same moment, one rotation alone starts.
+        # B at the same moment, one rotation alone starts; A's second
+        # call, pipelined behind its first, is refused before it takes
+        # the rotation's lock (which the connection's session holds).
         self.stage(self.C, paths[self.C])
         self.stage(self.A, paths[self.A])
         for c in (self.a, self.b):
@@ -289,6 +291,13 @@ class FleetRotationCase(FleetBase):
             c.send_raw(cbtest.pack_request(i, "key.rotate",
                                            {"new_key_file": paths[d]}))
             ids.append(i)
+            if c is self.a:
+                again = c.new_id()
+                c.send_raw(cbtest.pack_request(
+                    again, "key.rotate", {"new_key_file": paths[d]}))
+        second = self.a.wait_response(again)[2]
+        self.assertEqual(second["code"], "conflict", second)
+        self.assertIn("being started on this broker", second["message"])
         answers = [c.wait_response(i)[2] for c, i in
                    zip((self.a, self.b), ids)]
         self.assertEqual(sorted(a is None for a in answers),
