@@ -412,7 +412,7 @@ credctl_vault_set(struct credctl *ctx, struct credctl_args *args)
 	struct credctl_vault_ids ids;
 	struct credctl_pack	 p;
 	struct credbroker_reply	*reply = NULL;
-	int64_t			 timeout, cache;
+	int64_t			 timeout = 0, cache = 0;
 	bool			 enabled = false;
 	int			 rc;
 
@@ -492,7 +492,7 @@ credctl_vault_test(struct credctl *ctx, struct credctl_args *args)
 	struct credctl_vault_ids ids;
 	struct credctl_pack	 p;
 	struct credbroker_reply	*reply = NULL;
-	int64_t			 timeout, cache;
+	int64_t			 timeout = 0, cache = 0;
 	int			 rc;
 
 	/* vault test takes no --cache-seconds: cache is always -1. */

@@ -311,6 +311,7 @@ test_fleet_heartbeat_writes_host_pid_keys_and_sealing(void **state)
 {
 	struct fix	*f = *state;
 	struct seal_key	*next;
+	struct pgres	 r;
 	char		 host[256], want[1024], row[1024];
 
 	assert_int_equal(gethostname(host, sizeof(host) - 1), 0);
@@ -325,9 +326,24 @@ test_fleet_heartbeat_writes_host_pid_keys_and_sealing(void **state)
 	    f->kcv1);
 	assert_string_equal(row, want);
 
-	/* A rotation: the new key sealing, both keys held. */
+	/*
+	 * A rotation begun while serving: both keys held, but it says it
+	 * seals with the key in use until its writer has answered a barrier
+	 * (every write sealed with the old key committed), and this broker
+	 * has no writer.
+	 */
 	f->b.key_next = next = mkkey(K2, 2);
 	fleet_publish(&f->b);
+	assert_int_equal(refresh(f), 0);
+	own_row(f, row, sizeof(row));
+	snprintf(want, sizeof(want), "%s|%d|1,2|%s,%s|1", host,
+	    (int)getpid(), f->kcv1, f->kcv2);
+	assert_string_equal(row, want);
+
+	/* Started holding the new key: nothing was sealed with the old. */
+	fleet_close(&f->b);
+	pgserver_ok(&f->loop, f->peek.pg, "TRUNCATE brokers", &r);
+	open_fleet(f);
 	assert_int_equal(refresh(f), 0);
 	own_row(f, row, sizeof(row));
 	snprintf(want, sizeof(want), "%s|%d|1,2|%s,%s|2", host,
