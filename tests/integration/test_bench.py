@@ -312,6 +312,28 @@ class BenchCompareLoadTest(unittest.TestCase):
         for r in rows[1:]:
             self.assertEqual(r[ld], "0.30/0.30", out)
 
+    def test_bench_compare_request_table_has_the_load_column(self):
+        if not os.access(HTTPD, os.X_OK):
+            self.skipTest("credbroker-bench-httpd not built at %s" % HTTPD)
+        rc, out, err = self.compare(["0.10", "0.20", "0.30"], "--only",
+                                    "request", "--rounds", "1")
+        self.assertEqual(rc, 0, err)
+        lines = out.splitlines()
+        title = [i for i, l in enumerate(lines)
+                 if l.startswith("### the broker sends the request")]
+        self.assertEqual(len(title), 1, out)
+        rows = [[x.strip() for x in l.strip("|").split("|")]
+                for l in lines[title[0] + 1:]
+                if l.startswith("| ") and not l.startswith("|---")]
+        header, body = rows[0], rows[1:]
+        self.assertEqual(header[-1], "load 1 min before/after", out)
+        self.assertEqual([r[0] for r in body[:2]], ["request", "sub+curl"],
+                         out)
+        # request begins at 0.20, and every later reading is 0.30.
+        self.assertEqual(body[0][-1], "0.20/0.30", out)
+        self.assertEqual(body[1][-1], "0.30/0.30", out)
+        self.assertNotIn("busy machine", out)
+
 
 class BenchCompareBackendsTest(unittest.TestCase):
     """bench-compare's backends setting: substitute on SQLite and on
