@@ -9,8 +9,10 @@ workloads run against credbroker-bench-httpd.
 
 scripts/bench-compare runs its workloads setting for a fraction of a second
 per workload, with the load average read from a file of the test's own
-(CB_BENCH_LOADAVG), so that its refusal on a busy machine and the marking
-of --noisy tables do not depend on the machine's real load.  Its backends
+(CB_BENCH_LOADAVG) and read again every 10 ms while it waits for the load
+to settle (CB_BENCH_SETTLE_POLL), so that its waits, its refusal on a busy
+machine and the marking of --noisy tables do not depend on the machine's
+real load and take no real time.  Its backends
 setting runs once, briefly, on a PostgreSQL cluster of the test's own
 (--pg-conninfo): the table puts SQLite and PostgreSQL side by side, and the
 values it seeded are in that database.
@@ -216,12 +218,17 @@ class BenchCompareLoadTest(unittest.TestCase):
 
     def compare(self, loads, *args):
         """Runs bench-compare with the 1-minute load averages LOADS served
-        one per reading (the last one from then on)."""
+        one per reading (the last one from then on): the first at the
+        start, then for each run one as it begins (and one per poll while
+        it waits for the load to settle) and one after it, and the last
+        at the end.  The runs, in order: hello, sub1 and sub1 with
+        log.level=warning at P=1, then the same at P=16."""
         f = os.path.join(self.tmp.name, "loadavg")
         with open(f, "w") as fh:
             for l in loads:
                 fh.write("%s 0.40 0.30 2/345 6789\n" % l)
-        env = dict(os.environ, CB_BENCH_LOADAVG=f, PYTHON=sys.executable)
+        env = dict(os.environ, CB_BENCH_LOADAVG=f, PYTHON=sys.executable,
+                   CB_BENCH_SETTLE_POLL="0.01")
         cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
                "--only", "workloads", "-d", "0.3", "--warmup", "0",
                "--workloads", ",".join(WORKLOADS), "--users", "50"]
@@ -253,7 +260,7 @@ class BenchCompareLoadTest(unittest.TestCase):
         self.assertGreater(len(rows), 1, out)
         return rows[0], rows[1:], pre
 
-    def assertEveryRow(self, out, load):
+    def assertEveryRow(self, out, before, after):
         header, rows, pre = self.workload_table(out)
         cpu = header.index("broker CPU us/req")
         ld = header.index("load 1 min before/after")
@@ -268,49 +275,114 @@ class BenchCompareLoadTest(unittest.TestCase):
             # A figure in every row; a run of 0.3 s on a slow (sanitized)
             # build may complete no request, and then it is 0.0.
             self.assertGreaterEqual(float(r[cpu]), 0, out)
-            self.assertEqual(r[ld], "%s/%s" % (load, load), out)
+            self.assertEqual(r[ld], "%s/%s" % (before, after), out)
         return pre
 
+    def load_column(self, out):
+        """The load column of the workloads table, by row label."""
+        header, rows, pre = self.workload_table(out)
+        ld = header.index("load 1 min before/after")
+        return {r[0]: r[ld] for r in rows}
+
+    def ran(self, err, label):
+        """Whether bench-compare reported a run of LABEL on stderr."""
+        return re.search(r"^bench-compare: +credbroker %s +[0-9]+ req/s" %
+                         re.escape(label), err, re.M) is not None
+
     def test_bench_compare_refuses_on_a_busy_machine_without_noisy(self):
-        rc, out, err = self.compare(["0.93"])
+        rc, out, err = self.compare(["0.93"], "--settle", "0")
         self.assertEqual(rc, 3, err)
-        self.assertIn("load average 0.93", err)
-        self.assertIn("above 0.5", err)
+        self.assertIn("load average 0.93 at the start is above 0.5", err)
         self.assertIn("--noisy", err)
+        self.assertNotIn("waiting", err)
         self.assertNotIn("ratio", out)
         self.assertNotIn("###", out)
 
-    def test_bench_compare_refuses_when_the_load_rises_during_a_run(self):
-        # Quiet at the start and before the first run, busy after it.
-        rc, out, err = self.compare(["0.10", "0.10", "0.80"])
+    def test_bench_compare_its_own_load_after_each_run_neither_refuses_nor_marks(self):
+        # Quiet at the start and as every run begins, busy after every
+        # run and at the end: what a 2-core machine does by itself.
+        runs = len(WORKLOADS) * 2 + 2
+        rc, out, err = self.compare(["0.10"] + ["0.20", "0.90"] * runs +
+                                    ["0.90"])
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("busy machine", out)
+        self.assertNotIn("waiting", err)
+        self.assertIn("at the start 0.10 0.40 0.30, at the end 0.90 0.40 "
+                      "0.30", out)
+        self.assertEveryRow(out, "0.20", "0.90")
+
+    def test_bench_compare_waits_for_the_load_to_fall_at_the_start_and_before_a_run(self):
+        # The start waits through 0.93 and begins at 0.20; hello P=1
+        # begins at 0.20 and leaves 0.80; sub1 P=1 waits through 0.80 and
+        # 0.70 and begins at 0.40.
+        rc, out, err = self.compare(["0.93", "0.93", "0.20", "0.20", "0.80",
+                                     "0.80", "0.70", "0.40"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("load average 0.93 at the start is above 0.5: "
+                      "waiting up to 120 s", err)
+        self.assertIn("load average 0.20 at the start after waiting", err)
+        self.assertIn("load average 0.80 before workloads sub1 P=1 is above "
+                      "0.5: waiting up to 120 s", err)
+        self.assertIn("load average 0.40 before workloads sub1 P=1 after "
+                      "waiting", err)
+        self.assertEqual(err.count("waiting up to"), 2, err)
+        self.assertNotIn("busy machine", out)
+        # What the start and each run began with is the reading that
+        # ended the wait.
+        self.assertIn("at the start 0.20 0.40 0.30", out)
+        loads = self.load_column(out)
+        self.assertEqual(loads["hello P=1"], "0.20/0.80", out)
+        self.assertEqual(loads["sub1 P=1"], "0.40/0.40", out)
+
+    def test_bench_compare_refuses_a_run_the_load_does_not_settle_before(self):
+        rc, out, err = self.compare(["0.10", "0.10", "0.80"], "--settle",
+                                    "0.3")
         self.assertEqual(rc, 3, err)
-        self.assertIn("load average 0.80 after workloads hello P=1", err)
-        self.assertIn("above 0.5", err)
+        m = re.search(r"load average 0\.80 before workloads sub1 P=1 is "
+                      r"still above 0\.5 after waiting ([0-9.]+) s: no ratio",
+                      err)
+        self.assertIsNotNone(m, err)
+        self.assertGreaterEqual(float(m.group(1)), 0.3, err)
+        self.assertIn("--settle", err)
         self.assertIn("--noisy", err)
-        self.assertNotIn("status P=1", err)
+        self.assertTrue(self.ran(err, "hello P=1"), err)
+        self.assertFalse(self.ran(err, "sub1 P=1"), err)
         self.assertNotIn("###", out)
 
-    def test_bench_compare_noisy_marks_tables_taken_on_a_busy_machine(self):
-        rc, out, err = self.compare(["0.93"], "--noisy")
+    def test_bench_compare_settle_0_refuses_a_busy_run_without_waiting(self):
+        rc, out, err = self.compare(["0.10", "0.10", "0.10", "0.80", "0.10"],
+                                    "--settle", "0")
+        self.assertEqual(rc, 3, err)
+        self.assertIn("load average 0.80 before workloads sub1 P=1 is above "
+                      "0.5: no ratio", err)
+        self.assertNotIn("waiting", err)
+        self.assertFalse(self.ran(err, "sub1 P=1"), err)
+        self.assertNotIn("###", out)
+
+    def test_bench_compare_noisy_goes_on_after_the_wait_and_marks_the_table(self):
+        rc, out, err = self.compare(["0.10", "0.10", "0.80"], "--noisy",
+                                    "--settle", "0.1")
         self.assertEqual(rc, 0, err)
-        self.assertIn("load average before 0.93 0.40 0.30", out)
-        pre = self.assertEveryRow(out, "0.93")
+        self.assertIn("load average 0.80 before workloads sub1 P=1 is still "
+                      "above 0.5 after waiting", err)
+        self.assertIn("going on (--noisy)", err)
+        header, rows, pre = self.workload_table(out)
+        self.assertTrue(any("busy machine" in l and "0.10 to 0.80 as the "
+                            "runs began" in l for l in pre), out)
+        loads = self.load_column(out)
+        self.assertEqual(loads["hello P=1"], "0.10/0.80", out)
+        for label, ld in loads.items():
+            if label != "hello P=1":
+                self.assertEqual(ld, "0.80/0.80", (label, out))
+
+    def test_bench_compare_noisy_marks_tables_taken_on_a_busy_machine(self):
+        rc, out, err = self.compare(["0.93"], "--noisy", "--settle", "0")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("load average (1, 5, 15 min) at the start 0.93 0.40 "
+                      "0.30", out)
+        pre = self.assertEveryRow(out, "0.93", "0.93")
         self.assertTrue(any("busy machine" in l and "0.93" in l and
                             "0.5" in l for l in pre), out)
-
-    def test_bench_compare_quiet_machine_tables_are_not_marked(self):
-        rc, out, err = self.compare(["0.10", "0.20", "0.30"])
-        self.assertEqual(rc, 0, err)
-        header, rows, pre = self.workload_table(out)
-        self.assertNotIn("busy machine", out)
-        cpu = header.index("broker CPU us/req")
-        ld = header.index("load 1 min before/after")
-        # The first run sees the second reading, every later one the last.
-        self.assertEqual(rows[0][ld], "0.20/0.30", out)
-        for r in rows:
-            self.assertGreaterEqual(float(r[cpu]), 0, out)
-        for r in rows[1:]:
-            self.assertEqual(r[ld], "0.30/0.30", out)
 
     def test_bench_compare_request_table_has_the_load_column(self):
         if not os.access(HTTPD, os.X_OK):
@@ -333,6 +405,14 @@ class BenchCompareLoadTest(unittest.TestCase):
         self.assertEqual(body[0][-1], "0.20/0.30", out)
         self.assertEqual(body[1][-1], "0.30/0.30", out)
         self.assertNotIn("busy machine", out)
+
+    def test_bench_compare_refuses_a_settle_that_is_not_seconds(self):
+        for v in ("abc", "-1", "1.2.3", ""):
+            with self.subTest(settle=v):
+                rc, out, err = self.compare(["0.10"], "--settle", v)
+                self.assertEqual(rc, 2, err)
+                self.assertIn("--settle", err)
+                self.assertNotIn("###", out)
 
 
 class BenchCompareBackendsTest(unittest.TestCase):
