@@ -415,6 +415,51 @@ class BenchCompareLoadTest(unittest.TestCase):
                 self.assertNotIn("###", out)
 
 
+class BenchCompareTargetTest(unittest.TestCase):
+    """bench-compare's table of targets 1 and 2 (the p1 setting: it needs
+    redis)."""
+
+    def setUp(self):
+        for f in (BENCH, cbtest.DAEMON, cbtest.CREDCTL):
+            if not os.access(f, os.X_OK):
+                self.skipTest("%s not built" % f)
+        for tool in ("redis-server", "redis-benchmark", "redis-cli"):
+            if shutil.which(tool) is None:
+                self.skipTest("%s is not installed" % tool)
+        self.tmp = tempfile.TemporaryDirectory(prefix="cbcmp.")
+        self.addCleanup(self.tmp.cleanup)
+
+    def test_bench_compare_p1_target_is_a_p99_of_1_ms(self):
+        loadavg = os.path.join(self.tmp.name, "loadavg")
+        with open(loadavg, "w") as fh:
+            fh.write("0.10 0.10 0.10 1/100 1\n")
+        env = dict(os.environ, CB_BENCH_LOADAVG=loadavg,
+                   PYTHON=sys.executable)
+        p = subprocess.run([COMPARE, "--no-build", "--build-dir",
+                            cbtest.BUILD_DIR, "--only", "p1", "-d", "0.3",
+                            "--warmup", "0", "--rounds", "1", "--users", "50"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           env=env, timeout=COMPARE_TIMEOUT)
+        out = p.stdout.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, p.stderr.decode("utf-8", "replace"))
+        rows = [[x.strip() for x in l.strip("|").split("|")]
+                for l in out.splitlines()
+                if l.startswith("| ") and not l.startswith("|---")]
+        self.assertGreater(len(rows), 1, out)
+        header = rows[0]
+        p1 = [dict(zip(header, r)) for r in rows[1:]
+              if r[0] == "50 conns, P=1"]
+        self.assertEqual(len(p1), 1, out)
+        r = p1[0]
+        self.assertEqual(r["target"], ">= 0.9x, p99 <= 1 ms", out)
+        # The verdict follows that target (away from the rounding of the
+        # printed figures).
+        ratio, p99 = float(r["ratio"].rstrip("x")), float(r["p99 ms"])
+        if abs(ratio - 0.9) > 0.01 and abs(p99 - 1.0) > 0.001:
+            self.assertEqual(r[""], "met" if ratio >= 0.9 and p99 <= 1.0
+                             else "MISSED", out)
+
+
 class BenchCompareBackendsTest(unittest.TestCase):
     """bench-compare's backends setting: substitute on SQLite and on
     PostgreSQL in one table."""
