@@ -205,16 +205,25 @@ class BenchTest(cbtest.DaemonTestCase):
                 self.assertEqual(p.returncode, 2, args)
 
 
-class BenchCompareLoadTest(unittest.TestCase):
-    """bench-compare and the load average (the workloads setting only: it
-    needs no redis)."""
+class BenchCompareCase(unittest.TestCase):
+    """scripts/bench-compare, run in the release build only: what these
+    tests check is the script's own rules and report, and figures taken
+    under the sanitizers mean nothing (the broker's code runs under them
+    in every other suite)."""
 
     def setUp(self):
         for f in (BENCH, cbtest.DAEMON, cbtest.CREDCTL):
             if not os.access(f, os.X_OK):
                 self.skipTest("%s not built" % f)
+        if cbtest.daemon_sanitized():
+            self.skipTest("bench-compare is tested in the release build")
         self.tmp = tempfile.TemporaryDirectory(prefix="cbcmp.")
         self.addCleanup(self.tmp.cleanup)
+
+
+class BenchCompareLoadTest(BenchCompareCase):
+    """bench-compare and the load average (the workloads setting only: it
+    needs no redis)."""
 
     def compare(self, loads, *args):
         """Runs bench-compare with the 1-minute load averages LOADS served
@@ -415,19 +424,15 @@ class BenchCompareLoadTest(unittest.TestCase):
                 self.assertNotIn("###", out)
 
 
-class BenchCompareTargetTest(unittest.TestCase):
+class BenchCompareTargetTest(BenchCompareCase):
     """bench-compare's table of targets 1 and 2 (the p1 setting: it needs
-    redis)."""
+    redis, which scripts/install-deps installs)."""
 
     def setUp(self):
-        for f in (BENCH, cbtest.DAEMON, cbtest.CREDCTL):
-            if not os.access(f, os.X_OK):
-                self.skipTest("%s not built" % f)
+        super().setUp()
         for tool in ("redis-server", "redis-benchmark", "redis-cli"):
-            if shutil.which(tool) is None:
-                self.skipTest("%s is not installed" % tool)
-        self.tmp = tempfile.TemporaryDirectory(prefix="cbcmp.")
-        self.addCleanup(self.tmp.cleanup)
+            self.assertIsNotNone(shutil.which(tool), "%s is missing: "
+                                 "scripts/install-deps installs it" % tool)
 
     def test_bench_compare_p1_target_is_a_p99_of_1_ms(self):
         loadavg = os.path.join(self.tmp.name, "loadavg")
@@ -460,20 +465,12 @@ class BenchCompareTargetTest(unittest.TestCase):
                              else "MISSED", out)
 
 
-class BenchCompareBackendsTest(unittest.TestCase):
+class BenchCompareBackendsTest(BenchCompareCase):
     """bench-compare's backends setting: substitute on SQLite and on
     PostgreSQL in one table."""
 
     def setUp(self):
-        for f in (BENCH, cbtest.DAEMON, cbtest.CREDCTL):
-            if not os.access(f, os.X_OK):
-                self.skipTest("%s not built" % f)
-        if cbtest.daemon_sanitized():
-            self.skipTest("the backends comparison is the benchmark script's, "
-                          "run in the release build; its figures under the "
-                          "sanitizers mean nothing")
-        self.tmp = tempfile.TemporaryDirectory(prefix="cbcmp.")
-        self.addCleanup(self.tmp.cleanup)
+        super().setUp()
         self.loadavg = os.path.join(self.tmp.name, "loadavg")
         with open(self.loadavg, "w") as fh:
             fh.write("0.10 0.10 0.10 1/100 1\n")
