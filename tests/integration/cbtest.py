@@ -117,6 +117,17 @@ def new_user():
     return str(uuid.uuid4())
 
 
+def bearer_substitute(user, ident, url):
+    """substitute's params for an action of user's: a GET of url whose
+    Authorization header carries the credential "tok" of type ident as a
+    bearer token."""
+    return {"component": {"kind": "action", "initiator": user,
+                          "credentials": [{"id": "tok", "type": ident}]},
+            "request": {"method": "GET", "url": url,
+                        "headers": [["Authorization",
+                                     "Bearer <<.credentials.tok>>"]]}}
+
+
 def strong_key(n=32):
     """A random printable key of n characters with plenty of variety."""
     alphabet = string.ascii_letters + string.digits + "!$%&()*+,-./:<>?@[]^_{|}~"

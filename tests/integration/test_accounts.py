@@ -42,17 +42,6 @@ from vaulttest import URL  # noqa: E402
 ROTATE_TIMEOUT = 60 * cbtest.SCALE
 
 
-def comp(user, ident, cid="tok"):
-    return {"kind": "action", "initiator": user,
-            "credentials": [{"id": cid, "type": ident}]}
-
-
-def req(cid="tok"):
-    return {"method": "GET", "url": URL,
-            "headers": [["Authorization",
-                         "Bearer <<.credentials.%s>>" % cid]]}
-
-
 def bearer(res):
     hdr = res["request"]["headers"][0]
     assert hdr[0] == "Authorization" and hdr[1].startswith("Bearer "), hdr
@@ -81,7 +70,7 @@ class AccountsBase(vaulttest.VaultCase):
                                       "value": value})
 
     def sub(self, ident, user, dry_run=None):
-        p = {"component": comp(user, ident), "request": req()}
+        p = cbtest.bearer_substitute(user, ident, URL)
         if dry_run is not None:
             p["dry_run"] = dry_run
         return self.c.call("substitute", p)
@@ -258,9 +247,8 @@ class TestManyUsers(AccountsBase):
             self.assertEqual(m[3]["account"], "techno_reader")
 
         def everyone_gets(value):
-            out = self.c.pipeline([("substitute", {"component":
-                                    comp(u, "shared"), "request": req()})
-                                   for u in users])
+            out = self.c.pipeline([("substitute", cbtest.bearer_substitute(
+                u, "shared", URL)) for u in users])
             for _, m in out:
                 self.assertIsNone(m[2], m[2])
                 self.assertEqual(bearer(m[3]), value)
@@ -488,8 +476,7 @@ class TestAudit(AccountsBase):
                          "headers": [["Authorization",
                                       "Bearer <<.credentials.a>>"]]}}
         self.c.ok("substitute", p)
-        self.c.ok("substitute", {"component": comp(linked, "bu"),
-                                 "request": req()})
+        self.c.ok("substitute", cbtest.bearer_substitute(linked, "bu", URL))
         with open(self.audit, "rb") as f:
             blob = f.read()
         lines = [json.loads(x) for x in blob.decode().splitlines()]

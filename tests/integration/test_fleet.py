@@ -47,17 +47,6 @@ POLL_INTERVAL = 0.02
 URL = "https://api.example.com/v1/items"
 
 
-def comp(user, ident, cid="tok"):
-    return {"kind": "action", "initiator": user,
-            "credentials": [{"id": cid, "type": ident}]}
-
-
-def req(cid="tok", url=URL):
-    return {"method": "GET", "url": url,
-            "headers": [["Authorization",
-                         "Bearer <<.credentials.%s>>" % cid]]}
-
-
 def bearer(res):
     hdr = res["request"]["headers"][0]
     assert hdr[0] == "Authorization" and hdr[1].startswith("Bearer "), hdr
@@ -109,8 +98,8 @@ class FleetCase(unittest.TestCase):
         return client.ok("type.create", p)
 
     def sub(self, client, ident, user, url=URL):
-        return client.call("substitute", {"component": comp(user, ident),
-                                          "request": req(url=url)})
+        return client.call("substitute",
+                           cbtest.bearer_substitute(user, ident, url))
 
     def within(self, since, fn, what):
         """Poll fn every 20 ms until it is true; assert that it became

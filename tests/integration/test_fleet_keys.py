@@ -52,17 +52,6 @@ HELD_S = 2
 NOTIFIED = ("keypairs", "keypair_versions", "credlinks")
 
 
-def comp(user, ident, cid="tok"):
-    return {"kind": "action", "initiator": user,
-            "credentials": [{"id": cid, "type": ident}]}
-
-
-def req(cid="tok", url=URL):
-    return {"method": "GET", "url": url,
-            "headers": [["Authorization",
-                         "Bearer <<.credentials.%s>>" % cid]]}
-
-
 class FleetBase(unittest.TestCase):
     """Three brokers on a fresh database of their own."""
 
@@ -431,8 +420,8 @@ class FleetRotationCase(FleetBase):
         return out
 
     def bearer_of(self, client, ident, user):
-        err, res = client.call("substitute", {"component": comp(user, ident),
-                                              "request": req()})
+        err, res = client.call("substitute",
+                               cbtest.bearer_substitute(user, ident, URL))
         if err is not None:
             return err
         hdr = res["request"]["headers"][0]
@@ -444,8 +433,8 @@ class FleetRotationCase(FleetBase):
         for i in range(0, len(items), 500):
             chunk = items[i:i + 500]
             got = client.pipeline(
-                [("substitute", {"component": comp(u, ident),
-                                 "request": req()}) for u, _ in chunk],
+                [("substitute", cbtest.bearer_substitute(u, ident, URL))
+                 for u, _ in chunk],
                 timeout=120)
             for (u, v), (_, m) in zip(chunk, got):
                 self.assertIsNone(m[2], "%s, user %s: %r" % (who, u, m[2]))
