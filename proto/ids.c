@@ -32,6 +32,43 @@ ids_uuid_valid(const char *s)
 	return s[IDS_UUID_LEN] == '\0';
 }
 
+static int
+ids_hexval(char c)
+{
+	return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+bool
+ids_uuid_pack(const char *s, uint8_t out[IDS_UUID_BYTES])
+{
+	size_t	i, j;
+
+	if (!ids_uuid_valid(s))
+		return false;
+	for (i = 0, j = 0; j < IDS_UUID_BYTES; j++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+			i++;
+		out[j] = (uint8_t)(ids_hexval(s[i]) << 4 | ids_hexval(s[i + 1]));
+		i += 2;
+	}
+	return true;
+}
+
+void
+ids_uuid_unpack(const uint8_t b[IDS_UUID_BYTES], char out[IDS_UUID_LEN + 1])
+{
+	static const char	hex[] = "0123456789abcdef";
+	size_t			i, j;
+
+	for (i = 0, j = 0; i < IDS_UUID_BYTES; i++) {
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			out[j++] = '-';
+		out[j++] = hex[b[i] >> 4];
+		out[j++] = hex[b[i] & 0x0f];
+	}
+	out[j] = '\0';
+}
+
 /*
  * A key pair ident or an account name: [a-z][a-z0-9_]{0,63}, checked
  * without the locale.  These stay narrow: account names are path segments

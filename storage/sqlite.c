@@ -154,6 +154,31 @@ static const char *const store_migrations[] = {
 	 * requests that carry its values; NULL when none.
 	 */
 	"ALTER TABLE types ADD COLUMN ca_file TEXT;",
+	/*
+	 * 5 -> 6: the values' keys as 16-byte uuids instead of their
+	 * 36-character text: a third of the key, of the tree and of the
+	 * user index, so that more of a large store fits in the page cache.
+	 * Blobs of lower-case hexadecimal uuids sort as their text did.  A
+	 * BLOB cannot reference types(uuid), so store_value_set checks the
+	 * type and store_type_delete deletes the values; the CHECKs refuse
+	 * any other form.
+	 */
+	"CREATE TABLE credvalues6 ("
+	"  type_uuid BLOB NOT NULL"
+	"    CHECK (typeof(type_uuid) = 'blob' AND length(type_uuid) = 16),"
+	"  user_uuid BLOB NOT NULL"
+	"    CHECK (typeof(user_uuid) = 'blob' AND length(user_uuid) = 16),"
+	"  sealed TEXT NOT NULL,"
+	"  updated_at INTEGER NOT NULL,"
+	"  PRIMARY KEY (type_uuid, user_uuid)"
+	") WITHOUT ROWID;"
+	"INSERT INTO credvalues6 (type_uuid, user_uuid, sealed, updated_at)"
+	"  SELECT credbroker_uuid_blob(type_uuid),"
+	"  credbroker_uuid_blob(user_uuid), sealed, updated_at"
+	"  FROM credvalues;"
+	"DROP TABLE credvalues;"
+	"ALTER TABLE credvalues6 RENAME TO credvalues;"
+	"CREATE INDEX credvalues_user ON credvalues(user_uuid);",
 };
 
 _Static_assert(sizeof(store_migrations) / sizeof(store_migrations[0]) ==
@@ -260,7 +285,8 @@ static const char *const store_sql[STMT__COUNT] = {
 	[STMT_TYPE_DELETE] = "DELETE FROM types WHERE uuid = ?1",
 	[STMT_VALUE_SET] =
 	    "INSERT INTO credvalues (type_uuid, user_uuid, sealed, updated_at)"
-	    " VALUES (?1, ?2, ?3, ?4)"
+	    " SELECT ?1, ?2, ?3, ?4"
+	    " WHERE EXISTS (SELECT 1 FROM types WHERE uuid = ?5)"
 	    " ON CONFLICT (type_uuid, user_uuid) DO UPDATE"
 	    " SET sealed = excluded.sealed, updated_at = excluded.updated_at",
 	[STMT_VALUE_GET] =
@@ -270,7 +296,7 @@ static const char *const store_sql[STMT__COUNT] = {
 	    "DELETE FROM credvalues WHERE type_uuid = ?1 AND user_uuid = ?2",
 	/* Users' and accounts' values alike. */
 	[STMT_VALUE_COUNT] =
-	    "SELECT (SELECT count(*) FROM credvalues WHERE type_uuid = ?1)"
+	    "SELECT (SELECT count(*) FROM credvalues WHERE type_uuid = ?2)"
 	    " + (SELECT count(*) FROM credaccounts WHERE type_uuid = ?1)",
 	[STMT_VALUE_CLEAR] = "DELETE FROM credvalues WHERE type_uuid = ?1",
 	/* Only types whose storage is db now: see store_value_list_user(). */
@@ -279,7 +305,7 @@ static const char *const store_sql[STMT__COUNT] = {
 	    " ORDER BY user_uuid",
 	[STMT_VALUE_LIST_USER] =
 	    "SELECT v.type_uuid, v.updated_at FROM credvalues AS v"
-	    " JOIN types AS t ON t.uuid = v.type_uuid"
+	    " JOIN types AS t ON t.uuid = credbroker_uuid_text(v.type_uuid)"
 	    " WHERE v.user_uuid = ?1 AND t.storage = 'db'"
 	    " ORDER BY v.type_uuid",
 	[STMT_SETTING_GET] = "SELECT value FROM settings WHERE key = ?1",
@@ -540,6 +566,90 @@ bind_text(sqlite3_stmt *s, int idx, const char *v)
 	return sqlite3_bind_text(s, idx, v, -1, SQLITE_STATIC);
 }
 
+/*
+ * Bind a uuid of credvalues as its 16 bytes (schema 6).  Callers have
+ * checked it; one that is not a uuid binds nothing and fails the call.
+ */
+static int
+bind_uuid(sqlite3_stmt *s, int idx, const char *uuid)
+{
+	uint8_t	b[IDS_UUID_BYTES];
+
+	if (!ids_uuid_pack(uuid, b))
+		return SQLITE_MISMATCH;
+	return sqlite3_bind_blob(s, idx, b, sizeof(b), SQLITE_TRANSIENT);
+}
+
+/* A uuid column of credvalues as text into out; false when malformed. */
+static bool
+col_uuid(sqlite3_stmt *s, int idx, char out[STORE_UUID_LEN + 1])
+{
+	const void	*b = sqlite3_column_blob(s, idx);
+
+	if (b == NULL || sqlite3_column_type(s, idx) != SQLITE_BLOB ||
+	    sqlite3_column_bytes(s, idx) != IDS_UUID_BYTES)
+		return false;
+	ids_uuid_unpack(b, out);
+	return true;
+}
+
+/*
+ * SQL functions between the two forms of a uuid, for the migration to
+ * schema 6 and for joins of credvalues with types: credbroker_uuid_blob
+ * fails on anything that is not a lower-case uuid, credbroker_uuid_text
+ * on anything that is not 16 bytes.  Direct only: never run from the
+ * schema.
+ */
+static void
+store_fn_uuid_blob(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const unsigned char	*t;
+	uint8_t			 b[IDS_UUID_BYTES];
+
+	(void)argc;
+	t = sqlite3_value_text(argv[0]);
+	if (sqlite3_value_type(argv[0]) != SQLITE_TEXT || t == NULL ||
+	    !ids_uuid_pack((const char *)t, b)) {
+		sqlite3_result_error(ctx, "a stored uuid is malformed", -1);
+		return;
+	}
+	sqlite3_result_blob(ctx, b, sizeof(b), SQLITE_TRANSIENT);
+}
+
+static void
+store_fn_uuid_text(sqlite3_context *ctx, int argc, sqlite3_value **argv)
+{
+	const void	*b;
+	char		 t[STORE_UUID_LEN + 1];
+
+	(void)argc;
+	b = sqlite3_value_blob(argv[0]);
+	if (sqlite3_value_type(argv[0]) != SQLITE_BLOB || b == NULL ||
+	    sqlite3_value_bytes(argv[0]) != IDS_UUID_BYTES) {
+		sqlite3_result_error(ctx, "a stored uuid is malformed", -1);
+		return;
+	}
+	ids_uuid_unpack(b, t);
+	sqlite3_result_text(ctx, t, STORE_UUID_LEN, SQLITE_TRANSIENT);
+}
+
+static int
+store_functions(struct store *st, struct cb_error *err)
+{
+	const int	flags = SQLITE_UTF8 | SQLITE_DETERMINISTIC |
+			    SQLITE_DIRECTONLY;
+	int		rc;
+
+	if ((rc = sqlite3_create_function_v2(st->db, "credbroker_uuid_blob",
+	    1, flags, NULL, store_fn_uuid_blob, NULL, NULL, NULL)) !=
+	    SQLITE_OK ||
+	    (rc = sqlite3_create_function_v2(st->db, "credbroker_uuid_text",
+	    1, flags, NULL, store_fn_uuid_text, NULL, NULL, NULL)) !=
+	    SQLITE_OK)
+		return store_dberr(st, rc, "register functions", err);
+	return 0;
+}
+
 /* Column text, "" for NULL. */
 static const char *
 col_text(sqlite3_stmt *s, int idx)
@@ -719,6 +829,21 @@ store_version_refuse(struct store *st, int version, struct cb_error *err)
 	    STORE_SCHEMA_VERSION);
 }
 
+/* Name the database and the step in a failed migration's message. */
+static int
+store_migrate_failed(struct store *st, int from, int ret,
+    struct cb_error *err)
+{
+	char	why[CB_ERRMSG_MAX];
+
+	if (err == NULL)
+		return ret;
+	snprintf(why, sizeof(why), "%s", err->msg);
+	return cb_error_set(err, -ret, "cannot upgrade database %s from "
+	    "schema version %d to %d (%s); it was left at version %d",
+	    st->path, from, from + 1, why, from);
+}
+
 /*
  * Bring the schema to STORE_SCHEMA_VERSION, one migration per transaction.
  * The version is read again under the write lock, so two processes opening
@@ -750,8 +875,11 @@ store_migrate(struct store *st, struct cb_error *err)
 		}
 		if (locked < STORE_SCHEMA_VERSION) {
 			if ((ret = store_exec(st, store_migrations[locked],
-			    "migrate", err)) != 0)
+			    "migrate", err)) != 0) {
+				ret = store_migrate_failed(st, locked, ret,
+				    err);
 				goto fail;
+			}
 			snprintf(sql, sizeof(sql), "PRAGMA user_version = %d",
 			    locked + 1);
 			if ((ret = store_exec(st, sql, "migrate", err)) != 0)
@@ -926,6 +1054,7 @@ store_open(const char *path, struct store **out, struct cb_error *err)
 		goto done;
 	}
 	if ((ret = store_configure(st, err)) != 0 ||
+	    (ret = store_functions(st, err)) != 0 ||
 	    (ret = store_migrate(st, err)) != 0 ||
 	    (ret = store_prepare(st, err)) != 0)
 		goto done;
@@ -1128,7 +1257,8 @@ store_open_readonly(const char *path, struct store **out, int *version,
 	}
 	if (*version < STORE_SCHEMA_VERSION)
 		goto done;
-	if ((ret = store_prepare(st, err)) != 0)
+	if ((ret = store_functions(st, err)) != 0 ||
+	    (ret = store_prepare(st, err)) != 0)
 		goto done;
 	*out = st;
 	st = NULL;
@@ -1854,11 +1984,17 @@ static int
 store_clear_values(struct store *st, const char *type_uuid, int64_t *n,
     const char *what, struct cb_error *err)
 {
-	int64_t	users = 0, accounts = 0;
-	int	ret;
+	sqlite3_stmt	*s = st->stmt[STMT_VALUE_CLEAR];
+	int64_t		 users = 0, accounts = 0;
+	int		 rc, ret = 0;
 
-	if ((ret = store_by_type(st, STMT_VALUE_CLEAR, type_uuid, &users,
-	    what, err)) != 0 ||
+	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = sqlite3_step(s)) != SQLITE_DONE)
+		ret = store_dberr(st, rc, what, err);
+	else
+		users = sqlite3_changes(st->db);
+	stmt_done(s);
+	if (ret != 0 ||
 	    (ret = store_by_type(st, STMT_ACCOUNT_CLEAR, type_uuid,
 	    &accounts, what, err)) != 0)
 		return ret;
@@ -2059,19 +2195,20 @@ store_value_set(struct store *st, const char *type_uuid,
 	if (sealed == NULL || *sealed == '\0')
 		return cb_error_set(err, CB_EINTERNAL, "empty sealed value");
 
-	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
-	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
+	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_uuid(s, 2, user_uuid)) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, sealed)) != SQLITE_OK ||
-	    (rc = sqlite3_bind_int64(s, 4, updated_at)) != SQLITE_OK) {
+	    (rc = sqlite3_bind_int64(s, 4, updated_at)) != SQLITE_OK ||
+	    (rc = bind_text(s, 5, type_uuid)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "set value", err);
 		goto done;
 	}
 	rc = sqlite3_step(s);
-	if (rc == SQLITE_CONSTRAINT_FOREIGNKEY)
+	if (rc != SQLITE_DONE)
+		ret = store_dberr(st, rc, "set value", err);
+	else if (sqlite3_changes(st->db) == 0)
 		ret = cb_error_set(err, CB_ENOTFOUND,
 		    "credential type '%s' not found", type_uuid);
-	else if (rc != SQLITE_DONE)
-		ret = store_dberr(st, rc, "set value", err);
 done:
 	stmt_done(s);
 	return ret;
@@ -2091,8 +2228,8 @@ store_value_get(struct store *st, const char *type_uuid,
 		return ret;
 
 	store_hold_read(st);
-	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
-	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK) {
+	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_uuid(s, 2, user_uuid)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "get value", err);
 		goto done;
 	}
@@ -2124,8 +2261,8 @@ store_value_delete(struct store *st, const char *type_uuid,
 	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
 		return ret;
 
-	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
-	    (rc = bind_text(s, 2, user_uuid)) != SQLITE_OK ||
+	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_uuid(s, 2, user_uuid)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, "delete value", err);
 	else if (sqlite3_changes(st->db) == 0)
@@ -2149,6 +2286,7 @@ store_value_count(struct store *st, const char *type_uuid, int64_t *n,
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_uuid(s, 2, type_uuid)) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_ROW)
 		ret = store_dberr(st, rc, "count values", err);
 	else
@@ -2186,14 +2324,14 @@ store_value_list_type(struct store *st, const char *type_uuid,
     char ***out, size_t *n, struct cb_error *err)
 {
 	sqlite3_stmt	*s = st->stmt[STMT_VALUE_LIST_TYPE];
-	char		**v = NULL, **nv;
+	char		**v = NULL, **nv, uuid[STORE_UUID_LEN + 1];
 	size_t		 len = 0, cap = 0, i;
 	int		 rc, ret = 0;
 
 	*out = NULL;
 	*n = 0;
 	store_hold_read(st);
-	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK) {
+	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "list values", err);
 		goto done;
 	}
@@ -2206,7 +2344,13 @@ store_value_list_type(struct store *st, const char *type_uuid,
 			}
 			v = nv;
 		}
-		if ((v[len] = strdup(col_text(s, 0))) == NULL) {
+		if (!col_uuid(s, 0, uuid)) {
+			ret = cb_error_set(err, CB_EINTERNAL,
+			    "database %s holds a malformed value row",
+			    st->path);
+			goto done;
+		}
+		if ((v[len] = strdup(uuid)) == NULL) {
 			ret = store_nomem(err);
 			goto done;
 		}
@@ -2238,7 +2382,6 @@ store_value_list_user(struct store *st, const char *user_uuid,
 {
 	sqlite3_stmt		*s = st->stmt[STMT_VALUE_LIST_USER];
 	struct store_status	*v = NULL, *nv;
-	const char		*uuid;
 	size_t			 len = 0, cap = 0;
 	int			 rc, ret = 0;
 
@@ -2248,7 +2391,7 @@ store_value_list_user(struct store *st, const char *user_uuid,
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid user id (must be a lower-case uuid)");
 	store_hold_read(st);
-	if ((rc = bind_text(s, 1, user_uuid)) != SQLITE_OK) {
+	if ((rc = bind_uuid(s, 1, user_uuid)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "list values", err);
 		goto done;
 	}
@@ -2261,14 +2404,12 @@ store_value_list_user(struct store *st, const char *user_uuid,
 			}
 			v = nv;
 		}
-		uuid = col_text(s, 0);
-		if (strlen(uuid) != STORE_UUID_LEN) {
+		if (!col_uuid(s, 0, v[len].type_uuid)) {
 			ret = cb_error_set(err, CB_EINTERNAL,
 			    "database %s holds a malformed value row",
 			    st->path);
 			goto done;
 		}
-		memcpy(v[len].type_uuid, uuid, STORE_UUID_LEN + 1);
 		v[len].updated_at = sqlite3_column_int64(s, 1);
 		len++;
 	}
@@ -2378,23 +2519,24 @@ store_setting_set(struct store *st, const char *key, const char *val,
 int
 store_uuid_new(char out[STORE_UUID_LEN + 1])
 {
-	static const char	hex[] = "0123456789abcdef";
-	unsigned char		b[16];
-	size_t			i, j;
+	uint8_t	b[IDS_UUID_BYTES];
 
 	out[0] = '\0';
 	if (RAND_bytes(b, sizeof(b)) != 1)
 		return -CB_EINTERNAL;
 	b[6] = (b[6] & 0x0f) | 0x40;		/* version 4 */
 	b[8] = (b[8] & 0x3f) | 0x80;		/* variant 10xx */
-	for (i = 0, j = 0; i < sizeof(b); i++) {
-		if (i == 4 || i == 6 || i == 8 || i == 10)
-			out[j++] = '-';
-		out[j++] = hex[b[i] >> 4];
-		out[j++] = hex[b[i] & 0x0f];
-	}
-	out[j] = '\0';
+	ids_uuid_unpack(b, out);
 	return 0;
+}
+
+/* A scan's cursor: "" (the start) sorts before every 16-byte key. */
+static int
+bind_scan_key(sqlite3_stmt *s, int idx, const char *uuid)
+{
+	if (*uuid == '\0')
+		return sqlite3_bind_zeroblob(s, idx, 0);
+	return bind_uuid(s, idx, uuid);
 }
 
 /* Up to limit values after (after_type, after_user), in key order. */
@@ -2405,7 +2547,6 @@ store_value_scan(struct store *st, const char *after_type,
 {
 	sqlite3_stmt		*s = st->stmt[STMT_VALUE_SCAN];
 	struct store_row	*v;
-	const char		*t, *u;
 	size_t			 len = 0;
 	int			 rc, ret = 0;
 
@@ -2413,22 +2554,19 @@ store_value_scan(struct store *st, const char *after_type,
 	*n = 0;
 	if ((v = calloc(limit + 1, sizeof(*v))) == NULL)
 		return store_nomem(err);
-	if ((rc = bind_text(s, 1, after_type)) != SQLITE_OK ||
-	    (rc = bind_text(s, 2, after_user)) != SQLITE_OK ||
+	if ((rc = bind_scan_key(s, 1, after_type)) != SQLITE_OK ||
+	    (rc = bind_scan_key(s, 2, after_user)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 3, (sqlite3_int64)limit)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "scan values", err);
 		goto done;
 	}
 	while (len < limit && (rc = sqlite3_step(s)) == SQLITE_ROW) {
-		t = col_text(s, 0);
-		u = col_text(s, 1);
-		if (strlen(t) != STORE_UUID_LEN || strlen(u) != STORE_UUID_LEN) {
+		if (!col_uuid(s, 0, v[len].type_uuid) ||
+		    !col_uuid(s, 1, v[len].user_uuid)) {
 			ret = cb_error_set(err, CB_EINTERNAL, "database %s "
 			    "holds a malformed value row", st->path);
 			goto done;
 		}
-		memcpy(v[len].type_uuid, t, STORE_UUID_LEN + 1);
-		memcpy(v[len].user_uuid, u, STORE_UUID_LEN + 1);
 		if ((v[len].sealed = strdup(col_text(s, 2))) == NULL) {
 			ret = store_nomem(err);
 			goto done;
@@ -2474,8 +2612,8 @@ store_value_reseal(struct store *st, const struct store_row *rows, size_t n,
 	if ((ret = store_begin(st, err)) != 0)
 		return ret;
 	for (i = 0; i < n; i++) {
-		if ((rc = bind_text(s, 1, rows[i].type_uuid)) != SQLITE_OK ||
-		    (rc = bind_text(s, 2, rows[i].user_uuid)) != SQLITE_OK ||
+		if ((rc = bind_uuid(s, 1, rows[i].type_uuid)) != SQLITE_OK ||
+		    (rc = bind_uuid(s, 2, rows[i].user_uuid)) != SQLITE_OK ||
 		    (rc = bind_text(s, 3, rows[i].sealed)) != SQLITE_OK ||
 		    (rc = sqlite3_step(s)) != SQLITE_DONE) {
 			ret = store_dberr(st, rc, "re-seal value", err);
@@ -3427,8 +3565,8 @@ store_value_reseal_all(struct store *st, const struct store_row *rows,
 	for (i = 0; i < n; i++) {
 		if (rows[i].sealed == NULL)
 			continue;
-		if ((rc = bind_text(s, 1, rows[i].type_uuid)) != SQLITE_OK ||
-		    (rc = bind_text(s, 2, rows[i].user_uuid)) != SQLITE_OK ||
+		if ((rc = bind_uuid(s, 1, rows[i].type_uuid)) != SQLITE_OK ||
+		    (rc = bind_uuid(s, 2, rows[i].user_uuid)) != SQLITE_OK ||
 		    (rc = bind_text(s, 3, rows[i].sealed)) != SQLITE_OK ||
 		    (rc = sqlite3_step(s)) != SQLITE_DONE)
 			ret = store_dberr(st, rc, "re-seal value", err);

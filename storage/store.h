@@ -33,7 +33,7 @@
 #define STORE_DESC_MAX		4096
 #define STORE_DEST_MAX		64	/* destinations per type */
 #define STORE_DEST_LEN_MAX	512
-#define STORE_SCHEMA_VERSION	5
+#define STORE_SCHEMA_VERSION	6
 
 enum store_kind {
 	STORE_DB = 0,

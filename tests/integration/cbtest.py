@@ -400,6 +400,11 @@ def _pg_on_signal(signum, frame):
         os.kill(os.getpid(), signum)
 
 
+def uuid_text(v):
+    """A credvalues key read by store_rows as text (see value_id)."""
+    return str(uuid.UUID(bytes=v)) if isinstance(v, bytes) else v
+
+
 class DaemonDied(AssertionError):
     pass
 
@@ -513,6 +518,12 @@ class Daemon:
         out = self.pg_sql("SELECT coalesce(json_agg(to_json(q)), '[]') "
                           "FROM (%s) q" % _pg_bind(query, params))
         return [tuple(r.values()) for r in json.loads(out)]
+
+    def value_id(self, u):
+        """A type or user uuid as credvalues keys it, for store_rows and
+        store_execute: its 16 bytes in the SQLite file (schema 6), its
+        text on PostgreSQL."""
+        return uuid.UUID(u).bytes if self.backend == "sqlite" else u
 
     def store_execute(self, query, params=()):
         """Run one statement that changes the store (? marks a

@@ -258,10 +258,11 @@ class TestManyUsers(AccountsBase):
         self.set_account("shared", "techno_reader", v2)
         everyone_gets(v2)
         # What is stored: one account value, 500 links, no user value.
-        def count(sql):
-            return self.d.store_rows(sql, (t["uuid"],))[0][0]
+        def count(sql, key=t["uuid"]):
+            return self.d.store_rows(sql, (key,))[0][0]
         self.assertEqual(count("SELECT count(*) FROM credvalues "
-                               "WHERE type_uuid = ?"), 0)
+                               "WHERE type_uuid = ?",
+                               self.d.value_id(t["uuid"])), 0)
         self.assertEqual(count("SELECT count(*) FROM credaccounts "
                                "WHERE type_uuid = ?"), 1)
         self.assertEqual(count("SELECT count(*) FROM credlinks "

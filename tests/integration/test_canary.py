@@ -58,8 +58,10 @@ def canary():
 
 def read_rows(d):
     """The value rows of daemon d's store (SQLite or PostgreSQL)."""
-    return d.store_rows("SELECT type_uuid, user_uuid, sealed, updated_at "
-                        "FROM credvalues")
+    return [(cbtest.uuid_text(t), cbtest.uuid_text(u), s, at)
+            for t, u, s, at in d.store_rows(
+                "SELECT type_uuid, user_uuid, sealed, updated_at "
+                "FROM credvalues")]
 
 
 def read_accounts(d):
@@ -255,7 +257,8 @@ class CanaryTest(cbtest.DaemonTestCase):
         # Copy u0's sealed value into u1's row with the daemon stopped.
         self.d.store_execute(
             "UPDATE credvalues SET sealed = ? WHERE type_uuid = ? "
-            "AND user_uuid = ?", (a0, self.types["alpha"], u[1]))
+            "AND user_uuid = ?", (a0, self.d.value_id(self.types["alpha"]),
+                                  self.d.value_id(u[1])))
         rows = {(r[0], r[1]): r[2] for r in read_rows(self.d)}
         moved = rows[(self.types["alpha"], u[1])]
         self.assertEqual(moved, a0)
@@ -319,7 +322,9 @@ class CanaryTest(cbtest.DaemonTestCase):
         legacy = "GCM:" + base64.b64encode(nonce + ct).decode()
         self.d.store_execute(
             "UPDATE credvalues SET sealed = ? WHERE type_uuid = ?"
-            " AND user_uuid = ?", (legacy, self.types["alpha"], u))
+            " AND user_uuid = ?", (legacy,
+                                   self.d.value_id(self.types["alpha"]),
+                                   self.d.value_id(u)))
         self.d.start()
         with self.d.client() as c:
             st = {e["ident"]: e for e in c.ok("cred.status", {"user": u})}

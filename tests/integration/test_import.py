@@ -82,7 +82,8 @@ class ImportTest(cbtest.DaemonTestCase):
     def stored(self, type_uuid, user):
         rows = self.d.store_rows("SELECT sealed FROM credvalues WHERE "
                                  "type_uuid = ? AND user_uuid = ?",
-                                 (type_uuid, user))
+                                 (self.d.value_id(type_uuid),
+                                  self.d.value_id(user)))
         return rows[0][0] if rows else None
 
     def test_legacy_key_warning_at_start_and_reload(self):
@@ -129,7 +130,8 @@ class ImportTest(cbtest.DaemonTestCase):
         self.d.stop()
         self.d.store_execute("UPDATE credvalues SET sealed = ? WHERE "
                              "type_uuid = ? AND user_uuid = ?",
-                             (gcm(WEAK_LEGACY, v), t, u))
+                             (gcm(WEAK_LEGACY, v), self.d.value_id(t),
+                              self.d.value_id(u)))
         self.d.start()
         self.c = self.d.client()
         self.addCleanup(self.c.close)

@@ -46,6 +46,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 import unittest
 
 sys.dont_write_bytecode = True
@@ -121,8 +122,9 @@ class Sealer:
 def read_rows(db):
     con = sqlite3.connect("file:%s?mode=ro" % db, uri=True)
     try:
-        return con.execute("SELECT type_uuid, user_uuid, sealed "
-                           "FROM credvalues").fetchall()
+        return [(cbtest.uuid_text(t), cbtest.uuid_text(u), s)
+                for t, u, s in con.execute("SELECT type_uuid, user_uuid, "
+                                           "sealed FROM credvalues")]
     finally:
         con.close()
 
@@ -187,7 +189,8 @@ class BigStore:
                     sealed = sealer.seal_legacy(pt)
                 else:
                     sealed = sealer.seal(1, t, u, pt)
-                rows.append((t, u, sealed, 1700000000))
+                rows.append((uuid.UUID(t).bytes, uuid.UUID(u).bytes,
+                             sealed, 1700000000))
         rows.sort()
         con = sqlite3.connect(self.database)
         try:

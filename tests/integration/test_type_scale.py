@@ -101,7 +101,8 @@ class TypeScaleTests(cbtest.DaemonTestCase):
                 con.executemany(
                     "INSERT INTO credvalues (type_uuid, user_uuid, sealed, "
                     "updated_at) VALUES (?, ?, 'CB1:1:AAAA', ?)",
-                    ((big_uuid(i), self.user, 1700000000 + i)
+                    ((self.d.value_id(big_uuid(i)),
+                      self.d.value_id(self.user), 1700000000 + i)
                      for i in range(NTYPES) if has_row(i)))
         finally:
             con.close()

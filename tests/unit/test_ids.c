@@ -156,6 +156,47 @@ test_type_ident_grammar_edges(void **state)
 	    "abcdefab-cdef-abcd-efab-cdefabcdefa"));
 }
 
+/* The 16 bytes of a uuid: both ways, in order, and nothing else packs. */
+static void
+test_uuid_pack_and_unpack(void **state)
+{
+	static const char *const sorted[] = {
+		"00000000-0000-4000-8000-000000000000",
+		"0f8fad5b-d9cb-469f-a165-70867728950e",
+		"0f8fad5b-d9cb-469f-a165-70867728950f",
+		"7c9e6679-7425-40de-944b-e07fc1f90ae7",
+		"a0000000-0000-4000-8000-000000000000",
+		"ffffffff-ffff-4fff-bfff-ffffffffffff",
+	};
+	uint8_t		b[IDS_UUID_BYTES], prev[IDS_UUID_BYTES], keep[16];
+	char		t[IDS_UUID_LEN + 1];
+	size_t		i;
+
+	(void)state;
+	assert_true(ids_uuid_pack("0f8fad5b-d9cb-469f-a165-70867728950e", b));
+	assert_memory_equal(b, "\x0f\x8f\xad\x5b\xd9\xcb\x46\x9f\xa1\x65"
+	    "\x70\x86\x77\x28\x95\x0e", IDS_UUID_BYTES);
+	for (i = 0; i < sizeof(sorted) / sizeof(sorted[0]); i++) {
+		assert_true(ids_uuid_pack(sorted[i], b));
+		ids_uuid_unpack(b, t);
+		assert_string_equal(t, sorted[i]);
+		/* Blobs sort as the text did. */
+		if (i > 0)
+			assert_true(memcmp(prev, b, sizeof(b)) < 0);
+		memcpy(prev, b, sizeof(b));
+	}
+
+	memset(keep, 0xaa, sizeof(keep));
+	memcpy(b, keep, sizeof(b));
+	assert_false(ids_uuid_pack("0F8FAD5B-D9CB-469F-A165-70867728950E", b));
+	assert_false(ids_uuid_pack("0f8fad5b-d9cb-469f-a165-70867728950", b));
+	assert_false(ids_uuid_pack("0f8fad5b-d9cb-469f-a165-70867728950e0", b));
+	assert_false(ids_uuid_pack("0f8fad5bd9cb-469f-a165-70867728950e0", b));
+	assert_false(ids_uuid_pack("", b));
+	assert_false(ids_uuid_pack(NULL, b));
+	assert_memory_equal(b, keep, sizeof(b));
+}
+
 int
 main(void)
 {
@@ -163,6 +204,7 @@ main(void)
 		cmocka_unit_test(test_uuid_valid),
 		cmocka_unit_test(test_ident_valid),
 		cmocka_unit_test(test_type_ident_grammar_edges),
+		cmocka_unit_test(test_uuid_pack_and_unpack),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -27,6 +27,11 @@
 #include "cb_error.h"
 #include "store.h"
 
+/*
+ * SQL true where a credvalues uuid column (16 bytes since schema 6) holds
+ * the uuid u given in text.
+ */
+#define BLOB_IS(col, u)	"hex(" col ") = upper(replace('" u "', '-', ''))"
 #define TYPE_A	"0f8fad5b-d9cb-469f-a165-70867728950e"
 #define TYPE_B	"7c9e6679-7425-40de-944b-e07fc1f90ae7"
 #define TYPE_C	"16fd2706-8baf-433b-82eb-8c7fada847da"
@@ -186,7 +191,7 @@ test_open_creates_0600_wal(void **state)
 	assert_string_equal(ans, "wal");
 	free(ans);
 	ans = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ans, "5");
+	assert_string_equal(ans, "6");
 	free(ans);
 }
 
@@ -263,7 +268,7 @@ test_reopen_persists(void **state)
 	free(s);
 
 	s = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(s, "5");
+	assert_string_equal(s, "6");
 	free(s);
 }
 
@@ -309,7 +314,7 @@ test_open_migrates_version_1(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "5");
+	assert_string_equal(ans, "6");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_int_equal(got.generation, 0);
@@ -835,7 +840,7 @@ test_type_delete_cascades(void **state)
 	free(sv);
 
 	s = side_query(f->path,
-	    "SELECT count(*) FROM credvalues WHERE type_uuid = '" TYPE_A "'");
+	    "SELECT count(*) FROM credvalues WHERE " BLOB_IS("type_uuid", TYPE_A));
 	assert_string_equal(s, "0");
 	free(s);
 
@@ -964,7 +969,7 @@ test_no_lingering_transaction(void **state)
 	    0);
 	assert_int_equal(checkpoint_busy(db), 0);
 	s = side_query(f->path, "SELECT sealed FROM credvalues WHERE "
-	    "type_uuid = '" TYPE_B "'");
+	    BLOB_IS("type_uuid", TYPE_B));
 	assert_string_equal(s, "y");
 	free(s);
 
@@ -1217,8 +1222,10 @@ big_populate(const char *path, unsigned n)
 	sqlite3		*db = NULL;
 	sqlite3_stmt	*ti = NULL, *vi = NULL;
 	char		 uuid[STORE_UUID_LEN + 1], ident[32];
+	uint8_t		 tb[IDS_UUID_BYTES], ub[IDS_UUID_BYTES];
 	unsigned	 i;
 
+	assert_true(ids_uuid_pack(USER_1, ub));
 	assert_int_equal(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE,
 	    NULL), SQLITE_OK);
 	assert_int_equal(sqlite3_exec(db, "BEGIN", NULL, NULL, NULL),
@@ -1240,8 +1247,9 @@ big_populate(const char *path, unsigned n)
 		sqlite3_reset(ti);
 		if (i % 2 != 0)
 			continue;
-		sqlite3_bind_text(vi, 1, uuid, -1, SQLITE_STATIC);
-		sqlite3_bind_text(vi, 2, USER_1, -1, SQLITE_STATIC);
+		assert_true(ids_uuid_pack(uuid, tb));
+		sqlite3_bind_blob(vi, 1, tb, sizeof(tb), SQLITE_STATIC);
+		sqlite3_bind_blob(vi, 2, ub, sizeof(ub), SQLITE_STATIC);
 		sqlite3_bind_int64(vi, 3, 1000000 + i);
 		assert_int_equal(sqlite3_step(vi), SQLITE_DONE);
 		sqlite3_reset(vi);
@@ -2097,7 +2105,7 @@ test_open_migrates_version_2_keeping_types_and_values(void **state)
 
 	assert_int_equal(store_open(path, &st, &err), 0);
 	ans = side_query(path, "PRAGMA user_version");
-	assert_string_equal(ans, "5");
+	assert_string_equal(ans, "6");
 	free(ans);
 	assert_int_equal(store_type_get(st, "alpha", &got, &err), 0);
 	assert_string_equal(got.uuid, TYPE_A);
@@ -2163,7 +2171,7 @@ test_open_migrates_version_4_to_types_with_ca_file(void **state)
 
 	assert_int_equal(store_open(f->path, &f->st, &err), 0);
 	ans = side_query(f->path, "PRAGMA user_version");
-	assert_string_equal(ans, "5");
+	assert_string_equal(ans, "6");
 	free(ans);
 	assert_int_equal(store_type_get(f->st, "alpha", &got, &err), 0);
 	assert_string_equal(got.name, "Alpha");
@@ -2191,6 +2199,157 @@ test_open_migrates_version_4_to_types_with_ca_file(void **state)
 	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
 	assert_null(got.ca_file);
 	store_type_free(&got);
+}
+
+/* Turn the closed store at path back into schema 5's credvalues. */
+static void
+make_version_5(const char *path, const char *rows)
+{
+	sqlite3	*db;
+	char	 sql[2048];
+
+	snprintf(sql, sizeof(sql),
+	    "DROP TABLE credvalues;"
+	    "CREATE TABLE credvalues ("
+	    "  type_uuid TEXT NOT NULL REFERENCES types(uuid) ON DELETE CASCADE,"
+	    "  user_uuid TEXT NOT NULL,"
+	    "  sealed TEXT NOT NULL,"
+	    "  updated_at INTEGER NOT NULL,"
+	    "  PRIMARY KEY (type_uuid, user_uuid)"
+	    ") WITHOUT ROWID;"
+	    "CREATE INDEX credvalues_user ON credvalues(user_uuid);"
+	    "%s"
+	    "PRAGMA user_version = 5;", rows);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/*
+ * Schema 5 -> 6: the values' keys become 16-byte blobs, and every read,
+ * write and walk of the store answers as before with text uuids.
+ */
+static void
+test_open_migrates_version_5_to_uuid_blobs(void **state)
+{
+	struct fixture		*f = *state;
+	struct store_status	*sv = NULL;
+	struct store_row	*rows = NULL;
+	struct cb_error		 err;
+	char			*ans, *sealed = NULL, **users = NULL;
+	int64_t			 at = 0, n = 0;
+	size_t			 ns = 0, nu = 0;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	create_simple(f->st, TYPE_B, "beta");
+	store_close(f->st);
+	f->st = NULL;
+	make_version_5(f->path,
+	    "INSERT INTO credvalues VALUES"
+	    " ('" TYPE_A "', '" USER_2 "', 'CB1:1:a2', 12),"
+	    " ('" TYPE_A "', '" USER_1 "', 'CB1:1:a1', 11),"
+	    " ('" TYPE_B "', '" USER_1 "', 'CB1:1:b1', 21);");
+
+	assert_int_equal(store_open(f->path, &f->st, &err), 0);
+	ans = side_query(f->path, "PRAGMA user_version");
+	assert_string_equal(ans, "6");
+	free(ans);
+	ans = side_query(f->path, "SELECT group_concat(typeof(type_uuid) ||"
+	    " length(type_uuid) || typeof(user_uuid) || length(user_uuid))"
+	    " FROM credvalues");
+	assert_string_equal(ans, "blob16blob16,blob16blob16,blob16blob16");
+	free(ans);
+
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1, &sealed, &at,
+	    &err), 0);
+	assert_string_equal(sealed, "CB1:1:a1");
+	assert_int_equal(at, 11);
+	free(sealed);
+	assert_int_equal(store_value_get(f->st, TYPE_B, USER_2, &sealed, NULL,
+	    &err), -CB_ENOTFOUND);
+
+	assert_int_equal(store_value_list_user(f->st, USER_1, &sv, &ns, &err),
+	    0);
+	assert_int_equal(ns, 2);
+	assert_string_equal(sv[0].type_uuid, TYPE_A);
+	assert_int_equal(sv[0].updated_at, 11);
+	assert_string_equal(sv[1].type_uuid, TYPE_B);
+	free(sv);
+	assert_int_equal(store_value_list_type(f->st, TYPE_A, &users, &nu,
+	    &err), 0);
+	assert_int_equal(nu, 2);
+	assert_string_equal(users[0], USER_1);
+	assert_string_equal(users[1], USER_2);
+	free(users[0]);
+	free(users[1]);
+	free(users);
+	assert_int_equal(store_value_count(f->st, TYPE_A, &n, &err), 0);
+	assert_int_equal(n, 2);
+
+	/* The walk of a rotation: key order, from "" and from a row. */
+	assert_int_equal(store_value_scan(f->st, "", "", 2, &rows, &ns, &err),
+	    0);
+	assert_int_equal(ns, 2);
+	assert_string_equal(rows[0].type_uuid, TYPE_A);
+	assert_string_equal(rows[0].user_uuid, USER_1);
+	assert_string_equal(rows[1].user_uuid, USER_2);
+	assert_string_equal(rows[1].sealed, "CB1:1:a2");
+	store_rows_free(rows, ns);
+	assert_int_equal(store_value_scan(f->st, TYPE_A, USER_2, 10, &rows,
+	    &ns, &err), 0);
+	assert_int_equal(ns, 1);
+	assert_string_equal(rows[0].type_uuid, TYPE_B);
+	assert_string_equal(rows[0].user_uuid, USER_1);
+	store_rows_free(rows, ns);
+
+	/* No type, no value: what the foreign key did before. */
+	assert_int_equal(store_value_set(f->st, TYPE_C, USER_1, "CB1:1:c",
+	    1, &err), -CB_ENOTFOUND);
+	ans = side_query(f->path, "SELECT count(*) FROM credvalues");
+	assert_string_equal(ans, "3");
+	free(ans);
+	/* Deleting a type deletes its values. */
+	assert_int_equal(store_type_delete(f->st, TYPE_A, &err), 0);
+	ans = side_query(f->path, "SELECT count(*) FROM credvalues WHERE "
+	    BLOB_IS("type_uuid", TYPE_B));
+	assert_string_equal(ans, "1");
+	free(ans);
+	ans = side_query(f->path, "SELECT count(*) FROM credvalues");
+	assert_string_equal(ans, "1");
+	free(ans);
+}
+
+/* A malformed uuid stops the migration and leaves version 5 as it was. */
+static void
+test_open_refuses_a_malformed_uuid_at_version_5(void **state)
+{
+	struct fixture	*f = *state;
+	struct store	*st = NULL;
+	struct cb_error	 err;
+	char		*ans;
+
+	create_simple(f->st, TYPE_A, "alpha");
+	store_close(f->st);
+	f->st = NULL;
+	make_version_5(f->path,
+	    "INSERT INTO credvalues VALUES"
+	    " ('" TYPE_A "', '" USER_1 "', 'CB1:1:a1', 11),"
+	    " ('" TYPE_A "', 'A8098C1A-F86E-11DA-BD1A-00112444BE1E', 'x', 1);");
+
+	cb_error_clear(&err);
+	assert_int_equal(store_open(f->path, &st, &err), -CB_EINTERNAL);
+	assert_null(st);
+	assert_non_null(strstr(err.msg, "cannot upgrade database "));
+	assert_non_null(strstr(err.msg, f->path));
+	assert_non_null(strstr(err.msg, "from schema version 5 to 6"));
+	assert_non_null(strstr(err.msg, "a stored uuid is malformed"));
+	ans = side_query(f->path, "PRAGMA user_version");
+	assert_string_equal(ans, "5");
+	free(ans);
+	ans = side_query(f->path, "SELECT group_concat(typeof(user_uuid))"
+	    " FROM credvalues");
+	assert_string_equal(ans, "text,text");
+	free(ans);
 }
 
 /* Accounts' values (SPEC 10): apart from users', by type and name. */
@@ -2617,6 +2776,11 @@ main(void)
 		cmocka_unit_test_setup_teardown(
 		    test_open_migrates_version_4_to_types_with_ca_file,
 		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_migrates_version_5_to_uuid_blobs, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_open_refuses_a_malformed_uuid_at_version_5, setup,
+		    teardown),
 		cmocka_unit_test_setup_teardown(
 		    test_account_values_are_kept_by_type_and_name,
 		    setup, teardown),
