@@ -640,13 +640,15 @@ class BenchCompareReplayTest(BenchCompareCase):
             with self.subTest(ratio=ratio, hwm=hwm):
                 res = []
                 for p in ("1", "16"):
-                    res.append(self.result("scale-p" + p, "1k", rps=10000))
-                    # The peak is the largest VmHWM read.
-                    res.append(self.result("scale-p" + p, "big",
-                                           rps=10000 * ratio,
-                                           hwm_mib=hwm if p == "16" else 9))
-                    res.append(self.result("scale-p" + p, "bigmap",
-                                           rps=3000, hwm_mib=900))
+                    for rnd in (1, 2):
+                        res.append(self.result("scale-p" + p, "1k", rnd,
+                                               rps=10000))
+                        # The peak is the largest VmHWM read.
+                        res.append(self.result(
+                            "scale-p" + p, "big", rnd, rps=10000 * ratio,
+                            hwm_mib=hwm if (p, rnd) == ("16", 2) else 9))
+                        res.append(self.result("scale-p" + p, "bigmap", rnd,
+                                               rps=3000, hwm_mib=900))
                 rows, pre = table_rows(self, self.report(res), "scale:")
                 for r in rows:
                     if r["mmap_mb"] == "off":
@@ -720,7 +722,9 @@ class BenchCompareWritesTest(BenchCompareCase):
             self.assertIn(statfs, r["file system"], out)
             self.assertEqual(r["commits"], "WAL, synchronous=FULL", out)
             self.assertGreater(float(r["req/s"]), 0, out)
-            self.assertGreater(float(r["broker CPU us/req"]), 0, out)
+            # The daemon's CPU time is counted in clock ticks: a figure,
+            # which a run of 0.3 s may leave at 0.
+            self.assertGreaterEqual(float(r["broker CPU us/req"]), 0, out)
         # About one call in ten of mix is a cred.set; every call of the
         # writers is one.
         self.assertGreater(float(mix["cred.set/s"]), 0, out)
