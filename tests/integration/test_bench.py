@@ -15,7 +15,12 @@ machine and the marking of --noisy tables do not depend on the machine's
 real load and take no real time.  Its backends
 setting runs once, briefly, on a PostgreSQL cluster of the test's own
 (--pg-conninfo): the table puts SQLite and PostgreSQL side by side, and the
-values it seeded are in that database.
+values it seeded are in that database.  Its writes setting runs briefly in
+a scratch directory of the test's own (--scratch), on the test's disk and
+on /dev/shm (tmpfs, where its targets are not judged).  The verdicts of
+the targets are checked on both sides of each threshold with results of
+the test's own (CB_BENCH_REPLAY: the report of given results, nothing
+measured).
 """
 
 import json
@@ -463,6 +468,323 @@ class BenchCompareTargetTest(BenchCompareCase):
         if abs(ratio - 0.9) > 0.01 and abs(p99 - 1.0) > 0.001:
             self.assertEqual(r[""], "met" if ratio >= 0.9 and p99 <= 1.0
                              else "MISSED", out)
+
+
+def table_rows(testcase, out, title):
+    """The table of OUT whose title starts with TITLE: its rows as dicts
+    by header, and the lines between its title and its header."""
+    lines = out.splitlines()
+    at = [i for i, l in enumerate(lines) if l.startswith("### " + title)]
+    testcase.assertEqual(len(at), 1, out)
+    pre, rows = [], []
+    for l in lines[at[0] + 1:]:
+        if l.startswith("|---"):
+            continue
+        if l.startswith("| "):
+            rows.append([c.strip() for c in l.strip("|").split("|")])
+        elif rows:
+            break
+        else:
+            pre.append(l)
+    testcase.assertGreater(len(rows), 1, out)
+    header = rows[0]
+    testcase.assertEqual(len(set(header)), len(header), header)
+    for r in rows[1:]:
+        testcase.assertEqual(len(r), len(header), out)
+    return [dict(zip(header, r)) for r in rows[1:]], pre
+
+
+class BenchCompareReplayTest(BenchCompareCase):
+    """The verdicts of the Performance issue's targets, on either side of
+    each threshold: bench-compare reports results of the test's own
+    (CB_BENCH_REPLAY) and measures nothing."""
+
+    def result(self, setting, label, rnd=1, rps=1000.0, p50=0.1, p99=0.5,
+               p999=0.9, cpu=3.0, hwm_mib=20.0, seconds=10.0, sets=None,
+               errors=0, load=0.10):
+        r = {"setting": setting, "label": label, "round": rnd,
+             "command": "credbroker-bench %s %s" % (setting, label),
+             "rps": rps, "requests": int(rps * seconds), "errors": errors,
+             "seconds": seconds,
+             "latency_ms": {"p50": p50, "p99": p99, "p999": p999,
+                            "max": p999 * 2, "mean": p50},
+             "daemon": {"cpu_us_per_request": cpu,
+                        "hwm_kib": int(hwm_mib * 1024)},
+             "load_before": load, "load_after": 0.9}
+        if sets is not None:
+            r["by_method"] = {"cred.set": int(sets * seconds),
+                              "substitute": int((rps - sets) * seconds)}
+        return r
+
+    def report(self, results, *args):
+        f = os.path.join(self.tmp.name, "results.jsonl")
+        with open(f, "w") as fh:
+            for r in results:
+                fh.write(json.dumps(r) + "\n")
+        loadavg = os.path.join(self.tmp.name, "loadavg")
+        with open(loadavg, "w") as fh:
+            fh.write("0.10 0.10 0.10 1/100 1\n")
+        env = dict(os.environ, CB_BENCH_LOADAVG=loadavg, CB_BENCH_REPLAY=f,
+                   PYTHON=sys.executable)
+        p = subprocess.run([COMPARE, "--build-dir", cbtest.BUILD_DIR] +
+                           list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env, timeout=60)
+        out = p.stdout.decode("utf-8", "replace")
+        self.assertEqual(p.returncode, 0, p.stderr.decode("utf-8", "replace"))
+        # Nothing was measured: no broker started, no run.
+        self.assertNotIn("setting ", p.stderr.decode("utf-8", "replace"))
+        return out
+
+    def redis_table(self, p1_cpu, p16_cpu, p1_p99=0.5, p16_ratio=0.6):
+        res = []
+        for rnd in (1, 2, 3):
+            res.append(self.result("p1", "redis", rnd, rps=100000, cpu=3))
+            res.append(self.result("p1", "sub1", rnd, rps=95000,
+                                   p99=p1_p99, cpu=p1_cpu[rnd - 1]))
+            res.append(self.result("p16", "redis", rnd, rps=1000000,
+                                   cpu=0.7))
+            res.append(self.result("p16", "sub1", rnd,
+                                   rps=1000000 * p16_ratio,
+                                   cpu=p16_cpu[rnd - 1]))
+        rows, pre = table_rows(self, self.report(res), "substitute (1 "
+                               "placeholder, SQLite) against redis GET")
+        return {r["setting"]: r for r in rows}
+
+    def test_bench_compare_p16_judges_broker_cpu_per_request_of_4_us(self):
+        # The median of the rounds is judged: 3.9 met, 4.1 missed.
+        for cpus, verdict in (([3.9, 6.0, 3.1], "met"),
+                              ([4.1, 2.0, 4.5], "MISSED")):
+            with self.subTest(cpus=cpus):
+                t = self.redis_table([9.0, 9.0, 9.0], cpus)
+                p16 = t["50 conns, P=16"]
+                self.assertEqual(p16["broker CPU target"], "<= 4 us/req")
+                self.assertEqual(p16["broker CPU us/req"],
+                                 "%.1f" % sorted(cpus)[1])
+                self.assertEqual(p16["CPU verdict"], verdict, t)
+                # The ratio has its own verdict: 0.6x against 0.5x.
+                self.assertEqual(p16["target"], ">= 0.5x")
+                self.assertEqual(p16[""], "met", t)
+                # At depth 1 the issue sets no CPU target.
+                p1 = t["50 conns, P=1"]
+                self.assertEqual(p1["broker CPU target"], "-")
+                self.assertEqual(p1["CPU verdict"], "-")
+
+    def test_bench_compare_p16_ratio_and_p1_targets_are_judged_apart_from_cpu(self):
+        t = self.redis_table([1.0] * 3, [1.0] * 3, p1_p99=1.2,
+                             p16_ratio=0.45)
+        self.assertEqual(t["50 conns, P=16"][""], "MISSED", t)
+        self.assertEqual(t["50 conns, P=16"]["CPU verdict"], "met", t)
+        self.assertEqual(t["50 conns, P=1"]["target"],
+                         ">= 0.9x, p99 <= 1 ms")
+        self.assertEqual(t["50 conns, P=1"][""], "MISSED", t)
+        t = self.redis_table([1.0] * 3, [1.0] * 3, p1_p99=0.9)
+        self.assertEqual(t["50 conns, P=1"][""], "met", t)
+
+    def writes(self, statfs="ext2/ext3", mount="ext4", mix_p999=(4.9,),
+               sets=(10100,), set_errors=0):
+        res = [{"setting": "writes", "label": "fs", "round": 0,
+                "dir": "/var/tmp/cbbench.x", "statfs": statfs,
+                "mount": mount, "journal": "WAL", "synchronous": "FULL"}]
+        for rnd, (a, b) in enumerate(zip(mix_p999, sets), 1):
+            res.append(self.result("writes", "mix P=16", rnd, rps=50000,
+                                   p999=a, sets=5000))
+            res.append(self.result("writes", "cred.set P=1", rnd, rps=b,
+                                   sets=b, errors=set_errors))
+        rows, pre = table_rows(self, self.report(res), "durable writes")
+        return {r["workload"].split(",")[0]: r for r in rows}
+
+    def test_bench_compare_writes_mix_target_is_a_p999_of_5_ms(self):
+        for p999, verdict in (((4.9, 7.0, 2.0), "met"),
+                              ((5.1, 1.0, 6.0), "MISSED")):
+            with self.subTest(p999=p999):
+                t = self.writes(mix_p999=p999, sets=(12000,) * 3)
+                mix = t["mix (90% sub1"]
+                self.assertEqual(mix["target"], "p99.9 <= 5 ms")
+                self.assertEqual(mix["p99.9 ms"], "%.3f" % sorted(p999)[1])
+                self.assertEqual(mix[""], verdict, t)
+                self.assertEqual(mix["cred.set/s"], "5000")
+                self.assertEqual(mix["rounds"], "3")
+                self.assertEqual(t["cred.set only"][""], "met", t)
+
+    def test_bench_compare_writes_needs_10000_durable_sets_per_second(self):
+        for sets, errors, verdict in (((10100, 9000, 11000), 0, "met"),
+                                      ((9900, 12000, 9000), 0, "MISSED"),
+                                      ((20000, 20000, 20000), 1, "MISSED")):
+            with self.subTest(sets=sets, errors=errors):
+                t = self.writes(mix_p999=(1.0,) * 3, sets=sets,
+                                set_errors=errors)
+                w = t["cred.set only"]
+                self.assertEqual(w["target"], ">= 10,000 cred.set/s")
+                self.assertEqual(w["cred.set/s"], "%d" % sorted(sets)[1])
+                self.assertEqual(w["errors"], "%d" % (3 * errors))
+                self.assertEqual(w[""], verdict, t)
+                self.assertEqual(t["mix (90% sub1"][""], "met", t)
+
+    def test_bench_compare_writes_are_not_judged_on_tmpfs(self):
+        for statfs, mount, shown in (("tmpfs", "tmpfs", "tmpfs"),
+                                     ("ramfs", "ramfs", "ramfs"),
+                                     ("ext2/ext3", "ext4",
+                                      "ext4 (statfs: ext2/ext3)")):
+            with self.subTest(statfs=statfs):
+                # Figures that meet both targets.
+                t = self.writes(statfs=statfs, mount=mount)
+                for r in t.values():
+                    self.assertEqual(r["file system"], shown, t)
+                    self.assertEqual(r["commits"], "WAL, synchronous=FULL")
+                    self.assertEqual(r[""], "met" if statfs == "ext2/ext3"
+                                     else "not judged: " + statfs, t)
+
+    def test_bench_compare_scale_judges_the_default_broker_at_090_and_64_mib(self):
+        for ratio, hwm, verdict in ((0.91, 63.0, "met"), (0.89, 30.0, "MISSED"),
+                                    (0.95, 65.0, "MISSED")):
+            with self.subTest(ratio=ratio, hwm=hwm):
+                res = []
+                for p in ("1", "16"):
+                    for rnd in (1, 2):
+                        res.append(self.result("scale-p" + p, "1k", rnd,
+                                               rps=10000))
+                        # The peak is the largest VmHWM read.
+                        res.append(self.result(
+                            "scale-p" + p, "big", rnd, rps=10000 * ratio,
+                            hwm_mib=hwm if (p, rnd) == ("16", 2) else 9))
+                        res.append(self.result("scale-p" + p, "bigmap", rnd,
+                                               rps=3000, hwm_mib=900))
+                rows, pre = table_rows(self, self.report(res), "scale:")
+                for r in rows:
+                    if r["mmap_mb"] == "off":
+                        self.assertEqual(r["target"],
+                                         ">= 0.90, peak RSS <= 64 MiB")
+                        if r["depth"] == "P=16":
+                            self.assertEqual(r["big peak RSS MiB"],
+                                             "%.1f" % hwm)
+                            self.assertEqual(r[""], verdict, rows)
+                    else:
+                        # The mapped broker is for information: its 0.30
+                        # and 900 MiB decide nothing.
+                        self.assertEqual(r["target"], "none (information)")
+                        self.assertEqual(r[""], "-", rows)
+                self.assertEqual(len(rows), 4, rows)
+
+
+class BenchCompareWritesTest(BenchCompareCase):
+    """bench-compare's writes setting, run briefly in a scratch directory
+    of the test's own."""
+
+    def compare(self, scratch, loads, *args):
+        """Readings of the load average, in order: the start, then for
+        each run one as it begins and one after it (mix P=16, then
+        cred.set P=1), and the end."""
+        f = os.path.join(self.tmp.name, "loadavg")
+        with open(f, "w") as fh:
+            for l in loads:
+                fh.write("%s 0.40 0.30 2/345 6789\n" % l)
+        env = dict(os.environ, CB_BENCH_LOADAVG=f, PYTHON=sys.executable,
+                   CB_BENCH_SETTLE_POLL="0.01")
+        cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
+               "--only", "writes", "-d", "0.3", "--warmup", "0",
+               "--rounds", "1", "--users", "20", "--scratch", scratch]
+        p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=env,
+                           timeout=COMPARE_TIMEOUT)
+        err = p.stderr.decode("utf-8", "replace")
+        m = re.search(r"scratch (/\S+);", err)
+        if m:
+            self.assertTrue(m.group(1).startswith(scratch + "/cbbench."),
+                            err)
+            self.assertFalse(os.path.exists(m.group(1)), err)
+        return p.returncode, p.stdout.decode("utf-8", "replace"), err
+
+    def statfs(self, d):
+        return subprocess.run(["stat", "-f", "-c", "%T", d], check=True,
+                              stdout=subprocess.PIPE).stdout.decode().strip()
+
+    def test_bench_compare_writes_runs_mix_and_50_writers_in_the_scratch_directory(self):
+        # The second run begins at 0.80: judged, and with --noisy marked.
+        rc, out, err = self.compare(self.tmp.name,
+                                    ["0.10", "0.10", "0.20", "0.80"],
+                                    "--noisy", "--settle", "0")
+        self.assertEqual(rc, 0, err)
+        self.assertIn("load average 0.80 before writes cred.set P=1 is above"
+                      " 0.5: going on (--noisy)", err)
+        rows, pre = table_rows(self, out, "durable writes")
+        self.assertTrue(any("busy machine" in l and "0.10 to 0.80 as the "
+                            "runs began" in l for l in pre), out)
+        self.assertEqual([r["workload"] for r in rows],
+                         ["mix (90% sub1, 10% cred.set), 50 conns, P=16",
+                          "cred.set only, 50 writers, P=1"], out)
+        mix, wr = rows
+        self.assertEqual(mix["load 1 min before/after"], "0.10/0.20")
+        self.assertEqual(wr["load 1 min before/after"], "0.80/0.80")
+        statfs = self.statfs(self.tmp.name)
+        for r in rows:
+            self.assertEqual(r["errors"], "0", out)
+            self.assertEqual(r["rounds"], "1", out)
+            self.assertIn(statfs, r["file system"], out)
+            self.assertEqual(r["commits"], "WAL, synchronous=FULL", out)
+            self.assertGreater(float(r["req/s"]), 0, out)
+            # The daemon's CPU time is counted in clock ticks: a figure,
+            # which a run of 0.3 s may leave at 0.
+            self.assertGreaterEqual(float(r["broker CPU us/req"]), 0, out)
+        # About one call in ten of mix is a cred.set; every call of the
+        # writers is one.
+        self.assertGreater(float(mix["cred.set/s"]), 0, out)
+        self.assertLess(float(mix["cred.set/s"]), float(mix["req/s"]) / 2,
+                        out)
+        self.assertAlmostEqual(float(wr["cred.set/s"]), float(wr["req/s"]),
+                               delta=float(wr["req/s"]) * 0.01 + 1,
+                               msg=out)
+        if statfs in ("tmpfs", "ramfs"):
+            self.assertEqual(mix[""], "not judged: " + statfs, out)
+        else:
+            # The verdicts follow the figures (away from the rounding).
+            p999 = float(mix["p99.9 ms"])
+            if abs(p999 - 5) > 0.01:
+                self.assertEqual(mix[""], "met" if p999 <= 5 else "MISSED",
+                                 out)
+            sets = float(wr["cred.set/s"])
+            if abs(sets - 10000) > 1:
+                self.assertEqual(wr[""], "met" if sets >= 10000
+                                 else "MISSED", out)
+        self.assertIn("-w mix -c 50 -P 16", out)
+        self.assertIn("-w mix --set-percent 100 -c 50 -P 1", out)
+
+    def test_bench_compare_writes_in_dev_shm_are_not_judged(self):
+        self.assertEqual(self.statfs("/dev/shm"), "tmpfs")
+        shm = tempfile.TemporaryDirectory(prefix="cbcmp.", dir="/dev/shm")
+        self.addCleanup(shm.cleanup)
+        rc, out, err = self.compare(shm.name, ["0.10"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("is on tmpfs", err)
+        self.assertIn("--scratch DIR on a disk", err)
+        rows, pre = table_rows(self, out, "durable writes")
+        self.assertEqual(len(rows), 2, out)
+        for r in rows:
+            self.assertEqual(r["file system"], "tmpfs", out)
+            self.assertEqual(r[""], "not judged: tmpfs", out)
+
+    def test_bench_compare_writes_refuses_a_run_that_begins_on_a_busy_machine(self):
+        rc, out, err = self.compare(self.tmp.name,
+                                    ["0.10", "0.10", "0.20", "0.80"],
+                                    "--settle", "0")
+        self.assertEqual(rc, 3, err)
+        self.assertIn("load average 0.80 before writes cred.set P=1 is above "
+                      "0.5: no ratio", err)
+        self.assertRegex(err, r"(?m)^bench-compare: +credbroker mix P=16 ")
+        self.assertNotRegex(err, r"(?m)^bench-compare: +credbroker "
+                            r"cred\.set P=1 ")
+        self.assertNotIn("###", out)
+
+    def test_bench_compare_refuses_a_scratch_directory_it_cannot_use(self):
+        long_dir = os.path.join(self.tmp.name,
+                                "d" * max(1, 76 - len(self.tmp.name)))
+        os.mkdir(long_dir)
+        for d, why in ((os.path.join(self.tmp.name, "none"), "is not a "
+                        "directory"), (long_dir, "is too long")):
+            with self.subTest(scratch=d):
+                rc, out, err = self.compare(d, ["0.10"])
+                self.assertEqual(rc, 2, err)
+                self.assertIn("--scratch (or TMPDIR): %s %s" % (d, why), err)
+                self.assertNotIn("###", out)
 
 
 class BenchCompareBackendsTest(BenchCompareCase):
