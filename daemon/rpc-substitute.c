@@ -36,6 +36,7 @@
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "origin.h"
 #include "proto.h"
 #include "seal.h"
 #include "secbuf.h"
@@ -183,8 +184,8 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 	if ((rc = tpl_parse_syntax(s->url->via.str.ptr, s->url->via.str.size,
 	    syntax, &s->url_tpl, err)) != 0 ||
 	    (rc = tpl_check_url_template(&s->url_tpl, err)) != 0 ||
-	    (rc = url_origin(s->url->via.str.ptr, s->url->via.str.size,
-	    &s->origin, err)) != 0 ||
+	    (rc = url_origin_keep(s->url->via.str.ptr, s->url->via.str.size,
+	    &s->url_origin, &s->origin, err)) != 0 ||
 	    (rc = tpl_check_literal(&s->url_tpl, TPL_URL, "request.url",
 	    err)) != 0)
 		return rc;
@@ -361,8 +362,8 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 			return cb_error_set(err, e.code, "credential '%s': "
 			    "type '%s' is stored in %s: %s", c->decl->id,
 			    c->type.ident, v->ops->where, e.msg);
-		if (!url_origin_allowed(s->origin, c->type.destinations,
-		    c->type.ndestinations))
+		if (!url_origin_allowed_parsed(&s->url_origin,
+		    c->type.destinations, c->type.ndestinations))
 			return cb_error_set(err, CB_EFORBIDDEN,
 			    "credential '%s' (type '%s') may not be sent to %s",
 			    c->decl->id, c->type.ident, s->origin);
@@ -548,7 +549,7 @@ sub_render(struct sub *s, struct cb_error *err)
 {
 	enum tpl_ctx	 url_ctx = s->dry_run ? TPL_BODY : TPL_URL;
 	enum tpl_ctx	 hdr_ctx = s->dry_run ? TPL_BODY : TPL_HEADER;
-	char		*final_origin = NULL;
+	struct origin	 final_origin;
 	size_t		 i;
 	int		 rc;
 
@@ -571,12 +572,11 @@ sub_render(struct sub *s, struct cb_error *err)
 	 * final URL has the origin the destinations were checked against.
 	 * Check it anyway: this is the last line of defence.
 	 */
-	rc = url_origin((const char *)s->url_out.data, s->url_out.len,
-	    &final_origin, err);
-	if (rc == 0 && strcmp(final_origin, s->origin) != 0)
+	rc = origin_parse((const char *)s->url_out.data, s->url_out.len,
+	    ORIGIN_URL, &final_origin, err);
+	if (rc == 0 && !origin_equal(&final_origin, &s->url_origin))
 		rc = cb_error_set(err, CB_EINTERNAL,
 		    "substituted URL changed its origin");
-	free(final_origin);
 	return rc;
 }
 

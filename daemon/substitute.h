@@ -16,6 +16,7 @@
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "origin.h"
 #include "secbuf.h"
 #include "store.h"
 #include "subject.h"
@@ -72,7 +73,8 @@ struct sub {
 	struct secbuf		 body_out;
 	struct sub_cred		*creds;
 	size_t			 ncreds;
-	char			*origin;
+	char			*origin;	/* the URL's, normal form */
+	struct origin		 url_origin;	/* the same, parsed */
 };
 
 /* A new substitution for call, whose rendered request goes to then. */

@@ -44,12 +44,21 @@ int
 url_origin(const char *url, size_t len, char **origin, struct cb_error *err)
 {
 	struct origin	o;
-	int		rc;
+
+	return url_origin_keep(url, len, &o, origin, err);
+}
+
+/* The same, keeping the parsed origin too. */
+int
+url_origin_keep(const char *url, size_t len, struct origin *o,
+    char **origin, struct cb_error *err)
+{
+	int	rc;
 
 	*origin = NULL;
-	if ((rc = origin_parse(url, len, ORIGIN_URL, &o, err)) != 0)
+	if ((rc = origin_parse(url, len, ORIGIN_URL, o, err)) != 0)
 		return rc;
-	return origin_format(&o, origin, err);
+	return origin_format(o, origin, err);
 }
 
 /*
@@ -60,20 +69,32 @@ url_origin(const char *url, size_t len, char **origin, struct cb_error *err)
 bool
 url_origin_allowed(const char *origin, char *const *destinations, size_t n)
 {
-	struct origin	o, d;
-	size_t		i;
+	struct origin	o;
 
 	if (n == 0)
 		return true;
 	if (origin_parse(origin, strlen(origin), ORIGIN_URL | ORIGIN_NORMAL,
 	    &o, NULL) != 0)
 		return false;
+	return url_origin_allowed_parsed(&o, destinations, n);
+}
+
+/* The same check of an origin that is already parsed. */
+bool
+url_origin_allowed_parsed(const struct origin *o, char *const *destinations,
+    size_t n)
+{
+	struct origin	d;
+	size_t		i;
+
+	if (n == 0)
+		return true;
 	for (i = 0; i < n; i++) {
 		if (destinations[i] == NULL ||
 		    origin_parse(destinations[i], strlen(destinations[i]),
 		    ORIGIN_DEST | ORIGIN_NORMAL, &d, NULL) != 0)
 			continue;
-		if (origin_match(&d, &o))
+		if (origin_match(&d, o))
 			return true;
 	}
 	return false;

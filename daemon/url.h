@@ -32,6 +32,7 @@
 #include <stddef.h>
 
 #include "cb_error.h"
+#include "origin.h"
 
 /*
  * Parse the absolute http(s) URL of len bytes (need not be NUL-terminated)
@@ -44,6 +45,14 @@
  */
 int	 url_origin(const char *url, size_t len, char **origin,
 	    struct cb_error *err);
+
+/*
+ * url_origin, which also leaves the parsed origin in *o (zeroed on
+ * failure), for url_origin_allowed_parsed and origin_equal: a call that
+ * checks one URL against several things parses it once.
+ */
+int	 url_origin_keep(const char *url, size_t len, struct origin *o,
+	    char **origin, struct cb_error *err);
 
 /*
  * May a value be sent to origin (normal form, from url_origin)?  n == 0:
@@ -59,6 +68,10 @@ int	 url_origin(const char *url, size_t len, char **origin,
  */
 bool	 url_origin_allowed(const char *origin, char *const *destinations,
 	    size_t n);
+
+/* url_origin_allowed for an origin parsed by url_origin_keep. */
+bool	 url_origin_allowed_parsed(const struct origin *o,
+	    char *const *destinations, size_t n);
 
 /*
  * Is the header name (n bytes, any case) one that says where a request

@@ -240,20 +240,28 @@ free_dests(char **d, size_t n)
 	free(d);
 }
 
-/* url_origin(url), then the destination check against d. */
+/*
+ * url_origin(url), then the destination check against d; the check of
+ * the origin url_origin_keep parsed (what substitute uses) must agree.
+ */
 static bool
 allowed(const char *url, char **d, size_t n)
 {
 	struct cb_error	 err;
-	char		*o;
+	struct origin	 po;
+	char		*o, *o2;
 	bool		 ok;
 
 	if (url_origin(url, strlen(url), &o, &err) != 0) {
 		print_error("url '%s': %s\n", url, err.msg);
 		fail();
 	}
+	assert_int_equal(url_origin_keep(url, strlen(url), &po, &o2, &err), 0);
+	assert_string_equal(o, o2);
 	ok = url_origin_allowed(o, d, n);
+	assert_int_equal(url_origin_allowed_parsed(&po, d, n), ok);
 	free(o);
+	free(o2);
 	return ok;
 }
 
