@@ -319,9 +319,28 @@ proto_check_key_types(const msgpack_object *obj, struct cb_error *err)
 	return proto_check_keys_at(obj, path, strlen(path), err);
 }
 
+/* A few bytes of msgpack packed on the stack, then written at once. */
+struct proto_stage {
+	char	buf[16];
+	size_t	len;
+};
+
+static int
+proto_stage_write(void *data, const char *p, size_t n)
+{
+	struct proto_stage	*st = data;
+
+	if (n > sizeof(st->buf) - st->len)
+		return -1;
+	memcpy(st->buf + st->len, p, n);
+	st->len += n;
+	return 0;
+}
+
 void
 proto_pack_cstr(msgpack_packer *pk, const char *s)
 {
+	char	b[1 + PROTO_FIXSTR_MAX];
 	size_t	n;
 
 	if (s == NULL) {
@@ -329,6 +348,17 @@ proto_pack_cstr(msgpack_packer *pk, const char *s)
 		return;
 	}
 	n = strlen(s);
+	/*
+	 * A short string (a fixstr) in one write, not two: this packs every
+	 * key of every reply.  It is never a secret (proto.h), so staging
+	 * it on the stack is fine.
+	 */
+	if (n <= PROTO_FIXSTR_MAX) {
+		b[0] = (char)(0xa0 | n);
+		memcpy(b + 1, s, n);
+		pk->callback(pk->data, b, n + 1);
+		return;
+	}
 	msgpack_pack_str(pk, n);
 	msgpack_pack_str_body(pk, s, n);
 }
@@ -361,13 +391,22 @@ void
 proto_pack_response_head(msgpack_packer *pk, uint32_t msgid,
     const struct cb_error *err)
 {
+	struct proto_stage	st = { .len = 0 };
+	msgpack_packer		sp;
+
+	if (err == NULL || err->code == 0) {
+		/* Staged and written at once: every reply starts so. */
+		msgpack_packer_init(&sp, &st, proto_stage_write);
+		msgpack_pack_array(&sp, 4);
+		msgpack_pack_uint8(&sp, CB_MSG_RESPONSE);
+		msgpack_pack_uint32(&sp, msgid);
+		msgpack_pack_nil(&sp);
+		pk->callback(pk->data, st.buf, st.len);
+		return;
+	}
 	msgpack_pack_array(pk, 4);
 	msgpack_pack_uint8(pk, CB_MSG_RESPONSE);
 	msgpack_pack_uint32(pk, msgid);
-	if (err == NULL || err->code == 0) {
-		msgpack_pack_nil(pk);
-		return;
-	}
 	msgpack_pack_map(pk, 2);
 	proto_pack_kv_str(pk, "code", cb_error_name(err->code));
 	proto_pack_kv_str(pk, "message", err->msg);
