@@ -457,13 +457,13 @@ proto_absent(const char *key, bool required, struct cb_error *err)
 }
 
 int
-proto_get_str(const msgpack_object *map, const char *key, bool required,
-    char **out, struct cb_error *err)
+proto_get_strref(const msgpack_object *map, const char *key, bool required,
+    const char **out, size_t *len, struct cb_error *err)
 {
 	const msgpack_object	*v;
-	char			*s;
 
 	*out = NULL;
+	*len = 0;
 	if ((v = proto_map_get(map, key)) == NULL ||
 	    v->type == MSGPACK_OBJECT_NIL)
 		return proto_absent(key, required, err);
@@ -473,10 +473,27 @@ proto_get_str(const msgpack_object *map, const char *key, bool required,
 	if (memchr(v->via.str.ptr, '\0', v->via.str.size) != NULL)
 		return cb_error_set(err, CB_EBADREQ,
 		    "parameter '%s' must not contain NUL bytes", key);
-	if ((s = malloc(v->via.str.size + 1)) == NULL)
+	*out = v->via.str.ptr;
+	*len = v->via.str.size;
+	return 0;
+}
+
+int
+proto_get_str(const msgpack_object *map, const char *key, bool required,
+    char **out, struct cb_error *err)
+{
+	const char	*p;
+	char		*s;
+	size_t		 len;
+	int		 rc;
+
+	*out = NULL;
+	if ((rc = proto_get_strref(map, key, required, &p, &len, err)) != 0)
+		return rc;
+	if ((s = malloc(len + 1)) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	memcpy(s, v->via.str.ptr, v->via.str.size);
-	s[v->via.str.size] = '\0';
+	memcpy(s, p, len);
+	s[len] = '\0';
 	*out = s;
 	return 0;
 }

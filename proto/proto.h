@@ -139,6 +139,13 @@ const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
  */
 int	 proto_get_str(const msgpack_object *map, const char *key, bool required,
 	    char **out, struct cb_error *err);
+/*
+ * proto_get_str without the copy: *out points at the len bytes of the
+ * string inside map (not NUL-terminated), for a caller that only looks.
+ */
+int	 proto_get_strref(const msgpack_object *map, const char *key,
+	    bool required, const char **out, size_t *len,
+	    struct cb_error *err);
 int	 proto_get_bool(const msgpack_object *map, const char *key,
 	    bool required, bool *out, struct cb_error *err);
 int	 proto_get_int(const msgpack_object *map, const char *key, bool required,
