@@ -78,13 +78,20 @@ cb_error_from_name(const char *name, size_t len)
 	return 0;
 }
 
+/* The length of each method's name: every request looks one up. */
+static const size_t cb_method_len[CB_M_COUNT] = {
+#define CB_METHODDEF(sym, name, perm, flags) [sym] = sizeof(name) - 1,
+#include "methods.def"
+#undef CB_METHODDEF
+};
+
 int
 proto_method_lookup(const char *name, size_t len)
 {
 	int	i;
 
 	for (i = 0; i < CB_M_COUNT; i++)
-		if (strlen(cb_methods[i].name) == len &&
+		if (cb_method_len[i] == len &&
 		    memcmp(cb_methods[i].name, name, len) == 0)
 			return i;
 	return -1;
