@@ -95,7 +95,7 @@ component_creds(struct component *c, const msgpack_object *list,
 	const msgpack_object	*e, *id, *type;
 	struct comp_cred	*nc;
 	uint32_t		 i;
-	size_t			 j;
+	size_t			 j, n;
 
 	if (list == NULL || list->type == MSGPACK_OBJECT_NIL)
 		return 0;
@@ -105,8 +105,16 @@ component_creds(struct component *c, const msgpack_object *list,
 	if (c->ncreds + list->via.array.size > COMP_CREDS_MAX)
 		return cb_error_set(err, CB_EBADREQ,
 		    "at most %d credentials per component", COMP_CREDS_MAX);
-	nc = reallocarray(c->creds, c->ncreds + list->via.array.size + 1,
-	    sizeof(*nc));
+	n = c->ncreds + list->via.array.size + 1;
+	if (n <= COMP_CREDS_INLINE)
+		nc = c->creds_inline;
+	else if (c->creds == NULL || c->creds == c->creds_inline) {
+		if ((nc = reallocarray(NULL, n, sizeof(*nc))) != NULL &&
+		    c->ncreds > 0)
+			memcpy(nc, c->creds_inline,
+			    c->ncreds * sizeof(*nc));
+	} else
+		nc = reallocarray(c->creds, n, sizeof(*nc));
 	if (nc == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	c->creds = nc;
@@ -224,7 +232,8 @@ fail:
 void
 component_free(struct component *c)
 {
-	free(c->creds);
+	if (c->creds != c->creds_inline)
+		free(c->creds);
 	memset(c, 0, sizeof(*c));
 }
 
