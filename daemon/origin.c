@@ -509,14 +509,28 @@ origin_parse(const char *s, size_t len, int flags, struct origin *o,
 	}
 }
 
-/* Write an origin in normal form (by hand: this runs for every call). */
+/* Write an origin in normal form, malloc'd. */
 int
 origin_format(const struct origin *o, char **out, struct cb_error *err)
 {
+	char	buf[ORIGIN_TEXT_MAX];
+	size_t	n;
+
+	n = origin_text(o, buf);
+	if ((*out = malloc(n + 1)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	memcpy(*out, buf, n + 1);
+	return 0;
+}
+
+/* The same into a buffer (by hand: this runs for every call). */
+size_t
+origin_text(const struct origin *o, char *buf)
+{
 	char		 port[8];
-	size_t		 slen, hlen, plen = 0, i, n;
+	size_t		 slen, hlen, plen = 0, i;
 	unsigned	 defport, v;
-	char		*p;
+	char		*p = buf;
 
 	defport = strcmp(o->scheme, "https") == 0 ? 443 : 80;
 	if (o->port != defport) {
@@ -532,9 +546,6 @@ origin_format(const struct origin *o, char **out, struct cb_error *err)
 	}
 	slen = strlen(o->scheme);
 	hlen = strlen(o->host);
-	n = slen + 3 + (o->wild ? 2 : 0) + hlen + plen;
-	if ((*out = p = malloc(n + 1)) == NULL)
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	memcpy(p, o->scheme, slen);
 	p += slen;
 	memcpy(p, "://", 3);
@@ -547,7 +558,7 @@ origin_format(const struct origin *o, char **out, struct cb_error *err)
 	p += hlen;
 	memcpy(p, port, plen);
 	p[plen] = '\0';
-	return 0;
+	return (size_t)(p + plen - buf);
 }
 
 /* Same origin? */

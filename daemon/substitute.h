@@ -73,8 +73,7 @@ struct sub {
 	struct secbuf		 body_out;
 	struct sub_cred		*creds;
 	size_t			 ncreds;
-	char			*origin;	/* the URL's, normal form */
-	struct origin		 url_origin;	/* the same, parsed */
+	struct origin		 url_origin;	/* the URL's, parsed */
 };
 
 /* A new substitution for call, whose rendered request goes to then. */

@@ -44,21 +44,12 @@ int
 url_origin(const char *url, size_t len, char **origin, struct cb_error *err)
 {
 	struct origin	o;
-
-	return url_origin_keep(url, len, &o, origin, err);
-}
-
-/* The same, keeping the parsed origin too. */
-int
-url_origin_keep(const char *url, size_t len, struct origin *o,
-    char **origin, struct cb_error *err)
-{
-	int	rc;
+	int		rc;
 
 	*origin = NULL;
-	if ((rc = origin_parse(url, len, ORIGIN_URL, o, err)) != 0)
+	if ((rc = origin_parse(url, len, ORIGIN_URL, &o, err)) != 0)
 		return rc;
-	return origin_format(o, origin, err);
+	return origin_format(&o, origin, err);
 }
 
 /*
@@ -120,7 +111,20 @@ url_routing_header(const char *name, size_t n)
 bool
 url_authority_matches(const char *origin, const char *value, size_t n)
 {
-	struct origin	 o, h;
+	struct origin	 o;
+
+	if (origin_parse(origin, strlen(origin), ORIGIN_URL | ORIGIN_NORMAL,
+	    &o, NULL) != 0)
+		return false;
+	return url_authority_matches_parsed(&o, value, n);
+}
+
+/* The same check against an origin that is already parsed. */
+bool
+url_authority_matches_parsed(const struct origin *o, const char *value,
+    size_t n)
+{
+	struct origin	 h;
 	char		 buf[sizeof("https://") + URL_AUTH_MAX];
 	size_t		 i;
 	int		 len;
@@ -141,14 +145,11 @@ url_authority_matches(const char *origin, const char *value, size_t n)
 		if (value[i] == '/' || value[i] == '?' || value[i] == '#' ||
 		    (unsigned char)value[i] <= 0x20 || value[i] == 0x7f)
 			return false;
-	if (origin_parse(origin, strlen(origin), ORIGIN_URL | ORIGIN_NORMAL,
-	    &o, NULL) != 0)
-		return false;
-	len = snprintf(buf, sizeof(buf), "%s://%.*s", o.scheme, (int)n,
+	len = snprintf(buf, sizeof(buf), "%s://%.*s", o->scheme, (int)n,
 	    value);
 	if (len < 0 || (size_t)len >= sizeof(buf))
 		return false;
 	if (origin_parse(buf, (size_t)len, ORIGIN_URL, &h, NULL) != 0)
 		return false;
-	return origin_equal(&h, &o);
+	return origin_equal(&h, o);
 }

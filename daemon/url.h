@@ -47,14 +47,6 @@ int	 url_origin(const char *url, size_t len, char **origin,
 	    struct cb_error *err);
 
 /*
- * url_origin, which also leaves the parsed origin in *o (zeroed on
- * failure), for url_origin_allowed_parsed and origin_equal: a call that
- * checks one URL against several things parses it once.
- */
-int	 url_origin_keep(const char *url, size_t len, struct origin *o,
-	    char **origin, struct cb_error *err);
-
-/*
  * May a value be sent to origin (normal form, from url_origin)?  n == 0:
  * yes, the type has no restriction.  Otherwise yes only if some
  * destination (normal form, from dest_normalize) has the same scheme and
@@ -69,7 +61,11 @@ int	 url_origin_keep(const char *url, size_t len, struct origin *o,
 bool	 url_origin_allowed(const char *origin, char *const *destinations,
 	    size_t n);
 
-/* url_origin_allowed for an origin parsed by url_origin_keep. */
+/*
+ * url_origin_allowed for an origin already parsed from a URL
+ * (origin_parse with ORIGIN_URL): a call that checks one URL against
+ * several things parses it once.
+ */
 bool	 url_origin_allowed_parsed(const struct origin *o,
 	    char *const *destinations, size_t n);
 
@@ -98,5 +94,8 @@ bool	 url_routing_header(const char *name, size_t n);
  */
 bool	 url_authority_matches(const char *origin, const char *value,
 	    size_t n);
+/* url_authority_matches for an origin already parsed from a URL. */
+bool	 url_authority_matches_parsed(const struct origin *o,
+	    const char *value, size_t n);
 
 #endif
