@@ -97,6 +97,12 @@ url_routing_header(const char *name, size_t n)
 {
 	size_t	i;
 
+	/*
+	 * Every name here starts with one of these, in either case (| 0x20
+	 * lowers a letter and keeps ':'): most headers stop at this.
+	 */
+	if (n == 0 || strchr("h:fxcktup", name[0] | 0x20) == NULL)
+		return false;
 	if (n >= 6 && origin_ascii_caseeq(name, "proxy-", 6))
 		return true;
 	/* The lengths first: this runs for every header of every call. */
