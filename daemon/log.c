@@ -191,16 +191,19 @@ log_put(char *line, size_t sz, size_t *at, const char *p, size_t n)
 static void
 log_line(int level, int errnum, char *msg, size_t len)
 {
-	char		 line[2400], ms[8];
+	char		 line[2400], ms[8], *p;
 	struct timespec	 now;
 	struct tm	 tm;
-	size_t		 i, at = 0;
+	size_t		 at = 0;
 	long		 milli;
 
 	/* Keep one message on one line whatever the caller passed. */
-	for (i = 0; i < len; i++)
-		if (msg[i] == '\n' || msg[i] == '\r')
-			msg[i] = ' ';
+	for (p = msg; len > 0 &&
+	    (p = memchr(p, '\n', len - (size_t)(p - msg))) != NULL;)
+		*p = ' ';
+	for (p = msg; len > 0 &&
+	    (p = memchr(p, '\r', len - (size_t)(p - msg))) != NULL;)
+		*p = ' ';
 	if (log_to_syslog) {
 		if (errnum >= 0)
 			syslog(log_syslog[level], "%.*s: %s", (int)len, msg,

@@ -47,6 +47,76 @@ enum origin_fault {
 	ORIGIN_FTRAILER		/* text after the authority */
 };
 
+/*
+ * Byte classes of the authority scan, one table lookup per byte: what
+ * ends the authority of a URL, and what is refused in it (whitespace
+ * and controls, non-ASCII bytes, '%' and '\\'; origin_scan says which).
+ */
+#define ORIGIN_CEND	0x01
+#define ORIGIN_CBAD	0x02
+
+#define CB	ORIGIN_CBAD
+#define CE	ORIGIN_CEND
+static const unsigned char origin_cls[256] = {
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, 0, 0, CE, 0, CB, 0, 0, 0, 0, 0, 0, 0, 0, 0, CE,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, CE,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, CB, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+	CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB, CB,
+};
+#undef CB
+#undef CE
+
+/*
+ * A host name's bytes in lower case (letters, digits, '-' and '_'; the
+ * caller refuses '_' in a destination), 0 for any other byte.
+ */
+static const char origin_hostc[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, '-', 0, 0,
+	'0', '1', '2', '3', '4', '5', '6', '7',
+	'8', '9', 0, 0, 0, 0, 0, 0,
+	0, 'a', 'b', 'c', 'd', 'e', 'f', 'g',
+	'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+	'p', 'q', 'r', 's', 't', 'u', 'v', 'w',
+	'x', 'y', 'z', 0, 0, 0, 0, '_',
+	0, 'a', 'b', 'c', 'd', 'e', 'f', 'g',
+	'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+	'p', 'q', 'r', 's', 't', 'u', 'v', 'w',
+	'x', 'y', 'z', 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0,
+};
+
 /* ASCII lower case, independent of the locale. */
 static char
 origin_lower(char c)
@@ -178,9 +248,8 @@ origin_name(const char *s, size_t n, int flags, struct origin *o, size_t *qn)
 				o->host[i] = '.';
 			continue;
 		}
-		c = origin_lower(s[i]);
-		if (!origin_is_digit(c) && !(c >= 'a' && c <= 'z') &&
-		    c != '-' && (c != '_' || (flags & ORIGIN_DEST)))
+		c = origin_hostc[(unsigned char)s[i]];
+		if (c == '\0' || (c == '_' && (flags & ORIGIN_DEST)))
 			return ORIGIN_FNAME;
 		o->host[i] = c;
 	}
@@ -277,7 +346,7 @@ origin_scan(const char *s, size_t len, int flags, struct origin *o,
 	    (rest = memchr(s + i, ']', len - i)) != NULL)
 		i = (size_t)(rest - s);
 	for (; i < len; i++)
-		if (s[i] == '/' || s[i] == '?' || s[i] == '#')
+		if (origin_cls[(unsigned char)s[i]] & ORIGIN_CEND)
 			break;
 	auth = s + a;
 	alen = i - a;
@@ -295,6 +364,9 @@ origin_scan(const char *s, size_t len, int flags, struct origin *o,
 		return ORIGIN_FUSERINFO;
 	for (i = 0; i < alen; i++) {
 		unsigned char c = (unsigned char)auth[i];
+
+		if (!(origin_cls[c] & ORIGIN_CBAD))
+			continue;
 		if (c <= 0x20 || c == 0x7f)
 			return ORIGIN_FSPACE;
 		if (c >= 0x80)
@@ -437,14 +509,28 @@ origin_parse(const char *s, size_t len, int flags, struct origin *o,
 	}
 }
 
-/* Write an origin in normal form (by hand: this runs for every call). */
+/* Write an origin in normal form, malloc'd. */
 int
 origin_format(const struct origin *o, char **out, struct cb_error *err)
 {
+	char	buf[ORIGIN_TEXT_MAX];
+	size_t	n;
+
+	n = origin_text(o, buf);
+	if ((*out = malloc(n + 1)) == NULL)
+		return cb_error_set(err, CB_EINTERNAL, "out of memory");
+	memcpy(*out, buf, n + 1);
+	return 0;
+}
+
+/* The same into a buffer (by hand: this runs for every call). */
+size_t
+origin_text(const struct origin *o, char *buf)
+{
 	char		 port[8];
-	size_t		 slen, hlen, plen = 0, i, n;
+	size_t		 slen, hlen, plen = 0, i;
 	unsigned	 defport, v;
-	char		*p;
+	char		*p = buf;
 
 	defport = strcmp(o->scheme, "https") == 0 ? 443 : 80;
 	if (o->port != defport) {
@@ -460,9 +546,6 @@ origin_format(const struct origin *o, char **out, struct cb_error *err)
 	}
 	slen = strlen(o->scheme);
 	hlen = strlen(o->host);
-	n = slen + 3 + (o->wild ? 2 : 0) + hlen + plen;
-	if ((*out = p = malloc(n + 1)) == NULL)
-		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	memcpy(p, o->scheme, slen);
 	p += slen;
 	memcpy(p, "://", 3);
@@ -475,7 +558,7 @@ origin_format(const struct origin *o, char **out, struct cb_error *err)
 	p += hlen;
 	memcpy(p, port, plen);
 	p[plen] = '\0';
-	return 0;
+	return (size_t)(p + plen - buf);
 }
 
 /* Same origin? */

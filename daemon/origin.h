@@ -72,6 +72,10 @@ int	 origin_parse(const char *s, size_t len, int flags, struct origin *o,
 /* Write o in normal form into *out (malloc'd; NULL on failure). */
 int	 origin_format(const struct origin *o, char **out,
 	    struct cb_error *err);
+/* Room for any origin in normal form, with its NUL. */
+#define ORIGIN_TEXT_MAX	(sizeof("https://*.") + ORIGIN_HOST_MAX + 6)
+/* Write o in normal form into buf[ORIGIN_TEXT_MAX]; its length. */
+size_t	 origin_text(const struct origin *o, char *buf);
 
 /* Same scheme, host, port and wildcard? */
 bool	 origin_equal(const struct origin *a, const struct origin *b);

@@ -436,18 +436,6 @@ req_on_data(void *arg, const void *p, size_t n)
 
 static int	req_redirect(struct req *, bool *);
 
-/* Is o the origin (normal form) the request was first sent to? */
-static bool
-req_same_origin(const struct origin *o, const char *first)
-{
-	char	*f = NULL;
-	bool	 eq;
-
-	eq = origin_format(o, &f, NULL) == 0 && strcmp(f, first) == 0;
-	free(f);
-	return eq;
-}
-
 /* http_done_fn: the hop's transfer ended. */
 static void
 req_done(void *arg, long status, const struct secbuf *body,
@@ -898,7 +886,8 @@ req_redirect(struct req *r, bool *followed)
 		    "and https URLs without userinfo)", r->origin);
 		return -CB_EUNAVAILABLE;
 	}
-	same = req_same_origin(&o, s->origin);
+	/* The origin the request was first sent to? */
+	same = origin_equal(&o, &s->url_origin);
 	if (r->status == 303 || ((r->status == 301 || r->status == 302) &&
 	    strcasecmp(r->method, "POST") == 0)) {
 		if (strcasecmp(r->method, "HEAD") != 0)

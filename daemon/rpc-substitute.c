@@ -36,6 +36,7 @@
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "origin.h"
 #include "proto.h"
 #include "seal.h"
 #include "secbuf.h"
@@ -183,8 +184,8 @@ sub_parse_templates(struct sub *s, const msgpack_object *req,
 	if ((rc = tpl_parse_syntax(s->url->via.str.ptr, s->url->via.str.size,
 	    syntax, &s->url_tpl, err)) != 0 ||
 	    (rc = tpl_check_url_template(&s->url_tpl, err)) != 0 ||
-	    (rc = url_origin(s->url->via.str.ptr, s->url->via.str.size,
-	    &s->origin, err)) != 0 ||
+	    (rc = origin_parse(s->url->via.str.ptr, s->url->via.str.size,
+	    ORIGIN_URL, &s->url_origin, err)) != 0 ||
 	    (rc = tpl_check_literal(&s->url_tpl, TPL_URL, "request.url",
 	    err)) != 0)
 		return rc;
@@ -284,7 +285,7 @@ static int
 sub_check_routing(struct sub *s, struct cb_error *err)
 {
 	struct sub_header	*sh;
-	char			 q[SUB_HNAME_SHOW + 4];
+	char			 q[SUB_HNAME_SHOW + 4], ob[ORIGIN_TEXT_MAX];
 	size_t			 i;
 
 	if (s->ncreds == 0)
@@ -294,13 +295,14 @@ sub_check_routing(struct sub *s, struct cb_error *err)
 		if (!url_routing_header(sh->name, sh->namelen))
 			continue;
 		if (sh->namelen == 4 && strncasecmp(sh->name, "host", 4) == 0) {
-			if (sh->value.nph == 0 && url_authority_matches(
-			    s->origin, sh->value.text, sh->value.len))
+			if (sh->value.nph == 0 && url_authority_matches_parsed(
+			    &s->url_origin, sh->value.text, sh->value.len))
 				continue;
+			origin_text(&s->url_origin, ob);
 			return cb_error_set(err, CB_EBADREQ,
 			    "request.headers[%zu] 'Host': a request that "
 			    "carries a credential may only name the URL's "
-			    "own host and port (%s) in Host", i, s->origin);
+			    "own host and port (%s) in Host", i, ob);
 		}
 		return cb_error_set(err, CB_EBADREQ, "request.headers[%zu] "
 		    "'%s': a request that carries a credential may not carry "
@@ -340,6 +342,7 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 	struct values		*v;
 	struct values_ref	 ref = { 0 };
 	struct cb_error		 e;
+	char			 ob[ORIGIN_TEXT_MAX];
 	size_t			 i;
 	int			 rc;
 
@@ -361,11 +364,13 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 			return cb_error_set(err, e.code, "credential '%s': "
 			    "type '%s' is stored in %s: %s", c->decl->id,
 			    c->type.ident, v->ops->where, e.msg);
-		if (!url_origin_allowed(s->origin, c->type.destinations,
-		    c->type.ndestinations))
+		if (!url_origin_allowed_parsed(&s->url_origin,
+		    c->type.destinations, c->type.ndestinations)) {
+			origin_text(&s->url_origin, ob);
 			return cb_error_set(err, CB_EFORBIDDEN,
 			    "credential '%s' (type '%s') may not be sent to %s",
-			    c->decl->id, c->type.ident, s->origin);
+			    c->decl->id, c->type.ident, ob);
+		}
 	}
 	for (i = 0; i < s->ncreds; i++) {
 		struct sub_cred *c = &s->creds[i];
@@ -548,7 +553,7 @@ sub_render(struct sub *s, struct cb_error *err)
 {
 	enum tpl_ctx	 url_ctx = s->dry_run ? TPL_BODY : TPL_URL;
 	enum tpl_ctx	 hdr_ctx = s->dry_run ? TPL_BODY : TPL_HEADER;
-	char		*final_origin = NULL;
+	struct origin	 final_origin;
 	size_t		 i;
 	int		 rc;
 
@@ -571,12 +576,11 @@ sub_render(struct sub *s, struct cb_error *err)
 	 * final URL has the origin the destinations were checked against.
 	 * Check it anyway: this is the last line of defence.
 	 */
-	rc = url_origin((const char *)s->url_out.data, s->url_out.len,
-	    &final_origin, err);
-	if (rc == 0 && strcmp(final_origin, s->origin) != 0)
+	rc = origin_parse((const char *)s->url_out.data, s->url_out.len,
+	    ORIGIN_URL, &final_origin, err);
+	if (rc == 0 && !origin_equal(&final_origin, &s->url_origin))
 		rc = cb_error_set(err, CB_EINTERNAL,
 		    "substituted URL changed its origin");
-	free(final_origin);
 	return rc;
 }
 
@@ -672,8 +676,6 @@ sub_templates_free(struct sub *s)
 	s->nheaders = 0;
 	tpl_free(&s->url_tpl);
 	tpl_free(&s->body_tpl);
-	free(s->origin);
-	s->origin = NULL;
 }
 
 /* Step 5: wipe and free everything. */

@@ -69,21 +69,57 @@ static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_TOKEN_VERIFY] =	rpc_token_verify,
 };
 
+/*
+ * What each byte becomes in the audit line: letters, digits, '_', '-' and
+ * '.' stand for themselves, anything else (which could forge a field) is
+ * '?'.  A table, since every call puts at least its subject through it.
+ */
+static const char rpc_audit_map[256] = {
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '-', '.', '?',
+	'0', '1', '2', '3', '4', '5', '6', '7',
+	'8', '9', '?', '?', '?', '?', '?', '?',
+	'?', 'A', 'B', 'C', 'D', 'E', 'F', 'G',
+	'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O',
+	'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W',
+	'X', 'Y', 'Z', '?', '?', '?', '?', '_',
+	'?', 'a', 'b', 'c', 'd', 'e', 'f', 'g',
+	'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o',
+	'p', 'q', 'r', 's', 't', 'u', 'v', 'w',
+	'x', 'y', 'z', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+	'?', '?', '?', '?', '?', '?', '?', '?',
+};
+
 /* Append s to dst, keeping only characters that cannot forge a field. */
 static void
 rpc_audit_append(char *dst, size_t dstsz, const char *s, bool list)
 {
-	size_t	n = strlen(dst), i;
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 n = strlen(dst), i;
 
 	if (list && n > 0 && n + 1 < dstsz)
 		dst[n++] = ',';
-	for (i = 0; s[i] != '\0' && n + 1 < dstsz && i < 64; i++) {
-		char ch = s[i];
-
-		dst[n++] = ((ch >= 'a' && ch <= 'z') || (ch >= 'A' &&
-		    ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
-		    ch == '-' || ch == '.') ? ch : '?';
-	}
+	for (i = 0; u[i] != '\0' && n + 1 < dstsz && i < 64; i++)
+		dst[n++] = rpc_audit_map[u[i]];
 	dst[n] = '\0';
 }
 

@@ -309,90 +309,128 @@ seal_gcm_decrypt(const uint8_t *key, size_t keylen, const uint8_t *aad,
 /* Room for the AAD of a two-uuid context without a malloc. */
 #define SEAL_AAD_BUF	160
 
-/* Value of a standard base64 alphabet character, or -1. */
-static int
-seal_b64val(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '+')
-		return 62;
-	if (c == '/')
-		return 63;
-	return -1;
-}
+/* The value of each byte in the standard base64 alphabet; 0x80: none. */
+static const uint8_t seal_b64tab[256] = {
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x3e, 0x80, 0x80, 0x80, 0x3f,
+	0x34, 0x35, 0x36, 0x37, 0x38, 0x39, 0x3a, 0x3b,
+	0x3c, 0x3d, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06,
+	0x07, 0x08, 0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0x0e,
+	0x0f, 0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16,
+	0x17, 0x18, 0x19, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f, 0x20,
+	0x21, 0x22, 0x23, 0x24, 0x25, 0x26, 0x27, 0x28,
+	0x29, 0x2a, 0x2b, 0x2c, 0x2d, 0x2e, 0x2f, 0x30,
+	0x31, 0x32, 0x33, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+	0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80,
+};
+
+/* Room for a sealed value's bytes on the stack, the usual case. */
+#define SEAL_RAW_BUF	512
 
 /*
  * Strict standard base64 (RFC 4648 section 4, padded, no whitespace, zero
- * pad bits) of s into a malloc'd *outp; 0 or -1.  EVP_DecodeBlock alone
- * would skip surrounding whitespace and count padding as output bytes.
+ * pad bits) of s into out, which has room for slen / 4 * 3 bytes; *outlenp
+ * gets the bytes decoded.  0 or -1.  One pass: a library decoder would
+ * skip surrounding whitespace and count padding as output bytes.
  */
 static int
-seal_b64_decode(const char *s, size_t slen, uint8_t **outp, size_t *outlenp)
+seal_b64_decode(const char *s, size_t slen, uint8_t *out, size_t *outlenp)
 {
-	uint8_t	*out = NULL;
-	size_t	 i, pad = 0, cap;
-	int	 n, r = -1;
+	const unsigned char	*u = (const unsigned char *)s;
+	size_t			 i, o = 0, pad = 0, body;
+	uint32_t		 v;
+	uint8_t			 bad = 0, a, b, c, d;
 
-	*outp = NULL;
 	*outlenp = 0;
 	if (slen == 0 || slen % 4 != 0 || slen > INT_MAX)
-		goto done;
+		return -1;
 	if (s[slen - 1] == '=')
 		pad = s[slen - 2] == '=' ? 2 : 1;
-	for (i = 0; i < slen - pad; i++)
-		if (seal_b64val(s[i]) < 0)
-			goto done;
-	/* The bits after the last byte must be zero (one encoding only). */
-	if (pad == 2 && (seal_b64val(s[slen - 3]) & 0x0f) != 0)
-		goto done;
-	if (pad == 1 && (seal_b64val(s[slen - 2]) & 0x03) != 0)
-		goto done;
-	cap = slen / 4 * 3;
-	if ((out = malloc(cap)) == NULL)
-		goto done;
-	n = EVP_DecodeBlock(out, (const unsigned char *)s, (int)slen);
-	if (n < 0 || (size_t)n != cap)
-		goto done;
-	*outp = out;
-	*outlenp = cap - pad;
-	out = NULL;
-	r = 0;
- done:
-	free(out);
-	return r;
+	body = slen - pad;
+	for (i = 0; i + 4 <= body; i += 4) {
+		a = seal_b64tab[u[i]];
+		b = seal_b64tab[u[i + 1]];
+		c = seal_b64tab[u[i + 2]];
+		d = seal_b64tab[u[i + 3]];
+		bad |= a | b | c | d;
+		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 |
+		    d;
+		out[o++] = (uint8_t)(v >> 16);
+		out[o++] = (uint8_t)(v >> 8);
+		out[o++] = (uint8_t)v;
+	}
+	if (pad > 0) {
+		a = seal_b64tab[u[i]];
+		b = seal_b64tab[u[i + 1]];
+		c = pad == 1 ? seal_b64tab[u[i + 2]] : 0;
+		bad |= a | b | c;
+		/* The bits after the last byte must be zero (one encoding). */
+		if ((pad == 2 && (b & 0x0f) != 0) ||
+		    (pad == 1 && (c & 0x03) != 0))
+			return -1;
+		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
+		out[o++] = (uint8_t)(v >> 16);
+		if (pad == 1)
+			out[o++] = (uint8_t)(v >> 8);
+	}
+	if (bad & 0x80)
+		return -1;
+	*outlenp = o;
+	return 0;
 }
 
 /*
  * "credbroker/1|<keyver>|<context>": in buf when it fits (the usual case:
  * a context is two uuids), else in a malloc'd *heap.  *aadp points at
- * the result; 0 or -1.
+ * the result; 0 or -1.  Written by hand: this runs for every value.
  */
 static int
 seal_make_aad(uint32_t keyver, const char *context, char *buf, size_t bufsz,
     char **heap, const char **aadp, size_t *aadlenp)
 {
-	int	 n;
+	char	 num[10], *p;
+	size_t	 nlen = 0, clen, n;
 
 	*heap = NULL;
-	n = snprintf(buf, bufsz, SEAL_AAD_PREFIX "|%u|%s", keyver, context);
-	if (n < 0)
+	do {
+		num[sizeof(num) - ++nlen] = (char)('0' + keyver % 10);
+		keyver /= 10;
+	} while (keyver > 0);
+	clen = strlen(context);
+	n = sizeof(SEAL_AAD_PREFIX) - 1 + 1 + nlen + 1 + clen;
+	if (n < bufsz)
+		p = buf;
+	else if ((p = *heap = malloc(n + 1)) == NULL)
 		return -1;
-	if ((size_t)n < bufsz) {
-		*aadp = buf;
-		*aadlenp = (size_t)n;
-		return 0;
-	}
-	if ((*heap = malloc((size_t)n + 1)) == NULL)
-		return -1;
-	snprintf(*heap, (size_t)n + 1, SEAL_AAD_PREFIX "|%u|%s", keyver,
-	    context);
-	*aadp = *heap;
-	*aadlenp = (size_t)n;
+	*aadp = p;
+	*aadlenp = n;
+	memcpy(p, SEAL_AAD_PREFIX "|", sizeof(SEAL_AAD_PREFIX));
+	p += sizeof(SEAL_AAD_PREFIX);
+	memcpy(p, num + sizeof(num) - nlen, nlen);
+	p += nlen;
+	*p++ = '|';
+	memcpy(p, context, clen + 1);
 	return 0;
 }
 
@@ -486,8 +524,8 @@ seal_open(const struct seal_key *k, const char *context, const char *text,
 	const uint8_t	*key;
 	const char	*b64, *aad = NULL;
 	char		 aadbuf[SEAL_AAD_BUF], *aadheap = NULL;
-	uint8_t		*raw = NULL;
-	size_t		 aadlen = 0, rawlen = 0, ptlen = 0;
+	uint8_t		 rawbuf[SEAL_RAW_BUF], *raw, *rawheap = NULL;
+	size_t		 aadlen = 0, rawlen = 0, ptlen = 0, b64len;
 	uint32_t	 keyver;
 	int		 r;
 
@@ -528,7 +566,14 @@ seal_open(const struct seal_key *k, const char *context, const char *text,
 		    "GCM: or CB1: prefix)");
 		goto done;
 	}
-	if (seal_b64_decode(b64, strlen(b64), &raw, &rawlen) != 0) {
+	b64len = strlen(b64);
+	if (b64len / 4 * 3 <= sizeof(rawbuf))
+		raw = rawbuf;
+	else if ((raw = rawheap = malloc(b64len / 4 * 3)) == NULL) {
+		r = cb_error_set(err, CB_EINTERNAL, "out of memory");
+		goto done;
+	}
+	if (seal_b64_decode(b64, b64len, raw, &rawlen) != 0) {
 		r = cb_error_set(err, CB_EINTERNAL,
 		    "cannot open sealed value: not valid base64");
 		goto done;
@@ -555,7 +600,7 @@ seal_open(const struct seal_key *k, const char *context, const char *text,
 	out->len += ptlen;
 	r = 0;
  done:
-	free(raw);
+	free(rawheap);			/* nonce, ciphertext and tag only */
 	free(aadheap);
 	return r;
 }

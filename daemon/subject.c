@@ -67,22 +67,24 @@ static int
 component_user(const msgpack_object *obj, const char *key, char out[37],
     struct cb_error *err)
 {
-	char	*s;
-	int	 rc;
+	const char	*s;
+	size_t		 len;
+	int		 rc;
 
 	out[0] = '\0';
-	if ((rc = proto_get_str(obj, key, false, &s, err)) < 0)
+	if ((rc = proto_get_strref(obj, key, false, &s, &len, err)) < 0)
 		return rc;
 	if (rc == 1)
 		return 0;
-	if (!ids_uuid_valid(s)) {
-		free(s);
-		return cb_error_set(err, CB_EBADREQ, "component.%s must be a "
-		    "UUID in lower-case RFC 4122 text form", key);
+	if (len == 36) {
+		memcpy(out, s, 36);
+		out[36] = '\0';
+		if (ids_uuid_valid(out))
+			return 0;
+		out[0] = '\0';
 	}
-	memcpy(out, s, 37);
-	free(s);
-	return 0;
+	return cb_error_set(err, CB_EBADREQ, "component.%s must be a UUID in "
+	    "lower-case RFC 4122 text form", key);
 }
 
 /* Append the declarations of list; own declarations win over inherited. */
@@ -93,7 +95,7 @@ component_creds(struct component *c, const msgpack_object *list,
 	const msgpack_object	*e, *id, *type;
 	struct comp_cred	*nc;
 	uint32_t		 i;
-	size_t			 j;
+	size_t			 j, n;
 
 	if (list == NULL || list->type == MSGPACK_OBJECT_NIL)
 		return 0;
@@ -103,8 +105,16 @@ component_creds(struct component *c, const msgpack_object *list,
 	if (c->ncreds + list->via.array.size > COMP_CREDS_MAX)
 		return cb_error_set(err, CB_EBADREQ,
 		    "at most %d credentials per component", COMP_CREDS_MAX);
-	nc = reallocarray(c->creds, c->ncreds + list->via.array.size + 1,
-	    sizeof(*nc));
+	n = c->ncreds + list->via.array.size + 1;
+	if (n <= COMP_CREDS_INLINE)
+		nc = c->creds_inline;
+	else if (c->creds == NULL || c->creds == c->creds_inline) {
+		if ((nc = reallocarray(NULL, n, sizeof(*nc))) != NULL &&
+		    c->ncreds > 0)
+			memcpy(nc, c->creds_inline,
+			    c->ncreds * sizeof(*nc));
+	} else
+		nc = reallocarray(c->creds, n, sizeof(*nc));
 	if (nc == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	c->creds = nc;
@@ -170,8 +180,8 @@ component_parse(const msgpack_object *obj, struct component *c,
 	    "system_account", "credentials", "external_service", NULL };
 	static const char *const ext_keys[] = { "credentials", NULL };
 	const msgpack_object	*ext;
-	char			*kind = NULL;
-	size_t			 i;
+	const char		*kind;
+	size_t			 i, kindlen;
 	int			 rc;
 
 	memset(c, 0, sizeof(*c));
@@ -179,10 +189,12 @@ component_parse(const msgpack_object *obj, struct component *c,
 		return cb_error_set(err, CB_EBADREQ,
 		    "parameter 'component' must be a map");
 	if ((rc = proto_check_keys(obj, keys, err)) != 0 ||
-	    (rc = proto_get_str(obj, "kind", true, &kind, err)) != 0)
+	    (rc = proto_get_strref(obj, "kind", true, &kind, &kindlen,
+	    err)) != 0)
 		goto fail;
 	for (i = 0; i < sizeof(comp_kinds) / sizeof(comp_kinds[0]); i++)
-		if (strcmp(kind, comp_kinds[i]) == 0)
+		if (strlen(comp_kinds[i]) == kindlen &&
+		    memcmp(kind, comp_kinds[i], kindlen) == 0)
 			break;
 	if (i == sizeof(comp_kinds) / sizeof(comp_kinds[0])) {
 		rc = cb_error_set(err, CB_EBADREQ, "component.kind must be "
@@ -211,10 +223,8 @@ component_parse(const msgpack_object *obj, struct component *c,
 		    "component.external_service.credentials", err)) != 0)
 			goto fail;
 	}
-	free(kind);
 	return 0;
 fail:
-	free(kind);
 	component_free(c);
 	return rc < 0 ? rc : -CB_EBADREQ;
 }
@@ -222,7 +232,8 @@ fail:
 void
 component_free(struct component *c)
 {
-	free(c->creds);
+	if (c->creds != c->creds_inline)
+		free(c->creds);
 	memset(c, 0, sizeof(*c));
 }
 

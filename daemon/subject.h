@@ -30,6 +30,9 @@ struct comp_cred {
 	bool	inherited;		/* from the external service */
 };
 
+/* Declarations held in struct component itself, not on the heap. */
+#define COMP_CREDS_INLINE	4
+
 struct component {
 	int			 kind;		/* enum comp_kind */
 	char			 initiator[37];	/* "" when absent */
@@ -37,6 +40,8 @@ struct component {
 	char			 system_account[37];
 	struct comp_cred	*creds;		/* own first, then inherited */
 	size_t			 ncreds;
+	/* creds points here while they fit: never copy a component. */
+	struct comp_cred	 creds_inline[COMP_CREDS_INLINE];
 };
 
 /*

@@ -16,6 +16,7 @@
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "origin.h"
 #include "secbuf.h"
 #include "store.h"
 #include "subject.h"
@@ -72,7 +73,7 @@ struct sub {
 	struct secbuf		 body_out;
 	struct sub_cred		*creds;
 	size_t			 ncreds;
-	char			*origin;
+	struct origin		 url_origin;	/* the URL's, parsed */
 };
 
 /* A new substitution for call, whose rendered request goes to then. */

@@ -60,20 +60,32 @@ url_origin(const char *url, size_t len, char **origin, struct cb_error *err)
 bool
 url_origin_allowed(const char *origin, char *const *destinations, size_t n)
 {
-	struct origin	o, d;
-	size_t		i;
+	struct origin	o;
 
 	if (n == 0)
 		return true;
 	if (origin_parse(origin, strlen(origin), ORIGIN_URL | ORIGIN_NORMAL,
 	    &o, NULL) != 0)
 		return false;
+	return url_origin_allowed_parsed(&o, destinations, n);
+}
+
+/* The same check of an origin that is already parsed. */
+bool
+url_origin_allowed_parsed(const struct origin *o, char *const *destinations,
+    size_t n)
+{
+	struct origin	d;
+	size_t		i;
+
+	if (n == 0)
+		return true;
 	for (i = 0; i < n; i++) {
 		if (destinations[i] == NULL ||
 		    origin_parse(destinations[i], strlen(destinations[i]),
 		    ORIGIN_DEST | ORIGIN_NORMAL, &d, NULL) != 0)
 			continue;
-		if (origin_match(&d, &o))
+		if (origin_match(&d, o))
 			return true;
 	}
 	return false;
@@ -85,6 +97,12 @@ url_routing_header(const char *name, size_t n)
 {
 	size_t	i;
 
+	/*
+	 * Every name here starts with one of these, in either case (| 0x20
+	 * lowers a letter and keeps ':'): most headers stop at this.
+	 */
+	if (n == 0 || strchr("h:fxcktup", name[0] | 0x20) == NULL)
+		return false;
 	if (n >= 6 && origin_ascii_caseeq(name, "proxy-", 6))
 		return true;
 	/* The lengths first: this runs for every header of every call. */
@@ -99,7 +117,20 @@ url_routing_header(const char *name, size_t n)
 bool
 url_authority_matches(const char *origin, const char *value, size_t n)
 {
-	struct origin	 o, h;
+	struct origin	 o;
+
+	if (origin_parse(origin, strlen(origin), ORIGIN_URL | ORIGIN_NORMAL,
+	    &o, NULL) != 0)
+		return false;
+	return url_authority_matches_parsed(&o, value, n);
+}
+
+/* The same check against an origin that is already parsed. */
+bool
+url_authority_matches_parsed(const struct origin *o, const char *value,
+    size_t n)
+{
+	struct origin	 h;
 	char		 buf[sizeof("https://") + URL_AUTH_MAX];
 	size_t		 i;
 	int		 len;
@@ -120,14 +151,11 @@ url_authority_matches(const char *origin, const char *value, size_t n)
 		if (value[i] == '/' || value[i] == '?' || value[i] == '#' ||
 		    (unsigned char)value[i] <= 0x20 || value[i] == 0x7f)
 			return false;
-	if (origin_parse(origin, strlen(origin), ORIGIN_URL | ORIGIN_NORMAL,
-	    &o, NULL) != 0)
-		return false;
-	len = snprintf(buf, sizeof(buf), "%s://%.*s", o.scheme, (int)n,
+	len = snprintf(buf, sizeof(buf), "%s://%.*s", o->scheme, (int)n,
 	    value);
 	if (len < 0 || (size_t)len >= sizeof(buf))
 		return false;
 	if (origin_parse(buf, (size_t)len, ORIGIN_URL, &h, NULL) != 0)
 		return false;
-	return origin_equal(&h, &o);
+	return origin_equal(&h, o);
 }

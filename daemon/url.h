@@ -32,6 +32,7 @@
 #include <stddef.h>
 
 #include "cb_error.h"
+#include "origin.h"
 
 /*
  * Parse the absolute http(s) URL of len bytes (need not be NUL-terminated)
@@ -61,6 +62,14 @@ bool	 url_origin_allowed(const char *origin, char *const *destinations,
 	    size_t n);
 
 /*
+ * url_origin_allowed for an origin already parsed from a URL
+ * (origin_parse with ORIGIN_URL): a call that checks one URL against
+ * several things parses it once.
+ */
+bool	 url_origin_allowed_parsed(const struct origin *o,
+	    char *const *destinations, size_t n);
+
+/*
  * Is the header name (n bytes, any case) one that says where a request
  * goes or how it is framed on the way: Host and the HTTP/2 pseudo-headers,
  * the forwarding and override headers that proxies, ingresses and
@@ -85,5 +94,8 @@ bool	 url_routing_header(const char *name, size_t n);
  */
 bool	 url_authority_matches(const char *origin, const char *value,
 	    size_t n);
+/* url_authority_matches for an origin already parsed from a URL. */
+bool	 url_authority_matches_parsed(const struct origin *o,
+	    const char *value, size_t n);
 
 #endif

@@ -78,13 +78,20 @@ cb_error_from_name(const char *name, size_t len)
 	return 0;
 }
 
+/* The length of each method's name: every request looks one up. */
+static const size_t cb_method_len[CB_M_COUNT] = {
+#define CB_METHODDEF(sym, name, perm, flags) [sym] = sizeof(name) - 1,
+#include "methods.def"
+#undef CB_METHODDEF
+};
+
 int
 proto_method_lookup(const char *name, size_t len)
 {
 	int	i;
 
 	for (i = 0; i < CB_M_COUNT; i++)
-		if (strlen(cb_methods[i].name) == len &&
+		if (cb_method_len[i] == len &&
 		    memcmp(cb_methods[i].name, name, len) == 0)
 			return i;
 	return -1;
@@ -319,9 +326,28 @@ proto_check_key_types(const msgpack_object *obj, struct cb_error *err)
 	return proto_check_keys_at(obj, path, strlen(path), err);
 }
 
+/* A few bytes of msgpack packed on the stack, then written at once. */
+struct proto_stage {
+	char	buf[16];
+	size_t	len;
+};
+
+static int
+proto_stage_write(void *data, const char *p, size_t n)
+{
+	struct proto_stage	*st = data;
+
+	if (n > sizeof(st->buf) - st->len)
+		return -1;
+	memcpy(st->buf + st->len, p, n);
+	st->len += n;
+	return 0;
+}
+
 void
 proto_pack_cstr(msgpack_packer *pk, const char *s)
 {
+	char	b[1 + PROTO_FIXSTR_MAX];
 	size_t	n;
 
 	if (s == NULL) {
@@ -329,6 +355,17 @@ proto_pack_cstr(msgpack_packer *pk, const char *s)
 		return;
 	}
 	n = strlen(s);
+	/*
+	 * A short string (a fixstr) in one write, not two: this packs every
+	 * key of every reply.  It is never a secret (proto.h), so staging
+	 * it on the stack is fine.
+	 */
+	if (n <= PROTO_FIXSTR_MAX) {
+		b[0] = (char)(0xa0 | n);
+		memcpy(b + 1, s, n);
+		pk->callback(pk->data, b, n + 1);
+		return;
+	}
 	msgpack_pack_str(pk, n);
 	msgpack_pack_str_body(pk, s, n);
 }
@@ -361,13 +398,22 @@ void
 proto_pack_response_head(msgpack_packer *pk, uint32_t msgid,
     const struct cb_error *err)
 {
+	struct proto_stage	st = { .len = 0 };
+	msgpack_packer		sp;
+
+	if (err == NULL || err->code == 0) {
+		/* Staged and written at once: every reply starts so. */
+		msgpack_packer_init(&sp, &st, proto_stage_write);
+		msgpack_pack_array(&sp, 4);
+		msgpack_pack_uint8(&sp, CB_MSG_RESPONSE);
+		msgpack_pack_uint32(&sp, msgid);
+		msgpack_pack_nil(&sp);
+		pk->callback(pk->data, st.buf, st.len);
+		return;
+	}
 	msgpack_pack_array(pk, 4);
 	msgpack_pack_uint8(pk, CB_MSG_RESPONSE);
 	msgpack_pack_uint32(pk, msgid);
-	if (err == NULL || err->code == 0) {
-		msgpack_pack_nil(pk);
-		return;
-	}
 	msgpack_pack_map(pk, 2);
 	proto_pack_kv_str(pk, "code", cb_error_name(err->code));
 	proto_pack_kv_str(pk, "message", err->msg);
@@ -418,13 +464,13 @@ proto_absent(const char *key, bool required, struct cb_error *err)
 }
 
 int
-proto_get_str(const msgpack_object *map, const char *key, bool required,
-    char **out, struct cb_error *err)
+proto_get_strref(const msgpack_object *map, const char *key, bool required,
+    const char **out, size_t *len, struct cb_error *err)
 {
 	const msgpack_object	*v;
-	char			*s;
 
 	*out = NULL;
+	*len = 0;
 	if ((v = proto_map_get(map, key)) == NULL ||
 	    v->type == MSGPACK_OBJECT_NIL)
 		return proto_absent(key, required, err);
@@ -434,10 +480,27 @@ proto_get_str(const msgpack_object *map, const char *key, bool required,
 	if (memchr(v->via.str.ptr, '\0', v->via.str.size) != NULL)
 		return cb_error_set(err, CB_EBADREQ,
 		    "parameter '%s' must not contain NUL bytes", key);
-	if ((s = malloc(v->via.str.size + 1)) == NULL)
+	*out = v->via.str.ptr;
+	*len = v->via.str.size;
+	return 0;
+}
+
+int
+proto_get_str(const msgpack_object *map, const char *key, bool required,
+    char **out, struct cb_error *err)
+{
+	const char	*p;
+	char		*s;
+	size_t		 len;
+	int		 rc;
+
+	*out = NULL;
+	if ((rc = proto_get_strref(map, key, required, &p, &len, err)) != 0)
+		return rc;
+	if ((s = malloc(len + 1)) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
-	memcpy(s, v->via.str.ptr, v->via.str.size);
-	s[v->via.str.size] = '\0';
+	memcpy(s, p, len);
+	s[len] = '\0';
 	*out = s;
 	return 0;
 }

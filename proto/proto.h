@@ -117,7 +117,11 @@ void	 proto_pack_error_response(msgpack_packer *pk, uint32_t msgid,
 void	 proto_pack_request_head(msgpack_packer *pk, uint32_t msgid,
 	    const char *method);
 
-/* Pack a NUL-terminated string (nil when s is NULL). */
+/*
+ * Pack a NUL-terminated string (nil when s is NULL).  For names and other
+ * text that is never secret: a short one is staged on the stack.
+ */
+#define PROTO_FIXSTR_MAX	31
 void	 proto_pack_cstr(msgpack_packer *pk, const char *s);
 /* Pack key (a C string) then a C string value (nil when NULL). */
 void	 proto_pack_kv_str(msgpack_packer *pk, const char *k, const char *v);
@@ -135,6 +139,13 @@ const msgpack_object *proto_map_get(const msgpack_object *map, const char *key);
  */
 int	 proto_get_str(const msgpack_object *map, const char *key, bool required,
 	    char **out, struct cb_error *err);
+/*
+ * proto_get_str without the copy: *out points at the len bytes of the
+ * string inside map (not NUL-terminated), for a caller that only looks.
+ */
+int	 proto_get_strref(const msgpack_object *map, const char *key,
+	    bool required, const char **out, size_t *len,
+	    struct cb_error *err);
 int	 proto_get_bool(const msgpack_object *map, const char *key,
 	    bool required, bool *out, struct cb_error *err);
 int	 proto_get_int(const msgpack_object *map, const char *key, bool required,

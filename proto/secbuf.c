@@ -416,6 +416,14 @@ secbuf_msgpack_write(void *data, const char *buf, size_t len)
 
 	if (b->failed)
 		return -1;
+	/* Room already: most pieces are a few bytes into a sized buffer. */
+	if (len > 0 && len <= b->cap - b->len) {
+		memcpy(b->data + b->len, buf, len);
+		b->len += len;
+		if (b->dirty < b->len)
+			b->dirty = b->len;
+		return 0;
+	}
 	if (secbuf_append(b, buf, len) != 0) {
 		b->failed = true;
 		return -1;

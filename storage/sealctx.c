@@ -23,11 +23,22 @@ void
 sealctx_value(char *buf, size_t sz, const char *type_uuid,
     const char *user_uuid, int64_t generation)
 {
-	if (generation != 0)
-		snprintf(buf, sz, "%s/%s/%lld", type_uuid, user_uuid,
-		    (long long)generation);
-	else
-		snprintf(buf, sz, "%s/%s", type_uuid, user_uuid);
+	size_t	tl, ul;
+
+	/* By hand when it fits (always, for two uuids): every value read. */
+	tl = strlen(type_uuid);
+	ul = strlen(user_uuid);
+	if (generation != 0 || tl + 1 + ul >= sz) {
+		if (generation != 0)
+			snprintf(buf, sz, "%s/%s/%lld", type_uuid, user_uuid,
+			    (long long)generation);
+		else
+			snprintf(buf, sz, "%s/%s", type_uuid, user_uuid);
+		return;
+	}
+	memcpy(buf, type_uuid, tl);
+	buf[tl] = '/';
+	memcpy(buf + tl + 1, user_uuid, ul + 1);
 }
 
 /*

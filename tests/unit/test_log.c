@@ -79,13 +79,13 @@ static void
 test_log_text_journal_line(void **state)
 {
 	struct capture	*c = *state;
-	char		 msg[] = "audit: method=substitute\nsubject=a\rb";
+	char		 msg[] = "audit: method=substitute\nsubject=a\rb\r\nc";
 
 	log_init(LOG_LVL_INFO, 1);
 	log_text(LOG_LVL_INFO, msg, strlen(msg));
 	log_warnx("count=%d name=%s", 42, "x");
 	assert_string_equal(captured(c), "<6>audit: method=substitute "
-	    "subject=a b\n<4>count=42 name=x\n");
+	    "subject=a b  c\n<4>count=42 name=x\n");
 }
 
 /* Without: "YYYY-MM-DDTHH:MM:SS.mmmZ level: message". */

@@ -2165,10 +2165,67 @@ group_setup(void **state)
 	return 0;
 }
 
+/*
+ * proto_pack_cstr writes a short string in one piece and the response
+ * head all at once: the bytes must be msgpack's own, for every length
+ * and every size of msgid.
+ */
+static void
+test_pack_cstr_and_head_match_msgpack(void **state)
+{
+	static const size_t lens[] = { 0, 1, 30, 31, 32, 255, 256, 70000 };
+	static const uint32_t ids[] = { 0, 1, 127, 128, 255, 256, 65535,
+	    65536, UINT32_MAX };
+	msgpack_sbuffer	 a, b;
+	msgpack_packer	 pa, pb;
+	char		*s;
+	size_t		 i;
+
+	(void)state;
+	msgpack_sbuffer_init(&a);
+	msgpack_sbuffer_init(&b);
+	msgpack_packer_init(&pa, &a, msgpack_sbuffer_write);
+	msgpack_packer_init(&pb, &b, msgpack_sbuffer_write);
+	s = malloc(70001);
+	assert_non_null(s);
+	for (i = 0; i < sizeof(lens) / sizeof(lens[0]); i++) {
+		memset(s, 'k', lens[i]);
+		s[lens[i]] = '\0';
+		msgpack_sbuffer_clear(&a);
+		msgpack_sbuffer_clear(&b);
+		proto_pack_cstr(&pa, s);
+		msgpack_pack_str(&pb, lens[i]);
+		msgpack_pack_str_body(&pb, s, lens[i]);
+		assert_int_equal(a.size, b.size);
+		assert_memory_equal(a.data, b.data, a.size);
+	}
+	msgpack_sbuffer_clear(&a);
+	msgpack_sbuffer_clear(&b);
+	proto_pack_cstr(&pa, NULL);
+	msgpack_pack_nil(&pb);
+	assert_int_equal(a.size, b.size);
+	assert_memory_equal(a.data, b.data, a.size);
+	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
+		msgpack_sbuffer_clear(&a);
+		msgpack_sbuffer_clear(&b);
+		proto_pack_response_head(&pa, ids[i], NULL);
+		msgpack_pack_array(&pb, 4);
+		msgpack_pack_uint8(&pb, 1);
+		msgpack_pack_uint32(&pb, ids[i]);
+		msgpack_pack_nil(&pb);
+		assert_int_equal(a.size, b.size);
+		assert_memory_equal(a.data, b.data, a.size);
+	}
+	free(s);
+	msgpack_sbuffer_destroy(&a);
+	msgpack_sbuffer_destroy(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pack_cstr_and_head_match_msgpack),
 		cmocka_unit_test(test_scan_every_format_whole),
 		cmocka_unit_test(test_scan_every_format_bytewise),
 		cmocka_unit_test(test_scan_back_to_back),

@@ -651,11 +651,48 @@ test_audit_sources_listed_once_and_whole(void **state)
 	free(call);
 }
 
+/*
+ * The subject and types of the audit line: every byte but a letter, a
+ * digit, '_', '-' and '.' becomes '?', so that nothing a caller sends can
+ * forge a field; a subject replaces the last, types are listed.
+ */
+static void
+test_audit_subject_and_types_keep_only_safe_bytes(void **state)
+{
+	struct rpc_call	*call;
+	char		 in[33], want[33];
+	int		 c, i, base;
+
+	(void)state;
+	assert_non_null(call = calloc(1, sizeof(*call)));
+	for (base = 1; base < 256; base += 32) {
+		for (i = 0; i < 32; i++) {
+			c = base + i < 256 ? base + i : 'x';
+			in[i] = (char)c;
+			want[i] = ((c >= 'a' && c <= 'z') ||
+			    (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+			    c == '_' || c == '-' || c == '.') ? (char)c : '?';
+		}
+		in[32] = want[32] = '\0';
+		rpc_audit(call, NULL, in);
+		assert_string_equal(call->audit_subject, want);
+		call->audit_types[0] = '\0';
+		rpc_audit(call, in, NULL);
+		assert_string_equal(call->audit_types, want);
+	}
+	rpc_audit(call, "gh", "u-1");
+	assert_string_equal(call->audit_subject, "u-1");
+	assert_string_equal(call->audit_types + strlen(want), ",gh");
+	free(call);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_not_a_request_closes_without_answer),
+		cmocka_unit_test(
+		    test_audit_subject_and_types_keep_only_safe_bytes),
 		cmocka_unit_test(test_malformed_message_closes_without_answer),
 		cmocka_unit_test(test_bad_envelope_with_msgid_is_answered),
 		cmocka_unit_test(test_unknown_method_is_answered_bad_request),

@@ -771,6 +771,11 @@ static const struct parse_case {
 	    "credentials: [{id: tok, type: alpha}, {id: x, type: xt}], "
 	    "external_service: {credentials: [{id: e, type: et}, "
 	    "{id: tok, type: beta}]}}", "tok=alpha,x=xt,e=et*", NULL },
+	{ "three own, three inherited", "{kind: action, initiator: " U_INIT
+	    ", credentials: [{id: a, type: at}, {id: b, type: bt}, {id: c, "
+	    "type: ct}], external_service: {credentials: [{id: d, type: dt}, "
+	    "{id: b, type: xt}, {id: e, type: et}]}}",
+	    "a=at,b=bt,c=ct,d=dt*,e=et*", NULL },
 	{ "own wins whatever the order", "{kind: widget, initiator: " U_INIT
 	    ", external_service: {credentials: [{id: tok, type: beta}]}, "
 	    "credentials: [{id: tok, type: alpha}]}", "tok=alpha", NULL },

@@ -240,19 +240,29 @@ free_dests(char **d, size_t n)
 	free(d);
 }
 
-/* url_origin(url), then the destination check against d. */
+/*
+ * url_origin(url), then the destination check against d; the check of
+ * the origin parsed from the URL (what substitute uses) must agree, and
+ * its normal form must be url_origin's.
+ */
 static bool
 allowed(const char *url, char **d, size_t n)
 {
 	struct cb_error	 err;
-	char		*o;
+	struct origin	 po;
+	char		*o, text[ORIGIN_TEXT_MAX];
 	bool		 ok;
 
 	if (url_origin(url, strlen(url), &o, &err) != 0) {
 		print_error("url '%s': %s\n", url, err.msg);
 		fail();
 	}
+	assert_int_equal(origin_parse(url, strlen(url), ORIGIN_URL, &po,
+	    &err), 0);
+	assert_int_equal(origin_text(&po, text), strlen(o));
+	assert_string_equal(o, text);
 	ok = url_origin_allowed(o, d, n);
+	assert_int_equal(url_origin_allowed_parsed(&po, d, n), ok);
 	free(o);
 	return ok;
 }
@@ -471,11 +481,17 @@ test_host_value_matches_only_the_origin(void **state)
 	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		bool m = url_authority_matches(cases[i].origin, cases[i].value,
 		    strlen(cases[i].value));
+		struct origin o;
 
 		if (m != cases[i].match)
 			print_error("origin '%s' Host '%s': %d\n",
 			    cases[i].origin, cases[i].value, m);
 		assert_int_equal(m, cases[i].match);
+		/* The same against the parsed origin, as substitute asks. */
+		assert_int_equal(origin_parse(cases[i].origin,
+		    strlen(cases[i].origin), ORIGIN_URL, &o, NULL), 0);
+		assert_int_equal(url_authority_matches_parsed(&o,
+		    cases[i].value, strlen(cases[i].value)), m);
 	}
 	/* A NUL ends nothing: "api.example.com\0evil" is not the host. */
 	assert_false(url_authority_matches("https://api.example.com",
