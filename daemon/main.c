@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,27 @@ usage(int status)
 	    "      --version         print the version and exit\n",
 	    CONF_DEFAULT_PATH);
 	exit(status);
+}
+
+/*
+ * Heap memory freed at the end of a loop iteration stays with the process
+ * up to MALLOC_KEEP instead of glibc's threshold (128 KiB, raised as large
+ * blocks are freed).  A pipelined burst (50 connections at depth 16 is 800
+ * calls in one iteration) allocates and frees several MiB; when the free
+ * top of the heap went back to the kernel after each burst, every page came
+ * back as a page fault in the next one, two or three per call, and a call
+ * cost three times its CPU time.  The peak RSS is what it was: only the
+ * giving back is kept from happening.  Freed blocks that held secrets are
+ * wiped before they are freed, as before.
+ */
+#define MALLOC_KEEP	(64 * 1024 * 1024)
+
+static void
+malloc_tune(void)
+{
+	if (mallopt(M_TRIM_THRESHOLD, MALLOC_KEEP) != 1)
+		log_warnx("mallopt(M_TRIM_THRESHOLD) failed: the heap is "
+		    "given back after each burst of calls");
 }
 
 /* No core dumps and no ptrace by other users: memory holds keys. */
@@ -539,6 +561,7 @@ main(int argc, char *argv[])
 	if (pkey_wipe_frees(&err) != 0)
 		fatalx("%s", err.msg);
 	harden();
+	malloc_tune();
 	secmem_pool_enable();
 	if (pkey_secure_heap_init(&err) != 0)
 		fatalx("%s", err.msg);
