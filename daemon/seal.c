@@ -351,52 +351,36 @@ static const uint8_t seal_b64tab[256] = {
 /*
  * Strict standard base64 (RFC 4648 section 4, padded, no whitespace, zero
  * pad bits) of s into out, which has room for slen / 4 * 3 bytes; *outlenp
- * gets the bytes decoded.  0 or -1.  One pass: a library decoder would
- * skip surrounding whitespace and count padding as output bytes.
+ * gets the bytes decoded.  0 or -1.  The alphabet and the pad bits are
+ * checked here in one pass through a table; OpenSSL's EVP_DecodeBlock
+ * decodes, which alone would skip surrounding whitespace and count
+ * padding as output bytes.
  */
 static int
 seal_b64_decode(const char *s, size_t slen, uint8_t *out, size_t *outlenp)
 {
 	const unsigned char	*u = (const unsigned char *)s;
-	size_t			 i, o = 0, pad = 0, body;
-	uint32_t		 v;
-	uint8_t			 bad = 0, a, b, c, d;
+	size_t			 i, pad = 0;
+	uint8_t			 bad = 0;
+	int			 n;
 
 	*outlenp = 0;
 	if (slen == 0 || slen % 4 != 0 || slen > INT_MAX)
 		return -1;
 	if (s[slen - 1] == '=')
 		pad = s[slen - 2] == '=' ? 2 : 1;
-	body = slen - pad;
-	for (i = 0; i + 4 <= body; i += 4) {
-		a = seal_b64tab[u[i]];
-		b = seal_b64tab[u[i + 1]];
-		c = seal_b64tab[u[i + 2]];
-		d = seal_b64tab[u[i + 3]];
-		bad |= a | b | c | d;
-		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 |
-		    d;
-		out[o++] = (uint8_t)(v >> 16);
-		out[o++] = (uint8_t)(v >> 8);
-		out[o++] = (uint8_t)v;
-	}
-	if (pad > 0) {
-		a = seal_b64tab[u[i]];
-		b = seal_b64tab[u[i + 1]];
-		c = pad == 1 ? seal_b64tab[u[i + 2]] : 0;
-		bad |= a | b | c;
-		/* The bits after the last byte must be zero (one encoding). */
-		if ((pad == 2 && (b & 0x0f) != 0) ||
-		    (pad == 1 && (c & 0x03) != 0))
-			return -1;
-		v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6;
-		out[o++] = (uint8_t)(v >> 16);
-		if (pad == 1)
-			out[o++] = (uint8_t)(v >> 8);
-	}
+	for (i = 0; i < slen - pad; i++)
+		bad |= seal_b64tab[u[i]];
 	if (bad & 0x80)
 		return -1;
-	*outlenp = o;
+	/* The bits after the last byte must be zero (one encoding only). */
+	if ((pad == 2 && (seal_b64tab[u[slen - 3]] & 0x0f) != 0) ||
+	    (pad == 1 && (seal_b64tab[u[slen - 2]] & 0x03) != 0))
+		return -1;
+	n = EVP_DecodeBlock(out, u, (int)slen);
+	if (n < 0 || (size_t)n != slen / 4 * 3)
+		return -1;
+	*outlenp = (size_t)n - pad;
 	return 0;
 }
 
