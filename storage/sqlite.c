@@ -471,6 +471,12 @@ struct store {
 	 */
 	bool			 batch;
 	bool			 cache;		/* store_cache_only() */
+	/*
+	 * The 16 bytes of the uuids bound to credvalues' statements, by
+	 * parameter number (bind_uuid), kept until the statement is done:
+	 * bound without a copy.
+	 */
+	uint8_t			 ukey[3][IDS_UUID_BYTES];
 };
 
 static void	store_types_drop(struct store *);
@@ -567,17 +573,17 @@ bind_text(sqlite3_stmt *s, int idx, const char *v)
 }
 
 /*
- * Bind a uuid of credvalues as its 16 bytes (schema 6).  Callers have
+ * Bind a uuid of credvalues as its 16 bytes (schema 6), packed into b,
+ * which the caller keeps until stmt_done() (SQLITE_STATIC).  Callers have
  * checked it; one that is not a uuid binds nothing and fails the call.
  */
 static int
-bind_uuid(sqlite3_stmt *s, int idx, const char *uuid)
+bind_uuid(sqlite3_stmt *s, int idx, const char *uuid,
+    uint8_t b[IDS_UUID_BYTES])
 {
-	uint8_t	b[IDS_UUID_BYTES];
-
 	if (!ids_uuid_pack(uuid, b))
 		return SQLITE_MISMATCH;
-	return sqlite3_bind_blob(s, idx, b, sizeof(b), SQLITE_TRANSIENT);
+	return sqlite3_bind_blob(s, idx, b, IDS_UUID_BYTES, SQLITE_STATIC);
 }
 
 /* A uuid column of credvalues as text into out; false when malformed. */
@@ -1988,7 +1994,7 @@ store_clear_values(struct store *st, const char *type_uuid, int64_t *n,
 	int64_t		 users = 0, accounts = 0;
 	int		 rc, ret = 0;
 
-	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK ||
+	if ((rc = bind_uuid(s, 1, type_uuid, st->ukey[1])) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, what, err);
 	else
@@ -2195,8 +2201,8 @@ store_value_set(struct store *st, const char *type_uuid,
 	if (sealed == NULL || *sealed == '\0')
 		return cb_error_set(err, CB_EINTERNAL, "empty sealed value");
 
-	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK ||
-	    (rc = bind_uuid(s, 2, user_uuid)) != SQLITE_OK ||
+	if ((rc = bind_uuid(s, 1, type_uuid, st->ukey[1])) != SQLITE_OK ||
+	    (rc = bind_uuid(s, 2, user_uuid, st->ukey[2])) != SQLITE_OK ||
 	    (rc = bind_text(s, 3, sealed)) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 4, updated_at)) != SQLITE_OK ||
 	    (rc = bind_text(s, 5, type_uuid)) != SQLITE_OK) {
@@ -2228,8 +2234,8 @@ store_value_get(struct store *st, const char *type_uuid,
 		return ret;
 
 	store_hold_read(st);
-	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK ||
-	    (rc = bind_uuid(s, 2, user_uuid)) != SQLITE_OK) {
+	if ((rc = bind_uuid(s, 1, type_uuid, st->ukey[1])) != SQLITE_OK ||
+	    (rc = bind_uuid(s, 2, user_uuid, st->ukey[2])) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "get value", err);
 		goto done;
 	}
@@ -2261,8 +2267,8 @@ store_value_delete(struct store *st, const char *type_uuid,
 	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
 		return ret;
 
-	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK ||
-	    (rc = bind_uuid(s, 2, user_uuid)) != SQLITE_OK ||
+	if ((rc = bind_uuid(s, 1, type_uuid, st->ukey[1])) != SQLITE_OK ||
+	    (rc = bind_uuid(s, 2, user_uuid, st->ukey[2])) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_DONE)
 		ret = store_dberr(st, rc, "delete value", err);
 	else if (sqlite3_changes(st->db) == 0)
@@ -2286,7 +2292,7 @@ store_value_count(struct store *st, const char *type_uuid, int64_t *n,
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid credential type uuid");
 	if ((rc = bind_text(s, 1, type_uuid)) != SQLITE_OK ||
-	    (rc = bind_uuid(s, 2, type_uuid)) != SQLITE_OK ||
+	    (rc = bind_uuid(s, 2, type_uuid, st->ukey[2])) != SQLITE_OK ||
 	    (rc = sqlite3_step(s)) != SQLITE_ROW)
 		ret = store_dberr(st, rc, "count values", err);
 	else
@@ -2331,7 +2337,7 @@ store_value_list_type(struct store *st, const char *type_uuid,
 	*out = NULL;
 	*n = 0;
 	store_hold_read(st);
-	if ((rc = bind_uuid(s, 1, type_uuid)) != SQLITE_OK) {
+	if ((rc = bind_uuid(s, 1, type_uuid, st->ukey[1])) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "list values", err);
 		goto done;
 	}
@@ -2391,7 +2397,7 @@ store_value_list_user(struct store *st, const char *user_uuid,
 		return cb_error_set(err, CB_EBADREQ,
 		    "invalid user id (must be a lower-case uuid)");
 	store_hold_read(st);
-	if ((rc = bind_uuid(s, 1, user_uuid)) != SQLITE_OK) {
+	if ((rc = bind_uuid(s, 1, user_uuid, st->ukey[1])) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "list values", err);
 		goto done;
 	}
@@ -2532,11 +2538,12 @@ store_uuid_new(char out[STORE_UUID_LEN + 1])
 
 /* A scan's cursor: "" (the start) sorts before every 16-byte key. */
 static int
-bind_scan_key(sqlite3_stmt *s, int idx, const char *uuid)
+bind_scan_key(sqlite3_stmt *s, int idx, const char *uuid,
+    uint8_t b[IDS_UUID_BYTES])
 {
 	if (*uuid == '\0')
 		return sqlite3_bind_zeroblob(s, idx, 0);
-	return bind_uuid(s, idx, uuid);
+	return bind_uuid(s, idx, uuid, b);
 }
 
 /* Up to limit values after (after_type, after_user), in key order. */
@@ -2554,8 +2561,8 @@ store_value_scan(struct store *st, const char *after_type,
 	*n = 0;
 	if ((v = calloc(limit + 1, sizeof(*v))) == NULL)
 		return store_nomem(err);
-	if ((rc = bind_scan_key(s, 1, after_type)) != SQLITE_OK ||
-	    (rc = bind_scan_key(s, 2, after_user)) != SQLITE_OK ||
+	if ((rc = bind_scan_key(s, 1, after_type, st->ukey[1])) != SQLITE_OK ||
+	    (rc = bind_scan_key(s, 2, after_user, st->ukey[2])) != SQLITE_OK ||
 	    (rc = sqlite3_bind_int64(s, 3, (sqlite3_int64)limit)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "scan values", err);
 		goto done;
@@ -2612,8 +2619,8 @@ store_value_reseal(struct store *st, const struct store_row *rows, size_t n,
 	if ((ret = store_begin(st, err)) != 0)
 		return ret;
 	for (i = 0; i < n; i++) {
-		if ((rc = bind_uuid(s, 1, rows[i].type_uuid)) != SQLITE_OK ||
-		    (rc = bind_uuid(s, 2, rows[i].user_uuid)) != SQLITE_OK ||
+		if ((rc = bind_uuid(s, 1, rows[i].type_uuid, st->ukey[1])) != SQLITE_OK ||
+		    (rc = bind_uuid(s, 2, rows[i].user_uuid, st->ukey[2])) != SQLITE_OK ||
 		    (rc = bind_text(s, 3, rows[i].sealed)) != SQLITE_OK ||
 		    (rc = sqlite3_step(s)) != SQLITE_DONE) {
 			ret = store_dberr(st, rc, "re-seal value", err);
@@ -3565,8 +3572,8 @@ store_value_reseal_all(struct store *st, const struct store_row *rows,
 	for (i = 0; i < n; i++) {
 		if (rows[i].sealed == NULL)
 			continue;
-		if ((rc = bind_uuid(s, 1, rows[i].type_uuid)) != SQLITE_OK ||
-		    (rc = bind_uuid(s, 2, rows[i].user_uuid)) != SQLITE_OK ||
+		if ((rc = bind_uuid(s, 1, rows[i].type_uuid, st->ukey[1])) != SQLITE_OK ||
+		    (rc = bind_uuid(s, 2, rows[i].user_uuid, st->ukey[2])) != SQLITE_OK ||
 		    (rc = bind_text(s, 3, rows[i].sealed)) != SQLITE_OK ||
 		    (rc = sqlite3_step(s)) != SQLITE_DONE)
 			ret = store_dberr(st, rc, "re-seal value", err);
