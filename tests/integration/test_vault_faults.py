@@ -549,7 +549,11 @@ class LoopTests(VaultCase):
                 lat.append((method, time.monotonic() - ts))
                 self.assertIsNone(err, (method, err))
         self.assertGreaterEqual(len(lat), 12)
-        slow = [(m, round(t, 3)) for m, t in lat if t >= 0.1]
+        # Against Vault's 2 s: a read answers within 0.1 s; a cred.set
+        # also waits for its commit's fsync, which a busy disk can make
+        # last more than 0.1 s, so it gets 1 s.
+        slow = [(m, round(t, 3)) for m, t in lat
+                if t >= (1.0 if m == "cred.set" else 0.1)]
         self.assertEqual(slow, [], "db-stored calls waited on Vault")
         for c, u, i in pending:
             err, res = self.response(c, i, timeout=10)
