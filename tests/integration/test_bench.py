@@ -281,23 +281,7 @@ class BenchCompareLoadTest(BenchCompareCase):
     def workload_table(self, out):
         """The workloads table: its header and rows as lists of cells,
         and the lines between its title and its header."""
-        lines = out.splitlines()
-        for i, l in enumerate(lines):
-            if l.startswith("### every workload"):
-                break
-        else:
-            self.fail("no workloads table in:\n" + out)
-        pre, rows = [], []
-        for l in lines[i + 1:]:
-            if l.startswith("|---"):
-                continue
-            if l.startswith("| "):
-                rows.append([c.strip() for c in l.strip("|").split("|")])
-            elif rows:
-                break
-            else:
-                pre.append(l)
-        self.assertGreater(len(rows), 1, out)
+        rows, pre = table_cells(self, out, "every workload")
         return rows[0], rows[1:], pre
 
     def assertEveryRow(self, out, before, after):
@@ -496,12 +480,14 @@ class BenchCompareTargetTest(BenchCompareCase):
                              else "MISSED", out)
 
 
-def table_rows(testcase, out, title):
-    """The table of OUT whose title starts with TITLE: its rows as dicts
-    by header, and the lines between its title and its header."""
+def table_cells(testcase, out, title):
+    """The one table of OUT whose title starts with TITLE: its header and
+    rows as lists of cells, and the lines between its title and its
+    header."""
     lines = out.splitlines()
     at = [i for i, l in enumerate(lines) if l.startswith("### " + title)]
-    testcase.assertEqual(len(at), 1, out)
+    testcase.assertEqual(len(at), 1, "no one %r table in:\n%s"
+                         % (title, out))
     pre, rows = [], []
     for l in lines[at[0] + 1:]:
         if l.startswith("|---"):
@@ -513,6 +499,13 @@ def table_rows(testcase, out, title):
         else:
             pre.append(l)
     testcase.assertGreater(len(rows), 1, out)
+    return rows, pre
+
+
+def table_rows(testcase, out, title):
+    """The table of OUT whose title starts with TITLE: its rows as dicts
+    by header, and the lines between its title and its header."""
+    rows, pre = table_cells(testcase, out, title)
     header = rows[0]
     testcase.assertEqual(len(set(header)), len(header), header)
     for r in rows[1:]:
