@@ -251,6 +251,25 @@ class BenchCompareCase(unittest.TestCase):
         self.tmp = tempfile.TemporaryDirectory(prefix="cbcmp.")
         self.addCleanup(self.tmp.cleanup)
 
+    def run_compare(self, args, loads=("0.10",), rest="0.10 0.10 1/100 1",
+                    env=None, timeout=COMPARE_TIMEOUT):
+        """Runs bench-compare with ARGS, its load average readings served
+        from a file (CB_BENCH_LOADAVG): one line per reading, the
+        1-minute figure from LOADS and the rest of the line REST (the
+        last line serves every later reading).  ENV adds to the
+        environment.  Its exit status, stdout and stderr."""
+        f = os.path.join(self.tmp.name, "loadavg")
+        with open(f, "w") as fh:
+            for l in loads:
+                fh.write("%s %s\n" % (l, rest))
+        e = dict(os.environ, CB_BENCH_LOADAVG=f, PYTHON=sys.executable)
+        e.update(env or {})
+        p = subprocess.run([COMPARE, "--build-dir", cbtest.BUILD_DIR] +
+                           list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, env=e, timeout=timeout)
+        return (p.returncode, p.stdout.decode("utf-8", "replace"),
+                p.stderr.decode("utf-8", "replace"))
+
 
 class BenchCompareLoadTest(BenchCompareCase):
     """bench-compare and the load average (the workloads setting only: it
@@ -263,20 +282,11 @@ class BenchCompareLoadTest(BenchCompareCase):
         it waits for the load to settle) and one after it, and the last
         at the end.  The runs, in order: hello, sub1 and sub1 with
         log.level=warning at P=1, then the same at P=16."""
-        f = os.path.join(self.tmp.name, "loadavg")
-        with open(f, "w") as fh:
-            for l in loads:
-                fh.write("%s 0.40 0.30 2/345 6789\n" % l)
-        env = dict(os.environ, CB_BENCH_LOADAVG=f, PYTHON=sys.executable,
-                   CB_BENCH_SETTLE_POLL="0.01")
-        cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
-               "--only", "workloads", "-d", "0.3", "--warmup", "0",
-               "--workloads", ",".join(WORKLOADS), "--users", "50"]
-        p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env=env,
-                           timeout=COMPARE_TIMEOUT)
-        return (p.returncode, p.stdout.decode("utf-8", "replace"),
-                p.stderr.decode("utf-8", "replace"))
+        return self.run_compare(
+            ["--no-build", "--only", "workloads", "-d", "0.3", "--warmup",
+             "0", "--workloads", ",".join(WORKLOADS), "--users", "50"] +
+            list(args), loads, rest="0.40 0.30 2/345 6789",
+            env={"CB_BENCH_SETTLE_POLL": "0.01"})
 
     def workload_table(self, out):
         """The workloads table: its header and rows as lists of cells,
@@ -450,18 +460,10 @@ class BenchCompareTargetTest(BenchCompareCase):
                                  "scripts/install-deps installs it" % tool)
 
     def test_bench_compare_p1_target_is_a_p99_of_1_ms(self):
-        loadavg = os.path.join(self.tmp.name, "loadavg")
-        with open(loadavg, "w") as fh:
-            fh.write("0.10 0.10 0.10 1/100 1\n")
-        env = dict(os.environ, CB_BENCH_LOADAVG=loadavg,
-                   PYTHON=sys.executable)
-        p = subprocess.run([COMPARE, "--no-build", "--build-dir",
-                            cbtest.BUILD_DIR, "--only", "p1", "-d", "0.3",
-                            "--warmup", "0", "--rounds", "1", "--users", "50"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                           env=env, timeout=COMPARE_TIMEOUT)
-        out = p.stdout.decode("utf-8", "replace")
-        self.assertEqual(p.returncode, 0, p.stderr.decode("utf-8", "replace"))
+        rc, out, err = self.run_compare(
+            ["--no-build", "--only", "p1", "-d", "0.3", "--warmup", "0",
+             "--rounds", "1", "--users", "50"])
+        self.assertEqual(rc, 0, err)
         rows = [[x.strip() for x in l.strip("|").split("|")]
                 for l in out.splitlines()
                 if l.startswith("| ") and not l.startswith("|---")]
@@ -540,18 +542,11 @@ class BenchCompareReplayTest(BenchCompareCase):
         with open(f, "w") as fh:
             for r in results:
                 fh.write(json.dumps(r) + "\n")
-        loadavg = os.path.join(self.tmp.name, "loadavg")
-        with open(loadavg, "w") as fh:
-            fh.write("0.10 0.10 0.10 1/100 1\n")
-        env = dict(os.environ, CB_BENCH_LOADAVG=loadavg, CB_BENCH_REPLAY=f,
-                   PYTHON=sys.executable)
-        p = subprocess.run([COMPARE, "--build-dir", cbtest.BUILD_DIR] +
-                           list(args), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env=env, timeout=60)
-        out = p.stdout.decode("utf-8", "replace")
-        self.assertEqual(p.returncode, 0, p.stderr.decode("utf-8", "replace"))
+        rc, out, err = self.run_compare(args, env={"CB_BENCH_REPLAY": f},
+                                        timeout=60)
+        self.assertEqual(rc, 0, err)
         # Nothing was measured: no broker started, no run.
-        self.assertNotIn("setting ", p.stderr.decode("utf-8", "replace"))
+        self.assertNotIn("setting ", err)
         return out
 
     def redis_table(self, p1_cpu, p16_cpu, p1_p99=0.5, p16_ratio=0.6):
@@ -693,25 +688,17 @@ class BenchCompareWritesTest(BenchCompareCase):
         """Readings of the load average, in order: the start, then for
         each run one as it begins and one after it (mix P=16, then
         cred.set P=1), and the end."""
-        f = os.path.join(self.tmp.name, "loadavg")
-        with open(f, "w") as fh:
-            for l in loads:
-                fh.write("%s 0.40 0.30 2/345 6789\n" % l)
-        env = dict(os.environ, CB_BENCH_LOADAVG=f, PYTHON=sys.executable,
-                   CB_BENCH_SETTLE_POLL="0.01")
-        cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
-               "--only", "writes", "-d", "0.3", "--warmup", "0",
-               "--rounds", "1", "--users", "20", "--scratch", scratch]
-        p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env=env,
-                           timeout=COMPARE_TIMEOUT)
-        err = p.stderr.decode("utf-8", "replace")
+        rc, out, err = self.run_compare(
+            ["--no-build", "--only", "writes", "-d", "0.3", "--warmup", "0",
+             "--rounds", "1", "--users", "20", "--scratch", scratch] +
+            list(args), loads, rest="0.40 0.30 2/345 6789",
+            env={"CB_BENCH_SETTLE_POLL": "0.01"})
         m = re.search(r"scratch (/\S+);", err)
         if m:
             self.assertTrue(m.group(1).startswith(scratch + "/cbbench."),
                             err)
             self.assertFalse(os.path.exists(m.group(1)), err)
-        return p.returncode, p.stdout.decode("utf-8", "replace"), err
+        return rc, out, err
 
     def statfs(self, d):
         return subprocess.run(["stat", "-f", "-c", "%T", d], check=True,
@@ -810,22 +797,9 @@ class BenchCompareBackendsTest(BenchCompareCase):
     """bench-compare's backends setting: substitute on SQLite and on
     PostgreSQL in one table."""
 
-    def setUp(self):
-        super().setUp()
-        self.loadavg = os.path.join(self.tmp.name, "loadavg")
-        with open(self.loadavg, "w") as fh:
-            fh.write("0.10 0.10 0.10 1/100 1\n")
-
     def compare(self, *args):
-        env = dict(os.environ, CB_BENCH_LOADAVG=self.loadavg,
-                   PYTHON=sys.executable)
-        cmd = [COMPARE, "--no-build", "--build-dir", cbtest.BUILD_DIR,
-               "-d", "0.3", "--warmup", "0", "--rounds", "1"]
-        p = subprocess.run(cmd + list(args), stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, env=env,
-                           timeout=COMPARE_TIMEOUT)
-        return (p.returncode, p.stdout.decode("utf-8", "replace"),
-                p.stderr.decode("utf-8", "replace"))
+        return self.run_compare(["--no-build", "-d", "0.3", "--warmup", "0",
+                                 "--rounds", "1"] + list(args))
 
     def test_bench_compare_backends_puts_sqlite_and_postgresql_side_by_side(self):
         # Also --backend postgresql: the workloads setting's brokers on
