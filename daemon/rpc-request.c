@@ -494,10 +494,10 @@ req_address_ok(struct req *r, const struct netaddr *a, const char **type)
 	if (s->ncreds == 0)
 		return false;
 	for (i = 0; i < s->ncreds; i++)
-		if (!dest_address_allowed(s->creds[i].type.destinations,
-		    s->creds[i].type.ndestinations, r->o.scheme, r->o.port,
+		if (!dest_address_allowed(s->creds[i].type->destinations,
+		    s->creds[i].type->ndestinations, r->o.scheme, r->o.port,
 		    a)) {
-			*type = s->creds[i].type.ident;
+			*type = s->creds[i].type->ident;
 			return false;
 		}
 	return true;
@@ -927,16 +927,16 @@ req_ca_file(struct req *r, struct cb_error *err)
 	r->ca_file = NULL;
 	if (s->ncreds == 0)
 		return 0;
-	a = s->creds[0].type.ca_file;
+	a = s->creds[0].type->ca_file;
 	for (i = 1; i < s->ncreds; i++) {
-		b = s->creds[i].type.ca_file;
+		b = s->creds[i].type->ca_file;
 		if ((a == NULL) != (b == NULL) || (a != NULL &&
 		    strcmp(a, b) != 0))
 			return cb_error_set(err, CB_EBADREQ, "the credentials "
 			    "of this request come from types with different "
 			    "CA files: %s (%s), %s (%s)",
-			    s->creds[0].type.ident, a != NULL ? a :
-			    "no CA file", s->creds[i].type.ident, b != NULL ?
+			    s->creds[0].type->ident, a != NULL ? a :
+			    "no CA file", s->creds[i].type->ident, b != NULL ?
 			    b : "no CA file");
 	}
 	r->ca_file = a;

@@ -324,10 +324,10 @@ sub_ref(const struct sub_cred *c, struct values_ref *ref)
 	bool	acct = c->source == CRED_SOURCE_LINKED ||
 		    c->source == CRED_SOURCE_DEFAULT;
 
-	ref->type_uuid = c->type.uuid;
+	ref->type_uuid = c->type->uuid;
 	ref->user_uuid = acct ? NULL : c->sub->subject;
 	ref->account = acct ? c->account : NULL;
-	ref->generation = c->type.generation;
+	ref->generation = c->type->generation;
 }
 
 /*
@@ -350,7 +350,7 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 		struct sub_cred *c = &s->creds[i];
 
 		c->sub = s;
-		if ((rc = store_type_get(st, c->decl->type, &c->type,
+		if ((rc = store_type_borrow(st, c->decl->type, &c->type,
 		    err)) != 0) {
 			if (rc == -CB_ENOTFOUND || rc == -CB_EBADREQ)
 				rc = cb_error_set(err, -rc, "credential '%s': "
@@ -358,24 +358,24 @@ sub_fetch(struct rpc_call *call, struct sub *s, struct cb_error *err)
 				    c->decl->id, c->decl->type);
 			return rc;
 		}
-		rpc_audit(call, c->type.ident, NULL);
-		v = values_for(call->broker, &c->type);
+		rpc_audit(call, c->type->ident, NULL);
+		v = values_for(call->broker, c->type);
 		if (!v->ops->usable(v, &e))
 			return cb_error_set(err, e.code, "credential '%s': "
 			    "type '%s' is stored in %s: %s", c->decl->id,
-			    c->type.ident, v->ops->where, e.msg);
+			    c->type->ident, v->ops->where, e.msg);
 		if (!url_origin_allowed_parsed(&s->url_origin,
-		    c->type.destinations, c->type.ndestinations)) {
+		    c->type->destinations, c->type->ndestinations)) {
 			origin_text(&s->url_origin, ob);
 			return cb_error_set(err, CB_EFORBIDDEN,
 			    "credential '%s' (type '%s') may not be sent to %s",
-			    c->decl->id, c->type.ident, ob);
+			    c->decl->id, c->type->ident, ob);
 		}
 	}
 	for (i = 0; i < s->ncreds; i++) {
 		struct sub_cred *c = &s->creds[i];
 
-		v = values_for(call->broker, &c->type);
+		v = values_for(call->broker, c->type);
 		sub_ref(c, &ref);
 		s->pending++;
 		if (v->ops->get(v, &ref, sub_got, c, &e) != 0)
@@ -407,10 +407,10 @@ sub_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 		 * without a value ends it there: nobody is silently given
 		 * other credentials than the ones chosen for them.
 		 */
-		rc = rpc_cred_bound(b, &c->type, s->subject, &c->source,
+		rc = rpc_cred_bound(b, c->type, s->subject, &c->source,
 		    c->account, &e);
 		if (rc == 0) {
-			v = values_for(b, &c->type);
+			v = values_for(b, c->type);
 			sub_ref(c, &ref);
 			if (v->ops->get(v, &ref, sub_got, c, &e) == 0)
 				return;		/* same count */
@@ -420,26 +420,26 @@ sub_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 			err = &e;
 	}
 	if (rc == 0)
-		rpc_audit_source(s->call, c->type.ident,
+		rpc_audit_source(s->call, c->type->ident,
 		    rpc_cred_source_name(c->source),
 		    c->account[0] != '\0' ? c->account : NULL);
 	if (rc == -CB_ENOTFOUND && !s->dry_run && s->rc == 0 &&
 	    c->source == CRED_SOURCE_NONE)
 		s->rc = cb_error_set(&s->err, CB_ENOTFOUND, "credential '%s' "
 		    "(type '%s') is not set for user %s: no own value, no "
-		    "link, no default account", c->decl->id, c->type.ident,
+		    "link, no default account", c->decl->id, c->type->ident,
 		    s->subject);
 	else if (rc == -CB_ENOTFOUND && !s->dry_run && s->rc == 0)
 		s->rc = cb_error_set(&s->err, CB_ENOTFOUND, "credential '%s' "
 		    "(type '%s') is not set for user %s: no own value, and "
 		    "the %s account '%s' has no value", c->decl->id,
-		    c->type.ident, s->subject, c->source == CRED_SOURCE_LINKED ?
+		    c->type->ident, s->subject, c->source == CRED_SOURCE_LINKED ?
 		    "linked" : "default", c->account);
 	else if (rc != 0 && rc != -CB_ENOTFOUND && s->rc == 0) {
 		s->rc = rc;
 		if (err != NULL && err->code != 0)
 			cb_error_set(&s->err, err->code, "credential '%s' "
-			    "(type '%s'): %.300s", c->decl->id, c->type.ident,
+			    "(type '%s'): %.300s", c->decl->id, c->type->ident,
 			    err->msg);
 		else
 			cb_error_set(&s->err, -rc, "out of memory");
@@ -472,7 +472,7 @@ sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 			continue;
 		}
 		sub_ref(c, &ref);
-		values_context(values_for(call->broker, &c->type), context,
+		values_context(values_for(call->broker, c->type), context,
 		    sizeof(context), &ref);
 		if ((rc = keys_open(call->broker, context, c->sealed,
 		    &c->plain, err)) != 0) {
@@ -481,7 +481,7 @@ sub_open(struct rpc_call *call, struct sub *s, struct cb_error *err)
 			memcpy(why, err->msg, sizeof(why));
 			return cb_error_set(err, CB_EINTERNAL, "credential "
 			    "'%s' (type '%s') of user %s cannot be opened: %.200s",
-			    c->decl->id, c->type.ident, s->subject, why);
+			    c->decl->id, c->type->ident, s->subject, why);
 		}
 	}
 	return 0;
@@ -646,7 +646,7 @@ sub_pack_used(msgpack_packer *pk, const struct sub *s)
 
 		msgpack_pack_map(pk, 3 + (acct ? 1 : 0) + (s->dry_run ? 1 : 0));
 		proto_pack_kv_str(pk, "id", s->creds[i].decl->id);
-		proto_pack_kv_str(pk, "type", s->creds[i].type.ident);
+		proto_pack_kv_str(pk, "type", s->creds[i].type->ident);
 		/* Where the value came from, never the value. */
 		proto_pack_cstr(pk, "source");
 		if (src != NULL)
@@ -687,7 +687,7 @@ sub_free(struct sub *s)
 	for (i = 0; s->creds != NULL && i < s->ncreds; i++) {
 		secbuf_free(&s->creds[i].plain);
 		free(s->creds[i].sealed);
-		store_type_free(&s->creds[i].type);
+		store_type_release(s->creds[i].type);
 	}
 	free(s->creds);
 	sub_templates_free(s);

@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -447,10 +448,18 @@ static const char *const store_sql[STMT__COUNT] = {
  * a move of pointers, not a reload.  A failed write drops it, and the next
  * lookup reads the table again.  Entries are searched by ident (by_ident[],
  * ordered as SQL's ORDER BY ident) or by uuid (by_uuid[]).
+ *
+ * An entry is counted: one reference is the cache's while the entry is in
+ * it, and one more for each store_type_borrow not yet released.  An entry
+ * that a call borrows is never changed or freed under it: a change of the
+ * type puts a copy in its place (store_types_own), and a drop or removal
+ * only lets go of the cache's reference, so the last release frees it.
+ * The count is not atomic: a store and its borrows belong to one thread.
  */
 struct type_ent {
 	struct store_type	 t;
 	size_t			 pos;		/* index in by_ident (merges) */
+	unsigned		 refs;		/* the cache's, + each borrow */
 };
 
 struct store {
@@ -1577,16 +1586,28 @@ type_cmp_uuid(const void *a, const void *b)
 	return strcmp((*x)->t.uuid, (*y)->t.uuid);
 }
 
+/*
+ * Let go of one reference to a cached entry: the cache's own when it
+ * takes the entry out, or a borrow's (store_type_release).  The last one
+ * frees it.
+ */
+static void
+type_ent_unref(struct type_ent *e)
+{
+	if (--e->refs > 0)
+		return;
+	store_type_free(&e->t);
+	free(e);
+}
+
 /* Forget the cached types; the next lookup reads the table again. */
 static void
 store_types_drop(struct store *st)
 {
 	size_t	i;
 
-	for (i = 0; i < st->ntypes; i++) {
-		store_type_free(&st->by_ident[i]->t);
-		free(st->by_ident[i]);
-	}
+	for (i = 0; i < st->ntypes; i++)
+		type_ent_unref(st->by_ident[i]);
 	free(st->by_ident);
 	free(st->by_uuid);
 	st->by_ident = st->by_uuid = NULL;
@@ -1645,6 +1666,7 @@ store_types_load(struct store *st, struct cb_error *err)
 			return store_nomem(err);
 		}
 		st->by_ident[i]->t = v[i];	/* takes the strings */
+		st->by_ident[i]->refs = 1;
 		memset(&v[i], 0, sizeof(v[i]));
 		st->by_uuid[i] = st->by_ident[i];
 		st->ntypes++;
@@ -1694,6 +1716,35 @@ store_types_find(struct store *st, const char *ref, bool by_uuid)
 	return by_uuid ? &st->by_uuid[at]->t : &st->by_ident[at]->t;
 }
 
+/*
+ * The entry by_uuid[u], about to be changed in place, held by the cache
+ * alone: when a call still borrows it, a copy takes its place in both
+ * arrays and the borrower keeps the old one unchanged.  False (the cache
+ * left as it was) when out of memory.
+ */
+static bool
+store_types_own(struct store *st, size_t u)
+{
+	struct type_ent	*e = st->by_uuid[u], *c;
+	struct cb_error	 err;
+	size_t		 i;
+
+	if (e->refs == 1)
+		return true;
+	if (!store_types_search(st, e->t.ident, false, &i) ||
+	    (c = calloc(1, sizeof(*c))) == NULL)
+		return false;
+	if (type_copy(&c->t, &e->t, &err) != 0) {
+		free(c);
+		return false;
+	}
+	c->pos = e->pos;
+	c->refs = 1;
+	st->by_uuid[u] = st->by_ident[i] = c;
+	type_ent_unref(e);
+	return true;
+}
+
 /* A committed type.create: insert a copy of t into the cache. */
 static void
 store_types_insert(struct store *st, const struct store_type *t)
@@ -1716,6 +1767,7 @@ store_types_insert(struct store *st, const struct store_type *t)
 		store_types_drop(st);
 		return;
 	}
+	e->refs = 1;
 	e->t.generation = 0;
 	e->t.default_account[0] = '\0';
 	free(e->t.default_sealed);
@@ -1744,7 +1796,7 @@ store_types_replace(struct store *st, const struct store_type *t,
 	if (!st->types_ok)
 		return;
 	if (!store_types_search(st, t->uuid, true, &u) ||
-	    type_copy(&c, t, &err) != 0) {
+	    !store_types_own(st, u) || type_copy(&c, t, &err) != 0) {
 		store_types_drop(st);
 		return;
 	}
@@ -1784,8 +1836,7 @@ store_types_remove(struct store *st, const char *uuid)
 	    (st->ntypes - i) * sizeof(*st->by_ident));
 	memmove(&st->by_uuid[u], &st->by_uuid[u + 1],
 	    (st->ntypes - u) * sizeof(*st->by_uuid));
-	store_type_free(&e->t);
-	free(e);
+	type_ent_unref(e);
 }
 
 uint64_t
@@ -1806,6 +1857,7 @@ store_types_put(struct store *st, struct store_type *t)
 	    store_types_grow(st, st->ntypes + 1) == -1 ||
 	    (e = calloc(1, sizeof(*e))) == NULL)
 		return false;
+	e->refs = 1;
 	e->t = *t;
 	memset(t, 0, sizeof(*t));
 	memmove(&st->by_ident[i + 1], &st->by_ident[i],
@@ -1858,6 +1910,11 @@ store_type_cache_sync(struct store *st, const char *uuid)
 		return;
 	}
 	if (cached && strcmp(st->by_uuid[u]->t.ident, t.ident) == 0) {
+		if (!store_types_own(st, u)) {
+			store_type_free(&t);
+			store_types_drop(st);
+			return;
+		}
 		store_type_free(&st->by_uuid[u]->t);
 		st->by_uuid[u]->t = t;
 		return;
@@ -1900,6 +1957,53 @@ store_type_get(struct store *st, const char *ref, struct store_type *out,
 		return cb_error_set(err, CB_ENOTFOUND,
 		    "credential type '%s' not found", ref);
 	return type_copy(out, t, err);
+}
+
+/*
+ * The cached entry itself, not a copy.  Safe by construction: the borrow
+ * counts as a reference, and whatever the cache does to the entry before
+ * store_type_release (a drop, a reload, a sync, an update, a delete) only
+ * lets go of the cache's own reference or puts a copy in its place, so
+ * *out stays valid and unchanged for as long as it is borrowed.
+ */
+int
+store_type_borrow(struct store *st, const char *ref,
+    const struct store_type **out, struct cb_error *err)
+{
+	bool	by_uuid;
+	size_t	at;
+	int	ret;
+
+	*out = NULL;
+	if (ids_uuid_valid(ref))
+		by_uuid = true;
+	else if (ids_type_ident_valid(ref))
+		by_uuid = false;
+	else
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type reference: expected an ident "
+		    "([A-Za-z][A-Za-z0-9_.-]{0,63}) or a lower-case uuid");
+	if ((ret = store_types_load(st, err)) != 0)
+		return ret;
+	if (!store_types_search(st, ref, by_uuid, &at))
+		return cb_error_set(err, CB_ENOTFOUND,
+		    "credential type '%s' not found", ref);
+	if (by_uuid) {
+		st->by_uuid[at]->refs++;
+		*out = &st->by_uuid[at]->t;
+	} else {
+		st->by_ident[at]->refs++;
+		*out = &st->by_ident[at]->t;
+	}
+	return 0;
+}
+
+void
+store_type_release(const struct store_type *t)
+{
+	if (t != NULL)
+		type_ent_unref((struct type_ent *)((char *)t -
+		    offsetof(struct type_ent, t)));
 }
 
 /* All types ordered by ident. */
@@ -3876,6 +3980,7 @@ store_types_default(struct store *st, const char *type_uuid,
 	/* account may be the cached name itself. */
 	snprintf(name, sizeof(name), "%s", account != NULL ? account : "");
 	if (!store_types_search(st, type_uuid, true, &u) ||
+	    !store_types_own(st, u) ||
 	    (sealed != NULL && (copy = strdup(sealed)) == NULL)) {
 		store_types_drop(st);
 		return;

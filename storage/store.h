@@ -154,6 +154,17 @@ int	 store_type_create(struct store *st, const struct store_type *t,
 	    struct cb_error *err);	/* t->uuid, created/updated_at filled by caller */
 int	 store_type_get(struct store *st, const char *ref, struct store_type *out,
 	    struct cb_error *err);
+/*
+ * The same type, borrowed from the cache instead of copied: *out stays
+ * valid and unchanged until store_type_release(*out), even when the type
+ * is updated or deleted, or the cache is synced, dropped or read again,
+ * in the meantime, and even after store_close.  Borrow and release on the
+ * thread that uses st.  *out is NULL on error.
+ */
+int	 store_type_borrow(struct store *st, const char *ref,
+	    const struct store_type **out, struct cb_error *err);
+/* End a borrow; NULL is ignored. */
+void	 store_type_release(const struct store_type *t);
 /* All types ordered by ident; *out is an array of *n types. */
 int	 store_type_list(struct store *st, struct store_type **out, size_t *n,
 	    struct cb_error *err);

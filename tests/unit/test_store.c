@@ -1389,6 +1389,106 @@ test_type_writes_do_not_reload_the_cache(void **state)
 	assert_int_equal(store_type_cache_loads(f->st), 1);
 }
 
+/* A second connection commits sql, as the writer's connection does. */
+static void
+side_exec(const char *path, const char *sql)
+{
+	sqlite3	*db = NULL;
+
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+}
+
+/* What a borrowed copy of type TYPE_A named name must still hold. */
+static void
+check_borrowed(const struct store_type *b, const char *name,
+    const char *dest)
+{
+	assert_string_equal(b->uuid, TYPE_A);
+	assert_string_equal(b->ident, "alpha");
+	assert_string_equal(b->name, name);
+	assert_int_equal(b->ndestinations, 1);
+	assert_string_equal(b->destinations[0], dest);
+	assert_string_equal(b->default_account, "");
+	assert_null(b->default_sealed);
+}
+
+/*
+ * A borrowed type stays valid and unchanged until it is released, while
+ * the cache follows an update, a default, another connection's write
+ * (sync), a delete, a drop and a reload, and the store's close; new
+ * lookups see each change at once.
+ */
+static void
+test_borrowed_type_outlives_every_change_of_the_cache(void **state)
+{
+	struct fixture		*f = *state;
+	char			*d1[] = { (char *)"https://one.example" };
+	char			*d2[] = { (char *)"https://two.example" };
+	struct store_type	 t = mktype(TYPE_A, "alpha", "First", STORE_DB,
+				    d1, 1);
+	const struct store_type	*b1, *b2, *b3, *b4;
+	struct store_type	 got;
+	struct cb_error		 err;
+
+	assert_int_equal(store_type_create(f->st, &t, &err), 0);
+	assert_int_equal(store_type_borrow(f->st, "alpha", &b1, &err), 0);
+	assert_int_equal(store_type_borrow(f->st, TYPE_A, &b2, &err), 0);
+	assert_ptr_equal(b1, b2);		/* the cache's, not a copy */
+	assert_int_equal(store_type_borrow(f->st, "nosuch", &b4, &err),
+	    -CB_ENOTFOUND);
+	assert_null(b4);
+	assert_int_equal(store_type_borrow(f->st, "-bad", &b4, &err),
+	    -CB_EBADREQ);
+	check_borrowed(b1, "First", "https://one.example");
+
+	/* An update: b1 keeps the old fields; a new borrow has the new. */
+	t = mktype(TYPE_A, "alpha", "Second", STORE_DB, d2, 1);
+	assert_int_equal(store_type_update(f->st, &t, &err), 0);
+	check_borrowed(b1, "First", "https://one.example");
+	assert_int_equal(store_type_borrow(f->st, "alpha", &b3, &err), 0);
+	assert_ptr_not_equal(b3, b1);
+	check_borrowed(b3, "Second", "https://two.example");
+
+	/* A default account: b3 keeps none. */
+	assert_int_equal(store_type_set_default(f->st, TYPE_A, "acct",
+	    "sealed-name", &err), 0);
+	check_borrowed(b3, "Second", "https://two.example");
+	assert_int_equal(store_type_get(f->st, TYPE_A, &got, &err), 0);
+	assert_string_equal(got.default_account, "acct");
+	store_type_free(&got);
+
+	/* Another connection's write, then the sync that follows it. */
+	assert_int_equal(store_type_borrow(f->st, "alpha", &b4, &err), 0);
+	side_exec(f->path, "UPDATE types SET name = 'Third' WHERE uuid = '"
+	    TYPE_A "'");
+	store_type_cache_sync(f->st, TYPE_A);
+	assert_string_equal(b4->name, "Second");
+	assert_string_equal(b4->default_account, "acct");
+	assert_int_equal(store_type_get(f->st, "alpha", &got, &err), 0);
+	assert_string_equal(got.name, "Third");
+	store_type_free(&got);
+	store_type_release(b4);
+
+	/* A delete, a drop and a reload, then the store's close. */
+	assert_int_equal(store_type_delete(f->st, TYPE_A, &err), 0);
+	assert_int_equal(store_type_get(f->st, "alpha", &got, &err),
+	    -CB_ENOTFOUND);
+	create_simple(f->st, TYPE_B, "beta");
+	store_type_cache_drop(f->st);
+	assert_int_equal(store_type_borrow(f->st, "beta", &b4, &err), 0);
+	reopen(f);
+	check_borrowed(b1, "First", "https://one.example");
+	check_borrowed(b3, "Second", "https://two.example");
+	assert_string_equal(b4->ident, "beta");
+	store_type_release(b1);
+	store_type_release(b2);
+	store_type_release(b3);
+	store_type_release(b4);
+	store_type_release(NULL);
+}
+
 /*
  * A change of storage deletes the type's db values in the same
  * transaction, says how many, and counts the generation up; other
@@ -2699,6 +2799,9 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_type_lookup_cache,
+		    setup, teardown),
+		cmocka_unit_test_setup_teardown(
+		    test_borrowed_type_outlives_every_change_of_the_cache,
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_open_creates_0600_wal,
 		    setup, teardown),
