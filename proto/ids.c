@@ -5,6 +5,8 @@
  */
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
 #include "ids.h"
 
@@ -32,25 +34,45 @@ ids_uuid_valid(const char *s)
 	return s[IDS_UUID_LEN] == '\0';
 }
 
-static int
-ids_hexval(char c)
+/* A lower-case hex digit's value, or 0xff (upper case, NUL, anything else). */
+static uint8_t
+ids_hexval(unsigned char c)
 {
-	return c <= '9' ? c - '0' : c - 'a' + 10;
+	if ((unsigned)(c - '0') < 10)
+		return (uint8_t)(c - '0');
+	if ((unsigned)(c - 'a') < 6)
+		return (uint8_t)(c - 'a' + 10);
+	return 0xff;
 }
 
+/*
+ * The same check as ids_uuid_valid, made in the one pass that packs: out
+ * is written only when s is valid.
+ */
 bool
 ids_uuid_pack(const char *s, uint8_t out[IDS_UUID_BYTES])
 {
+	uint8_t	b[IDS_UUID_BYTES], hi, lo;
 	size_t	i, j;
 
-	if (!ids_uuid_valid(s))
+	if (s == NULL)
 		return false;
 	for (i = 0, j = 0; j < IDS_UUID_BYTES; j++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23)
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
 			i++;
-		out[j] = (uint8_t)(ids_hexval(s[i]) << 4 | ids_hexval(s[i + 1]));
+		}
+		/* A NUL maps to 0xff: nothing is read past it. */
+		if ((hi = ids_hexval((unsigned char)s[i])) == 0xff ||
+		    (lo = ids_hexval((unsigned char)s[i + 1])) == 0xff)
+			return false;
+		b[j] = (uint8_t)(hi << 4 | lo);
 		i += 2;
 	}
+	if (s[IDS_UUID_LEN] != '\0')
+		return false;
+	memcpy(out, b, sizeof(b));
 	return true;
 }
 

@@ -2331,15 +2331,22 @@ store_value_get(struct store *st, const char *type_uuid,
     struct cb_error *err)
 {
 	sqlite3_stmt	*s = st->stmt[STMT_VALUE_GET];
-	int		 rc, ret;
+	int		 rc, ret = 0;
 
 	*sealed = NULL;
-	if ((ret = value_check_ids(type_uuid, user_uuid, err)) != 0)
-		return ret;
+	/* The ids are checked as they are packed, once (value_check_ids). */
+	if (!ids_uuid_pack(type_uuid, st->ukey[1]))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid credential type uuid");
+	if (!ids_uuid_pack(user_uuid, st->ukey[2]))
+		return cb_error_set(err, CB_EBADREQ,
+		    "invalid user id (must be a lower-case uuid)");
 
 	store_hold_read(st);
-	if ((rc = bind_uuid(s, 1, type_uuid, st->ukey[1])) != SQLITE_OK ||
-	    (rc = bind_uuid(s, 2, user_uuid, st->ukey[2])) != SQLITE_OK) {
+	if ((rc = sqlite3_bind_blob(s, 1, st->ukey[1], IDS_UUID_BYTES,
+	    SQLITE_STATIC)) != SQLITE_OK ||
+	    (rc = sqlite3_bind_blob(s, 2, st->ukey[2], IDS_UUID_BYTES,
+	    SQLITE_STATIC)) != SQLITE_OK) {
 		ret = store_dberr(st, rc, "get value", err);
 		goto done;
 	}

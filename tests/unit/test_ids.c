@@ -197,6 +197,36 @@ test_uuid_pack_and_unpack(void **state)
 	assert_memory_equal(b, keep, sizeof(b));
 }
 
+/*
+ * Packing checks a uuid in the same pass: it accepts exactly what
+ * ids_uuid_valid accepts, whatever byte stands at whatever place, and
+ * writes nothing when it refuses.
+ */
+static void
+test_uuid_pack_accepts_exactly_the_valid_uuids(void **state)
+{
+	static const char	good[] = "0f8fad5b-d9cb-469f-a165-70867728950e";
+	char			s[IDS_UUID_LEN + 2];
+	uint8_t			b[IDS_UUID_BYTES], keep[IDS_UUID_BYTES];
+	size_t			i;
+	unsigned		c;
+	bool			ok;
+
+	(void)state;
+	memset(keep, 0x5a, sizeof(keep));
+	for (i = 0; i <= IDS_UUID_LEN; i++)
+		for (c = 0; c < 256; c++) {
+			memcpy(s, good, sizeof(good));
+			s[IDS_UUID_LEN + 1] = '\0';
+			s[i] = (char)c;
+			memcpy(b, keep, sizeof(b));
+			ok = ids_uuid_pack(s, b);
+			assert_int_equal(ok, ids_uuid_valid(s));
+			if (!ok)
+				assert_memory_equal(b, keep, sizeof(b));
+		}
+}
+
 int
 main(void)
 {
@@ -205,6 +235,7 @@ main(void)
 		cmocka_unit_test(test_ident_valid),
 		cmocka_unit_test(test_type_ident_grammar_edges),
 		cmocka_unit_test(test_uuid_pack_and_unpack),
+		cmocka_unit_test(test_uuid_pack_accepts_exactly_the_valid_uuids),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

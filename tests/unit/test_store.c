@@ -763,6 +763,20 @@ test_values(void **state)
 	    &err), -CB_EBADREQ);
 	assert_int_equal(store_value_get(f->st, "alpha", USER_1, &s, &at,
 	    &err), -CB_EBADREQ);
+	assert_string_equal(err.msg, "invalid credential type uuid");
+	assert_null(s);
+	assert_int_equal(store_value_get(f->st, TYPE_A,
+	    "886313E1-3B8A-5372-9B90-0C9AEE199E5D", &s, &at, &err),
+	    -CB_EBADREQ);
+	assert_string_equal(err.msg,
+	    "invalid user id (must be a lower-case uuid)");
+	assert_int_equal(store_value_get(f->st, TYPE_A, USER_1 "0", &s, &at,
+	    &err), -CB_EBADREQ);
+	assert_int_equal(store_value_get(f->st, TYPE_A, "../../x", &s, &at,
+	    &err), -CB_EBADREQ);
+	assert_int_equal(store_value_get(f->st, TYPE_A, NULL, &s, &at, &err),
+	    -CB_EBADREQ);
+	assert_null(s);
 	assert_int_equal(store_value_list_user(f->st, "a/b", &sv, &ns, &err),
 	    -CB_EBADREQ);
 }
