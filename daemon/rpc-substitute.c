@@ -47,6 +47,13 @@
 #include "url.h"
 #include "values.h"
 
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/asan_interface.h>
+#else
+#define ASAN_POISON_MEMORY_REGION(p, n)		((void)(p), (void)(n))
+#define ASAN_UNPOISON_MEMORY_REGION(p, n)	((void)(p), (void)(n))
+#endif
+
 #define SUB_HEADERS_MAX		128
 #define SUB_METHOD_MAX		32
 #define SUB_HNAME_MAX		256
@@ -433,8 +440,9 @@ sub_got(void *arg, int rc, const char *sealed, int64_t updated_at,
 		s->rc = cb_error_set(&s->err, CB_ENOTFOUND, "credential '%s' "
 		    "(type '%s') is not set for user %s: no own value, and "
 		    "the %s account '%s' has no value", c->decl->id,
-		    c->type->ident, s->subject, c->source == CRED_SOURCE_LINKED ?
-		    "linked" : "default", c->account);
+		    c->type->ident, s->subject,
+		    c->source == CRED_SOURCE_LINKED ? "linked" : "default",
+		    c->account);
 	else if (rc != 0 && rc != -CB_ENOTFOUND && s->rc == 0) {
 		s->rc = rc;
 		if (err != NULL && err->code != 0)
@@ -678,6 +686,17 @@ sub_templates_free(struct sub *s)
 	tpl_free(&s->body_tpl);
 }
 
+/*
+ * Freed substitutions are kept for the next ones, as calls are (rpc.c):
+ * a struct sub is too large for malloc's per-thread cache.  A kept one
+ * holds nothing of its own (sub_free wipes and frees what it points to)
+ * and is zeroed again before reuse, and poisoned while kept under
+ * AddressSanitizer.  The loop's thread only.
+ */
+#define SUBS_KEPT	1024
+static struct sub	*subs_kept[SUBS_KEPT];
+static size_t		 nsubs_kept;
+
 /* Step 5: wipe and free everything. */
 void
 sub_free(struct sub *s)
@@ -696,7 +715,11 @@ sub_free(struct sub *s)
 	component_free(&s->comp);
 	if (s->arg_free != NULL)
 		s->arg_free(s->arg);
-	free(s);
+	if (nsubs_kept < SUBS_KEPT) {
+		ASAN_POISON_MEMORY_REGION(s, sizeof(*s));
+		subs_kept[nsubs_kept++] = s;
+	} else
+		free(s);
 }
 
 /*
@@ -741,7 +764,11 @@ sub_new(struct rpc_call *call, sub_then_fn then, void *arg)
 {
 	struct sub	*s;
 
-	if ((s = calloc(1, sizeof(*s))) == NULL)
+	if (nsubs_kept > 0) {
+		s = subs_kept[--nsubs_kept];
+		ASAN_UNPOISON_MEMORY_REGION(s, sizeof(*s));
+		memset(s, 0, sizeof(*s));
+	} else if ((s = calloc(1, sizeof(*s))) == NULL)
 		return NULL;
 	s->call = call;
 	s->then = then;

@@ -28,7 +28,7 @@ struct sub;
 struct sub_cred {
 	struct sub		*sub;		/* for backend callbacks */
 	const struct comp_cred	*decl;
-	const struct store_type	*type;		/* borrowed, released by sub_free */
+	const struct store_type	*type;		/* borrowed till sub_free */
 	int			 source;	/* enum cred_source */
 	char			 account[STORE_IDENT_MAX + 1];
 	char			*sealed;	/* NULL when not set (dry run) */

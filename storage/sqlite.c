@@ -459,7 +459,7 @@ static const char *const store_sql[STMT__COUNT] = {
 struct type_ent {
 	struct store_type	 t;
 	size_t			 pos;		/* index in by_ident (merges) */
-	unsigned		 refs;		/* the cache's, + each borrow */
+	unsigned		 refs;		/* cache + borrows */
 };
 
 struct store {

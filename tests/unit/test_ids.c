@@ -203,9 +203,10 @@ test_uuid_pack_and_unpack(void **state)
  * writes nothing when it refuses.
  */
 static void
-test_uuid_pack_accepts_exactly_the_valid_uuids(void **state)
+test_uuid_pack_takes_what_uuid_valid_takes(void **state)
 {
-	static const char	good[] = "0f8fad5b-d9cb-469f-a165-70867728950e";
+	static const char	good[] =
+				    "0f8fad5b-d9cb-469f-a165-70867728950e";
 	char			s[IDS_UUID_LEN + 2];
 	uint8_t			b[IDS_UUID_BYTES], keep[IDS_UUID_BYTES];
 	size_t			i;
@@ -235,7 +236,7 @@ main(void)
 		cmocka_unit_test(test_ident_valid),
 		cmocka_unit_test(test_type_ident_grammar_edges),
 		cmocka_unit_test(test_uuid_pack_and_unpack),
-		cmocka_unit_test(test_uuid_pack_accepts_exactly_the_valid_uuids),
+		cmocka_unit_test(test_uuid_pack_takes_what_uuid_valid_takes),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
