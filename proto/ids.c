@@ -34,47 +34,59 @@ ids_uuid_valid(const char *s)
 	return s[IDS_UUID_LEN] == '\0';
 }
 
-/* A lower-case hex digit's value, or 0xff (upper case, NUL, anything else). */
-static uint8_t
-ids_hexval(unsigned char c)
-{
-	if ((unsigned)(c - '0') < 10)
-		return (uint8_t)(c - '0');
-	if ((unsigned)(c - 'a') < 6)
-		return (uint8_t)(c - 'a' + 10);
-	return 0xff;
-}
+/* The value of each lower-case hex digit; XX for every other byte. */
+#define XX	0xff
+static const uint8_t ids_hex[256] = {
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	0, 1, 2, 3, 4, 5, 6, 7, 8, 9, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, 10, 11, 12, 13, 14, 15, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+	XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX, XX,
+};
 
 /*
  * The same check as ids_uuid_valid, made in the one pass that packs: out
- * is written only when s is valid.
+ * is written only when s is valid.  Each byte is looked at only when all
+ * before it were hex digits or dashes, so nothing is read past a NUL.
  */
 bool
 ids_uuid_pack(const char *s, uint8_t out[IDS_UUID_BYTES])
 {
-	uint8_t	b[IDS_UUID_BYTES], hi, lo;
-	size_t	i, j;
+	const unsigned char	*u = (const unsigned char *)s;
+	uint8_t			 b[IDS_UUID_BYTES], hi, lo;
+	size_t			 i, j;
 
 	if (s == NULL)
 		return false;
-	for (i = 0, j = 0; j < IDS_UUID_BYTES; j++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
+	for (i = 0, j = 0; j < IDS_UUID_BYTES; j++, i += 2) {
+		/* A dash before bytes 4, 6, 8 and 10. */
+		if ((0x550 >> j) & 1) {
+			if (u[i] != '-')
 				return false;
 			i++;
 		}
-		/* A NUL maps to 0xff: nothing is read past it. */
-		if ((hi = ids_hexval((unsigned char)s[i])) == 0xff ||
-		    (lo = ids_hexval((unsigned char)s[i + 1])) == 0xff)
+		if ((hi = ids_hex[u[i]]) == XX ||
+		    (lo = ids_hex[u[i + 1]]) == XX)
 			return false;
 		b[j] = (uint8_t)(hi << 4 | lo);
-		i += 2;
 	}
-	if (s[IDS_UUID_LEN] != '\0')
+	if (u[IDS_UUID_LEN] != '\0')
 		return false;
 	memcpy(out, b, sizeof(b));
 	return true;
 }
+#undef XX
 
 void
 ids_uuid_unpack(const uint8_t b[IDS_UUID_BYTES], char out[IDS_UUID_LEN + 1])
