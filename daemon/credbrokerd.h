@@ -269,6 +269,8 @@ void	 rpc_finish(struct rpc_call *call, int rc, const struct cb_error *err);
  */
 void	 rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
 	    struct secbuf *msg);
+/* Free the calls kept for reuse (at shutdown, the loop closed). */
+void	 rpc_release_kept(void);
 /*
  * Submit the call's write (dbwrite_submit), whose done() finishes the
  * call.  Until then the caller's later requests wait, unread: a client

@@ -36,6 +36,7 @@
 #include "pkey.h"
 #include "seal.h"
 #include "store.h"
+#include "substitute.h"
 #include "http.h"
 #include "vault.h"
 
@@ -743,6 +744,8 @@ main(int argc, char *argv[])
 
 	if ((rc = uv_loop_close(&loop)) != 0)
 		log_warnx("uv_loop_close: %s", uv_strerror(rc));
+	rpc_release_kept();
+	sub_release_kept();
 	audit_close(b.audit);
 	keys_free(&b);
 	store_close(b.store);

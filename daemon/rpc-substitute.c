@@ -697,6 +697,18 @@ sub_templates_free(struct sub *s)
 static struct sub	*subs_kept[SUBS_KEPT];
 static size_t		 nsubs_kept;
 
+/* At shutdown: give the kept substitutions back. */
+void
+sub_release_kept(void)
+{
+	while (nsubs_kept > 0) {
+		struct sub	*s = subs_kept[--nsubs_kept];
+
+		ASAN_UNPOISON_MEMORY_REGION(s, sizeof(*s));
+		free(s);
+	}
+}
+
 /* Step 5: wipe and free everything. */
 void
 sub_free(struct sub *s)

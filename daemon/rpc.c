@@ -75,6 +75,18 @@ rpc_call_free(struct rpc_call *call)
 		free(call);
 }
 
+/* At shutdown: give the kept calls back. */
+void
+rpc_release_kept(void)
+{
+	while (rpc_ncalls_kept > 0) {
+		struct rpc_call	*call = rpc_calls_kept[--rpc_ncalls_kept];
+
+		ASAN_UNPOISON_MEMORY_REGION(call, sizeof(*call));
+		free(call);
+	}
+}
+
 static const rpc_handler rpc_handlers[CB_M_COUNT] = {
 	[CB_M_HELLO] =		rpc_hello,
 	[CB_M_HEALTH] =		rpc_health,

@@ -89,6 +89,8 @@ int	 sub_run(struct sub *s, const msgpack_object *params,
 	    struct cb_error *err);
 /* Wipe and free everything s holds. */
 void	 sub_free(struct sub *s);
+/* Free the substitutions kept for reuse (at shutdown). */
+void	 sub_release_kept(void);
 /* Pack "used": [{id, type, source, account?}, ...] (key and array). */
 void	 sub_pack_used(msgpack_packer *pk, const struct sub *s);
 
