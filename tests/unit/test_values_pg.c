@@ -2,9 +2,10 @@
  * Unit tests for storage/values-pg.c: the values of db-stored types in
  * PostgreSQL, against a real private cluster (pgserver.h).  The group
  * makes a schema with pgschema.c's tables; each test gets them emptied,
- * with three types (two stored in the database, one in Vault), a
- * connection whose search_path names the schema, and a second
- * connection to look at the tables from another session.  Every answer must come from the loop, after the operation
+ * with three types (two stored in the database, one in Vault), the
+ * backend's two connections (writes and reads) whose search_path names
+ * the schema, and another connection to look at the tables from another
+ * session.  Every answer must come from the loop, after the operation
  * has returned; each test ends by closing everything and checking that
  * uv_loop_close() returns 0.
  */
@@ -47,7 +48,8 @@ static const char *const users[T_NUSERS] = {
 
 struct fix {
 	uv_loop_t	 loop;
-	struct pgconn	 c;		/* the backend's connection */
+	struct pgconn	 c;		/* the backend's, for writes */
+	struct pgconn	 r;		/* the backend's, for reads */
 	struct pgconn	 peek;		/* another session */
 	struct values	*v;
 	struct store_type st[T_NTYPES];	/* for status */
@@ -121,8 +123,9 @@ setup(void **state)
 		f->st[i].storage = i < 2 ? STORE_DB : STORE_VAULT;
 	}
 	pgserver_open(&f->loop, T_SCHEMA, &f->c);
+	pgserver_open(&f->loop, T_SCHEMA, &f->r);
 	cb_error_clear(&err);
-	assert_int_equal(values_pg_new(f->c.pg, &f->v, &err), 0);
+	assert_int_equal(values_pg_new(f->r.pg, f->c.pg, &f->v, &err), 0);
 	return 0;
 }
 
@@ -134,6 +137,7 @@ teardown(void **state)
 	if (f->v != NULL)
 		f->v->ops->close(f->v);
 	pgserver_close(&f->loop, &f->c);
+	pgserver_close(&f->loop, &f->r);
 	pgserver_close(&f->loop, &f->peek);
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
@@ -847,11 +851,14 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	int		 down;
 
 	assert_int_equal(r_set(f, ref, "CB1:1:before", &a), 0);
-	snprintf(pid, sizeof(pid), "%s", pgserver_ok(&f->loop, f->c.pg,
+	snprintf(pid, sizeof(pid), "%s", pgserver_ok(&f->loop, f->r.pg,
 	    "SELECT pg_backend_pid()", &r));
-	/* A get waits behind a long statement when the backend is ended. */
+	/*
+	 * A get waits behind a long statement on the reads' connection when
+	 * its backend is ended.
+	 */
 	memset(&sleep, 0, sizeof(sleep));
-	assert_int_equal(pg_query(f->c.pg, "SELECT pg_sleep(30)", 0, NULL,
+	assert_int_equal(pg_query(f->r.pg, "SELECT pg_sleep(30)", 0, NULL,
 	    NULL, NULL, pg_answer_cb, &sleep, &e), 0);
 	CALL(f, fresh(f, &g), f->v->ops->get(f->v, &ref, got, &g, E));
 	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid);
@@ -867,7 +874,7 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	assert_null(strchr(g.msg, '\n'));
 	assert_true(sleep.done == 1 && sleep.rc == -CB_EUNAVAILABLE);
 	/* Back by itself, in a new session: prepared again. */
-	assert_true(pgserver_run_until(&f->loop, &f->c.reconnected, 1,
+	assert_true(pgserver_run_until(&f->loop, &f->r.reconnected, 1,
 	    20000));
 	assert_int_equal(r_get(f, ref, &a), 0);
 	assert_string_equal(a.sealed, "CB1:1:before");
@@ -878,6 +885,7 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	assert_true(pgserver_ctl("stop"));
 	assert_true(pgserver_run_until(&f->loop, &f->c.down, down + 1,
 	    20000));
+	assert_true(pgserver_run_until(&f->loop, &f->r.down, 1, 20000));
 	assert_false(f->v->ops->usable(f->v, &e));
 	assert_int_equal(e.code, CB_EUNAVAILABLE);
 	assert_non_null(strstr(e.msg, "not connected to PostgreSQL"));
@@ -889,7 +897,9 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	assert_int_equal(f->v->ops->clear(f->v, types[0], done, &a, &e),
 	    -CB_EUNAVAILABLE);
 	assert_true(pgserver_ctl("start"));
-	assert_true(pgserver_run_until(&f->loop, &f->c.reconnected, 2,
+	assert_true(pgserver_run_until(&f->loop, &f->c.reconnected, 1,
+	    20000));
+	assert_true(pgserver_run_until(&f->loop, &f->r.reconnected, 2,
 	    20000));
 	assert_true(f->v->ops->usable(f->v, &e));
 	assert_int_equal(a.called, 0);
@@ -925,21 +935,30 @@ test_values_pg_failed_prepare_is_tried_again(void **state)
 	assert_int_equal(r_get(f, aref(0, "alpha"), &a), -CB_ENOTFOUND);
 }
 
-/* Closing answers what waits for PostgreSQL, once, at once. */
+/*
+ * Closing answers what waits for PostgreSQL, or for its turn, once, at
+ * once: a write sent may have been committed, one still waiting not.
+ */
 static void
 test_values_pg_close_answers_what_is_pending(void **state)
 {
 	struct fix		*f = *state;
-	struct values_ref	 ref = uref(0, 0, 0);
-	struct answer		 g, s;
+	struct values_ref	 ref = uref(0, 0, 0), other = uref(0, 1, 0);
+	struct answer		 g, s, w;
 	struct cb_error		 e;
 
 	f->returned = false;
 	fresh(f, &g);
 	fresh(f, &s);
+	fresh(f, &w);
 	assert_int_equal(f->v->ops->get(f->v, &ref, got, &g, &e), 0);
-	assert_int_equal(f->v->ops->set(f->v, &ref, "CB1:1:x", done, &s,
+	assert_int_equal(f->v->ops->set(f->v, &other, "CB1:1:x", done, &s,
 	    &e), 0);
+	/* Waits for the get of its value, on the reads' connection. */
+	assert_int_equal(f->v->ops->set(f->v, &ref, "CB1:1:y", done, &w,
+	    &e), 0);
+	assert_false(values_pg_writes_sent(f->v,
+	    values_pg_writes_asked(f->v)));
 	f->returned = true;
 	f->v->ops->close(f->v);
 	f->v = NULL;
@@ -948,10 +967,15 @@ test_values_pg_close_answers_what_is_pending(void **state)
 	assert_string_equal(g.msg, "the broker is shutting down");
 	assert_int_equal(s.called, 1);
 	assert_non_null(strstr(s.msg, "may have been committed"));
+	assert_int_equal(w.called, 1);
+	assert_int_equal(w.rc, -CB_EUNAVAILABLE);
+	assert_string_equal(w.msg, "the broker is shutting down");
 	/* PostgreSQL's answers come later, to nobody. */
 	pgserver_close(&f->loop, &f->c);
+	pgserver_close(&f->loop, &f->r);
 	assert_int_equal(g.called, 1);
 	assert_int_equal(s.called, 1);
+	assert_int_equal(w.called, 1);
 }
 
 #define T(name)	cmocka_unit_test_setup_teardown(name, setup, teardown)
