@@ -57,8 +57,9 @@
 
 /* Values walked per re-seal batch (with the accounts' on the last). */
 #define VPG_BATCH	256
-/* The prepared statements (vpg_prepares) and their names' length. */
+/* The prepared statements (vpg_prepares), reads first, and names' length. */
 #define VPG_NPREPARED	6
+#define VPG_NREADS	2
 #define VPG_NAME_MAX	32
 
 struct vpg_job;
@@ -356,7 +357,10 @@ vpg_place(const struct vpg_job *j)
 
 /*
  * Prepare the hot statements on connection c unless they are already:
- * sent ahead of the query that needs them, in the same pipeline.
+ * sent ahead of the query that needs them, in the same pipeline.  The
+ * reads' connection prepares the reads (the first VPG_NREADS) only: a
+ * PREPARE of a write takes the write's lock on its table, and would wait
+ * for a lock that holds the writes.
  */
 static int
 vpg_prepare(struct vpg *v, int c, struct cb_error *err)
@@ -367,9 +371,10 @@ vpg_prepare(struct vpg *v, int c, struct cb_error *err)
 	char			 names[VPG_NPREPARED][VPG_NAME_MAX];
 	struct pg_status	 st;
 	struct vpg_job		*j;
-	size_t			 i;
+	size_t			 i, n;
 	int			 rc;
 
+	n = c == VPG_READS ? VPG_NREADS : VPG_NPREPARED;
 	pg_status(vc->pg, &st);
 	if (vc->prepared && vc->epoch == st.reconnects)
 		return 0;
@@ -380,15 +385,15 @@ vpg_prepare(struct vpg *v, int c, struct cb_error *err)
 	j->sent = true;
 	j->attempt = vc->attempt + 1;
 	memset(stmts, 0, sizeof(stmts));
-	for (i = 0; i < VPG_NPREPARED; i++) {
+	memset(names, 0, sizeof(names));
+	for (i = 0; i < n; i++) {
 		snprintf(names[i], sizeof(names[i]), "cb_values_%s_%u",
 		    vpg_stems[i], j->attempt);
 		snprintf(sql[i], sizeof(sql[i]), "PREPARE %s %s", names[i],
 		    vpg_prepares[i]);
 		stmts[i].sql = sql[i];
 	}
-	if ((rc = pg_batch(vc->pg, stmts, VPG_NPREPARED, vpg_result, j,
-	    err)) != 0) {
+	if ((rc = pg_batch(vc->pg, stmts, n, vpg_result, j, err)) != 0) {
 		vpg_job_free(j);
 		return rc;
 	}

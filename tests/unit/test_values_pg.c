@@ -51,6 +51,7 @@ struct fix {
 	struct pgconn	 c;		/* the backend's, for writes */
 	struct pgconn	 r;		/* the backend's, for reads */
 	struct pgconn	 peek;		/* another session */
+	struct pgconn	 lock;		/* one holding a lock (lock_values) */
 	struct values	*v;
 	struct store_type st[T_NTYPES];	/* for status */
 	bool		 returned;	/* the operation has returned */
@@ -139,6 +140,7 @@ teardown(void **state)
 	pgserver_close(&f->loop, &f->c);
 	pgserver_close(&f->loop, &f->r);
 	pgserver_close(&f->loop, &f->peek);
+	pgserver_close(&f->loop, &f->lock);
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	free(f);
@@ -617,6 +619,148 @@ test_values_pg_pipelined_operations_keep_their_order(void **state)
 	assert_int_equal(a[5].rc, -CB_ENOTFOUND);
 }
 
+/*
+ * A session of its own that holds a lock on credvalues until
+ * unlock_values() (or the teardown, when a test fails).
+ */
+static void
+lock_values(struct fix *f, const char *mode)
+{
+	struct pgconn	*l = &f->lock;
+	struct pgres	 r;
+	char		 sql[128];
+
+	pgserver_open(&f->loop, T_SCHEMA, l);
+	pgserver_ok(&f->loop, l->pg, "BEGIN", &r);
+	snprintf(sql, sizeof(sql), "LOCK TABLE credvalues IN %s MODE", mode);
+	pgserver_ok(&f->loop, l->pg, sql, &r);
+}
+
+static void
+unlock_values(struct fix *f)
+{
+	struct pgres	r;
+
+	pgserver_ok(&f->loop, f->lock.pg, "COMMIT", &r);
+	pgserver_close(&f->loop, &f->lock);
+}
+
+/* Run the loop until n statements wait for a lock on the server. */
+static void
+wait_lock_waiters(struct fix *f, const char *n)
+{
+	struct pgres	r;
+	int		i;
+
+	for (i = 0; i < 3000; i++) {
+		if (strcmp(peek(f, "SELECT count(*) FROM pg_locks WHERE NOT "
+		    "granted", &r), n) == 0)
+			return;
+		pgserver_run_until(&f->loop, &r.done, 1000, 10);
+	}
+	fail_msg("never %s statements waiting for a lock", n);
+}
+
+/*
+ * A write's commit held on the server (credvalues locked in SHARE mode:
+ * writes wait, reads go through): reads of other values are answered
+ * meanwhile; a read of the held value waits and then sees the write.
+ */
+static void
+test_values_pg_reads_of_other_values_are_answered_while_a_write_is_held(
+    void **state)
+{
+	struct fix		*f = *state;
+	struct values_ref	 held = uref(0, 0, 0), other = uref(0, 1, 0);
+	const struct store_type	*t[T_NTYPES];
+	/* Static: a failed test's teardown answers them still. */
+	static struct answer	 a, s, g, o, st, acc;
+	struct cb_error		 e;
+	int			 i;
+
+	assert_int_equal(r_set(f, held, "CB1:1:old", &a), 0);
+	assert_int_equal(r_set(f, other, "CB1:1:other", &a), 0);
+	lock_values(f, "SHARE");
+	CALL(f, fresh(f, &s), f->v->ops->set(f->v, &held, "CB1:1:new", done,
+	    &s, E));
+	wait_lock_waiters(f, "1");
+	/* Asked after the set: the overlapping get, then other values. */
+	for (i = 0; i < T_NTYPES; i++)
+		t[i] = &f->st[i];
+	f->returned = false;
+	fresh(f, &g);
+	fresh(f, &o);
+	fresh(f, &st);
+	fresh(f, &acc);
+	assert_int_equal(f->v->ops->get(f->v, &held, got, &g, &e), 0);
+	assert_int_equal(f->v->ops->get(f->v, &other, got, &o, &e), 0);
+	assert_int_equal(f->v->ops->status(f->v, users[1], t, T_NTYPES,
+	    status_cb, &st, &e), 0);
+	assert_int_equal(f->v->ops->list_accounts(f->v, types[1], 0,
+	    accounts_listed, &acc, &e), 0);
+	f->returned = true;
+	wait_for(f, &o, 1);
+	wait_for(f, &st, T_NTYPES);
+	wait_for(f, &acc, 1);
+	assert_int_equal(o.rc, 0);
+	assert_string_equal(o.sealed, "CB1:1:other");
+	assert_true(st.status[0] > 0);
+	assert_int_equal(acc.rc, 0);
+	/* All of that while the write and the read of its value wait. */
+	assert_int_equal(s.called, 0);
+	assert_int_equal(g.called, 0);
+	unlock_values(f);
+	wait_for(f, &g, 1);
+	assert_int_equal(s.called, 1);
+	assert_int_equal(s.rc, 0);
+	assert_true(s.order < g.order);
+	assert_int_equal(g.rc, 0);
+	assert_string_equal(g.sealed, "CB1:1:new");
+}
+
+/*
+ * A read held on the server (credvalues locked in ACCESS EXCLUSIVE mode):
+ * a write of its value asked after it is not sent until the read is
+ * answered, and the read gets the value from before the write; a write
+ * of another value is sent at once.
+ */
+static void
+test_values_pg_write_waits_for_a_read_of_its_value_asked_before_it(
+    void **state)
+{
+	struct fix		*f = *state;
+	struct values_ref	 ref = uref(1, 2, 0), other = uref(1, 3, 0);
+	static struct answer	 a, g, s, w;
+	uint64_t		 before;
+
+	assert_int_equal(r_set(f, ref, "CB1:1:before", &a), 0);
+	lock_values(f, "ACCESS EXCLUSIVE");
+	CALL(f, fresh(f, &g), f->v->ops->get(f->v, &ref, got, &g, E));
+	wait_lock_waiters(f, "1");
+	before = values_pg_writes_asked(f->v);
+	CALL(f, fresh(f, &w), f->v->ops->set(f->v, &other, "CB1:1:else",
+	    done, &w, E));
+	assert_true(values_pg_writes_sent(f->v, before + 1));
+	CALL(f, fresh(f, &s), f->v->ops->set(f->v, &ref, "CB1:1:after", done,
+	    &s, E));
+	assert_int_equal(values_pg_writes_asked(f->v), before + 2);
+	/* The set of another value is on the server; this one is not. */
+	assert_false(values_pg_writes_sent(f->v, before + 2));
+	wait_lock_waiters(f, "2");
+	assert_false(values_pg_writes_sent(f->v, before + 2));
+	unlock_values(f);
+	wait_for(f, &s, 1);
+	assert_int_equal(g.called, 1);
+	assert_true(g.order < s.order);
+	assert_string_equal(g.sealed, "CB1:1:before");
+	assert_int_equal(s.rc, 0);
+	assert_true(values_pg_writes_sent(f->v, before + 2));
+	wait_for(f, &w, 1);
+	assert_int_equal(w.rc, 0);
+	assert_int_equal(r_get(f, ref, &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:after");
+}
+
 /* A sealed value never shows in an error, even one about its row. */
 static void
 test_values_pg_errors_never_quote_the_sealed_value(void **state)
@@ -994,6 +1138,8 @@ main(void)
 		T(test_values_pg_status_across_types),
 		T(test_values_pg_generation_does_not_hide_values_as_in_sqlite),
 		T(test_values_pg_pipelined_operations_keep_their_order),
+		T(test_values_pg_reads_of_other_values_are_answered_while_a_write_is_held),
+		T(test_values_pg_write_waits_for_a_read_of_its_value_asked_before_it),
 		T(test_values_pg_errors_never_quote_the_sealed_value),
 		T(test_values_pg_reseal_rewrites_every_value_once),
 		T(test_values_pg_reseal_leaves_values_written_meanwhile),
