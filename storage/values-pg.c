@@ -88,6 +88,8 @@ struct vpg {
 	 */
 	struct vpg_jobs	 jobs;
 	uint64_t	 writes;	/* writes asked so far */
+	size_t		 nwrites;	/* writes in jobs */
+	size_t		 nwaiting;	/* jobs not sent */
 };
 
 union vpg_cb {
@@ -343,6 +345,9 @@ vpg_place(const struct vpg_job *j)
 	int			 where;
 
 	where = vpg_writes(j->op) ? VPG_WRITES : VPG_READS;
+	/* The common case: a read, and no write to wait for. */
+	if (where == VPG_READS && j->v->nwrites == 0)
+		return where;
 	for (k = TAILQ_FIRST(&j->v->jobs); k != NULL && k != j;
 	    k = TAILQ_NEXT(k, entry)) {
 		if (k->op == VPG_PREPARE || !vpg_overlap(k, j) ||
@@ -477,6 +482,17 @@ vpg_send(struct vpg_job *j, int c, struct cb_error *err)
 	    err);
 }
 
+/* Take j out of v's list. */
+static void
+vpg_unlink(struct vpg *v, struct vpg_job *j)
+{
+	TAILQ_REMOVE(&v->jobs, j, entry);
+	if (vpg_writes(j->op))
+		v->nwrites--;
+	if (!j->sent)
+		v->nwaiting--;
+}
+
 /*
  * j is asked: it goes out now where vpg_place says, or waits in v's list
  * for its turn (vpg_pump).  On failure j is freed and nothing is
@@ -488,17 +504,21 @@ vpg_ask(struct vpg_job *j, struct cb_error *err)
 	struct vpg	*v = j->v;
 	int		 c, rc;
 
-	if (vpg_writes(j->op))
+	if (vpg_writes(j->op)) {
 		j->seq = ++v->writes;
+		v->nwrites++;
+	}
 	TAILQ_INSERT_TAIL(&v->jobs, j, entry);
+	v->nwaiting++;
 	if ((c = vpg_place(j)) < 0)
 		return 0;
 	if ((rc = vpg_send(j, c, err)) != 0) {
-		TAILQ_REMOVE(&v->jobs, j, entry);
+		vpg_unlink(v, j);
 		vpg_job_free(j);
 		return rc;
 	}
 	j->sent = true;
+	v->nwaiting--;
 	return 0;
 }
 
@@ -1084,16 +1104,18 @@ vpg_pump(struct vpg *v)
 	struct cb_error	 err, e;
 	int		 c, rc;
 
-	for (j = TAILQ_FIRST(&v->jobs); j != NULL; j = next) {
+	for (j = TAILQ_FIRST(&v->jobs); j != NULL && v->nwaiting > 0;
+	    j = next) {
 		next = TAILQ_NEXT(j, entry);
 		if (j->sent || (c = vpg_place(j)) < 0)
 			continue;
 		cb_error_clear(&e);
 		if ((rc = vpg_send(j, c, &e)) == 0) {
 			j->sent = true;
+			v->nwaiting--;
 			continue;
 		}
-		TAILQ_REMOVE(&v->jobs, j, entry);
+		vpg_unlink(v, j);
 		cb_error_clear(&err);
 		rc = cb_error_set(&err, e.code, "cannot %s: %s", vpg_what(j),
 		    e.msg);
@@ -1124,7 +1146,7 @@ vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 		 * The uses that follow fail on their own, with this cause
 		 * (results arrive in order); the next call prepares again.
 		 */
-		TAILQ_REMOVE(&v->jobs, j, entry);
+		vpg_unlink(v, j);
 		if (rc != 0 && vc->attempt == j->attempt) {
 			vc->prepared = false;
 			vc->prepare_err = *e;
@@ -1143,9 +1165,15 @@ vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 		    j->op == VPG_SET)
 			rc = cb_error_set(&err, CB_ENOTFOUND,
 			    "credential type '%s' not found", j->type_uuid);
-		else if (state != NULL && strcmp(state, "26000") == 0 &&
-		    !vc->prepared && vc->prepare_err.code != 0)
-			/* Its statement could not be prepared: say why. */
+		else if (!vc->prepared && vc->prepare_err.code != 0 &&
+		    (j->op == VPG_GET || j->op == VPG_SET ||
+		    j->op == VPG_DEL) && ((state != NULL &&
+		    strcmp(state, "26000") == 0) || rc == -CB_EUNAVAILABLE))
+			/*
+			 * Its statement could not be prepared (or the
+			 * PREPARE ahead of it timed out and took the
+			 * connection with it): say why.
+			 */
 			rc = cb_error_set(&err, vc->prepare_err.code,
 			    "cannot %s: %s", vpg_what(j),
 			    vc->prepare_err.msg);
@@ -1155,7 +1183,7 @@ vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 	}
 	if (rc < 0)
 		vpg_fail(j, rc, &err);
-	TAILQ_REMOVE(&v->jobs, j, entry);
+	vpg_unlink(v, j);
 	vpg_job_free(j);
 	/* What waited for j may go now. */
 	vpg_pump(v);
@@ -1175,7 +1203,7 @@ vpg_close(struct values *vv)
 	int		 rc;
 
 	while ((j = TAILQ_FIRST(&v->jobs)) != NULL) {
-		TAILQ_REMOVE(&v->jobs, j, entry);
+		vpg_unlink(v, j);
 		if (j->op != VPG_PREPARE) {
 			cb_error_clear(&err);
 			rc = cb_error_set(&err, CB_EUNAVAILABLE, "the broker is "
@@ -1238,6 +1266,8 @@ values_pg_writes_sent(struct values *vv, uint64_t n)
 	struct vpg	*v = (struct vpg *)vv;
 	struct vpg_job	*j;
 
+	if (v->nwaiting == 0)
+		return true;
 	TAILQ_FOREACH(j, &v->jobs, entry)
 		if (vpg_writes(j->op) && !j->sent && j->seq <= n)
 			return false;
