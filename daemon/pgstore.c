@@ -13,11 +13,12 @@
  * loop's asynchronous connections (pg.c, values-pg.c): their writes on
  * the loop's connection, the one the heartbeat (fleet.c) goes out on,
  * and their reads on a connection of their own, so that no read waits
- * behind a write's commit; every other write goes to the writer thread, which replays it on PostgreSQL before the mirror
- * keeps it; the loop's connection listens for the notifications of the
- * shared tables and has the writer read each changed row again.  After a
- * lost connection (notifications missed) or a refresh that failed, the
- * whole mirror is read again.
+ * behind a write's commit; every other write goes to the writer thread,
+ * which replays it on PostgreSQL before the mirror keeps it; the loop's
+ * connection listens for the notifications of the shared tables and
+ * has the writer read each changed row again.  After a lost connection
+ * (notifications missed) or a refresh that failed, the whole mirror is
+ * read again.
  */
 #include <stdio.h>
 #include <stdlib.h>

@@ -33,12 +33,13 @@
  * -CB_EUNAVAILABLE and pg.c's reason.
  *
  * The hot statements (get, set and delete of one value) are prepared on
- * the server, on each connection.  A prepared statement lives in one
- * server session, so they are prepared again, pipelined ahead of the
- * first use, whenever that pg.c has made a new connection since (its
- * reconnects counter moved), or when preparing them failed.  Each attempt uses new names: PREPARE is not
- * undone when its transaction fails, so names that an attempt did
- * prepare before it failed are never prepared twice.
+ * the server, on each connection (the reads' prepares the gets only).  A
+ * prepared statement lives in one server session, so they are prepared
+ * again, pipelined ahead of the first use, whenever that pg.c has made a
+ * new connection since (its reconnects counter moved), or when preparing
+ * them failed.  Each attempt uses new names: PREPARE is not undone when
+ * its transaction fails, so names that an attempt did prepare before it
+ * failed are never prepared twice.
  *
  * Sealed values are parameters and results, never part of a message: the
  * errors name the operation, type, user or account and PostgreSQL's
