@@ -21,7 +21,10 @@
  * (key pairs, links, defaults, Vault settings) has then been committed
  * on PostgreSQL, or has failed.  Those writes go out on the writer's own
  * connection, not on the heartbeat's: without the barrier, the heartbeat
- * could overtake them.
+ * could overtake them.  The values' writes go out on the heartbeat's
+ * connection (values-pg.c), ahead of it, except one that waits for a read
+ * of its value asked before it: the broker says so once every values
+ * write asked before the barrier has gone out (values_pg_writes_sent()).
  */
 #include <limits.h>
 #include <stdio.h>
@@ -38,6 +41,7 @@
 #include "proto.h"
 #include "seal.h"
 #include "store.h"
+#include "values.h"
 
 /* Rows older than this are removed by the next broker's heartbeat. */
 #define FLEET_FORGET	"1 day"
@@ -109,6 +113,13 @@ struct fleet {
 	 */
 	uint32_t		 sealing;
 	uint32_t		 barrier;
+	/*
+	 * The new key's version once its barrier was answered, while values
+	 * writes asked before the barrier (up to values_mark) have not all
+	 * gone out yet (0: none).
+	 */
+	uint32_t		 passed;
+	uint64_t		 values_mark;
 	void			(*then)(struct broker *);	/* leaving */
 	struct fleet_waiter	*waiting;	/* for the next heartbeat */
 	struct fleet_waiter	*sent;		/* for the one out */
@@ -174,7 +185,30 @@ fleet_keys(const struct broker *b, char *versions, size_t vsz, char *kcvs,
 struct fleet_barrier {
 	struct dbwrite	 w;		/* first */
 	uint32_t	 version;	/* key_next's when it was sent */
+	uint64_t	 values;	/* values writes asked by then */
 };
+
+/*
+ * The barrier of version was answered: the broker says it seals with the
+ * new key once the values writes asked before the barrier have gone out
+ * on the heartbeat's connection too.  True when it does now.
+ */
+static bool
+fleet_confirm(struct fleet *f, uint32_t version)
+{
+	struct values	*v = f->b->values[STORE_DB];
+
+	if (v != NULL && !values_pg_writes_sent(v, f->values_mark)) {
+		f->passed = version;
+		return false;
+	}
+	f->passed = 0;
+	f->sealing = version;
+	log_info("key rotation to version %u: every write sealed with the old "
+	    "key before is committed; this broker says it seals with the new "
+	    "key", version);
+	return true;
+}
 
 static int
 fleet_barrier_run(struct dbwrite *w, struct store *wst, struct cb_error *err)
@@ -202,11 +236,9 @@ fleet_barrier_done(struct dbwrite *w, int rc, const struct cb_error *err)
 		f->barrier = 0;
 	if (f != NULL && rc == 0 && b->key_next != NULL &&
 	    b->key_next->version == x->version && f->sealing != x->version) {
-		f->sealing = x->version;
-		log_info("key rotation to version %u: every write sealed with "
-		    "the old key before is committed; this broker says it "
-		    "seals with the new key", x->version);
-		fleet_beat(f);
+		f->values_mark = x->values;
+		if (fleet_confirm(f, x->version))
+			fleet_beat(f);
 	}
 	free(x);
 }
@@ -227,14 +259,22 @@ fleet_barrier(struct fleet *f)
 
 	if (b->key_next == NULL) {
 		f->sealing = 0;
+		f->passed = 0;
 		return;
 	}
 	if (f->sealing == b->key_next->version ||
 	    f->barrier == b->key_next->version)
 		return;
+	/* This heartbeat says so if the values' writes are out by now. */
+	if (f->passed == b->key_next->version) {
+		(void)fleet_confirm(f, f->passed);
+		return;
+	}
 	if ((x = calloc(1, sizeof(*x))) == NULL)
 		return;
 	x->version = b->key_next->version;
+	if (b->values[STORE_DB] != NULL)
+		x->values = values_pg_writes_asked(b->values[STORE_DB]);
 	x->w.run = fleet_barrier_run;
 	x->w.done = fleet_barrier_done;
 	/* Nothing to replay: not the mirror's business. */

@@ -9,13 +9,16 @@
  * start-up writes (the key check value of a new database, the key state)
  * is replayed on PostgreSQL in one transaction.
  *
- * Serving: the values of db-stored types go to PostgreSQL on the loop's
- * asynchronous connection (pg.c, values-pg.c); every other write goes to
- * the writer thread, which replays it on PostgreSQL before the mirror
- * keeps it; the loop's connection listens for the notifications of the
- * shared tables and has the writer read each changed row again.  After a
- * lost connection (notifications missed) or a refresh that failed, the
- * whole mirror is read again.
+ * Serving: the values of db-stored types go to PostgreSQL on two of the
+ * loop's asynchronous connections (pg.c, values-pg.c): their writes on
+ * the loop's connection, the one the heartbeat (fleet.c) goes out on,
+ * and their reads on a connection of their own, so that no read waits
+ * behind a write's commit; every other write goes to the writer thread,
+ * which replays it on PostgreSQL before the mirror keeps it; the loop's
+ * connection listens for the notifications of the shared tables and
+ * has the writer read each changed row again.  After a lost connection
+ * (notifications missed) or a refresh that failed, the whole mirror is
+ * read again.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -50,11 +53,13 @@ struct pgstore {
 	bool		 has_password;
 	struct mirror	*mirror;	/* the writer thread's, once started */
 	struct pg	*pg;		/* the loop's */
+	struct pg	*rpg;		/* the loop's, for reads of values */
 	struct writer	*writer;
 	uv_timer_t	*retry;		/* a reload of the mirror, later */
 	unsigned	 retry_ms;
 	bool		 reloading;	/* a reload job is queued */
 	bool		 connected;
+	bool		 rconnected;	/* rpg */
 	bool		 serving;	/* pgstore_serve() was called */
 	bool		 stale;		/* read the mirror again at serve */
 	bool		 closing;
@@ -481,6 +486,28 @@ pgstore_event(void *arg, enum pg_event ev, const struct cb_error *err)
 	}
 }
 
+/* The connection of the reads of values: only logged. */
+static void
+pgstore_read_event(void *arg, enum pg_event ev, const struct cb_error *err)
+{
+	struct pgstore	*ps = arg;
+
+	switch (ev) {
+	case PG_EVENT_CONNECTED:
+	case PG_EVENT_RECONNECTED:
+		ps->rconnected = true;
+		if (ev == PG_EVENT_RECONNECTED)
+			log_info("PostgreSQL: the reads' connection is up "
+			    "again");
+		break;
+	case PG_EVENT_DOWN:
+		ps->rconnected = false;
+		log_warnx("PostgreSQL (the reads' connection): %s",
+		    err != NULL ? err->msg : "connection lost");
+		break;
+	}
+}
+
 /* The writer's replica: the mirror's replay (writer.h). */
 static int
 pgstore_rep_begin(void *arg, struct cb_error *err)
@@ -548,23 +575,29 @@ pgstore_open(struct broker *b, struct cb_error *err)
 	o.arg = ps;
 	if ((rc = pg_open(b->loop, &o, &ps->pg, err)) != 0)
 		return rc;
-	/* Both connections have their copy now. */
+	o.on_event = pgstore_read_event;
+	if ((rc = pg_open(b->loop, &o, &ps->rpg, err)) != 0)
+		return rc;
+	/* Every connection (the writer's, and these two) has its copy now. */
 	secbuf_free(&ps->password);
 	if ((rc = pg_listen(ps->pg, MIRROR_CHANNEL, pgstore_notified, ps,
 	    err)) != 0 ||
-	    (rc = values_pg_new(ps->pg, &b->values[STORE_DB], err)) != 0 ||
+	    (rc = values_pg_new(ps->rpg, ps->pg, &b->values[STORE_DB],
+	    err)) != 0 ||
 	    (rc = fleet_open(b, ps->pg, err)) != 0)
 		return rc;
 	/*
-	 * Serve once connected (or once the attempt has failed: calls that
-	 * need the database then fail until it is back).
+	 * Serve once both are connected (or once an attempt has failed:
+	 * calls that need the database then fail until it is back).
 	 */
 	deadline = uv_now(b->loop) + b->conf->pg_timeout * 1000;
-	while (!ps->connected && uv_now(b->loop) < deadline) {
-		struct pg_status	s;
+	while (!(ps->connected && ps->rconnected) &&
+	    uv_now(b->loop) < deadline) {
+		struct pg_status	s, r;
 
 		pg_status(ps->pg, &s);
-		if (s.last_error[0] != '\0')
+		pg_status(ps->rpg, &r);
+		if (s.last_error[0] != '\0' || r.last_error[0] != '\0')
 			break;
 		(void)uv_run(b->loop, UV_RUN_ONCE);
 	}
@@ -644,12 +677,27 @@ pgstore_pg(const struct broker *b)
 	return b->pgs != NULL && !b->pgs->closing ? b->pgs->pg : NULL;
 }
 
+/*
+ * The loop's connection, with the reads' folded in: connected when both
+ * are, the reconnections and queries waiting of both, the first error.
+ */
 void
 pgstore_status(const struct broker *b, struct pg_status *s)
 {
+	struct pg_status	r;
+
 	memset(s, 0, sizeof(*s));
-	if (b->pgs != NULL && b->pgs->pg != NULL)
-		pg_status(b->pgs->pg, s);
+	if (b->pgs == NULL || b->pgs->pg == NULL)
+		return;
+	pg_status(b->pgs->pg, s);
+	if (b->pgs->rpg == NULL)
+		return;
+	pg_status(b->pgs->rpg, &r);
+	s->connected = s->connected && r.connected;
+	s->reconnects += r.reconnects;
+	s->pending += r.pending;
+	if (s->last_error[0] == '\0')
+		memcpy(s->last_error, r.last_error, sizeof(s->last_error));
 }
 
 struct writer *
@@ -678,6 +726,9 @@ pgstore_close(struct broker *b)
 	if (ps->pg != NULL)
 		pg_close(ps->pg, NULL, NULL);
 	ps->pg = NULL;
+	if (ps->rpg != NULL)
+		pg_close(ps->rpg, NULL, NULL);
+	ps->rpg = NULL;
 	mirror_free(ps->mirror);
 	secbuf_free(&ps->password);
 	free(ps);

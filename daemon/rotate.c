@@ -593,7 +593,8 @@ keys_run(struct broker *b)
  * Once the heartbeat that says a broker seals with the new key is read,
  * everything that broker sealed with the old key is in PostgreSQL:
  * - its values: they are written on the loop's connection, the one the
- *   heartbeat goes out on, before it;
+ *   heartbeat goes out on, before it (a write that waits for a read of
+ *   its value asked before it is covered by the barrier: fleet.c);
  * - its metadata (key pairs, peer keys, links, defaults, Vault settings):
  *   they are written by its writer thread, on a connection of its own,
  *   so the broker says it seals with the new key only once a barrier

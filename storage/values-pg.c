@@ -1,31 +1,45 @@
 /*
  * values-pg: the values of db-stored types in PostgreSQL (the tables of
- * pgschema.c), through one pg.c connection that the caller owns.  The
- * same backend as values-sqlite.c, on another database: the same seal
- * contexts (not bound to the storage generation: a change of storage
- * deletes the type's values with it), the same answers and errors.
+ * pgschema.c), through two pg.c connections that the caller owns: one
+ * for the writes (set, delete, clear, re-sealing) and one for the reads
+ * (get, status, list of users or accounts).  The same backend as
+ * values-sqlite.c, on another database: the same seal contexts (not
+ * bound to the storage generation: a change of storage deletes the
+ * type's values with it), the same answers and errors.
  *
- * Order: every operation is sent into the connection's pipeline when it
- * is asked for, and PostgreSQL runs a connection's statements one after
- * the other, each committed before the next starts.  So a read sees every
- * write asked before it and a write is never passed by a read asked
- * before it, as with SQLite.  Answers come from the loop (pg.c never
- * answers from inside a call).
+ * Order: PostgreSQL runs one connection's statements one after the
+ * other, each committed before the next starts, but two connections side
+ * by side.  The rule is values-sqlite.c's (vpg_overlap, vpg_place): an
+ * operation waits for the ones asked before it that touch the same
+ * values when either of them writes; operations on other values never
+ * wait for each other, so a read of another value is answered while a
+ * write's commit is held.  A read that touches the values of a write
+ * asked before it and not yet answered goes behind that write on the
+ * writes' connection; a write that touches the values of a read still
+ * waiting on the reads' connection waits until that read is answered.
+ * So a read sees every write asked before it (a client that pipelines a
+ * set and a get of the same value gets what it set) and a write is never
+ * passed by a read asked before it, as with SQLite.  A write waits only
+ * for such a read: writes go out on the writes' connection in the order
+ * asked, unless they wait (values_pg_writes_sent()).  Answers come from
+ * the loop (pg.c never answers from inside a call).
  *
  * Durability: a write is one statement with its own sync (autocommit), or
  * a batch of statements with one sync (one transaction): its answer comes
  * after PostgreSQL has committed it.
  *
- * A lost connection fails what is pending, and what is asked while it is
- * down fails at once, with -CB_EUNAVAILABLE and pg.c's reason.
+ * A lost connection fails what is pending on it, and what is asked while
+ * it is down fails at once (or when its turn comes, if it waited), with
+ * -CB_EUNAVAILABLE and pg.c's reason.
  *
  * The hot statements (get, set and delete of one value) are prepared on
- * the server.  A prepared statement lives in one server session, so they
- * are prepared again, pipelined ahead of the first use, whenever pg.c has
- * made a new connection since (its reconnects counter moved), or when
- * preparing them failed.  Each attempt uses new names: PREPARE is not
- * undone when its transaction fails, so names that an attempt did
- * prepare before it failed are never prepared twice.
+ * the server, on each connection (the reads' prepares the gets only).  A
+ * prepared statement lives in one server session, so they are prepared
+ * again, pipelined ahead of the first use, whenever that pg.c has made a
+ * new connection since (its reconnects counter moved), or when preparing
+ * them failed.  Each attempt uses new names: PREPARE is not undone when
+ * its transaction fails, so names that an attempt did prepare before it
+ * failed are never prepared twice.
  *
  * Sealed values are parameters and results, never part of a message: the
  * errors name the operation, type, user or account and PostgreSQL's
@@ -44,22 +58,39 @@
 
 /* Values walked per re-seal batch (with the accounts' on the last). */
 #define VPG_BATCH	256
-/* The prepared statements (vpg_prepares) and their names' length. */
+/* The prepared statements (vpg_prepares), reads first, and names' length. */
 #define VPG_NPREPARED	6
+#define VPG_NREADS	2
 #define VPG_NAME_MAX	32
 
 struct vpg_job;
 TAILQ_HEAD(vpg_jobs, vpg_job);
 
-struct vpg {
-	struct values	 base;
+/* The two connections (struct vpg_job's conn). */
+enum { VPG_READS, VPG_WRITES, VPG_NCONN };
+
+/* One connection and its prepared statements. */
+struct vpg_conn {
 	struct pg	*pg;
-	struct vpg_jobs	 jobs;		/* sent, waiting for PostgreSQL */
 	bool		 prepared;	/* on the connection of epoch */
 	uint64_t	 epoch;		/* pg_status().reconnects */
 	unsigned	 attempt;	/* in the statements' names */
 	char		 names[VPG_NPREPARED][VPG_NAME_MAX];
 	struct cb_error	 prepare_err;	/* why the last attempt failed */
+};
+
+struct vpg {
+	struct values	 base;
+	struct vpg_conn	 conn[VPG_NCONN];
+	/*
+	 * Every operation asked and not answered yet, in the order asked:
+	 * sent (on its connection) or waiting (vpg_place); and the PREPAREs
+	 * sent.
+	 */
+	struct vpg_jobs	 jobs;
+	uint64_t	 writes;	/* writes asked so far */
+	size_t		 nwrites;	/* writes in jobs */
+	size_t		 nwaiting;	/* jobs not sent */
 };
 
 union vpg_cb {
@@ -86,10 +117,14 @@ struct vpg_job {
 	TAILQ_ENTRY(vpg_job)	 entry;
 	struct vpg		*v;		/* NULL: v closed, drop it */
 	int			 op;
+	int			 conn;		/* VPG_READS or VPG_WRITES */
+	bool			 sent;		/* on conn, or waiting */
+	uint64_t		 seq;		/* writes: v's count then */
 	unsigned		 attempt;	/* prepare */
 	char			 type_uuid[STORE_UUID_LEN + 1];
 	char			 user_uuid[STORE_UUID_LEN + 1];
 	char			 account[STORE_IDENT_MAX + 1];	/* or "" */
+	char			*sealed;	/* set */
 	const struct store_type	*const *types;	/* status */
 	size_t			 ntypes;
 	/* reseal: the phase, the rows walked and where they leave us. */
@@ -207,18 +242,30 @@ vpg_writes(int op)
 	    op == VPG_RESEAL;
 }
 
+/* Both connections up, or why not (the first one down). */
 static bool
 vpg_usable(struct values *vv, struct cb_error *err)
 {
 	struct vpg		*v = (struct vpg *)vv;
 	struct pg_status	 st;
+	int			 c;
 
-	pg_status(v->pg, &st);
-	if (st.connected)
+	for (c = 0; c < VPG_NCONN; c++) {
+		pg_status(v->conn[c].pg, &st);
+		if (!st.connected)
+			break;
+	}
+	if (c == VPG_NCONN)
 		return true;
 	cb_error_set(err, CB_EUNAVAILABLE, "not connected to PostgreSQL%s%s",
 	    *st.last_error != '\0' ? ": " : "", st.last_error);
 	return false;
+}
+
+static struct pg *
+vpg_pg(const struct vpg_job *j)
+{
+	return j->v->conn[j->conn].pg;
 }
 
 static struct vpg_job *
@@ -257,74 +304,222 @@ vpg_job_free(struct vpg_job *j)
 		j->rs->release(j->doc);
 	vpg_rows_free(j->rows, j->nrows);
 	vpg_rows_free(j->arows, j->narows);
+	free(j->sealed);
 	free(j);
 }
 
 /*
- * Send j's statement (prepared when name is not NULL): in v's list once
- * sent.  On failure j is freed and nothing is answered.
+ * Whether two operations may touch the same values (values-sqlite.c's
+ * rule).  A job names a type ("" for every type: status, reseal) and a
+ * user or an account (neither: every value of its types).
  */
-static int
-vpg_send(struct vpg_job *j, const char *prepared, const char *sql,
-    int nparams, const char *const *params, struct cb_error *err)
+static bool
+vpg_overlap(const struct vpg_job *a, const struct vpg_job *b)
 {
-	struct vpg	*v = j->v;
-	int		 rc;
+	bool	awide = a->user_uuid[0] == '\0' && a->account[0] == '\0';
+	bool	bwide = b->user_uuid[0] == '\0' && b->account[0] == '\0';
 
-	if (prepared != NULL)
-		rc = pg_query_prepared(v->pg, prepared, nparams, params, NULL,
-		    NULL, vpg_result, j, err);
-	else
-		rc = pg_query(v->pg, sql, nparams, params, NULL, NULL,
-		    vpg_result, j, err);
-	if (rc != 0) {
-		vpg_job_free(j);
-		return rc;
-	}
-	TAILQ_INSERT_TAIL(&v->jobs, j, entry);
-	return 0;
+	if (a->type_uuid[0] != '\0' && b->type_uuid[0] != '\0' &&
+	    strcmp(a->type_uuid, b->type_uuid) != 0)
+		return false;
+	if (awide || bwide)
+		return true;
+	if (a->user_uuid[0] != '\0' && b->user_uuid[0] != '\0')
+		return strcmp(a->user_uuid, b->user_uuid) == 0;
+	if (a->account[0] != '\0' && b->account[0] != '\0')
+		return strcmp(a->account, b->account) == 0;
+	return false;
 }
 
 /*
- * Prepare the hot statements on the current connection unless they are
- * already: sent ahead of the query that needs them, in the same pipeline.
+ * Where j may go now: VPG_WRITES or VPG_READS, or -1 to wait.  Of the
+ * operations asked before j and not answered that touch its values, when
+ * either writes, every one must be on the writes' connection already
+ * (a write always is, once sent), and j goes behind them there.  A read
+ * that touches no value of such an operation goes to the reads'
+ * connection.
  */
 static int
-vpg_prepare(struct vpg *v, struct cb_error *err)
+vpg_place(const struct vpg_job *j)
 {
+	const struct vpg_job	*k;
+	int			 where;
+
+	where = vpg_writes(j->op) ? VPG_WRITES : VPG_READS;
+	/* The common case: a read, and no write to wait for. */
+	if (where == VPG_READS && j->v->nwrites == 0)
+		return where;
+	for (k = TAILQ_FIRST(&j->v->jobs); k != NULL && k != j;
+	    k = TAILQ_NEXT(k, entry)) {
+		if (k->op == VPG_PREPARE || !vpg_overlap(k, j) ||
+		    (!vpg_writes(k->op) && !vpg_writes(j->op)))
+			continue;
+		if (!k->sent || k->conn != VPG_WRITES)
+			return -1;
+		where = VPG_WRITES;
+	}
+	return where;
+}
+
+/*
+ * Prepare the hot statements on connection c unless they are already:
+ * sent ahead of the query that needs them, in the same pipeline.  The
+ * reads' connection prepares the reads (the first VPG_NREADS) only: a
+ * PREPARE of a write takes the write's lock on its table, and would wait
+ * for a lock that holds the writes.
+ */
+static int
+vpg_prepare(struct vpg *v, int c, struct cb_error *err)
+{
+	struct vpg_conn		*vc = &v->conn[c];
 	struct pg_stmt		 stmts[VPG_NPREPARED];
 	char			 sql[VPG_NPREPARED][512];
 	char			 names[VPG_NPREPARED][VPG_NAME_MAX];
 	struct pg_status	 st;
 	struct vpg_job		*j;
-	size_t			 i;
+	size_t			 i, n;
 	int			 rc;
 
-	pg_status(v->pg, &st);
-	if (v->prepared && v->epoch == st.reconnects)
+	n = c == VPG_READS ? VPG_NREADS : VPG_NPREPARED;
+	pg_status(vc->pg, &st);
+	if (vc->prepared && vc->epoch == st.reconnects)
 		return 0;
 	if ((j = vpg_job_new(v, VPG_PREPARE, (union vpg_cb){ .get = NULL },
 	    NULL, err)) == NULL)
 		return -CB_EINTERNAL;
-	j->attempt = v->attempt + 1;
+	j->conn = c;
+	j->sent = true;
+	j->attempt = vc->attempt + 1;
 	memset(stmts, 0, sizeof(stmts));
-	for (i = 0; i < VPG_NPREPARED; i++) {
+	memset(names, 0, sizeof(names));
+	for (i = 0; i < n; i++) {
 		snprintf(names[i], sizeof(names[i]), "cb_values_%s_%u",
 		    vpg_stems[i], j->attempt);
 		snprintf(sql[i], sizeof(sql[i]), "PREPARE %s %s", names[i],
 		    vpg_prepares[i]);
 		stmts[i].sql = sql[i];
 	}
-	if ((rc = pg_batch(v->pg, stmts, VPG_NPREPARED, vpg_result, j,
-	    err)) != 0) {
+	if ((rc = pg_batch(vc->pg, stmts, n, vpg_result, j, err)) != 0) {
 		vpg_job_free(j);
 		return rc;
 	}
 	TAILQ_INSERT_TAIL(&v->jobs, j, entry);
-	v->attempt = j->attempt;
-	memcpy(v->names, names, sizeof(v->names));
-	v->prepared = true;
-	v->epoch = st.reconnects;
+	vc->attempt = j->attempt;
+	memcpy(vc->names, names, sizeof(vc->names));
+	vc->prepared = true;
+	vc->epoch = st.reconnects;
+	return 0;
+}
+
+/* Read the next batch of users' values after rs's cursor. */
+static int
+vpg_reseal_scan(struct vpg_job *j, struct cb_error *err)
+{
+	struct values_reseal	*rs = j->rs;
+	const char		*params[3];
+	char			 limit[16];
+
+	snprintf(limit, sizeof(limit), "%d", VPG_BATCH);
+	if (rs->cursor.type_uuid[0] == '\0') {
+		params[0] = limit;
+		return pg_query(vpg_pg(j), VPG_SQL_SCAN_FIRST, 1, params, NULL,
+		    NULL, vpg_result, j, err);
+	}
+	if (!ids_uuid_valid(rs->cursor.type_uuid) ||
+	    !ids_uuid_valid(rs->cursor.user_uuid))
+		return cb_error_set(err, CB_EINTERNAL,
+		    "malformed re-seal cursor");
+	params[0] = rs->cursor.type_uuid;
+	params[1] = rs->cursor.user_uuid;
+	params[2] = limit;
+	return pg_query(vpg_pg(j), VPG_SQL_SCAN, 3, params, NULL, NULL,
+	    vpg_result, j, err);
+}
+
+/* Send j's (first) statement on connection c. */
+static int
+vpg_send(struct vpg_job *j, int c, struct cb_error *err)
+{
+	struct vpg_conn	*vc = &j->v->conn[c];
+	const char	*params[3], *sql, *name = NULL;
+	int		 acc, rc, n = 1;
+
+	j->conn = c;
+	acc = j->account[0] != '\0';
+	params[0] = j->type_uuid;
+	switch (j->op) {
+	case VPG_GET:
+	case VPG_SET:
+	case VPG_DEL:
+		if ((rc = vpg_prepare(j->v, c, err)) != 0)
+			return rc;
+		params[1] = acc ? j->account : j->user_uuid;
+		params[2] = j->sealed;
+		n = j->op == VPG_SET ? 3 : 2;
+		name = vc->names[j->op == VPG_GET ? (acc ? VPG_P_AGET :
+		    VPG_P_GET) : j->op == VPG_SET ? (acc ? VPG_P_ASET :
+		    VPG_P_SET) : (acc ? VPG_P_ADEL : VPG_P_DEL)];
+		return pg_query_prepared(vc->pg, name, n, params, NULL, NULL,
+		    vpg_result, j, err);
+	case VPG_LIST:
+		sql = VPG_SQL_LIST;
+		break;
+	case VPG_ACCOUNTS:
+		sql = VPG_SQL_ACCOUNTS;
+		break;
+	case VPG_CLEAR:
+		sql = VPG_SQL_CLEAR;
+		break;
+	case VPG_STATUS:
+		sql = VPG_SQL_STATUS;
+		params[0] = j->user_uuid;
+		break;
+	case VPG_RESEAL:
+		return vpg_reseal_scan(j, err);
+	default:
+		return cb_error_set(err, CB_EINTERNAL, "unknown operation");
+	}
+	return pg_query(vc->pg, sql, n, params, NULL, NULL, vpg_result, j,
+	    err);
+}
+
+/* Take j out of v's list. */
+static void
+vpg_unlink(struct vpg *v, struct vpg_job *j)
+{
+	TAILQ_REMOVE(&v->jobs, j, entry);
+	if (vpg_writes(j->op))
+		v->nwrites--;
+	if (!j->sent)
+		v->nwaiting--;
+}
+
+/*
+ * j is asked: it goes out now where vpg_place says, or waits in v's list
+ * for its turn (vpg_pump).  On failure j is freed and nothing is
+ * answered.
+ */
+static int
+vpg_ask(struct vpg_job *j, struct cb_error *err)
+{
+	struct vpg	*v = j->v;
+	int		 c, rc;
+
+	if (vpg_writes(j->op)) {
+		j->seq = ++v->writes;
+		v->nwrites++;
+	}
+	TAILQ_INSERT_TAIL(&v->jobs, j, entry);
+	v->nwaiting++;
+	if ((c = vpg_place(j)) < 0)
+		return 0;
+	if ((rc = vpg_send(j, c, err)) != 0) {
+		vpg_unlink(v, j);
+		vpg_job_free(j);
+		return rc;
+	}
+	j->sent = true;
+	v->nwaiting--;
 	return 0;
 }
 
@@ -356,8 +551,7 @@ vpg_one(struct vpg *v, int op, const struct values_ref *ref,
     const char *sealed, union vpg_cb cb, void *arg, struct cb_error *err)
 {
 	struct vpg_job	*j;
-	const char	*params[3], *name;
-	int		 rc, acc;
+	int		 rc;
 
 	if ((j = vpg_job_new(v, op, cb, arg, err)) == NULL)
 		return -CB_EINTERNAL;
@@ -367,24 +561,12 @@ vpg_one(struct vpg *v, int op, const struct values_ref *ref,
 		rc = cb_error_set(err, CB_EINTERNAL, "empty sealed value");
 		goto fail;
 	}
-	if ((rc = vpg_prepare(v, err)) != 0)
+	/* Kept for a set that waits its turn: sealed, never plaintext. */
+	if (sealed != NULL && (j->sealed = strdup(sealed)) == NULL) {
+		rc = cb_error_set(err, CB_EINTERNAL, "out of memory");
 		goto fail;
-	acc = j->account[0] != '\0';
-	params[0] = j->type_uuid;
-	params[1] = acc ? j->account : j->user_uuid;
-	params[2] = sealed;
-	switch (op) {
-	case VPG_GET:
-		name = v->names[acc ? VPG_P_AGET : VPG_P_GET];
-		break;
-	case VPG_SET:
-		name = v->names[acc ? VPG_P_ASET : VPG_P_SET];
-		break;
-	default:
-		name = v->names[acc ? VPG_P_ADEL : VPG_P_DEL];
-		break;
 	}
-	return vpg_send(j, name, NULL, op == VPG_SET ? 3 : 2, params, err);
+	return vpg_ask(j, err);
 fail:
 	vpg_job_free(j);
 	return rc;
@@ -416,11 +598,10 @@ vpg_del(struct values *vv, const struct values_ref *ref, values_done_fn fn,
 
 /* A statement on every value of one type (list, accounts, clear). */
 static int
-vpg_by_type(struct vpg *v, int op, const char *type_uuid, const char *sql,
-    union vpg_cb cb, void *arg, struct cb_error *err)
+vpg_by_type(struct vpg *v, int op, const char *type_uuid, union vpg_cb cb,
+    void *arg, struct cb_error *err)
 {
 	struct vpg_job	*j;
-	const char	*params[1];
 
 	if (!ids_uuid_valid(type_uuid))
 		return cb_error_set(err, CB_EBADREQ,
@@ -428,15 +609,14 @@ vpg_by_type(struct vpg *v, int op, const char *type_uuid, const char *sql,
 	if ((j = vpg_job_new(v, op, cb, arg, err)) == NULL)
 		return -CB_EINTERNAL;
 	memcpy(j->type_uuid, type_uuid, sizeof(j->type_uuid));
-	params[0] = j->type_uuid;
-	return vpg_send(j, NULL, sql, 1, params, err);
+	return vpg_ask(j, err);
 }
 
 static int
 vpg_list(struct values *vv, const char *type_uuid, values_list_fn fn,
     void *arg, struct cb_error *err)
 {
-	return vpg_by_type((struct vpg *)vv, VPG_LIST, type_uuid, VPG_SQL_LIST,
+	return vpg_by_type((struct vpg *)vv, VPG_LIST, type_uuid,
 	    (union vpg_cb){ .list = fn }, arg, err);
 }
 
@@ -448,7 +628,7 @@ vpg_list_accounts(struct values *vv, const char *type_uuid,
 {
 	(void)generation;
 	return vpg_by_type((struct vpg *)vv, VPG_ACCOUNTS, type_uuid,
-	    VPG_SQL_ACCOUNTS, (union vpg_cb){ .accounts = fn }, arg, err);
+	    (union vpg_cb){ .accounts = fn }, arg, err);
 }
 
 static int
@@ -456,7 +636,7 @@ vpg_clear(struct values *vv, const char *type_uuid, values_done_fn fn,
     void *arg, struct cb_error *err)
 {
 	return vpg_by_type((struct vpg *)vv, VPG_CLEAR, type_uuid,
-	    VPG_SQL_CLEAR, (union vpg_cb){ .done = fn }, arg, err);
+	    (union vpg_cb){ .done = fn }, arg, err);
 }
 
 /* The types array must stay valid until the answers (the caller's). */
@@ -467,7 +647,6 @@ vpg_status(struct values *vv, const char *user_uuid,
 {
 	struct vpg	*v = (struct vpg *)vv;
 	struct vpg_job	*j;
-	const char	*params[1];
 
 	if (!ids_uuid_valid(user_uuid))
 		return cb_error_set(err, CB_EBADREQ,
@@ -478,42 +657,19 @@ vpg_status(struct values *vv, const char *user_uuid,
 	memcpy(j->user_uuid, user_uuid, sizeof(j->user_uuid));
 	j->types = types;
 	j->ntypes = n;
-	params[0] = j->user_uuid;
-	return vpg_send(j, NULL, VPG_SQL_STATUS, 1, params, err);
+	return vpg_ask(j, err);
 }
 
-/* Read the next batch of users' values after rs's cursor. */
-static int
-vpg_reseal_scan(struct vpg_job *j, struct cb_error *err)
-{
-	struct values_reseal	*rs = j->rs;
-	const char		*params[3];
-	char			 limit[16];
-
-	snprintf(limit, sizeof(limit), "%d", VPG_BATCH);
-	if (rs->cursor.type_uuid[0] == '\0') {
-		params[0] = limit;
-		return pg_query(j->v->pg, VPG_SQL_SCAN_FIRST, 1, params, NULL,
-		    NULL, vpg_result, j, err);
-	}
-	if (!ids_uuid_valid(rs->cursor.type_uuid) ||
-	    !ids_uuid_valid(rs->cursor.user_uuid))
-		return cb_error_set(err, CB_EINTERNAL,
-		    "malformed re-seal cursor");
-	params[0] = rs->cursor.type_uuid;
-	params[1] = rs->cursor.user_uuid;
-	params[2] = limit;
-	return pg_query(j->v->pg, VPG_SQL_SCAN, 3, params, NULL, NULL,
-	    vpg_result, j, err);
-}
-
+/*
+ * Re-sealing reads the rows it rewrites: every phase goes on the writes'
+ * connection, where it touches every value (vpg_overlap).
+ */
 static int
 vpg_reseal(struct values *vv, struct values_reseal *rs, values_reseal_fn fn,
     void *arg, struct cb_error *err)
 {
 	struct vpg	*v = (struct vpg *)vv;
 	struct vpg_job	*j;
-	int		 rc;
 
 	if (rs == NULL || rs->reseal == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "nothing to re-seal "
@@ -523,12 +679,7 @@ vpg_reseal(struct values *vv, struct values_reseal *rs, values_reseal_fn fn,
 		return -CB_EINTERNAL;
 	j->rs = rs;
 	j->phase = VPG_RS_USERS;
-	if ((rc = vpg_reseal_scan(j, err)) != 0) {
-		vpg_job_free(j);
-		return rc;
-	}
-	TAILQ_INSERT_TAIL(&v->jobs, j, entry);
-	return 0;
+	return vpg_ask(j, err);
 }
 
 /* rows[i] from a "type_uuid, key, sealed" result, re-sealed by rs. */
@@ -705,7 +856,7 @@ vpg_reseal_write(struct vpg_job *j, bool *sent, struct cb_error *err)
 	}
 	if (n == 0)
 		goto done;
-	if ((rc = pg_batch(j->v->pg, stmts, n, vpg_result, j, err)) == 0)
+	if ((rc = pg_batch(vpg_pg(j), stmts, n, vpg_result, j, err)) == 0)
 		*sent = true;
 done:
 	for (k = 0; k < 2; k++)
@@ -870,7 +1021,7 @@ vpg_reseal_next(struct vpg_job *j, PGresult *res, struct cb_error *err)
 		if (j->last) {
 			/* The accounts' values go with the last batch. */
 			j->phase = VPG_RS_ACCOUNTS;
-			if ((rc = pg_query(j->v->pg, VPG_SQL_SCAN_ACCOUNTS, 0,
+			if ((rc = pg_query(vpg_pg(j), VPG_SQL_SCAN_ACCOUNTS, 0,
 			    NULL, NULL, NULL, vpg_result, j, err)) != 0)
 				return rc;
 			return 1;
@@ -942,12 +1093,45 @@ vpg_answer(struct vpg_job *j, PGresult *res, struct cb_error *err)
 	}
 }
 
+/*
+ * Send every waiting operation whose turn has come, in the order asked.
+ * One that cannot be sent (its connection is down) is answered with the
+ * reason: from the loop, as every answer.
+ */
+static void
+vpg_pump(struct vpg *v)
+{
+	struct vpg_job	*j, *next;
+	struct cb_error	 err, e;
+	int		 c, rc;
+
+	for (j = TAILQ_FIRST(&v->jobs); j != NULL && v->nwaiting > 0;
+	    j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (j->sent || (c = vpg_place(j)) < 0)
+			continue;
+		cb_error_clear(&e);
+		if ((rc = vpg_send(j, c, &e)) == 0) {
+			j->sent = true;
+			v->nwaiting--;
+			continue;
+		}
+		vpg_unlink(v, j);
+		cb_error_clear(&err);
+		rc = cb_error_set(&err, e.code, "cannot %s: %s", vpg_what(j),
+		    e.msg);
+		vpg_fail(j, rc, &err);
+		vpg_job_free(j);
+	}
+}
+
 /* pg.c answered one of our queries. */
 static void
 vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 {
 	struct vpg_job	*j = arg;
 	struct vpg	*v = j->v;
+	struct vpg_conn	*vc;
 	struct cb_error	 err;
 	const char	*state;
 
@@ -956,25 +1140,25 @@ vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 		vpg_job_free(j);
 		return;
 	}
-	TAILQ_REMOVE(&v->jobs, j, entry);
+	vc = &v->conn[j->conn];
 	cb_error_clear(&err);
 	if (j->op == VPG_PREPARE) {
 		/*
 		 * The uses that follow fail on their own, with this cause
 		 * (results arrive in order); the next call prepares again.
 		 */
-		if (rc != 0 && v->attempt == j->attempt) {
-			v->prepared = false;
-			v->prepare_err = *e;
+		vpg_unlink(v, j);
+		if (rc != 0 && vc->attempt == j->attempt) {
+			vc->prepared = false;
+			vc->prepare_err = *e;
 		}
 		vpg_job_free(j);
 		return;
 	}
+	/* A re-seal that goes on keeps its place among the operations. */
 	if (rc == 0) {
-		if ((rc = vpg_answer(j, res, &err)) == 1) {
-			TAILQ_INSERT_TAIL(&v->jobs, j, entry);
+		if ((rc = vpg_answer(j, res, &err)) == 1)
 			return;
-		}
 	} else {
 		state = res != NULL ? PQresultErrorField(res,
 		    PG_DIAG_SQLSTATE) : NULL;
@@ -982,25 +1166,34 @@ vpg_result(void *arg, int rc, PGresult *res, const struct cb_error *e)
 		    j->op == VPG_SET)
 			rc = cb_error_set(&err, CB_ENOTFOUND,
 			    "credential type '%s' not found", j->type_uuid);
-		else if (state != NULL && strcmp(state, "26000") == 0 &&
-		    !v->prepared && v->prepare_err.code != 0)
-			/* Its statement could not be prepared: say why. */
-			rc = cb_error_set(&err, v->prepare_err.code,
+		else if (!vc->prepared && vc->prepare_err.code != 0 &&
+		    (j->op == VPG_GET || j->op == VPG_SET ||
+		    j->op == VPG_DEL) && ((state != NULL &&
+		    strcmp(state, "26000") == 0) || rc == -CB_EUNAVAILABLE))
+			/*
+			 * Its statement could not be prepared (or the
+			 * PREPARE ahead of it timed out and took the
+			 * connection with it): say why.
+			 */
+			rc = cb_error_set(&err, vc->prepare_err.code,
 			    "cannot %s: %s", vpg_what(j),
-			    v->prepare_err.msg);
+			    vc->prepare_err.msg);
 		else
 			rc = cb_error_set(&err, e->code, "cannot %s: %s",
 			    vpg_what(j), e->msg);
 	}
 	if (rc < 0)
 		vpg_fail(j, rc, &err);
+	vpg_unlink(v, j);
 	vpg_job_free(j);
+	/* What waited for j may go now. */
+	vpg_pump(v);
 }
 
 /*
- * Closing: what is still waiting for PostgreSQL is answered now (a write
- * may have been committed all the same); the connection answers those
- * queries later, to nobody.
+ * Closing: what is still waiting for PostgreSQL, or for its turn, is
+ * answered now (a write sent may have been committed all the same); the
+ * connections answer those queries later, to nobody.
  */
 static void
 vpg_close(struct values *vv)
@@ -1011,15 +1204,18 @@ vpg_close(struct values *vv)
 	int		 rc;
 
 	while ((j = TAILQ_FIRST(&v->jobs)) != NULL) {
-		TAILQ_REMOVE(&v->jobs, j, entry);
-		j->v = NULL;
-		if (j->op == VPG_PREPARE)
-			continue;
-		cb_error_clear(&err);
-		rc = cb_error_set(&err, CB_EUNAVAILABLE, "the broker is "
-		    "shutting down%s", vpg_writes(j->op) ? " (the write may "
-		    "have been committed)" : "");
-		vpg_fail(j, rc, &err);
+		vpg_unlink(v, j);
+		if (j->op != VPG_PREPARE) {
+			cb_error_clear(&err);
+			rc = cb_error_set(&err, CB_EUNAVAILABLE, "the broker is "
+			    "shutting down%s", j->sent && vpg_writes(j->op) ?
+			    " (the write may have been committed)" : "");
+			vpg_fail(j, rc, &err);
+		}
+		if (j->sent)
+			j->v = NULL;
+		else
+			vpg_job_free(j);
 	}
 	free(v);
 }
@@ -1041,18 +1237,40 @@ static const struct values_ops vpg_ops = {
 };
 
 int
-values_pg_new(struct pg *pg, struct values **out, struct cb_error *err)
+values_pg_new(struct pg *reads, struct pg *writes, struct values **out,
+    struct cb_error *err)
 {
 	struct vpg	*v;
 
-	if (pg == NULL)
+	if (reads == NULL || writes == NULL || reads == writes)
 		return cb_error_set(err, CB_EINTERNAL, "no PostgreSQL "
-		    "connection");
+		    "connections");
 	if ((v = calloc(1, sizeof(*v))) == NULL)
 		return cb_error_set(err, CB_EINTERNAL, "out of memory");
 	v->base.ops = &vpg_ops;
-	v->pg = pg;
+	v->conn[VPG_READS].pg = reads;
+	v->conn[VPG_WRITES].pg = writes;
 	TAILQ_INIT(&v->jobs);
 	*out = &v->base;
 	return 0;
+}
+
+uint64_t
+values_pg_writes_asked(struct values *vv)
+{
+	return ((struct vpg *)vv)->writes;
+}
+
+bool
+values_pg_writes_sent(struct values *vv, uint64_t n)
+{
+	struct vpg	*v = (struct vpg *)vv;
+	struct vpg_job	*j;
+
+	if (v->nwaiting == 0)
+		return true;
+	TAILQ_FOREACH(j, &v->jobs, entry)
+		if (vpg_writes(j->op) && !j->sent && j->seq <= n)
+			return false;
+	return true;
 }

@@ -3,7 +3,7 @@
  * asynchronous interface.  A backend is a table of operations (struct
  * values_ops); the daemon picks the backend from a type's storage once
  * and never asks which kind it holds.  Backends: SQLite (values-sqlite.c),
- * PostgreSQL (values-pg.c, not wired into the daemon yet) and Vault
+ * PostgreSQL (values-pg.c) and Vault
  * (values-vault.c), which owns its path layout.
  *
  * The rule of the interface: answers never arrive synchronously.  An
@@ -182,11 +182,22 @@ int	 values_sqlite_new(uv_loop_t *loop, struct store *st,
 /* The counters of the SQLite backend's writer (writer.h); zeros if none. */
 void	 values_sqlite_stats(struct values *v, struct writer_stats *out);
 /*
- * PostgreSQL (values-pg.c), on a connection the caller owns and closes
- * after the backend; the tables are pgschema.c's.
+ * PostgreSQL (values-pg.c), on two connections the caller owns and closes
+ * after the backend: reads go on one, writes on the other (and the reads
+ * of values a write asked before them has not answered yet); the tables
+ * are pgschema.c's.
  */
-int	 values_pg_new(struct pg *pg, struct values **out,
-	    struct cb_error *err);
+int	 values_pg_new(struct pg *reads, struct pg *writes,
+	    struct values **out, struct cb_error *err);
+/*
+ * The number of writes asked of the PostgreSQL backend so far, and
+ * whether every one of the first n has gone out on the writes' connection
+ * (or been answered): a write waits, unsent, while a read of its values
+ * asked before it is on the reads' connection.  A query sent on the
+ * writes' connection after that runs after those writes.
+ */
+uint64_t values_pg_writes_asked(struct values *v);
+bool	 values_pg_writes_sent(struct values *v, uint64_t n);
 /*
  * The SQLite backend's writer, for the daemon's other writes (NULL once
  * it is closing).

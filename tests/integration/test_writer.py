@@ -9,7 +9,9 @@ database and -wal file sleeps SLOW_MS while the flag file exists, so a
 commit can be held in flight for as long as a test needs.  The set-up
 runs at full speed (no flag).  On PostgreSQL, where the local mirror
 commits without fsync, a test that must hold a write holds a lock on the
-table it writes instead, in a psql session of its own (stall()).
+table it writes instead, in a psql session of its own (stall()): a SHARE
+lock on credvalues holds the writes of values and lets their reads
+through.
 """
 
 import os
@@ -93,11 +95,11 @@ class SlowSyncTestCase(cbtest.DaemonTestCase):
         elif os.path.exists(self.flag):
             os.unlink(self.flag)
 
-    def stall(self, *tables):
+    def stall(self, *tables, mode="ACCESS EXCLUSIVE"):
         """Hold the commits of the writes to tables until release(): the
         SQLite file's fsync slowed (each commit takes slow_ms), or on
-        PostgreSQL the tables locked by a transaction of psql's, open
-        until release()."""
+        PostgreSQL the tables locked in mode by a transaction of psql's,
+        open until release()."""
         if self.d.backend != "postgresql":
             self.slow(True)
             return
@@ -111,9 +113,9 @@ class SlowSyncTestCase(cbtest.DaemonTestCase):
              "-d", self.d.pg_database], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, env=env, text=True)
         self.addCleanup(self.release)
-        self.locker.stdin.write("BEGIN;\nLOCK TABLE %s IN ACCESS EXCLUSIVE "
-                                "MODE;\nSELECT 'locked';\n" %
-                                ", ".join(tables))
+        self.locker.stdin.write("BEGIN;\nLOCK TABLE %s IN %s MODE;\n"
+                                "SELECT 'locked';\n" %
+                                (", ".join(tables), mode))
         self.locker.stdin.flush()
         self.assertEqual(self.locker.stdout.readline().strip(), "locked")
 
@@ -131,6 +133,13 @@ class SlowSyncTestCase(cbtest.DaemonTestCase):
                 p.kill()
                 p.wait()
         self.assertEqual(p.returncode, 0)
+
+    def wait_lock_waiter(self, what):
+        """On PostgreSQL: poll until a statement waits for a lock (the
+        one stall() holds)."""
+        cbtest.poll_until(lambda: int(self.d.pg_sql(
+            "SELECT count(*) FROM pg_locks WHERE NOT granted")) >= 1,
+            WAIT, interval=0.05, what=what)
 
     def writer(self, c=None):
         return (c or self.c).ok("stats", {})["store"]["writer"]
@@ -300,7 +309,9 @@ class WriterTest(SlowSyncTestCase):
 
 class ReadStreamTest(SlowSyncTestCase):
     """Reads on other connections, back to back, for the whole length of
-    a cred.set's commit held by a 1 s fsync stall.
+    a cred.set's commit held by a 1 s fsync stall (on PostgreSQL, by a
+    SHARE lock on credvalues held for 1 s: the set's INSERT waits for it,
+    every SELECT goes through).
 
     What the broker promises is that no read waits for a write: on a quiet
     machine each read answers within 50 ms whatever the commit in flight.
@@ -355,31 +366,43 @@ class ReadStreamTest(SlowSyncTestCase):
         t.start()
         return t
 
-    @cbtest.sqlite_only("db-stored values are committed in groups by the "
-                        "writer's thread only on SQLite")
     def test_a_stream_of_reads_is_not_delayed_by_a_stalled_cred_set(self):
+        pg = self.d.backend == "postgresql"
         stored = new_user()
         acked = self.c.ok("cred.set", {"type": "tok", "user": stored,
                                        "value": "stored-value"})
         calls = self.read_calls(stored, acked)
         before = self.writer()
-        self.slow(True)
+        if pg:
+            self.stall("credvalues", mode="SHARE")
+        else:
+            self.slow(True)
         out = []
         t = self.set_in_thread(new_user(), "pending-value", out)
-        self.wait_writer("the set's commit in flight",
-                         lambda w: w["in_flight"] == 1 or out)
+        if pg:
+            self.wait_lock_waiter("the set's INSERT waiting for the lock")
+        else:
+            self.wait_writer("the set's commit in flight",
+                             lambda w: w["in_flight"] == 1 or out)
         self.assertEqual(out, [], "the set was answered before its commit "
-                         "was seen in flight: the loop waited for it")
+                         "was seen held: the stall did not hold it")
+        # On PostgreSQL the stall lasts until release(), slow_ms from now.
+        stall_end = time.monotonic() + self.slow_ms / 1000.0
         batches, failures = [], []
         piped = self.pipelined_reads(calls, out, batches, failures)
         reads = []              # (seconds, method), one at a time
         with self.d.client(timeout=WAIT) as c2:
             deadline = time.monotonic() + WAIT
-            while not out and time.monotonic() < deadline:
+            while (not out and time.monotonic() < deadline and
+                   not (pg and time.monotonic() >= stall_end)):
                 method, params, check = calls[len(reads) % len(calls)]
                 res, dt = self.timed(c2, method, params)
                 check(res)
                 reads.append((dt, method))
+        if pg:
+            self.assertEqual(out, [], "the set was answered while the "
+                             "lock held its INSERT")
+            self.release()
         t.join(WAIT)
         piped.join(WAIT)
         self.assertFalse(t.is_alive() or piped.is_alive())
@@ -388,8 +411,9 @@ class ReadStreamTest(SlowSyncTestCase):
         self.slow(False)
         (err, res), set_secs = out[0]
         self.assertIsNone(err, err)
-        after = self.writer()
-        self.assertEqual(after["committed"] - before["committed"], 1)
+        if not pg:
+            after = self.writer()
+            self.assertEqual(after["committed"] - before["committed"], 1)
 
         secs = sorted(dt for dt, _ in reads)
         worst = max(reads, default=(0.0, "no read"))
@@ -418,6 +442,57 @@ class ReadStreamTest(SlowSyncTestCase):
         except AssertionError:
             print(summary, file=sys.stderr)
             raise
+
+
+    def test_pipelined_reads_of_a_value_keep_their_order_with_its_held_set(
+            self):
+        # get, set, get and status of one value, pipelined, while the
+        # set's commit is held: the get asked before the set gets the old
+        # value at once, those after it wait for it and see the new one;
+        # a read of another value on another connection waits for none.
+        pg = self.d.backend == "postgresql"
+        user, other = new_user(), new_user()
+        self.c.ok("cred.set", {"type": "tok", "user": user, "value": "old"})
+        self.c.ok("cred.set", {"type": "tok", "user": other,
+                               "value": "other"})
+        if pg:
+            self.stall("credvalues", mode="SHARE")
+        else:
+            self.slow(True)
+        reqs = [("substitute", sub_params(user, "tok")),
+                ("cred.set", {"type": "tok", "user": user, "value": "new"}),
+                ("substitute", sub_params(user, "tok")),
+                ("cred.status", {"user": user})]
+        ids = []
+        buf = bytearray()
+        for method, params in reqs:
+            ids.append(self.c.new_id())
+            buf += pack_request(ids[-1], method, params)
+        self.c.send_raw(bytes(buf))
+        first = self.c.wait_response(ids[0], WAIT)
+        self.assertIsNone(first[2], first)
+        self.assertEqual(sub_value(first[3]), "old")
+        if pg:
+            self.wait_lock_waiter("the set's INSERT waiting for the lock")
+        with self.d.client(timeout=WAIT) as c2:
+            res, dt = self.timed(c2, "substitute", sub_params(other, "tok"))
+            self.assertEqual(sub_value(res), "other")
+            self.assertLess(dt, PROMPT, "a read of another value waited "
+                            "%.2fs for the held set" % dt)
+        if pg:
+            # The lock holds the set: nothing after it is answered.
+            with self.assertRaises(TimeoutError):
+                self.c.wait_response(ids[1], 0.3)
+            self.release()
+        rest = [self.c.wait_response(i, WAIT) for i in ids[1:]]
+        for m in rest:
+            self.assertIsNone(m[2], m)
+        self.assertEqual(sub_value(rest[1][3]), "new")
+        st = {e["ident"]: e for e in rest[2][3]}
+        self.assertEqual(st["tok"]["updated_at"], rest[0][3]["updated_at"])
+        self.slow(False)
+        res = self.c.ok("substitute", sub_params(user, "tok"))
+        self.assertEqual(sub_value(res), "new")
 
 
 def spki_pem(key):

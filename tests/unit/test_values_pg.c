@@ -2,9 +2,10 @@
  * Unit tests for storage/values-pg.c: the values of db-stored types in
  * PostgreSQL, against a real private cluster (pgserver.h).  The group
  * makes a schema with pgschema.c's tables; each test gets them emptied,
- * with three types (two stored in the database, one in Vault), a
- * connection whose search_path names the schema, and a second
- * connection to look at the tables from another session.  Every answer must come from the loop, after the operation
+ * with three types (two stored in the database, one in Vault), the
+ * backend's two connections (writes and reads) whose search_path names
+ * the schema, and another connection to look at the tables from another
+ * session.  Every answer must come from the loop, after the operation
  * has returned; each test ends by closing everything and checking that
  * uv_loop_close() returns 0.
  */
@@ -47,8 +48,10 @@ static const char *const users[T_NUSERS] = {
 
 struct fix {
 	uv_loop_t	 loop;
-	struct pgconn	 c;		/* the backend's connection */
+	struct pgconn	 c;		/* the backend's, for writes */
+	struct pgconn	 r;		/* the backend's, for reads */
 	struct pgconn	 peek;		/* another session */
+	struct pgconn	 lock;		/* one holding a lock (lock_values) */
 	struct values	*v;
 	struct store_type st[T_NTYPES];	/* for status */
 	bool		 returned;	/* the operation has returned */
@@ -121,8 +124,9 @@ setup(void **state)
 		f->st[i].storage = i < 2 ? STORE_DB : STORE_VAULT;
 	}
 	pgserver_open(&f->loop, T_SCHEMA, &f->c);
+	pgserver_open(&f->loop, T_SCHEMA, &f->r);
 	cb_error_clear(&err);
-	assert_int_equal(values_pg_new(f->c.pg, &f->v, &err), 0);
+	assert_int_equal(values_pg_new(f->r.pg, f->c.pg, &f->v, &err), 0);
 	return 0;
 }
 
@@ -134,7 +138,9 @@ teardown(void **state)
 	if (f->v != NULL)
 		f->v->ops->close(f->v);
 	pgserver_close(&f->loop, &f->c);
+	pgserver_close(&f->loop, &f->r);
 	pgserver_close(&f->loop, &f->peek);
+	pgserver_close(&f->loop, &f->lock);
 	assert_int_equal(uv_run(&f->loop, UV_RUN_DEFAULT), 0);
 	assert_int_equal(uv_loop_close(&f->loop), 0);
 	free(f);
@@ -613,6 +619,148 @@ test_values_pg_pipelined_operations_keep_their_order(void **state)
 	assert_int_equal(a[5].rc, -CB_ENOTFOUND);
 }
 
+/*
+ * A session of its own that holds a lock on credvalues until
+ * unlock_values() (or the teardown, when a test fails).
+ */
+static void
+lock_values(struct fix *f, const char *mode)
+{
+	struct pgconn	*l = &f->lock;
+	struct pgres	 r;
+	char		 sql[128];
+
+	pgserver_open(&f->loop, T_SCHEMA, l);
+	pgserver_ok(&f->loop, l->pg, "BEGIN", &r);
+	snprintf(sql, sizeof(sql), "LOCK TABLE credvalues IN %s MODE", mode);
+	pgserver_ok(&f->loop, l->pg, sql, &r);
+}
+
+static void
+unlock_values(struct fix *f)
+{
+	struct pgres	r;
+
+	pgserver_ok(&f->loop, f->lock.pg, "COMMIT", &r);
+	pgserver_close(&f->loop, &f->lock);
+}
+
+/* Run the loop until n statements wait for a lock on the server. */
+static void
+wait_lock_waiters(struct fix *f, const char *n)
+{
+	struct pgres	r;
+	int		i;
+
+	for (i = 0; i < 3000; i++) {
+		if (strcmp(peek(f, "SELECT count(*) FROM pg_locks WHERE NOT "
+		    "granted", &r), n) == 0)
+			return;
+		pgserver_run_until(&f->loop, &r.done, 1000, 10);
+	}
+	fail_msg("never %s statements waiting for a lock", n);
+}
+
+/*
+ * A write's commit held on the server (credvalues locked in SHARE mode:
+ * writes wait, reads go through): reads of other values are answered
+ * meanwhile; a read of the held value waits and then sees the write.
+ */
+static void
+test_values_pg_reads_of_other_values_are_answered_while_a_write_is_held(
+    void **state)
+{
+	struct fix		*f = *state;
+	struct values_ref	 held = uref(0, 0, 0), other = uref(0, 1, 0);
+	const struct store_type	*t[T_NTYPES];
+	/* Static: a failed test's teardown answers them still. */
+	static struct answer	 a, s, g, o, st, acc;
+	struct cb_error		 e;
+	int			 i;
+
+	assert_int_equal(r_set(f, held, "CB1:1:old", &a), 0);
+	assert_int_equal(r_set(f, other, "CB1:1:other", &a), 0);
+	lock_values(f, "SHARE");
+	CALL(f, fresh(f, &s), f->v->ops->set(f->v, &held, "CB1:1:new", done,
+	    &s, E));
+	wait_lock_waiters(f, "1");
+	/* Asked after the set: the overlapping get, then other values. */
+	for (i = 0; i < T_NTYPES; i++)
+		t[i] = &f->st[i];
+	f->returned = false;
+	fresh(f, &g);
+	fresh(f, &o);
+	fresh(f, &st);
+	fresh(f, &acc);
+	assert_int_equal(f->v->ops->get(f->v, &held, got, &g, &e), 0);
+	assert_int_equal(f->v->ops->get(f->v, &other, got, &o, &e), 0);
+	assert_int_equal(f->v->ops->status(f->v, users[1], t, T_NTYPES,
+	    status_cb, &st, &e), 0);
+	assert_int_equal(f->v->ops->list_accounts(f->v, types[1], 0,
+	    accounts_listed, &acc, &e), 0);
+	f->returned = true;
+	wait_for(f, &o, 1);
+	wait_for(f, &st, T_NTYPES);
+	wait_for(f, &acc, 1);
+	assert_int_equal(o.rc, 0);
+	assert_string_equal(o.sealed, "CB1:1:other");
+	assert_true(st.status[0] > 0);
+	assert_int_equal(acc.rc, 0);
+	/* All of that while the write and the read of its value wait. */
+	assert_int_equal(s.called, 0);
+	assert_int_equal(g.called, 0);
+	unlock_values(f);
+	wait_for(f, &g, 1);
+	assert_int_equal(s.called, 1);
+	assert_int_equal(s.rc, 0);
+	assert_true(s.order < g.order);
+	assert_int_equal(g.rc, 0);
+	assert_string_equal(g.sealed, "CB1:1:new");
+}
+
+/*
+ * A read held on the server (credvalues locked in ACCESS EXCLUSIVE mode):
+ * a write of its value asked after it is not sent until the read is
+ * answered, and the read gets the value from before the write; a write
+ * of another value is sent at once.
+ */
+static void
+test_values_pg_write_waits_for_a_read_of_its_value_asked_before_it(
+    void **state)
+{
+	struct fix		*f = *state;
+	struct values_ref	 ref = uref(1, 2, 0), other = uref(1, 3, 0);
+	static struct answer	 a, g, s, w;
+	uint64_t		 before;
+
+	assert_int_equal(r_set(f, ref, "CB1:1:before", &a), 0);
+	lock_values(f, "ACCESS EXCLUSIVE");
+	CALL(f, fresh(f, &g), f->v->ops->get(f->v, &ref, got, &g, E));
+	wait_lock_waiters(f, "1");
+	before = values_pg_writes_asked(f->v);
+	CALL(f, fresh(f, &w), f->v->ops->set(f->v, &other, "CB1:1:else",
+	    done, &w, E));
+	assert_true(values_pg_writes_sent(f->v, before + 1));
+	CALL(f, fresh(f, &s), f->v->ops->set(f->v, &ref, "CB1:1:after", done,
+	    &s, E));
+	assert_int_equal(values_pg_writes_asked(f->v), before + 2);
+	/* The set of another value is on the server; this one is not. */
+	assert_false(values_pg_writes_sent(f->v, before + 2));
+	wait_lock_waiters(f, "2");
+	assert_false(values_pg_writes_sent(f->v, before + 2));
+	unlock_values(f);
+	wait_for(f, &s, 1);
+	assert_int_equal(g.called, 1);
+	assert_true(g.order < s.order);
+	assert_string_equal(g.sealed, "CB1:1:before");
+	assert_int_equal(s.rc, 0);
+	assert_true(values_pg_writes_sent(f->v, before + 2));
+	wait_for(f, &w, 1);
+	assert_int_equal(w.rc, 0);
+	assert_int_equal(r_get(f, ref, &a), 0);
+	assert_string_equal(a.sealed, "CB1:1:after");
+}
+
 /* A sealed value never shows in an error, even one about its row. */
 static void
 test_values_pg_errors_never_quote_the_sealed_value(void **state)
@@ -847,11 +995,14 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	int		 down;
 
 	assert_int_equal(r_set(f, ref, "CB1:1:before", &a), 0);
-	snprintf(pid, sizeof(pid), "%s", pgserver_ok(&f->loop, f->c.pg,
+	snprintf(pid, sizeof(pid), "%s", pgserver_ok(&f->loop, f->r.pg,
 	    "SELECT pg_backend_pid()", &r));
-	/* A get waits behind a long statement when the backend is ended. */
+	/*
+	 * A get waits behind a long statement on the reads' connection when
+	 * its backend is ended.
+	 */
 	memset(&sleep, 0, sizeof(sleep));
-	assert_int_equal(pg_query(f->c.pg, "SELECT pg_sleep(30)", 0, NULL,
+	assert_int_equal(pg_query(f->r.pg, "SELECT pg_sleep(30)", 0, NULL,
 	    NULL, NULL, pg_answer_cb, &sleep, &e), 0);
 	CALL(f, fresh(f, &g), f->v->ops->get(f->v, &ref, got, &g, E));
 	snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid);
@@ -867,7 +1018,7 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	assert_null(strchr(g.msg, '\n'));
 	assert_true(sleep.done == 1 && sleep.rc == -CB_EUNAVAILABLE);
 	/* Back by itself, in a new session: prepared again. */
-	assert_true(pgserver_run_until(&f->loop, &f->c.reconnected, 1,
+	assert_true(pgserver_run_until(&f->loop, &f->r.reconnected, 1,
 	    20000));
 	assert_int_equal(r_get(f, ref, &a), 0);
 	assert_string_equal(a.sealed, "CB1:1:before");
@@ -878,6 +1029,7 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	assert_true(pgserver_ctl("stop"));
 	assert_true(pgserver_run_until(&f->loop, &f->c.down, down + 1,
 	    20000));
+	assert_true(pgserver_run_until(&f->loop, &f->r.down, 1, 20000));
 	assert_false(f->v->ops->usable(f->v, &e));
 	assert_int_equal(e.code, CB_EUNAVAILABLE);
 	assert_non_null(strstr(e.msg, "not connected to PostgreSQL"));
@@ -889,7 +1041,9 @@ test_values_pg_server_going_away_gives_unavailable_then_recovers(
 	assert_int_equal(f->v->ops->clear(f->v, types[0], done, &a, &e),
 	    -CB_EUNAVAILABLE);
 	assert_true(pgserver_ctl("start"));
-	assert_true(pgserver_run_until(&f->loop, &f->c.reconnected, 2,
+	assert_true(pgserver_run_until(&f->loop, &f->c.reconnected, 1,
+	    20000));
+	assert_true(pgserver_run_until(&f->loop, &f->r.reconnected, 2,
 	    20000));
 	assert_true(f->v->ops->usable(f->v, &e));
 	assert_int_equal(a.called, 0);
@@ -925,21 +1079,30 @@ test_values_pg_failed_prepare_is_tried_again(void **state)
 	assert_int_equal(r_get(f, aref(0, "alpha"), &a), -CB_ENOTFOUND);
 }
 
-/* Closing answers what waits for PostgreSQL, once, at once. */
+/*
+ * Closing answers what waits for PostgreSQL, or for its turn, once, at
+ * once: a write sent may have been committed, one still waiting not.
+ */
 static void
 test_values_pg_close_answers_what_is_pending(void **state)
 {
 	struct fix		*f = *state;
-	struct values_ref	 ref = uref(0, 0, 0);
-	struct answer		 g, s;
+	struct values_ref	 ref = uref(0, 0, 0), other = uref(0, 1, 0);
+	struct answer		 g, s, w;
 	struct cb_error		 e;
 
 	f->returned = false;
 	fresh(f, &g);
 	fresh(f, &s);
+	fresh(f, &w);
 	assert_int_equal(f->v->ops->get(f->v, &ref, got, &g, &e), 0);
-	assert_int_equal(f->v->ops->set(f->v, &ref, "CB1:1:x", done, &s,
+	assert_int_equal(f->v->ops->set(f->v, &other, "CB1:1:x", done, &s,
 	    &e), 0);
+	/* Waits for the get of its value, on the reads' connection. */
+	assert_int_equal(f->v->ops->set(f->v, &ref, "CB1:1:y", done, &w,
+	    &e), 0);
+	assert_false(values_pg_writes_sent(f->v,
+	    values_pg_writes_asked(f->v)));
 	f->returned = true;
 	f->v->ops->close(f->v);
 	f->v = NULL;
@@ -948,10 +1111,15 @@ test_values_pg_close_answers_what_is_pending(void **state)
 	assert_string_equal(g.msg, "the broker is shutting down");
 	assert_int_equal(s.called, 1);
 	assert_non_null(strstr(s.msg, "may have been committed"));
+	assert_int_equal(w.called, 1);
+	assert_int_equal(w.rc, -CB_EUNAVAILABLE);
+	assert_string_equal(w.msg, "the broker is shutting down");
 	/* PostgreSQL's answers come later, to nobody. */
 	pgserver_close(&f->loop, &f->c);
+	pgserver_close(&f->loop, &f->r);
 	assert_int_equal(g.called, 1);
 	assert_int_equal(s.called, 1);
+	assert_int_equal(w.called, 1);
 }
 
 #define T(name)	cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -970,6 +1138,8 @@ main(void)
 		T(test_values_pg_status_across_types),
 		T(test_values_pg_generation_does_not_hide_values_as_in_sqlite),
 		T(test_values_pg_pipelined_operations_keep_their_order),
+		T(test_values_pg_reads_of_other_values_are_answered_while_a_write_is_held),
+		T(test_values_pg_write_waits_for_a_read_of_its_value_asked_before_it),
 		T(test_values_pg_errors_never_quote_the_sealed_value),
 		T(test_values_pg_reseal_rewrites_every_value_once),
 		T(test_values_pg_reseal_leaves_values_written_meanwhile),
