@@ -22,6 +22,12 @@ A, B and C, on one PostgreSQL database of the private cluster of cbtest
    B's writer when B switches keys (held there by a trigger of the test
    that sleeps, their notifications held back) are re-sealed by the
    rotation: B restarted with the new key alone uses them.
+ - A value written through B with the old key and held behind a read of
+   the same value on B's reads' connection (held there by a row security
+   policy of the test) when B's barrier is answered: B does not say it
+   seals with the new key until that write has gone out; then the
+   rotation completes and re-seals it, and B restarted with the new key
+   alone substitutes it.
 """
 
 import json
@@ -403,6 +409,145 @@ class FleetRotationCase(FleetBase):
         kp = cl.ok("keypair.get", {"keypair": "held"})
         self.assertEqual([v["version"] for v in kp["versions"]], [1])
         self.assertIn("BEGIN PUBLIC KEY", kp["versions"][0]["public_pem"])
+
+    def b_row(self):
+        """B's row in brokers: (heartbeat, sealing, key_versions)."""
+        return tuple(self.A.pg_sql(
+            "SELECT extract(epoch FROM heartbeat), sealing, key_versions "
+            "FROM brokers WHERE pid = %d" % self.B.pid).split("|"))
+
+    def test_a_value_write_held_behind_a_read_at_the_switch_is_resealed(self):
+        """A cred.set on B sealed with the old key and held behind a read
+        of the same value asked before it (a substitution's, held on B's
+        reads' connection by a row security policy of the test that
+        sleeps while a gate row exists), still unsent when B's barrier is
+        answered: B does not say it seals with the new key while that
+        write waits, and the rotation waits for it; once the read is
+        answered the write goes out, B says so, the rotation completes,
+        every value in PostgreSQL is under the new key, and B restarted
+        with the new key alone substitutes the value the write set."""
+        # B's connections are told apart by their application_name, and
+        # wait for a held statement longer than the test holds it.
+        conninfo = self.B.pg_conninfo()
+        self.B.pg_conninfo = lambda: conninfo + \
+            " application_name=cbtest_b"
+        self.B.extra.setdefault("storage", []).append(
+            ("postgresql_timeout", str(int(4 * DEADLINE))))
+        self.B.write_config()
+        self.B.restart()
+        self.b.close()
+        self.b = self.B.client()
+        self.addCleanup(self.b.close)
+        self.a.ok("type.create", {"ident": "val", "name": "Val",
+                                  "storage": "db"})
+        cbtest.poll_until(lambda: self.b.call(
+            "type.get", {"type": "val"})[0] is None, DEADLINE, 0.05,
+            "the type on B")
+        u = new_user()
+        old = "old-" + cbtest.plain_key(16)
+        new = "new-" + cbtest.plain_key(16)
+        self.a.ok("cred.set", {"type": "val", "user": u, "value": old})
+        key, paths = self.new_key()
+        for d in (self.A, self.B, self.C):
+            self.stage(d, paths[d])
+        cbtest.poll_until(
+            lambda: [len(x["key_kcvs"]) for x in self.a.ok(
+                "key.status")["brokers"] if x["live"]] == [2, 2, 2],
+            DEADLINE, 0.1, "the new key held by all three, seen on A")
+        # Reads of credvalues by B sleep while cbtest_gate has a row.
+        self.A.pg_sql("; ".join([
+            "CREATE TABLE cbtest_gate (x integer)",
+            "INSERT INTO cbtest_gate VALUES (1)",
+            "CREATE FUNCTION cbtest_hold() RETURNS boolean LANGUAGE "
+            "plpgsql VOLATILE AS $$ BEGIN WHILE current_setting("
+            "'application_name') = 'cbtest_b' AND EXISTS (SELECT 1 FROM "
+            "cbtest_gate) LOOP PERFORM pg_sleep(0.02); END LOOP; "
+            "RETURN true; END $$",
+            "CREATE POLICY cbtest_all ON credvalues USING (true) "
+            "WITH CHECK (true)",
+            "CREATE POLICY cbtest_held ON credvalues AS RESTRICTIVE FOR "
+            "SELECT USING (cbtest_hold())",
+            "ALTER TABLE credvalues ENABLE ROW LEVEL SECURITY",
+            "ALTER TABLE credvalues FORCE ROW LEVEL SECURITY"]))
+        # The gate is emptied in a transaction of its own before the
+        # rest goes: a held statement keeps a lock on cbtest_gate.
+        undo = "; ".join([
+            "ALTER TABLE credvalues NO FORCE ROW LEVEL SECURITY",
+            "ALTER TABLE credvalues DISABLE ROW LEVEL SECURITY",
+            "DROP POLICY IF EXISTS cbtest_held ON credvalues",
+            "DROP POLICY IF EXISTS cbtest_all ON credvalues",
+            "DROP FUNCTION IF EXISTS cbtest_hold()",
+            "DROP TABLE IF EXISTS cbtest_gate"])
+        self.addCleanup(self.A.pg_sql, undo)
+        self.addCleanup(self.A.pg_sql, "DELETE FROM cbtest_gate",
+                        check=False)
+        calls = []
+
+        def send(method, params):
+            c = self.B.client()
+            self.addCleanup(c.close)
+            i = c.new_id()
+            c.send_raw(cbtest.pack_request(i, method, params))
+            calls.append((c, i))
+
+        # The read, held on B's reads' connection; then the write of the
+        # same value, sealed with the old key, waiting for it.
+        send("substitute", cbtest.bearer_substitute(u, "val", URL))
+        cbtest.poll_until(lambda: self.A.pg_sql(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name "
+            "= 'cbtest_b' AND wait_event = 'PgSleep' AND query LIKE "
+            "'%credvalues%'") == "1", DEADLINE, 0.02,
+            "B's read held")
+        send("cred.set", {"type": "val", "user": u, "value": new})
+        # The set's bytes reached B before a later call's: B has read
+        # (and sealed) it by the time it answers that call.
+        self.b.ok("stats")
+        self.assertEqual(self.b_row()[1], "1", "B sealing before the start")
+        err, res = self.rotate(self.a, paths[self.A])
+        self.assertIsNone(err, res)
+        # B switches (its row lists the new version) and its barrier goes
+        # down its writer at its next heartbeat; with the write still
+        # unsent, B goes on saying it seals with the old key over several
+        # heartbeats, and the rotation waits for it.
+        cbtest.poll_until(lambda: self.b_row()[2] == "{1,2}", DEADLINE,
+                          0.05, "B holding the rotation's new key")
+        beat = float(self.b_row()[0])
+        cbtest.poll_until(
+            lambda: float(self.b_row()[0]) >= beat + 3 * HEARTBEAT_S,
+            DEADLINE, 0.1, "three more heartbeats of B")
+        self.assertEqual(self.b_row()[1], "1",
+                         "B says it seals with the new key, a write unsent")
+        self.assertNotIn("this broker says it seals with the new key",
+                         self.B.log())
+        rot = self.a.ok("key.status")["rotation"]
+        self.assertEqual(rot["state"], "running", rot)
+        self.assertEqual(self.A.pg_sql(
+            "SELECT count(*) FROM credvalues WHERE sealed LIKE 'CB1:2:%'"),
+            "0", "values re-sealed before B says it seals with the new key")
+        # The read goes, then the write, then B says so.
+        self.A.pg_sql("DELETE FROM cbtest_gate")
+        (c, i) = calls[0]
+        m = c.wait_response(i, timeout=DEADLINE)
+        self.assertIsNone(m[2], m)
+        self.assertEqual(m[3]["request"]["headers"][0][1], "Bearer " + old)
+        (c, i) = calls[1]
+        m = c.wait_response(i, timeout=DEADLINE)
+        self.assertIsNone(m[2], m)
+        for c in (self.a, self.b, self.c):
+            self.wait_rotated(c, 2)
+        self.assertIn("this broker says it seals with the new key",
+                      self.B.log())
+        self.assertEqual(self.A.pg_sql(
+            "SELECT count(*) FROM credvalues WHERE sealed NOT LIKE "
+            "'CB1:2:%'"), "0", "credvalues left under the old key")
+        self.A.pg_sql(undo)
+        # The old key is no longer needed: B starts with the new one.
+        self.B.write_key(key)
+        self.B.restart()
+        cl = self.B.client()
+        self.addCleanup(cl.close)
+        self.assertEqual(cl.ok("key.status")["version"], 2)
+        self.assertEqual(self.bearer_of(cl, "val", u), new)
 
     def set_values(self, client, ident, n, tag):
         """n users with a value each, set through client: {user: value}."""
