@@ -1933,30 +1933,20 @@ store_type_cache_drop(struct store *st)
 	store_types_drop(st);
 }
 
-/* Look a type up by uuid (lower-case) or else by ident. */
+/* Look a type up by uuid (lower-case) or else by ident: a copy. */
 int
 store_type_get(struct store *st, const char *ref, struct store_type *out,
     struct cb_error *err)
 {
 	const struct store_type	*t;
-	bool			 by_uuid;
 	int			 ret;
 
 	memset(out, 0, sizeof(*out));
-	if (ids_uuid_valid(ref))
-		by_uuid = true;
-	else if (ids_type_ident_valid(ref))
-		by_uuid = false;
-	else
-		return cb_error_set(err, CB_EBADREQ,
-		    "invalid credential type reference: expected an ident "
-		    "([A-Za-z][A-Za-z0-9_.-]{0,63}) or a lower-case uuid");
-	if ((ret = store_types_load(st, err)) != 0)
+	if ((ret = store_type_borrow(st, ref, &t, err)) != 0)
 		return ret;
-	if ((t = store_types_find(st, ref, by_uuid)) == NULL)
-		return cb_error_set(err, CB_ENOTFOUND,
-		    "credential type '%s' not found", ref);
-	return type_copy(out, t, err);
+	ret = type_copy(out, t, err);
+	store_type_release(t);
+	return ret;
 }
 
 /*
