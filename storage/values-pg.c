@@ -309,26 +309,14 @@ vpg_job_free(struct vpg_job *j)
 }
 
 /*
- * Whether two operations may touch the same values (values-sqlite.c's
- * rule).  A job names a type ("" for every type: status, reseal) and a
- * user or an account (neither: every value of its types).
+ * Whether two operations may touch the same values (values_overlap, the
+ * rule of values-sqlite.c too).
  */
 static bool
 vpg_overlap(const struct vpg_job *a, const struct vpg_job *b)
 {
-	bool	awide = a->user_uuid[0] == '\0' && a->account[0] == '\0';
-	bool	bwide = b->user_uuid[0] == '\0' && b->account[0] == '\0';
-
-	if (a->type_uuid[0] != '\0' && b->type_uuid[0] != '\0' &&
-	    strcmp(a->type_uuid, b->type_uuid) != 0)
-		return false;
-	if (awide || bwide)
-		return true;
-	if (a->user_uuid[0] != '\0' && b->user_uuid[0] != '\0')
-		return strcmp(a->user_uuid, b->user_uuid) == 0;
-	if (a->account[0] != '\0' && b->account[0] != '\0')
-		return strcmp(a->account, b->account) == 0;
-	return false;
+	return values_overlap(a->type_uuid, a->user_uuid, a->account,
+	    b->type_uuid, b->user_uuid, b->account);
 }
 
 /*

@@ -1,9 +1,11 @@
 /*
  * values: what every backend shares: the seal context of a value and the
- * queue that defers answers to the next loop turn.
+ * queue that defers answers to the next loop turn, and the rule by which
+ * operations on values are ordered.
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "sealctx.h"
 #include "values.h"
@@ -83,4 +85,22 @@ values_defer_close(struct values_defer *d)
 	}
 	uv_close((uv_handle_t *)d->idle, values_defer_closed);
 	d->idle = NULL;
+}
+
+bool
+values_overlap(const char *atype, const char *auser, const char *aaccount,
+    const char *btype, const char *buser, const char *baccount)
+{
+	bool	awide = auser[0] == '\0' && aaccount[0] == '\0';
+	bool	bwide = buser[0] == '\0' && baccount[0] == '\0';
+
+	if (atype[0] != '\0' && btype[0] != '\0' && strcmp(atype, btype) != 0)
+		return false;
+	if (awide || bwide)
+		return true;
+	if (auser[0] != '\0' && buser[0] != '\0')
+		return strcmp(auser, buser) == 0;
+	if (aaccount[0] != '\0' && baccount[0] != '\0')
+		return strcmp(aaccount, baccount) == 0;
+	return false;
 }

@@ -157,6 +157,15 @@ void	 values_context(const struct values *v, char *buf, size_t sz,
 	    const struct values_ref *ref);
 
 /*
+ * Whether two operations on values may touch the same values, the rule by
+ * which the backends order them.  Each names a type uuid ("" for every
+ * type) and a user uuid or an account (both "": every value of its types).
+ */
+bool	 values_overlap(const char *atype, const char *auser,
+	    const char *aaccount, const char *btype, const char *buser,
+	    const char *baccount);
+
+/*
  * Deferred answers: one uv_idle handle per queue runs, on the next loop
  * turn, the jobs queued before that turn (jobs queued by a job wait for
  * the turn after).  A job's run() is called once, with cancelled true
