@@ -36,6 +36,7 @@
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "keep.h"
 #include "origin.h"
 #include "proto.h"
 #include "seal.h"
@@ -46,13 +47,6 @@
 #include "template.h"
 #include "url.h"
 #include "values.h"
-
-#ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/asan_interface.h>
-#else
-#define ASAN_POISON_MEMORY_REGION(p, n)		((void)(p), (void)(n))
-#define ASAN_UNPOISON_MEMORY_REGION(p, n)	((void)(p), (void)(n))
-#endif
 
 #define SUB_HEADERS_MAX		128
 #define SUB_METHOD_MAX		32
@@ -686,27 +680,14 @@ sub_templates_free(struct sub *s)
 	tpl_free(&s->body_tpl);
 }
 
-/*
- * Freed substitutions are kept for the next ones, as calls are (rpc.c):
- * a struct sub is too large for malloc's per-thread cache.  A kept one
- * holds nothing of its own (sub_free wipes and frees what it points to)
- * and is zeroed again before reuse, and poisoned while kept under
- * AddressSanitizer.  The loop's thread only.
- */
-#define SUBS_KEPT	1024
-static struct sub	*subs_kept[SUBS_KEPT];
-static size_t		 nsubs_kept;
+/* Freed substitutions are kept for the next ones, as calls are (keep.h). */
+static struct keep	subs_kept;
 
 /* At shutdown: give the kept substitutions back. */
 void
 sub_release_kept(void)
 {
-	while (nsubs_kept > 0) {
-		struct sub	*s = subs_kept[--nsubs_kept];
-
-		ASAN_UNPOISON_MEMORY_REGION(s, sizeof(*s));
-		free(s);
-	}
+	keep_release(&subs_kept, sizeof(struct sub));
 }
 
 /* Step 5: wipe and free everything. */
@@ -727,11 +708,7 @@ sub_free(struct sub *s)
 	component_free(&s->comp);
 	if (s->arg_free != NULL)
 		s->arg_free(s->arg);
-	if (nsubs_kept < SUBS_KEPT) {
-		ASAN_POISON_MEMORY_REGION(s, sizeof(*s));
-		subs_kept[nsubs_kept++] = s;
-	} else
-		free(s);
+	keep_put(&subs_kept, s, sizeof(*s));
 }
 
 /*
@@ -776,11 +753,7 @@ sub_new(struct rpc_call *call, sub_then_fn then, void *arg)
 {
 	struct sub	*s;
 
-	if (nsubs_kept > 0) {
-		s = subs_kept[--nsubs_kept];
-		ASAN_UNPOISON_MEMORY_REGION(s, sizeof(*s));
-		memset(s, 0, sizeof(*s));
-	} else if ((s = calloc(1, sizeof(*s))) == NULL)
+	if ((s = keep_take(&subs_kept, sizeof(*s))) == NULL)
 		return NULL;
 	s->call = call;
 	s->then = then;

@@ -26,65 +26,19 @@
 
 #include "cb_error.h"
 #include "credbrokerd.h"
+#include "keep.h"
 #include "log.h"
 #include "proto.h"
 #include "secbuf.h"
 
-#ifdef __SANITIZE_ADDRESS__
-#include <sanitizer/asan_interface.h>
-#else
-#define ASAN_POISON_MEMORY_REGION(p, n)		((void)(p), (void)(n))
-#define ASAN_UNPOISON_MEMORY_REGION(p, n)	((void)(p), (void)(n))
-#endif
-
-/*
- * Ended calls are kept for the next ones, up to as many as a burst of
- * pipelined requests makes: a struct rpc_call is too large for malloc's
- * per-thread cache, and taking one from its bins and giving it back costs
- * several hundred instructions a call.  A kept call holds no request or
- * reply (both are wiped and freed when it ends) and is zeroed again
- * before reuse.  Calls are made and ended on the loop's thread only.
- * Under AddressSanitizer a kept call is poisoned, so that a use after
- * its end is still caught.
- */
-#define RPC_CALLS_KEPT	1024
-static struct rpc_call	*rpc_calls_kept[RPC_CALLS_KEPT];
-static size_t		 rpc_ncalls_kept;
-
-/* A zeroed call, as calloc would give; NULL when out of memory. */
-static struct rpc_call *
-rpc_call_new(void)
-{
-	struct rpc_call	*call;
-
-	if (rpc_ncalls_kept == 0)
-		return calloc(1, sizeof(*call));
-	call = rpc_calls_kept[--rpc_ncalls_kept];
-	ASAN_UNPOISON_MEMORY_REGION(call, sizeof(*call));
-	memset(call, 0, sizeof(*call));
-	return call;
-}
-
-static void
-rpc_call_free(struct rpc_call *call)
-{
-	if (rpc_ncalls_kept < RPC_CALLS_KEPT) {
-		ASAN_POISON_MEMORY_REGION(call, sizeof(*call));
-		rpc_calls_kept[rpc_ncalls_kept++] = call;
-	} else
-		free(call);
-}
+/* Ended calls are kept for the next ones (keep.h). */
+static struct keep	rpc_calls_kept;
 
 /* At shutdown: give the kept calls back. */
 void
 rpc_release_kept(void)
 {
-	while (rpc_ncalls_kept > 0) {
-		struct rpc_call	*call = rpc_calls_kept[--rpc_ncalls_kept];
-
-		ASAN_UNPOISON_MEMORY_REGION(call, sizeof(*call));
-		free(call);
-	}
+	keep_release(&rpc_calls_kept, sizeof(struct rpc_call));
 }
 
 static const rpc_handler rpc_handlers[CB_M_COUNT] = {
@@ -442,7 +396,7 @@ rpc_reply(struct rpc_call *call, int rc, const struct cb_error *err)
 	/* The request goes last: the reply may have quoted from it. */
 	msgpack_unpacked_destroy(&call->up);
 	secbuf_free(&call->req);
-	rpc_call_free(call);
+	keep_put(&rpc_calls_kept, call, sizeof(*call));
 }
 
 void
@@ -549,7 +503,7 @@ rpc_dispatch(struct broker *b, const struct rpc_sink *sink,
 		    true));
 		goto early;
 	}
-	if ((call = rpc_call_new()) == NULL) {
+	if ((call = keep_take(&rpc_calls_kept, sizeof(*call))) == NULL) {
 		cb_error_set(&err, CB_EINTERNAL, "out of memory");
 		goto early;
 	}
