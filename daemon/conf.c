@@ -683,7 +683,7 @@ conf_load(struct conf *c, const char *path, char *const *overrides,
 	c->idle_timeout = 300;
 	c->message_timeout = 30;
 	c->shutdown_timeout = 10;
-	c->page_cache_mb = 8;
+	c->page_cache_mb = 16;
 	c->pg_timeout = 5;
 	c->vault_max_connections = 16;
 	c->vault_max_pending = 16;

@@ -162,7 +162,7 @@ assert_defaults(const struct conf *c)
 	assert_int_equal(c->shutdown_timeout, 10);
 	assert_int_equal(c->substitute_syntax, TPL_SYNTAX_BOTH);
 	assert_string_equal(c->database, DEF_DATABASE);
-	assert_int_equal(c->page_cache_mb, 8);
+	assert_int_equal(c->page_cache_mb, 16);
 	assert_int_equal(c->mmap_mb, 0);
 	assert_int_equal(c->vault_max_connections, 16);
 	assert_int_equal(c->vault_max_pending, 16);
