@@ -418,6 +418,18 @@ class BenchCompareLoadTest(BenchCompareCase):
         self.assertTrue(any("busy machine" in l and "0.93" in l and
                             "0.5" in l for l in pre), out)
 
+    def test_bench_compare_rss_holds_1000_idle_connections_of_one_uid(self):
+        # The rss setting, run briefly: its broker must take the 1,000
+        # idle connections that one uid opens (server.max_connections_per_uid
+        # defaults to 128) and judge the run.
+        rc, out, err = self.run_compare(["--no-build", "--only", "rss",
+                                         "-d", "0.3", "--warmup", "0"])
+        self.assertEqual(rc, 0, err)
+        rows, pre = table_rows(self, out, "memory:")
+        self.assertEqual(len(rows), 1, out)
+        self.assertIn(rows[0][""], ("met", "MISSED"), out)
+        self.assertNotIn("idle connections answered", err)
+
     def test_bench_compare_request_table_has_the_load_column(self):
         if not os.access(HTTPD, os.X_OK):
             self.skipTest("credbroker-bench-httpd not built at %s" % HTTPD)
@@ -678,6 +690,26 @@ class BenchCompareReplayTest(BenchCompareCase):
                         self.assertEqual(r["target"], "none (information)")
                         self.assertEqual(r[""], "-", rows)
                 self.assertEqual(len(rows), 4, rows)
+
+    def test_bench_compare_rss_judges_only_a_run_without_errors(self):
+        # 1,000 idle connections (bench-compare's default): a run in which
+        # some were refused, or calls failed, measured a smaller broker
+        # than asked, and its peak of 20 MiB must not be called met.
+        for errors, answered, lost, verdict in (
+                (0, 1000, 0, "met"), (0, 128, 0, "NOT JUDGED"),
+                (0, 1000, 3, "NOT JUDGED"), (7, 1000, 0, "NOT JUDGED")):
+            with self.subTest(errors=errors, answered=answered, lost=lost):
+                r = self.result("rss", "sub1 + 1000 idle", errors=errors)
+                r["idle"] = {"connections": 1000, "answered": answered,
+                             "lost": lost, "rss_before_kib": 16 * 1024,
+                             "rss_after_kib": 17 * 1024}
+                rows, pre = table_rows(self, self.report([r]), "memory:")
+                self.assertEqual(len(rows), 1, rows)
+                self.assertEqual(rows[0]["peak (VmHWM) MiB"], "20.0")
+                self.assertTrue(rows[0][""].startswith(verdict), rows)
+                if verdict != "met":
+                    self.assertIn("%d of 1000 idle connections answered"
+                                  % answered, rows[0][""])
 
 
 class BenchCompareWritesTest(BenchCompareCase):
