@@ -55,11 +55,12 @@ class BenchTest(cbtest.DaemonTestCase):
             self.skipTest("credbroker-bench not built at %s" % BENCH)
         super().setUp()
 
-    def bench(self, *args, expect_rc=0):
+    def bench(self, *args, expect_rc=0, env=None):
         cmd = [BENCH, "-s", self.d.socket, "--pid", str(self.d.pid)]
         cmd += list(args)
         p = subprocess.run(cmd, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=TIMEOUT)
+                           stderr=subprocess.PIPE, timeout=TIMEOUT,
+                           env=dict(os.environ, **(env or {})))
         out = p.stdout.decode("utf-8", "replace")
         err = p.stderr.decode("utf-8", "replace")
         self.assertEqual(p.returncode, expect_rc,
@@ -67,8 +68,8 @@ class BenchTest(cbtest.DaemonTestCase):
                          "stderr:\n%s" % (args, p.returncode, out, err))
         return out
 
-    def bench_json(self, *args, expect_rc=0):
-        out = self.bench("--json", *args, expect_rc=expect_rc)
+    def bench_json(self, *args, expect_rc=0, env=None):
+        out = self.bench("--json", *args, expect_rc=expect_rc, env=env)
         lines = [l for l in out.splitlines() if l.strip()]
         self.assertEqual(len(lines), 1, out)
         return json.loads(lines[0])
@@ -161,9 +162,48 @@ class BenchTest(cbtest.DaemonTestCase):
         self.assertTrue(lines[0].startswith("# " + BENCH), out)
         self.assertTrue(lines[1].startswith("# machine: "), out)
         for word in ("throughput", "latency", "daemon", "client",
-                     "memory"):
+                     "machine", "memory"):
             self.assertTrue(any(l.startswith(word) for l in lines),
                             "no %s line in:\n%s" % (word, out))
+
+    def test_machine_steal_and_idle_and_the_daemon_reads_per_request(self):
+        # One connection at depth 1: the daemon reads each hello with a
+        # read(2) of its own, so there is at least one per request, and
+        # a handful at most (the read that finds the socket empty).
+        r = self.bench_json("-w", "hello", "-c", "1", "-P", "1", "-n",
+                            "2000", "--warmup", "0")
+        self.assertSane(r, "hello")
+        m = r["machine"]
+        for k in ("steal_pct", "idle_pct"):
+            self.assertGreaterEqual(m[k], 0, r)
+            self.assertLessEqual(m[k], 100, r)
+        self.assertLessEqual(m["steal_pct"] + m["idle_pct"], 100.01, r)
+        reads = r["daemon"]["reads_per_request"]
+        self.assertGreaterEqual(reads, 0.9, r)
+        self.assertLess(reads, 10, r)
+
+    def test_machine_shares_come_from_two_proc_stat_readings(self):
+        # Over the window: user 1000, nice 100, system 400, idle 3000,
+        # iowait 500, steal 1000 of 6000 ticks; guest (50) is counted in
+        # user already and adds nothing.
+        f = os.path.join(self.d.dir, "proc-stat")
+        with open(f, "w") as fh:
+            fh.write("cpu  1000 0 500 7000 500 0 0 1000 0 0\n"
+                     "cpu  2000 100 900 10000 1000 0 0 2000 50 0\n")
+        env = {"CB_BENCH_PROC_STAT": f}
+        args = ("-w", "hello", "-c", "1", "-n", "50", "--warmup", "0")
+        r = self.bench_json(*args, env=env)
+        self.assertEqual(r["machine"]["steal_pct"], 16.67, r)
+        self.assertEqual(r["machine"]["idle_pct"], 58.33, r)
+        out = self.bench(*args, env=env)
+        self.assertRegex(out, r"(?m)^machine +steal 16\.7%, idle 58%; "
+                         r"daemon [0-9.]+ reads/request$")
+        # Readings that do not make a window are unknown, not a failure.
+        with open(f, "w") as fh:
+            fh.write("cpu  1000 0 500 7000 500 0 0 1000 0 0\n")
+        r = self.bench_json(*args, env=env)
+        self.assertIsNone(r["machine"]["steal_pct"], r)
+        self.assertIsNone(r["machine"]["idle_pct"], r)
 
     def test_idle_connections(self):
         r = self.bench_json("-w", "none", "--idle", "30")
