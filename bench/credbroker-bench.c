@@ -658,7 +658,7 @@ machine_ticks(void)
 	if ((f = fopen(hook != NULL ? hook : "/proc/stat", "re")) == NULL)
 		return t;
 	while (fgets(line, sizeof(line), f) != NULL) {
-		memcpy(cur, line, sizeof(cur));
+		memcpy(cur, line, strlen(line) + 1);
 		if (hook == NULL || ++n == nread)
 			break;
 	}
