@@ -5,8 +5,11 @@
  * depth of P requests in flight on each: whenever replies arrive on a
  * connection, as many new requests are written (in one write) as it takes
  * to have P outstanding again.  It reports throughput, the p50, p99 and
- * p99.9 of the per-request latency (send to receive, CLOCK_MONOTONIC), and,
- * given the daemon's pid, the daemon's CPU time and resident memory.
+ * p99.9 of the per-request latency (send to receive, CLOCK_MONOTONIC), the
+ * shares of the machine's CPU time that were idle and that the host took
+ * (steal, /proc/stat) over the measured window, and, given the daemon's
+ * pid, the daemon's CPU time, resident memory and read system calls per
+ * request (/proc/PID/io).
  *
  * It is built not to be the bottleneck: one thread, one libuv loop polling
  * plain non-blocking sockets, requests packed once per kind with msgpack-c
@@ -34,6 +37,10 @@
  * and every request picks one uniformly at random, so --setup in one run
  * and a measurement in another agree on who has which value.  Values are
  * 40 alphanumeric characters, also derived from (user, type).
+ *
+ * Test hook: CB_BENCH_PROC_STAT, when not empty, names a file read instead
+ * of /proc/stat; its Nth line serves the Nth reading (the last line every
+ * later one), so a file of two "cpu ..." lines gives the window's shares.
  *
  * Exit status: 0, 1 when any request failed (the first error is shown),
  * 2 on usage errors, 3 when the broker cannot be reached.
@@ -595,6 +602,91 @@ proc_status_kib(long pid, const char *name)
 	return v;
 }
 
+/*
+ * Read-type system calls of pid so far (syscr of /proc/PID/io: read,
+ * pread64, readv, preadv of every thread, sockets included; recv and
+ * recvmsg are not counted), or -1 when the file cannot be read (it needs
+ * the right to trace the process).
+ */
+static long long
+proc_reads(long pid)
+{
+	char		 path[64], line[128];
+	FILE		*f;
+	long long	 v = -1;
+
+	if (pid <= 0)
+		return -1;
+	snprintf(path, sizeof(path), "/proc/%ld/io", pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL)
+		if (strncmp(line, "syscr:", 6) == 0) {
+			v = strtoll(line + 6, NULL, 10);
+			break;
+		}
+	fclose(f);
+	return v;
+}
+
+/* The machine's CPU time so far, in ticks, from the "cpu" line. */
+struct ticks {
+	bool			 ok;
+	unsigned long long	 total, idle, steal;
+};
+
+/*
+ * The first line of /proc/stat: user nice system idle iowait irq softirq
+ * steal (guest and guest_nice are counted in user and nice already).
+ * With CB_BENCH_PROC_STAT, the Nth call reads line N of that file.
+ */
+static struct ticks
+machine_ticks(void)
+{
+	static unsigned		 nread;
+	const char		*hook = getenv("CB_BENCH_PROC_STAT");
+	char			 line[512], cur[512] = "";
+	unsigned long long	 v[8] = { 0 };
+	struct ticks		 t = { .ok = false };
+	unsigned		 n = 0;
+	FILE			*f;
+	int			 i, nv;
+
+	nread++;
+	if (hook != NULL && *hook == '\0')
+		hook = NULL;
+	if ((f = fopen(hook != NULL ? hook : "/proc/stat", "re")) == NULL)
+		return t;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		memcpy(cur, line, strlen(line) + 1);
+		if (hook == NULL || ++n == nread)
+			break;
+	}
+	fclose(f);
+	if (strncmp(cur, "cpu ", 4) != 0)
+		return t;
+	nv = sscanf(cur + 4, "%llu %llu %llu %llu %llu %llu %llu %llu",
+	    &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
+	if (nv < 4)
+		return t;
+	for (i = 0; i < 8; i++)
+		t.total += v[i];
+	t.idle = v[3] + v[4];		/* idle and iowait */
+	t.steal = v[7];
+	t.ok = true;
+	return t;
+}
+
+/* What rose from x0 to x1 over the window a..b, in percent of it, or -1. */
+static double
+ticks_pct(const struct ticks *a, const struct ticks *b,
+    unsigned long long x0, unsigned long long x1)
+{
+	if (!a->ok || !b->ok || b->total <= a->total || x1 < x0)
+		return -1;
+	return 100.0 * (double)(x1 - x0) / (double)(b->total - a->total);
+}
+
 static double
 self_cpu(void)
 {
@@ -664,6 +756,8 @@ static struct run {
 	uint64_t	 verify_failed;
 	uint64_t	 sent;
 	double		 cpu0, cpu1, ccpu0, ccpu1;
+	long long	 reads0, reads1;	/* the daemon's syscr */
+	struct ticks	 mach0, mach1;		/* not for W_SEED */
 	struct hist	 hist;
 	char		 first_error[512];
 	bool		 conn_lost;
@@ -1483,6 +1577,9 @@ run_measure_start(uint64_t now)
 	memset(R.err_by_kind, 0, sizeof(R.err_by_kind));
 	R.cpu0 = proc_cpu(opt.pid);
 	R.ccpu0 = self_cpu();
+	R.reads0 = proc_reads(opt.pid);
+	if (R.workload != W_SEED)
+		R.mach0 = machine_ticks();
 	R.t_measure = now;
 	R.phase = PH_MEASURE;
 }
@@ -1493,6 +1590,9 @@ run_measure_end(uint64_t now)
 	R.t_end = now;
 	R.cpu1 = proc_cpu(opt.pid);
 	R.ccpu1 = self_cpu();
+	R.reads1 = proc_reads(opt.pid);
+	if (R.workload != W_SEED)
+		R.mach1 = machine_ticks();
 	R.phase = PH_DRAIN;
 	R.t_drain_deadline = R.t_end + (uint64_t)(BENCH_DRAIN_S * 1e9);
 }
@@ -1807,6 +1907,17 @@ json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* Print key, then v with prec decimals, or null when v is negative. */
+static void
+json_num(const char *key, int prec, double v)
+{
+	fputs(key, stdout);
+	if (v >= 0)
+		printf("%.*f", prec, v);
+	else
+		fputs("null", stdout);
+}
+
 struct result {
 	/* setup */
 	bool		 did_setup;
@@ -1821,6 +1932,8 @@ struct result {
 	double		 secs, rps;
 	double		 p50, p99, p999, pmax, mean;
 	double		 dcpu, ccpu;
+	double		 steal, idle;		/* % of the machine, or -1 */
+	double		 reads;			/* per request, or -1 */
 	/* daemon memory at the end */
 	long		 rss, hwm;
 	char		 first_error[512];
@@ -1865,6 +1978,17 @@ print_text(const struct result *r)
 			    (double)(r->ok + r->errors) : 0);
 		printf("client     cpu %.2f s (%.0f%% of one core)\n", r->ccpu,
 		    100 * r->ccpu / r->secs);
+		if (r->steal >= 0)
+			printf("machine    steal %.1f%%, idle %.0f%%", r->steal,
+			    r->idle);
+		else
+			printf("machine    steal and idle unknown (/proc/stat)");
+		if (opt.pid > 0 && r->reads >= 0)
+			printf("; daemon %.2f reads/request", r->reads);
+		else if (opt.pid > 0)
+			printf("; daemon reads/request unknown (/proc/%ld/io)",
+			    opt.pid);
+		printf("\n");
 	}
 	if (opt.pid > 0)
 		printf("memory     daemon rss %.1f MiB, peak rss (VmHWM) %.1f "
@@ -1884,6 +2008,10 @@ print_json(const struct result *r)
 	json_str(stdout, cpu_model);
 	printf(",\"nproc\":%ld,\"kernel\":", ncpu);
 	json_str(stdout, uts.release);
+	if (r->did_load) {
+		json_num(",\"steal_pct\":", 2, r->steal);
+		json_num(",\"idle_pct\":", 2, r->idle);
+	}
 	printf("},\"workload\":\"%s\",\"connections\":%u,\"depth\":%u,"
 	    "\"users\":%" PRIu64 ",\"types\":%u,\"storage\":\"%s\"",
 	    workload_names[opt.workload], opt.conns, opt.depth, opt.users,
@@ -1922,6 +2050,8 @@ print_json(const struct result *r)
 			printf(",\"cpu_s\":%.3f,\"cpu_us_per_request\":%.2f",
 			    r->dcpu, r->ok + r->errors ? 1e6 * r->dcpu /
 			    (double)(r->ok + r->errors) : 0);
+		if (r->did_load)
+			json_num(",\"reads_per_request\":", 3, r->reads);
 		printf("}");
 	}
 	if (r->first_error[0] != '\0') {
@@ -1960,12 +2090,18 @@ usage(int status)
 "      --types K         bench types to create and fill (default 5)\n"
 "      --vault           the types are Vault-stored (prefix bench_v)\n"
 "      --type-prefix P   type ident prefix (default bench_t, bench_v)\n"
-"      --pid PID         the daemon: report its CPU time and memory\n"
+"      --pid PID         the daemon: report its CPU time, its memory and\n"
+"                        its read-type system calls per request (syscr of\n"
+"                        /proc/PID/io: read, pread, readv of every thread,\n"
+"                        socket reads included)\n"
 "      --idle N          open N more connections that stay idle (after one\n"
 "                        hello) and report the daemon's memory with them\n"
 "      --verify          unpack every reply and check the values in it\n"
 "      --seed N          random seed for the choice of users (default 1)\n"
-"      --json            one JSON object instead of text\n",
+"      --json            one JSON object instead of text\n"
+"The machine's steal and idle shares of the measured window are read from\n"
+"/proc/stat (CB_BENCH_PROC_STAT: a file read instead, line N for the Nth\n"
+"reading).\n",
 	    "/run/credbroker/credbroker.sock");
 	exit(status);
 }
@@ -2194,7 +2330,7 @@ main(int argc, char **argv)
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
 	memset(&r, 0, sizeof(r));
-	r.dcpu = -1;
+	r.dcpu = r.steal = r.idle = r.reads = -1;
 	loop = uv_default_loop();
 	tmpls_build();
 	if (opt.workload == W_SUBCURL)
@@ -2269,6 +2405,13 @@ main(int argc, char **argv)
 		    (double)R.hist.count : 0;
 		r.dcpu = R.cpu0 >= 0 && R.cpu1 >= 0 ? R.cpu1 - R.cpu0 : -1;
 		r.ccpu = R.ccpu1 - R.ccpu0;
+		r.steal = ticks_pct(&R.mach0, &R.mach1, R.mach0.steal,
+		    R.mach1.steal);
+		r.idle = ticks_pct(&R.mach0, &R.mach1, R.mach0.idle,
+		    R.mach1.idle);
+		r.reads = R.reads0 < 0 || R.reads1 < R.reads0 ? -1 :
+		    R.ok + R.errors == 0 ? 0 :
+		    (double)(R.reads1 - R.reads0) / (double)(R.ok + R.errors);
 		if (R.first_error[0] != '\0' && r.first_error[0] == '\0')
 			snprintf(r.first_error, sizeof(r.first_error), "%s",
 			    R.first_error);

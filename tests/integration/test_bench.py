@@ -55,11 +55,12 @@ class BenchTest(cbtest.DaemonTestCase):
             self.skipTest("credbroker-bench not built at %s" % BENCH)
         super().setUp()
 
-    def bench(self, *args, expect_rc=0):
+    def bench(self, *args, expect_rc=0, env=None):
         cmd = [BENCH, "-s", self.d.socket, "--pid", str(self.d.pid)]
         cmd += list(args)
         p = subprocess.run(cmd, stdout=subprocess.PIPE,
-                           stderr=subprocess.PIPE, timeout=TIMEOUT)
+                           stderr=subprocess.PIPE, timeout=TIMEOUT,
+                           env=dict(os.environ, **(env or {})))
         out = p.stdout.decode("utf-8", "replace")
         err = p.stderr.decode("utf-8", "replace")
         self.assertEqual(p.returncode, expect_rc,
@@ -67,8 +68,8 @@ class BenchTest(cbtest.DaemonTestCase):
                          "stderr:\n%s" % (args, p.returncode, out, err))
         return out
 
-    def bench_json(self, *args, expect_rc=0):
-        out = self.bench("--json", *args, expect_rc=expect_rc)
+    def bench_json(self, *args, expect_rc=0, env=None):
+        out = self.bench("--json", *args, expect_rc=expect_rc, env=env)
         lines = [l for l in out.splitlines() if l.strip()]
         self.assertEqual(len(lines), 1, out)
         return json.loads(lines[0])
@@ -161,9 +162,48 @@ class BenchTest(cbtest.DaemonTestCase):
         self.assertTrue(lines[0].startswith("# " + BENCH), out)
         self.assertTrue(lines[1].startswith("# machine: "), out)
         for word in ("throughput", "latency", "daemon", "client",
-                     "memory"):
+                     "machine", "memory"):
             self.assertTrue(any(l.startswith(word) for l in lines),
                             "no %s line in:\n%s" % (word, out))
+
+    def test_machine_steal_and_idle_and_the_daemon_reads_per_request(self):
+        # One connection at depth 1: the daemon reads each hello with a
+        # read(2) of its own, so there is at least one per request, and
+        # a handful at most (the read that finds the socket empty).
+        r = self.bench_json("-w", "hello", "-c", "1", "-P", "1", "-n",
+                            "2000", "--warmup", "0")
+        self.assertSane(r, "hello")
+        m = r["machine"]
+        for k in ("steal_pct", "idle_pct"):
+            self.assertGreaterEqual(m[k], 0, r)
+            self.assertLessEqual(m[k], 100, r)
+        self.assertLessEqual(m["steal_pct"] + m["idle_pct"], 100.01, r)
+        reads = r["daemon"]["reads_per_request"]
+        self.assertGreaterEqual(reads, 0.9, r)
+        self.assertLess(reads, 10, r)
+
+    def test_machine_shares_come_from_two_proc_stat_readings(self):
+        # Over the window: user 1000, nice 100, system 400, idle 3000,
+        # iowait 500, steal 1000 of 6000 ticks; guest (50) is counted in
+        # user already and adds nothing.
+        f = os.path.join(self.d.dir, "proc-stat")
+        with open(f, "w") as fh:
+            fh.write("cpu  1000 0 500 7000 500 0 0 1000 0 0\n"
+                     "cpu  2000 100 900 10000 1000 0 0 2000 50 0\n")
+        env = {"CB_BENCH_PROC_STAT": f}
+        args = ("-w", "hello", "-c", "1", "-n", "50", "--warmup", "0")
+        r = self.bench_json(*args, env=env)
+        self.assertEqual(r["machine"]["steal_pct"], 16.67, r)
+        self.assertEqual(r["machine"]["idle_pct"], 58.33, r)
+        out = self.bench(*args, env=env)
+        self.assertRegex(out, r"(?m)^machine +steal 16\.7%, idle 58%; "
+                         r"daemon [0-9.]+ reads/request$")
+        # Readings that do not make a window are unknown, not a failure.
+        with open(f, "w") as fh:
+            fh.write("cpu  1000 0 500 7000 500 0 0 1000 0 0\n")
+        r = self.bench_json(*args, env=env)
+        self.assertIsNone(r["machine"]["steal_pct"], r)
+        self.assertIsNone(r["machine"]["idle_pct"], r)
 
     def test_idle_connections(self):
         r = self.bench_json("-w", "none", "--idle", "30")
@@ -452,6 +492,74 @@ class BenchCompareLoadTest(BenchCompareCase):
         self.assertEqual(body[1][-1], "0.30/0.30", out)
         self.assertNotIn("busy machine", out)
 
+    def steal_runs(self, steal_pcts, *args):
+        """Runs bench-compare (hello only) with each run's /proc/stat
+        readings served from a file (CB_BENCH_PROC_STAT): the Nth run
+        takes a window whose steal is the Nth of STEAL_PCTS (the last one
+        from then on).  The runs, in order: hello and sub1 with
+        log.level=warning at P=1, then the same at P=16."""
+        f = proc_stat_file(self.tmp.name, steal_pcts)
+        return self.run_compare(
+            ["--no-build", "--only", "workloads", "-d", "0.3", "--warmup",
+             "0", "--workloads", "hello", "--users", "20"] + list(args),
+            env={"CB_BENCH_PROC_STAT": f})
+
+    def runs_of(self, err, label):
+        """How many runs of LABEL bench-compare reported on stderr."""
+        return len(re.findall(r"(?m)^bench-compare: +credbroker %s +[0-9]+ "
+                              r"req/s.* steal " % re.escape(label), err))
+
+    def test_bench_compare_takes_a_run_above_the_steal_limit_again(self):
+        # hello P=1 sees 12% then 3%: taken once more, the second kept;
+        # every later run sees 3%.
+        rc, out, err = self.steal_runs([12, 3])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("steal 12.0% during workloads hello P=1 is above 5%: "
+                      "running it again (1 of 2)", err)
+        self.assertEqual(err.count("running it again"), 1, err)
+        self.assertEqual(self.runs_of(err, "hello P=1"), 2, err)
+        self.assertEqual(self.runs_of(err, "hello P=16"), 1, err)
+        self.assertRegex(err, r"(?m)^bench-compare: +credbroker hello P=1 "
+                         r".* steal 12\.0%$")
+        rows, pre = table_rows(self, out, "every workload")
+        steal = {r["workload"]: r["steal % max"] for r in rows}
+        self.assertEqual(steal, {"hello P=1": "3.0", "hello P=16": "3.0",
+                                 "sub1 P=1 log.level=warning": "3.0",
+                                 "sub1 P=16 log.level=warning": "3.0"}, out)
+        self.assertNotIn("Taken while the host took", out)
+
+    def test_bench_compare_keeps_the_third_run_above_the_steal_limit_and_marks_it(self):
+        # Every run sees 9%: each is taken three times, the last kept, and
+        # nothing is refused.  --steal-max 10 takes each once.
+        rc, out, err = self.steal_runs([9])
+        self.assertEqual(rc, 0, err)
+        for label in ("hello P=1", "hello P=16",
+                      "sub1 P=1 log.level=warning"):
+            self.assertEqual(self.runs_of(err, label), 3, err)
+        self.assertEqual(err.count("running it again (2 of 2)"), 4, err)
+        self.assertEqual(err.count("in the third run too: keeping it"), 4,
+                         err)
+        rows, pre = table_rows(self, out, "every workload")
+        self.assertTrue(any(l.startswith("**Taken while the host took more "
+                                         "than 5% of the machine's CPU**: "
+                                         "steal 9.0% to 9.0% in 4 of the 4 "
+                                         "runs") for l in pre), out)
+        for r in rows:
+            self.assertEqual(r["steal % max"], "9.0", out)
+        rc, out, err = self.steal_runs([9], "--steal-max", "10")
+        self.assertEqual(rc, 0, err)
+        self.assertNotIn("running it again", err)
+        self.assertEqual(self.runs_of(err, "hello P=1"), 1, err)
+        self.assertNotIn("Taken while the host took", out)
+
+    def test_bench_compare_refuses_a_steal_max_that_is_not_a_percentage(self):
+        for v in ("abc", "-1", ""):
+            with self.subTest(steal_max=v):
+                rc, out, err = self.compare(["0.10"], "--steal-max", v)
+                self.assertEqual(rc, 2, err)
+                self.assertIn("--steal-max", err)
+                self.assertNotIn("###", out)
+
     def test_bench_compare_refuses_a_settle_that_is_not_seconds(self):
         for v in ("abc", "-1", "1.2.3", ""):
             with self.subTest(settle=v):
@@ -492,6 +600,47 @@ class BenchCompareTargetTest(BenchCompareCase):
         if abs(ratio - 0.9) > 0.01 and abs(p99 - 1.0) > 0.001:
             self.assertEqual(r[""], "met" if ratio >= 0.9 and p99 <= 1.0
                              else "MISSED", out)
+
+    def test_bench_compare_reads_steal_around_redis_benchmark(self):
+        # The redis run sees 8% then 2%: taken again, the second kept;
+        # the broker's run sees 2%.
+        f = proc_stat_file(self.tmp.name, [8, 2])
+        rc, out, err = self.run_compare(
+            ["--no-build", "--only", "p1", "-d", "0.3", "--warmup", "0",
+             "--rounds", "1", "--users", "50", "--keep"],
+            env={"CB_BENCH_PROC_STAT": f})
+        scratch = re.search(r"scratch (/\S+);", err)
+        self.assertIsNotNone(scratch, err)
+        self.addCleanup(shutil.rmtree, scratch.group(1), True)
+        self.assertEqual(rc, 0, err)
+        self.assertIn("steal 8.0% during p1 redis is above 5%: running it "
+                      "again (1 of 2)", err)
+        self.assertEqual(len(re.findall(r"(?m)^bench-compare: +redis GET "
+                                        r"redis .* steal 8\.0%$", err)), 1,
+                         err)
+        self.assertEqual(err.count("running it again"), 1, err)
+        with open(os.path.join(scratch.group(1), "results.jsonl")) as fh:
+            res = {r["label"]: r for r in map(json.loads, fh)}
+        self.assertEqual(res["redis"]["machine"],
+                         {"steal_pct": 2.0, "idle_pct": 78.0})
+        self.assertEqual(res["redis"]["steal_retried"], [8.0])
+        self.assertEqual(res["sub1"]["machine"]["steal_pct"], 2.0)
+        self.assertNotIn("steal_retried", res["sub1"])
+        rows, pre = table_rows(self, out, "substitute (1 placeholder")
+        self.assertEqual(rows[0]["steal % max"], "2.0", out)
+
+
+def proc_stat_file(d, steal_pcts):
+    """A file for CB_BENCH_PROC_STAT in D: for each of STEAL_PCTS, two
+    "cpu" lines 10,000 ticks apart, of which user 2,000, that percentage
+    steal and the rest idle.  Its name."""
+    f = os.path.join(d, "proc-stat")
+    with open(f, "w") as fh:
+        for st in steal_pcts:
+            fh.write("cpu  1000 0 0 50000 0 0 0 100 0 0\n")
+            fh.write("cpu  3000 0 0 %d 0 0 0 %d 0 0\n" %
+                     (58000 - st * 100, 100 + st * 100))
+    return f
 
 
 def table_cells(testcase, out, title):
@@ -534,7 +683,7 @@ class BenchCompareReplayTest(BenchCompareCase):
 
     def result(self, setting, label, rnd=1, rps=1000.0, p50=0.1, p99=0.5,
                p999=0.9, cpu=3.0, hwm_mib=20.0, seconds=10.0, sets=None,
-               errors=0, load=0.10):
+               errors=0, load=0.10, steal=None, reads=None):
         r = {"setting": setting, "label": label, "round": rnd,
              "command": "credbroker-bench %s %s" % (setting, label),
              "rps": rps, "requests": int(rps * seconds), "errors": errors,
@@ -544,6 +693,10 @@ class BenchCompareReplayTest(BenchCompareCase):
              "daemon": {"cpu_us_per_request": cpu,
                         "hwm_kib": int(hwm_mib * 1024)},
              "load_before": load, "load_after": 0.9}
+        if steal is not None:
+            r["machine"] = {"steal_pct": steal, "idle_pct": 40.0}
+        if reads is not None:
+            r["daemon"]["reads_per_request"] = reads
         if sets is not None:
             r["by_method"] = {"cred.set": int(sets * seconds),
                               "substitute": int((rps - sets) * seconds)}
@@ -605,6 +758,38 @@ class BenchCompareReplayTest(BenchCompareCase):
         self.assertEqual(t["50 conns, P=1"][""], "MISSED", t)
         t = self.redis_table([1.0] * 3, [1.0] * 3, p1_p99=0.9)
         self.assertEqual(t["50 conns, P=1"][""], "met", t)
+
+    def test_bench_compare_marks_a_table_that_kept_a_run_above_the_steal_limit(self):
+        res = []
+        for rnd, st in ((1, 0.5), (2, 7.3)):
+            res.append(self.result("scale-p1", "1k", rnd, steal=st,
+                                   reads=1.5))
+            res.append(self.result("scale-p1", "big", rnd, steal=0.2,
+                                   reads=3.0 + rnd))
+            res.append(self.result("request", "request", rnd, steal=4.9))
+            res.append(self.result("request", "sub+curl", rnd, steal=1.0))
+        mark = ("**Taken while the host took more than 5%% of the machine's "
+                "CPU**: steal 7.3%% to 7.3%% in 1 of the %d runs")
+        out = self.report(res)
+        # The report's opening counts every run, the table its own.
+        self.assertIn(mark % 8, out.split("###")[0], out)
+        rows, pre = table_rows(self, out, "scale:")
+        self.assertTrue(any(l.startswith(mark % 4) for l in pre), out)
+        self.assertEqual(len(rows), 1, out)
+        self.assertEqual(rows[0]["steal % max"], "7.3", out)
+        # Each broker's read system calls per request, the median of its
+        # rounds.
+        self.assertEqual(rows[0]["1k reads/request"], "1.50", out)
+        self.assertEqual(rows[0]["big reads/request"], "4.50", out)
+        rows, pre = table_rows(self, out, "the broker sends the request")
+        self.assertEqual([r["steal % max"] for r in rows], ["4.9", "1.0"],
+                         out)
+        self.assertFalse(any("Taken while the host" in l for l in pre), out)
+        # Under a higher limit nothing is marked.
+        out = self.report(res, "--steal-max", "7.5")
+        self.assertNotIn("Taken while the host", out)
+        rows, pre = table_rows(self, out, "scale:")
+        self.assertEqual(rows[0]["steal % max"], "7.3", out)
 
     def writes(self, statfs="ext2/ext3", mount="ext4", mix_p999=(4.9,),
                sets=(10100,), set_errors=0):
