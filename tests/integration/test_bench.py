@@ -302,8 +302,17 @@ class BenchCompareCase(unittest.TestCase):
         with open(f, "w") as fh:
             for l in loads:
                 fh.write("%s %s\n" % (l, rest))
+        # The host's real steal would make bench-compare take runs again,
+        # each with readings of the load average of its own, so that the
+        # sequences of readings these tests serve would no longer match
+        # the runs: unless a test gives readings of its own, every run
+        # sees none.
         e = dict(os.environ, CB_BENCH_LOADAVG=f, PYTHON=sys.executable)
         e.update(env or {})
+        if "CB_BENCH_PROC_STAT" not in e:
+            quiet = os.path.join(self.tmp.name, "no-steal")
+            os.makedirs(quiet, exist_ok=True)
+            e["CB_BENCH_PROC_STAT"] = proc_stat_file(quiet, [0])
         p = subprocess.run([COMPARE, "--build-dir", cbtest.BUILD_DIR] +
                            list(args), stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, env=e, timeout=timeout)
