@@ -217,6 +217,16 @@ conn_close(struct conn *c)
 		uv_read_stop((uv_stream_t *)&c->pipe);
 		c->reading = false;
 	}
+	/*
+	 * Nothing more is read or processed: what is left unread goes now,
+	 * wiped, not when the handles have closed.  Connections that end
+	 * together (a client pool closing, the end of each read being a read
+	 * chunk of its own) would otherwise hold a chunk each until then.
+	 * From inside conn_process the buffer is still being walked: it goes
+	 * when that ends.
+	 */
+	if (!c->processing)
+		secbuf_free(&c->rbuf);
 	if (c->pending_writes == 0 && c->inflight == 0)
 		conn_really_close(c);
 }
@@ -548,9 +558,10 @@ conn_process(struct conn *c)
 	}
 	/*
 	 * An idle connection holds no buffer: it goes back to the pool, and
-	 * only the bytes that were received need wiping.
+	 * only the bytes that were received need wiping.  Nor does one that
+	 * is closing, which reads no more.
 	 */
-	if (c->rbuf.len == 0)
+	if (c->rbuf.len == 0 || c->closing)
 		secbuf_free(&c->rbuf);
 }
 

@@ -16,6 +16,7 @@ drives them itself.
 import fcntl
 import os
 import resource
+import signal
 import socket
 import struct
 import termios
@@ -265,6 +266,62 @@ class ConnLimitsTest(unittest.TestCase):
                              "connection open for 30 s")
         self.assertGreaterEqual(closed, 1.0)
         self.assertIn("server.message_timeout", d.log())
+
+    def test_connections_that_end_together_do_not_each_hold_a_read_chunk(self):
+        # The end of a connection is read like any bytes, into a chunk of
+        # 64 KiB; a closing connection lets go of it at once, not when its
+        # handles have closed.  So 1,000 connections seen ending in one
+        # pass of the loop take a chunk at a time, not 1,000 (62.5 MiB).
+        # The daemon is stopped while they end, so that it sees all of
+        # their ends together.
+        n, per_uid = 1000, 100
+        d = self.start(server=[("max_connections", "1100")],
+                       grants=["uid:0 *", "gid:%d read:health" % USERS_GID])
+
+        def settle(count, what):
+            with d.client() as c:
+                cbtest.poll_until(
+                    lambda: c.ok("health")["connections"] == count + 1,
+                    60, interval=0.1, what=what)
+
+        def open_all():
+            socks = []
+            for i in range(0, n, per_uid):
+                socks += self.connect(OTHERS[i // per_uid], USERS_GID,
+                                      per_uid)
+            settle(n, "every connection to be accepted")
+            return socks
+
+        def close_all(socks):
+            os.kill(d.pid, signal.SIGSTOP)
+            try:
+                for s in socks:
+                    s.close()
+                    self.socks.remove(s)
+            finally:
+                os.kill(d.pid, signal.SIGCONT)
+            settle(0, "every connection to be closed")
+
+        # Once first: the pool's blocks, the allocator, the connections.
+        close_all(open_all())
+        socks = open_all()
+        # The peak is counted from here (proc(5), clear_refs).
+        with open("/proc/%d/clear_refs" % d.pid, "w") as f:
+            f.write("5")
+        base = proc_kib(d.pid, "VmRSS")
+        close_all(socks)
+        peak = proc_kib(d.pid, "VmHWM")
+        with d.client() as c:
+            c.ok("hello")
+        if cbtest.daemon_sanitized():
+            self.skipTest("memory figures are not checked under ASan; the "
+                          "release build checks them")
+        # A quarter of a chunk per connection is far above what closing
+        # takes (its own allocations come back from the allocator's cache)
+        # and far below a chunk each.
+        self.assertLess(peak - base, n * 64 // 4,
+                        "VmRSS %d KiB before the ends, peak %d KiB"
+                        % (base, peak))
 
     def test_memory_returns_after_large_partial_messages(self):
         # Under ASan the pool's paths still run, on fewer connections, but
