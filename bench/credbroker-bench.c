@@ -579,27 +579,37 @@ proc_cpu(long pid)
 	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* A "Name: N kB" line of /proc/pid/status in KiB, or -1. */
-static long
-proc_status_kib(long pid, const char *name)
+/*
+ * The number of a "name: N ..." line of /proc/PID/file, or -1 when pid is
+ * not given, the file cannot be read or has no such line.
+ */
+static long long
+proc_field(long pid, const char *file, const char *name)
 {
-	char	 path[64], line[256];
-	FILE	*f;
-	long	 v = -1;
-	size_t	 nl = strlen(name);
+	char		 path[64], line[256];
+	FILE		*f;
+	long long	 v = -1;
+	size_t		 nl = strlen(name);
 
 	if (pid <= 0)
 		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+	snprintf(path, sizeof(path), "/proc/%ld/%s", pid, file);
 	if ((f = fopen(path, "re")) == NULL)
 		return -1;
 	while (fgets(line, sizeof(line), f) != NULL)
 		if (strncmp(line, name, nl) == 0 && line[nl] == ':') {
-			v = strtol(line + nl + 1, NULL, 10);
+			v = strtoll(line + nl + 1, NULL, 10);
 			break;
 		}
 	fclose(f);
 	return v;
+}
+
+/* A "Name: N kB" line of /proc/pid/status in KiB, or -1. */
+static long
+proc_status_kib(long pid, const char *name)
+{
+	return (long)proc_field(pid, "status", name);
 }
 
 /*
@@ -611,22 +621,7 @@ proc_status_kib(long pid, const char *name)
 static long long
 proc_reads(long pid)
 {
-	char		 path[64], line[128];
-	FILE		*f;
-	long long	 v = -1;
-
-	if (pid <= 0)
-		return -1;
-	snprintf(path, sizeof(path), "/proc/%ld/io", pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return -1;
-	while (fgets(line, sizeof(line), f) != NULL)
-		if (strncmp(line, "syscr:", 6) == 0) {
-			v = strtoll(line + 6, NULL, 10);
-			break;
-		}
-	fclose(f);
-	return v;
+	return proc_field(pid, "io", "syscr");
 }
 
 /* The machine's CPU time so far, in ticks, from the "cpu" line. */

@@ -959,9 +959,9 @@ store_configure(struct store *st, struct cb_error *err)
  * lookups bring in, so a lookup reads little more than its leaf from the
  * file (1.11 reads per lookup measured, against 1.46 with 8 MiB).  Pages
  * are allocated only as they are used, so a small store never takes the
- * whole cache.  A memory map lets
- * lookups in a database larger than the cache read pages without a system
- * call each, but every page it touches then counts in the broker's RSS.
+ * whole cache.  A memory map lets lookups in a database larger than the
+ * cache read pages without a system call each, but every page it touches
+ * then counts in the broker's RSS.
  */
 int
 store_tune(struct store *st, unsigned page_cache_mb, unsigned mmap_mb,

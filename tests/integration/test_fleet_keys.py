@@ -302,6 +302,16 @@ class FleetRotationCase(FleetBase):
         for c in (self.a, self.b, self.c):
             self.wait_rotated(c, 2)
 
+    def send_to_b(self, method, params):
+        """Send a call to broker B without waiting for its answer, on a
+        client of its own (a write holds its caller): the client and the
+        call's msgid."""
+        c = self.B.client()
+        self.addCleanup(c.close)
+        i = c.new_id()
+        c.send_raw(cbtest.pack_request(i, method, params))
+        return c, i
+
     def held_sleeping(self, table):
         """Is a write to table held in pg_sleep by the test's trigger?"""
         return self.A.pg_sql(
@@ -352,15 +362,10 @@ class FleetRotationCase(FleetBase):
              "DROP FUNCTION IF EXISTS cbtest_held()"] +
             ["ALTER TABLE %s ENABLE TRIGGER %s_notify" % (t, t)
              for t in NOTIFIED]))
-        # Each call has a client of its own: a write holds its caller.
         calls = []
 
         def send(method, params):
-            c = self.B.client()
-            self.addCleanup(c.close)
-            i = c.new_id()
-            c.send_raw(cbtest.pack_request(i, method, params))
-            calls.append((c, i))
+            calls.append(self.send_to_b(method, params))
 
         stats = self.B.client()
         self.addCleanup(stats.close)
@@ -484,11 +489,7 @@ class FleetRotationCase(FleetBase):
         calls = []
 
         def send(method, params):
-            c = self.B.client()
-            self.addCleanup(c.close)
-            i = c.new_id()
-            c.send_raw(cbtest.pack_request(i, method, params))
-            calls.append((c, i))
+            calls.append(self.send_to_b(method, params))
 
         # The read, held on B's reads' connection; then the write of the
         # same value, sealed with the old key, waiting for it.
